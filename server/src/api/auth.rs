@@ -1,0 +1,247 @@
+//! Sessions: `POST /auth/login`, `POST /auth/logout`, `GET /auth/me`, `POST /auth/password`.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use plantwatch_shared::api::{
+    ChangePasswordRequest, LoginRequest, LoginResponse, Me, SessionInfo, User,
+};
+use plantwatch_shared::{SESSION_COOKIE, SESSION_TOKEN_PREFIX};
+use rusqlite::Connection;
+use serde_json::json;
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{AnyRole, ApiJson, Authed, ClientAddr};
+use crate::auth::{password_problem, random_token, token_hash, verify_password};
+use crate::db::{self, audit, sessions, to_time, users};
+use crate::state::AppState;
+
+/// Longest username echoed into the audit log from a failed login.
+const MAX_LOGGED_USERNAME: usize = 64;
+const INVALID_CREDENTIALS: &str = "invalid username or password";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/login", post(login))
+        .route("/auth/logout", post(logout))
+        .route("/auth/me", get(me))
+        .route("/auth/password", post(change_password))
+}
+
+/// Opens a session for `user` and records it; returns the token and its expiry.
+pub(super) fn open_session(
+    conn: &Connection,
+    state: &AppState,
+    user: &User,
+    source: Option<&str>,
+    user_agent: Option<&str>,
+) -> rusqlite::Result<(String, SessionInfo)> {
+    let now = db::now();
+    let token = random_token(SESSION_TOKEN_PREFIX);
+    let expires_at = now + state.config.session_max_age_secs as i64;
+    sessions::insert(
+        conn,
+        user.id,
+        &token_hash(&token),
+        now,
+        expires_at,
+        source,
+        user_agent,
+    )?;
+    users::touch_login(conn, user.id, now)?;
+    Ok((
+        token,
+        SessionInfo {
+            expires_at: to_time(expires_at),
+            idle_timeout_secs: state.config.session_idle_timeout_secs,
+        },
+    ))
+}
+
+/// The answer to a successful login or setup: the token in the body and as an HTTP-only cookie.
+pub(super) fn session_response(
+    state: &AppState,
+    status: StatusCode,
+    body: LoginResponse,
+) -> Response {
+    let secure = if state.https { "; Secure" } else { "" };
+    let cookie = format!(
+        "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
+        body.token, state.config.session_max_age_secs
+    );
+    let mut response = (status, Json(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+fn user_agent(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(200).collect())
+}
+
+async fn login(
+    State(state): State<AppState>,
+    addr: ClientAddr,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<LoginRequest>,
+) -> ApiResult<Response> {
+    let username = request.username.trim().to_owned();
+    let mut keys = vec![format!("user:{}", username.to_lowercase())];
+    if let Some(ip) = addr.ip() {
+        keys.push(format!("addr:{ip}"));
+    }
+    if let Err(wait) = state.limiter.check(&keys) {
+        return Err(ApiError::too_many_requests(wait.as_secs().max(1)));
+    }
+
+    let lookup = username.clone();
+    let found = state
+        .db
+        .call(move |conn| users::by_username(conn, &lookup).map_err(ApiError::from))
+        .await?;
+    let hash = found
+        .as_ref()
+        .map_or_else(|| state.decoy_hash.clone(), |f| f.password_hash.clone());
+    let valid = verify_password(request.password, hash).await? && found.is_some();
+
+    let source = addr.ip();
+    let Some(found) = found.filter(|_| valid) else {
+        state.limiter.record_failure(&keys);
+        let attempted: String = username.chars().take(MAX_LOGGED_USERNAME).collect();
+        state
+            .db
+            .call(move |conn| -> ApiResult<()> {
+                let actor = audit::Actor {
+                    user_id: None,
+                    name: attempted,
+                    source,
+                };
+                audit::record(conn, &actor, "auth.login_failed", None, None, db::now())?;
+                Ok(())
+            })
+            .await?;
+        return Err(ApiError::unauthorized(
+            "invalid_credentials",
+            INVALID_CREDENTIALS,
+        ));
+    };
+
+    state.limiter.reset(&keys[0]);
+    let agent = user_agent(&headers);
+    let session_state = state.clone();
+    let (token, session, user) = state
+        .db
+        .call(move |conn| -> ApiResult<_> {
+            let tx = conn.transaction()?;
+            let (token, session) = open_session(
+                &tx,
+                &session_state,
+                &found.user,
+                source.as_deref(),
+                agent.as_deref(),
+            )?;
+            let actor = audit::Actor {
+                user_id: Some(found.user.id),
+                name: found.user.username.clone(),
+                source,
+            };
+            let target = format!("user:{}", found.user.id);
+            audit::record(&tx, &actor, "auth.login", Some(&target), None, db::now())?;
+            let user = users::get(&tx, found.user.id)?.unwrap_or(found.user);
+            tx.commit()?;
+            Ok((token, session, user))
+        })
+        .await?;
+    tracing::info!(user = %user.username, "Signed in.");
+    Ok(session_response(
+        &state,
+        StatusCode::OK,
+        LoginResponse {
+            token,
+            user,
+            session,
+        },
+    ))
+}
+
+async fn logout(State(state): State<AppState>, auth: Authed<AnyRole>) -> ApiResult<Response> {
+    let actor = auth.actor();
+    let session_id = auth.session_id;
+    state
+        .db
+        .call(move |conn| -> ApiResult<()> {
+            let tx = conn.transaction()?;
+            sessions::delete(&tx, session_id)?;
+            let target = format!("session:{session_id}");
+            audit::record(&tx, &actor, "auth.logout", Some(&target), None, db::now())?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let clear = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    if let Ok(value) = HeaderValue::from_str(&clear) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+async fn me(auth: Authed<AnyRole>) -> Json<Me> {
+    Json(Me {
+        user: auth.user,
+        session: auth.session,
+    })
+}
+
+async fn change_password(
+    State(state): State<AppState>,
+    auth: Authed<AnyRole>,
+    ApiJson(request): ApiJson<ChangePasswordRequest>,
+) -> ApiResult<StatusCode> {
+    if let Some(problem) = password_problem(&request.new_password) {
+        return Err(ApiError::bad_request("invalid_password", problem));
+    }
+    let user_id = auth.user.id;
+    let current_hash = state
+        .db
+        .call(move |conn| users::password_hash(conn, user_id).map_err(ApiError::from))
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("invalid_token", "the user no longer exists"))?;
+    if !verify_password(request.current_password, current_hash).await? {
+        return Err(ApiError::bad_request(
+            "wrong_password",
+            "the current password is wrong",
+        ));
+    }
+    let new_hash = crate::auth::hash_password(request.new_password).await?;
+    let actor = auth.actor();
+    let keep = auth.session_id;
+    state
+        .db
+        .call(move |conn| -> ApiResult<()> {
+            let tx = conn.transaction()?;
+            let now = db::now();
+            users::set_password_hash(&tx, user_id, &new_hash, now)?;
+            let ended = sessions::delete_for_user(&tx, user_id, Some(keep))?;
+            let target = format!("user:{user_id}");
+            let details = json!({ "other_sessions_ended": ended });
+            audit::record(
+                &tx,
+                &actor,
+                "auth.password_change",
+                Some(&target),
+                Some(&details),
+                now,
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

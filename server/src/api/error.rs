@@ -1,0 +1,184 @@
+//! `ApiError`: every failure of every route answers `{"error": {code, message, details}}`.
+//! 4xx say what the caller did wrong; 5xx are logged with their cause and answered with a
+//! generic message and the request id, never the internal text.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use plantwatch_shared::api::{ErrorBody, ErrorDetail};
+use serde_json::json;
+
+use crate::db::DbError;
+
+tokio::task_local! {
+    /// Id of the request being handled, set by the request-context middleware.
+    pub static REQUEST_ID: String;
+}
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+    pub details: Option<serde_json::Value>,
+    pub retry_after_secs: Option<u64>,
+    /// Cause of a 5xx, logged and never sent.
+    pub cause: Option<anyhow::Error>,
+}
+
+/// Result of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code: code.to_owned(),
+            message: message.into(),
+            details: None,
+            retry_after_secs: None,
+            cause: None,
+        }
+    }
+
+    pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unauthorized(code: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn not_found(code: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    pub fn conflict(code: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    pub fn too_many_requests(retry_after_secs: u64) -> Self {
+        let mut error = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            format!("too many failed attempts; try again in {retry_after_secs} s"),
+        );
+        error.retry_after_secs = Some(retry_after_secs);
+        error.details = Some(json!({ "retry_after_secs": retry_after_secs }));
+        error
+    }
+
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        let mut error = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal server error",
+        );
+        error.cause = Some(cause.into());
+        error
+    }
+
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let request_id = REQUEST_ID.try_with(Clone::clone).ok();
+        let (message, details) = if self.status.is_server_error() {
+            match &self.cause {
+                Some(cause) => tracing::error!(error = format!("{cause:#}"), "Request failed."),
+                None => tracing::error!(code = %self.code, "Request failed."),
+            }
+            let message = match &request_id {
+                Some(id) => format!("{} (request id {id})", self.message),
+                None => self.message,
+            };
+            (message, request_id.map(|id| json!({ "request_id": id })))
+        } else {
+            (self.message, self.details)
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message,
+                details,
+            },
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs
+            && let Ok(value) = HeaderValue::from_str(&secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::Sqlite(e) => e.into(),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(error: rusqlite::Error) -> Self {
+        if let rusqlite::Error::SqliteFailure(failure, Some(text)) = &error
+            && failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+        {
+            // "UNIQUE constraint failed: users.username" names the field.
+            let field = text.rsplit(['.', ' ']).next().unwrap_or("value").to_owned();
+            return ApiError::conflict("already_exists", format!("that {field} is already taken"))
+                .with_details(json!({ "field": field }));
+        }
+        ApiError::internal(error)
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(error: anyhow::Error) -> Self {
+        ApiError::internal(error)
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let status = rejection.status();
+        let code = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            _ => "invalid_json",
+        };
+        ApiError::new(status, code, rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::bad_request("invalid_path", rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::bad_request("invalid_query", rejection.body_text())
+    }
+}
+
+impl ApiError {
+    /// The same error with another code.
+    pub fn with_code(mut self, code: &str) -> Self {
+        self.code = code.to_owned();
+        self
+    }
+}

@@ -1,0 +1,102 @@
+//! The HTTP API. Each resource module exports `router()`; they are merged here under
+//! `/api/v1`, with the request-context middleware, the body limit and JSON fallbacks, so that
+//! every answer, even to an unknown route, has the shape of DESIGN §7.
+
+pub mod audit;
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod setup;
+pub mod users;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderValue, Method, Uri};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use tracing::Instrument as _;
+
+use self::error::{ApiError, REQUEST_ID};
+use crate::state::AppState;
+
+/// The whole application router.
+pub fn app(state: AppState) -> Router {
+    let max_body = state.config.max_body_bytes;
+    let api = Router::new()
+        .merge(setup::router())
+        .merge(auth::router())
+        .merge(users::router())
+        .merge(audit::router());
+    Router::new()
+        .merge(health::router())
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn(request_context))
+        .with_state(state)
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::not_found(
+        "route_not_found",
+        format!("no route for {method} {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+/// Gives each request an id (answered in `x-request-id`) and a span with the matched route,
+/// and logs its outcome.
+async fn request_context(request: Request, next: Next) -> Response {
+    let request_id = crate::auth::random_token("")[..12].to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_else(|| request.uri().path().to_owned());
+    let span = tracing::info_span!(
+        "request",
+        id = %request_id,
+        method = %request.method(),
+        route = %route,
+    );
+    let started = std::time::Instant::now();
+    let mut response = REQUEST_ID
+        .scope(request_id.clone(), next.run(request))
+        .instrument(span.clone())
+        .await;
+    let _entered = span.enter();
+    tracing::debug!(
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "Request handled."
+    );
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+/// Default and largest page size of every list.
+pub const DEFAULT_LIMIT: u32 = 100;
+pub const MAX_LIMIT: u32 = 1000;
+
+/// Checks `limit`/`offset` of a list request.
+pub fn page_bounds(limit: Option<u32>, offset: Option<u32>) -> error::ApiResult<(u32, u32)> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("limit must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    Ok((limit, offset.unwrap_or(0)))
+}

@@ -1,0 +1,230 @@
+//! `/users` (admin): list, create, read, change role or reset password, delete. No change may
+//! leave the server without an admin.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use plantwatch_shared::api::{CreateUserRequest, ListResponse, Role, UpdateUserRequest, User};
+use rusqlite::Connection;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{AdminRole, ApiJson, ApiPath, ApiQuery, Authed};
+use super::page_bounds;
+use crate::auth::{hash_password, password_problem, username_problem};
+use crate::db::{self, audit, sessions, users};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/users", get(list).post(create))
+        .route("/users/{id}", get(read).patch(update).delete(remove))
+}
+
+/// Query of `GET /users`: paging and `sort` (a column, `-` in front for descending).
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    limit: Option<u32>,
+    offset: Option<u32>,
+    sort: Option<String>,
+}
+
+fn user_not_found(id: i64) -> ApiError {
+    ApiError::not_found("user_not_found", format!("there is no user {id}"))
+}
+
+fn last_admin() -> ApiError {
+    ApiError::conflict(
+        "last_admin",
+        "this is the last admin; make another user admin first",
+    )
+}
+
+fn existing(conn: &Connection, id: i64) -> ApiResult<User> {
+    users::get(conn, id)?.ok_or_else(|| user_not_found(id))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    _auth: Authed<AdminRole>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> ApiResult<Json<ListResponse<User>>> {
+    let (limit, offset) = page_bounds(query.limit, query.offset)?;
+    let sort = query.sort.unwrap_or_else(|| "username".to_owned());
+    let (descending, name) = match sort.strip_prefix('-') {
+        Some(name) => (true, name),
+        None => (false, sort.as_str()),
+    };
+    let order = users::SORTS
+        .iter()
+        .find(|(key, _)| *key == name)
+        .map(|(_, sql)| *sql)
+        .ok_or_else(|| {
+            let keys: Vec<&str> = users::SORTS.iter().map(|(key, _)| *key).collect();
+            ApiError::bad_request(
+                "invalid_sort",
+                format!("cannot sort by {name:?}; use one of {}", keys.join(", ")),
+            )
+        })?;
+    let (items, total) = state
+        .db
+        .call(move |conn| {
+            users::list(conn, order, descending, limit, offset).map_err(ApiError::from)
+        })
+        .await?;
+    Ok(Json(ListResponse { items, total }))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    auth: Authed<AdminRole>,
+    ApiJson(request): ApiJson<CreateUserRequest>,
+) -> ApiResult<(StatusCode, Json<User>)> {
+    let username = request.username.trim().to_owned();
+    if let Some(problem) = username_problem(&username) {
+        return Err(ApiError::bad_request("invalid_username", problem));
+    }
+    if let Some(problem) = password_problem(&request.password) {
+        return Err(ApiError::bad_request("invalid_password", problem));
+    }
+    let hash = hash_password(request.password).await?;
+    let actor = auth.actor();
+    let role = request.role;
+    let user = state
+        .db
+        .call(move |conn| -> ApiResult<User> {
+            let tx = conn.transaction()?;
+            let now = db::now();
+            let user = users::insert(&tx, &username, &hash, role, now)?;
+            let target = format!("user:{}", user.id);
+            let details = json!({ "username": user.username, "role": role });
+            audit::record(
+                &tx,
+                &actor,
+                "user.create",
+                Some(&target),
+                Some(&details),
+                now,
+            )?;
+            tx.commit()?;
+            Ok(user)
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    _auth: Authed<AdminRole>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<User>> {
+    let user = state.db.call(move |conn| existing(conn, id)).await?;
+    Ok(Json(user))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    auth: Authed<AdminRole>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(request): ApiJson<UpdateUserRequest>,
+) -> ApiResult<Json<User>> {
+    if request.role.is_none() && request.password.is_none() {
+        return Err(ApiError::bad_request(
+            "nothing_to_change",
+            "give a role, a password, or both",
+        ));
+    }
+    let new_hash = match request.password {
+        Some(password) => {
+            if let Some(problem) = password_problem(&password) {
+                return Err(ApiError::bad_request("invalid_password", problem));
+            }
+            Some(hash_password(password).await?)
+        }
+        None => None,
+    };
+    let actor = auth.actor();
+    let new_role = request.role;
+    let user = state
+        .db
+        .call(move |conn| -> ApiResult<User> {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let user = existing(&tx, id)?;
+            let now = db::now();
+            let target = format!("user:{id}");
+            if let Some(role) = new_role.filter(|role| *role != user.role) {
+                if user.role == Role::Admin && users::count_admins(&tx)? <= 1 {
+                    return Err(last_admin());
+                }
+                users::set_role(&tx, id, role, now)?;
+                let details = json!({ "from": user.role, "to": role });
+                audit::record(
+                    &tx,
+                    &actor,
+                    "user.set_role",
+                    Some(&target),
+                    Some(&details),
+                    now,
+                )?;
+            }
+            if let Some(hash) = &new_hash {
+                users::set_password_hash(&tx, id, hash, now)?;
+                // A reset password ends every session the user had.
+                let ended = sessions::delete_for_user(&tx, id, None)?;
+                let details = json!({ "sessions_ended": ended });
+                audit::record(
+                    &tx,
+                    &actor,
+                    "user.reset_password",
+                    Some(&target),
+                    Some(&details),
+                    now,
+                )?;
+            }
+            let user = existing(&tx, id)?;
+            tx.commit()?;
+            Ok(user)
+        })
+        .await?;
+    Ok(Json(user))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    auth: Authed<AdminRole>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<StatusCode> {
+    if id == auth.user.id {
+        return Err(ApiError::conflict(
+            "cannot_delete_self",
+            "you cannot delete your own account; ask another admin",
+        ));
+    }
+    let actor = auth.actor();
+    state
+        .db
+        .call(move |conn| -> ApiResult<()> {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let user = existing(&tx, id)?;
+            if user.role == Role::Admin && users::count_admins(&tx)? <= 1 {
+                return Err(last_admin());
+            }
+            users::delete(&tx, id)?;
+            let target = format!("user:{id}");
+            let details = json!({ "username": user.username, "role": user.role });
+            audit::record(
+                &tx,
+                &actor,
+                "user.delete",
+                Some(&target),
+                Some(&details),
+                db::now(),
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,122 @@
+//! Credentials of people: password hashing, session tokens and the login rate limiter.
+
+pub mod rate_limit;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore as _;
+use sha2::{Digest, Sha256};
+
+/// bcrypt cost of stored passwords (about 240 ms a hash on this project's reference machine).
+pub const BCRYPT_COST: u32 = 12;
+/// Shortest password accepted.
+pub const MIN_PASSWORD_LEN: usize = 8;
+/// bcrypt ignores everything past 72 bytes; longer passwords are refused rather than truncated.
+pub const MAX_PASSWORD_BYTES: usize = 72;
+
+/// Hashes a password on the blocking pool.
+pub async fn hash_password(password: String) -> anyhow::Result<String> {
+    Ok(tokio::task::spawn_blocking(move || bcrypt::hash(password, BCRYPT_COST)).await??)
+}
+
+/// Checks a password against a hash on the blocking pool. A malformed hash never matches.
+pub async fn verify_password(password: String, hash: String) -> anyhow::Result<bool> {
+    Ok(
+        tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
+            .await?,
+    )
+}
+
+/// A hash that no password matches, verified when the user does not exist so that an unknown
+/// user costs as much time as a wrong password.
+pub fn decoy_hash() -> String {
+    bcrypt::hash(random_token(""), BCRYPT_COST).unwrap_or_default()
+}
+
+/// Why a new password is refused, if it is.
+pub fn password_problem(password: &str) -> Option<String> {
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        Some(format!(
+            "the password must have at least {MIN_PASSWORD_LEN} characters"
+        ))
+    } else if password.len() > MAX_PASSWORD_BYTES {
+        Some(format!(
+            "the password must not exceed {MAX_PASSWORD_BYTES} bytes"
+        ))
+    } else {
+        None
+    }
+}
+
+/// Why a username is refused, if it is.
+pub fn username_problem(username: &str) -> Option<String> {
+    let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@');
+    if username.is_empty() || username.len() > 64 {
+        Some("the username must have 1 to 64 characters".to_owned())
+    } else if !username.chars().all(valid_char) {
+        Some("the username may only use letters, digits and . _ - @".to_owned())
+    } else {
+        None
+    }
+}
+
+/// A new random token: `prefix` then 32 random bytes in base64url.
+pub fn random_token(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The stored form of a session or enrollment token: hex SHA-256.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A one-time setup code, easy to read aloud and type: three groups of four.
+pub fn setup_code() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut bytes = [0u8; 12];
+    rand::rng().fill_bytes(&mut bytes);
+    let chars: Vec<char> = bytes
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect();
+    chars
+        .chunks(4)
+        .map(|group| group.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_prefixed_unique_and_hash_stably() {
+        let a = random_token("pws_");
+        let b = random_token("pws_");
+        assert!(a.starts_with("pws_"));
+        assert_ne!(a, b);
+        assert_eq!(token_hash(&a), token_hash(&a));
+        assert_ne!(token_hash(&a), token_hash(&b));
+        assert!(!token_hash(&a).contains(&a));
+    }
+
+    #[test]
+    fn passwords_and_usernames_are_checked() {
+        assert!(password_problem("short").is_some());
+        assert!(password_problem(&"x".repeat(73)).is_some());
+        assert!(password_problem("long enough").is_none());
+        assert!(username_problem("ana.lopez@plant").is_none());
+        assert!(username_problem("").is_some());
+        assert!(username_problem("a b").is_some());
+    }
+
+    #[test]
+    fn setup_codes_have_three_groups_of_four() {
+        let code = setup_code();
+        assert_eq!(code.len(), 14);
+        assert_eq!(code.split('-').count(), 3);
+    }
+}

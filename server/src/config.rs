@@ -1,0 +1,376 @@
+//! Server configuration: command-line flags over `PLANTWATCH_*` environment variables over a
+//! TOML file over built-in defaults. `plantwatch-server.sample.toml` lists every key with its
+//! default (a test holds the two together).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+/// Command line of `plantwatch-server`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "plantwatch-server",
+    version,
+    about = "The plantwatch server: HTTPS API, users, inventory and metrics on embedded SQLite."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub options: Options,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What the binary does.
+#[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Print the SHA-256 fingerprint of the server's TLS certificate, for clients to pin.
+    Fingerprint,
+}
+
+/// Flags shared by every subcommand; each can also come from its environment variable.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Options {
+    /// TOML configuration file.
+    #[arg(long, env = "PLANTWATCH_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory of the database, TLS certificate and keys [default: ./plantwatch-data].
+    #[arg(long, env = "PLANTWATCH_DATA_DIR", global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address and port to listen on [default: 0.0.0.0:8443].
+    #[arg(long, env = "PLANTWATCH_LISTEN", value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// PEM certificate (chain) to serve instead of the generated self-signed one.
+    #[arg(
+        long,
+        env = "PLANTWATCH_TLS_CERT",
+        global = true,
+        requires = "tls_key",
+        value_name = "FILE"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(
+        long,
+        env = "PLANTWATCH_TLS_KEY",
+        global = true,
+        requires = "tls_cert",
+        value_name = "FILE"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP. Refused unless listening on a loopback address.
+    #[arg(long, env = "PLANTWATCH_INSECURE_HTTP")]
+    pub insecure_http: bool,
+    /// Log format [default: pretty].
+    #[arg(long, env = "PLANTWATCH_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Seconds without a request after which a session ends [default: 43200].
+    #[arg(
+        long,
+        env = "PLANTWATCH_SESSION_IDLE_TIMEOUT_SECS",
+        value_name = "SECS"
+    )]
+    pub session_idle_timeout_secs: Option<u64>,
+    /// Seconds after login at which a session ends however busy it is [default: 604800].
+    #[arg(long, env = "PLANTWATCH_SESSION_MAX_AGE_SECS", value_name = "SECS")]
+    pub session_max_age_secs: Option<u64>,
+    /// Failed logins per user or per source address that trigger the lock-out [default: 5].
+    #[arg(long, env = "PLANTWATCH_LOGIN_MAX_FAILURES", value_name = "N")]
+    pub login_max_failures: Option<u32>,
+    /// Window over which failed logins are counted, and the lock-out lasts [default: 60].
+    #[arg(long, env = "PLANTWATCH_LOGIN_WINDOW_SECS", value_name = "SECS")]
+    pub login_window_secs: Option<u64>,
+    /// Largest accepted request body in bytes [default: 1048576].
+    #[arg(long, env = "PLANTWATCH_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Pretty,
+    /// One JSON object per event.
+    Json,
+}
+
+/// The TOML file: every key optional; absent keys fall back to the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub insecure_http: Option<bool>,
+    pub log_format: Option<LogFormat>,
+    pub session_idle_timeout_secs: Option<u64>,
+    pub session_max_age_secs: Option<u64>,
+    pub login_max_failures: Option<u32>,
+    pub login_window_secs: Option<u64>,
+    pub max_body_bytes: Option<usize>,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub insecure_http: bool,
+    pub log_format: LogFormat,
+    pub session_idle_timeout_secs: u64,
+    pub session_max_age_secs: u64,
+    pub login_max_failures: u32,
+    pub login_window_secs: u64,
+    pub max_body_bytes: usize,
+    /// First admin from `PLANTWATCH_ADMIN_USER` / `PLANTWATCH_ADMIN_PASSWORD`, created when the
+    /// database has no user. Never written to the settings table or a log.
+    pub bootstrap_admin: Option<BootstrapAdmin>,
+}
+
+/// Credentials of the admin created at first start.
+#[derive(Clone, PartialEq)]
+pub struct BootstrapAdmin {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for BootstrapAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "BootstrapAdmin {{ username: {:?}, password: *** }}",
+            self.username
+        )
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./plantwatch-data"),
+            listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
+            tls_cert: None,
+            tls_key: None,
+            insecure_http: false,
+            log_format: LogFormat::Pretty,
+            session_idle_timeout_secs: 12 * 3600,
+            session_max_age_secs: 7 * 24 * 3600,
+            login_max_failures: 5,
+            login_window_secs: 60,
+            max_body_bytes: 1024 * 1024,
+            bootstrap_admin: None,
+        }
+    }
+}
+
+impl FileConfig {
+    /// Reads and parses a TOML file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the configuration file {}", path.display()))?;
+        Self::parse(&text)
+            .with_context(|| format!("parsing the configuration file {}", path.display()))
+    }
+
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        Ok(toml::from_str(text)?)
+    }
+}
+
+impl Cli {
+    /// Merges flags and environment over the configuration file over the defaults, and checks
+    /// the result.
+    pub fn resolve(&self) -> anyhow::Result<Config> {
+        let file = match &self.options.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let mut config = Config::merge(&self.options, file);
+        config.bootstrap_admin = bootstrap_admin_from_env()?;
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn bootstrap_admin_from_env() -> anyhow::Result<Option<BootstrapAdmin>> {
+    let user = std::env::var("PLANTWATCH_ADMIN_USER").ok();
+    let password = std::env::var("PLANTWATCH_ADMIN_PASSWORD").ok();
+    match (user, password) {
+        (Some(username), Some(password)) => Ok(Some(BootstrapAdmin { username, password })),
+        (None, None) => Ok(None),
+        _ => bail!("set both PLANTWATCH_ADMIN_USER and PLANTWATCH_ADMIN_PASSWORD, or neither"),
+    }
+}
+
+impl Config {
+    /// Flags (with their environment variables) over `file` over the defaults.
+    pub fn merge(flags: &Options, file: FileConfig) -> Config {
+        let defaults = Config::default();
+        let flags = flags.clone();
+        Config {
+            data_dir: flags
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or(defaults.data_dir),
+            listen: flags.listen.or(file.listen).unwrap_or(defaults.listen),
+            tls_cert: flags.tls_cert.or(file.tls_cert),
+            tls_key: flags.tls_key.or(file.tls_key),
+            insecure_http: flags.insecure_http || file.insecure_http.unwrap_or(false),
+            log_format: flags
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(defaults.log_format),
+            session_idle_timeout_secs: flags
+                .session_idle_timeout_secs
+                .or(file.session_idle_timeout_secs)
+                .unwrap_or(defaults.session_idle_timeout_secs),
+            session_max_age_secs: flags
+                .session_max_age_secs
+                .or(file.session_max_age_secs)
+                .unwrap_or(defaults.session_max_age_secs),
+            login_max_failures: flags
+                .login_max_failures
+                .or(file.login_max_failures)
+                .unwrap_or(defaults.login_max_failures),
+            login_window_secs: flags
+                .login_window_secs
+                .or(file.login_window_secs)
+                .unwrap_or(defaults.login_window_secs),
+            max_body_bytes: flags
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(defaults.max_body_bytes),
+            bootstrap_admin: None,
+        }
+    }
+
+    /// Refuses combinations that cannot work or would be unsafe.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.insecure_http && !self.listen.ip().is_loopback() {
+            bail!(
+                "--insecure-http serves plain HTTP and is only allowed on a loopback address; \
+                 {} is not one (listen on 127.0.0.1, or drop --insecure-http to use HTTPS)",
+                self.listen
+            );
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            bail!("--tls-cert and --tls-key go together: give both or neither");
+        }
+        if self.session_idle_timeout_secs == 0 || self.session_max_age_secs == 0 {
+            bail!("session timeouts must be at least one second");
+        }
+        if self.login_max_failures == 0 || self.login_window_secs == 0 {
+            bail!("login_max_failures and login_window_secs must be at least 1");
+        }
+        if self.max_body_bytes < 1024 {
+            bail!("max_body_bytes must be at least 1024");
+        }
+        Ok(())
+    }
+
+    /// Path of the metadata database.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("plantwatch.db")
+    }
+
+    /// The settings recorded in the `settings` table, as key/value text.
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        vec![
+            ("data_dir", self.data_dir.display().to_string()),
+            ("listen", self.listen.to_string()),
+            ("tls_cert", path(&self.tls_cert).unwrap_or_default()),
+            ("tls_key", path(&self.tls_key).unwrap_or_default()),
+            ("insecure_http", self.insecure_http.to_string()),
+            (
+                "log_format",
+                format!("{:?}", self.log_format).to_lowercase(),
+            ),
+            (
+                "session_idle_timeout_secs",
+                self.session_idle_timeout_secs.to_string(),
+            ),
+            (
+                "session_max_age_secs",
+                self.session_max_age_secs.to_string(),
+            ),
+            ("login_max_failures", self.login_max_failures.to_string()),
+            ("login_window_secs", self.login_window_secs.to_string()),
+            ("max_body_bytes", self.max_body_bytes.to_string()),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = include_str!("../plantwatch-server.sample.toml");
+
+    #[test]
+    fn sample_config_parses_to_exactly_the_defaults() {
+        let file = FileConfig::parse(SAMPLE).unwrap();
+        let defaults = Config::default();
+        // Every key the sample sets is the default, and every defaulted key is in the sample.
+        assert_eq!(file.data_dir.as_ref(), Some(&defaults.data_dir));
+        assert_eq!(file.listen, Some(defaults.listen));
+        assert_eq!(file.insecure_http, Some(defaults.insecure_http));
+        assert_eq!(file.log_format, Some(defaults.log_format));
+        assert_eq!(
+            file.session_idle_timeout_secs,
+            Some(defaults.session_idle_timeout_secs)
+        );
+        assert_eq!(
+            file.session_max_age_secs,
+            Some(defaults.session_max_age_secs)
+        );
+        assert_eq!(file.login_max_failures, Some(defaults.login_max_failures));
+        assert_eq!(file.login_window_secs, Some(defaults.login_window_secs));
+        assert_eq!(file.max_body_bytes, Some(defaults.max_body_bytes));
+        assert_eq!(Config::merge(&Options::default(), file), defaults);
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let file =
+            FileConfig::parse("listen = \"127.0.0.1:9000\"\nlogin_max_failures = 9\n").unwrap();
+        let flags = Options {
+            listen: Some("127.0.0.1:9100".parse().unwrap()),
+            ..Options::default()
+        };
+        let config = Config::merge(&flags, file);
+        assert_eq!(config.listen.port(), 9100);
+        assert_eq!(config.login_max_failures, 9);
+        assert_eq!(config.login_window_secs, 60);
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_an_error() {
+        let err = FileConfig::parse("listne = \"127.0.0.1:1\"\n").unwrap_err();
+        assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
+    }
+
+    #[test]
+    fn insecure_http_is_refused_off_loopback() {
+        let mut config = Config {
+            insecure_http: true,
+            ..Config::default()
+        };
+        let err = config.validate().unwrap_err();
+        assert!(err.to_string().contains("loopback"), "{err}");
+        config.listen = "127.0.0.1:8080".parse().unwrap();
+        config.validate().unwrap();
+        config.listen = "[::1]:8080".parse().unwrap();
+        config.validate().unwrap();
+    }
+}

@@ -1,0 +1,299 @@
+//! The metadata database `plantwatch.db`: one r2d2 pool of SQLite connections (WAL, foreign
+//! keys, busy timeout), the migration runner, and one module of SQL per resource.
+//!
+//! Handlers never hold a connection across an `.await`: [`Db::call`] runs a closure on the
+//! blocking pool and hands back its result.
+
+pub mod audit;
+pub mod sessions;
+pub mod settings;
+pub mod users;
+
+use std::path::Path;
+use std::time::Duration;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OptionalExtension as _};
+use time::OffsetDateTime;
+
+/// Migrations compiled into this binary, in order. Never edit one that has landed; add one.
+pub const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_init",
+    include_str!("../../../migrations/0001_init.sql"),
+)];
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+const POOL_SIZE: u32 = 16;
+
+/// Failures of the database layer.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("no database connection available: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("database task failed: {0}")]
+    Task(String),
+    #[error(
+        "the database {path} has schema version {found}, newer than this plantwatch-server \
+         knows ({known}); it was written by a newer release. Run that release, or restore a \
+         backup made before the upgrade"
+    )]
+    TooNew {
+        path: String,
+        found: i64,
+        known: i64,
+    },
+    #[error("migration {name} failed, nothing was applied: {source}")]
+    Migration {
+        name: String,
+        source: rusqlite::Error,
+    },
+}
+
+/// A handle on the connection pool; cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: r2d2::Pool<SqliteConnectionManager>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").finish_non_exhaustive()
+    }
+}
+
+impl Db {
+    /// Opens (creating if needed) the database at `path`, applies pending migrations, and
+    /// builds the pool.
+    pub fn open(path: &Path) -> Result<Db, DbError> {
+        // WAL is a property of the file: set it once, on one connection, before the pool exists
+        // (setting it from every pooled connection races into "database is locked").
+        let mut conn = Connection::open(path)?;
+        configure(&conn)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        migrate(&mut conn, &path.display().to_string())?;
+        drop(conn);
+
+        let manager = SqliteConnectionManager::file(path).with_init(|c| configure(c));
+        let pool = r2d2::Pool::builder()
+            .max_size(POOL_SIZE)
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)?;
+        Ok(Db { pool })
+    }
+
+    /// Runs `f` with a pooled connection on the blocking thread pool.
+    pub async fn call<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(DbError::from)?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| E::from(DbError::Task(e.to_string())))?
+    }
+
+    /// A pooled connection for synchronous start-up work.
+    pub fn get(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, DbError> {
+        Ok(self.pool.get()?)
+    }
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+/// Applies every migration the database has not seen, all in one transaction, and records each
+/// in `schema_migrations`. A database newer than this binary is refused.
+pub fn migrate(conn: &mut Connection, path: &str) -> Result<(), DbError> {
+    apply_migrations(conn, path, MIGRATIONS)
+}
+
+fn apply_migrations(
+    conn: &mut Connection,
+    path: &str,
+    migrations: &[(&str, &str)],
+) -> Result<(), DbError> {
+    let known = migrations.len() as i64;
+    let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if found > known {
+        return Err(DbError::TooNew {
+            path: path.to_owned(),
+            found,
+            known,
+        });
+    }
+    if found == known {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version     INTEGER PRIMARY KEY,
+             name        TEXT NOT NULL,
+             applied_at  INTEGER NOT NULL
+         ) STRICT;",
+    )?;
+    for (index, (name, sql)) in migrations.iter().enumerate().skip(found as usize) {
+        let version = index as i64 + 1;
+        tx.execute_batch(sql).map_err(|source| DbError::Migration {
+            name: (*name).to_owned(),
+            source,
+        })?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            (version, name, now()),
+        )?;
+        tracing::info!(version, name, "Applied migration.");
+    }
+    tx.pragma_update(None, "user_version", known)?;
+    let violations: Option<String> = tx
+        .query_row("PRAGMA foreign_key_check", [], |row| row.get(0))
+        .optional()?;
+    if let Some(table) = violations {
+        return Err(DbError::Migration {
+            name: "foreign key check".to_owned(),
+            source: rusqlite::Error::InvalidParameterName(format!(
+                "foreign key violations in {table}"
+            )),
+        });
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The current time as UNIX seconds, the unit of every timestamp column.
+pub fn now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// A timestamp column as a date-time.
+pub fn to_time(secs: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table_count(conn: &Connection) -> i64 {
+        conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn migrations_apply_once_and_are_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let mut conn = Connection::open(&path).unwrap();
+        migrate(&mut conn, "t.db").unwrap();
+        let tables = table_count(&conn);
+        assert!(tables >= 22, "only {tables} tables");
+        migrate(&mut conn, "t.db").unwrap();
+        assert_eq!(table_count(&conn), tables);
+        let recorded: Vec<String> = conn
+            .prepare("SELECT name FROM schema_migrations ORDER BY version")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(recorded, vec!["0001_init".to_owned()]);
+    }
+
+    #[test]
+    fn a_newer_database_is_refused_with_a_clear_message() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        let err = migrate(&mut conn, "x.db").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("schema version 99"), "{text}");
+        assert!(text.contains("newer"), "{text}");
+    }
+
+    #[test]
+    fn a_failing_migration_leaves_nothing_half_applied() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let broken = [
+            ("0001_a", "CREATE TABLE a (x INTEGER);"),
+            ("0002_b", "CREATE TABLE b (x INTEGER); CREATE TABLE oops ("),
+        ];
+        let err = apply_migrations(&mut conn, "mem", &broken).unwrap_err();
+        assert!(err.to_string().contains("migration 0002_b failed"), "{err}");
+        assert_eq!(table_count(&conn), 0);
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 0);
+    }
+
+    #[test]
+    fn every_design_table_exists() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, "mem").unwrap();
+        for table in [
+            "users",
+            "sessions",
+            "settings",
+            "audit_log",
+            "nodes",
+            "node_tags",
+            "credentials",
+            "node_credentials",
+            "remote_components",
+            "enrollment_tokens",
+            "collector_targets",
+            "collector_config_dirty",
+            "collector_configs",
+            "device_templates",
+            "device_template_fingerprints",
+            "discovery_jobs",
+            "discovered_devices",
+            "alert_definitions",
+            "alerts",
+            "maintenance_windows",
+            "notification_channels",
+        ] {
+            let found: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                    [table],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(found, 1, "table {table} missing");
+        }
+    }
+
+    #[test]
+    fn constraints_reject_bad_rows() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        migrate(&mut conn, "mem").unwrap();
+        let bad_role = conn.execute(
+            "INSERT INTO users (username, password_hash, role, created_at, updated_at)
+             VALUES ('a', 'h', 'root', 0, 0)",
+            [],
+        );
+        assert!(bad_role.is_err());
+        let orphan_session = conn.execute(
+            "INSERT INTO sessions (user_id, token_hash, created_at, last_seen_at, expires_at)
+             VALUES (42, 'h', 0, 0, 1)",
+            [],
+        );
+        assert!(orphan_session.is_err());
+    }
+}

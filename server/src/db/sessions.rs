@@ -1,0 +1,86 @@
+//! The `sessions` table. Tokens are stored as their SHA-256 only.
+
+use plantwatch_shared::api::User;
+use rusqlite::{Connection, OptionalExtension as _};
+
+use super::users;
+
+/// A live session row with its user.
+#[derive(Clone)]
+pub struct SessionRow {
+    pub id: i64,
+    pub user: User,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+}
+
+/// Creates a session.
+pub fn insert(
+    conn: &Connection,
+    user_id: i64,
+    token_hash: &str,
+    now: i64,
+    expires_at: i64,
+    source: Option<&str>,
+    user_agent: Option<&str>,
+) -> rusqlite::Result<i64> {
+    conn.execute(
+        "INSERT INTO sessions (user_id, token_hash, created_at, last_seen_at, expires_at, source, user_agent)
+         VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6)",
+        (user_id, token_hash, now, expires_at, source, user_agent),
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// The session with this token hash, if any (expired or not).
+pub fn by_token_hash(conn: &Connection, token_hash: &str) -> rusqlite::Result<Option<SessionRow>> {
+    let found: Option<(i64, i64, i64, i64)> = conn
+        .query_row(
+            "SELECT id, user_id, last_seen_at, expires_at FROM sessions WHERE token_hash = ?1",
+            [token_hash],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let Some((id, user_id, last_seen_at, expires_at)) = found else {
+        return Ok(None);
+    };
+    Ok(users::get(conn, user_id)?.map(|user| SessionRow {
+        id,
+        user,
+        last_seen_at,
+        expires_at,
+    }))
+}
+
+/// Records activity on a session.
+pub fn touch(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<usize> {
+    conn.execute(
+        "UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1",
+        (id, now),
+    )
+}
+
+/// Ends one session.
+pub fn delete(conn: &Connection, id: i64) -> rusqlite::Result<usize> {
+    conn.execute("DELETE FROM sessions WHERE id = ?1", [id])
+}
+
+/// Ends every session of a user except `keep`.
+pub fn delete_for_user(
+    conn: &Connection,
+    user_id: i64,
+    keep: Option<i64>,
+) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM sessions WHERE user_id = ?1 AND id IS NOT ?2",
+        (user_id, keep),
+    )
+}
+
+/// Removes sessions past their absolute or idle expiry.
+pub fn delete_expired(conn: &Connection, now: i64, idle_secs: i64) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen_at + ?2 <= ?1",
+        (now, idle_secs),
+    )
+}

@@ -1,0 +1,256 @@
+//! Start-up and shutdown: data dir, database, first admin or setup code, TLS, listener, and the
+//! background loops.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt as _;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+use plantwatch_shared::Fingerprint;
+use plantwatch_shared::api::Role;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::auth::{self, hash_password, password_problem, username_problem};
+use crate::config::Config;
+use crate::db::{self, Db, audit, sessions, users};
+use crate::state::AppState;
+use crate::{api, tls};
+
+/// How long in-flight requests may take to finish at shutdown.
+const GRACE_PERIOD: Duration = Duration::from_secs(10);
+/// How often expired sessions are swept from the database.
+const SESSION_SWEEP_EVERY: Duration = Duration::from_secs(600);
+
+/// A server that accepts connections.
+pub struct Running {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    /// Fingerprint of the served certificate; `None` over plain HTTP.
+    pub fingerprint: Option<Fingerprint>,
+    /// The one-time setup code, when the server has no user yet.
+    pub setup_code: Option<String>,
+    pub state: AppState,
+    handle: Handle<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("addr", &self.addr)
+            .field("fingerprint", &self.fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Running {
+    /// The base URL clients use.
+    pub fn url(&self) -> String {
+        let scheme = if self.fingerprint.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish, stops background loops.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.handle.graceful_shutdown(Some(GRACE_PERIOD));
+        for task in self.background {
+            let _ = task.await;
+        }
+        self.server
+            .await
+            .context("server task panicked")?
+            .context("server failed")?;
+        tracing::info!("Stopped.");
+        Ok(())
+    }
+
+    /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
+    pub async fn wait_for_signal(self) -> anyhow::Result<()> {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("installing the SIGTERM handler")?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down."),
+            _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down."),
+        }
+        self.shutdown().await
+    }
+}
+
+/// Starts the server described by `config` and returns once it accepts connections.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    config.validate()?;
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    prepare_data_dir(&config)?;
+
+    let db_path = config.database_path();
+    let db = tokio::task::spawn_blocking(move || Db::open(&db_path))
+        .await
+        .context("opening the database")??;
+    {
+        let settings = config.settings();
+        db.call(move |conn| {
+            db::settings::record(conn, &settings, db::now()).map_err(db::DbError::from)
+        })
+        .await
+        .context("recording settings")?;
+    }
+
+    let setup_code = first_admin(&db, &config).await?;
+    let tls = if config.insecure_http {
+        None
+    } else {
+        let tls_config = config.clone();
+        Some(
+            tokio::task::spawn_blocking(move || tls::load_or_generate(&tls_config))
+                .await
+                .context("loading the TLS certificate")??,
+        )
+    };
+    let fingerprint = tls.as_ref().map(|material| material.fingerprint);
+
+    let state = AppState::new(
+        db.clone(),
+        config.clone(),
+        setup_code.clone(),
+        tls.is_some(),
+    );
+    let app = api::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let handle: Handle<SocketAddr> = Handle::new();
+    let listener = std::net::TcpListener::bind(config.listen)
+        .with_context(|| format!("listening on {}", config.listen))?;
+    listener.set_nonblocking(true)?;
+    let server = match &tls {
+        Some(material) => {
+            let rustls_config =
+                RustlsConfig::from_pem(material.cert_pem.clone(), material.key_pem.clone())
+                    .await
+                    .context("loading the TLS certificate and key")?;
+            let server =
+                axum_server::from_tcp_rustls(listener, rustls_config)?.handle(handle.clone());
+            tokio::spawn(async move { server.serve(app).await })
+        }
+        None => {
+            let server = axum_server::from_tcp(listener)?.handle(handle.clone());
+            tokio::spawn(async move { server.serve(app).await })
+        }
+    };
+    let Some(addr) = handle.listening().await else {
+        return match server.await {
+            Ok(Err(error)) => Err(error).context("starting the listener"),
+            _ => bail!("the listener stopped before accepting connections"),
+        };
+    };
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let background = vec![tokio::spawn(sweep_sessions(
+        db.clone(),
+        config.session_idle_timeout_secs as i64,
+        shutdown_rx,
+    ))];
+
+    match fingerprint {
+        Some(fp) => tracing::info!("listening on https://{addr} (fingerprint {fp})"),
+        None => {
+            tracing::warn!("listening on http://{addr} (plain HTTP: for local development only)")
+        }
+    }
+    Ok(Running {
+        addr,
+        fingerprint,
+        setup_code,
+        state,
+        handle,
+        shutdown,
+        server,
+        background,
+    })
+}
+
+fn prepare_data_dir(config: &Config) -> anyhow::Result<()> {
+    let dir = &config.data_dir;
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the data directory {}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting the data directory {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Creates the admin from the environment when there is no user, or returns a setup code.
+async fn first_admin(db: &Db, config: &Config) -> anyhow::Result<Option<String>> {
+    let code_file = config.data_dir.join("setup-code");
+    let count = db
+        .call(|conn| users::count(conn).map_err(db::DbError::from))
+        .await?;
+    if count > 0 {
+        let _ = std::fs::remove_file(&code_file);
+        return Ok(None);
+    }
+    if let Some(admin) = &config.bootstrap_admin {
+        let username = admin.username.trim().to_owned();
+        if let Some(problem) = username_problem(&username) {
+            bail!("PLANTWATCH_ADMIN_USER is not usable: {problem}");
+        }
+        if let Some(problem) = password_problem(&admin.password) {
+            bail!("PLANTWATCH_ADMIN_PASSWORD is not usable: {problem}");
+        }
+        let hash = hash_password(admin.password.clone()).await?;
+        db.call(move |conn| -> Result<(), db::DbError> {
+            let tx = conn.transaction()?;
+            let now = db::now();
+            let user = users::insert(&tx, &username, &hash, Role::Admin, now)?;
+            let actor = audit::Actor {
+                user_id: None,
+                name: "system".to_owned(),
+                source: None,
+            };
+            let target = format!("user:{}", user.id);
+            audit::record(&tx, &actor, "setup.bootstrap_admin", Some(&target), None, now)?;
+            tx.commit()?;
+            tracing::info!(user = %user.username, "Created the first admin from PLANTWATCH_ADMIN_USER.");
+            Ok(())
+        })
+        .await?;
+        return Ok(None);
+    }
+    let code = auth::setup_code();
+    let _ = std::fs::remove_file(&code_file);
+    tls::write_new_file(&code_file, format!("{code}\n").as_bytes(), 0o600)?;
+    tracing::warn!(
+        "No admin yet. One-time setup code: {code} (also in {}). Enter it on the setup screen of \
+         `plantwatch`, or POST it to /api/v1/setup.",
+        code_file.display()
+    );
+    Ok(Some(code))
+}
+
+async fn sweep_sessions(db: Db, idle_secs: i64, mut shutdown: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(SESSION_SWEEP_EVERY);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                let swept = db
+                    .call(move |conn| sessions::delete_expired(conn, db::now(), idle_secs).map_err(db::DbError::from))
+                    .await;
+                match swept {
+                    Ok(0) => {}
+                    Ok(count) => tracing::debug!(count, "Swept expired sessions."),
+                    Err(error) => tracing::warn!(%error, "Sweeping expired sessions failed."),
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}

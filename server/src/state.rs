@@ -1,0 +1,56 @@
+//! Shared state of the running server, handed to every handler.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::auth::rate_limit::LoginLimiter;
+use crate::config::Config;
+use crate::db::Db;
+
+/// Cheap to clone: everything lives behind one `Arc`.
+#[derive(Clone, Debug)]
+pub struct AppState(pub Arc<Inner>);
+
+/// What [`AppState`] holds.
+#[derive(Debug)]
+pub struct Inner {
+    pub db: Db,
+    pub config: Config,
+    pub limiter: LoginLimiter,
+    /// The one-time setup code while the server has no user yet.
+    pub setup_code: Mutex<Option<String>>,
+    /// File the setup code was also written to, removed once used.
+    pub setup_code_file: PathBuf,
+    /// Verified instead of a real hash when a login names an unknown user.
+    pub decoy_hash: String,
+    /// Whether the listener is HTTPS (session cookies are then marked `Secure`).
+    pub https: bool,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(db: Db, config: Config, setup_code: Option<String>, https: bool) -> Self {
+        let limiter = LoginLimiter::new(
+            config.login_max_failures,
+            Duration::from_secs(config.login_window_secs),
+        );
+        let setup_code_file = config.data_dir.join("setup-code");
+        AppState(Arc::new(Inner {
+            db,
+            limiter,
+            setup_code: Mutex::new(setup_code),
+            setup_code_file,
+            decoy_hash: crate::auth::decoy_hash(),
+            https,
+            config,
+        }))
+    }
+}

@@ -1,0 +1,465 @@
+//! The typed async client of the plantwatch API, over reqwest + rustls.
+//!
+//! HTTPS connections are pinned: the client accepts exactly the server certificate whose SHA-256
+//! fingerprint it was given, whatever its issuer or host names, like SSH's known hosts. A
+//! different certificate fails with [`Error::FingerprintMismatch`], never with a silent
+//! fallback. [`Client::probe_fingerprint`] reads a server's fingerprint for a first-contact trust
+//! decision without sending anything but a health check.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, StatusCode};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use serde::de::DeserializeOwned;
+
+use crate::api::{
+    AuditEntry, AuditQuery, ChangePasswordRequest, CreateUserRequest, ErrorBody, Health,
+    ListResponse, LoginRequest, LoginResponse, Me, Page, SetupRequest, SetupStatus,
+    UpdateUserRequest, User,
+};
+use crate::{Error, Fingerprint, Result};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest error text from a non-plantwatch answer that is shown to the user.
+const MAX_FOREIGN_ERROR_TEXT: usize = 200;
+
+/// A connection profile to one plantwatch server.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+    pin: Option<Fingerprint>,
+    seen: Arc<Mutex<Option<Fingerprint>>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("pin", &self.pin)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+/// Checks a server URL and returns it without a trailing slash. A URL without a scheme is taken
+/// as `https://`.
+pub fn normalize_url(url: &str) -> Result<String> {
+    let trimmed = url.trim();
+    let with_scheme = if trimmed.contains("://") {
+        trimmed.to_owned()
+    } else {
+        format!("https://{trimmed}")
+    };
+    let invalid = |reason: &str| Error::InvalidUrl {
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let parsed = reqwest::Url::parse(&with_scheme).map_err(|e| invalid(&e.to_string()))?;
+    if !matches!(parsed.scheme(), "https" | "http") {
+        return Err(invalid(
+            "the scheme must be https (or http for --insecure-http servers)",
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("no host"));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(invalid("a server URL takes no query or fragment"));
+    }
+    Ok(parsed.as_str().trim_end_matches('/').to_owned())
+}
+
+impl Client {
+    /// A client for `url`. An `https` URL needs the server's pinned fingerprint; a plain `http`
+    /// URL (a server started with `--insecure-http` on loopback) takes none.
+    pub fn new(url: &str, pin: Option<Fingerprint>) -> Result<Self> {
+        let base = normalize_url(url)?;
+        if base.starts_with("https://") && pin.is_none() {
+            return Err(Error::Tls(format!(
+                "no fingerprint is pinned for {base}; log in once to trust the server"
+            )));
+        }
+        Self::build(base, pin, false)
+    }
+
+    fn build(base: String, pin: Option<Fingerprint>, accept_any: bool) -> Result<Self> {
+        let seen = Arc::new(Mutex::new(None));
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("plantwatch/", env!("CARGO_PKG_VERSION")));
+        if base.starts_with("https://") {
+            let verifier = PinningVerifier::new(if accept_any { None } else { pin }, seen.clone());
+            let mut config = rustls::ClientConfig::builder_with_provider(verifier.provider.clone())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| Error::Tls(e.to_string()))?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
+                .with_no_client_auth();
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            builder = builder.tls_backend_preconfigured(config);
+        }
+        let http = builder.build().map_err(|e| Error::Tls(error_chain(&e)))?;
+        Ok(Client {
+            http,
+            base,
+            token: None,
+            pin,
+            seen,
+        })
+    }
+
+    /// Connects to `url` accepting any certificate, and returns the fingerprint the server
+    /// presented (`None` for plain HTTP). Only a health check is sent, no credentials.
+    pub async fn probe_fingerprint(url: &str) -> Result<Option<Fingerprint>> {
+        let base = normalize_url(url)?;
+        let probe = Self::build(base, None, true)?;
+        probe.health().await?;
+        Ok(probe.seen_fingerprint())
+    }
+
+    /// The same client, sending `token` as its bearer token.
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Replaces or clears the bearer token.
+    pub fn set_token(&mut self, token: Option<String>) {
+        self.token = token;
+    }
+
+    /// The normalised server URL.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// The pinned fingerprint, if any.
+    pub fn pinned(&self) -> Option<Fingerprint> {
+        self.pin
+    }
+
+    fn seen_fingerprint(&self) -> Option<Fingerprint> {
+        self.seen.lock().ok().and_then(|slot| *slot)
+    }
+
+    /// `GET /healthz`.
+    pub async fn health(&self) -> Result<Health> {
+        self.json(self.request(Method::GET, "/healthz")).await
+    }
+
+    /// `GET /api/v1/setup`.
+    pub async fn setup_status(&self) -> Result<SetupStatus> {
+        self.json(self.request(Method::GET, "/api/v1/setup")).await
+    }
+
+    /// `POST /api/v1/setup`: creates the first admin and signs in as them.
+    pub async fn setup(&self, request: &SetupRequest) -> Result<LoginResponse> {
+        self.json(self.request(Method::POST, "/api/v1/setup").json(request))
+            .await
+    }
+
+    /// `POST /api/v1/auth/login`. The caller keeps the returned token (see [`Self::with_token`]).
+    pub async fn login(&self, username: &str, password: &str) -> Result<LoginResponse> {
+        let body = LoginRequest {
+            username: username.to_owned(),
+            password: password.to_owned(),
+        };
+        self.json(self.request(Method::POST, "/api/v1/auth/login").json(&body))
+            .await
+    }
+
+    /// `POST /api/v1/auth/logout`: ends the current session on the server.
+    pub async fn logout(&self) -> Result<()> {
+        self.empty(self.request(Method::POST, "/api/v1/auth/logout"))
+            .await
+    }
+
+    /// `GET /api/v1/auth/me`.
+    pub async fn me(&self) -> Result<Me> {
+        self.json(self.request(Method::GET, "/api/v1/auth/me"))
+            .await
+    }
+
+    /// `POST /api/v1/auth/password`. Other sessions of the user end; this one stays.
+    pub async fn change_password(&self, current: &str, new: &str) -> Result<()> {
+        let body = ChangePasswordRequest {
+            current_password: current.to_owned(),
+            new_password: new.to_owned(),
+        };
+        self.empty(
+            self.request(Method::POST, "/api/v1/auth/password")
+                .json(&body),
+        )
+        .await
+    }
+
+    /// `GET /api/v1/users` (admin).
+    pub async fn list_users(&self, page: &Page) -> Result<ListResponse<User>> {
+        self.json(self.request(Method::GET, "/api/v1/users").query(page))
+            .await
+    }
+
+    /// `GET /api/v1/users/{id}` (admin).
+    pub async fn get_user(&self, id: i64) -> Result<User> {
+        self.json(self.request(Method::GET, &format!("/api/v1/users/{id}")))
+            .await
+    }
+
+    /// `POST /api/v1/users` (admin).
+    pub async fn create_user(&self, request: &CreateUserRequest) -> Result<User> {
+        self.json(self.request(Method::POST, "/api/v1/users").json(request))
+            .await
+    }
+
+    /// `PATCH /api/v1/users/{id}` (admin): role change and/or password reset.
+    pub async fn update_user(&self, id: i64, request: &UpdateUserRequest) -> Result<User> {
+        let path = format!("/api/v1/users/{id}");
+        self.json(self.request(Method::PATCH, &path).json(request))
+            .await
+    }
+
+    /// `DELETE /api/v1/users/{id}` (admin).
+    pub async fn delete_user(&self, id: i64) -> Result<()> {
+        self.empty(self.request(Method::DELETE, &format!("/api/v1/users/{id}")))
+            .await
+    }
+
+    /// `GET /api/v1/audit` (admin), newest first.
+    pub async fn audit(&self, query: &AuditQuery) -> Result<ListResponse<AuditEntry>> {
+        self.json(self.request(Method::GET, "/api/v1/audit").query(query))
+            .await
+    }
+
+    /// Sends any request and returns the status and body as they came, for tools and tests
+    /// that exercise the API beyond the typed calls. Transport and pinning errors still fail.
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<(u16, Vec<u8>)> {
+        let mut request = self.request(method, path).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header(reqwest::header::CONTENT_TYPE, content_type);
+        }
+        let response = request.send().await.map_err(|e| self.transport_error(&e))?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        Ok((status, bytes.to_vec()))
+    }
+
+    /// A request builder for `path` with the bearer token, for callers that need more than the
+    /// typed calls offer.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let request = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// Sends `request` and decodes a JSON answer.
+    pub async fn json<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T> {
+        let response = self.send(request).await?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Decode(e.to_string()))
+    }
+
+    /// Sends `request` and expects an answer without a body.
+    pub async fn empty(&self, request: RequestBuilder) -> Result<()> {
+        self.send(request).await.map(drop)
+    }
+
+    async fn send(&self, request: RequestBuilder) -> Result<reqwest::Response> {
+        let response = request.send().await.map_err(|e| self.transport_error(&e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let bytes = response.bytes().await.unwrap_or_default();
+        Err(api_error(status, &bytes))
+    }
+
+    fn transport_error(&self, error: &reqwest::Error) -> Error {
+        if let (Some(expected), Some(actual)) = (self.pin, self.seen_fingerprint())
+            && expected != actual
+        {
+            return Error::FingerprintMismatch { expected, actual };
+        }
+        Error::Connect {
+            url: self.base.clone(),
+            reason: error_chain(error),
+        }
+    }
+}
+
+fn api_error(status: StatusCode, bytes: &[u8]) -> Error {
+    match serde_json::from_slice::<ErrorBody>(bytes) {
+        Ok(body) => Error::Api {
+            status: status.as_u16(),
+            code: body.error.code,
+            message: body.error.message,
+            details: body.error.details,
+        },
+        Err(_) => {
+            let text = String::from_utf8_lossy(bytes);
+            let text: String = text.chars().take(MAX_FOREIGN_ERROR_TEXT).collect();
+            Error::Api {
+                status: status.as_u16(),
+                code: format!("http_{}", status.as_u16()),
+                message: if text.trim().is_empty() {
+                    status.canonical_reason().unwrap_or("error").to_owned()
+                } else {
+                    text
+                },
+                details: None,
+            }
+        }
+    }
+}
+
+/// An error and its causes on one line, so "connection refused" is not hidden behind
+/// "error sending request".
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Accepts exactly the pinned certificate (or, when probing, any certificate) and records the
+/// fingerprint it saw. Handshake signatures are still verified, so the server must hold the
+/// certificate's private key.
+#[derive(Debug)]
+struct PinningVerifier {
+    pin: Option<Fingerprint>,
+    seen: Arc<Mutex<Option<Fingerprint>>>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl PinningVerifier {
+    fn new(pin: Option<Fingerprint>, seen: Arc<Mutex<Option<Fingerprint>>>) -> Self {
+        PinningVerifier {
+            pin,
+            seen,
+            provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+        }
+    }
+}
+
+impl ServerCertVerifier for PinningVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        let actual = Fingerprint::of_der(end_entity.as_ref());
+        if let Ok(mut slot) = self.seen.lock() {
+            *slot = Some(actual);
+        }
+        match self.pin {
+            Some(expected) if expected != actual => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            )),
+            _ => Ok(ServerCertVerified::assertion()),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_normalised_and_default_to_https() {
+        assert_eq!(
+            normalize_url("plant1.example:8443/").unwrap(),
+            "https://plant1.example:8443"
+        );
+        assert_eq!(
+            normalize_url("http://127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert!(normalize_url("ftp://x").is_err());
+        assert!(normalize_url("https://x/?a=1").is_err());
+        assert!(normalize_url("").is_err());
+    }
+
+    #[test]
+    fn https_without_a_pin_is_refused() {
+        let err = Client::new("https://127.0.0.1:1", None).unwrap_err();
+        assert!(
+            err.to_string().contains("no fingerprint is pinned"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn foreign_error_bodies_become_api_errors() {
+        let err = api_error(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>");
+        assert_eq!(err.status(), Some(502));
+        assert_eq!(err.code(), Some("http_502"));
+        let body = br#"{"error":{"code":"user_not_found","message":"no such user"}}"#;
+        let err = api_error(StatusCode::NOT_FOUND, body);
+        assert_eq!(err.code(), Some("user_not_found"));
+    }
+}

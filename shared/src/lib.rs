@@ -1,0 +1,23 @@
+//! The contract between plantwatch's binaries: wire types of the HTTP API, the pinned HTTPS
+//! client every binary uses to talk to the server, and certificate fingerprints.
+//!
+//! Nothing here knows about SQLite, axum or the terminal: the server, the console, collectors
+//! and agents all depend on this crate, never on each other.
+
+pub mod api;
+pub mod client;
+pub mod error;
+pub mod fingerprint;
+
+pub use client::Client;
+pub use error::{Error, Result};
+pub use fingerprint::Fingerprint;
+
+/// Prefix of session tokens.
+pub const SESSION_TOKEN_PREFIX: &str = "pws_";
+/// Prefix of enrollment tokens.
+pub const ENROLLMENT_TOKEN_PREFIX: &str = "pwe_";
+/// Prefix of component API keys.
+pub const API_KEY_PREFIX: &str = "pwk_";
+/// Name of the HTTP-only cookie that carries a session token for browsers and the console.
+pub const SESSION_COOKIE: &str = "pw_session";
