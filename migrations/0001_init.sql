@@ -1,6 +1,8 @@
 -- plantwatch metadata schema, version 1.
 -- Timestamps are UNIX seconds (UTC). Secrets are never stored in clear: token and
 -- key columns hold hashes, credential secrets hold AES-256-GCM ciphertext.
+-- AUTOINCREMENT where an id is referenced from outside (audit rows, configs, clients), so
+-- that a deleted object's id never names a new one.
 
 CREATE TABLE settings (
     key         TEXT PRIMARY KEY NOT NULL,
@@ -9,7 +11,7 @@ CREATE TABLE settings (
 ) STRICT;
 
 CREATE TABLE users (
-    id             INTEGER PRIMARY KEY,
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
     username       TEXT NOT NULL UNIQUE COLLATE NOCASE
                    CHECK (length(username) BETWEEN 1 AND 64),
     password_hash  TEXT NOT NULL,
@@ -49,7 +51,7 @@ CREATE INDEX audit_log_user ON audit_log (user_id);
 CREATE INDEX audit_log_action ON audit_log (action);
 
 CREATE TABLE remote_components (
-    id             INTEGER PRIMARY KEY,
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
     kind           TEXT NOT NULL CHECK (kind IN ('collector', 'agent')),
     name           TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 128),
     machine_id     TEXT NOT NULL,
@@ -69,7 +71,7 @@ CREATE TABLE remote_components (
 CREATE INDEX remote_components_kind ON remote_components (kind, approved);
 
 CREATE TABLE enrollment_tokens (
-    id          INTEGER PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     name        TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 128),
     token_hash  TEXT NOT NULL UNIQUE,
     created_by  INTEGER REFERENCES users (id) ON DELETE SET NULL,
@@ -81,7 +83,7 @@ CREATE TABLE enrollment_tokens (
 ) STRICT;
 
 CREATE TABLE device_templates (
-    id                INTEGER PRIMARY KEY,
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
     name              TEXT NOT NULL UNIQUE,
     vendor            TEXT,
     description       TEXT,
@@ -103,7 +105,7 @@ CREATE INDEX device_template_fingerprints_template ON device_template_fingerprin
 CREATE INDEX device_template_fingerprints_prefix ON device_template_fingerprints (sys_object_id_prefix);
 
 CREATE TABLE nodes (
-    id             INTEGER PRIMARY KEY,
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
     name           TEXT NOT NULL UNIQUE COLLATE NOCASE CHECK (length(name) BETWEEN 1 AND 255),
     address        TEXT NOT NULL CHECK (length(address) BETWEEN 1 AND 255),
     node_type      TEXT NOT NULL DEFAULT 'other'
@@ -134,7 +136,7 @@ CREATE TABLE node_tags (
 CREATE INDEX node_tags_tag ON node_tags (tag);
 
 CREATE TABLE credentials (
-    id          INTEGER PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     name        TEXT NOT NULL UNIQUE CHECK (length(name) BETWEEN 1 AND 128),
     kind        TEXT NOT NULL CHECK (kind IN ('snmp_v1', 'snmp_v2c', 'snmp_v3', 'windows', 'ssh')),
     -- Non-secret fields (user name, protocols, context) as JSON.
@@ -176,7 +178,7 @@ CREATE TABLE collector_configs (
 ) STRICT;
 
 CREATE TABLE discovery_jobs (
-    id             INTEGER PRIMARY KEY,
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
     name           TEXT,
     collector_id   INTEGER REFERENCES remote_components (id) ON DELETE SET NULL,
     targets        TEXT NOT NULL,
@@ -225,7 +227,7 @@ CREATE TABLE discovered_devices (
 CREATE INDEX discovered_devices_address ON discovered_devices (address);
 
 CREATE TABLE alert_definitions (
-    id              INTEGER PRIMARY KEY,
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
     name            TEXT NOT NULL UNIQUE,
     builtin         INTEGER NOT NULL DEFAULT 0 CHECK (builtin IN (0, 1)),
     enabled         INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
@@ -246,7 +248,7 @@ CREATE TABLE alert_definitions (
 ) STRICT;
 
 CREATE TABLE alerts (
-    id               INTEGER PRIMARY KEY,
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
     definition_id    INTEGER NOT NULL REFERENCES alert_definitions (id) ON DELETE CASCADE,
     node_id          INTEGER REFERENCES nodes (id) ON DELETE CASCADE,
     series           TEXT NOT NULL DEFAULT '',
@@ -284,7 +286,7 @@ CREATE TABLE maintenance_windows (
 CREATE INDEX maintenance_windows_time ON maintenance_windows (starts_at, ends_at);
 
 CREATE TABLE notification_channels (
-    id          INTEGER PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     name        TEXT NOT NULL UNIQUE,
     kind        TEXT NOT NULL CHECK (kind IN ('email', 'webhook', 'command')),
     config      TEXT NOT NULL DEFAULT '{}',

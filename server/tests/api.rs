@@ -1,0 +1,433 @@
+//! The role matrix of every route, user management rules, the audit log and the error shape.
+
+mod common;
+
+use common::{ADMIN, TestApp, spawn_app, spawn_app_with};
+use plantwatch_shared::Client;
+use plantwatch_shared::api::{AuditQuery, CreateUserRequest, Page, Role, UpdateUserRequest};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// Who sends a request in the matrix.
+#[derive(Debug, Clone, Copy)]
+enum Who {
+    Anonymous,
+    Viewer,
+    Operator,
+    Admin,
+}
+
+const WHO: [Who; 4] = [Who::Anonymous, Who::Viewer, Who::Operator, Who::Admin];
+
+struct Route {
+    method: Method,
+    /// `{victim}` is replaced by the id of a viewer created for the row.
+    path: &'static str,
+    body: Option<Value>,
+    /// Expected status for anonymous, viewer, operator, admin.
+    expect: [u16; 4],
+}
+
+fn route(method: Method, path: &'static str, body: Option<Value>, expect: [u16; 4]) -> Route {
+    Route {
+        method,
+        path,
+        body,
+        expect,
+    }
+}
+
+#[tokio::test]
+async fn role_matrix_of_every_route() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (viewer, _) = app.user_with_role(&admin, "val", Role::Viewer).await;
+    let (operator, _) = app.user_with_role(&admin, "otto", Role::Operator).await;
+    let anonymous = app.client();
+
+    let bad_password_change =
+        json!({"current_password": "wrong-one", "new_password": "new-password-9"});
+    let routes = vec![
+        route(Method::GET, "/healthz", None, [200, 200, 200, 200]),
+        route(Method::GET, "/api/v1/setup", None, [200, 200, 200, 200]),
+        route(
+            Method::POST,
+            "/api/v1/setup",
+            Some(json!({"code": "x", "username": "x", "password": "xxxxxxxx"})),
+            [409, 409, 409, 409],
+        ),
+        route(Method::GET, "/api/v1/auth/me", None, [401, 200, 200, 200]),
+        // Wrong current password: 400 shows the route was reached, 401 that it was not.
+        route(
+            Method::POST,
+            "/api/v1/auth/password",
+            Some(bad_password_change),
+            [401, 400, 400, 400],
+        ),
+        route(Method::GET, "/api/v1/users", None, [401, 403, 403, 200]),
+        route(
+            Method::POST,
+            "/api/v1/users",
+            Some(json!({"username": "new-{who}", "password": "password-new", "role": "viewer"})),
+            [401, 403, 403, 201],
+        ),
+        route(
+            Method::GET,
+            "/api/v1/users/{victim}",
+            None,
+            [401, 403, 403, 200],
+        ),
+        route(
+            Method::PATCH,
+            "/api/v1/users/{victim}",
+            Some(json!({"role": "operator"})),
+            [401, 403, 403, 200],
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/users/{victim}",
+            None,
+            [401, 403, 403, 204],
+        ),
+        route(Method::GET, "/api/v1/audit", None, [401, 403, 403, 200]),
+        route(
+            Method::POST,
+            "/api/v1/auth/logout",
+            None,
+            [401, 204, 204, 204],
+        ),
+    ];
+
+    let mut failures = Vec::new();
+    for (index, row) in routes.iter().enumerate() {
+        let victim = admin
+            .create_user(&CreateUserRequest {
+                username: format!("victim{index}"),
+                password: "victim-password".into(),
+                role: Role::Viewer,
+            })
+            .await
+            .unwrap();
+        for (who, expected) in WHO.iter().zip(row.expect) {
+            // Logout ends the session: give each role a fresh one for that row.
+            let client = match (who, row.path.ends_with("logout")) {
+                (Who::Anonymous, _) => anonymous.clone(),
+                (Who::Viewer, false) => viewer.clone(),
+                (Who::Operator, false) => operator.clone(),
+                (Who::Admin, false) => admin.clone(),
+                (Who::Viewer, true) => app.login("val", "password-val").await,
+                (Who::Operator, true) => app.login("otto", "password-otto").await,
+                (Who::Admin, true) => app.admin().await,
+            };
+            let path = row.path.replace("{victim}", &victim.id.to_string());
+            let body = row.body.as_ref().map(|b| {
+                b.to_string()
+                    .replace("{who}", &format!("{who:?}").to_lowercase())
+            });
+            let (status, bytes) = client
+                .send_raw(
+                    row.method.clone(),
+                    &path,
+                    body.as_ref().map(|_| "application/json"),
+                    body.unwrap_or_default().into_bytes(),
+                )
+                .await
+                .unwrap();
+            if status != expected {
+                failures.push(format!(
+                    "{who:?} {} {path}: expected {expected}, got {status} {}",
+                    row.method,
+                    String::from_utf8_lossy(&bytes)
+                ));
+            }
+            if status >= 400 {
+                let error: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                assert!(error["error"]["code"].is_string(), "no error shape: {path}");
+            }
+        }
+    }
+    assert!(failures.is_empty(), "role matrix:\n{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn the_last_admin_cannot_be_demoted_or_deleted() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let me = admin.me().await.unwrap().user;
+    let demote = UpdateUserRequest {
+        role: Some(Role::Operator),
+        password: None,
+    };
+    let err = admin.update_user(me.id, &demote).await.unwrap_err();
+    assert_eq!((err.status(), err.code()), (Some(409), Some("last_admin")));
+    let err = admin.delete_user(me.id).await.unwrap_err();
+    assert_eq!(err.status(), Some(409));
+
+    // With a second admin, the first can be demoted; then the second is the last one.
+    let (second, second_id) = app.user_with_role(&admin, "ada", Role::Admin).await;
+    admin.update_user(me.id, &demote).await.unwrap();
+    let err = second.update_user(second_id, &demote).await.unwrap_err();
+    assert_eq!(err.code(), Some("last_admin"));
+    // The demoted admin lost admin rights at once, on the same session.
+    assert_eq!(
+        admin
+            .list_users(&Page::default())
+            .await
+            .unwrap_err()
+            .status(),
+        Some(403)
+    );
+    // And the last admin cannot be deleted by anyone.
+    second.delete_user(me.id).await.unwrap();
+    let users = second.list_users(&Page::default()).await.unwrap();
+    assert_eq!(users.total, 1);
+}
+
+#[tokio::test]
+async fn user_management_validates_input() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let create = |username: &str, password: &str| CreateUserRequest {
+        username: username.to_owned(),
+        password: password.to_owned(),
+        role: Role::Viewer,
+    };
+    let err = admin
+        .create_user(&create("a b", "long-enough"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("invalid_username"));
+    let err = admin
+        .create_user(&create("bea", "short"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("invalid_password"));
+    admin
+        .create_user(&create("bea", "long-enough"))
+        .await
+        .unwrap();
+    // Usernames are unique case-insensitively; the conflict names the field.
+    let err = admin
+        .create_user(&create("BEA", "long-enough"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(409), Some("already_exists"))
+    );
+    match err {
+        plantwatch_shared::Error::Api { details, .. } => {
+            assert_eq!(details.unwrap()["field"], "username")
+        }
+        other => panic!("{other:?}"),
+    }
+    let err = admin.get_user(999).await.unwrap_err();
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(404), Some("user_not_found"))
+    );
+    let err = admin
+        .update_user(999, &UpdateUserRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("nothing_to_change"));
+}
+
+#[tokio::test]
+async fn a_password_reset_ends_the_users_sessions() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (viewer, viewer_id) = app.user_with_role(&admin, "vic", Role::Viewer).await;
+    let reset = UpdateUserRequest {
+        role: None,
+        password: Some("reset-password".into()),
+    };
+    admin.update_user(viewer_id, &reset).await.unwrap();
+    assert_eq!(viewer.me().await.unwrap_err().status(), Some(401));
+    app.login("vic", "reset-password").await.me().await.unwrap();
+}
+
+#[tokio::test]
+async fn users_list_pages_and_sorts() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    for name in ["carl", "bob"] {
+        app.user_with_role(&admin, name, Role::Viewer).await;
+    }
+    let page: plantwatch_shared::api::ListResponse<plantwatch_shared::api::User> = admin
+        .json(admin.request(Method::GET, "/api/v1/users?sort=-username&limit=2"))
+        .await
+        .unwrap();
+    assert_eq!(page.total, 3);
+    let names: Vec<_> = page.items.iter().map(|u| u.username.as_str()).collect();
+    assert_eq!(names, ["carl", "bob"]);
+    let err = admin
+        .empty(admin.request(Method::GET, "/api/v1/users?sort=password_hash"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("invalid_sort"));
+    let err = admin
+        .empty(admin.request(Method::GET, "/api/v1/users?limit=0"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("invalid_limit"));
+}
+
+#[tokio::test]
+async fn every_write_is_audited_with_actor_and_source() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (_, id) = app.user_with_role(&admin, "aud", Role::Viewer).await;
+    admin
+        .update_user(
+            id,
+            &UpdateUserRequest {
+                role: Some(Role::Operator),
+                password: None,
+            },
+        )
+        .await
+        .unwrap();
+    admin.delete_user(id).await.unwrap();
+    let _ = app.client().login(ADMIN, "wrong-password").await;
+
+    let log = admin.audit(&AuditQuery::default()).await.unwrap();
+    let actions: Vec<&str> = log.items.iter().map(|e| e.action.as_str()).collect();
+    for expected in [
+        "setup.bootstrap_admin",
+        "auth.login",
+        "user.create",
+        "user.set_role",
+        "user.delete",
+        "auth.login_failed",
+    ] {
+        assert!(
+            actions.contains(&expected),
+            "{expected} missing from {actions:?}"
+        );
+    }
+    let delete = log
+        .items
+        .iter()
+        .find(|e| e.action == "user.delete")
+        .unwrap();
+    assert_eq!(delete.actor, ADMIN);
+    assert_eq!(
+        delete.target.as_deref(),
+        Some(format!("user:{id}").as_str())
+    );
+    assert_eq!(delete.source.as_deref(), Some("127.0.0.1"));
+    // Newest first, and filterable by action prefix.
+    assert!(log.items.windows(2).all(|w| w[0].id > w[1].id));
+    let only_users = admin
+        .audit(&AuditQuery {
+            action: Some("user".into()),
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        only_users
+            .items
+            .iter()
+            .all(|e| e.action.starts_with("user."))
+    );
+    assert_eq!(only_users.total, 3);
+    // No secret ever lands in the log.
+    let text = serde_json::to_string(&log.items).unwrap();
+    assert!(!text.contains("password-aud") && !text.contains("pws_"));
+}
+
+async fn raw(
+    client: &Client,
+    method: Method,
+    path: &str,
+    ct: Option<&str>,
+    body: &[u8],
+) -> (u16, Value) {
+    let (status, bytes) = client
+        .send_raw(method, path, ct, body.to_vec())
+        .await
+        .unwrap();
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)));
+    (status, value)
+}
+
+#[tokio::test]
+async fn bad_input_gets_the_json_error_shape() {
+    let app: TestApp = spawn_app_with(|c| c.max_body_bytes = 2048).await;
+    let admin = app.admin().await;
+    let json_ct = Some("application/json");
+
+    let (status, body) = raw(&admin, Method::POST, "/api/v1/users", json_ct, b"{not json").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_json"))
+    );
+
+    let (status, body) = raw(
+        &admin,
+        Method::POST,
+        "/api/v1/users",
+        json_ct,
+        br#"{"username": 5}"#,
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["error"]["code"], "invalid_json");
+
+    let big = format!(
+        r#"{{"username":"x","password":"{}","role":"viewer"}}"#,
+        "x".repeat(10_000)
+    );
+    let (status, body) = raw(
+        &admin,
+        Method::POST,
+        "/api/v1/users",
+        json_ct,
+        big.as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (413, Some("payload_too_large"))
+    );
+
+    let (status, body) = raw(
+        &admin,
+        Method::POST,
+        "/api/v1/users",
+        Some("text/plain"),
+        b"{}",
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
+
+    let (status, body) = raw(&admin, Method::GET, "/api/v1/no-such-thing", None, b"").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("route_not_found"))
+    );
+
+    let (status, body) = raw(&admin, Method::PUT, "/api/v1/audit", None, b"").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
+
+    let (status, body) = raw(&admin, Method::GET, "/api/v1/users/not-a-number", None, b"").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_path"))
+    );
+
+    let (status, body) = raw(&admin, Method::GET, "/api/v1/audit?limit=abc", None, b"").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_query"))
+    );
+}

@@ -1,0 +1,82 @@
+//! Test harness: the real server, in-process, over HTTPS on 127.0.0.1:0 with a temporary data
+//! dir, and the real `shared` client pinned to its certificate.
+#![allow(dead_code)]
+
+use plantwatch_server::config::{BootstrapAdmin, Config};
+use plantwatch_server::server::{Running, start};
+use plantwatch_shared::Client;
+use plantwatch_shared::api::{CreateUserRequest, Role};
+
+pub const ADMIN: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+
+pub struct TestApp {
+    pub server: Running,
+    pub dir: tempfile::TempDir,
+}
+
+/// A config for a test server in `dir`, with an admin from the environment-style bootstrap.
+pub fn test_config(dir: &std::path::Path) -> Config {
+    Config {
+        data_dir: dir.to_owned(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        bootstrap_admin: Some(BootstrapAdmin {
+            username: ADMIN.to_owned(),
+            password: ADMIN_PASSWORD.to_owned(),
+        }),
+        ..Config::default()
+    }
+}
+
+fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        plantwatch_server::logging::init(Default::default());
+    }
+}
+
+/// Starts a server with an admin; `tweak` adjusts the config first.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    tweak(&mut config);
+    let server = start(config).await.unwrap();
+    TestApp { server, dir }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+impl TestApp {
+    /// An anonymous client pinned to the server's certificate.
+    pub fn client(&self) -> Client {
+        Client::new(&self.server.url(), self.server.fingerprint).unwrap()
+    }
+
+    /// A client signed in as `username`.
+    pub async fn login(&self, username: &str, password: &str) -> Client {
+        let client = self.client();
+        let session = client.login(username, password).await.unwrap();
+        client.with_token(session.token)
+    }
+
+    pub async fn admin(&self) -> Client {
+        self.login(ADMIN, ADMIN_PASSWORD).await
+    }
+
+    /// Creates a user with `role` (password `password-<name>`) and returns a client signed in
+    /// as them, and their id.
+    pub async fn user_with_role(&self, admin: &Client, name: &str, role: Role) -> (Client, i64) {
+        let password = format!("password-{name}");
+        let user = admin
+            .create_user(&CreateUserRequest {
+                username: name.to_owned(),
+                password: password.clone(),
+                role,
+            })
+            .await
+            .unwrap();
+        (self.login(name, &password).await, user.id)
+    }
+}
