@@ -1,4 +1,5 @@
 //! The role matrix of every route, user management rules, the audit log and the error shape.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
 mod common;
 

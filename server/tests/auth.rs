@@ -1,4 +1,5 @@
 //! Sessions, login, rate limiting, setup and certificate pinning, end to end over HTTPS.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The `plantwatch-server` binary as an operator runs it: start-up log, `fingerprint`,
 //! refusals with clear messages, and graceful shutdown on SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};

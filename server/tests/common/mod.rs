@@ -1,6 +1,6 @@
 //! Test harness: the real server, in-process, over HTTPS on 127.0.0.1:0 with a temporary data
 //! dir, and the real `shared` client pinned to its certificate.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use plantwatch_server::config::{BootstrapAdmin, Config};
 use plantwatch_server::server::{Running, start};
