@@ -1,0 +1,208 @@
+//! The scripted subcommands of `plantwatch`. Exit codes: 0 ok, 1 failure, 2 usage, 3 partial.
+
+pub mod auth;
+pub mod context;
+pub mod output;
+pub mod users;
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+use plantwatch_shared::Client;
+
+use crate::profile::{self, Context, Profiles};
+
+/// Command line of `plantwatch`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "plantwatch",
+    version,
+    about = "plantwatch: terminal-first infrastructure monitoring for OT sites.",
+    after_help = "Without a subcommand, plantwatch will open the console (coming soon); for now it prints this help."
+)]
+pub struct Cli {
+    /// Output format of listings.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t)]
+    pub output: output::Format,
+    /// Use this context instead of the current one.
+    #[arg(long, global = true, env = "PLANTWATCH_CONTEXT")]
+    pub context: Option<String>,
+    /// Client configuration file [default: $XDG_CONFIG_HOME/plantwatch/config.toml].
+    #[arg(
+        long,
+        global = true,
+        env = "PLANTWATCH_CLIENT_CONFIG",
+        value_name = "FILE"
+    )]
+    pub client_config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sign in to a server and save it as a context.
+    Login(auth::LoginArgs),
+    /// End the session of the current context.
+    Logout,
+    /// Show who you are signed in as.
+    Whoami,
+    /// Change your own password.
+    Passwd(auth::PasswdArgs),
+    /// List, switch and remove server contexts.
+    #[command(subcommand)]
+    Context(context::ContextCommand),
+    /// Manage users (admins).
+    #[command(subcommand)]
+    Users(users::UsersCommand),
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let Some(command) = cli.command else {
+        use clap::CommandFactory as _;
+        let _ = Cli::command().print_help();
+        return ExitCode::SUCCESS;
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("plantwatch: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let session = Session {
+        format: cli.output,
+        context: cli.context,
+        config_path: cli.client_config,
+    };
+    match runtime.block_on(session.dispatch(command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("plantwatch: {}", describe(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and a hint where one helps.
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = format!("{error:#}");
+    if let Some(api) = error.downcast_ref::<plantwatch_shared::Error>()
+        && api.status() == Some(401)
+        && api.code() != Some("invalid_credentials")
+    {
+        text.push_str("\nhint: run `plantwatch login` to sign in again");
+    }
+    text
+}
+
+/// What every command needs: output format, selected context, configuration file.
+pub struct Session {
+    pub format: output::Format,
+    pub context: Option<String>,
+    pub config_path: Option<PathBuf>,
+}
+
+impl Session {
+    async fn dispatch(&self, command: Command) -> anyhow::Result<()> {
+        match command {
+            Command::Login(args) => auth::login(self, args).await,
+            Command::Logout => auth::logout(self).await,
+            Command::Whoami => auth::whoami(self).await,
+            Command::Passwd(args) => auth::passwd(self, args).await,
+            Command::Context(command) => context::run(self, command),
+            Command::Users(command) => users::run(self, command).await,
+        }
+    }
+
+    pub fn config_path(&self) -> anyhow::Result<PathBuf> {
+        match &self.config_path {
+            Some(path) => Ok(path.clone()),
+            None => profile::default_path(),
+        }
+    }
+
+    pub fn load(&self) -> anyhow::Result<Profiles> {
+        Profiles::load(&self.config_path()?)
+    }
+
+    pub fn save(&self, profiles: &Profiles) -> anyhow::Result<()> {
+        profiles.save(&self.config_path()?)
+    }
+
+    /// The selected context and a client signed in with its token.
+    pub fn client(&self) -> anyhow::Result<(Context, Client)> {
+        let profiles = self.load()?;
+        let context = profiles.select(self.context.as_deref())?.clone();
+        let token = context.token.clone().ok_or_else(|| {
+            anyhow::anyhow!(
+                "not signed in to {}: run `plantwatch login {}`",
+                context.name,
+                context.url
+            )
+        })?;
+        let client = Client::new(&context.url, context.fingerprint)?.with_token(token);
+        Ok((context, client))
+    }
+
+    /// Prints a listing in the chosen format.
+    pub fn print<T: serde::Serialize>(
+        &self,
+        value: &T,
+        headers: &[&str],
+        rows: Vec<Vec<String>>,
+    ) -> anyhow::Result<()> {
+        let text = match self.format {
+            output::Format::Json => output::json::render(value)?,
+            output::Format::Table => output::table::render(headers, &rows),
+        };
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(text.as_bytes())?;
+        Ok(())
+    }
+}
+
+/// Reads one line from standard input (a password piped in by a script).
+pub fn read_stdin_line(what: &str) -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .with_context(|| format!("reading the {what} from standard input"))?;
+    let value = line.trim_end_matches(['\n', '\r']).to_owned();
+    if value.is_empty() {
+        bail!("no {what} on standard input");
+    }
+    Ok(value)
+}
+
+/// Asks a question on the terminal; refuses when there is no terminal to ask on.
+pub fn ask(question: &str, no_terminal_hint: &str) -> anyhow::Result<String> {
+    if !std::io::stdin().is_terminal() {
+        bail!("{no_terminal_hint}");
+    }
+    eprint!("{question}");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim().to_owned())
+}
+
+/// Reads a secret without echo from the terminal.
+pub fn ask_secret(prompt: &str, no_terminal_hint: &str) -> anyhow::Result<String> {
+    if !std::io::stdin().is_terminal() {
+        bail!("{no_terminal_hint}");
+    }
+    let secret = rpassword::prompt_password(prompt).context("reading from the terminal")?;
+    if secret.is_empty() {
+        bail!("no password given");
+    }
+    Ok(secret)
+}

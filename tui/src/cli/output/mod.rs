@@ -1,0 +1,23 @@
+//! Output formats of the listing commands: aligned tables for people, JSON for scripts.
+
+pub mod json;
+pub mod table;
+
+use clap::ValueEnum;
+
+/// `--output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Format {
+    /// Aligned columns with a header.
+    #[default]
+    Table,
+    /// The API's JSON documents, pretty-printed.
+    Json,
+}
+
+/// Formats a timestamp for a table cell, UTC to the minute.
+pub fn time_cell(at: Option<time::OffsetDateTime>) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+    at.and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| "-".to_owned())
+}

@@ -1,0 +1,389 @@
+//! The `plantwatch` command line against the real `plantwatch-server` binary over HTTPS.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const CLI: &str = env!("CARGO_BIN_EXE_plantwatch");
+const ADMIN_PASSWORD: &str = "admin-password-1";
+
+/// `plantwatch-server`, built beside `plantwatch` by `cargo test --workspace`.
+fn server_bin() -> PathBuf {
+    let path = Path::new(CLI).with_file_name("plantwatch-server");
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` (it builds the server too)",
+        path.display()
+    );
+    path
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    fingerprint: String,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server() -> Server {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(server_bin())
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .env("PLANTWATCH_ADMIN_USER", "admin")
+        .env("PLANTWATCH_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env_remove("PLANTWATCH_CONFIG")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        // listening on https://127.0.0.1:PORT (fingerprint SHA256:…)
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            let (url, fingerprint) = rest.split_once(" (fingerprint ").unwrap();
+            std::thread::spawn(move || for _ in lines {});
+            return Server {
+                child,
+                url: url.to_owned(),
+                fingerprint: fingerprint.trim_end_matches(')').to_owned(),
+                _data: data,
+            };
+        }
+    }
+    panic!("plantwatch-server did not start");
+}
+
+/// Runs `plantwatch` with its own config dir, feeding `stdin`.
+fn plantwatch(config: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(CLI)
+        .args(args)
+        .env("XDG_CONFIG_HOME", config)
+        .env_remove("PLANTWATCH_CONTEXT")
+        .env_remove("PLANTWATCH_CLIENT_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn login(server: &Server, config: &Path) -> Output {
+    plantwatch(
+        config,
+        &[
+            "login",
+            &server.url,
+            "--user",
+            "admin",
+            "--password-stdin",
+            "--fingerprint",
+            &server.fingerprint,
+        ],
+        &format!("{ADMIN_PASSWORD}\n"),
+    )
+}
+
+#[test]
+fn an_admin_logs_in_manages_users_and_logs_out() {
+    let server = start_server();
+    let config = tempfile::tempdir().unwrap();
+    let cfg = config.path();
+
+    let out = ok(&login(&server, cfg));
+    assert!(out.contains("Signed in to"), "{out}");
+    let file = cfg.join("plantwatch").join("config.toml");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let me: serde_json::Value =
+        serde_json::from_str(&ok(&plantwatch(cfg, &["whoami", "-o", "json"], ""))).unwrap();
+    assert_eq!(me["user"]["username"], "admin");
+    assert_eq!(me["user"]["role"], "admin");
+    let table = ok(&plantwatch(cfg, &["whoami"], ""));
+    assert!(table.starts_with("USER"), "{table}");
+
+    let created = ok(&plantwatch(
+        cfg,
+        &[
+            "users",
+            "create",
+            "olga",
+            "--role",
+            "operator",
+            "--password-stdin",
+        ],
+        "olga-password\n",
+    ));
+    assert!(
+        created.contains("olga") && created.contains("operator"),
+        "{created}"
+    );
+    let listed: serde_json::Value =
+        serde_json::from_str(&ok(&plantwatch(cfg, &["users", "list", "-o", "json"], ""))).unwrap();
+    assert_eq!(listed["total"], 2);
+    let table = ok(&plantwatch(cfg, &["users", "list"], ""));
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("olga") && l.contains("operator")),
+        "{table}"
+    );
+
+    ok(&plantwatch(
+        cfg,
+        &["users", "set-role", "olga", "viewer"],
+        "",
+    ));
+    let demote_self = plantwatch(cfg, &["users", "set-role", "admin", "viewer"], "");
+    assert_eq!(demote_self.status.code(), Some(1));
+    assert!(
+        stderr(&demote_self).contains("last admin"),
+        "{}",
+        stderr(&demote_self)
+    );
+
+    // Deleting asks for confirmation; without a terminal, --yes is required.
+    let unconfirmed = plantwatch(cfg, &["users", "delete", "olga"], "");
+    assert_eq!(unconfirmed.status.code(), Some(1));
+    assert!(stderr(&unconfirmed).contains("--yes"));
+    ok(&plantwatch(cfg, &["users", "delete", "olga", "--yes"], ""));
+    let listed = ok(&plantwatch(cfg, &["users", "list"], ""));
+    assert!(!listed.contains("olga"));
+
+    ok(&plantwatch(cfg, &["logout"], ""));
+    let after = plantwatch(cfg, &["whoami"], "");
+    assert_eq!(after.status.code(), Some(1));
+    assert!(
+        stderr(&after).contains("plantwatch login"),
+        "{}",
+        stderr(&after)
+    );
+    // The token is gone from the file, the pinned fingerprint stays.
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(!text.contains("pws_"));
+    assert!(text.contains(&server.fingerprint));
+}
+
+#[test]
+fn contexts_list_switch_and_remove() {
+    let first = start_server();
+    let second = start_server();
+    let config = tempfile::tempdir().unwrap();
+    let cfg = config.path();
+    ok(&login(&first, cfg));
+    ok(&login(&second, cfg));
+    let name_of = |s: &Server| s.url.trim_start_matches("https://").to_owned();
+
+    let list: serde_json::Value = serde_json::from_str(&ok(&plantwatch(
+        cfg,
+        &["context", "list", "-o", "json"],
+        "",
+    )))
+    .unwrap();
+    let items = list.as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert!(
+        items.iter().all(|c| c.get("token").is_none()),
+        "token listed"
+    );
+    let current: Vec<_> = items.iter().filter(|c| c["current"] == true).collect();
+    assert_eq!(current[0]["name"], name_of(&second));
+
+    ok(&plantwatch(cfg, &["context", "use", &name_of(&first)], ""));
+    let me: serde_json::Value =
+        serde_json::from_str(&ok(&plantwatch(cfg, &["whoami", "-o", "json"], ""))).unwrap();
+    assert_eq!(me["url"], first.url);
+    // --context overrides the current one for one command.
+    let me: serde_json::Value = serde_json::from_str(&ok(&plantwatch(
+        cfg,
+        &["whoami", "-o", "json", "--context", &name_of(&second)],
+        "",
+    )))
+    .unwrap();
+    assert_eq!(me["url"], second.url);
+
+    ok(&plantwatch(
+        cfg,
+        &["context", "remove", &name_of(&first)],
+        "",
+    ));
+    let none = plantwatch(cfg, &["whoami"], "");
+    assert_eq!(none.status.code(), Some(1));
+    let missing = plantwatch(cfg, &["context", "use", "nope"], "");
+    assert_eq!(missing.status.code(), Some(1));
+}
+
+#[test]
+fn a_wrong_fingerprint_is_refused_and_nothing_is_saved() {
+    let server = start_server();
+    let config = tempfile::tempdir().unwrap();
+    let wrong = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let out = plantwatch(
+        config.path(),
+        &[
+            "login",
+            &server.url,
+            "--user",
+            "admin",
+            "--password-stdin",
+            "--fingerprint",
+            wrong,
+        ],
+        &format!("{ADMIN_PASSWORD}\n"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("intercepting"), "{err}");
+    assert!(err.contains(&server.fingerprint), "{err}");
+    assert!(
+        !config
+            .path()
+            .join("plantwatch")
+            .join("config.toml")
+            .exists()
+    );
+}
+
+#[test]
+fn an_unknown_certificate_without_a_terminal_needs_fingerprint() {
+    let server = start_server();
+    let config = tempfile::tempdir().unwrap();
+    let out = plantwatch(
+        config.path(),
+        &["login", &server.url, "--user", "admin", "--password-stdin"],
+        &format!("{ADMIN_PASSWORD}\n"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("--fingerprint {}", server.fingerprint)),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_password_and_bad_usage_have_distinct_exit_codes() {
+    let server = start_server();
+    let config = tempfile::tempdir().unwrap();
+    let out = plantwatch(
+        config.path(),
+        &[
+            "login",
+            &server.url,
+            "-u",
+            "admin",
+            "--password-stdin",
+            "--fingerprint",
+            &server.fingerprint,
+        ],
+        "wrong-password\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("invalid username or password"),
+        "{}",
+        stderr(&out)
+    );
+    let usage = plantwatch(config.path(), &["users", "set-role", "x", "superuser"], "");
+    assert_eq!(usage.status.code(), Some(2));
+    assert!(
+        stderr(&usage).contains("unknown role"),
+        "{}",
+        stderr(&usage)
+    );
+}
+
+/// Runs `plantwatch` on a pseudo-terminal (util-linux `script`), typing `lines` one by one as a
+/// person would.
+fn plantwatch_on_terminal(config: &Path, args: &str, lines: &[&str]) -> Output {
+    let mut child = Command::new("script")
+        .args(["-qec", &format!("{CLI} {args}"), "/dev/null"])
+        .env("XDG_CONFIG_HOME", config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` is needed for terminal tests");
+    let mut stdin = child.stdin.take().unwrap();
+    let typed: Vec<String> = lines.iter().map(|l| format!("{l}\n")).collect();
+    let typist = std::thread::spawn(move || {
+        for line in typed {
+            std::thread::sleep(Duration::from_millis(700));
+            let _ = stdin.write_all(line.as_bytes());
+            let _ = stdin.flush();
+        }
+        std::thread::sleep(Duration::from_millis(700));
+    });
+    let output = child.wait_with_output().unwrap();
+    typist.join().unwrap();
+    output
+}
+
+#[test]
+fn first_contact_shows_the_fingerprint_and_asks_like_ssh() {
+    let server = start_server();
+    let config = tempfile::tempdir().unwrap();
+    let args = format!("login {} --user admin", server.url);
+
+    let refused = plantwatch_on_terminal(config.path(), &args, &["no"]);
+    let screen = String::from_utf8_lossy(&refused.stdout).into_owned();
+    assert!(screen.contains(&server.fingerprint), "{screen}");
+    assert!(screen.contains("not trusted"), "{screen}");
+    assert!(
+        !config
+            .path()
+            .join("plantwatch")
+            .join("config.toml")
+            .exists()
+    );
+
+    let accepted = plantwatch_on_terminal(config.path(), &args, &["yes", ADMIN_PASSWORD]);
+    let screen = String::from_utf8_lossy(&accepted.stdout).into_owned();
+    assert!(screen.contains("Signed in to"), "{screen}");
+    assert!(
+        !screen.contains(ADMIN_PASSWORD),
+        "the password was echoed: {screen}"
+    );
+    // The fingerprint is now pinned: the next login does not ask again.
+    let again = plantwatch_on_terminal(config.path(), &args, &[ADMIN_PASSWORD]);
+    let screen = String::from_utf8_lossy(&again.stdout).into_owned();
+    assert!(
+        screen.contains("Signed in to") && !screen.contains("Trust it"),
+        "{screen}"
+    );
+}
