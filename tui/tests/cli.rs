@@ -63,6 +63,8 @@ fn start_server() -> Server {
             };
         }
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("plantwatch-server did not start");
 }
 
