@@ -378,6 +378,15 @@ async fn bad_input_gets_the_json_error_shape() {
     assert_eq!(status, 422);
     assert_eq!(body["error"]["code"], "invalid_json");
 
+    // A typo in a field name is reported, not silently ignored.
+    let typo = br#"{"username": "ted", "password": "long-enough", "rol": "admin"}"#;
+    let (status, body) = raw(&admin, Method::POST, "/api/v1/users", json_ct, typo).await;
+    assert_eq!(status, 422);
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("rol"),
+        "{body}"
+    );
+
     let big = format!(
         r#"{{"username":"x","password":"{}","role":"viewer"}}"#,
         "x".repeat(10_000)

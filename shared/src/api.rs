@@ -107,6 +107,7 @@ pub struct SetupStatus {
 
 /// `POST /api/v1/setup`: create the first admin with the one-time setup code.
 #[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SetupRequest {
     pub code: String,
     pub username: String,
@@ -115,6 +116,7 @@ pub struct SetupRequest {
 
 /// `POST /api/v1/auth/login`.
 #[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
@@ -189,6 +191,7 @@ pub struct User {
 
 /// `POST /api/v1/users`.
 #[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     pub username: String,
     pub password: String,
@@ -206,6 +209,7 @@ impl fmt::Debug for CreateUserRequest {
 
 /// `PATCH /api/v1/users/{id}`: change a user's role and/or reset their password.
 #[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateUserRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<Role>,
@@ -224,6 +228,7 @@ impl fmt::Debug for UpdateUserRequest {
 
 /// `POST /api/v1/auth/password`: change one's own password.
 #[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     pub current_password: String,
     pub new_password: String,

@@ -182,3 +182,50 @@ impl ApiError {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(response: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn internal_errors_hide_their_cause_and_carry_the_request_id() {
+        let response = REQUEST_ID
+            .scope("req123".to_owned(), async {
+                ApiError::internal(anyhow::anyhow!("no such table: users_secret_internal"))
+                    .into_response()
+            })
+            .await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = body_of(response).await;
+        let text = body.to_string();
+        assert!(!text.contains("users_secret_internal"), "{text}");
+        assert_eq!(body["error"]["code"], "internal");
+        assert_eq!(body["error"]["details"]["request_id"], "req123");
+    }
+
+    #[tokio::test]
+    async fn unique_violations_become_409_naming_the_field() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (name TEXT UNIQUE); INSERT INTO t VALUES ('a');")
+            .unwrap();
+        let error = conn.execute("INSERT INTO t VALUES ('a')", []).unwrap_err();
+        let response = ApiError::from(error).into_response();
+        assert_eq!(response.status(), StatusCode::CONFLICT);
+        let body = body_of(response).await;
+        assert_eq!(body["error"]["details"]["field"], "name");
+    }
+
+    #[tokio::test]
+    async fn too_many_requests_sets_retry_after() {
+        let response = ApiError::too_many_requests(42).into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "42");
+    }
+}
