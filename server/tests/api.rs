@@ -441,3 +441,83 @@ async fn bad_input_gets_the_json_error_shape() {
         (400, Some("invalid_query"))
     );
 }
+
+#[tokio::test]
+async fn a_failing_write_is_rolled_back_whole_and_answered_without_internals() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    // A real fault: the audit table vanishes under the running server, so the audit row of the
+    // next write fails after the write itself succeeded inside the transaction.
+    let db = rusqlite::Connection::open(app.dir.path().join("plantwatch.db")).unwrap();
+    db.execute_batch("DROP TABLE audit_log").unwrap();
+
+    let (status, bytes) = admin
+        .send_raw(
+            Method::POST,
+            "/api/v1/users",
+            Some("application/json"),
+            br#"{"username": "half", "password": "long-enough", "role": "viewer"}"#.to_vec(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 500);
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(body["error"]["code"], "internal");
+    let text = body.to_string();
+    assert!(
+        !text.contains("audit_log") && !text.contains("sqlite"),
+        "{text}"
+    );
+    assert!(body["error"]["details"]["request_id"].is_string(), "{text}");
+
+    // Nothing half-written: the user was not created either.
+    let users = admin.list_users(&Page::default()).await.unwrap();
+    assert!(users.items.iter().all(|u| u.username != "half"));
+}
+
+#[tokio::test]
+async fn concurrent_setups_create_exactly_one_admin() {
+    let app = spawn_app_with(|c| c.bootstrap_admin = None).await;
+    let code = app.server.setup_code.clone().unwrap();
+    let attempts: Vec<_> = (0..4)
+        .map(|i| {
+            let client = app.client();
+            let code = code.clone();
+            tokio::spawn(async move {
+                client
+                    .setup(&plantwatch_shared::api::SetupRequest {
+                        code,
+                        username: format!("first{i}"),
+                        password: "first-password".into(),
+                    })
+                    .await
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(_) => created += 1,
+            Err(err) => assert_eq!(err.status(), Some(409), "{err}"),
+        }
+    }
+    assert_eq!(created, 1);
+}
+
+#[tokio::test]
+async fn failures_from_one_address_lock_that_address_across_usernames() {
+    let app = spawn_app_with(|c| c.login_max_failures = 3).await;
+    let client = app.client();
+    for name in ["u1", "u2", "u3"] {
+        let err = client.login(name, "wrong-password").await.unwrap_err();
+        assert_eq!(err.status(), Some(401));
+    }
+    // A fourth username from the same address is refused without a password check.
+    let err = client.login("u4", "wrong-password").await.unwrap_err();
+    assert_eq!(err.status(), Some(429));
+    let err = client
+        .login(ADMIN, common::ADMIN_PASSWORD)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(429));
+}

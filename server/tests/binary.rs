@@ -147,6 +147,23 @@ fn fingerprint_of_a_supplied_certificate_and_a_bad_config_file() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("listne"));
 
+    // A certificate that cannot be read is named.
+    let output = server(
+        dir.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "/nonexistent/server.crt",
+            "--tls-key",
+            "/nonexistent/server.key",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/server.crt"));
+
     // Half a TLS pair is a usage error.
     let output = server(dir.path(), &["--tls-cert", "/nonexistent.pem"])
         .output()

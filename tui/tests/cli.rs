@@ -105,6 +105,11 @@ fn stderr(output: &Output) -> String {
 }
 
 fn login(server: &Server, config: &Path) -> Output {
+    login_with(server, config, &server.fingerprint, ADMIN_PASSWORD)
+}
+
+/// `plantwatch login` as a script runs it: fingerprint on the command line, password on stdin.
+fn login_with(server: &Server, config: &Path, fingerprint: &str, password: &str) -> Output {
     plantwatch(
         config,
         &[
@@ -114,9 +119,9 @@ fn login(server: &Server, config: &Path) -> Output {
             "admin",
             "--password-stdin",
             "--fingerprint",
-            &server.fingerprint,
+            fingerprint,
         ],
-        &format!("{ADMIN_PASSWORD}\n"),
+        &format!("{password}\n"),
     )
 }
 
@@ -255,19 +260,7 @@ fn a_wrong_fingerprint_is_refused_and_nothing_is_saved() {
     let server = start_server();
     let config = tempfile::tempdir().unwrap();
     let wrong = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-    let out = plantwatch(
-        config.path(),
-        &[
-            "login",
-            &server.url,
-            "--user",
-            "admin",
-            "--password-stdin",
-            "--fingerprint",
-            wrong,
-        ],
-        &format!("{ADMIN_PASSWORD}\n"),
-    );
+    let out = login_with(&server, config.path(), wrong, ADMIN_PASSWORD);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("intercepting"), "{err}");
@@ -302,18 +295,11 @@ fn an_unknown_certificate_without_a_terminal_needs_fingerprint() {
 fn bad_password_and_bad_usage_have_distinct_exit_codes() {
     let server = start_server();
     let config = tempfile::tempdir().unwrap();
-    let out = plantwatch(
+    let out = login_with(
+        &server,
         config.path(),
-        &[
-            "login",
-            &server.url,
-            "-u",
-            "admin",
-            "--password-stdin",
-            "--fingerprint",
-            &server.fingerprint,
-        ],
-        "wrong-password\n",
+        &server.fingerprint,
+        "wrong-password",
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(

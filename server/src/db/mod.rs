@@ -297,3 +297,30 @@ mod tests {
         assert!(orphan_session.is_err());
     }
 }
+
+#[cfg(test)]
+mod session_tests {
+    use super::*;
+
+    #[test]
+    fn sweeping_removes_idle_and_aged_sessions_only() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        migrate(&mut conn, "mem").unwrap();
+        let user = users::insert(
+            &conn,
+            "ana",
+            "hash",
+            plantwatch_shared::api::Role::Viewer,
+            0,
+        )
+        .unwrap();
+        // (last_seen, expires): live; idle for too long; past its absolute expiry.
+        sessions::insert(&conn, user.id, "live", 1000, 5000, None, None).unwrap();
+        sessions::insert(&conn, user.id, "idle", 100, 5000, None, None).unwrap();
+        sessions::insert(&conn, user.id, "aged", 1000, 1100, None, None).unwrap();
+        let swept = sessions::delete_expired(&conn, 1200, 500).unwrap();
+        assert_eq!(swept, 2);
+        assert!(sessions::by_token_hash(&conn, "live").unwrap().is_some());
+    }
+}
