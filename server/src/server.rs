@@ -184,6 +184,14 @@ fn prepare_data_dir(config: &Config) -> anyhow::Result<()> {
             .with_context(|| format!("creating the data directory {}", dir.display()))?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
             .with_context(|| format!("restricting the data directory {}", dir.display()))?;
+    } else if let Ok(meta) = std::fs::metadata(dir)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            path = %dir.display(),
+            mode = format!("{:o}", meta.permissions().mode() & 0o777),
+            "The data directory is accessible to other users; chmod 700 it."
+        );
     }
     Ok(())
 }

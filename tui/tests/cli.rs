@@ -375,3 +375,42 @@ fn first_contact_shows_the_fingerprint_and_asks_like_ssh() {
         "{screen}"
     );
 }
+
+#[test]
+fn a_plain_http_development_server_needs_no_fingerprint() {
+    let data = tempfile::tempdir().unwrap();
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let mut child = Command::new(server_bin())
+        .args([
+            "--insecure-http",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .env("PLANTWATCH_ADMIN_USER", "admin")
+        .env("PLANTWATCH_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let config = tempfile::tempdir().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let out = loop {
+        let out = plantwatch(
+            config.path(),
+            &["login", &url, "-u", "admin", "--password-stdin"],
+            &format!("{ADMIN_PASSWORD}\n"),
+        );
+        if out.status.success() || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ok(&out).contains(&format!("Signed in to {url}")));
+}

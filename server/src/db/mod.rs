@@ -9,6 +9,7 @@ pub mod sessions;
 pub mod settings;
 pub mod users;
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -70,6 +71,10 @@ impl Db {
         // WAL is a property of the file: set it once, on one connection, before the pool exists
         // (setting it from every pooled connection races into "database is locked").
         let mut conn = Connection::open(path)?;
+        // Password and token hashes live here: owner only. SQLite gives the -wal and -shm files
+        // the same mode as the database.
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| DbError::Task(format!("restricting {}: {e}", path.display())))?;
         configure(&conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         migrate(&mut conn, &path.display().to_string())?;
@@ -202,6 +207,11 @@ mod tests {
         migrate(&mut conn, "t.db").unwrap();
         let tables = table_count(&conn);
         assert!(tables >= 23, "only {tables} tables");
+        drop(conn);
+        Db::open(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "database readable by others");
+        let mut conn = Connection::open(&path).unwrap();
         migrate(&mut conn, "t.db").unwrap();
         assert_eq!(table_count(&conn), tables);
         let recorded: Vec<String> = conn
