@@ -333,20 +333,17 @@ fn api_error(status: StatusCode, bytes: &[u8]) -> Error {
     }
 }
 
-/// An error and its causes on one line, so "connection refused" is not hidden behind
-/// "error sending request".
+/// An error's innermost causes on one line: "tcp connect error: Connection refused" rather than
+/// reqwest's outer "error sending request for url (…): client error (Connect)".
 fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
+    let mut chain = vec![error.to_string()];
     let mut source = error.source();
     while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
+        chain.push(cause.to_string());
         source = cause.source();
     }
-    text
+    let keep = chain.len().min(2);
+    chain[chain.len() - keep..].join(": ")
 }
 
 /// Accepts exactly the pinned certificate (or, when probing, any certificate) and records the
