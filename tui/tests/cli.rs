@@ -316,30 +316,68 @@ fn bad_password_and_bad_usage_have_distinct_exit_codes() {
     );
 }
 
-/// Runs `plantwatch` on a pseudo-terminal (util-linux `script`), typing `lines` one by one as a
-/// person would.
-fn plantwatch_on_terminal(config: &Path, args: &str, lines: &[&str]) -> Output {
+/// Runs `plantwatch` on a pseudo-terminal (util-linux `script`) and answers its prompts as a
+/// person would: each `(prompt, answer)` is typed once `prompt` has appeared on the screen.
+/// Returns the screen and the exit status.
+fn plantwatch_on_terminal(
+    config: &Path,
+    args: &str,
+    dialogue: &[(&str, &str)],
+) -> (String, std::process::ExitStatus) {
+    use std::io::Read as _;
+    use std::sync::{Arc, Mutex};
+
     let mut child = Command::new("script")
         .args(["-qec", &format!("{CLI} {args}"), "/dev/null"])
         .env("XDG_CONFIG_HOME", config)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .expect("util-linux `script` is needed for terminal tests");
+    let screen = Arc::new(Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = {
+        let screen = screen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                screen
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
     let mut stdin = child.stdin.take().unwrap();
-    let typed: Vec<String> = lines.iter().map(|l| format!("{l}\n")).collect();
-    let typist = std::thread::spawn(move || {
-        for line in typed {
-            std::thread::sleep(Duration::from_millis(700));
-            let _ = stdin.write_all(line.as_bytes());
-            let _ = stdin.flush();
+    let mut seen = 0;
+    for (prompt, answer) in dialogue {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = screen.lock().unwrap().clone();
+            if let Some(at) = text[seen..].find(prompt) {
+                seen += at + prompt.len();
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no prompt {prompt:?} on screen:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(700));
-    });
-    let output = child.wait_with_output().unwrap();
-    typist.join().unwrap();
-    output
+        // Let the program switch the terminal to no-echo after printing a password prompt.
+        std::thread::sleep(Duration::from_millis(300));
+        stdin.write_all(format!("{answer}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+    let status = child.wait().unwrap();
+    drop(stdin);
+    reader.join().unwrap();
+    let text = screen.lock().unwrap().clone();
+    (text, status)
 }
 
 #[test]
@@ -347,9 +385,11 @@ fn first_contact_shows_the_fingerprint_and_asks_like_ssh() {
     let server = start_server();
     let config = tempfile::tempdir().unwrap();
     let args = format!("login {} --user admin", server.url);
+    let trust = "Trust it and continue? [yes/no] ";
+    let password = "Password for admin: ";
 
-    let refused = plantwatch_on_terminal(config.path(), &args, &["no"]);
-    let screen = String::from_utf8_lossy(&refused.stdout).into_owned();
+    let (screen, status) = plantwatch_on_terminal(config.path(), &args, &[(trust, "no")]);
+    assert!(!status.success());
     assert!(screen.contains(&server.fingerprint), "{screen}");
     assert!(screen.contains("not trusted"), "{screen}");
     assert!(
@@ -360,20 +400,23 @@ fn first_contact_shows_the_fingerprint_and_asks_like_ssh() {
             .exists()
     );
 
-    let accepted = plantwatch_on_terminal(config.path(), &args, &["yes", ADMIN_PASSWORD]);
-    let screen = String::from_utf8_lossy(&accepted.stdout).into_owned();
+    let (screen, status) = plantwatch_on_terminal(
+        config.path(),
+        &args,
+        &[(trust, "yes"), (password, ADMIN_PASSWORD)],
+    );
+    assert!(status.success(), "{screen}");
     assert!(screen.contains("Signed in to"), "{screen}");
     assert!(
         !screen.contains(ADMIN_PASSWORD),
         "the password was echoed: {screen}"
     );
+
     // The fingerprint is now pinned: the next login does not ask again.
-    let again = plantwatch_on_terminal(config.path(), &args, &[ADMIN_PASSWORD]);
-    let screen = String::from_utf8_lossy(&again.stdout).into_owned();
-    assert!(
-        screen.contains("Signed in to") && !screen.contains("Trust it"),
-        "{screen}"
-    );
+    let (screen, status) =
+        plantwatch_on_terminal(config.path(), &args, &[(password, ADMIN_PASSWORD)]);
+    assert!(status.success(), "{screen}");
+    assert!(!screen.contains("Trust it"), "{screen}");
 }
 
 #[test]
