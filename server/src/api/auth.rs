@@ -97,7 +97,9 @@ async fn login(
         keys.push(format!("addr:{ip}"));
     }
     if let Err(wait) = state.limiter.check(&keys) {
-        return Err(ApiError::too_many_requests(wait.as_secs().max(1)));
+        return Err(ApiError::too_many_requests(
+            crate::auth::rate_limit::whole_seconds(wait),
+        ));
     }
 
     let lookup = username.clone();

@@ -59,7 +59,9 @@ async fn complete(
     };
     let keys = vec!["setup".to_owned()];
     if let Err(wait) = state.limiter.check(&keys) {
-        return Err(ApiError::too_many_requests(wait.as_secs().max(1)));
+        return Err(ApiError::too_many_requests(
+            crate::auth::rate_limit::whole_seconds(wait),
+        ));
     }
     if !code_matches(&expected, &request.code) {
         state.limiter.record_failure(&keys);

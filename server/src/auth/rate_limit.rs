@@ -75,6 +75,12 @@ impl LoginLimiter {
     }
 }
 
+/// `wait` rounded up to whole seconds (at least 1), for `Retry-After`: a client that waits that
+/// long is let in.
+pub fn whole_seconds(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
 fn prune(times: &mut VecDeque<Instant>, now: Instant, window: Duration) {
     while times.front().is_some_and(|t| now - *t >= window) {
         times.pop_front();
@@ -106,6 +112,13 @@ mod tests {
         let attempt = ["user:bob".to_owned(), "addr:10.0.0.1".to_owned()];
         assert!(limiter.check(&attempt).is_err());
         assert!(limiter.check(&["user:bob".to_owned()]).is_ok());
+    }
+
+    #[test]
+    fn retry_after_rounds_up() {
+        assert_eq!(whole_seconds(Duration::from_millis(1001)), 2);
+        assert_eq!(whole_seconds(Duration::from_secs(3)), 3);
+        assert_eq!(whole_seconds(Duration::from_millis(10)), 1);
     }
 
     #[test]
