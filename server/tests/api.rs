@@ -5,7 +5,7 @@ mod common;
 
 use common::{ADMIN, TestApp, spawn_app, spawn_app_with};
 use plantwatch_shared::Client;
-use plantwatch_shared::api::{AuditQuery, CreateUserRequest, Page, Role, UpdateUserRequest};
+use plantwatch_shared::api::{AuditQuery, CreateUserRequest, Role, UpdateUserRequest, UserQuery};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -172,7 +172,7 @@ async fn the_last_admin_cannot_be_demoted_or_deleted() {
     // The demoted admin lost admin rights at once, on the same session.
     assert_eq!(
         admin
-            .list_users(&Page::default())
+            .list_users(&UserQuery::default())
             .await
             .unwrap_err()
             .status(),
@@ -180,7 +180,7 @@ async fn the_last_admin_cannot_be_demoted_or_deleted() {
     );
     // And the last admin cannot be deleted by anyone.
     second.delete_user(me.id).await.unwrap();
-    let users = second.list_users(&Page::default()).await.unwrap();
+    let users = second.list_users(&UserQuery::default()).await.unwrap();
     assert_eq!(users.total, 1);
 }
 
@@ -249,7 +249,7 @@ async fn a_password_reset_ends_the_users_sessions() {
 }
 
 #[tokio::test]
-async fn users_list_pages_and_sorts() {
+async fn users_list_pages_sorts_and_filters() {
     let app = spawn_app().await;
     let admin = app.admin().await;
     for name in ["carl", "bob"] {
@@ -262,6 +262,21 @@ async fn users_list_pages_and_sorts() {
     assert_eq!(page.total, 3);
     let names: Vec<_> = page.items.iter().map(|u| u.username.as_str()).collect();
     assert_eq!(names, ["carl", "bob"]);
+    let matching = admin
+        .list_users(&UserQuery {
+            role: Some(Role::Viewer),
+            q: Some("AR".into()),
+            ..UserQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(matching.total, 1);
+    assert_eq!(matching.items[0].username, "carl");
+    let err = admin
+        .empty(admin.request(Method::GET, "/api/v1/users?role=root"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("invalid_query"));
     let err = admin
         .empty(admin.request(Method::GET, "/api/v1/users?sort=password_hash"))
         .await
@@ -471,7 +486,7 @@ async fn a_failing_write_is_rolled_back_whole_and_answered_without_internals() {
     assert!(body["error"]["details"]["request_id"].is_string(), "{text}");
 
     // Nothing half-written: the user was not created either.
-    let users = admin.list_users(&Page::default()).await.unwrap();
+    let users = admin.list_users(&UserQuery::default()).await.unwrap();
     assert!(users.items.iter().all(|u| u.username != "half"));
 }
 

@@ -81,9 +81,18 @@ pub struct ListResponse<T> {
     pub total: u64,
 }
 
-/// Paging parameters every list takes.
+/// Query of `GET /api/v1/users`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Page {
+pub struct UserQuery {
+    /// Only users with this role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// Only users whose name contains this text (case-insensitive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q: Option<String>,
+    /// `username`, `role`, `created_at` or `last_login_at`; a leading `-` sorts descending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -18,8 +18,8 @@ use serde::de::DeserializeOwned;
 
 use crate::api::{
     AuditEntry, AuditQuery, ChangePasswordRequest, CreateUserRequest, ErrorBody, Health,
-    ListResponse, LoginRequest, LoginResponse, Me, Page, SetupRequest, SetupStatus,
-    UpdateUserRequest, User,
+    ListResponse, LoginRequest, LoginResponse, Me, SetupRequest, SetupStatus, UpdateUserRequest,
+    User, UserQuery,
 };
 use crate::{Error, Fingerprint, Result};
 
@@ -202,8 +202,8 @@ impl Client {
     }
 
     /// `GET /api/v1/users` (admin).
-    pub async fn list_users(&self, page: &Page) -> Result<ListResponse<User>> {
-        self.json(self.request(Method::GET, "/api/v1/users").query(page))
+    pub async fn list_users(&self, query: &UserQuery) -> Result<ListResponse<User>> {
+        self.json(self.request(Method::GET, "/api/v1/users").query(query))
             .await
     }
 

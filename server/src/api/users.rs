@@ -5,9 +5,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use plantwatch_shared::api::{CreateUserRequest, ListResponse, Role, UpdateUserRequest, User};
+use plantwatch_shared::api::{
+    CreateUserRequest, ListResponse, Role, UpdateUserRequest, User, UserQuery,
+};
 use rusqlite::Connection;
-use serde::Deserialize;
 use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
@@ -21,14 +22,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/users", get(list).post(create))
         .route("/users/{id}", get(read).patch(update).delete(remove))
-}
-
-/// Query of `GET /users`: paging and `sort` (a column, `-` in front for descending).
-#[derive(Debug, Deserialize)]
-struct ListQuery {
-    limit: Option<u32>,
-    offset: Option<u32>,
-    sort: Option<String>,
 }
 
 fn user_not_found(id: i64) -> ApiError {
@@ -49,7 +42,7 @@ fn existing(conn: &Connection, id: i64) -> ApiResult<User> {
 async fn list(
     State(state): State<AppState>,
     _auth: Authed<AdminRole>,
-    ApiQuery(query): ApiQuery<ListQuery>,
+    ApiQuery(query): ApiQuery<UserQuery>,
 ) -> ApiResult<Json<ListResponse<User>>> {
     let (limit, offset) = page_bounds(query.limit, query.offset)?;
     let sort = query.sort.unwrap_or_else(|| "username".to_owned());
@@ -68,10 +61,20 @@ async fn list(
                 format!("cannot sort by {name:?}; use one of {}", keys.join(", ")),
             )
         })?;
+    let (role, text) = (query.role, query.q.filter(|q| !q.is_empty()));
     let (items, total) = state
         .db
         .call(move |conn| {
-            users::list(conn, order, descending, limit, offset).map_err(ApiError::from)
+            users::list(
+                conn,
+                role,
+                text.as_deref(),
+                order,
+                descending,
+                limit,
+                offset,
+            )
+            .map_err(ApiError::from)
         })
         .await?;
     Ok(Json(ListResponse { items, total }))

@@ -102,22 +102,34 @@ pub const SORTS: &[(&str, &str)] = &[
     ("last_login_at", "last_login_at"),
 ];
 
-/// A page of users and the total count. `order` is an entry of [`SORTS`] (already checked).
+/// A page of users matching `role` and `text`, and how many match. `order` is an entry of
+/// [`SORTS`] (already checked).
 pub fn list(
     conn: &Connection,
+    role: Option<Role>,
+    text: Option<&str>,
     order: &str,
     descending: bool,
     limit: u32,
     offset: u32,
 ) -> rusqlite::Result<(Vec<User>, u64)> {
     let direction = if descending { "DESC" } else { "ASC" };
+    // instr() rather than LIKE: no wildcard characters to escape in the search text.
+    let filter =
+        "WHERE (?1 IS NULL OR role = ?1) AND (?2 IS NULL OR instr(lower(username), lower(?2)) > 0)";
+    let role = role.map(Role::as_str);
+    let total: i64 = conn.query_row(
+        &format!("SELECT count(*) FROM users {filter}"),
+        (role, text),
+        |r| r.get(0),
+    )?;
     let mut statement = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM users ORDER BY {order} {direction}, id LIMIT ?1 OFFSET ?2"
+        "SELECT {COLUMNS} FROM users {filter} ORDER BY {order} {direction}, id LIMIT ?3 OFFSET ?4"
     ))?;
     let items = statement
-        .query_map((limit, offset), from_row)?
+        .query_map((role, text, limit, offset), from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok((items, count(conn)?.max(0) as u64))
+    Ok((items, total.max(0) as u64))
 }
 
 /// Changes a user's role.

@@ -3,7 +3,7 @@
 use anyhow::bail;
 use clap::Subcommand;
 use plantwatch_shared::Client;
-use plantwatch_shared::api::{CreateUserRequest, Page, Role, UpdateUserRequest, User};
+use plantwatch_shared::api::{CreateUserRequest, Role, UpdateUserRequest, User, UserQuery};
 
 use super::output::time_cell;
 use super::{Session, ask, ask_secret, read_stdin_line};
@@ -49,7 +49,10 @@ pub enum UsersCommand {
     },
 }
 
-const ALL: Page = Page {
+const ALL: UserQuery = UserQuery {
+    role: None,
+    q: None,
+    sort: None,
     limit: Some(1000),
     offset: None,
 };
