@@ -35,15 +35,27 @@ impl Drop for Server {
     }
 }
 
-fn start_server() -> Server {
-    let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(server_bin())
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path())
+/// `plantwatch-server` on a temporary data dir with an admin from the environment.
+fn server_command(data: &Path, listen: &str) -> Command {
+    let mut command = Command::new(server_bin());
+    command
+        .args(["--listen", listen, "--data-dir"])
+        .arg(data)
         .env("PLANTWATCH_ADMIN_USER", "admin")
         .env("PLANTWATCH_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env_remove("PLANTWATCH_CONFIG")
-        .env("NO_COLOR", "1")
+        .env("NO_COLOR", "1");
+    command
+}
+
+/// Whether `plantwatch` saved a client configuration under `config`.
+fn saved(config: &Path) -> bool {
+    config.join("plantwatch").join("config.toml").exists()
+}
+
+fn start_server() -> Server {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = server_command(data.path(), "127.0.0.1:0")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -265,13 +277,7 @@ fn a_wrong_fingerprint_is_refused_and_nothing_is_saved() {
     let err = stderr(&out);
     assert!(err.contains("intercepting"), "{err}");
     assert!(err.contains(&server.fingerprint), "{err}");
-    assert!(
-        !config
-            .path()
-            .join("plantwatch")
-            .join("config.toml")
-            .exists()
-    );
+    assert!(!saved(config.path()));
 }
 
 #[test]
@@ -392,13 +398,7 @@ fn first_contact_shows_the_fingerprint_and_asks_like_ssh() {
     assert!(!status.success());
     assert!(screen.contains(&server.fingerprint), "{screen}");
     assert!(screen.contains("not trusted"), "{screen}");
-    assert!(
-        !config
-            .path()
-            .join("plantwatch")
-            .join("config.toml")
-            .exists()
-    );
+    assert!(!saved(config.path()));
 
     let (screen, status) = plantwatch_on_terminal(
         config.path(),
@@ -426,16 +426,8 @@ fn a_plain_http_development_server_needs_no_fingerprint() {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
     };
-    let mut child = Command::new(server_bin())
-        .args([
-            "--insecure-http",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(data.path())
-        .env("PLANTWATCH_ADMIN_USER", "admin")
-        .env("PLANTWATCH_ADMIN_PASSWORD", ADMIN_PASSWORD)
+    let mut child = server_command(data.path(), &format!("127.0.0.1:{port}"))
+        .arg("--insecure-http")
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
