@@ -32,24 +32,25 @@ pub fn insert(
     Ok(conn.last_insert_rowid())
 }
 
-/// The session with this token hash, if any (expired or not).
+/// The session with this token hash and its user, if any (expired or not). One indexed lookup:
+/// this runs on every authenticated request.
 pub fn by_token_hash(conn: &Connection, token_hash: &str) -> rusqlite::Result<Option<SessionRow>> {
-    let found: Option<(i64, i64, i64, i64)> = conn
-        .query_row(
-            "SELECT id, user_id, last_seen_at, expires_at FROM sessions WHERE token_hash = ?1",
-            [token_hash],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .optional()?;
-    let Some((id, user_id, last_seen_at, expires_at)) = found else {
-        return Ok(None);
-    };
-    Ok(users::get(conn, user_id)?.map(|user| SessionRow {
-        id,
-        user,
-        last_seen_at,
-        expires_at,
-    }))
+    // The first six columns are users::COLUMNS, which users::from_row reads.
+    conn.prepare_cached(
+        "SELECT u.id, u.username, u.role, u.created_at, u.updated_at, u.last_login_at,
+                s.id, s.last_seen_at, s.expires_at
+         FROM sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.token_hash = ?1",
+    )?
+    .query_row([token_hash], |row| {
+        Ok(SessionRow {
+            user: users::from_row(row)?,
+            id: row.get(6)?,
+            last_seen_at: row.get(7)?,
+            expires_at: row.get(8)?,
+        })
+    })
+    .optional()
 }
 
 /// Records activity on a session.

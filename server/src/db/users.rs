@@ -5,6 +5,7 @@ use rusqlite::{Connection, OptionalExtension as _, Row};
 
 use super::to_time;
 
+/// The columns [`from_row`] reads, in order.
 const COLUMNS: &str = "id, username, role, created_at, updated_at, last_login_at";
 
 /// A user with their password hash, for login checks only.
@@ -20,7 +21,8 @@ fn role_of(text: &str) -> rusqlite::Result<Role> {
     })
 }
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+/// A user from the first six columns of `row`, as [`COLUMNS`] lists them.
+pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     let role: String = row.get(2)?;
     Ok(User {
         id: row.get(0)?,
