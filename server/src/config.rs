@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use plantwatch_shared::Secret;
 use serde::{Deserialize, Serialize};
 
 /// Command line of `plantwatch-server`.
@@ -137,20 +138,10 @@ pub struct Config {
 }
 
 /// Credentials of the admin created at first start.
-#[derive(Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BootstrapAdmin {
     pub username: String,
-    pub password: String,
-}
-
-impl std::fmt::Debug for BootstrapAdmin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "BootstrapAdmin {{ username: {:?}, password: *** }}",
-            self.username
-        )
-    }
+    pub password: Secret,
 }
 
 impl Default for Config {
@@ -206,7 +197,10 @@ fn bootstrap_admin_from_env() -> anyhow::Result<Option<BootstrapAdmin>> {
     let user = std::env::var("PLANTWATCH_ADMIN_USER").ok();
     let password = std::env::var("PLANTWATCH_ADMIN_PASSWORD").ok();
     match (user, password) {
-        (Some(username), Some(password)) => Ok(Some(BootstrapAdmin { username, password })),
+        (Some(username), Some(password)) => Ok(Some(BootstrapAdmin {
+            username,
+            password: password.into(),
+        })),
         (None, None) => Ok(None),
         _ => bail!("set both PLANTWATCH_ADMIN_USER and PLANTWATCH_ADMIN_PASSWORD, or neither"),
     }

@@ -211,7 +211,7 @@ async fn first_admin(db: &Db, config: &Config) -> anyhow::Result<Option<String>>
         if let Some(problem) = username_problem(&username) {
             bail!("PLANTWATCH_ADMIN_USER is not usable: {problem}");
         }
-        if let Some(problem) = password_problem(&admin.password) {
+        if let Some(problem) = password_problem(admin.password.expose()) {
             bail!("PLANTWATCH_ADMIN_PASSWORD is not usable: {problem}");
         }
         let hash = hash_password(admin.password.clone()).await?;

@@ -190,7 +190,7 @@ async fn user_management_validates_input() {
     let admin = app.admin().await;
     let create = |username: &str, password: &str| CreateUserRequest {
         username: username.to_owned(),
-        password: password.to_owned(),
+        password: password.into(),
         role: Role::Viewer,
     };
     let err = admin
@@ -501,7 +501,7 @@ async fn concurrent_setups_create_exactly_one_admin() {
             tokio::spawn(async move {
                 client
                     .setup(&plantwatch_shared::api::SetupRequest {
-                        code,
+                        code: code.into(),
                         username: format!("first{i}"),
                         password: "first-password".into(),
                     })

@@ -16,7 +16,7 @@ async fn login_with_the_right_password_opens_a_session() {
     let app = spawn_app().await;
     let client = app.client();
     let session = client.login(ADMIN, ADMIN_PASSWORD).await.unwrap();
-    assert!(session.token.starts_with("pws_"));
+    assert!(session.token.expose().starts_with("pws_"));
     assert_eq!(session.user.role, Role::Admin);
     let me = client.with_token(session.token).me().await.unwrap();
     assert_eq!(me.user.username, ADMIN);
@@ -210,9 +210,9 @@ async fn setup_code_creates_the_first_admin_once() {
     );
 
     let request = |code: &str| SetupRequest {
-        code: code.to_owned(),
+        code: code.into(),
         username: "root".to_owned(),
-        password: "root-password".to_owned(),
+        password: "root-password".into(),
     };
     let wrong = client.setup(&request("AAAA-BBBB-CCCC")).await.unwrap_err();
     assert_eq!(
@@ -291,7 +291,9 @@ async fn restart_keeps_users_sessions_and_the_certificate() {
     assert!(restarted.setup_code.is_none());
     // The old client (old port) is re-pointed at the new port with the same token and pin.
     let mut client = Client::new(&restarted.url(), restarted.fingerprint).unwrap();
-    client.set_token(Some(token_holder_token(&token_holder).expect("a token")));
+    client.set_token(Some(
+        token_holder_token(&token_holder).expect("a token").into(),
+    ));
     let me = client.me().await.unwrap();
     assert_eq!(me.user.username, ADMIN);
     assert_eq!(client.get_user(viewer_id).await.unwrap().username, "vera");

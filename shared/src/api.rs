@@ -6,6 +6,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::Secret;
+
 /// What a signed-in user may do. Ordered: an admin may do all an operator may, and so on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -115,56 +117,29 @@ pub struct SetupStatus {
 }
 
 /// `POST /api/v1/setup`: create the first admin with the one-time setup code.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetupRequest {
-    pub code: String,
+    pub code: Secret,
     pub username: String,
-    pub password: String,
+    pub password: Secret,
 }
 
 /// `POST /api/v1/auth/login`.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub username: String,
-    pub password: String,
-}
-
-impl fmt::Debug for LoginRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LoginRequest")
-            .field("username", &self.username)
-            .field("password", &"***")
-            .finish()
-    }
-}
-
-impl fmt::Debug for SetupRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SetupRequest")
-            .field("username", &self.username)
-            .finish_non_exhaustive()
-    }
+    pub password: Secret,
 }
 
 /// Answer to a successful login or setup: the session token, shown only here.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoginResponse {
     /// `pws_…`; send as `Authorization: Bearer` (also set as an HTTP-only cookie).
-    pub token: String,
+    pub token: Secret,
     pub user: User,
     pub session: SessionInfo,
-}
-
-impl fmt::Debug for LoginResponse {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LoginResponse")
-            .field("token", &"***")
-            .field("user", &self.user)
-            .field("session", &self.session)
-            .finish()
-    }
 }
 
 /// Expiry of the current session.
@@ -199,54 +174,30 @@ pub struct User {
 }
 
 /// `POST /api/v1/users`.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     pub username: String,
-    pub password: String,
+    pub password: Secret,
     pub role: Role,
 }
 
-impl fmt::Debug for CreateUserRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CreateUserRequest")
-            .field("username", &self.username)
-            .field("role", &self.role)
-            .finish_non_exhaustive()
-    }
-}
-
 /// `PATCH /api/v1/users/{id}`: change a user's role and/or reset their password.
-#[derive(Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<Role>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<String>,
-}
-
-impl fmt::Debug for UpdateUserRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UpdateUserRequest")
-            .field("role", &self.role)
-            .field("password", &self.password.as_ref().map(|_| "***"))
-            .finish()
-    }
+    pub password: Option<Secret>,
 }
 
 /// `POST /api/v1/auth/password`: change one's own password.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
-    pub current_password: String,
-    pub new_password: String,
-}
-
-impl fmt::Debug for ChangePasswordRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ChangePasswordRequest { *** }")
-    }
+    pub current_password: Secret,
+    pub new_password: Secret,
 }
 
 /// One row of `GET /api/v1/audit`.

@@ -21,7 +21,7 @@ use crate::api::{
     ListResponse, LoginRequest, LoginResponse, Me, SetupRequest, SetupStatus, UpdateUserRequest,
     User, UserQuery,
 };
-use crate::{Error, Fingerprint, Result};
+use crate::{Error, Fingerprint, Result, Secret};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -33,7 +33,7 @@ const MAX_FOREIGN_ERROR_TEXT: usize = 200;
 pub struct Client {
     http: reqwest::Client,
     base: String,
-    token: Option<String>,
+    token: Option<Secret>,
     pin: Option<Fingerprint>,
     seen: Arc<Mutex<Option<Fingerprint>>>,
 }
@@ -43,7 +43,7 @@ impl std::fmt::Debug for Client {
         f.debug_struct("Client")
             .field("base", &self.base)
             .field("pin", &self.pin)
-            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("token", &self.token)
             .finish()
     }
 }
@@ -126,13 +126,13 @@ impl Client {
     }
 
     /// The same client, sending `token` as its bearer token.
-    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+    pub fn with_token(mut self, token: impl Into<Secret>) -> Self {
         self.token = Some(token.into());
         self
     }
 
     /// Replaces or clears the bearer token.
-    pub fn set_token(&mut self, token: Option<String>) {
+    pub fn set_token(&mut self, token: Option<Secret>) {
         self.token = token;
     }
 
@@ -170,7 +170,7 @@ impl Client {
     pub async fn login(&self, username: &str, password: &str) -> Result<LoginResponse> {
         let body = LoginRequest {
             username: username.to_owned(),
-            password: password.to_owned(),
+            password: password.into(),
         };
         self.json(self.request(Method::POST, "/api/v1/auth/login").json(&body))
             .await
@@ -191,8 +191,8 @@ impl Client {
     /// `POST /api/v1/auth/password`. Other sessions of the user end; this one stays.
     pub async fn change_password(&self, current: &str, new: &str) -> Result<()> {
         let body = ChangePasswordRequest {
-            current_password: current.to_owned(),
-            new_password: new.to_owned(),
+            current_password: current.into(),
+            new_password: new.into(),
         };
         self.empty(
             self.request(Method::POST, "/api/v1/auth/password")
@@ -265,7 +265,7 @@ impl Client {
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         let request = self.http.request(method, format!("{}{path}", self.base));
         match &self.token {
-            Some(token) => request.bearer_auth(token),
+            Some(token) => request.bearer_auth(token.expose()),
             None => request,
         }
     }

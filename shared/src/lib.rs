@@ -8,10 +8,12 @@ pub mod api;
 pub mod client;
 pub mod error;
 pub mod fingerprint;
+pub mod secret;
 
 pub use client::Client;
 pub use error::{Error, Result};
 pub use fingerprint::Fingerprint;
+pub use secret::Secret;
 
 /// Prefix of session tokens.
 pub const SESSION_TOKEN_PREFIX: &str = "pws_";

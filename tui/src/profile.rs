@@ -8,11 +8,11 @@ use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow, bail};
-use plantwatch_shared::Fingerprint;
+use plantwatch_shared::{Fingerprint, Secret};
 use serde::{Deserialize, Serialize};
 
 /// One server profile.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Context {
     pub name: String,
     pub url: String,
@@ -21,19 +21,7 @@ pub struct Context {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
-}
-
-impl std::fmt::Debug for Context {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context")
-            .field("name", &self.name)
-            .field("url", &self.url)
-            .field("fingerprint", &self.fingerprint)
-            .field("username", &self.username)
-            .field("token", &self.token.as_ref().map(|_| "***"))
-            .finish()
-    }
+    pub token: Option<Secret>,
 }
 
 /// The whole file.

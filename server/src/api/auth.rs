@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use plantwatch_shared::api::{
     ChangePasswordRequest, LoginRequest, LoginResponse, Me, SessionInfo, User,
 };
-use plantwatch_shared::{SESSION_COOKIE, SESSION_TOKEN_PREFIX};
+use plantwatch_shared::{SESSION_COOKIE, SESSION_TOKEN_PREFIX, Secret};
 use rusqlite::Connection;
 use serde_json::json;
 
@@ -37,7 +37,7 @@ pub(super) fn open_session(
     user: &User,
     source: Option<&str>,
     user_agent: Option<&str>,
-) -> rusqlite::Result<(String, SessionInfo)> {
+) -> rusqlite::Result<(Secret, SessionInfo)> {
     let now = db::now();
     let token = random_token(SESSION_TOKEN_PREFIX);
     let expires_at = now + state.config.session_max_age_secs as i64;
@@ -52,7 +52,7 @@ pub(super) fn open_session(
     )?;
     users::touch_login(conn, user.id, now)?;
     Ok((
-        token,
+        Secret::from(token),
         SessionInfo {
             expires_at: to_time(expires_at),
             idle_timeout_secs: state.config.session_idle_timeout_secs,
@@ -69,7 +69,8 @@ pub(super) fn session_response(
     let secure = if state.https { "; Secure" } else { "" };
     let cookie = format!(
         "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
-        body.token, state.config.session_max_age_secs
+        body.token.expose(),
+        state.config.session_max_age_secs
     );
     let mut response = (status, Json(body)).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
@@ -206,7 +207,7 @@ async fn change_password(
     auth: Authed<AnyRole>,
     ApiJson(request): ApiJson<ChangePasswordRequest>,
 ) -> ApiResult<StatusCode> {
-    if let Some(problem) = password_problem(&request.new_password) {
+    if let Some(problem) = password_problem(request.new_password.expose()) {
         return Err(ApiError::bad_request("invalid_password", problem));
     }
     let user_id = auth.user.id;

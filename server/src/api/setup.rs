@@ -63,7 +63,7 @@ async fn complete(
             crate::auth::rate_limit::whole_seconds(wait),
         ));
     }
-    if !code_matches(&expected, &request.code) {
+    if !code_matches(&expected, request.code.expose()) {
         state.limiter.record_failure(&keys);
         return Err(ApiError::forbidden(
             "wrong setup code; the server printed it in its log at start",
@@ -74,7 +74,7 @@ async fn complete(
     if let Some(problem) = username_problem(&username) {
         return Err(ApiError::bad_request("invalid_username", problem));
     }
-    if let Some(problem) = password_problem(&request.password) {
+    if let Some(problem) = password_problem(request.password.expose()) {
         return Err(ApiError::bad_request("invalid_password", problem));
     }
     let hash = hash_password(request.password).await?;

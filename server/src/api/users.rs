@@ -89,7 +89,7 @@ async fn create(
     if let Some(problem) = username_problem(&username) {
         return Err(ApiError::bad_request("invalid_username", problem));
     }
-    if let Some(problem) = password_problem(&request.password) {
+    if let Some(problem) = password_problem(request.password.expose()) {
         return Err(ApiError::bad_request("invalid_password", problem));
     }
     let hash = hash_password(request.password).await?;
@@ -141,7 +141,7 @@ async fn update(
     }
     let new_hash = match request.password {
         Some(password) => {
-            if let Some(problem) = password_problem(&password) {
+            if let Some(problem) = password_problem(password.expose()) {
                 return Err(ApiError::bad_request("invalid_password", problem));
             }
             Some(hash_password(password).await?)

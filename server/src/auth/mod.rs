@@ -4,6 +4,7 @@ pub mod rate_limit;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use plantwatch_shared::Secret;
 use rand::RngCore as _;
 use sha2::{Digest, Sha256};
 
@@ -15,16 +16,16 @@ pub const MIN_PASSWORD_LEN: usize = 8;
 pub const MAX_PASSWORD_BYTES: usize = 72;
 
 /// Hashes a password on the blocking pool.
-pub async fn hash_password(password: String) -> anyhow::Result<String> {
-    Ok(tokio::task::spawn_blocking(move || bcrypt::hash(password, BCRYPT_COST)).await??)
+pub async fn hash_password(password: Secret) -> anyhow::Result<String> {
+    Ok(tokio::task::spawn_blocking(move || bcrypt::hash(password.expose(), BCRYPT_COST)).await??)
 }
 
 /// Checks a password against a hash on the blocking pool. A malformed hash never matches.
-pub async fn verify_password(password: String, hash: String) -> anyhow::Result<bool> {
-    Ok(
-        tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
-            .await?,
-    )
+pub async fn verify_password(password: Secret, hash: String) -> anyhow::Result<bool> {
+    Ok(tokio::task::spawn_blocking(move || {
+        bcrypt::verify(password.expose(), &hash).unwrap_or(false)
+    })
+    .await?)
 }
 
 /// A hash that no password matches, verified when the user does not exist so that an unknown

@@ -22,7 +22,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         bootstrap_admin: Some(BootstrapAdmin {
             username: ADMIN.to_owned(),
-            password: ADMIN_PASSWORD.to_owned(),
+            password: ADMIN_PASSWORD.into(),
         }),
         ..Config::default()
     }
@@ -72,7 +72,7 @@ impl TestApp {
         let user = admin
             .create_user(&CreateUserRequest {
                 username: name.to_owned(),
-                password: password.clone(),
+                password: password.clone().into(),
                 role,
             })
             .await

@@ -7,7 +7,7 @@ use plantwatch_shared::{Client, Fingerprint};
 use serde::Serialize;
 
 use super::output::time_cell;
-use super::{Session, ask, ask_secret, read_stdin_line};
+use super::{Session, ask, ask_secret, read_stdin_secret};
 use crate::profile::{Context, name_for_url};
 
 #[derive(Debug, Args)]
@@ -86,7 +86,7 @@ pub async fn login(session: &Session, args: LoginArgs) -> anyhow::Result<()> {
         None => ask("Username: ", "no --user given and no terminal to ask on")?,
     };
     let password = if args.password_stdin {
-        read_stdin_line("password")?
+        read_stdin_secret("password")?
     } else {
         ask_secret(
             &format!("Password for {username}: "),
@@ -94,7 +94,7 @@ pub async fn login(session: &Session, args: LoginArgs) -> anyhow::Result<()> {
         )?
     };
     let client = Client::new(&url, fingerprint)?;
-    let signed_in = client.login(&username, &password).await?;
+    let signed_in = client.login(&username, password.expose()).await?;
 
     let name = args
         .name
@@ -175,8 +175,8 @@ pub async fn passwd(session: &Session, args: PasswdArgs) -> anyhow::Result<()> {
     let (_, client) = session.client()?;
     let (current, new) = if args.password_stdin {
         (
-            read_stdin_line("current password")?,
-            read_stdin_line("new password")?,
+            read_stdin_secret("current password")?,
+            read_stdin_secret("new password")?,
         )
     } else {
         let hint = "no terminal to ask on; use --password-stdin";
@@ -187,7 +187,9 @@ pub async fn passwd(session: &Session, args: PasswdArgs) -> anyhow::Result<()> {
         }
         (current, new)
     };
-    client.change_password(&current, &new).await?;
+    client
+        .change_password(current.expose(), new.expose())
+        .await?;
     println!("Password changed. Your other sessions have been signed out.");
     Ok(())
 }

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
-use plantwatch_shared::Client;
+use plantwatch_shared::{Client, Secret};
 
 use crate::profile::{self, Context, Profiles};
 
@@ -170,7 +170,7 @@ impl Session {
 }
 
 /// Reads one line from standard input (a password piped in by a script).
-pub fn read_stdin_line(what: &str) -> anyhow::Result<String> {
+pub fn read_stdin_secret(what: &str) -> anyhow::Result<Secret> {
     let mut line = String::new();
     std::io::stdin()
         .lock()
@@ -180,7 +180,7 @@ pub fn read_stdin_line(what: &str) -> anyhow::Result<String> {
     if value.is_empty() {
         bail!("no {what} on standard input");
     }
-    Ok(value)
+    Ok(value.into())
 }
 
 /// Asks a question on the terminal; refuses when there is no terminal to ask on.
@@ -196,7 +196,7 @@ pub fn ask(question: &str, no_terminal_hint: &str) -> anyhow::Result<String> {
 }
 
 /// Reads a secret without echo from the terminal.
-pub fn ask_secret(prompt: &str, no_terminal_hint: &str) -> anyhow::Result<String> {
+pub fn ask_secret(prompt: &str, no_terminal_hint: &str) -> anyhow::Result<Secret> {
     if !std::io::stdin().is_terminal() {
         bail!("{no_terminal_hint}");
     }
@@ -204,5 +204,5 @@ pub fn ask_secret(prompt: &str, no_terminal_hint: &str) -> anyhow::Result<String
     if secret.is_empty() {
         bail!("no password given");
     }
-    Ok(secret)
+    Ok(secret.into())
 }

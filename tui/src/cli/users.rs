@@ -2,11 +2,11 @@
 
 use anyhow::bail;
 use clap::Subcommand;
-use plantwatch_shared::Client;
 use plantwatch_shared::api::{CreateUserRequest, Role, UpdateUserRequest, User, UserQuery};
+use plantwatch_shared::{Client, Secret};
 
 use super::output::time_cell;
-use super::{Session, ask, ask_secret, read_stdin_line};
+use super::{Session, ask, ask_secret, read_stdin_secret};
 
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
@@ -70,9 +70,9 @@ async fn find(client: &Client, user: &str) -> anyhow::Result<User> {
         .ok_or_else(|| anyhow::anyhow!("there is no user {user:?}"))
 }
 
-fn new_password(from_stdin: bool) -> anyhow::Result<String> {
+fn new_password(from_stdin: bool) -> anyhow::Result<Secret> {
     if from_stdin {
-        return read_stdin_line("password");
+        return read_stdin_secret("password");
     }
     let hint = "no terminal to ask for the password on; use --password-stdin";
     let password = ask_secret("Password: ", hint)?;
