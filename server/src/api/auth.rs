@@ -98,9 +98,7 @@ async fn login(
         keys.push(format!("addr:{ip}"));
     }
     if let Err(wait) = state.limiter.check(&keys) {
-        return Err(ApiError::too_many_requests(
-            crate::auth::rate_limit::whole_seconds(wait),
-        ));
+        return Err(ApiError::too_many_requests(wait));
     }
 
     let lookup = username.clone();

@@ -62,7 +62,9 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, code, message)
     }
 
-    pub fn too_many_requests(retry_after_secs: u64) -> Self {
+    /// 429 with `Retry-After`: `wait` rounded up to whole seconds, so waiting that long works.
+    pub fn too_many_requests(wait: std::time::Duration) -> Self {
+        let retry_after_secs = crate::auth::rate_limit::whole_seconds(wait);
         let mut error = Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_attempts",
@@ -224,7 +226,8 @@ mod tests {
 
     #[tokio::test]
     async fn too_many_requests_sets_retry_after() {
-        let response = ApiError::too_many_requests(42).into_response();
+        let response =
+            ApiError::too_many_requests(std::time::Duration::from_secs(42)).into_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "42");
     }

@@ -59,9 +59,7 @@ async fn complete(
     };
     let keys = vec!["setup".to_owned()];
     if let Err(wait) = state.limiter.check(&keys) {
-        return Err(ApiError::too_many_requests(
-            crate::auth::rate_limit::whole_seconds(wait),
-        ));
+        return Err(ApiError::too_many_requests(wait));
     }
     if !code_matches(&expected, request.code.expose()) {
         state.limiter.record_failure(&keys);
