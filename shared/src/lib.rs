@@ -8,6 +8,7 @@ pub mod api;
 pub mod client;
 pub mod error;
 pub mod fingerprint;
+pub mod rules;
 pub mod secret;
 
 pub use client::Client;

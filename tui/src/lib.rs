@@ -1,5 +1,15 @@
 //! The `plantwatch` client: the terminal console and the clap subcommands for scripts. It talks
 //! to servers only through `plantwatch_shared::Client`, never through server code.
 
+pub mod app;
 pub mod cli;
+pub mod console;
+pub mod demo;
+pub mod event;
+pub mod keymap;
+pub mod overlay;
 pub mod profile;
+pub mod theme;
+pub mod ui;
+pub mod views;
+pub mod widgets;

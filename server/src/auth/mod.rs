@@ -10,10 +10,9 @@ use sha2::{Digest, Sha256};
 
 /// bcrypt cost of stored passwords (about 240 ms a hash on this project's reference machine).
 pub const BCRYPT_COST: u32 = 12;
-/// Shortest password accepted.
-pub const MIN_PASSWORD_LEN: usize = 8;
-/// bcrypt ignores everything past 72 bytes; longer passwords are refused rather than truncated.
-pub const MAX_PASSWORD_BYTES: usize = 72;
+pub use plantwatch_shared::rules::{
+    MAX_PASSWORD_BYTES, MIN_PASSWORD_LEN, password_problem, username_problem,
+};
 
 /// Hashes a password on the blocking pool.
 pub async fn hash_password(password: Secret) -> anyhow::Result<String> {
@@ -32,33 +31,6 @@ pub async fn verify_password(password: Secret, hash: String) -> anyhow::Result<b
 /// user costs as much time as a wrong password.
 pub fn decoy_hash() -> String {
     bcrypt::hash(random_token(""), BCRYPT_COST).unwrap_or_default()
-}
-
-/// Why a new password is refused, if it is.
-pub fn password_problem(password: &str) -> Option<String> {
-    if password.chars().count() < MIN_PASSWORD_LEN {
-        Some(format!(
-            "the password must have at least {MIN_PASSWORD_LEN} characters"
-        ))
-    } else if password.len() > MAX_PASSWORD_BYTES {
-        Some(format!(
-            "the password must not exceed {MAX_PASSWORD_BYTES} bytes"
-        ))
-    } else {
-        None
-    }
-}
-
-/// Why a username is refused, if it is.
-pub fn username_problem(username: &str) -> Option<String> {
-    let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@');
-    if username.is_empty() || username.len() > 64 {
-        Some("the username must have 1 to 64 characters".to_owned())
-    } else if !username.chars().all(valid_char) {
-        Some("the username may only use letters, digits and . _ - @".to_owned())
-    } else {
-        None
-    }
 }
 
 /// A new random token: `prefix` then 32 random bytes in base64url.
@@ -102,16 +74,6 @@ mod tests {
         assert_eq!(token_hash(&a), token_hash(&a));
         assert_ne!(token_hash(&a), token_hash(&b));
         assert!(!token_hash(&a).contains(&a));
-    }
-
-    #[test]
-    fn passwords_and_usernames_are_checked() {
-        assert!(password_problem("short").is_some());
-        assert!(password_problem(&"x".repeat(73)).is_some());
-        assert!(password_problem("long enough").is_none());
-        assert!(username_problem("ana.lopez@plant").is_none());
-        assert!(username_problem("").is_some());
-        assert!(username_problem("a b").is_some());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::profile::{self, Context, Profiles};
     name = "plantwatch",
     version,
     about = "plantwatch: terminal-first infrastructure monitoring for OT sites.",
-    after_help = "Without a subcommand, plantwatch will open the console (coming soon); for now it prints this help."
+    after_help = "Without a subcommand, plantwatch opens the console for the current context."
 )]
 pub struct Cli {
     /// Output format of listings.
@@ -58,14 +58,18 @@ pub enum Command {
     /// Manage users (admins).
     #[command(subcommand)]
     Users(users::UsersCommand),
+    /// Start a throwaway local server and open the console on it.
+    Demo(crate::demo::DemoArgs),
 }
 
 /// Runs the command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
-    let Some(command) = cli.command else {
-        use clap::CommandFactory as _;
-        let _ = Cli::command().print_help();
-        return ExitCode::SUCCESS;
+    let command = match cli.command {
+        None => return exit(open_console(cli.context.as_deref(), cli.client_config)),
+        Some(Command::Demo(args)) => {
+            return exit(crate::demo::run(args, crate::theme::Theme::from_env()));
+        }
+        Some(command) => command,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -82,13 +86,32 @@ pub fn run(cli: Cli) -> ExitCode {
         context: cli.context,
         config_path: cli.client_config,
     };
-    match runtime.block_on(session.dispatch(command)) {
+    exit(runtime.block_on(session.dispatch(command)))
+}
+
+fn exit(result: anyhow::Result<()>) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("plantwatch: {}", describe(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// `plantwatch` without a subcommand: the console on the selected context.
+fn open_console(context: Option<&str>, config: Option<PathBuf>) -> anyhow::Result<()> {
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        bail!("the console needs a terminal; for scripts use the subcommands (plantwatch --help)");
+    }
+    let path = match config {
+        Some(path) => path,
+        None => profile::default_path()?,
+    };
+    let profiles = Profiles::load(&path)?;
+    let mut app = crate::app::App::new(profiles, Some(path), crate::theme::Theme::from_env());
+    app.start(context);
+    crate::console::run(app)
 }
 
 /// The error and a hint where one helps.
@@ -119,6 +142,8 @@ impl Session {
             Command::Passwd(args) => auth::passwd(self, args).await,
             Command::Context(command) => context::run(self, command),
             Command::Users(command) => users::run(self, command).await,
+            // Started by `run` before any runtime exists: it runs its own.
+            Command::Demo(_) => bail!("the demo cannot run inside another command"),
         }
     }
 

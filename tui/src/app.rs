@@ -1,0 +1,943 @@
+//! The console's state and navigation: which screen and view are shown, the session, the
+//! server's status, and how keys, the clock and API replies change them. Nothing here waits on
+//! the network: API calls leave through `outbox` and come back as events.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use plantwatch_shared::api::{Health, Me, Role, SetupRequest};
+use plantwatch_shared::client::normalize_url;
+use plantwatch_shared::{Client, Fingerprint};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
+use time::OffsetDateTime;
+
+use crate::event::{Event, Failure, Reply, Task, task};
+use crate::keymap::{self, Action, Binding, Key};
+use crate::overlay::Overlay;
+use crate::profile::{Context, Profiles, name_for_url};
+use crate::theme::Theme;
+use crate::views::{self, Ctx, Effect, VIEWS, View};
+use crate::widgets::form::{Field, Form, FormOutcome, Purpose};
+
+/// How often the current view and the server's status are reloaded.
+pub const REFRESH_EVERY: time::Duration = time::Duration::seconds(10);
+/// How often an unreachable server is tried again.
+pub const RETRY_EVERY: time::Duration = time::Duration::seconds(5);
+
+/// The server as last seen.
+#[derive(Debug, Clone)]
+pub struct ServerStatus {
+    pub url: String,
+    pub health: Option<Health>,
+    pub checked_at: Option<OffsetDateTime>,
+    pub latency: Option<Duration>,
+    pub unreachable: Option<Down>,
+    /// Server clock minus ours, for the header's server time.
+    pub skew: time::Duration,
+}
+
+/// Since when and why the server cannot be reached.
+#[derive(Debug, Clone)]
+pub struct Down {
+    pub since: OffsetDateTime,
+    pub reason: String,
+}
+
+/// The signed-in session.
+pub struct Session {
+    pub context: Context,
+    pub client: Client,
+    pub me: Option<Me>,
+    /// Whether the context is saved in the client configuration (not after "trust once").
+    pub saved: bool,
+}
+
+/// A message in the status line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub text: String,
+    pub error: bool,
+}
+
+pub enum Screen {
+    /// Server URL, user and password.
+    Login(Form),
+    /// First start of a server: setup code and the first admin.
+    Setup(Form),
+    /// The views.
+    Main,
+}
+
+/// A sign-in under way: what the login form asked for, and which certificate is trusted.
+#[derive(Debug, Clone, Default)]
+struct Pending {
+    url: String,
+    pin: Option<Fingerprint>,
+    /// Trusted for this session only: nothing is saved.
+    once: bool,
+}
+
+pub struct App {
+    pub screen: Screen,
+    pub overlay: Option<Overlay>,
+    pub views: Vec<Box<dyn View>>,
+    pub current: usize,
+    history: Vec<usize>,
+    pub session: Option<Session>,
+    pub server: Option<ServerStatus>,
+    pub profiles: Profiles,
+    /// Where contexts are saved; `None` keeps them in memory only.
+    config_path: Option<PathBuf>,
+    pub status: Option<Status>,
+    /// The local clock, advanced by ticks (fixed in tests).
+    pub now: OffsetDateTime,
+    pub theme: Theme,
+    /// Bumped whenever the session changes, so replies for an old one are dropped.
+    generation: u64,
+    pub quit: bool,
+    last_refresh: Option<OffsetDateTime>,
+    /// API calls to start, with the generation they belong to.
+    pub outbox: Vec<(u64, Task)>,
+    pending: Pending,
+    /// The login screen was opened from the views (adding a context): Esc goes back.
+    login_from_main: bool,
+}
+
+/// The context a view sees, from the parts of `App` it may read.
+fn ctx<'a>(
+    now: OffsetDateTime,
+    session: Option<&'a Session>,
+    profiles: &'a Profiles,
+    server: Option<&'a ServerStatus>,
+    theme: Theme,
+) -> Ctx<'a> {
+    Ctx {
+        now,
+        me: session.and_then(|s| s.me.as_ref()),
+        client: session.map(|s| &s.client),
+        profiles,
+        context: session.filter(|s| s.saved).map(|s| s.context.name.as_str()),
+        server,
+        theme,
+    }
+}
+
+fn login_form(url: &str, user: &str) -> Form {
+    Form::new(
+        "Sign in to a plantwatch server",
+        Purpose::Login,
+        vec![
+            Field::text("Server URL").with_value(url),
+            Field::text("Username").with_value(user),
+            Field::secret("Password"),
+        ],
+    )
+    .focus_first_empty()
+}
+
+fn setup_form() -> Form {
+    Form::new(
+        "First start: create the admin",
+        Purpose::Setup,
+        vec![
+            Field::text("Setup code"),
+            Field::text("Admin username")
+                .checked(|v| plantwatch_shared::rules::username_problem(v).map_or(Ok(()), Err)),
+            Field::secret("Password")
+                .checked(|v| plantwatch_shared::rules::password_problem(v).map_or(Ok(()), Err)),
+            Field::secret("Repeat"),
+        ],
+    )
+    .with_note(
+        "This server has no admin yet. Enter the one-time setup code it printed at start \
+         (also in its data dir, file setup-code).",
+    )
+}
+
+impl App {
+    /// A console over `profiles`, starting on `context` (or the current one).
+    pub fn new(profiles: Profiles, config_path: Option<PathBuf>, theme: Theme) -> Self {
+        App {
+            screen: Screen::Login(login_form("https://", "")),
+            overlay: None,
+            views: VIEWS.iter().map(|spec| (spec.make)()).collect(),
+            current: 0,
+            history: Vec::new(),
+            session: None,
+            server: None,
+            profiles,
+            config_path,
+            status: None,
+            now: OffsetDateTime::now_utc(),
+            theme,
+            generation: 0,
+            quit: false,
+            last_refresh: None,
+            outbox: Vec::new(),
+            pending: Pending::default(),
+            login_from_main: false,
+        }
+    }
+
+    /// Opens `context` (else the current one): straight to the views with a saved session,
+    /// else the login screen.
+    pub fn start(&mut self, context: Option<&str>) {
+        match self.profiles.select(context).cloned() {
+            Ok(context) => self.open_context(context),
+            Err(_) if self.profiles.contexts.is_empty() => {
+                self.screen = Screen::Login(
+                    login_form("https://", "")
+                        .with_note("Welcome. Sign in to a plantwatch server to begin."),
+                );
+            }
+            Err(error) => {
+                self.screen = Screen::Login(login_form("https://", ""));
+                self.error(error.to_string());
+            }
+        }
+    }
+
+    fn open_context(&mut self, context: Context) {
+        let Some(token) = context.token.clone() else {
+            self.show_login(&context, "Sign in again to use this context.");
+            return;
+        };
+        match Client::new(&context.url, context.fingerprint) {
+            Ok(client) => self.begin_session(Session {
+                client: client.with_token(token),
+                context,
+                me: None,
+                saved: true,
+            }),
+            Err(error) => {
+                self.show_login(&context, "");
+                self.error(error.to_string());
+            }
+        }
+    }
+
+    fn show_login(&mut self, context: &Context, note: &str) {
+        let mut form = login_form(&context.url, context.username.as_deref().unwrap_or(""));
+        if !note.is_empty() {
+            form = form.with_note(note);
+        }
+        self.screen = Screen::Login(form);
+        self.overlay = None;
+    }
+
+    /// Starts showing the views for `session`, from a clean slate.
+    fn begin_session(&mut self, session: Session) {
+        self.generation += 1;
+        self.server = Some(ServerStatus {
+            url: session.context.url.clone(),
+            health: None,
+            checked_at: None,
+            latency: None,
+            unreachable: None,
+            skew: time::Duration::ZERO,
+        });
+        self.session = Some(session);
+        self.views = VIEWS.iter().map(|spec| (spec.make)()).collect();
+        self.current = 0;
+        self.history.clear();
+        self.overlay = None;
+        self.screen = Screen::Main;
+        self.login_from_main = false;
+        self.refresh();
+    }
+
+    pub fn role(&self) -> Role {
+        self.session
+            .as_ref()
+            .and_then(|s| s.me.as_ref())
+            .map_or(Role::Viewer, |me| me.user.role)
+    }
+
+    /// The bindings of the current view for the signed-in role.
+    pub fn bindings(&self) -> Vec<Binding> {
+        keymap::for_view(self.views[self.current].bindings(), self.role())
+    }
+
+    /// The current view's name, as the palette knows it.
+    pub fn view_name(&self) -> &'static str {
+        VIEWS[self.current].name
+    }
+
+    pub fn view(&self) -> &dyn View {
+        self.views[self.current].as_ref()
+    }
+
+    /// The server's clock, as far as we know it.
+    pub fn server_time(&self) -> OffsetDateTime {
+        self.now
+            + self
+                .server
+                .as_ref()
+                .map_or(time::Duration::ZERO, |s| s.skew)
+    }
+
+    pub fn ctx(&self) -> Ctx<'_> {
+        ctx(
+            self.now,
+            self.session.as_ref(),
+            &self.profiles,
+            self.server.as_ref(),
+            self.theme,
+        )
+    }
+
+    fn info(&mut self, text: impl Into<String>) {
+        self.status = Some(Status {
+            text: text.into(),
+            error: false,
+        });
+    }
+
+    fn error(&mut self, text: impl Into<String>) {
+        self.status = Some(Status {
+            text: text.into(),
+            error: true,
+        });
+    }
+
+    fn call(&mut self, task: Task) {
+        self.outbox.push((self.generation, task));
+    }
+
+    /// Reloads the server's status, the session and the current view.
+    pub fn refresh(&mut self) {
+        self.last_refresh = Some(self.now);
+        let Some(session) = &self.session else {
+            return;
+        };
+        let client = session.client.clone();
+        let health = task("checking the server", async move {
+            let started = Instant::now();
+            let health = client.health().await?;
+            Ok(Reply::Health {
+                health,
+                latency: started.elapsed(),
+            })
+        });
+        let client = session.client.clone();
+        let me = task("checking the session", async move {
+            client.me().await.map(Reply::Me)
+        });
+        self.call(health);
+        self.call(me);
+        self.refresh_view();
+    }
+
+    fn refresh_view(&mut self) {
+        let tasks = self.views[self.current].refresh(&self.ctx());
+        for task in tasks {
+            self.call(task);
+        }
+    }
+
+    pub fn handle(&mut self, event: Event) {
+        match event {
+            Event::Key(key) if key.kind != KeyEventKind::Release => self.on_key(key),
+            Event::Key(_) | Event::Resize => {}
+            Event::Tick => self.on_tick(OffsetDateTime::now_utc()),
+            Event::Done {
+                generation,
+                outcome,
+            } => {
+                if generation == self.generation {
+                    match outcome {
+                        Ok(reply) => self.on_reply(reply),
+                        Err(failure) => self.on_failure(failure),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The clock moved to `now`: refresh when due, sooner while the server is unreachable.
+    pub fn on_tick(&mut self, now: OffsetDateTime) {
+        self.now = now;
+        if !matches!(self.screen, Screen::Main) || self.session.is_none() {
+            return;
+        }
+        let every = if self
+            .server
+            .as_ref()
+            .is_some_and(|s| s.unreachable.is_some())
+        {
+            RETRY_EVERY
+        } else {
+            REFRESH_EVERY
+        };
+        if self.last_refresh.is_none_or(|last| now - last >= every) {
+            self.refresh();
+        }
+    }
+
+    // ---- replies ----
+
+    fn on_reply(&mut self, reply: Reply) {
+        if let Some(server) = &mut self.server
+            && !matches!(reply, Reply::Contexts(_) | Reply::Probed { .. })
+        {
+            server.unreachable = None;
+        }
+        match &reply {
+            Reply::Health { health, latency } => {
+                let now = self.now;
+                if let Some(server) = &mut self.server {
+                    server.skew = health.server_time - now;
+                    server.health = Some(health.clone());
+                    server.checked_at = Some(now);
+                    server.latency = Some(*latency);
+                }
+            }
+            Reply::Me(me) => {
+                if let Some(session) = &mut self.session {
+                    session.me = Some(me.clone());
+                }
+                // A role that lost access to the view it is on goes back to the dashboard.
+                if me.user.role < VIEWS[self.current].min_role {
+                    self.current = 0;
+                    self.history.clear();
+                }
+            }
+            Reply::Probed { url, fingerprint } => {
+                self.overlay = Some(Overlay::Trust {
+                    url: url.clone(),
+                    fingerprint: *fingerprint,
+                });
+            }
+            Reply::SetupRequired { url, pin } => {
+                self.pending.url = url.clone();
+                self.pending.pin = *pin;
+                self.screen = Screen::Setup(setup_form());
+            }
+            Reply::SignedIn(response) => {
+                let response = response.as_ref().clone();
+                self.signed_in(response);
+                return;
+            }
+            Reply::SignedOut => {
+                self.signed_out("Signed out.");
+                return;
+            }
+            _ => {}
+        }
+        let ctx = ctx(
+            self.now,
+            self.session.as_ref(),
+            &self.profiles,
+            self.server.as_ref(),
+            self.theme,
+        );
+        let mut effects = Vec::new();
+        for view in &mut self.views {
+            effects.extend(view.on_reply(&reply, &ctx));
+        }
+        self.apply(effects);
+    }
+
+    fn on_failure(&mut self, failure: Failure) {
+        if failure.is_signed_out() && matches!(self.screen, Screen::Main) {
+            self.signed_out("Your session has ended. Sign in again.");
+            return;
+        }
+        let message = failure.message();
+        // A form waiting for this answer shows it under its fields.
+        let form = match (&mut self.overlay, &mut self.screen) {
+            (Some(Overlay::Form(form)), _) if form.busy => Some(form),
+            (None, Screen::Login(form) | Screen::Setup(form)) if form.busy => Some(form),
+            _ => None,
+        };
+        if let Some(form) = form {
+            form.busy = false;
+            form.error = Some(match &failure.error {
+                plantwatch_shared::Error::Api { message, .. } => message.clone(),
+                other => other.to_string(),
+            });
+            return;
+        }
+        if failure.is_unreachable() {
+            let now = self.now;
+            if let Some(server) = &mut self.server {
+                let since = server.unreachable.as_ref().map_or(now, |d| d.since);
+                server.unreachable = Some(Down {
+                    since,
+                    reason: failure.error.to_string(),
+                });
+            }
+            return;
+        }
+        self.error(message);
+    }
+
+    /// Signed in (or set up): save the context unless trusted once, then show the views.
+    fn signed_in(&mut self, response: plantwatch_shared::api::LoginResponse) {
+        let pending = std::mem::take(&mut self.pending);
+        let existing = self.profiles.by_url(&pending.url).cloned();
+        let context = Context {
+            name: existing
+                .as_ref()
+                .map_or_else(|| name_for_url(&pending.url), |c| c.name.clone()),
+            url: pending.url.clone(),
+            fingerprint: pending.pin,
+            username: Some(response.user.username.clone()),
+            token: Some(response.token.clone()),
+        };
+        let client = match Client::new(&pending.url, pending.pin) {
+            Ok(client) => client.with_token(response.token.clone()),
+            Err(error) => return self.error(error.to_string()),
+        };
+        let saved = !pending.once;
+        if saved {
+            self.profiles.upsert_current(context.clone());
+            self.save_profiles();
+        }
+        let user = response.user.clone();
+        self.begin_session(Session {
+            client,
+            context,
+            me: Some(plantwatch_shared::api::Me {
+                user: response.user,
+                session: response.session,
+            }),
+            saved,
+        });
+        self.info(format!("Signed in as {} ({}).", user.username, user.role));
+    }
+
+    fn signed_out(&mut self, note: &str) {
+        let Some(session) = self.session.take() else {
+            return;
+        };
+        self.generation += 1;
+        if session.saved
+            && let Some(stored) = self
+                .profiles
+                .contexts
+                .iter_mut()
+                .find(|c| c.name == session.context.name)
+        {
+            stored.token = None;
+            self.save_profiles();
+        }
+        self.server = None;
+        self.show_login(&session.context, note);
+    }
+
+    fn save_profiles(&mut self) {
+        if let Some(path) = &self.config_path
+            && let Err(error) = self.profiles.save(path)
+        {
+            self.error(format!("{error:#}"));
+        }
+    }
+
+    // ---- keys ----
+
+    fn on_key(&mut self, key: KeyEvent) {
+        if Key::from(key) == Key::ctrl('c') {
+            self.quit = true;
+            return;
+        }
+        if self.overlay.is_some() {
+            self.overlay_key(key);
+            return;
+        }
+        match &mut self.screen {
+            Screen::Login(form) | Screen::Setup(form) => match form.handle_key(key) {
+                FormOutcome::Editing => {}
+                FormOutcome::Cancel => {
+                    if self.login_from_main && self.session.is_some() {
+                        self.screen = Screen::Main;
+                        self.login_from_main = false;
+                    } else {
+                        self.quit = true;
+                    }
+                }
+                FormOutcome::Submit => self.submit_entry(),
+            },
+            Screen::Main => {
+                if let Some(action) = keymap::lookup(&self.bindings(), Key::from(key)) {
+                    self.perform(action);
+                }
+            }
+        }
+    }
+
+    /// Runs an action of the main screen.
+    pub fn perform(&mut self, action: Action) {
+        let view = &mut self.views[self.current];
+        match action {
+            Action::Quit => self.quit = true,
+            Action::Back | Action::Close => {
+                if let Some(table) = view.table()
+                    && !table.filter().is_empty()
+                {
+                    table.set_filter("");
+                } else if let Some(previous) = self.history.pop() {
+                    self.current = previous;
+                    self.refresh_view();
+                } else if action == Action::Close {
+                    self.quit = true;
+                }
+            }
+            Action::Help => self.overlay = Some(Overlay::Help { scroll: 0 }),
+            Action::Palette => {
+                self.overlay = Some(Overlay::Palette {
+                    input: String::new(),
+                });
+            }
+            Action::Filter => match view.table() {
+                Some(table) => {
+                    let before = table.filter().to_owned();
+                    self.overlay = Some(Overlay::Filter {
+                        input: before.clone(),
+                        before,
+                    });
+                }
+                None => self.info("This view has no table to filter."),
+            },
+            Action::Refresh => {
+                self.refresh();
+                self.info("Refreshing…");
+            }
+            Action::Up
+            | Action::Down
+            | Action::PageUp
+            | Action::PageDown
+            | Action::Top
+            | Action::Bottom
+            | Action::SortBy(_) => {
+                if let Some(table) = view.table() {
+                    match action {
+                        Action::Up => table.move_by(-1),
+                        Action::Down => table.move_by(1),
+                        Action::PageUp => table.move_by(-table.page()),
+                        Action::PageDown => table.move_by(table.page()),
+                        Action::Top => table.top(),
+                        Action::Bottom => table.bottom(),
+                        Action::SortBy(column) => table.sort_by(column),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {
+                let ctx = ctx(
+                    self.now,
+                    self.session.as_ref(),
+                    &self.profiles,
+                    self.server.as_ref(),
+                    self.theme,
+                );
+                let effects = view.on_action(action, &ctx);
+                self.apply(effects);
+            }
+        }
+    }
+
+    /// Goes to the view called `name` (or aliased so), if the role may see it.
+    pub fn go_to(&mut self, name: &str) {
+        match views::find(name) {
+            Some((index, spec)) if self.role() >= spec.min_role => {
+                if index != self.current {
+                    self.history.push(self.current);
+                    self.current = index;
+                }
+                self.refresh_view();
+            }
+            Some((_, spec)) => self.error(format!(
+                "The {} view is for the {} role and above.",
+                spec.name, spec.min_role
+            )),
+            None => self.error(format!(
+                "There is no view called {:?}. Press : and Tab to see them.",
+                name.trim()
+            )),
+        }
+    }
+
+    /// The views the role may open whose name or alias starts with `prefix`.
+    pub fn palette_matches(&self, prefix: &str) -> Vec<&'static views::ViewSpec> {
+        let prefix = prefix.trim().to_lowercase();
+        VIEWS
+            .iter()
+            .filter(|spec| self.role() >= spec.min_role)
+            .filter(|spec| {
+                spec.name.starts_with(&prefix)
+                    || spec.aliases.iter().any(|a| a.starts_with(&prefix))
+            })
+            .collect()
+    }
+
+    fn overlay_key(&mut self, key: KeyEvent) {
+        let Some(overlay) = self.overlay.take() else {
+            return;
+        };
+        let code = key.code;
+        self.overlay = match overlay {
+            Overlay::Help { scroll } => match code {
+                KeyCode::Down | KeyCode::Char('j') => Some(Overlay::Help { scroll: scroll + 1 }),
+                KeyCode::Up | KeyCode::Char('k') => Some(Overlay::Help {
+                    scroll: scroll.saturating_sub(1),
+                }),
+                _ => None,
+            },
+            Overlay::Palette { mut input } => match code {
+                KeyCode::Esc => None,
+                KeyCode::Enter => {
+                    self.palette_command(&input);
+                    return;
+                }
+                KeyCode::Tab => {
+                    if let Some(first) = self.palette_matches(&input).first() {
+                        input = first.name.to_owned();
+                    }
+                    Some(Overlay::Palette { input })
+                }
+                KeyCode::Backspace => {
+                    input.pop();
+                    Some(Overlay::Palette { input })
+                }
+                KeyCode::Char(c) => {
+                    input.push(c);
+                    Some(Overlay::Palette { input })
+                }
+                _ => Some(Overlay::Palette { input }),
+            },
+            Overlay::Filter { mut input, before } => {
+                let keep = match code {
+                    KeyCode::Esc => {
+                        input.clear();
+                        false
+                    }
+                    KeyCode::Enter => false,
+                    KeyCode::Backspace => {
+                        input.pop();
+                        true
+                    }
+                    KeyCode::Char(c) => {
+                        input.push(c);
+                        true
+                    }
+                    _ => true,
+                };
+                if let Some(table) = self.views[self.current].table() {
+                    table.set_filter(&input);
+                }
+                keep.then_some(Overlay::Filter { input, before })
+            }
+            Overlay::Form(mut form) => match form.handle_key(key) {
+                FormOutcome::Editing => Some(Overlay::Form(form)),
+                FormOutcome::Cancel => None,
+                FormOutcome::Submit => {
+                    let ctx = ctx(
+                        self.now,
+                        self.session.as_ref(),
+                        &self.profiles,
+                        self.server.as_ref(),
+                        self.theme,
+                    );
+                    let effects = self.views[self.current].on_submit(&mut form, &ctx);
+                    self.overlay = Some(Overlay::Form(form));
+                    self.apply(effects);
+                    return;
+                }
+            },
+            Overlay::Confirm(confirm) => match code {
+                KeyCode::Char('y' | 'Y') => {
+                    let ctx = ctx(
+                        self.now,
+                        self.session.as_ref(),
+                        &self.profiles,
+                        self.server.as_ref(),
+                        self.theme,
+                    );
+                    let effects = self.views[self.current].on_confirm(confirm.tag, &ctx);
+                    self.apply(effects);
+                    return;
+                }
+                KeyCode::Char('n' | 'N' | 'q') | KeyCode::Esc => {
+                    self.info("Nothing was changed.");
+                    None
+                }
+                _ => Some(Overlay::Confirm(confirm)),
+            },
+            Overlay::Trust { url, fingerprint } => match code {
+                KeyCode::Char('o' | 'a') => {
+                    self.pending.pin = Some(fingerprint);
+                    self.pending.once = code == KeyCode::Char('o');
+                    self.sign_in();
+                    return;
+                }
+                KeyCode::Char('r' | 'n' | 'q') | KeyCode::Esc => {
+                    self.set_entry_busy(false);
+                    self.error("Certificate refused; nothing was sent to the server.");
+                    None
+                }
+                _ => Some(Overlay::Trust { url, fingerprint }),
+            },
+            Overlay::Detail { title, lines } => match code {
+                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => None,
+                _ => Some(Overlay::Detail { title, lines }),
+            },
+        };
+    }
+
+    fn palette_command(&mut self, input: &str) {
+        match input.trim() {
+            "" => {}
+            "q" | "quit" => self.quit = true,
+            "logout" => {
+                if let Some(session) = &self.session {
+                    let client = session.client.clone();
+                    self.call(task("signing out", async move {
+                        client.logout().await.map(|()| Reply::SignedOut)
+                    }));
+                }
+            }
+            name => self.go_to(name),
+        }
+    }
+
+    fn apply(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Call(task) => self.call(task),
+                Effect::Open(overlay) => self.overlay = Some(overlay),
+                Effect::CloseOverlay => self.overlay = None,
+                Effect::Info(text) => self.info(text),
+                Effect::Refresh => self.refresh_view(),
+                Effect::SwitchContext(name) => {
+                    let Ok(()) = self.profiles.use_context(&name) else {
+                        continue;
+                    };
+                    self.save_profiles();
+                    if let Some(context) = self.profiles.get(&name).cloned() {
+                        self.open_context(context);
+                        self.info(format!("Switched to {name}."));
+                    }
+                }
+                Effect::AddContext => {
+                    self.screen = Screen::Login(login_form("https://", ""));
+                    self.login_from_main = true;
+                }
+                Effect::RemoveContext(name) => {
+                    let in_use = self
+                        .session
+                        .as_ref()
+                        .is_some_and(|s| s.saved && s.context.name == name);
+                    if in_use {
+                        self.error(format!(
+                            "{name} is the context in use; switch to another one first."
+                        ));
+                    } else if self.profiles.remove(&name).is_ok() {
+                        self.save_profiles();
+                        self.info(format!("Context {name} removed."));
+                        self.refresh_view();
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- login and setup ----
+
+    fn set_entry_busy(&mut self, busy: bool) {
+        if let Screen::Login(form) | Screen::Setup(form) = &mut self.screen {
+            form.busy = busy;
+        }
+    }
+
+    /// The login or setup form was submitted.
+    fn submit_entry(&mut self) {
+        let (Screen::Login(form) | Screen::Setup(form)) = &mut self.screen else {
+            return;
+        };
+        if !form.validate() {
+            return;
+        }
+        match form.purpose {
+            Purpose::Login => {
+                let url = match normalize_url(form.value("Server URL")) {
+                    Ok(url) => url,
+                    Err(error) => {
+                        form.fail("Server URL", error.to_string());
+                        return;
+                    }
+                };
+                form.busy = true;
+                form.error = None;
+                let pin = self.profiles.by_url(&url).and_then(|c| c.fingerprint);
+                self.pending = Pending {
+                    url: url.clone(),
+                    pin,
+                    once: false,
+                };
+                if url.starts_with("https://") && pin.is_none() {
+                    self.call(task("reading the server's certificate", async move {
+                        let fingerprint =
+                            Client::probe_fingerprint(&url).await?.ok_or_else(|| {
+                                plantwatch_shared::Error::Decode(
+                                    "the server presented no certificate".into(),
+                                )
+                            })?;
+                        Ok(Reply::Probed { url, fingerprint })
+                    }));
+                } else {
+                    self.sign_in();
+                }
+            }
+            Purpose::Setup => {
+                if form.value("Password") != form.value("Repeat") {
+                    form.fail("Repeat", "the two passwords differ");
+                    return;
+                }
+                let request = SetupRequest {
+                    code: form.secret("Setup code"),
+                    username: form.value("Admin username").to_owned(),
+                    password: form.secret("Password"),
+                };
+                form.busy = true;
+                form.error = None;
+                let client = match Client::new(&self.pending.url, self.pending.pin) {
+                    Ok(client) => client,
+                    Err(error) => return self.error(error.to_string()),
+                };
+                self.call(task("setting up the server", async move {
+                    let response = client.setup(&request).await?;
+                    Ok(Reply::SignedIn(Box::new(response)))
+                }));
+            }
+            Purpose::View(_) => {}
+        }
+    }
+
+    /// With the certificate trusted: set up if the server needs it, else log in.
+    fn sign_in(&mut self) {
+        let Screen::Login(form) = &mut self.screen else {
+            return;
+        };
+        form.busy = true;
+        let username = form.value("Username").to_owned();
+        let password = form.secret("Password");
+        let url = self.pending.url.clone();
+        let pin = self.pending.pin;
+        let client = match Client::new(&url, pin) {
+            Ok(client) => client,
+            Err(error) => {
+                form.busy = false;
+                form.error = Some(error.to_string());
+                return;
+            }
+        };
+        self.call(task("signing in", async move {
+            if client.setup_status().await?.setup_required {
+                return Ok(Reply::SetupRequired { url, pin });
+            }
+            let response = client.login(&username, password.expose()).await?;
+            Ok(Reply::SignedIn(Box::new(response)))
+        }));
+    }
+}

@@ -1,0 +1,230 @@
+//! `plantwatch demo`: a throwaway server on loopback with a generated admin, signed in, in the
+//! console. On exit the server stops and its folder is removed (unless `--keep`).
+
+use std::fs::File;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use plantwatch_shared::{Client, Fingerprint, Secret};
+use rand::Rng as _;
+use rand::distr::Alphanumeric;
+
+use crate::app::App;
+use crate::profile::{Context, Profiles};
+use crate::theme::Theme;
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo server's folder (database, certificate, log) after exit.
+    #[arg(long)]
+    pub keep: bool,
+    /// The plantwatch-server binary [default: the one next to this plantwatch].
+    #[arg(long, value_name = "FILE")]
+    pub server: Option<PathBuf>,
+}
+
+/// The demo's admin.
+pub const DEMO_USER: &str = "admin";
+
+/// A running demo server; stopping it (also on drop, so on panics too) cleans up.
+pub struct DemoServer {
+    child: Option<Child>,
+    dir: Option<tempfile::TempDir>,
+    keep: bool,
+    pub url: String,
+    pub fingerprint: Fingerprint,
+    pub password: Secret,
+}
+
+/// `plantwatch-server` next to the running executable.
+fn server_next_to_me() -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe().context("finding this executable")?;
+    let dir = me.parent().context("this executable has no folder")?;
+    Ok(dir.join("plantwatch-server"))
+}
+
+/// Reads `log` until the server says where it listens: `(url, fingerprint)`.
+fn wait_for_listen_line(log: &Path, child: &mut Child) -> anyhow::Result<(String, Fingerprint)> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let file = File::open(log).with_context(|| format!("reading {}", log.display()))?;
+        for line in BufReader::new(file).lines() {
+            let line = line?;
+            if let Some(rest) = line.split("listening on ").nth(1)
+                && let Some((url, tail)) = rest.split_once(" (fingerprint ")
+            {
+                let fingerprint = tail
+                    .trim_end_matches(')')
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("{e}"))
+                    .context("reading the demo server's fingerprint")?;
+                return Ok((url.to_owned(), fingerprint));
+            }
+        }
+        if let Some(status) = child.try_wait()? {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            bail!("the demo server stopped at start ({status}):\n{text}");
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the demo server did not start within 60 s; its log is {}",
+                log.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl DemoServer {
+    /// Starts `server` (or the one next to this executable) in a new temporary folder.
+    pub fn start(server: Option<PathBuf>, keep: bool) -> anyhow::Result<Self> {
+        let binary = match server {
+            Some(path) => path,
+            None => server_next_to_me()?,
+        };
+        if !binary.is_file() {
+            bail!(
+                "{} not found: build it with `cargo build --release` (plantwatch demo runs the \
+                 plantwatch-server next to it, or the one given with --server)",
+                binary.display()
+            );
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("plantwatch-demo-")
+            .tempdir()
+            .context("creating the demo folder")?;
+        let password: String = rand::rng()
+            .sample_iter(Alphanumeric)
+            .take(20)
+            .map(char::from)
+            .collect();
+        let log_path = dir.path().join("server.log");
+        let log = File::create(&log_path).context("creating the demo server's log")?;
+        let mut child = Command::new(&binary)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--listen", "127.0.0.1:0"])
+            .env("PLANTWATCH_ADMIN_USER", DEMO_USER)
+            .env("PLANTWATCH_ADMIN_PASSWORD", &password)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let (url, fingerprint) = match wait_for_listen_line(&log_path, &mut child) {
+            Ok(found) => found,
+            Err(error) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(error);
+            }
+        };
+        Ok(DemoServer {
+            child: Some(child),
+            dir: Some(dir),
+            keep,
+            url,
+            fingerprint,
+            password: password.into(),
+        })
+    }
+
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_ref().map(tempfile::TempDir::path)
+    }
+
+    /// Stops the server (SIGTERM, then SIGKILL after 10 s) and removes or keeps the folder;
+    /// returns where it was kept.
+    pub fn stop(&mut self) -> Option<PathBuf> {
+        if let Some(mut child) = self.child.take() {
+            let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
+            if let Some(pid) = pid {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let dir = self.dir.take()?;
+        if self.keep { Some(dir.keep()) } else { None }
+    }
+}
+
+impl Drop for DemoServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Runs the demo: server, sign-in, console, clean-up.
+pub fn run(args: DemoArgs, theme: Theme) -> anyhow::Result<()> {
+    eprintln!("Starting a demo plantwatch-server on loopback…");
+    let mut server = DemoServer::start(args.server, args.keep)?;
+    let dir = server.dir().map(Path::to_path_buf).unwrap_or_default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let client = Client::new(&server.url, Some(server.fingerprint))?;
+    let signed_in = runtime
+        .block_on(client.login(DEMO_USER, server.password.expose()))
+        .context("signing in to the demo server")?;
+    drop(runtime);
+
+    let mut profiles = Profiles::default();
+    profiles.upsert_current(Context {
+        name: "demo".into(),
+        url: server.url.clone(),
+        fingerprint: Some(server.fingerprint),
+        username: Some(DEMO_USER.into()),
+        token: Some(signed_in.token),
+    });
+    // The demo's contexts live in its folder: the user's own configuration is not touched.
+    let config = dir.join("client.toml");
+    profiles.save(&config)?;
+    let mut app = App::new(profiles, Some(config.clone()), theme);
+    app.start(None);
+    let result = crate::console::run(app);
+
+    let password = server.password.clone();
+    match server.stop() {
+        Some(kept) => {
+            let password_file = kept.join("admin-password");
+            write_private(&password_file, password.expose())?;
+            eprintln!(
+                "Demo server stopped; its folder is kept: {}",
+                kept.display()
+            );
+            eprintln!(
+                "  restart it:   plantwatch-server --data-dir {} --listen 127.0.0.1:8443",
+                kept.join("data").display()
+            );
+            eprintln!(
+                "  sign in as {DEMO_USER}; the password is in {}",
+                password_file.display()
+            );
+        }
+        None => eprintln!("Demo server stopped and its folder removed."),
+    }
+    result
+}
+
+/// Writes `text` to a new file only its owner can read.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    writeln!(file, "{text}").with_context(|| format!("writing {}", path.display()))
+}

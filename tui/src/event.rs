@@ -1,0 +1,93 @@
+//! What reaches the event loop: keys, the clock, and the results of API calls, which run on tokio
+//! tasks so the loop never waits on the network.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use plantwatch_shared::api::{AuditEntry, Health, ListResponse, LoginResponse, Me, User};
+use plantwatch_shared::{Error, Fingerprint};
+use ratatui::crossterm::event::KeyEvent;
+
+#[derive(Debug)]
+pub enum Event {
+    Key(KeyEvent),
+    Resize,
+    /// Once a second: the clock, refreshes and retries.
+    Tick,
+    /// An API call finished. `generation` tells replies meant for a previous session apart.
+    Done {
+        generation: u64,
+        outcome: Result<Reply, Failure>,
+    },
+}
+
+/// A successful API call.
+#[derive(Debug)]
+pub enum Reply {
+    Health {
+        health: Health,
+        latency: std::time::Duration,
+    },
+    Me(Me),
+    Users(ListResponse<User>),
+    Audit(ListResponse<AuditEntry>),
+    UserCreated(User),
+    UserUpdated {
+        user: User,
+        what: &'static str,
+    },
+    UserDeleted(String),
+    /// The certificate a server presents, before it is trusted.
+    Probed {
+        url: String,
+        fingerprint: Fingerprint,
+    },
+    /// The server has no admin yet: the setup screen comes next.
+    SetupRequired {
+        url: String,
+        pin: Option<Fingerprint>,
+    },
+    SignedIn(Box<LoginResponse>),
+    SignedOut,
+    /// The saved contexts (read locally, delivered like a reply).
+    Contexts(crate::profile::Profiles),
+}
+
+/// A failed API call and what was being done, for the status line.
+#[derive(Debug)]
+pub struct Failure {
+    pub doing: &'static str,
+    pub error: Error,
+}
+
+impl Failure {
+    /// The server could not be reached at all (as opposed to answering with an error).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self.error, Error::Connect { .. })
+    }
+
+    /// The session ended or was never valid.
+    pub fn is_signed_out(&self) -> bool {
+        self.error.status() == Some(401) && self.error.code() != Some("invalid_credentials")
+    }
+
+    /// The failure in plain words.
+    pub fn message(&self) -> String {
+        let reason = match &self.error {
+            Error::Api { message, .. } => message.clone(),
+            other => other.to_string(),
+        };
+        format!("{} failed: {reason}", self.doing)
+    }
+}
+
+/// An API call on its way: a future that ends in an outcome.
+pub type Task = Pin<Box<dyn Future<Output = Result<Reply, Failure>> + Send>>;
+
+/// Wraps a client call as a task; `doing` names it in error messages ("creating the user").
+pub fn task<F>(doing: &'static str, call: F) -> Task
+where
+    F: Future<Output = Result<Reply, Error>> + Send + 'static,
+{
+    Box::pin(async move { call.await.map_err(|error| Failure { doing, error }) })
+}

@@ -1,0 +1,325 @@
+//! Drawing the console: header, banner, the current view, status line, footer and overlays.
+//! Pure functions of `&App`.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+
+use crate::app::{App, Screen};
+use crate::keymap::Binding;
+use crate::overlay::Overlay;
+use crate::widgets::centered;
+
+pub fn render(app: &App, frame: &mut Frame) {
+    match &app.screen {
+        Screen::Login(form) | Screen::Setup(form) => render_entry(app, form, frame),
+        Screen::Main => render_main(app, frame),
+    }
+    if let Some(overlay) = &app.overlay {
+        render_overlay(app, overlay, frame);
+    }
+}
+
+fn render_entry(app: &App, form: &crate::widgets::form::Form, frame: &mut Frame) {
+    let area = frame.area();
+    let [title, body, status] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Fill(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    frame.render_widget(
+        Paragraph::new(Line::styled(
+            format!(" plantwatch {}", env!("CARGO_PKG_VERSION")),
+            app.theme.header(),
+        ))
+        .style(app.theme.header()),
+        title,
+    );
+    let width = body.width.saturating_sub(4).min(76);
+    form.render(frame, centered(body, width, form.height()), app.theme);
+    render_status(app, frame, status, "Ctrl+C quits");
+}
+
+fn render_main(app: &App, frame: &mut Frame) {
+    let down = app.server.as_ref().and_then(|s| s.unreachable.as_ref());
+    let [header, banner, body, status, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(u16::from(down.is_some())),
+        Constraint::Fill(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+    render_header(app, frame, header);
+    if let Some(down) = down {
+        let since = crate::cli::output::time_cell(Some(down.since));
+        let text = format!(
+            " ✖ Server unreachable since {since} UTC; retrying every {} s. Showing the last data. ({})",
+            crate::app::RETRY_EVERY.whole_seconds(),
+            down.reason
+        );
+        frame.render_widget(
+            Paragraph::new(Line::styled(text, app.theme.banner())).style(app.theme.banner()),
+            banner,
+        );
+    }
+    app.view().render(frame, body, &app.ctx());
+    match &app.overlay {
+        Some(Overlay::Filter { input, .. }) => {
+            let line = Line::from(vec![
+                Span::styled("/", app.theme.key()),
+                Span::raw(input.clone()),
+                Span::styled("▏", app.theme.key()),
+                Span::styled(
+                    "   Enter keeps · Esc clears · ! first inverts",
+                    app.theme.dim(),
+                ),
+            ]);
+            frame.render_widget(Paragraph::new(line), status);
+        }
+        Some(Overlay::Palette { input }) => {
+            let line = Line::from(vec![
+                Span::styled(":", app.theme.key()),
+                Span::raw(input.clone()),
+                Span::styled("▏", app.theme.key()),
+                Span::styled(
+                    "   Tab completes · Enter goes · Esc cancels",
+                    app.theme.dim(),
+                ),
+            ]);
+            frame.render_widget(Paragraph::new(line), status);
+        }
+        _ => render_status(app, frame, status, ""),
+    }
+    render_footer(app, frame, footer);
+}
+
+fn render_header(app: &App, frame: &mut Frame, area: Rect) {
+    let theme = app.theme;
+    let mut spans = vec![Span::raw(" plantwatch")];
+    if let Some(session) = &app.session {
+        let context = if session.saved {
+            session.context.name.as_str()
+        } else {
+            "(trusted once)"
+        };
+        spans.push(Span::raw(format!("  ctx {context}")));
+        match &session.me {
+            Some(me) => {
+                spans.push(Span::raw(format!(
+                    "  {} ({})",
+                    me.user.username, me.user.role
+                )));
+                if me.user.role == plantwatch_shared::api::Role::Viewer {
+                    spans.push(Span::raw("  read-only"));
+                }
+            }
+            None => spans.push(Span::raw("  …")),
+        }
+    }
+    let online = match &app.server {
+        Some(server) if server.unreachable.is_some() => "✖ offline",
+        Some(server) if server.health.is_some() => "● online",
+        _ => "… connecting",
+    };
+    let clock = time::macros::format_description!("[hour]:[minute]:[second]");
+    let right = format!(
+        "{online}  server {} UTC ",
+        app.server_time().format(&clock).unwrap_or_default()
+    );
+    let [left_area, right_area] = Layout::horizontal([
+        Constraint::Fill(1),
+        Constraint::Length(u16::try_from(right.chars().count()).unwrap_or(0)),
+    ])
+    .areas(area);
+    frame.render_widget(
+        Paragraph::new(Line::from(spans)).style(theme.header()),
+        left_area,
+    );
+    frame.render_widget(
+        Paragraph::new(Line::raw(right)).style(theme.header()),
+        right_area,
+    );
+}
+
+fn render_status(app: &App, frame: &mut Frame, area: Rect, idle: &str) {
+    let line = match &app.status {
+        Some(status) if status.error => {
+            Line::styled(format!("✖ {}", status.text), app.theme.error())
+        }
+        Some(status) => Line::raw(status.text.clone()),
+        None => Line::styled(idle.to_owned(), app.theme.dim()),
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+fn key_spans(binding: &Binding, theme: crate::theme::Theme, label: &str) -> Vec<Span<'static>> {
+    let key = binding
+        .keys
+        .first()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    vec![
+        Span::styled(format!("<{key}>"), theme.key()),
+        Span::raw(format!("{label} ")),
+    ]
+}
+
+fn render_footer(app: &App, frame: &mut Frame, area: Rect) {
+    let spans: Vec<Span> = app
+        .bindings()
+        .iter()
+        .filter_map(|b| b.footer.map(|label| key_spans(b, app.theme, label)))
+        .flatten()
+        .collect();
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// The help overlay's lines: every binding of the current view for the signed-in role.
+pub fn help_lines(app: &App) -> Vec<(String, String)> {
+    app.bindings()
+        .iter()
+        .map(|b| (b.keys_label(), b.help.to_string()))
+        .collect()
+}
+
+fn render_overlay(app: &App, overlay: &Overlay, frame: &mut Frame) {
+    let theme = app.theme;
+    let area = frame.area();
+    let boxed = |title: String| {
+        Block::default()
+            .borders(Borders::ALL)
+            .title(Span::styled(format!(" {title} "), theme.title()))
+    };
+    match overlay {
+        Overlay::Filter { .. } => {}
+        Overlay::Palette { input } => {
+            let matches = app.palette_matches(input);
+            let mut lines: Vec<Line> = matches
+                .iter()
+                .map(|spec| {
+                    Line::from(vec![
+                        Span::styled(format!("{:<10}", spec.name), theme.key()),
+                        Span::styled(format!("{:<14}", spec.aliases.join(" ")), theme.dim()),
+                        Span::raw(spec.about),
+                    ])
+                })
+                .collect();
+            if lines.is_empty() {
+                lines.push(Line::styled("no such view", theme.dim()));
+            }
+            let height = u16::try_from(lines.len()).unwrap_or(0) + 2;
+            let width = area.width.saturating_sub(4).min(70);
+            let target = Rect {
+                x: area.x + 2,
+                y: area.bottom().saturating_sub(height + 2),
+                width,
+                height: height.min(area.height.saturating_sub(2)),
+            };
+            frame.render_widget(Clear, target);
+            frame.render_widget(Paragraph::new(lines).block(boxed("Views".into())), target);
+        }
+        Overlay::Help { scroll } => {
+            let lines: Vec<Line> = help_lines(app)
+                .into_iter()
+                .map(|(keys, help)| {
+                    Line::from(vec![
+                        Span::styled(format!("{keys:<16}"), theme.key()),
+                        Span::raw(help),
+                    ])
+                })
+                .collect();
+            let height = u16::try_from(lines.len())
+                .unwrap_or(u16::MAX)
+                .saturating_add(2);
+            let target = centered(area, area.width.saturating_sub(4).min(72), height);
+            frame.render_widget(Clear, target);
+            let title = format!("Keys of {} (Esc closes, j/k scroll)", app.view_name());
+            frame.render_widget(
+                Paragraph::new(lines)
+                    .block(boxed(title))
+                    .scroll((*scroll, 0)),
+                target,
+            );
+        }
+        Overlay::Form(form) => {
+            let width = area.width.saturating_sub(4).min(72);
+            form.render(frame, centered(area, width, form.height()), theme);
+        }
+        Overlay::Confirm(confirm) => {
+            let lines = vec![
+                Line::raw(confirm.question.clone()),
+                Line::default(),
+                Line::from(vec![
+                    Span::styled("<y>", theme.key()),
+                    Span::raw(format!(" {}    ", confirm.yes)),
+                    Span::styled("<n>", theme.key()),
+                    Span::raw(" cancel"),
+                ]),
+            ];
+            let target = centered(area, area.width.saturating_sub(4).min(64), 8);
+            frame.render_widget(Clear, target);
+            frame.render_widget(
+                Paragraph::new(lines)
+                    .block(boxed(confirm.title.clone()))
+                    .wrap(Wrap { trim: false }),
+                target,
+            );
+        }
+        Overlay::Trust { url, fingerprint } => {
+            let lines = vec![
+                Line::raw(format!(
+                    "The server at {url} presents a certificate with fingerprint"
+                )),
+                Line::default(),
+                Line::styled(format!("  {fingerprint}"), theme.key()),
+                Line::default(),
+                Line::raw(
+                    "Compare it with what `plantwatch-server fingerprint` prints on the server.",
+                ),
+                Line::default(),
+                Line::from(vec![
+                    Span::styled("<o>", theme.key()),
+                    Span::raw(" trust once  "),
+                    Span::styled("<a>", theme.key()),
+                    Span::raw(" trust always (save)  "),
+                    Span::styled("<r>", theme.key()),
+                    Span::raw(" refuse"),
+                ]),
+            ];
+            let target = centered(area, area.width.saturating_sub(2).min(78), 12);
+            frame.render_widget(Clear, target);
+            frame.render_widget(
+                Paragraph::new(lines)
+                    .block(boxed("Unknown server certificate".into()))
+                    .wrap(Wrap { trim: false }),
+                target,
+            );
+        }
+        Overlay::Detail { title, lines } => {
+            let mut text: Vec<Line> = Vec::new();
+            for (label, value) in lines {
+                for (index, part) in value.lines().enumerate() {
+                    let label = if index == 0 { label.as_str() } else { "" };
+                    text.push(Line::from(vec![
+                        Span::styled(format!("{label:<12}"), theme.dim()),
+                        Span::raw(part.to_owned()),
+                    ]));
+                }
+            }
+            let height = u16::try_from(text.len())
+                .unwrap_or(u16::MAX)
+                .saturating_add(2);
+            let target = centered(area, area.width.saturating_sub(4).min(72), height);
+            frame.render_widget(Clear, target);
+            frame.render_widget(
+                Paragraph::new(text)
+                    .block(boxed(format!("{title} (Esc closes)")))
+                    .wrap(Wrap { trim: false }),
+                target,
+            );
+        }
+    }
+}

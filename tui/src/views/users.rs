@@ -1,0 +1,318 @@
+//! Users (admins only): list, create, change role, reset password, delete.
+
+use plantwatch_shared::api::{CreateUserRequest, Role, UpdateUserRequest, User, UserQuery};
+use plantwatch_shared::rules::{password_problem, username_problem};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+
+use super::{Ctx, Effect, Navigate, View, ViewSpec};
+use crate::cli::output::time_cell;
+use crate::event::{Reply, Task, task};
+use crate::keymap::{Action, Binding, Key, sort_bindings};
+use crate::overlay::{Confirm, Overlay};
+use crate::widgets::form::{Field, Form, Purpose};
+use crate::widgets::table::{Column, DataTable};
+
+pub const SPEC: ViewSpec = ViewSpec {
+    name: "users",
+    aliases: &["us", "user"],
+    about: "people who may sign in, and their roles",
+    min_role: Role::Admin,
+    make: || Box::new(UsersView::new()),
+};
+
+const ROLES: &[&str] = &["viewer", "operator", "admin"];
+const CREATE: u32 = 1;
+const SET_ROLE: u32 = 2;
+const RESET_PASSWORD: u32 = 3;
+const DELETE: u32 = 4;
+
+static COLUMNS: &[Column<User>] = &[
+    Column {
+        title: "USERNAME",
+        sort_key: 'n',
+        width: Constraint::Fill(2),
+        cell: |u| u.username.clone(),
+        cmp: |a, b| a.username.to_lowercase().cmp(&b.username.to_lowercase()),
+    },
+    Column {
+        title: "ROLE",
+        sort_key: 'r',
+        width: Constraint::Length(9),
+        cell: |u| u.role.to_string(),
+        cmp: |a, b| a.role.cmp(&b.role),
+    },
+    Column {
+        title: "LAST LOGIN",
+        sort_key: 'l',
+        width: Constraint::Length(17),
+        cell: |u| time_cell(u.last_login_at),
+        cmp: |a, b| a.last_login_at.cmp(&b.last_login_at),
+    },
+    Column {
+        title: "CREATED",
+        sort_key: 'c',
+        width: Constraint::Length(17),
+        cell: |u| time_cell(Some(u.created_at)),
+        cmp: |a, b| a.created_at.cmp(&b.created_at),
+    },
+    Column {
+        title: "ID",
+        sort_key: 'i',
+        width: Constraint::Length(6),
+        cell: |u| u.id.to_string(),
+        cmp: |a, b| a.id.cmp(&b.id),
+    },
+];
+
+pub struct UsersView {
+    pub table: DataTable<User>,
+    /// The user a form or confirmation is about.
+    target: Option<User>,
+}
+
+impl UsersView {
+    pub fn new() -> Self {
+        UsersView {
+            table: DataTable::new(COLUMNS, |u| u.id.to_string()),
+            target: None,
+        }
+    }
+}
+
+impl Default for UsersView {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn username_check(value: &str) -> Result<(), String> {
+    username_problem(value).map_or(Ok(()), Err)
+}
+
+fn password_check(value: &str) -> Result<(), String> {
+    password_problem(value).map_or(Ok(()), Err)
+}
+
+/// Both password fields valid and equal.
+fn passwords_match(form: &mut Form) -> bool {
+    form.validate() && {
+        form.value("Password") == form.value("Repeat")
+            || form.fail("Repeat", "the two passwords differ")
+    }
+}
+
+fn password_fields() -> Vec<Field> {
+    vec![
+        Field::secret("Password").checked(password_check),
+        Field::secret("Repeat"),
+    ]
+}
+
+impl View for UsersView {
+    fn title(&self) -> String {
+        self.table.title("Users")
+    }
+
+    fn bindings(&self) -> Vec<Binding> {
+        let mut bindings = vec![
+            Binding::new(&[Key::ch('c')], Action::Create, "create a user")
+                .footer("create")
+                .role(Role::Admin),
+            Binding::new(
+                &[Key::ch('r')],
+                Action::ChangeRole,
+                "change the user's role",
+            )
+            .footer("role")
+            .role(Role::Admin),
+            Binding::new(&[Key::ch('p')], Action::ResetPassword, "set a new password")
+                .footer("password")
+                .role(Role::Admin),
+            Binding::new(
+                &[
+                    Key::ch('d'),
+                    Key::new(ratatui::crossterm::event::KeyCode::Delete),
+                ],
+                Action::Delete,
+                "delete the user (asks first)",
+            )
+            .footer("delete")
+            .role(Role::Admin),
+            Binding::new(
+                &[Key::new(ratatui::crossterm::event::KeyCode::Enter)],
+                Action::Open,
+                "show the user's details",
+            ),
+        ];
+        bindings.extend(sort_bindings(&self.table.sort_keys()));
+        bindings
+    }
+
+    fn render(&self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
+        self.table
+            .render(frame, area, "Users", "No users yet.", ctx.theme);
+    }
+
+    fn refresh(&self, ctx: &Ctx) -> Vec<Task> {
+        let Some(client) = ctx.client.cloned() else {
+            return Vec::new();
+        };
+        let query = UserQuery {
+            limit: Some(1000),
+            ..UserQuery::default()
+        };
+        vec![task("loading the users", async move {
+            client.list_users(&query).await.map(Reply::Users)
+        })]
+    }
+
+    fn on_action(&mut self, action: Action, _ctx: &Ctx) -> Vec<Effect> {
+        if action == Action::Create {
+            let form = Form::new(
+                "New user",
+                Purpose::View(CREATE),
+                [
+                    vec![Field::text("Username").checked(username_check)],
+                    password_fields(),
+                    vec![Field::choice("Role", ROLES, "viewer")],
+                ]
+                .concat(),
+            );
+            return vec![Effect::Open(Overlay::Form(form))];
+        }
+        let Some(user) = self.table.selected().cloned() else {
+            return vec![Effect::Info("No user selected.".into())];
+        };
+        let overlay = match action {
+            Action::ChangeRole => Overlay::Form(Form::new(
+                format!("Role of {}", user.username),
+                Purpose::View(SET_ROLE),
+                vec![Field::choice("Role", ROLES, &user.role.to_string())],
+            )),
+            Action::ResetPassword => Overlay::Form(
+                Form::new(
+                    format!("New password for {}", user.username),
+                    Purpose::View(RESET_PASSWORD),
+                    password_fields(),
+                )
+                .with_note("Their sessions end; tell them the new password."),
+            ),
+            Action::Delete => Overlay::Confirm(Confirm {
+                title: "Delete user".into(),
+                question: format!(
+                    "Delete user {} ({})? Their sessions end at once. This cannot be undone.",
+                    user.username, user.role
+                ),
+                yes: "delete",
+                tag: DELETE,
+            }),
+            Action::Open => Overlay::Detail {
+                title: format!("User {}", user.username),
+                lines: vec![
+                    ("Username".into(), user.username.clone()),
+                    ("Role".into(), user.role.to_string()),
+                    ("ID".into(), user.id.to_string()),
+                    ("Created".into(), time_cell(Some(user.created_at))),
+                    ("Updated".into(), time_cell(Some(user.updated_at))),
+                    ("Last login".into(), time_cell(user.last_login_at)),
+                ],
+            },
+            _ => return Vec::new(),
+        };
+        self.target = Some(user);
+        vec![Effect::Open(overlay)]
+    }
+
+    fn on_submit(&mut self, form: &mut Form, ctx: &Ctx) -> Vec<Effect> {
+        let Some(client) = ctx.client.cloned() else {
+            return Vec::new();
+        };
+        let role = |form: &Form| form.value("Role").parse::<Role>().unwrap_or(Role::Viewer);
+        let call = match form.purpose {
+            Purpose::View(CREATE) => {
+                if !passwords_match(form) {
+                    return Vec::new();
+                }
+                let request = CreateUserRequest {
+                    username: form.value("Username").to_owned(),
+                    password: form.secret("Password"),
+                    role: role(form),
+                };
+                task("creating the user", async move {
+                    client.create_user(&request).await.map(Reply::UserCreated)
+                })
+            }
+            Purpose::View(SET_ROLE) | Purpose::View(RESET_PASSWORD) => {
+                let Some(target) = &self.target else {
+                    return Vec::new();
+                };
+                let (request, what) = if form.purpose == Purpose::View(SET_ROLE) {
+                    let request = UpdateUserRequest {
+                        role: Some(role(form)),
+                        password: None,
+                    };
+                    (request, "role changed")
+                } else {
+                    if !passwords_match(form) {
+                        return Vec::new();
+                    }
+                    let request = UpdateUserRequest {
+                        role: None,
+                        password: Some(form.secret("Password")),
+                    };
+                    (request, "password reset")
+                };
+                let id = target.id;
+                task("updating the user", async move {
+                    let user = client.update_user(id, &request).await?;
+                    Ok(Reply::UserUpdated { user, what })
+                })
+            }
+            _ => return Vec::new(),
+        };
+        form.busy = true;
+        vec![Effect::Call(call)]
+    }
+
+    fn on_confirm(&mut self, tag: u32, ctx: &Ctx) -> Vec<Effect> {
+        match (tag, self.target.clone(), ctx.client.cloned()) {
+            (DELETE, Some(user), Some(client)) => vec![
+                Effect::Call(task("deleting the user", async move {
+                    client.delete_user(user.id).await?;
+                    Ok(Reply::UserDeleted(user.username))
+                })),
+                Effect::Info("Deleting…".into()),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
+    fn on_reply(&mut self, reply: &Reply, _ctx: &Ctx) -> Vec<Effect> {
+        match reply {
+            Reply::Users(list) => {
+                self.table.set_rows(list.items.clone());
+                Vec::new()
+            }
+            Reply::UserCreated(user) => vec![
+                Effect::CloseOverlay,
+                Effect::Info(format!("✔ User {} created ({}).", user.username, user.role)),
+                Effect::Refresh,
+            ],
+            Reply::UserUpdated { user, what } => vec![
+                Effect::CloseOverlay,
+                Effect::Info(format!("✔ {}: {what}.", user.username)),
+                Effect::Refresh,
+            ],
+            Reply::UserDeleted(name) => vec![
+                Effect::Info(format!("✔ User {name} deleted.")),
+                Effect::Refresh,
+            ],
+            _ => Vec::new(),
+        }
+    }
+
+    fn table(&mut self) -> Option<&mut dyn Navigate> {
+        Some(&mut self.table)
+    }
+}

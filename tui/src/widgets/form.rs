@@ -1,0 +1,386 @@
+//! Forms: labelled fields (text, masked secret, choice), each checked as it is typed, with the
+//! error shown under the field and a form-level error from the server under all of them.
+
+use plantwatch_shared::Secret;
+use ratatui::Frame;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::layout::{Position, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+
+use crate::theme::Theme;
+
+/// What submitting a form does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Login,
+    Setup,
+    /// Handled by the current view; the number tells its forms apart.
+    View(u32),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldKind {
+    Text,
+    Secret,
+    Choice(&'static [&'static str]),
+}
+
+/// A check run on a field's value as it changes.
+pub type Check = fn(&str) -> Result<(), String>;
+
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub label: &'static str,
+    pub kind: FieldKind,
+    pub value: String,
+    pub error: Option<String>,
+    pub check: Option<Check>,
+}
+
+impl Field {
+    pub fn text(label: &'static str) -> Self {
+        Field {
+            label,
+            kind: FieldKind::Text,
+            value: String::new(),
+            error: None,
+            check: None,
+        }
+    }
+
+    pub fn secret(label: &'static str) -> Self {
+        Field {
+            kind: FieldKind::Secret,
+            ..Field::text(label)
+        }
+    }
+
+    /// A choice between `options`, starting at `initial`.
+    pub fn choice(label: &'static str, options: &'static [&'static str], initial: &str) -> Self {
+        Field {
+            kind: FieldKind::Choice(options),
+            value: initial.to_owned(),
+            ..Field::text(label)
+        }
+    }
+
+    pub fn with_value(mut self, value: impl Into<String>) -> Self {
+        self.value = value.into();
+        self
+    }
+
+    pub fn checked(mut self, check: Check) -> Self {
+        self.check = Some(check);
+        self
+    }
+
+    fn run_check(&mut self) {
+        self.error = match self.check {
+            Some(check) if !self.value.is_empty() => check(&self.value).err(),
+            _ => None,
+        };
+    }
+
+    fn shown(&self) -> String {
+        match &self.kind {
+            FieldKind::Text => self.value.clone(),
+            FieldKind::Secret => "•".repeat(self.value.chars().count()),
+            FieldKind::Choice(options) => options
+                .iter()
+                .map(|o| {
+                    if *o == self.value {
+                        format!("[{o}]")
+                    } else {
+                        format!(" {o} ")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(""),
+        }
+    }
+
+    fn cycle(&mut self, forward: bool) {
+        if let FieldKind::Choice(options) = self.kind {
+            let at = options.iter().position(|o| *o == self.value).unwrap_or(0);
+            let next = if forward {
+                (at + 1) % options.len()
+            } else {
+                (at + options.len() - 1) % options.len()
+            };
+            self.value = options[next].to_owned();
+        }
+    }
+}
+
+/// What a key did to the form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormOutcome {
+    Editing,
+    Submit,
+    Cancel,
+}
+
+#[derive(Debug, Clone)]
+pub struct Form {
+    pub title: String,
+    pub purpose: Purpose,
+    pub fields: Vec<Field>,
+    pub focus: usize,
+    /// A note above the fields (why this form is shown).
+    pub note: Option<String>,
+    /// The server's answer to the last submit.
+    pub error: Option<String>,
+    /// Submitted and waiting for the server.
+    pub busy: bool,
+}
+
+impl Form {
+    pub fn new(title: impl Into<String>, purpose: Purpose, fields: Vec<Field>) -> Self {
+        Form {
+            title: title.into(),
+            purpose,
+            fields,
+            focus: 0,
+            note: None,
+            error: None,
+            busy: false,
+        }
+    }
+
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
+    }
+
+    /// Puts the cursor on the first empty field.
+    pub fn focus_first_empty(mut self) -> Self {
+        self.focus = self
+            .fields
+            .iter()
+            .position(|f| f.value.is_empty())
+            .unwrap_or(0);
+        self
+    }
+
+    /// The value of the field labelled `label` (empty if there is none).
+    pub fn value(&self, label: &str) -> &str {
+        self.fields
+            .iter()
+            .find(|f| f.label == label)
+            .map_or("", |f| f.value.as_str())
+    }
+
+    /// A secret field's value, as a `Secret`.
+    pub fn secret(&self, label: &str) -> Secret {
+        Secret::from(self.value(label))
+    }
+
+    /// Marks `label` as wrong; returns false so validators can `return form.fail(...)`.
+    pub fn fail(&mut self, label: &str, message: impl Into<String>) -> bool {
+        if let Some(field) = self.fields.iter_mut().find(|f| f.label == label) {
+            field.error = Some(message.into());
+        }
+        false
+    }
+
+    /// Runs every field's check, requiring a value in each; true when all pass.
+    pub fn validate(&mut self) -> bool {
+        let mut ok = true;
+        for field in &mut self.fields {
+            field.run_check();
+            if field.value.is_empty() {
+                field.error = Some(format!("{} is required", field.label));
+            }
+            ok &= field.error.is_none();
+        }
+        ok
+    }
+
+    pub fn handle_key(&mut self, key: KeyEvent) -> FormOutcome {
+        if self.busy {
+            return if key.code == KeyCode::Esc {
+                FormOutcome::Cancel
+            } else {
+                FormOutcome::Editing
+            };
+        }
+        let last = self.fields.len().saturating_sub(1);
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        let field = &mut self.fields[self.focus.min(last)];
+        match key.code {
+            KeyCode::Esc => return FormOutcome::Cancel,
+            KeyCode::Enter if self.focus >= last => return FormOutcome::Submit,
+            KeyCode::Enter | KeyCode::Tab | KeyCode::Down => {
+                self.focus = (self.focus + 1).min(last)
+            }
+            KeyCode::BackTab | KeyCode::Up => self.focus = self.focus.saturating_sub(1),
+            KeyCode::Left if matches!(field.kind, FieldKind::Choice(_)) => field.cycle(false),
+            KeyCode::Right | KeyCode::Char(' ') if matches!(field.kind, FieldKind::Choice(_)) => {
+                field.cycle(true);
+            }
+            KeyCode::Char('u') if ctrl && !matches!(field.kind, FieldKind::Choice(_)) => {
+                field.value.clear();
+                field.run_check();
+            }
+            KeyCode::Char(c) if !ctrl && !matches!(field.kind, FieldKind::Choice(_)) => {
+                field.value.push(c);
+                field.run_check();
+                self.error = None;
+            }
+            KeyCode::Backspace if !matches!(field.kind, FieldKind::Choice(_)) => {
+                field.value.pop();
+                field.run_check();
+            }
+            _ => {}
+        }
+        FormOutcome::Editing
+    }
+
+    /// Rows the form needs: borders, note, two per field, error, hint.
+    pub fn height(&self) -> u16 {
+        let note = u16::from(self.note.is_some()) * 2;
+        let fields = u16::try_from(self.fields.len() * 2).unwrap_or(u16::MAX);
+        2 + note + fields + 2 + 1
+    }
+
+    /// Draws the form in `area` (cleared first, so it can float over a view).
+    pub fn render(&self, frame: &mut Frame, area: Rect, theme: Theme) {
+        frame.render_widget(Clear, area);
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .title(Span::styled(format!(" {} ", self.title), theme.title()));
+        let inner = block.inner(area);
+        frame.render_widget(block, area);
+
+        let label_width = self.fields.iter().map(|f| f.label.len()).max().unwrap_or(0) + 2;
+        let mut lines: Vec<Line> = Vec::new();
+        if let Some(note) = &self.note {
+            lines.push(Line::from(note.as_str()));
+            lines.push(Line::default());
+        }
+        let mut cursor = None;
+        for (index, field) in self.fields.iter().enumerate() {
+            let focused = index == self.focus;
+            let marker = if focused { "›" } else { " " };
+            let shown = field.shown();
+            let box_width = usize::from(inner.width).saturating_sub(label_width + 2);
+            let padded = format!("{shown:<box_width$}");
+            if focused && !matches!(field.kind, FieldKind::Choice(_)) {
+                let x =
+                    inner.x + u16::try_from(label_width + 2 + shown.chars().count()).unwrap_or(0);
+                let y = inner.y + u16::try_from(lines.len()).unwrap_or(0);
+                cursor = Some(Position::new(x.min(inner.right().saturating_sub(1)), y));
+            }
+            lines.push(Line::from(vec![
+                Span::raw(format!("{marker}{:<label_width$} ", field.label)),
+                Span::styled(
+                    padded,
+                    if focused {
+                        theme.focused_field()
+                    } else {
+                        theme.field()
+                    },
+                ),
+            ]));
+            lines.push(match &field.error {
+                Some(error) => Line::from(vec![
+                    Span::raw(" ".repeat(label_width + 2)),
+                    Span::styled(format!("✖ {error}"), theme.error()),
+                ]),
+                None => Line::default(),
+            });
+        }
+        if let Some(error) = &self.error {
+            lines.push(Line::styled(format!("✖ {error}"), theme.error()));
+        } else if self.busy {
+            lines.push(Line::styled("… working", theme.dim()));
+        } else {
+            lines.push(Line::default());
+        }
+        let choice = self
+            .fields
+            .get(self.focus)
+            .is_some_and(|f| matches!(f.kind, FieldKind::Choice(_)));
+        let hint = if choice {
+            "←/→ choose · Tab next · Enter on the last field submits · Esc cancels"
+        } else {
+            "Tab/↓ next · ↑ back · Enter on the last field submits · Esc cancels"
+        };
+        lines.push(Line::styled(hint, theme.dim()));
+        frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+        if let Some(position) = cursor {
+            frame.set_cursor_position(position);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn press(form: &mut Form, code: KeyCode) -> FormOutcome {
+        form.handle_key(KeyEvent::new(code, KeyModifiers::NONE))
+    }
+
+    fn type_text(form: &mut Form, text: &str) {
+        for c in text.chars() {
+            press(form, KeyCode::Char(c));
+        }
+    }
+
+    fn form() -> Form {
+        Form::new(
+            "New user",
+            Purpose::View(1),
+            vec![
+                Field::text("Username").checked(|v| {
+                    if v.contains(' ') {
+                        Err("no spaces".into())
+                    } else {
+                        Ok(())
+                    }
+                }),
+                Field::secret("Password"),
+                Field::choice("Role", &["viewer", "operator", "admin"], "viewer"),
+            ],
+        )
+    }
+
+    #[test]
+    fn typing_checks_inline_and_enter_walks_to_submit() {
+        let mut form = form();
+        type_text(&mut form, "an a");
+        assert_eq!(form.fields[0].error.as_deref(), Some("no spaces"));
+        press(&mut form, KeyCode::Backspace);
+        press(&mut form, KeyCode::Backspace);
+        assert_eq!(form.fields[0].error, None);
+        assert_eq!(press(&mut form, KeyCode::Enter), FormOutcome::Editing);
+        type_text(&mut form, "s3cret pw");
+        assert_eq!(form.fields[1].shown(), "•••••••••");
+        press(&mut form, KeyCode::Tab);
+        press(&mut form, KeyCode::Right);
+        press(&mut form, KeyCode::Right);
+        assert_eq!(form.value("Role"), "admin");
+        press(&mut form, KeyCode::Right);
+        assert_eq!(form.value("Role"), "viewer");
+        press(&mut form, KeyCode::Left);
+        assert_eq!(form.value("Role"), "admin");
+        assert_eq!(press(&mut form, KeyCode::Enter), FormOutcome::Submit);
+        assert!(form.validate());
+        assert_eq!(form.value("Username"), "an");
+        assert_eq!(form.secret("Password").expose(), "s3cret pw");
+        assert_eq!(press(&mut form, KeyCode::Esc), FormOutcome::Cancel);
+    }
+
+    #[test]
+    fn empty_fields_fail_validation_by_name() {
+        let mut form = form();
+        assert!(!form.validate());
+        assert_eq!(
+            form.fields[0].error.as_deref(),
+            Some("Username is required")
+        );
+        assert_eq!(form.fields[2].error, None);
+    }
+}

@@ -1,0 +1,339 @@
+//! The one table every list view uses: filter (`!` inverts), sort by any column, a cursor that
+//! stays on the same row across refreshes, and rendering of the visible rows only, so a table of
+//! tens of thousands of rows scrolls as fast as one of ten.
+
+use std::cell::Cell;
+use std::cmp::Ordering;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Row, Table, TableState};
+
+use crate::theme::Theme;
+
+/// A column: its title, the letter that sorts by it (with Shift), its width, its text, its order.
+pub struct Column<T> {
+    pub title: &'static str,
+    pub sort_key: char,
+    pub width: Constraint,
+    pub cell: fn(&T) -> String,
+    pub cmp: fn(&T, &T) -> Ordering,
+}
+
+/// Rows plus the view of them the user has chosen.
+pub struct DataTable<T: 'static> {
+    columns: &'static [Column<T>],
+    id: fn(&T) -> String,
+    rows: Vec<T>,
+    /// Indexes into `rows` that pass the filter, in sort order.
+    visible: Vec<usize>,
+    /// Position in `visible`.
+    cursor: usize,
+    filter: String,
+    /// Column and whether descending.
+    sort: Option<(usize, bool)>,
+    loaded: bool,
+    offset: Cell<usize>,
+    page: Cell<usize>,
+}
+
+impl<T: 'static> DataTable<T> {
+    pub fn new(columns: &'static [Column<T>], id: fn(&T) -> String) -> Self {
+        DataTable {
+            columns,
+            id,
+            rows: Vec::new(),
+            visible: Vec::new(),
+            cursor: 0,
+            filter: String::new(),
+            sort: None,
+            loaded: false,
+            offset: Cell::new(0),
+            page: Cell::new(10),
+        }
+    }
+
+    /// The columns' titles and sort letters, for the keymap.
+    pub fn sort_keys(&self) -> Vec<(&'static str, char)> {
+        self.columns.iter().map(|c| (c.title, c.sort_key)).collect()
+    }
+
+    /// Replaces the rows, keeping the cursor on the same row (by id) if it is still there.
+    pub fn set_rows(&mut self, rows: Vec<T>) {
+        let selected = self.selected().map(self.id);
+        self.rows = rows;
+        self.loaded = true;
+        self.rebuild(selected);
+    }
+
+    pub fn is_loaded(&self) -> bool {
+        self.loaded
+    }
+
+    pub fn rows(&self) -> &[T] {
+        &self.rows
+    }
+
+    pub fn filter(&self) -> &str {
+        &self.filter
+    }
+
+    /// Sets the filter text; rows match when any cell contains it (case-insensitive), or with a
+    /// leading `!` when none does.
+    pub fn set_filter(&mut self, filter: &str) {
+        if self.filter != filter {
+            let selected = self.selected().map(self.id);
+            self.filter = filter.to_owned();
+            self.rebuild(selected);
+        }
+    }
+
+    /// Sorts by `column`; sorting by the same column again reverses the order.
+    pub fn sort_by(&mut self, column: usize) {
+        if column >= self.columns.len() {
+            return;
+        }
+        let descending = matches!(self.sort, Some((c, false)) if c == column);
+        self.sort = Some((column, descending));
+        let selected = self.selected().map(self.id);
+        self.rebuild(selected);
+    }
+
+    pub fn sort(&self) -> Option<(usize, bool)> {
+        self.sort
+    }
+
+    fn rebuild(&mut self, keep: Option<String>) {
+        let (needle, invert) = match self.filter.strip_prefix('!') {
+            Some(rest) => (rest.to_lowercase(), true),
+            None => (self.filter.to_lowercase(), false),
+        };
+        let columns = self.columns;
+        self.visible = (0..self.rows.len())
+            .filter(|&i| {
+                if needle.is_empty() {
+                    return true;
+                }
+                let row = &self.rows[i];
+                let hit = columns
+                    .iter()
+                    .any(|c| (c.cell)(row).to_lowercase().contains(&needle));
+                hit != invert
+            })
+            .collect();
+        if let Some((column, descending)) = self.sort {
+            let cmp = columns[column].cmp;
+            let rows = &self.rows;
+            self.visible.sort_by(|&a, &b| {
+                let order = cmp(&rows[a], &rows[b]);
+                if descending { order.reverse() } else { order }
+            });
+        }
+        let id = self.id;
+        self.cursor = keep
+            .and_then(|key| self.visible.iter().position(|&i| id(&self.rows[i]) == key))
+            .unwrap_or_else(|| self.cursor.min(self.visible.len().saturating_sub(1)));
+    }
+
+    /// The row under the cursor.
+    pub fn selected(&self) -> Option<&T> {
+        self.visible.get(self.cursor).map(|&i| &self.rows[i])
+    }
+
+    /// How many rows pass the filter.
+    pub fn visible_len(&self) -> usize {
+        self.visible.len()
+    }
+
+    pub fn cursor(&self) -> usize {
+        self.cursor
+    }
+
+    pub fn move_by(&mut self, delta: isize) {
+        let last = self.visible.len().saturating_sub(1);
+        self.cursor = self.cursor.saturating_add_signed(delta).min(last);
+    }
+
+    pub fn page(&self) -> isize {
+        isize::try_from(self.page.get().max(1)).unwrap_or(1)
+    }
+
+    pub fn top(&mut self) {
+        self.cursor = 0;
+    }
+
+    pub fn bottom(&mut self) {
+        self.cursor = self.visible.len().saturating_sub(1);
+    }
+
+    /// The title line: what, how many, the filter and the sort.
+    pub fn title(&self, what: &str) -> String {
+        let mut title = if self.filter.is_empty() {
+            format!(" {what} ({}) ", self.rows.len())
+        } else {
+            format!(
+                " {what} ({} of {}) /{} ",
+                self.visible.len(),
+                self.rows.len(),
+                self.filter
+            )
+        };
+        if let Some((column, descending)) = self.sort {
+            let arrow = if descending { "↓" } else { "↑" };
+            title.push_str(&format!("sort: {}{arrow} ", self.columns[column].title));
+        }
+        title
+    }
+
+    /// Draws the rows that fit in `area`, with `empty` shown when there are none.
+    pub fn render(&self, frame: &mut Frame, area: Rect, what: &str, empty: &str, theme: Theme) {
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .title(Span::styled(self.title(what), theme.title()));
+        let inner = block.inner(area);
+        frame.render_widget(block, area);
+        let height = usize::from(inner.height.saturating_sub(1));
+        self.page.set(height);
+
+        let header = Row::new(self.columns.iter().enumerate().map(
+            |(index, column)| match self.sort {
+                Some((c, descending)) if c == index => {
+                    format!("{}{}", column.title, if descending { "↓" } else { "↑" })
+                }
+                _ => column.title.to_owned(),
+            },
+        ))
+        .style(theme.column_header());
+
+        if self.visible.is_empty() {
+            let text = if !self.loaded {
+                "Loading…".to_owned()
+            } else if self.rows.is_empty() {
+                empty.to_owned()
+            } else {
+                format!(
+                    "No {} match the filter /{} (Esc clears it).",
+                    what.to_lowercase(),
+                    self.filter
+                )
+            };
+            let table = Table::new(Vec::<Row>::new(), self.widths()).header(header);
+            frame.render_widget(table, inner);
+            if inner.height > 1 {
+                let message = Rect {
+                    y: inner.y + 1,
+                    height: inner.height - 1,
+                    ..inner
+                };
+                frame.render_widget(Paragraph::new(Line::styled(text, theme.dim())), message);
+            }
+            return;
+        }
+
+        let mut offset = self.offset.get();
+        if self.cursor < offset {
+            offset = self.cursor;
+        } else if height > 0 && self.cursor >= offset + height {
+            offset = self.cursor + 1 - height;
+        }
+        offset = offset.min(self.visible.len().saturating_sub(height.max(1)));
+        self.offset.set(offset);
+
+        let rows = self.visible[offset..]
+            .iter()
+            .take(height)
+            .map(|&i| Row::new(self.columns.iter().map(|c| (c.cell)(&self.rows[i]))));
+        let table = Table::new(rows, self.widths())
+            .header(header)
+            .row_highlight_style(theme.selected())
+            .highlight_symbol("›");
+        let mut state = TableState::default().with_selected(Some(self.cursor - offset));
+        frame.render_stateful_widget(table, inner, &mut state);
+    }
+
+    fn widths(&self) -> Vec<Constraint> {
+        self.columns.iter().map(|c| c.width).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static COLUMNS: &[Column<(u32, &'static str)>] = &[
+        Column {
+            title: "ID",
+            sort_key: 'i',
+            width: Constraint::Length(4),
+            cell: |r| r.0.to_string(),
+            cmp: |a, b| a.0.cmp(&b.0),
+        },
+        Column {
+            title: "NAME",
+            sort_key: 'n',
+            width: Constraint::Fill(1),
+            cell: |r| r.1.to_owned(),
+            cmp: |a, b| a.1.cmp(b.1),
+        },
+    ];
+
+    fn table() -> DataTable<(u32, &'static str)> {
+        let mut table = DataTable::new(COLUMNS, |r| r.0.to_string());
+        table.set_rows(vec![(1, "pump"), (2, "valve"), (3, "Pumpwerk"), (4, "hmi")]);
+        table
+    }
+
+    fn names(table: &DataTable<(u32, &'static str)>) -> Vec<&'static str> {
+        table.visible.iter().map(|&i| table.rows[i].1).collect()
+    }
+
+    #[test]
+    fn filter_matches_any_cell_ignoring_case_and_inverts_with_bang() {
+        let mut table = table();
+        table.set_filter("pump");
+        assert_eq!(names(&table), ["pump", "Pumpwerk"]);
+        table.set_filter("!pump");
+        assert_eq!(names(&table), ["valve", "hmi"]);
+        table.set_filter("4");
+        assert_eq!(names(&table), ["hmi"]);
+    }
+
+    #[test]
+    fn sorting_twice_reverses() {
+        let mut table = table();
+        table.sort_by(1);
+        assert_eq!(names(&table), ["Pumpwerk", "hmi", "pump", "valve"]);
+        table.sort_by(1);
+        assert_eq!(names(&table), ["valve", "pump", "hmi", "Pumpwerk"]);
+        assert_eq!(table.sort(), Some((1, true)));
+    }
+
+    #[test]
+    fn cursor_follows_its_row_through_refresh_filter_and_sort() {
+        let mut table = table();
+        table.move_by(2);
+        assert_eq!(table.selected().unwrap().1, "Pumpwerk");
+        table.set_rows(vec![(0, "new"), (1, "pump"), (2, "valve"), (3, "Pumpwerk")]);
+        assert_eq!(table.selected().unwrap().1, "Pumpwerk");
+        table.sort_by(0);
+        table.sort_by(0);
+        assert_eq!(table.selected().unwrap().1, "Pumpwerk");
+        table.set_filter("p");
+        assert_eq!(table.selected().unwrap().1, "Pumpwerk");
+        table.move_by(-100);
+        assert_eq!(table.cursor(), 0);
+        table.move_by(100);
+        assert_eq!(table.cursor(), table.visible_len() - 1);
+    }
+
+    #[test]
+    fn a_vanished_row_leaves_the_cursor_in_range() {
+        let mut table = table();
+        table.bottom();
+        table.set_rows(vec![(1, "pump")]);
+        assert_eq!(table.cursor(), 0);
+        table.set_rows(Vec::new());
+        assert!(table.selected().is_none());
+    }
+}
