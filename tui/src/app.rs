@@ -123,7 +123,7 @@ fn ctx<'a>(
 }
 
 fn login_form(url: &str, user: &str) -> Form {
-    Form::new(
+    let mut form = Form::new(
         "Sign in to a plantwatch server",
         Purpose::Login,
         vec![
@@ -132,7 +132,11 @@ fn login_form(url: &str, user: &str) -> Form {
             Field::secret("Password"),
         ],
     )
-    .focus_first_empty()
+    .focus_first_empty();
+    if url == "https://" {
+        form.focus = 0;
+    }
+    form
 }
 
 fn setup_form() -> Form {
@@ -244,6 +248,11 @@ impl App {
         self.screen = Screen::Main;
         self.login_from_main = false;
         self.refresh();
+    }
+
+    /// The current session's generation: replies tagged with another one are dropped.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn role(&self) -> Role {
@@ -369,7 +378,11 @@ impl App {
         } else {
             REFRESH_EVERY
         };
-        if self.last_refresh.is_none_or(|last| now - last >= every) {
+        // A clock set back counts as due, too.
+        if self
+            .last_refresh
+            .is_none_or(|last| now - last >= every || now < last)
+        {
             self.refresh();
         }
     }

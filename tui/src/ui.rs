@@ -38,7 +38,7 @@ fn render_entry(app: &App, form: &crate::widgets::form::Form, frame: &mut Frame)
         title,
     );
     let width = body.width.saturating_sub(4).min(76);
-    form.render(frame, centered(body, width, form.height()), app.theme);
+    form.render(frame, centered(body, width, form.height(width)), app.theme);
     render_status(app, frame, status, "Ctrl+C quits");
 }
 
@@ -54,9 +54,10 @@ fn render_main(app: &App, frame: &mut Frame) {
     .areas(frame.area());
     render_header(app, frame, header);
     if let Some(down) = down {
-        let since = crate::cli::output::time_cell(Some(down.since));
+        let clock = time::macros::format_description!("[hour]:[minute]:[second]");
         let text = format!(
-            " ✖ Server unreachable since {since} UTC; retrying every {} s. Showing the last data. ({})",
+            " ✖ Server unreachable since {} UTC; retrying every {} s; last data shown. {}",
+            down.since.format(&clock).unwrap_or_default(),
             crate::app::RETRY_EVERY.whole_seconds(),
             down.reason
         );
@@ -108,13 +109,15 @@ fn render_header(app: &App, frame: &mut Frame, area: Rect) {
         spans.push(Span::raw(format!("  ctx {context}")));
         match &session.me {
             Some(me) => {
+                let read_only = if me.user.role == plantwatch_shared::api::Role::Viewer {
+                    ", read-only"
+                } else {
+                    ""
+                };
                 spans.push(Span::raw(format!(
-                    "  {} ({})",
+                    "  {} ({}{read_only})",
                     me.user.username, me.user.role
                 )));
-                if me.user.role == plantwatch_shared::api::Role::Viewer {
-                    spans.push(Span::raw("  read-only"));
-                }
             }
             None => spans.push(Span::raw("  …")),
         }
@@ -125,8 +128,13 @@ fn render_header(app: &App, frame: &mut Frame, area: Rect) {
         _ => "… connecting",
     };
     let clock = time::macros::format_description!("[hour]:[minute]:[second]");
+    let label = if area.width >= 100 {
+        "server time "
+    } else {
+        ""
+    };
     let right = format!(
-        "{online}  server {} UTC ",
+        "{online}  {label}{} UTC ",
         app.server_time().format(&clock).unwrap_or_default()
     );
     let [left_area, right_area] = Layout::horizontal([
@@ -246,7 +254,7 @@ fn render_overlay(app: &App, overlay: &Overlay, frame: &mut Frame) {
         }
         Overlay::Form(form) => {
             let width = area.width.saturating_sub(4).min(72);
-            form.render(frame, centered(area, width, form.height()), theme);
+            form.render(frame, centered(area, width, form.height(width)), theme);
         }
         Overlay::Confirm(confirm) => {
             let lines = vec![
@@ -289,8 +297,14 @@ fn render_overlay(app: &App, overlay: &Overlay, frame: &mut Frame) {
                     Span::raw(" refuse"),
                 ]),
             ];
-            let target = centered(area, area.width.saturating_sub(2).min(78), 12);
-            frame.render_widget(Clear, target);
+            // Nothing of the form behind may show: the question is all there is to answer.
+            let body = Rect {
+                y: area.y + 1,
+                height: area.height.saturating_sub(2),
+                ..area
+            };
+            frame.render_widget(Clear, body);
+            let target = centered(body, area.width.saturating_sub(2).min(78), 12);
             frame.render_widget(
                 Paragraph::new(lines)
                     .block(boxed("Unknown server certificate".into()))

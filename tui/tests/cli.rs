@@ -1,83 +1,19 @@
 //! The `plantwatch` command line against the real `plantwatch-server` binary over HTTPS.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const CLI: &str = env!("CARGO_BIN_EXE_plantwatch");
-const ADMIN_PASSWORD: &str = "admin-password-1";
+mod common;
 
-/// `plantwatch-server`, built beside `plantwatch` by `cargo test --workspace`.
-fn server_bin() -> PathBuf {
-    let path = Path::new(CLI).with_file_name("plantwatch-server");
-    assert!(
-        path.exists(),
-        "{} is missing: run the tests with `cargo test --workspace` (it builds the server too)",
-        path.display()
-    );
-    path
-}
-
-struct Server {
-    child: Child,
-    url: String,
-    fingerprint: String,
-    _data: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `plantwatch-server` on a temporary data dir with an admin from the environment.
-fn server_command(data: &Path, listen: &str) -> Command {
-    let mut command = Command::new(server_bin());
-    command
-        .args(["--listen", listen, "--data-dir"])
-        .arg(data)
-        .env("PLANTWATCH_ADMIN_USER", "admin")
-        .env("PLANTWATCH_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env_remove("PLANTWATCH_CONFIG")
-        .env("NO_COLOR", "1");
-    command
-}
+use common::{ADMIN_PASSWORD, CLI, Server, server_command, start_server};
 
 /// Whether `plantwatch` saved a client configuration under `config`.
 fn saved(config: &Path) -> bool {
     config.join("plantwatch").join("config.toml").exists()
-}
-
-fn start_server() -> Server {
-    let data = tempfile::tempdir().unwrap();
-    let mut child = server_command(data.path(), "127.0.0.1:0")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let Some(Ok(line)) = lines.next() else { break };
-        // listening on https://127.0.0.1:PORT (fingerprint SHA256:…)
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            let (url, fingerprint) = rest.split_once(" (fingerprint ").unwrap();
-            std::thread::spawn(move || for _ in lines {});
-            return Server {
-                child,
-                url: url.to_owned(),
-                fingerprint: fingerprint.trim_end_matches(')').to_owned(),
-                _data: data,
-            };
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("plantwatch-server did not start");
 }
 
 /// Runs `plantwatch` with its own config dir, feeding `stdin`.

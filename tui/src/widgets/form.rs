@@ -237,9 +237,12 @@ impl Form {
         FormOutcome::Editing
     }
 
-    /// Rows the form needs: borders, note, two per field, error, hint.
-    pub fn height(&self) -> u16 {
-        let note = u16::from(self.note.is_some()) * 2;
+    /// Rows the form needs at `width`: borders, note (wrapped), two per field, error, hint.
+    pub fn height(&self, width: u16) -> u16 {
+        let inner = usize::from(width.saturating_sub(2)).max(1);
+        let note = self.note.as_ref().map_or(0, |n| {
+            u16::try_from(n.chars().count().div_ceil(inner) + 1).unwrap_or(u16::MAX)
+        });
         let fields = u16::try_from(self.fields.len() * 2).unwrap_or(u16::MAX);
         2 + note + fields + 2 + 1
     }

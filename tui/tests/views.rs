@@ -1,0 +1,592 @@
+//! Every screen, view and overlay drawn on ratatui's `TestBackend` at 80x24 and 120x40 and
+//! compared with insta snapshots. The clock is fixed and the data made up, so nothing volatile
+//! reaches a snapshot; colour is off, as with `NO_COLOR`, so the text alone must say everything.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use plantwatch_shared::api::{AuditEntry, Health, ListResponse, Me, Role, SessionInfo, User};
+use plantwatch_shared::{Error, Fingerprint};
+use plantwatch_tui::app::App;
+use plantwatch_tui::event::{Event, Failure, Reply};
+use plantwatch_tui::keymap::{self, Action};
+use plantwatch_tui::profile::{Context, Profiles};
+use plantwatch_tui::theme::Theme;
+use plantwatch_tui::views::VIEWS;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+const NOW: OffsetDateTime = datetime!(2026-11-29 16:00:00 UTC);
+
+fn user(id: i64, username: &str, role: Role, days_ago: i64, login_hours_ago: Option<i64>) -> User {
+    User {
+        id,
+        username: username.into(),
+        role,
+        created_at: NOW - time::Duration::days(days_ago),
+        updated_at: NOW - time::Duration::days(days_ago),
+        last_login_at: login_hours_ago.map(|h| NOW - time::Duration::hours(h)),
+    }
+}
+
+fn users() -> Vec<User> {
+    vec![
+        user(1, "admin", Role::Admin, 90, Some(0)),
+        user(2, "ana.lopez", Role::Operator, 60, Some(3)),
+        user(3, "night-shift", Role::Viewer, 45, Some(20)),
+        user(4, "ben@plant1", Role::Operator, 30, None),
+        user(5, "scada-ro", Role::Viewer, 10, Some(200)),
+        user(6, "karl", Role::Admin, 2, Some(30)),
+    ]
+}
+
+fn context(name: &str, token: bool) -> Context {
+    Context {
+        name: name.into(),
+        url: format!("https://{name}.example:8443"),
+        fingerprint: Some(Fingerprint::of_der(name.as_bytes())),
+        username: Some("admin".into()),
+        token: token.then(|| "pws_secret".into()),
+    }
+}
+
+fn profiles() -> Profiles {
+    let mut profiles = Profiles::default();
+    profiles.upsert_current(context("plant2", false));
+    profiles.upsert_current(context("plant1", true));
+    profiles
+}
+
+fn deliver(app: &mut App, outcome: Result<Reply, Failure>) {
+    let generation = app.generation();
+    app.handle(Event::Done {
+        generation,
+        outcome,
+    });
+    app.outbox.clear();
+}
+
+fn reply(app: &mut App, reply: Reply) {
+    deliver(app, Ok(reply));
+}
+
+fn keys(app: &mut App, codes: &[KeyCode]) {
+    for code in codes {
+        app.handle(Event::Key(KeyEvent::new(*code, KeyModifiers::NONE)));
+    }
+    app.outbox.clear();
+}
+
+fn text(app: &mut App, text: &str) {
+    let codes: Vec<KeyCode> = text.chars().map(KeyCode::Char).collect();
+    keys(app, &codes);
+}
+
+/// A console signed in to plant1 as `role`, with the server's status in.
+fn signed_in(role: Role) -> App {
+    let mut app = App::new(profiles(), None, Theme { color: false });
+    app.start(None);
+    app.outbox.clear();
+    app.now = NOW;
+    reply(
+        &mut app,
+        Reply::Health {
+            health: Health {
+                status: "ok".into(),
+                version: "0.1.0".into(),
+                server_time: NOW,
+            },
+            latency: Duration::from_millis(12),
+        },
+    );
+    let name = match role {
+        Role::Admin => "admin",
+        Role::Operator => "ana.lopez",
+        Role::Viewer => "night-shift",
+    };
+    reply(
+        &mut app,
+        Reply::Me(Me {
+            user: user(1, name, role, 90, Some(0)),
+            session: SessionInfo {
+                expires_at: NOW + time::Duration::days(7),
+                idle_timeout_secs: 43200,
+            },
+        }),
+    );
+    app
+}
+
+fn on_view(role: Role, view: &str) -> App {
+    let mut app = signed_in(role);
+    app.go_to(view);
+    app.outbox.clear();
+    app
+}
+
+fn with_users() -> App {
+    let mut app = on_view(Role::Admin, "users");
+    reply(
+        &mut app,
+        Reply::Users(ListResponse {
+            items: users(),
+            total: 6,
+        }),
+    );
+    app
+}
+
+fn draw(app: &App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal
+        .draw(|frame| plantwatch_tui::ui::render(app, frame))
+        .unwrap();
+    terminal.backend().to_string()
+}
+
+/// Snapshots `app` at 80x24 and 120x40.
+fn snap(name: &str, app: &App) {
+    insta::assert_snapshot!(format!("{name}_80x24"), draw(app, 80, 24));
+    insta::assert_snapshot!(format!("{name}_120x40"), draw(app, 120, 40));
+}
+
+#[test]
+fn login_screen_for_a_first_start() {
+    let mut app = App::new(Profiles::default(), None, Theme { color: false });
+    app.start(None);
+    snap("login_welcome", &app);
+}
+
+#[test]
+fn login_screen_for_an_ended_session_keeps_url_and_user() {
+    let mut app = App::new(profiles(), None, Theme { color: false });
+    app.start(Some("plant2"));
+    snap("login_again", &app);
+}
+
+#[test]
+fn unknown_certificate_asks_once_always_or_refuse() {
+    let mut app = App::new(Profiles::default(), None, Theme { color: false });
+    app.start(None);
+    reply(
+        &mut app,
+        Reply::Probed {
+            url: "https://plant9.example:8443".into(),
+            fingerprint: Fingerprint::of_der(b"plant9"),
+        },
+    );
+    snap("trust_prompt", &app);
+}
+
+#[test]
+fn a_server_without_admin_shows_the_setup_screen() {
+    let mut app = App::new(Profiles::default(), None, Theme { color: false });
+    app.start(None);
+    reply(
+        &mut app,
+        Reply::SetupRequired {
+            url: "https://plant9.example:8443".into(),
+            pin: None,
+        },
+    );
+    text(&mut app, "ABCD-EFGH-JKLM");
+    keys(&mut app, &[KeyCode::Tab]);
+    text(&mut app, "first admin");
+    snap("setup", &app);
+}
+
+#[test]
+fn dashboard_for_an_admin_and_a_viewer() {
+    snap("dashboard_admin", &signed_in(Role::Admin));
+    snap("dashboard_viewer", &signed_in(Role::Viewer));
+}
+
+#[test]
+fn users_view_lists_users() {
+    snap("users", &with_users());
+}
+
+#[test]
+fn users_filtered_and_sorted() {
+    let mut app = with_users();
+    keys(&mut app, &[KeyCode::Char('/')]);
+    text(&mut app, "!admin");
+    keys(
+        &mut app,
+        &[KeyCode::Enter, KeyCode::Char('R'), KeyCode::Char('R')],
+    );
+    snap("users_filtered_sorted", &app);
+}
+
+#[test]
+fn create_user_form_checks_as_you_type() {
+    let mut app = with_users();
+    keys(&mut app, &[KeyCode::Char('c')]);
+    text(&mut app, "new user");
+    keys(&mut app, &[KeyCode::Tab]);
+    text(&mut app, "short");
+    snap("users_create_form", &app);
+}
+
+#[test]
+fn deleting_a_user_asks_first() {
+    let mut app = with_users();
+    keys(&mut app, &[KeyCode::Down, KeyCode::Char('d')]);
+    snap("users_delete_confirm", &app);
+}
+
+#[test]
+fn user_details_open_with_enter() {
+    let mut app = with_users();
+    keys(&mut app, &[KeyCode::Down, KeyCode::Enter]);
+    snap("users_detail", &app);
+}
+
+#[test]
+fn help_lists_the_views_keys() {
+    let mut app = with_users();
+    keys(&mut app, &[KeyCode::Char('?')]);
+    snap("users_help", &app);
+}
+
+#[test]
+fn palette_lists_matching_views() {
+    let mut app = signed_in(Role::Admin);
+    keys(&mut app, &[KeyCode::Char(':')]);
+    snap("palette_all", &app);
+    text(&mut app, "c");
+    snap("palette_c", &app);
+}
+
+#[test]
+fn contexts_view_marks_the_current_one() {
+    let mut app = on_view(Role::Viewer, "ctx");
+    reply(&mut app, Reply::Contexts(profiles()));
+    snap("contexts", &app);
+}
+
+#[test]
+fn audit_view_newest_first_and_details() {
+    let mut app = on_view(Role::Admin, "audit");
+    let entries = (1..=30)
+        .map(|i| AuditEntry {
+            id: i,
+            at: NOW - time::Duration::minutes(60 - i),
+            user_id: Some(1),
+            actor: if i % 3 == 0 { "karl" } else { "admin" }.into(),
+            action: ["user.create", "user.update", "auth.login"][usize::try_from(i % 3).unwrap()]
+                .into(),
+            target: Some(format!("user:{}", i % 7)),
+            source: Some("127.0.0.1".into()),
+            details: (i % 3 == 1).then(|| serde_json::json!({"role": "operator"})),
+        })
+        .collect();
+    reply(
+        &mut app,
+        Reply::Audit(ListResponse {
+            items: entries,
+            total: 30,
+        }),
+    );
+    snap("audit", &app);
+    keys(&mut app, &[KeyCode::Down, KeyCode::Down, KeyCode::Enter]);
+    snap("audit_detail", &app);
+}
+
+#[test]
+fn an_unreachable_server_keeps_the_last_data_under_a_banner() {
+    let mut app = with_users();
+    deliver(
+        &mut app,
+        Err(Failure {
+            doing: "loading the users",
+            error: Error::Connect {
+                url: "https://plant1.example:8443".into(),
+                reason: "connection refused".into(),
+            },
+        }),
+    );
+    snap("users_unreachable", &app);
+}
+
+#[test]
+fn api_errors_show_in_plain_words() {
+    let mut app = with_users();
+    deliver(
+        &mut app,
+        Err(Failure {
+            doing: "deleting the user",
+            error: Error::Api {
+                status: 409,
+                code: "last_admin".into(),
+                message: "the last admin cannot be deleted".into(),
+                details: None,
+            },
+        }),
+    );
+    snap("users_api_error", &app);
+}
+
+// ---- the keymap ----
+
+/// Every action, listed through an exhaustive match so a new one cannot be forgotten here.
+fn all_actions() -> Vec<Action> {
+    let all = [
+        Action::Quit,
+        Action::Back,
+        Action::Close,
+        Action::Help,
+        Action::Palette,
+        Action::Filter,
+        Action::Refresh,
+        Action::Up,
+        Action::Down,
+        Action::PageUp,
+        Action::PageDown,
+        Action::Top,
+        Action::Bottom,
+        Action::Open,
+        Action::SortBy(0),
+        Action::Create,
+        Action::ChangeRole,
+        Action::ResetPassword,
+        Action::Delete,
+        Action::AddContext,
+        Action::RemoveContext,
+    ];
+    for action in all {
+        match action {
+            Action::Quit
+            | Action::Back
+            | Action::Close
+            | Action::Help
+            | Action::Palette
+            | Action::Filter
+            | Action::Refresh
+            | Action::Up
+            | Action::Down
+            | Action::PageUp
+            | Action::PageDown
+            | Action::Top
+            | Action::Bottom
+            | Action::Open
+            | Action::SortBy(_)
+            | Action::Create
+            | Action::ChangeRole
+            | Action::ResetPassword
+            | Action::Delete
+            | Action::AddContext
+            | Action::RemoveContext => {}
+        }
+    }
+    all.to_vec()
+}
+
+const ROLES: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
+
+#[test]
+fn no_key_does_two_things_in_any_view_for_any_role() {
+    for spec in VIEWS {
+        for role in ROLES {
+            let bindings = keymap::for_view((spec.make)().bindings(), role);
+            let mut seen = std::collections::HashMap::new();
+            for binding in &bindings {
+                for key in &binding.keys {
+                    if let Some(other) = seen.insert(*key, binding.action) {
+                        panic!(
+                            "{}: {key} is bound to {other:?} and {:?}",
+                            spec.name, binding.action
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_action_is_reachable_by_some_key() {
+    let mut bound: Vec<Action> = Vec::new();
+    for spec in VIEWS {
+        bound.extend(
+            keymap::for_view((spec.make)().bindings(), Role::Admin)
+                .iter()
+                .map(|b| match b.action {
+                    Action::SortBy(_) => Action::SortBy(0),
+                    action => action,
+                }),
+        );
+    }
+    for action in all_actions() {
+        assert!(bound.contains(&action), "no key reaches {action:?}");
+    }
+}
+
+#[test]
+fn help_lists_every_binding_of_every_view() {
+    for spec in VIEWS {
+        let mut app = on_view(Role::Admin, spec.name);
+        keys(&mut app, &[KeyCode::Char('?')]);
+        let screen = draw(&app, 120, 60);
+        for binding in app.bindings() {
+            let line = format!("{:<16}{}", binding.keys_label(), binding.help);
+            assert!(
+                screen.contains(&line),
+                "{}: help lacks {line:?}\n{screen}",
+                spec.name
+            );
+        }
+    }
+}
+
+#[test]
+fn viewers_are_offered_no_edit_action_and_no_admin_view() {
+    for spec in VIEWS {
+        let bindings = keymap::for_view((spec.make)().bindings(), Role::Viewer);
+        assert!(
+            bindings.iter().all(|b| !b.action.is_edit()),
+            "{} offers a viewer an edit action",
+            spec.name
+        );
+    }
+    let mut app = signed_in(Role::Viewer);
+    let names: Vec<&str> = app.palette_matches("").iter().map(|s| s.name).collect();
+    assert_eq!(names, ["dashboard", "contexts"]);
+    app.go_to("users");
+    assert_eq!(app.view_name(), "dashboard");
+    assert!(
+        draw(&app, 80, 24).contains("The users view is for the admin role"),
+        "{}",
+        draw(&app, 80, 24)
+    );
+    // Even a key that would create a user in the users view does nothing here.
+    keys(&mut app, &[KeyCode::Char('c')]);
+    assert!(app.overlay.is_none());
+}
+
+#[test]
+fn operators_do_not_see_the_users_view_either() {
+    let mut app = signed_in(Role::Operator);
+    app.go_to("us");
+    assert_eq!(app.view_name(), "dashboard");
+    let mut admin = signed_in(Role::Admin);
+    admin.go_to("us");
+    assert_eq!(admin.view_name(), "users");
+}
+
+#[test]
+fn back_clears_the_filter_then_returns_then_quits() {
+    let mut app = with_users();
+    keys(
+        &mut app,
+        &[KeyCode::Char('/'), KeyCode::Char('x'), KeyCode::Enter],
+    );
+    assert!(draw(&app, 80, 24).contains("/x"));
+    keys(&mut app, &[KeyCode::Char('q')]);
+    assert!(!draw(&app, 80, 24).contains("/x"));
+    assert_eq!(app.view_name(), "users");
+    keys(&mut app, &[KeyCode::Char('q')]);
+    assert_eq!(app.view_name(), "dashboard");
+    assert!(!app.quit);
+    keys(&mut app, &[KeyCode::Esc]);
+    assert!(!app.quit, "Esc on the first view does not quit");
+    keys(&mut app, &[KeyCode::Char('q')]);
+    assert!(app.quit);
+}
+
+#[test]
+fn ctrl_c_quits_even_from_a_form() {
+    let mut app = with_users();
+    keys(&mut app, &[KeyCode::Char('c')]);
+    assert!(app.overlay.is_some());
+    app.handle(Event::Key(KeyEvent::new(
+        KeyCode::Char('c'),
+        KeyModifiers::CONTROL,
+    )));
+    assert!(app.quit);
+}
+
+#[test]
+fn a_refresh_keeps_cursor_and_filter() {
+    let mut app = with_users();
+    keys(&mut app, &[KeyCode::Char('/')]);
+    text(&mut app, "er");
+    keys(&mut app, &[KeyCode::Enter, KeyCode::Down, KeyCode::Down]);
+    let before = draw(&app, 80, 24);
+    assert!(before.contains("│›ben@plant1"), "{before}");
+    // The next load has one more user, listed first; cursor and filter stay.
+    let mut more = users();
+    more.insert(0, user(7, "aaron", Role::Viewer, 1, None));
+    reply(
+        &mut app,
+        Reply::Users(ListResponse {
+            items: more,
+            total: 7,
+        }),
+    );
+    let after = draw(&app, 80, 24);
+    assert!(after.contains("│›ben@plant1"), "{after}");
+    assert!(after.contains("Users (5 of 7) /er"), "{after}");
+}
+
+#[test]
+fn refresh_is_due_every_10_s_and_every_5_s_while_unreachable() {
+    let mut app = with_users();
+    // The fixture's clock is behind the real one it started with: that counts as due.
+    app.on_tick(NOW);
+    assert_eq!(app.outbox.len(), 3);
+    app.outbox.clear();
+    app.on_tick(NOW + time::Duration::seconds(9));
+    assert!(app.outbox.is_empty());
+    app.on_tick(NOW + time::Duration::seconds(10));
+    // Health, session and the users list.
+    assert_eq!(app.outbox.len(), 3);
+    app.outbox.clear();
+    deliver(
+        &mut app,
+        Err(Failure {
+            doing: "checking the server",
+            error: Error::Connect {
+                url: "https://plant1.example:8443".into(),
+                reason: "connection refused".into(),
+            },
+        }),
+    );
+    app.on_tick(NOW + time::Duration::seconds(14));
+    assert!(app.outbox.is_empty());
+    app.on_tick(NOW + time::Duration::seconds(15));
+    assert_eq!(app.outbox.len(), 3);
+}
+
+#[test]
+fn an_ended_session_returns_to_login_and_late_replies_are_dropped() {
+    let mut app = with_users();
+    let old = app.generation();
+    deliver(
+        &mut app,
+        Err(Failure {
+            doing: "loading the users",
+            error: Error::Api {
+                status: 401,
+                code: "unauthenticated".into(),
+                message: "sign in first".into(),
+                details: None,
+            },
+        }),
+    );
+    let screen = draw(&app, 80, 24);
+    assert!(screen.contains("Your session has ended"), "{screen}");
+    assert!(screen.contains("https://plant1.example:8443"), "{screen}");
+    assert!(app.profiles.get("plant1").unwrap().token.is_none());
+    app.handle(Event::Done {
+        generation: old,
+        outcome: Ok(Reply::Users(ListResponse {
+            items: users(),
+            total: 6,
+        })),
+    });
+    assert!(draw(&app, 80, 24).contains("Your session has ended"));
+}
