@@ -1,0 +1,210 @@
+//! The real `plantwatch` console in a real terminal (tmux) against the real server: keys in with
+//! `send-keys`, the screen out with `capture-pane`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{ADMIN_PASSWORD, CLI, start_server};
+
+/// A tmux server of its own (its own socket) running one window.
+struct Tmux {
+    socket: PathBuf,
+}
+
+impl Tmux {
+    /// Runs `command` in a `width`x`height` window; the window stays after it ends.
+    fn start(dir: &Path, width: u16, height: u16, command: &str) -> Tmux {
+        let tmux = Tmux {
+            socket: dir.join("tmux.sock"),
+        };
+        let status = Command::new("tmux")
+            .arg("-S")
+            .arg(&tmux.socket)
+            .args(["-f", "/dev/null", "new-session", "-d", "-s", "t", "-x"])
+            .arg(width.to_string())
+            .arg("-y")
+            .arg(height.to_string())
+            .arg(format!("{command}; echo EXITED=$?; sleep 600"))
+            .env_remove("TMUX")
+            .status()
+            .expect("tmux is needed for this test (apt-get install tmux)");
+        assert!(status.success());
+        tmux
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let output = Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "tmux {args:?}: {output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Presses keys by tmux name (`Enter`, `Tab`, `C-c`, `Escape`).
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "t"];
+        args.extend_from_slice(keys);
+        self.tmux(&args);
+    }
+
+    /// Types text literally.
+    fn type_text(&self, text: &str) {
+        self.tmux(&["send-keys", "-t", "t", "-l", text]);
+    }
+
+    fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-t", "t"])
+    }
+
+    /// Waits until the screen shows `needle`; returns the screen.
+    fn wait_for(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let screen = self.screen();
+            if screen.contains(needle) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the screen never showed {needle:?}:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .status();
+    }
+}
+
+fn shell_quote(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', "'\\''"))
+}
+
+#[test]
+fn log_in_create_a_user_filter_it_and_quit() {
+    let mut server = start_server();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    let tmux = Tmux::start(
+        dir.path(),
+        80,
+        24,
+        &format!(
+            "env -u PLANTWATCH_CONTEXT -u PLANTWATCH_CLIENT_CONFIG XDG_CONFIG_HOME={} {}",
+            shell_quote(&config),
+            shell_quote(Path::new(CLI))
+        ),
+    );
+
+    tmux.wait_for("Welcome. Sign in to a plantwatch server");
+    // The URL field starts with https:// already.
+    tmux.type_text(server.url.trim_start_matches("https://"));
+    tmux.keys(&["Enter"]);
+    tmux.type_text("admin");
+    tmux.keys(&["Enter"]);
+    tmux.type_text(ADMIN_PASSWORD);
+    let screen = tmux.screen();
+    assert!(!screen.contains(ADMIN_PASSWORD), "the password shows:\n{screen}");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("Unknown server certificate");
+    assert!(screen.contains(&server.fingerprint), "{screen}");
+    tmux.keys(&["a"]);
+    tmux.wait_for("Signed in as admin (admin)");
+    tmux.wait_for("● online");
+
+    tmux.keys(&[":"]);
+    tmux.type_text("users");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("Users (1)");
+    tmux.keys(&["c"]);
+    tmux.wait_for("New user");
+    tmux.type_text("operator.jo");
+    tmux.keys(&["Tab"]);
+    tmux.type_text("jo-password-1");
+    tmux.keys(&["Tab"]);
+    tmux.type_text("jo-password-1");
+    tmux.keys(&["Tab", "Right", "Enter"]);
+    tmux.wait_for("User operator.jo created (operator)");
+    let screen = tmux.wait_for("Users (2)");
+    assert!(screen.contains("operator.jo"), "{screen}");
+
+    tmux.keys(&["/"]);
+    tmux.type_text("jo");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("Users (1 of 2) /jo");
+    assert!(screen.contains("│›operator.jo"), "{screen}");
+    assert!(!screen.contains("│ admin"), "{screen}");
+
+    // The server goes away: a banner says so and the last data stays.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let screen = tmux.wait_for("Server unreachable");
+    assert!(screen.contains("operator.jo"), "{screen}");
+
+    tmux.keys(&["C-c"]);
+    let screen = tmux.wait_for("EXITED=0");
+    // Back on the normal screen: the console's frame is gone.
+    assert!(!screen.contains("Users (1 of 2)"), "{screen}");
+    // The context was saved with its pinned fingerprint.
+    let saved = std::fs::read_to_string(config.join("plantwatch").join("config.toml")).unwrap();
+    assert!(saved.contains(&server.fingerprint), "{saved}");
+}
+
+#[test]
+fn demo_starts_a_server_signs_in_and_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let temp = dir.path().join("tmp");
+    std::fs::create_dir(&temp).unwrap();
+    let tmux = Tmux::start(
+        dir.path(),
+        80,
+        24,
+        &format!(
+            "env TMPDIR={} XDG_CONFIG_HOME={} {} demo",
+            shell_quote(&temp),
+            shell_quote(&dir.path().join("config")),
+            shell_quote(Path::new(CLI))
+        ),
+    );
+    let screen = tmux.wait_for("● online");
+    assert!(screen.contains("ctx demo  admin (admin)"), "{screen}");
+    let address = screen
+        .lines()
+        .find_map(|line| line.split("https://").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the dashboard shows the server's address")
+        .to_owned();
+    assert!(address.starts_with("127.0.0.1:"), "{address}");
+    assert!(TcpStream::connect(&address).is_ok());
+    assert_eq!(std::fs::read_dir(&temp).unwrap().count(), 1);
+
+    tmux.keys(&["q"]);
+    tmux.wait_for("Demo server stopped and its folder removed.");
+    tmux.wait_for("EXITED=0");
+    assert_eq!(
+        std::fs::read_dir(&temp).unwrap().count(),
+        0,
+        "the demo folder is left behind"
+    );
+    assert!(
+        TcpStream::connect(&address).is_err(),
+        "the demo server still listens"
+    );
+    // The user's own configuration was not touched.
+    assert!(!dir.path().join("config").exists());
+}
