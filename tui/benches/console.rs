@@ -1,1 +1,347 @@
-fn main() {}
+//! Console benchmarks: frame time of a 10,000-row table, time from start to the first drawn frame
+//! (real binary on a pseudo-terminal), and resident memory.
+//!
+//! Run: `cargo bench -p plantwatch-tui --bench console` (after `cargo build --release`, so the
+//! server binary exists next to the console for the signed-in start).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use plantwatch_shared::api::{ListResponse, Me, Role, SessionInfo, User};
+use plantwatch_tui::app::App;
+use plantwatch_tui::event::{Event, Reply};
+use plantwatch_tui::profile::{Context, Profiles};
+use plantwatch_tui::theme::Theme;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use time::OffsetDateTime;
+
+const CLI: &str = env!("CARGO_BIN_EXE_plantwatch");
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+fn summary(name: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
+    println!(
+        "{name:<48} n={:<5} mean {:>9.3?}  p50 {:>9.3?}  p99 {:>9.3?}  max {:>9.3?}",
+        samples.len(),
+        mean,
+        percentile(&samples, 0.5),
+        percentile(&samples, 0.99),
+        samples[samples.len() - 1]
+    );
+}
+
+fn rss_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn deliver(app: &mut App, reply: Reply) {
+    let generation = app.generation();
+    app.handle(Event::Done {
+        generation,
+        outcome: Ok(reply),
+    });
+    app.outbox.clear();
+}
+
+fn key(app: &mut App, code: KeyCode) {
+    app.handle(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+    app.outbox.clear();
+}
+
+/// Frame times of the users view holding `rows` users, at 120x40.
+fn table_frames(rows: usize) {
+    let now = OffsetDateTime::now_utc();
+    let mut profiles = Profiles::default();
+    profiles.upsert_current(Context {
+        name: "bench".into(),
+        url: "https://127.0.0.1:9".into(),
+        fingerprint: Some(plantwatch_shared::Fingerprint::of_der(b"bench")),
+        username: Some("admin".into()),
+        token: Some("pws_bench".into()),
+    });
+    let mut app = App::new(profiles, None, Theme { color: true });
+    app.start(None);
+    app.outbox.clear();
+    let admin = |id: i64, name: String| User {
+        id,
+        username: name,
+        role: [Role::Viewer, Role::Operator, Role::Admin][(id % 3) as usize],
+        created_at: now,
+        updated_at: now,
+        last_login_at: (id % 2 == 0).then_some(now),
+    };
+    deliver(
+        &mut app,
+        Reply::Me(Me {
+            user: admin(2, "admin".into()),
+            session: SessionInfo {
+                expires_at: now,
+                idle_timeout_secs: 1,
+            },
+        }),
+    );
+    app.go_to("users");
+    app.outbox.clear();
+    let users: Vec<User> = (0..rows as i64)
+        .map(|i| admin(i, format!("user-{i:05}")))
+        .collect();
+    let started = Instant::now();
+    deliver(
+        &mut app,
+        Reply::Users(ListResponse {
+            items: users.clone(),
+            total: rows as u64,
+        }),
+    );
+    println!(
+        "{:<48} {:>9.3?}",
+        format!("load {rows} rows into the table"),
+        started.elapsed()
+    );
+
+    let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    let mut frames = Vec::new();
+    for i in 0..2000 {
+        // Scroll a page each frame, wrapping at the end, as a user holding PgDn would.
+        key(
+            &mut app,
+            if i % 300 == 299 {
+                KeyCode::Home
+            } else {
+                KeyCode::PageDown
+            },
+        );
+        let started = Instant::now();
+        terminal
+            .draw(|frame| plantwatch_tui::ui::render(&app, frame))
+            .unwrap();
+        frames.push(started.elapsed());
+    }
+    summary(&format!("frame, {rows} rows, scrolling (120x40)"), frames);
+
+    // Typing a filter: each key re-filters all rows, then draws.
+    let mut typed = Vec::new();
+    for round in 0..20 {
+        key(&mut app, KeyCode::Char('/'));
+        for c in ["user-0", "1", "2"].concat().chars() {
+            let started = Instant::now();
+            key(&mut app, KeyCode::Char(c));
+            terminal
+                .draw(|frame| plantwatch_tui::ui::render(&app, frame))
+                .unwrap();
+            typed.push(started.elapsed());
+        }
+        key(&mut app, KeyCode::Esc);
+        let _ = round;
+    }
+    summary(&format!("filter keystroke + frame, {rows} rows"), typed);
+
+    // A refresh replacing all rows while a sort is active.
+    key(&mut app, KeyCode::Char('N'));
+    key(&mut app, KeyCode::Char('N'));
+    let mut refreshes = Vec::new();
+    for _ in 0..20 {
+        let items = users.clone();
+        let started = Instant::now();
+        deliver(
+            &mut app,
+            Reply::Users(ListResponse {
+                items,
+                total: rows as u64,
+            }),
+        );
+        terminal
+            .draw(|frame| plantwatch_tui::ui::render(&app, frame))
+            .unwrap();
+        refreshes.push(started.elapsed());
+    }
+    summary(&format!("refresh (sorted) + frame, {rows} rows"), refreshes);
+}
+
+/// Runs `command` on a pseudo-terminal (util-linux `script`), returning the child.
+fn on_pty(command: &str, env: &[(&str, &Path)]) -> Child {
+    let mut cmd = Command::new("script");
+    cmd.args(["-q", "-f", "-e", "-c", command, "/dev/null"])
+        .env("TERM", "xterm-256color")
+        .env_remove("PLANTWATCH_CONTEXT")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    cmd.spawn().expect("util-linux `script` is needed")
+}
+
+/// The console process under `script`.
+fn console_pid(script: u32) -> Option<u32> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(children) =
+            std::fs::read_to_string(format!("/proc/{script}/task/{script}/children"))
+            && let Some(pid) = children.split_whitespace().next()
+        {
+            return pid.parse().ok();
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    None
+}
+
+/// Time until `needle` appears on the terminal, and the console's memory then.
+fn first_frame(config: &Path, needle: &str) -> (Duration, u64, u64) {
+    let started = Instant::now();
+    // `script` gives its terminal no size when its own input is not one: set 120x40 first.
+    let mut child = on_pty(
+        &format!("stty cols 120 rows 40; exec {CLI}"),
+        &[("XDG_CONFIG_HOME", config)],
+    );
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 65536];
+    let elapsed = loop {
+        let n = stdout.read(&mut buffer).unwrap();
+        assert!(n > 0, "the console ended before drawing {needle:?}");
+        seen.extend_from_slice(&buffer[..n]);
+        if String::from_utf8_lossy(&seen).contains(needle) {
+            break started.elapsed();
+        }
+    };
+    let pid = console_pid(child.id()).expect("the console runs under script");
+    std::thread::sleep(Duration::from_millis(300));
+    let rss = rss_kib(pid, "VmRSS:").unwrap_or(0);
+    let hwm = rss_kib(pid, "VmHWM:").unwrap_or(0);
+    child.stdin.as_mut().unwrap().write_all(b"\x03").unwrap();
+    std::thread::spawn(move || while stdout.read(&mut buffer).unwrap_or(0) > 0 {});
+    let _ = child.wait();
+    (elapsed, rss, hwm)
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    fingerprint: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(data: &Path) -> Option<Server> {
+    let binary = PathBuf::from(CLI).with_file_name("plantwatch-server");
+    if !binary.exists() {
+        return None;
+    }
+    let mut child = Command::new(binary)
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env("PLANTWATCH_ADMIN_USER", "admin")
+        .env("PLANTWATCH_ADMIN_PASSWORD", "bench-password-1")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            let (url, fingerprint) = rest.split_once(" (fingerprint ").unwrap();
+            let (url, fingerprint) = (url.to_owned(), fingerprint.trim_end_matches(')').to_owned());
+            std::thread::spawn(move || for _ in lines {});
+            return Some(Server {
+                child,
+                url,
+                fingerprint,
+            });
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+fn startup() {
+    let dir = tempfile::tempdir().unwrap();
+    // No context: the login screen.
+    let mut times = Vec::new();
+    let mut memory = (0, 0);
+    for _ in 0..20 {
+        let (elapsed, rss, hwm) = first_frame(&dir.path().join("empty"), "Welcome.");
+        times.push(elapsed);
+        memory = (rss, hwm);
+    }
+    summary("start to first frame (login screen)", times);
+    println!(
+        "{:<48} RSS {} KiB, peak {} KiB",
+        "console memory at the login screen", memory.0, memory.1
+    );
+
+    // A saved session: until the dashboard shows the server online.
+    let Some(server) = start_server(&dir.path().join("data")) else {
+        println!("(plantwatch-server not built next to plantwatch: signed-in start skipped)");
+        return;
+    };
+    let config = dir.path().join("signed-in");
+    let mut login = Command::new(CLI)
+        .args(["login", &server.url, "--user", "admin", "--password-stdin"])
+        .args(["--fingerprint", &server.fingerprint])
+        .env("XDG_CONFIG_HOME", &config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    login
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"bench-password-1\n")
+        .unwrap();
+    assert!(login.wait().unwrap().success());
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        times.push(first_frame(&config, "Dashboard").0);
+    }
+    summary("start to first frame (signed in, dashboard)", times);
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        // Only changed cells are redrawn, so wait for a label that appears whole with the data.
+        times.push(first_frame(&config, "Response").0);
+    }
+    summary("start to server status shown (HTTPS round trip)", times);
+}
+
+fn main() {
+    // `cargo test --benches` runs benchmarks once as tests; keep that quick.
+    if std::env::args().any(|a| a == "--test") {
+        table_frames(1000);
+        return;
+    }
+    table_frames(10_000);
+    println!(
+        "{:<48} RSS {} KiB, peak {} KiB",
+        "bench process after the 10,000-row table",
+        rss_kib(std::process::id(), "VmRSS:").unwrap_or(0),
+        rss_kib(std::process::id(), "VmHWM:").unwrap_or(0)
+    );
+    startup();
+}

@@ -119,7 +119,10 @@ fn log_in_create_a_user_filter_it_and_quit() {
     tmux.keys(&["Enter"]);
     tmux.type_text(ADMIN_PASSWORD);
     let screen = tmux.screen();
-    assert!(!screen.contains(ADMIN_PASSWORD), "the password shows:\n{screen}");
+    assert!(
+        !screen.contains(ADMIN_PASSWORD),
+        "the password shows:\n{screen}"
+    );
     tmux.keys(&["Enter"]);
     let screen = tmux.wait_for("Unknown server certificate");
     assert!(screen.contains(&server.fingerprint), "{screen}");

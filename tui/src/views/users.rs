@@ -33,7 +33,7 @@ static COLUMNS: &[Column<User>] = &[
         sort_key: 'n',
         width: Constraint::Fill(2),
         cell: |u| u.username.clone(),
-        cmp: |a, b| a.username.to_lowercase().cmp(&b.username.to_lowercase()),
+        cmp: |a, b| crate::widgets::table::caseless(&a.username, &b.username),
     },
     Column {
         title: "ROLE",

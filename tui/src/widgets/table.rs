@@ -21,11 +21,21 @@ pub struct Column<T> {
     pub cmp: fn(&T, &T) -> Ordering,
 }
 
+/// Orders text ignoring case, without allocating (sorting compares often).
+pub fn caseless(a: &str, b: &str) -> Ordering {
+    a.chars()
+        .flat_map(char::to_lowercase)
+        .cmp(b.chars().flat_map(char::to_lowercase))
+}
+
 /// Rows plus the view of them the user has chosen.
 pub struct DataTable<T: 'static> {
     columns: &'static [Column<T>],
     id: fn(&T) -> String,
     rows: Vec<T>,
+    /// Each row's cells, lower-cased and joined: what the filter searches, built once per load
+    /// when a filter is first applied.
+    haystacks: Vec<String>,
     /// Indexes into `rows` that pass the filter, in sort order.
     visible: Vec<usize>,
     /// Position in `visible`.
@@ -44,6 +54,7 @@ impl<T: 'static> DataTable<T> {
             columns,
             id,
             rows: Vec::new(),
+            haystacks: Vec::new(),
             visible: Vec::new(),
             cursor: 0,
             filter: String::new(),
@@ -62,6 +73,7 @@ impl<T: 'static> DataTable<T> {
     /// Replaces the rows, keeping the cursor on the same row (by id) if it is still there.
     pub fn set_rows(&mut self, rows: Vec<T>) {
         let selected = self.selected().map(self.id);
+        self.haystacks.clear();
         self.rows = rows;
         self.loaded = true;
         self.rebuild(selected);
@@ -110,17 +122,21 @@ impl<T: 'static> DataTable<T> {
             None => (self.filter.to_lowercase(), false),
         };
         let columns = self.columns;
+        if !needle.is_empty() && self.haystacks.len() != self.rows.len() {
+            self.haystacks = self
+                .rows
+                .iter()
+                .map(|row| {
+                    columns
+                        .iter()
+                        .map(|c| (c.cell)(row).to_lowercase())
+                        .collect::<Vec<_>>()
+                        .join("\u{1f}")
+                })
+                .collect();
+        }
         self.visible = (0..self.rows.len())
-            .filter(|&i| {
-                if needle.is_empty() {
-                    return true;
-                }
-                let row = &self.rows[i];
-                let hit = columns
-                    .iter()
-                    .any(|c| (c.cell)(row).to_lowercase().contains(&needle));
-                hit != invert
-            })
+            .filter(|&i| needle.is_empty() || self.haystacks[i].contains(&needle) != invert)
             .collect();
         if let Some((column, descending)) = self.sort {
             let cmp = columns[column].cmp;
