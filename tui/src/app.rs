@@ -103,6 +103,20 @@ pub struct App {
     login_from_main: bool,
 }
 
+/// The context a view sees, borrowing only the fields it reads, so a view can be borrowed
+/// mutably beside it.
+macro_rules! ctx {
+    ($app:expr) => {
+        ctx(
+            $app.now,
+            $app.session.as_ref(),
+            &$app.profiles,
+            $app.server.as_ref(),
+            $app.theme,
+        )
+    };
+}
+
 /// The context a view sees, from the parts of `App` it may read.
 fn ctx<'a>(
     now: OffsetDateTime,
@@ -286,13 +300,7 @@ impl App {
     }
 
     pub fn ctx(&self) -> Ctx<'_> {
-        ctx(
-            self.now,
-            self.session.as_ref(),
-            &self.profiles,
-            self.server.as_ref(),
-            self.theme,
-        )
+        ctx!(self)
     }
 
     fn info(&mut self, text: impl Into<String>) {
@@ -437,13 +445,7 @@ impl App {
             }
             _ => {}
         }
-        let ctx = ctx(
-            self.now,
-            self.session.as_ref(),
-            &self.profiles,
-            self.server.as_ref(),
-            self.theme,
-        );
+        let ctx = ctx!(self);
         let mut effects = Vec::new();
         for view in &mut self.views {
             effects.extend(view.on_reply(&reply, &ctx));
@@ -637,13 +639,7 @@ impl App {
                 }
             }
             _ => {
-                let ctx = ctx(
-                    self.now,
-                    self.session.as_ref(),
-                    &self.profiles,
-                    self.server.as_ref(),
-                    self.theme,
-                );
+                let ctx = ctx!(self);
                 let effects = view.on_action(action, &ctx);
                 self.apply(effects);
             }
@@ -745,13 +741,7 @@ impl App {
                 FormOutcome::Editing => Some(Overlay::Form(form)),
                 FormOutcome::Cancel => None,
                 FormOutcome::Submit => {
-                    let ctx = ctx(
-                        self.now,
-                        self.session.as_ref(),
-                        &self.profiles,
-                        self.server.as_ref(),
-                        self.theme,
-                    );
+                    let ctx = ctx!(self);
                     let effects = self.views[self.current].on_submit(&mut form, &ctx);
                     self.overlay = Some(Overlay::Form(form));
                     self.apply(effects);
@@ -760,13 +750,7 @@ impl App {
             },
             Overlay::Confirm(confirm) => match code {
                 KeyCode::Char('y' | 'Y') => {
-                    let ctx = ctx(
-                        self.now,
-                        self.session.as_ref(),
-                        &self.profiles,
-                        self.server.as_ref(),
-                        self.theme,
-                    );
+                    let ctx = ctx!(self);
                     let effects = self.views[self.current].on_confirm(confirm.tag, &ctx);
                     self.apply(effects);
                     return;

@@ -68,33 +68,40 @@ fn render_main(app: &App, frame: &mut Frame) {
     }
     app.view().render(frame, body, &app.ctx());
     match &app.overlay {
-        Some(Overlay::Filter { input, .. }) => {
-            let line = Line::from(vec![
-                Span::styled("/", app.theme.key()),
-                Span::raw(input.clone()),
-                Span::styled("▏", app.theme.key()),
-                Span::styled(
-                    "   Enter keeps · Esc clears · ! first inverts",
-                    app.theme.dim(),
-                ),
-            ]);
-            frame.render_widget(Paragraph::new(line), status);
-        }
-        Some(Overlay::Palette { input }) => {
-            let line = Line::from(vec![
-                Span::styled(":", app.theme.key()),
-                Span::raw(input.clone()),
-                Span::styled("▏", app.theme.key()),
-                Span::styled(
-                    "   Tab completes · Enter goes · Esc cancels",
-                    app.theme.dim(),
-                ),
-            ]);
-            frame.render_widget(Paragraph::new(line), status);
-        }
+        Some(Overlay::Filter { input, .. }) => render_input(
+            app,
+            frame,
+            status,
+            ("/", input),
+            "Enter keeps · Esc clears · ! first inverts",
+        ),
+        Some(Overlay::Palette { input }) => render_input(
+            app,
+            frame,
+            status,
+            (":", input),
+            "Tab completes · Enter goes · Esc cancels",
+        ),
         _ => render_status(app, frame, status, ""),
     }
     render_footer(app, frame, footer);
+}
+
+/// A line being typed (`/filter`, `:view`) with its cursor and a hint.
+fn render_input(
+    app: &App,
+    frame: &mut Frame,
+    area: Rect,
+    (prompt, input): (&str, &str),
+    hint: &str,
+) {
+    let line = Line::from(vec![
+        Span::styled(prompt.to_owned(), app.theme.key()),
+        Span::raw(input.to_owned()),
+        Span::styled("▏", app.theme.key()),
+        Span::styled(format!("   {hint}"), app.theme.dim()),
+    ]);
+    frame.render_widget(Paragraph::new(line), area);
 }
 
 fn render_header(app: &App, frame: &mut Frame, area: Rect) {
