@@ -564,7 +564,16 @@ impl App {
             Screen::Login(form) | Screen::Setup(form) => match form.handle_key(key) {
                 FormOutcome::Editing => {}
                 FormOutcome::Cancel => {
-                    if self.login_from_main && self.session.is_some() {
+                    if self.login_from_main
+                        && let Some(session) = &self.session
+                    {
+                        // Back to the session still open; it is the current context again.
+                        if session.saved {
+                            let name = session.context.name.clone();
+                            if self.profiles.use_context(&name).is_ok() {
+                                self.save_profiles();
+                            }
+                        }
                         self.screen = Screen::Main;
                         self.login_from_main = false;
                     } else {
@@ -813,7 +822,11 @@ impl App {
                     self.save_profiles();
                     if let Some(context) = self.profiles.get(&name).cloned() {
                         self.open_context(context);
-                        self.info(format!("Switched to {name}."));
+                        if matches!(self.screen, Screen::Login(_)) {
+                            self.login_from_main = true;
+                        } else {
+                            self.info(format!("Switched to {name}."));
+                        }
                     }
                 }
                 Effect::AddContext => {

@@ -590,3 +590,129 @@ fn an_ended_session_returns_to_login_and_late_replies_are_dropped() {
     });
     assert!(draw(&app, 80, 24).contains("Your session has ended"));
 }
+
+// ---- signing in, trusting, switching ----
+
+/// The login form filled in and submitted, the certificate shown, then `answer` pressed and the
+/// server's answer delivered.
+fn sign_in_trusting(answer: char) -> App {
+    let mut app = App::new(Profiles::default(), None, Theme { color: false });
+    app.start(None);
+    app.now = NOW;
+    text(&mut app, "plant9.example:8443");
+    keys(&mut app, &[KeyCode::Enter]);
+    text(&mut app, "admin");
+    keys(&mut app, &[KeyCode::Enter]);
+    text(&mut app, "admin-password");
+    app.handle(Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
+    assert_eq!(app.outbox.len(), 1, "one call: reading the certificate");
+    app.outbox.clear();
+    let fingerprint = Fingerprint::of_der(b"plant9");
+    reply(
+        &mut app,
+        Reply::Probed {
+            url: "https://plant9.example:8443".into(),
+            fingerprint,
+        },
+    );
+    app.handle(Event::Key(KeyEvent::new(
+        KeyCode::Char(answer),
+        KeyModifiers::NONE,
+    )));
+    if answer == 'r' {
+        assert!(app.outbox.is_empty(), "refused: nothing is sent");
+        return app;
+    }
+    assert_eq!(app.outbox.len(), 1, "one call: signing in");
+    app.outbox.clear();
+    reply(
+        &mut app,
+        Reply::SignedIn(Box::new(plantwatch_shared::api::LoginResponse {
+            token: "pws_new".into(),
+            user: user(1, "admin", Role::Admin, 1, Some(0)),
+            session: SessionInfo {
+                expires_at: NOW + time::Duration::days(7),
+                idle_timeout_secs: 43200,
+            },
+        })),
+    );
+    app
+}
+
+#[test]
+fn trusting_always_saves_the_context_with_its_fingerprint() {
+    let app = sign_in_trusting('a');
+    let saved = app.profiles.select(None).unwrap();
+    assert_eq!(saved.url, "https://plant9.example:8443");
+    assert_eq!(saved.fingerprint, Some(Fingerprint::of_der(b"plant9")));
+    assert!(draw(&app, 80, 24).contains("ctx plant9.example:8443  admin (admin)"));
+}
+
+#[test]
+fn trusting_once_saves_nothing() {
+    let app = sign_in_trusting('o');
+    assert!(app.profiles.contexts.is_empty());
+    let screen = draw(&app, 80, 24);
+    assert!(screen.contains("ctx (trusted once)"), "{screen}");
+    assert!(screen.contains("Dashboard"), "{screen}");
+}
+
+#[test]
+fn refusing_the_certificate_stays_on_the_login_screen() {
+    let app = sign_in_trusting('r');
+    let screen = draw(&app, 80, 24);
+    assert!(screen.contains("Certificate refused"), "{screen}");
+    assert!(
+        screen.contains("Sign in to a plantwatch server"),
+        "{screen}"
+    );
+    assert!(app.profiles.contexts.is_empty());
+}
+
+#[test]
+fn switching_to_a_signed_out_context_asks_to_sign_in_and_add_returns_on_esc() {
+    let mut app = on_view(Role::Admin, "contexts");
+    reply(&mut app, Reply::Contexts(profiles()));
+    // plant2 is listed first and has no session.
+    keys(&mut app, &[KeyCode::Enter]);
+    let screen = draw(&app, 80, 24);
+    assert!(
+        screen.contains("Sign in again to use this context."),
+        "{screen}"
+    );
+    assert!(screen.contains("https://plant2.example:8443"), "{screen}");
+    assert_eq!(app.profiles.current.as_deref(), Some("plant2"));
+    // Esc: back to the session still open on plant1, which is current again.
+    keys(&mut app, &[KeyCode::Esc]);
+    assert!(!app.quit);
+    assert!(draw(&app, 80, 24).contains("ctx plant1"));
+    assert_eq!(app.profiles.current.as_deref(), Some("plant1"));
+
+    let mut app = on_view(Role::Admin, "contexts");
+    reply(&mut app, Reply::Contexts(profiles()));
+    keys(&mut app, &[KeyCode::Char('a')]);
+    assert!(draw(&app, 80, 24).contains("Sign in to a plantwatch server"));
+    keys(&mut app, &[KeyCode::Esc]);
+    assert!(draw(&app, 80, 24).contains("Contexts (2)"));
+    assert!(!app.quit);
+}
+
+#[test]
+fn the_context_in_use_cannot_be_removed_but_another_can() {
+    let mut app = on_view(Role::Admin, "contexts");
+    reply(&mut app, Reply::Contexts(profiles()));
+    keys(
+        &mut app,
+        &[KeyCode::Down, KeyCode::Char('d'), KeyCode::Char('y')],
+    );
+    assert!(draw(&app, 80, 24).contains("plant1 is the context in use"));
+    assert!(app.profiles.get("plant1").is_some());
+    keys(
+        &mut app,
+        &[KeyCode::Up, KeyCode::Char('d'), KeyCode::Char('y')],
+    );
+    assert!(app.profiles.get("plant2").is_none());
+}
