@@ -563,6 +563,10 @@ impl App {
         match &mut self.screen {
             Screen::Login(form) | Screen::Setup(form) => match form.handle_key(key) {
                 FormOutcome::Editing => {}
+                FormOutcome::Cancel if matches!(form.purpose, Purpose::Setup) => {
+                    // Back to the login screen, for another server.
+                    self.screen = Screen::Login(login_form(&self.pending.url, ""));
+                }
                 FormOutcome::Cancel => {
                     if self.login_from_main
                         && let Some(session) = &self.session

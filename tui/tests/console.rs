@@ -31,6 +31,7 @@ impl Tmux {
             .arg(height.to_string())
             .arg(format!("{command}; echo EXITED=$?; sleep 600"))
             .env_remove("TMUX")
+            .env("LANG", "C.UTF-8")
             .status()
             .expect("tmux is needed for this test (apt-get install tmux)");
         assert!(status.success());

@@ -196,6 +196,15 @@ fn a_server_without_admin_shows_the_setup_screen() {
     keys(&mut app, &[KeyCode::Tab]);
     text(&mut app, "first admin");
     snap("setup", &app);
+    // Esc goes back to the login screen for that server; nothing quits.
+    keys(&mut app, &[KeyCode::Esc]);
+    assert!(!app.quit);
+    let screen = draw(&app, 80, 24);
+    assert!(
+        screen.contains("Sign in to a plantwatch server"),
+        "{screen}"
+    );
+    assert!(screen.contains("https://plant9.example:8443"), "{screen}");
 }
 
 #[test]
@@ -715,4 +724,26 @@ fn the_context_in_use_cannot_be_removed_but_another_can() {
         &[KeyCode::Up, KeyCode::Char('d'), KeyCode::Char('y')],
     );
     assert!(app.profiles.get("plant2").is_none());
+}
+
+#[test]
+fn tiny_terminals_draw_without_panicking() {
+    let mut apps = vec![
+        with_users(),
+        App::new(Profiles::default(), None, Theme { color: true }),
+    ];
+    for overlay_key in ['?', ':', '/', 'c', 'd', 'r', 'p'] {
+        let mut app = with_users();
+        keys(&mut app, &[KeyCode::Char(overlay_key)]);
+        apps.push(app);
+    }
+    for name in ["dashboard", "contexts", "audit"] {
+        apps.push(on_view(Role::Admin, name));
+    }
+    apps.push(sign_in_trusting('r'));
+    for app in &apps {
+        for (width, height) in [(1, 1), (2, 3), (20, 5), (40, 10), (79, 23)] {
+            draw(app, width, height);
+        }
+    }
 }
