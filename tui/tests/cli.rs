@@ -385,3 +385,16 @@ fn a_plain_http_development_server_needs_no_fingerprint() {
     let _ = child.wait();
     assert!(ok(&out).contains(&format!("Signed in to {url}")));
 }
+
+#[test]
+fn the_console_without_a_terminal_points_to_the_subcommands() {
+    let config = tempfile::tempdir().unwrap();
+    let output = plantwatch(config.path(), &[], "");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("the console needs a terminal"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!saved(config.path()));
+}
