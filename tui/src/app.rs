@@ -700,7 +700,12 @@ impl App {
         let code = key.code;
         self.overlay = match overlay {
             Overlay::Help { scroll } => match code {
-                KeyCode::Down | KeyCode::Char('j') => Some(Overlay::Help { scroll: scroll + 1 }),
+                KeyCode::Down | KeyCode::Char('j') => {
+                    let last = u16::try_from(self.bindings().len().saturating_sub(1)).unwrap_or(0);
+                    Some(Overlay::Help {
+                        scroll: (scroll + 1).min(last),
+                    })
+                }
                 KeyCode::Up | KeyCode::Char('k') => Some(Overlay::Help {
                     scroll: scroll.saturating_sub(1),
                 }),

@@ -11,8 +11,13 @@ pub struct Theme {
 impl Theme {
     /// Colour unless `NO_COLOR` is set to anything non-empty.
     pub fn from_env() -> Self {
+        Theme::for_no_color(std::env::var_os("NO_COLOR").as_deref())
+    }
+
+    /// The theme for a value of `NO_COLOR`.
+    pub fn for_no_color(value: Option<&std::ffi::OsStr>) -> Self {
         Theme {
-            color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            color: value.is_none_or(|v| v.is_empty()),
         }
     }
 
@@ -94,5 +99,29 @@ impl Theme {
             Style::new().bg(Color::DarkGray),
             Style::new().add_modifier(Modifier::UNDERLINED),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    use super::*;
+
+    #[test]
+    fn no_color_set_to_anything_turns_colour_off() {
+        assert!(Theme::for_no_color(None).color);
+        assert!(Theme::for_no_color(Some(OsStr::new(""))).color);
+        assert!(!Theme::for_no_color(Some(OsStr::new("1"))).color);
+        let plain = Theme { color: false };
+        for style in [
+            plain.header(),
+            plain.selected(),
+            plain.error(),
+            plain.banner(),
+        ] {
+            assert_eq!(style.fg, None);
+            assert_eq!(style.bg, None);
+        }
     }
 }
