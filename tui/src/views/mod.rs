@@ -1,11 +1,6 @@
 //! The console's views. A view is one file here holding its state, its key bindings, its
-//! rendering and its handling of actions and API replies; it joins the console with one line in
-//! [`VIEWS`].
-
-pub mod audit;
-pub mod contexts;
-pub mod dashboard;
-pub mod users;
+//! rendering and its handling of actions and API replies (a `SPEC` names it); it joins the
+//! console by adding its name to the `views!` list below.
 
 use plantwatch_shared::Client;
 use plantwatch_shared::api::{Me, Role};
@@ -20,8 +15,19 @@ use crate::profile::Profiles;
 use crate::theme::Theme;
 use crate::widgets::form::Form;
 
-/// Every view, in the order the palette lists them. The first is where the console starts.
-pub const VIEWS: &[ViewSpec] = &[dashboard::SPEC, users::SPEC, contexts::SPEC, audit::SPEC];
+/// Declares each view's module and lists its spec in [`VIEWS`].
+macro_rules! views {
+    ($($view:ident),* $(,)?) => {
+        $(pub mod $view;)*
+
+        /// Every view, in the order the palette lists them. The first is where the console
+        /// starts.
+        pub const VIEWS: &[ViewSpec] = &[$($view::SPEC),*];
+    };
+}
+
+// The view list: a new view is its file in this folder and its name here.
+views!(dashboard, users, contexts, audit);
 
 /// A view's name, aliases for the `:` palette, the least role that sees it, and its constructor.
 pub struct ViewSpec {
