@@ -461,12 +461,16 @@ impl App {
         let message = failure.message();
         // A form waiting for this answer shows it under its fields.
         let form = match (&mut self.overlay, &mut self.screen) {
-            (Some(Overlay::Form(form)), _) if form.busy => Some(form),
-            (None, Screen::Login(form) | Screen::Setup(form)) if form.busy => Some(form),
+            (Some(Overlay::Form(form)), _) if form.busy == Some(failure.doing) => Some(form),
+            (None, Screen::Login(form) | Screen::Setup(form))
+                if form.busy == Some(failure.doing) =>
+            {
+                Some(form)
+            }
             _ => None,
         };
         if let Some(form) = form {
-            form.busy = false;
+            form.busy = None;
             form.error = Some(match &failure.error {
                 plantwatch_shared::Error::Api { message, .. } => message.clone(),
                 other => other.to_string(),
@@ -787,7 +791,7 @@ impl App {
                     return;
                 }
                 KeyCode::Char('r' | 'n' | 'q') | KeyCode::Esc => {
-                    self.set_entry_busy(false);
+                    self.set_entry_idle();
                     self.error("Certificate refused; nothing was sent to the server.");
                     None
                 }
@@ -863,9 +867,9 @@ impl App {
 
     // ---- login and setup ----
 
-    fn set_entry_busy(&mut self, busy: bool) {
+    fn set_entry_idle(&mut self) {
         if let Screen::Login(form) | Screen::Setup(form) = &mut self.screen {
-            form.busy = busy;
+            form.busy = None;
         }
     }
 
@@ -886,8 +890,6 @@ impl App {
                         return;
                     }
                 };
-                form.busy = true;
-                form.error = None;
                 let pin = self.profiles.by_url(&url).and_then(|c| c.fingerprint);
                 self.pending = Pending {
                     url: url.clone(),
@@ -895,7 +897,7 @@ impl App {
                     once: false,
                 };
                 if url.starts_with("https://") && pin.is_none() {
-                    self.call(task("reading the server's certificate", async move {
+                    let probe = form.submit("reading the server's certificate", async move {
                         let fingerprint =
                             Client::probe_fingerprint(&url).await?.ok_or_else(|| {
                                 plantwatch_shared::Error::Decode(
@@ -903,7 +905,8 @@ impl App {
                                 )
                             })?;
                         Ok(Reply::Probed { url, fingerprint })
-                    }));
+                    });
+                    self.call(probe);
                 } else {
                     self.sign_in();
                 }
@@ -918,16 +921,15 @@ impl App {
                     username: form.value("Admin username").to_owned(),
                     password: form.secret("Password"),
                 };
-                form.busy = true;
-                form.error = None;
                 let client = match Client::new(&self.pending.url, self.pending.pin) {
                     Ok(client) => client,
                     Err(error) => return self.error(error.to_string()),
                 };
-                self.call(task("setting up the server", async move {
+                let setup = form.submit("setting up the server", async move {
                     let response = client.setup(&request).await?;
                     Ok(Reply::SignedIn(Box::new(response)))
-                }));
+                });
+                self.call(setup);
             }
             Purpose::View(_) => {}
         }
@@ -938,7 +940,6 @@ impl App {
         let Screen::Login(form) = &mut self.screen else {
             return;
         };
-        form.busy = true;
         let username = form.value("Username").to_owned();
         let password = form.secret("Password");
         let url = self.pending.url.clone();
@@ -946,17 +947,18 @@ impl App {
         let client = match Client::new(&url, pin) {
             Ok(client) => client,
             Err(error) => {
-                form.busy = false;
+                form.busy = None;
                 form.error = Some(error.to_string());
                 return;
             }
         };
-        self.call(task("signing in", async move {
+        let sign_in = form.submit("signing in", async move {
             if client.setup_status().await?.setup_required {
                 return Ok(Reply::SetupRequired { url, pin });
             }
             let response = client.login(&username, password.expose()).await?;
             Ok(Reply::SignedIn(Box::new(response)))
-        }));
+        });
+        self.call(sign_in);
     }
 }

@@ -747,3 +747,59 @@ fn tiny_terminals_draw_without_panicking() {
         }
     }
 }
+
+fn api_error(doing: &'static str, status: u16, message: &str) -> Failure {
+    Failure {
+        doing,
+        error: Error::Api {
+            status,
+            code: "conflict".into(),
+            message: message.into(),
+            details: None,
+        },
+    }
+}
+
+#[test]
+fn a_form_shows_the_failure_of_its_own_call_only() {
+    let mut app = with_users();
+    keys(&mut app, &[KeyCode::Char('c')]);
+    text(&mut app, "ana.lopez");
+    keys(&mut app, &[KeyCode::Tab]);
+    text(&mut app, "long-enough-1");
+    keys(&mut app, &[KeyCode::Tab]);
+    text(&mut app, "long-enough-1");
+    keys(&mut app, &[KeyCode::Tab]);
+    app.handle(Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
+    assert_eq!(app.outbox.len(), 1, "the create call");
+    app.outbox.clear();
+    assert!(draw(&app, 80, 24).contains("… working"));
+
+    // A background refresh failing meanwhile goes to the status line; the form keeps waiting.
+    deliver(
+        &mut app,
+        Err(api_error("loading the users", 500, "disk full")),
+    );
+    let screen = draw(&app, 80, 24);
+    assert!(screen.contains("… working"), "{screen}");
+    assert!(
+        screen.contains("loading the users failed: disk full"),
+        "{screen}"
+    );
+
+    // Its own call's failure shows in the form, which can be sent again.
+    deliver(
+        &mut app,
+        Err(api_error(
+            "creating the user",
+            409,
+            "username ana.lopez is taken",
+        )),
+    );
+    let screen = draw(&app, 80, 24);
+    assert!(screen.contains("✖ username ana.lopez is taken"), "{screen}");
+    assert!(!screen.contains("… working"), "{screen}");
+}

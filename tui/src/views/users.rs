@@ -239,7 +239,7 @@ impl View for UsersView {
                     password: form.secret("Password"),
                     role: role(form),
                 };
-                task("creating the user", async move {
+                form.submit("creating the user", async move {
                     client.create_user(&request).await.map(Reply::UserCreated)
                 })
             }
@@ -264,14 +264,13 @@ impl View for UsersView {
                     (request, "password reset")
                 };
                 let id = target.id;
-                task("updating the user", async move {
+                form.submit("updating the user", async move {
                     let user = client.update_user(id, &request).await?;
                     Ok(Reply::UserUpdated { user, what })
                 })
             }
             _ => return Vec::new(),
         };
-        form.busy = true;
         vec![Effect::Call(call)]
     }
 

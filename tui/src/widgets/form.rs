@@ -8,6 +8,7 @@ use ratatui::layout::{Position, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
+use crate::event::{Reply, Task, task};
 use crate::theme::Theme;
 
 /// What submitting a form does.
@@ -131,8 +132,9 @@ pub struct Form {
     pub note: Option<String>,
     /// The server's answer to the last submit.
     pub error: Option<String>,
-    /// Submitted and waiting for the server.
-    pub busy: bool,
+    /// Submitted and waiting for the server: what the call is doing (its failure comes back
+    /// with the same words and is shown here).
+    pub busy: Option<&'static str>,
 }
 
 impl Form {
@@ -144,7 +146,7 @@ impl Form {
             focus: 0,
             note: None,
             error: None,
-            busy: false,
+            busy: None,
         }
     }
 
@@ -184,6 +186,16 @@ impl Form {
         false
     }
 
+    /// Sends the form: `call` runs as a task doing `doing`, and the form waits for it.
+    pub fn submit<F>(&mut self, doing: &'static str, call: F) -> Task
+    where
+        F: Future<Output = Result<Reply, plantwatch_shared::Error>> + Send + 'static,
+    {
+        self.busy = Some(doing);
+        self.error = None;
+        task(doing, call)
+    }
+
     /// Runs every field's check, requiring a value in each; true when all pass.
     pub fn validate(&mut self) -> bool {
         let mut ok = true;
@@ -198,7 +210,7 @@ impl Form {
     }
 
     pub fn handle_key(&mut self, key: KeyEvent) -> FormOutcome {
-        if self.busy {
+        if self.busy.is_some() {
             return if key.code == KeyCode::Esc {
                 FormOutcome::Cancel
             } else {
@@ -296,7 +308,7 @@ impl Form {
         }
         if let Some(error) = &self.error {
             lines.push(Line::styled(format!("✖ {error}"), theme.error()));
-        } else if self.busy {
+        } else if self.busy.is_some() {
             lines.push(Line::styled("… working", theme.dim()));
         } else {
             lines.push(Line::default());
