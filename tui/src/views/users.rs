@@ -3,6 +3,7 @@
 use plantwatch_shared::api::{CreateUserRequest, Role, UpdateUserRequest, User, UserQuery};
 use plantwatch_shared::rules::{password_problem, username_problem};
 use ratatui::Frame;
+use ratatui::crossterm::event::KeyCode;
 use ratatui::layout::{Constraint, Rect};
 
 use super::{Ctx, Effect, Navigate, View, ViewSpec};
@@ -132,7 +133,7 @@ impl View for UsersView {
             Binding::new(
                 &[
                     Key::ch('d'),
-                    Key::new(ratatui::crossterm::event::KeyCode::Delete),
+                    Key::new(KeyCode::Delete),
                 ],
                 Action::Delete,
                 "delete the user (asks first)",
@@ -140,7 +141,7 @@ impl View for UsersView {
             .footer("delete")
             .role(Role::Admin),
             Binding::new(
-                &[Key::new(ratatui::crossterm::event::KeyCode::Enter)],
+                &[Key::new(KeyCode::Enter)],
                 Action::Open,
                 "show the user's details",
             ),
