@@ -166,6 +166,7 @@ impl Drop for DemoServer {
 
 /// Runs the demo: server, sign-in, console, clean-up.
 pub fn run(args: DemoArgs, theme: Theme) -> anyhow::Result<()> {
+    crate::cli::require_terminal()?;
     eprintln!("Starting a demo plantwatch-server on loopback…");
     let mut server = DemoServer::start(args.server, args.keep)?;
     let dir = server.dir().map(Path::to_path_buf).unwrap_or_default();

@@ -397,4 +397,12 @@ fn the_console_without_a_terminal_points_to_the_subcommands() {
         stderr(&output)
     );
     assert!(!saved(config.path()));
+    // The demo says so before it starts a server.
+    let output = plantwatch(config.path(), &["demo"], "");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).starts_with("plantwatch: the console needs a terminal"),
+        "{}",
+        stderr(&output)
+    );
 }

@@ -99,11 +99,17 @@ fn exit(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-/// `plantwatch` without a subcommand: the console on the selected context.
-fn open_console(context: Option<&str>, config: Option<PathBuf>) -> anyhow::Result<()> {
+/// Refuses to open the console without a terminal on both ends.
+pub fn require_terminal() -> anyhow::Result<()> {
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         bail!("the console needs a terminal; for scripts use the subcommands (plantwatch --help)");
     }
+    Ok(())
+}
+
+/// `plantwatch` without a subcommand: the console on the selected context.
+fn open_console(context: Option<&str>, config: Option<PathBuf>) -> anyhow::Result<()> {
+    require_terminal()?;
     let path = match config {
         Some(path) => path,
         None => profile::default_path()?,
