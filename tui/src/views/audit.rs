@@ -45,7 +45,7 @@ static COLUMNS: &[Column<AuditEntry>] = &[
     Column {
         title: "ACTION",
         sort_key: 'x',
-        width: Constraint::Length(18),
+        width: Constraint::Length(22),
         cell: |e| e.action.clone(),
         cmp: |a, b| a.action.cmp(&b.action),
     },
