@@ -75,6 +75,11 @@ pub struct ErrorDetail {
     pub details: Option<serde_json::Value>,
 }
 
+/// Page size of a list when the request names none.
+pub const DEFAULT_PAGE_LIMIT: u32 = 100;
+/// The largest page a list answers.
+pub const MAX_PAGE_LIMIT: u32 = 1000;
+
 /// A page of a list resource.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ListResponse<T> {

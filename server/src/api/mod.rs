@@ -85,9 +85,10 @@ async fn request_context(request: Request, next: Next) -> Response {
     response
 }
 
-/// Default and largest page size of every list.
-pub const DEFAULT_LIMIT: u32 = 100;
-pub const MAX_LIMIT: u32 = 1000;
+/// Default and largest page size of every list: the contract in `shared::api`.
+pub use plantwatch_shared::api::{
+    DEFAULT_PAGE_LIMIT as DEFAULT_LIMIT, MAX_PAGE_LIMIT as MAX_LIMIT,
+};
 
 /// Checks `limit`/`offset` of a list request.
 pub fn page_bounds(limit: Option<u32>, offset: Option<u32>) -> error::ApiResult<(u32, u32)> {

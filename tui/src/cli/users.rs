@@ -53,7 +53,7 @@ const ALL: UserQuery = UserQuery {
     role: None,
     q: None,
     sort: None,
-    limit: Some(1000),
+    limit: Some(plantwatch_shared::api::MAX_PAGE_LIMIT),
     offset: None,
 };
 

@@ -20,8 +20,6 @@ pub const SPEC: ViewSpec = ViewSpec {
     make: || Box::new(AuditView::new()),
 };
 
-/// How many of the newest entries the view loads.
-const LOAD: u32 = 1000;
 
 fn opt(value: &Option<String>) -> String {
     value.clone().unwrap_or_else(|| "-".into())
@@ -113,7 +111,7 @@ impl View for AuditView {
             return Vec::new();
         };
         let query = AuditQuery {
-            limit: Some(LOAD),
+            limit: Some(plantwatch_shared::api::MAX_PAGE_LIMIT),
             ..AuditQuery::default()
         };
         vec![task("loading the audit log", async move {

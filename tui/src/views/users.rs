@@ -160,7 +160,7 @@ impl View for UsersView {
             return Vec::new();
         };
         let query = UserQuery {
-            limit: Some(1000),
+            limit: Some(plantwatch_shared::api::MAX_PAGE_LIMIT),
             ..UserQuery::default()
         };
         vec![task("loading the users", async move {
