@@ -278,7 +278,7 @@ impl App {
 
     /// The bindings of the current view for the signed-in role.
     pub fn bindings(&self) -> Vec<Binding> {
-        keymap::for_view(self.views[self.current].bindings(), self.role())
+        views::bindings_of(self.view(), self.role())
     }
 
     /// The current view's name, as the palette knows it.

@@ -9,10 +9,10 @@ use plantwatch_shared::api::{AuditEntry, Health, ListResponse, Me, Role, Session
 use plantwatch_shared::{Error, Fingerprint};
 use plantwatch_tui::app::App;
 use plantwatch_tui::event::{Event, Failure, Reply};
-use plantwatch_tui::keymap::{self, Action};
+use plantwatch_tui::keymap::Action;
 use plantwatch_tui::profile::{Context, Profiles};
 use plantwatch_tui::theme::Theme;
-use plantwatch_tui::views::VIEWS;
+use plantwatch_tui::views::{self, VIEWS};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -400,7 +400,7 @@ const ROLES: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
 fn no_key_does_two_things_in_any_view_for_any_role() {
     for spec in VIEWS {
         for role in ROLES {
-            let bindings = keymap::for_view((spec.make)().bindings(), role);
+            let bindings = views::bindings_of((spec.make)().as_ref(), role);
             let mut seen = std::collections::HashMap::new();
             for binding in &bindings {
                 for key in &binding.keys {
@@ -421,7 +421,7 @@ fn every_action_is_reachable_by_some_key() {
     let mut bound: Vec<Action> = Vec::new();
     for spec in VIEWS {
         bound.extend(
-            keymap::for_view((spec.make)().bindings(), Role::Admin)
+            views::bindings_of((spec.make)().as_ref(), Role::Admin)
                 .iter()
                 .map(|b| match b.action {
                     Action::SortBy(_) => Action::SortBy(0),
@@ -454,7 +454,7 @@ fn help_lists_every_binding_of_every_view() {
 #[test]
 fn viewers_are_offered_no_edit_action_and_no_admin_view() {
     for spec in VIEWS {
-        let bindings = keymap::for_view((spec.make)().bindings(), Role::Viewer);
+        let bindings = views::bindings_of((spec.make)().as_ref(), Role::Viewer);
         assert!(
             bindings.iter().all(|b| !b.action.is_edit()),
             "{} offers a viewer an edit action",

@@ -8,7 +8,7 @@ use ratatui::layout::{Constraint, Rect};
 use super::{Ctx, Effect, Navigate, View, ViewSpec};
 use crate::cli::output::time_cell;
 use crate::event::{Reply, Task, task};
-use crate::keymap::{Action, Binding, Key, sort_bindings};
+use crate::keymap::{Action, Binding, Key};
 use crate::overlay::Overlay;
 use crate::widgets::table::{Column, DataTable};
 
@@ -89,16 +89,18 @@ impl View for AuditView {
     }
 
     fn bindings(&self) -> Vec<Binding> {
-        let mut bindings = vec![
+        vec![
             Binding::new(
                 &[Key::new(KeyCode::Enter)],
                 Action::Open,
                 "show the entry with its details",
             )
             .footer("details"),
-        ];
-        bindings.extend(sort_bindings(&self.table.sort_keys()));
-        bindings
+        ]
+    }
+
+    fn sort_keys(&self) -> Vec<(&'static str, char)> {
+        self.table.sort_keys()
     }
 
     fn render(&self, frame: &mut Frame, area: Rect, ctx: &Ctx) {

@@ -7,7 +7,7 @@ use ratatui::layout::{Constraint, Rect};
 
 use super::{Ctx, Effect, Navigate, View, ViewSpec};
 use crate::event::{Reply, Task, task};
-use crate::keymap::{Action, Binding, Key, sort_bindings};
+use crate::keymap::{Action, Binding, Key};
 use crate::overlay::{Confirm, Overlay};
 use crate::profile::Context;
 use crate::widgets::table::{Column, DataTable};
@@ -100,7 +100,7 @@ impl View for ContextsView {
     }
 
     fn bindings(&self) -> Vec<Binding> {
-        let mut bindings = vec![
+        vec![
             Binding::new(
                 &[Key::new(KeyCode::Enter)],
                 Action::Open,
@@ -114,9 +114,11 @@ impl View for ContextsView {
                 "forget this context (asks first)",
             )
             .footer("remove"),
-        ];
-        bindings.extend(sort_bindings(&self.table.sort_keys()));
-        bindings
+        ]
+    }
+
+    fn sort_keys(&self) -> Vec<(&'static str, char)> {
+        self.table.sort_keys()
     }
 
     fn render(&self, frame: &mut Frame, area: Rect, ctx: &Ctx) {

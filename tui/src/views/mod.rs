@@ -9,7 +9,7 @@ use ratatui::layout::Rect;
 use time::OffsetDateTime;
 
 use crate::event::{Reply, Task};
-use crate::keymap::{Action, Binding};
+use crate::keymap::{self, Action, Binding};
 use crate::overlay::Overlay;
 use crate::profile::Profiles;
 use crate::theme::Theme;
@@ -79,8 +79,13 @@ pub trait View {
     /// The title in the view's frame.
     fn title(&self) -> String;
 
-    /// The view's own bindings (the global ones are added by the keymap).
+    /// The view's own bindings (sort and global ones are added by [`bindings_of`]).
     fn bindings(&self) -> Vec<Binding>;
+
+    /// Its table's column titles and sort letters, if it has a table.
+    fn sort_keys(&self) -> Vec<(&'static str, char)> {
+        Vec::new()
+    }
 
     /// Draws the view; never does I/O.
     fn render(&self, frame: &mut Frame, area: Rect, ctx: &Ctx);
@@ -143,6 +148,14 @@ impl<T> Navigate for crate::widgets::table::DataTable<T> {
     fn sort_by(&mut self, column: usize) {
         self.sort_by(column);
     }
+}
+
+/// Every binding `role` is offered in `view`: its own, Shift+letter sorts for its columns, and
+/// the global ones.
+pub fn bindings_of(view: &dyn View, role: Role) -> Vec<Binding> {
+    let mut bindings = view.bindings();
+    bindings.extend(keymap::sort_bindings(&view.sort_keys()));
+    keymap::for_view(bindings, role)
 }
 
 /// The spec of the view called `name` or aliased so.

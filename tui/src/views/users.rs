@@ -9,7 +9,7 @@ use ratatui::layout::{Constraint, Rect};
 use super::{Ctx, Effect, Navigate, View, ViewSpec};
 use crate::cli::output::time_cell;
 use crate::event::{Reply, Task, task};
-use crate::keymap::{Action, Binding, Key, sort_bindings};
+use crate::keymap::{Action, Binding, Key};
 use crate::overlay::{Confirm, Overlay};
 use crate::widgets::form::{Field, Form, Purpose};
 use crate::widgets::table::{Column, DataTable};
@@ -116,7 +116,7 @@ impl View for UsersView {
     }
 
     fn bindings(&self) -> Vec<Binding> {
-        let mut bindings = vec![
+        vec![
             Binding::new(&[Key::ch('c')], Action::Create, "create a user")
                 .footer("create")
                 .role(Role::Admin),
@@ -145,9 +145,11 @@ impl View for UsersView {
                 Action::Open,
                 "show the user's details",
             ),
-        ];
-        bindings.extend(sort_bindings(&self.table.sort_keys()));
-        bindings
+        ]
+    }
+
+    fn sort_keys(&self) -> Vec<(&'static str, char)> {
+        self.table.sort_keys()
     }
 
     fn render(&self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
