@@ -31,6 +31,16 @@ pub enum Command {
     Serve,
     /// Print the SHA-256 fingerprint of the server's TLS certificate, for clients to pin.
     Fingerprint,
+    /// Manage the credentials vault.
+    #[command(subcommand)]
+    Vault(VaultCommand),
+}
+
+/// `plantwatch-server vault …`.
+#[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
+pub enum VaultCommand {
+    /// Re-encrypt every secret under a new key, in one transaction. Stop the server first.
+    Rotate,
 }
 
 /// Flags shared by every subcommand; each can also come from its environment variable.
@@ -135,6 +145,8 @@ pub struct Config {
     /// First admin from `PLANTWATCH_ADMIN_USER` / `PLANTWATCH_ADMIN_PASSWORD`, created when the
     /// database has no user. Never written to the settings table or a log.
     pub bootstrap_admin: Option<BootstrapAdmin>,
+    /// The vault key from `PLANTWATCH_VAULT_KEY`, instead of the key file. Never recorded.
+    pub vault_key: Option<Secret>,
 }
 
 /// Credentials of the admin created at first start.
@@ -159,6 +171,7 @@ impl Default for Config {
             login_window_secs: 60,
             max_body_bytes: 1024 * 1024,
             bootstrap_admin: None,
+            vault_key: None,
         }
     }
 }
@@ -188,6 +201,7 @@ impl Cli {
         };
         let mut config = Config::merge(&self.options, file);
         config.bootstrap_admin = bootstrap_admin_from_env()?;
+        config.vault_key = std::env::var(crate::vault::KEY_ENV).ok().map(Secret::from);
         config.validate()?;
         Ok(config)
     }
@@ -245,6 +259,7 @@ impl Config {
                 .or(file.max_body_bytes)
                 .unwrap_or(defaults.max_body_bytes),
             bootstrap_admin: None,
+            vault_key: None,
         }
     }
 
@@ -270,6 +285,11 @@ impl Config {
             bail!("max_body_bytes must be at least 1024");
         }
         Ok(())
+    }
+
+    /// The lock file held by the running server and by offline maintenance commands.
+    pub fn lock_path(&self) -> PathBuf {
+        self.data_dir.join("plantwatch.lock")
     }
 
     /// Path of the metadata database.

@@ -7,14 +7,16 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod inventory;
 pub mod logging;
 pub mod server;
 pub mod state;
 pub mod tls;
+pub mod vault;
 
 use anyhow::Context as _;
 
-use crate::config::{Cli, Command};
+use crate::config::{Cli, Command, VaultCommand};
 
 /// Runs the command the binary was given.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -31,6 +33,23 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Fingerprint => {
             let fingerprint = tls::existing_fingerprint(&config)?;
             println!("{fingerprint}");
+            Ok(())
+        }
+        Command::Vault(VaultCommand::Rotate) => {
+            let _lock = server::lock_data_dir(&config)?;
+            let mut conn = db::open_connection(&config.database_path())?;
+            let rotation = vault::rotate(&config.data_dir, config.vault_key.as_ref(), &mut conn)?;
+            println!(
+                "Re-encrypted {} secret(s) under a new vault key.",
+                rotation.secrets
+            );
+            if let Some(key) = rotation.new_env_key {
+                println!(
+                    "The old key came from {}; set it to the new key before the next start:",
+                    vault::KEY_ENV
+                );
+                println!("{}", key.expose());
+            }
             Ok(())
         }
     }

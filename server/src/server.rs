@@ -17,6 +17,7 @@ use crate::auth::{self, hash_password, password_problem, username_problem};
 use crate::config::Config;
 use crate::db::{self, Db, audit, sessions, users};
 use crate::state::AppState;
+use crate::vault::{self, Vault};
 use crate::{api, tls};
 
 /// How long in-flight requests may take to finish at shutdown.
@@ -33,6 +34,8 @@ pub struct Running {
     /// The one-time setup code, when the server has no user yet.
     pub setup_code: Option<String>,
     pub state: AppState,
+    /// Held while the server runs, so offline commands (vault rotate) refuse to run beside it.
+    _lock: std::fs::File,
     handle: Handle<SocketAddr>,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
@@ -92,6 +95,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     config.validate()?;
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     prepare_data_dir(&config)?;
+    let lock = lock_data_dir(&config)?;
 
     let db_path = config.database_path();
     let db = tokio::task::spawn_blocking(move || Db::open(&db_path))
@@ -106,6 +110,19 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .context("recording settings")?;
     }
 
+    let vault = {
+        let (db, data_dir, env_key) = (
+            db.clone(),
+            config.data_dir.clone(),
+            config.vault_key.clone(),
+        );
+        tokio::task::spawn_blocking(move || -> anyhow::Result<Vault> {
+            let conn = db.get()?;
+            vault::open(&data_dir, env_key.as_ref(), &conn)
+        })
+        .await
+        .context("opening the vault")??
+    };
     let setup_code = first_admin(&db, &config).await?;
     let tls = if config.insecure_http {
         None
@@ -121,6 +138,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
     let state = AppState::new(
         db.clone(),
+        vault,
         config.clone(),
         setup_code.clone(),
         tls.is_some(),
@@ -170,11 +188,33 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         fingerprint,
         setup_code,
         state,
+        _lock: lock,
         handle,
         shutdown,
         server,
         background,
     })
+}
+
+/// Takes the data dir's lock file, or says which process holds it.
+pub fn lock_data_dir(config: &Config) -> anyhow::Result<std::fs::File> {
+    let path = config.lock_path();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "the data directory {} is in use by a running plantwatch-server; stop it first",
+            config.data_dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(error)) => {
+            Err(error).with_context(|| format!("locking {}", path.display()))
+        }
+    }
 }
 
 fn prepare_data_dir(config: &Config) -> anyhow::Result<()> {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::auth::rate_limit::LoginLimiter;
 use crate::config::Config;
 use crate::db::Db;
+use crate::vault::Vault;
 
 /// Cheap to clone: everything lives behind one `Arc`.
 #[derive(Clone, Debug)]
@@ -16,6 +17,7 @@ pub struct AppState(pub Arc<Inner>);
 #[derive(Debug)]
 pub struct Inner {
     pub db: Db,
+    pub vault: Vault,
     pub config: Config,
     pub limiter: LoginLimiter,
     /// The one-time setup code while the server has no user yet.
@@ -37,7 +39,13 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(db: Db, config: Config, setup_code: Option<String>, https: bool) -> Self {
+    pub fn new(
+        db: Db,
+        vault: Vault,
+        config: Config,
+        setup_code: Option<String>,
+        https: bool,
+    ) -> Self {
         let limiter = LoginLimiter::new(
             config.login_max_failures,
             Duration::from_secs(config.login_window_secs),
@@ -45,6 +53,7 @@ impl AppState {
         let setup_code_file = config.data_dir.join("setup-code");
         AppState(Arc::new(Inner {
             db,
+            vault,
             limiter,
             setup_code: Mutex::new(setup_code),
             setup_code_file,

@@ -33,6 +33,106 @@ pub fn username_problem(username: &str) -> Option<String> {
     }
 }
 
+/// Longest node name.
+pub const MAX_NODE_NAME_LEN: usize = 255;
+/// Longest tag.
+pub const MAX_TAG_LEN: usize = 64;
+/// Longest notes text.
+pub const MAX_NOTES_LEN: usize = 4096;
+/// Longest credential name.
+pub const MAX_CREDENTIAL_NAME_LEN: usize = 128;
+/// Largest polling interval override: one day.
+pub const MAX_INTERVAL_S: u32 = 86_400;
+
+/// Why a node or credential name is refused, if it is.
+pub fn name_problem(name: &str, max: usize) -> Option<String> {
+    if name.trim().is_empty() {
+        Some("the name must not be empty".to_owned())
+    } else if name.trim() != name {
+        Some("the name must not start or end with spaces".to_owned())
+    } else if name.chars().count() > max {
+        Some(format!("the name must not exceed {max} characters"))
+    } else if name.chars().any(char::is_control) {
+        Some("the name must not contain control characters".to_owned())
+    } else {
+        None
+    }
+}
+
+/// Why a node address is refused, if it is: it must be an IPv4 or IPv6 address or a DNS name.
+pub fn address_problem(address: &str) -> Option<String> {
+    use std::net::IpAddr;
+    if address.is_empty() {
+        return Some("the address must not be empty".to_owned());
+    }
+    if address.parse::<IpAddr>().is_ok() {
+        return None;
+    }
+    let bad = |why: &str| {
+        Some(format!(
+            "{address:?} is not an IP address or DNS name: {why}"
+        ))
+    };
+    if address.contains(':') {
+        return bad("not a valid IPv6 address");
+    }
+    let name = address.strip_suffix('.').unwrap_or(address);
+    if name.len() > 253 {
+        return bad("longer than 253 characters");
+    }
+    let labels: Vec<&str> = name.split('.').collect();
+    // A name whose last label is all digits can only be meant as an IPv4 address.
+    if labels
+        .last()
+        .is_some_and(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return bad("not a valid IPv4 address");
+    }
+    for label in labels {
+        if label.is_empty() || label.len() > 63 {
+            return bad("each dot-separated label must have 1 to 63 characters");
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return bad("a DNS name may only use letters, digits, hyphens and dots");
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return bad("a label must not start or end with a hyphen");
+        }
+    }
+    None
+}
+
+/// Why a tag is refused, if it is.
+pub fn tag_problem(tag: &str) -> Option<String> {
+    if tag.is_empty() || tag.chars().count() > MAX_TAG_LEN {
+        Some(format!("a tag must have 1 to {MAX_TAG_LEN} characters"))
+    } else if tag
+        .chars()
+        .any(|c| c == ';' || c == ',' || c.is_whitespace() || c.is_control())
+    {
+        Some(format!(
+            "tag {tag:?}: a tag must not contain spaces, commas or semicolons"
+        ))
+    } else {
+        None
+    }
+}
+
+/// Why a polling interval override is refused, if it is.
+pub fn interval_problem(seconds: u32) -> Option<String> {
+    (seconds == 0 || seconds > MAX_INTERVAL_S)
+        .then(|| format!("the interval must be between 1 and {MAX_INTERVAL_S} seconds"))
+}
+
+/// Why node notes are refused, if they are.
+pub fn notes_problem(notes: &str) -> Option<String> {
+    (notes.chars().count() > MAX_NOTES_LEN)
+        .then(|| format!("the notes must not exceed {MAX_NOTES_LEN} characters"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,5 +151,42 @@ mod tests {
         assert!(username_problem("").is_some());
         assert!(username_problem("a b").is_some());
         assert!(username_problem(&"a".repeat(65)).is_some());
+    }
+
+    #[test]
+    fn addresses_are_ips_or_dns_names() {
+        for good in [
+            "10.0.0.1",
+            "fe80::1",
+            "::1",
+            "plc-01",
+            "sw1.plant.example.",
+            "a1.b2",
+        ] {
+            assert_eq!(address_problem(good), None, "{good}");
+        }
+        for bad in [
+            "",
+            "10.0.0.300",
+            "1.2.3",
+            "fe80::zz",
+            "-sw",
+            "sw_1",
+            "a..b",
+            "plc 1",
+        ] {
+            assert!(address_problem(bad).is_some(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn names_tags_and_intervals_are_bounded() {
+        assert!(name_problem("PLC 1", MAX_NODE_NAME_LEN).is_none());
+        assert!(name_problem(" x", MAX_NODE_NAME_LEN).is_some());
+        assert!(name_problem(&"n".repeat(256), MAX_NODE_NAME_LEN).is_some());
+        assert!(tag_problem("line-3").is_none());
+        assert!(tag_problem("a;b").is_some());
+        assert!(interval_problem(0).is_some());
+        assert!(interval_problem(60).is_none());
     }
 }

@@ -4,9 +4,11 @@
 
 pub mod audit;
 pub mod auth;
+pub mod credentials;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod nodes;
 pub mod setup;
 pub mod users;
 
@@ -27,7 +29,9 @@ pub fn app(state: AppState) -> Router {
         .merge(setup::router())
         .merge(auth::router())
         .merge(users::router())
-        .merge(audit::router());
+        .merge(audit::router())
+        .merge(nodes::router())
+        .merge(credentials::router());
     Router::new()
         .merge(health::router())
         .nest("/api/v1", api)
@@ -100,4 +104,29 @@ pub fn page_bounds(limit: Option<u32>, offset: Option<u32>) -> error::ApiResult<
         ));
     }
     Ok((limit, offset.unwrap_or(0)))
+}
+
+/// The SQL order of a list's `sort` parameter (`name` or `-name` for descending), from the
+/// resource's table of (query name, SQL); the default when absent.
+pub fn sort_order(
+    sort: Option<&str>,
+    default: &str,
+    sorts: &[(&str, &'static str)],
+) -> error::ApiResult<(&'static str, bool)> {
+    let sort = sort.unwrap_or(default);
+    let (descending, name) = match sort.strip_prefix('-') {
+        Some(name) => (true, name),
+        None => (false, sort),
+    };
+    sorts
+        .iter()
+        .find(|(key, _)| *key == name)
+        .map(|(_, sql)| (*sql, descending))
+        .ok_or_else(|| {
+            let keys: Vec<&str> = sorts.iter().map(|(key, _)| *key).collect();
+            ApiError::bad_request(
+                "invalid_sort",
+                format!("cannot sort by {name:?}; use one of {}", keys.join(", ")),
+            )
+        })
 }

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{AdminRole, ApiJson, ApiPath, ApiQuery, Authed};
-use super::page_bounds;
+use super::{page_bounds, sort_order};
 use crate::auth::{hash_password, password_problem, username_problem};
 use crate::db::{self, audit, sessions, users};
 use crate::state::AppState;
@@ -45,22 +45,7 @@ async fn list(
     ApiQuery(query): ApiQuery<UserQuery>,
 ) -> ApiResult<Json<ListResponse<User>>> {
     let (limit, offset) = page_bounds(query.limit, query.offset)?;
-    let sort = query.sort.unwrap_or_else(|| "username".to_owned());
-    let (descending, name) = match sort.strip_prefix('-') {
-        Some(name) => (true, name),
-        None => (false, sort.as_str()),
-    };
-    let order = users::SORTS
-        .iter()
-        .find(|(key, _)| *key == name)
-        .map(|(_, sql)| *sql)
-        .ok_or_else(|| {
-            let keys: Vec<&str> = users::SORTS.iter().map(|(key, _)| *key).collect();
-            ApiError::bad_request(
-                "invalid_sort",
-                format!("cannot sort by {name:?}; use one of {}", keys.join(", ")),
-            )
-        })?;
+    let (order, descending) = sort_order(query.sort.as_deref(), "username", users::SORTS)?;
     let (role, text) = (query.role, query.q.filter(|q| !q.is_empty()));
     let (items, total) = state
         .db

@@ -53,6 +53,10 @@ pub fn list(
         args.push(Value::Text(action.clone()));
         args.push(Value::Text(action.clone()));
     }
+    if let Some(target) = &query.target {
+        filter.push_str(" AND target = ?");
+        args.push(Value::Text(target.clone()));
+    }
     if let Some(actor) = &query.actor {
         filter.push_str(" AND actor = ? COLLATE NOCASE");
         args.push(Value::Text(actor.clone()));

@@ -5,6 +5,10 @@
 //! blocking pool and hands back its result.
 
 pub mod audit;
+pub mod catalog;
+pub mod config_dirty;
+pub mod credentials;
+pub mod nodes;
 pub mod sessions;
 pub mod settings;
 pub mod users;
@@ -18,10 +22,16 @@ use rusqlite::{Connection, OptionalExtension as _};
 use time::OffsetDateTime;
 
 /// Migrations compiled into this binary, in order. Never edit one that has landed; add one.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_init",
-    include_str!("../../../migrations/0001_init.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_init",
+        include_str!("../../../migrations/0001_init.sql"),
+    ),
+    (
+        "0002_inventory",
+        include_str!("../../../migrations/0002_inventory.sql"),
+    ),
+];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const POOL_SIZE: u32 = 16;
@@ -108,6 +118,20 @@ impl Db {
     pub fn get(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, DbError> {
         Ok(self.pool.get()?)
     }
+}
+
+/// One connection to an existing database, migrated and configured, for offline commands.
+pub fn open_connection(path: &Path) -> Result<Connection, DbError> {
+    if !path.exists() {
+        return Err(DbError::Task(format!(
+            "there is no database at {}; check --data-dir",
+            path.display()
+        )));
+    }
+    let mut conn = Connection::open(path)?;
+    configure(&conn)?;
+    migrate(&mut conn, &path.display().to_string())?;
+    Ok(conn)
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -221,7 +245,7 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(recorded, vec!["0001_init".to_owned()]);
+        assert_eq!(recorded, vec!["0001_init", "0002_inventory"]);
     }
 
     #[test]

@@ -8,6 +8,14 @@ use time::OffsetDateTime;
 
 use crate::Secret;
 
+mod credentials;
+mod names;
+mod nodes;
+
+pub use credentials::*;
+pub use names::UnknownName;
+pub use nodes::*;
+
 /// What a signed-in user may do. Ordered: an admin may do all an operator may, and so on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -231,6 +239,9 @@ pub struct AuditQuery {
     pub action: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
+    /// Only entries about this object, `kind:id` (e.g. `node:12`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,483 @@
+//! `/nodes`: the inventory. Everyone reads; operators and admins write. Every write that
+//! changes what a collector polls marks that collector's configuration dirty in the same
+//! transaction.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use plantwatch_shared::api::{
+    AttachRequest, AuditEntry, AuditQuery, ExportFormat, ExportQuery, ImportProblem, ImportQuery,
+    ListResponse, Node, NodeQuery, NodeSpec, UpdateNodeRequest,
+};
+use rusqlite::{Connection, TransactionBehavior};
+use serde_json::json;
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Authed, OperatorRole};
+use super::{page_bounds, sort_order};
+use crate::db::{self, audit, config_dirty, credentials, nodes};
+use crate::inventory::import::{self, FileError};
+use crate::inventory::{Catalog, check, patched};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/nodes", get(list).post(create))
+        .route(
+            "/nodes/import",
+            post(import_nodes).layer(DefaultBodyLimit::max(import::MAX_BYTES)),
+        )
+        .route("/nodes/export", get(export))
+        .route("/nodes/{id}", get(read).patch(update).delete(remove))
+        .route("/nodes/{id}/history", get(history))
+        .route(
+            "/nodes/{id}/credentials/{credential_id}",
+            put(attach).delete(detach),
+        )
+}
+
+fn node_not_found(id: i64) -> ApiError {
+    ApiError::not_found("node_not_found", format!("there is no node {id}"))
+}
+
+fn existing(conn: &Connection, id: i64) -> ApiResult<Node> {
+    nodes::get(conn, id)?.ok_or_else(|| node_not_found(id))
+}
+
+/// 400 naming the first field at fault, with every problem in the details.
+fn invalid(problems: Vec<ImportProblem>) -> ApiError {
+    let field = problems
+        .first()
+        .and_then(|p| p.column.clone())
+        .unwrap_or_default();
+    let message = problems
+        .iter()
+        .map(|p| match &p.column {
+            Some(column) => format!("{column}: {}", p.reason),
+            None => p.reason.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    ApiError::bad_request("invalid_node", message)
+        .with_details(json!({ "field": field, "problems": problems }))
+}
+
+/// The id of the parent named `name`, refusing unknown names and loops.
+fn resolve_parent(
+    conn: &Connection,
+    name: Option<&str>,
+    id: Option<i64>,
+) -> ApiResult<Option<i64>> {
+    let Some(name) = name else { return Ok(None) };
+    let parent_problem = |reason: String| {
+        invalid(vec![ImportProblem {
+            column: Some("parent".to_owned()),
+            reason,
+        }])
+    };
+    let parent_id = nodes::id_by_name(conn, name)?
+        .ok_or_else(|| parent_problem(format!("there is no node named {name:?}")))?;
+    if let Some(id) = id
+        && nodes::would_cycle(conn, id, parent_id)?
+    {
+        return Err(parent_problem(format!(
+            "{name:?} is this node or hangs off it; that would make a cycle"
+        )));
+    }
+    Ok(Some(parent_id))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    _auth: Authed,
+    ApiQuery(query): ApiQuery<NodeQuery>,
+) -> ApiResult<Json<ListResponse<Node>>> {
+    let (limit, offset) = page_bounds(query.limit, query.offset)?;
+    let (order, descending) = sort_order(query.sort.as_deref(), "name", nodes::SORTS)?;
+    let (items, total) = state
+        .db
+        .call(move |conn| -> ApiResult<_> {
+            let collector_id = match &query.collector {
+                Some(name) => match Catalog::load(conn)?.collector(name) {
+                    Ok(id) => Some(id),
+                    // No such collector: nothing matches.
+                    Err(_) => return Ok((Vec::new(), 0)),
+                },
+                None => None,
+            };
+            Ok(nodes::list(
+                conn,
+                &query,
+                collector_id,
+                order,
+                descending,
+                limit,
+                offset,
+            )?)
+        })
+        .await?;
+    Ok(Json(ListResponse { items, total }))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    auth: Authed<OperatorRole>,
+    ApiJson(spec): ApiJson<NodeSpec>,
+) -> ApiResult<(StatusCode, Json<Node>)> {
+    let actor = auth.actor();
+    let node = state
+        .db
+        .call(move |conn| -> ApiResult<Node> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let checked = check(&spec, &Catalog::load(&tx)?).map_err(invalid)?;
+            let mut fields = checked.fields;
+            fields.parent_id = resolve_parent(&tx, checked.parent.as_deref(), None)?;
+            let now = db::now();
+            let id = nodes::insert(&tx, &fields, now)?;
+            config_dirty::mark(&tx, [fields.collector_id], "node created", now)?;
+            let details = json!({ "name": fields.name, "address": fields.address });
+            audit::record(
+                &tx,
+                &actor,
+                "node.create",
+                Some(&format!("node:{id}")),
+                Some(&details),
+                now,
+            )?;
+            let node = existing(&tx, id)?;
+            tx.commit()?;
+            Ok(node)
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(node)))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    _auth: Authed,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Node>> {
+    Ok(Json(state.db.call(move |conn| existing(conn, id)).await?))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    auth: Authed<OperatorRole>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(request): ApiJson<UpdateNodeRequest>,
+) -> ApiResult<Json<Node>> {
+    if request.is_empty() {
+        return Err(ApiError::bad_request(
+            "nothing_to_change",
+            "give at least one field to change",
+        ));
+    }
+    let actor = auth.actor();
+    let node = state
+        .db
+        .call(move |conn| -> ApiResult<Node> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let before = existing(&tx, id)?;
+            let changed: Vec<String> = serde_json::to_value(&request)
+                .ok()
+                .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect()))
+                .unwrap_or_default();
+            let spec = patched(&before, request);
+            let checked = check(&spec, &Catalog::load(&tx)?).map_err(invalid)?;
+            let mut fields = checked.fields;
+            fields.parent_id = resolve_parent(&tx, checked.parent.as_deref(), Some(id))?;
+            let now = db::now();
+            nodes::update(&tx, id, &fields, now)?;
+            config_dirty::mark(
+                &tx,
+                [before.collector_id, fields.collector_id],
+                "node updated",
+                now,
+            )?;
+            let details = json!({ "name": fields.name, "changed": changed });
+            audit::record(
+                &tx,
+                &actor,
+                "node.update",
+                Some(&format!("node:{id}")),
+                Some(&details),
+                now,
+            )?;
+            let node = existing(&tx, id)?;
+            tx.commit()?;
+            Ok(node)
+        })
+        .await?;
+    Ok(Json(node))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    auth: Authed<OperatorRole>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<StatusCode> {
+    let actor = auth.actor();
+    state
+        .db
+        .call(move |conn| -> ApiResult<()> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let node = existing(&tx, id)?;
+            let now = db::now();
+            config_dirty::mark(&tx, [node.collector_id], "node deleted", now)?;
+            nodes::delete(&tx, id)?;
+            let details = json!({ "name": node.name, "address": node.address });
+            audit::record(
+                &tx,
+                &actor,
+                "node.delete",
+                Some(&format!("node:{id}")),
+                Some(&details),
+                now,
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn history(
+    State(state): State<AppState>,
+    _auth: Authed,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<ListResponse<AuditEntry>>> {
+    let (items, total) = state
+        .db
+        .call(move |conn| -> ApiResult<_> {
+            let query = AuditQuery {
+                target: Some(format!("node:{id}")),
+                ..AuditQuery::default()
+            };
+            Ok(audit::list(conn, &query, super::DEFAULT_LIMIT, 0)?)
+        })
+        .await?;
+    Ok(Json(ListResponse { items, total }))
+}
+
+/// Attaches a credential (or moves it to another priority) or detaches it.
+async fn change_attachment(
+    state: AppState,
+    auth: Authed<OperatorRole>,
+    node_id: i64,
+    credential_id: i64,
+    attach: Option<AttachRequest>,
+) -> ApiResult<Json<Node>> {
+    let actor = auth.actor();
+    let node = state
+        .db
+        .call(move |conn| -> ApiResult<Node> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let node = existing(&tx, node_id)?;
+            let credential = credentials::get(&tx, credential_id)?.ok_or_else(|| {
+                ApiError::not_found(
+                    "credential_not_found",
+                    format!("there is no credential {credential_id}"),
+                )
+            })?;
+            let now = db::now();
+            let (changed, action) = match &attach {
+                Some(request) => (
+                    nodes::attach(&tx, node_id, credential_id, request.priority)?,
+                    "node.attach_credential",
+                ),
+                None => {
+                    if !nodes::detach(&tx, node_id, credential_id)? {
+                        return Err(ApiError::not_found(
+                            "credential_not_attached",
+                            format!(
+                                "credential {:?} is not attached to node {:?}",
+                                credential.name, node.name
+                            ),
+                        ));
+                    }
+                    (true, "node.detach_credential")
+                }
+            };
+            if changed {
+                nodes::touch(&tx, node_id, now)?;
+                config_dirty::mark(&tx, [node.collector_id], "credential attachment", now)?;
+                let details = json!({ "node": node.name, "credential": credential.name });
+                audit::record(
+                    &tx,
+                    &actor,
+                    action,
+                    Some(&format!("node:{node_id}")),
+                    Some(&details),
+                    now,
+                )?;
+            }
+            let node = existing(&tx, node_id)?;
+            tx.commit()?;
+            Ok(node)
+        })
+        .await?;
+    Ok(Json(node))
+}
+
+async fn attach(
+    State(state): State<AppState>,
+    auth: Authed<OperatorRole>,
+    ApiPath((id, credential_id)): ApiPath<(i64, i64)>,
+    body: Bytes,
+) -> ApiResult<Json<Node>> {
+    // The body is optional: no body attaches after the others.
+    let request: AttachRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        AttachRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?
+    };
+    change_attachment(state, auth, id, credential_id, Some(request)).await
+}
+
+async fn detach(
+    State(state): State<AppState>,
+    auth: Authed<OperatorRole>,
+    ApiPath((id, credential_id)): ApiPath<(i64, i64)>,
+) -> ApiResult<Json<Node>> {
+    change_attachment(state, auth, id, credential_id, None).await
+}
+
+async fn import_nodes(
+    State(state): State<AppState>,
+    auth: Authed<OperatorRole>,
+    ApiQuery(query): ApiQuery<ImportQuery>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "import_too_large",
+                format!(
+                    "the import file is larger than {} MB; split it into several imports",
+                    import::MAX_BYTES / (1024 * 1024)
+                ),
+            )
+        } else {
+            ApiError::bad_request("unreadable_body", rejection.body_text())
+        }
+    })?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let json = content_type.contains("json")
+        || (content_type.is_empty()
+            && body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'['));
+    let parsed = tokio::task::spawn_blocking(move || {
+        if json {
+            import::parse_json(&body)
+        } else {
+            import::parse_csv(&body)
+        }
+    })
+    .await
+    .map_err(|e| ApiError::internal(anyhow::anyhow!("parsing task failed: {e}")))?
+    .map_err(|error| {
+        let code = match error {
+            FileError::TooManyRows => "too_many_rows",
+            _ => "invalid_import_file",
+        };
+        ApiError::bad_request(code, error.to_string())
+    })?;
+    let actor = auth.actor();
+    let report = state
+        .db
+        .call(move |conn| -> ApiResult<_> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let plan = import::plan(&tx, parsed, query.upsert)?;
+            let rejected = plan.has_errors();
+            if query.dry_run || (rejected && !query.partial) {
+                return Ok(plan.report(&query, false));
+            }
+            let now = db::now();
+            import::apply(&tx, &plan, &actor, now)?;
+            let report = plan.report(&query, true);
+            audit::record(
+                &tx,
+                &actor,
+                "node.import",
+                None,
+                Some(&json!(report.summary)),
+                now,
+            )?;
+            tx.commit()?;
+            Ok(report)
+        })
+        .await?;
+    if !report.applied && !report.dry_run {
+        let message = format!(
+            "{} of {} rows are rejected; nothing was applied",
+            report.summary.error,
+            report.rows.len()
+        );
+        let details = serde_json::to_value(&report).map_err(ApiError::internal)?;
+        return Err(
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "import_rejected", message)
+                .with_details(details),
+        );
+    }
+    Ok(Json(report).into_response())
+}
+
+async fn export(
+    State(state): State<AppState>,
+    _auth: Authed,
+    ApiQuery(query): ApiQuery<ExportQuery>,
+) -> ApiResult<Response> {
+    let specs: Vec<NodeSpec> = state
+        .db
+        .call(|conn| -> ApiResult<_> { Ok(nodes::all(conn)?.iter().map(NodeSpec::of).collect()) })
+        .await?;
+    match query.format {
+        ExportFormat::Json => Ok(Json(specs).into_response()),
+        ExportFormat::Csv => {
+            let text = export_csv(&specs).map_err(ApiError::internal)?;
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        "attachment; filename=\"nodes.csv\"",
+                    ),
+                ],
+                text,
+            )
+                .into_response())
+        }
+    }
+}
+
+/// Nodes as CSV in the columns an import takes.
+fn export_csv(specs: &[NodeSpec]) -> anyhow::Result<Vec<u8>> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(NodeSpec::COLUMNS)?;
+    for spec in specs {
+        let interval = spec.interval_s.map(|s| s.to_string()).unwrap_or_default();
+        writer.write_record([
+            spec.name.as_str(),
+            spec.address.as_str(),
+            spec.node_type.map(|t| t.as_str()).unwrap_or_default(),
+            spec.tags.join(";").as_str(),
+            spec.collector.as_deref().unwrap_or_default(),
+            spec.template.as_deref().unwrap_or_default(),
+            spec.credentials.join(";").as_str(),
+            spec.parent.as_deref().unwrap_or_default(),
+            interval.as_str(),
+            spec.notes.as_deref().unwrap_or_default(),
+        ])?;
+    }
+    Ok(writer.into_inner()?)
+}

@@ -1,0 +1,504 @@
+//! Batch import of nodes: parse a CSV or JSON file into rows, plan what each row does (create,
+//! update, unchanged, error), and apply the plan in one transaction.
+
+use std::collections::{BTreeSet, HashMap};
+
+use plantwatch_shared::api::{
+    ImportOutcome, ImportProblem, ImportQuery, ImportReport, ImportRow, ImportSummary, Node,
+    NodeSpec,
+};
+use rusqlite::Connection;
+use serde_json::json;
+
+use super::{Catalog, Checked, check, fields_of};
+use crate::db::audit::{self, Actor};
+use crate::db::config_dirty;
+use crate::db::nodes::{self, NodeFields};
+
+/// Most rows one import takes.
+pub const MAX_ROWS: usize = 100_000;
+/// Largest import file.
+pub const MAX_BYTES: usize = 50 * 1024 * 1024;
+
+/// A file that cannot be read as rows at all.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("{0}")]
+    Header(String),
+    #[error("the file has more than {MAX_ROWS} rows; split it into several imports")]
+    TooManyRows,
+    #[error("the file is not valid JSON: {0}")]
+    Json(String),
+    #[error("the file is not valid CSV: {0}")]
+    Csv(String),
+}
+
+/// One parsed row: its number and its document, or why it could not be read.
+pub type ParsedRow = (u64, Result<NodeSpec, Vec<ImportProblem>>);
+
+fn problem(column: Option<&str>, reason: impl Into<String>) -> ImportProblem {
+    ImportProblem {
+        column: column.map(str::to_owned),
+        reason: reason.into(),
+    }
+}
+
+/// Reads CSV with a header of [`NodeSpec::COLUMNS`] (any order; `name` and `address`
+/// required; unknown columns refused).
+pub fn parse_csv(bytes: &[u8]) -> Result<Vec<ParsedRow>, FileError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(bytes);
+    let header = reader
+        .byte_headers()
+        .map_err(|e| FileError::Csv(e.to_string()))?
+        .clone();
+    let mut columns = Vec::new();
+    for (index, raw) in header.iter().enumerate() {
+        let name = std::str::from_utf8(raw)
+            .map_err(|_| FileError::Header(format!("header column {} is not UTF-8", index + 1)))?
+            .trim()
+            .to_lowercase();
+        if !NodeSpec::COLUMNS.contains(&name.as_str()) {
+            return Err(FileError::Header(format!(
+                "unknown column {name:?} in the header; the columns are {}",
+                NodeSpec::COLUMNS.join(", ")
+            )));
+        }
+        if columns.contains(&name) {
+            return Err(FileError::Header(format!(
+                "column {name:?} appears twice in the header"
+            )));
+        }
+        columns.push(name);
+    }
+    for required in ["name", "address"] {
+        if !columns.iter().any(|c| c == required) {
+            return Err(FileError::Header(format!(
+                "the header has no {required:?} column (found: {})",
+                columns.join(", ")
+            )));
+        }
+    }
+    let mut rows = Vec::new();
+    let mut record = csv::ByteRecord::new();
+    let mut number = 0u64;
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {
+                number += 1;
+                if rows.len() == MAX_ROWS {
+                    return Err(FileError::TooManyRows);
+                }
+                rows.push((number, csv_row(&columns, &record)));
+            }
+            Err(error) => {
+                number += 1;
+                rows.push((
+                    number,
+                    Err(vec![problem(None, format!("unreadable CSV: {error}"))]),
+                ));
+            }
+        }
+    }
+    Ok(rows)
+}
+
+fn csv_row(columns: &[String], record: &csv::ByteRecord) -> Result<NodeSpec, Vec<ImportProblem>> {
+    if record.len() != columns.len() {
+        return Err(vec![problem(
+            None,
+            format!(
+                "the row has {} fields; the header has {}",
+                record.len(),
+                columns.len()
+            ),
+        )]);
+    }
+    let mut spec = NodeSpec::default();
+    let mut problems = Vec::new();
+    for (column, raw) in columns.iter().zip(record.iter()) {
+        let Ok(text) = std::str::from_utf8(raw) else {
+            problems.push(problem(
+                Some(column),
+                "not valid UTF-8 text (save the file as UTF-8)",
+            ));
+            continue;
+        };
+        let value = text.trim();
+        let optional = || (!value.is_empty()).then(|| value.to_owned());
+        let list = || {
+            value
+                .split(';')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        match column.as_str() {
+            "name" => spec.name = value.to_owned(),
+            "address" => spec.address = value.to_owned(),
+            "type" if value.is_empty() => {}
+            "type" => match value.parse() {
+                Ok(node_type) => spec.node_type = Some(node_type),
+                Err(error) => problems.push(problem(Some(column), error.to_string())),
+            },
+            "tags" => spec.tags = list(),
+            "collector" => spec.collector = optional(),
+            "template" => spec.template = optional(),
+            "credentials" => spec.credentials = list(),
+            "parent" => spec.parent = optional(),
+            "interval_s" if value.is_empty() => {}
+            "interval_s" => match value.parse::<u32>() {
+                Ok(seconds) => spec.interval_s = Some(seconds),
+                Err(_) => problems.push(problem(
+                    Some(column),
+                    format!("{value:?} is not a whole number of seconds"),
+                )),
+            },
+            "notes" => spec.notes = optional(),
+            _ => {}
+        }
+    }
+    if problems.is_empty() {
+        Ok(spec)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Reads a JSON array of node documents.
+pub fn parse_json(bytes: &[u8]) -> Result<Vec<ParsedRow>, FileError> {
+    let values: Vec<serde_json::Value> =
+        serde_json::from_slice(bytes).map_err(|e| FileError::Json(e.to_string()))?;
+    if values.len() > MAX_ROWS {
+        return Err(FileError::TooManyRows);
+    }
+    Ok(values
+        .into_iter()
+        .enumerate()
+        .map(|(index, value)| {
+            let row = serde_json::from_value::<NodeSpec>(value)
+                .map_err(|e| vec![problem(None, e.to_string())]);
+            (index as u64 + 1, row)
+        })
+        .collect())
+}
+
+/// What applying a row does.
+#[derive(Debug)]
+enum Action {
+    Create(Checked),
+    Update {
+        id: i64,
+        old_collector: Option<i64>,
+        checked: Checked,
+    },
+    Unchanged,
+}
+
+/// A planned import.
+#[derive(Debug)]
+pub struct Plan {
+    rows: Vec<(ImportRow, Option<Action>)>,
+    existing: HashMap<String, Node>,
+}
+
+impl Plan {
+    /// The report of this plan; `applied` says whether it was written.
+    pub fn report(&self, query: &ImportQuery, applied: bool) -> ImportReport {
+        let mut summary = ImportSummary::default();
+        for (row, _) in &self.rows {
+            match row.outcome {
+                ImportOutcome::Create => summary.create += 1,
+                ImportOutcome::Update => summary.update += 1,
+                ImportOutcome::Unchanged => summary.unchanged += 1,
+                ImportOutcome::Error => summary.error += 1,
+            }
+        }
+        ImportReport {
+            applied,
+            dry_run: query.dry_run,
+            summary,
+            rows: self.rows.iter().map(|(row, _)| row.clone()).collect(),
+        }
+    }
+
+    /// Whether any row is rejected.
+    pub fn has_errors(&self) -> bool {
+        self.rows
+            .iter()
+            .any(|(row, _)| row.outcome == ImportOutcome::Error)
+    }
+}
+
+/// Plans the import of `parsed` against the database as it is.
+pub fn plan(conn: &Connection, parsed: Vec<ParsedRow>, upsert: bool) -> rusqlite::Result<Plan> {
+    let catalog = Catalog::load(conn)?;
+    let existing: HashMap<String, Node> = nodes::all(conn)?
+        .into_iter()
+        .map(|node| (node.name.to_lowercase(), node))
+        .collect();
+    let mut first_row_of: HashMap<String, u64> = HashMap::new();
+    let mut rows: Vec<(ImportRow, Result<Checked, Vec<ImportProblem>>)> =
+        Vec::with_capacity(parsed.len());
+    for (number, spec) in parsed {
+        let name = spec.as_ref().ok().map(|s| s.name.trim().to_owned());
+        let mut checked = spec.and_then(|spec| check(&spec, &catalog));
+        if let (Ok(c), Some(name)) = (&checked, &name) {
+            let key = name.to_lowercase();
+            if let Some(first) = first_row_of.get(&key) {
+                checked = Err(vec![problem(
+                    Some("name"),
+                    format!("duplicate name {name:?}: row {first} has it too"),
+                )]);
+            } else {
+                first_row_of.insert(key.clone(), number);
+                if !upsert && existing.contains_key(&key) {
+                    checked = Err(vec![problem(
+                        Some("name"),
+                        format!(
+                            "a node named {:?} already exists (import with upsert to update it)",
+                            c.fields.name
+                        ),
+                    )]);
+                }
+            }
+        }
+        let row = ImportRow {
+            row: number,
+            name,
+            outcome: ImportOutcome::Error,
+            errors: Vec::new(),
+        };
+        rows.push((row, checked));
+    }
+    // Parents: a node of the database or a valid row of the file; no cycles in the result.
+    let mut parent_of: HashMap<String, Option<String>> = existing
+        .values()
+        .map(|n| {
+            (
+                n.name.to_lowercase(),
+                n.parent.as_ref().map(|p| p.to_lowercase()),
+            )
+        })
+        .collect();
+    for (_, checked) in &rows {
+        if let Ok(c) = checked {
+            parent_of.insert(
+                c.fields.name.to_lowercase(),
+                c.parent.as_ref().map(|p| p.to_lowercase()),
+            );
+        }
+    }
+    loop {
+        let valid: BTreeSet<String> = rows
+            .iter()
+            .filter_map(|(_, c)| c.as_ref().ok().map(|c| c.fields.name.to_lowercase()))
+            .collect();
+        let mut changed = false;
+        for (_, checked) in &mut rows {
+            let Ok(c) = checked else { continue };
+            let Some(parent) = &c.parent else { continue };
+            let key = parent.to_lowercase();
+            let reason = if !valid.contains(&key) && !existing.contains_key(&key) {
+                Some(if first_row_of.contains_key(&key) {
+                    format!("parent {parent:?} is on a rejected row")
+                } else {
+                    format!("there is no node named {parent:?}")
+                })
+            } else {
+                cycle(&parent_of, &c.fields.name.to_lowercase())
+                    .map(|path| format!("parent {parent:?} would make a cycle: {path}"))
+            };
+            if let Some(reason) = reason {
+                *checked = Err(vec![problem(Some("parent"), reason)]);
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let rows = rows
+        .into_iter()
+        .map(|(mut row, checked)| match checked {
+            Err(errors) => {
+                row.errors = errors;
+                (row, None)
+            }
+            Ok(checked) => {
+                let key = checked.fields.name.to_lowercase();
+                let action = match existing.get(&key) {
+                    None => Action::Create(checked),
+                    Some(node) => {
+                        let mut wanted = checked.fields.clone();
+                        wanted.parent_id = checked
+                            .parent
+                            .as_ref()
+                            .and_then(|p| existing.get(&p.to_lowercase()))
+                            .map(|p| p.id);
+                        let parent_is_new = checked
+                            .parent
+                            .as_ref()
+                            .is_some_and(|p| !existing.contains_key(&p.to_lowercase()));
+                        if !parent_is_new && wanted == fields_of(node) {
+                            Action::Unchanged
+                        } else {
+                            Action::Update {
+                                id: node.id,
+                                old_collector: node.collector_id,
+                                checked,
+                            }
+                        }
+                    }
+                };
+                row.outcome = match action {
+                    Action::Create(_) => ImportOutcome::Create,
+                    Action::Update { .. } => ImportOutcome::Update,
+                    Action::Unchanged => ImportOutcome::Unchanged,
+                };
+                (row, Some(action))
+            }
+        })
+        .collect();
+    Ok(Plan { rows, existing })
+}
+
+/// The loop `name`'s parent chain runs into, if it does, as `a → b → a`.
+fn cycle(parent_of: &HashMap<String, Option<String>>, name: &str) -> Option<String> {
+    let mut path = vec![name.to_owned()];
+    let mut current = name.to_owned();
+    while let Some(Some(parent)) = parent_of.get(&current) {
+        path.push(parent.clone());
+        if parent == name {
+            return Some(path.join(" → "));
+        }
+        if path.len() > parent_of.len() + 1 {
+            // A loop further up that does not include `name`: reported on its own rows.
+            return None;
+        }
+        current = parent.clone();
+    }
+    None
+}
+
+/// Writes the plan's creates and updates in `conn`'s open transaction: nodes first, then
+/// parents (a parent may come later in the file), dirty flags and one audit entry per node.
+pub fn apply(conn: &Connection, plan: &Plan, actor: &Actor, now: i64) -> rusqlite::Result<()> {
+    let mut ids: HashMap<String, i64> = plan
+        .existing
+        .iter()
+        .map(|(key, node)| (key.clone(), node.id))
+        .collect();
+    let mut dirty: BTreeSet<i64> = BTreeSet::new();
+    let mut written: Vec<(i64, &Checked, &'static str)> = Vec::new();
+    for (_, action) in &plan.rows {
+        match action {
+            Some(Action::Create(checked)) => {
+                let id = nodes::insert(conn, &without_parent(&checked.fields), now)?;
+                ids.insert(checked.fields.name.to_lowercase(), id);
+                dirty.extend(checked.fields.collector_id);
+                written.push((id, checked, "node.create"));
+            }
+            Some(Action::Update {
+                id,
+                old_collector,
+                checked,
+            }) => {
+                nodes::update(conn, *id, &without_parent(&checked.fields), now)?;
+                dirty.extend(checked.fields.collector_id);
+                dirty.extend(*old_collector);
+                written.push((*id, checked, "node.update"));
+            }
+            Some(Action::Unchanged) | None => {}
+        }
+    }
+    for (id, checked, action) in written {
+        let parent_id = checked
+            .parent
+            .as_ref()
+            .and_then(|p| ids.get(&p.to_lowercase()).copied());
+        nodes::set_parent(conn, id, parent_id)?;
+        let details = json!({ "name": checked.fields.name, "via": "import" });
+        audit::record(
+            conn,
+            actor,
+            action,
+            Some(&format!("node:{id}")),
+            Some(&details),
+            now,
+        )?;
+    }
+    config_dirty::mark(conn, dirty.into_iter().map(Some), "node import", now)
+}
+
+fn without_parent(fields: &NodeFields) -> NodeFields {
+    NodeFields {
+        parent_id: None,
+        ..fields.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_headers_must_be_known_and_complete() {
+        let err = parse_csv(b"name,address,colour\n").unwrap_err().to_string();
+        assert!(err.contains("unknown column \"colour\""), "{err}");
+        let err = parse_csv(b"name,type\n").unwrap_err().to_string();
+        assert!(err.contains("no \"address\" column"), "{err}");
+        let err = parse_csv(b"name,address,name\n").unwrap_err().to_string();
+        assert!(err.contains("twice"), "{err}");
+    }
+
+    #[test]
+    fn csv_rows_report_column_level_problems() {
+        let rows = parse_csv(
+            b"\xEF\xBB\xBFName,address,type,interval_s,tags\n\
+              plc-1,10.0.0.1,plc,30,a;b\n\
+              plc-2,10.0.0.2,robot,soon,\n\
+              plc-\xff,10.0.0.3,plc,,\n\
+              short,10.0.0.4\n",
+        )
+        .unwrap();
+        let spec = rows[0].1.as_ref().unwrap();
+        assert_eq!((spec.interval_s, spec.tags.len()), (Some(30), 2));
+        let columns = |i: usize| -> Vec<Option<String>> {
+            rows[i]
+                .1
+                .as_ref()
+                .unwrap_err()
+                .iter()
+                .map(|p| p.column.clone())
+                .collect()
+        };
+        assert_eq!(
+            columns(1),
+            [Some("type".to_owned()), Some("interval_s".to_owned())]
+        );
+        assert_eq!(columns(2), [Some("name".to_owned())]);
+        assert_eq!(columns(3), [None]);
+        assert_eq!(rows[3].0, 4);
+    }
+
+    #[test]
+    fn cycles_are_found_along_the_parent_chain() {
+        let parent_of: HashMap<String, Option<String>> = [
+            ("a", Some("b")),
+            ("b", Some("c")),
+            ("c", Some("a")),
+            ("d", Some("a")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.map(str::to_owned)))
+        .collect();
+        assert_eq!(cycle(&parent_of, "a").as_deref(), Some("a → b → c → a"));
+        assert_eq!(cycle(&parent_of, "d"), None);
+    }
+}
