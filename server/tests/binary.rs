@@ -17,6 +17,7 @@ fn server(data_dir: &std::path::Path, extra: &[&str]) -> Command {
         .env_remove("PLANTWATCH_ADMIN_USER")
         .env_remove("PLANTWATCH_ADMIN_PASSWORD")
         .env_remove("PLANTWATCH_CONFIG")
+        .env_remove("PLANTWATCH_VAULT_KEY")
         .env("NO_COLOR", "1");
     command
 }
@@ -169,4 +170,72 @@ fn fingerprint_of_a_supplied_certificate_and_a_bad_config_file() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn vault_rotate_refuses_while_the_server_runs_and_rotates_once_it_is_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = server(dir.path(), &["--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until_listening(&mut child);
+    let key_before = std::fs::read(dir.path().join("vault.key")).unwrap();
+    let busy = server(dir.path(), &["vault", "rotate"]).output().unwrap();
+    assert!(!busy.status.success());
+    let text = String::from_utf8_lossy(&busy.stderr);
+    assert!(
+        text.contains("in use by a running plantwatch-server"),
+        "{text}"
+    );
+    assert!(stop(&mut child).success());
+
+    let done = server(dir.path(), &["vault", "rotate"]).output().unwrap();
+    let text = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        done.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(text.contains("Re-encrypted 0 secret(s)"), "{text}");
+    assert_ne!(
+        std::fs::read(dir.path().join("vault.key")).unwrap(),
+        key_before
+    );
+
+    // A key from the environment: the new one is printed, as it is stored nowhere else.
+    let env_dir = tempfile::tempdir().unwrap();
+    let key = "ab".repeat(32);
+    let mut child = server(env_dir.path(), &["--listen", "127.0.0.1:0"])
+        .env("PLANTWATCH_VAULT_KEY", &key)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until_listening(&mut child);
+    assert!(stop(&mut child).success());
+    assert!(!env_dir.path().join("vault.key").exists());
+    let done = server(env_dir.path(), &["vault", "rotate"])
+        .env("PLANTWATCH_VAULT_KEY", &key)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&done.stdout);
+    let new_key = text.lines().last().unwrap_or_default();
+    assert!(done.status.success() && new_key.len() == 44, "{text}");
+    // The old key no longer opens the vault; the new one does.
+    let mut child = server(env_dir.path(), &["--listen", "127.0.0.1:0"])
+        .env("PLANTWATCH_VAULT_KEY", &key)
+        .output()
+        .unwrap();
+    assert!(!child.status.success());
+    let text = String::from_utf8_lossy(&child.stderr).to_string();
+    assert!(text.contains("not the key"), "{text}");
+    child = server(env_dir.path(), &["fingerprint"]).output().unwrap();
+    assert!(child.status.success());
+    let mut child = server(env_dir.path(), &["--listen", "127.0.0.1:0"])
+        .env("PLANTWATCH_VAULT_KEY", new_key)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until_listening(&mut child);
+    assert!(stop(&mut child).success());
 }

@@ -17,9 +17,11 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde::de::DeserializeOwned;
 
 use crate::api::{
-    AuditEntry, AuditQuery, ChangePasswordRequest, CreateUserRequest, ErrorBody, Health,
-    ListResponse, LoginRequest, LoginResponse, Me, SetupRequest, SetupStatus, UpdateUserRequest,
-    User, UserQuery,
+    AttachRequest, AuditEntry, AuditQuery, ChangePasswordRequest, CreateCredentialRequest,
+    CreateUserRequest, Credential, CredentialQuery, ErrorBody, ExportFormat, ExportQuery, Health,
+    ImportQuery, ImportReport, ListResponse, LoginRequest, LoginResponse, Me, Node, NodeQuery,
+    NodeSpec, SetupRequest, SetupStatus, UpdateCredentialRequest, UpdateNodeRequest,
+    UpdateUserRequest, User, UserQuery,
 };
 use crate::{Error, Fingerprint, Result, Secret};
 
@@ -236,6 +238,151 @@ impl Client {
     pub async fn audit(&self, query: &AuditQuery) -> Result<ListResponse<AuditEntry>> {
         self.json(self.request(Method::GET, "/api/v1/audit").query(query))
             .await
+    }
+
+    /// `GET /api/v1/nodes`.
+    pub async fn list_nodes(&self, query: &NodeQuery) -> Result<ListResponse<Node>> {
+        self.json(self.request(Method::GET, "/api/v1/nodes").query(query))
+            .await
+    }
+
+    /// `GET /api/v1/nodes/{id}`.
+    pub async fn get_node(&self, id: i64) -> Result<Node> {
+        self.json(self.request(Method::GET, &format!("/api/v1/nodes/{id}")))
+            .await
+    }
+
+    /// `POST /api/v1/nodes` (operator).
+    pub async fn create_node(&self, spec: &NodeSpec) -> Result<Node> {
+        self.json(self.request(Method::POST, "/api/v1/nodes").json(spec))
+            .await
+    }
+
+    /// `PATCH /api/v1/nodes/{id}` (operator).
+    pub async fn update_node(&self, id: i64, request: &UpdateNodeRequest) -> Result<Node> {
+        let path = format!("/api/v1/nodes/{id}");
+        self.json(self.request(Method::PATCH, &path).json(request))
+            .await
+    }
+
+    /// `DELETE /api/v1/nodes/{id}` (operator).
+    pub async fn delete_node(&self, id: i64) -> Result<()> {
+        self.empty(self.request(Method::DELETE, &format!("/api/v1/nodes/{id}")))
+            .await
+    }
+
+    /// `GET /api/v1/nodes/{id}/history`: the audit entries about a node, newest first.
+    pub async fn node_history(&self, id: i64) -> Result<ListResponse<AuditEntry>> {
+        let path = format!("/api/v1/nodes/{id}/history");
+        self.json(self.request(Method::GET, &path)).await
+    }
+
+    /// `PUT /api/v1/nodes/{id}/credentials/{credential_id}` (operator).
+    pub async fn attach_credential(
+        &self,
+        node_id: i64,
+        credential_id: i64,
+        priority: Option<i64>,
+    ) -> Result<Node> {
+        let path = format!("/api/v1/nodes/{node_id}/credentials/{credential_id}");
+        let body = AttachRequest { priority };
+        self.json(self.request(Method::PUT, &path).json(&body))
+            .await
+    }
+
+    /// `DELETE /api/v1/nodes/{id}/credentials/{credential_id}` (operator).
+    pub async fn detach_credential(&self, node_id: i64, credential_id: i64) -> Result<Node> {
+        let path = format!("/api/v1/nodes/{node_id}/credentials/{credential_id}");
+        self.json(self.request(Method::DELETE, &path)).await
+    }
+
+    /// `POST /api/v1/nodes/import` (operator) with a CSV file or a JSON array. A plan with
+    /// rejected rows (422 `import_rejected`) comes back as `Ok` with `applied: false`.
+    pub async fn import_nodes(
+        &self,
+        body: Vec<u8>,
+        json: bool,
+        query: &ImportQuery,
+    ) -> Result<ImportReport> {
+        let content_type = if json { "application/json" } else { "text/csv" };
+        let request = self
+            .request(Method::POST, "/api/v1/nodes/import")
+            .query(query)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        match self.json(request).await {
+            Err(Error::Api {
+                status: 422,
+                code,
+                details: Some(details),
+                ..
+            }) if code == "import_rejected" => {
+                serde_json::from_value(details).map_err(|e| Error::Decode(e.to_string()))
+            }
+            other => other,
+        }
+    }
+
+    /// `GET /api/v1/nodes/export`: the file's bytes.
+    pub async fn export_nodes(&self, format: ExportFormat) -> Result<Vec<u8>> {
+        let request = self
+            .request(Method::GET, "/api/v1/nodes/export")
+            .query(&ExportQuery { format });
+        let response = self.send(request).await?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        Ok(bytes.to_vec())
+    }
+
+    /// `GET /api/v1/credentials`.
+    pub async fn list_credentials(
+        &self,
+        query: &CredentialQuery,
+    ) -> Result<ListResponse<Credential>> {
+        self.json(
+            self.request(Method::GET, "/api/v1/credentials")
+                .query(query),
+        )
+        .await
+    }
+
+    /// `GET /api/v1/credentials/{id}`; `reveal` (admins) answers the secrets in clear.
+    pub async fn get_credential(&self, id: i64, reveal: bool) -> Result<Credential> {
+        let query = CredentialQuery {
+            reveal,
+            ..CredentialQuery::default()
+        };
+        let path = format!("/api/v1/credentials/{id}");
+        self.json(self.request(Method::GET, &path).query(&query))
+            .await
+    }
+
+    /// `POST /api/v1/credentials` (admin).
+    pub async fn create_credential(&self, request: &CreateCredentialRequest) -> Result<Credential> {
+        self.json(
+            self.request(Method::POST, "/api/v1/credentials")
+                .json(request),
+        )
+        .await
+    }
+
+    /// `PATCH /api/v1/credentials/{id}` (admin).
+    pub async fn update_credential(
+        &self,
+        id: i64,
+        request: &UpdateCredentialRequest,
+    ) -> Result<Credential> {
+        let path = format!("/api/v1/credentials/{id}");
+        self.json(self.request(Method::PATCH, &path).json(request))
+            .await
+    }
+
+    /// `DELETE /api/v1/credentials/{id}` (admin).
+    pub async fn delete_credential(&self, id: i64) -> Result<()> {
+        let path = format!("/api/v1/credentials/{id}");
+        self.empty(self.request(Method::DELETE, &path)).await
     }
 
     /// Sends any request and returns the status and body as they came, for tools and tests

@@ -1,0 +1,1111 @@
+//! Inventory through the real server: nodes, the credentials vault, attach/detach, dirty
+//! flags, batch import and export, and the role matrix of every inventory route.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{TestApp, spawn_app, test_config};
+use plantwatch_shared::Client;
+use plantwatch_shared::api::{
+    CreateCredentialRequest, CredentialKind, CredentialParams, ExportFormat, ImportOutcome,
+    ImportQuery, NodeQuery, NodeSpec, NodeStatus, NodeType, Role, UpdateCredentialRequest,
+    UpdateNodeRequest,
+};
+use reqwest::Method;
+use rusqlite::Connection;
+use serde_json::{Value, json};
+
+fn spec(name: &str, address: &str) -> NodeSpec {
+    NodeSpec {
+        name: name.to_owned(),
+        address: address.to_owned(),
+        ..NodeSpec::default()
+    }
+}
+
+fn community(name: &str, secret: &str) -> CreateCredentialRequest {
+    CreateCredentialRequest {
+        name: name.to_owned(),
+        kind: CredentialKind::SnmpV2c,
+        params: CredentialParams::default(),
+        secrets: BTreeMap::from([("community".to_owned(), secret.into())]),
+    }
+}
+
+fn db(app: &TestApp) -> Connection {
+    let conn = Connection::open(app.dir.path().join("plantwatch.db")).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    conn
+}
+
+/// Registers a collector directly in the database (enrollment comes with a later issue).
+fn add_collector(conn: &Connection, name: &str) -> i64 {
+    conn.execute(
+        "INSERT INTO remote_components (kind, name, machine_id, api_key_hash, approved, created_at)
+         VALUES ('collector', ?1, ?1, 'x', 1, 0)",
+        [name],
+    )
+    .unwrap();
+    conn.last_insert_rowid()
+}
+
+fn dirty(conn: &Connection) -> Vec<i64> {
+    let ids: Vec<i64> = conn
+        .prepare("SELECT collector_id FROM collector_config_dirty ORDER BY collector_id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    conn.execute("DELETE FROM collector_config_dirty", [])
+        .unwrap();
+    ids
+}
+
+fn count(conn: &Connection, table: &str) -> i64 {
+    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn role_matrix_of_every_inventory_route() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (viewer, _) = app.user_with_role(&admin, "val", Role::Viewer).await;
+    let (operator, _) = app.user_with_role(&admin, "otto", Role::Operator).await;
+    let clients = [
+        ("anonymous", app.client()),
+        ("viewer", viewer),
+        ("operator", operator),
+        ("admin", admin.clone()),
+    ];
+    let node_body = json!({"name": "new-{who}", "address": "10.9.9.9"});
+    let cred_body =
+        json!({"name": "new-{who}", "kind": "snmp_v1", "secrets": {"community": "c0mmunity"}});
+    let rows: Vec<(Method, &str, Option<Value>, [u16; 4])> = vec![
+        (Method::GET, "/api/v1/nodes", None, [401, 200, 200, 200]),
+        (
+            Method::POST,
+            "/api/v1/nodes",
+            Some(node_body),
+            [401, 403, 201, 201],
+        ),
+        (
+            Method::GET,
+            "/api/v1/nodes/{node}",
+            None,
+            [401, 200, 200, 200],
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/nodes/{node}",
+            Some(json!({"notes": "x"})),
+            [401, 403, 200, 200],
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/nodes/{node}",
+            None,
+            [401, 403, 204, 204],
+        ),
+        (
+            Method::GET,
+            "/api/v1/nodes/{node}/history",
+            None,
+            [401, 200, 200, 200],
+        ),
+        (
+            Method::PUT,
+            "/api/v1/nodes/{node}/credentials/{cred}",
+            Some(json!({"priority": 3})),
+            [401, 403, 200, 200],
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/nodes/{node}/credentials/{cred}",
+            None,
+            [401, 403, 200, 200],
+        ),
+        (
+            Method::GET,
+            "/api/v1/nodes/export",
+            None,
+            [401, 200, 200, 200],
+        ),
+        (
+            Method::GET,
+            "/api/v1/credentials",
+            None,
+            [401, 200, 200, 200],
+        ),
+        (
+            Method::GET,
+            "/api/v1/credentials?reveal=true",
+            None,
+            [401, 403, 403, 200],
+        ),
+        (
+            Method::POST,
+            "/api/v1/credentials",
+            Some(cred_body),
+            [401, 403, 403, 201],
+        ),
+        (
+            Method::GET,
+            "/api/v1/credentials/{cred}",
+            None,
+            [401, 200, 200, 200],
+        ),
+        (
+            Method::GET,
+            "/api/v1/credentials/{cred}?reveal=true",
+            None,
+            [401, 403, 403, 200],
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/credentials/{cred}",
+            Some(json!({"name": "renamed-{n}"})),
+            [401, 403, 403, 200],
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/credentials/{cred}",
+            None,
+            [401, 403, 403, 204],
+        ),
+    ];
+    let mut failures = Vec::new();
+    let mut n = 0;
+    for (method, path, body, expected) in &rows {
+        for ((who, client), expected) in clients.iter().zip(expected) {
+            // Fresh objects for every request, so a delete does not change the next answer.
+            n += 1;
+            let node = admin
+                .create_node(&spec(&format!("node-{n}"), "10.0.0.1"))
+                .await
+                .unwrap();
+            let cred = admin
+                .create_credential(&community(&format!("cred-{n}"), "c0mm"))
+                .await
+                .unwrap();
+            admin
+                .attach_credential(node.id, cred.id, None)
+                .await
+                .unwrap();
+            let path = path
+                .replace("{node}", &node.id.to_string())
+                .replace("{cred}", &cred.id.to_string());
+            let body = body.as_ref().map(|b| {
+                b.to_string()
+                    .replace("{who}", who)
+                    .replace("{n}", &n.to_string())
+            });
+            let (status, bytes) = client
+                .send_raw(
+                    method.clone(),
+                    &path,
+                    body.as_ref().map(|_| "application/json"),
+                    body.unwrap_or_default().into_bytes(),
+                )
+                .await
+                .unwrap();
+            if status != *expected {
+                failures.push(format!(
+                    "{who} {method} {path}: expected {expected}, got {status} {}",
+                    String::from_utf8_lossy(&bytes)
+                ));
+            }
+        }
+    }
+    for (who, client) in &clients {
+        let (status, _) = client
+            .send_raw(
+                Method::POST,
+                "/api/v1/nodes/import",
+                Some("text/csv"),
+                format!("name,address\nimported-{who},10.1.1.1\n").into_bytes(),
+            )
+            .await
+            .unwrap();
+        let expected = match *who {
+            "anonymous" => 401,
+            "viewer" => 403,
+            _ => 200,
+        };
+        if status != expected {
+            failures.push(format!("{who} import: expected {expected}, got {status}"));
+        }
+    }
+    assert!(failures.is_empty(), "role matrix:\n{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn every_node_field_is_validated() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let mut cases: Vec<(NodeSpec, &str)> = vec![
+        (spec("plc-1", "10.0.0.300"), "address"),
+        (spec("plc-1", "fe80::zz"), "address"),
+        (spec("plc-1", "plc_1.local"), "address"),
+        (spec(" ", "10.0.0.1"), "name"),
+        (spec(&"n".repeat(256), "10.0.0.1"), "name"),
+    ];
+    let mut with = |field: &'static str, edit: fn(&mut NodeSpec)| {
+        let mut s = spec("plc-1", "10.0.0.1");
+        edit(&mut s);
+        cases.push((s, field));
+    };
+    with("tags", |s| s.tags = vec!["line 1".into()]);
+    with("interval_s", |s| s.interval_s = Some(0));
+    with("interval_s", |s| s.interval_s = Some(86_401));
+    with("collector", |s| s.collector = Some("nowhere".into()));
+    with("template", |s| s.template = Some("no-such-template".into()));
+    with("credentials", |s| s.credentials = vec!["missing".into()]);
+    with("parent", |s| s.parent = Some("no-such-node".into()));
+    with("parent", |s| s.parent = Some("PLC-1".into()));
+    with("notes", |s| s.notes = Some("x".repeat(4097)));
+    for (bad, field) in cases {
+        let err = admin.create_node(&bad).await.unwrap_err();
+        assert_eq!(
+            (err.status(), err.code()),
+            (Some(400), Some("invalid_node")),
+            "{bad:?}: {err}"
+        );
+        let Some(plantwatch_shared::Error::Api {
+            details: Some(details),
+            ..
+        }) = Some(&err)
+        else {
+            panic!("no details: {err}");
+        };
+        assert_eq!(details["field"], field, "{bad:?}: {err}");
+    }
+    // An unknown type is refused by the document itself, naming the choices.
+    let (status, body) = admin
+        .send_raw(
+            Method::POST,
+            "/api/v1/nodes",
+            Some("application/json"),
+            br#"{"name":"x","address":"10.0.0.1","type":"robot"}"#.to_vec(),
+        )
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        status == 422 && text.contains("robot") && text.contains("plc"),
+        "{status} {text}"
+    );
+    // Nothing was written by any refused request.
+    assert_eq!(
+        admin.list_nodes(&NodeQuery::default()).await.unwrap().total,
+        0
+    );
+
+    // A duplicate name (whatever its case) is a conflict naming the field.
+    admin.create_node(&spec("plc-1", "10.0.0.1")).await.unwrap();
+    let err = admin
+        .create_node(&spec("PLC-1", "10.0.0.2"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(409));
+    assert!(err.to_string().contains("name"), "{err}");
+
+    // Cycles through parents are refused on update.
+    let mut b = spec("sw-b", "10.0.0.2");
+    b.parent = Some("plc-1".into());
+    let b = admin.create_node(&b).await.unwrap();
+    let mut c = spec("sw-c", "10.0.0.3");
+    c.parent = Some("sw-b".into());
+    admin.create_node(&c).await.unwrap();
+    let a = admin
+        .list_nodes(&NodeQuery {
+            q: Some("plc-1".into()),
+            ..NodeQuery::default()
+        })
+        .await
+        .unwrap()
+        .items[0]
+        .clone();
+    let close_loop = UpdateNodeRequest {
+        parent: Some(Some("sw-c".into())),
+        ..UpdateNodeRequest::default()
+    };
+    let err = admin.update_node(a.id, &close_loop).await.unwrap_err();
+    assert_eq!(err.code(), Some("invalid_node"));
+    assert!(err.to_string().contains("cycle"), "{err}");
+    assert_eq!(admin.get_node(a.id).await.unwrap().parent_id, None);
+    assert_eq!(
+        admin.get_node(b.id).await.unwrap().parent.as_deref(),
+        Some("plc-1")
+    );
+}
+
+#[tokio::test]
+async fn nodes_are_created_listed_filtered_sorted_updated_and_deleted() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    admin
+        .create_credential(&community("plant-ro", "public-ro"))
+        .await
+        .unwrap();
+    let mut sw = spec("core-sw", "10.0.0.1");
+    sw.node_type = Some(NodeType::Network);
+    sw.tags = vec!["line-1".into(), "core".into()];
+    let sw = admin.create_node(&sw).await.unwrap();
+    assert_eq!(sw.status, NodeStatus::Discovering);
+    assert_eq!(sw.tags, ["core", "line-1"]);
+    let mut plc = spec("PLC Press 2", "plc2.plant.example");
+    plc.node_type = Some(NodeType::Plc);
+    plc.parent = Some("core-sw".into());
+    plc.credentials = vec!["plant-ro".into()];
+    plc.interval_s = Some(30);
+    let plc = admin.create_node(&plc).await.unwrap();
+    assert_eq!((plc.parent_id, plc.interval_s), (Some(sw.id), Some(30)));
+    assert_eq!(plc.credentials[0].name, "plant-ro");
+    admin.create_node(&spec("hmi-1", "fe80::1")).await.unwrap();
+
+    let list = |query: NodeQuery| {
+        let admin = admin.clone();
+        async move {
+            let page = admin.list_nodes(&query).await.unwrap();
+            (
+                page.total,
+                page.items.into_iter().map(|n| n.name).collect::<Vec<_>>(),
+            )
+        }
+    };
+    assert_eq!(
+        list(NodeQuery::default()).await,
+        (
+            3,
+            vec!["core-sw".into(), "hmi-1".into(), "PLC Press 2".into()]
+        )
+    );
+    assert_eq!(
+        list(NodeQuery {
+            node_type: Some(NodeType::Plc),
+            ..Default::default()
+        })
+        .await
+        .1,
+        ["PLC Press 2"]
+    );
+    assert_eq!(
+        list(NodeQuery {
+            tag: Some("core".into()),
+            ..Default::default()
+        })
+        .await
+        .1,
+        ["core-sw"]
+    );
+    assert_eq!(
+        list(NodeQuery {
+            q: Some("PLANT.EXAMPLE".into()),
+            ..Default::default()
+        })
+        .await
+        .1,
+        ["PLC Press 2"]
+    );
+    assert_eq!(
+        list(NodeQuery {
+            status: Some(NodeStatus::Healthy),
+            ..Default::default()
+        })
+        .await
+        .0,
+        0
+    );
+    assert_eq!(
+        list(NodeQuery {
+            collector: Some("none".into()),
+            ..Default::default()
+        })
+        .await
+        .0,
+        0
+    );
+    assert_eq!(
+        list(NodeQuery {
+            sort: Some("-address".into()),
+            limit: Some(2),
+            offset: Some(1),
+            ..Default::default()
+        })
+        .await,
+        (
+            3,
+            vec!["fe80::1".replace("fe80::1", "hmi-1"), "core-sw".into()]
+        )
+    );
+    let err = admin
+        .list_nodes(&NodeQuery {
+            sort: Some("colour".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("invalid_sort"));
+
+    // Update: absent fields stay, null clears.
+    let update = UpdateNodeRequest {
+        name: Some("PLC Press 02".into()),
+        parent: Some(None),
+        interval_s: Some(None),
+        ..UpdateNodeRequest::default()
+    };
+    let updated = admin.update_node(plc.id, &update).await.unwrap();
+    assert_eq!(updated.name, "PLC Press 02");
+    assert_eq!((updated.parent_id, updated.interval_s), (None, None));
+    assert_eq!(updated.credentials.len(), 1);
+    assert_eq!(updated.node_type, NodeType::Plc);
+    let history = admin.node_history(plc.id).await.unwrap();
+    let actions: Vec<&str> = history.items.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["node.update", "node.create"]);
+
+    // Deleting a parent leaves its children without one.
+    let child = admin
+        .update_node(
+            plc.id,
+            &UpdateNodeRequest {
+                parent: Some(Some("core-sw".into())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(child.parent_id, Some(sw.id));
+    admin.delete_node(sw.id).await.unwrap();
+    assert_eq!(admin.get_node(plc.id).await.unwrap().parent_id, None);
+    assert_eq!(
+        admin.get_node(sw.id).await.unwrap_err().code(),
+        Some("node_not_found")
+    );
+    assert_eq!(
+        admin.delete_node(sw.id).await.unwrap_err().status(),
+        Some(404)
+    );
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_database_file_in_clear_and_roles_see_them_masked() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (operator, _) = app.user_with_role(&admin, "otto", Role::Operator).await;
+    let (viewer, _) = app.user_with_role(&admin, "val", Role::Viewer).await;
+    let community_secret = "Zq7-community-known-secret";
+    let v3_auth = "Zq7-auth-known-secret";
+    let v3_priv = "Zq7-priv-known-secret";
+    let cred = admin
+        .create_credential(&community("plant-ro", community_secret))
+        .await
+        .unwrap();
+    assert_eq!(cred.secrets.get("community"), Some(&None));
+    let v3 = admin
+        .create_credential(&CreateCredentialRequest {
+            name: "v3-admin".into(),
+            kind: CredentialKind::SnmpV3,
+            params: CredentialParams {
+                username: Some("monitor".into()),
+                auth_protocol: Some("sha256".parse().unwrap()),
+                priv_protocol: Some("aes128".parse().unwrap()),
+                context: Some("ctx".into()),
+                ..Default::default()
+            },
+            secrets: BTreeMap::from([
+                ("auth_password".to_owned(), v3_auth.into()),
+                ("priv_password".to_owned(), v3_priv.into()),
+            ]),
+        })
+        .await
+        .unwrap();
+    // The key never shows in the data dir's database files, nor in the audit log.
+    let mut raw = Vec::new();
+    for file in ["plantwatch.db", "plantwatch.db-wal"] {
+        raw.extend(std::fs::read(app.dir.path().join(file)).unwrap_or_default());
+    }
+    for secret in [community_secret, v3_auth, v3_priv] {
+        assert!(
+            !raw.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{secret} found in clear in the database"
+        );
+    }
+    let key = app.dir.path().join("vault.key");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(std::fs::read(&key).unwrap().len(), 32);
+
+    // Operators and viewers see names and which secrets are set, never the values.
+    for client in [&operator, &viewer] {
+        let listed = client.list_credentials(&Default::default()).await.unwrap();
+        let text = serde_json::to_string(&listed).unwrap();
+        assert!(!text.contains("Zq7-"), "{text}");
+        assert_eq!(listed.items.len(), 2);
+        let err = client.get_credential(cred.id, true).await.unwrap_err();
+        assert_eq!(err.status(), Some(403));
+    }
+    // Admins reveal, and each reveal is audited (without the secret).
+    let shown = admin.get_credential(v3.id, true).await.unwrap();
+    assert_eq!(
+        shown.secrets["auth_password"].as_ref().unwrap().expose(),
+        v3_auth
+    );
+    assert_eq!(shown.params.context.as_deref(), Some("ctx"));
+    let audit = admin
+        .audit(&plantwatch_shared::api::AuditQuery {
+            action: Some("credential.reveal".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(audit.total, 1);
+    assert!(!serde_json::to_string(&audit).unwrap().contains("Zq7-"));
+
+    // Updating one secret keeps the other; secrets the params no longer need are dropped.
+    let updated = admin
+        .update_credential(
+            v3.id,
+            &UpdateCredentialRequest {
+                secrets: BTreeMap::from([(
+                    "auth_password".to_owned(),
+                    "Zq7-new-auth-secret".into(),
+                )]),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.secrets.len(), 2);
+    let shown = admin.get_credential(v3.id, true).await.unwrap();
+    assert_eq!(
+        shown.secrets["priv_password"].as_ref().unwrap().expose(),
+        v3_priv
+    );
+    let no_priv = CredentialParams {
+        priv_protocol: None,
+        ..shown.params.clone()
+    };
+    let updated = admin
+        .update_credential(
+            v3.id,
+            &UpdateCredentialRequest {
+                params: Some(no_priv),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        updated.secrets.keys().collect::<Vec<_>>(),
+        ["auth_password"]
+    );
+}
+
+#[tokio::test]
+async fn credentials_are_validated_by_kind() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let v3 = |params: CredentialParams, secrets: &[(&str, &str)]| CreateCredentialRequest {
+        name: "v3".into(),
+        kind: CredentialKind::SnmpV3,
+        params,
+        secrets: secrets
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).into()))
+            .collect(),
+    };
+    let user = || CredentialParams {
+        username: Some("mon".into()),
+        ..Default::default()
+    };
+    let sha = || CredentialParams {
+        auth_protocol: Some("sha1".parse().unwrap()),
+        ..user()
+    };
+    let cases = vec![
+        (community("", "x"), "name"),
+        (community("a;b", "x"), "name"),
+        (
+            CreateCredentialRequest {
+                secrets: BTreeMap::new(),
+                ..community("c", "x")
+            },
+            "community",
+        ),
+        (
+            CreateCredentialRequest {
+                params: user(),
+                ..community("c", "x")
+            },
+            "username",
+        ),
+        (v3(CredentialParams::default(), &[]), "username"),
+        (v3(sha(), &[]), "auth_password"),
+        (v3(sha(), &[("auth_password", "short")]), "auth_password"),
+        (
+            v3(
+                CredentialParams {
+                    priv_protocol: Some("des".parse().unwrap()),
+                    ..user()
+                },
+                &[],
+            ),
+            "priv_protocol",
+        ),
+        (v3(user(), &[("community", "public")]), "community"),
+        (
+            CreateCredentialRequest {
+                name: "win".into(),
+                kind: CredentialKind::Windows,
+                params: CredentialParams {
+                    username: Some("svc".into()),
+                    domain: Some("PLANT".into()),
+                    ..Default::default()
+                },
+                secrets: BTreeMap::new(),
+            },
+            "password",
+        ),
+    ];
+    for (request, field) in cases {
+        let err = admin.create_credential(&request).await.unwrap_err();
+        let plantwatch_shared::Error::Api {
+            status, details, ..
+        } = &err
+        else {
+            panic!("{err}")
+        };
+        assert_eq!(*status, 400, "{request:?}");
+        assert_eq!(
+            details.as_ref().unwrap()["field"],
+            field,
+            "{request:?}: {err}"
+        );
+    }
+    assert_eq!(
+        admin
+            .list_credentials(&Default::default())
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+    // Name clashes are conflicts.
+    admin.create_credential(&community("c", "x")).await.unwrap();
+    assert_eq!(
+        admin
+            .create_credential(&community("c", "y"))
+            .await
+            .unwrap_err()
+            .status(),
+        Some(409)
+    );
+}
+
+#[tokio::test]
+async fn vault_rotation_keeps_every_secret_and_a_wrong_key_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = plantwatch_server::server::start(test_config(dir.path()))
+        .await
+        .unwrap();
+    let app = TestApp { server, dir };
+    let admin = app.admin().await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(
+            admin
+                .create_credential(&community(&format!("c{n}"), &format!("secret-{n}")))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let TestApp { server, dir } = app;
+    // A second server on the same data dir is refused while the first runs.
+    let err = plantwatch_server::server::start(test_config(dir.path()))
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("in use"), "{err:#}");
+    server.shutdown().await.unwrap();
+
+    let db_path = dir.path().join("plantwatch.db");
+    let stored = |conn: &Connection| -> Vec<String> {
+        conn.prepare("SELECT secrets FROM credentials ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let old_key = std::fs::read(dir.path().join("vault.key")).unwrap();
+    let mut conn = plantwatch_server::db::open_connection(&db_path).unwrap();
+    let before = stored(&conn);
+
+    // A wrong key from the environment: a clear error, and nothing changed.
+    let wrong: plantwatch_shared::Secret = "11".repeat(32).into();
+    let err = plantwatch_server::vault::rotate(dir.path(), Some(&wrong), &mut conn).unwrap_err();
+    assert!(format!("{err:#}").contains("not the key"), "{err:#}");
+    assert_eq!(stored(&conn), before);
+    let mut config = test_config(dir.path());
+    config.vault_key = Some(wrong);
+    let err = plantwatch_server::server::start(config).await.unwrap_err();
+    assert!(format!("{err:#}").contains("not the key"), "{err:#}");
+
+    let rotation = plantwatch_server::vault::rotate(dir.path(), None, &mut conn).unwrap();
+    assert_eq!(rotation.secrets, 5);
+    assert!(rotation.new_env_key.is_none());
+    let after = stored(&conn);
+    assert!(before.iter().zip(&after).all(|(b, a)| b != a));
+    assert_ne!(
+        std::fs::read(dir.path().join("vault.key")).unwrap(),
+        old_key
+    );
+    assert!(!dir.path().join("vault.key.new").exists());
+    drop(conn);
+
+    let server = plantwatch_server::server::start(test_config(dir.path()))
+        .await
+        .unwrap();
+    let app = TestApp { server, dir };
+    let admin = app.admin().await;
+    for (n, id) in ids.iter().enumerate() {
+        let shown = admin.get_credential(*id, true).await.unwrap();
+        assert_eq!(
+            shown.secrets["community"].as_ref().unwrap().expose(),
+            format!("secret-{n}")
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_change_that_affects_polling_marks_its_collectors_dirty() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let conn = db(&app);
+    let north = add_collector(&conn, "north");
+    let south = add_collector(&conn, "south");
+    let cred = admin
+        .create_credential(&community("ro", "public-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        dirty(&conn),
+        [] as [i64; 0],
+        "an unattached credential affects no collector"
+    );
+
+    let mut plc = spec("plc", "10.0.0.1");
+    plc.collector = Some("north".into());
+    let plc = admin.create_node(&plc).await.unwrap();
+    assert_eq!(dirty(&conn), [north], "node created");
+    admin
+        .create_node(&spec("unassigned", "10.0.0.2"))
+        .await
+        .unwrap();
+    assert_eq!(dirty(&conn), [] as [i64; 0], "a node without a collector");
+
+    let notes = UpdateNodeRequest {
+        notes: Some(Some("moved".into())),
+        ..Default::default()
+    };
+    admin.update_node(plc.id, &notes).await.unwrap();
+    assert_eq!(dirty(&conn), [north], "node updated");
+    let moved = UpdateNodeRequest {
+        collector: Some(Some("south".into())),
+        ..Default::default()
+    };
+    let node = admin.update_node(plc.id, &moved).await.unwrap();
+    assert_eq!(node.status, NodeStatus::Discovering);
+    assert_eq!(
+        dirty(&conn),
+        [north, south],
+        "node reassigned: both collectors"
+    );
+
+    admin
+        .attach_credential(plc.id, cred.id, None)
+        .await
+        .unwrap();
+    assert_eq!(dirty(&conn), [south], "credential attached");
+    let rename = UpdateCredentialRequest {
+        name: Some("ro-2".into()),
+        ..Default::default()
+    };
+    admin.update_credential(cred.id, &rename).await.unwrap();
+    assert_eq!(dirty(&conn), [south], "credential updated");
+    admin.detach_credential(plc.id, cred.id).await.unwrap();
+    assert_eq!(dirty(&conn), [south], "credential detached");
+
+    // A refused change marks nothing.
+    let bad = UpdateNodeRequest {
+        address: Some("10.0.0.999".into()),
+        ..Default::default()
+    };
+    admin.update_node(plc.id, &bad).await.unwrap_err();
+    assert_eq!(dirty(&conn), [] as [i64; 0], "refused update");
+
+    admin.delete_node(plc.id).await.unwrap();
+    assert_eq!(dirty(&conn), [south], "node deleted");
+
+    let mut csv = String::from("name,address,collector\n");
+    csv.push_str("a,10.1.0.1,north\nb,10.1.0.2,south\n");
+    admin
+        .import_nodes(csv.into_bytes(), false, &ImportQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(dirty(&conn), [north, south], "import");
+}
+
+/// A CSV of `rows` valid nodes, every one under `switch`.
+fn plant_csv(rows: usize) -> String {
+    let mut csv = String::from(
+        "name,address,type,tags,collector,template,credentials,parent,interval_s,notes\n",
+    );
+    csv.push_str("switch,10.0.0.1,network,core,,,ro,,,\"core switch, hall 1\"\n");
+    for n in 1..rows {
+        csv.push_str(&format!(
+            "dev-{n:05},10.{}.{}.{},plc,line-{};plc,,,ro,switch,{},\"notes with \"\"quotes\"\"\n2nd line\"\n",
+            n / 65536,
+            (n / 256) % 256,
+            n % 256,
+            n % 7,
+            10 + n % 50
+        ));
+    }
+    csv
+}
+
+#[tokio::test]
+async fn a_10000_row_import_round_trips_through_export_unchanged() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    admin
+        .create_credential(&community("ro", "public-ro"))
+        .await
+        .unwrap();
+    let csv = plant_csv(10_000);
+
+    let plan = admin
+        .import_nodes(
+            csv.clone().into_bytes(),
+            false,
+            &ImportQuery {
+                dry_run: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!plan.applied && plan.dry_run);
+    assert_eq!(plan.summary.create, 10_000);
+    assert_eq!(
+        admin.list_nodes(&NodeQuery::default()).await.unwrap().total,
+        0,
+        "dry run wrote"
+    );
+
+    let report = admin
+        .import_nodes(csv.clone().into_bytes(), false, &ImportQuery::default())
+        .await
+        .unwrap();
+    assert!(report.applied);
+    assert_eq!(report.summary.create, 10_000);
+    let page = admin
+        .list_nodes(&NodeQuery {
+            tag: Some("line-3".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.total, 1429);
+    let one = &page.items[0];
+    assert_eq!(one.parent.as_deref(), Some("switch"));
+    assert_eq!(one.credentials[0].name, "ro");
+    assert!(one.notes.as_deref().unwrap().contains("\"quotes\"\n2nd"));
+
+    // The same file again: without upsert every row is refused, with it nothing changes.
+    let refused = admin
+        .import_nodes(csv.clone().into_bytes(), false, &ImportQuery::default())
+        .await
+        .unwrap();
+    assert!(!refused.applied);
+    assert_eq!(refused.summary.error, 10_000);
+    let upsert = ImportQuery {
+        upsert: true,
+        ..Default::default()
+    };
+    let again = admin
+        .import_nodes(csv.into_bytes(), false, &upsert)
+        .await
+        .unwrap();
+    assert_eq!(again.summary.unchanged, 10_000, "{:?}", again.summary);
+
+    // Export → import: unchanged, as CSV and as JSON.
+    let exported = admin.export_nodes(ExportFormat::Csv).await.unwrap();
+    let round = admin.import_nodes(exported, false, &upsert).await.unwrap();
+    assert_eq!(round.summary.unchanged, 10_000, "{:?}", round.summary);
+    let exported = admin.export_nodes(ExportFormat::Json).await.unwrap();
+    let round = admin.import_nodes(exported, true, &upsert).await.unwrap();
+    assert_eq!(round.summary.unchanged, 10_000, "{:?}", round.summary);
+
+    // An upsert that changes one row updates only that row.
+    let changed = "name,address,type,tags,credentials,parent,interval_s,notes\nswitch,10.0.0.254,network,core,ro,,,\"core switch, hall 1\"\n";
+    let report = admin
+        .import_nodes(changed.as_bytes().to_vec(), false, &upsert)
+        .await
+        .unwrap();
+    assert_eq!(report.summary.update, 1);
+}
+
+async fn rejected(admin: &Client, body: Vec<u8>) -> plantwatch_shared::api::ImportReport {
+    let report = admin
+        .import_nodes(body, false, &ImportQuery::default())
+        .await
+        .unwrap();
+    assert!(!report.applied);
+    report
+}
+
+fn errors_of(report: &plantwatch_shared::api::ImportReport) -> Vec<(u64, Option<String>, String)> {
+    report
+        .rows
+        .iter()
+        .filter(|r| r.outcome == ImportOutcome::Error)
+        .flat_map(|r| {
+            r.errors
+                .iter()
+                .map(move |e| (r.row, e.column.clone(), e.reason.clone()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn broken_import_files_are_refused_row_by_row_and_write_nothing() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    admin
+        .create_credential(&community("ro", "public-ro"))
+        .await
+        .unwrap();
+    let conn = db(&app);
+
+    // A bad IP on row 7,312 of an otherwise valid file (row 1 is the switch).
+    let mut csv = plant_csv(10_000);
+    csv = csv.replacen("dev-07311,10.0.28.143,", "dev-07311,10.0.28.343,", 1);
+    let report = rejected(&admin, csv.into_bytes()).await;
+    let errors = errors_of(&report);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        (errors[0].0, errors[0].1.as_deref()),
+        (7312, Some("address"))
+    );
+    assert!(errors[0].2.contains("10.0.28.343"), "{errors:?}");
+    assert_eq!(report.summary.create, 9_999);
+
+    // Duplicate names within the file, an unknown credential, an unknown type, bad parent.
+    let csv = "name,address,type,credentials,parent\n\
+               a,10.0.0.1,plc,ro,\n\
+               b,10.0.0.2,plc,ro;nope,\n\
+               A,10.0.0.3,plc,,\n\
+               c,10.0.0.4,robot,,\n\
+               d,10.0.0.5,plc,,e\n\
+               e,10.0.0.6,plc,,d\n\
+               f,10.0.0.7,,,ghost\n";
+    let report = rejected(&admin, csv.as_bytes().to_vec()).await;
+    let errors = errors_of(&report);
+    let columns: Vec<(u64, &str)> = errors
+        .iter()
+        .map(|(row, col, _)| (*row, col.as_deref().unwrap_or("-")))
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            (2, "credentials"),
+            (3, "name"),
+            (4, "type"),
+            (5, "parent"),
+            (6, "parent"),
+            (7, "parent")
+        ]
+    );
+    assert!(errors[1].2.contains("row 1"), "{errors:?}");
+    assert!(errors[3].2.contains("cycle"), "{errors:?}");
+
+    // Non-UTF-8 bytes: a row error naming the column.
+    let report = rejected(
+        &admin,
+        b"name,address,notes\nok,10.0.0.1,\nbad,10.0.0.2,caf\xe9\n".to_vec(),
+    )
+    .await;
+    assert_eq!(errors_of(&report)[0].0, 2);
+    assert_eq!(errors_of(&report)[0].1.as_deref(), Some("notes"));
+
+    // A wrong header is refused as a whole.
+    let err = admin
+        .import_nodes(
+            b"hostname,ip\nx,10.0.0.1\n".to_vec(),
+            false,
+            &ImportQuery::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(400), Some("invalid_import_file"))
+    );
+    assert!(err.to_string().contains("hostname"), "{err}");
+
+    // A 60 MB file is refused before it is read.
+    let mut big = plant_csv(2).into_bytes();
+    big.resize(60 * 1024 * 1024, b' ');
+    let err = admin
+        .import_nodes(big, false, &ImportQuery::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(413), Some("import_too_large"))
+    );
+
+    // More than 100,000 rows.
+    let mut many = String::from("name,address\n");
+    for n in 0..100_001 {
+        many.push_str(&format!("n{n},10.0.0.1\n"));
+    }
+    let err = admin
+        .import_nodes(many.into_bytes(), false, &ImportQuery::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("too_many_rows"));
+
+    assert_eq!(count(&conn, "nodes"), 0, "a refused import wrote nodes");
+    assert_eq!(
+        count(&conn, "node_tags") + count(&conn, "node_credentials"),
+        0
+    );
+
+    // Partial: the valid rows are applied, the others reported.
+    let partial = ImportQuery {
+        partial: true,
+        ..Default::default()
+    };
+    let report = admin
+        .import_nodes(
+            b"name,address\ngood,10.0.0.1\nbad,10.0.0.300\n".to_vec(),
+            false,
+            &partial,
+        )
+        .await
+        .unwrap();
+    assert!(report.applied);
+    assert_eq!((report.summary.create, report.summary.error), (1, 1));
+    assert_eq!(count(&conn, "nodes"), 1);
+}
