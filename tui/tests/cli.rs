@@ -4,73 +4,19 @@
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{ADMIN_PASSWORD, CLI, Server, server_command, start_server};
+use common::{
+    ADMIN_PASSWORD, CLI, Server, login, login_with, ok, plantwatch, server_command, start_server,
+    stderr,
+};
 
 /// Whether `plantwatch` saved a client configuration under `config`.
 fn saved(config: &Path) -> bool {
     config.join("plantwatch").join("config.toml").exists()
-}
-
-/// Runs `plantwatch` with its own config dir, feeding `stdin`.
-fn plantwatch(config: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(CLI)
-        .args(args)
-        .env("XDG_CONFIG_HOME", config)
-        .env_remove("PLANTWATCH_CONTEXT")
-        .env_remove("PLANTWATCH_CLIENT_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout.clone()).unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn login(server: &Server, config: &Path) -> Output {
-    login_with(server, config, &server.fingerprint, ADMIN_PASSWORD)
-}
-
-/// `plantwatch login` as a script runs it: fingerprint on the command line, password on stdin.
-fn login_with(server: &Server, config: &Path, fingerprint: &str, password: &str) -> Output {
-    plantwatch(
-        config,
-        &[
-            "login",
-            &server.url,
-            "--user",
-            "admin",
-            "--password-stdin",
-            "--fingerprint",
-            fingerprint,
-        ],
-        &format!("{password}\n"),
-    )
 }
 
 #[test]

@@ -2,6 +2,8 @@
 
 pub mod auth;
 pub mod context;
+pub mod credentials;
+pub mod nodes;
 pub mod output;
 pub mod users;
 
@@ -58,6 +60,12 @@ pub enum Command {
     /// Manage users (admins).
     #[command(subcommand)]
     Users(users::UsersCommand),
+    /// List, create, change, delete, import and export nodes.
+    #[command(subcommand)]
+    Nodes(nodes::NodesCommand),
+    /// Manage the credentials vault and attach credentials to nodes.
+    #[command(subcommand)]
+    Credentials(credentials::CredentialsCommand),
     /// Start a throwaway local server and open the console on it.
     Demo(crate::demo::DemoArgs),
 }
@@ -89,9 +97,18 @@ pub fn run(cli: Cli) -> ExitCode {
     exit(runtime.block_on(session.dispatch(command)))
 }
 
+/// A command that did part of its work: exit code 3.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Partial(pub String);
+
 fn exit(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.downcast_ref::<Partial>().is_some() => {
+            eprintln!("plantwatch: {error}");
+            ExitCode::from(3)
+        }
         Err(error) => {
             eprintln!("plantwatch: {}", describe(&error));
             ExitCode::FAILURE
@@ -148,6 +165,8 @@ impl Session {
             Command::Passwd(args) => auth::passwd(self, args).await,
             Command::Context(command) => context::run(self, command),
             Command::Users(command) => users::run(self, command).await,
+            Command::Nodes(command) => nodes::run(self, command).await,
+            Command::Credentials(command) => credentials::run(self, command).await,
             // Started by `run` before any runtime exists: it runs its own.
             Command::Demo(_) => bail!("the demo cannot run inside another command"),
         }
@@ -193,6 +212,7 @@ impl Session {
         let text = match self.format {
             output::Format::Json => output::json::render(value)?,
             output::Format::Table => output::table::render(headers, &rows),
+            output::Format::Csv => output::csv::render(headers, &rows)?,
         };
         let mut stdout = std::io::stdout().lock();
         stdout.write_all(text.as_bytes())?;
@@ -224,6 +244,21 @@ pub fn ask(question: &str, no_terminal_hint: &str) -> anyhow::Result<String> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     Ok(line.trim().to_owned())
+}
+
+/// Asks for a yes before a destructive step, unless `yes` was given on the command line.
+pub fn confirm(yes: bool, question: &str) -> anyhow::Result<()> {
+    if yes {
+        return Ok(());
+    }
+    let answer = ask(
+        &format!("{question} [yes/no] "),
+        "no terminal to confirm on; pass --yes",
+    )?;
+    if !matches!(answer.to_ascii_lowercase().as_str(), "y" | "yes") {
+        bail!("nothing was changed");
+    }
+    Ok(())
 }
 
 /// Reads a secret without echo from the terminal.

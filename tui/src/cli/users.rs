@@ -6,7 +6,7 @@ use plantwatch_shared::api::{CreateUserRequest, Role, UpdateUserRequest, User, U
 use plantwatch_shared::{Client, Secret};
 
 use super::output::time_cell;
-use super::{Session, ask, ask_secret, read_stdin_secret};
+use super::{Session, ask_secret, confirm, read_stdin_secret};
 
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
@@ -144,18 +144,10 @@ pub async fn run(session: &Session, command: UsersCommand) -> anyhow::Result<()>
         }
         UsersCommand::Delete { user, yes } => {
             let target = find(&client, &user).await?;
-            if !yes {
-                let answer = ask(
-                    &format!(
-                        "Delete user {} ({})? [yes/no] ",
-                        target.username, target.role
-                    ),
-                    "no terminal to confirm on; pass --yes",
-                )?;
-                if !matches!(answer.to_ascii_lowercase().as_str(), "y" | "yes") {
-                    bail!("not deleted");
-                }
-            }
+            confirm(
+                yes,
+                &format!("Delete user {} ({})?", target.username, target.role),
+            )?;
             client.delete_user(target.id).await?;
             println!("Deleted user {}.", target.username);
             Ok(())

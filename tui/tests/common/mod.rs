@@ -1,9 +1,10 @@
 //! The real `plantwatch-server` for the client's tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::Write as _;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const CLI: &str = env!("CARGO_BIN_EXE_plantwatch");
@@ -43,6 +44,7 @@ pub fn server_command(data: &Path, listen: &str) -> Command {
         .env("PLANTWATCH_ADMIN_USER", "admin")
         .env("PLANTWATCH_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env_remove("PLANTWATCH_CONFIG")
+        .env_remove("PLANTWATCH_VAULT_KEY")
         .env("NO_COLOR", "1");
     command
 }
@@ -72,4 +74,61 @@ pub fn start_server() -> Server {
     let _ = child.kill();
     let _ = child.wait();
     panic!("plantwatch-server did not start");
+}
+
+/// Runs `plantwatch` with its own config dir, feeding `stdin`.
+pub fn plantwatch(config: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(CLI)
+        .args(args)
+        .env("XDG_CONFIG_HOME", config)
+        .env_remove("PLANTWATCH_CONTEXT")
+        .env_remove("PLANTWATCH_CLIENT_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+pub fn ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn login(server: &Server, config: &Path) -> Output {
+    login_with(server, config, &server.fingerprint, ADMIN_PASSWORD)
+}
+
+/// `plantwatch login` as a script runs it: fingerprint on the command line, password on stdin.
+pub fn login_with(server: &Server, config: &Path, fingerprint: &str, password: &str) -> Output {
+    plantwatch(
+        config,
+        &[
+            "login",
+            &server.url,
+            "--user",
+            "admin",
+            "--password-stdin",
+            "--fingerprint",
+            fingerprint,
+        ],
+        &format!("{password}\n"),
+    )
 }

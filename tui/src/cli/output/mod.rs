@@ -1,5 +1,6 @@
 //! Output formats of the listing commands: aligned tables for people, JSON for scripts.
 
+pub mod csv;
 pub mod json;
 pub mod table;
 
@@ -13,6 +14,8 @@ pub enum Format {
     Table,
     /// The API's JSON documents, pretty-printed.
     Json,
+    /// Comma-separated values with a header row.
+    Csv,
 }
 
 /// Formats a timestamp for a table cell, UTC to the minute.

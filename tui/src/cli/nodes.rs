@@ -1,0 +1,505 @@
+//! `plantwatch nodes list|get|create|update|delete|import|export`.
+
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use plantwatch_shared::Client;
+use plantwatch_shared::api::{
+    ExportFormat, ImportQuery, ImportReport, MAX_PAGE_LIMIT, Node, NodeQuery, NodeSpec, NodeStatus,
+    NodeType, UpdateNodeRequest,
+};
+
+use super::output::{Format, time_cell};
+use super::{Partial, Session, confirm};
+
+/// Largest file `nodes import` sends (the server's limit).
+const MAX_IMPORT_BYTES: u64 = 50 * 1024 * 1024;
+
+#[derive(Debug, Subcommand)]
+pub enum NodesCommand {
+    /// List nodes, filtered and sorted.
+    #[command(alias = "ls")]
+    List(ListArgs),
+    /// Show one node.
+    Get {
+        /// Node name or id.
+        node: String,
+    },
+    /// Add a node.
+    Create(CreateArgs),
+    /// Change a node. Options not given stay as they are; an empty value ("") clears one.
+    Update(UpdateArgs),
+    /// Delete a node.
+    #[command(alias = "rm")]
+    Delete {
+        /// Node name or id.
+        node: String,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Import nodes from a CSV or JSON file: every row is checked, and nothing is written
+    /// unless all rows are valid. Exit code 3 when rows were rejected.
+    Import(ImportArgs),
+    /// Export every node as CSV (or JSON with --output json), in the columns import takes.
+    Export {
+        /// Write to this file instead of standard output.
+        #[arg(long, short = 'f', value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only nodes of this type (network, server, storage, ups, plc, hmi, printer, other).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub node_type: Option<NodeType>,
+    /// Only nodes with this status (discovering, healthy, warning, critical, offline,
+    /// maintenance).
+    #[arg(long)]
+    pub status: Option<NodeStatus>,
+    /// Only nodes with this tag.
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Only nodes polled by this collector.
+    #[arg(long)]
+    pub collector: Option<String>,
+    /// Only nodes whose name or address contains this text.
+    #[arg(long, short = 's')]
+    pub search: Option<String>,
+    /// name, address, type, status, collector, created_at or updated_at; prefix - to reverse.
+    #[arg(long, allow_hyphen_values = true)]
+    pub sort: Option<String>,
+    /// At most this many nodes.
+    #[arg(long, default_value_t = MAX_PAGE_LIMIT)]
+    pub limit: u32,
+    /// Skip this many nodes.
+    #[arg(long, default_value_t = 0)]
+    pub offset: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Unique name.
+    pub name: String,
+    /// IPv4 or IPv6 address, or DNS name.
+    #[arg(long, short = 'a')]
+    pub address: String,
+    /// network, server, storage, ups, plc, hmi, printer or other [default: other].
+    #[arg(long = "type", short = 't', value_name = "TYPE")]
+    pub node_type: Option<NodeType>,
+    /// A tag (repeat for several).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Collector that polls it [default: the server's own].
+    #[arg(long)]
+    pub collector: Option<String>,
+    /// Device template.
+    #[arg(long)]
+    pub template: Option<String>,
+    /// Credential to try, by name (repeat for several, in priority order).
+    #[arg(long = "credential", value_name = "NAME")]
+    pub credentials: Vec<String>,
+    /// The node it hangs off (a switch or collector).
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// Polling interval override in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub interval: Option<u32>,
+    #[arg(long)]
+    pub notes: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Node name or id.
+    pub node: String,
+    /// New name.
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long, short = 'a')]
+    pub address: Option<String>,
+    #[arg(long = "type", short = 't', value_name = "TYPE")]
+    pub node_type: Option<NodeType>,
+    /// Replace the tags, `;`-separated ("" removes them all).
+    #[arg(long, value_name = "TAG;TAG")]
+    pub tags: Option<String>,
+    #[arg(long)]
+    pub collector: Option<String>,
+    #[arg(long)]
+    pub template: Option<String>,
+    /// Replace the credentials, `;`-separated in priority order.
+    #[arg(long, value_name = "NAME;NAME")]
+    pub credentials: Option<String>,
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// Polling interval override in seconds ("" to use the template's).
+    #[arg(long, value_name = "SECONDS")]
+    pub interval: Option<String>,
+    #[arg(long)]
+    pub notes: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// CSV (header: name,address,type,tags,collector,template,credentials,parent,interval_s,
+    /// notes) or JSON file; `-` reads standard input.
+    pub file: PathBuf,
+    /// Show the plan; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Update nodes whose name exists instead of rejecting those rows.
+    #[arg(long)]
+    pub upsert: bool,
+    /// Apply the valid rows even when others are rejected.
+    #[arg(long)]
+    pub partial: bool,
+}
+
+/// A node by name (case-insensitive) or id.
+pub async fn find(client: &Client, node: &str) -> anyhow::Result<Node> {
+    if let Ok(id) = node.parse::<i64>() {
+        return Ok(client.get_node(id).await?);
+    }
+    let query = NodeQuery {
+        q: Some(node.to_owned()),
+        limit: Some(MAX_PAGE_LIMIT),
+        ..NodeQuery::default()
+    };
+    client
+        .list_nodes(&query)
+        .await?
+        .items
+        .into_iter()
+        .find(|n| n.name.eq_ignore_ascii_case(node))
+        .ok_or_else(|| anyhow::anyhow!("there is no node {node:?}"))
+}
+
+const HEADERS: &[&str] = &[
+    "ID",
+    "NAME",
+    "ADDRESS",
+    "TYPE",
+    "STATUS",
+    "COLLECTOR",
+    "TAGS",
+];
+
+fn row(node: &Node) -> Vec<String> {
+    vec![
+        node.id.to_string(),
+        node.name.clone(),
+        node.address.clone(),
+        node.node_type.to_string(),
+        node.status.to_string(),
+        node.collector.clone().unwrap_or_else(|| "-".into()),
+        node.tags.join(";"),
+    ]
+}
+
+fn print_node(session: &Session, node: &Node) -> anyhow::Result<()> {
+    if session.format != Format::Table {
+        return session.print(node, HEADERS, vec![row(node)]);
+    }
+    let or_dash = |value: Option<String>| value.unwrap_or_else(|| "-".into());
+    let credentials: Vec<String> = node
+        .credentials
+        .iter()
+        .map(|c| format!("{} ({})", c.name, c.kind))
+        .collect();
+    let fields = [
+        ("id", node.id.to_string()),
+        ("name", node.name.clone()),
+        ("address", node.address.clone()),
+        ("type", node.node_type.to_string()),
+        ("status", node.status.to_string()),
+        ("tags", node.tags.join(";")),
+        ("collector", or_dash(node.collector.clone())),
+        ("template", or_dash(node.template.clone())),
+        ("credentials", credentials.join(", ")),
+        ("parent", or_dash(node.parent.clone())),
+        (
+            "interval_s",
+            or_dash(node.interval_s.map(|s| s.to_string())),
+        ),
+        ("notes", or_dash(node.notes.clone())),
+        ("created", time_cell(Some(node.created_at))),
+        ("updated", time_cell(Some(node.updated_at))),
+    ];
+    let mut out = String::new();
+    for (key, value) in fields {
+        out.push_str(&format!("{key:<12} {value}\n"));
+    }
+    std::io::stdout().lock().write_all(out.as_bytes())?;
+    Ok(())
+}
+
+/// `""` means "clear"; anything else is the new value.
+fn nullable(value: Option<String>) -> Option<Option<String>> {
+    value.map(|v| Some(v).filter(|v| !v.trim().is_empty()))
+}
+
+fn list_of(value: &str) -> Vec<String> {
+    value
+        .split(';')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn update_request(args: UpdateArgs) -> anyhow::Result<UpdateNodeRequest> {
+    let interval_s = match args.interval.as_deref().map(str::trim) {
+        None => None,
+        Some("") => Some(None),
+        Some(text) => Some(Some(text.parse::<u32>().with_context(|| {
+            format!("--interval {text:?} is not a whole number of seconds")
+        })?)),
+    };
+    let request = UpdateNodeRequest {
+        name: args.name,
+        address: args.address,
+        node_type: args.node_type,
+        tags: args.tags.as_deref().map(list_of),
+        collector: nullable(args.collector),
+        template: nullable(args.template),
+        credentials: args.credentials.as_deref().map(list_of),
+        parent: nullable(args.parent),
+        interval_s,
+        notes: nullable(args.notes),
+    };
+    if request.is_empty() {
+        bail!("nothing to change: give at least one option (see --help)");
+    }
+    Ok(request)
+}
+
+fn read_import(path: &Path) -> anyhow::Result<(Vec<u8>, bool)> {
+    let mut bytes = Vec::new();
+    if path == Path::new("-") {
+        std::io::stdin()
+            .lock()
+            .take(MAX_IMPORT_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .context("reading standard input")?;
+    } else {
+        let size = std::fs::metadata(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .len();
+        if size > MAX_IMPORT_BYTES {
+            bail!(
+                "{} is {} MB; an import takes at most {} MB: split it",
+                path.display(),
+                size / (1024 * 1024),
+                MAX_IMPORT_BYTES / (1024 * 1024)
+            );
+        }
+        bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    }
+    if bytes.len() as u64 > MAX_IMPORT_BYTES {
+        bail!(
+            "the import is larger than {} MB: split it",
+            MAX_IMPORT_BYTES / (1024 * 1024)
+        );
+    }
+    let json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        || bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    Ok((bytes, json))
+}
+
+const PLAN_HEADERS: &[&str] = &["ROW", "NAME", "OUTCOME", "COLUMN", "REASON"];
+
+fn plan_rows(report: &ImportReport) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for row in &report.rows {
+        let base = |column: String, reason: String| {
+            vec![
+                row.row.to_string(),
+                row.name.clone().unwrap_or_default(),
+                row.outcome.to_string(),
+                column,
+                reason,
+            ]
+        };
+        if row.errors.is_empty() {
+            rows.push(base(String::new(), String::new()));
+        }
+        for error in &row.errors {
+            rows.push(base(
+                error.column.clone().unwrap_or_default(),
+                error.reason.clone(),
+            ));
+        }
+    }
+    rows
+}
+
+fn summary(report: &ImportReport) -> String {
+    let s = report.summary;
+    let what = if report.applied {
+        "applied"
+    } else if report.dry_run {
+        "dry run, nothing written"
+    } else {
+        "nothing was applied"
+    };
+    format!(
+        "{} rows: {} create, {} update, {} unchanged, {} rejected ({what}).",
+        report.rows.len(),
+        s.create,
+        s.update,
+        s.unchanged,
+        s.error
+    )
+}
+
+pub async fn run(session: &Session, command: NodesCommand) -> anyhow::Result<()> {
+    let (_, client) = session.client()?;
+    match command {
+        NodesCommand::List(args) => {
+            let query = NodeQuery {
+                status: args.status,
+                node_type: args.node_type,
+                tag: args.tag,
+                collector: args.collector,
+                q: args.search,
+                sort: args.sort,
+                limit: Some(args.limit),
+                offset: Some(args.offset),
+            };
+            let page = client.list_nodes(&query).await?;
+            let rows = page.items.iter().map(row).collect();
+            session.print(&page, HEADERS, rows)?;
+            if session.format == Format::Table && page.total > page.items.len() as u64 {
+                eprintln!(
+                    "Showing {} of {} nodes; use --offset for more.",
+                    page.items.len(),
+                    page.total
+                );
+            }
+            Ok(())
+        }
+        NodesCommand::Get { node } => print_node(session, &find(&client, &node).await?),
+        NodesCommand::Create(args) => {
+            let spec = NodeSpec {
+                name: args.name,
+                address: args.address,
+                node_type: args.node_type,
+                tags: args.tags,
+                collector: args.collector,
+                template: args.template,
+                credentials: args.credentials,
+                parent: args.parent,
+                interval_s: args.interval,
+                notes: args.notes,
+            };
+            print_node(session, &client.create_node(&spec).await?)
+        }
+        NodesCommand::Update(args) => {
+            let target = find(&client, &args.node).await?;
+            let request = update_request(args)?;
+            print_node(session, &client.update_node(target.id, &request).await?)
+        }
+        NodesCommand::Delete { node, yes } => {
+            let target = find(&client, &node).await?;
+            confirm(
+                yes,
+                &format!("Delete node {} ({})?", target.name, target.address),
+            )?;
+            client.delete_node(target.id).await?;
+            println!("Deleted node {}.", target.name);
+            Ok(())
+        }
+        NodesCommand::Import(args) => {
+            let (bytes, json) = read_import(&args.file)?;
+            let query = ImportQuery {
+                dry_run: args.dry_run,
+                upsert: args.upsert,
+                partial: args.partial,
+            };
+            let report = client.import_nodes(bytes, json, &query).await?;
+            session.print(&report, PLAN_HEADERS, plan_rows(&report))?;
+            let line = summary(&report);
+            if report.summary.error > 0 {
+                return Err(Partial(line).into());
+            }
+            eprintln!("{line}");
+            Ok(())
+        }
+        NodesCommand::Export { file } => {
+            let format = match session.format {
+                Format::Json => ExportFormat::Json,
+                Format::Table | Format::Csv => ExportFormat::Csv,
+            };
+            let bytes = client.export_nodes(format).await?;
+            match file {
+                Some(path) => {
+                    std::fs::write(&path, &bytes)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    let rows = bytes.iter().filter(|b| **b == b'\n').count();
+                    eprintln!("Wrote {} ({rows} lines).", path.display());
+                }
+                None => std::io::stdout().lock().write_all(&bytes)?,
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plantwatch_shared::api::ImportOutcome;
+
+    #[test]
+    fn empty_values_clear_and_lists_split_on_semicolons() {
+        let args = UpdateArgs {
+            node: "x".into(),
+            name: None,
+            address: None,
+            node_type: None,
+            tags: Some("a; b;".into()),
+            collector: None,
+            template: None,
+            credentials: None,
+            parent: Some(String::new()),
+            interval: Some("30".into()),
+            notes: None,
+        };
+        let request = update_request(args).unwrap();
+        assert_eq!(request.tags, Some(vec!["a".to_owned(), "b".to_owned()]));
+        assert_eq!(request.parent, Some(None));
+        assert_eq!(request.interval_s, Some(Some(30)));
+    }
+
+    #[test]
+    fn the_plan_lists_one_line_per_problem() {
+        let report = ImportReport {
+            applied: false,
+            dry_run: false,
+            summary: Default::default(),
+            rows: vec![plantwatch_shared::api::ImportRow {
+                row: 7,
+                name: Some("x".into()),
+                outcome: ImportOutcome::Error,
+                errors: vec![
+                    plantwatch_shared::api::ImportProblem {
+                        column: Some("address".into()),
+                        reason: "bad".into(),
+                    },
+                    plantwatch_shared::api::ImportProblem {
+                        column: None,
+                        reason: "worse".into(),
+                    },
+                ],
+            }],
+        };
+        let rows = plan_rows(&report);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0], ["7", "x", "error", "address", "bad"]);
+    }
+}

@@ -1,0 +1,311 @@
+//! `plantwatch nodes …` and `plantwatch credentials …` against the real server binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
+mod common;
+
+use common::{login, ok, plantwatch, start_server, stderr};
+use serde_json::Value;
+
+#[test]
+fn nodes_and_credentials_are_managed_from_the_command_line() {
+    let server = start_server();
+    let config = tempfile::tempdir().unwrap();
+    let cfg = config.path();
+    ok(&login(&server, cfg));
+
+    // The secret comes from standard input, never from argv; listings mask it.
+    let created = plantwatch(
+        cfg,
+        &[
+            "credentials",
+            "create",
+            "plant-ro",
+            "--kind",
+            "snmp_v2c",
+            "--secrets-stdin",
+        ],
+        "Pw9-community-value\n",
+    );
+    assert!(!ok(&created).contains("Pw9-community-value"));
+    let listed = ok(&plantwatch(cfg, &["credentials", "list"], ""));
+    assert!(
+        listed.contains("plant-ro") && listed.contains("community=***"),
+        "{listed}"
+    );
+    let v3 = plantwatch(
+        cfg,
+        &[
+            "credentials",
+            "create",
+            "v3",
+            "-k",
+            "snmp_v3",
+            "--username",
+            "mon",
+            "--auth-protocol",
+            "sha256",
+            "--priv-protocol",
+            "aes128",
+            "--secrets-stdin",
+        ],
+        "auth-pass-phrase\npriv-pass-phrase\n",
+    );
+    ok(&v3);
+    let missing = plantwatch(
+        cfg,
+        &[
+            "credentials",
+            "create",
+            "v3b",
+            "-k",
+            "snmp_v3",
+            "--username",
+            "mon",
+            "--auth-protocol",
+            "md5",
+            "--secrets-stdin",
+        ],
+        "",
+    );
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stderr(&missing).contains("auth_password"),
+        "{}",
+        stderr(&missing)
+    );
+
+    ok(&plantwatch(
+        cfg,
+        &[
+            "nodes",
+            "create",
+            "sw1",
+            "-a",
+            "10.0.0.1",
+            "-t",
+            "network",
+            "--tag",
+            "core",
+            "--credential",
+            "plant-ro",
+        ],
+        "",
+    ));
+    let plc = ok(&plantwatch(
+        cfg,
+        &[
+            "nodes",
+            "create",
+            "plc-1",
+            "-a",
+            "plc1.plant.example",
+            "-t",
+            "plc",
+            "--parent",
+            "sw1",
+            "--interval",
+            "30",
+        ],
+        "",
+    ));
+    assert!(
+        plc.contains("parent       sw1") && plc.contains("discovering"),
+        "{plc}"
+    );
+    let bad = plantwatch(cfg, &["nodes", "create", "plc-2", "-a", "10.0.0.300"], "");
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("address"), "{}", stderr(&bad));
+    let usage = plantwatch(
+        cfg,
+        &["nodes", "create", "plc-2", "-a", "10.0.0.3", "-t", "robot"],
+        "",
+    );
+    assert_eq!(usage.status.code(), Some(2));
+
+    let json: Value = serde_json::from_str(&ok(&plantwatch(
+        cfg,
+        &["nodes", "list", "--type", "plc", "-o", "json"],
+        "",
+    )))
+    .unwrap();
+    assert_eq!(json["total"], 1);
+    assert_eq!(json["items"][0]["parent"], "sw1");
+    let table = ok(&plantwatch(cfg, &["nodes", "list", "--sort", "-name"], ""));
+    let names: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().nth(1).unwrap())
+        .collect();
+    assert_eq!(names, ["sw1", "plc-1"]);
+    let csv = ok(&plantwatch(
+        cfg,
+        &["nodes", "list", "-o", "csv", "--tag", "core"],
+        "",
+    ));
+    assert!(
+        csv.starts_with("ID,NAME,ADDRESS") && csv.contains(",sw1,10.0.0.1,network,"),
+        "{csv}"
+    );
+
+    let updated = ok(&plantwatch(
+        cfg,
+        &[
+            "nodes",
+            "update",
+            "plc-1",
+            "--parent",
+            "",
+            "--notes",
+            "press hall",
+        ],
+        "",
+    ));
+    assert!(
+        updated.contains("parent       -") && updated.contains("press hall"),
+        "{updated}"
+    );
+    ok(&plantwatch(
+        cfg,
+        &["credentials", "attach", "plant-ro", "plc-1", "sw1"],
+        "",
+    ));
+    let got = ok(&plantwatch(cfg, &["nodes", "get", "PLC-1"], ""));
+    assert!(got.contains("plant-ro (snmp_v2c)"), "{got}");
+    ok(&plantwatch(
+        cfg,
+        &["credentials", "detach", "plant-ro", "plc-1"],
+        "",
+    ));
+    let revealed = ok(&plantwatch(
+        cfg,
+        &["credentials", "get", "plant-ro", "--reveal"],
+        "",
+    ));
+    assert!(
+        revealed.contains("community=Pw9-community-value"),
+        "{revealed}"
+    );
+
+    let refused = plantwatch(cfg, &["nodes", "delete", "plc-1"], "");
+    assert_eq!(refused.status.code(), Some(1), "no terminal: needs --yes");
+    ok(&plantwatch(cfg, &["nodes", "delete", "plc-1", "--yes"], ""));
+    ok(&plantwatch(
+        cfg,
+        &["credentials", "delete", "plant-ro", "-y"],
+        "",
+    ));
+    let gone = plantwatch(cfg, &["nodes", "get", "plc-1"], "");
+    assert!(stderr(&gone).contains("no node"), "{}", stderr(&gone));
+}
+
+#[test]
+fn import_prints_the_plan_exits_3_on_rejected_rows_and_round_trips_through_export() {
+    let server = start_server();
+    let config = tempfile::tempdir().unwrap();
+    let cfg = config.path();
+    ok(&login(&server, cfg));
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+
+    let good = file(
+        "good.csv",
+        "name,address,type,tags,parent,interval_s,notes\n\
+         sw1,10.0.0.1,network,core,,,\"hall 1, north\"\n\
+         plc-1,10.0.0.2,plc,line-1;press,sw1,30,\n\
+         hmi-1,fe80::1,hmi,line-1,sw1,,\n",
+    );
+    let dry = ok(&plantwatch(
+        cfg,
+        &["nodes", "import", &good, "--dry-run"],
+        "",
+    ));
+    assert_eq!(dry.matches("create").count(), 3, "{dry}");
+    let list = ok(&plantwatch(cfg, &["nodes", "list"], ""));
+    assert_eq!(list.lines().count(), 1, "the dry run wrote: {list}");
+
+    let applied = plantwatch(cfg, &["nodes", "import", &good], "");
+    ok(&applied);
+    assert!(
+        stderr(&applied).contains("3 create") && stderr(&applied).contains("applied"),
+        "{}",
+        stderr(&applied)
+    );
+
+    let bad = file(
+        "bad.csv",
+        "name,address\nplc-9,10.0.0.9\nplc-10,10.0.0.300\n",
+    );
+    let rejected = plantwatch(cfg, &["nodes", "import", &bad], "");
+    assert_eq!(rejected.status.code(), Some(3));
+    let plan = String::from_utf8_lossy(&rejected.stdout).to_string();
+    assert!(
+        plan.lines()
+            .any(|l| l.starts_with("2 ") && l.contains("error") && l.contains("address")),
+        "{plan}"
+    );
+    assert!(
+        stderr(&rejected).contains("nothing was applied"),
+        "{}",
+        stderr(&rejected)
+    );
+    let json: Value = serde_json::from_slice(
+        &plantwatch(cfg, &["nodes", "import", &bad, "-o", "json"], "").stdout,
+    )
+    .unwrap();
+    assert_eq!(json["applied"], false);
+    assert_eq!(json["rows"][1]["errors"][0]["column"], "address");
+    let partial = plantwatch(cfg, &["nodes", "import", &bad, "--partial"], "");
+    assert_eq!(
+        partial.status.code(),
+        Some(3),
+        "partial: rows were still rejected"
+    );
+
+    let header = file("header.csv", "hostname,ip\nx,10.0.0.1\n");
+    let failed = plantwatch(cfg, &["nodes", "import", &header], "");
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(
+        stderr(&failed).contains("unknown column \"hostname\""),
+        "{}",
+        stderr(&failed)
+    );
+    let missing = plantwatch(cfg, &["nodes", "import", "/nonexistent.csv"], "");
+    assert_eq!(missing.status.code(), Some(1));
+
+    // Export, then import the file unchanged with --upsert: nothing changes.
+    let exported = dir.path().join("export.csv");
+    ok(&plantwatch(
+        cfg,
+        &[
+            "nodes",
+            "export",
+            "-o",
+            "csv",
+            "--file",
+            exported.to_str().unwrap(),
+        ],
+        "",
+    ));
+    let text = std::fs::read_to_string(&exported).unwrap();
+    assert!(
+        text.starts_with(
+            "name,address,type,tags,collector,template,credentials,parent,interval_s,notes\n"
+        ),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 5, "{text}");
+    let again = plantwatch(
+        cfg,
+        &["nodes", "import", exported.to_str().unwrap(), "--upsert"],
+        "",
+    );
+    let plan = ok(&again);
+    assert_eq!(plan.matches("unchanged").count(), 4, "{plan}");
+    let stdout_export = ok(&plantwatch(cfg, &["nodes", "export", "-o", "json"], ""));
+    let specs: Value = serde_json::from_str(&stdout_export).unwrap();
+    assert_eq!(specs.as_array().unwrap().len(), 4);
+}
