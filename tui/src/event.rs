@@ -4,7 +4,9 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use plantwatch_shared::api::{AuditEntry, Health, ListResponse, LoginResponse, Me, User};
+use plantwatch_shared::api::{
+    AuditEntry, Credential, Health, ListResponse, LoginResponse, Me, Node, User,
+};
 use plantwatch_shared::{Error, Fingerprint};
 use ratatui::crossterm::event::KeyEvent;
 
@@ -37,6 +39,35 @@ pub enum Reply {
         what: &'static str,
     },
     UserDeleted(String),
+    /// Every node (all pages).
+    Nodes(ListResponse<Node>),
+    NodeSaved {
+        node: Box<Node>,
+        created: bool,
+    },
+    NodeDeleted(String),
+    /// A node and its audit history, for the detail overlay.
+    NodeDetail {
+        node: Box<Node>,
+        history: Vec<AuditEntry>,
+    },
+    /// A credential attached to `nodes` nodes.
+    Attached {
+        credential: String,
+        nodes: usize,
+    },
+    Credentials(ListResponse<Credential>),
+    CredentialSaved {
+        credential: Box<Credential>,
+        created: bool,
+    },
+    CredentialDeleted(String),
+    /// A credential with its secrets in clear (admins): `edit` opens the edit form with them,
+    /// otherwise they are shown.
+    CredentialRevealed {
+        credential: Box<Credential>,
+        edit: bool,
+    },
     /// The certificate a server presents, before it is trusted.
     Probed {
         url: String,

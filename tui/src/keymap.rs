@@ -94,9 +94,17 @@ pub enum Action {
     /// Sort the table by its column `n`; again to reverse.
     SortBy(usize),
     Create,
+    /// Change the selected record.
+    Edit,
     ChangeRole,
     ResetPassword,
     Delete,
+    /// Mark or unmark the row for a batch action.
+    Mark,
+    /// Attach a credential to nodes.
+    Attach,
+    /// Show secrets in clear (admins, audit-logged).
+    Reveal,
     AddContext,
     RemoveContext,
 }
@@ -106,7 +114,12 @@ impl Action {
     pub fn is_edit(self) -> bool {
         matches!(
             self,
-            Action::Create | Action::ChangeRole | Action::ResetPassword | Action::Delete
+            Action::Create
+                | Action::Edit
+                | Action::ChangeRole
+                | Action::ResetPassword
+                | Action::Delete
+                | Action::Attach
         )
     }
 }

@@ -60,6 +60,14 @@ impl Theme {
         )
     }
 
+    /// Rows marked for a batch action.
+    pub fn marked(self) -> Style {
+        self.pick(
+            Style::new().fg(Color::LightYellow),
+            Style::new().add_modifier(Modifier::BOLD),
+        )
+    }
+
     pub fn dim(self) -> Style {
         self.pick(Style::new().fg(Color::DarkGray), Style::new())
     }

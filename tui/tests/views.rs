@@ -5,7 +5,12 @@
 
 use std::time::Duration;
 
-use plantwatch_shared::api::{AuditEntry, Health, ListResponse, Me, Role, SessionInfo, User};
+use std::collections::BTreeMap;
+
+use plantwatch_shared::api::{
+    AttachedCredential, AuditEntry, Credential, CredentialKind, CredentialParams, Health,
+    ListResponse, Me, Node, NodeStatus, NodeType, Role, SessionInfo, User,
+};
 use plantwatch_shared::{Error, Fingerprint};
 use plantwatch_tui::app::App;
 use plantwatch_tui::event::{Event, Failure, Reply};
@@ -134,6 +139,150 @@ fn with_users() -> App {
         Reply::Users(ListResponse {
             items: users(),
             total: 6,
+        }),
+    );
+    app
+}
+
+fn credential(id: i64, name: &str, kind: CredentialKind, nodes: u64) -> Credential {
+    let fields = kind.secret_fields();
+    Credential {
+        id,
+        name: name.into(),
+        kind,
+        params: match kind {
+            CredentialKind::SnmpV1 | CredentialKind::SnmpV2c => CredentialParams::default(),
+            CredentialKind::SnmpV3 => CredentialParams {
+                username: Some("monitor".into()),
+                auth_protocol: Some("sha256".parse().unwrap()),
+                priv_protocol: Some("aes128".parse().unwrap()),
+                ..CredentialParams::default()
+            },
+            _ => CredentialParams {
+                username: Some("svc-monitor".into()),
+                domain: Some("PLANT".into()),
+                ..CredentialParams::default()
+            },
+        },
+        secrets: fields.iter().map(|f| ((*f).to_owned(), None)).collect(),
+        revealed: false,
+        nodes,
+        created_at: NOW - time::Duration::days(20),
+        updated_at: NOW - time::Duration::days(id),
+    }
+}
+
+fn credentials() -> Vec<Credential> {
+    vec![
+        credential(1, "plant-ro", CredentialKind::SnmpV2c, 42),
+        credential(2, "legacy-v1", CredentialKind::SnmpV1, 3),
+        credential(3, "v3-monitor", CredentialKind::SnmpV3, 12),
+        credential(4, "windows-svc", CredentialKind::Windows, 2),
+        credential(5, "linux-ssh", CredentialKind::Ssh, 0),
+    ]
+}
+
+fn node(id: i64, name: &str, address: &str, node_type: NodeType, status: NodeStatus) -> Node {
+    Node {
+        id,
+        name: name.into(),
+        address: address.into(),
+        node_type,
+        tags: vec![format!("line-{}", id % 3 + 1)],
+        collector_id: Some(1),
+        collector: Some("plant1-local".into()),
+        template_id: None,
+        template: None,
+        interval_s: None,
+        parent_id: (id > 1).then_some(1),
+        parent: (id > 1).then(|| "core-sw-1".into()),
+        notes: None,
+        status,
+        status_reason: None,
+        credentials: vec![AttachedCredential {
+            id: 1,
+            name: "plant-ro".into(),
+            kind: CredentialKind::SnmpV2c,
+            priority: 0,
+        }],
+        created_at: NOW - time::Duration::days(30),
+        updated_at: NOW - time::Duration::days(id),
+    }
+}
+
+fn nodes() -> Vec<Node> {
+    vec![
+        node(
+            1,
+            "core-sw-1",
+            "10.10.0.1",
+            NodeType::Network,
+            NodeStatus::Healthy,
+        ),
+        node(
+            2,
+            "press-plc-2",
+            "10.10.2.12",
+            NodeType::Plc,
+            NodeStatus::Critical,
+        ),
+        node(
+            3,
+            "hmi-line-3",
+            "hmi3.plant1.example",
+            NodeType::Hmi,
+            NodeStatus::Warning,
+        ),
+        node(
+            4,
+            "ups-hall-a",
+            "10.10.0.40",
+            NodeType::Ups,
+            NodeStatus::Offline,
+        ),
+        node(
+            5,
+            "historian",
+            "fe80::5",
+            NodeType::Server,
+            NodeStatus::Discovering,
+        ),
+        node(
+            6,
+            "label-printer",
+            "10.10.3.9",
+            NodeType::Printer,
+            NodeStatus::Maintenance,
+        ),
+    ]
+}
+
+fn with_nodes(role: Role) -> App {
+    let mut app = on_view(role, "nodes");
+    reply(
+        &mut app,
+        Reply::Nodes(ListResponse {
+            items: nodes(),
+            total: 6,
+        }),
+    );
+    reply(
+        &mut app,
+        Reply::Credentials(ListResponse {
+            items: credentials(),
+            total: 5,
+        }),
+    );
+    app
+}
+
+fn with_credentials(role: Role) -> App {
+    let mut app = on_view(role, "credentials");
+    reply(
+        &mut app,
+        Reply::Credentials(ListResponse {
+            items: credentials(),
+            total: 5,
         }),
     );
     app
@@ -339,6 +488,246 @@ fn api_errors_show_in_plain_words() {
     snap("users_api_error", &app);
 }
 
+#[test]
+fn nodes_view_for_an_operator_and_a_viewer() {
+    snap("nodes", &with_nodes(Role::Operator));
+    let viewer = with_nodes(Role::Viewer);
+    let screen = draw(&viewer, 120, 40);
+    assert!(
+        !screen.contains("create") && !screen.contains("attach"),
+        "{screen}"
+    );
+    assert!(screen.contains("details"), "{screen}");
+}
+
+#[test]
+fn nodes_filter_and_sort_by_status() {
+    let mut app = with_nodes(Role::Operator);
+    keys(&mut app, &[KeyCode::Char('/')]);
+    text(&mut app, "10.10");
+    keys(
+        &mut app,
+        &[KeyCode::Enter, KeyCode::Char('S'), KeyCode::Char('S')],
+    );
+    snap("nodes_filtered_sorted", &app);
+}
+
+#[test]
+fn node_form_fits_80x24_and_checks_as_you_type() {
+    let mut app = with_nodes(Role::Operator);
+    keys(&mut app, &[KeyCode::Char('c')]);
+    text(&mut app, "plc-7");
+    keys(&mut app, &[KeyCode::Tab]);
+    text(&mut app, "10.10.2.300");
+    keys(
+        &mut app,
+        &[KeyCode::Tab, KeyCode::Right, KeyCode::Right, KeyCode::Tab],
+    );
+    text(&mut app, "line 2");
+    snap("nodes_create_form", &app);
+    let screen = draw(&app, 80, 24);
+    assert!(
+        screen.contains("Notes") && screen.contains("Esc cancels"),
+        "{screen}"
+    );
+    // Submitting with errors sends nothing.
+    for _ in 0..7 {
+        keys(&mut app, &[KeyCode::Tab]);
+    }
+    keys(&mut app, &[KeyCode::Enter]);
+    assert!(app.outbox.is_empty());
+}
+
+#[test]
+fn editing_a_node_prefills_the_form_and_submits_once() {
+    let mut app = with_nodes(Role::Operator);
+    keys(&mut app, &[KeyCode::Down, KeyCode::Char('e')]);
+    let screen = draw(&app, 80, 24);
+    assert!(
+        screen.contains("Edit press-plc-2") && screen.contains("core-sw-1"),
+        "{screen}"
+    );
+    for _ in 0..9 {
+        app.handle(Event::Key(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE)));
+    }
+    text(&mut app, "moved to hall B");
+    app.handle(Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
+    assert_eq!(app.outbox.len(), 1, "one update call");
+}
+
+#[test]
+fn node_details_show_credentials_masked_parent_and_history() {
+    let mut app = with_nodes(Role::Viewer);
+    keys(&mut app, &[KeyCode::Down, KeyCode::Enter]);
+    let mut shown = nodes()[1].clone();
+    shown.notes = Some("press line 2, cabinet 4".into());
+    let history = vec![
+        AuditEntry {
+            id: 2,
+            at: NOW - time::Duration::hours(2),
+            user_id: Some(2),
+            actor: "ana.lopez".into(),
+            action: "node.attach_credential".into(),
+            target: Some("node:2".into()),
+            source: None,
+            details: None,
+        },
+        AuditEntry {
+            id: 1,
+            at: NOW - time::Duration::days(30),
+            user_id: Some(1),
+            actor: "admin".into(),
+            action: "node.create".into(),
+            target: Some("node:2".into()),
+            source: None,
+            details: None,
+        },
+    ];
+    reply(
+        &mut app,
+        Reply::NodeDetail {
+            node: Box::new(shown),
+            history,
+        },
+    );
+    snap("nodes_detail", &app);
+}
+
+#[test]
+fn marked_nodes_get_a_credential_attached_in_one_go() {
+    let mut app = with_nodes(Role::Operator);
+    keys(
+        &mut app,
+        &[KeyCode::Char(' '), KeyCode::Down, KeyCode::Char(' ')],
+    );
+    let screen = draw(&app, 80, 24);
+    assert!(
+        screen.contains("2 marked") && screen.contains("✓ core-sw-1"),
+        "{screen}"
+    );
+    keys(&mut app, &[KeyCode::Char('a')]);
+    text(&mut app, "nope");
+    snap("nodes_attach_form", &app);
+    keys(&mut app, &[KeyCode::Tab, KeyCode::Enter]);
+    assert!(draw(&app, 80, 24).contains("no credential named"));
+    assert!(app.outbox.is_empty());
+    keys(&mut app, &[KeyCode::BackTab]);
+    for _ in 0..4 {
+        keys(&mut app, &[KeyCode::Backspace]);
+    }
+    text(&mut app, "plant-ro");
+    keys(&mut app, &[KeyCode::Tab]);
+    app.handle(Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
+    assert_eq!(app.outbox.len(), 1);
+    app.outbox.clear();
+    reply(
+        &mut app,
+        Reply::Attached {
+            credential: "plant-ro".into(),
+            nodes: 2,
+        },
+    );
+    let screen = draw(&app, 80, 24);
+    assert!(
+        screen.contains("plant-ro attached to 2 node(s)") && !screen.contains("marked"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn deleting_a_node_asks_first() {
+    let mut app = with_nodes(Role::Operator);
+    keys(&mut app, &[KeyCode::Char('d')]);
+    let screen = draw(&app, 80, 24);
+    assert!(
+        screen.contains("Delete node core-sw-1 (10.10.0.1)?"),
+        "{screen}"
+    );
+    app.handle(Event::Key(KeyEvent::new(
+        KeyCode::Char('y'),
+        KeyModifiers::NONE,
+    )));
+    assert_eq!(app.outbox.len(), 1);
+}
+
+#[test]
+fn credentials_view_masks_every_secret() {
+    let app = with_credentials(Role::Operator);
+    snap("credentials", &app);
+    let screen = draw(&app, 120, 40);
+    assert!(
+        screen.contains("community ***") && screen.contains("attach"),
+        "{screen}"
+    );
+    assert!(
+        !screen.contains("reveal") && !screen.contains("create"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn creating_a_credential_asks_the_kind_then_its_fields_masked() {
+    let mut app = with_credentials(Role::Admin);
+    keys(&mut app, &[KeyCode::Char('c')]);
+    text(&mut app, "plant-v3");
+    keys(&mut app, &[KeyCode::Tab, KeyCode::Right, KeyCode::Right]);
+    snap("credentials_create_kind", &app);
+    keys(&mut app, &[KeyCode::Enter]);
+    text(&mut app, "monitor");
+    keys(
+        &mut app,
+        &[KeyCode::Tab, KeyCode::Right, KeyCode::Right, KeyCode::Tab],
+    );
+    text(&mut app, "auth-secret-1");
+    snap("credentials_create_v3", &app);
+    assert!(!draw(&app, 80, 24).contains("auth-secret-1"));
+}
+
+#[test]
+fn editing_a_credential_reveals_it_masked_and_reveal_shows_it() {
+    let mut app = with_credentials(Role::Admin);
+    keys(&mut app, &[KeyCode::Char('e')]);
+    let mut revealed = credentials()[0].clone();
+    revealed.secrets = BTreeMap::from([("community".to_owned(), Some("s3cret-plant".into()))]);
+    revealed.revealed = true;
+    reply(
+        &mut app,
+        Reply::CredentialRevealed {
+            credential: Box::new(revealed.clone()),
+            edit: true,
+        },
+    );
+    let screen = draw(&app, 80, 24);
+    assert!(
+        screen.contains("Edit plant-ro") && screen.contains("••••••••••••"),
+        "{screen}"
+    );
+    assert!(!screen.contains("s3cret-plant"), "{screen}");
+    // Unchanged: nothing is sent.
+    keys(&mut app, &[KeyCode::Tab]);
+    app.handle(Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
+    assert!(app.outbox.is_empty());
+    assert!(app.overlay.is_none());
+    keys(&mut app, &[KeyCode::Char('v')]);
+    reply(
+        &mut app,
+        Reply::CredentialRevealed {
+            credential: Box::new(revealed),
+            edit: false,
+        },
+    );
+    snap("credentials_revealed", &app);
+}
+
 // ---- the keymap ----
 
 /// Every action, listed through an exhaustive match so a new one cannot be forgotten here.
@@ -360,9 +749,13 @@ fn all_actions() -> Vec<Action> {
         Action::Open,
         Action::SortBy(0),
         Action::Create,
+        Action::Edit,
         Action::ChangeRole,
         Action::ResetPassword,
         Action::Delete,
+        Action::Mark,
+        Action::Attach,
+        Action::Reveal,
         Action::AddContext,
         Action::RemoveContext,
     ];
@@ -384,9 +777,13 @@ fn all_actions() -> Vec<Action> {
             | Action::Open
             | Action::SortBy(_)
             | Action::Create
+            | Action::Edit
             | Action::ChangeRole
             | Action::ResetPassword
             | Action::Delete
+            | Action::Mark
+            | Action::Attach
+            | Action::Reveal
             | Action::AddContext
             | Action::RemoveContext => {}
         }
@@ -463,7 +860,7 @@ fn viewers_are_offered_no_edit_action_and_no_admin_view() {
     }
     let mut app = signed_in(Role::Viewer);
     let names: Vec<&str> = app.palette_matches("").iter().map(|s| s.name).collect();
-    assert_eq!(names, ["dashboard", "contexts"]);
+    assert_eq!(names, ["dashboard", "nodes", "credentials", "contexts"]);
     app.go_to("users");
     assert_eq!(app.view_name(), "dashboard");
     assert!(

@@ -37,6 +37,8 @@ pub struct Field {
     pub value: String,
     pub error: Option<String>,
     pub check: Option<Check>,
+    /// Whether an empty value fails validation.
+    pub required: bool,
 }
 
 impl Field {
@@ -47,6 +49,7 @@ impl Field {
             value: String::new(),
             error: None,
             check: None,
+            required: true,
         }
     }
 
@@ -71,6 +74,12 @@ impl Field {
         self
     }
 
+    /// The field may stay empty.
+    pub fn optional(mut self) -> Self {
+        self.required = false;
+        self
+    }
+
     pub fn checked(mut self, check: Check) -> Self {
         self.check = Some(check);
         self
@@ -87,6 +96,11 @@ impl Field {
         match &self.kind {
             FieldKind::Text => self.value.clone(),
             FieldKind::Secret => "•".repeat(self.value.chars().count()),
+            // Too many to show side by side: the current one and where it stands.
+            FieldKind::Choice(options) if options.len() > 4 => {
+                let at = options.iter().position(|o| *o == self.value).unwrap_or(0);
+                format!("◂ {} ▸  ({}/{})", self.value, at + 1, options.len())
+            }
             FieldKind::Choice(options) => options
                 .iter()
                 .map(|o| {
@@ -201,7 +215,7 @@ impl Form {
         let mut ok = true;
         for field in &mut self.fields {
             field.run_check();
-            if field.value.is_empty() {
+            if field.value.is_empty() && field.required {
                 field.error = Some(format!("{} is required", field.label));
             }
             ok &= field.error.is_none();
@@ -249,13 +263,32 @@ impl Form {
         FormOutcome::Editing
     }
 
-    /// Rows the form needs at `width`: borders, note (wrapped), two per field, error, hint.
+    /// A long form gives a field's error its own line only when there is one, so that it fits
+    /// an 80x24 terminal.
+    fn compact(&self) -> bool {
+        self.fields.len() > 5
+    }
+
+    /// Rows the form needs at `width`: borders, note (wrapped), one or two per field, error,
+    /// hint.
     pub fn height(&self, width: u16) -> u16 {
         let inner = usize::from(width.saturating_sub(2)).max(1);
         let note = self.note.as_ref().map_or(0, |n| {
             u16::try_from(n.chars().count().div_ceil(inner) + 1).unwrap_or(u16::MAX)
         });
-        let fields = u16::try_from(self.fields.len() * 2).unwrap_or(u16::MAX);
+        let label_width = self.fields.iter().map(|f| f.label.len()).max().unwrap_or(0) + 2;
+        // An error line is indented under the value and wraps when long.
+        let error_rows = |error: &str| (label_width + 4 + error.chars().count()).div_ceil(inner);
+        let rows: usize = self
+            .fields
+            .iter()
+            .map(|f| match &f.error {
+                Some(error) => 1 + error_rows(error),
+                None if self.compact() => 1,
+                None => 2,
+            })
+            .sum();
+        let fields = u16::try_from(rows).unwrap_or(u16::MAX);
         2 + note + fields + 2 + 1
     }
 
@@ -298,13 +331,14 @@ impl Form {
                     },
                 ),
             ]));
-            lines.push(match &field.error {
-                Some(error) => Line::from(vec![
+            match &field.error {
+                Some(error) => lines.push(Line::from(vec![
                     Span::raw(" ".repeat(label_width + 2)),
                     Span::styled(format!("✖ {error}"), theme.error()),
-                ]),
-                None => Line::default(),
-            });
+                ])),
+                None if !self.compact() => lines.push(Line::default()),
+                None => {}
+            }
         }
         if let Some(error) = &self.error {
             lines.push(Line::styled(format!("✖ {error}"), theme.error()));

@@ -44,6 +44,8 @@ pub struct DataTable<T: 'static> {
     /// Column and whether descending.
     sort: Option<(usize, bool)>,
     loaded: bool,
+    /// Ids of the rows marked for a batch action; kept across refreshes.
+    marked: std::collections::BTreeSet<String>,
     offset: Cell<usize>,
     page: Cell<usize>,
 }
@@ -60,6 +62,7 @@ impl<T: 'static> DataTable<T> {
             filter: String::new(),
             sort: None,
             loaded: false,
+            marked: Default::default(),
             offset: Cell::new(0),
             page: Cell::new(10),
         }
@@ -77,6 +80,28 @@ impl<T: 'static> DataTable<T> {
         self.rows = rows;
         self.loaded = true;
         self.rebuild(selected);
+    }
+
+    /// Marks the row under the cursor, or unmarks it, and moves down.
+    pub fn toggle_mark(&mut self) {
+        if let Some(id) = self.selected().map(self.id) {
+            if !self.marked.remove(&id) {
+                self.marked.insert(id);
+            }
+            self.move_by(1);
+        }
+    }
+
+    /// The marked rows that still exist, in load order.
+    pub fn marked(&self) -> Vec<&T> {
+        self.rows
+            .iter()
+            .filter(|row| self.marked.contains(&(self.id)(row)))
+            .collect()
+    }
+
+    pub fn clear_marks(&mut self) {
+        self.marked.clear();
     }
 
     pub fn is_loaded(&self) -> bool {
@@ -199,6 +224,10 @@ impl<T: 'static> DataTable<T> {
             let arrow = if descending { "↓" } else { "↑" };
             title.push_str(&format!("sort: {}{arrow} ", self.columns[column].title));
         }
+        let marked = self.marked().len();
+        if marked > 0 {
+            title.push_str(&format!("· {marked} marked "));
+        }
         title
     }
 
@@ -256,10 +285,23 @@ impl<T: 'static> DataTable<T> {
         offset = offset.min(self.visible.len().saturating_sub(height.max(1)));
         self.offset.set(offset);
 
-        let rows = self.visible[offset..]
-            .iter()
-            .take(height)
-            .map(|&i| Row::new(self.columns.iter().map(|c| (c.cell)(&self.rows[i]))));
+        let rows = self.visible[offset..].iter().take(height).map(|&i| {
+            let row = &self.rows[i];
+            let marked = !self.marked.is_empty() && self.marked.contains(&(self.id)(row));
+            Row::new(self.columns.iter().enumerate().map(|(n, c)| {
+                let cell = (c.cell)(row);
+                if n == 0 && marked {
+                    format!("✓ {cell}")
+                } else {
+                    cell
+                }
+            }))
+            .style(if marked {
+                theme.marked()
+            } else {
+                Default::default()
+            })
+        });
         let table = Table::new(rows, self.widths())
             .header(header)
             .row_highlight_style(theme.selected())

@@ -1,0 +1,550 @@
+//! Credentials: the vault as the console shows it. Everyone sees names, kinds and which
+//! secrets are set; admins create (the kind first, then its fields, secrets typed masked),
+//! edit (the form opens with the secrets, revealed for the admin and audit-logged), reveal and
+//! delete; operators attach a credential to nodes.
+
+use std::collections::BTreeMap;
+
+use plantwatch_shared::Secret;
+use plantwatch_shared::api::{
+    CreateCredentialRequest, Credential, CredentialKind, CredentialParams, CredentialQuery,
+    MAX_PAGE_LIMIT, NodeQuery, Role, UpdateCredentialRequest,
+};
+use plantwatch_shared::rules::{MAX_CREDENTIAL_NAME_LEN, name_problem};
+use ratatui::Frame;
+use ratatui::crossterm::event::KeyCode;
+use ratatui::layout::{Constraint, Rect};
+
+use super::{Ctx, Effect, Navigate, View, ViewSpec};
+use crate::cli::output::time_cell;
+use crate::event::{Reply, Task, task};
+use crate::keymap::{Action, Binding, Key};
+use crate::overlay::{Confirm, Overlay};
+use crate::widgets::form::{Field, Form, Purpose};
+use crate::widgets::table::{Column, DataTable, caseless};
+
+pub const SPEC: ViewSpec = ViewSpec {
+    name: "credentials",
+    aliases: &["cr", "cred", "creds", "vault"],
+    about: "SNMP, Windows and SSH credentials (secrets masked)",
+    min_role: Role::Viewer,
+    make: || Box::new(CredentialsView::new()),
+};
+
+const CREATE_KIND: u32 = 1;
+const CREATE: u32 = 2;
+const EDIT: u32 = 3;
+const DELETE: u32 = 4;
+const ATTACH: u32 = 5;
+
+const KINDS: &[&str] = &["snmp_v2c", "snmp_v1", "snmp_v3", "windows", "ssh"];
+const AUTH: &[&str] = &["none", "md5", "sha1", "sha224", "sha256", "sha384", "sha512"];
+const PRIV: &[&str] = &["none", "des", "aes128", "aes192", "aes256"];
+
+/// Which secrets are set, never their values: `community ***`, `auth, priv ***`.
+fn secrets_cell(credential: &Credential) -> String {
+    if credential.secrets.is_empty() {
+        return "-".to_owned();
+    }
+    let fields: Vec<&str> = credential
+        .secrets
+        .keys()
+        .map(|field| field.strip_suffix("_password").unwrap_or(field))
+        .collect();
+    format!("{} ***", fields.join(", "))
+}
+
+static COLUMNS: &[Column<Credential>] = &[
+    Column {
+        title: "NAME",
+        sort_key: 'n',
+        width: Constraint::Fill(2),
+        cell: |c| c.name.clone(),
+        cmp: |a, b| caseless(&a.name, &b.name),
+    },
+    Column {
+        title: "KIND",
+        sort_key: 'k',
+        width: Constraint::Length(9),
+        cell: |c| c.kind.to_string(),
+        cmp: |a, b| a.kind.cmp(&b.kind),
+    },
+    Column {
+        title: "USER",
+        sort_key: 'u',
+        width: Constraint::Fill(1),
+        cell: |c| c.params.username.clone().unwrap_or_else(|| "-".into()),
+        cmp: |a, b| a.params.username.cmp(&b.params.username),
+    },
+    Column {
+        title: "SECRETS",
+        sort_key: 's',
+        width: Constraint::Fill(2),
+        cell: secrets_cell,
+        cmp: |a, b| a.secrets.len().cmp(&b.secrets.len()),
+    },
+    Column {
+        title: "NODES",
+        sort_key: 'o',
+        width: Constraint::Length(6),
+        cell: |c| c.nodes.to_string(),
+        cmp: |a, b| a.nodes.cmp(&b.nodes),
+    },
+    Column {
+        title: "UPDATED",
+        sort_key: 'd',
+        width: Constraint::Length(17),
+        cell: |c| time_cell(Some(c.updated_at)),
+        cmp: |a, b| a.updated_at.cmp(&b.updated_at),
+    },
+];
+
+pub struct CredentialsView {
+    pub table: DataTable<Credential>,
+    /// The credential a form or confirmation is about (revealed when editing).
+    target: Option<Credential>,
+    /// Name and kind chosen in the first step of a create.
+    creating: Option<(String, CredentialKind)>,
+    /// An attach this view started is under way.
+    attaching: bool,
+}
+
+impl CredentialsView {
+    pub fn new() -> Self {
+        CredentialsView {
+            table: DataTable::new(COLUMNS, |c| c.id.to_string()),
+            target: None,
+            creating: None,
+            attaching: false,
+        }
+    }
+}
+
+impl Default for CredentialsView {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn name_check(value: &str) -> Result<(), String> {
+    if value.contains(';') {
+        return Err("the name must not contain ';'".into());
+    }
+    name_problem(value, MAX_CREDENTIAL_NAME_LEN).map_or(Ok(()), Err)
+}
+
+fn secret_value(credential: Option<&Credential>, field: &str) -> String {
+    credential
+        .and_then(|c| c.secrets.get(field))
+        .and_then(|v| v.as_ref())
+        .map(|v| v.expose().to_owned())
+        .unwrap_or_default()
+}
+
+/// The fields of `kind`, filled from `existing` (revealed) when editing.
+fn kind_fields(kind: CredentialKind, existing: Option<&Credential>) -> Vec<Field> {
+    let params = existing.map(|c| c.params.clone()).unwrap_or_default();
+    let text = |label, value: Option<String>| Field::text(label).with_value(value.unwrap_or_default());
+    let secret = |label, field| Field::secret(label).with_value(secret_value(existing, field));
+    match kind {
+        CredentialKind::SnmpV1 | CredentialKind::SnmpV2c => vec![secret("Community", "community")],
+        CredentialKind::SnmpV3 => vec![
+            text("User", params.username),
+            Field::choice("Auth", AUTH, params.auth_protocol.map_or("none", |p| p.as_str())),
+            secret("Auth pass", "auth_password").optional(),
+            Field::choice("Privacy", PRIV, params.priv_protocol.map_or("none", |p| p.as_str())),
+            secret("Priv pass", "priv_password").optional(),
+            text("Context", params.context).optional(),
+        ],
+        CredentialKind::Windows | CredentialKind::Ssh => vec![
+            text("User", params.username),
+            text("Domain", params.domain).optional(),
+            secret("Password", "password"),
+        ],
+    }
+}
+
+/// Params and secrets from a filled kind form.
+fn read_form(kind: CredentialKind, form: &Form) -> (CredentialParams, BTreeMap<String, Secret>) {
+    let optional = |label: &str| Some(form.value(label).trim().to_owned()).filter(|v| !v.is_empty());
+    let chosen = |label: &str| Some(form.value(label)).filter(|v| *v != "none");
+    let mut secrets = BTreeMap::new();
+    let mut put = |field: &str, label: &str| {
+        if !form.value(label).is_empty() {
+            secrets.insert(field.to_owned(), form.secret(label));
+        }
+    };
+    let params = match kind {
+        CredentialKind::SnmpV1 | CredentialKind::SnmpV2c => {
+            put("community", "Community");
+            CredentialParams::default()
+        }
+        CredentialKind::SnmpV3 => {
+            let params = CredentialParams {
+                username: optional("User"),
+                auth_protocol: chosen("Auth").and_then(|p| p.parse().ok()),
+                priv_protocol: chosen("Privacy").and_then(|p| p.parse().ok()),
+                context: optional("Context"),
+                domain: None,
+            };
+            if params.auth_protocol.is_some() {
+                put("auth_password", "Auth pass");
+            }
+            if params.priv_protocol.is_some() {
+                put("priv_password", "Priv pass");
+            }
+            params
+        }
+        CredentialKind::Windows | CredentialKind::Ssh => {
+            put("password", "Password");
+            CredentialParams {
+                username: optional("User"),
+                domain: optional("Domain"),
+                ..CredentialParams::default()
+            }
+        }
+    };
+    (params, secrets)
+}
+
+impl View for CredentialsView {
+    fn title(&self) -> String {
+        self.table.title("Credentials")
+    }
+
+    fn bindings(&self) -> Vec<Binding> {
+        vec![
+            Binding::new(&[Key::ch('c')], Action::Create, "add a credential")
+                .footer("create")
+                .role(Role::Admin),
+            Binding::new(
+                &[Key::ch('e')],
+                Action::Edit,
+                "edit (reveals the secrets; audit-logged)",
+            )
+            .footer("edit")
+            .role(Role::Admin),
+            Binding::new(
+                &[Key::ch('v')],
+                Action::Reveal,
+                "show the secrets in clear (audit-logged)",
+            )
+            .footer("reveal")
+            .role(Role::Admin),
+            Binding::new(
+                &[Key::ch('d'), Key::new(KeyCode::Delete)],
+                Action::Delete,
+                "delete the credential (asks first)",
+            )
+            .footer("delete")
+            .role(Role::Admin),
+            Binding::new(
+                &[Key::ch('a')],
+                Action::Attach,
+                "attach the credential to nodes",
+            )
+            .footer("attach")
+            .role(Role::Operator),
+            Binding::new(
+                &[Key::new(KeyCode::Enter)],
+                Action::Open,
+                "details (secrets masked)",
+            ),
+        ]
+    }
+
+    fn sort_keys(&self) -> Vec<(&'static str, char)> {
+        self.table.sort_keys()
+    }
+
+    fn render(&self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
+        let empty = if ctx.role() == Role::Admin {
+            "No credentials yet: c adds one."
+        } else {
+            "No credentials yet."
+        };
+        self.table.render(frame, area, "Credentials", empty, ctx.theme);
+    }
+
+    fn refresh(&self, ctx: &Ctx) -> Vec<Task> {
+        let Some(client) = ctx.client.cloned() else {
+            return Vec::new();
+        };
+        vec![task("loading the credentials", async move {
+            let query = CredentialQuery {
+                limit: Some(MAX_PAGE_LIMIT),
+                ..CredentialQuery::default()
+            };
+            client.list_credentials(&query).await.map(Reply::Credentials)
+        })]
+    }
+
+    fn on_action(&mut self, action: Action, ctx: &Ctx) -> Vec<Effect> {
+        if action == Action::Create {
+            let form = Form::new(
+                "New credential",
+                Purpose::View(CREATE_KIND),
+                vec![
+                    Field::text("Name").checked(name_check),
+                    Field::choice("Kind", KINDS, "snmp_v2c"),
+                ],
+            )
+            .with_note("Choose the kind; its fields come next.");
+            return vec![Effect::Open(Overlay::Form(form))];
+        }
+        let Some(credential) = self.table.selected().cloned() else {
+            return vec![Effect::Info("No credential selected.".into())];
+        };
+        let effects = match action {
+            Action::Edit | Action::Reveal => {
+                let Some(client) = ctx.client.cloned() else {
+                    return Vec::new();
+                };
+                let (id, edit) = (credential.id, action == Action::Edit);
+                vec![Effect::Call(task("revealing the credential", async move {
+                    let credential = client.get_credential(id, true).await?;
+                    Ok(Reply::CredentialRevealed {
+                        credential: Box::new(credential),
+                        edit,
+                    })
+                }))]
+            }
+            Action::Delete => vec![Effect::Open(Overlay::Confirm(Confirm {
+                title: "Delete credential".into(),
+                question: format!(
+                    "Delete credential {} ({})? It is detached from {} node(s). This cannot be \
+                     undone.",
+                    credential.name, credential.kind, credential.nodes
+                ),
+                yes: "delete",
+                tag: DELETE,
+            }))],
+            Action::Attach => vec![Effect::Open(Overlay::Form(
+                Form::new(
+                    format!("Attach {} to nodes", credential.name),
+                    Purpose::View(ATTACH),
+                    vec![Field::text("Nodes")],
+                )
+                .with_note("Node names separated by ';' (or mark nodes in :nodes and press a)."),
+            ))],
+            Action::Open => vec![Effect::Open(Overlay::Detail {
+                title: format!("Credential {}", credential.name),
+                lines: detail_lines(&credential),
+            })],
+            _ => return Vec::new(),
+        };
+        self.target = Some(credential);
+        effects
+    }
+
+    fn on_submit(&mut self, form: &mut Form, ctx: &Ctx) -> Vec<Effect> {
+        let Some(client) = ctx.client.cloned() else {
+            return Vec::new();
+        };
+        if !form.validate() {
+            return Vec::new();
+        }
+        let call = match form.purpose {
+            Purpose::View(CREATE_KIND) => {
+                let name = form.value("Name").trim().to_owned();
+                let kind = form.value("Kind").parse().unwrap_or(CredentialKind::SnmpV2c);
+                let next = Form::new(
+                    format!("New {kind} credential {name}"),
+                    Purpose::View(CREATE),
+                    kind_fields(kind, None),
+                )
+                .with_note("Secrets are typed masked and stored encrypted.");
+                self.creating = Some((name, kind));
+                return vec![Effect::Open(Overlay::Form(next))];
+            }
+            Purpose::View(CREATE) => {
+                let Some((name, kind)) = self.creating.clone() else {
+                    return Vec::new();
+                };
+                let (params, secrets) = read_form(kind, form);
+                let request = CreateCredentialRequest {
+                    name,
+                    kind,
+                    params,
+                    secrets,
+                };
+                form.submit("creating the credential", async move {
+                    let credential = client.create_credential(&request).await?;
+                    Ok(Reply::CredentialSaved {
+                        credential: Box::new(credential),
+                        created: true,
+                    })
+                })
+            }
+            Purpose::View(EDIT) => {
+                let Some(target) = &self.target else {
+                    return Vec::new();
+                };
+                let (params, mut secrets) = read_form(target.kind, form);
+                // Send only the secrets that were changed.
+                secrets.retain(|field, value| {
+                    target.secrets.get(field).and_then(|v| v.as_ref()) != Some(value)
+                });
+                let name = form.value("Name").trim().to_owned();
+                let request = UpdateCredentialRequest {
+                    name: (name != target.name).then_some(name),
+                    params: (params != target.params).then_some(params),
+                    secrets,
+                };
+                if request == UpdateCredentialRequest::default() {
+                    return vec![Effect::CloseOverlay, Effect::Info("Nothing changed.".into())];
+                }
+                let id = target.id;
+                form.submit("saving the credential", async move {
+                    let credential = client.update_credential(id, &request).await?;
+                    Ok(Reply::CredentialSaved {
+                        credential: Box::new(credential),
+                        created: false,
+                    })
+                })
+            }
+            Purpose::View(ATTACH) => {
+                let Some(target) = &self.target else {
+                    return Vec::new();
+                };
+                let names: Vec<String> = form
+                    .value("Nodes")
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                let (id, credential) = (target.id, target.name.clone());
+                self.attaching = true;
+                form.submit("attaching the credential", async move {
+                    for name in &names {
+                        let query = NodeQuery {
+                            q: Some(name.clone()),
+                            limit: Some(MAX_PAGE_LIMIT),
+                            ..NodeQuery::default()
+                        };
+                        let found = client.list_nodes(&query).await?.items.into_iter().find(|n| n.name.eq_ignore_ascii_case(name));
+                        let Some(node) = found else {
+                            return Err(plantwatch_shared::Error::Api {
+                                status: 404,
+                                code: "node_not_found".into(),
+                                message: format!("there is no node named {name:?}"),
+                                details: None,
+                            });
+                        };
+                        client.attach_credential(node.id, id, None).await?;
+                    }
+                    Ok(Reply::Attached {
+                        credential,
+                        nodes: names.len(),
+                    })
+                })
+            }
+            _ => return Vec::new(),
+        };
+        vec![Effect::Call(call)]
+    }
+
+    fn on_confirm(&mut self, tag: u32, ctx: &Ctx) -> Vec<Effect> {
+        match (tag, self.target.clone(), ctx.client.cloned()) {
+            (DELETE, Some(credential), Some(client)) => vec![
+                Effect::Call(task("deleting the credential", async move {
+                    client.delete_credential(credential.id).await?;
+                    Ok(Reply::CredentialDeleted(credential.name))
+                })),
+                Effect::Info("Deleting…".into()),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
+    fn on_reply(&mut self, reply: &Reply, _ctx: &Ctx) -> Vec<Effect> {
+        match reply {
+            Reply::Credentials(list) => {
+                self.table.set_rows(list.items.clone());
+                Vec::new()
+            }
+            Reply::CredentialRevealed { credential, edit: true } => {
+                let mut fields = vec![Field::text("Name")
+                    .with_value(credential.name.clone())
+                    .checked(name_check)];
+                fields.extend(kind_fields(credential.kind, Some(credential)));
+                let form = Form::new(
+                    format!("Edit {} ({})", credential.name, credential.kind),
+                    Purpose::View(EDIT),
+                    fields,
+                )
+                .with_note("Secrets are masked; type over one to change it.");
+                self.target = Some(credential.as_ref().clone());
+                vec![Effect::Open(Overlay::Form(form))]
+            }
+            Reply::CredentialRevealed { credential, edit: false } => {
+                let mut lines = detail_lines(credential);
+                lines.push((
+                    "Audit".into(),
+                    "this reveal was recorded in the audit log".into(),
+                ));
+                vec![Effect::Open(Overlay::Detail {
+                    title: format!("Credential {} (revealed)", credential.name),
+                    lines,
+                })]
+            }
+            Reply::CredentialSaved { credential, created } => vec![
+                Effect::CloseOverlay,
+                Effect::Info(format!(
+                    "✔ Credential {} {}.",
+                    credential.name,
+                    if *created { "created" } else { "saved" }
+                )),
+                Effect::Refresh,
+            ],
+            Reply::CredentialDeleted(name) => vec![
+                Effect::Info(format!("✔ Credential {name} deleted.")),
+                Effect::Refresh,
+            ],
+            Reply::Attached { credential, nodes } if self.attaching => {
+                self.attaching = false;
+                vec![
+                Effect::CloseOverlay,
+                Effect::Info(format!("✔ {credential} attached to {nodes} node(s).")),
+                Effect::Refresh,
+                ]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn table(&mut self) -> Option<&mut dyn Navigate> {
+        Some(&mut self.table)
+    }
+}
+
+/// A credential's fields; secrets masked unless it was revealed.
+pub fn detail_lines(credential: &Credential) -> Vec<(String, String)> {
+    let params = &credential.params;
+    let mut lines = vec![
+        ("Name".to_owned(), credential.name.clone()),
+        ("Kind".to_owned(), credential.kind.to_string()),
+    ];
+    let optional = [
+        ("User", params.username.clone()),
+        ("Auth", params.auth_protocol.map(|p| p.to_string())),
+        ("Privacy", params.priv_protocol.map(|p| p.to_string())),
+        ("Context", params.context.clone()),
+        ("Domain", params.domain.clone()),
+    ];
+    for (label, value) in optional {
+        if let Some(value) = value {
+            lines.push((label.to_owned(), value));
+        }
+    }
+    for (field, value) in &credential.secrets {
+        let shown = value
+            .as_ref()
+            .map_or("******** (hidden)".to_owned(), |v| v.expose().to_owned());
+        lines.push((field.clone(), shown));
+    }
+    lines.push(("Nodes".to_owned(), credential.nodes.to_string()));
+    lines.push(("Updated".to_owned(), time_cell(Some(credential.updated_at))));
+    lines
+}

@@ -1,0 +1,629 @@
+//! Nodes: the inventory. Filter and sort; operators create, edit and delete (with a
+//! confirmation), mark rows with Space and attach a credential to them; everyone opens a node's
+//! details: its fields, its credentials (names and kinds, never secrets), its parent and its
+//! history.
+
+use plantwatch_shared::api::{
+    AuditEntry, Credential, CredentialQuery, ListResponse, MAX_PAGE_LIMIT, Node, NodeQuery,
+    NodeSpec, NodeType, Role, UpdateNodeRequest,
+};
+use plantwatch_shared::rules::{
+    MAX_NODE_NAME_LEN, address_problem, interval_problem, name_problem, notes_problem, tag_problem,
+};
+use plantwatch_shared::{Client, Error};
+use ratatui::Frame;
+use ratatui::crossterm::event::KeyCode;
+use ratatui::layout::{Constraint, Rect};
+
+use super::{Ctx, Effect, Navigate, View, ViewSpec};
+use crate::cli::output::time_cell;
+use crate::event::{Reply, Task, task};
+use crate::keymap::{Action, Binding, Key};
+use crate::overlay::{Confirm, Overlay};
+use crate::widgets::form::{Field, Form, Purpose};
+use crate::widgets::table::{Column, DataTable, caseless};
+
+pub const SPEC: ViewSpec = ViewSpec {
+    name: "nodes",
+    aliases: &["no", "node", "inventory"],
+    about: "devices and servers being monitored",
+    min_role: Role::Viewer,
+    make: || Box::new(NodesView::new()),
+};
+
+const CREATE: u32 = 1;
+const EDIT: u32 = 2;
+const DELETE: u32 = 3;
+const ATTACH: u32 = 4;
+
+const TYPES: &[&str] = &[
+    "other", "network", "server", "storage", "ups", "plc", "hmi", "printer",
+];
+
+fn or_dash(value: Option<&str>) -> String {
+    value.unwrap_or("-").to_owned()
+}
+
+static COLUMNS: &[Column<Node>] = &[
+    Column {
+        title: "NAME",
+        sort_key: 'n',
+        width: Constraint::Fill(2),
+        cell: |n| n.name.clone(),
+        cmp: |a, b| caseless(&a.name, &b.name),
+    },
+    Column {
+        title: "STATUS",
+        sort_key: 's',
+        width: Constraint::Length(11),
+        cell: |n| n.status.to_string(),
+        cmp: |a, b| a.status.cmp(&b.status),
+    },
+    Column {
+        title: "ADDRESS",
+        sort_key: 'a',
+        width: Constraint::Fill(2),
+        cell: |n| n.address.clone(),
+        cmp: |a, b| caseless(&a.address, &b.address),
+    },
+    Column {
+        title: "TYPE",
+        sort_key: 't',
+        width: Constraint::Length(8),
+        cell: |n| n.node_type.to_string(),
+        cmp: |a, b| a.node_type.cmp(&b.node_type),
+    },
+    Column {
+        title: "COLLECTOR",
+        sort_key: 'c',
+        width: Constraint::Fill(1),
+        cell: |n| or_dash(n.collector.as_deref()),
+        cmp: |a, b| a.collector.cmp(&b.collector),
+    },
+    Column {
+        title: "TAGS",
+        sort_key: 'x',
+        width: Constraint::Fill(1),
+        cell: |n| n.tags.join(";"),
+        cmp: |a, b| a.tags.cmp(&b.tags),
+    },
+];
+
+pub struct NodesView {
+    pub table: DataTable<Node>,
+    /// Credential names and ids, for the attach form.
+    credentials: Vec<Credential>,
+    /// The node a form or confirmation is about.
+    target: Option<Node>,
+    /// The nodes the attach form attaches to.
+    attach_to: Vec<Node>,
+    /// An attach this view started is under way.
+    attaching: bool,
+}
+
+impl NodesView {
+    pub fn new() -> Self {
+        NodesView {
+            table: DataTable::new(COLUMNS, |n| n.id.to_string()),
+            credentials: Vec::new(),
+            target: None,
+            attach_to: Vec::new(),
+            attaching: false,
+        }
+    }
+}
+
+impl Default for NodesView {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn name_check(value: &str) -> Result<(), String> {
+    name_problem(value, MAX_NODE_NAME_LEN).map_or(Ok(()), Err)
+}
+
+fn address_check(value: &str) -> Result<(), String> {
+    address_problem(value).map_or(Ok(()), Err)
+}
+
+fn tags_check(value: &str) -> Result<(), String> {
+    split_tags(value)
+        .iter()
+        .find_map(|t| tag_problem(t))
+        .map_or(Ok(()), Err)
+}
+
+fn interval_check(value: &str) -> Result<(), String> {
+    let seconds: u32 = value
+        .trim()
+        .parse()
+        .map_err(|_| "a whole number of seconds".to_owned())?;
+    interval_problem(seconds).map_or(Ok(()), Err)
+}
+
+fn notes_check(value: &str) -> Result<(), String> {
+    notes_problem(value).map_or(Ok(()), Err)
+}
+
+fn priority_check(value: &str) -> Result<(), String> {
+    value
+        .trim()
+        .parse::<i64>()
+        .map(drop)
+        .map_err(|_| "a whole number (lower is tried first)".to_owned())
+}
+
+/// Tags typed as `a;b`, `a, b` or `a b`.
+fn split_tags(value: &str) -> Vec<String> {
+    value
+        .split([';', ',', ' '])
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn split_names(value: &str) -> Vec<String> {
+    value
+        .split(';')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn optional(value: &str) -> Option<String> {
+    Some(value.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+/// The node form, filled from `spec`.
+fn node_form(title: String, purpose: Purpose, spec: &NodeSpec) -> Form {
+    let node_type = spec.node_type.unwrap_or(NodeType::Other).as_str();
+    let text = |label, value: Option<&String>| {
+        Field::text(label)
+            .with_value(value.cloned().unwrap_or_default())
+            .optional()
+    };
+    Form::new(
+        title,
+        purpose,
+        vec![
+            Field::text("Name")
+                .with_value(spec.name.clone())
+                .checked(name_check),
+            Field::text("Address")
+                .with_value(spec.address.clone())
+                .checked(address_check),
+            Field::choice("Type", TYPES, node_type),
+            Field::text("Tags")
+                .with_value(spec.tags.join(";"))
+                .optional()
+                .checked(tags_check),
+            text("Parent", spec.parent.as_ref()),
+            text("Collector", spec.collector.as_ref()),
+            text("Template", spec.template.as_ref()),
+            Field::text("Credentials")
+                .with_value(spec.credentials.join(";"))
+                .optional(),
+            Field::text("Interval s")
+                .with_value(spec.interval_s.map(|s| s.to_string()).unwrap_or_default())
+                .optional()
+                .checked(interval_check),
+            text("Notes", spec.notes.as_ref()).checked(notes_check),
+        ],
+    )
+}
+
+/// The document a filled node form describes.
+fn spec_of(form: &Form) -> NodeSpec {
+    NodeSpec {
+        name: form.value("Name").trim().to_owned(),
+        address: form.value("Address").trim().to_owned(),
+        node_type: form.value("Type").parse().ok(),
+        tags: split_tags(form.value("Tags")),
+        collector: optional(form.value("Collector")),
+        template: optional(form.value("Template")),
+        credentials: split_names(form.value("Credentials")),
+        parent: optional(form.value("Parent")),
+        interval_s: form.value("Interval s").trim().parse().ok(),
+        notes: optional(form.value("Notes")),
+    }
+}
+
+/// Only what changed from `before` to `after`.
+fn changes(before: &NodeSpec, after: NodeSpec) -> UpdateNodeRequest {
+    let changed = |a: &Option<String>, b: Option<String>| (*a != b).then_some(b);
+    UpdateNodeRequest {
+        name: (before.name != after.name).then_some(after.name),
+        address: (before.address != after.address).then_some(after.address),
+        node_type: (before.node_type != after.node_type)
+            .then_some(after.node_type)
+            .flatten(),
+        tags: (before.tags != after.tags).then_some(after.tags),
+        collector: changed(&before.collector, after.collector),
+        template: changed(&before.template, after.template),
+        credentials: (before.credentials != after.credentials).then_some(after.credentials),
+        parent: changed(&before.parent, after.parent),
+        interval_s: (before.interval_s != after.interval_s).then_some(after.interval_s),
+        notes: changed(&before.notes, after.notes),
+    }
+}
+
+/// Every node, a page at a time.
+pub async fn all_nodes(client: &Client) -> Result<ListResponse<Node>, Error> {
+    let mut query = NodeQuery {
+        limit: Some(MAX_PAGE_LIMIT),
+        offset: Some(0),
+        ..NodeQuery::default()
+    };
+    let mut all = client.list_nodes(&query).await?;
+    while (all.items.len() as u64) < all.total {
+        query.offset = u32::try_from(all.items.len()).ok();
+        let page = client.list_nodes(&query).await?;
+        if page.items.is_empty() {
+            break;
+        }
+        all.items.extend(page.items);
+    }
+    Ok(all)
+}
+
+/// The detail overlay's lines of a node.
+pub fn detail_lines(node: &Node, history: &[AuditEntry]) -> Vec<(String, String)> {
+    let credentials = if node.credentials.is_empty() {
+        "-".to_owned()
+    } else {
+        node.credentials
+            .iter()
+            .map(|c| format!("{} ({}, secret hidden)", c.name, c.kind))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let status = match &node.status_reason {
+        Some(reason) => format!("{} — {reason}", node.status),
+        None => node.status.to_string(),
+    };
+    let mut lines = vec![
+        ("Name", node.name.clone()),
+        ("Address", node.address.clone()),
+        ("Type", node.node_type.to_string()),
+        ("Status", status),
+        ("Tags", node.tags.join(";")),
+        ("Parent", or_dash(node.parent.as_deref())),
+        ("Collector", or_dash(node.collector.as_deref())),
+        ("Template", or_dash(node.template.as_deref())),
+        (
+            "Interval",
+            node.interval_s
+                .map_or("template default".to_owned(), |s| format!("{s} s")),
+        ),
+        ("Credentials", credentials),
+        ("Notes", or_dash(node.notes.as_deref())),
+        ("Created", time_cell(Some(node.created_at))),
+    ];
+    let history = history
+        .iter()
+        .take(5)
+        .map(|e| format!("{}  {}  {}", time_cell(Some(e.at)), e.actor, e.action))
+        .collect::<Vec<_>>()
+        .join("\n");
+    lines.push(("History", if history.is_empty() { "-".into() } else { history }));
+    lines
+        .into_iter()
+        .map(|(label, value)| (label.to_owned(), value))
+        .collect()
+}
+
+impl View for NodesView {
+    fn title(&self) -> String {
+        self.table.title("Nodes")
+    }
+
+    fn bindings(&self) -> Vec<Binding> {
+        vec![
+            Binding::new(&[Key::ch('c')], Action::Create, "add a node")
+                .footer("create")
+                .role(Role::Operator),
+            Binding::new(&[Key::ch('e')], Action::Edit, "edit the node")
+                .footer("edit")
+                .role(Role::Operator),
+            Binding::new(
+                &[Key::ch('d'), Key::new(KeyCode::Delete)],
+                Action::Delete,
+                "delete the node (asks first)",
+            )
+            .footer("delete")
+            .role(Role::Operator),
+            Binding::new(
+                &[Key::ch(' ')],
+                Action::Mark,
+                "mark or unmark the node for attach",
+            )
+            .role(Role::Operator),
+            Binding::new(
+                &[Key::ch('a')],
+                Action::Attach,
+                "attach a credential to the marked nodes (or this one)",
+            )
+            .footer("attach")
+            .role(Role::Operator),
+            Binding::new(
+                &[Key::new(KeyCode::Enter)],
+                Action::Open,
+                "details: credentials, parent, history",
+            )
+            .footer("details"),
+        ]
+    }
+
+    fn sort_keys(&self) -> Vec<(&'static str, char)> {
+        self.table.sort_keys()
+    }
+
+    fn render(&self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
+        let empty = if ctx.role() >= Role::Operator {
+            "No nodes yet: c adds one, or import a file with `plantwatch nodes import`."
+        } else {
+            "No nodes yet."
+        };
+        self.table.render(frame, area, "Nodes", empty, ctx.theme);
+    }
+
+    fn refresh(&self, ctx: &Ctx) -> Vec<Task> {
+        let Some(client) = ctx.client.cloned() else {
+            return Vec::new();
+        };
+        let credentials = client.clone();
+        vec![
+            task("loading the nodes", async move {
+                all_nodes(&client).await.map(Reply::Nodes)
+            }),
+            task("loading the credentials", async move {
+                let query = CredentialQuery {
+                    limit: Some(MAX_PAGE_LIMIT),
+                    ..CredentialQuery::default()
+                };
+                credentials
+                    .list_credentials(&query)
+                    .await
+                    .map(Reply::Credentials)
+            }),
+        ]
+    }
+
+    fn on_action(&mut self, action: Action, ctx: &Ctx) -> Vec<Effect> {
+        match action {
+            Action::Create => {
+                let form = node_form("New node".into(), Purpose::View(CREATE), &NodeSpec::default());
+                return vec![Effect::Open(Overlay::Form(form))];
+            }
+            Action::Mark => {
+                self.table.toggle_mark();
+                return Vec::new();
+            }
+            Action::Attach => {
+                let marked: Vec<Node> = self.table.marked().into_iter().cloned().collect();
+                self.attach_to = if marked.is_empty() {
+                    self.table.selected().cloned().into_iter().collect()
+                } else {
+                    marked
+                };
+                if self.attach_to.is_empty() {
+                    return vec![Effect::Info("No node selected.".into())];
+                }
+                let names: Vec<&str> = self.credentials.iter().map(|c| c.name.as_str()).collect();
+                let note = if names.is_empty() {
+                    "There are no credentials yet: an admin adds them in :credentials.".to_owned()
+                } else {
+                    format!("Credentials: {}", names.join(", "))
+                };
+                let form = Form::new(
+                    format!("Attach a credential to {} node(s)", self.attach_to.len()),
+                    Purpose::View(ATTACH),
+                    vec![
+                        Field::text("Credential"),
+                        Field::text("Priority").optional().checked(priority_check),
+                    ],
+                )
+                .with_note(note);
+                return vec![Effect::Open(Overlay::Form(form))];
+            }
+            _ => {}
+        }
+        let Some(node) = self.table.selected().cloned() else {
+            return vec![Effect::Info("No node selected.".into())];
+        };
+        let effects = match action {
+            Action::Edit => {
+                let form = node_form(
+                    format!("Edit {}", node.name),
+                    Purpose::View(EDIT),
+                    &NodeSpec::of(&node),
+                );
+                vec![Effect::Open(Overlay::Form(form))]
+            }
+            Action::Delete => vec![Effect::Open(Overlay::Confirm(Confirm {
+                title: "Delete node".into(),
+                question: format!(
+                    "Delete node {} ({})? Its collector stops polling it and its children lose \
+                     their parent. This cannot be undone.",
+                    node.name, node.address
+                ),
+                yes: "delete",
+                tag: DELETE,
+            }))],
+            Action::Open => {
+                let Some(client) = ctx.client.cloned() else {
+                    return Vec::new();
+                };
+                let id = node.id;
+                vec![
+                    Effect::Call(task("loading the node", async move {
+                        let node = client.get_node(id).await?;
+                        let history = client.node_history(id).await?.items;
+                        Ok(Reply::NodeDetail {
+                            node: Box::new(node),
+                            history,
+                        })
+                    })),
+                    Effect::Info("Loading…".into()),
+                ]
+            }
+            _ => return Vec::new(),
+        };
+        self.target = Some(node);
+        effects
+    }
+
+    fn on_submit(&mut self, form: &mut Form, ctx: &Ctx) -> Vec<Effect> {
+        let Some(client) = ctx.client.cloned() else {
+            return Vec::new();
+        };
+        if !form.validate() {
+            return Vec::new();
+        }
+        let call = match form.purpose {
+            Purpose::View(CREATE) => {
+                let spec = spec_of(form);
+                form.submit("creating the node", async move {
+                    let node = client.create_node(&spec).await?;
+                    Ok(Reply::NodeSaved {
+                        node: Box::new(node),
+                        created: true,
+                    })
+                })
+            }
+            Purpose::View(EDIT) => {
+                let Some(target) = &self.target else {
+                    return Vec::new();
+                };
+                let request = changes(&NodeSpec::of(target), spec_of(form));
+                if request.is_empty() {
+                    return vec![Effect::CloseOverlay, Effect::Info("Nothing changed.".into())];
+                }
+                let id = target.id;
+                form.submit("saving the node", async move {
+                    let node = client.update_node(id, &request).await?;
+                    Ok(Reply::NodeSaved {
+                        node: Box::new(node),
+                        created: false,
+                    })
+                })
+            }
+            Purpose::View(ATTACH) => {
+                let name = form.value("Credential").trim().to_owned();
+                let Some(credential) = self.credentials.iter().find(|c| c.name == name) else {
+                    form.fail("Credential", format!("there is no credential named {name:?}"));
+                    return Vec::new();
+                };
+                let (credential_id, credential) = (credential.id, credential.name.clone());
+                let priority = form.value("Priority").trim().parse().ok();
+                let nodes: Vec<i64> = self.attach_to.iter().map(|n| n.id).collect();
+                self.attaching = true;
+                form.submit("attaching the credential", async move {
+                    for node in &nodes {
+                        client
+                            .attach_credential(*node, credential_id, priority)
+                            .await?;
+                    }
+                    Ok(Reply::Attached {
+                        credential,
+                        nodes: nodes.len(),
+                    })
+                })
+            }
+            _ => return Vec::new(),
+        };
+        vec![Effect::Call(call)]
+    }
+
+    fn on_confirm(&mut self, tag: u32, ctx: &Ctx) -> Vec<Effect> {
+        match (tag, self.target.clone(), ctx.client.cloned()) {
+            (DELETE, Some(node), Some(client)) => vec![
+                Effect::Call(task("deleting the node", async move {
+                    client.delete_node(node.id).await?;
+                    Ok(Reply::NodeDeleted(node.name))
+                })),
+                Effect::Info("Deleting…".into()),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
+    fn on_reply(&mut self, reply: &Reply, _ctx: &Ctx) -> Vec<Effect> {
+        match reply {
+            Reply::Nodes(list) => {
+                self.table.set_rows(list.items.clone());
+                Vec::new()
+            }
+            Reply::Credentials(list) => {
+                self.credentials = list.items.clone();
+                Vec::new()
+            }
+            Reply::NodeSaved { node, created } => vec![
+                Effect::CloseOverlay,
+                Effect::Info(if *created {
+                    format!("✔ Node {} created.", node.name)
+                } else {
+                    format!("✔ Node {} saved.", node.name)
+                }),
+                Effect::Refresh,
+            ],
+            Reply::NodeDeleted(name) => vec![
+                Effect::Info(format!("✔ Node {name} deleted.")),
+                Effect::Refresh,
+            ],
+            Reply::Attached { credential, nodes } if self.attaching => {
+                self.attaching = false;
+                self.table.clear_marks();
+                vec![
+                    Effect::CloseOverlay,
+                    Effect::Info(format!("✔ {credential} attached to {nodes} node(s).")),
+                    Effect::Refresh,
+                ]
+            }
+            Reply::NodeDetail { node, history } => vec![
+                Effect::Info(String::new()),
+                Effect::Open(Overlay::Detail {
+                    title: format!("Node {}", node.name),
+                    lines: detail_lines(node, history),
+                }),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
+    fn table(&mut self) -> Option<&mut dyn Navigate> {
+        Some(&mut self.table)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_edit_sends_only_what_changed() {
+        let before = NodeSpec {
+            name: "plc".into(),
+            address: "10.0.0.1".into(),
+            node_type: Some(NodeType::Plc),
+            tags: vec!["a".into()],
+            parent: Some("sw".into()),
+            ..NodeSpec::default()
+        };
+        let mut after = before.clone();
+        after.parent = None;
+        after.tags = vec!["a".into(), "b".into()];
+        let request = changes(&before, after);
+        assert_eq!(request.parent, Some(None));
+        assert_eq!(request.tags, Some(vec!["a".into(), "b".into()]));
+        assert_eq!((request.name, request.address), (None, None));
+        assert!(changes(&before, before.clone()).is_empty());
+    }
+
+    #[test]
+    fn tags_split_on_any_separator() {
+        assert_eq!(split_tags("a;b, c d"), ["a", "b", "c", "d"]);
+    }
+}
