@@ -295,8 +295,19 @@ async fn create(
             let id = credentials::insert(&tx, &name, request.kind, &request.params, now)?;
             let sealed = vault.seal_all(&request.secrets, |field| credential_aad(id, field));
             credentials::set_secrets(&tx, id, &sealed)?;
-            let details = json!({ "name": name, "kind": request.kind, "secrets": set_fields(&request.secrets) });
-            audit::record(&tx, &actor, "credential.create", Some(&format!("credential:{id}")), Some(&details), now)?;
+            let details = json!({
+                "name": name,
+                "kind": request.kind,
+                "secrets": set_fields(&request.secrets),
+            });
+            audit::record(
+                &tx,
+                &actor,
+                "credential.create",
+                Some(&format!("credential:{id}")),
+                Some(&details),
+                now,
+            )?;
             let row = existing(&tx, id)?;
             tx.commit()?;
             view(&vault, row, false)

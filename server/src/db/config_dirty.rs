@@ -46,7 +46,10 @@ pub fn mark_for_credential(
 
 /// The dirty flags: (collector id, since, reason).
 pub fn all(conn: &Connection) -> rusqlite::Result<Vec<(i64, i64, Option<String>)>> {
-    conn.prepare("SELECT collector_id, dirty_since, reason FROM collector_config_dirty ORDER BY collector_id")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect()
+    conn.prepare(
+        "SELECT collector_id, dirty_since, reason FROM collector_config_dirty
+          ORDER BY collector_id",
+    )?
+    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+    .collect()
 }

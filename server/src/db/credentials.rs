@@ -58,7 +58,8 @@ pub fn list(
     limit: u32,
     offset: u32,
 ) -> rusqlite::Result<(Vec<CredentialRow>, u64)> {
-    let filter = " WHERE (?1 IS NULL OR c.kind = ?1) AND (?2 IS NULL OR instr(lower(c.name), lower(?2)) > 0)";
+    let filter = " WHERE (?1 IS NULL OR c.kind = ?1)
+                     AND (?2 IS NULL OR instr(lower(c.name), lower(?2)) > 0)";
     let kind = kind
         .map(|k| Value::Text(k.as_str().to_owned()))
         .unwrap_or(Value::Null);

@@ -159,7 +159,8 @@ pub fn list(
     }
     let total: i64 = conn.query_row(
         &format!(
-            "SELECT count(*) FROM nodes n LEFT JOIN remote_components c ON c.id = n.collector_id{filter}"
+            "SELECT count(*) FROM nodes n
+               LEFT JOIN remote_components c ON c.id = n.collector_id{filter}"
         ),
         params_from_iter(args.iter()),
         |r| r.get(0),

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use plantwatch_shared::Secret;
 use plantwatch_shared::api::{
     CreateCredentialRequest, Credential, CredentialKind, CredentialParams, CredentialQuery,
-    MAX_PAGE_LIMIT, NodeQuery, Role, UpdateCredentialRequest,
+    MAX_PAGE_LIMIT, Role, UpdateCredentialRequest,
 };
 use plantwatch_shared::rules::{MAX_CREDENTIAL_NAME_LEN, name_problem};
 use ratatui::Frame;
@@ -144,7 +144,8 @@ fn secret_value(credential: Option<&Credential>, field: &str) -> String {
 /// The fields of `kind`, filled from `existing` (revealed) when editing.
 fn kind_fields(kind: CredentialKind, existing: Option<&Credential>) -> Vec<Field> {
     let params = existing.map(|c| c.params.clone()).unwrap_or_default();
-    let text = |label, value: Option<String>| Field::text(label).with_value(value.unwrap_or_default());
+    let text =
+        |label, value: Option<String>| Field::text(label).with_value(value.unwrap_or_default());
     let secret = |label, field| Field::secret(label).with_value(secret_value(existing, field));
     match kind {
         CredentialKind::SnmpV1 | CredentialKind::SnmpV2c => vec![secret("Community", "community")],
@@ -166,7 +167,8 @@ fn kind_fields(kind: CredentialKind, existing: Option<&Credential>) -> Vec<Field
 
 /// Params and secrets from a filled kind form.
 fn read_form(kind: CredentialKind, form: &Form) -> (CredentialParams, BTreeMap<String, Secret>) {
-    let optional = |label: &str| Some(form.value(label).trim().to_owned()).filter(|v| !v.is_empty());
+    let optional =
+        |label: &str| Some(form.value(label).trim().to_owned()).filter(|v| !v.is_empty());
     let chosen = |label: &str| Some(form.value(label)).filter(|v| *v != "none");
     let mut secrets = BTreeMap::new();
     let mut put = |field: &str, label: &str| {
@@ -418,20 +420,7 @@ impl View for CredentialsView {
                 self.attaching = true;
                 form.submit("attaching the credential", async move {
                     for name in &names {
-                        let query = NodeQuery {
-                            q: Some(name.clone()),
-                            limit: Some(MAX_PAGE_LIMIT),
-                            ..NodeQuery::default()
-                        };
-                        let found = client.list_nodes(&query).await?.items.into_iter().find(|n| n.name.eq_ignore_ascii_case(name));
-                        let Some(node) = found else {
-                            return Err(plantwatch_shared::Error::Api {
-                                status: 404,
-                                code: "node_not_found".into(),
-                                message: format!("there is no node named {name:?}"),
-                                details: None,
-                            });
-                        };
+                        let node = super::nodes::node_named(&client, name).await?;
                         client.attach_credential(node.id, id, None).await?;
                     }
                     Ok(Reply::Attached {

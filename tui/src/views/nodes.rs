@@ -268,6 +268,27 @@ pub async fn all_nodes(client: &Client) -> Result<ListResponse<Node>, Error> {
     Ok(all)
 }
 
+/// The node called `name` (case-insensitive), or a 404 like the server's.
+pub async fn node_named(client: &Client, name: &str) -> Result<Node, Error> {
+    let query = NodeQuery {
+        q: Some(name.to_owned()),
+        limit: Some(MAX_PAGE_LIMIT),
+        ..NodeQuery::default()
+    };
+    client
+        .list_nodes(&query)
+        .await?
+        .items
+        .into_iter()
+        .find(|n| n.name.eq_ignore_ascii_case(name))
+        .ok_or_else(|| Error::Api {
+            status: 404,
+            code: "node_not_found".into(),
+            message: format!("there is no node named {name:?}"),
+            details: None,
+        })
+}
+
 /// The detail overlay's lines of a node.
 pub fn detail_lines(node: &Node, history: &[AuditEntry]) -> Vec<(String, String)> {
     let credentials = if node.credentials.is_empty() {
@@ -394,7 +415,11 @@ impl View for NodesView {
     fn on_action(&mut self, action: Action, ctx: &Ctx) -> Vec<Effect> {
         match action {
             Action::Create => {
-                let form = node_form("New node".into(), Purpose::View(CREATE), &NodeSpec::default());
+                let form = node_form(
+                    "New node".into(),
+                    Purpose::View(CREATE),
+                    &NodeSpec::default(),
+                );
                 return vec![Effect::Open(Overlay::Form(form))];
             }
             Action::Mark => {
