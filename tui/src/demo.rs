@@ -177,6 +177,10 @@ pub fn run(args: DemoArgs, theme: Theme) -> anyhow::Result<()> {
     let signed_in = runtime
         .block_on(client.login(DEMO_USER, server.password.expose()))
         .context("signing in to the demo server")?;
+    let admin = client.with_token(signed_in.token.clone());
+    runtime
+        .block_on(seed(&admin))
+        .context("adding the demo plant")?;
     drop(runtime);
 
     let mut profiles = Profiles::default();
@@ -215,6 +219,54 @@ pub fn run(args: DemoArgs, theme: Theme) -> anyhow::Result<()> {
         None => eprintln!("Demo server stopped and its folder removed."),
     }
     result
+}
+
+/// The demo plant: a few credentials and the nodes of `docs/examples/demo-plant.csv`, imported
+/// the way a script would.
+async fn seed(client: &Client) -> anyhow::Result<()> {
+    use plantwatch_shared::api::{
+        CreateCredentialRequest, CredentialKind, CredentialParams, ImportQuery,
+    };
+    let secret = |field: &str, value: &str| {
+        std::collections::BTreeMap::from([(field.to_owned(), value.into())])
+    };
+    let credentials = [
+        CreateCredentialRequest {
+            name: "plant-ro".into(),
+            kind: CredentialKind::SnmpV2c,
+            params: CredentialParams::default(),
+            secrets: secret("community", "demo-community"),
+        },
+        CreateCredentialRequest {
+            name: "plant-v3".into(),
+            kind: CredentialKind::SnmpV3,
+            params: CredentialParams {
+                username: Some("monitor".into()),
+                auth_protocol: "sha256".parse().ok(),
+                ..CredentialParams::default()
+            },
+            secrets: secret("auth_password", "demo-auth-pass"),
+        },
+        CreateCredentialRequest {
+            name: "windows-svc".into(),
+            kind: CredentialKind::Windows,
+            params: CredentialParams {
+                username: Some("svc-monitor".into()),
+                domain: Some("PLANT".into()),
+                ..CredentialParams::default()
+            },
+            secrets: secret("password", "demo-windows-pass"),
+        },
+    ];
+    for credential in &credentials {
+        client.create_credential(credential).await?;
+    }
+    let plant = include_str!("../../docs/examples/demo-plant.csv");
+    let report = client
+        .import_nodes(plant.as_bytes().to_vec(), false, &ImportQuery::default())
+        .await?;
+    anyhow::ensure!(report.applied, "the demo plant was refused: {report:?}");
+    Ok(())
 }
 
 /// Writes `text` to a new file only its owner can read.
