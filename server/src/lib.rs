@@ -26,8 +26,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             logging::init(config.log_format);
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(async {
+                let signals = server::ShutdownSignals::install()?;
                 let running = server::start(config).await?;
-                running.wait_for_signal().await
+                running.wait_for_signal(signals).await
             })
         }
         Command::Fingerprint => {

@@ -78,16 +78,30 @@ impl Running {
         Ok(())
     }
 
-    /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
-    pub async fn wait_for_signal(self) -> anyhow::Result<()> {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .context("installing the SIGTERM handler")?;
+    /// Serves until SIGINT or SIGTERM (caught by `signals`), then shuts down gracefully.
+    pub async fn wait_for_signal(self, mut signals: ShutdownSignals) -> anyhow::Result<()> {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down."),
-            _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down."),
+            _ = signals.interrupt.recv() => tracing::info!("SIGINT received, shutting down."),
+            _ = signals.terminate.recv() => tracing::info!("SIGTERM received, shutting down."),
         }
         self.shutdown().await
+    }
+}
+
+/// SIGINT and SIGTERM handlers, installed before the server starts so that a signal sent as soon
+/// as it logs `listening on` already means a graceful shutdown.
+pub struct ShutdownSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    pub fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(ShutdownSignals {
+            interrupt: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            terminate: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        })
     }
 }
 

@@ -32,7 +32,7 @@ const NEW_KEY_FILE: &str = "vault.key.new";
 /// `settings` key of the check value.
 const CHECK_SETTING: &str = "vault_check";
 const CHECK_AAD: &str = "plantwatch:vault-check";
-const CHECK_PLAINTEXT: &[u8] = b"plantwatch vault";
+const CHECK_PLAINTEXT: &str = "plantwatch vault";
 const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 12;
 
@@ -48,6 +48,8 @@ pub enum VaultError {
     WrongKey,
     #[error("the value is not UTF-8 text")]
     NotText,
+    #[error("the value could not be encrypted (too long)")]
+    TooLong,
 }
 
 /// Where the key came from.
@@ -95,7 +97,7 @@ impl Vault {
     }
 
     /// Encrypts `plaintext` bound to `aad`: base64 of nonce ‖ ciphertext ‖ tag.
-    pub fn seal(&self, aad: &str, plaintext: &str) -> String {
+    pub fn seal(&self, aad: &str, plaintext: &str) -> Result<String, VaultError> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
         let payload = Payload {
@@ -106,10 +108,10 @@ impl Vault {
         let ciphertext = self
             .cipher
             .encrypt(&Nonce::from(nonce), payload)
-            .unwrap_or_default();
+            .map_err(|_| VaultError::TooLong)?;
         let mut sealed = nonce.to_vec();
         sealed.extend_from_slice(&ciphertext);
-        STANDARD.encode(sealed)
+        Ok(STANDARD.encode(sealed))
     }
 
     /// Decrypts a value sealed with [`Self::seal`] under the same `aad`.
@@ -138,12 +140,12 @@ impl Vault {
         &self,
         secrets: &BTreeMap<String, Secret>,
         aad_of: impl Fn(&str) -> String,
-    ) -> String {
-        let sealed: BTreeMap<&str, String> = secrets
+    ) -> Result<String, VaultError> {
+        let sealed = secrets
             .iter()
-            .map(|(field, value)| (field.as_str(), self.seal(&aad_of(field), value.expose())))
-            .collect();
-        serde_json::to_string(&sealed).unwrap_or_else(|_| "{}".to_owned())
+            .map(|(field, value)| Ok((field.as_str(), self.seal(&aad_of(field), value.expose())?)))
+            .collect::<Result<BTreeMap<&str, String>, VaultError>>()?;
+        Ok(serde_json::to_string(&sealed).unwrap_or_else(|_| "{}".to_owned()))
     }
 
     /// Opens every field of a stored secrets document.
@@ -188,11 +190,8 @@ impl Vault {
         }
     }
 
-    fn write_check(&self, conn: &Connection) -> rusqlite::Result<()> {
-        let sealed = self.seal(
-            CHECK_AAD,
-            std::str::from_utf8(CHECK_PLAINTEXT).unwrap_or(""),
-        );
+    fn write_check(&self, conn: &Connection) -> anyhow::Result<()> {
+        let sealed = self.seal(CHECK_AAD, CHECK_PLAINTEXT)?;
         conn.execute(
             "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
@@ -378,7 +377,7 @@ fn reencrypt(old: &Vault, new: &Vault, conn: &mut Connection) -> anyhow::Result<
                     format!("opening the secrets of {table} row {id}; nothing was changed")
                 })?;
             count += secrets.len();
-            let sealed = new.seal_all(&secrets, |field| aad(id, field));
+            let sealed = new.seal_all(&secrets, |field| aad(id, field))?;
             tx.execute(
                 &format!("UPDATE {table} SET secrets = ?2 WHERE id = ?1"),
                 (id, sealed),
@@ -401,7 +400,9 @@ mod tests {
     #[test]
     fn a_value_opens_only_with_its_key_and_associated_data() {
         let vault = vault();
-        let sealed = vault.seal("credential:1:community", "public-plant");
+        let sealed = vault
+            .seal("credential:1:community", "public-plant")
+            .unwrap();
         assert!(!sealed.contains("public-plant"));
         assert_eq!(
             vault
@@ -422,7 +423,10 @@ mod tests {
     #[test]
     fn the_same_value_seals_differently_each_time() {
         let vault = vault();
-        assert_ne!(vault.seal("a", "same"), vault.seal("a", "same"));
+        assert_ne!(
+            vault.seal("a", "same").unwrap(),
+            vault.seal("a", "same").unwrap()
+        );
     }
 
     #[test]

@@ -129,8 +129,19 @@ pub fn interval_problem(seconds: u32) -> Option<String> {
 
 /// Why node notes are refused, if they are.
 pub fn notes_problem(notes: &str) -> Option<String> {
-    (notes.chars().count() > MAX_NOTES_LEN)
-        .then(|| format!("the notes must not exceed {MAX_NOTES_LEN} characters"))
+    if notes.chars().count() > MAX_NOTES_LEN {
+        Some(format!(
+            "the notes must not exceed {MAX_NOTES_LEN} characters"
+        ))
+    } else if notes
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        // Escape sequences would reach the terminals that show the notes.
+        Some("the notes must not contain control characters".to_owned())
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -188,5 +199,7 @@ mod tests {
         assert!(tag_problem("a;b").is_some());
         assert!(interval_problem(0).is_some());
         assert!(interval_problem(60).is_none());
+        assert!(notes_problem("line 1\nline 2\tcab 4").is_none());
+        assert!(notes_problem("\u{1b}]0;owned\u{7}").is_some());
     }
 }

@@ -130,6 +130,21 @@ fn check(
             ));
         }
     }
+    let texts = [
+        ("username", &params.username),
+        ("context", &params.context),
+        ("domain", &params.domain),
+    ];
+    for (field, value) in texts {
+        if let Some(value) = value
+            && (value.chars().count() > 255 || value.chars().any(char::is_control))
+        {
+            return Err(invalid(
+                field,
+                format!("{field} must have at most 255 characters and no control characters"),
+            ));
+        }
+    }
     if params.priv_protocol.is_some() && params.auth_protocol.is_none() {
         return Err(invalid(
             "priv_protocol",
@@ -293,7 +308,9 @@ async fn create(
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let now = db::now();
             let id = credentials::insert(&tx, &name, request.kind, &request.params, now)?;
-            let sealed = vault.seal_all(&request.secrets, |field| credential_aad(id, field));
+            let sealed = vault
+                .seal_all(&request.secrets, |field| credential_aad(id, field))
+                .map_err(ApiError::internal)?;
             credentials::set_secrets(&tx, id, &sealed)?;
             let details = json!({
                 "name": name,
@@ -357,7 +374,9 @@ async fn update(
             for (field, value) in &request.secrets {
                 sealed.insert(
                     field.clone(),
-                    vault.seal(&credential_aad(id, field), value.expose()),
+                    vault
+                        .seal(&credential_aad(id, field), value.expose())
+                        .map_err(ApiError::internal)?,
                 );
             }
             sealed.retain(|field, _| needed.contains(&field.as_str()));
