@@ -268,7 +268,9 @@ async fn every_node_field_is_validated() {
     with("parent", |s| s.parent = Some("no-such-node".into()));
     with("parent", |s| s.parent = Some("PLC-1".into()));
     with("notes", |s| s.notes = Some("x".repeat(4097)));
-    with("notes", |s| s.notes = Some("\u{1b}[2J cleared your screen".into()));
+    with("notes", |s| {
+        s.notes = Some("\u{1b}[2J cleared your screen".into())
+    });
     for (bad, field) in cases {
         let err = admin.create_node(&bad).await.unwrap_err();
         assert_eq!(
