@@ -168,9 +168,16 @@ pub fn list(
     let direction = if descending { "DESC" } else { "ASC" };
     args.push(Value::Integer(limit.into()));
     args.push(Value::Integer(offset.into()));
+    // The page's ids first, then the details (tags, credentials) of those rows only: sorting
+    // the full rows would compute the details of every matching node.
     let items = conn
         .prepare(&format!(
-            "{SELECT}{filter} ORDER BY {order} {direction}, n.id LIMIT ? OFFSET ?"
+            "{SELECT}
+             JOIN (SELECT n.id AS page_id FROM nodes n
+                     LEFT JOIN remote_components c ON c.id = n.collector_id{filter}
+                    ORDER BY {order} {direction}, n.id LIMIT ? OFFSET ?) page
+               ON page.page_id = n.id
+            ORDER BY {order} {direction}, n.id"
         ))?
         .query_map(params_from_iter(args.iter()), from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -328,4 +335,55 @@ pub fn would_cycle(conn: &Connection, id: i64, parent_id: i64) -> rusqlite::Resu
         |r| r.get::<_, i64>(0),
     )
     .map(|n| n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(n: usize) -> NodeFields {
+        NodeFields {
+            name: format!("node-{:02}", (n * 37) % 50),
+            address: format!("10.0.{}.{}", n % 3, (n * 11) % 50),
+            node_type: NodeType::ALL[n % NodeType::ALL.len()],
+            tags: vec![format!("t{}", n % 4)],
+            collector_id: None,
+            template_id: None,
+            credential_ids: Vec::new(),
+            parent_id: None,
+            interval_s: None,
+            notes: None,
+        }
+    }
+
+    #[test]
+    fn pages_in_every_order_add_up_to_the_whole_list() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::db::migrate(&mut conn, "mem").unwrap();
+        for n in 0..50 {
+            insert(&conn, &fields(n), n as i64).unwrap();
+        }
+        let query = NodeQuery {
+            tag: Some("t1".into()),
+            ..NodeQuery::default()
+        };
+        for (_, order) in SORTS {
+            for descending in [false, true] {
+                let (whole, total) = list(&conn, &query, None, order, descending, 1000, 0).unwrap();
+                assert_eq!(total, 13);
+                let mut paged = Vec::new();
+                for offset in (0..13).step_by(4) {
+                    let (page, _) =
+                        list(&conn, &query, None, order, descending, 4, offset).unwrap();
+                    paged.extend(page.into_iter().map(|n| n.id));
+                }
+                let whole: Vec<i64> = whole.into_iter().map(|n| n.id).collect();
+                assert_eq!(paged, whole, "{order} descending={descending}");
+            }
+        }
+        let (by_name, _) =
+            list(&conn, &NodeQuery::default(), None, SORTS[0].1, false, 3, 0).unwrap();
+        let names: Vec<&str> = by_name.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["node-00", "node-01", "node-02"]);
+    }
 }
