@@ -168,16 +168,9 @@ pub fn list(
     let direction = if descending { "DESC" } else { "ASC" };
     args.push(Value::Integer(limit.into()));
     args.push(Value::Integer(offset.into()));
-    // The page's ids first, then the details (tags, credentials) of those rows only: sorting
-    // the full rows would compute the details of every matching node.
     let items = conn
         .prepare(&format!(
-            "{SELECT}
-             JOIN (SELECT n.id AS page_id FROM nodes n
-                     LEFT JOIN remote_components c ON c.id = n.collector_id{filter}
-                    ORDER BY {order} {direction}, n.id LIMIT ? OFFSET ?) page
-               ON page.page_id = n.id
-            ORDER BY {order} {direction}, n.id"
+            "{SELECT}{filter} ORDER BY {order} {direction}, n.id LIMIT ? OFFSET ?"
         ))?
         .query_map(params_from_iter(args.iter()), from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
