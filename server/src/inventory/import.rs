@@ -33,8 +33,14 @@ pub enum FileError {
     Csv(String),
 }
 
-/// One parsed row: its number and its document, or why it could not be read.
-pub type ParsedRow = (u64, Result<NodeSpec, Vec<ImportProblem>>);
+/// One parsed row: its number, its name (when readable, even if the row is not), and its
+/// document or why it could not be read.
+#[derive(Debug)]
+pub struct ParsedRow {
+    pub row: u64,
+    pub name: Option<String>,
+    pub spec: Result<NodeSpec, Vec<ImportProblem>>,
+}
 
 fn problem(column: Option<&str>, reason: impl Into<String>) -> ImportProblem {
     ImportProblem {
@@ -93,21 +99,42 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Vec<ParsedRow>, FileError> {
                 if rows.len() == MAX_ROWS {
                     return Err(FileError::TooManyRows);
                 }
-                rows.push((number, csv_row(&columns, &record)));
+                let (name, spec) = csv_row(&columns, &record);
+                rows.push(ParsedRow {
+                    row: number,
+                    name,
+                    spec,
+                });
             }
             Err(error) => {
                 number += 1;
-                rows.push((
-                    number,
-                    Err(vec![problem(None, format!("unreadable CSV: {error}"))]),
-                ));
+                rows.push(ParsedRow {
+                    row: number,
+                    name: None,
+                    spec: Err(vec![problem(None, format!("unreadable CSV: {error}"))]),
+                });
             }
         }
     }
     Ok(rows)
 }
 
-fn csv_row(columns: &[String], record: &csv::ByteRecord) -> Result<NodeSpec, Vec<ImportProblem>> {
+/// The row's name, if readable, and its document or its problems.
+fn csv_row(
+    columns: &[String],
+    record: &csv::ByteRecord,
+) -> (Option<String>, Result<NodeSpec, Vec<ImportProblem>>) {
+    let name = columns
+        .iter()
+        .position(|c| c == "name")
+        .and_then(|i| record.get(i))
+        .and_then(|raw| std::str::from_utf8(raw).ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty());
+    (name, csv_spec(columns, record))
+}
+
+fn csv_spec(columns: &[String], record: &csv::ByteRecord) -> Result<NodeSpec, Vec<ImportProblem>> {
     if record.len() != columns.len() {
         return Err(vec![problem(
             None,
@@ -181,9 +208,17 @@ pub fn parse_json(bytes: &[u8]) -> Result<Vec<ParsedRow>, FileError> {
         .into_iter()
         .enumerate()
         .map(|(index, value)| {
-            let row = serde_json::from_value::<NodeSpec>(value)
+            let name = value
+                .get("name")
+                .and_then(|n| n.as_str())
+                .map(|n| n.trim().to_owned());
+            let spec = serde_json::from_value::<NodeSpec>(value)
                 .map_err(|e| vec![problem(None, e.to_string())]);
-            (index as u64 + 1, row)
+            ParsedRow {
+                row: index as u64 + 1,
+                name,
+                spec,
+            }
         })
         .collect())
 }
@@ -245,8 +280,12 @@ pub fn plan(conn: &Connection, parsed: Vec<ParsedRow>, upsert: bool) -> rusqlite
     let mut first_row_of: HashMap<String, u64> = HashMap::new();
     let mut rows: Vec<(ImportRow, Result<Checked, Vec<ImportProblem>>)> =
         Vec::with_capacity(parsed.len());
-    for (number, spec) in parsed {
-        let name = spec.as_ref().ok().map(|s| s.name.trim().to_owned());
+    for ParsedRow {
+        row: number,
+        name,
+        spec,
+    } in parsed
+    {
         let mut checked = spec.and_then(|spec| check(&spec, &catalog));
         if let (Ok(c), Some(name)) = (&checked, &name) {
             let key = name.to_lowercase();
@@ -467,11 +506,11 @@ mod tests {
               short,10.0.0.4\n",
         )
         .unwrap();
-        let spec = rows[0].1.as_ref().unwrap();
+        let spec = rows[0].spec.as_ref().unwrap();
         assert_eq!((spec.interval_s, spec.tags.len()), (Some(30), 2));
         let columns = |i: usize| -> Vec<Option<String>> {
             rows[i]
-                .1
+                .spec
                 .as_ref()
                 .unwrap_err()
                 .iter()
@@ -484,7 +523,12 @@ mod tests {
         );
         assert_eq!(columns(2), [Some("name".to_owned())]);
         assert_eq!(columns(3), [None]);
-        assert_eq!(rows[3].0, 4);
+        assert_eq!(rows[3].row, 4);
+        assert_eq!(
+            rows[1].name.as_deref(),
+            Some("plc-2"),
+            "named even when refused"
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `plantwatch nodes list|get|create|update|delete|import|export`.
 
-use std::io::{Read as _, Write as _};
+use std::io::{IsTerminal as _, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
@@ -421,6 +421,13 @@ pub async fn run(session: &Session, command: NodesCommand) -> anyhow::Result<()>
                 upsert: args.upsert,
                 partial: args.partial,
             };
+            if std::io::stderr().is_terminal() {
+                eprintln!(
+                    "Checking {} ({} KiB) on the server…",
+                    args.file.display(),
+                    bytes.len().div_ceil(1024)
+                );
+            }
             let report = client.import_nodes(bytes, json, &query).await?;
             session.print(&report, PLAN_HEADERS, plan_rows(&report))?;
             let line = summary(&report);
