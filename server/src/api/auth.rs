@@ -138,10 +138,9 @@ async fn login(
     let session_state = state.clone();
     let (token, session, user) = state
         .db
-        .call(move |conn| -> ApiResult<_> {
-            let tx = conn.transaction()?;
+        .write(move |tx| -> ApiResult<_> {
             let (token, session) = open_session(
-                &tx,
+                tx,
                 &session_state,
                 &found.user,
                 source.as_deref(),
@@ -153,9 +152,8 @@ async fn login(
                 source,
             };
             let target = format!("user:{}", found.user.id);
-            audit::record(&tx, &actor, "auth.login", Some(&target), None, db::now())?;
-            let user = users::get(&tx, found.user.id)?.unwrap_or(found.user);
-            tx.commit()?;
+            audit::record(tx, &actor, "auth.login", Some(&target), None, db::now())?;
+            let user = users::get(tx, found.user.id)?.unwrap_or(found.user);
             Ok((token, session, user))
         })
         .await?;
@@ -176,12 +174,10 @@ async fn logout(State(state): State<AppState>, auth: Authed<AnyRole>) -> ApiResu
     let session_id = auth.session_id;
     state
         .db
-        .call(move |conn| -> ApiResult<()> {
-            let tx = conn.transaction()?;
-            sessions::delete(&tx, session_id)?;
+        .write(move |tx| -> ApiResult<()> {
+            sessions::delete(tx, session_id)?;
             let target = format!("session:{session_id}");
-            audit::record(&tx, &actor, "auth.logout", Some(&target), None, db::now())?;
-            tx.commit()?;
+            audit::record(tx, &actor, "auth.logout", Some(&target), None, db::now())?;
             Ok(())
         })
         .await?;
@@ -225,22 +221,20 @@ async fn change_password(
     let keep = auth.session_id;
     state
         .db
-        .call(move |conn| -> ApiResult<()> {
-            let tx = conn.transaction()?;
+        .write(move |tx| -> ApiResult<()> {
             let now = db::now();
-            users::set_password_hash(&tx, user_id, &new_hash, now)?;
-            let ended = sessions::delete_for_user(&tx, user_id, Some(keep))?;
+            users::set_password_hash(tx, user_id, &new_hash, now)?;
+            let ended = sessions::delete_for_user(tx, user_id, Some(keep))?;
             let target = format!("user:{user_id}");
             let details = json!({ "other_sessions_ended": ended });
             audit::record(
-                &tx,
+                tx,
                 &actor,
                 "auth.password_change",
                 Some(&target),
                 Some(&details),
                 now,
             )?;
-            tx.commit()?;
             Ok(())
         })
         .await?;

@@ -15,7 +15,7 @@ use plantwatch_shared::api::{
     ListResponse, Role, UpdateCredentialRequest,
 };
 use plantwatch_shared::rules::{MAX_CREDENTIAL_NAME_LEN, name_problem};
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::Connection;
 use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
@@ -304,29 +304,27 @@ async fn create(
     let vault = state.vault.clone();
     let credential = state
         .db
-        .call(move |conn| -> ApiResult<_> {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        .write(move |tx| -> ApiResult<_> {
             let now = db::now();
-            let id = credentials::insert(&tx, &name, request.kind, &request.params, now)?;
+            let id = credentials::insert(tx, &name, request.kind, &request.params, now)?;
             let sealed = vault
                 .seal_all(&request.secrets, |field| credential_aad(id, field))
                 .map_err(ApiError::internal)?;
-            credentials::set_secrets(&tx, id, &sealed)?;
+            credentials::set_secrets(tx, id, &sealed)?;
             let details = json!({
                 "name": name,
                 "kind": request.kind,
                 "secrets": set_fields(&request.secrets),
             });
             audit::record(
-                &tx,
+                tx,
                 &actor,
                 "credential.create",
                 Some(&format!("credential:{id}")),
                 Some(&details),
                 now,
             )?;
-            let row = existing(&tx, id)?;
-            tx.commit()?;
+            let row = existing(tx, id)?;
             view(&vault, row, false)
         })
         .await?;
@@ -353,9 +351,8 @@ async fn update(
     let vault = state.vault.clone();
     let credential = state
         .db
-        .call(move |conn| -> ApiResult<_> {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let row = existing(&tx, id)?;
+        .write(move |tx| -> ApiResult<_> {
+            let row = existing(tx, id)?;
             let name = request
                 .name
                 .as_deref()
@@ -381,13 +378,13 @@ async fn update(
             }
             sealed.retain(|field, _| needed.contains(&field.as_str()));
             let now = db::now();
-            credentials::update(&tx, id, &name, &params, now)?;
+            credentials::update(tx, id, &name, &params, now)?;
             credentials::set_secrets(
-                &tx,
+                tx,
                 id,
                 &serde_json::to_string(&sealed).map_err(ApiError::internal)?,
             )?;
-            config_dirty::mark_for_credential(&tx, id, "credential updated", now)?;
+            config_dirty::mark_for_credential(tx, id, "credential updated", now)?;
             let details = json!({
                 "name": name,
                 "renamed": name != row.name,
@@ -395,15 +392,14 @@ async fn update(
                 "secrets_changed": set_fields(&request.secrets),
             });
             audit::record(
-                &tx,
+                tx,
                 &actor,
                 "credential.update",
                 Some(&format!("credential:{id}")),
                 Some(&details),
                 now,
             )?;
-            let row = existing(&tx, id)?;
-            tx.commit()?;
+            let row = existing(tx, id)?;
             view(&vault, row, false)
         })
         .await?;
@@ -418,22 +414,20 @@ async fn remove(
     let actor = auth.actor();
     state
         .db
-        .call(move |conn| -> ApiResult<()> {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let row = existing(&tx, id)?;
+        .write(move |tx| -> ApiResult<()> {
+            let row = existing(tx, id)?;
             let now = db::now();
-            config_dirty::mark_for_credential(&tx, id, "credential deleted", now)?;
-            credentials::delete(&tx, id)?;
+            config_dirty::mark_for_credential(tx, id, "credential deleted", now)?;
+            credentials::delete(tx, id)?;
             let details = json!({ "name": row.name, "kind": row.kind, "detached_from": row.nodes });
             audit::record(
-                &tx,
+                tx,
                 &actor,
                 "credential.delete",
                 Some(&format!("credential:{id}")),
                 Some(&details),
                 now,
             )?;
-            tx.commit()?;
             Ok(())
         })
         .await?;

@@ -13,7 +13,7 @@ use plantwatch_shared::api::{
     AttachRequest, AuditEntry, AuditQuery, ExportFormat, ExportQuery, ImportProblem, ImportQuery,
     ListResponse, Node, NodeQuery, NodeSpec, UpdateNodeRequest,
 };
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::Connection;
 use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
@@ -131,25 +131,23 @@ async fn create(
     let actor = auth.actor();
     let node = state
         .db
-        .call(move |conn| -> ApiResult<Node> {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let checked = check(&spec, &Catalog::load(&tx)?).map_err(invalid)?;
+        .write(move |tx| -> ApiResult<Node> {
+            let checked = check(&spec, &Catalog::load(tx)?).map_err(invalid)?;
             let mut fields = checked.fields;
-            fields.parent_id = resolve_parent(&tx, checked.parent.as_deref(), None)?;
+            fields.parent_id = resolve_parent(tx, checked.parent.as_deref(), None)?;
             let now = db::now();
-            let id = nodes::insert(&tx, &fields, now)?;
-            config_dirty::mark(&tx, [fields.collector_id], "node created", now)?;
+            let id = nodes::insert(tx, &fields, now)?;
+            config_dirty::mark(tx, [fields.collector_id], "node created", now)?;
             let details = json!({ "name": fields.name, "address": fields.address });
             audit::record(
-                &tx,
+                tx,
                 &actor,
                 "node.create",
                 Some(&format!("node:{id}")),
                 Some(&details),
                 now,
             )?;
-            let node = existing(&tx, id)?;
-            tx.commit()?;
+            let node = existing(tx, id)?;
             Ok(node)
         })
         .await?;
@@ -179,36 +177,34 @@ async fn update(
     let actor = auth.actor();
     let node = state
         .db
-        .call(move |conn| -> ApiResult<Node> {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let before = existing(&tx, id)?;
+        .write(move |tx| -> ApiResult<Node> {
+            let before = existing(tx, id)?;
             let changed: Vec<String> = serde_json::to_value(&request)
                 .ok()
                 .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect()))
                 .unwrap_or_default();
             let spec = patched(&before, request);
-            let checked = check(&spec, &Catalog::load(&tx)?).map_err(invalid)?;
+            let checked = check(&spec, &Catalog::load(tx)?).map_err(invalid)?;
             let mut fields = checked.fields;
-            fields.parent_id = resolve_parent(&tx, checked.parent.as_deref(), Some(id))?;
+            fields.parent_id = resolve_parent(tx, checked.parent.as_deref(), Some(id))?;
             let now = db::now();
-            nodes::update(&tx, id, &fields, now)?;
+            nodes::update(tx, id, &fields, now)?;
             config_dirty::mark(
-                &tx,
+                tx,
                 [before.collector_id, fields.collector_id],
                 "node updated",
                 now,
             )?;
             let details = json!({ "name": fields.name, "changed": changed });
             audit::record(
-                &tx,
+                tx,
                 &actor,
                 "node.update",
                 Some(&format!("node:{id}")),
                 Some(&details),
                 now,
             )?;
-            let node = existing(&tx, id)?;
-            tx.commit()?;
+            let node = existing(tx, id)?;
             Ok(node)
         })
         .await?;
@@ -223,22 +219,20 @@ async fn remove(
     let actor = auth.actor();
     state
         .db
-        .call(move |conn| -> ApiResult<()> {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let node = existing(&tx, id)?;
+        .write(move |tx| -> ApiResult<()> {
+            let node = existing(tx, id)?;
             let now = db::now();
-            config_dirty::mark(&tx, [node.collector_id], "node deleted", now)?;
-            nodes::delete(&tx, id)?;
+            config_dirty::mark(tx, [node.collector_id], "node deleted", now)?;
+            nodes::delete(tx, id)?;
             let details = json!({ "name": node.name, "address": node.address });
             audit::record(
-                &tx,
+                tx,
                 &actor,
                 "node.delete",
                 Some(&format!("node:{id}")),
                 Some(&details),
                 now,
             )?;
-            tx.commit()?;
             Ok(())
         })
         .await?;
@@ -274,10 +268,9 @@ async fn change_attachment(
     let actor = auth.actor();
     let node = state
         .db
-        .call(move |conn| -> ApiResult<Node> {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let node = existing(&tx, node_id)?;
-            let credential = credentials::get(&tx, credential_id)?.ok_or_else(|| {
+        .write(move |tx| -> ApiResult<Node> {
+            let node = existing(tx, node_id)?;
+            let credential = credentials::get(tx, credential_id)?.ok_or_else(|| {
                 ApiError::not_found(
                     "credential_not_found",
                     format!("there is no credential {credential_id}"),
@@ -286,11 +279,11 @@ async fn change_attachment(
             let now = db::now();
             let (changed, action) = match &attach {
                 Some(request) => (
-                    nodes::attach(&tx, node_id, credential_id, request.priority)?,
+                    nodes::attach(tx, node_id, credential_id, request.priority)?,
                     "node.attach_credential",
                 ),
                 None => {
-                    if !nodes::detach(&tx, node_id, credential_id)? {
+                    if !nodes::detach(tx, node_id, credential_id)? {
                         return Err(ApiError::not_found(
                             "credential_not_attached",
                             format!(
@@ -303,11 +296,11 @@ async fn change_attachment(
                 }
             };
             if changed {
-                nodes::touch(&tx, node_id, now)?;
-                config_dirty::mark(&tx, [node.collector_id], "credential attachment", now)?;
+                nodes::touch(tx, node_id, now)?;
+                config_dirty::mark(tx, [node.collector_id], "credential attachment", now)?;
                 let details = json!({ "node": node.name, "credential": credential.name });
                 audit::record(
-                    &tx,
+                    tx,
                     &actor,
                     action,
                     Some(&format!("node:{node_id}")),
@@ -315,8 +308,7 @@ async fn change_attachment(
                     now,
                 )?;
             }
-            let node = existing(&tx, node_id)?;
-            tx.commit()?;
+            let node = existing(tx, node_id)?;
             Ok(node)
         })
         .await?;
@@ -395,25 +387,24 @@ async fn import_nodes(
     let actor = auth.actor();
     let report = state
         .db
-        .call(move |conn| -> ApiResult<_> {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let plan = import::plan(&tx, parsed, query.upsert)?;
+        .write(move |tx| -> ApiResult<_> {
+            let plan = import::plan(tx, parsed, query.upsert)?;
             let rejected = plan.has_errors();
             if query.dry_run || (rejected && !query.partial) {
+                // Nothing was written: the transaction commits empty.
                 return Ok(plan.report(&query, false));
             }
             let now = db::now();
-            import::apply(&tx, &plan, &actor, now)?;
+            import::apply(tx, &plan, &actor, now)?;
             let report = plan.report(&query, true);
             audit::record(
-                &tx,
+                tx,
                 &actor,
                 "node.import",
                 None,
                 Some(&json!(report.summary)),
                 now,
             )?;
-            tx.commit()?;
             Ok(report)
         })
         .await?;

@@ -84,16 +84,15 @@ async fn complete(
     let session_state = state.clone();
     let (token, session, user) = state
         .db
-        .call(move |conn| -> ApiResult<_> {
-            // IMMEDIATE: two concurrent setups cannot both see an empty users table.
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            if users::count(&tx)? > 0 {
+        // IMMEDIATE (`Db::write`): two concurrent setups cannot both see an empty users table.
+        .write(move |tx| -> ApiResult<_> {
+            if users::count(tx)? > 0 {
                 return Err(already_done());
             }
             let now = db::now();
-            let user = users::insert(&tx, &username, &hash, Role::Admin, now)?;
+            let user = users::insert(tx, &username, &hash, Role::Admin, now)?;
             let (token, session) = open_session(
-                &tx,
+                tx,
                 &session_state,
                 &user,
                 source.as_deref(),
@@ -105,9 +104,8 @@ async fn complete(
                 source,
             };
             let target = format!("user:{}", user.id);
-            audit::record(&tx, &actor, "setup.complete", Some(&target), None, now)?;
-            let user = users::get(&tx, user.id)?.unwrap_or(user);
-            tx.commit()?;
+            audit::record(tx, &actor, "setup.complete", Some(&target), None, now)?;
+            let user = users::get(tx, user.id)?.unwrap_or(user);
             Ok((token, session, user))
         })
         .await?;

@@ -82,21 +82,19 @@ async fn create(
     let role = request.role;
     let user = state
         .db
-        .call(move |conn| -> ApiResult<User> {
-            let tx = conn.transaction()?;
+        .write(move |tx| -> ApiResult<User> {
             let now = db::now();
-            let user = users::insert(&tx, &username, &hash, role, now)?;
+            let user = users::insert(tx, &username, &hash, role, now)?;
             let target = format!("user:{}", user.id);
             let details = json!({ "username": user.username, "role": role });
             audit::record(
-                &tx,
+                tx,
                 &actor,
                 "user.create",
                 Some(&target),
                 Some(&details),
                 now,
             )?;
-            tx.commit()?;
             Ok(user)
         })
         .await?;
@@ -137,19 +135,18 @@ async fn update(
     let new_role = request.role;
     let user = state
         .db
-        .call(move |conn| -> ApiResult<User> {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let user = existing(&tx, id)?;
+        .write(move |tx| -> ApiResult<User> {
+            let user = existing(tx, id)?;
             let now = db::now();
             let target = format!("user:{id}");
             if let Some(role) = new_role.filter(|role| *role != user.role) {
-                if user.role == Role::Admin && users::count_admins(&tx)? <= 1 {
+                if user.role == Role::Admin && users::count_admins(tx)? <= 1 {
                     return Err(last_admin());
                 }
-                users::set_role(&tx, id, role, now)?;
+                users::set_role(tx, id, role, now)?;
                 let details = json!({ "from": user.role, "to": role });
                 audit::record(
-                    &tx,
+                    tx,
                     &actor,
                     "user.set_role",
                     Some(&target),
@@ -158,12 +155,12 @@ async fn update(
                 )?;
             }
             if let Some(hash) = &new_hash {
-                users::set_password_hash(&tx, id, hash, now)?;
+                users::set_password_hash(tx, id, hash, now)?;
                 // A reset password ends every session the user had.
-                let ended = sessions::delete_for_user(&tx, id, None)?;
+                let ended = sessions::delete_for_user(tx, id, None)?;
                 let details = json!({ "sessions_ended": ended });
                 audit::record(
-                    &tx,
+                    tx,
                     &actor,
                     "user.reset_password",
                     Some(&target),
@@ -171,8 +168,7 @@ async fn update(
                     now,
                 )?;
             }
-            let user = existing(&tx, id)?;
-            tx.commit()?;
+            let user = existing(tx, id)?;
             Ok(user)
         })
         .await?;
@@ -193,24 +189,22 @@ async fn remove(
     let actor = auth.actor();
     state
         .db
-        .call(move |conn| -> ApiResult<()> {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let user = existing(&tx, id)?;
-            if user.role == Role::Admin && users::count_admins(&tx)? <= 1 {
+        .write(move |tx| -> ApiResult<()> {
+            let user = existing(tx, id)?;
+            if user.role == Role::Admin && users::count_admins(tx)? <= 1 {
                 return Err(last_admin());
             }
-            users::delete(&tx, id)?;
+            users::delete(tx, id)?;
             let target = format!("user:{id}");
             let details = json!({ "username": user.username, "role": user.role });
             audit::record(
-                &tx,
+                tx,
                 &actor,
                 "user.delete",
                 Some(&target),
                 Some(&details),
                 db::now(),
             )?;
-            tx.commit()?;
             Ok(())
         })
         .await?;

@@ -2,7 +2,8 @@
 //! keys, busy timeout), the migration runner, and one module of SQL per resource.
 //!
 //! Handlers never hold a connection across an `.await`: [`Db::call`] runs a closure on the
-//! blocking pool and hands back its result.
+//! blocking pool and hands back its result; [`Db::write`] does the same inside one IMMEDIATE
+//! transaction that commits only when the closure succeeds.
 
 pub mod audit;
 pub mod catalog;
@@ -112,6 +113,24 @@ impl Db {
         })
         .await
         .map_err(|e| E::from(DbError::Task(e.to_string())))?
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction on the blocking pool (the write lock is taken at
+    /// once, so reads inside `f` see what it will write over): committed when `f` succeeds,
+    /// rolled back when it fails.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + From<rusqlite::Error> + Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E> + Send + 'static,
+    {
+        self.call(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })
+        .await
     }
 
     /// A pooled connection for synchronous start-up work.
