@@ -308,4 +308,15 @@ fn import_prints_the_plan_exits_3_on_rejected_rows_and_round_trips_through_expor
     let stdout_export = ok(&plantwatch(cfg, &["nodes", "export", "-o", "json"], ""));
     let specs: Value = serde_json::from_str(&stdout_export).unwrap();
     assert_eq!(specs.as_array().unwrap().len(), 4);
+
+    // JSON on standard input, as a pipeline would send it.
+    let piped = plantwatch(
+        cfg,
+        &["nodes", "import", "-", "-o", "json"],
+        r#"[{"name": "ups-1", "address": "10.0.0.40", "type": "ups", "parent": "sw1"}]"#,
+    );
+    let report: Value = serde_json::from_str(&ok(&piped)).unwrap();
+    assert_eq!(report["summary"]["create"], 1, "{report}");
+    let ups = ok(&plantwatch(cfg, &["nodes", "get", "ups-1"], ""));
+    assert!(ups.contains("parent       sw1"), "{ups}");
 }
