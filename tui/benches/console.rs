@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use plantwatch_shared::api::{ListResponse, Me, Role, SessionInfo, User};
+use plantwatch_shared::api::{
+    ListResponse, Me, Node, NodeStatus, NodeType, Role, SessionInfo, User,
+};
 use plantwatch_tui::app::App;
 use plantwatch_tui::event::{Event, Reply};
 use plantwatch_tui::profile::{Context, Profiles};
@@ -65,9 +67,19 @@ fn key(app: &mut App, code: KeyCode) {
     app.outbox.clear();
 }
 
-/// Frame times of the users view holding `rows` users, at 120x40.
-fn table_frames(rows: usize) {
-    let now = OffsetDateTime::now_utc();
+fn bench_user(id: i64, name: String, now: OffsetDateTime) -> User {
+    User {
+        id,
+        username: name,
+        role: [Role::Viewer, Role::Operator, Role::Admin][(id % 3) as usize],
+        created_at: now,
+        updated_at: now,
+        last_login_at: (id % 2 == 0).then_some(now),
+    }
+}
+
+/// A console signed in as an admin, with no server behind it.
+fn signed_in_app(now: OffsetDateTime) -> App {
     let mut profiles = Profiles::default();
     profiles.upsert_current(Context {
         name: "bench".into(),
@@ -79,24 +91,24 @@ fn table_frames(rows: usize) {
     let mut app = App::new(profiles, None, Theme { color: true });
     app.start(None);
     app.outbox.clear();
-    let admin = |id: i64, name: String| User {
-        id,
-        username: name,
-        role: [Role::Viewer, Role::Operator, Role::Admin][(id % 3) as usize],
-        created_at: now,
-        updated_at: now,
-        last_login_at: (id % 2 == 0).then_some(now),
-    };
     deliver(
         &mut app,
         Reply::Me(Me {
-            user: admin(2, "admin".into()),
+            user: bench_user(2, "admin".into(), now),
             session: SessionInfo {
                 expires_at: now,
                 idle_timeout_secs: 1,
             },
         }),
     );
+    app
+}
+
+/// Frame times of the users view holding `rows` users, at 120x40.
+fn table_frames(rows: usize) {
+    let now = OffsetDateTime::now_utc();
+    let mut app = signed_in_app(now);
+    let admin = |id: i64, name: String| bench_user(id, name, now);
     app.go_to("users");
     app.outbox.clear();
     let users: Vec<User> = (0..rows as i64)
@@ -173,6 +185,81 @@ fn table_frames(rows: usize) {
         refreshes.push(started.elapsed());
     }
     summary(&format!("refresh (sorted) + frame, {rows} rows"), refreshes);
+}
+
+/// Frame times of the nodes view holding `rows` nodes, with every seventh marked, at 120x40.
+fn node_frames(rows: usize) {
+    let now = OffsetDateTime::now_utc();
+    let mut app = signed_in_app(now);
+    app.go_to("nodes");
+    app.outbox.clear();
+    let nodes: Vec<Node> = (0..rows as i64)
+        .map(|i| Node {
+            id: i,
+            name: format!("dev-{i:05}"),
+            address: format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256),
+            node_type: NodeType::ALL[i as usize % NodeType::ALL.len()],
+            tags: vec![format!("line-{}", i % 7), "plc".into()],
+            collector_id: Some(1),
+            collector: Some("plant1-local".into()),
+            template_id: None,
+            template: None,
+            interval_s: None,
+            parent_id: Some(0),
+            parent: Some("dev-00000".into()),
+            notes: None,
+            status: NodeStatus::ALL[i as usize % NodeStatus::ALL.len()],
+            status_reason: None,
+            credentials: Vec::new(),
+            created_at: now,
+            updated_at: now,
+        })
+        .collect();
+    let started = Instant::now();
+    deliver(
+        &mut app,
+        Reply::Nodes(ListResponse {
+            items: nodes,
+            total: rows as u64,
+        }),
+    );
+    println!(
+        "{:<48} {:>9.3?}",
+        format!("load {rows} nodes into the table"),
+        started.elapsed()
+    );
+    for i in 0..rows {
+        key(
+            &mut app,
+            if i % 7 == 0 {
+                KeyCode::Char(' ')
+            } else {
+                KeyCode::Down
+            },
+        );
+    }
+    key(&mut app, KeyCode::Home);
+    let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    let mut frames = Vec::new();
+    for i in 0..2000 {
+        key(
+            &mut app,
+            if i % 300 == 299 {
+                KeyCode::Home
+            } else {
+                KeyCode::PageDown
+            },
+        );
+        let started = Instant::now();
+        terminal
+            .draw(|frame| plantwatch_tui::ui::render(&app, frame))
+            .unwrap();
+        frames.push(started.elapsed());
+    }
+    summary(
+        &format!("frame, {rows} nodes, 1/7 marked, scrolling"),
+        frames,
+    );
 }
 
 /// Runs `command` on a pseudo-terminal (util-linux `script`), returning the child.
@@ -334,9 +421,11 @@ fn main() {
     // `cargo test --benches` runs benchmarks once as tests; keep that quick.
     if std::env::args().any(|a| a == "--test") {
         table_frames(1000);
+        node_frames(1000);
         return;
     }
     table_frames(10_000);
+    node_frames(10_000);
     println!(
         "{:<48} RSS {} KiB, peak {} KiB",
         "bench process after the 10,000-row table",

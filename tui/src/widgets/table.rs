@@ -77,6 +77,10 @@ impl<T: 'static> DataTable<T> {
     pub fn set_rows(&mut self, rows: Vec<T>) {
         let selected = self.selected().map(self.id);
         self.haystacks.clear();
+        if !self.marked.is_empty() {
+            let present: std::collections::HashSet<String> = rows.iter().map(self.id).collect();
+            self.marked.retain(|id| present.contains(id));
+        }
         self.rows = rows;
         self.loaded = true;
         self.rebuild(selected);
@@ -224,7 +228,8 @@ impl<T: 'static> DataTable<T> {
             let arrow = if descending { "↓" } else { "↑" };
             title.push_str(&format!("sort: {}{arrow} ", self.columns[column].title));
         }
-        let marked = self.marked().len();
+        // `set_rows` drops marks of rows that are gone, so the set's size is the count.
+        let marked = self.marked.len();
         if marked > 0 {
             title.push_str(&format!("· {marked} marked "));
         }
@@ -393,5 +398,19 @@ mod tests {
         assert_eq!(table.cursor(), 0);
         table.set_rows(Vec::new());
         assert!(table.selected().is_none());
+    }
+
+    #[test]
+    fn marks_follow_rows_and_drop_when_a_row_goes() {
+        let mut table = table();
+        table.toggle_mark();
+        table.toggle_mark();
+        assert_eq!(table.marked(), [&(1, "pump"), &(2, "valve")]);
+        assert!(table.title("Rows").contains("2 marked"));
+        table.set_rows(vec![(2, "valve"), (3, "Pumpwerk")]);
+        assert_eq!(table.marked(), [&(2, "valve")]);
+        assert!(table.title("Rows").contains("1 marked"));
+        table.clear_marks();
+        assert!(!table.title("Rows").contains("marked"));
     }
 }
