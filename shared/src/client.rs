@@ -246,6 +246,27 @@ impl Client {
             .await
     }
 
+    /// The node called `name` (case-insensitive), found with `GET /api/v1/nodes?q=`; a 404
+    /// `node_not_found` like the server's when there is none.
+    pub async fn node_by_name(&self, name: &str) -> Result<Node> {
+        let query = NodeQuery {
+            q: Some(name.to_owned()),
+            limit: Some(crate::api::MAX_PAGE_LIMIT),
+            ..NodeQuery::default()
+        };
+        self.list_nodes(&query)
+            .await?
+            .items
+            .into_iter()
+            .find(|n| n.name.eq_ignore_ascii_case(name))
+            .ok_or_else(|| Error::Api {
+                status: 404,
+                code: "node_not_found".into(),
+                message: format!("there is no node named {name:?}"),
+                details: None,
+            })
+    }
+
     /// `GET /api/v1/nodes/{id}`.
     pub async fn get_node(&self, id: i64) -> Result<Node> {
         self.json(self.request(Method::GET, &format!("/api/v1/nodes/{id}")))

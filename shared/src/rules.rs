@@ -44,6 +44,19 @@ pub const MAX_CREDENTIAL_NAME_LEN: usize = 128;
 /// Largest polling interval override: one day.
 pub const MAX_INTERVAL_S: u32 = 86_400;
 
+/// Separates the items of a list written as text (tags, credential or node names) in CSV files,
+/// command-line options and console forms.
+pub const LIST_SEPARATOR: char = ';';
+
+/// The items of a `;`-separated list, trimmed, empty ones dropped.
+pub fn split_list(text: &str) -> Vec<String> {
+    text.split(LIST_SEPARATOR)
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Why a node or credential name is refused, if it is.
 pub fn name_problem(name: &str, max: usize) -> Option<String> {
     if name.trim().is_empty() {
@@ -162,6 +175,12 @@ mod tests {
         assert!(username_problem("").is_some());
         assert!(username_problem("a b").is_some());
         assert!(username_problem(&"a".repeat(65)).is_some());
+    }
+
+    #[test]
+    fn lists_split_on_semicolons_and_drop_blanks() {
+        assert_eq!(split_list(" a; b ;;c;"), ["a", "b", "c"]);
+        assert!(split_list("  ").is_empty());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use plantwatch_shared::api::{
     ImportOutcome, ImportProblem, ImportQuery, ImportReport, ImportRow, ImportSummary, Node,
     NodeSpec,
 };
+use plantwatch_shared::rules::split_list;
 use rusqlite::Connection;
 use serde_json::json;
 
@@ -157,14 +158,6 @@ fn csv_spec(columns: &[String], record: &csv::ByteRecord) -> Result<NodeSpec, Ve
         };
         let value = text.trim();
         let optional = || (!value.is_empty()).then(|| value.to_owned());
-        let list = || {
-            value
-                .split(';')
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        };
         match column.as_str() {
             "name" => spec.name = value.to_owned(),
             "address" => spec.address = value.to_owned(),
@@ -173,10 +166,10 @@ fn csv_spec(columns: &[String], record: &csv::ByteRecord) -> Result<NodeSpec, Ve
                 Ok(node_type) => spec.node_type = Some(node_type),
                 Err(error) => problems.push(problem(Some(column), error.to_string())),
             },
-            "tags" => spec.tags = list(),
+            "tags" => spec.tags = split_list(value),
             "collector" => spec.collector = optional(),
             "template" => spec.template = optional(),
-            "credentials" => spec.credentials = list(),
+            "credentials" => spec.credentials = split_list(value),
             "parent" => spec.parent = optional(),
             "interval_s" if value.is_empty() => {}
             "interval_s" => match value.parse::<u32>() {

@@ -7,7 +7,7 @@ use plantwatch_shared::{Client, Fingerprint};
 use serde::Serialize;
 
 use super::output::time_cell;
-use super::{Session, ask, ask_secret, read_stdin_secret};
+use super::{Session, ask, ask_new_secret, ask_secret, read_stdin_secret};
 use crate::profile::{Context, name_for_url};
 
 #[derive(Debug, Args)]
@@ -181,11 +181,7 @@ pub async fn passwd(session: &Session, args: PasswdArgs) -> anyhow::Result<()> {
     } else {
         let hint = "no terminal to ask on; use --password-stdin";
         let current = ask_secret("Current password: ", hint)?;
-        let new = ask_secret("New password: ", hint)?;
-        if ask_secret("New password again: ", hint)? != new {
-            bail!("the new passwords differ; nothing was changed");
-        }
-        (current, new)
+        (current, ask_new_secret("New password", hint)?)
     };
     client
         .change_password(current.expose(), new.expose())

@@ -2,9 +2,8 @@
 //! a prompt without echo, or from standard input with `--secrets-stdin`; never from argv.
 
 use std::collections::BTreeMap;
-use std::io::BufRead as _;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use clap::{Args, Subcommand};
 use plantwatch_shared::api::{
     AuthProtocol, CreateCredentialRequest, Credential, CredentialKind, CredentialParams,
@@ -13,7 +12,7 @@ use plantwatch_shared::api::{
 use plantwatch_shared::{Client, Secret};
 
 use super::output::time_cell;
-use super::{Session, ask_secret, confirm};
+use super::{Session, ask_new_secret, confirm, read_stdin_secret};
 
 #[derive(Debug, Subcommand)]
 pub enum CredentialsCommand {
@@ -148,30 +147,18 @@ fn needed(kind: CredentialKind, params: &CredentialParams) -> Vec<&'static str> 
 
 /// Reads `fields` from standard input (one line each) or from prompts without echo.
 fn read_secrets(fields: &[&str], from_stdin: bool) -> anyhow::Result<BTreeMap<String, Secret>> {
-    let mut secrets = BTreeMap::new();
-    let mut stdin = std::io::stdin().lock();
-    for field in fields {
-        let value: Secret = if from_stdin {
-            let mut line = String::new();
-            stdin
-                .read_line(&mut line)
-                .with_context(|| format!("reading {field} from standard input"))?;
-            let value = line.trim_end_matches(['\n', '\r']);
-            if value.is_empty() {
-                bail!("no {field} on standard input (one line per secret)");
-            }
-            value.into()
-        } else {
-            let hint = "no terminal to ask for the secrets on; use --secrets-stdin";
-            let first = ask_secret(&format!("{field}: "), hint)?;
-            if ask_secret(&format!("{field} again: "), hint)? != first {
-                bail!("the two {field} entries differ; nothing was changed");
-            }
-            first
-        };
-        secrets.insert((*field).to_owned(), value);
-    }
-    Ok(secrets)
+    let hint = "no terminal to ask for the secrets on; use --secrets-stdin";
+    fields
+        .iter()
+        .map(|field| {
+            let value = if from_stdin {
+                read_stdin_secret(field)?
+            } else {
+                ask_new_secret(field, hint)?
+            };
+            Ok(((*field).to_owned(), value))
+        })
+        .collect()
 }
 
 const HEADERS: &[&str] = &["ID", "NAME", "KIND", "USER", "SECRETS", "NODES", "UPDATED"];

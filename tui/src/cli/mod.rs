@@ -246,6 +246,18 @@ pub fn ask(question: &str, no_terminal_hint: &str) -> anyhow::Result<String> {
     Ok(line.trim().to_owned())
 }
 
+/// Asks twice, without echo, for a new secret called `label`; refuses when the two differ.
+pub fn ask_new_secret(label: &str, no_terminal_hint: &str) -> anyhow::Result<Secret> {
+    let secret = ask_secret(&format!("{label}: "), no_terminal_hint)?;
+    if ask_secret(&format!("{label} again: "), no_terminal_hint)? != secret {
+        bail!(
+            "the two {} entries differ; nothing was changed",
+            label.to_lowercase()
+        );
+    }
+    Ok(secret)
+}
+
 /// Asks for a yes before a destructive step, unless `yes` was given on the command line.
 pub fn confirm(yes: bool, question: &str) -> anyhow::Result<()> {
     if yes {

@@ -11,6 +11,8 @@ use plantwatch_shared::api::{
     NodeType, UpdateNodeRequest,
 };
 
+use plantwatch_shared::rules::split_list;
+
 use super::output::{Format, time_cell};
 use super::{Partial, Session, confirm};
 
@@ -163,18 +165,7 @@ pub async fn find(client: &Client, node: &str) -> anyhow::Result<Node> {
     if let Ok(id) = node.parse::<i64>() {
         return Ok(client.get_node(id).await?);
     }
-    let query = NodeQuery {
-        q: Some(node.to_owned()),
-        limit: Some(MAX_PAGE_LIMIT),
-        ..NodeQuery::default()
-    };
-    client
-        .list_nodes(&query)
-        .await?
-        .items
-        .into_iter()
-        .find(|n| n.name.eq_ignore_ascii_case(node))
-        .ok_or_else(|| anyhow::anyhow!("there is no node {node:?}"))
+    Ok(client.node_by_name(node).await?)
 }
 
 const HEADERS: &[&str] = &[
@@ -241,15 +232,6 @@ fn nullable(value: Option<String>) -> Option<Option<String>> {
     value.map(|v| Some(v).filter(|v| !v.trim().is_empty()))
 }
 
-fn list_of(value: &str) -> Vec<String> {
-    value
-        .split(';')
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
 fn update_request(args: UpdateArgs) -> anyhow::Result<UpdateNodeRequest> {
     let interval_s = match args.interval.as_deref().map(str::trim) {
         None => None,
@@ -262,10 +244,10 @@ fn update_request(args: UpdateArgs) -> anyhow::Result<UpdateNodeRequest> {
         name: args.name,
         address: args.address,
         node_type: args.node_type,
-        tags: args.tags.as_deref().map(list_of),
+        tags: args.tags.as_deref().map(split_list),
         collector: nullable(args.collector),
         template: nullable(args.template),
-        credentials: args.credentials.as_deref().map(list_of),
+        credentials: args.credentials.as_deref().map(split_list),
         parent: nullable(args.parent),
         interval_s,
         notes: nullable(args.notes),

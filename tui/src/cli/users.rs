@@ -1,12 +1,11 @@
 //! `plantwatch users list|create|set-role|reset-password|delete` (admins).
 
-use anyhow::bail;
 use clap::Subcommand;
 use plantwatch_shared::api::{CreateUserRequest, Role, UpdateUserRequest, User, UserQuery};
 use plantwatch_shared::{Client, Secret};
 
 use super::output::time_cell;
-use super::{Session, ask_secret, confirm, read_stdin_secret};
+use super::{Session, ask_new_secret, confirm, read_stdin_secret};
 
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
@@ -74,12 +73,10 @@ fn new_password(from_stdin: bool) -> anyhow::Result<Secret> {
     if from_stdin {
         return read_stdin_secret("password");
     }
-    let hint = "no terminal to ask for the password on; use --password-stdin";
-    let password = ask_secret("Password: ", hint)?;
-    if ask_secret("Password again: ", hint)? != password {
-        bail!("the passwords differ; nothing was changed");
-    }
-    Ok(password)
+    ask_new_secret(
+        "Password",
+        "no terminal to ask for the password on; use --password-stdin",
+    )
 }
 
 fn print_user(session: &Session, user: &User) -> anyhow::Result<()> {

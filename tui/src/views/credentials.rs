@@ -10,7 +10,7 @@ use plantwatch_shared::api::{
     CreateCredentialRequest, Credential, CredentialKind, CredentialParams, CredentialQuery,
     MAX_PAGE_LIMIT, Role, UpdateCredentialRequest,
 };
-use plantwatch_shared::rules::{MAX_CREDENTIAL_NAME_LEN, name_problem};
+use plantwatch_shared::rules::{MAX_CREDENTIAL_NAME_LEN, name_problem, split_list};
 use ratatui::Frame;
 use ratatui::crossterm::event::KeyCode;
 use ratatui::layout::{Constraint, Rect};
@@ -409,18 +409,12 @@ impl View for CredentialsView {
                 let Some(target) = &self.target else {
                     return Vec::new();
                 };
-                let names: Vec<String> = form
-                    .value("Nodes")
-                    .split(';')
-                    .map(str::trim)
-                    .filter(|n| !n.is_empty())
-                    .map(str::to_owned)
-                    .collect();
+                let names = split_list(form.value("Nodes"));
                 let (id, credential) = (target.id, target.name.clone());
                 self.attaching = true;
                 form.submit("attaching the credential", async move {
                     for name in &names {
-                        let node = super::nodes::node_named(&client, name).await?;
+                        let node = client.node_by_name(name).await?;
                         client.attach_credential(node.id, id, None).await?;
                     }
                     Ok(Reply::Attached {

@@ -8,7 +8,8 @@ use plantwatch_shared::api::{
     NodeSpec, NodeType, Role, UpdateNodeRequest,
 };
 use plantwatch_shared::rules::{
-    MAX_NODE_NAME_LEN, address_problem, interval_problem, name_problem, notes_problem, tag_problem,
+    MAX_NODE_NAME_LEN, address_problem, interval_problem, name_problem, notes_problem, split_list,
+    tag_problem,
 };
 use plantwatch_shared::{Client, Error};
 use ratatui::Frame;
@@ -163,15 +164,6 @@ fn split_tags(value: &str) -> Vec<String> {
         .collect()
 }
 
-fn split_names(value: &str) -> Vec<String> {
-    value
-        .split(';')
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
 fn optional(value: &str) -> Option<String> {
     Some(value.trim().to_owned()).filter(|v| !v.is_empty())
 }
@@ -223,7 +215,7 @@ fn spec_of(form: &Form) -> NodeSpec {
         tags: split_tags(form.value("Tags")),
         collector: optional(form.value("Collector")),
         template: optional(form.value("Template")),
-        credentials: split_names(form.value("Credentials")),
+        credentials: split_list(form.value("Credentials")),
         parent: optional(form.value("Parent")),
         interval_s: form.value("Interval s").trim().parse().ok(),
         notes: optional(form.value("Notes")),
@@ -266,27 +258,6 @@ pub async fn all_nodes(client: &Client) -> Result<ListResponse<Node>, Error> {
         all.items.extend(page.items);
     }
     Ok(all)
-}
-
-/// The node called `name` (case-insensitive), or a 404 like the server's.
-pub async fn node_named(client: &Client, name: &str) -> Result<Node, Error> {
-    let query = NodeQuery {
-        q: Some(name.to_owned()),
-        limit: Some(MAX_PAGE_LIMIT),
-        ..NodeQuery::default()
-    };
-    client
-        .list_nodes(&query)
-        .await?
-        .items
-        .into_iter()
-        .find(|n| n.name.eq_ignore_ascii_case(name))
-        .ok_or_else(|| Error::Api {
-            status: 404,
-            code: "node_not_found".into(),
-            message: format!("there is no node named {name:?}"),
-            details: None,
-        })
 }
 
 /// The detail overlay's lines of a node.
