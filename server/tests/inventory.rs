@@ -1112,3 +1112,70 @@ async fn broken_import_files_are_refused_row_by_row_and_write_nothing() {
     assert_eq!((report.summary.create, report.summary.error), (1, 1));
     assert_eq!(count(&conn, "nodes"), 1);
 }
+
+#[tokio::test]
+async fn credentials_are_tried_in_priority_order_and_templates_resolve_by_name() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (operator, _) = app.user_with_role(&admin, "otto", Role::Operator).await;
+    let conn = db(&app);
+    conn.execute(
+        "INSERT INTO device_templates (name, definition, checksum, loaded_at)
+         VALUES ('net-snmp-linux', '', 'x', 0)",
+        [],
+    )
+    .unwrap();
+    let mut ids = BTreeMap::new();
+    for name in ["a", "b", "c"] {
+        let id = admin
+            .create_credential(&community(name, "community-1"))
+            .await
+            .unwrap()
+            .id;
+        ids.insert(name, id);
+    }
+    let order = |node: &plantwatch_shared::api::Node| -> Vec<String> {
+        node.credentials.iter().map(|c| c.name.clone()).collect()
+    };
+    let mut server = spec("srv-1", "10.0.0.9");
+    server.template = Some("NET-SNMP-LINUX".into());
+    server.credentials = vec!["b".into(), "a".into()];
+    let node = operator.create_node(&server).await.unwrap();
+    assert_eq!(node.template.as_deref(), Some("net-snmp-linux"));
+    assert_eq!(order(&node), ["b", "a"], "creation keeps the given order");
+
+    // The operator attaches without ever reading a secret; no priority means "last".
+    let node = operator
+        .attach_credential(node.id, ids["c"], None)
+        .await
+        .unwrap();
+    assert_eq!(order(&node), ["b", "a", "c"]);
+    let node = operator
+        .attach_credential(node.id, ids["c"], Some(-1))
+        .await
+        .unwrap();
+    assert_eq!(order(&node), ["c", "b", "a"], "moved to the front");
+    let node = operator.detach_credential(node.id, ids["b"]).await.unwrap();
+    assert_eq!(order(&node), ["c", "a"]);
+    let err = operator
+        .detach_credential(node.id, ids["b"])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("credential_not_attached"));
+    let err = operator
+        .attach_credential(node.id, 9999, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("credential_not_found"));
+    let history = operator.node_history(node.id).await.unwrap();
+    let actions: Vec<&str> = history.items.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "node.detach_credential",
+            "node.attach_credential",
+            "node.attach_credential",
+            "node.create"
+        ]
+    );
+}
