@@ -1,2 +1,7 @@
-//! plantwatch-agent: runs on a monitored server, sends its system metrics and a heartbeat.
-//! Enrollment, metrics and the buffer arrive in later issues.
+//! plantwatch-agent: enrolls once with a join code, learns its node when an admin approves it,
+//! then sends a heartbeat every 10 s. System metrics build on the same loop.
+
+pub mod cli;
+pub mod daemon;
+
+pub use daemon::{Options, run};

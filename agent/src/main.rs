@@ -1,20 +1,23 @@
 //! `plantwatch-agent`.
 
-use clap::Parser;
+use clap::Parser as _;
+use plantwatch_agent::cli::{self, Cli};
 
-/// The plantwatch agent: runs on a monitored server and reports its system metrics and a
-/// heartbeat to the plantwatch server.
-///
-/// Not functional yet: enrollment and metrics arrive with the enrollment and collection work.
-#[derive(Debug, Parser)]
-#[command(name = "plantwatch-agent", version)]
-struct Cli {}
-
-fn main() {
-    let _cli = Cli::parse();
-    eprintln!(
-        "plantwatch-agent {}: enrollment and metrics are not available in this build yet.",
-        env!("CARGO_PKG_VERSION")
-    );
-    std::process::exit(1);
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    plantwatch_shared::daemon::init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: starting the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

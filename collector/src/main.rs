@@ -1,20 +1,23 @@
 //! `plantwatch-collector`.
 
-use clap::Parser;
+use clap::Parser as _;
+use plantwatch_collector::cli::{self, Cli};
 
-/// The plantwatch collector: runs on an isolated plant network, polls devices by SNMP and
-/// ICMP, buffers metrics while the server is unreachable, and runs discovery scans.
-///
-/// Not functional yet: enrollment and polling arrive with the enrollment and collection work.
-#[derive(Debug, Parser)]
-#[command(name = "plantwatch-collector", version)]
-struct Cli {}
-
-fn main() {
-    let _cli = Cli::parse();
-    eprintln!(
-        "plantwatch-collector {}: enrollment and polling are not available in this build yet.",
-        env!("CARGO_PKG_VERSION")
-    );
-    std::process::exit(1);
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    plantwatch_shared::daemon::init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: starting the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -6,8 +6,10 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod config_delivery;
 pub mod db;
 pub mod inventory;
+pub mod local_collector;
 pub mod logging;
 pub mod server;
 pub mod state;

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -19,10 +20,12 @@ use crate::config::Config;
 use crate::db::{self, Db, audit, sessions, users};
 use crate::state::AppState;
 use crate::vault::{self, Vault};
-use crate::{api, tls};
+use crate::{api, config_delivery, local_collector, tls};
 
 /// How long in-flight requests may take to finish at shutdown.
 const GRACE_PERIOD: Duration = Duration::from_secs(10);
+/// How often the in-memory last contact of components is written to the database.
+const PRESENCE_WRITE_EVERY: Duration = Duration::from_secs(5);
 /// How often expired sessions are swept from the database.
 const SESSION_SWEEP_EVERY: Duration = Duration::from_secs(600);
 
@@ -139,6 +142,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .context("opening the vault")??
     };
     let setup_code = first_admin(&db, &config).await?;
+    let local = local_collector::prepare(&db).await?;
+    let delivery = Arc::new(config_delivery::Stats::default());
+    config_delivery::regenerate_all(&db, &vault, &delivery).await?;
     let tls = if config.insecure_http {
         None
     } else {
@@ -153,10 +159,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
     let state = AppState::new(
         db.clone(),
-        vault,
+        vault.clone(),
         config.clone(),
         setup_code.clone(),
-        tls.is_some(),
+        fingerprint,
+        delivery.clone(),
     );
     let app = api::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let handle: Handle<SocketAddr> = Handle::new();
@@ -192,11 +199,27 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     };
 
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let background = vec![tokio::spawn(sweep_sessions(
-        db.clone(),
-        config.session_idle_timeout_secs as i64,
-        shutdown_rx,
-    ))];
+    let background = vec![
+        tokio::spawn(sweep_sessions(
+            db.clone(),
+            config.session_idle_timeout_secs as i64,
+            shutdown_rx.clone(),
+        )),
+        tokio::spawn(config_delivery::run(
+            db.clone(),
+            vault,
+            delivery,
+            shutdown_rx.clone(),
+        )),
+        tokio::spawn(record_presence(state.clone(), shutdown_rx.clone())),
+        tokio::spawn(local_collector::run(
+            local,
+            addr,
+            fingerprint,
+            config.data_dir.join("local-collector"),
+            shutdown_rx,
+        )),
+    ];
 
     match fingerprint {
         Some(fp) => tracing::info!("listening on https://{addr} (fingerprint {fp})"),
@@ -320,6 +343,30 @@ async fn sweep_sessions(db: Db, idle_secs: i64, mut shutdown: watch::Receiver<bo
                 }
             }
             _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Writes when components were last heard from, in batches (and once more at shutdown).
+async fn record_presence(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(PRESENCE_WRITE_EVERY);
+    loop {
+        let stopping = tokio::select! {
+            _ = every.tick() => false,
+            _ = shutdown.changed() => true,
+        };
+        let seen = state.presence.take_unwritten();
+        if !seen.is_empty() {
+            let written = state
+                .db
+                .write(move |tx| db::components::record_seen(tx, &seen).map_err(db::DbError::from))
+                .await;
+            if let Err(error) = written {
+                tracing::warn!(%error, "Recording when components were last seen failed.");
+            }
+        }
+        if stopping {
+            return;
         }
     }
 }

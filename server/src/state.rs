@@ -4,8 +4,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use plantwatch_shared::Fingerprint;
+
+use crate::auth::api_keys::{KeyCache, Presence};
 use crate::auth::rate_limit::LoginLimiter;
 use crate::config::Config;
+use crate::config_delivery::Stats;
 use crate::db::Db;
 use crate::vault::Vault;
 
@@ -28,6 +32,14 @@ pub struct Inner {
     pub decoy_hash: String,
     /// Whether the listener is HTTPS (session cookies are then marked `Secure`).
     pub https: bool,
+    /// Fingerprint of the served certificate, put into join codes.
+    pub fingerprint: Option<Fingerprint>,
+    /// Verified component API keys.
+    pub keys: KeyCache,
+    /// When components were last heard from.
+    pub presence: Presence,
+    /// Counts of config delivery.
+    pub delivery: Arc<Stats>,
 }
 
 impl std::ops::Deref for AppState {
@@ -44,7 +56,8 @@ impl AppState {
         vault: Vault,
         config: Config,
         setup_code: Option<String>,
-        https: bool,
+        fingerprint: Option<Fingerprint>,
+        delivery: Arc<Stats>,
     ) -> Self {
         let limiter = LoginLimiter::new(
             config.login_max_failures,
@@ -58,7 +71,11 @@ impl AppState {
             setup_code: Mutex::new(setup_code),
             setup_code_file,
             decoy_hash: crate::auth::decoy_hash(),
-            https,
+            https: fingerprint.is_some(),
+            fingerprint,
+            keys: KeyCache::default(),
+            presence: Presence::default(),
+            delivery,
             config,
         }))
     }

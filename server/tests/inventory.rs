@@ -809,11 +809,17 @@ async fn every_change_that_affects_polling_marks_its_collectors_dirty() {
     plc.collector = Some("north".into());
     let plc = admin.create_node(&plc).await.unwrap();
     assert_eq!(dirty(&conn), [north], "node created");
-    admin
+    let unassigned = admin
         .create_node(&spec("unassigned", "10.0.0.2"))
         .await
         .unwrap();
-    assert_eq!(dirty(&conn), [] as [i64; 0], "a node without a collector");
+    assert_eq!(unassigned.collector.as_deref(), Some("local"));
+    let local = unassigned.collector_id.unwrap();
+    assert_eq!(
+        dirty(&conn),
+        [local],
+        "a node naming no collector goes to the local one"
+    );
 
     let notes = UpdateNodeRequest {
         notes: Some(Some("moved".into())),

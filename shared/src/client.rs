@@ -17,11 +17,13 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde::de::DeserializeOwned;
 
 use crate::api::{
-    AttachRequest, AuditEntry, AuditQuery, ChangePasswordRequest, CreateCredentialRequest,
-    CreateUserRequest, Credential, CredentialQuery, ErrorBody, ExportFormat, ExportQuery, Health,
-    ImportQuery, ImportReport, ListResponse, LoginRequest, LoginResponse, Me, Node, NodeQuery,
-    NodeSpec, SetupRequest, SetupStatus, UpdateCredentialRequest, UpdateNodeRequest,
-    UpdateUserRequest, User, UserQuery,
+    AttachRequest, AuditEntry, AuditQuery, ChangePasswordRequest, CollectorConfig, CollectorReport,
+    Component, ComponentQuery, ComponentSelf, CreateCredentialRequest, CreateTokenRequest,
+    CreateUserRequest, CreatedToken, Credential, CredentialQuery, EnrollmentToken, ErrorBody,
+    ExportFormat, ExportQuery, Health, Heartbeat, HeartbeatAck, ImportQuery, ImportReport,
+    ListResponse, LoginRequest, LoginResponse, Me, Node, NodeQuery, NodeSpec, RegisterRequest,
+    Registration, SetupRequest, SetupStatus, TokenQuery, UpdateCredentialRequest,
+    UpdateNodeRequest, UpdateUserRequest, User, UserQuery,
 };
 use crate::{Error, Fingerprint, Result, Secret};
 
@@ -36,8 +38,22 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<Secret>,
+    api_key: Option<Secret>,
     pin: Option<Fingerprint>,
     seen: Arc<Mutex<Option<Fingerprint>>>,
+}
+
+/// The answer to a collector's configuration pull.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConfigPull {
+    /// `304`: the configuration whose hash was sent is still current.
+    NotModified,
+    /// A new configuration: its SHA-256 (the `ETag`), the document as sent, and parsed.
+    Changed {
+        sha256: String,
+        body: Vec<u8>,
+        config: Box<CollectorConfig>,
+    },
 }
 
 impl std::fmt::Debug for Client {
@@ -46,6 +62,7 @@ impl std::fmt::Debug for Client {
             .field("base", &self.base)
             .field("pin", &self.pin)
             .field("token", &self.token)
+            .field("api_key", &self.api_key)
             .finish()
     }
 }
@@ -113,6 +130,7 @@ impl Client {
             http,
             base,
             token: None,
+            api_key: None,
             pin,
             seen,
         })
@@ -130,6 +148,12 @@ impl Client {
     /// The same client, sending `token` as its bearer token.
     pub fn with_token(mut self, token: impl Into<Secret>) -> Self {
         self.token = Some(token.into());
+        self
+    }
+
+    /// The same client, authenticating as a collector or agent with its `pwk_…` key.
+    pub fn with_api_key(mut self, key: impl Into<Secret>) -> Self {
+        self.api_key = Some(key.into());
         self
     }
 
@@ -406,6 +430,123 @@ impl Client {
         self.empty(self.request(Method::DELETE, &path)).await
     }
 
+    /// `POST /api/v1/enrollment-tokens` (admin): the token and its join code, shown once.
+    pub async fn create_token(&self, request: &CreateTokenRequest) -> Result<CreatedToken> {
+        let path = "/api/v1/enrollment-tokens";
+        self.json(self.request(Method::POST, path).json(request))
+            .await
+    }
+
+    /// `GET /api/v1/enrollment-tokens` (admin), newest first.
+    pub async fn list_tokens(&self, query: &TokenQuery) -> Result<ListResponse<EnrollmentToken>> {
+        let path = "/api/v1/enrollment-tokens";
+        self.json(self.request(Method::GET, path).query(query))
+            .await
+    }
+
+    /// `POST /api/v1/enrollment-tokens/{id}/revoke` (admin).
+    pub async fn revoke_token(&self, id: i64) -> Result<EnrollmentToken> {
+        let path = format!("/api/v1/enrollment-tokens/{id}/revoke");
+        self.json(self.request(Method::POST, &path)).await
+    }
+
+    /// `POST /api/v1/components/register` with an enrollment token (no session).
+    pub async fn register(&self, request: &RegisterRequest) -> Result<Registration> {
+        let path = "/api/v1/components/register";
+        self.json(self.request(Method::POST, path).json(request))
+            .await
+    }
+
+    /// `GET /api/v1/components/me` with an API key: 403 while the component waits for approval.
+    pub async fn component_me(&self) -> Result<ComponentSelf> {
+        self.json(self.request(Method::GET, "/api/v1/components/me"))
+            .await
+    }
+
+    /// `GET /api/v1/remote-components`.
+    pub async fn list_components(&self, query: &ComponentQuery) -> Result<ListResponse<Component>> {
+        let path = "/api/v1/remote-components";
+        self.json(self.request(Method::GET, path).query(query))
+            .await
+    }
+
+    /// `GET /api/v1/remote-components/{id}`.
+    pub async fn get_component(&self, id: i64) -> Result<Component> {
+        let path = format!("/api/v1/remote-components/{id}");
+        self.json(self.request(Method::GET, &path)).await
+    }
+
+    /// `POST /api/v1/remote-components/{id}/approve` (admin).
+    pub async fn approve_component(&self, id: i64) -> Result<Component> {
+        let path = format!("/api/v1/remote-components/{id}/approve");
+        self.json(self.request(Method::POST, &path)).await
+    }
+
+    /// `POST /api/v1/remote-components/{id}/revoke` (admin): its key stops working at once.
+    pub async fn revoke_component(&self, id: i64) -> Result<Component> {
+        let path = format!("/api/v1/remote-components/{id}/revoke");
+        self.json(self.request(Method::POST, &path)).await
+    }
+
+    /// `DELETE /api/v1/remote-components/{id}` (admin).
+    pub async fn delete_component(&self, id: i64) -> Result<()> {
+        let path = format!("/api/v1/remote-components/{id}");
+        self.empty(self.request(Method::DELETE, &path)).await
+    }
+
+    /// `GET /api/v1/remote-collectors/{id}/config` with an API key, sending `If-None-Match`
+    /// when the collector holds a configuration already.
+    pub async fn collector_config(&self, id: i64, held: Option<&str>) -> Result<ConfigPull> {
+        let path = format!("/api/v1/remote-collectors/{id}/config");
+        let mut request = self.request(Method::GET, &path);
+        if let Some(sha256) = held {
+            request = request.header(reqwest::header::IF_NONE_MATCH, format!("\"{sha256}\""));
+        }
+        let response = request.send().await.map_err(|e| self.transport_error(&e))?;
+        let status = response.status();
+        if status == StatusCode::NOT_MODIFIED {
+            return Ok(ConfigPull::NotModified);
+        }
+        let etag = response
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim_matches('"').to_owned());
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        if !status.is_success() {
+            return Err(api_error(status, &bytes));
+        }
+        let sha256 = crate::sha256_hex(&bytes);
+        if etag.as_deref() != Some(sha256.as_str()) {
+            return Err(Error::Decode(
+                "the configuration does not match its ETag (damaged in transit?)".into(),
+            ));
+        }
+        let config = serde_json::from_slice(&bytes).map_err(|e| Error::Decode(e.to_string()))?;
+        Ok(ConfigPull::Changed {
+            sha256,
+            body: bytes.to_vec(),
+            config: Box::new(config),
+        })
+    }
+
+    /// `POST /api/v1/remote-collectors/{id}/report` with an API key.
+    pub async fn report(&self, id: i64, report: &CollectorReport) -> Result<()> {
+        let path = format!("/api/v1/remote-collectors/{id}/report");
+        self.empty(self.request(Method::POST, &path).json(report))
+            .await
+    }
+
+    /// `POST /api/v1/agents/heartbeat/{node_id}` with an API key.
+    pub async fn heartbeat(&self, node_id: i64, heartbeat: &Heartbeat) -> Result<HeartbeatAck> {
+        let path = format!("/api/v1/agents/heartbeat/{node_id}");
+        self.json(self.request(Method::POST, &path).json(heartbeat))
+            .await
+    }
+
     /// Sends any request and returns the status and body as they came, for tools and tests
     /// that exercise the API beyond the typed calls. Transport and pinning errors still fail.
     pub async fn send_raw(
@@ -431,11 +572,14 @@ impl Client {
     /// A request builder for `path` with the bearer token, for callers that need more than the
     /// typed calls offer.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        let request = self.http.request(method, format!("{}{path}", self.base));
-        match &self.token {
-            Some(token) => request.bearer_auth(token.expose()),
-            None => request,
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token.expose());
         }
+        if let Some(key) = &self.api_key {
+            request = request.header(crate::API_KEY_HEADER, key.expose());
+        }
+        request
     }
 
     /// Sends `request` and decodes a JSON answer.

@@ -6,6 +6,8 @@
 
 pub mod api;
 pub mod client;
+#[cfg(feature = "daemon")]
+pub mod daemon;
 pub mod error;
 pub mod fingerprint;
 pub mod rules;
@@ -22,5 +24,14 @@ pub const SESSION_TOKEN_PREFIX: &str = "pws_";
 pub const ENROLLMENT_TOKEN_PREFIX: &str = "pwe_";
 /// Prefix of component API keys.
 pub const API_KEY_PREFIX: &str = "pwk_";
+/// Header that carries a component API key.
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+/// Lower-case hex SHA-256 of `bytes`: configuration hashes and `ETag`s.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
 /// Name of the HTTP-only cookie that carries a session token for browsers and the console.
 pub const SESSION_COOKIE: &str = "pw_session";

@@ -8,9 +8,10 @@ use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 use plantwatch_shared::api::{Role, SessionInfo, User};
-use plantwatch_shared::{SESSION_COOKIE, SESSION_TOKEN_PREFIX};
+use plantwatch_shared::{API_KEY_HEADER, SESSION_COOKIE, SESSION_TOKEN_PREFIX, Secret};
 
 use super::error::ApiError;
+use crate::auth::api_keys::{self, Identity};
 use crate::auth::token_hash;
 use crate::db::{self, audit::Actor, sessions, to_time};
 use crate::state::AppState;
@@ -196,5 +197,103 @@ where
             addr,
             _role: PhantomData,
         })
+    }
+}
+
+/// A request from an enrolled collector or agent, by its `X-API-Key`: `401` without a valid
+/// key (unknown, rotated, revoked), `403` while the component waits for approval. Verified
+/// keys are cached (see [`crate::auth::api_keys`]), so only the first request of a key pays
+/// for bcrypt.
+#[derive(Debug)]
+pub struct ComponentAuth {
+    pub identity: Identity,
+    pub addr: ClientAddr,
+}
+
+impl ComponentAuth {
+    /// The audit actor of this request.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            user_id: None,
+            name: format!("{} {}", self.identity.kind, self.identity.name),
+            source: self.addr.ip(),
+        }
+    }
+}
+
+fn invalid_key() -> ApiError {
+    ApiError::unauthorized(
+        "invalid_api_key",
+        "the API key is unknown or was replaced; enroll this component again",
+    )
+}
+
+impl<S> FromRequestParts<S> for ComponentAuth
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let addr = ClientAddr::from_request_parts(parts, &state)
+            .await
+            .unwrap_or(ClientAddr(None));
+        let key = parts
+            .headers
+            .get(API_KEY_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .map(str::trim)
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "unauthenticated",
+                    format!("send the component's API key in {API_KEY_HEADER}"),
+                )
+            })?;
+        let id = api_keys::component_of(key).ok_or_else(invalid_key)?;
+        let digest = api_keys::digest(key);
+        let identity = match state.keys.get(&digest) {
+            Some(identity) => identity,
+            None => {
+                let generation = state.keys.generation(id);
+                let row = state
+                    .db
+                    .call(move |conn| db::components::key_row(conn, id).map_err(db::DbError::from))
+                    .await?
+                    .ok_or_else(invalid_key)?;
+                if row.revoked {
+                    return Err(ApiError::unauthorized(
+                        "api_key_revoked",
+                        "this component was revoked; enroll it again and have an admin approve it",
+                    ));
+                }
+                let key = Secret::new(key);
+                let hash = row.api_key_hash.clone();
+                let valid = crate::auth::verify_password(key, hash).await?;
+                if !valid {
+                    return Err(invalid_key());
+                }
+                let identity = Identity {
+                    id,
+                    kind: row.kind,
+                    name: row.name,
+                    approved: row.approved,
+                    is_local: row.is_local,
+                    node_id: row.node_id,
+                };
+                state.keys.remember(digest, identity.clone(), generation);
+                identity
+            }
+        };
+        state.presence.touch(identity.id, db::now());
+        if !identity.approved {
+            return Err(ApiError::forbidden(format!(
+                "this {} is waiting for approval: an admin must approve it (plantwatch {}s approve {})",
+                identity.kind, identity.kind, identity.id
+            ))
+            .with_code("pending_approval"));
+        }
+        Ok(ComponentAuth { identity, addr })
     }
 }

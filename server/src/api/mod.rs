@@ -4,11 +4,13 @@
 
 pub mod audit;
 pub mod auth;
+pub mod components;
 pub mod credentials;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod nodes;
+pub mod remote;
 pub mod setup;
 pub mod users;
 
@@ -31,7 +33,9 @@ pub fn app(state: AppState) -> Router {
         .merge(users::router())
         .merge(audit::router())
         .merge(nodes::router())
-        .merge(credentials::router());
+        .merge(credentials::router())
+        .merge(components::router())
+        .merge(remote::router());
     Router::new()
         .merge(health::router())
         .nest("/api/v1", api)

@@ -1,5 +1,6 @@
 //! Credentials of people: password hashing, session tokens and the login rate limiter.
 
+pub mod api_keys;
 pub mod rate_limit;
 
 use base64::Engine as _;

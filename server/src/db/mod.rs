@@ -7,11 +7,13 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod components;
 pub mod config_dirty;
 pub mod credentials;
 pub mod nodes;
 pub mod sessions;
 pub mod settings;
+pub mod tokens;
 pub mod users;
 
 use std::os::unix::fs::PermissionsExt as _;
@@ -31,6 +33,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0002_inventory",
         include_str!("../../../migrations/0002_inventory.sql"),
+    ),
+    (
+        "0003_components",
+        include_str!("../../../migrations/0003_components.sql"),
     ),
 ];
 
@@ -264,7 +270,10 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(recorded, vec!["0001_init", "0002_inventory"]);
+        assert_eq!(
+            recorded,
+            vec!["0001_init", "0002_inventory", "0003_components"]
+        );
     }
 
     #[test]

@@ -8,10 +8,12 @@ use time::OffsetDateTime;
 
 use crate::Secret;
 
+mod components;
 mod credentials;
 mod names;
 mod nodes;
 
+pub use components::*;
 pub use credentials::*;
 pub use names::UnknownName;
 pub use nodes::*;

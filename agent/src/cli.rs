@@ -1,0 +1,138 @@
+//! The command line of `plantwatch-agent`: `enroll`, `run`, `status`.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+use plantwatch_shared::api::ComponentKind;
+use plantwatch_shared::daemon::{
+    self, Enrollment, LogFormat, identity, read_join_code, shutdown_signal,
+};
+
+/// The plantwatch agent: runs on a monitored server and reports a heartbeat (and, later, its
+/// system metrics) to the plantwatch server.
+#[derive(Debug, Parser)]
+#[command(name = "plantwatch-agent", version)]
+pub struct Cli {
+    /// Directory of the enrollment and the status file.
+    #[arg(
+        long,
+        env = "PLANTWATCH_STATE_DIR",
+        global = true,
+        default_value = "/var/lib/plantwatch-agent"
+    )]
+    pub state_dir: PathBuf,
+    /// Log format.
+    #[arg(long, env = "PLANTWATCH_LOG_FORMAT", global = true, value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Enroll with the server using a join code from `plantwatch tokens create` (read from
+    /// standard input when omitted or `-`, so it stays out of the process list).
+    Enroll {
+        join_code: Option<String>,
+        /// Name shown on the server [default: the host name].
+        #[arg(long)]
+        name: Option<String>,
+        /// Machine id [default: /etc/machine-id]. Enrolling again with the same one replaces
+        /// the key of the same agent.
+        #[arg(long, env = "PLANTWATCH_MACHINE_ID")]
+        machine_id: Option<String>,
+    },
+    /// Run: send a heartbeat every 10 s until SIGTERM.
+    Run,
+    /// Print what the agent knows: enrollment, node, last heartbeat.
+    Status {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs a command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let dir = &cli.state_dir;
+    match cli.command {
+        Command::Enroll {
+            join_code,
+            name,
+            machine_id,
+        } => {
+            let code = read_join_code(join_code)?;
+            let (name, machine_id) = identity(dir, name, machine_id)?;
+            let enrollment = daemon::enroll(
+                &code,
+                ComponentKind::Agent,
+                &name,
+                &machine_id,
+                env!("CARGO_PKG_VERSION"),
+            )
+            .await?;
+            enrollment.save(dir)?;
+            println!(
+                "Enrolled as agent {} ({name}) with {}.",
+                enrollment.component_id, enrollment.server_url
+            );
+            println!(
+                "Waiting for approval: an admin runs `plantwatch agents approve {}`, then start `plantwatch-agent run`.",
+                enrollment.component_id
+            );
+            Ok(())
+        }
+        Command::Run => {
+            let enrollment = Enrollment::load(dir, ComponentKind::Agent)?;
+            tracing::info!(
+                component_id = enrollment.component_id,
+                server = %enrollment.server_url,
+                "Agent starting."
+            );
+            let options = crate::Options::new(dir.clone());
+            crate::run(enrollment, options, shutdown_signal()?).await
+        }
+        Command::Status { json } => status(dir, json),
+    }
+}
+
+fn status(dir: &Path, json: bool) -> anyhow::Result<()> {
+    let enrollment = Enrollment::load(dir, ComponentKind::Agent)?;
+    let status = crate::daemon::load_status(dir)?;
+    if json {
+        let document = serde_json::json!({
+            "component_id": enrollment.component_id,
+            "name": enrollment.name,
+            "server_url": enrollment.server_url,
+            "fingerprint": enrollment.fingerprint,
+            "status": status,
+        });
+        println!("{}", serde_json::to_string_pretty(&document)?);
+        return Ok(());
+    }
+    println!(
+        "agent           {} ({})",
+        enrollment.component_id, enrollment.name
+    );
+    println!("server          {}", enrollment.server_url);
+    match status {
+        Some(status) => {
+            let node = status
+                .node_id
+                .map_or("not yet (waiting for approval)".to_owned(), |id| {
+                    id.to_string()
+                });
+            println!("node            {node}");
+            println!("state           {}", status.state);
+            let at = status
+                .last_heartbeat_at
+                .map_or("never".to_owned(), |t| t.to_string());
+            println!("last heartbeat  {at}");
+            if let Some(error) = status.last_error {
+                println!("last error      {error}");
+            }
+        }
+        None => println!("state           never run"),
+    }
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! The agent daemon: asks the server for its node until an admin has approved it, then sends a
+//! heartbeat every 10 s; retries with backoff and jitter while the server cannot be reached,
+//! logging why once per new problem. Its status goes to `status.json` for `status`.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use plantwatch_shared::api::Heartbeat;
+use plantwatch_shared::daemon::{Backoff, Enrollment, Problems, prepare_dir, write_private};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// File of the daemon's status.
+pub const STATUS_FILE: &str = "status.json";
+
+/// How the daemon paces itself.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub state_dir: PathBuf,
+    /// Interval of heartbeats (DESIGN §2: 10 s).
+    pub heartbeat_every: Duration,
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+}
+
+impl Options {
+    pub fn new(state_dir: PathBuf) -> Self {
+        Options {
+            state_dir,
+            heartbeat_every: Duration::from_secs(10),
+            retry_min: Duration::from_secs(1),
+            retry_max: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What `status` prints, written by the running daemon.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub component_id: i64,
+    pub server_url: String,
+    pub node_id: Option<i64>,
+    pub state: String,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_heartbeat_at: Option<OffsetDateTime>,
+    pub last_error: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub updated_at: Option<OffsetDateTime>,
+    pub pid: u32,
+}
+
+/// Reads the status file, if the daemon ever ran.
+pub fn load_status(dir: &Path) -> anyhow::Result<Option<Status>> {
+    let path = dir.join(STATUS_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
+            format!("{} is not an agent status file", path.display())
+        })?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn save_status(dir: &Path, status: &mut Status) {
+    status.updated_at = Some(OffsetDateTime::now_utc());
+    let written = serde_json::to_vec_pretty(status)
+        .map_err(anyhow::Error::from)
+        .and_then(|json| Ok(write_private(&dir.join(STATUS_FILE), &json)?));
+    if let Err(error) = written {
+        tracing::warn!(
+            error = format!("{error:#}"),
+            "Writing the status file failed."
+        );
+    }
+}
+
+/// Runs the agent until `shutdown` completes.
+pub async fn run(
+    enrollment: Enrollment,
+    options: Options,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    prepare_dir(&options.state_dir)?;
+    let client = enrollment
+        .client()
+        .context("setting up the connection to the server")?;
+    let started = std::time::Instant::now();
+    let mut status = Status {
+        component_id: enrollment.component_id,
+        server_url: enrollment.server_url.clone(),
+        state: "starting".into(),
+        pid: std::process::id(),
+        ..Status::default()
+    };
+    let mut problems = Problems::default();
+    let mut backoff = Backoff::new(options.retry_min, options.retry_max);
+    tokio::pin!(shutdown);
+    loop {
+        let result = match status.node_id {
+            None => client.component_me().await.map(|me| {
+                status.node_id = me.node_id;
+                if let Some(node_id) = me.node_id {
+                    tracing::info!(node_id, "Approved; sending heartbeats for node {node_id}.");
+                }
+            }),
+            Some(node_id) => {
+                let heartbeat = Heartbeat {
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                    uptime_s: Some(started.elapsed().as_secs()),
+                };
+                client.heartbeat(node_id, &heartbeat).await.map(|_| {
+                    status.last_heartbeat_at = Some(OffsetDateTime::now_utc());
+                })
+            }
+        };
+        let wait = match result {
+            Ok(()) => {
+                backoff.reset();
+                if problems.recovered() {
+                    tracing::info!(server = %enrollment.server_url, "Connected to the server again.");
+                }
+                status.state = "connected".into();
+                status.last_error = None;
+                options.heartbeat_every
+            }
+            Err(error) if error.code() == Some("pending_approval") => {
+                backoff.reset();
+                if problems.failed("waiting for approval") {
+                    tracing::warn!(
+                        "Waiting for an admin to approve this agent (plantwatch agents approve {}).",
+                        enrollment.component_id
+                    );
+                }
+                status.state = "waiting for approval".into();
+                options.heartbeat_every
+            }
+            Err(error) => {
+                // A refused heartbeat may mean the node changed: ask again which it is.
+                if error.status() == Some(403) {
+                    status.node_id = None;
+                }
+                let wait = backoff.next_delay();
+                let problem = error.to_string();
+                if problems.failed(problem.clone()) {
+                    tracing::warn!(
+                        server = %enrollment.server_url,
+                        retry_in_ms = wait.as_millis() as u64,
+                        "Cannot reach the server: {problem}"
+                    );
+                }
+                status.state = "unreachable".into();
+                status.last_error = Some(problem);
+                wait
+            }
+        };
+        save_status(&options.state_dir, &mut status);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = &mut shutdown => break,
+        }
+    }
+    status.state = "stopped".into();
+    save_status(&options.state_dir, &mut status);
+    tracing::info!("Agent stopped.");
+    Ok(())
+}

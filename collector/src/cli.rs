@@ -1,0 +1,151 @@
+//! The command line of `plantwatch-collector`: `enroll`, `run`, `status`.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+use plantwatch_shared::api::ComponentKind;
+use plantwatch_shared::daemon::{
+    self, Enrollment, LogFormat, identity, read_join_code, shutdown_signal,
+};
+
+use crate::store;
+
+/// The plantwatch collector: runs on an isolated plant network, holds the current
+/// configuration of the devices it polls, and reports to the plantwatch server.
+#[derive(Debug, Parser)]
+#[command(name = "plantwatch-collector", version)]
+pub struct Cli {
+    /// Directory of the enrollment, the saved configuration and the status file.
+    #[arg(
+        long,
+        env = "PLANTWATCH_STATE_DIR",
+        global = true,
+        default_value = "/var/lib/plantwatch-collector"
+    )]
+    pub state_dir: PathBuf,
+    /// Log format.
+    #[arg(long, env = "PLANTWATCH_LOG_FORMAT", global = true, value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Enroll with the server using a join code from `plantwatch tokens create` (read from
+    /// standard input when omitted or `-`, so it stays out of the process list).
+    Enroll {
+        join_code: Option<String>,
+        /// Name shown on the server [default: the host name].
+        #[arg(long)]
+        name: Option<String>,
+        /// Machine id [default: /etc/machine-id]. Enrolling again with the same one replaces
+        /// the key of the same collector.
+        #[arg(long, env = "PLANTWATCH_MACHINE_ID")]
+        machine_id: Option<String>,
+    },
+    /// Run: keep the configuration current and report to the server until SIGTERM.
+    Run,
+    /// Print what the collector knows: enrollment, configuration, last contact.
+    Status {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs a command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let dir = &cli.state_dir;
+    match cli.command {
+        Command::Enroll {
+            join_code,
+            name,
+            machine_id,
+        } => {
+            let code = read_join_code(join_code)?;
+            let (name, machine_id) = identity(dir, name, machine_id)?;
+            let enrollment = daemon::enroll(
+                &code,
+                ComponentKind::Collector,
+                &name,
+                &machine_id,
+                env!("CARGO_PKG_VERSION"),
+            )
+            .await?;
+            enrollment.save(dir)?;
+            // A configuration of an earlier enrollment is not this one's.
+            let _ = std::fs::remove_file(dir.join(store::CONFIG_FILE));
+            println!(
+                "Enrolled as collector {} ({name}) with {}.",
+                enrollment.component_id, enrollment.server_url
+            );
+            println!(
+                "Waiting for approval: an admin runs `plantwatch collectors approve {}`, then start `plantwatch-collector run`.",
+                enrollment.component_id
+            );
+            Ok(())
+        }
+        Command::Run => {
+            let enrollment = Enrollment::load(dir, ComponentKind::Collector)?;
+            tracing::info!(
+                component_id = enrollment.component_id,
+                server = %enrollment.server_url,
+                "Collector starting."
+            );
+            let options = crate::Options::new(dir.clone());
+            crate::run(enrollment, options, shutdown_signal()?).await
+        }
+        Command::Status { json } => status(dir, json),
+    }
+}
+
+fn status(dir: &Path, json: bool) -> anyhow::Result<()> {
+    let enrollment = Enrollment::load(dir, ComponentKind::Collector)?;
+    let status = store::load_status(dir)?;
+    let held = store::load_config(dir)?;
+    if json {
+        let document = serde_json::json!({
+            "component_id": enrollment.component_id,
+            "name": enrollment.name,
+            "server_url": enrollment.server_url,
+            "fingerprint": enrollment.fingerprint,
+            "enrolled_at": enrollment.enrolled_at.to_string(),
+            "saved_config_sha256": held.as_ref().map(|h| &h.sha256),
+            "saved_targets": held.as_ref().map(|h| h.config.targets.len()),
+            "status": status,
+        });
+        println!("{}", serde_json::to_string_pretty(&document)?);
+        return Ok(());
+    }
+    println!(
+        "collector     {} ({})",
+        enrollment.component_id, enrollment.name
+    );
+    println!("server        {}", enrollment.server_url);
+    if let Some(fingerprint) = enrollment.fingerprint {
+        println!("fingerprint   {fingerprint}");
+    }
+    match &held {
+        Some(held) => println!(
+            "config        {} targets, sha256 {}",
+            held.config.targets.len(),
+            held.sha256
+        ),
+        None => println!("config        none received yet"),
+    }
+    match status {
+        Some(status) => {
+            println!("state         {}", status.state);
+            let at =
+                |t: Option<time::OffsetDateTime>| t.map_or("never".to_owned(), |t| t.to_string());
+            println!("last contact  {}", at(status.last_contact_at));
+            println!("last report   {}", at(status.last_report_at));
+            if let Some(error) = status.last_error {
+                println!("last error    {error}");
+            }
+        }
+        None => println!("state         never run"),
+    }
+    Ok(())
+}

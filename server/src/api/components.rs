@@ -1,0 +1,496 @@
+//! Enrollment tokens and the collectors and agents they enroll, as admins and the console see
+//! them: `/enrollment-tokens` (admin) and `/remote-components` (read by every role; approve,
+//! revoke and delete by admins).
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use plantwatch_shared::api::{
+    Component, ComponentKind, ComponentQuery, ComponentStatus, CreateTokenRequest, CreatedToken,
+    EnrollmentToken, JoinCode, ListResponse, NodeType, OFFLINE_AFTER_SECS, TokenQuery,
+};
+use plantwatch_shared::rules::{address_problem, name_problem};
+use plantwatch_shared::{ENROLLMENT_TOKEN_PREFIX, Secret};
+use rusqlite::Connection;
+use serde_json::json;
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{AdminRole, AnyRole, ApiJson, ApiPath, ApiQuery, Authed};
+use super::{page_bounds, sort_order};
+use crate::auth::{random_token, token_hash};
+use crate::db::components::{self, ComponentRow};
+use crate::db::nodes::{self, NodeFields};
+use crate::db::{self, audit, to_time, tokens};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/enrollment-tokens", get(list_tokens).post(create_token))
+        .route("/enrollment-tokens/{id}", get(read_token))
+        .route("/enrollment-tokens/{id}/revoke", post(revoke_token))
+        .route("/remote-components", get(list))
+        .route("/remote-components/{id}", get(read).delete(remove))
+        .route("/remote-components/{id}/approve", post(approve))
+        .route("/remote-components/{id}/revoke", post(revoke))
+}
+
+/// Longest a token may stay valid: ten years.
+const MAX_TOKEN_LIFETIME_S: u64 = 10 * 365 * 24 * 3600;
+/// Largest use limit of a token.
+const MAX_TOKEN_USES: u32 = 1_000_000;
+/// Longest token name.
+const MAX_TOKEN_NAME_LEN: usize = 128;
+
+fn token_not_found(id: i64) -> ApiError {
+    ApiError::not_found(
+        "token_not_found",
+        format!("there is no enrollment token {id}"),
+    )
+}
+
+fn not_found(id: i64) -> ApiError {
+    ApiError::not_found(
+        "component_not_found",
+        format!("there is no collector or agent {id}"),
+    )
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::bad_request("invalid_token_request", message).with_details(json!({ "field": field }))
+}
+
+/// The URL this request reached the server at, for the join code.
+fn request_url(state: &AppState, uri: &Uri, headers: &HeaderMap) -> String {
+    let scheme = if state.https { "https" } else { "http" };
+    let host = uri
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| state.config.listen.to_string());
+    format!("{scheme}://{host}")
+}
+
+async fn create_token(
+    State(state): State<AppState>,
+    auth: Authed<AdminRole>,
+    uri: Uri,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<CreateTokenRequest>,
+) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+    let name = request.name.trim().to_owned();
+    if let Some(problem) = name_problem(&name, MAX_TOKEN_NAME_LEN) {
+        return Err(invalid("name", format!("name: {problem}")));
+    }
+    if let Some(secs) = request.expires_in_s
+        && !(1..=MAX_TOKEN_LIFETIME_S).contains(&secs)
+    {
+        return Err(invalid(
+            "expires_in_s",
+            format!("expires_in_s must be between 1 and {MAX_TOKEN_LIFETIME_S} (ten years)"),
+        ));
+    }
+    if let Some(uses) = request.max_uses
+        && !(1..=MAX_TOKEN_USES).contains(&uses)
+    {
+        return Err(invalid(
+            "max_uses",
+            format!("max_uses must be between 1 and {MAX_TOKEN_USES}"),
+        ));
+    }
+    let url = match &request.server_url {
+        Some(url) => plantwatch_shared::client::normalize_url(url)
+            .map_err(|e| invalid("server_url", e.to_string()))?,
+        None => request_url(&state, &uri, &headers),
+    };
+    let secret = Secret::new(random_token(ENROLLMENT_TOKEN_PREFIX));
+    let hash = token_hash(secret.expose());
+    let actor = auth.actor();
+    let user_id = auth.user.id;
+    let token = state
+        .db
+        .write(move |tx| -> ApiResult<EnrollmentToken> {
+            let now = db::now();
+            let expires_at = request.expires_in_s.map(|secs| now + secs as i64);
+            let id = tokens::insert(
+                tx,
+                &name,
+                &hash,
+                Some(user_id),
+                expires_at,
+                request.max_uses,
+                now,
+            )?;
+            let details = json!({
+                "name": name,
+                "expires_at": expires_at,
+                "max_uses": request.max_uses,
+            });
+            let target = format!("enrollment_token:{id}");
+            audit::record(
+                tx,
+                &actor,
+                "token.create",
+                Some(&target),
+                Some(&details),
+                now,
+            )?;
+            tokens::get(tx, id, now)?.ok_or_else(|| token_not_found(id))
+        })
+        .await?;
+    let join_code = JoinCode {
+        url,
+        token: secret.clone(),
+        fingerprint: state.fingerprint,
+    }
+    .encode();
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            token,
+            secret,
+            join_code,
+        }),
+    ))
+}
+
+async fn list_tokens(
+    State(state): State<AppState>,
+    _auth: Authed<AdminRole>,
+    ApiQuery(query): ApiQuery<TokenQuery>,
+) -> ApiResult<Json<ListResponse<EnrollmentToken>>> {
+    let (limit, offset) = page_bounds(query.limit, query.offset)?;
+    let (items, total) = state
+        .db
+        .call(move |conn| tokens::list(conn, limit, offset, db::now()).map_err(db::DbError::from))
+        .await?;
+    Ok(Json(ListResponse { items, total }))
+}
+
+async fn read_token(
+    State(state): State<AppState>,
+    _auth: Authed<AdminRole>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<EnrollmentToken>> {
+    let token = state
+        .db
+        .call(move |conn| tokens::get(conn, id, db::now()).map_err(db::DbError::from))
+        .await?
+        .ok_or_else(|| token_not_found(id))?;
+    Ok(Json(token))
+}
+
+async fn revoke_token(
+    State(state): State<AppState>,
+    auth: Authed<AdminRole>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<EnrollmentToken>> {
+    let actor = auth.actor();
+    let token = state
+        .db
+        .write(move |tx| -> ApiResult<EnrollmentToken> {
+            let now = db::now();
+            if !tokens::revoke(tx, id, now)? {
+                return Err(token_not_found(id));
+            }
+            let target = format!("enrollment_token:{id}");
+            audit::record(tx, &actor, "token.revoke", Some(&target), None, now)?;
+            tokens::get(tx, id, now)?.ok_or_else(|| token_not_found(id))
+        })
+        .await?;
+    Ok(Json(token))
+}
+
+/// A component row as the API shows it, with its presence as of `now`.
+pub fn view(state: &AppState, row: ComponentRow, now: i64) -> Component {
+    let last_seen = match (row.last_seen_at, state.presence.last_seen(row.id)) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    let status = if row.revoked {
+        ComponentStatus::Revoked
+    } else if !row.approved {
+        ComponentStatus::Pending
+    } else if last_seen.is_some_and(|at| now - at < OFFLINE_AFTER_SECS) {
+        ComponentStatus::Online
+    } else {
+        ComponentStatus::Offline
+    };
+    let collector = row.kind == ComponentKind::Collector;
+    let in_sync = match (&row.reported_sha256, &row.config_sha256) {
+        (Some(reported), Some(current)) if collector => Some(reported == current),
+        _ => None,
+    };
+    Component {
+        id: row.id,
+        kind: row.kind,
+        name: row.name,
+        status,
+        is_local: row.is_local,
+        machine_id: row.machine_id,
+        hostname: row.hostname,
+        version: row.version,
+        enrolled_with: row.enrolled_with,
+        created_at: to_time(row.created_at),
+        approved_at: row.approved_at.map(to_time),
+        last_seen_at: last_seen.map(to_time),
+        node_id: row.node_id,
+        node: row.node,
+        target_count: collector.then(|| row.target_count.clamp(0, i64::from(u32::MAX)) as u32),
+        config_sha256: if collector { row.config_sha256 } else { None },
+        reported_sha256: if collector { row.reported_sha256 } else { None },
+        config_in_sync: in_sync,
+        last_errors: row.report.map(|r| r.errors).unwrap_or_default(),
+    }
+}
+
+/// Sort orders of the component list (the SQL column is unused: components sort in memory).
+const SORTS: &[(&str, &str)] = &[
+    ("name", "name"),
+    ("status", "status"),
+    ("kind", "kind"),
+    ("last_seen_at", "last_seen_at"),
+    ("created_at", "created_at"),
+];
+
+async fn list(
+    State(state): State<AppState>,
+    _auth: Authed<AnyRole>,
+    ApiQuery(query): ApiQuery<ComponentQuery>,
+) -> ApiResult<Json<ListResponse<Component>>> {
+    let (limit, offset) = page_bounds(query.limit, query.offset)?;
+    let sort = match query.sort.as_deref() {
+        Some(sort) => Some(sort_order(Some(sort), "name", SORTS)?),
+        None => None,
+    };
+    let kind = query.kind;
+    let rows = state
+        .db
+        .call(move |conn| components::all(conn, kind).map_err(db::DbError::from))
+        .await?;
+    let now = db::now();
+    let text = query.q.as_deref().map(str::to_lowercase);
+    let mut items: Vec<Component> = rows
+        .into_iter()
+        .map(|row| view(&state, row, now))
+        .filter(|c| query.status.is_none_or(|status| c.status == status))
+        .filter(|c| {
+            text.as_deref().is_none_or(|text| {
+                [Some(&c.name), c.hostname.as_ref(), Some(&c.machine_id)]
+                    .into_iter()
+                    .flatten()
+                    .any(|field| field.to_lowercase().contains(text))
+            })
+        })
+        .collect();
+    match sort {
+        // Pending approvals first: they are what an admin has to act on.
+        None => items.sort_by_key(|c| {
+            (
+                c.status != ComponentStatus::Pending,
+                c.name.to_lowercase(),
+                c.id,
+            )
+        }),
+        Some((column, descending)) => {
+            items.sort_by(|a, b| {
+                let order = match column {
+                    "status" => a.status.cmp(&b.status),
+                    "kind" => a.kind.cmp(&b.kind),
+                    "last_seen_at" => a.last_seen_at.cmp(&b.last_seen_at),
+                    "created_at" => a.created_at.cmp(&b.created_at),
+                    _ => a.name.to_lowercase().cmp(&b.name.to_lowercase()),
+                };
+                order.then(a.id.cmp(&b.id))
+            });
+            if descending {
+                items.reverse();
+            }
+        }
+    }
+    let total = items.len() as u64;
+    let items = items
+        .into_iter()
+        .skip(offset as usize)
+        .take(limit as usize)
+        .collect();
+    Ok(Json(ListResponse { items, total }))
+}
+
+fn existing(conn: &Connection, id: i64) -> ApiResult<ComponentRow> {
+    components::get(conn, id)?.ok_or_else(|| not_found(id))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    _auth: Authed<AnyRole>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Component>> {
+    let row = state.db.call(move |conn| existing(conn, id)).await?;
+    Ok(Json(view(&state, row, db::now())))
+}
+
+/// The node of an approved agent: the node named or addressed like its host, else a new one.
+fn agent_node(conn: &Connection, row: &ComponentRow, now: i64) -> ApiResult<i64> {
+    let host = row.hostname.clone().unwrap_or_else(|| row.name.clone());
+    let found: Option<i64> = conn
+        .query_row(
+            "SELECT id FROM nodes WHERE name = ?1 OR lower(address) = lower(?1)
+              ORDER BY name = ?1 DESC, id LIMIT 1",
+            [&host],
+            |r| r.get(0),
+        )
+        .ok();
+    if let Some(id) = found {
+        return Ok(id);
+    }
+    let address = if address_problem(&host).is_none() {
+        host.clone()
+    } else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_hostname",
+            format!(
+                "the agent's host name {host:?} is not a usable node address; create its node first, named like the host"
+            ),
+        ));
+    };
+    let fields = NodeFields {
+        name: host.clone(),
+        address,
+        node_type: NodeType::Server,
+        tags: Vec::new(),
+        collector_id: None,
+        template_id: None,
+        credential_ids: Vec::new(),
+        parent_id: None,
+        interval_s: None,
+        notes: Some(format!("Created when agent {} was approved.", row.name)),
+    };
+    Ok(nodes::insert(conn, &fields, now)?)
+}
+
+async fn approve(
+    State(state): State<AppState>,
+    auth: Authed<AdminRole>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Component>> {
+    let actor = auth.actor();
+    let vault = state.vault.clone();
+    let row = state
+        .db
+        .write(move |tx| -> ApiResult<ComponentRow> {
+            let now = db::now();
+            let row = existing(tx, id)?;
+            if row.revoked {
+                return Err(ApiError::conflict(
+                    "component_revoked",
+                    format!(
+                        "{} {id} was revoked; it must enroll again before it can be approved",
+                        row.kind
+                    ),
+                ));
+            }
+            if row.approved {
+                return Ok(row);
+            }
+            let node_id = match row.kind {
+                ComponentKind::Agent => Some(agent_node(tx, &row, now)?),
+                ComponentKind::Collector => None,
+            };
+            components::approve(tx, id, node_id, now)?;
+            if row.kind == ComponentKind::Collector {
+                crate::config_delivery::regenerate(tx, &vault, id, now)?;
+            }
+            let details = json!({ "kind": row.kind, "name": row.name, "node_id": node_id });
+            let target = format!("component:{id}");
+            audit::record(
+                tx,
+                &actor,
+                "component.approve",
+                Some(&target),
+                Some(&details),
+                now,
+            )?;
+            existing(tx, id)
+        })
+        .await?;
+    state.keys.forget(id);
+    Ok(Json(view(&state, row, db::now())))
+}
+
+fn refuse_local(row: &ComponentRow, what: &str) -> ApiResult<()> {
+    if row.is_local {
+        return Err(ApiError::conflict(
+            "local_collector",
+            format!("the server's own collector cannot be {what}"),
+        ));
+    }
+    Ok(())
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    auth: Authed<AdminRole>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Component>> {
+    let actor = auth.actor();
+    let row = state
+        .db
+        .write(move |tx| -> ApiResult<ComponentRow> {
+            let now = db::now();
+            let row = existing(tx, id)?;
+            refuse_local(&row, "revoked")?;
+            components::revoke(tx, id, now)?;
+            let details = json!({ "kind": row.kind, "name": row.name });
+            let target = format!("component:{id}");
+            audit::record(
+                tx,
+                &actor,
+                "component.revoke",
+                Some(&target),
+                Some(&details),
+                now,
+            )?;
+            existing(tx, id)
+        })
+        .await?;
+    state.keys.forget(id);
+    Ok(Json(view(&state, row, db::now())))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    auth: Authed<AdminRole>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<StatusCode> {
+    let actor = auth.actor();
+    state
+        .db
+        .write(move |tx| -> ApiResult<()> {
+            let now = db::now();
+            let row = existing(tx, id)?;
+            refuse_local(&row, "deleted")?;
+            components::delete(tx, id)?;
+            let details = json!({ "kind": row.kind, "name": row.name });
+            let target = format!("component:{id}");
+            audit::record(
+                tx,
+                &actor,
+                "component.delete",
+                Some(&target),
+                Some(&details),
+                now,
+            )?;
+            Ok(())
+        })
+        .await?;
+    state.keys.forget(id);
+    state.presence.forget(id);
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,222 @@
+//! Config delivery: each approved collector's configuration (its targets, with their
+//! credentials decrypted), regenerated when its dirty flag is due and stored with its SHA-256 in
+//! `collector_configs`, where `GET /remote-collectors/{id}/config` serves it with an `ETag`.
+//!
+//! The document holds nothing that changes between two generations of the same inventory, so
+//! an unchanged inventory gives the same hash and the collector's pull answers `304`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use plantwatch_shared::api::{CollectorConfig, Target, TargetCredential};
+use rusqlite::Connection;
+use tokio::sync::watch;
+
+use crate::db::{self, Db, config_dirty};
+use crate::vault::{Vault, credential_aad};
+
+/// A dirty flag is due when no change came for this long ...
+pub const DEBOUNCE_SECS: i64 = 5;
+/// ... or when its burst has lasted this long.
+pub const LONGEST_DELAY_SECS: i64 = 60;
+/// Poll interval of targets without their own or a template's.
+pub const DEFAULT_INTERVAL_S: u32 = 10;
+/// How often the regeneration loop looks for due flags.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// Counts of the regeneration loop.
+#[derive(Debug, Default)]
+pub struct Stats {
+    regenerations: AtomicU64,
+}
+
+impl Stats {
+    /// Configurations generated since the server started.
+    pub fn regenerations(&self) -> u64 {
+        self.regenerations.load(Ordering::Relaxed)
+    }
+}
+
+/// Builds collector `collector_id`'s configuration document.
+pub fn build(
+    conn: &Connection,
+    vault: &Vault,
+    collector_id: i64,
+) -> anyhow::Result<CollectorConfig> {
+    let mut targets: Vec<Target> = conn
+        .prepare_cached(
+            "SELECT n.id, n.name, n.address, n.node_type, t.name,
+                    coalesce(n.interval_secs, t.default_interval, ?2)
+               FROM nodes n LEFT JOIN device_templates t ON t.id = n.template_id
+              WHERE n.collector_id = ?1 ORDER BY n.id",
+        )?
+        .query_map((collector_id, DEFAULT_INTERVAL_S), |r| {
+            let node_type: String = r.get(3)?;
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                node_type,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })?
+        .map(|row| -> anyhow::Result<Target> {
+            let (node_id, name, address, node_type, template, interval_s) = row?;
+            Ok(Target {
+                node_id,
+                name,
+                address,
+                node_type: node_type.parse()?,
+                template,
+                interval_s,
+                credentials: Vec::new(),
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+
+    let mut opened: HashMap<i64, TargetCredential> = HashMap::new();
+    let mut attached = conn.prepare_cached(
+        "SELECT nc.node_id, c.id, c.name, c.kind, c.params, c.secrets
+           FROM node_credentials nc
+           JOIN credentials c ON c.id = nc.credential_id
+           JOIN nodes n ON n.id = nc.node_id
+          WHERE n.collector_id = ?1
+          ORDER BY nc.node_id, nc.priority, c.name",
+    )?;
+    let mut rows = attached.query([collector_id])?;
+    let index: HashMap<i64, usize> = targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.node_id, i))
+        .collect();
+    while let Some(row) = rows.next()? {
+        let node_id: i64 = row.get(0)?;
+        let id: i64 = row.get(1)?;
+        if let std::collections::hash_map::Entry::Vacant(slot) = opened.entry(id) {
+            let kind: String = row.get(3)?;
+            let params: String = row.get(4)?;
+            let sealed: String = row.get(5)?;
+            let secrets = vault
+                .open_all(&sealed, |field| credential_aad(id, field))
+                .with_context(|| format!("opening the secrets of credential {id}"))?;
+            slot.insert(TargetCredential {
+                id,
+                name: row.get(2)?,
+                kind: kind.parse()?,
+                params: serde_json::from_str(&params)?,
+                secrets,
+            });
+        }
+        if let (Some(&i), Some(credential)) = (index.get(&node_id), opened.get(&id)) {
+            targets[i].credentials.push(credential.clone());
+        }
+    }
+    Ok(CollectorConfig {
+        collector_id,
+        targets,
+    })
+}
+
+/// Regenerates and stores collector `collector_id`'s configuration and clears its flag, in the
+/// caller's transaction. Returns the new SHA-256.
+pub fn regenerate(
+    conn: &Connection,
+    vault: &Vault,
+    collector_id: i64,
+    now: i64,
+) -> anyhow::Result<String> {
+    let config = build(conn, vault, collector_id)?;
+    let text = serde_json::to_string(&config)?;
+    let sha256 = plantwatch_shared::sha256_hex(text.as_bytes());
+    conn.execute(
+        "INSERT INTO collector_configs (collector_id, config, sha256, generated_at, target_count)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (collector_id) DO UPDATE
+            SET config = excluded.config, sha256 = excluded.sha256,
+                generated_at = excluded.generated_at, target_count = excluded.target_count",
+        (
+            collector_id,
+            &text,
+            &sha256,
+            now,
+            config.targets.len() as i64,
+        ),
+    )?;
+    config_dirty::clear(conn, collector_id)?;
+    Ok(sha256)
+}
+
+/// The stored configuration of a collector: (document, SHA-256).
+pub fn stored(conn: &Connection, collector_id: i64) -> rusqlite::Result<Option<(String, String)>> {
+    use rusqlite::OptionalExtension as _;
+    conn.query_row(
+        "SELECT config, sha256 FROM collector_configs WHERE collector_id = ?1",
+        [collector_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+}
+
+/// Regenerates every approved collector's configuration (at server start).
+pub async fn regenerate_all(db: &Db, vault: &Vault, stats: &Stats) -> anyhow::Result<()> {
+    let vault = vault.clone();
+    let count = db
+        .write(move |tx| -> anyhow::Result<usize> {
+            let now = db::now();
+            let ids = db::components::approved_collectors(tx)?;
+            for id in &ids {
+                regenerate(tx, &vault, *id, now)?;
+            }
+            Ok(ids.len())
+        })
+        .await
+        .context("generating the collectors' configurations")?;
+    stats
+        .regenerations
+        .fetch_add(count as u64, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The loop: every second, regenerates the configurations whose flag is due.
+pub async fn run(
+    db: Db,
+    vault: Vault,
+    stats: std::sync::Arc<Stats>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval(CHECK_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let vault = vault.clone();
+        let done = db
+            .write(move |tx| -> anyhow::Result<Vec<(i64, String)>> {
+                let now = db::now();
+                let due = config_dirty::due(tx, now, DEBOUNCE_SECS, LONGEST_DELAY_SECS)?;
+                due.into_iter()
+                    .map(|id| Ok((id, regenerate(tx, &vault, id, now)?)))
+                    .collect()
+            })
+            .await;
+        match done {
+            Ok(done) => {
+                for (collector_id, sha256) in done {
+                    stats.regenerations.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(collector_id, %sha256, "Collector configuration regenerated.");
+                }
+            }
+            Err(error) => {
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "Regenerating collector configurations failed."
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,372 @@
+//! Collectors and agents: enrollment tokens and join codes, registration, approval, the
+//! configuration a collector pulls, its status report, and the agent heartbeat.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::{CredentialKind, CredentialParams, NodeType};
+use crate::{Fingerprint, Secret};
+
+crate::named_enum! {
+    /// What a remote component is.
+    pub enum ComponentKind ("component kind") {
+        /// Polls devices on a plant network and runs discovery there.
+        Collector = "collector",
+        /// Runs on a monitored server and reports its own metrics.
+        Agent = "agent",
+    }
+}
+
+crate::named_enum! {
+    /// Where a component stands, as lists show it.
+    pub enum ComponentStatus ("component status") {
+        /// Enrolled, waiting for an admin's approval.
+        Pending = "pending",
+        /// Approved and heard from within [`OFFLINE_AFTER_SECS`].
+        Online = "online",
+        /// Approved, silent for longer than [`OFFLINE_AFTER_SECS`].
+        Offline = "offline",
+        /// Its key was revoked; it must enroll again and be approved.
+        Revoked = "revoked",
+    }
+}
+
+crate::named_enum! {
+    /// Whether an enrollment token can still enroll.
+    pub enum TokenState ("token state") {
+        Active = "active",
+        Expired = "expired",
+        /// Its use limit is reached.
+        Exhausted = "exhausted",
+        Revoked = "revoked",
+    }
+}
+
+/// A component counts as offline after this long without contact.
+pub const OFFLINE_AFTER_SECS: i64 = 30;
+/// Prefix of join codes.
+pub const JOIN_CODE_PREFIX: &str = "pwj1_";
+/// Longest component name, machine id, version and host name accepted at registration.
+pub const MAX_COMPONENT_NAME_LEN: usize = 128;
+pub const MAX_MACHINE_ID_LEN: usize = 128;
+pub const MAX_VERSION_LEN: usize = 64;
+pub const MAX_HOSTNAME_LEN: usize = 255;
+/// Most error lines a collector report carries, and the longest line.
+pub const MAX_REPORT_ERRORS: usize = 20;
+pub const MAX_REPORT_ERROR_LEN: usize = 500;
+
+/// An enrollment token as lists show it (never the token itself).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnrollmentToken {
+    pub id: i64,
+    pub name: String,
+    pub state: TokenState,
+    /// Who created it.
+    pub created_by: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    pub max_uses: Option<u32>,
+    pub uses: u32,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// `POST /enrollment-tokens`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTokenRequest {
+    pub name: String,
+    /// Seconds from now until the token stops working; none: it never expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_s: Option<u64>,
+    /// How many components it may enroll; none: any number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<u32>,
+    /// The URL collectors and agents reach the server at, put into the join code. Default: the
+    /// URL this request was sent to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_url: Option<String>,
+}
+
+/// The answer to `POST /enrollment-tokens`: the only time the token is shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatedToken {
+    #[serde(flatten)]
+    pub token: EnrollmentToken,
+    /// The `pwe_…` token itself.
+    pub secret: Secret,
+    /// `pwj1_…`: server URL, token and certificate fingerprint in one string.
+    pub join_code: Secret,
+}
+
+/// Filters of `GET /enrollment-tokens`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TokenQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u32>,
+}
+
+/// What a join code carries: everything a collector or agent needs to enroll, with the server's
+/// certificate pinned from the first connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JoinCode {
+    pub url: String,
+    pub token: Secret,
+    /// `None` only for a plain-HTTP development server.
+    pub fingerprint: Option<Fingerprint>,
+}
+
+/// A string that is not a join code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "not a plantwatch join code: {0} (it starts with pwj1_; copy it whole from `plantwatch tokens create`)"
+)]
+pub struct JoinCodeError(String);
+
+impl JoinCode {
+    /// `pwj1_` + base64url of the JSON document.
+    pub fn encode(&self) -> Secret {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        Secret::new(format!(
+            "{JOIN_CODE_PREFIX}{}",
+            URL_SAFE_NO_PAD.encode(json)
+        ))
+    }
+}
+
+impl FromStr for JoinCode {
+    type Err = JoinCodeError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let body = text
+            .trim()
+            .strip_prefix(JOIN_CODE_PREFIX)
+            .ok_or_else(|| JoinCodeError("the prefix is missing".into()))?;
+        let json = URL_SAFE_NO_PAD
+            .decode(body)
+            .map_err(|_| JoinCodeError("it is not base64url (cut short?)".into()))?;
+        let code: JoinCode = serde_json::from_slice(&json)
+            .map_err(|e| JoinCodeError(format!("its content is not readable: {e}")))?;
+        crate::client::normalize_url(&code.url)
+            .map_err(|e| JoinCodeError(format!("its server URL is unusable: {e}")))?;
+        if !code
+            .token
+            .expose()
+            .starts_with(crate::ENROLLMENT_TOKEN_PREFIX)
+        {
+            return Err(JoinCodeError("it holds no enrollment token".into()));
+        }
+        if code.url.starts_with("https://") && code.fingerprint.is_none() {
+            return Err(JoinCodeError("it has no certificate fingerprint".into()));
+        }
+        Ok(code)
+    }
+}
+
+/// `POST /components/register`: enrolls a collector or agent with an enrollment token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    pub token: Secret,
+    pub kind: ComponentKind,
+    pub name: String,
+    /// Stable id of the machine (`/etc/machine-id`): enrolling again from the same machine
+    /// rotates the key of the same component.
+    pub machine_id: String,
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+}
+
+/// The answer to a registration: the only time the API key is shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Registration {
+    pub component_id: i64,
+    pub kind: ComponentKind,
+    /// The `pwk_…` key, sent as `X-API-Key`.
+    pub api_key: Secret,
+    /// Whether the component already enrolled from this machine (its old key now fails).
+    pub re_enrolled: bool,
+    pub status: ComponentStatus,
+}
+
+/// A collector or agent as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Component {
+    pub id: i64,
+    pub kind: ComponentKind,
+    pub name: String,
+    pub status: ComponentStatus,
+    /// The server's own in-process collector.
+    pub is_local: bool,
+    pub machine_id: String,
+    pub hostname: Option<String>,
+    pub version: Option<String>,
+    /// Name of the enrollment token it last enrolled with.
+    pub enrolled_with: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub approved_at: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_seen_at: Option<OffsetDateTime>,
+    /// An agent's own node.
+    pub node_id: Option<i64>,
+    pub node: Option<String>,
+    /// Collectors: nodes assigned to it.
+    pub target_count: Option<u32>,
+    /// Collectors: hash of the configuration the server holds for it.
+    pub config_sha256: Option<String>,
+    /// Collectors: hash of the configuration it last reported holding.
+    pub reported_sha256: Option<String>,
+    /// Collectors: whether the two agree (none before the first report).
+    pub config_in_sync: Option<bool>,
+    /// Collectors: errors of its last report.
+    #[serde(default)]
+    pub last_errors: Vec<String>,
+}
+
+/// Filters of `GET /remote-components`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ComponentQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ComponentKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ComponentStatus>,
+    /// Text in the name, host name or machine id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q: Option<String>,
+    /// `name`, `status`, `last_seen_at`, `created_at`, `kind`; `-` for descending. Default:
+    /// pending first, then by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u32>,
+}
+
+/// `GET /components/me`: what the server knows of the calling component.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComponentSelf {
+    pub id: i64,
+    pub kind: ComponentKind,
+    pub name: String,
+    /// An agent's node, set at approval.
+    pub node_id: Option<i64>,
+}
+
+/// What a collector polls: `GET /remote-collectors/{id}/config`. It holds nothing but the
+/// inventory (no generation time), so an unchanged inventory has an unchanged hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectorConfig {
+    pub collector_id: i64,
+    /// By node id.
+    pub targets: Vec<Target>,
+}
+
+/// One node a collector polls.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Target {
+    pub node_id: i64,
+    pub name: String,
+    pub address: String,
+    #[serde(rename = "type")]
+    pub node_type: NodeType,
+    pub template: Option<String>,
+    /// The node's interval, else its template's, else the default 10 s.
+    pub interval_s: u32,
+    /// In the order they are to be tried.
+    pub credentials: Vec<TargetCredential>,
+}
+
+/// A credential with its secrets in clear: only ever sent to the collector that polls with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetCredential {
+    pub id: i64,
+    pub name: String,
+    pub kind: CredentialKind,
+    pub params: CredentialParams,
+    pub secrets: BTreeMap<String, Secret>,
+}
+
+/// `POST /remote-collectors/{id}/report`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CollectorReport {
+    pub version: String,
+    /// SHA-256 of the configuration it polls with (its `ETag`).
+    pub config_sha256: Option<String>,
+    pub target_count: u32,
+    /// Its most recent errors, newest last.
+    #[serde(default)]
+    pub errors: Vec<String>,
+}
+
+/// `POST /agents/heartbeat/{node_id}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub version: String,
+    /// Seconds since the agent started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime_s: Option<u64>,
+}
+
+/// The answer to a heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeartbeatAck {
+    pub node_id: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub server_time: OffsetDateTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code() -> JoinCode {
+        JoinCode {
+            url: "https://10.1.2.3:8443".into(),
+            token: Secret::new("pwe_abc"),
+            fingerprint: Some(Fingerprint::of_der(b"cert")),
+        }
+    }
+
+    #[test]
+    fn join_codes_round_trip_and_hold_no_padding_or_separators() {
+        let encoded = code().encode();
+        let text = encoded.expose();
+        assert!(text.starts_with("pwj1_"));
+        assert!(!text.contains(['=', '+', '/', ' ']));
+        assert_eq!(text.parse::<JoinCode>().unwrap(), code());
+        assert_eq!(format!(" {text}\n").parse::<JoinCode>().unwrap(), code());
+    }
+
+    #[test]
+    fn damaged_join_codes_say_what_is_wrong() {
+        let text = code().encode().into_inner();
+        let err = text[5..].parse::<JoinCode>().unwrap_err();
+        assert!(err.to_string().contains("prefix"), "{err}");
+        let err = text[..text.len() - 7].parse::<JoinCode>().unwrap_err();
+        assert!(err.to_string().contains("pwj1_"), "{err}");
+        let mut without_pin = code();
+        without_pin.fingerprint = None;
+        let err = without_pin
+            .encode()
+            .expose()
+            .parse::<JoinCode>()
+            .unwrap_err();
+        assert!(err.to_string().contains("fingerprint"), "{err}");
+        let mut not_a_token = code();
+        not_a_token.token = Secret::new("pwk_1_x");
+        assert!(not_a_token.encode().expose().parse::<JoinCode>().is_err());
+    }
+}
