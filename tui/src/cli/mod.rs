@@ -1,6 +1,7 @@
 //! The scripted subcommands of `plantwatch`. Exit codes: 0 ok, 1 failure, 2 usage, 3 partial.
 
 pub mod auth;
+pub mod components;
 pub mod context;
 pub mod credentials;
 pub mod nodes;
@@ -13,6 +14,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
+use plantwatch_shared::api::ComponentKind;
 use plantwatch_shared::{Client, Secret};
 
 use crate::profile::{self, Context, Profiles};
@@ -66,6 +68,15 @@ pub enum Command {
     /// Manage the credentials vault and attach credentials to nodes.
     #[command(subcommand)]
     Credentials(credentials::CredentialsCommand),
+    /// Create, list and revoke enrollment tokens and their join codes (admins).
+    #[command(subcommand)]
+    Tokens(components::TokensCommand),
+    /// List, approve, revoke and delete collectors.
+    #[command(subcommand)]
+    Collectors(components::ComponentsCommand),
+    /// List, approve, revoke and delete agents.
+    #[command(subcommand)]
+    Agents(components::ComponentsCommand),
     /// Start a throwaway local server and open the console on it.
     Demo(crate::demo::DemoArgs),
 }
@@ -167,6 +178,13 @@ impl Session {
             Command::Users(command) => users::run(self, command).await,
             Command::Nodes(command) => nodes::run(self, command).await,
             Command::Credentials(command) => credentials::run(self, command).await,
+            Command::Tokens(command) => components::tokens(self, command).await,
+            Command::Collectors(command) => {
+                components::components(self, ComponentKind::Collector, command).await
+            }
+            Command::Agents(command) => {
+                components::components(self, ComponentKind::Agent, command).await
+            }
             // Started by `run` before any runtime exists: it runs its own.
             Command::Demo(_) => bail!("the demo cannot run inside another command"),
         }

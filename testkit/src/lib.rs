@@ -1,0 +1,172 @@
+//! Test harness shared by the crates whose tests run the real binaries: `plantwatch-server` on a
+//! temporary data dir, started and stopped like an operator would, and small helpers to run a
+//! command with input and wait for a condition.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A harness fails loudly by design.
+
+use std::io::Write as _;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Password of the admin every test server starts with.
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+
+/// The binary `name`, built beside `sibling` (a `CARGO_BIN_EXE_…` path) by
+/// `cargo test --workspace`.
+pub fn binary_beside(sibling: &str, name: &str) -> PathBuf {
+    let path = Path::new(sibling).with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` (it builds every binary)",
+        path.display()
+    );
+    path
+}
+
+/// A running `plantwatch-server`, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub fingerprint: String,
+    pub data: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Stops the server with SIGTERM and waits for it.
+    pub fn stop(mut self) {
+        terminate(&mut self.child);
+    }
+}
+
+/// Sends SIGTERM to `child` and waits up to 20 s for it to exit; returns its exit code.
+pub fn terminate(child: &mut Child) -> Option<i32> {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.code();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("process {} did not stop on SIGTERM", child.id());
+}
+
+/// `plantwatch-server` on `data` with an admin from the environment.
+pub fn server_command(server_bin: &Path, data: &Path, listen: &str) -> Command {
+    let mut command = Command::new(server_bin);
+    command
+        .args(["--listen", listen, "--data-dir"])
+        .arg(data)
+        .env("PLANTWATCH_ADMIN_USER", "admin")
+        .env("PLANTWATCH_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env_remove("PLANTWATCH_CONFIG")
+        .env_remove("PLANTWATCH_VAULT_KEY")
+        .env("NO_COLOR", "1");
+    command
+}
+
+/// Starts `plantwatch-server` on a new temporary data dir and an ephemeral port.
+pub fn start_server(server_bin: &Path) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_owned();
+    let mut server = start_server_on(server_bin, &data, "127.0.0.1:0");
+    server._dir = Some(dir);
+    server
+}
+
+/// Starts `plantwatch-server` on `data` (kept by the caller) listening on `listen`, and waits
+/// for its `listening on` line.
+pub fn start_server_on(server_bin: &Path, data: &Path, listen: &str) -> Server {
+    let mut child = server_command(server_bin, data, listen)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        // listening on https://127.0.0.1:PORT (fingerprint SHA256:…)
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            let (url, fingerprint) = rest.split_once(" (fingerprint ").unwrap();
+            std::thread::spawn(move || for _ in lines {});
+            return Server {
+                child,
+                url: url.to_owned(),
+                fingerprint: fingerprint.trim_end_matches(')').to_owned(),
+                data: data.to_owned(),
+                _dir: None,
+            };
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("plantwatch-server did not start");
+}
+
+/// A free TCP port on loopback (for a server that must come back on the same address).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs `command`, feeding `stdin`, and collects its output.
+pub fn run_with_input(mut command: Command, stdin: &str) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The standard output of a successful command; fails the test with everything otherwise.
+pub fn ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+/// Standard error as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Polls `check` every 200 ms until it gives a value; fails after `limit` naming `what`.
+pub fn wait_until<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

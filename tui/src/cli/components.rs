@@ -1,0 +1,333 @@
+//! `plantwatch tokens create|list|revoke`, and `plantwatch collectors|agents
+//! list|approve|revoke|delete`: enrolling collectors and agents, and approving them.
+
+use anyhow::bail;
+use clap::Subcommand;
+use plantwatch_shared::Client;
+use plantwatch_shared::api::{
+    Component, ComponentKind, ComponentQuery, ComponentStatus, CreateTokenRequest, EnrollmentToken,
+    MAX_PAGE_LIMIT, TokenQuery,
+};
+
+use super::output::{Format, time_cell};
+use super::{Session, confirm};
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create an enrollment token (admins) and print its join code, shown only now.
+    Create {
+        /// What the token is for, e.g. the plant or the technician.
+        name: String,
+        /// Stop working after this long: 30m, 12h, 7d, or seconds [default: never].
+        #[arg(long, value_parser = parse_duration)]
+        expires: Option<u64>,
+        /// Enroll at most this many collectors and agents [default: any number].
+        #[arg(long)]
+        max_uses: Option<u32>,
+        /// The URL collectors and agents reach the server at [default: the context's URL].
+        #[arg(long)]
+        server_url: Option<String>,
+    },
+    /// List enrollment tokens (never the tokens themselves).
+    #[command(alias = "ls")]
+    List,
+    /// Revoke a token: it enrolls nothing more (enrolled components stay).
+    Revoke {
+        /// Token name or id.
+        token: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ComponentsCommand {
+    /// List them with status, version, last contact and configuration state.
+    #[command(alias = "ls")]
+    List {
+        /// Only this status: pending, online, offline, revoked.
+        #[arg(long)]
+        status: Option<ComponentStatus>,
+    },
+    /// Approve an enrolled one (admins): collectors then get their configuration; an agent's
+    /// node is matched by its host name or created.
+    Approve {
+        /// Name or id.
+        name: String,
+    },
+    /// Revoke one (admins): its key stops working at once; it must enroll again.
+    Revoke {
+        name: String,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Delete one (admins); the nodes of a deleted collector keep no collector.
+    #[command(alias = "rm")]
+    Delete {
+        name: String,
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+/// `30m`, `12h`, `7d`, `45s` or plain seconds.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let value: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (e.g. 30m, 12h, 7d)"))?;
+    let factor = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?}; use s, m, h, d or w"
+            ));
+        }
+    };
+    match value.checked_mul(factor) {
+        Some(0) | None => Err(format!("{text:?} is not a usable duration")),
+        Some(secs) => Ok(secs),
+    }
+}
+
+pub async fn tokens(session: &Session, command: TokensCommand) -> anyhow::Result<()> {
+    let (context, client) = session.client()?;
+    match command {
+        TokensCommand::Create {
+            name,
+            expires,
+            max_uses,
+            server_url,
+        } => {
+            let request = CreateTokenRequest {
+                name,
+                expires_in_s: expires,
+                max_uses,
+                server_url: Some(server_url.unwrap_or(context.url)),
+            };
+            let created = client.create_token(&request).await?;
+            if session.format == Format::Json {
+                return session.print(&created, &[], Vec::new());
+            }
+            eprintln!(
+                "Created enrollment token {:?} (id {}); its join code is shown only now.",
+                created.token.name, created.token.id
+            );
+            eprintln!("On the collector or agent, run:");
+            eprintln!("  plantwatch-collector enroll   (or plantwatch-agent enroll), and paste:");
+            println!("{}", created.join_code.expose());
+            Ok(())
+        }
+        TokensCommand::List => {
+            let list = client
+                .list_tokens(&TokenQuery {
+                    limit: Some(MAX_PAGE_LIMIT),
+                    offset: None,
+                })
+                .await?;
+            let rows = list.items.iter().map(token_row).collect();
+            session.print(
+                &list,
+                &["ID", "NAME", "STATE", "USES", "EXPIRES", "CREATED", "BY"],
+                rows,
+            )
+        }
+        TokensCommand::Revoke { token } => {
+            let found = find_token(&client, &token).await?;
+            let revoked = client.revoke_token(found.id).await?;
+            eprintln!("Revoked enrollment token {:?}.", revoked.name);
+            Ok(())
+        }
+    }
+}
+
+fn token_row(token: &EnrollmentToken) -> Vec<String> {
+    let uses = match token.max_uses {
+        Some(max) => format!("{}/{max}", token.uses),
+        None => token.uses.to_string(),
+    };
+    vec![
+        token.id.to_string(),
+        token.name.clone(),
+        token.state.to_string(),
+        uses,
+        time_cell(token.expires_at),
+        time_cell(Some(token.created_at)),
+        token.created_by.clone().unwrap_or_else(|| "-".into()),
+    ]
+}
+
+async fn find_token(client: &Client, token: &str) -> anyhow::Result<EnrollmentToken> {
+    let list = client
+        .list_tokens(&TokenQuery {
+            limit: Some(MAX_PAGE_LIMIT),
+            offset: None,
+        })
+        .await?;
+    let id = token.parse::<i64>().ok();
+    let mut matches: Vec<EnrollmentToken> = list
+        .items
+        .into_iter()
+        .filter(|t| Some(t.id) == id || t.name == token)
+        .collect();
+    match matches.len() {
+        0 => bail!("there is no enrollment token {token:?}"),
+        1 => Ok(matches.remove(0)),
+        n => bail!("{n} tokens are called {token:?}; give the id (plantwatch tokens list)"),
+    }
+}
+
+/// A collector or agent by name (case-insensitive) or id.
+pub async fn find(client: &Client, kind: ComponentKind, name: &str) -> anyhow::Result<Component> {
+    let list = client
+        .list_components(&ComponentQuery {
+            kind: Some(kind),
+            limit: Some(MAX_PAGE_LIMIT),
+            ..ComponentQuery::default()
+        })
+        .await?;
+    let id = name.parse::<i64>().ok();
+    let mut matches: Vec<Component> = list
+        .items
+        .into_iter()
+        .filter(|c| Some(c.id) == id || c.name.eq_ignore_ascii_case(name))
+        .collect();
+    match matches.len() {
+        0 => bail!("there is no {kind} {name:?}"),
+        1 => Ok(matches.remove(0)),
+        n => bail!("{n} {kind}s are called {name:?}; give the id"),
+    }
+}
+
+/// The configuration column: whether a collector polls with the current configuration.
+pub fn config_state(component: &Component) -> &'static str {
+    match component.config_in_sync {
+        Some(true) => "in sync",
+        Some(false) => "out of sync",
+        None => "-",
+    }
+}
+
+fn component_row(kind: ComponentKind, c: &Component) -> Vec<String> {
+    let mut row = vec![
+        c.id.to_string(),
+        if c.is_local {
+            format!("{} (server)", c.name)
+        } else {
+            c.name.clone()
+        },
+        c.status.to_string(),
+        c.version.clone().unwrap_or_else(|| "-".into()),
+        time_cell(c.last_seen_at),
+    ];
+    match kind {
+        ComponentKind::Collector => {
+            row.push(c.target_count.unwrap_or(0).to_string());
+            row.push(config_state(c).to_owned());
+        }
+        ComponentKind::Agent => row.push(c.node.clone().unwrap_or_else(|| "-".into())),
+    }
+    row.push(c.hostname.clone().unwrap_or_else(|| "-".into()));
+    row
+}
+
+pub async fn components(
+    session: &Session,
+    kind: ComponentKind,
+    command: ComponentsCommand,
+) -> anyhow::Result<()> {
+    let (_, client) = session.client()?;
+    match command {
+        ComponentsCommand::List { status } => {
+            let list = client
+                .list_components(&ComponentQuery {
+                    kind: Some(kind),
+                    status,
+                    limit: Some(MAX_PAGE_LIMIT),
+                    ..ComponentQuery::default()
+                })
+                .await?;
+            let rows = list.items.iter().map(|c| component_row(kind, c)).collect();
+            let headers: &[&str] = match kind {
+                ComponentKind::Collector => &[
+                    "ID",
+                    "NAME",
+                    "STATUS",
+                    "VERSION",
+                    "LAST SEEN",
+                    "TARGETS",
+                    "CONFIG",
+                    "HOST",
+                ],
+                ComponentKind::Agent => &[
+                    "ID",
+                    "NAME",
+                    "STATUS",
+                    "VERSION",
+                    "LAST SEEN",
+                    "NODE",
+                    "HOST",
+                ],
+            };
+            session.print(&list, headers, rows)
+        }
+        ComponentsCommand::Approve { name } => {
+            let found = find(&client, kind, &name).await?;
+            let approved = client.approve_component(found.id).await?;
+            match approved.node {
+                Some(node) if kind == ComponentKind::Agent => {
+                    eprintln!(
+                        "Approved agent {:?}; it reports for node {node:?}.",
+                        approved.name
+                    )
+                }
+                _ => eprintln!("Approved {kind} {:?}.", approved.name),
+            }
+            Ok(())
+        }
+        ComponentsCommand::Revoke { name, yes } => {
+            let found = find(&client, kind, &name).await?;
+            confirm(
+                yes,
+                &format!(
+                    "Revoke {kind} {:?}? Its key stops working now and it must enroll again.",
+                    found.name
+                ),
+            )?;
+            client.revoke_component(found.id).await?;
+            eprintln!("Revoked {kind} {:?}.", found.name);
+            Ok(())
+        }
+        ComponentsCommand::Delete { name, yes } => {
+            let found = find(&client, kind, &name).await?;
+            confirm(yes, &format!("Delete {kind} {:?}?", found.name))?;
+            client.delete_component(found.id).await?;
+            eprintln!("Deleted {kind} {:?}.", found.name);
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units_and_refuse_nonsense() {
+        assert_eq!(parse_duration("90"), Ok(90));
+        assert_eq!(parse_duration("30m"), Ok(1800));
+        assert_eq!(parse_duration("12h"), Ok(43_200));
+        assert_eq!(parse_duration("7d"), Ok(604_800));
+        assert_eq!(parse_duration("2w"), Ok(1_209_600));
+        for bad in ["", "0", "5y", "h", "-3d", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}
