@@ -178,6 +178,7 @@ async fn register(
         .write(move |tx| -> ApiResult<()> { Ok(components::set_key_hash(tx, id, &key_hash)?) })
         .await?;
     state.keys.forget(id);
+    state.presence.touch(id, db::now());
     tracing::info!(component_id = id, kind = %request.kind, re_enrolled, "Component enrolled, waiting for approval.");
     Ok((
         if re_enrolled {
