@@ -5,7 +5,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use plantwatch_shared::api::{
-    AuditEntry, Credential, Health, ListResponse, LoginResponse, Me, Node, User,
+    AuditEntry, Component, CreatedToken, Credential, Health, ListResponse, LoginResponse, Me, Node,
+    User,
 };
 use plantwatch_shared::{Error, Fingerprint};
 use ratatui::crossterm::event::KeyEvent;
@@ -68,6 +69,16 @@ pub enum Reply {
         credential: Box<Credential>,
         edit: bool,
     },
+    /// Collectors and agents, pending approvals first.
+    Components(ListResponse<Component>),
+    /// A collector or agent approved or revoked.
+    ComponentChanged {
+        component: Box<Component>,
+        what: &'static str,
+    },
+    ComponentDeleted(String),
+    /// A new enrollment token with its join code, shown once.
+    TokenCreated(Box<CreatedToken>),
     /// The certificate a server presents, before it is trusted.
     Probed {
         url: String,

@@ -105,6 +105,12 @@ pub enum Action {
     Attach,
     /// Show secrets in clear (admins, audit-logged).
     Reveal,
+    /// Approve a collector or agent.
+    Approve,
+    /// Revoke a collector's or agent's key.
+    Revoke,
+    /// Create an enrollment token and show its join code.
+    NewToken,
     AddContext,
     RemoveContext,
 }
@@ -120,6 +126,9 @@ impl Action {
                 | Action::ResetPassword
                 | Action::Delete
                 | Action::Attach
+                | Action::Approve
+                | Action::Revoke
+                | Action::NewToken
         )
     }
 }

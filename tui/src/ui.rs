@@ -9,6 +9,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use crate::app::{App, Screen};
 use crate::keymap::Binding;
 use crate::overlay::Overlay;
+use crate::views;
 use crate::widgets::centered;
 
 pub fn render(app: &App, frame: &mut Frame) {
@@ -212,12 +213,23 @@ fn render_overlay(app: &App, overlay: &Overlay, frame: &mut Frame) {
         Overlay::Filter { .. } => {}
         Overlay::Palette { input } => {
             let matches = app.palette_matches(input);
+            // Columns as wide as their longest entry, so names, aliases and text never touch.
+            let name_width = views::VIEWS.iter().map(|s| s.name.len()).max().unwrap_or(0) + 2;
+            let alias_width = views::VIEWS
+                .iter()
+                .map(|s| s.aliases.join(" ").len())
+                .max()
+                .unwrap_or(0)
+                + 2;
             let mut lines: Vec<Line> = matches
                 .iter()
                 .map(|spec| {
                     Line::from(vec![
-                        Span::styled(format!("{:<10}", spec.name), theme.key()),
-                        Span::styled(format!("{:<14}", spec.aliases.join(" ")), theme.dim()),
+                        Span::styled(format!("{:<name_width$}", spec.name), theme.key()),
+                        Span::styled(
+                            format!("{:<alias_width$}", spec.aliases.join(" ")),
+                            theme.dim(),
+                        ),
                         Span::raw(spec.about),
                     ])
                 })
@@ -226,7 +238,7 @@ fn render_overlay(app: &App, overlay: &Overlay, frame: &mut Frame) {
                 lines.push(Line::styled("no such view", theme.dim()));
             }
             let height = u16::try_from(lines.len()).unwrap_or(0) + 2;
-            let width = area.width.saturating_sub(4).min(70);
+            let width = area.width.saturating_sub(4).min(96);
             let target = Rect {
                 x: area.x + 2,
                 y: area.bottom().saturating_sub(height + 2),

@@ -8,10 +8,11 @@ use std::time::Duration;
 use std::collections::BTreeMap;
 
 use plantwatch_shared::api::{
-    AttachedCredential, AuditEntry, Credential, CredentialKind, CredentialParams, Health,
-    ListResponse, Me, Node, NodeStatus, NodeType, Role, SessionInfo, User,
+    AttachedCredential, AuditEntry, Component, ComponentKind, ComponentStatus, CreatedToken,
+    Credential, CredentialKind, CredentialParams, EnrollmentToken, Health, JoinCode, ListResponse,
+    Me, Node, NodeStatus, NodeType, Role, SessionInfo, TokenState, User,
 };
-use plantwatch_shared::{Error, Fingerprint};
+use plantwatch_shared::{Error, Fingerprint, Secret};
 use plantwatch_tui::app::App;
 use plantwatch_tui::event::{Event, Failure, Reply};
 use plantwatch_tui::keymap::Action;
@@ -756,6 +757,9 @@ fn all_actions() -> Vec<Action> {
         Action::Mark,
         Action::Attach,
         Action::Reveal,
+        Action::Approve,
+        Action::Revoke,
+        Action::NewToken,
         Action::AddContext,
         Action::RemoveContext,
     ];
@@ -784,6 +788,9 @@ fn all_actions() -> Vec<Action> {
             | Action::Mark
             | Action::Attach
             | Action::Reveal
+            | Action::Approve
+            | Action::Revoke
+            | Action::NewToken
             | Action::AddContext
             | Action::RemoveContext => {}
         }
@@ -860,7 +867,16 @@ fn viewers_are_offered_no_edit_action_and_no_admin_view() {
     }
     let mut app = signed_in(Role::Viewer);
     let names: Vec<&str> = app.palette_matches("").iter().map(|s| s.name).collect();
-    assert_eq!(names, ["dashboard", "nodes", "credentials", "contexts"]);
+    assert_eq!(
+        names,
+        [
+            "dashboard",
+            "nodes",
+            "credentials",
+            "collectors",
+            "contexts"
+        ]
+    );
     app.go_to("users");
     assert_eq!(app.view_name(), "dashboard");
     assert!(
@@ -1199,4 +1215,240 @@ fn a_form_shows_the_failure_of_its_own_call_only() {
     let screen = draw(&app, 80, 24);
     assert!(screen.contains("✖ username ana.lopez is taken"), "{screen}");
     assert!(!screen.contains("… working"), "{screen}");
+}
+
+fn component(
+    id: i64,
+    kind: ComponentKind,
+    name: &str,
+    status: ComponentStatus,
+    seen_minutes_ago: Option<i64>,
+) -> Component {
+    Component {
+        id,
+        kind,
+        name: name.into(),
+        status,
+        is_local: name == "local",
+        machine_id: format!("machine-{id}"),
+        hostname: Some(format!("{name}.plant1")),
+        version: Some("0.1.0".into()),
+        enrolled_with: (name != "local").then(|| "plant1 rollout".into()),
+        created_at: NOW - time::Duration::days(3),
+        approved_at: (status != ComponentStatus::Pending).then(|| NOW - time::Duration::days(2)),
+        last_seen_at: seen_minutes_ago.map(|m| NOW - time::Duration::minutes(m)),
+        node_id: (kind == ComponentKind::Agent).then_some(40 + id),
+        node: (kind == ComponentKind::Agent).then(|| format!("{name}-node")),
+        target_count: (kind == ComponentKind::Collector).then_some(id as u32 * 7),
+        config_sha256: (kind == ComponentKind::Collector).then(|| "ab12".repeat(16)),
+        reported_sha256: None,
+        config_in_sync: (kind == ComponentKind::Collector && status != ComponentStatus::Pending)
+            .then_some(status == ComponentStatus::Online),
+        last_errors: Vec::new(),
+    }
+}
+
+/// In the server's order: pending first, then by name.
+fn components() -> Vec<Component> {
+    let mut south = component(
+        4,
+        ComponentKind::Collector,
+        "hall-b",
+        ComponentStatus::Offline,
+        Some(45),
+    );
+    south.last_errors = vec!["cannot reach https://pw.plant1:8443: connection refused".into()];
+    vec![
+        component(
+            5,
+            ComponentKind::Collector,
+            "north-gate",
+            ComponentStatus::Pending,
+            Some(1),
+        ),
+        component(
+            6,
+            ComponentKind::Agent,
+            "historian-01",
+            ComponentStatus::Pending,
+            Some(2),
+        ),
+        south,
+        component(
+            1,
+            ComponentKind::Collector,
+            "local",
+            ComponentStatus::Online,
+            Some(0),
+        ),
+        component(
+            7,
+            ComponentKind::Collector,
+            "old-gateway",
+            ComponentStatus::Revoked,
+            Some(9000),
+        ),
+        component(
+            3,
+            ComponentKind::Agent,
+            "scada-srv",
+            ComponentStatus::Online,
+            Some(0),
+        ),
+    ]
+}
+
+fn with_components(role: Role) -> App {
+    let mut app = on_view(role, "collectors");
+    reply(
+        &mut app,
+        Reply::Components(ListResponse {
+            items: components(),
+            total: 6,
+        }),
+    );
+    app
+}
+
+#[test]
+fn collectors_view_shows_pending_approvals_first() {
+    let app = with_components(Role::Admin);
+    snap("collectors_admin", &app);
+    let screen = draw(&app, 120, 40);
+    assert!(screen.contains("2 waiting for approval"), "{screen}");
+    assert!(draw(&app, 80, 24).contains("2 waiting for approval"));
+    let viewer = draw(&with_components(Role::Viewer), 80, 24);
+    assert!(
+        !viewer.contains("approve") && !viewer.contains("join code"),
+        "{viewer}"
+    );
+}
+
+#[test]
+fn approving_sends_one_call_and_only_for_pending_ones() {
+    let mut app = with_components(Role::Admin);
+    app.handle(Event::Key(KeyEvent::new(
+        KeyCode::Char('a'),
+        KeyModifiers::NONE,
+    )));
+    assert_eq!(
+        app.outbox.len(),
+        1,
+        "one approve call for the pending collector"
+    );
+    app.outbox.clear();
+    keys(&mut app, &[KeyCode::Down, KeyCode::Down, KeyCode::Down]);
+    app.handle(Event::Key(KeyEvent::new(
+        KeyCode::Char('a'),
+        KeyModifiers::NONE,
+    )));
+    assert!(app.outbox.is_empty());
+    let screen = draw(&app, 80, 24);
+    assert!(screen.contains("local is online, not waiting"), "{screen}");
+    // A viewer's `a` does nothing.
+    let mut viewer = with_components(Role::Viewer);
+    viewer.handle(Event::Key(KeyEvent::new(
+        KeyCode::Char('a'),
+        KeyModifiers::NONE,
+    )));
+    assert!(viewer.outbox.is_empty());
+}
+
+#[test]
+fn revoking_asks_first_and_details_show_errors() {
+    let mut app = with_components(Role::Admin);
+    keys(
+        &mut app,
+        &[KeyCode::Down, KeyCode::Down, KeyCode::Char('r')],
+    );
+    let screen = draw(&app, 80, 24);
+    assert!(screen.contains("Revoke collector hall-b?"), "{screen}");
+    assert!(app.outbox.is_empty(), "nothing sent before the answer");
+    keys(&mut app, &[KeyCode::Esc, KeyCode::Enter]);
+    snap("collectors_detail", &app);
+}
+
+#[test]
+fn a_new_token_shows_its_join_code_ready_to_copy() {
+    let mut app = with_components(Role::Admin);
+    keys(&mut app, &[KeyCode::Char('t')]);
+    text(&mut app, "hall C");
+    app.handle(Event::Key(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE)));
+    for _ in 0..2 {
+        app.handle(Event::Key(KeyEvent::new(
+            KeyCode::Backspace,
+            KeyModifiers::NONE,
+        )));
+    }
+    text(&mut app, "5y");
+    let screen = draw(&app, 80, 24);
+    assert!(
+        screen.contains("unknown unit"),
+        "checked as typed: {screen}"
+    );
+    for _ in 0..2 {
+        app.handle(Event::Key(KeyEvent::new(
+            KeyCode::Backspace,
+            KeyModifiers::NONE,
+        )));
+    }
+    text(&mut app, "2d");
+    app.outbox.clear();
+    // Enter moves to the last field, Enter there submits.
+    for _ in 0..2 {
+        app.handle(Event::Key(KeyEvent::new(
+            KeyCode::Enter,
+            KeyModifiers::NONE,
+        )));
+    }
+    assert_eq!(
+        app.outbox.len(),
+        1,
+        "one create call: {}",
+        draw(&app, 80, 24)
+    );
+    app.outbox.clear();
+    let code = JoinCode {
+        url: "https://plant1.example:8443".into(),
+        token: Secret::new(format!("pwe_{}", "A".repeat(43))),
+        fingerprint: Some(Fingerprint::of_der(b"plant1")),
+    }
+    .encode();
+    reply(
+        &mut app,
+        Reply::TokenCreated(Box::new(CreatedToken {
+            token: EnrollmentToken {
+                id: 9,
+                name: "hall C".into(),
+                state: TokenState::Active,
+                created_by: Some("admin".into()),
+                created_at: NOW,
+                expires_at: Some(NOW + time::Duration::days(2)),
+                max_uses: None,
+                uses: 0,
+                revoked_at: None,
+            },
+            secret: Secret::new(format!("pwe_{}", "A".repeat(43))),
+            join_code: code.clone(),
+        })),
+    );
+    snap("collectors_join_code", &app);
+    // What the overlay shows, copied line by line, is the join code.
+    let screen = draw(&app, 120, 40);
+    let overlay: Vec<&str> = screen
+        .lines()
+        .filter_map(|line| line.split('│').nth(2))
+        .collect();
+    let first = overlay
+        .iter()
+        .position(|content| content.starts_with("Join code"))
+        .unwrap();
+    let copied: String = overlay[first..]
+        .iter()
+        .take_while(|content| !content.starts_with("On the box"))
+        .map(|content| &content[12..])
+        .collect::<Vec<_>>()
+        .join("\n");
+    let parsed: JoinCode = copied.parse().unwrap();
+    assert_eq!(parsed.encode(), code);
 }

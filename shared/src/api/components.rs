@@ -146,9 +146,10 @@ impl JoinCode {
 impl FromStr for JoinCode {
     type Err = JoinCodeError;
 
+    /// Whitespace anywhere is ignored, so a code copied from a terminal in several lines works.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let body = text
-            .trim()
+        let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        let body = compact
             .strip_prefix(JOIN_CODE_PREFIX)
             .ok_or_else(|| JoinCodeError("the prefix is missing".into()))?;
         let json = URL_SAFE_NO_PAD
@@ -348,6 +349,12 @@ mod tests {
         assert!(!text.contains(['=', '+', '/', ' ']));
         assert_eq!(text.parse::<JoinCode>().unwrap(), code());
         assert_eq!(format!(" {text}\n").parse::<JoinCode>().unwrap(), code());
+        let wrapped = format!("{}\n  {}\r\n", &text[..30], &text[30..]);
+        assert_eq!(
+            wrapped.parse::<JoinCode>().unwrap(),
+            code(),
+            "copied in two lines"
+        );
     }
 
     #[test]

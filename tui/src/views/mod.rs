@@ -27,7 +27,15 @@ macro_rules! views {
 }
 
 // The view list: a new view is its file in this folder and its name here.
-views!(dashboard, nodes, credentials, users, contexts, audit);
+views!(
+    dashboard,
+    nodes,
+    credentials,
+    collectors,
+    users,
+    contexts,
+    audit
+);
 
 /// A view's name, aliases for the `:` palette, the least role that sees it, and its constructor.
 pub struct ViewSpec {
