@@ -4,9 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use plantwatch_shared::api::ComponentKind;
-use plantwatch_shared::daemon::{
-    self, Enrollment, LogFormat, identity, read_join_code, shutdown_signal,
-};
+use plantwatch_shared::daemon::{self, EnrollArgs, Enrollment, LogFormat, shutdown_signal};
 
 /// The plantwatch agent: runs on a monitored server and reports a heartbeat (and, later, its
 /// system metrics) to the plantwatch server.
@@ -30,18 +28,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Enroll with the server using a join code from `plantwatch tokens create` (read from
-    /// standard input when omitted or `-`, so it stays out of the process list).
-    Enroll {
-        join_code: Option<String>,
-        /// Name shown on the server [default: the host name].
-        #[arg(long)]
-        name: Option<String>,
-        /// Machine id [default: /etc/machine-id]. Enrolling again with the same one replaces
-        /// the key of the same agent.
-        #[arg(long, env = "PLANTWATCH_MACHINE_ID")]
-        machine_id: Option<String>,
-    },
+    /// Enroll with the server using a join code from `plantwatch tokens create`.
+    Enroll(EnrollArgs),
     /// Run: send a heartbeat every 10 s until SIGTERM.
     Run,
     /// Print what the agent knows: enrollment, node, last heartbeat.
@@ -56,30 +44,8 @@ pub enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let dir = &cli.state_dir;
     match cli.command {
-        Command::Enroll {
-            join_code,
-            name,
-            machine_id,
-        } => {
-            let code = read_join_code(join_code)?;
-            let (name, machine_id) = identity(dir, name, machine_id)?;
-            let enrollment = daemon::enroll(
-                &code,
-                ComponentKind::Agent,
-                &name,
-                &machine_id,
-                env!("CARGO_PKG_VERSION"),
-            )
-            .await?;
-            enrollment.save(dir)?;
-            println!(
-                "Enrolled as agent {} ({name}) with {}.",
-                enrollment.component_id, enrollment.server_url
-            );
-            println!(
-                "Waiting for approval: an admin runs `plantwatch agents approve {}`, then start `plantwatch-agent run`.",
-                enrollment.component_id
-            );
+        Command::Enroll(args) => {
+            daemon::enroll_command(dir, ComponentKind::Agent, args).await?;
             Ok(())
         }
         Command::Run => {

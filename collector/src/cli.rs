@@ -4,9 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use plantwatch_shared::api::ComponentKind;
-use plantwatch_shared::daemon::{
-    self, Enrollment, LogFormat, identity, read_join_code, shutdown_signal,
-};
+use plantwatch_shared::daemon::{self, EnrollArgs, Enrollment, LogFormat, shutdown_signal};
 
 use crate::store;
 
@@ -32,18 +30,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Enroll with the server using a join code from `plantwatch tokens create` (read from
-    /// standard input when omitted or `-`, so it stays out of the process list).
-    Enroll {
-        join_code: Option<String>,
-        /// Name shown on the server [default: the host name].
-        #[arg(long)]
-        name: Option<String>,
-        /// Machine id [default: /etc/machine-id]. Enrolling again with the same one replaces
-        /// the key of the same collector.
-        #[arg(long, env = "PLANTWATCH_MACHINE_ID")]
-        machine_id: Option<String>,
-    },
+    /// Enroll with the server using a join code from `plantwatch tokens create`.
+    Enroll(EnrollArgs),
     /// Run: keep the configuration current and report to the server until SIGTERM.
     Run,
     /// Print what the collector knows: enrollment, configuration, last contact.
@@ -58,32 +46,10 @@ pub enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let dir = &cli.state_dir;
     match cli.command {
-        Command::Enroll {
-            join_code,
-            name,
-            machine_id,
-        } => {
-            let code = read_join_code(join_code)?;
-            let (name, machine_id) = identity(dir, name, machine_id)?;
-            let enrollment = daemon::enroll(
-                &code,
-                ComponentKind::Collector,
-                &name,
-                &machine_id,
-                env!("CARGO_PKG_VERSION"),
-            )
-            .await?;
-            enrollment.save(dir)?;
+        Command::Enroll(args) => {
+            daemon::enroll_command(dir, ComponentKind::Collector, args).await?;
             // A configuration of an earlier enrollment is not this one's.
             let _ = std::fs::remove_file(dir.join(store::CONFIG_FILE));
-            println!(
-                "Enrolled as collector {} ({name}) with {}.",
-                enrollment.component_id, enrollment.server_url
-            );
-            println!(
-                "Waiting for approval: an admin runs `plantwatch collectors approve {}`, then start `plantwatch-collector run`.",
-                enrollment.component_id
-            );
             Ok(())
         }
         Command::Run => {

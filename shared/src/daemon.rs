@@ -204,6 +204,67 @@ pub enum LogFormat {
     Json,
 }
 
+/// The arguments of `enroll`, the same for collectors and agents.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EnrollArgs {
+    /// The join code from `plantwatch tokens create`; read from standard input when omitted or
+    /// `-`, so it stays out of the process list.
+    pub join_code: Option<String>,
+    /// Name shown on the server [default: the host name].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Machine id [default: /etc/machine-id]. Enrolling again with the same one replaces the
+    /// key of the same component.
+    #[arg(long, env = "PLANTWATCH_MACHINE_ID")]
+    pub machine_id: Option<String>,
+}
+
+/// `enroll`: reads the join code, registers, saves the state file in `dir`, and says what
+/// happens next.
+pub async fn enroll_command(
+    dir: &Path,
+    kind: ComponentKind,
+    args: EnrollArgs,
+) -> Result<Enrollment, DaemonError> {
+    let code = read_join_code(args.join_code)?;
+    let (name, machine_id) = identity(dir, args.name, args.machine_id)?;
+    let enrollment = enroll(&code, kind, &name, &machine_id, env!("CARGO_PKG_VERSION")).await?;
+    enrollment.save(dir)?;
+    println!(
+        "Enrolled as {kind} {} ({name}) with {}.",
+        enrollment.component_id, enrollment.server_url
+    );
+    println!(
+        "Waiting for approval: an admin runs `plantwatch {kind}s approve {}`, then start \
+         `plantwatch-{kind} run`.",
+        enrollment.component_id
+    );
+    Ok(enrollment)
+}
+
+/// The `main` of a daemon binary: logging, the runtime, `command`, and the exit code (errors
+/// on standard error).
+pub fn main<F>(format: LogFormat, command: F) -> std::process::ExitCode
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
+    init_logging(format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: starting the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(command) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Reads the join code from the argument, or standard input.
 pub fn read_join_code(given: Option<String>) -> Result<JoinCode, DaemonError> {
     let text = match given {

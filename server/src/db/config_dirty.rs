@@ -46,12 +46,6 @@ pub fn mark_for_credential(
     mark(conn, ids, reason, now)
 }
 
-/// Marks every approved collector dirty (templates reloaded, server started).
-pub fn mark_all(conn: &Connection, reason: &str, now: i64) -> rusqlite::Result<()> {
-    let ids = super::components::approved_collectors(conn)?;
-    mark(conn, ids.into_iter().map(Some), reason, now)
-}
-
 /// Approved collectors whose flag is due at `now`: no change for `quiet` seconds, or first set
 /// `longest` seconds ago or more.
 pub fn due(conn: &Connection, now: i64, quiet: i64, longest: i64) -> rusqlite::Result<Vec<i64>> {
