@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use plantwatch_shared::api::Heartbeat;
-use plantwatch_shared::daemon::{Backoff, Enrollment, Problems, prepare_dir, write_private};
+use plantwatch_shared::daemon::{
+    Backoff, Enrollment, Problems, prepare_dir, read_json, write_json,
+};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -53,26 +55,13 @@ pub struct Status {
 
 /// Reads the status file, if the daemon ever ran.
 pub fn load_status(dir: &Path) -> anyhow::Result<Option<Status>> {
-    let path = dir.join(STATUS_FILE);
-    match std::fs::read(&path) {
-        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
-            format!("{} is not an agent status file", path.display())
-        })?)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
+    Ok(read_json(&dir.join(STATUS_FILE))?.map(|(status, _)| status))
 }
 
 fn save_status(dir: &Path, status: &mut Status) {
     status.updated_at = Some(OffsetDateTime::now_utc());
-    let written = serde_json::to_vec_pretty(status)
-        .map_err(anyhow::Error::from)
-        .and_then(|json| Ok(write_private(&dir.join(STATUS_FILE), &json)?));
-    if let Err(error) = written {
-        tracing::warn!(
-            error = format!("{error:#}"),
-            "Writing the status file failed."
-        );
+    if let Err(error) = write_json(&dir.join(STATUS_FILE), status) {
+        tracing::warn!(%error, "Writing the status file failed.");
     }
 }
 

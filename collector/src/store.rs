@@ -4,9 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
 use plantwatch_shared::api::CollectorConfig;
-use plantwatch_shared::daemon::write_private;
+use plantwatch_shared::daemon::{read_json, write_json, write_private};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -22,21 +21,14 @@ pub struct HeldConfig {
     pub config: CollectorConfig,
 }
 
-/// Reads the saved configuration; `None` when there is none yet. A damaged file is reported
-/// and ignored (the server sends a fresh one at the next pull).
+/// Reads the saved configuration; `None` when there is none yet.
 pub fn load_config(dir: &Path) -> anyhow::Result<Option<HeldConfig>> {
-    let path = dir.join(CONFIG_FILE);
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    let config = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{} is not a collector configuration", path.display()))?;
-    Ok(Some(HeldConfig {
-        sha256: plantwatch_shared::sha256_hex(&bytes),
-        config,
-    }))
+    Ok(
+        read_json(&dir.join(CONFIG_FILE))?.map(|(config, bytes)| HeldConfig {
+            sha256: plantwatch_shared::sha256_hex(&bytes),
+            config,
+        }),
+    )
 }
 
 /// Saves a configuration exactly as received, atomically.
@@ -72,18 +64,10 @@ pub fn status_path(dir: &Path) -> PathBuf {
 
 /// Writes the status file.
 pub fn save_status(dir: &Path, status: &Status) -> anyhow::Result<()> {
-    let json = serde_json::to_vec_pretty(status)?;
-    Ok(write_private(&status_path(dir), &json)?)
+    Ok(write_json(&status_path(dir), status)?)
 }
 
 /// Reads the status file, if the daemon ever ran.
 pub fn load_status(dir: &Path) -> anyhow::Result<Option<Status>> {
-    let path = status_path(dir);
-    match std::fs::read(&path) {
-        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
-            format!("{} is not a collector status file", path.display())
-        })?)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
+    Ok(read_json(&status_path(dir))?.map(|(status, _)| status))
 }

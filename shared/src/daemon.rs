@@ -39,7 +39,7 @@ pub enum DaemonError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} is not a plantwatch state file: {reason}")]
+    #[error("{path} is not a file plantwatch wrote, or it is damaged: {reason}")]
     Corrupt { path: PathBuf, reason: String },
     #[error(
         "not enrolled: {path} does not exist; run `enroll JOIN_CODE` first (or pass the \
@@ -95,22 +95,38 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), DaemonError> {
     std::fs::rename(&temporary, path).map_err(io("replacing", path))
 }
 
+/// Reads a JSON file a daemon keeps, with its bytes as read; `None` when there is none.
+pub fn read_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+) -> Result<Option<(T, Vec<u8>)>, DaemonError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io("reading", path)(e)),
+    };
+    let value = serde_json::from_slice(&bytes).map_err(|e| DaemonError::Corrupt {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    Ok(Some((value, bytes)))
+}
+
+/// Writes `value` as pretty JSON to `path`, privately and atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), DaemonError> {
+    let json = serde_json::to_vec_pretty(value).map_err(|e| DaemonError::Corrupt {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    write_private(path, &json)
+}
+
 impl Enrollment {
     /// Reads the state file in `dir`, checking it belongs to a component of `kind`.
     pub fn load(dir: &Path, kind: ComponentKind) -> Result<Enrollment, DaemonError> {
         let path = dir.join(STATE_FILE);
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(DaemonError::NotEnrolled { path });
-            }
-            Err(e) => return Err(io("reading", &path)(e)),
+        let Some((state, _)) = read_json::<Enrollment>(&path)? else {
+            return Err(DaemonError::NotEnrolled { path });
         };
-        let state: Enrollment =
-            serde_json::from_slice(&bytes).map_err(|e| DaemonError::Corrupt {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
         if state.kind != kind {
             return Err(DaemonError::WrongKind {
                 path,
@@ -124,8 +140,7 @@ impl Enrollment {
     /// Writes the state file into `dir` (mode 0600).
     pub fn save(&self, dir: &Path) -> Result<(), DaemonError> {
         prepare_dir(dir)?;
-        let json = serde_json::to_vec_pretty(self).unwrap_or_default();
-        write_private(&dir.join(STATE_FILE), &json)
+        write_json(&dir.join(STATE_FILE), self)
     }
 
     /// A client of the server this component enrolled with, authenticated by its key.
@@ -493,9 +508,6 @@ mod tests {
         assert!(err.to_string().contains("run `enroll"), "{err}");
         std::fs::write(state_dir.join(STATE_FILE), b"{").unwrap();
         let err = Enrollment::load(&state_dir, ComponentKind::Collector).unwrap_err();
-        assert!(
-            err.to_string().contains("not a plantwatch state file"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("damaged"), "{err}");
     }
 }
