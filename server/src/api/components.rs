@@ -206,21 +206,26 @@ async fn revoke_token(
     Ok(Json(token))
 }
 
+/// Revoked, pending, or online when heard from within [`OFFLINE_AFTER_SECS`] of `now`.
+fn status_of(revoked: bool, approved: bool, last_seen: Option<i64>, now: i64) -> ComponentStatus {
+    if revoked {
+        ComponentStatus::Revoked
+    } else if !approved {
+        ComponentStatus::Pending
+    } else if last_seen.is_some_and(|at| now - at < OFFLINE_AFTER_SECS) {
+        ComponentStatus::Online
+    } else {
+        ComponentStatus::Offline
+    }
+}
+
 /// A component row as the API shows it, with its presence as of `now`.
 pub fn view(state: &AppState, row: ComponentRow, now: i64) -> Component {
     let last_seen = match (row.last_seen_at, state.presence.last_seen(row.id)) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     };
-    let status = if row.revoked {
-        ComponentStatus::Revoked
-    } else if !row.approved {
-        ComponentStatus::Pending
-    } else if last_seen.is_some_and(|at| now - at < OFFLINE_AFTER_SECS) {
-        ComponentStatus::Online
-    } else {
-        ComponentStatus::Offline
-    };
+    let status = status_of(row.revoked, row.approved, last_seen, now);
     let collector = row.kind == ComponentKind::Collector;
     let in_sync = match (&row.reported_sha256, &row.config_sha256) {
         (Some(reported), Some(current)) if collector => Some(reported == current),
@@ -375,18 +380,59 @@ fn agent_node(conn: &Connection, row: &ComponentRow, now: i64) -> ApiResult<i64>
     Ok(nodes::insert(conn, &fields, now)?)
 }
 
+/// What an admin change did, for its audit entry: `None` when there was nothing to do.
+type Changed = Option<serde_json::Value>;
+
+/// One admin change of component `id` in one transaction with its audit entry (`action`, the
+/// kind and name, and what `apply` adds); its cached keys are dropped after the commit. Answers
+/// the row as it is afterwards (`None` once deleted).
+async fn change<F>(
+    state: &AppState,
+    auth: &Authed<AdminRole>,
+    id: i64,
+    action: &'static str,
+    apply: F,
+) -> ApiResult<Option<ComponentRow>>
+where
+    F: FnOnce(&rusqlite::Transaction<'_>, &ComponentRow, i64) -> ApiResult<Changed>
+        + Send
+        + 'static,
+{
+    let actor = auth.actor();
+    let row = state
+        .db
+        .write(move |tx| -> ApiResult<Option<ComponentRow>> {
+            let now = db::now();
+            let row = existing(tx, id)?;
+            if let Some(extra) = apply(tx, &row, now)? {
+                let mut details = json!({ "kind": row.kind, "name": row.name });
+                if let (Some(details), serde_json::Value::Object(extra)) =
+                    (details.as_object_mut(), extra)
+                {
+                    details.extend(extra);
+                }
+                let target = format!("component:{id}");
+                audit::record(tx, &actor, action, Some(&target), Some(&details), now)?;
+            }
+            Ok(components::get(tx, id)?)
+        })
+        .await?;
+    state.keys.forget(id);
+    Ok(row)
+}
+
 async fn approve(
     State(state): State<AppState>,
     auth: Authed<AdminRole>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Component>> {
-    let actor = auth.actor();
     let vault = state.vault.clone();
-    let row = state
-        .db
-        .write(move |tx| -> ApiResult<ComponentRow> {
-            let now = db::now();
-            let row = existing(tx, id)?;
+    let row = change(
+        &state,
+        &auth,
+        id,
+        "component.approve",
+        move |tx, row, now| {
             if row.revoked {
                 return Err(ApiError::conflict(
                     "component_revoked",
@@ -397,30 +443,21 @@ async fn approve(
                 ));
             }
             if row.approved {
-                return Ok(row);
+                return Ok(None);
             }
             let node_id = match row.kind {
-                ComponentKind::Agent => Some(agent_node(tx, &row, now)?),
+                ComponentKind::Agent => Some(agent_node(tx, row, now)?),
                 ComponentKind::Collector => None,
             };
             components::approve(tx, id, node_id, now)?;
             if row.kind == ComponentKind::Collector {
                 crate::config_delivery::regenerate(tx, &vault, id, now)?;
             }
-            let details = json!({ "kind": row.kind, "name": row.name, "node_id": node_id });
-            let target = format!("component:{id}");
-            audit::record(
-                tx,
-                &actor,
-                "component.approve",
-                Some(&target),
-                Some(&details),
-                now,
-            )?;
-            existing(tx, id)
-        })
-        .await?;
-    state.keys.forget(id);
+            Ok(Some(json!({ "node_id": node_id })))
+        },
+    )
+    .await?
+    .ok_or_else(|| not_found(id))?;
     Ok(Json(view(&state, row, db::now())))
 }
 
@@ -439,28 +476,19 @@ async fn revoke(
     auth: Authed<AdminRole>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Component>> {
-    let actor = auth.actor();
-    let row = state
-        .db
-        .write(move |tx| -> ApiResult<ComponentRow> {
-            let now = db::now();
-            let row = existing(tx, id)?;
-            refuse_local(&row, "revoked")?;
+    let row = change(
+        &state,
+        &auth,
+        id,
+        "component.revoke",
+        move |tx, row, now| {
+            refuse_local(row, "revoked")?;
             components::revoke(tx, id, now)?;
-            let details = json!({ "kind": row.kind, "name": row.name });
-            let target = format!("component:{id}");
-            audit::record(
-                tx,
-                &actor,
-                "component.revoke",
-                Some(&target),
-                Some(&details),
-                now,
-            )?;
-            existing(tx, id)
-        })
-        .await?;
-    state.keys.forget(id);
+            Ok(Some(json!({})))
+        },
+    )
+    .await?
+    .ok_or_else(|| not_found(id))?;
     Ok(Json(view(&state, row, db::now())))
 }
 
@@ -469,28 +497,39 @@ async fn remove(
     auth: Authed<AdminRole>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
-    let actor = auth.actor();
-    state
-        .db
-        .write(move |tx| -> ApiResult<()> {
-            let now = db::now();
-            let row = existing(tx, id)?;
-            refuse_local(&row, "deleted")?;
-            components::delete(tx, id)?;
-            let details = json!({ "kind": row.kind, "name": row.name });
-            let target = format!("component:{id}");
-            audit::record(
-                tx,
-                &actor,
-                "component.delete",
-                Some(&target),
-                Some(&details),
-                now,
-            )?;
-            Ok(())
-        })
-        .await?;
-    state.keys.forget(id);
+    change(&state, &auth, id, "component.delete", move |tx, row, _| {
+        refuse_local(row, "deleted")?;
+        components::delete(tx, id)?;
+        Ok(Some(json!({})))
+    })
+    .await?;
     state.presence.forget(id);
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_go_offline_30_s_after_their_last_contact() {
+        let now = 1_000;
+        assert_eq!(
+            status_of(false, true, Some(now - 29), now),
+            ComponentStatus::Online
+        );
+        assert_eq!(
+            status_of(false, true, Some(now - 30), now),
+            ComponentStatus::Offline
+        );
+        assert_eq!(status_of(false, true, None, now), ComponentStatus::Offline);
+        assert_eq!(
+            status_of(false, false, Some(now), now),
+            ComponentStatus::Pending
+        );
+        assert_eq!(
+            status_of(true, false, Some(now), now),
+            ComponentStatus::Revoked
+        );
+    }
 }
