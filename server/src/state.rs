@@ -13,6 +13,10 @@ use crate::config_delivery::Stats;
 use crate::db::Db;
 use crate::vault::Vault;
 
+/// Wrong API keys from one address per minute before it is answered 429 for a while (many
+/// agents may share one address behind NAT, so it is looser than the login limit).
+pub const KEY_FAILURES_PER_MINUTE: u32 = 30;
+
 /// Cheap to clone: everything lives behind one `Arc`.
 #[derive(Clone, Debug)]
 pub struct AppState(pub Arc<Inner>);
@@ -24,6 +28,9 @@ pub struct Inner {
     pub vault: Vault,
     pub config: Config,
     pub limiter: LoginLimiter,
+    /// Failed API key checks per source address: each costs a bcrypt verify, so a flood of
+    /// wrong keys is answered 429 before it costs the server more.
+    pub key_failures: LoginLimiter,
     /// The one-time setup code while the server has no user yet.
     pub setup_code: Mutex<Option<String>>,
     /// File the setup code was also written to, removed once used.
@@ -68,6 +75,7 @@ impl AppState {
             db,
             vault,
             limiter,
+            key_failures: LoginLimiter::new(KEY_FAILURES_PER_MINUTE, Duration::from_secs(60)),
             setup_code: Mutex::new(setup_code),
             setup_code_file,
             decoy_hash: crate::auth::decoy_hash(),

@@ -904,3 +904,26 @@ async fn role_matrix_of_every_component_route() {
     }
     assert!(failures.is_empty(), "role matrix:\n{}", failures.join("\n"));
 }
+
+#[tokio::test]
+async fn a_flood_of_wrong_keys_is_answered_429_while_verified_keys_keep_working() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let token = token(&admin, "t").await;
+    let reg = register(&app, &token, ComponentKind::Collector, "north", "m-1").await;
+    admin.approve_component(reg.component_id).await.unwrap();
+    let good = keyed(&app, &reg);
+    good.component_me().await.unwrap();
+
+    // Each wrong key for a real component costs a bcrypt verify: after 30 a minute, 429.
+    let forged = app
+        .client()
+        .with_api_key(format!("pwk_{}_forged", reg.component_id));
+    let mut statuses = Vec::new();
+    for _ in 0..32 {
+        statuses.push(forged.component_me().await.unwrap_err().status().unwrap());
+    }
+    assert_eq!(&statuses[..30], &[401; 30]);
+    assert_eq!(&statuses[30..], &[429, 429]);
+    good.component_me().await.unwrap();
+}

@@ -256,6 +256,10 @@ where
         let identity = match state.keys.get(&digest) {
             Some(identity) => identity,
             None => {
+                let source = [format!("ip:{}", addr.ip().unwrap_or_default())];
+                if let Err(wait) = state.key_failures.check(&source) {
+                    return Err(ApiError::too_many_requests(wait));
+                }
                 let generation = state.keys.generation(id);
                 let row = state
                     .db
@@ -272,6 +276,7 @@ where
                 let hash = row.api_key_hash.clone();
                 let valid = crate::auth::verify_password(key, hash).await?;
                 if !valid {
+                    state.key_failures.record_failure(&source);
                     return Err(invalid_key());
                 }
                 let identity = Identity {

@@ -236,18 +236,27 @@ async fn config(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     own_collector(&auth, id)?;
-    let vault = state.vault.clone();
-    let (document, sha256) = state
+    // A read: pulls every 10 s from every collector must not queue for the write lock. Only a
+    // collector approved a moment ago without a stored configuration yet writes one.
+    let stored = state
         .db
-        .write(move |tx| -> ApiResult<(String, String)> {
-            if let Some(stored) = crate::config_delivery::stored(tx, id)? {
-                return Ok(stored);
-            }
-            crate::config_delivery::regenerate(tx, &vault, id, db::now())?;
-            crate::config_delivery::stored(tx, id)?
-                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("configuration vanished")))
-        })
+        .call(move |conn| crate::config_delivery::stored(conn, id).map_err(db::DbError::from))
         .await?;
+    let (document, sha256) = match stored {
+        Some(stored) => stored,
+        None => {
+            let vault = state.vault.clone();
+            state
+                .db
+                .write(move |tx| -> ApiResult<(String, String)> {
+                    crate::config_delivery::regenerate(tx, &vault, id, db::now())?;
+                    crate::config_delivery::stored(tx, id)?.ok_or_else(|| {
+                        ApiError::internal(anyhow::anyhow!("configuration vanished"))
+                    })
+                })
+                .await?
+        }
+    };
     let etag = format!("\"{sha256}\"");
     let etag_value = HeaderValue::from_str(&etag).map_err(ApiError::internal)?;
     // The document holds secrets in clear: never stored by anything between.
