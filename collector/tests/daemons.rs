@@ -1,96 +1,24 @@
-//! The real binaries end to end: `plantwatch-server`, `plantwatch-collector` and
-//! `plantwatch-agent` in temporary directories, talking HTTPS over loopback. Enrollment with a
-//! join code, waiting for approval, the configuration pulled and followed, the saved
-//! configuration used while the server is down, reconnection, heartbeats, and SIGTERM.
+//! The real binaries end to end: `plantwatch-server` and `plantwatch-collector` in temporary
+//! directories, talking HTTPS over loopback. Enrollment with a join code, waiting for approval,
+//! the configuration pulled and followed, the saved configuration used while the server is
+//! down, reconnection, and SIGTERM.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use plantwatch_shared::Client;
-use plantwatch_shared::api::{
-    ComponentKind, ComponentQuery, ComponentStatus, CreateTokenRequest, NodeSpec,
-};
+use plantwatch_shared::api::{ComponentStatus, NodeSpec};
+use plantwatch_testkit::daemon::{admin, daemon, enroll, join_code, start, state_of, status};
 use plantwatch_testkit::{
-    ADMIN_PASSWORD, Server, binary_beside, free_port, ok, run_with_input, start_server,
-    start_server_on, terminate, wait_until,
+    binary_beside, free_port, ok, run_with_input, start_server, start_server_on, terminate,
+    wait_until,
 };
-use serde_json::Value;
 
 const COLLECTOR: &str = env!("CARGO_BIN_EXE_plantwatch-collector");
 
 fn server_bin() -> PathBuf {
     binary_beside(COLLECTOR, "plantwatch-server")
-}
-
-fn agent_bin() -> PathBuf {
-    binary_beside(COLLECTOR, "plantwatch-agent")
-}
-
-async fn admin(server: &Server) -> Client {
-    let client = Client::new(&server.url, Some(server.fingerprint.parse().unwrap())).unwrap();
-    let session = client.login("admin", ADMIN_PASSWORD).await.unwrap();
-    client.with_token(session.token)
-}
-
-async fn join_code(admin: &Client) -> String {
-    admin
-        .create_token(&CreateTokenRequest {
-            name: "plant".into(),
-            ..CreateTokenRequest::default()
-        })
-        .await
-        .unwrap()
-        .join_code
-        .into_inner()
-}
-
-fn daemon(binary: &Path, state: &Path) -> Command {
-    let mut command = Command::new(binary);
-    command
-        .arg("--state-dir")
-        .arg(state)
-        .env_remove("PLANTWATCH_MACHINE_ID")
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1");
-    command
-}
-
-/// `enroll` with the join code on standard input; returns the component id it printed.
-fn enroll(binary: &Path, state: &Path, code: &str, name: &str, machine: &str) -> i64 {
-    let mut command = daemon(binary, state);
-    command.args(["enroll", "--name", name, "--machine-id", machine]);
-    let out = ok(&run_with_input(command, &format!("{code}\n")));
-    // "Enrolled as collector 5 (north) with https://…"
-    let id = out
-        .split_whitespace()
-        .nth(3)
-        .and_then(|word| word.parse().ok())
-        .unwrap_or_else(|| panic!("no id in {out:?}"));
-    assert!(out.contains("Waiting for approval"), "{out}");
-    id
-}
-
-fn start(binary: &Path, state: &Path, log: &Path) -> Child {
-    let log = std::fs::File::create(log).unwrap();
-    daemon(binary, state)
-        .arg("run")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
-
-fn status(binary: &Path, state: &Path) -> Value {
-    let mut command = daemon(binary, state);
-    command.args(["status", "--json"]);
-    serde_json::from_str(&ok(&run_with_input(command, ""))).unwrap()
-}
-
-fn state_of(status: &Value) -> String {
-    status["status"]["state"].as_str().unwrap_or("").to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -232,44 +160,6 @@ async fn a_collector_started_while_the_server_is_down_uses_its_saved_config_and_
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("Connected to the server again"), "{text}");
     assert_eq!(terminate(&mut child), Some(0));
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn an_agent_enrolls_gets_its_node_at_approval_and_sends_heartbeats() {
-    let server = start_server(&server_bin());
-    let admin = admin(&server).await;
-    let code = join_code(&admin).await;
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("agent");
-    let binary = agent_bin();
-    let id = enroll(&binary, &state, &code, "web-01", "machine-web");
-    let mut child = start(&binary, &state, &dir.path().join("agent.log"));
-    wait_until(Duration::from_secs(20), "waiting for approval", || {
-        (state_of(&status(&binary, &state)) == "waiting for approval").then_some(())
-    });
-    let approved = admin.approve_component(id).await.unwrap();
-    let node_id = approved.node_id.unwrap();
-    let status = wait_until(Duration::from_secs(25), "heartbeats", || {
-        let status = status(&binary, &state);
-        (status["status"]["last_heartbeat_at"].is_string()).then_some(status)
-    });
-    assert_eq!(status["status"]["node_id"], node_id);
-    let agents = admin
-        .list_components(&ComponentQuery {
-            kind: Some(ComponentKind::Agent),
-            ..ComponentQuery::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(agents.items[0].status, ComponentStatus::Online);
-    assert_eq!(terminate(&mut child), Some(0));
-
-    // A collector's state dir is not an agent's.
-    let mut command = daemon(Path::new(COLLECTOR), &state);
-    command.arg("status");
-    let out = run_with_input(command, "");
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("kind agent, not collector"));
 }
 
 #[test]

@@ -3,6 +3,8 @@
 //! command with input and wait for a condition.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A harness fails loudly by design.
 
+pub mod daemon;
+
 use std::io::Write as _;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
