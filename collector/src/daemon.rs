@@ -27,6 +27,10 @@ pub struct Options {
     /// Shortest and longest wait between attempts while the server cannot be reached.
     pub retry_min: Duration,
     pub retry_max: Duration,
+    /// Keep the last good configuration on disk, to start with it while the server is down.
+    /// Off for the server's in-process collector: the server is up whenever it runs, and its
+    /// disk must not hold the credentials that the vault keeps encrypted.
+    pub keep_config: bool,
 }
 
 impl Options {
@@ -38,6 +42,7 @@ impl Options {
             report_every: Duration::from_secs(60),
             retry_min: Duration::from_secs(1),
             retry_max: Duration::from_secs(30),
+            keep_config: true,
         }
     }
 }
@@ -183,7 +188,12 @@ impl Daemon {
                 body,
                 config,
             }) => {
-                if let Err(error) = store::save_config(&self.options.state_dir, &body) {
+                let saved = if self.options.keep_config {
+                    store::save_config(&self.options.state_dir, &body)
+                } else {
+                    Ok(())
+                };
+                if let Err(error) = saved {
                     // Polling goes on with the new configuration in memory; a restart before
                     // the next successful save starts from the older file.
                     tracing::error!(

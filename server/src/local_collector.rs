@@ -1,7 +1,8 @@
 //! The server's own collector (DESIGN §1): the same `plantwatch_collector` code a plant network
 //! runs, in-process, talking to this server over loopback HTTPS with its own API key. It is
 //! created approved at first start, named `local`, and is the default collector of new nodes.
-//! Its key is replaced at every start and never leaves memory.
+//! Its key is replaced at every start and never leaves memory, and it keeps its configuration
+//! (credentials in clear) in memory only: the server's disk holds them encrypted, in the vault.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -78,7 +79,10 @@ pub async fn run(
         api_key: local.key,
         enrolled_at: OffsetDateTime::now_utc(),
     };
-    let options = plantwatch_collector::Options::new(state_dir);
+    let options = plantwatch_collector::Options {
+        keep_config: false,
+        ..plantwatch_collector::Options::new(state_dir)
+    };
     let stop = async move {
         let _ = shutdown.changed().await;
     };
