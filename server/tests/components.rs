@@ -225,10 +225,13 @@ async fn a_collector_waits_for_approval_then_pulls_its_config_with_etag_and_304(
     plc.credentials = vec!["ro".into()];
     plc.interval_s = Some(30);
     let plc = admin.create_node(&plc).await.unwrap();
+    let mut second = spec("plc-2", "10.0.0.2", "north");
+    second.credentials = vec!["ro".into()];
+    admin.create_node(&second).await.unwrap();
 
     let approved = admin.approve_component(reg.component_id).await.unwrap();
     assert_eq!(approved.status, ComponentStatus::Online);
-    assert_eq!(approved.target_count, Some(1));
+    assert_eq!(approved.target_count, Some(2));
     let me = collector.component_me().await.unwrap();
     assert_eq!(
         (me.id, me.kind),
@@ -243,15 +246,23 @@ async fn a_collector_waits_for_approval_then_pulls_its_config_with_etag_and_304(
         panic!("no configuration");
     };
     assert_eq!(config.collector_id, reg.component_id);
-    assert_eq!(config.targets.len(), 1);
+    assert_eq!(config.targets.len(), 2);
+    assert_eq!(
+        config.credentials.len(),
+        1,
+        "a shared credential is sent once"
+    );
+    assert_eq!(config.targets[1].credential_ids, [cred.id]);
+    assert_eq!(config.targets[1].interval_s, 10, "the default interval");
     let target = &config.targets[0];
     assert_eq!(
         (target.node_id, target.address.as_str(), target.interval_s),
         (plc.id, "10.0.0.1", 30)
     );
-    assert_eq!(target.credentials[0].id, cred.id);
+    assert_eq!(target.credential_ids, [cred.id]);
+    let credentials: Vec<_> = config.credentials_of(target).collect();
     assert_eq!(
-        target.credentials[0].secrets["community"].expose(),
+        credentials[0].secrets["community"].expose(),
         "s3cret-community",
         "the collector that polls the node gets the secret in clear"
     );
@@ -272,7 +283,7 @@ async fn a_collector_waits_for_approval_then_pulls_its_config_with_etag_and_304(
             &plantwatch_shared::api::CollectorReport {
                 version: "0.1.0".into(),
                 config_sha256: Some(sha256.clone()),
-                target_count: 1,
+                target_count: 2,
                 errors: vec!["10.0.0.9: timeout".into()],
             },
         )

@@ -3,9 +3,10 @@
 //! `collector_configs`, where `GET /remote-collectors/{id}/config` serves it with an `ETag`.
 //!
 //! The document holds nothing that changes between two generations of the same inventory, so
-//! an unchanged inventory gives the same hash and the collector's pull answers `304`.
+//! an unchanged inventory gives the same hash and the collector's pull answers `304`. Each
+//! credential appears once (targets refer to it by id), decrypted once per generation.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -72,12 +73,12 @@ pub fn build(
                 node_type: node_type.parse()?,
                 template,
                 interval_s,
-                credentials: Vec::new(),
+                credential_ids: Vec::new(),
             })
         })
         .collect::<anyhow::Result<_>>()?;
 
-    let mut opened: HashMap<i64, TargetCredential> = HashMap::new();
+    let mut opened: BTreeMap<i64, TargetCredential> = BTreeMap::new();
     let mut attached = conn.prepare_cached(
         "SELECT nc.node_id, c.id, c.name, c.kind, c.params, c.secrets
            FROM node_credentials nc
@@ -95,7 +96,7 @@ pub fn build(
     while let Some(row) = rows.next()? {
         let node_id: i64 = row.get(0)?;
         let id: i64 = row.get(1)?;
-        if let std::collections::hash_map::Entry::Vacant(slot) = opened.entry(id) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = opened.entry(id) {
             let kind: String = row.get(3)?;
             let params: String = row.get(4)?;
             let sealed: String = row.get(5)?;
@@ -110,12 +111,13 @@ pub fn build(
                 secrets,
             });
         }
-        if let (Some(&i), Some(credential)) = (index.get(&node_id), opened.get(&id)) {
-            targets[i].credentials.push(credential.clone());
+        if let Some(&i) = index.get(&node_id) {
+            targets[i].credential_ids.push(id);
         }
     }
     Ok(CollectorConfig {
         collector_id,
+        credentials: opened.into_values().collect(),
         targets,
     })
 }

@@ -271,8 +271,23 @@ pub struct ComponentSelf {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CollectorConfig {
     pub collector_id: i64,
+    /// Every credential a target uses, once, by id, with its secrets in clear.
+    pub credentials: Vec<TargetCredential>,
     /// By node id.
     pub targets: Vec<Target>,
+}
+
+impl CollectorConfig {
+    /// The credentials of `target`, in the order they are to be tried.
+    pub fn credentials_of<'a>(
+        &'a self,
+        target: &'a Target,
+    ) -> impl Iterator<Item = &'a TargetCredential> + 'a {
+        target
+            .credential_ids
+            .iter()
+            .filter_map(|id| self.credentials.iter().find(|c| c.id == *id))
+    }
 }
 
 /// One node a collector polls.
@@ -286,8 +301,9 @@ pub struct Target {
     pub template: Option<String>,
     /// The node's interval, else its template's, else the default 10 s.
     pub interval_s: u32,
-    /// In the order they are to be tried.
-    pub credentials: Vec<TargetCredential>,
+    /// Ids of its credentials (in [`CollectorConfig::credentials`]), in the order they are
+    /// to be tried.
+    pub credential_ids: Vec<i64>,
 }
 
 /// A credential with its secrets in clear: only ever sent to the collector that polls with it.
