@@ -689,6 +689,22 @@ async fn approving_an_agent_matches_its_node_by_host_or_creates_one_and_it_heart
         .await
         .unwrap();
     assert_eq!(ack.node_id, existing.id);
+    let upgraded = agent
+        .heartbeat(
+            existing.id,
+            &Heartbeat {
+                version: "0.2.0".into(),
+                uptime_s: None,
+            },
+        )
+        .await;
+    upgraded.unwrap();
+    let shown = admin.get_component(web.component_id).await.unwrap();
+    assert_eq!(
+        shown.version.as_deref(),
+        Some("0.2.0"),
+        "the heartbeat's version"
+    );
     let error = agent
         .heartbeat(created.id, &Heartbeat::default())
         .await

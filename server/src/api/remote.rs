@@ -326,9 +326,10 @@ async fn report(
 }
 
 async fn heartbeat(
+    State(state): State<AppState>,
     auth: ComponentAuth,
     ApiPath(node_id): ApiPath<i64>,
-    ApiJson(_heartbeat): ApiJson<Heartbeat>,
+    ApiJson(heartbeat): ApiJson<Heartbeat>,
 ) -> ApiResult<Json<HeartbeatAck>> {
     if auth.identity.kind != ComponentKind::Agent {
         return Err(ApiError::forbidden("only agents send heartbeats"));
@@ -337,6 +338,22 @@ async fn heartbeat(
         return Err(ApiError::forbidden(
             "an agent sends heartbeats only for its own node",
         ));
+    }
+    if let Some(problem) = word_problem(&heartbeat.version, MAX_VERSION_LEN) {
+        return Err(ApiError::bad_request(
+            "invalid_heartbeat",
+            format!("version {problem}"),
+        ));
+    }
+    // An upgraded agent shows its new version without enrolling again; a heartbeat writes
+    // only when the version changed (once per agent after a server start).
+    let id = auth.identity.id;
+    if state.presence.version_changed(id, &heartbeat.version) {
+        let version = heartbeat.version.clone();
+        state
+            .db
+            .write(move |tx| -> ApiResult<()> { Ok(components::set_version(tx, id, &version)?) })
+            .await?;
     }
     Ok(Json(HeartbeatAck {
         node_id,

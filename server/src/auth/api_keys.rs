@@ -124,6 +124,7 @@ impl KeyCache {
 #[derive(Debug, Default)]
 pub struct Presence {
     seen: Mutex<(HashMap<i64, i64>, HashMap<i64, i64>)>,
+    versions: Mutex<HashMap<i64, String>>,
 }
 
 impl Presence {
@@ -148,11 +149,27 @@ impl Presence {
             .unwrap_or_default()
     }
 
+    /// Notes the version a component runs; true when it is not the one noted before (then
+    /// worth writing down).
+    pub fn version_changed(&self, id: i64, version: &str) -> bool {
+        let Ok(mut versions) = self.versions.lock() else {
+            return false;
+        };
+        if versions.get(&id).is_some_and(|known| known == version) {
+            return false;
+        }
+        versions.insert(id, version.to_owned());
+        true
+    }
+
     /// Forgets a deleted component.
     pub fn forget(&self, id: i64) {
         if let Ok(mut seen) = self.seen.lock() {
             seen.0.remove(&id);
             seen.1.remove(&id);
+        }
+        if let Ok(mut versions) = self.versions.lock() {
+            versions.remove(&id);
         }
     }
 }
@@ -224,5 +241,8 @@ mod tests {
         assert_eq!(presence.last_seen(1), Some(110));
         presence.forget(1);
         assert_eq!(presence.last_seen(1), None);
+        assert!(presence.version_changed(2, "0.1.0"));
+        assert!(!presence.version_changed(2, "0.1.0"));
+        assert!(presence.version_changed(2, "0.2.0"));
     }
 }

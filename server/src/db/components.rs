@@ -200,6 +200,15 @@ pub fn key_row(conn: &Connection, id: i64) -> rusqlite::Result<Option<KeyRow>> {
     .optional()
 }
 
+/// Records the version a component runs.
+pub fn set_version(conn: &Connection, id: i64, version: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE remote_components SET version = ?2 WHERE id = ?1",
+        (id, version),
+    )?;
+    Ok(())
+}
+
 /// Replaces a component's key hash.
 pub fn set_key_hash(conn: &Connection, id: i64, hash: &str) -> rusqlite::Result<()> {
     conn.execute(
