@@ -339,7 +339,7 @@ async fn changes_regenerate_after_the_debounce_and_a_burst_of_1000_regenerates_o
     );
 
     // 1,000 changes in a burst: one regeneration.
-    let before = app.server.state.delivery.regenerations();
+    let before = app.server.state.delivery.regenerations_of(id);
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for worker in 0..8u32 {
@@ -361,7 +361,7 @@ async fn changes_regenerate_after_the_debounce_and_a_burst_of_1000_regenerates_o
     let burst = started.elapsed();
     let (_, waited) = wait_for_new_config(&collector, id, &second, Duration::from_secs(70)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let regenerations = app.server.state.delivery.regenerations() - before;
+    let regenerations = app.server.state.delivery.regenerations_of(id) - before;
     assert_eq!(
         regenerations, 1,
         "1,000 changes over {burst:?} regenerated {regenerations} times"

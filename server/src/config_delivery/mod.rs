@@ -31,12 +31,30 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 #[derive(Debug, Default)]
 pub struct Stats {
     regenerations: AtomicU64,
+    by_collector: std::sync::Mutex<HashMap<i64, u64>>,
 }
 
 impl Stats {
     /// Configurations generated since the server started.
     pub fn regenerations(&self) -> u64 {
         self.regenerations.load(Ordering::Relaxed)
+    }
+
+    /// Configurations of collector `id` generated since the server started.
+    pub fn regenerations_of(&self, id: i64) -> u64 {
+        self.by_collector
+            .lock()
+            .map(|counts| counts.get(&id).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    fn count(&self, ids: impl IntoIterator<Item = i64>) {
+        if let Ok(mut counts) = self.by_collector.lock() {
+            for id in ids {
+                self.regenerations.fetch_add(1, Ordering::Relaxed);
+                *counts.entry(id).or_default() += 1;
+            }
+        }
     }
 }
 
@@ -208,10 +226,10 @@ pub async fn run(
             .await;
         match done {
             Ok(done) => {
-                for (collector_id, sha256) in done {
-                    stats.regenerations.fetch_add(1, Ordering::Relaxed);
+                for (collector_id, sha256) in &done {
                     tracing::info!(collector_id, %sha256, "Collector configuration regenerated.");
                 }
+                stats.count(done.into_iter().map(|(id, _)| id));
             }
             Err(error) => {
                 tracing::error!(
