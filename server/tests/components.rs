@@ -720,6 +720,15 @@ async fn approving_an_agent_matches_its_node_by_host_or_creates_one_and_it_heart
         .unwrap();
     let online: Vec<&str> = listed.items.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(online, ["db-07", "web-01"], "registering counts as contact");
+
+    // Its node deleted, the agent's heartbeats for it are refused at once.
+    admin.delete_node(existing.id).await.unwrap();
+    let error = agent
+        .heartbeat(existing.id, &Heartbeat::default())
+        .await
+        .unwrap_err();
+    assert_eq!(error.status(), Some(403), "{error}");
+    assert_eq!(agent.component_me().await.unwrap().node_id, None);
 }
 
 #[tokio::test]
@@ -965,4 +974,101 @@ async fn a_flood_of_wrong_keys_is_answered_429_while_verified_keys_keep_working(
     assert_eq!(&statuses[..30], &[401; 30]);
     assert_eq!(&statuses[30..], &[429, 429]);
     good.component_me().await.unwrap();
+}
+
+#[tokio::test]
+async fn components_are_filtered_sorted_and_paged() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let token = token(&admin, "t").await;
+    for (kind, name) in [
+        (ComponentKind::Collector, "north"),
+        (ComponentKind::Collector, "south"),
+        (ComponentKind::Agent, "web-01"),
+        (ComponentKind::Agent, "db-07"),
+    ] {
+        register(&app, &token, kind, name, &format!("m-{name}")).await;
+    }
+    let south = admin_id(&admin, "south").await;
+    admin.approve_component(south).await.unwrap();
+    let names = |list: plantwatch_shared::api::ListResponse<plantwatch_shared::api::Component>| {
+        (
+            list.total,
+            list.items.into_iter().map(|c| c.name).collect::<Vec<_>>(),
+        )
+    };
+    let query = |kind, status, q: Option<&str>, sort: Option<&str>| ComponentQuery {
+        kind,
+        status,
+        q: q.map(str::to_owned),
+        sort: sort.map(str::to_owned),
+        ..ComponentQuery::default()
+    };
+    let all = names(
+        admin
+            .list_components(&query(None, None, None, None))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        all,
+        (
+            5,
+            vec![
+                "db-07".into(),
+                "north".into(),
+                "web-01".into(),
+                "local".into(),
+                "south".into()
+            ]
+        ),
+        "pending first, then by name"
+    );
+    let collectors = admin
+        .list_components(&query(
+            Some(ComponentKind::Collector),
+            None,
+            None,
+            Some("-name"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(names(collectors).1, ["south", "north", "local"]);
+    let pending = admin
+        .list_components(&query(
+            None,
+            Some(ComponentStatus::Pending),
+            Some("0"),
+            None,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(names(pending).1, ["db-07", "web-01"], "text in the name");
+    let page = admin
+        .list_components(&ComponentQuery {
+            sort: Some("name".into()),
+            limit: Some(2),
+            offset: Some(2),
+            ..ComponentQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(names(page), (5, vec!["north".into(), "south".into()]));
+    let error = admin
+        .list_components(&query(None, None, None, Some("color")))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some("invalid_sort"));
+}
+
+async fn admin_id(admin: &Client, name: &str) -> i64 {
+    admin
+        .list_components(&ComponentQuery::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap()
+        .id
 }

@@ -217,12 +217,13 @@ async fn remove(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
     let actor = auth.actor();
-    state
+    let agents = state
         .db
-        .write(move |tx| -> ApiResult<()> {
+        .write(move |tx| -> ApiResult<Vec<i64>> {
             let node = existing(tx, id)?;
             let now = db::now();
             config_dirty::mark(tx, [node.collector_id], "node deleted", now)?;
+            let agents = db::components::agents_of_node(tx, id)?;
             nodes::delete(tx, id)?;
             let details = json!({ "name": node.name, "address": node.address });
             audit::record(
@@ -233,9 +234,13 @@ async fn remove(
                 Some(&details),
                 now,
             )?;
-            Ok(())
+            Ok(agents)
         })
         .await?;
+    // An agent that reported for this node has none now: its cached identity says otherwise.
+    for agent in agents {
+        state.keys.forget(agent);
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

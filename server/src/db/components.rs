@@ -200,6 +200,13 @@ pub fn key_row(conn: &Connection, id: i64) -> rusqlite::Result<Option<KeyRow>> {
     .optional()
 }
 
+/// The agents that report for node `node_id`.
+pub fn agents_of_node(conn: &Connection, node_id: i64) -> rusqlite::Result<Vec<i64>> {
+    conn.prepare_cached("SELECT id FROM remote_components WHERE node_id = ?1")?
+        .query_map([node_id], |r| r.get(0))?
+        .collect()
+}
+
 /// Records the version a component runs.
 pub fn set_version(conn: &Connection, id: i64, version: &str) -> rusqlite::Result<()> {
     conn.execute(
