@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use plantwatch_server::config::{BootstrapAdmin, Config};
-use plantwatch_server::server::start;
+mod common;
+
 use plantwatch_shared::api::{ComponentKind, CreateTokenRequest, Heartbeat, RegisterRequest};
 use plantwatch_shared::{API_KEY_HEADER, Client};
 use reqwest::Method;
@@ -66,28 +66,14 @@ async fn load(
     (samples.len(), samples)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index].as_secs_f64() * 1e3
-}
-
 #[tokio::main]
 async fn main() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(Config {
-        data_dir: dir.path().to_owned(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        bootstrap_admin: Some(BootstrapAdmin {
-            username: "admin".into(),
-            password: "bench-password".into(),
-        }),
-        ..Config::default()
-    })
-    .await
-    .unwrap();
-    let client = Client::new(&server.url(), server.fingerprint).unwrap();
-    let session = client.login("admin", "bench-password").await.unwrap();
-    let admin = client.clone().with_token(session.token);
+    let common::Bench {
+        server,
+        client,
+        admin,
+        dir: _dir,
+    } = common::start_with(|_| {}).await;
     let token = admin
         .create_token(&CreateTokenRequest {
             name: "bench".into(),
@@ -172,8 +158,8 @@ async fn main() {
     println!(
         "cached:  {cached} heartbeats in {:.0} s = {cached_rate:.0}/s, latency p50 {:.2} ms, p99 {:.2} ms ({CONCURRENCY} in flight, {AGENTS} keys)",
         CACHED_FOR.as_secs_f64(),
-        percentile(&cached_samples, 0.5),
-        percentile(&cached_samples, 0.99),
+        common::percentile_ms(&cached_samples, 0.5),
+        common::percentile_ms(&cached_samples, 0.99),
     );
 
     server.state.keys.set_enabled(false);
@@ -182,8 +168,8 @@ async fn main() {
     println!(
         "bcrypt:  {uncached} heartbeats in {:.0} s = {uncached_rate:.1}/s, latency p50 {:.0} ms, p99 {:.0} ms (cost {})",
         UNCACHED_FOR.as_secs_f64(),
-        percentile(&uncached_samples, 0.5),
-        percentile(&uncached_samples, 0.99),
+        common::percentile_ms(&uncached_samples, 0.5),
+        common::percentile_ms(&uncached_samples, 0.99),
         plantwatch_server::auth::api_keys::API_KEY_BCRYPT_COST,
     );
     println!("speed-up: {:.0}x", cached_rate / uncached_rate);

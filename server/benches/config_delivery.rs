@@ -6,10 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use plantwatch_server::config::{BootstrapAdmin, Config};
+mod common;
+
 use plantwatch_server::config_delivery;
-use plantwatch_server::server::start;
-use plantwatch_shared::Client;
 use plantwatch_shared::api::{
     ComponentKind, ComponentQuery, CreateCredentialRequest, CredentialKind, CredentialParams,
     ImportQuery,
@@ -19,37 +18,23 @@ use plantwatch_shared::client::ConfigPull;
 const NODES: usize = 10_000;
 const ROUNDS: usize = 10;
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index].as_secs_f64() * 1e3
-}
-
 fn summary(mut samples: Vec<Duration>) -> String {
     samples.sort();
     format!(
         "p50 {:.1} ms, max {:.1} ms",
-        percentile(&samples, 0.5),
-        percentile(&samples, 1.0)
+        common::percentile_ms(&samples, 0.5),
+        common::percentile_ms(&samples, 1.0)
     )
 }
 
 #[tokio::main]
 async fn main() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(Config {
-        data_dir: dir.path().to_owned(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        bootstrap_admin: Some(BootstrapAdmin {
-            username: "admin".into(),
-            password: "bench-password".into(),
-        }),
-        ..Config::default()
-    })
-    .await
-    .unwrap();
-    let client = Client::new(&server.url(), server.fingerprint).unwrap();
-    let session = client.login("admin", "bench-password").await.unwrap();
-    let admin = client.clone().with_token(session.token);
+    let common::Bench {
+        server,
+        client,
+        admin,
+        dir: _dir,
+    } = common::start_with(|_| {}).await;
     for (name, community) in [("ro", "public-ro"), ("ro-old", "legacy-ro")] {
         admin
             .create_credential(&CreateCredentialRequest {

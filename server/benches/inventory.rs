@@ -6,8 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use plantwatch_server::config::{BootstrapAdmin, Config};
-use plantwatch_server::server::{Running, start};
+mod common;
+
+use plantwatch_server::server::Running;
 use plantwatch_shared::Client;
 use plantwatch_shared::api::{
     CreateCredentialRequest, CredentialKind, ExportFormat, ImportQuery, NodeQuery, NodeStatus,
@@ -42,22 +43,12 @@ fn plant_csv(rows: usize) -> Vec<u8> {
 }
 
 async fn server() -> (Running, tempfile::TempDir, Client) {
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(Config {
-        data_dir: dir.path().to_owned(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        max_body_bytes: 64 * 1024 * 1024,
-        bootstrap_admin: Some(BootstrapAdmin {
-            username: "admin".into(),
-            password: "bench-password".into(),
-        }),
-        ..Config::default()
-    })
-    .await
-    .unwrap();
-    let client = Client::new(&server.url(), server.fingerprint).unwrap();
-    let session = client.login("admin", "bench-password").await.unwrap();
-    let client = client.with_token(session.token);
+    let common::Bench {
+        server,
+        dir,
+        admin: client,
+        ..
+    } = common::start_with(|config| config.max_body_bytes = 64 * 1024 * 1024).await;
     client
         .create_credential(&CreateCredentialRequest {
             name: "ro".into(),

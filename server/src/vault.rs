@@ -79,6 +79,11 @@ pub fn credential_aad(credential_id: i64, field: &str) -> String {
     format!("credential:{credential_id}:{field}")
 }
 
+/// Associated data of a collector's stored configuration (it holds credentials in clear).
+pub fn config_aad(collector_id: i64) -> String {
+    format!("collector_config:{collector_id}")
+}
+
 /// Associated data of a notification channel's secret field.
 pub fn channel_aad(channel_id: i64, field: &str) -> String {
     format!("channel:{channel_id}:{field}")
@@ -383,6 +388,21 @@ fn reencrypt(old: &Vault, new: &Vault, conn: &mut Connection) -> anyhow::Result<
                 (id, sealed),
             )?;
         }
+    }
+    // Collector configurations carry the credentials in clear, sealed whole.
+    let configs: Vec<(i64, String)> = tx
+        .prepare("SELECT collector_id, config FROM collector_configs")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, stored) in configs {
+        let document = old.open(&config_aad(id), &stored).with_context(|| {
+            format!("opening the configuration of collector {id}; nothing was changed")
+        })?;
+        let sealed = new.seal(&config_aad(id), document.expose())?;
+        tx.execute(
+            "UPDATE collector_configs SET config = ?2 WHERE collector_id = ?1",
+            (id, sealed),
+        )?;
     }
     new.write_check(&tx)?;
     tx.commit()?;

@@ -229,6 +229,16 @@ fn matches(headers: &HeaderMap, etag: &str) -> bool {
         .any(|tag| tag == etag || tag == "*")
 }
 
+/// The document holds secrets in clear: nothing between may keep it.
+fn no_store() -> (header::HeaderName, HeaderValue) {
+    (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
+}
+
+fn not_modified(sha256: &str) -> ApiResult<Response> {
+    let etag = HeaderValue::from_str(&format!("\"{sha256}\"")).map_err(ApiError::internal)?;
+    Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag), no_store()]).into_response())
+}
+
 async fn config(
     State(state): State<AppState>,
     auth: ComponentAuth,
@@ -236,47 +246,52 @@ async fn config(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     own_collector(&auth, id)?;
-    // A read: pulls every 10 s from every collector must not queue for the write lock. Only a
-    // collector approved a moment ago without a stored configuration yet writes one.
-    let stored = state
+    // Reads: pulls every 10 s from every collector must not queue for the write lock, and an
+    // unchanged one (304) needs only the hash. Only a collector approved a moment ago without a
+    // stored configuration yet writes one.
+    let held = state
         .db
-        .call(move |conn| crate::config_delivery::stored(conn, id).map_err(db::DbError::from))
+        .call(move |conn| {
+            crate::config_delivery::stored_sha256(conn, id).map_err(db::DbError::from)
+        })
         .await?;
-    let (document, sha256) = match stored {
-        Some(stored) => stored,
-        None => {
-            let vault = state.vault.clone();
+    if let Some(sha256) = &held
+        && matches(&headers, &format!("\"{sha256}\""))
+    {
+        return not_modified(sha256);
+    }
+    let vault = state.vault.clone();
+    let stored = match held {
+        Some(_) => {
             state
                 .db
-                .write(move |tx| -> ApiResult<(String, String)> {
+                .call(move |conn| -> ApiResult<_> {
+                    Ok(crate::config_delivery::stored(conn, &vault, id)?)
+                })
+                .await?
+        }
+        None => {
+            state
+                .db
+                .write(move |tx| -> ApiResult<_> {
                     crate::config_delivery::regenerate(tx, &vault, id, db::now())?;
-                    crate::config_delivery::stored(tx, id)?.ok_or_else(|| {
-                        ApiError::internal(anyhow::anyhow!("configuration vanished"))
-                    })
+                    Ok(crate::config_delivery::stored(tx, &vault, id)?)
                 })
                 .await?
         }
     };
-    let etag = format!("\"{sha256}\"");
-    let etag_value = HeaderValue::from_str(&etag).map_err(ApiError::internal)?;
-    // The document holds secrets in clear: never stored by anything between.
-    let no_store = (header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if matches(&headers, &etag) {
-        return Ok((
-            StatusCode::NOT_MODIFIED,
-            [(header::ETAG, etag_value), no_store],
-        )
-            .into_response());
-    }
+    let (document, sha256) =
+        stored.ok_or_else(|| ApiError::internal(anyhow::anyhow!("configuration vanished")))?;
+    let etag = HeaderValue::from_str(&format!("\"{sha256}\"")).map_err(ApiError::internal)?;
     Ok((
         StatusCode::OK,
         [
-            (header::ETAG, etag_value),
+            (header::ETAG, etag),
             (
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             ),
-            no_store,
+            no_store(),
         ],
         document,
     )

@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use plantwatch_shared::api::{CollectorConfig, Target, TargetCredential};
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension as _};
 use tokio::sync::watch;
 
 use crate::db::{self, Db, config_dirty};
-use crate::vault::{Vault, credential_aad};
+use crate::vault::{Vault, config_aad, credential_aad};
 
 /// A dirty flag is due when no change came for this long ...
 pub const DEBOUNCE_SECS: i64 = 5;
@@ -151,6 +151,8 @@ pub fn regenerate(
     let config = build(conn, vault, collector_id)?;
     let text = serde_json::to_string(&config)?;
     let sha256 = plantwatch_shared::sha256_hex(text.as_bytes());
+    // It holds credentials in clear: stored sealed, like them.
+    let sealed = vault.seal(&config_aad(collector_id), &text)?;
     conn.execute(
         "INSERT INTO collector_configs (collector_id, config, sha256, generated_at, target_count)
          VALUES (?1, ?2, ?3, ?4, ?5)
@@ -159,7 +161,7 @@ pub fn regenerate(
                 generated_at = excluded.generated_at, target_count = excluded.target_count",
         (
             collector_id,
-            &text,
+            &sealed,
             &sha256,
             now,
             config.targets.len() as i64,
@@ -169,15 +171,36 @@ pub fn regenerate(
     Ok(sha256)
 }
 
-/// The stored configuration of a collector: (document, SHA-256).
-pub fn stored(conn: &Connection, collector_id: i64) -> rusqlite::Result<Option<(String, String)>> {
-    use rusqlite::OptionalExtension as _;
+/// The SHA-256 of a collector's stored configuration (all a `304` needs).
+pub fn stored_sha256(conn: &Connection, collector_id: i64) -> rusqlite::Result<Option<String>> {
     conn.query_row(
-        "SELECT config, sha256 FROM collector_configs WHERE collector_id = ?1",
+        "SELECT sha256 FROM collector_configs WHERE collector_id = ?1",
         [collector_id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        |r| r.get(0),
     )
     .optional()
+}
+
+/// The stored configuration of a collector, opened: (document, SHA-256).
+pub fn stored(
+    conn: &Connection,
+    vault: &Vault,
+    collector_id: i64,
+) -> anyhow::Result<Option<(String, String)>> {
+    let row: Option<(String, String)> = conn
+        .query_row(
+            "SELECT config, sha256 FROM collector_configs WHERE collector_id = ?1",
+            [collector_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((sealed, sha256)) = row else {
+        return Ok(None);
+    };
+    let document = vault
+        .open(&config_aad(collector_id), &sealed)
+        .with_context(|| format!("opening the stored configuration of collector {collector_id}"))?;
+    Ok(Some((document.into_inner(), sha256)))
 }
 
 /// Regenerates every approved collector's configuration (at server start).

@@ -1,0 +1,51 @@
+//! What every server benchmark starts with: the real server in-process on `127.0.0.1:0` over
+//! HTTPS with a temporary data dir, and a client signed in as its admin.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // A benchmark fails loudly by design.
+
+use std::time::Duration;
+
+use plantwatch_server::config::{BootstrapAdmin, Config};
+use plantwatch_server::server::{Running, start};
+use plantwatch_shared::Client;
+
+pub const ADMIN_PASSWORD: &str = "bench-password";
+
+pub struct Bench {
+    pub server: Running,
+    pub dir: tempfile::TempDir,
+    /// A client without a session, pinned to the server's certificate.
+    pub client: Client,
+    /// The same, signed in as the admin.
+    pub admin: Client,
+}
+
+/// Starts a server; `tweak` adjusts its configuration first.
+pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Bench {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        data_dir: dir.path().to_owned(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        bootstrap_admin: Some(BootstrapAdmin {
+            username: "admin".into(),
+            password: ADMIN_PASSWORD.into(),
+        }),
+        ..Config::default()
+    };
+    tweak(&mut config);
+    let server = start(config).await.unwrap();
+    let client = Client::new(&server.url(), server.fingerprint).unwrap();
+    let session = client.login("admin", ADMIN_PASSWORD).await.unwrap();
+    let admin = client.clone().with_token(session.token);
+    Bench {
+        server,
+        dir,
+        client,
+        admin,
+    }
+}
+
+/// The `p` quantile of sorted samples, in milliseconds.
+pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index].as_secs_f64() * 1e3
+}
