@@ -35,8 +35,7 @@ pub async fn prepare(db: &Db) -> anyhow::Result<Local> {
         .await
         .context("creating the local collector")?;
     let key = api_keys::new_key(id);
-    let to_hash = key.clone();
-    let hash = tokio::task::spawn_blocking(move || api_keys::hash_key(&to_hash)).await??;
+    let hash = api_keys::hash_key(key.clone()).await?;
     db.write(move |tx| -> anyhow::Result<()> { Ok(components::set_key_hash(tx, id, &hash)?) })
         .await
         .context("storing the local collector's key")?;

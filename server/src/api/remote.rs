@@ -169,10 +169,7 @@ async fn register(
     // The old key stops working now, not when the new one is stored.
     state.keys.forget(id);
     let key = api_keys::new_key(id);
-    let to_hash = key.clone();
-    let key_hash = tokio::task::spawn_blocking(move || api_keys::hash_key(&to_hash))
-        .await
-        .map_err(ApiError::internal)??;
+    let key_hash = api_keys::hash_key(key.clone()).await?;
     state
         .db
         .write(move |tx| -> ApiResult<()> { Ok(components::set_key_hash(tx, id, &key_hash)?) })

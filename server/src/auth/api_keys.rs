@@ -33,9 +33,12 @@ pub fn component_of(key: &str) -> Option<i64> {
     id.parse().ok().filter(|id| *id > 0)
 }
 
-/// The stored form of a key.
-pub fn hash_key(key: &Secret) -> anyhow::Result<String> {
-    Ok(bcrypt::hash(key.expose(), API_KEY_BCRYPT_COST)?)
+/// The stored form of a key, hashed on the blocking pool.
+pub async fn hash_key(key: Secret) -> anyhow::Result<String> {
+    Ok(
+        tokio::task::spawn_blocking(move || bcrypt::hash(key.expose(), API_KEY_BCRYPT_COST))
+            .await??,
+    )
 }
 
 /// Who a verified key belongs to.

@@ -7,7 +7,6 @@
 //! credential appears once (targets refer to it by id), decrypted once per generation.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -30,16 +29,10 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// Counts of the regeneration loop.
 #[derive(Debug, Default)]
 pub struct Stats {
-    regenerations: AtomicU64,
     by_collector: std::sync::Mutex<HashMap<i64, u64>>,
 }
 
 impl Stats {
-    /// Configurations generated since the server started.
-    pub fn regenerations(&self) -> u64 {
-        self.regenerations.load(Ordering::Relaxed)
-    }
-
     /// Configurations of collector `id` generated since the server started.
     pub fn regenerations_of(&self, id: i64) -> u64 {
         self.by_collector
@@ -51,7 +44,6 @@ impl Stats {
     fn count(&self, ids: impl IntoIterator<Item = i64>) {
         if let Ok(mut counts) = self.by_collector.lock() {
             for id in ids {
-                self.regenerations.fetch_add(1, Ordering::Relaxed);
                 *counts.entry(id).or_default() += 1;
             }
         }
@@ -206,20 +198,18 @@ pub fn stored(
 /// Regenerates every approved collector's configuration (at server start).
 pub async fn regenerate_all(db: &Db, vault: &Vault, stats: &Stats) -> anyhow::Result<()> {
     let vault = vault.clone();
-    let count = db
-        .write(move |tx| -> anyhow::Result<usize> {
+    let ids = db
+        .write(move |tx| -> anyhow::Result<Vec<i64>> {
             let now = db::now();
             let ids = db::components::approved_collectors(tx)?;
             for id in &ids {
                 regenerate(tx, &vault, *id, now)?;
             }
-            Ok(ids.len())
+            Ok(ids)
         })
         .await
         .context("generating the collectors' configurations")?;
-    stats
-        .regenerations
-        .fetch_add(count as u64, Ordering::Relaxed);
+    stats.count(ids);
     Ok(())
 }
 
@@ -236,6 +226,22 @@ pub async fn run(
         tokio::select! {
             _ = every.tick() => {}
             _ = shutdown.changed() => return,
+        }
+        // A read first: most seconds nothing is due, and the loop must not take the write lock
+        // that every change of the inventory waits for.
+        let due = db
+            .call(move |conn| {
+                config_dirty::due(conn, db::now(), DEBOUNCE_SECS, LONGEST_DELAY_SECS)
+                    .map_err(db::DbError::from)
+            })
+            .await;
+        match due {
+            Ok(due) if due.is_empty() => continue,
+            Ok(_) => {}
+            Err(error) => {
+                tracing::error!(%error, "Looking for due collector configurations failed.");
+                continue;
+            }
         }
         let vault = vault.clone();
         let done = db
