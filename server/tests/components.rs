@@ -8,11 +8,11 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{TestApp, spawn_app};
+use common::{TestApp, expect_status, spawn_app};
 use plantwatch_shared::api::{
     ComponentKind, ComponentQuery, ComponentStatus, CreateCredentialRequest, CreateTokenRequest,
     CredentialKind, CredentialParams, Heartbeat, JoinCode, NodeSpec, RegisterRequest, Registration,
-    Role, TokenState, UpdateNodeRequest,
+    TokenState, UpdateNodeRequest,
 };
 use plantwatch_shared::client::ConfigPull;
 use plantwatch_shared::{Client, Secret};
@@ -800,14 +800,7 @@ async fn the_local_collector_is_approved_protected_and_pulls_its_own_config() {
 async fn role_matrix_of_every_component_route() {
     let app = spawn_app().await;
     let admin = app.admin().await;
-    let (viewer, _) = app.user_with_role(&admin, "val", Role::Viewer).await;
-    let (operator, _) = app.user_with_role(&admin, "otto", Role::Operator).await;
-    let clients = [
-        ("anonymous", app.client()),
-        ("viewer", viewer),
-        ("operator", operator),
-        ("admin", admin.clone()),
-    ];
+    let clients = app.callers(&admin).await;
     let rows: Vec<(Method, &str, Option<Value>, [u16; 4])> = vec![
         (
             Method::GET,
@@ -916,21 +909,16 @@ async fn role_matrix_of_every_component_route() {
                 .replace("{token}", &token_id.to_string())
                 .replace("{component}", &component.component_id.to_string());
             let body = body.as_ref().map(|b| b.to_string());
-            let (status, bytes) = client
-                .send_raw(
-                    method.clone(),
-                    &path,
-                    body.as_ref().map(|_| "application/json"),
-                    body.unwrap_or_default().into_bytes(),
-                )
-                .await
-                .unwrap();
-            if status != *expected {
-                failures.push(format!(
-                    "{who} {method} {path}: expected {expected}, got {status} {}",
-                    String::from_utf8_lossy(&bytes)
-                ));
-            }
+            expect_status(
+                &mut failures,
+                who,
+                client,
+                method.clone(),
+                &path,
+                body,
+                *expected,
+            )
+            .await;
         }
     }
     // Registration needs only the enrollment token.

@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{TestApp, spawn_app, test_config};
+use common::{TestApp, expect_status, spawn_app, test_config};
 use plantwatch_shared::Client;
 use plantwatch_shared::api::{
     CreateCredentialRequest, CredentialKind, CredentialParams, ExportFormat, ImportOutcome,
@@ -74,14 +74,7 @@ fn count(conn: &Connection, table: &str) -> i64 {
 async fn role_matrix_of_every_inventory_route() {
     let app = spawn_app().await;
     let admin = app.admin().await;
-    let (viewer, _) = app.user_with_role(&admin, "val", Role::Viewer).await;
-    let (operator, _) = app.user_with_role(&admin, "otto", Role::Operator).await;
-    let clients = [
-        ("anonymous", app.client()),
-        ("viewer", viewer),
-        ("operator", operator),
-        ("admin", admin.clone()),
-    ];
+    let clients = app.callers(&admin).await;
     let node_body = json!({"name": "new-{who}", "address": "10.9.9.9"});
     let cred_body =
         json!({"name": "new-{who}", "kind": "snmp_v1", "secrets": {"community": "c0mmunity"}});
@@ -204,21 +197,16 @@ async fn role_matrix_of_every_inventory_route() {
                     .replace("{who}", who)
                     .replace("{n}", &n.to_string())
             });
-            let (status, bytes) = client
-                .send_raw(
-                    method.clone(),
-                    &path,
-                    body.as_ref().map(|_| "application/json"),
-                    body.unwrap_or_default().into_bytes(),
-                )
-                .await
-                .unwrap();
-            if status != *expected {
-                failures.push(format!(
-                    "{who} {method} {path}: expected {expected}, got {status} {}",
-                    String::from_utf8_lossy(&bytes)
-                ));
-            }
+            expect_status(
+                &mut failures,
+                who,
+                client,
+                method.clone(),
+                &path,
+                body,
+                *expected,
+            )
+            .await;
         }
     }
     for (who, client) in &clients {

@@ -6,6 +6,7 @@ use plantwatch_server::config::{BootstrapAdmin, Config};
 use plantwatch_server::server::{Running, start};
 use plantwatch_shared::Client;
 use plantwatch_shared::api::{CreateUserRequest, Role};
+use reqwest::Method;
 
 pub const ADMIN: &str = "admin";
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
@@ -78,5 +79,47 @@ impl TestApp {
             .await
             .unwrap();
         (self.login(name, &password).await, user.id)
+    }
+}
+
+impl TestApp {
+    /// A client for each caller a role matrix checks: anonymous, viewer, operator, admin.
+    pub async fn callers(&self, admin: &Client) -> [(&'static str, Client); 4] {
+        let (viewer, _) = self.user_with_role(admin, "val", Role::Viewer).await;
+        let (operator, _) = self.user_with_role(admin, "otto", Role::Operator).await;
+        [
+            ("anonymous", self.client()),
+            ("viewer", viewer),
+            ("operator", operator),
+            ("admin", admin.clone()),
+        ]
+    }
+}
+
+/// Sends one request of a role matrix (a JSON `body` if any) and notes it in `failures` when
+/// its status is not `expected`.
+pub async fn expect_status(
+    failures: &mut Vec<String>,
+    who: &str,
+    client: &Client,
+    method: Method,
+    path: &str,
+    body: Option<String>,
+    expected: u16,
+) {
+    let (status, bytes) = client
+        .send_raw(
+            method.clone(),
+            path,
+            body.as_ref().map(|_| "application/json"),
+            body.unwrap_or_default().into_bytes(),
+        )
+        .await
+        .unwrap();
+    if status != expected {
+        failures.push(format!(
+            "{who} {method} {path}: expected {expected}, got {status} {}",
+            String::from_utf8_lossy(&bytes)
+        ));
     }
 }

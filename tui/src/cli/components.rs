@@ -172,15 +172,23 @@ async fn find_token(client: &Client, token: &str) -> anyhow::Result<EnrollmentTo
         })
         .await?;
     let id = token.parse::<i64>().ok();
-    let mut matches: Vec<EnrollmentToken> = list
-        .items
-        .into_iter()
-        .filter(|t| Some(t.id) == id || t.name == token)
-        .collect();
+    only_one(list.items, "enrollment token", token, |t| {
+        Some(t.id) == id || t.name == token
+    })
+}
+
+/// The one item `given` names (by `names`), or an error saying there is none or several.
+fn only_one<T>(
+    items: Vec<T>,
+    what: &str,
+    given: &str,
+    names: impl Fn(&T) -> bool,
+) -> anyhow::Result<T> {
+    let mut matches: Vec<T> = items.into_iter().filter(|item| names(item)).collect();
     match matches.len() {
-        0 => bail!("there is no enrollment token {token:?}"),
+        0 => bail!("there is no {what} {given:?}"),
         1 => Ok(matches.remove(0)),
-        n => bail!("{n} tokens are called {token:?}; give the id (plantwatch tokens list)"),
+        n => bail!("{n} of them are called {given:?}; give the id"),
     }
 }
 
@@ -194,16 +202,9 @@ pub async fn find(client: &Client, kind: ComponentKind, name: &str) -> anyhow::R
         })
         .await?;
     let id = name.parse::<i64>().ok();
-    let mut matches: Vec<Component> = list
-        .items
-        .into_iter()
-        .filter(|c| Some(c.id) == id || c.name.eq_ignore_ascii_case(name))
-        .collect();
-    match matches.len() {
-        0 => bail!("there is no {kind} {name:?}"),
-        1 => Ok(matches.remove(0)),
-        n => bail!("{n} {kind}s are called {name:?}; give the id"),
-    }
+    only_one(list.items, kind.as_str(), name, |c| {
+        Some(c.id) == id || c.name.eq_ignore_ascii_case(name)
+    })
 }
 
 /// The configuration column: whether a collector polls with the current configuration.
