@@ -235,6 +235,7 @@ impl Daemon {
                 .as_ref()
                 .map_or(0, |h| h.config.targets.len() as u32),
             errors: self.problems.recent(),
+            outbox: None,
         };
         match self
             .client

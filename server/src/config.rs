@@ -297,6 +297,11 @@ impl Config {
         self.data_dir.join("plantwatch.db")
     }
 
+    /// The metric store, `metrics.db`, beside the metadata database.
+    pub fn metrics_path(&self) -> PathBuf {
+        self.data_dir.join("metrics.db")
+    }
+
     /// The settings recorded in the `settings` table, as key/value text.
     pub fn settings(&self) -> Vec<(&'static str, String)> {
         let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());

@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use crate::auth::{self, hash_password, password_problem, username_problem};
 use crate::config::Config;
 use crate::db::{self, Db, audit, sessions, users};
+use crate::metrics_store::MetricsStore;
 use crate::state::AppState;
 use crate::vault::{self, Vault};
 use crate::{api, config_delivery, local_collector, tls};
@@ -157,6 +158,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     };
     let fingerprint = tls.as_ref().map(|material| material.fingerprint);
 
+    let metrics_path = config.metrics_path();
+    let metrics = tokio::task::spawn_blocking(move || MetricsStore::open(&metrics_path))
+        .await
+        .context("opening the metric store")??;
     let state = AppState::new(
         db.clone(),
         vault.clone(),
@@ -164,6 +169,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         setup_code.clone(),
         fingerprint,
         delivery.clone(),
+        metrics,
     );
     let app = api::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let handle: Handle<SocketAddr> = Handle::new();

@@ -11,6 +11,7 @@ use crate::auth::rate_limit::LoginLimiter;
 use crate::config::Config;
 use crate::config_delivery::Stats;
 use crate::db::Db;
+use crate::metrics_store::MetricsStore;
 use crate::vault::Vault;
 
 /// Wrong API keys from one address per minute before it is answered 429 for a while (many
@@ -47,6 +48,8 @@ pub struct Inner {
     pub presence: Presence,
     /// Counts of config delivery.
     pub delivery: Arc<Stats>,
+    /// Samples: `metrics.db`, its writer and the hot window.
+    pub metrics: MetricsStore,
 }
 
 impl std::ops::Deref for AppState {
@@ -65,6 +68,7 @@ impl AppState {
         setup_code: Option<String>,
         fingerprint: Option<Fingerprint>,
         delivery: Arc<Stats>,
+        metrics: MetricsStore,
     ) -> Self {
         let limiter = LoginLimiter::new(
             config.login_max_failures,
@@ -84,6 +88,7 @@ impl AppState {
             keys: KeyCache::default(),
             presence: Presence::default(),
             delivery,
+            metrics,
             config,
         }))
     }

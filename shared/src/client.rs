@@ -21,9 +21,10 @@ use crate::api::{
     Component, ComponentQuery, ComponentSelf, CreateCredentialRequest, CreateTokenRequest,
     CreateUserRequest, CreatedToken, Credential, CredentialQuery, EnrollmentToken, ErrorBody,
     ExportFormat, ExportQuery, Health, Heartbeat, HeartbeatAck, ImportQuery, ImportReport,
-    ListResponse, LoginRequest, LoginResponse, Me, Node, NodeQuery, NodeSpec, RegisterRequest,
-    Registration, SetupRequest, SetupStatus, TokenQuery, UpdateCredentialRequest,
-    UpdateNodeRequest, UpdateUserRequest, User, UserQuery,
+    ListResponse, LoginRequest, LoginResponse, Me, MetricQuery, MetricsAnswer, Node, NodeQuery,
+    NodeSpec, RegisterRequest, Registration, SeriesInfo, SeriesQuery, SetupRequest, SetupStatus,
+    Summary, TokenQuery, UpdateCredentialRequest, UpdateNodeRequest, UpdateUserRequest, User,
+    UserQuery,
 };
 use crate::{Error, Fingerprint, Result, Secret};
 
@@ -544,6 +545,40 @@ impl Client {
     pub async fn heartbeat(&self, node_id: i64, heartbeat: &Heartbeat) -> Result<HeartbeatAck> {
         let path = format!("/api/v1/agents/heartbeat/{node_id}");
         self.json(self.request(Method::POST, &path).json(heartbeat))
+            .await
+    }
+
+    /// Pushes gzip-compressed line protocol with its batch id; `Ok` once the server has
+    /// committed it (or had committed it before).
+    pub async fn ingest_gzip(&self, batch_id: &str, gzip_body: Vec<u8>) -> Result<()> {
+        let request = self
+            .request(Method::POST, "/api/v1/ingest/influx")
+            .header(reqwest::header::CONTENT_ENCODING, "gzip")
+            .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .header(crate::api::BATCH_ID_HEADER, batch_id)
+            .body(gzip_body);
+        self.empty(request).await
+    }
+
+    /// A node's metrics over a range (`GET /nodes/{id}/metrics`).
+    pub async fn node_metrics(&self, id: i64, query: &MetricQuery) -> Result<MetricsAnswer> {
+        let path = format!("/api/v1/nodes/{id}/metrics");
+        self.json(self.request(Method::GET, &path).query(query))
+            .await
+    }
+
+    /// Stored series (`GET /metrics/series`).
+    pub async fn series(&self, query: &SeriesQuery) -> Result<ListResponse<SeriesInfo>> {
+        self.json(
+            self.request(Method::GET, "/api/v1/metrics/series")
+                .query(query),
+        )
+        .await
+    }
+
+    /// The dashboard's figures (`GET /summary`).
+    pub async fn summary(&self) -> Result<Summary> {
+        self.json(self.request(Method::GET, "/api/v1/summary"))
             .await
     }
 

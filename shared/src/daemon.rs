@@ -60,7 +60,7 @@ pub enum DaemonError {
     NoName,
 }
 
-fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError {
+pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError {
     let path = path.to_owned();
     move |source| DaemonError::Io {
         action,

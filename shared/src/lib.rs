@@ -10,6 +10,9 @@ pub mod client;
 pub mod daemon;
 pub mod error;
 pub mod fingerprint;
+pub mod lineproto;
+#[cfg(feature = "daemon")]
+pub mod push;
 pub mod rules;
 pub mod secret;
 

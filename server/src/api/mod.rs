@@ -9,6 +9,8 @@ pub mod credentials;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod ingest;
+pub mod metrics;
 pub mod nodes;
 pub mod remote;
 pub mod setup;
@@ -35,7 +37,9 @@ pub fn app(state: AppState) -> Router {
         .merge(nodes::router())
         .merge(credentials::router())
         .merge(components::router())
-        .merge(remote::router());
+        .merge(remote::router())
+        .merge(ingest::router())
+        .merge(metrics::router());
     Router::new()
         .merge(health::router())
         .nest("/api/v1", api)

@@ -85,6 +85,11 @@ impl Db {
     /// Opens (creating if needed) the database at `path`, applies pending migrations, and
     /// builds the pool.
     pub fn open(path: &Path) -> Result<Db, DbError> {
+        Db::open_with(path, MIGRATIONS)
+    }
+
+    /// Opens a database with its own list of migrations (the metric store's `metrics.db`).
+    pub fn open_with(path: &Path, migrations: &[(&str, &str)]) -> Result<Db, DbError> {
         // WAL is a property of the file: set it once, on one connection, before the pool exists
         // (setting it from every pooled connection races into "database is locked").
         let mut conn = Connection::open(path)?;
@@ -94,7 +99,7 @@ impl Db {
             .map_err(|e| DbError::Task(format!("restricting {}: {e}", path.display())))?;
         configure(&conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        migrate(&mut conn, &path.display().to_string())?;
+        apply_migrations(&mut conn, &path.display().to_string(), migrations)?;
         drop(conn);
 
         let manager = SqliteConnectionManager::file(path).with_init(|c| configure(c));
@@ -172,7 +177,7 @@ pub fn migrate(conn: &mut Connection, path: &str) -> Result<(), DbError> {
     apply_migrations(conn, path, MIGRATIONS)
 }
 
-fn apply_migrations(
+pub fn apply_migrations(
     conn: &mut Connection,
     path: &str,
     migrations: &[(&str, &str)],

@@ -304,6 +304,13 @@ pub fn detach(conn: &Connection, node_id: i64, credential_id: i64) -> rusqlite::
 }
 
 /// Marks a node's `updated_at`.
+/// Ids of the nodes assigned to collector `collector_id`: what it may write metrics for.
+pub fn ids_of_collector(conn: &Connection, collector_id: i64) -> rusqlite::Result<Vec<i64>> {
+    conn.prepare_cached("SELECT id FROM nodes WHERE collector_id = ?1")?
+        .query_map([collector_id], |row| row.get(0))?
+        .collect()
+}
+
 pub fn touch(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<()> {
     conn.execute("UPDATE nodes SET updated_at = ?2 WHERE id = ?1", (id, now))?;
     Ok(())

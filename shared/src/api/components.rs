@@ -326,6 +326,21 @@ pub struct CollectorReport {
     /// Its most recent errors, newest last.
     #[serde(default)]
     pub errors: Vec<String>,
+    /// Its store-and-forward outbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbox: Option<OutboxStatus>,
+}
+
+/// What waits in a daemon's on-disk outbox for the server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct OutboxStatus {
+    pub batches: u64,
+    pub bytes: u64,
+    /// Age of the oldest batch not yet delivered, in seconds (0 when empty).
+    pub lag_s: u64,
+    /// Batches dropped because the outbox was full or too old, since the daemon started.
+    pub dropped_batches: u64,
+    pub dropped_lines: u64,
 }
 
 /// `POST /agents/heartbeat/{node_id}`.

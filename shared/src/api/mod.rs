@@ -10,11 +10,13 @@ use crate::Secret;
 
 mod components;
 mod credentials;
+mod metrics;
 mod names;
 mod nodes;
 
 pub use components::*;
 pub use credentials::*;
+pub use metrics::*;
 pub use names::UnknownName;
 pub use nodes::*;
 

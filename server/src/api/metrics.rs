@@ -1,0 +1,131 @@
+//! Reading metrics: `GET /nodes/{id}/metrics` (a node's series over a range, in steps, counters
+//! as per-second rates), `GET /metrics/series` (search stored series) and `GET /summary` (the
+//! dashboard's figures). Every signed-in role may read.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use plantwatch_shared::api::{
+    IngestStats, ListResponse, MetricQuery, MetricsAnswer, SeriesInfo, SeriesQuery, Summary,
+};
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiPath, ApiQuery, Authed};
+use crate::db::{self, nodes};
+use crate::metrics_store::query;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/nodes/{id}/metrics", get(node_metrics))
+        .route("/metrics/series", get(series))
+        .route("/summary", get(summary))
+}
+
+async fn node_metrics(
+    State(state): State<AppState>,
+    _auth: Authed,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(params): ApiQuery<MetricQuery>,
+) -> ApiResult<Json<MetricsAnswer>> {
+    let exists = state
+        .db
+        .call(move |conn| nodes::get(conn, id).map_err(db::DbError::from))
+        .await?
+        .is_some();
+    if !exists {
+        return Err(ApiError::not_found(
+            "node_not_found",
+            format!("there is no node {id}"),
+        ));
+    }
+    let to = params.to.unwrap_or_else(db::now);
+    let from = params.from.unwrap_or(to - 3_600);
+    if from >= to {
+        return Err(ApiError::bad_request(
+            "invalid_range",
+            "from must be before to",
+        ));
+    }
+    if params.step.is_some_and(|s| s <= 0) {
+        return Err(ApiError::bad_request(
+            "invalid_step",
+            "step must be positive",
+        ));
+    }
+    let step = query::step_for(from, to, params.step);
+    let agg = params.agg.unwrap_or_default();
+    let metric = params.metric.clone();
+    let items = state
+        .metrics
+        .reader
+        .call(move |conn| {
+            query::range(conn, id, metric.as_deref(), from, to, step, agg)
+                .map_err(db::DbError::from)
+        })
+        .await?;
+    Ok(Json(MetricsAnswer {
+        node_id: id,
+        from,
+        to,
+        step,
+        agg,
+        items,
+    }))
+}
+
+async fn series(
+    State(state): State<AppState>,
+    _auth: Authed,
+    ApiQuery(params): ApiQuery<SeriesQuery>,
+) -> ApiResult<Json<ListResponse<SeriesInfo>>> {
+    let limit = params.limit.unwrap_or(100).clamp(1, 1_000);
+    let items = state
+        .metrics
+        .reader
+        .call(move |conn| {
+            query::search(conn, params.node_id, params.q.as_deref(), limit)
+                .map_err(db::DbError::from)
+        })
+        .await?;
+    let total = items.len() as u64;
+    Ok(Json(ListResponse { items, total }))
+}
+
+async fn summary(State(state): State<AppState>, _auth: Authed) -> ApiResult<Json<Summary>> {
+    let (nodes_by_health, collectors) = state
+        .db
+        .call(|conn| -> Result<_, db::DbError> {
+            let mut statement =
+                conn.prepare("SELECT health, count(*) FROM nodes GROUP BY health")?;
+            let by_health = statement
+                .query_map([], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                })?
+                .collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
+            let collectors =
+                db::components::all(conn, Some(plantwatch_shared::api::ComponentKind::Collector))?;
+            Ok((by_health, collectors))
+        })
+        .await?;
+    let now = db::now();
+    let collectors = collectors
+        .into_iter()
+        .map(|row| crate::api::components::view(&state, row, now))
+        .collect();
+    let stats = &state.metrics.stats;
+    Ok(Json(Summary {
+        nodes_by_health,
+        collectors,
+        ingest: IngestStats {
+            samples_per_second: stats.samples_per_second(),
+            samples_total: stats.samples.load(Ordering::Relaxed),
+            series: stats.series.load(Ordering::Relaxed),
+            rejected_lines: stats.rejected_lines.load(Ordering::Relaxed),
+            duplicate_batches: stats.duplicate_batches.load(Ordering::Relaxed),
+        },
+    }))
+}

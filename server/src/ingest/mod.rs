@@ -1,0 +1,240 @@
+//! Metric ingest: a line-protocol body from a collector, an agent or Telegraf becomes samples
+//! for the metric store, each forced onto a node the sender may report for (DESIGN §2).
+//! Everything here is pure; the route lives in `api/ingest.rs`.
+
+use std::collections::HashSet;
+use std::io::Read as _;
+use std::sync::Arc;
+
+use plantwatch_shared::api::{LineError, canonical_tags};
+use plantwatch_shared::lineproto::{self, Precision};
+
+use crate::metrics_store::{Sample, SeriesKey};
+
+/// Largest request body as sent (compressed or not).
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// Largest body once decompressed.
+pub const MAX_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
+/// Most lines in one request.
+pub const MAX_LINES: usize = 500_000;
+/// Refused lines named in an answer.
+pub const MAX_ERRORS_REPORTED: usize = 20;
+/// Tags on one line, beyond which it is refused (a series explosion guard).
+pub const MAX_TAGS: usize = 32;
+
+/// The nodes a sender may write for.
+#[derive(Debug, Clone)]
+pub enum Scope {
+    /// An agent: its own node; lines without `node_id` are its node's.
+    Agent { node_id: i64 },
+    /// A collector: the nodes assigned to it; every line names its node.
+    Collector { targets: HashSet<i64> },
+}
+
+/// What a body turned into.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    pub samples: Vec<Sample>,
+    pub lines: usize,
+    pub accepted: usize,
+    pub rejected: usize,
+    /// The first refused lines.
+    pub errors: Vec<LineError>,
+}
+
+impl Prepared {
+    fn refuse(&mut self, line: usize, message: String) {
+        self.rejected += 1;
+        if self.errors.len() < MAX_ERRORS_REPORTED {
+            self.errors.push(LineError { line, message });
+        }
+    }
+}
+
+/// Why a whole body was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BodyError {
+    #[error("the body is not valid gzip: {0}")]
+    Gzip(String),
+    #[error("the body is larger than {MAX_DECOMPRESSED_BYTES} bytes once decompressed")]
+    TooLarge,
+    #[error("the body is not UTF-8 text")]
+    NotUtf8,
+    #[error("the body has more than {MAX_LINES} lines")]
+    TooManyLines,
+}
+
+/// Decompresses a gzip body, bounded.
+pub fn gunzip(body: &[u8]) -> Result<Vec<u8>, BodyError> {
+    let mut out = Vec::with_capacity(body.len() * 4);
+    flate2::read::GzDecoder::new(body)
+        .take(MAX_DECOMPRESSED_BYTES as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| BodyError::Gzip(e.to_string()))?;
+    if out.len() > MAX_DECOMPRESSED_BYTES {
+        return Err(BodyError::TooLarge);
+    }
+    Ok(out)
+}
+
+/// Parses `body` into samples the sender may write; `now_ms` stamps lines without a time.
+pub fn prepare(
+    body: &[u8],
+    precision: Precision,
+    scope: &Scope,
+    now_ms: i64,
+) -> Result<Prepared, BodyError> {
+    let text = std::str::from_utf8(body).map_err(|_| BodyError::NotUtf8)?;
+    let mut out = Prepared::default();
+    // Lines of one body usually repeat few series: share their keys.
+    let mut keys: HashSet<Arc<SeriesKey>> = HashSet::new();
+    for (number, line) in lineproto::lines(text) {
+        out.lines += 1;
+        if out.lines > MAX_LINES {
+            return Err(BodyError::TooManyLines);
+        }
+        let parsed = match lineproto::parse_line(line) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                out.refuse(number, error.to_string());
+                continue;
+            }
+        };
+        if parsed.tags.len() > MAX_TAGS {
+            out.refuse(number, format!("more than {MAX_TAGS} tags"));
+            continue;
+        }
+        let node_id = match (scope, parsed.tag("node_id")) {
+            (_, Some(text)) => match text.parse::<i64>() {
+                Ok(id) => id,
+                Err(_) => {
+                    out.refuse(number, format!("node_id {text:?} is not a number"));
+                    continue;
+                }
+            },
+            (Scope::Agent { node_id }, None) => *node_id,
+            (Scope::Collector { .. }, None) => {
+                out.refuse(number, "the line has no node_id tag".into());
+                continue;
+            }
+        };
+        let allowed = match scope {
+            Scope::Agent { node_id: own } => node_id == *own,
+            Scope::Collector { targets } => targets.contains(&node_id),
+        };
+        if !allowed {
+            let whose = match scope {
+                Scope::Agent { .. } => "this agent's node",
+                Scope::Collector { .. } => "a target of this collector",
+            };
+            out.refuse(number, format!("node {node_id} is not {whose}"));
+            continue;
+        }
+        let ts_ms = match parsed.timestamp {
+            None => now_ms,
+            Some(ts) => match precision.to_millis(ts) {
+                Some(ms) => ms,
+                None => {
+                    out.refuse(number, "timestamp out of range".into());
+                    continue;
+                }
+            },
+        };
+        let tags = canonical_tags(
+            parsed
+                .tags
+                .iter()
+                .filter(|(k, _)| k != "node_id")
+                .map(|(k, v)| (k.as_ref(), v.as_ref())),
+        );
+        let mut stored = 0;
+        for (field, value) in &parsed.fields {
+            let Some(value) = value.as_f64() else {
+                continue; // Strings are descriptions, not samples.
+            };
+            let key = SeriesKey {
+                node_id,
+                metric: format!("{}.{}", parsed.measurement, field),
+                tags: tags.clone(),
+            };
+            let key = match keys.get(&key) {
+                Some(shared) => shared.clone(),
+                None => {
+                    let shared = Arc::new(key);
+                    keys.insert(shared.clone());
+                    shared
+                }
+            };
+            out.samples.push(Sample { key, ts_ms, value });
+            stored += 1;
+        }
+        if stored == 0 {
+            out.refuse(number, "the line has no numeric field".into());
+            continue;
+        }
+        out.accepted += 1;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collector(targets: &[i64]) -> Scope {
+        Scope::Collector {
+            targets: targets.iter().copied().collect(),
+        }
+    }
+
+    #[test]
+    fn collector_lines_are_kept_to_its_targets() {
+        let body = b"ping,node_id=1 rtt_avg_ms=1.5,up=true 1000000000\n\
+                     ping,node_id=2 rtt_avg_ms=2\n\
+                     ping rtt_avg_ms=3\n\
+                     ping,node_id=x rtt_avg_ms=3\n";
+        let out = prepare(body, Precision::Nanoseconds, &collector(&[1]), 42).unwrap();
+        assert_eq!((out.lines, out.accepted, out.rejected), (4, 1, 3));
+        assert_eq!(out.samples.len(), 2);
+        assert_eq!(out.samples[0].key.metric, "ping.rtt_avg_ms");
+        assert_eq!(out.samples[0].ts_ms, 1_000);
+        assert_eq!(out.samples[1].value, 1.0);
+        let lines: Vec<_> = out.errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![2, 3, 4]);
+        assert!(out.errors[0].message.contains("not a target"));
+    }
+
+    #[test]
+    fn agent_lines_default_to_its_node_and_refuse_others() {
+        let body =
+            b"cpu usage_pct=5 7\ncpu,node_id=9 usage_pct=5\nmem,host=a used_pct=1,note=\"x\"\n";
+        let out = prepare(body, Precision::Seconds, &Scope::Agent { node_id: 3 }, 0).unwrap();
+        assert_eq!((out.accepted, out.rejected), (2, 1));
+        assert!(out.samples.iter().all(|s| s.key.node_id == 3));
+        assert_eq!(out.samples[0].ts_ms, 7_000);
+        assert_eq!(out.samples[1].key.tags, "host=a");
+        assert!(out.errors[0].message.contains("not this agent's node"));
+    }
+
+    #[test]
+    fn whole_body_problems_are_refused() {
+        let scope = Scope::Agent { node_id: 1 };
+        assert_eq!(
+            prepare(&[0xff, 0xfe], Precision::Nanoseconds, &scope, 0).unwrap_err(),
+            BodyError::NotUtf8
+        );
+        assert!(matches!(gunzip(b"not gzip"), Err(BodyError::Gzip(_))));
+        let lines = "cpu v=1\n".repeat(MAX_LINES + 1);
+        assert_eq!(
+            prepare(lines.as_bytes(), Precision::Nanoseconds, &scope, 0).unwrap_err(),
+            BodyError::TooManyLines
+        );
+    }
+
+    #[test]
+    fn series_keys_are_shared_within_a_body() {
+        let body = b"cpu,node_id=1 v=1 1\ncpu,node_id=1 v=2 2\n";
+        let out = prepare(body, Precision::Nanoseconds, &collector(&[1]), 0).unwrap();
+        assert!(Arc::ptr_eq(&out.samples[0].key, &out.samples[1].key));
+    }
+}

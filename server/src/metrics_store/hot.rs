@@ -1,0 +1,148 @@
+//! The hot window: the latest value and the last minutes of every series, in memory, filled
+//! by the writer after each commit. Live views and the alert evaluator read it instead of
+//! scanning stored samples.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, RwLock};
+
+use super::{Sample, SeriesKey};
+
+/// How much of each series is kept.
+pub const HOT_WINDOW_MS: i64 = 15 * 60 * 1_000;
+/// At most this many points per series (a 1 s interval over 15 minutes).
+const MAX_POINTS: usize = 900;
+
+/// Recent points of one series, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct HotSeries {
+    pub series_id: i64,
+    pub points: VecDeque<(i64, f64)>,
+}
+
+#[derive(Debug, Default)]
+pub struct HotWindow {
+    /// node id → (metric, tags) → recent points.
+    nodes: RwLock<HashMap<i64, HashMap<(String, String), HotSeries>>>,
+}
+
+impl HotWindow {
+    pub(crate) fn record(&self, samples: &[Sample], ids: &HashMap<Arc<SeriesKey>, i64>) {
+        let Ok(mut nodes) = self.nodes.write() else {
+            return;
+        };
+        for sample in samples {
+            let key = &sample.key;
+            let series = nodes
+                .entry(key.node_id)
+                .or_default()
+                .entry((key.metric.clone(), key.tags.clone()))
+                .or_insert_with(|| HotSeries {
+                    series_id: ids.get(key).copied().unwrap_or_default(),
+                    points: VecDeque::new(),
+                });
+            // Replayed samples arrive late: keep the points in time order.
+            let at = series
+                .points
+                .iter()
+                .rposition(|(ts, _)| *ts <= sample.ts_ms)
+                .map_or(0, |p| p + 1);
+            if at > 0 && series.points[at - 1].0 == sample.ts_ms {
+                series.points[at - 1].1 = sample.value;
+            } else {
+                series.points.insert(at, (sample.ts_ms, sample.value));
+            }
+            let newest = series.points.back().map_or(0, |(ts, _)| *ts);
+            while series
+                .points
+                .front()
+                .is_some_and(|(ts, _)| newest - ts > HOT_WINDOW_MS)
+                || series.points.len() > MAX_POINTS
+            {
+                series.points.pop_front();
+            }
+        }
+    }
+
+    /// Latest (timestamp ms, value) of `metric` on `node_id`, over all its tag sets the newest.
+    pub fn latest(&self, node_id: i64, metric: &str) -> Option<(i64, f64)> {
+        let nodes = self.nodes.read().ok()?;
+        nodes
+            .get(&node_id)?
+            .iter()
+            .filter(|((m, _), _)| m == metric)
+            .filter_map(|(_, s)| s.points.back().copied())
+            .max_by_key(|(ts, _)| *ts)
+    }
+
+    /// When the node's newest sample was taken (ms), whatever its metric.
+    pub fn last_sample_at(&self, node_id: i64) -> Option<i64> {
+        let nodes = self.nodes.read().ok()?;
+        nodes
+            .get(&node_id)?
+            .values()
+            .filter_map(|s| s.points.back().map(|(ts, _)| *ts))
+            .max()
+    }
+
+    /// Every series of a node: (metric, tags, recent points).
+    pub fn node(&self, node_id: i64) -> Vec<(String, String, HotSeries)> {
+        let Ok(nodes) = self.nodes.read() else {
+            return Vec::new();
+        };
+        let mut out: Vec<_> = nodes
+            .get(&node_id)
+            .map(|series| {
+                series
+                    .iter()
+                    .map(|((metric, tags), s)| (metric.clone(), tags.clone(), s.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        out
+    }
+
+    /// Forgets a deleted node.
+    pub fn forget(&self, node_id: i64) {
+        if let Ok(mut nodes) = self.nodes.write() {
+            nodes.remove(&node_id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn late_samples_are_kept_in_order_and_old_ones_fall_out() {
+        let hot = HotWindow::default();
+        let key = Arc::new(SeriesKey {
+            node_id: 1,
+            metric: "ping.rtt_avg".into(),
+            tags: String::new(),
+        });
+        let at = |ts_ms, value| Sample {
+            key: key.clone(),
+            ts_ms,
+            value,
+        };
+        let ids = HashMap::new();
+        hot.record(&[at(10_000, 1.0), at(30_000, 3.0)], &ids);
+        hot.record(&[at(20_000, 2.0), at(30_000, 4.0)], &ids);
+        let series = &hot.node(1)[0].2;
+        assert_eq!(
+            series.points.iter().copied().collect::<Vec<_>>(),
+            vec![(10_000, 1.0), (20_000, 2.0), (30_000, 4.0)]
+        );
+        hot.record(&[at(30_000 + HOT_WINDOW_MS, 5.0)], &ids);
+        assert_eq!(hot.node(1)[0].2.points.len(), 2);
+        assert_eq!(
+            hot.latest(1, "ping.rtt_avg"),
+            Some((30_000 + HOT_WINDOW_MS, 5.0))
+        );
+        assert_eq!(hot.last_sample_at(1), Some(30_000 + HOT_WINDOW_MS));
+        hot.forget(1);
+        assert!(hot.node(1).is_empty());
+    }
+}

@@ -1,0 +1,446 @@
+//! The embedded metric store, `metrics.db`: one writer thread commits batches of samples
+//! (several requests' batches in one transaction when they queue up), remembers which batch
+//! ids it has committed so a batch sent twice is stored once, and then updates the in-memory
+//! [`HotWindow`] that live views and the alert evaluator read. Queries read through their own
+//! pool (WAL lets them run beside the writer).
+
+pub mod hot;
+pub mod query;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OptionalExtension as _, params};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::db::{self, Db, DbError};
+pub use hot::HotWindow;
+
+/// Migrations of `metrics.db`, in order.
+pub const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_samples",
+    include_str!("../../../migrations/metrics/0001_samples.sql"),
+)];
+
+/// Batch ids are remembered this long: longer than a daemon's outbox keeps a batch (7 days).
+const BATCH_IDS_KEPT: Duration = Duration::from_secs(8 * 24 * 3600);
+/// Most samples committed in one transaction when requests queue up.
+const GROUP_COMMIT_SAMPLES: usize = 200_000;
+/// Requests waiting for the writer before senders wait too (back-pressure).
+const QUEUE: usize = 64;
+
+/// Whether a series counts up (answered as a per-second rate) or is a level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Gauge,
+    Counter,
+}
+
+impl Kind {
+    /// By naming convention (as in Prometheus): fields ending in `_total` are counters.
+    pub fn of_field(field: &str) -> Kind {
+        if field.ends_with("_total") {
+            Kind::Counter
+        } else {
+            Kind::Gauge
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Gauge => "gauge",
+            Kind::Counter => "counter",
+        }
+    }
+
+    fn parse(text: &str) -> Kind {
+        if text == "counter" {
+            Kind::Counter
+        } else {
+            Kind::Gauge
+        }
+    }
+}
+
+/// Identity of a series: node, metric (`measurement.field`) and canonical tags.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SeriesKey {
+    pub node_id: i64,
+    pub metric: String,
+    /// `k=v,k=v` sorted by key; `node_id` is not among them.
+    pub tags: String,
+}
+
+/// One sample to store.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub key: Arc<SeriesKey>,
+    pub ts_ms: i64,
+    pub value: f64,
+}
+
+/// What one request hands to the writer.
+#[derive(Debug)]
+pub struct Batch {
+    pub component_id: i64,
+    /// The sender's id for this batch; `None` when it sent none (Telegraf).
+    pub batch_id: Option<String>,
+    pub lines: usize,
+    pub samples: Vec<Sample>,
+}
+
+/// How a batch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Committed {
+    Stored,
+    /// Its id was committed before: nothing was written again.
+    Duplicate,
+}
+
+/// Counters of the ingest path, for the summary and `GET /metrics`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub samples: AtomicU64,
+    pub batches: AtomicU64,
+    pub duplicate_batches: AtomicU64,
+    pub rejected_lines: AtomicU64,
+    pub series: AtomicU64,
+    rate: std::sync::Mutex<RateWindow>,
+}
+
+#[derive(Debug, Default)]
+struct RateWindow {
+    /// (when, samples committed then), newest last, over about the last 10 s.
+    points: std::collections::VecDeque<(Instant, u64)>,
+}
+
+/// Span of the samples/s rate.
+const RATE_SPAN: Duration = Duration::from_secs(10);
+
+impl Stats {
+    fn committed(&self, samples: usize) {
+        self.samples.fetch_add(samples as u64, Ordering::Relaxed);
+        if let Ok(mut rate) = self.rate.lock() {
+            let now = Instant::now();
+            rate.points.push_back((now, samples as u64));
+            while rate
+                .points
+                .front()
+                .is_some_and(|(t, _)| now.duration_since(*t) > RATE_SPAN)
+            {
+                rate.points.pop_front();
+            }
+        }
+    }
+
+    /// Samples committed per second over the last 10 s.
+    pub fn samples_per_second(&self) -> f64 {
+        let Ok(mut rate) = self.rate.lock() else {
+            return 0.0;
+        };
+        let now = Instant::now();
+        while rate
+            .points
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > RATE_SPAN)
+        {
+            rate.points.pop_front();
+        }
+        let total: u64 = rate.points.iter().map(|(_, n)| n).sum();
+        total as f64 / RATE_SPAN.as_secs_f64()
+    }
+}
+
+struct Job {
+    batch: Batch,
+    reply: oneshot::Sender<Result<Committed, String>>,
+}
+
+/// Handle on the store; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct MetricsStore {
+    jobs: mpsc::Sender<Job>,
+    /// Read-only work: queries and series listings.
+    pub reader: Db,
+    pub hot: Arc<HotWindow>,
+    pub stats: Arc<Stats>,
+}
+
+impl MetricsStore {
+    /// Opens (creating and migrating) `metrics.db` at `path` and starts its writer thread,
+    /// which stops once every handle is dropped.
+    pub fn open(path: &Path) -> Result<MetricsStore, DbError> {
+        let reader = Db::open_with(path, MIGRATIONS)?;
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        // A batch is acknowledged only once it is on disk: FULL syncs the WAL at each commit.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let stats = Arc::new(Stats::default());
+        let hot = Arc::new(HotWindow::default());
+        let series = load_series(&conn)?;
+        stats.series.store(series.len() as u64, Ordering::Relaxed);
+        prune_batch_ids(&mut conn)?;
+        let (jobs, receiver) = mpsc::channel(QUEUE);
+        let mut writer = Writer {
+            conn,
+            series,
+            hot: hot.clone(),
+            stats: stats.clone(),
+            pruned_at: Instant::now(),
+        };
+        std::thread::Builder::new()
+            .name("metrics-writer".into())
+            .spawn(move || writer.run(receiver))
+            .map_err(|e| DbError::Task(format!("starting the metrics writer: {e}")))?;
+        Ok(MetricsStore {
+            jobs,
+            reader,
+            hot,
+            stats,
+        })
+    }
+
+    /// Commits `batch` and returns once it is on disk.
+    pub async fn write(&self, batch: Batch) -> Result<Committed, DbError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { batch, reply })
+            .await
+            .map_err(|_| DbError::Task("the metrics writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| DbError::Task("the metrics writer has stopped".into()))?
+            .map_err(DbError::Task)
+    }
+}
+
+fn load_series(conn: &Connection) -> rusqlite::Result<HashMap<Arc<SeriesKey>, i64>> {
+    let mut statement = conn.prepare("SELECT id, node_id, metric, tags FROM series")?;
+    let rows = statement.query_map([], |row| {
+        Ok((
+            Arc::new(SeriesKey {
+                node_id: row.get(1)?,
+                metric: row.get(2)?,
+                tags: row.get(3)?,
+            }),
+            row.get::<_, i64>(0)?,
+        ))
+    })?;
+    rows.collect()
+}
+
+fn prune_batch_ids(conn: &mut Connection) -> rusqlite::Result<()> {
+    let before = db::now() - BATCH_IDS_KEPT.as_secs() as i64;
+    conn.execute(
+        "DELETE FROM ingest_batches WHERE committed_at < ?1",
+        [before],
+    )?;
+    Ok(())
+}
+
+struct Writer {
+    conn: Connection,
+    series: HashMap<Arc<SeriesKey>, i64>,
+    hot: Arc<HotWindow>,
+    stats: Arc<Stats>,
+    pruned_at: Instant,
+}
+
+impl Writer {
+    fn run(&mut self, mut receiver: mpsc::Receiver<Job>) {
+        while let Some(first) = receiver.blocking_recv() {
+            let mut jobs = vec![first];
+            let mut queued = jobs[0].batch.samples.len();
+            while queued < GROUP_COMMIT_SAMPLES {
+                match receiver.try_recv() {
+                    Ok(job) => {
+                        queued += job.batch.samples.len();
+                        jobs.push(job);
+                    }
+                    Err(_) => break,
+                }
+            }
+            match self.commit(&jobs) {
+                Ok(outcomes) => {
+                    for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                        if outcome == Committed::Stored {
+                            self.hot.record(&job.batch.samples, &self.series);
+                            self.stats.committed(job.batch.samples.len());
+                            self.stats.batches.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            self.stats.duplicate_batches.fetch_add(1, Ordering::Relaxed);
+                        }
+                        let _ = job.reply.send(Ok(outcome));
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, "Could not store samples.");
+                    // Series ids handed out in the rolled-back transaction do not exist.
+                    if let Ok(series) = load_series(&self.conn) {
+                        self.series = series;
+                    }
+                    for job in jobs {
+                        let _ = job.reply.send(Err(error.to_string()));
+                    }
+                }
+            }
+            if self.pruned_at.elapsed() > Duration::from_secs(3600) {
+                self.pruned_at = Instant::now();
+                if let Err(error) = prune_batch_ids(&mut self.conn) {
+                    tracing::warn!(%error, "Could not prune old batch ids.");
+                }
+            }
+        }
+    }
+
+    fn commit(&mut self, jobs: &[Job]) -> rusqlite::Result<Vec<Committed>> {
+        let tx = self.conn.transaction()?;
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        let now = db::now();
+        {
+            let mut seen = tx.prepare_cached(
+                "SELECT 1 FROM ingest_batches WHERE component_id = ?1 AND batch_id = ?2",
+            )?;
+            let mut remember = tx.prepare_cached(
+                "INSERT INTO ingest_batches (component_id, batch_id, committed_at, lines)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            let mut new_series = tx.prepare_cached(
+                "INSERT INTO series (node_id, metric, tags, kind, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            let mut insert = tx.prepare_cached(
+                "INSERT OR REPLACE INTO samples (series_id, ts, value) VALUES (?1, ?2, ?3)",
+            )?;
+            // Two requests of one group may carry the same batch id.
+            let mut in_group = std::collections::HashSet::new();
+            for job in jobs {
+                let batch = &job.batch;
+                if let Some(id) = &batch.batch_id {
+                    let duplicate = !in_group.insert((batch.component_id, id.clone()))
+                        || seen
+                            .query_row(params![batch.component_id, id], |_| Ok(()))
+                            .optional()?
+                            .is_some();
+                    if duplicate {
+                        outcomes.push(Committed::Duplicate);
+                        continue;
+                    }
+                    remember.execute(params![batch.component_id, id, now, batch.lines as i64])?;
+                }
+                for sample in &batch.samples {
+                    let series_id = match self.series.get(&sample.key) {
+                        Some(id) => *id,
+                        None => {
+                            let field = sample.key.metric.rsplit('.').next().unwrap_or_default();
+                            new_series.execute(params![
+                                sample.key.node_id,
+                                sample.key.metric,
+                                sample.key.tags,
+                                Kind::of_field(field).as_str(),
+                                now
+                            ])?;
+                            let id = tx.last_insert_rowid();
+                            self.series.insert(sample.key.clone(), id);
+                            self.stats.series.fetch_add(1, Ordering::Relaxed);
+                            id
+                        }
+                    };
+                    insert.execute(params![series_id, sample.ts_ms, sample.value])?;
+                }
+                outcomes.push(Committed::Stored);
+            }
+        }
+        tx.commit()?;
+        Ok(outcomes)
+    }
+}
+
+/// Reads a series' kind column.
+pub(crate) fn kind_column(text: &str) -> Kind {
+    Kind::parse(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(node_id: i64, metric: &str, ts_ms: i64, value: f64) -> Sample {
+        Sample {
+            key: Arc::new(SeriesKey {
+                node_id,
+                metric: metric.into(),
+                tags: String::new(),
+            }),
+            ts_ms,
+            value,
+        }
+    }
+
+    fn count(path: &Path) -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .query_row("SELECT count(*) FROM samples", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_batch_id_is_stored_once_even_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.db");
+        let batch = |id: &str| Batch {
+            component_id: 7,
+            batch_id: Some(id.into()),
+            lines: 2,
+            samples: vec![
+                sample(1, "ping.rtt_avg", 1_000, 1.5),
+                sample(1, "ping.rtt_avg", 2_000, 2.5),
+            ],
+        };
+        let store = MetricsStore::open(&path).unwrap();
+        assert_eq!(store.write(batch("a")).await.unwrap(), Committed::Stored);
+        assert_eq!(store.write(batch("a")).await.unwrap(), Committed::Duplicate);
+        drop(store);
+        let store = MetricsStore::open(&path).unwrap();
+        assert_eq!(store.write(batch("a")).await.unwrap(), Committed::Duplicate);
+        assert_eq!(count(&path), 2);
+        let mut other = batch("b");
+        other.samples[0].ts_ms = 3_000;
+        other.samples[1].ts_ms = 4_000;
+        assert_eq!(store.write(other).await.unwrap(), Committed::Stored);
+        assert_eq!(count(&path), 4);
+        assert_eq!(store.stats.duplicate_batches.load(Ordering::Relaxed), 1);
+        assert_eq!(store.stats.series.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn committed_samples_reach_the_hot_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetricsStore::open(&dir.path().join("metrics.db")).unwrap();
+        let now = db::now() * 1_000;
+        store
+            .write(Batch {
+                component_id: 1,
+                batch_id: None,
+                lines: 1,
+                samples: vec![
+                    sample(4, "cpu.usage", now - 1_000, 10.0),
+                    sample(4, "cpu.usage", now, 20.0),
+                ],
+            })
+            .await
+            .unwrap();
+        let latest = store.hot.latest(4, "cpu.usage");
+        assert_eq!(latest.map(|(_, v)| v), Some(20.0));
+        assert!(store.stats.samples_per_second() > 0.0);
+    }
+
+    #[test]
+    fn counters_are_named_total() {
+        assert_eq!(Kind::of_field("in_octets_total"), Kind::Counter);
+        assert_eq!(Kind::of_field("rtt_avg"), Kind::Gauge);
+    }
+}

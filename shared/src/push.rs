@@ -1,0 +1,516 @@
+//! Store-and-forward push of metrics, for the collector and the agent.
+//!
+//! Sources hand complete line-protocol lines to a [`Pusher`]. Every 10 s, or at 5,000 lines,
+//! the lines become a batch: gzip-compressed, named with a batch id, and written to the
+//! on-disk outbox *before* it is sent, so neither a dead server nor a killed daemon loses it.
+//! A new batch is sent at once (current data keeps flowing); older batches are replayed
+//! oldest first at a bounded rate while the server answers. A batch leaves the outbox only
+//! when the server has acknowledged it; the server stores a batch id once, so a lost
+//! acknowledgement never duplicates data. The outbox is bounded by size and age: the oldest
+//! batches are dropped first, counted and logged.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::mpsc;
+
+use crate::Client;
+use crate::api::OutboxStatus;
+use crate::daemon::{Backoff, DaemonError, io, prepare_dir};
+
+/// How a pusher batches, bounds and paces.
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    /// The outbox directory.
+    pub dir: PathBuf,
+    /// Seal a batch at least this often (10 s).
+    pub flush_every: Duration,
+    /// … or as soon as it has this many lines (5,000).
+    pub flush_lines: usize,
+    /// Largest outbox; the oldest batches are dropped beyond it (1 GiB).
+    pub max_bytes: u64,
+    /// Oldest batch kept (7 days).
+    pub max_age: Duration,
+    /// Backlog batches replayed per second while the server answers (each up to 5,000 lines).
+    pub replay_per_second: u32,
+    /// Waits between attempts while the server does not answer.
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+}
+
+impl PushOptions {
+    pub fn new(dir: PathBuf) -> Self {
+        PushOptions {
+            dir,
+            flush_every: Duration::from_secs(10),
+            flush_lines: 5_000,
+            max_bytes: 1 << 30,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            replay_per_second: 5,
+            retry_min: Duration::from_secs(1),
+            retry_max: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Lines for the pusher: complete line-protocol text and how many lines it holds.
+#[derive(Debug)]
+pub struct Lines {
+    pub text: String,
+    pub count: usize,
+}
+
+/// Where sources send their lines.
+#[derive(Debug, Clone)]
+pub struct LineSender(mpsc::Sender<Lines>);
+
+impl LineSender {
+    /// Queues lines; waits while the pusher is busy sealing (bounded memory).
+    pub async fn send(&self, lines: Lines) {
+        if lines.count > 0 {
+            let _ = self.0.send(lines).await;
+        }
+    }
+}
+
+/// One batch file in the outbox.
+#[derive(Debug, Clone)]
+struct Entry {
+    path: PathBuf,
+    batch_id: String,
+    bytes: u64,
+    lines: u64,
+    created_ms: u64,
+}
+
+/// The outbox directory: batches by sequence number, oldest first.
+#[derive(Debug)]
+pub struct Outbox {
+    dir: PathBuf,
+    entries: BTreeMap<u64, Entry>,
+    next_seq: u64,
+    /// Random per start, so batch ids never repeat across restarts or reinstalls.
+    prefix: String,
+    dropped_batches: u64,
+    dropped_lines: u64,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// File name: `{seq:016}-{created_ms}-{lines}-{batch_id}.lp.gz`.
+fn parse_name(name: &str) -> Option<(u64, u64, u64, String)> {
+    let stem = name.strip_suffix(".lp.gz")?;
+    let mut parts = stem.splitn(4, '-');
+    let seq = parts.next()?.parse().ok()?;
+    let created = parts.next()?.parse().ok()?;
+    let lines = parts.next()?.parse().ok()?;
+    let batch_id = parts.next()?.to_owned();
+    Some((seq, created, lines, batch_id))
+}
+
+impl Outbox {
+    /// Opens (creating) the outbox at `dir` and lists what waits in it.
+    pub fn open(dir: &Path) -> Result<Outbox, DaemonError> {
+        prepare_dir(dir)?;
+        let mut entries = BTreeMap::new();
+        let listing = std::fs::read_dir(dir).map_err(io("listing", dir))?;
+        for item in listing.flatten() {
+            let path = item.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            if name.ends_with(".tmp") {
+                // A batch being written when the daemon died: never acknowledged, never sent.
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            let Some((seq, created_ms, lines, batch_id)) = parse_name(name) else {
+                continue;
+            };
+            let bytes = item.metadata().map_or(0, |m| m.len());
+            entries.insert(
+                seq,
+                Entry {
+                    path,
+                    batch_id,
+                    bytes,
+                    lines,
+                    created_ms,
+                },
+            );
+        }
+        let next_seq = entries.keys().next_back().map_or(1, |last| last + 1);
+        Ok(Outbox {
+            dir: dir.to_owned(),
+            entries,
+            next_seq,
+            prefix: hex::encode(rand::random::<[u8; 6]>()),
+            dropped_batches: 0,
+            dropped_lines: 0,
+        })
+    }
+
+    /// Compresses and durably stores a batch; returns its sequence number.
+    pub fn append(&mut self, text: &str, lines: u64) -> Result<u64, DaemonError> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let batch_id = format!("{}-{seq}", self.prefix);
+        let created_ms = now_ms();
+        let name = format!("{seq:016}-{created_ms}-{lines}-{batch_id}.lp.gz");
+        let path = self.dir.join(&name);
+        let temp = self.dir.join(format!("{name}.tmp"));
+        let mut encoder = flate2::write::GzEncoder::new(
+            Vec::with_capacity(text.len() / 4),
+            flate2::Compression::fast(),
+        );
+        encoder
+            .write_all(text.as_bytes())
+            .map_err(io("writing", &path))?;
+        let body = encoder.finish().map_err(io("writing", &path))?;
+        {
+            let mut file = std::fs::File::create(&temp).map_err(io("writing", &temp))?;
+            file.write_all(&body).map_err(io("writing", &temp))?;
+            file.sync_all().map_err(io("writing", &temp))?;
+        }
+        std::fs::rename(&temp, &path).map_err(io("writing", &path))?;
+        self.entries.insert(
+            seq,
+            Entry {
+                path,
+                batch_id,
+                bytes: body.len() as u64,
+                lines,
+                created_ms,
+            },
+        );
+        Ok(seq)
+    }
+
+    /// Drops the oldest batches beyond `max_bytes` or older than `max_age`; returns how many.
+    pub fn enforce(&mut self, max_bytes: u64, max_age: Duration) -> (u64, u64) {
+        let oldest_allowed = now_ms().saturating_sub(max_age.as_millis() as u64);
+        let mut total: u64 = self.entries.values().map(|e| e.bytes).sum();
+        let (mut batches, mut lines) = (0, 0);
+        while let Some((&seq, entry)) = self.entries.iter().next() {
+            if total <= max_bytes && entry.created_ms >= oldest_allowed {
+                break;
+            }
+            total -= entry.bytes;
+            lines += entry.lines;
+            batches += 1;
+            let _ = std::fs::remove_file(&entry.path);
+            self.entries.remove(&seq);
+        }
+        self.dropped_batches += batches;
+        self.dropped_lines += lines;
+        (batches, lines)
+    }
+
+    fn remove(&mut self, seq: u64) {
+        if let Some(entry) = self.entries.remove(&seq) {
+            let _ = std::fs::remove_file(&entry.path);
+        }
+    }
+
+    fn body(&self, seq: u64) -> Option<(String, Vec<u8>)> {
+        let entry = self.entries.get(&seq)?;
+        let body = std::fs::read(&entry.path).ok()?;
+        Some((entry.batch_id.clone(), body))
+    }
+
+    fn oldest(&self) -> Option<u64> {
+        self.entries.keys().next().copied()
+    }
+
+    /// Size, lag and drops, for status reports.
+    pub fn status(&self) -> OutboxStatus {
+        let now = now_ms();
+        OutboxStatus {
+            batches: self.entries.len() as u64,
+            bytes: self.entries.values().map(|e| e.bytes).sum(),
+            lag_s: self
+                .entries
+                .values()
+                .next()
+                .map_or(0, |e| now.saturating_sub(e.created_ms) / 1_000),
+            dropped_batches: self.dropped_batches,
+            dropped_lines: self.dropped_lines,
+        }
+    }
+}
+
+/// Result of sending one batch.
+enum Sent {
+    /// Acknowledged (stored, stored before, or refused as malformed: never worth resending).
+    Done,
+    /// Not delivered; keep it and retry later.
+    Retry(String),
+}
+
+/// Batches lines into the outbox and delivers it.
+pub struct Pusher {
+    options: PushOptions,
+    outbox: Outbox,
+    client: Client,
+    status: Arc<Mutex<OutboxStatus>>,
+    receiver: mpsc::Receiver<Lines>,
+}
+
+impl std::fmt::Debug for Pusher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pusher")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pusher {
+    /// A pusher over the outbox in `options.dir`; send lines through the returned sender, read
+    /// the outbox's state from the returned status.
+    pub fn new(
+        client: Client,
+        options: PushOptions,
+    ) -> Result<(Pusher, LineSender, Arc<Mutex<OutboxStatus>>), DaemonError> {
+        let outbox = Outbox::open(&options.dir)?;
+        if !outbox.entries.is_empty() {
+            tracing::info!(
+                batches = outbox.entries.len(),
+                "Metrics from before the restart wait in the outbox; they will be replayed."
+            );
+        }
+        let status = Arc::new(Mutex::new(outbox.status()));
+        let (sender, receiver) = mpsc::channel(1_024);
+        Ok((
+            Pusher {
+                options,
+                outbox,
+                client,
+                status: status.clone(),
+                receiver,
+            },
+            LineSender(sender),
+            status,
+        ))
+    }
+
+    /// Runs until `shutdown`; then seals what it holds into the outbox (sent at the next start).
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut buffer = String::new();
+        let mut buffered = 0usize;
+        let mut flush = tokio::time::interval(self.options.flush_every);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        flush.tick().await;
+        let replay_every =
+            Duration::from_secs_f64(1.0 / f64::from(self.options.replay_per_second.max(1)));
+        let mut replay = tokio::time::interval(replay_every);
+        replay.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut backoff = Backoff::new(self.options.retry_min, self.options.retry_max);
+        // While failing: the problem, and when the next attempt may be made.
+        let mut failing: Option<String> = None;
+        let mut retry_at = tokio::time::Instant::now();
+        loop {
+            let backlog = self.outbox.oldest().is_some();
+            tokio::select! {
+                _ = &mut shutdown => break,
+                received = self.receiver.recv() => {
+                    let Some(lines) = received else { break };
+                    buffer.push_str(&lines.text);
+                    buffered += lines.count;
+                    if buffered < self.options.flush_lines {
+                        continue;
+                    }
+                }
+                _ = flush.tick() => {
+                    if buffered == 0 {
+                        continue;
+                    }
+                }
+                _ = replay.tick(), if backlog => {
+                    if failing.is_some() && tokio::time::Instant::now() < retry_at {
+                        continue;
+                    }
+                    if let Some(seq) = self.outbox.oldest() {
+                        self.deliver(seq, &mut failing, &mut backoff, &mut retry_at).await;
+                    }
+                    continue;
+                }
+            }
+            // Seal the buffer into a batch, and send it at once unless the server is down.
+            let Some(seq) = self.seal(&mut buffer, &mut buffered) else {
+                continue;
+            };
+            if failing.is_none() {
+                self.deliver(seq, &mut failing, &mut backoff, &mut retry_at)
+                    .await;
+            }
+        }
+        // Lines still queued by sources, then the buffer: kept for the next start.
+        while let Ok(lines) = self.receiver.try_recv() {
+            buffer.push_str(&lines.text);
+            buffered += lines.count;
+        }
+        self.seal(&mut buffer, &mut buffered);
+    }
+
+    fn seal(&mut self, buffer: &mut String, buffered: &mut usize) -> Option<u64> {
+        if *buffered == 0 {
+            return None;
+        }
+        let text = std::mem::take(buffer);
+        let lines = std::mem::take(buffered) as u64;
+        let seq = match self.outbox.append(&text, lines) {
+            Ok(seq) => Some(seq),
+            Err(error) => {
+                // The disk is full or gone: these lines cannot be kept.
+                tracing::error!(%error, lines, "Could not write a batch to the outbox; it is lost.");
+                None
+            }
+        };
+        let (batches, lines) = self
+            .outbox
+            .enforce(self.options.max_bytes, self.options.max_age);
+        if batches > 0 {
+            tracing::warn!(
+                batches,
+                lines,
+                max_bytes = self.options.max_bytes,
+                max_age_s = self.options.max_age.as_secs(),
+                "The outbox is full: dropped its oldest batches."
+            );
+        }
+        self.publish();
+        seq
+    }
+
+    async fn deliver(
+        &mut self,
+        seq: u64,
+        failing: &mut Option<String>,
+        backoff: &mut Backoff,
+        retry_at: &mut tokio::time::Instant,
+    ) {
+        let Some((batch_id, body)) = self.outbox.body(seq) else {
+            self.outbox.remove(seq);
+            self.publish();
+            return;
+        };
+        match self.send(&batch_id, body).await {
+            Sent::Done => {
+                self.outbox.remove(seq);
+                if failing.take().is_some() {
+                    tracing::info!(
+                        waiting = self.outbox.entries.len(),
+                        "The server takes metrics again; replaying the outbox."
+                    );
+                }
+                backoff.reset();
+            }
+            Sent::Retry(problem) => {
+                let wait = backoff.next_delay();
+                if failing.as_deref() != Some(problem.as_str()) {
+                    tracing::warn!(
+                        retry_in_ms = wait.as_millis() as u64,
+                        waiting = self.outbox.entries.len(),
+                        "Cannot push metrics, keeping them in the outbox: {problem}"
+                    );
+                }
+                *failing = Some(problem);
+                *retry_at = tokio::time::Instant::now() + wait;
+            }
+        }
+        self.publish();
+    }
+
+    async fn send(&self, batch_id: &str, body: Vec<u8>) -> Sent {
+        match self.client.ingest_gzip(batch_id, body).await {
+            Ok(()) => Sent::Done,
+            Err(crate::Error::Api {
+                status,
+                code,
+                message,
+                ..
+            }) => match status {
+                // Malformed or refused lines (the rest were stored) or a body the server
+                // will never take: resending cannot help.
+                400 | 413 | 415 => {
+                    tracing::warn!(
+                        batch_id,
+                        code,
+                        "The server refused part of a batch: {message}"
+                    );
+                    Sent::Done
+                }
+                _ => Sent::Retry(format!("{message} ({status} {code})")),
+            },
+            Err(error) => Sent::Retry(error.to_string()),
+        }
+    }
+
+    fn publish(&self) {
+        if let Ok(mut status) = self.status.lock() {
+            *status = self.outbox.status();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_survive_a_reopen_in_order_and_a_torn_write_is_discarded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut outbox = Outbox::open(dir.path()).unwrap();
+        let first = outbox.append("cpu v=1 1\n", 1).unwrap();
+        let second = outbox.append("cpu v=2 2\ncpu v=3 3\n", 2).unwrap();
+        std::fs::write(
+            dir.path().join("0000000000000009-1-1-x-9.lp.gz.tmp"),
+            b"torn",
+        )
+        .unwrap();
+        let reopened = Outbox::open(dir.path()).unwrap();
+        assert_eq!(
+            reopened.entries.keys().copied().collect::<Vec<_>>(),
+            vec![first, second]
+        );
+        assert_eq!(reopened.next_seq, second + 1);
+        let (id, body) = reopened.body(first).unwrap();
+        assert!(id.ends_with(&format!("-{first}")));
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text)
+            .unwrap();
+        assert_eq!(text, "cpu v=1 1\n");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+        assert_eq!(reopened.status().batches, 2);
+    }
+
+    #[test]
+    fn the_oldest_batches_are_dropped_beyond_the_size_bound_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut outbox = Outbox::open(dir.path()).unwrap();
+        for i in 0..5 {
+            outbox.append(&format!("cpu v={i} {i}\n"), 1).unwrap();
+        }
+        let size = outbox.status().bytes;
+        let (batches, lines) = outbox.enforce(size * 3 / 5, Duration::from_secs(3600));
+        assert_eq!((batches, lines), (2, 2));
+        assert_eq!(outbox.oldest(), Some(3));
+        let status = outbox.status();
+        assert_eq!(
+            (status.batches, status.dropped_batches, status.dropped_lines),
+            (3, 2, 2)
+        );
+        // Age bound: everything is older than zero seconds.
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(outbox.enforce(u64::MAX, Duration::ZERO).0, 3);
+        assert_eq!(outbox.status().batches, 0);
+    }
+}
