@@ -297,6 +297,11 @@ impl Config {
         self.data_dir.join("plantwatch.db")
     }
 
+    /// Where an admin puts template files of their own (`*.toml`).
+    pub fn templates_dir(&self) -> PathBuf {
+        self.data_dir.join("templates")
+    }
+
     /// The metric store, `metrics.db`, beside the metadata database.
     pub fn metrics_path(&self) -> PathBuf {
         self.data_dir.join("metrics.db")

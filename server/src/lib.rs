@@ -15,6 +15,7 @@ pub mod logging;
 pub mod metrics_store;
 pub mod server;
 pub mod state;
+pub mod templates;
 pub mod tls;
 pub mod vault;
 

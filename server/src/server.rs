@@ -142,6 +142,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .context("opening the vault")??
     };
+    {
+        let (db, dir) = (db.clone(), config.templates_dir());
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let mut conn = db.get()?;
+            crate::templates::load_at_start(&mut conn, &dir)
+        })
+        .await
+        .context("loading device templates")??;
+    }
     let setup_code = first_admin(&db, &config).await?;
     let local = local_collector::prepare(&db).await?;
     let delivery = Arc::new(config_delivery::Stats::default());

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod nodes;
 pub mod remote;
 pub mod setup;
+pub mod templates;
 pub mod users;
 
 use axum::Router;
@@ -39,7 +40,8 @@ pub fn app(state: AppState) -> Router {
         .merge(components::router())
         .merge(remote::router())
         .merge(ingest::router())
-        .merge(metrics::router());
+        .merge(metrics::router())
+        .merge(templates::router());
     Router::new()
         .merge(health::router())
         .nest("/api/v1", api)

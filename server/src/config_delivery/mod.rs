@@ -125,10 +125,24 @@ pub fn build(
             targets[i].credential_ids.push(id);
         }
     }
+    // A device with an SNMP credential and no template still gets uptime and interfaces.
+    for target in &mut targets {
+        if target.template.is_none()
+            && target
+                .credential_ids
+                .iter()
+                .any(|id| opened.get(id).is_some_and(|c| c.kind.is_snmp()))
+        {
+            target.template = Some(crate::templates::FALLBACK_TEMPLATE.to_owned());
+        }
+    }
+    let templates =
+        crate::templates::definitions(conn, targets.iter().filter_map(|t| t.template.clone()))?;
     Ok(CollectorConfig {
         collector_id,
         credentials: opened.into_values().collect(),
         targets,
+        templates,
     })
 }
 

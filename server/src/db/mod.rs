@@ -13,6 +13,7 @@ pub mod credentials;
 pub mod nodes;
 pub mod sessions;
 pub mod settings;
+pub mod templates;
 pub mod tokens;
 pub mod users;
 

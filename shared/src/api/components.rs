@@ -275,6 +275,9 @@ pub struct CollectorConfig {
     pub credentials: Vec<TargetCredential>,
     /// By node id.
     pub targets: Vec<Target>,
+    /// The resolved definitions of the templates the targets use, by name.
+    #[serde(default)]
+    pub templates: BTreeMap<String, super::TemplateDef>,
 }
 
 impl CollectorConfig {

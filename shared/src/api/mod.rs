@@ -13,12 +13,14 @@ mod credentials;
 mod metrics;
 mod names;
 mod nodes;
+mod templates;
 
 pub use components::*;
 pub use credentials::*;
 pub use metrics::*;
 pub use names::UnknownName;
 pub use nodes::*;
+pub use templates::*;
 
 /// What a signed-in user may do. Ordered: an admin may do all an operator may, and so on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -1,0 +1,241 @@
+//! Device templates: what to poll on a kind of device and how to recognise it. The same
+//! structures are read from the TOML files in `server/templates/` (see `docs/templates.md`)
+//! and delivered, resolved, to collectors in their configuration.
+
+use serde::{Deserialize, Serialize};
+
+/// Polling interval of a template that names none.
+pub const DEFAULT_TEMPLATE_INTERVAL_S: u32 = 10;
+
+/// One template as written (with `extends`) or as delivered (resolved: `extends` empty and the
+/// parents' metrics included).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateDef {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Templates whose metrics this one includes (resolved at load).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extends: Vec<String>,
+    /// Seconds between polls; the parents' when absent, else 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_s: Option<u32>,
+    #[serde(default, rename = "fingerprint", skip_serializing_if = "Vec::is_empty")]
+    pub fingerprints: Vec<FingerprintDef>,
+    /// Single-instance values, grouped by measurement.
+    #[serde(default, rename = "scalars", skip_serializing_if = "Vec::is_empty")]
+    pub scalars: Vec<ScalarGroup>,
+    /// Tables walked with GETBULK; each row is a series tagged by its index.
+    #[serde(default, rename = "tables", skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<TableDef>,
+}
+
+/// How discovery recognises a device this template fits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FingerprintDef {
+    /// sysObjectID prefix, numeric (`1.3.6.1.4.1.9.1`).
+    pub sys_object_id: String,
+    /// Text sysDescr must contain (case-insensitive), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sys_descr: Option<String>,
+    /// Higher wins among matches of equal prefix length.
+    #[serde(default)]
+    pub priority: i32,
+}
+
+/// Scalars of one measurement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScalarGroup {
+    pub measurement: String,
+    pub fields: Vec<MetricDef>,
+}
+
+/// A table: columns walked under one index; `tags` name the rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableDef {
+    pub measurement: String,
+    /// Tag that carries the row's index (`index` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_tag: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<TagDef>,
+    pub fields: Vec<MetricDef>,
+}
+
+/// A tag taken from a table column (e.g. `ifName`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagDef {
+    pub name: String,
+    pub oid: String,
+    /// Column used where `oid` has no value (ifName → ifDescr).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+}
+
+/// Gauge (a level) or counter (counts up; named `…_total`, answered as a rate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricKind {
+    Gauge,
+    Counter,
+}
+
+/// One polled value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricDef {
+    /// Field name; a counter's ends in `_total`. Units go in the name (`_pct`, `_bytes`, `_s`).
+    pub name: String,
+    /// Numeric OID: the scalar's instance (`….0`), or a table's column.
+    pub oid: String,
+    /// OID used when `oid` has no value (64-bit `ifHCInOctets` → 32-bit `ifInOctets`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+    pub kind: MetricKind,
+    /// Unit, for people (`bytes`, `%`, `s`, `°C`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// Multiplier applied to the raw value (timeticks → seconds: 0.01).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<f64>,
+    /// Store 1 when the raw value equals this, else 0 (`upsOutputSource` = battery(5)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equals: Option<i64>,
+    /// Store the value as a percentage of this OID's value (same row for tables).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent_of: Option<String>,
+    /// Multiply by this OID's value (same row): hrStorageUsed × hrStorageAllocationUnits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub times: Option<String>,
+}
+
+/// Summary of a loaded template (`GET /templates`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Template {
+    pub id: i64,
+    pub name: String,
+    pub vendor: Option<String>,
+    pub description: Option<String>,
+    pub interval_s: u32,
+    pub fingerprints: Vec<FingerprintDef>,
+    /// Scalars plus table columns polled (after `extends`).
+    pub metric_count: usize,
+    /// Built into the server, or the file it came from.
+    pub source: String,
+    /// Nodes that use it.
+    pub node_count: i64,
+    /// The resolved definition (only in `GET /templates/{id}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<TemplateDef>,
+}
+
+/// A template file that could not be loaded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemplateProblem {
+    pub source: String,
+    pub message: String,
+}
+
+/// Answer of `POST /templates/reload`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemplateReload {
+    pub loaded: usize,
+    /// Templates added or whose definition changed.
+    pub changed: Vec<String>,
+    /// Collectors whose configuration will be regenerated.
+    pub collectors_marked: usize,
+}
+
+impl TemplateDef {
+    /// Number of values polled: scalars and table columns.
+    pub fn metric_count(&self) -> usize {
+        self.scalars.iter().map(|g| g.fields.len()).sum::<usize>()
+            + self.tables.iter().map(|t| t.fields.len()).sum::<usize>()
+    }
+
+    /// Whether this template's fingerprint fits a device; the length of the matching prefix
+    /// and the priority rank candidates (longest prefix first, then priority).
+    pub fn matches(&self, sys_object_id: &str, sys_descr: &str) -> Option<(usize, i32)> {
+        let descr = sys_descr.to_lowercase();
+        self.fingerprints
+            .iter()
+            .filter(|f| oid_has_prefix(sys_object_id, &f.sys_object_id))
+            .filter(|f| {
+                f.sys_descr
+                    .as_ref()
+                    .is_none_or(|needle| descr.contains(&needle.to_lowercase()))
+            })
+            .map(|f| (f.sys_object_id.len(), f.priority))
+            .max()
+    }
+}
+
+/// `oid` equals `prefix` or lies below it (`1.3.6.1.4.1.9.1.516` under `1.3.6.1.4.1.9.1`, but
+/// not `1.3.6.1.4.1.9.12` under `1.3.6.1.4.1.9.1`).
+pub fn oid_has_prefix(oid: &str, prefix: &str) -> bool {
+    let oid = oid.trim_start_matches('.');
+    let prefix = prefix.trim_start_matches('.');
+    oid == prefix || (oid.starts_with(prefix) && oid.as_bytes().get(prefix.len()) == Some(&b'.'))
+}
+
+/// The best-fitting template for a device, by fingerprint.
+pub fn best_template<'a>(
+    templates: impl IntoIterator<Item = &'a TemplateDef>,
+    sys_object_id: &str,
+    sys_descr: &str,
+) -> Option<&'a TemplateDef> {
+    templates
+        .into_iter()
+        .filter_map(|t| t.matches(sys_object_id, sys_descr).map(|rank| (rank, t)))
+        .max_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.name.cmp(&a.1.name)))
+        .map(|(_, t)| t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template(name: &str, prefix: &str, descr: Option<&str>, priority: i32) -> TemplateDef {
+        TemplateDef {
+            name: name.into(),
+            vendor: None,
+            description: None,
+            extends: vec![],
+            interval_s: None,
+            fingerprints: vec![FingerprintDef {
+                sys_object_id: prefix.into(),
+                sys_descr: descr.map(Into::into),
+                priority,
+            }],
+            scalars: vec![],
+            tables: vec![],
+        }
+    }
+
+    #[test]
+    fn the_longest_matching_prefix_wins_then_priority_then_descr() {
+        let all = [
+            template("generic", "1.3.6.1", None, -100),
+            template("net-snmp", "1.3.6.1.4.1.8072.3.2.10", None, 0),
+            template("linux", "1.3.6.1.4.1.8072.3.2.10", Some("linux"), 10),
+            template("cisco", "1.3.6.1.4.1.9.1", None, 0),
+        ];
+        let best = |oid, descr| best_template(&all, oid, descr).map(|t| t.name.as_str());
+        assert_eq!(best("1.3.6.1.4.1.9.1.516", "IOS"), Some("cisco"));
+        assert_eq!(best("1.3.6.1.4.1.9.12.3", "NX-OS"), Some("generic"));
+        assert_eq!(
+            best("1.3.6.1.4.1.8072.3.2.10", "Linux host 5.10"),
+            Some("linux")
+        );
+        assert_eq!(best("1.3.6.1.4.1.8072.3.2.10", "FreeBSD"), Some("net-snmp"));
+        assert_eq!(best("2.1", ""), None);
+        assert!(!oid_has_prefix("1.3.6.1.4.1.90", "1.3.6.1.4.1.9"));
+    }
+}
