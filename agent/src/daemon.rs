@@ -8,9 +8,12 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use plantwatch_shared::api::Heartbeat;
+use plantwatch_shared::api::OutboxStatus;
 use plantwatch_shared::daemon::{
     Backoff, Enrollment, Problems, prepare_dir, read_json, write_json,
 };
+use plantwatch_shared::lineproto::Writer;
+use plantwatch_shared::push::{LineSender, Lines, PushOptions, Pusher};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -25,15 +28,21 @@ pub struct Options {
     pub heartbeat_every: Duration,
     pub retry_min: Duration,
     pub retry_max: Duration,
+    /// Interval of system metrics (10 s).
+    pub metrics_every: Duration,
+    /// Batching, outbox bounds and replay pace of the metric push.
+    pub push: PushOptions,
 }
 
 impl Options {
     pub fn new(state_dir: PathBuf) -> Self {
         Options {
-            state_dir,
+            state_dir: state_dir.clone(),
             heartbeat_every: Duration::from_secs(10),
             retry_min: Duration::from_secs(1),
             retry_max: Duration::from_secs(30),
+            metrics_every: Duration::from_secs(10),
+            push: PushOptions::new(state_dir.join("outbox")),
         }
     }
 }
@@ -51,6 +60,9 @@ pub struct Status {
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub updated_at: Option<OffsetDateTime>,
     pub pid: u32,
+    /// Metrics waiting to be delivered.
+    #[serde(default)]
+    pub outbox: Option<OutboxStatus>,
 }
 
 /// Reads the status file, if the daemon ever ran.
@@ -76,6 +88,13 @@ pub async fn run(
         .client()
         .context("setting up the connection to the server")?;
     let started = std::time::Instant::now();
+    let (pusher, lines, outbox) =
+        Pusher::new(client.clone(), options.push.clone()).context("opening the metric outbox")?;
+    let (stop_pusher, pusher_stopped) = tokio::sync::oneshot::channel::<()>();
+    let pusher = tokio::spawn(pusher.run(async {
+        let _ = pusher_stopped.await;
+    }));
+    let collector = tokio::spawn(collect_metrics(lines, options.metrics_every));
     let mut status = Status {
         component_id: enrollment.component_id,
         server_url: enrollment.server_url.clone(),
@@ -144,14 +163,45 @@ pub async fn run(
                 wait
             }
         };
+        status.outbox = outbox.lock().ok().map(|o| *o);
         save_status(&options.state_dir, &mut status);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = &mut shutdown => break,
         }
     }
+    collector.abort();
+    let _ = stop_pusher.send(());
+    let _ = pusher.await;
+    status.outbox = outbox.lock().ok().map(|o| *o);
     status.state = "stopped".into();
     save_status(&options.state_dir, &mut status);
     tracing::info!("Agent stopped.");
     Ok(())
+}
+
+/// Reads the system every `every` and hands the lines to the pusher.
+async fn collect_metrics(lines: LineSender, every: Duration) {
+    let mut metrics = match crate::metrics::SystemMetrics::new() {
+        Ok(metrics) => metrics,
+        Err(problem) => {
+            tracing::error!("No system metrics: {problem}.");
+            return;
+        }
+    };
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        ticker.tick().await;
+        let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        let mut out = Writer::new();
+        metrics.collect(now_ms, &mut out);
+        let count = out.len();
+        lines
+            .send(Lines {
+                text: out.take(),
+                count,
+            })
+            .await;
+    }
 }

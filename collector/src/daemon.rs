@@ -8,11 +8,14 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use plantwatch_shared::api::CollectorReport;
+use plantwatch_shared::api::OutboxStatus;
 use plantwatch_shared::client::ConfigPull;
 use plantwatch_shared::daemon::{Backoff, Enrollment, Problems, prepare_dir};
+use plantwatch_shared::push::{PushOptions, Pusher};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
+use crate::sources::{PollOptions, Poller};
 use crate::store::{self, HeldConfig, Status};
 
 /// How the daemon paces itself.
@@ -31,18 +34,24 @@ pub struct Options {
     /// Off for the server's in-process collector: the server is up whenever it runs, and its
     /// disk must not hold the credentials that the vault keeps encrypted.
     pub keep_config: bool,
+    /// Polling: SNMP concurrency, timeouts, ICMP.
+    pub poll: PollOptions,
+    /// Batching, outbox bounds and replay pace of the metric push.
+    pub push: PushOptions,
 }
 
 impl Options {
     /// The defaults, keeping files in `state_dir`.
     pub fn new(state_dir: PathBuf) -> Self {
         Options {
-            state_dir,
+            state_dir: state_dir.clone(),
             pull_every: Duration::from_secs(10),
             report_every: Duration::from_secs(60),
             retry_min: Duration::from_secs(1),
             retry_max: Duration::from_secs(30),
             keep_config: true,
+            poll: PollOptions::default(),
+            push: PushOptions::new(state_dir.join("outbox")),
         }
     }
 }
@@ -66,6 +75,8 @@ struct Daemon {
     problems: Problems,
     report_due: bool,
     last_report: Option<Instant>,
+    poller: Poller,
+    outbox: std::sync::Arc<std::sync::Mutex<OutboxStatus>>,
 }
 
 /// Runs the collector until `shutdown` completes.
@@ -96,6 +107,16 @@ pub async fn run(
         ),
         None => tracing::info!("No saved configuration yet; waiting for the server's."),
     }
+    let (pusher, lines, outbox) =
+        Pusher::new(client.clone(), options.push.clone()).context("opening the metric outbox")?;
+    let (stop_pusher, pusher_stopped) = tokio::sync::oneshot::channel::<()>();
+    let pusher = tokio::spawn(pusher.run(async {
+        let _ = pusher_stopped.await;
+    }));
+    let mut poller = Poller::new(lines, &options.poll);
+    if let Some(held) = &held {
+        poller.apply(&held.config);
+    }
     let status = Status {
         component_id: enrollment.component_id,
         server_url: enrollment.server_url.clone(),
@@ -114,6 +135,8 @@ pub async fn run(
         problems: Problems::default(),
         report_due: true,
         last_report: None,
+        poller,
+        outbox,
     };
     daemon.save_status();
     tokio::pin!(shutdown);
@@ -171,6 +194,10 @@ pub async fn run(
             _ = &mut shutdown => break,
         }
     }
+    // Stop polling, then let the pusher put what it holds into the outbox.
+    daemon.poller.stop();
+    let _ = stop_pusher.send(());
+    let _ = pusher.await;
     daemon.status.state = "stopped".into();
     daemon.save_status();
     tracing::info!("Collector stopped.");
@@ -204,6 +231,7 @@ impl Daemon {
                         .failed(format!("saving the configuration: {error:#}"));
                 }
                 tracing::info!(targets = config.targets.len(), %sha256, "New configuration.");
+                self.poller.apply(&config);
                 self.status.config_sha256 = Some(sha256.clone());
                 self.status.target_count = config.targets.len();
                 self.status.config_received_at = Some(OffsetDateTime::now_utc());
@@ -235,7 +263,7 @@ impl Daemon {
                 .as_ref()
                 .map_or(0, |h| h.config.targets.len() as u32),
             errors: self.problems.recent(),
-            outbox: None,
+            outbox: Some(self.outbox_status()),
         };
         match self
             .client
@@ -253,8 +281,13 @@ impl Daemon {
         }
     }
 
+    fn outbox_status(&self) -> OutboxStatus {
+        self.outbox.lock().map(|s| *s).unwrap_or_default()
+    }
+
     fn save_status(&mut self) {
         self.status.updated_at = Some(OffsetDateTime::now_utc());
+        self.status.outbox = Some(self.outbox_status());
         if let Err(error) = store::save_status(&self.options.state_dir, &self.status) {
             tracing::warn!(
                 error = format!("{error:#}"),

@@ -55,6 +55,9 @@ pub struct Status {
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub updated_at: Option<OffsetDateTime>,
     pub pid: u32,
+    /// Metrics waiting to be delivered.
+    #[serde(default)]
+    pub outbox: Option<plantwatch_shared::api::OutboxStatus>,
 }
 
 /// Path of the status file in `dir`.

@@ -290,6 +290,12 @@ async fn a_collector_waits_for_approval_then_pulls_its_config_with_etag_and_304(
                 config_sha256: Some(sha256.clone()),
                 target_count: 2,
                 errors: vec!["10.0.0.9: timeout".into()],
+                outbox: Some(plantwatch_shared::api::OutboxStatus {
+                    batches: 3,
+                    bytes: 4_096,
+                    lag_s: 42,
+                    ..Default::default()
+                }),
             },
         )
         .await
@@ -298,6 +304,8 @@ async fn a_collector_waits_for_approval_then_pulls_its_config_with_etag_and_304(
     assert_eq!(after.config_in_sync, Some(true));
     assert_eq!(after.config_sha256.as_deref(), Some(sha256.as_str()));
     assert_eq!(after.last_errors, ["10.0.0.9: timeout"]);
+    let outbox = after.outbox.expect("the reported outbox");
+    assert_eq!((outbox.batches, outbox.lag_s), (3, 42));
     assert_eq!(after.enrolled_with.as_deref(), Some("t"));
 }
 

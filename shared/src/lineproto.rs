@@ -10,6 +10,11 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+/// Bytes that end a measurement name unless escaped.
+const MEASUREMENT_STOPS: &[u8] = b", ";
+/// Bytes that end a tag key, tag value or field key unless escaped.
+const KEY_STOPS: &[u8] = b",= ";
+
 /// Longest line the parser accepts, in bytes.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
@@ -109,20 +114,20 @@ pub fn parse_line(line: &str) -> Result<Line<'_>, ParseError> {
         return fail(0, "line too long");
     }
     let bytes = line.as_bytes();
-    let (measurement, mut at) = identifier(line, 0, &[b',', b' '])?;
+    let (measurement, mut at) = identifier(line, 0, MEASUREMENT_STOPS)?;
     if measurement.is_empty() {
         return fail(0, "missing measurement");
     }
     let mut tags = Vec::new();
     while at < bytes.len() && bytes[at] == b',' {
-        let (key, next) = identifier(line, at + 1, &[b',', b'=', b' '])?;
+        let (key, next) = identifier(line, at + 1, KEY_STOPS)?;
         if key.is_empty() {
             return fail(at + 1, "empty tag key");
         }
         if bytes.get(next) != Some(&b'=') {
             return fail(next, "tag without '='");
         }
-        let (value, next) = identifier(line, next + 1, &[b',', b'=', b' '])?;
+        let (value, next) = identifier(line, next + 1, KEY_STOPS)?;
         if value.is_empty() {
             return fail(next, "empty tag value");
         }
@@ -135,7 +140,7 @@ pub fn parse_line(line: &str) -> Result<Line<'_>, ParseError> {
     at += 1;
     let mut fields = Vec::new();
     loop {
-        let (key, next) = identifier(line, at, &[b',', b'=', b' '])?;
+        let (key, next) = identifier(line, at, KEY_STOPS)?;
         if key.is_empty() {
             return fail(at, "empty field key");
         }

@@ -1245,6 +1245,7 @@ fn component(
         config_in_sync: (kind == ComponentKind::Collector && status != ComponentStatus::Pending)
             .then_some(status == ComponentStatus::Online),
         last_errors: Vec::new(),
+        outbox: None,
     }
 }
 

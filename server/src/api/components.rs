@@ -250,6 +250,7 @@ pub fn view(state: &AppState, row: ComponentRow, now: i64) -> Component {
         config_sha256: if collector { row.config_sha256 } else { None },
         reported_sha256: if collector { row.reported_sha256 } else { None },
         config_in_sync: in_sync,
+        outbox: row.report.as_ref().and_then(|r| r.outbox),
         last_errors: row.report.map(|r| r.errors).unwrap_or_default(),
     }
 }

@@ -19,10 +19,13 @@ pub struct HotSeries {
     pub points: VecDeque<(i64, f64)>,
 }
 
+/// A node's series by (metric, tags).
+type NodeSeries = HashMap<(String, String), HotSeries>;
+
 #[derive(Debug, Default)]
 pub struct HotWindow {
-    /// node id → (metric, tags) → recent points.
-    nodes: RwLock<HashMap<i64, HashMap<(String, String), HotSeries>>>,
+    /// node id → its series.
+    nodes: RwLock<HashMap<i64, NodeSeries>>,
 }
 
 impl HotWindow {

@@ -234,6 +234,9 @@ pub struct Component {
     /// Collectors: errors of its last report.
     #[serde(default)]
     pub last_errors: Vec<String>,
+    /// A collector's outbox as it last reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbox: Option<OutboxStatus>,
 }
 
 /// Filters of `GET /remote-components`.

@@ -1,0 +1,161 @@
+//! The agent's system metrics, read with sysinfo: CPU, load, memory and swap, every mounted
+//! file system, every network interface's counters, uptime. Counters are the kernel's totals
+//! (`…_total`); the server turns them into rates.
+
+use plantwatch_shared::lineproto::Writer;
+use sysinfo::{Disks, Networks, System};
+
+/// File systems that hold no data of their own.
+const PSEUDO_FILESYSTEMS: &[&str] = &[
+    "proc",
+    "sysfs",
+    "devtmpfs",
+    "devpts",
+    "cgroup",
+    "cgroup2",
+    "overlay",
+    "squashfs",
+    "tmpfs",
+    "nsfs",
+    "autofs",
+    "mqueue",
+    "debugfs",
+    "tracefs",
+    "securityfs",
+    "pstore",
+    "bpf",
+    "fusectl",
+    "configfs",
+    "hugetlbfs",
+    "ramfs",
+    "binfmt_misc",
+];
+
+/// Readers kept between collections (CPU usage is measured between two refreshes).
+pub struct SystemMetrics {
+    system: System,
+    disks: Disks,
+    networks: Networks,
+}
+
+impl std::fmt::Debug for SystemMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SystemMetrics").finish_non_exhaustive()
+    }
+}
+
+impl SystemMetrics {
+    pub fn new() -> Result<SystemMetrics, String> {
+        let mut system = System::new().map_err(|e| format!("reading system information: {e}"))?;
+        system.refresh_cpu_usage();
+        Ok(SystemMetrics {
+            system,
+            disks: Disks::new_with_refreshed_list().map_err(|e| format!("listing disks: {e}"))?,
+            networks: Networks::new_with_refreshed_list()
+                .map_err(|e| format!("listing network interfaces: {e}"))?,
+        })
+    }
+
+    /// Reads everything once; lines stamped `now_ms`.
+    pub fn collect(&mut self, now_ms: i64, out: &mut Writer) {
+        self.system.refresh_cpu_usage();
+        self.system.refresh_memory();
+        self.disks.refresh(true);
+        self.networks.refresh(true);
+
+        out.line("cpu_total", &[])
+            .float("usage_pct", f64::from(self.system.global_cpu_usage()))
+            .float("cores", self.system.cpus().len() as f64)
+            .finish(now_ms);
+        if let Ok(load) = System::load_average() {
+            out.line("load", &[])
+                .float("load1", load.one)
+                .float("load5", load.five)
+                .float("load15", load.fifteen)
+                .finish(now_ms);
+        }
+        let total = self.system.total_memory();
+        let available = self.system.available_memory();
+        let mut memory = out
+            .line("memory", &[])
+            .float("total_bytes", total as f64)
+            .float("available_bytes", available as f64)
+            .float("used_bytes", total.saturating_sub(available) as f64)
+            .float("swap_total_bytes", self.system.total_swap() as f64)
+            .float("swap_used_bytes", self.system.used_swap() as f64);
+        if total > 0 {
+            memory = memory.float(
+                "used_pct",
+                100.0 * total.saturating_sub(available) as f64 / total as f64,
+            );
+        }
+        memory.finish(now_ms);
+        for disk in self.disks.iter() {
+            let fs = disk.file_system().to_string_lossy().to_string();
+            let total = disk.total_space();
+            if total == 0 || PSEUDO_FILESYSTEMS.contains(&fs.as_str()) {
+                continue;
+            }
+            let used = total.saturating_sub(disk.available_space());
+            let mount = disk.mount_point().to_string_lossy().to_string();
+            out.line("disk", &[("mount", &mount), ("fs", &fs)])
+                .float("total_bytes", total as f64)
+                .float("used_bytes", used as f64)
+                .float("used_pct", 100.0 * used as f64 / total as f64)
+                .finish(now_ms);
+        }
+        for (name, data) in self.networks.iter() {
+            let name = name.to_string_lossy();
+            out.line("net", &[("interface", &name)])
+                .uint("rx_bytes_total", data.total_received())
+                .uint("tx_bytes_total", data.total_transmitted())
+                .uint("rx_packets_total", data.total_packets_received())
+                .uint("tx_packets_total", data.total_packets_transmitted())
+                .uint("rx_errors_total", data.total_errors_on_received())
+                .uint("tx_errors_total", data.total_errors_on_transmitted())
+                .finish(now_ms);
+        }
+        if let Ok(uptime) = System::uptime() {
+            out.line("system", &[])
+                .float("uptime_s", uptime as f64)
+                .finish(now_ms);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plantwatch_shared::lineproto::parse_line;
+
+    #[test]
+    fn reads_this_machine() {
+        let mut metrics = SystemMetrics::new().unwrap();
+        let mut out = Writer::new();
+        metrics.collect(1_000, &mut out);
+        let text = out.take();
+        let lines: Vec<_> = text.lines().map(|l| parse_line(l).unwrap()).collect();
+        let find = |m: &str| lines.iter().find(|l| l.measurement == m);
+        let memory = find("memory").expect("memory line");
+        let total = memory
+            .fields
+            .iter()
+            .find(|(k, _)| k == "total_bytes")
+            .unwrap();
+        assert!(total.1.as_f64().unwrap() > 0.0);
+        let cpu = find("cpu_total").expect("cpu line");
+        let usage = cpu.fields[0].1.as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&usage), "{usage}");
+        assert!(find("load").is_some() && find("system").is_some());
+        // Loopback always exists, and its counters are unsigned totals.
+        let lo = lines
+            .iter()
+            .find(|l| l.measurement == "net" && l.tag("interface") == Some("lo"))
+            .expect("lo interface");
+        assert!(matches!(
+            lo.fields[0].1,
+            plantwatch_shared::lineproto::FieldValue::UInt(_)
+        ));
+        assert!(lines.iter().any(|l| l.measurement == "disk"), "{text}");
+    }
+}

@@ -1,0 +1,320 @@
+//! Polling: one task per target, each on its own interval, pinging and (with a template and
+//! an SNMP credential) polling SNMP concurrently, handing its lines to the pusher. A slow or
+//! dead device only ever delays its own task; SNMP requests of all tasks share one in-flight
+//! limit. A new configuration restarts only the targets whose definition changed.
+
+pub mod icmp;
+pub mod snmp;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use plantwatch_shared::api::{CollectorConfig, Target, TemplateDef};
+use plantwatch_shared::lineproto::Writer;
+use plantwatch_shared::push::{LineSender, Lines};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+use self::icmp::Icmp;
+use self::snmp::SnmpTarget;
+use self::snmp::session::{Auth, Limits};
+
+/// The SNMP port when an address names none.
+pub const SNMP_PORT: u16 = 161;
+
+/// How polling behaves.
+#[derive(Debug, Clone)]
+pub struct PollOptions {
+    /// SNMP requests in flight over all targets.
+    pub max_in_flight: usize,
+    /// Wait for one SNMP answer.
+    pub timeout: Duration,
+    /// Further attempts after a timeout.
+    pub retries: u32,
+    /// Ping targets (needs CAP_NET_RAW).
+    pub icmp: bool,
+}
+
+impl Default for PollOptions {
+    fn default() -> Self {
+        PollOptions {
+            max_in_flight: 256,
+            timeout: Duration::from_secs(2),
+            retries: 1,
+            icmp: true,
+        }
+    }
+}
+
+struct Shared {
+    lines: LineSender,
+    limits: Limits,
+    icmp: Option<Icmp>,
+}
+
+/// The running target tasks.
+pub struct Poller {
+    shared: Arc<Shared>,
+    /// node id → (what the task was started with, the task).
+    tasks: HashMap<i64, (String, JoinHandle<()>)>,
+}
+
+impl std::fmt::Debug for Poller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Poller")
+            .field("targets", &self.tasks.len())
+            .finish()
+    }
+}
+
+impl Poller {
+    pub fn new(lines: LineSender, options: &PollOptions) -> Poller {
+        let icmp = if options.icmp {
+            match Icmp::open() {
+                Ok(icmp) => Some(icmp),
+                Err(problem) => {
+                    tracing::warn!("Not pinging targets: {problem}.");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Poller {
+            shared: Arc::new(Shared {
+                lines,
+                limits: Limits {
+                    timeout: options.timeout,
+                    retries: options.retries,
+                    in_flight: Arc::new(Semaphore::new(options.max_in_flight.max(1))),
+                },
+                icmp,
+            }),
+            tasks: HashMap::new(),
+        }
+    }
+
+    /// Number of targets being polled.
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Polls what `config` lists: new and changed targets (re)start, removed ones stop.
+    pub fn apply(&mut self, config: &CollectorConfig) {
+        let mut wanted: HashMap<i64, (String, Job)> = HashMap::new();
+        for target in &config.targets {
+            let template = target
+                .template
+                .as_ref()
+                .and_then(|name| config.templates.get(name))
+                .cloned();
+            let credentials: Vec<_> = config
+                .credentials_of(target)
+                .filter(|c| c.kind.is_snmp())
+                .cloned()
+                .collect();
+            // What the task depends on: any change restarts it.
+            let fingerprint =
+                serde_json::to_string(&(target, &credentials, &template)).unwrap_or_default();
+            let candidates = credentials
+                .iter()
+                .filter_map(|c| match Auth::from_credential(c) {
+                    Ok(auth) => Some((c.id, auth)),
+                    Err(error) => {
+                        tracing::warn!(node_id = target.node_id, credential = %c.name, "Skipping a credential: {error}.");
+                        None
+                    }
+                })
+                .collect();
+            wanted.insert(
+                target.node_id,
+                (
+                    fingerprint,
+                    Job {
+                        target: target.clone(),
+                        template,
+                        candidates,
+                    },
+                ),
+            );
+        }
+        self.tasks.retain(|node_id, (fingerprint, task)| {
+            let keep = wanted
+                .get(node_id)
+                .is_some_and(|(wanted, _)| wanted == fingerprint);
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for (node_id, (fingerprint, job)) in wanted {
+            if self.tasks.contains_key(&node_id) {
+                continue;
+            }
+            let task = tokio::spawn(run_target(self.shared.clone(), job));
+            self.tasks.insert(node_id, (fingerprint, task));
+        }
+    }
+
+    /// Stops every task.
+    pub fn stop(&mut self) {
+        for (_, (_, task)) in self.tasks.drain() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Job {
+    target: Target,
+    template: Option<TemplateDef>,
+    candidates: Vec<(i64, Auth)>,
+}
+
+/// `host`, `host:port`, an IPv4 or IPv6 address, with port 161 unless given.
+pub async fn resolve(address: &str) -> Result<SocketAddr, String> {
+    let address = address.trim();
+    if let Ok(addr) = address.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if let Ok(ip) = address.trim_matches(['[', ']']).parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, SNMP_PORT));
+    }
+    let lookup = if address.contains(':') {
+        tokio::net::lookup_host(address.to_owned())
+            .await
+            .map(|found| found.collect::<Vec<_>>())
+    } else {
+        tokio::net::lookup_host((address.to_owned(), SNMP_PORT))
+            .await
+            .map(|found| found.collect::<Vec<_>>())
+    };
+    lookup
+        .map_err(|e| format!("cannot resolve {address}: {e}"))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("{address} has no address"))
+}
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+async fn run_target(shared: Arc<Shared>, job: Job) {
+    let target = job.target;
+    let node = target.node_id.to_string();
+    let every = Duration::from_secs(u64::from(target.interval_s.max(1)));
+    // Spread the targets over the interval rather than polling all at the same instant.
+    let offset = every.mul_f64(rand::random::<f64>());
+    tokio::time::sleep(offset).await;
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut resolved: Option<SocketAddr> = None;
+    let mut prober = None;
+    let mut snmp: Option<SnmpTarget> = None;
+    let mut unresolved_logged = false;
+    loop {
+        ticker.tick().await;
+        let now = now_ms();
+        if resolved.is_none() {
+            match resolve(&target.address).await {
+                Ok(addr) => {
+                    resolved = Some(addr);
+                    if let Some(icmp) = &shared.icmp {
+                        prober = icmp.prober(addr.ip()).await;
+                    }
+                    if let Some(template) = &job.template
+                        && !job.candidates.is_empty()
+                    {
+                        snmp = Some(SnmpTarget::new(
+                            target.node_id,
+                            addr,
+                            template.clone(),
+                            job.candidates.clone(),
+                            shared.limits.clone(),
+                        ));
+                    }
+                }
+                Err(problem) => {
+                    if !unresolved_logged {
+                        tracing::warn!(node_id = target.node_id, "Cannot poll: {problem}.");
+                        unresolved_logged = true;
+                    }
+                    let mut out = Writer::new();
+                    out.line("ping", &[("node_id", &node)])
+                        .float("up", 0.0)
+                        .finish(now);
+                    send(&shared, out).await;
+                    continue;
+                }
+            }
+        }
+        let ping = async {
+            match &mut prober {
+                Some(prober) => Some(prober.round().await),
+                None => None,
+            }
+        };
+        let poll = async {
+            let mut out = Writer::new();
+            if let Some(snmp) = &mut snmp {
+                let outcome = snmp.poll(now, &mut out).await;
+                if let Some(error) = &outcome.error {
+                    tracing::debug!(node_id = target.node_id, %error, "SNMP poll failed.");
+                }
+            }
+            out
+        };
+        let (round, mut out) = tokio::join!(ping, poll);
+        if let Some(round) = round {
+            round.write(&node, now, &mut out);
+        }
+        send(&shared, out).await;
+    }
+}
+
+async fn send(shared: &Shared, mut out: Writer) {
+    let count = out.len();
+    shared
+        .lines
+        .send(Lines {
+            text: out.take(),
+            count,
+        })
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn addresses_resolve_with_the_snmp_port_unless_given() {
+        assert_eq!(
+            resolve("127.0.0.1").await.unwrap(),
+            "127.0.0.1:161".parse().unwrap()
+        );
+        assert_eq!(
+            resolve("127.0.0.2:1161").await.unwrap(),
+            "127.0.0.2:1161".parse().unwrap()
+        );
+        assert_eq!(resolve("::1").await.unwrap(), "[::1]:161".parse().unwrap());
+        assert_eq!(
+            resolve("[::1]:162").await.unwrap(),
+            "[::1]:162".parse().unwrap()
+        );
+        assert_eq!(resolve("localhost").await.unwrap().port(), 161);
+        assert!(resolve("no-such-host.invalid").await.is_err());
+    }
+}
