@@ -54,7 +54,7 @@ async fn a_collector_enrolls_waits_for_approval_follows_its_config_and_stops_on_
     admin
         .create_node(&NodeSpec {
             name: "plc-7".into(),
-            address: "10.0.0.7".into(),
+            address: "127.0.0.7".into(),
             collector: Some("north".into()),
             ..NodeSpec::default()
         })
@@ -70,7 +70,7 @@ async fn a_collector_enrolls_waits_for_approval_follows_its_config_and_stops_on_
         },
     );
     let saved = std::fs::read_to_string(state.join("config.json")).unwrap();
-    assert!(saved.contains("10.0.0.7"), "{saved}");
+    assert!(saved.contains("127.0.0.7"), "{saved}");
     // The server sees it in sync (its report follows every change).
     let seen = wait_until(Duration::from_secs(10), "the report", || {
         let component = futures_block(admin.get_component(id)).unwrap();
@@ -115,7 +115,7 @@ async fn a_collector_started_while_the_server_is_down_uses_its_saved_config_and_
     admin
         .create_node(&NodeSpec {
             name: "rtu-1".into(),
-            address: "10.0.1.1".into(),
+            address: "127.0.1.1".into(),
             collector: Some("south".into()),
             ..NodeSpec::default()
         })

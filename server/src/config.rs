@@ -98,6 +98,13 @@ pub struct Options {
     /// Largest accepted request body in bytes [default: 1048576].
     #[arg(long, env = "PLANTWATCH_MAX_BODY_BYTES", value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// How often the server's local collector pushes its metrics, in seconds [default: 10].
+    #[arg(long, env = "PLANTWATCH_PUSH_INTERVAL_SECS", value_name = "SECS")]
+    pub push_interval_secs: Option<u64>,
+    /// Whether the server's local collector polls the nodes assigned to it [default: true].
+    /// `false` on a server that must not send to plant networks itself.
+    #[arg(long, env = "PLANTWATCH_LOCAL_POLLING", value_name = "BOOL")]
+    pub local_polling: Option<bool>,
 }
 
 /// Log output format.
@@ -126,6 +133,8 @@ pub struct FileConfig {
     pub login_max_failures: Option<u32>,
     pub login_window_secs: Option<u64>,
     pub max_body_bytes: Option<usize>,
+    pub push_interval_secs: Option<u64>,
+    pub local_polling: Option<bool>,
 }
 
 /// The effective configuration.
@@ -142,6 +151,8 @@ pub struct Config {
     pub login_max_failures: u32,
     pub login_window_secs: u64,
     pub max_body_bytes: usize,
+    pub push_interval_secs: u64,
+    pub local_polling: bool,
     /// First admin from `PLANTWATCH_ADMIN_USER` / `PLANTWATCH_ADMIN_PASSWORD`, created when the
     /// database has no user. Never written to the settings table or a log.
     pub bootstrap_admin: Option<BootstrapAdmin>,
@@ -170,6 +181,8 @@ impl Default for Config {
             login_max_failures: 5,
             login_window_secs: 60,
             max_body_bytes: 1024 * 1024,
+            push_interval_secs: 10,
+            local_polling: true,
             bootstrap_admin: None,
             vault_key: None,
         }
@@ -258,6 +271,14 @@ impl Config {
                 .max_body_bytes
                 .or(file.max_body_bytes)
                 .unwrap_or(defaults.max_body_bytes),
+            push_interval_secs: flags
+                .push_interval_secs
+                .or(file.push_interval_secs)
+                .unwrap_or(defaults.push_interval_secs),
+            local_polling: flags
+                .local_polling
+                .or(file.local_polling)
+                .unwrap_or(defaults.local_polling),
             bootstrap_admin: None,
             vault_key: None,
         }
@@ -280,6 +301,9 @@ impl Config {
         }
         if self.login_max_failures == 0 || self.login_window_secs == 0 {
             bail!("login_max_failures and login_window_secs must be at least 1");
+        }
+        if self.push_interval_secs == 0 || self.push_interval_secs > 3_600 {
+            bail!("push_interval_secs must be between 1 and 3600");
         }
         if self.max_body_bytes < 1024 {
             bail!("max_body_bytes must be at least 1024");
@@ -331,6 +355,8 @@ impl Config {
             ("login_max_failures", self.login_max_failures.to_string()),
             ("login_window_secs", self.login_window_secs.to_string()),
             ("max_body_bytes", self.max_body_bytes.to_string()),
+            ("push_interval_secs", self.push_interval_secs.to_string()),
+            ("local_polling", self.local_polling.to_string()),
         ]
     }
 }
@@ -361,6 +387,8 @@ mod tests {
         assert_eq!(file.login_max_failures, Some(defaults.login_max_failures));
         assert_eq!(file.login_window_secs, Some(defaults.login_window_secs));
         assert_eq!(file.max_body_bytes, Some(defaults.max_body_bytes));
+        assert_eq!(file.push_interval_secs, Some(defaults.push_interval_secs));
+        assert_eq!(file.local_polling, Some(defaults.local_polling));
         assert_eq!(Config::merge(&Options::default(), file), defaults);
     }
 

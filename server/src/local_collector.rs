@@ -61,6 +61,8 @@ pub async fn run(
     addr: SocketAddr,
     fingerprint: Option<Fingerprint>,
     state_dir: PathBuf,
+    push_every: std::time::Duration,
+    polling: bool,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let scheme = if fingerprint.is_some() {
@@ -78,10 +80,12 @@ pub async fn run(
         api_key: local.key,
         enrolled_at: OffsetDateTime::now_utc(),
     };
-    let options = plantwatch_collector::Options {
+    let mut options = plantwatch_collector::Options {
         keep_config: false,
         ..plantwatch_collector::Options::new(state_dir)
     };
+    options.push.flush_every = push_every;
+    options.poll.enabled = polling;
     let stop = async move {
         let _ = shutdown.changed().await;
     };

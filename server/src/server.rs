@@ -232,6 +232,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             addr,
             fingerprint,
             config.data_dir.join("local-collector"),
+            Duration::from_secs(config.push_interval_secs),
+            config.local_polling,
             shutdown_rx,
         )),
     ];

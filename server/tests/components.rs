@@ -8,81 +8,15 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{TestApp, expect_status, spawn_app};
+use common::{community, db, expect_status, keyed, register, registration, spawn_app, spec, token};
 use plantwatch_shared::api::{
-    ComponentKind, ComponentQuery, ComponentStatus, CreateCredentialRequest, CreateTokenRequest,
-    CredentialKind, CredentialParams, Heartbeat, JoinCode, NodeSpec, RegisterRequest, Registration,
-    TokenState, UpdateNodeRequest,
+    ComponentKind, ComponentQuery, ComponentStatus, CreateTokenRequest, Heartbeat, JoinCode,
+    NodeSpec, RegisterRequest, TokenState, UpdateNodeRequest,
 };
 use plantwatch_shared::client::ConfigPull;
 use plantwatch_shared::{Client, Secret};
 use reqwest::Method;
-use rusqlite::Connection;
 use serde_json::{Value, json};
-
-fn db(app: &TestApp) -> Connection {
-    let conn = Connection::open(app.dir.path().join("plantwatch.db")).unwrap();
-    conn.busy_timeout(Duration::from_secs(5)).unwrap();
-    conn
-}
-
-async fn token(admin: &Client, name: &str) -> Secret {
-    admin
-        .create_token(&CreateTokenRequest {
-            name: name.into(),
-            ..CreateTokenRequest::default()
-        })
-        .await
-        .unwrap()
-        .secret
-}
-
-fn registration(token: &Secret, kind: ComponentKind, name: &str, machine: &str) -> RegisterRequest {
-    RegisterRequest {
-        token: token.clone(),
-        kind,
-        name: name.into(),
-        machine_id: machine.into(),
-        version: "0.1.0".into(),
-        hostname: Some(name.into()),
-    }
-}
-
-async fn register(
-    app: &TestApp,
-    token: &Secret,
-    kind: ComponentKind,
-    name: &str,
-    machine: &str,
-) -> Registration {
-    app.client()
-        .register(&registration(token, kind, name, machine))
-        .await
-        .unwrap()
-}
-
-fn keyed(app: &TestApp, registration: &Registration) -> Client {
-    app.client().with_api_key(registration.api_key.clone())
-}
-
-/// An SNMPv2c credential with `secret` as its community.
-fn community(name: &str, secret: &str) -> CreateCredentialRequest {
-    CreateCredentialRequest {
-        name: name.into(),
-        kind: CredentialKind::SnmpV2c,
-        params: CredentialParams::default(),
-        secrets: BTreeMap::from([("community".to_owned(), secret.into())]),
-    }
-}
-
-fn spec(name: &str, address: &str, collector: &str) -> NodeSpec {
-    NodeSpec {
-        name: name.into(),
-        address: address.into(),
-        collector: Some(collector.into()),
-        ..NodeSpec::default()
-    }
-}
 
 /// Pulls until the configuration's hash differs from `old`; returns the new pull and when.
 async fn wait_for_new_config(

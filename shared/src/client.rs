@@ -23,8 +23,8 @@ use crate::api::{
     ExportFormat, ExportQuery, Health, Heartbeat, HeartbeatAck, ImportQuery, ImportReport,
     ListResponse, LoginRequest, LoginResponse, Me, MetricQuery, MetricsAnswer, Node, NodeQuery,
     NodeSpec, RegisterRequest, Registration, SeriesInfo, SeriesQuery, SetupRequest, SetupStatus,
-    Summary, TokenQuery, UpdateCredentialRequest, UpdateNodeRequest, UpdateUserRequest, User,
-    UserQuery,
+    Summary, Template, TemplateReload, TokenQuery, UpdateCredentialRequest, UpdateNodeRequest,
+    UpdateUserRequest, User, UserQuery,
 };
 use crate::{Error, Fingerprint, Result, Secret};
 
@@ -574,6 +574,24 @@ impl Client {
                 .query(query),
         )
         .await
+    }
+
+    /// Device templates (`GET /templates`).
+    pub async fn list_templates(&self) -> Result<ListResponse<Template>> {
+        self.json(self.request(Method::GET, "/api/v1/templates"))
+            .await
+    }
+
+    /// One template with its resolved definition.
+    pub async fn get_template(&self, id: i64) -> Result<Template> {
+        let path = format!("/api/v1/templates/{id}");
+        self.json(self.request(Method::GET, &path)).await
+    }
+
+    /// Re-reads the template files (admins).
+    pub async fn reload_templates(&self) -> Result<TemplateReload> {
+        self.json(self.request(Method::POST, "/api/v1/templates/reload"))
+            .await
     }
 
     /// The dashboard's figures (`GET /summary`).

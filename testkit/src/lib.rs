@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A harness fails loudly by design.
 
 pub mod daemon;
+pub mod snmp;
 
 use std::io::Write as _;
 use std::io::{BufRead as _, BufReader};
@@ -72,6 +73,8 @@ pub fn server_command(server_bin: &Path, data: &Path, listen: &str) -> Command {
     command
         .args(["--listen", listen, "--data-dir"])
         .arg(data)
+        // Test nodes have made-up addresses: the server itself must not send to them.
+        .env("PLANTWATCH_LOCAL_POLLING", "false")
         .env("PLANTWATCH_ADMIN_USER", "admin")
         .env("PLANTWATCH_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env_remove("PLANTWATCH_CONFIG")
@@ -127,6 +130,14 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A UDP port on 127.0.0.1 that was free a moment ago.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
 /// Runs `command`, feeding `stdin`, and collects its output.
 pub fn run_with_input(mut command: Command, stdin: &str) -> Output {
     let mut child = command

@@ -35,6 +35,8 @@ pub struct PollOptions {
     pub retries: u32,
     /// Ping targets (needs CAP_NET_RAW).
     pub icmp: bool,
+    /// Poll at all (off: the configuration is kept but nothing is sent to the targets).
+    pub enabled: bool,
 }
 
 impl Default for PollOptions {
@@ -44,11 +46,13 @@ impl Default for PollOptions {
             timeout: Duration::from_secs(2),
             retries: 1,
             icmp: true,
+            enabled: true,
         }
     }
 }
 
 struct Shared {
+    enabled: bool,
     lines: LineSender,
     limits: Limits,
     icmp: Option<Icmp>,
@@ -71,7 +75,7 @@ impl std::fmt::Debug for Poller {
 
 impl Poller {
     pub fn new(lines: LineSender, options: &PollOptions) -> Poller {
-        let icmp = if options.icmp {
+        let icmp = if options.icmp && options.enabled {
             match Icmp::open() {
                 Ok(icmp) => Some(icmp),
                 Err(problem) => {
@@ -84,6 +88,7 @@ impl Poller {
         };
         Poller {
             shared: Arc::new(Shared {
+                enabled: options.enabled,
                 lines,
                 limits: Limits {
                     timeout: options.timeout,
@@ -107,6 +112,9 @@ impl Poller {
 
     /// Polls what `config` lists: new and changed targets (re)start, removed ones stop.
     pub fn apply(&mut self, config: &CollectorConfig) {
+        if !self.shared.enabled {
+            return;
+        }
         let mut wanted: HashMap<i64, (String, Job)> = HashMap::new();
         for target in &config.targets {
             let template = target

@@ -5,8 +5,16 @@
 use plantwatch_server::config::{BootstrapAdmin, Config};
 use plantwatch_server::server::{Running, start};
 use plantwatch_shared::Client;
-use plantwatch_shared::api::{CreateUserRequest, Role};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use plantwatch_shared::Secret;
+use plantwatch_shared::api::{
+    ComponentKind, CreateCredentialRequest, CreateTokenRequest, CreateUserRequest, CredentialKind,
+    CredentialParams, NodeSpec, RegisterRequest, Registration, Role,
+};
 use reqwest::Method;
+use rusqlite::Connection;
 
 pub const ADMIN: &str = "admin";
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
@@ -25,6 +33,8 @@ pub fn test_config(dir: &std::path::Path) -> Config {
             username: ADMIN.to_owned(),
             password: ADMIN_PASSWORD.into(),
         }),
+        // Test nodes have made-up addresses: only tests that poll loopback turn this on.
+        local_polling: false,
         ..Config::default()
     }
 }
@@ -122,4 +132,80 @@ pub async fn expect_status(
             String::from_utf8_lossy(&bytes)
         ));
     }
+}
+
+pub fn db(app: &TestApp) -> Connection {
+    let conn = Connection::open(app.dir.path().join("plantwatch.db")).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn
+}
+
+pub async fn token(admin: &Client, name: &str) -> Secret {
+    admin
+        .create_token(&CreateTokenRequest {
+            name: name.into(),
+            ..CreateTokenRequest::default()
+        })
+        .await
+        .unwrap()
+        .secret
+}
+
+pub fn registration(
+    token: &Secret,
+    kind: ComponentKind,
+    name: &str,
+    machine: &str,
+) -> RegisterRequest {
+    RegisterRequest {
+        token: token.clone(),
+        kind,
+        name: name.into(),
+        machine_id: machine.into(),
+        version: "0.1.0".into(),
+        hostname: Some(name.into()),
+    }
+}
+
+pub async fn register(
+    app: &TestApp,
+    token: &Secret,
+    kind: ComponentKind,
+    name: &str,
+    machine: &str,
+) -> Registration {
+    app.client()
+        .register(&registration(token, kind, name, machine))
+        .await
+        .unwrap()
+}
+
+pub fn keyed(app: &TestApp, registration: &Registration) -> Client {
+    app.client().with_api_key(registration.api_key.clone())
+}
+
+/// An SNMPv2c credential with `secret` as its community.
+pub fn community(name: &str, secret: &str) -> CreateCredentialRequest {
+    CreateCredentialRequest {
+        name: name.into(),
+        kind: CredentialKind::SnmpV2c,
+        params: CredentialParams::default(),
+        secrets: BTreeMap::from([("community".to_owned(), secret.into())]),
+    }
+}
+
+pub fn spec(name: &str, address: &str, collector: &str) -> NodeSpec {
+    NodeSpec {
+        name: name.into(),
+        address: address.into(),
+        collector: Some(collector.into()),
+        ..NodeSpec::default()
+    }
+}
+
+/// The metric store of a test server.
+pub fn metrics_db(app: &TestApp) -> Connection {
+    let conn = Connection::open(app.dir.path().join("metrics.db")).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn
 }
