@@ -72,14 +72,28 @@ pub fn name_problem(name: &str, max: usize) -> Option<String> {
     }
 }
 
-/// Why a node address is refused, if it is: it must be an IPv4 or IPv6 address or a DNS name.
+/// Why a node address is refused, if it is: it must be an IPv4 or IPv6 address or a DNS name,
+/// optionally with a port for SNMP (`10.0.0.5:1161`, `[fd00::5]:1161`, `plc-1:1161`).
 pub fn address_problem(address: &str) -> Option<String> {
-    use std::net::IpAddr;
+    use std::net::{IpAddr, SocketAddr};
     if address.is_empty() {
         return Some("the address must not be empty".to_owned());
     }
     if address.parse::<IpAddr>().is_ok() {
         return None;
+    }
+    if let Ok(socket) = address.parse::<SocketAddr>() {
+        return (socket.port() == 0).then(|| format!("{address:?}: the port must not be 0"));
+    }
+    if let Some((host, port)) = address.rsplit_once(':')
+        && !host.contains(':')
+        && !port.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit())
+    {
+        return match port.parse::<u16>() {
+            Ok(port) if port > 0 => address_problem(host),
+            _ => Some(format!("{address:?}: the port must be between 1 and 65535")),
+        };
     }
     let bad = |why: &str| {
         Some(format!(
@@ -192,6 +206,9 @@ mod tests {
             "plc-01",
             "sw1.plant.example.",
             "a1.b2",
+            "10.0.0.1:1161",
+            "[fd00::5]:161",
+            "plc-01:1161",
         ] {
             assert_eq!(address_problem(good), None, "{good}");
         }
@@ -204,6 +221,11 @@ mod tests {
             "sw_1",
             "a..b",
             "plc 1",
+            "10.0.0.1:0",
+            "10.0.0.1:70000",
+            "plc-01:",
+            "sw_1:161",
+            "10.0.0.300:161",
         ] {
             assert!(address_problem(bad).is_some(), "{bad} accepted");
         }

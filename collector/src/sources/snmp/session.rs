@@ -161,7 +161,8 @@ pub struct Session {
     addr: SocketAddr,
     auth: Auth,
     limits: Limits,
-    inner: Option<AsyncSession>,
+    /// Boxed: a session is large.
+    inner: Option<Box<AsyncSession>>,
     /// Requests sent, for the poll statistics.
     pub requests: u64,
 }
@@ -237,10 +238,10 @@ impl Session {
                 self.requests += 1;
                 session.init().await.map_err(classify)?;
             }
-            self.inner = Some(session);
+            self.inner = Some(Box::new(session));
         }
         self.inner
-            .as_mut()
+            .as_deref_mut()
             .ok_or_else(|| SnmpError::Protocol("no session".into()))
     }
 

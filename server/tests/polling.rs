@@ -1,0 +1,408 @@
+//! Collection end to end with real devices: the server's local collector polls net-snmp's
+//! `snmpd` (v2c, and v3 authPriv SHA-256/AES-128), a slow device behind a delaying UDP relay, a
+//! dead SNMP port, and snmpsim serving recordings of real devices (Cisco, Eaton, Geist) and a
+//! Counter32 that wraps; it pings loopback; samples arrive through the ingest into metrics.db.
+//! Every address is on loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{TestApp, spawn_app_with};
+use plantwatch_shared::Client;
+use plantwatch_shared::api::{
+    AuthProtocol, CreateCredentialRequest, CredentialKind, CredentialParams, MetricQuery, NodeSpec,
+    PrivProtocol, SeriesInfo, SeriesQuery,
+};
+use plantwatch_testkit::snmp;
+use tokio::net::UdpSocket;
+
+async fn polling_app() -> TestApp {
+    spawn_app_with(|config| {
+        config.local_polling = true;
+        config.push_interval_secs = 1;
+    })
+    .await
+}
+
+async fn credential(
+    admin: &Client,
+    name: &str,
+    kind: CredentialKind,
+    params: CredentialParams,
+    secrets: &[(&str, &str)],
+) {
+    admin
+        .create_credential(&CreateCredentialRequest {
+            name: name.into(),
+            kind,
+            params,
+            secrets: secrets
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).into()))
+                .collect::<BTreeMap<_, _>>(),
+        })
+        .await
+        .unwrap();
+}
+
+async fn node(
+    admin: &Client,
+    name: &str,
+    address: &str,
+    template: &str,
+    credentials: &[&str],
+) -> i64 {
+    admin
+        .create_node(&NodeSpec {
+            name: name.into(),
+            address: address.into(),
+            template: Some(template.into()),
+            credentials: credentials.iter().map(|c| (*c).to_owned()).collect(),
+            interval_s: Some(2),
+            ..NodeSpec::default()
+        })
+        .await
+        .unwrap()
+        .id
+}
+
+async fn series(admin: &Client, node_id: i64) -> Vec<SeriesInfo> {
+    admin
+        .series(&SeriesQuery {
+            node_id: Some(node_id),
+            limit: Some(1_000),
+            ..SeriesQuery::default()
+        })
+        .await
+        .unwrap()
+        .items
+}
+
+fn latest(series: &[SeriesInfo], metric: &str) -> Option<f64> {
+    series
+        .iter()
+        .filter(|s| s.metric == metric)
+        .filter_map(|s| s.latest.map(|(_, v)| v))
+        .next()
+}
+
+/// Waits until `check` holds for the node's series.
+async fn wait_for(
+    admin: &Client,
+    node_id: i64,
+    what: &str,
+    check: impl Fn(&[SeriesInfo]) -> bool,
+) -> Vec<SeriesInfo> {
+    let started = Instant::now();
+    loop {
+        let found = series(admin, node_id).await;
+        if check(&found) {
+            return found;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "{what}: not within 90 s; node {node_id} has {:#?}",
+            found
+                .iter()
+                .map(|s| (&s.metric, s.latest))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A UDP relay on loopback that answers every request `delay` late: a slow device.
+async fn slow_relay(device: SocketAddr, delay: Duration) -> SocketAddr {
+    let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let address = front.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let Ok((len, client)) = front.recv_from(&mut buf).await else {
+                return;
+            };
+            let request = buf[..len].to_vec();
+            let front = front.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let back = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                back.send_to(&request, device).await.unwrap();
+                let mut answer = vec![0u8; 65_536];
+                if let Ok(Ok((len, _))) =
+                    tokio::time::timeout(Duration::from_secs(2), back.recv_from(&mut answer)).await
+                {
+                    let _ = front.send_to(&answer[..len], client).await;
+                }
+            });
+        }
+    });
+    address
+}
+
+fn samples_of(app: &TestApp, node_id: i64, metric: &str) -> Vec<(i64, f64)> {
+    let conn = common::metrics_db(app);
+    let mut statement = conn
+        .prepare(
+            "SELECT s.ts, s.value FROM samples s JOIN series r ON r.id = s.series_id
+              WHERE r.node_id = ?1 AND r.metric = ?2 ORDER BY s.ts",
+        )
+        .unwrap();
+    statement
+        .query_map((node_id, metric), |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn snmpd_v2c_and_v3_a_slow_and_a_dead_device_are_polled_side_by_side() {
+    let agent = tokio::task::spawn_blocking(snmp::snmpd).await.unwrap();
+    let device: SocketAddr = agent.address.parse().unwrap();
+    let slow = slow_relay(device, Duration::from_millis(1_500)).await;
+    let dead = format!("127.0.0.1:{}", plantwatch_testkit::free_udp_port());
+    let app = polling_app().await;
+    let admin = app.admin().await;
+    credential(
+        &admin,
+        "wrong",
+        CredentialKind::SnmpV2c,
+        CredentialParams::default(),
+        &[("community", "not-it")],
+    )
+    .await;
+    credential(
+        &admin,
+        "plant",
+        CredentialKind::SnmpV2c,
+        CredentialParams::default(),
+        &[("community", snmp::COMMUNITY)],
+    )
+    .await;
+    credential(
+        &admin,
+        "v3",
+        CredentialKind::SnmpV3,
+        CredentialParams {
+            username: Some(snmp::V3_USER.into()),
+            auth_protocol: Some(AuthProtocol::Sha256),
+            priv_protocol: Some(PrivProtocol::Aes128),
+            ..CredentialParams::default()
+        },
+        &[
+            ("auth_password", snmp::V3_AUTH),
+            ("priv_password", snmp::V3_PRIV),
+        ],
+    )
+    .await;
+    // The wrong community comes first: it is tried, then the working one is kept.
+    let v2c = node(
+        &admin,
+        "linux-v2c",
+        &agent.address,
+        "linux",
+        &["wrong", "plant"],
+    )
+    .await;
+    let v3 = node(&admin, "linux-v3", &agent.address, "linux", &["v3"]).await;
+    let slow = node(&admin, "slow", &slow.to_string(), "generic", &["plant"]).await;
+    let dead = node(&admin, "dead", &dead, "generic", &["plant"]).await;
+
+    let found = wait_for(&admin, v2c, "v2c values", |s| {
+        latest(s, "memory.total_bytes").is_some_and(|v| v > 0.0)
+            && latest(s, "snmp.up") == Some(1.0)
+            && latest(s, "ping.rtt_avg_ms").is_some()
+            && s.iter().any(|s| {
+                s.metric == "interface.in_octets_total"
+                    && s.tags.get("ifName").map(String::as_str) == Some("lo")
+            })
+            && s.iter().any(|s| s.metric == "storage.used_pct")
+            && latest(s, "load.load1").is_some()
+            && latest(s, "system.uptime_s").is_some_and(|v| v > 0.0)
+    })
+    .await;
+    assert_eq!(latest(&found, "ping.up"), Some(1.0));
+    assert_eq!(latest(&found, "ping.loss_pct"), Some(0.0));
+    wait_for(&admin, v3, "v3 values", |s| {
+        latest(s, "snmp.up") == Some(1.0) && latest(s, "memory.available_pct").is_some()
+    })
+    .await;
+    let found = wait_for(&admin, slow, "the slow device's values", |s| {
+        latest(s, "snmp.up") == Some(1.0) && latest(s, "system.uptime_s").is_some()
+    })
+    .await;
+    assert!(latest(&found, "snmp.poll_duration_ms").unwrap() >= 1_500.0);
+    let found = wait_for(&admin, dead, "the dead device's snmp.up", |s| {
+        latest(s, "snmp.up").is_some()
+    })
+    .await;
+    assert_eq!(latest(&found, "snmp.up"), Some(0.0));
+    // Loopback answers pings even where no SNMP agent listens.
+    assert_eq!(latest(&found, "ping.up"), Some(1.0));
+
+    // Over the next 12 s the healthy device keeps its 2 s interval although the dead one's
+    // polls take 4 s (timeout, one retry) and the slow one's 1.5 s a request; and once found,
+    // the working community is used first (no 4 s timeout on the wrong one).
+    let since = samples_of(&app, v2c, "snmp.up").last().unwrap().0;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let polls: Vec<_> = samples_of(&app, v2c, "snmp.up")
+        .into_iter()
+        .filter(|(ts, _)| *ts > since)
+        .collect();
+    assert!(
+        polls.len() >= 5,
+        "only {} polls in 12 s: {polls:?}",
+        polls.len()
+    );
+    assert!(polls.iter().all(|(_, up)| *up == 1.0));
+    let durations: Vec<f64> = samples_of(&app, v2c, "snmp.poll_duration_ms")
+        .into_iter()
+        .filter(|(ts, _)| *ts > since)
+        .map(|(_, v)| v)
+        .collect();
+    assert!(durations.iter().all(|ms| *ms < 1_000.0), "{durations:?}");
+    let dead_polls = samples_of(&app, dead, "snmp.up");
+    assert!(dead_polls.iter().all(|(_, up)| *up == 0.0));
+
+    // Interface counters come back as rates.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let answer = admin
+        .node_metrics(
+            v2c,
+            &MetricQuery {
+                metric: Some("interface.in_octets_total".into()),
+                from: Some(now - 60),
+                to: Some(now),
+                step: Some(2),
+                agg: None,
+            },
+        )
+        .await
+        .unwrap();
+    let lo = answer
+        .items
+        .iter()
+        .find(|s| s.tags.get("ifName").map(String::as_str) == Some("lo"))
+        .unwrap();
+    assert!(lo.points.len() >= 3, "{lo:?}");
+    assert!(lo.points.iter().all(|(_, rate)| *rate >= 0.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn recordings_of_real_devices_and_a_wrapping_counter() {
+    let data = tempfile::tempdir().unwrap();
+    snmp::stage_recording("network/switch/cisco-c3560", data.path(), "cisco");
+    snmp::stage_recording("UPS/eaton-93e-80", data.path(), "eaton");
+    snmp::stage_recording("iot/geist-temperature-sensor", data.path(), "geist");
+    // A 32-bit ifInOctets counting 100,000 a second that wraps 25 s after snmpsim starts,
+    // and no 64-bit ifXTable: the template falls back to the 32-bit column.
+    let wrap_at = 25.0;
+    let initial = f64::from(u32::MAX) - 100_000.0 * wrap_at;
+    std::fs::write(
+        data.path().join("wrap32.snmprec"),
+        format!(
+            "1.3.6.1.2.1.1.1.0|4|wrap test device\n\
+             1.3.6.1.2.1.1.2.0|6|1.3.6.1.4.1.8072.3.2.10\n\
+             1.3.6.1.2.1.1.3.0|67|100000\n\
+             1.3.6.1.2.1.2.2.1.1.1|2|1\n\
+             1.3.6.1.2.1.2.2.1.2.1|4|eth0\n\
+             1.3.6.1.2.1.2.2.1.8.1|2|1\n\
+             1.3.6.1.2.1.2.2.1.10.1|65:numeric|rate=100000,wrap=1,initial={initial}\n\
+             1.3.6.1.2.1.2.2.1.16.1|65|12345\n"
+        ),
+    )
+    .unwrap();
+    let path = data.path().to_owned();
+    let sim = tokio::task::spawn_blocking(move || snmp::snmpsim(&path, "wrap32"))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let app = polling_app().await;
+    let admin = app.admin().await;
+    for community in ["cisco", "eaton", "geist", "wrap32"] {
+        credential(
+            &admin,
+            community,
+            CredentialKind::SnmpV2c,
+            CredentialParams::default(),
+            &[("community", community)],
+        )
+        .await;
+    }
+    let cisco = node(&admin, "sw-1", &sim.address, "cisco-ios", &["cisco"]).await;
+    let eaton = node(&admin, "ups-1", &sim.address, "eaton-ups", &["eaton"]).await;
+    let geist = node(&admin, "env-1", &sim.address, "geist-sensor", &["geist"]).await;
+    let wrap = node(&admin, "wrap-1", &sim.address, "generic", &["wrap32"]).await;
+
+    let found = wait_for(&admin, cisco, "the Cisco switch's values", |s| {
+        latest(s, "cpu.load_pct").is_some()
+            && s.iter().any(|s| {
+                s.metric == "memory_pool.used_bytes"
+                    && s.tags.get("name").map(String::as_str) == Some("Processor")
+            })
+            && s.iter().any(|s| {
+                s.metric == "interface.in_octets_total"
+                    && s.tags.get("ifName").map(String::as_str) == Some("Vl1")
+            })
+    })
+    .await;
+    assert_eq!(latest(&found, "cpu.load_pct"), Some(28.0));
+    let found = wait_for(&admin, eaton, "the Eaton UPS's values", |s| {
+        latest(s, "ups.battery_pct").is_some() && latest(s, "ups.on_battery").is_some()
+    })
+    .await;
+    assert_eq!(latest(&found, "ups.battery_pct"), Some(100.0));
+    assert_eq!(latest(&found, "ups.load_pct"), Some(21.0));
+    // xupsOutputSource is 3 (normal), not battery (5).
+    assert_eq!(latest(&found, "ups.on_battery"), Some(0.0));
+    let found = wait_for(&admin, geist, "the Geist sensor's values", |s| {
+        latest(s, "environment.temperature_celsius").is_some()
+    })
+    .await;
+    let celsius = latest(&found, "environment.temperature_celsius").unwrap();
+    assert!((10.0..=30.0).contains(&celsius), "{celsius}");
+
+    // The wrapping counter: stored values keep rising past 2^32, rates stay near 100,000/s.
+    let limit = Duration::from_secs_f64(wrap_at + 30.0);
+    loop {
+        let samples = samples_of(&app, wrap, "interface.in_octets_total");
+        if samples
+            .last()
+            .is_some_and(|(_, v)| *v > f64::from(u32::MAX) + 200_000.0)
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "no sample after the wrap: {samples:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let samples = samples_of(&app, wrap, "interface.in_octets_total");
+    assert!(samples.windows(2).all(|w| w[1].1 > w[0].1), "{samples:?}");
+    assert!(samples[0].1 < f64::from(u32::MAX), "{samples:?}");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let answer = admin
+        .node_metrics(
+            wrap,
+            &MetricQuery {
+                metric: Some("interface.in_octets_total".into()),
+                from: Some(now - 120),
+                to: Some(now),
+                step: Some(1),
+                agg: None,
+            },
+        )
+        .await
+        .unwrap();
+    let rates: Vec<f64> = answer.items[0].points.iter().map(|(_, v)| *v).collect();
+    assert!(rates.len() >= 2, "{rates:?}");
+    assert!(
+        rates.iter().all(|r| (60_000.0..=140_000.0).contains(r)),
+        "rates around the wrap: {rates:?}"
+    );
+}
