@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 use plantwatch_shared::api::ComponentKind;
 use plantwatch_shared::daemon::{self, EnrollArgs, Enrollment, LogFormat, shutdown_signal};
+use plantwatch_shared::push::PushArgs;
 
 /// The plantwatch agent: runs on a monitored server and reports a heartbeat (and, later, its
 /// system metrics) to the plantwatch server.
@@ -26,12 +27,24 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Settings of `run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Seconds between readings of the system metrics.
+    #[arg(long, env = "PLANTWATCH_INTERVAL", value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub interval: u64,
+    #[command(flatten)]
+    pub push: PushArgs,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Enroll with the server using a join code from `plantwatch tokens create`.
     Enroll(EnrollArgs),
-    /// Run: send a heartbeat every 10 s until SIGTERM.
-    Run,
+    /// Run: send a heartbeat every 10 s and this machine's metrics until SIGTERM (metrics wait
+    /// in an on-disk outbox while the server is unreachable).
+    Run(RunArgs),
     /// Print what the agent knows: enrollment, node, last heartbeat.
     Status {
         /// As JSON.
@@ -48,14 +61,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             daemon::enroll_command(dir, ComponentKind::Agent, args).await?;
             Ok(())
         }
-        Command::Run => {
+        Command::Run(args) => {
             let enrollment = Enrollment::load(dir, ComponentKind::Agent)?;
             tracing::info!(
                 component_id = enrollment.component_id,
                 server = %enrollment.server_url,
                 "Agent starting."
             );
-            let options = crate::Options::new(dir.clone());
+            let mut options = crate::Options::new(dir.clone());
+            args.push.apply(&mut options.push);
+            options.metrics_every = std::time::Duration::from_secs(args.interval);
             crate::run(enrollment, options, shutdown_signal()?).await
         }
         Command::Status { json } => status(dir, json),

@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use plantwatch_shared::api::{ComponentKind, ComponentQuery, ComponentStatus};
-use plantwatch_testkit::daemon::{admin, daemon, enroll, join_code, start, state_of, status};
+use plantwatch_shared::api::{ComponentKind, ComponentQuery, ComponentStatus, SeriesQuery};
+use plantwatch_testkit::daemon::{admin, daemon, enroll, join_code, state_of, status};
 use plantwatch_testkit::{binary_beside, run_with_input, start_server, terminate, wait_until};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_plantwatch-agent");
@@ -25,7 +25,13 @@ async fn an_agent_enrolls_gets_its_node_at_approval_and_sends_heartbeats() {
     let state = dir.path().join("agent");
     let binary = PathBuf::from(AGENT);
     let id = enroll(&binary, &state, &code, "web-01", "machine-web");
-    let mut child = start(&binary, &state, &dir.path().join("agent.log"));
+    let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
+    let mut child = daemon(&binary, &state)
+        .args(["run", "--interval", "1", "--push-interval", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
     wait_until(Duration::from_secs(20), "waiting for approval", || {
         (state_of(&status(&binary, &state)) == "waiting for approval").then_some(())
     });
@@ -44,6 +50,34 @@ async fn an_agent_enrolls_gets_its_node_at_approval_and_sends_heartbeats() {
         .await
         .unwrap();
     assert_eq!(agents.items[0].status, ComponentStatus::Online);
+
+    // Its system metrics land on its node: memory, CPU, file systems, interface counters.
+    let series = wait_until(Duration::from_secs(30), "the agent's metrics", || {
+        let series = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(admin.series(&SeriesQuery {
+                node_id: Some(node_id),
+                limit: Some(1_000),
+                ..SeriesQuery::default()
+            }))
+        })
+        .unwrap();
+        let has = |metric: &str| series.items.iter().any(|s| s.metric == metric);
+        (has("memory.total_bytes")
+            && has("cpu_total.usage_pct")
+            && has("disk.used_pct")
+            && has("net.rx_bytes_total")
+            && has("load.load1"))
+        .then_some(series)
+    });
+    let lo = series
+        .items
+        .iter()
+        .find(|s| {
+            s.metric == "net.rx_bytes_total"
+                && s.tags.get("interface").map(String::as_str) == Some("lo")
+        })
+        .expect("loopback counters");
+    assert_eq!(lo.kind, plantwatch_shared::api::SeriesKind::Counter);
     assert_eq!(terminate(&mut child), Some(0));
 
     // An agent's state dir is not a collector's.

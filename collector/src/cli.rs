@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 use plantwatch_shared::api::ComponentKind;
 use plantwatch_shared::daemon::{self, EnrollArgs, Enrollment, LogFormat, shutdown_signal};
+use plantwatch_shared::push::PushArgs;
 
 use crate::store;
 
@@ -32,8 +33,9 @@ pub struct Cli {
 pub enum Command {
     /// Enroll with the server using a join code from `plantwatch tokens create`.
     Enroll(EnrollArgs),
-    /// Run: keep the configuration current and report to the server until SIGTERM.
-    Run,
+    /// Run: poll the targets of the configuration, push their metrics (kept in an on-disk
+    /// outbox while the server is unreachable) and report to the server until SIGTERM.
+    Run(PushArgs),
     /// Print what the collector knows: enrollment, configuration, last contact.
     Status {
         /// As JSON.
@@ -52,14 +54,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let _ = std::fs::remove_file(dir.join(store::CONFIG_FILE));
             Ok(())
         }
-        Command::Run => {
+        Command::Run(push) => {
             let enrollment = Enrollment::load(dir, ComponentKind::Collector)?;
             tracing::info!(
                 component_id = enrollment.component_id,
                 server = %enrollment.server_url,
                 "Collector starting."
             );
-            let options = crate::Options::new(dir.clone());
+            let mut options = crate::Options::new(dir.clone());
+            push.apply(&mut options.push);
             crate::run(enrollment, options, shutdown_signal()?).await
         }
         Command::Status { json } => status(dir, json),

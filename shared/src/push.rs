@@ -56,6 +56,32 @@ impl PushOptions {
     }
 }
 
+/// Command-line settings of the push, shared by the collector's and the agent's `run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PushArgs {
+    /// Seconds between metric pushes.
+    #[arg(long, env = "PLANTWATCH_PUSH_INTERVAL", value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub push_interval: u64,
+    /// Largest on-disk outbox, in MiB; the oldest metrics are dropped beyond it.
+    #[arg(long, env = "PLANTWATCH_OUTBOX_MAX_MB", value_name = "MIB", default_value_t = 1024,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub outbox_max_mb: u64,
+    /// Oldest metrics kept in the outbox, in hours.
+    #[arg(long, env = "PLANTWATCH_OUTBOX_MAX_AGE_HOURS", value_name = "HOURS", default_value_t = 168,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub outbox_max_age_hours: u64,
+}
+
+impl PushArgs {
+    /// Applies these settings.
+    pub fn apply(&self, options: &mut PushOptions) {
+        options.flush_every = Duration::from_secs(self.push_interval);
+        options.max_bytes = self.outbox_max_mb.saturating_mul(1024 * 1024);
+        options.max_age = Duration::from_secs(self.outbox_max_age_hours.saturating_mul(3600));
+    }
+}
+
 /// Lines for the pusher: complete line-protocol text and how many lines it holds.
 #[derive(Debug)]
 pub struct Lines {
@@ -96,6 +122,7 @@ pub struct Outbox {
     prefix: String,
     dropped_batches: u64,
     dropped_lines: u64,
+    sealed_lines: u64,
 }
 
 fn now_ms() -> u64 {
@@ -154,6 +181,7 @@ impl Outbox {
             prefix: hex::encode(rand::random::<[u8; 6]>()),
             dropped_batches: 0,
             dropped_lines: 0,
+            sealed_lines: 0,
         })
     }
 
@@ -180,6 +208,7 @@ impl Outbox {
             file.sync_all().map_err(io("writing", &temp))?;
         }
         std::fs::rename(&temp, &path).map_err(io("writing", &path))?;
+        self.sealed_lines += lines;
         self.entries.insert(
             seq,
             Entry {
@@ -242,6 +271,7 @@ impl Outbox {
                 .map_or(0, |e| now.saturating_sub(e.created_ms) / 1_000),
             dropped_batches: self.dropped_batches,
             dropped_lines: self.dropped_lines,
+            sealed_lines: self.sealed_lines,
         }
     }
 }

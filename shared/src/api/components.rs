@@ -347,6 +347,9 @@ pub struct OutboxStatus {
     /// Batches dropped because the outbox was full or too old, since the daemon started.
     pub dropped_batches: u64,
     pub dropped_lines: u64,
+    /// Lines put into batches since the daemon started.
+    #[serde(default)]
+    pub sealed_lines: u64,
 }
 
 /// `POST /agents/heartbeat/{node_id}`.

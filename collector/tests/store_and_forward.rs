@@ -1,0 +1,115 @@
+//! Store and forward with the real binaries: the server is killed (SIGKILL) while a collector
+//! pushes, the collector keeps its metrics in the outbox, the server comes back on the same
+//! address, the outbox is replayed, and every line the collector produced is stored exactly
+//! once. All targets are on loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use plantwatch_shared::api::NodeSpec;
+use plantwatch_testkit::daemon::{admin, daemon, enroll, join_code, status};
+use plantwatch_testkit::{binary_beside, free_port, start_server_on, terminate, wait_until};
+use rusqlite::Connection;
+
+const COLLECTOR: &str = env!("CARGO_BIN_EXE_plantwatch-collector");
+
+fn server_bin() -> PathBuf {
+    binary_beside(COLLECTOR, "plantwatch-server")
+}
+
+/// Ping lines stored: each ping line has exactly one `ping.sent` sample.
+fn stored_lines(data: &Path) -> i64 {
+    let conn = Connection::open(data.join("metrics.db")).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.query_row(
+        "SELECT count(*) FROM samples s JOIN series r ON r.id = s.series_id
+          WHERE r.metric = 'ping.sent'",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap_or(0)
+}
+
+/// Lines in the batches waiting in the outbox (their count is in the file name).
+fn outbox_lines(state: &Path) -> u64 {
+    std::fs::read_dir(state.join("outbox"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let stem = name.strip_suffix(".lp.gz")?.to_owned();
+            stem.split('-').nth(2)?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+fn outbox(state: &Path) -> serde_json::Value {
+    status(Path::new(COLLECTOR), state)["status"]["outbox"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_server_loses_nothing_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("server");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let server = start_server_on(&server_bin(), &data, &listen);
+    let admin = admin(&server).await;
+    let code = join_code(&admin).await;
+    let state = dir.path().join("collector");
+    let binary = Path::new(COLLECTOR);
+    let id = enroll(binary, &state, &code, "north", "machine-north");
+    admin.approve_component(id).await.unwrap();
+    for i in 0..20 {
+        admin
+            .create_node(&NodeSpec {
+                name: format!("host-{i}"),
+                address: format!("127.0.0.{}", 10 + i),
+                collector: Some("north".into()),
+                interval_s: Some(1),
+                ..NodeSpec::default()
+            })
+            .await
+            .unwrap();
+    }
+    let log = std::fs::File::create(dir.path().join("collector.log")).unwrap();
+    let mut collector = daemon(binary, &state)
+        .args(["run", "--push-interval", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(40), "first metrics stored", || {
+        (stored_lines(&data) >= 40).then_some(())
+    });
+
+    // SIGKILL: no chance to finish a commit or answer a push in flight.
+    let mut server = server;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    wait_until(
+        Duration::from_secs(20),
+        "metrics waiting in the outbox",
+        || (outbox(&state)["batches"].as_u64().unwrap_or(0) >= 4).then_some(()),
+    );
+    let lag = outbox(&state)["lag_s"].as_u64().unwrap();
+    assert!(lag >= 2, "lag {lag}");
+
+    let restarted = start_server_on(&server_bin(), &data, &listen);
+    wait_until(Duration::from_secs(60), "the outbox replayed", || {
+        let outbox = outbox(&state);
+        (outbox["batches"].as_u64() == Some(0)).then_some(())
+    });
+    terminate(&mut collector);
+    let sealed = outbox(&state)["sealed_lines"].as_u64().unwrap();
+    let stored = stored_lines(&data) as u64;
+    let waiting = outbox_lines(&state);
+    assert!(stored > 100, "{stored}");
+    assert_eq!(
+        stored + waiting,
+        sealed,
+        "produced {sealed} lines: {stored} stored, {waiting} still in the outbox"
+    );
+    drop(restarted);
+    assert_eq!(outbox(&state)["dropped_batches"], 0);
+}
