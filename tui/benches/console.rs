@@ -213,6 +213,8 @@ fn node_frames(rows: usize) {
             credentials: Vec::new(),
             created_at: now,
             updated_at: now,
+            last_sample_at: None,
+            rtt_ms: None,
         })
         .collect();
     let started = Instant::now();

@@ -1,5 +1,8 @@
 //! `plantwatch demo`: a throwaway server on loopback with a generated admin, signed in, in the
-//! console. On exit the server stops and its folder is removed (unless `--keep`).
+//! console. It monitors this machine: the server's local collector pings it on 127.0.0.1 and a
+//! `plantwatch-agent` (when one is next to this binary) sends its system metrics. The demo
+//! plant's addresses are all on loopback (127.10.x.x), so the demo never sends to your network.
+//! On exit the server and the agent stop and the folder is removed (unless `--keep`).
 
 use std::fs::File;
 use std::io::{BufRead as _, BufReader};
@@ -33,6 +36,8 @@ pub const DEMO_USER: &str = "admin";
 /// A running demo server; stopping it (also on drop, so on panics too) cleans up.
 pub struct DemoServer {
     child: Option<Child>,
+    /// The demo's agent, once started.
+    pub agent: Option<Child>,
     dir: Option<tempfile::TempDir>,
     keep: bool,
     pub url: String,
@@ -110,6 +115,9 @@ impl DemoServer {
             .args(["--listen", "127.0.0.1:0"])
             .env("PLANTWATCH_ADMIN_USER", DEMO_USER)
             .env("PLANTWATCH_ADMIN_PASSWORD", &password)
+            // Polling on (loopback only, see `seed`), and metrics on screen sooner.
+            .env("PLANTWATCH_LOCAL_POLLING", "true")
+            .env("PLANTWATCH_PUSH_INTERVAL_SECS", "5")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -126,6 +134,7 @@ impl DemoServer {
         };
         Ok(DemoServer {
             child: Some(child),
+            agent: None,
             dir: Some(dir),
             keep,
             url,
@@ -141,7 +150,7 @@ impl DemoServer {
     /// Stops the server (SIGTERM, then SIGKILL after 10 s) and removes or keeps the folder;
     /// returns where it was kept.
     pub fn stop(&mut self) -> Option<PathBuf> {
-        if let Some(mut child) = self.child.take() {
+        for mut child in self.agent.take().into_iter().chain(self.child.take()) {
             let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
             if let Some(pid) = pid {
                 let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
@@ -181,6 +190,10 @@ pub fn run(args: DemoArgs, theme: Theme) -> anyhow::Result<()> {
     runtime
         .block_on(seed(&admin))
         .context("adding the demo plant")?;
+    match runtime.block_on(start_agent(&admin, &dir)) {
+        Ok(agent) => server.agent = agent,
+        Err(error) => eprintln!("The demo runs without an agent: {error:#}"),
+    }
     drop(runtime);
 
     let mut profiles = Profiles::default();
@@ -261,12 +274,87 @@ async fn seed(client: &Client) -> anyhow::Result<()> {
     for credential in &credentials {
         client.create_credential(credential).await?;
     }
-    let plant = include_str!("../../docs/examples/demo-plant.csv");
+    // The server's local collector polls what is assigned to it: keep every address on
+    // loopback, where pings are answered and nothing leaves this machine.
+    let plant = include_str!("../../docs/examples/demo-plant.csv")
+        .replace(",10.10.", ",127.10.")
+        .replace(",eng-ws-1.plant.example,", ",127.10.0.50,");
     let report = client
-        .import_nodes(plant.as_bytes().to_vec(), false, &ImportQuery::default())
+        .import_nodes(plant.into_bytes(), false, &ImportQuery::default())
         .await?;
     anyhow::ensure!(report.applied, "the demo plant was refused: {report:?}");
+    // This machine, named like its host so that the demo's agent reports onto it.
+    let host = this_host();
+    client
+        .create_node(&plantwatch_shared::api::NodeSpec {
+            name: host,
+            address: "127.0.0.1".into(),
+            node_type: Some(plantwatch_shared::api::NodeType::Server),
+            notes: Some("This machine: pinged by the server, metrics from the demo's agent".into()),
+            ..Default::default()
+        })
+        .await?;
     Ok(())
+}
+
+/// This machine's host name, as the agent reports it.
+fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| plantwatch_shared::rules::address_problem(h).is_none())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// Enrolls and starts the `plantwatch-agent` next to this binary, approved at once; `None`
+/// when there is none.
+async fn start_agent(admin: &Client, dir: &Path) -> anyhow::Result<Option<Child>> {
+    let me = std::env::current_exe().context("finding this executable")?;
+    let binary = me.with_file_name("plantwatch-agent");
+    if !binary.is_file() {
+        return Ok(None);
+    }
+    let token = admin
+        .create_token(&plantwatch_shared::api::CreateTokenRequest {
+            name: "demo-agent".into(),
+            ..Default::default()
+        })
+        .await?;
+    let state = dir.join("agent");
+    let mut enroll = Command::new(&binary)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["enroll", "--name", "demo-agent"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    if let Some(mut stdin) = enroll.stdin.take() {
+        use std::io::Write as _;
+        writeln!(stdin, "{}", token.join_code.expose())?;
+    }
+    anyhow::ensure!(enroll.wait()?.success(), "the agent could not enroll");
+    let pending = admin
+        .list_components(&plantwatch_shared::api::ComponentQuery {
+            kind: Some(plantwatch_shared::api::ComponentKind::Agent),
+            ..Default::default()
+        })
+        .await?;
+    for agent in pending.items.iter().filter(|a| a.name == "demo-agent") {
+        admin.approve_component(agent.id).await?;
+    }
+    let log = File::create(dir.join("agent.log"))?;
+    let child = Command::new(&binary)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["run", "--interval", "5", "--push-interval", "5"])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()?;
+    Ok(Some(child))
 }
 
 /// Writes `text` to a new file only its owner can read.

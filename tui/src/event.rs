@@ -5,8 +5,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use plantwatch_shared::api::{
-    AuditEntry, Component, CreatedToken, Credential, Health, ListResponse, LoginResponse, Me, Node,
-    User,
+    AuditEntry, Component, CreatedToken, Credential, Health, ListResponse, LoginResponse, Me,
+    MetricsAnswer, Node, Summary, User,
 };
 use plantwatch_shared::{Error, Fingerprint};
 use ratatui::crossterm::event::KeyEvent;
@@ -77,6 +77,14 @@ pub enum Reply {
         what: &'static str,
     },
     ComponentDeleted(String),
+    /// A node's metrics over the charts' range.
+    NodeMetrics {
+        node_id: i64,
+        range: usize,
+        answer: Box<MetricsAnswer>,
+    },
+    /// The dashboard's figures.
+    Summary(Box<Summary>),
     /// A new enrollment token with its join code, shown once.
     TokenCreated(Box<CreatedToken>),
     /// The certificate a server presents, before it is trusted.

@@ -113,6 +113,10 @@ pub enum Action {
     NewToken,
     AddContext,
     RemoveContext,
+    /// Open or close the selected node's charts.
+    Charts,
+    /// Chart range `n` of `widgets::charts::RANGES`.
+    Range(usize),
 }
 
 impl Action {

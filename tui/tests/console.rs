@@ -67,7 +67,11 @@ impl Tmux {
 
     /// Waits until the screen shows `needle`; returns the screen.
     fn wait_for(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        self.wait_for_within(needle, Duration::from_secs(30))
+    }
+
+    fn wait_for_within(&self, needle: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
         loop {
             let screen = self.screen();
             if screen.contains(needle) {
@@ -196,6 +200,42 @@ fn demo_starts_a_server_signs_in_and_cleans_up() {
     assert!(address.starts_with("127.0.0.1:"), "{address}");
     assert!(TcpStream::connect(&address).is_ok());
     assert_eq!(std::fs::read_dir(&temp).unwrap().count(), 1);
+
+    // It monitors this machine: the local collector pings it, the demo's agent sends its
+    // metrics, and the charts show both.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let host = host.trim();
+    tmux.type_text(":nodes");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("POLLED");
+    tmux.type_text("/");
+    tmux.type_text(host);
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for_within(" ms ", Duration::from_secs(90));
+    assert!(screen.contains(host), "{screen}");
+    tmux.type_text("m");
+    tmux.wait_for("ping RTT (ms): 0");
+    let screen = tmux.wait_for_within("interfaces", Duration::from_secs(5));
+    assert!(screen.contains("1 1h"), "{screen}");
+    // The agent's CPU, memory and loopback traffic arrive (charts reload every 10 s).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let screen = tmux.screen();
+        if !screen.contains("CPU (%): -") && screen.contains("│lo ") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no agent metrics in the charts:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("POLLED");
+    // Clear the filter, then back to the dashboard, where `q` quits.
+    tmux.keys(&["Escape"]);
+    tmux.keys(&["q"]);
+    tmux.wait_for("Monitoring");
 
     tmux.keys(&["q"]);
     tmux.wait_for("Demo server stopped and its folder removed.");

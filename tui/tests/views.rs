@@ -8,9 +8,10 @@ use std::time::Duration;
 use std::collections::BTreeMap;
 
 use plantwatch_shared::api::{
-    AttachedCredential, AuditEntry, Component, ComponentKind, ComponentStatus, CreatedToken,
-    Credential, CredentialKind, CredentialParams, EnrollmentToken, Health, JoinCode, ListResponse,
-    Me, Node, NodeStatus, NodeType, Role, SessionInfo, TokenState, User,
+    Aggregation, AttachedCredential, AuditEntry, Component, ComponentKind, ComponentStatus,
+    CreatedToken, Credential, CredentialKind, CredentialParams, EnrollmentToken, Health, JoinCode,
+    ListResponse, Me, MetricSeries, MetricsAnswer, Node, NodeStatus, NodeType, Role, SeriesKind,
+    SessionInfo, TokenState, User,
 };
 use plantwatch_shared::{Error, Fingerprint, Secret};
 use plantwatch_tui::app::App;
@@ -19,6 +20,7 @@ use plantwatch_tui::keymap::Action;
 use plantwatch_tui::profile::{Context, Profiles};
 use plantwatch_tui::theme::Theme;
 use plantwatch_tui::views::{self, VIEWS};
+use plantwatch_tui::widgets::charts::NodeCharts;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -208,6 +210,8 @@ fn node(id: i64, name: &str, address: &str, node_type: NodeType, status: NodeSta
         }],
         created_at: NOW - time::Duration::days(30),
         updated_at: NOW - time::Duration::days(id),
+        last_sample_at: None,
+        rtt_ms: None,
     }
 }
 
@@ -762,6 +766,8 @@ fn all_actions() -> Vec<Action> {
         Action::NewToken,
         Action::AddContext,
         Action::RemoveContext,
+        Action::Charts,
+        Action::Range(0),
     ];
     for action in all {
         match action {
@@ -792,7 +798,9 @@ fn all_actions() -> Vec<Action> {
             | Action::Revoke
             | Action::NewToken
             | Action::AddContext
-            | Action::RemoveContext => {}
+            | Action::RemoveContext
+            | Action::Charts
+            | Action::Range(_) => {}
         }
     }
     all.to_vec()
@@ -833,9 +841,101 @@ fn every_action_is_reachable_by_some_key() {
                 }),
         );
     }
+    // The chart ranges are bound while a node's charts are open.
+    let mut view = plantwatch_tui::views::nodes::NodesView::new();
+    view.charts = Some(NodeCharts::new(nodes()[0].clone()));
+    bound.extend(
+        views::bindings_of(&view, Role::Viewer)
+            .iter()
+            .map(|b| b.action),
+    );
+    let bound: Vec<Action> = bound
+        .into_iter()
+        .map(|action| match action {
+            Action::Range(_) => Action::Range(0),
+            action => action,
+        })
+        .collect();
     for action in all_actions() {
         assert!(bound.contains(&action), "no key reaches {action:?}");
     }
+}
+
+fn series(metric: &str, tags: &[(&str, &str)], base: f64) -> MetricSeries {
+    MetricSeries {
+        metric: metric.into(),
+        tags: tags
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect(),
+        kind: SeriesKind::Gauge,
+        points: (0..60)
+            .map(|i| {
+                let wave = ((i as f64) / 6.0).sin();
+                (NOW.unix_timestamp() - 3_600 + i * 60, base * (1.2 + wave))
+            })
+            .collect(),
+    }
+}
+
+fn constant(metric: &str, interface: &str, value: f64) -> MetricSeries {
+    let mut series = series(metric, &[("ifName", interface)], 1.0);
+    for point in &mut series.points {
+        point.1 = value;
+    }
+    series
+}
+
+#[test]
+fn node_charts_show_ping_cpu_memory_traffic_disks_and_interfaces() {
+    let mut app = with_nodes(Role::Viewer);
+    let press =
+        |app: &mut App, code| app.handle(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+    press(&mut app, KeyCode::Char('m'));
+    assert_eq!(app.outbox.len(), 1, "one metrics call");
+    let node_id = nodes()[0].id;
+    let answer = MetricsAnswer {
+        node_id,
+        from: NOW.unix_timestamp() - 3_600,
+        to: NOW.unix_timestamp(),
+        step: 60,
+        agg: Aggregation::Avg,
+        items: vec![
+            series("ping.rtt_avg_ms", &[], 1.5),
+            series("ping.loss_pct", &[], 0.0),
+            series("cpu.load_pct", &[("cpu", "1")], 20.0),
+            series("storage.used_pct", &[("descr", "Physical memory")], 40.0),
+            series("storage.used_pct", &[("descr", "/")], 30.0),
+            series(
+                "interface.in_octets_total",
+                &[("ifName", "Gi0/1")],
+                1_200_000.0,
+            ),
+            series(
+                "interface.out_octets_total",
+                &[("ifName", "Gi0/1")],
+                300_000.0,
+            ),
+            constant("interface.oper_status", "Gi0/1", 1.0),
+            series("interface.in_octets_total", &[("ifName", "Gi0/2")], 0.0),
+            constant("interface.oper_status", "Gi0/2", 2.0),
+        ],
+    };
+    reply(
+        &mut app,
+        Reply::NodeMetrics {
+            node_id,
+            range: 0,
+            answer: Box::new(answer),
+        },
+    );
+    snap("nodes_charts", &app);
+    // Another range asks again; Esc goes back to the table.
+    let before = app.outbox.len();
+    press(&mut app, KeyCode::Char('3'));
+    assert_eq!(app.outbox.len(), before + 1, "a call for the 24 h range");
+    keys(&mut app, &[KeyCode::Esc]);
+    assert!(draw(&app, 80, 24).contains("POLLED"));
 }
 
 #[test]

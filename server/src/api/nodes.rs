@@ -120,7 +120,18 @@ async fn list(
             )?)
         })
         .await?;
+    let items = items.into_iter().map(|n| live(&state, n)).collect();
     Ok(Json(ListResponse { items, total }))
+}
+
+/// Adds what the hot window knows: the newest sample's time and the latest ping RTT.
+fn live(state: &AppState, mut node: Node) -> Node {
+    let hot = &state.metrics.hot;
+    node.last_sample_at = hot
+        .last_sample_at(node.id)
+        .and_then(|ms| time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1_000)).ok());
+    node.rtt_ms = hot.latest(node.id, "ping.rtt_avg_ms").map(|(_, v)| v);
+    node
 }
 
 async fn create(
@@ -159,7 +170,8 @@ async fn read(
     _auth: Authed,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Node>> {
-    Ok(Json(state.db.call(move |conn| existing(conn, id)).await?))
+    let node = state.db.call(move |conn| existing(conn, id)).await?;
+    Ok(Json(live(&state, node)))
 }
 
 async fn update(
@@ -241,6 +253,7 @@ async fn remove(
     for agent in agents {
         state.keys.forget(agent);
     }
+    state.metrics.hot.forget(id);
     Ok(StatusCode::NO_CONTENT)
 }
 

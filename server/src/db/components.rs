@@ -272,15 +272,10 @@ pub fn record_report(
     report: &CollectorReport,
     now: i64,
 ) -> rusqlite::Result<()> {
-    let stored = serde_json::json!({
-        "version": report.version,
-        "config_sha256": report.config_sha256,
-        "target_count": report.target_count,
-        "errors": report.errors,
-    });
+    let stored = serde_json::to_string(report).unwrap_or_default();
     conn.execute(
         "UPDATE remote_components SET version = ?2, report = ?3 WHERE id = ?1",
-        (id, &report.version, stored.to_string()),
+        (id, &report.version, stored),
     )?;
     conn.execute(
         "UPDATE collector_configs SET reported_sha256 = ?2, reported_at = ?3

@@ -83,6 +83,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Node> {
                 })
             })
             .collect::<rusqlite::Result<_>>()?,
+        last_sample_at: None,
+        rtt_ms: None,
     })
 }
 

@@ -65,6 +65,16 @@ pub struct Node {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// When its newest sample was taken (since the server started), if any.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_sample_at: Option<OffsetDateTime>,
+    /// Its latest ping round-trip time in ms, if it is pinged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
 }
 
 /// A credential attached to a node: its name and kind, never its secrets.

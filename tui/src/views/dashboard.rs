@@ -1,7 +1,7 @@
-//! Dashboard: the server's status and who is signed in. Later issues add nodes, alerts and
-//! collectors here.
+//! Dashboard: the server's status, nodes by health, samples ingested per second, the
+//! collectors with their outbox, and who is signed in.
 
-use plantwatch_shared::api::Role;
+use plantwatch_shared::api::{Role, Summary};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
 use super::{Ctx, Effect, View, ViewSpec};
 use crate::cli::output::time_cell;
-use crate::event::{Reply, Task};
+use crate::event::{Reply, Task, task};
 use crate::keymap::{Action, Binding};
 
 pub const SPEC: ViewSpec = ViewSpec {
@@ -17,10 +17,13 @@ pub const SPEC: ViewSpec = ViewSpec {
     aliases: &["dash", "home", "d"],
     about: "server status and who is signed in",
     min_role: Role::Viewer,
-    make: || Box::new(DashboardView),
+    make: || Box::new(DashboardView::default()),
 };
 
-pub struct DashboardView;
+#[derive(Default)]
+pub struct DashboardView {
+    summary: Option<Summary>,
+}
 
 impl View for DashboardView {
     fn title(&self) -> String {
@@ -70,6 +73,45 @@ impl View for DashboardView {
             }
             None => lines.push(Line::raw("not connected")),
         }
+        if let Some(summary) = &self.summary {
+            lines.push(Line::default());
+            lines.push(Line::styled("Monitoring", theme.title()));
+            let total: i64 = summary.nodes_by_health.values().sum();
+            let health = summary
+                .nodes_by_health
+                .iter()
+                .map(|(health, count)| format!("{count} {health}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            lines.push(row(
+                "Nodes",
+                Span::raw(if total == 0 {
+                    "none yet".to_owned()
+                } else {
+                    format!("{total}: {health}")
+                }),
+            ));
+            let ingest = &summary.ingest;
+            lines.push(row(
+                "Ingest",
+                Span::raw(format!(
+                    "{:.0} samples/s, {} series, {} lines refused",
+                    ingest.samples_per_second, ingest.series, ingest.rejected_lines
+                )),
+            ));
+            for collector in &summary.collectors {
+                let outbox = collector.outbox.unwrap_or_default();
+                let text = format!(
+                    "{}  outbox {} batches ({} KiB), lag {} s",
+                    collector.status,
+                    outbox.batches,
+                    outbox.bytes / 1024,
+                    outbox.lag_s
+                );
+                let style = if outbox.lag_s >= 60 { theme.error() } else { theme.ok() };
+                lines.push(row(&collector.name, Span::styled(text, style)));
+            }
+        }
         lines.push(Line::default());
         lines.push(Line::styled("You", theme.title()));
         if let Some(me) = ctx.me {
@@ -94,10 +136,6 @@ impl View for DashboardView {
         ));
         lines.push(Line::default());
         lines.push(Line::styled(
-            "Nodes, alerts and collectors appear here once they are added.",
-            theme.dim(),
-        ));
-        lines.push(Line::styled(
             "Press : for the list of views, ? for every key.",
             theme.dim(),
         ));
@@ -109,16 +147,24 @@ impl View for DashboardView {
         );
     }
 
-    fn refresh(&self, _ctx: &Ctx) -> Vec<Task> {
+    fn refresh(&self, ctx: &Ctx) -> Vec<Task> {
         // The console refreshes the server's health and the session for every view.
-        Vec::new()
+        let Some(client) = ctx.client.cloned() else {
+            return Vec::new();
+        };
+        vec![task("loading the summary", async move {
+            client.summary().await.map(|s| Reply::Summary(Box::new(s)))
+        })]
     }
 
     fn on_action(&mut self, _action: Action, _ctx: &Ctx) -> Vec<Effect> {
         Vec::new()
     }
 
-    fn on_reply(&mut self, _reply: &Reply, _ctx: &Ctx) -> Vec<Effect> {
+    fn on_reply(&mut self, reply: &Reply, _ctx: &Ctx) -> Vec<Effect> {
+        if let Reply::Summary(summary) = reply {
+            self.summary = Some((**summary).clone());
+        }
         Vec::new()
     }
 }

@@ -21,6 +21,7 @@ use crate::cli::output::time_cell;
 use crate::event::{Reply, Task, task};
 use crate::keymap::{Action, Binding, Key};
 use crate::overlay::{Confirm, Overlay};
+use crate::widgets::charts::{NodeCharts, RANGES};
 use crate::widgets::form::{Field, Form, Purpose};
 use crate::widgets::table::{Column, DataTable, caseless};
 
@@ -41,6 +42,13 @@ const TYPES: &[&str] = &[
     "other", "network", "server", "storage", "ups", "plc", "hmi", "printer",
 ];
 
+/// Time of day (UTC) of a recent moment: when a node was last polled.
+fn clock_cell(at: Option<time::OffsetDateTime>) -> String {
+    let format = time::macros::format_description!("[hour]:[minute]:[second]");
+    at.and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| "-".to_owned())
+}
+
 fn or_dash(value: Option<&str>) -> String {
     value.unwrap_or("-").to_owned()
 }
@@ -59,6 +67,20 @@ static COLUMNS: &[Column<Node>] = &[
         width: Constraint::Length(11),
         cell: |n| n.status.to_string(),
         cmp: |a, b| a.status.cmp(&b.status),
+    },
+    Column {
+        title: "POLLED",
+        sort_key: 'l',
+        width: Constraint::Length(8),
+        cell: |n| clock_cell(n.last_sample_at),
+        cmp: |a, b| a.last_sample_at.cmp(&b.last_sample_at),
+    },
+    Column {
+        title: "RTT",
+        sort_key: 'r',
+        width: Constraint::Length(7),
+        cell: |n| n.rtt_ms.map_or_else(|| "-".to_owned(), |ms| format!("{ms:.1} ms")),
+        cmp: |a, b| a.rtt_ms.partial_cmp(&b.rtt_ms).unwrap_or(std::cmp::Ordering::Equal),
     },
     Column {
         title: "ADDRESS",
@@ -100,6 +122,8 @@ pub struct NodesView {
     attach_to: Vec<Node>,
     /// An attach this view started is under way.
     attaching: bool,
+    /// The charts of one node, shown instead of the table while open.
+    pub charts: Option<NodeCharts>,
 }
 
 impl NodesView {
@@ -110,6 +134,7 @@ impl NodesView {
             target: None,
             attach_to: Vec::new(),
             attaching: false,
+            charts: None,
         }
     }
 }
@@ -312,6 +337,24 @@ impl View for NodesView {
     }
 
     fn bindings(&self) -> Vec<Binding> {
+        if self.charts.is_some() {
+            let mut bindings = vec![
+                Binding::new(
+                    &[Key::new(KeyCode::Esc), Key::ch('m')],
+                    Action::Charts,
+                    "close the charts",
+                )
+                .footer("close"),
+            ];
+            for (index, (label, _)) in RANGES.iter().enumerate() {
+                let key = char::from(b'1' + index as u8);
+                bindings.push(
+                    Binding::new(&[Key::ch(key)], Action::Range(index), format!("last {label}"))
+                        .footer(label),
+                );
+            }
+            return bindings;
+        }
         vec![
             Binding::new(&[Key::ch('c')], Action::Create, "add a node")
                 .footer("create")
@@ -345,6 +388,12 @@ impl View for NodesView {
                 "details: credentials, parent, history",
             )
             .footer("details"),
+            Binding::new(
+                &[Key::ch('m')],
+                Action::Charts,
+                "charts: ping, CPU, memory, disks, traffic, interfaces",
+            )
+            .footer("charts"),
         ]
     }
 
@@ -353,6 +402,10 @@ impl View for NodesView {
     }
 
     fn render(&self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
+        if let Some(charts) = &self.charts {
+            charts.render(frame, area, ctx.theme);
+            return;
+        }
         let empty = if ctx.role() >= Role::Operator {
             "No nodes yet: c adds one, or import a file with `plantwatch nodes import`."
         } else {
@@ -366,7 +419,13 @@ impl View for NodesView {
             return Vec::new();
         };
         let credentials = client.clone();
-        vec![
+        let mut tasks: Vec<Task> = self
+            .charts
+            .as_ref()
+            .map(|charts| load_charts(&client, charts, ctx))
+            .into_iter()
+            .collect();
+        tasks.extend([
             task("loading the nodes", async move {
                 all_nodes(&client).await.map(Reply::Nodes)
             }),
@@ -380,11 +439,27 @@ impl View for NodesView {
                     .await
                     .map(Reply::Credentials)
             }),
-        ]
+        ]);
+        tasks
     }
 
     fn on_action(&mut self, action: Action, ctx: &Ctx) -> Vec<Effect> {
         match action {
+            Action::Charts if self.charts.is_some() => {
+                self.charts = None;
+                return Vec::new();
+            }
+            Action::Range(index) => {
+                let Some(charts) = &mut self.charts else {
+                    return Vec::new();
+                };
+                charts.range = index.min(RANGES.len() - 1);
+                charts.answer = None;
+                return match ctx.client {
+                    Some(client) => vec![Effect::Call(load_charts(client, charts, ctx))],
+                    None => Vec::new(),
+                };
+            }
             Action::Create => {
                 let form = node_form(
                     "New node".into(),
@@ -448,6 +523,15 @@ impl View for NodesView {
                 yes: "delete",
                 tag: DELETE,
             }))],
+            Action::Charts => {
+                let charts = NodeCharts::new(node.clone());
+                let effects = match ctx.client {
+                    Some(client) => vec![Effect::Call(load_charts(client, &charts, ctx))],
+                    None => Vec::new(),
+                };
+                self.charts = Some(charts);
+                effects
+            }
             Action::Open => {
                 let Some(client) = ctx.client.cloned() else {
                     return Vec::new();
@@ -548,6 +632,19 @@ impl View for NodesView {
 
     fn on_reply(&mut self, reply: &Reply, _ctx: &Ctx) -> Vec<Effect> {
         match reply {
+            Reply::NodeMetrics {
+                node_id,
+                range,
+                answer,
+            } => {
+                if let Some(charts) = &mut self.charts
+                    && charts.node.id == *node_id
+                    && charts.range == *range
+                {
+                    charts.answer = Some((**answer).clone());
+                }
+                Vec::new()
+            }
             Reply::Nodes(list) => {
                 self.table.set_rows(list.items.clone());
                 Vec::new()
@@ -590,8 +687,26 @@ impl View for NodesView {
     }
 
     fn table(&mut self) -> Option<&mut dyn Navigate> {
+        if self.charts.is_some() {
+            return None;
+        }
         Some(&mut self.table)
     }
+}
+
+/// Loads the metrics the charts show.
+fn load_charts(client: &Client, charts: &NodeCharts, ctx: &Ctx) -> Task {
+    let client = client.clone();
+    let (node_id, range) = (charts.node.id, charts.range);
+    let query = charts.query(ctx.now.unix_timestamp());
+    task("loading the node's metrics", async move {
+        let answer = client.node_metrics(node_id, &query).await?;
+        Ok(Reply::NodeMetrics {
+            node_id,
+            range,
+            answer: Box::new(answer),
+        })
+    })
 }
 
 #[cfg(test)]

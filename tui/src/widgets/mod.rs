@@ -1,5 +1,6 @@
 //! Building blocks the views share.
 
+pub mod charts;
 pub mod form;
 pub mod table;
 

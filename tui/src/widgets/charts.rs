@@ -1,0 +1,532 @@
+//! A node's live charts: ping RTT and loss, CPU, memory, traffic in/out over 1 h, 6 h, 24 h or
+//! 7 d (braille line charts), file systems' use, and a per-interface table with rates and
+//! operational status. The series are picked from whatever the node reports: an agent's
+//! (`cpu_total.usage_pct`, `net.*`) or a template's over SNMP (`cpu.load_pct`,
+//! `interface.*`).
+
+use std::collections::BTreeMap;
+
+use plantwatch_shared::api::{Aggregation, MetricQuery, MetricSeries, MetricsAnswer, Node};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::symbols::Marker;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragraph, Row, Table};
+
+use crate::theme::Theme;
+
+/// The ranges offered, with their keys 1–4.
+pub const RANGES: [(&str, i64); 4] = [
+    ("1h", 3_600),
+    ("6h", 21_600),
+    ("24h", 86_400),
+    ("7d", 604_800),
+];
+
+/// What the charts of one node show.
+#[derive(Debug, Clone)]
+pub struct NodeCharts {
+    pub node: Node,
+    /// Index into [`RANGES`].
+    pub range: usize,
+    pub answer: Option<MetricsAnswer>,
+}
+
+/// A row of the interface table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InterfaceRow {
+    pub name: String,
+    /// Bytes per second, latest step.
+    pub in_rate: Option<f64>,
+    pub out_rate: Option<f64>,
+    /// 1 up, 2 down, … (IF-MIB ifOperStatus), when known.
+    pub oper_status: Option<f64>,
+}
+
+fn points_of<'a>(
+    items: &'a [MetricSeries],
+    metric: &str,
+) -> impl Iterator<Item = &'a MetricSeries> {
+    items.iter().filter(move |s| s.metric == metric)
+}
+
+/// Sums (or averages) several series step by step.
+fn combine<'a>(series: impl Iterator<Item = &'a MetricSeries>, average: bool) -> Vec<(i64, f64)> {
+    let mut steps: BTreeMap<i64, (f64, usize)> = BTreeMap::new();
+    for s in series {
+        for (ts, v) in &s.points {
+            let entry = steps.entry(*ts).or_default();
+            entry.0 += v;
+            entry.1 += 1;
+        }
+    }
+    steps
+        .into_iter()
+        .map(|(ts, (sum, n))| (ts, if average { sum / n as f64 } else { sum }))
+        .collect()
+}
+
+fn first(items: &[MetricSeries], metric: &str) -> Vec<(i64, f64)> {
+    points_of(items, metric)
+        .next()
+        .map(|s| s.points.clone())
+        .unwrap_or_default()
+}
+
+/// Ping round-trip time (ms).
+pub fn rtt(items: &[MetricSeries]) -> Vec<(i64, f64)> {
+    first(items, "ping.rtt_avg_ms")
+}
+
+/// Latest ping loss (%).
+pub fn loss(items: &[MetricSeries]) -> Option<f64> {
+    first(items, "ping.loss_pct").last().map(|(_, v)| *v)
+}
+
+/// CPU use (%): an agent's total, else the average of the processors a template polls, else
+/// 100 − net-snmp's idle.
+pub fn cpu(items: &[MetricSeries]) -> Vec<(i64, f64)> {
+    let agent = first(items, "cpu_total.usage_pct");
+    if !agent.is_empty() {
+        return agent;
+    }
+    let per_cpu = combine(points_of(items, "cpu.load_pct"), true);
+    if !per_cpu.is_empty() {
+        return per_cpu;
+    }
+    first(items, "cpu_total.idle_pct")
+        .into_iter()
+        .map(|(ts, idle)| (ts, 100.0 - idle))
+        .collect()
+}
+
+/// Memory in use (%): an agent's, else 100 − net-snmp's available share, else host
+/// resources' "Physical memory".
+pub fn memory(items: &[MetricSeries]) -> Vec<(i64, f64)> {
+    let agent = first(items, "memory.used_pct");
+    if !agent.is_empty() {
+        return agent;
+    }
+    let available = first(items, "memory.available_pct");
+    if !available.is_empty() {
+        return available
+            .into_iter()
+            .map(|(ts, a)| (ts, 100.0 - a))
+            .collect();
+    }
+    points_of(items, "storage.used_pct")
+        .find(|s| {
+            s.tags
+                .get("descr")
+                .is_some_and(|d| d.to_lowercase().contains("physical memory"))
+        })
+        .map(|s| s.points.clone())
+        .unwrap_or_default()
+}
+
+/// Latest use (%) of each file system: an agent's mounts or host resources' fixed disks.
+pub fn disks(items: &[MetricSeries]) -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64)> = points_of(items, "disk.used_pct")
+        .filter_map(|s| Some((s.tags.get("mount")?.clone(), s.points.last()?.1)))
+        .collect();
+    out.extend(points_of(items, "storage.used_pct").filter_map(|s| {
+        let descr = s.tags.get("descr")?;
+        let lower = descr.to_lowercase();
+        let memory = lower.contains("memory") || lower.contains("swap") || lower.contains("ram");
+        (!memory).then(|| Some((descr.clone(), s.points.last()?.1)))?
+    }));
+    out
+}
+
+/// Points of a chart: (UNIX seconds, value).
+pub type Points = Vec<(i64, f64)>;
+
+/// Traffic of all interfaces together (bytes/s): (in, out).
+pub fn traffic(items: &[MetricSeries]) -> (Points, Points) {
+    let pick = |agent: &str, snmp: &str| {
+        let agent = combine(points_of(items, agent), false);
+        if agent.is_empty() {
+            combine(points_of(items, snmp), false)
+        } else {
+            agent
+        }
+    };
+    (
+        pick("net.rx_bytes_total", "interface.in_octets_total"),
+        pick("net.tx_bytes_total", "interface.out_octets_total"),
+    )
+}
+
+/// One row per interface, busiest first.
+pub fn interfaces(items: &[MetricSeries]) -> Vec<InterfaceRow> {
+    let mut rows: BTreeMap<String, InterfaceRow> = BTreeMap::new();
+    for s in items {
+        let (name, field) = match s.metric.as_str() {
+            "net.rx_bytes_total" | "net.tx_bytes_total" => {
+                (s.tags.get("interface"), &s.metric[4..6])
+            }
+            "interface.in_octets_total" => (s.tags.get("ifName").or(s.tags.get("ifIndex")), "rx"),
+            "interface.out_octets_total" => (s.tags.get("ifName").or(s.tags.get("ifIndex")), "tx"),
+            "interface.oper_status" => (s.tags.get("ifName").or(s.tags.get("ifIndex")), "op"),
+            _ => continue,
+        };
+        let Some(name) = name else { continue };
+        let row = rows.entry(name.clone()).or_insert_with(|| InterfaceRow {
+            name: name.clone(),
+            in_rate: None,
+            out_rate: None,
+            oper_status: None,
+        });
+        let latest = s.points.last().map(|(_, v)| *v);
+        match field {
+            "rx" => row.in_rate = latest,
+            "tx" => row.out_rate = latest,
+            _ => row.oper_status = latest,
+        }
+    }
+    let mut rows: Vec<_> = rows.into_values().collect();
+    rows.sort_by(|a, b| {
+        let load = |r: &InterfaceRow| r.in_rate.unwrap_or(0.0) + r.out_rate.unwrap_or(0.0);
+        load(b)
+            .total_cmp(&load(a))
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    rows
+}
+
+/// `1.2 Mb/s` (bits) from bytes per second.
+pub fn bits(bytes_per_second: f64) -> String {
+    let bits = bytes_per_second * 8.0;
+    let (value, unit) = if bits >= 1e9 {
+        (bits / 1e9, "Gb/s")
+    } else if bits >= 1e6 {
+        (bits / 1e6, "Mb/s")
+    } else if bits >= 1e3 {
+        (bits / 1e3, "kb/s")
+    } else {
+        (bits, "b/s")
+    };
+    format!("{value:.1} {unit}")
+}
+
+fn oper(status: Option<f64>) -> &'static str {
+    match status.map(|s| s as i64) {
+        Some(1) => "up",
+        Some(2) => "down",
+        Some(3) => "testing",
+        Some(5) => "dormant",
+        Some(7) => "lower",
+        Some(_) => "other",
+        None => "-",
+    }
+}
+
+impl NodeCharts {
+    pub fn new(node: Node) -> NodeCharts {
+        NodeCharts {
+            node,
+            range: 0,
+            answer: None,
+        }
+    }
+
+    /// The query for the current range ending `now` (UNIX seconds).
+    pub fn query(&self, now: i64) -> MetricQuery {
+        let span = RANGES[self.range].1;
+        MetricQuery {
+            metric: None,
+            from: Some(now - span),
+            to: Some(now),
+            // About 120 points: as many as a braille chart of a half screen shows.
+            step: Some((span / 120).max(10)),
+            agg: Some(Aggregation::Avg),
+        }
+    }
+
+    pub fn render(&self, frame: &mut Frame, area: Rect, theme: Theme) {
+        let title = format!(" {} · {} ", self.node.name, self.node.address);
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .title(Span::styled(title, theme.title()));
+        let inner = block.inner(area);
+        frame.render_widget(block, area);
+        let [header, top, middle, bottom] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Fill(1),
+            Constraint::Fill(1),
+            Constraint::Fill(1),
+        ])
+        .areas(inner);
+        let items: &[MetricSeries] = self.answer.as_ref().map_or(&[], |a| &a.items);
+        let mut spans = vec![Span::styled("range ", theme.dim())];
+        for (index, (label, _)) in RANGES.iter().enumerate() {
+            let style = if index == self.range {
+                theme.selected()
+            } else {
+                theme.dim()
+            };
+            spans.push(Span::styled(format!("{} {label}", index + 1), style));
+            spans.push(Span::raw("  "));
+        }
+        let loss = loss(items).map_or("-".to_owned(), |l| format!("{l:.0} %"));
+        spans.push(Span::styled(format!("loss {loss}"), theme.dim()));
+        if self.answer.is_none() {
+            spans.push(Span::raw("  loading…"));
+        }
+        frame.render_widget(Paragraph::new(Line::from(spans)), header);
+
+        let (from, to) = self
+            .answer
+            .as_ref()
+            .map_or((0, RANGES[self.range].1), |a| (a.from, a.to));
+        let [top_left, top_right] = halves(top);
+        let [middle_left, middle_right] = halves(middle);
+        let [bottom_left, bottom_right] = halves(bottom);
+        line_chart(
+            frame,
+            top_left,
+            "ping RTT (ms)",
+            &[("rtt", &rtt(items))],
+            from,
+            to,
+            None,
+            theme,
+        );
+        line_chart(
+            frame,
+            top_right,
+            "CPU (%)",
+            &[("cpu", &cpu(items))],
+            from,
+            to,
+            Some(100.0),
+            theme,
+        );
+        line_chart(
+            frame,
+            middle_left,
+            "memory (%)",
+            &[("memory", &memory(items))],
+            from,
+            to,
+            Some(100.0),
+            theme,
+        );
+        let (rx, tx) = traffic(items);
+        let rx_bits: Vec<(i64, f64)> = rx.iter().map(|(t, v)| (*t, v * 8.0 / 1e6)).collect();
+        let tx_bits: Vec<(i64, f64)> = tx.iter().map(|(t, v)| (*t, v * 8.0 / 1e6)).collect();
+        line_chart(
+            frame,
+            middle_right,
+            "traffic (Mbit/s) in/out",
+            &[("in", &rx_bits), ("out", &tx_bits)],
+            from,
+            to,
+            None,
+            theme,
+        );
+        let disk_lines: Vec<Line> = disks(items)
+            .into_iter()
+            .map(|(name, pct)| {
+                let width = 10usize;
+                let filled = ((pct / 100.0) * width as f64)
+                    .round()
+                    .clamp(0.0, width as f64) as usize;
+                Line::from(vec![
+                    Span::raw(format!("{:>5.1}% ", pct)),
+                    Span::styled("█".repeat(filled), theme.title()),
+                    Span::styled("░".repeat(width - filled), theme.dim()),
+                    Span::raw(format!(" {name}")),
+                ])
+            })
+            .collect();
+        let disk_block = Block::default().borders(Borders::ALL).title(" disks ");
+        let disk_text = if disk_lines.is_empty() {
+            Paragraph::new(Line::styled("no file system reported", theme.dim()))
+        } else {
+            Paragraph::new(disk_lines)
+        };
+        frame.render_widget(disk_text.block(disk_block), bottom_left);
+        let rows: Vec<Row> = interfaces(items)
+            .into_iter()
+            .map(|r| {
+                Row::new(vec![
+                    r.name,
+                    r.in_rate.map_or("-".into(), bits),
+                    r.out_rate.map_or("-".into(), bits),
+                    oper(r.oper_status).to_owned(),
+                ])
+            })
+            .collect();
+        let table = Table::new(
+            rows,
+            [
+                Constraint::Min(6),
+                Constraint::Length(10),
+                Constraint::Length(10),
+                Constraint::Length(5),
+            ],
+        )
+        .header(Row::new(vec!["INTERFACE", "IN", "OUT", "OPER"]).style(theme.column_header()))
+        .block(Block::default().borders(Borders::ALL).title(" interfaces "));
+        frame.render_widget(table, bottom_right);
+    }
+}
+
+fn halves(area: Rect) -> [Rect; 2] {
+    Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(area)
+}
+
+fn short(value: f64) -> String {
+    if value >= 100.0 {
+        format!("{value:.0}")
+    } else if value >= 10.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.2}")
+    }
+}
+
+/// A braille line chart of `series` over `[from, to]`; the y axis from 0 to `max` or the data's
+/// top.
+fn line_chart(
+    frame: &mut Frame,
+    area: Rect,
+    title: &str,
+    series: &[(&str, &Vec<(i64, f64)>)],
+    from: i64,
+    to: i64,
+    max: Option<f64>,
+    theme: Theme,
+) {
+    let data: Vec<Vec<(f64, f64)>> = series
+        .iter()
+        .map(|(_, points)| {
+            points
+                .iter()
+                .map(|(ts, v)| ((ts - from) as f64, *v))
+                .collect()
+        })
+        .collect();
+    let top = max.unwrap_or_else(|| {
+        data.iter()
+            .flatten()
+            .map(|(_, v)| *v)
+            .fold(0.0, f64::max)
+            .max(1e-9)
+            * 1.1
+    });
+    let latest = series
+        .first()
+        .and_then(|(_, p)| p.last())
+        .map_or("-".to_owned(), |(_, v)| short(*v));
+    let styles = [theme.title(), theme.ok()];
+    let datasets: Vec<Dataset> = data
+        .iter()
+        .zip(series)
+        .enumerate()
+        .map(|(index, (points, (name, _)))| {
+            Dataset::default()
+                .name(*name)
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(styles.get(index).copied().unwrap_or_else(Style::default))
+                .data(points)
+        })
+        .collect();
+    let span = (to - from).max(1) as f64;
+    let chart = Chart::new(datasets)
+        .block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(format!(" {title}: {latest} ")),
+        )
+        .x_axis(Axis::default().bounds([0.0, span]))
+        .y_axis(
+            Axis::default()
+                .bounds([0.0, top])
+                .labels([Span::raw("0"), Span::raw(short(top))]),
+        )
+        .hidden_legend_constraints((Constraint::Ratio(0, 1), Constraint::Ratio(0, 1)));
+    frame.render_widget(chart, area);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plantwatch_shared::api::SeriesKind;
+
+    fn series(metric: &str, tags: &[(&str, &str)], points: &[(i64, f64)]) -> MetricSeries {
+        MetricSeries {
+            metric: metric.into(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
+            kind: SeriesKind::Gauge,
+            points: points.to_vec(),
+        }
+    }
+
+    #[test]
+    fn snmp_series_become_cpu_memory_disks_and_interfaces() {
+        let items = vec![
+            series("cpu.load_pct", &[("cpu", "1")], &[(0, 10.0), (60, 30.0)]),
+            series("cpu.load_pct", &[("cpu", "2")], &[(0, 30.0), (60, 50.0)]),
+            series("memory.available_pct", &[], &[(0, 75.0)]),
+            series("storage.used_pct", &[("descr", "/")], &[(0, 42.0)]),
+            series(
+                "storage.used_pct",
+                &[("descr", "Physical memory")],
+                &[(0, 60.0)],
+            ),
+            series(
+                "interface.in_octets_total",
+                &[("ifName", "eth0")],
+                &[(0, 1_000.0)],
+            ),
+            series(
+                "interface.out_octets_total",
+                &[("ifName", "eth0")],
+                &[(0, 500.0)],
+            ),
+            series("interface.oper_status", &[("ifName", "eth0")], &[(0, 1.0)]),
+            series(
+                "interface.in_octets_total",
+                &[("ifName", "lo")],
+                &[(0, 10.0)],
+            ),
+        ];
+        assert_eq!(cpu(&items), vec![(0, 20.0), (60, 40.0)]);
+        assert_eq!(memory(&items), vec![(0, 25.0)]);
+        assert_eq!(disks(&items), vec![("/".to_owned(), 42.0)]);
+        let rows = interfaces(&items);
+        assert_eq!(rows[0].name, "eth0");
+        assert_eq!(rows[0].oper_status, Some(1.0));
+        assert_eq!(rows[1].name, "lo");
+        assert_eq!(traffic(&items).0, vec![(0, 1_010.0)]);
+        assert_eq!(bits(1_500_000.0), "12.0 Mb/s");
+    }
+
+    #[test]
+    fn agent_series_are_preferred() {
+        let items = vec![
+            series("cpu_total.usage_pct", &[], &[(0, 5.0)]),
+            series("cpu_total.idle_pct", &[], &[(0, 99.0)]),
+            series("memory.used_pct", &[], &[(0, 33.0)]),
+            series("disk.used_pct", &[("mount", "/data")], &[(0, 80.0)]),
+            series(
+                "net.rx_bytes_total",
+                &[("interface", "eth0")],
+                &[(0, 100.0)],
+            ),
+            series("ping.loss_pct", &[], &[(0, 0.0), (10, 33.3)]),
+        ];
+        assert_eq!(cpu(&items), vec![(0, 5.0)]);
+        assert_eq!(memory(&items), vec![(0, 33.0)]);
+        assert_eq!(disks(&items), vec![("/data".to_owned(), 80.0)]);
+        assert_eq!(interfaces(&items)[0].in_rate, Some(100.0));
+        assert_eq!(loss(&items), Some(33.3));
+    }
+}
