@@ -94,6 +94,12 @@ pub struct Lines {
 pub struct LineSender(mpsc::Sender<Lines>);
 
 impl LineSender {
+    /// A sender and the receiving end, for sources tested or measured without a pusher.
+    pub fn channel(capacity: usize) -> (LineSender, mpsc::Receiver<Lines>) {
+        let (sender, receiver) = mpsc::channel(capacity);
+        (LineSender(sender), receiver)
+    }
+
     /// Queues lines; waits while the pusher is busy sealing (bounded memory).
     pub async fn send(&self, lines: Lines) {
         if lines.count > 0 {

@@ -101,6 +101,7 @@ impl SnmpTarget {
         }
         if let Some((_, session)) = &mut self.working {
             outcome.requests += std::mem::take(&mut session.requests);
+            session.release();
         }
         out.line("snmp", &[("node_id", &node)])
             .float("up", if outcome.up { 1.0 } else { 0.0 })

@@ -219,6 +219,14 @@ impl Session {
         &self.auth
     }
 
+    /// Closes the socket between polls (its two 64 KiB buffers would otherwise stay allocated
+    /// per target); kept for v3, whose engine discovery would have to be repeated.
+    pub fn release(&mut self) {
+        if !matches!(self.auth, Auth::V3(_)) {
+            self.inner = None;
+        }
+    }
+
     async fn open(&mut self) -> Result<&mut AsyncSession, SnmpError> {
         if self.inner.is_none() {
             let req_id = rand::random::<u16>() as i32;

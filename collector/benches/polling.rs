@@ -1,0 +1,122 @@
+//! Polling 1,000 devices every 10 s against net-snmp's `snmpd` on loopback (each "device" is
+//! one target with the `generic` template: sysUpTime and the IF-MIB table), measuring the
+//! collector's own CPU time and resident memory over a minute, and how many polls completed.
+//! Run with `cargo bench -p plantwatch-collector --bench polling` (needs snmpd and snmpget).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark fails loudly by design.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use plantwatch_collector::sources::{PollOptions, Poller};
+use plantwatch_shared::api::{
+    CollectorConfig, CredentialKind, CredentialParams, NodeType, Target, TargetCredential,
+    TemplateDef,
+};
+use plantwatch_shared::push::LineSender;
+use plantwatch_testkit::snmp;
+
+const DEVICES: i64 = 1_000;
+const INTERVAL_S: u32 = 10;
+const WARM_UP: Duration = Duration::from_secs(15);
+const MEASURE: Duration = Duration::from_secs(60);
+
+/// (user + system CPU seconds, resident KiB, peak resident KiB) of this process.
+fn usage() -> (f64, u64, u64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (ticks / 100.0, kib("VmRSS:"), kib("VmHWM:"))
+}
+
+fn main() {
+    let agent = snmp::snmpd();
+    let template: TemplateDef =
+        toml::from_str(include_str!("../../server/templates/generic.toml")).unwrap();
+    let config = CollectorConfig {
+        collector_id: 1,
+        credentials: vec![TargetCredential {
+            id: 1,
+            name: "plant".into(),
+            kind: CredentialKind::SnmpV2c,
+            params: CredentialParams::default(),
+            secrets: BTreeMap::from([("community".to_owned(), snmp::COMMUNITY.into())]),
+        }],
+        targets: (1..=DEVICES)
+            .map(|id| Target {
+                node_id: id,
+                name: format!("device-{id}"),
+                address: agent.address.clone(),
+                node_type: NodeType::Network,
+                template: Some("generic".into()),
+                interval_s: INTERVAL_S,
+                credential_ids: vec![1],
+            })
+            .collect(),
+        templates: BTreeMap::from([("generic".to_owned(), template)]),
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let (lines, mut receiver) = LineSender::channel(1_024);
+        let options = PollOptions {
+            icmp: false,
+            ..PollOptions::default()
+        };
+        let mut poller = Poller::new(lines, &options);
+        poller.apply(&config);
+        let counts = tokio::spawn(async move {
+            // (polls answered, polls failed, lines) since the last reset.
+            let mut totals = (0u64, 0u64, 0u64);
+            let mut marks = Vec::new();
+            let started = Instant::now();
+            while let Some(batch) = receiver.recv().await {
+                for line in batch.text.lines() {
+                    totals.2 += 1;
+                    if line.starts_with("snmp,") {
+                        if line.contains(" up=1.0,") { totals.0 += 1 } else { totals.1 += 1 }
+                    }
+                }
+                marks.push((started.elapsed(), totals));
+                if started.elapsed() > WARM_UP + MEASURE + Duration::from_secs(1) {
+                    break;
+                }
+            }
+            marks
+        });
+        tokio::time::sleep(WARM_UP).await;
+        let (cpu_before, _, _) = usage();
+        let measured_from = Instant::now();
+        tokio::time::sleep(MEASURE).await;
+        let (cpu_after, rss, peak) = usage();
+        let seconds = measured_from.elapsed().as_secs_f64();
+        let marks = counts.await.unwrap();
+        let at = |t: Duration| {
+            marks
+                .iter()
+                .take_while(|(when, _)| *when <= t)
+                .last()
+                .map_or((0, 0, 0), |(_, c)| *c)
+        };
+        let before = at(WARM_UP);
+        let after = at(WARM_UP + MEASURE);
+        let answered = after.0 - before.0;
+        let failed = after.1 - before.1;
+        let lines = after.2 - before.2;
+        let expected = DEVICES as f64 * seconds / f64::from(INTERVAL_S);
+        let cpu = (cpu_after - cpu_before) / seconds * 100.0;
+        println!("polling {DEVICES} devices every {INTERVAL_S} s against snmpd on loopback, {seconds:.0} s measured");
+        println!("  polls completed: {answered} of {expected:.0} due ({:.1} %), {failed} failed", 100.0 * answered as f64 / expected);
+        println!("  lines produced: {lines} ({:.0}/s)", lines as f64 / seconds);
+        println!("  collector CPU: {cpu:.1} % of one core");
+        println!("  resident memory: {:.1} MiB (peak {:.1} MiB)", rss as f64 / 1024.0, peak as f64 / 1024.0);
+        poller.stop();
+    });
+}

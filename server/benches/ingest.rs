@@ -1,0 +1,178 @@
+//! End-to-end ingest: gzip line-protocol batches from a collector over HTTPS until each is
+//! committed to `metrics.db` (204), against the machine's ceiling, a bare rusqlite batched
+//! insert of the same samples into the same schema with the same durability (WAL, synchronous
+//! FULL). Server and client share this process and the machine's cores.
+//! Run with `cargo bench -p plantwatch-server --bench ingest`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark fails loudly by design.
+
+use std::io::Write as _;
+use std::time::Instant;
+
+mod common;
+
+use plantwatch_shared::api::{ComponentKind, CreateTokenRequest, NodeSpec, RegisterRequest};
+use plantwatch_shared::lineproto::Writer;
+use rusqlite::{Connection, params};
+
+const NODES: usize = 100;
+const INTERFACES: usize = 48;
+const LINES_PER_BATCH: usize = 5_000;
+const FIELDS: usize = 7;
+const BATCHES: usize = 60;
+const CONCURRENCY: usize = 4;
+
+/// One batch's lines: every node's interfaces in turn, one poll (timestamp) per pass.
+fn batch(index: usize, node_ids: &[i64]) -> String {
+    let mut writer = Writer::new();
+    let base = 1_764_000_000_000i64;
+    for line in 0..LINES_PER_BATCH {
+        let n = index * LINES_PER_BATCH + line;
+        let node = node_ids[(n / INTERFACES) % NODES].to_string();
+        let poll = n / (INTERFACES * NODES);
+        let interface = n % INTERFACES;
+        let index_tag = interface.to_string();
+        let name = format!("Gi1/0/{interface}");
+        writer
+            .line("interface", &[("node_id", &node), ("ifIndex", &index_tag), ("ifName", &name)])
+            .uint("in_octets_total", 1_000_000 * poll as u64 + n as u64)
+            .uint("out_octets_total", 2_000_000 * poll as u64 + n as u64)
+            .uint("in_packets_total", 1_000 * poll as u64)
+            .uint("out_packets_total", 2_000 * poll as u64)
+            .uint("in_errors_total", 0)
+            .float("oper_status", 1.0)
+            .float("speed_mbps", 1_000.0)
+            .finish(base + poll as i64 * 10_000);
+    }
+    writer.take()
+}
+
+fn gzip(text: &str) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(text.as_bytes()).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// The ceiling: the same samples inserted by one connection in one transaction per batch.
+fn bare_insert(batches: &[String]) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn = Connection::open(dir.path().join("bare.db")).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.pragma_update(None, "synchronous", "FULL").unwrap();
+    conn.execute_batch(include_str!("../../migrations/metrics/0001_samples.sql"))
+        .unwrap();
+    // Rows as the writer would insert them: series ids resolved, values and times parsed.
+    let mut series: std::collections::HashMap<(String, String), i64> = Default::default();
+    let mut rows: Vec<Vec<(i64, i64, f64)>> = Vec::new();
+    for text in batches {
+        let mut batch_rows = Vec::with_capacity(LINES_PER_BATCH * FIELDS);
+        for line in text.lines() {
+            let parsed = plantwatch_shared::lineproto::parse_line(line).unwrap();
+            let tags = format!("{:?}", parsed.tags);
+            let ts = parsed.timestamp.unwrap() / 1_000_000;
+            for (field, value) in &parsed.fields {
+                let next = series.len() as i64 + 1;
+                let id = *series.entry((tags.clone(), field.to_string())).or_insert(next);
+                batch_rows.push((id, ts, value.as_f64().unwrap()));
+            }
+        }
+        rows.push(batch_rows);
+    }
+    let started = Instant::now();
+    let mut total = 0usize;
+    for batch_rows in &rows {
+        let tx = conn.transaction().unwrap();
+        {
+            let mut insert = tx
+                .prepare_cached("INSERT OR REPLACE INTO samples (series_id, ts, value) VALUES (?1, ?2, ?3)")
+                .unwrap();
+            for (id, ts, value) in batch_rows {
+                insert.execute(params![id, ts, value]).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+        total += batch_rows.len();
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+#[tokio::main]
+async fn main() {
+    let bench = common::start_with(|config| config.local_polling = false).await;
+    let token = bench
+        .admin
+        .create_token(&CreateTokenRequest {
+            name: "bench".into(),
+            ..CreateTokenRequest::default()
+        })
+        .await
+        .unwrap();
+    let registration = bench
+        .client
+        .register(&RegisterRequest {
+            token: token.secret,
+            kind: ComponentKind::Collector,
+            name: "north".into(),
+            machine_id: "bench-north".into(),
+            version: "bench".into(),
+            hostname: None,
+        })
+        .await
+        .unwrap();
+    bench.admin.approve_component(registration.component_id).await.unwrap();
+    let mut node_ids = Vec::new();
+    for i in 0..NODES {
+        let node = bench
+            .admin
+            .create_node(&NodeSpec {
+                name: format!("sw-{i}"),
+                address: format!("127.0.1.{}", i + 1),
+                collector: Some("north".into()),
+                ..NodeSpec::default()
+            })
+            .await
+            .unwrap();
+        node_ids.push(node.id);
+    }
+    let texts: Vec<String> = (0..BATCHES).map(|i| batch(i, &node_ids)).collect();
+    let bodies: Vec<Vec<u8>> = texts.iter().map(|t| gzip(t)).collect();
+    let raw: usize = texts.iter().map(String::len).sum();
+    let compressed: usize = bodies.iter().map(Vec::len).sum();
+    let collector = bench.client.clone().with_api_key(registration.api_key);
+
+    let samples = (BATCHES * LINES_PER_BATCH * FIELDS) as f64;
+    let started = Instant::now();
+    let bodies = std::sync::Arc::new(bodies);
+    let mut tasks = Vec::new();
+    for worker in 0..CONCURRENCY {
+        let (collector, bodies) = (collector.clone(), bodies.clone());
+        tasks.push(tokio::spawn(async move {
+            for index in (worker..BATCHES).step_by(CONCURRENCY) {
+                collector
+                    .ingest_gzip(&format!("bench-{index}"), bodies[index].clone())
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let end_to_end = samples / elapsed;
+    let stored: i64 = Connection::open(bench.dir.path().join("metrics.db"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM samples", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored as f64, samples, "every sample stored once");
+
+    let ceiling = tokio::task::spawn_blocking(move || bare_insert(&texts)).await.unwrap();
+    println!(
+        "ingest: {BATCHES} batches of {LINES_PER_BATCH} lines × {FIELDS} fields ({:.1} MiB, {:.1} MiB gzip), {} series, {CONCURRENCY} in flight",
+        raw as f64 / 1_048_576.0,
+        compressed as f64 / 1_048_576.0,
+        NODES * INTERFACES * FIELDS
+    );
+    println!("  end to end (HTTPS, gzip, parse, scope, commit): {end_to_end:.0} samples/s ({elapsed:.2} s)");
+    println!("  bare rusqlite batched insert (the ceiling):    {ceiling:.0} samples/s");
+    println!("  ratio: {:.0} % of the ceiling", 100.0 * end_to_end / ceiling);
+}
