@@ -22,7 +22,11 @@ fn median(mut times: Vec<Duration>) -> Duration {
 
 fn main() {
     let data = tempfile::tempdir().unwrap();
-    snmp::stage_recording("network/router/juniper-mx960-16-1r6-7-a", data.path(), "juniper");
+    snmp::stage_recording(
+        "network/router/juniper-mx960-16-1r6-7-a",
+        data.path(),
+        "juniper",
+    );
     let agent = snmp::snmpsim(data.path(), "juniper");
 
     let mut theirs = Vec::new();
@@ -30,7 +34,15 @@ fn main() {
     for _ in 0..RUNS {
         let started = Instant::now();
         let output = Command::new("snmpbulkwalk")
-            .args(["-v2c", "-c", "juniper", "-On", "-Oq", &agent.address, "1.3.6.1.2.1.2.2"])
+            .args([
+                "-v2c",
+                "-c",
+                "juniper",
+                "-On",
+                "-Oq",
+                &agent.address,
+                "1.3.6.1.2.1.2.2",
+            ])
             .output()
             .unwrap();
         theirs.push(started.elapsed());
@@ -48,9 +60,15 @@ fn main() {
         let mut times = Vec::new();
         let mut count = 0;
         for _ in 0..RUNS {
-            let mut session = Session::new(agent.address.parse().unwrap(), Auth::V2c(b"juniper".to_vec()), limits.clone());
+            let mut session = Session::new(
+                agent.address.parse().unwrap(),
+                Auth::V2c(b"juniper".to_vec()),
+                limits.clone(),
+            );
             let started = Instant::now();
-            let columns = walk::walk_columns(&mut session, &[IF_TABLE.to_vec()]).await.unwrap();
+            let columns = walk::walk_columns(&mut session, &[IF_TABLE.to_vec()])
+                .await
+                .unwrap();
             times.push(started.elapsed());
             count = columns[0].len();
         }
@@ -61,5 +79,8 @@ fn main() {
     println!("GETBULK walk of ifTable ({our_count} values) from snmpsim, median of {RUNS}");
     println!("  plantwatch walker: {:.1} ms", ours.as_secs_f64() * 1e3);
     println!("  snmpbulkwalk:      {:.1} ms", theirs.as_secs_f64() * 1e3);
-    println!("  ratio: {:.2}× the time of snmpbulkwalk", ours.as_secs_f64() / theirs.as_secs_f64());
+    println!(
+        "  ratio: {:.2}× the time of snmpbulkwalk",
+        ours.as_secs_f64() / theirs.as_secs_f64()
+    );
 }

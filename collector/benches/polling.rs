@@ -23,7 +23,12 @@ const MEASURE: Duration = Duration::from_secs(60);
 /// (user + system CPU seconds, resident KiB, peak resident KiB) of this process.
 fn usage() -> (f64, u64, u64) {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
     let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let kib = |key: &str| {

@@ -33,7 +33,14 @@ fn batch(index: usize, node_ids: &[i64]) -> String {
         let index_tag = interface.to_string();
         let name = format!("Gi1/0/{interface}");
         writer
-            .line("interface", &[("node_id", &node), ("ifIndex", &index_tag), ("ifName", &name)])
+            .line(
+                "interface",
+                &[
+                    ("node_id", &node),
+                    ("ifIndex", &index_tag),
+                    ("ifName", &name),
+                ],
+            )
             .uint("in_octets_total", 1_000_000 * poll as u64 + n as u64)
             .uint("out_octets_total", 2_000_000 * poll as u64 + n as u64)
             .uint("in_packets_total", 1_000 * poll as u64)
@@ -71,7 +78,9 @@ fn bare_insert(batches: &[String]) -> f64 {
             let ts = parsed.timestamp.unwrap() / 1_000_000;
             for (field, value) in &parsed.fields {
                 let next = series.len() as i64 + 1;
-                let id = *series.entry((tags.clone(), field.to_string())).or_insert(next);
+                let id = *series
+                    .entry((tags.clone(), field.to_string()))
+                    .or_insert(next);
                 batch_rows.push((id, ts, value.as_f64().unwrap()));
             }
         }
@@ -83,7 +92,9 @@ fn bare_insert(batches: &[String]) -> f64 {
         let tx = conn.transaction().unwrap();
         {
             let mut insert = tx
-                .prepare_cached("INSERT OR REPLACE INTO samples (series_id, ts, value) VALUES (?1, ?2, ?3)")
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO samples (series_id, ts, value) VALUES (?1, ?2, ?3)",
+                )
                 .unwrap();
             for (id, ts, value) in batch_rows {
                 insert.execute(params![id, ts, value]).unwrap();
@@ -118,7 +129,11 @@ async fn main() {
         })
         .await
         .unwrap();
-    bench.admin.approve_component(registration.component_id).await.unwrap();
+    bench
+        .admin
+        .approve_component(registration.component_id)
+        .await
+        .unwrap();
     let mut node_ids = Vec::new();
     for i in 0..NODES {
         let node = bench
@@ -165,14 +180,21 @@ async fn main() {
         .unwrap();
     assert_eq!(stored as f64, samples, "every sample stored once");
 
-    let ceiling = tokio::task::spawn_blocking(move || bare_insert(&texts)).await.unwrap();
+    let ceiling = tokio::task::spawn_blocking(move || bare_insert(&texts))
+        .await
+        .unwrap();
     println!(
         "ingest: {BATCHES} batches of {LINES_PER_BATCH} lines × {FIELDS} fields ({:.1} MiB, {:.1} MiB gzip), {} series, {CONCURRENCY} in flight",
         raw as f64 / 1_048_576.0,
         compressed as f64 / 1_048_576.0,
         NODES * INTERFACES * FIELDS
     );
-    println!("  end to end (HTTPS, gzip, parse, scope, commit): {end_to_end:.0} samples/s ({elapsed:.2} s)");
+    println!(
+        "  end to end (HTTPS, gzip, parse, scope, commit): {end_to_end:.0} samples/s ({elapsed:.2} s)"
+    );
     println!("  bare rusqlite batched insert (the ceiling):    {ceiling:.0} samples/s");
-    println!("  ratio: {:.0} % of the ceiling", 100.0 * end_to_end / ceiling);
+    println!(
+        "  ratio: {:.0} % of the ceiling",
+        100.0 * end_to_end / ceiling
+    );
 }

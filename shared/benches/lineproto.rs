@@ -21,7 +21,15 @@ fn corpus() -> String {
                 let index = (i % 48).to_string();
                 let name = format!("GigabitEthernet1/0/{}", i % 48);
                 writer
-                    .line("interface", &[("node_id", &node), ("ifIndex", &index), ("ifName", &name), ("ifAlias", "uplink to hall B, rack 4")])
+                    .line(
+                        "interface",
+                        &[
+                            ("node_id", &node),
+                            ("ifIndex", &index),
+                            ("ifName", &name),
+                            ("ifAlias", "uplink to hall B, rack 4"),
+                        ],
+                    )
                     .uint("in_octets_total", 1_234_567_890_123 + i as u64)
                     .uint("out_octets_total", 987_654_321_098 + i as u64)
                     .uint("in_packets_total", 123_456_789 + i as u64)
@@ -40,7 +48,14 @@ fn corpus() -> String {
                 .float("rtt_max_ms", 0.903)
                 .finish(ts + i as i64),
             2 => writer
-                .line("disk", &[("node_id", &node), ("mount", "/var/lib/plant data"), ("fs", "ext4")])
+                .line(
+                    "disk",
+                    &[
+                        ("node_id", &node),
+                        ("mount", "/var/lib/plant data"),
+                        ("fs", "ext4"),
+                    ],
+                )
                 .float("total_bytes", 512_110_190_592.0)
                 .float("used_bytes", 201_326_592_000.0)
                 .float("used_pct", 39.31)
@@ -73,9 +88,15 @@ fn main() {
     let elapsed = started.elapsed().as_secs_f64();
     let bytes = body.len() as f64 * passes as f64;
     let parsed_lines = LINES as f64 * passes as f64;
-    println!("line protocol parser ({LINES} lines, {:.1} MiB a pass, {passes} passes in {elapsed:.1} s)", body.len() as f64 / 1_048_576.0);
+    println!(
+        "line protocol parser ({LINES} lines, {:.1} MiB a pass, {passes} passes in {elapsed:.1} s)",
+        body.len() as f64 / 1_048_576.0
+    );
     println!("  {:.0} MB/s", bytes / elapsed / 1e6);
     println!("  {:.0} lines/s", parsed_lines / elapsed);
     println!("  {:.0} fields/s", fields as f64 / elapsed);
-    println!("  {:.0} bytes a line on average", body.len() as f64 / LINES as f64);
+    println!(
+        "  {:.0} bytes a line on average",
+        body.len() as f64 / LINES as f64
+    );
 }

@@ -232,6 +232,10 @@ fn component_row(kind: ComponentKind, c: &Component) -> Vec<String> {
         ComponentKind::Collector => {
             row.push(c.target_count.unwrap_or(0).to_string());
             row.push(config_state(c).to_owned());
+            row.push(c.outbox.map_or_else(
+                || "-".to_owned(),
+                |o| format!("{} ({} s)", o.batches, o.lag_s),
+            ));
         }
         ComponentKind::Agent => row.push(c.node.clone().unwrap_or_else(|| "-".into())),
     }
@@ -265,6 +269,7 @@ pub async fn components(
                     "LAST SEEN",
                     "TARGETS",
                     "CONFIG",
+                    "OUTBOX",
                     "HOST",
                 ],
                 ComponentKind::Agent => &[
