@@ -29,13 +29,32 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Settings of `run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Wait for one SNMP answer, in milliseconds.
+    #[arg(long, env = "PLANTWATCH_SNMP_TIMEOUT_MS", value_name = "MS", default_value_t = 2_000,
+          value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub snmp_timeout_ms: u64,
+    /// Further attempts after an SNMP timeout.
+    #[arg(long, env = "PLANTWATCH_SNMP_RETRIES", value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(0..=5))]
+    pub snmp_retries: u32,
+    /// SNMP requests in flight at most, over all targets.
+    #[arg(long, env = "PLANTWATCH_SNMP_MAX_IN_FLIGHT", value_name = "N", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub snmp_max_in_flight: u64,
+    #[command(flatten)]
+    pub push: PushArgs,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Enroll with the server using a join code from `plantwatch tokens create`.
     Enroll(EnrollArgs),
     /// Run: poll the targets of the configuration, push their metrics (kept in an on-disk
     /// outbox while the server is unreachable) and report to the server until SIGTERM.
-    Run(PushArgs),
+    Run(RunArgs),
     /// Print what the collector knows: enrollment, configuration, last contact.
     Status {
         /// As JSON.
@@ -54,7 +73,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let _ = std::fs::remove_file(dir.join(store::CONFIG_FILE));
             Ok(())
         }
-        Command::Run(push) => {
+        Command::Run(args) => {
             let enrollment = Enrollment::load(dir, ComponentKind::Collector)?;
             tracing::info!(
                 component_id = enrollment.component_id,
@@ -62,7 +81,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 "Collector starting."
             );
             let mut options = crate::Options::new(dir.clone());
-            push.apply(&mut options.push);
+            args.push.apply(&mut options.push);
+            options.poll.timeout = std::time::Duration::from_millis(args.snmp_timeout_ms);
+            options.poll.retries = args.snmp_retries;
+            options.poll.max_in_flight = args.snmp_max_in_flight as usize;
             crate::run(enrollment, options, shutdown_signal()?).await
         }
         Command::Status { json } => status(dir, json),

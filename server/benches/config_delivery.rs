@@ -29,12 +29,8 @@ fn summary(mut samples: Vec<Duration>) -> String {
 
 #[tokio::main]
 async fn main() {
-    let common::Bench {
-        server,
-        client,
-        admin,
-        dir: _dir,
-    } = common::start_with(|_| {}).await;
+    let bench = common::start_with(|_| {}).await;
+    let (server, client, admin) = (&bench.server, &bench.client, &bench.admin);
     for (name, community) in [("ro", "public-ro"), ("ro-old", "legacy-ro")] {
         admin
             .create_credential(&CreateCredentialRequest {
@@ -86,25 +82,7 @@ async fn main() {
     }
 
     // Pulls over HTTPS by a remote collector that the same 10,000 nodes are moved to.
-    let token = admin
-        .create_token(&plantwatch_shared::api::CreateTokenRequest {
-            name: "bench".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .secret;
-    let registration = client
-        .register(&plantwatch_shared::api::RegisterRequest {
-            token,
-            kind: ComponentKind::Collector,
-            name: "north".into(),
-            machine_id: "bench-north".into(),
-            version: "bench".into(),
-            hostname: None,
-        })
-        .await
-        .unwrap();
+    let registration = common::approved_collector(&bench, "north").await;
     let csv_move = "name,address,type,credentials,collector\n".to_owned()
         + &(0..NODES)
             .map(|i| {
@@ -116,10 +94,6 @@ async fn main() {
                 )
             })
             .collect::<String>();
-    admin
-        .approve_component(registration.component_id)
-        .await
-        .unwrap();
     admin
         .import_nodes(
             csv_move.into_bytes(),
@@ -179,5 +153,5 @@ async fn main() {
         summary(pulls)
     );
     println!("pull, unchanged (304): {}", summary(not_modified));
-    server.shutdown().await.unwrap();
+    bench.server.shutdown().await.unwrap();
 }

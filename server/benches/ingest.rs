@@ -10,7 +10,7 @@ use std::time::Instant;
 
 mod common;
 
-use plantwatch_shared::api::{ComponentKind, CreateTokenRequest, NodeSpec, RegisterRequest};
+use plantwatch_shared::api::NodeSpec;
 use plantwatch_shared::lineproto::Writer;
 use rusqlite::{Connection, params};
 
@@ -108,32 +108,8 @@ fn bare_insert(batches: &[String]) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let bench = common::start_with(|config| config.local_polling = false).await;
-    let token = bench
-        .admin
-        .create_token(&CreateTokenRequest {
-            name: "bench".into(),
-            ..CreateTokenRequest::default()
-        })
-        .await
-        .unwrap();
-    let registration = bench
-        .client
-        .register(&RegisterRequest {
-            token: token.secret,
-            kind: ComponentKind::Collector,
-            name: "north".into(),
-            machine_id: "bench-north".into(),
-            version: "bench".into(),
-            hostname: None,
-        })
-        .await
-        .unwrap();
-    bench
-        .admin
-        .approve_component(registration.component_id)
-        .await
-        .unwrap();
+    let bench = common::start_with(|_| {}).await;
+    let registration = common::approved_collector(&bench, "north").await;
     let mut node_ids = Vec::new();
     for i in 0..NODES {
         let node = bench

@@ -7,6 +7,7 @@ use std::time::Duration;
 use plantwatch_server::config::{BootstrapAdmin, Config};
 use plantwatch_server::server::{Running, start};
 use plantwatch_shared::Client;
+use plantwatch_shared::api::{ComponentKind, CreateTokenRequest, RegisterRequest, Registration};
 
 pub const ADMIN_PASSWORD: &str = "bench-password";
 
@@ -29,6 +30,8 @@ pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Bench {
             username: "admin".into(),
             password: ADMIN_PASSWORD.into(),
         }),
+        // Benchmark nodes have made-up addresses: the server must not send to them.
+        local_polling: false,
         ..Config::default()
     };
     tweak(&mut config);
@@ -48,4 +51,34 @@ pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Bench {
 pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index].as_secs_f64() * 1e3
+}
+
+/// Enrolls a collector called `name` with a new token and approves it.
+pub async fn approved_collector(bench: &Bench, name: &str) -> Registration {
+    let token = bench
+        .admin
+        .create_token(&CreateTokenRequest {
+            name: "bench".into(),
+            ..CreateTokenRequest::default()
+        })
+        .await
+        .unwrap();
+    let registration = bench
+        .client
+        .register(&RegisterRequest {
+            token: token.secret,
+            kind: ComponentKind::Collector,
+            name: name.into(),
+            machine_id: format!("bench-{name}"),
+            version: "bench".into(),
+            hostname: None,
+        })
+        .await
+        .unwrap();
+    bench
+        .admin
+        .approve_component(registration.component_id)
+        .await
+        .unwrap();
+    registration
 }

@@ -189,26 +189,15 @@ impl SnmpTarget {
             values.extend(walk::get(session, &fallbacks).await?);
         }
         for group in &self.template.scalars {
-            let mut line = out.line(&group.measurement, &[("node_id", node)]);
-            for field in &group.fields {
-                let Some((value, _)) = lookup(field, &values) else {
-                    continue;
-                };
-                let other = field
-                    .percent_of
-                    .as_ref()
-                    .or(field.times.as_ref())
-                    .and_then(|o| parse_oid(o))
-                    .and_then(|o| values.get(&o));
-                let key = format!("{}.{}", group.measurement, field.name);
-                if let Some(sample) = decode::sample(field, value, other, &mut self.counters, &key)
-                {
-                    seen_counters.insert(key);
-                    outcome.values += 1;
-                    line = write_sample(line, &field.name, sample);
-                }
-            }
-            line.finish(now_ms);
+            let line = out.line(&group.measurement, &[("node_id", node)]);
+            let mut fields = Fields {
+                counters: &mut self.counters,
+                seen: &mut seen_counters,
+                values: &mut outcome.values,
+            };
+            fields
+                .write(line, &group.fields, &values, &group.measurement)
+                .finish(now_ms);
         }
         for table in &self.template.tables {
             let rows = read_table(session, table).await?;
@@ -231,31 +220,57 @@ impl SnmpTarget {
                 }
                 let mut all_tags: Vec<(&str, &str)> = vec![("node_id", node)];
                 all_tags.extend(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-                let mut line = out.line(&table.measurement, &all_tags);
-                for field in &table.fields {
-                    let Some((value, _)) = lookup(field, &row) else {
-                        continue;
-                    };
-                    let other = field
-                        .percent_of
-                        .as_ref()
-                        .or(field.times.as_ref())
-                        .and_then(|o| parse_oid(o))
-                        .and_then(|o| row.get(&o));
-                    let key = format!("{}.{}.{index_text}", table.measurement, field.name);
-                    if let Some(sample) =
-                        decode::sample(field, value, other, &mut self.counters, &key)
-                    {
-                        seen_counters.insert(key);
-                        outcome.values += 1;
-                        line = write_sample(line, &field.name, sample);
-                    }
-                }
-                line.finish(now_ms);
+                let line = out.line(&table.measurement, &all_tags);
+                let mut fields = Fields {
+                    counters: &mut self.counters,
+                    seen: &mut seen_counters,
+                    values: &mut outcome.values,
+                };
+                let key = format!("{}.{index_text}", table.measurement);
+                fields.write(line, &table.fields, &row, &key).finish(now_ms);
             }
         }
         self.counters.retain(&seen_counters);
         Ok(())
+    }
+}
+
+/// Writes fields from polled values, keeping counters extended across wraps.
+struct Fields<'a> {
+    counters: &'a mut Counters,
+    /// Counter series seen in this poll (the others are forgotten).
+    seen: &'a mut HashSet<String>,
+    values: &'a mut usize,
+}
+
+impl Fields<'_> {
+    /// Adds each field that has a value to `line`; `key` names the group or row, so each
+    /// counter series is tracked under its own name.
+    fn write<'w>(
+        &mut self,
+        mut line: plantwatch_shared::lineproto::LineBuilder<'w>,
+        fields: &[MetricDef],
+        values: &HashMap<Oid, Value>,
+        key: &str,
+    ) -> plantwatch_shared::lineproto::LineBuilder<'w> {
+        for field in fields {
+            let Some((value, _)) = lookup(field, values) else {
+                continue;
+            };
+            let other = field
+                .percent_of
+                .as_ref()
+                .or(field.times.as_ref())
+                .and_then(|o| parse_oid(o))
+                .and_then(|o| values.get(&o));
+            let series = format!("{key}.{}", field.name);
+            if let Some(sample) = decode::sample(field, value, other, self.counters, &series) {
+                self.seen.insert(series);
+                *self.values += 1;
+                line = write_sample(line, &field.name, sample);
+            }
+        }
+        line
     }
 }
 
