@@ -99,13 +99,35 @@ pub fn recordings_dir() -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
 }
 
+/// `snmpsim-command-responder`: on the `PATH`, else in Python's scripts directory (where pip
+/// puts it, also when no shim or symlink was made for it).
+fn snmpsim_binary() -> PathBuf {
+    let on_path = Command::new("sh")
+        .args(["-c", "command -v snmpsim-command-responder"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    if let Some(path) = on_path {
+        return path;
+    }
+    let output = Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ])
+        .output()
+        .expect("python3");
+    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()).join("snmpsim-command-responder")
+}
+
 /// `snmpsim` serving every `.snmprec` file in `data` (each under the community named by its
 /// file name without the extension).
 pub fn snmpsim(data: &Path, check_community: &str) -> Agent {
     let dir = tempfile::tempdir().unwrap();
     let port = free_udp_port();
     let address = format!("127.0.0.1:{port}");
-    let child = Command::new("snmpsim-command-responder")
+    let child = Command::new(snmpsim_binary())
         .arg(format!("--data-dir={}", data.display()))
         .arg(format!("--cache-dir={}", dir.path().display()))
         .arg(format!("--agent-udpv4-endpoint={address}"))
