@@ -148,6 +148,13 @@ async fn a_collector_writes_for_its_targets_only_and_refused_lines_are_named() {
         .unwrap();
     assert_eq!(foreign.total, 0);
     let summary = f.admin.summary().await.unwrap();
+    assert_eq!(summary.nodes_by_health.get("discovering"), Some(&2));
+    let north = summary
+        .collectors
+        .iter()
+        .find(|c| c.name == "north")
+        .unwrap();
+    assert_eq!(north.target_count, Some(1));
     assert_eq!(summary.ingest.rejected_lines, 3);
     assert_eq!(summary.ingest.samples_total, 2);
 }

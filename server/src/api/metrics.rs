@@ -2,7 +2,6 @@
 //! as per-second rates), `GET /metrics/series` (search stored series) and `GET /summary` (the
 //! dashboard's figures). Every signed-in role may read.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use axum::extract::State;
@@ -99,13 +98,7 @@ async fn summary(State(state): State<AppState>, _auth: Authed) -> ApiResult<Json
     let (nodes_by_health, collectors) = state
         .db
         .call(|conn| -> Result<_, db::DbError> {
-            let mut statement =
-                conn.prepare("SELECT health, count(*) FROM nodes GROUP BY health")?;
-            let by_health = statement
-                .query_map([], |row| {
-                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
-                })?
-                .collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
+            let by_health = nodes::count_by_health(conn)?;
             let collectors =
                 db::components::all(conn, Some(plantwatch_shared::api::ComponentKind::Collector))?;
             Ok((by_health, collectors))

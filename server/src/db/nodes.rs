@@ -306,6 +306,15 @@ pub fn detach(conn: &Connection, node_id: i64, credential_id: i64) -> rusqlite::
 }
 
 /// Marks a node's `updated_at`.
+/// Number of nodes per health (`healthy`, `offline`, …).
+pub fn count_by_health(
+    conn: &Connection,
+) -> rusqlite::Result<std::collections::BTreeMap<String, i64>> {
+    conn.prepare_cached("SELECT health, count(*) FROM nodes GROUP BY health")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect()
+}
+
 /// Ids of the nodes assigned to collector `collector_id`: what it may write metrics for.
 pub fn ids_of_collector(conn: &Connection, collector_id: i64) -> rusqlite::Result<Vec<i64>> {
     conn.prepare_cached("SELECT id FROM nodes WHERE collector_id = ?1")?
