@@ -8,7 +8,7 @@ mod common;
 
 use std::io::Write as _;
 
-use common::{TestApp, expect_status, register, spawn_app, spec, token};
+use common::{TestApp, approved_collector, expect_status, register, spawn_app, spec, token};
 use plantwatch_shared::Client;
 use plantwatch_shared::api::{
     Aggregation, ComponentKind, IngestRejection, MetricQuery, NodeSpec, SeriesKind, SeriesQuery,
@@ -54,9 +54,7 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let app = spawn_app().await;
     let admin = app.admin().await;
-    let token = token(&admin, "t").await;
-    let north = register(&app, &token, ComponentKind::Collector, "north", "m-north").await;
-    admin.approve_component(north.component_id).await.unwrap();
+    let north = approved_collector(&app, &admin, "north").await;
     let plc = admin
         .create_node(&spec("plc-1", "127.0.0.10", "north"))
         .await

@@ -7,10 +7,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{register, spec, test_config, token};
+use common::{approved_collector, spec, test_config};
 use plantwatch_server::server::start;
 use plantwatch_shared::Client;
-use plantwatch_shared::api::ComponentKind;
 use plantwatch_shared::push::{LineSender, Lines, PushOptions, Pusher};
 use rusqlite::Connection;
 
@@ -42,9 +41,7 @@ async fn new_data_flows_while_the_backlog_is_replayed_at_its_pace() {
         dir: tempfile::tempdir().unwrap(),
     };
     let admin = app.admin().await;
-    let token = token(&admin, "t").await;
-    let north = register(&app, &token, ComponentKind::Collector, "north", "m-1").await;
-    admin.approve_component(north.component_id).await.unwrap();
+    let north = approved_collector(&app, &admin, "north").await;
     let node = admin
         .create_node(&spec("plc-1", "127.0.0.5", "north"))
         .await

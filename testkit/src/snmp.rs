@@ -62,25 +62,44 @@ pub fn snmpd() -> Agent {
         ),
     )
     .unwrap();
-    let child = Command::new("snmpd")
+    let mut command = Command::new("snmpd");
+    command
         .args(["-f", "-Lo", "-C", "-c"])
         .arg(&config)
         .arg(format!("udp:{address}"))
         .env("SNMP_PERSISTENT_DIR", dir.path())
-        .env("MIBS", "")
+        .env("MIBS", "");
+    start(command, "snmpd (package snmpd)", dir, port, COMMUNITY)
+}
+
+/// Starts an agent on `port` and waits until it answers `community`.
+fn start(
+    mut command: Command,
+    what: &str,
+    dir: tempfile::TempDir,
+    port: u16,
+    community: &str,
+) -> Agent {
+    let address = format!("127.0.0.1:{port}");
+    let child = command
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("snmpd (package snmpd) must be installed");
-    wait_until(Duration::from_secs(15), "snmpd answering", || {
-        answers(&address, COMMUNITY).then_some(())
-    });
-    Agent {
+        .unwrap_or_else(|e| panic!("{what} must be installed: {e}"));
+    let mut agent = Agent {
         child,
         port,
         address,
         _dir: dir,
-    }
+    };
+    let limit = Duration::from_secs(60);
+    wait_until(limit, &format!("{what} answering"), || {
+        if let Ok(Some(status)) = agent.child.try_wait() {
+            panic!("{what} exited: {status}");
+        }
+        answers(&agent.address, community).then_some(())
+    });
+    agent
 }
 
 /// The directory of the `snmpsim-data` recordings.
@@ -126,25 +145,19 @@ fn snmpsim_binary() -> PathBuf {
 pub fn snmpsim(data: &Path, check_community: &str) -> Agent {
     let dir = tempfile::tempdir().unwrap();
     let port = free_udp_port();
-    let address = format!("127.0.0.1:{port}");
-    let child = Command::new(snmpsim_binary())
+    let mut command = Command::new(snmpsim_binary());
+    command
         .arg(format!("--data-dir={}", data.display()))
         .arg(format!("--cache-dir={}", dir.path().display()))
-        .arg(format!("--agent-udpv4-endpoint={address}"))
-        .env("SNMPSIM_ALLOW_ROOT", "true")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("snmpsim-command-responder (pip install snmpsim) must be installed");
-    wait_until(Duration::from_secs(60), "snmpsim answering", || {
-        answers(&address, check_community).then_some(())
-    });
-    Agent {
-        child,
+        .arg(format!("--agent-udpv4-endpoint=127.0.0.1:{port}"))
+        .env("SNMPSIM_ALLOW_ROOT", "true");
+    start(
+        command,
+        "snmpsim-command-responder (pip install snmpsim)",
+        dir,
         port,
-        address,
-        _dir: dir,
-    }
+        check_community,
+    )
 }
 
 /// Copies recording `relative` (`network/switch/cisco-c3560`, `.snmprec` or `.snmprec.bz2`)

@@ -209,3 +209,21 @@ pub fn metrics_db(app: &TestApp) -> Connection {
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
     conn
 }
+
+/// Enrolls a collector called `name` with a new token and approves it.
+pub async fn approved_collector(app: &TestApp, admin: &Client, name: &str) -> Registration {
+    let token = token(admin, name).await;
+    let registration = register(
+        app,
+        &token,
+        ComponentKind::Collector,
+        name,
+        &format!("m-{name}"),
+    )
+    .await;
+    admin
+        .approve_component(registration.component_id)
+        .await
+        .unwrap();
+    registration
+}
