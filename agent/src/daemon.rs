@@ -89,11 +89,7 @@ pub async fn run(
         .context("setting up the connection to the server")?;
     let started = std::time::Instant::now();
     let (pusher, lines, outbox) =
-        Pusher::new(client.clone(), options.push.clone()).context("opening the metric outbox")?;
-    let (stop_pusher, pusher_stopped) = tokio::sync::oneshot::channel::<()>();
-    let pusher = tokio::spawn(pusher.run(async {
-        let _ = pusher_stopped.await;
-    }));
+        Pusher::spawn(client.clone(), options.push.clone()).context("opening the metric outbox")?;
     let collector = tokio::spawn(collect_metrics(lines, options.metrics_every));
     let mut status = Status {
         component_id: enrollment.component_id,
@@ -171,8 +167,7 @@ pub async fn run(
         }
     }
     collector.abort();
-    let _ = stop_pusher.send(());
-    let _ = pusher.await;
+    pusher.stop().await;
     status.outbox = outbox.lock().ok().map(|o| *o);
     status.state = "stopped".into();
     save_status(&options.state_dir, &mut status);

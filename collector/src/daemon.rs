@@ -108,11 +108,7 @@ pub async fn run(
         None => tracing::info!("No saved configuration yet; waiting for the server's."),
     }
     let (pusher, lines, outbox) =
-        Pusher::new(client.clone(), options.push.clone()).context("opening the metric outbox")?;
-    let (stop_pusher, pusher_stopped) = tokio::sync::oneshot::channel::<()>();
-    let pusher = tokio::spawn(pusher.run(async {
-        let _ = pusher_stopped.await;
-    }));
+        Pusher::spawn(client.clone(), options.push.clone()).context("opening the metric outbox")?;
     let mut poller = Poller::new(lines, &options.poll);
     if let Some(held) = &held {
         poller.apply(&held.config);
@@ -196,8 +192,7 @@ pub async fn run(
     }
     // Stop polling, then let the pusher put what it holds into the outbox.
     daemon.poller.stop();
-    let _ = stop_pusher.send(());
-    let _ = pusher.await;
+    pusher.stop().await;
     daemon.status.state = "stopped".into();
     daemon.save_status();
     tracing::info!("Collector stopped.");

@@ -58,11 +58,7 @@ async fn new_data_flows_while_the_backlog_is_replayed_at_its_pace() {
         retry_max: Duration::from_millis(300),
         ..PushOptions::new(outbox.path().join("outbox"))
     };
-    let (pusher, lines, status) = Pusher::new(client, options).unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let pusher = tokio::spawn(pusher.run(async {
-        let _ = stopped.await;
-    }));
+    let (pusher, lines, status) = Pusher::spawn(client, options).unwrap();
     // One line every 50 ms, its timestamp counting milliseconds from `base`.
     let base = 1_700_000_000_000i64;
     let mut sent = 0i64;
@@ -118,8 +114,7 @@ async fn new_data_flows_while_the_backlog_is_replayed_at_its_pace() {
     assert!(done >= least, "{backlog} batches replayed in {done:?}");
 
     // Nothing lost, nothing twice.
-    let _ = stop.send(());
-    pusher.await.unwrap();
+    pusher.stop().await;
     let ts = stored(data.path(), base);
     let waiting = status.lock().unwrap();
     let mut unique = ts.clone();

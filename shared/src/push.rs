@@ -290,6 +290,21 @@ enum Sent {
     Retry(String),
 }
 
+/// A pusher running on its own task.
+#[derive(Debug)]
+pub struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops the pusher once it has put what it holds into the outbox.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
 /// Batches lines into the outbox and delivers it.
 pub struct Pusher {
     options: PushOptions,
@@ -334,6 +349,19 @@ impl Pusher {
             LineSender(sender),
             status,
         ))
+    }
+
+    /// Starts a pusher on its own task; stop it with [`Running::stop`].
+    pub fn spawn(
+        client: Client,
+        options: PushOptions,
+    ) -> Result<(Running, LineSender, Arc<Mutex<OutboxStatus>>), DaemonError> {
+        let (pusher, lines, status) = Pusher::new(client, options)?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(pusher.run(async {
+            let _ = stopped.await;
+        }));
+        Ok((Running { stop, task }, lines, status))
     }
 
     /// Runs until `shutdown`; then seals what it holds into the outbox (sent at the next start).
