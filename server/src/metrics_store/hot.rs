@@ -19,8 +19,8 @@ pub struct HotSeries {
     pub points: VecDeque<(i64, f64)>,
 }
 
-/// A node's series by (metric, tags).
-type NodeSeries = HashMap<(String, String), HotSeries>;
+/// A node's series by their key (looked up without copying the key's strings).
+type NodeSeries = HashMap<Arc<SeriesKey>, HotSeries>;
 
 #[derive(Debug, Default)]
 pub struct HotWindow {
@@ -35,14 +35,17 @@ impl HotWindow {
         };
         for sample in samples {
             let key = &sample.key;
-            let series = nodes
-                .entry(key.node_id)
-                .or_default()
-                .entry((key.metric.clone(), key.tags.clone()))
-                .or_insert_with(|| HotSeries {
+            let node = nodes.entry(key.node_id).or_default();
+            if !node.contains_key(key.as_ref()) {
+                let series = HotSeries {
                     series_id: ids.get(key).copied().unwrap_or_default(),
                     points: VecDeque::new(),
-                });
+                };
+                node.insert(key.clone(), series);
+            }
+            let Some(series) = node.get_mut(key.as_ref()) else {
+                continue;
+            };
             // Replayed samples arrive late: keep the points in time order.
             let at = series
                 .points
@@ -72,7 +75,7 @@ impl HotWindow {
         nodes
             .get(&node_id)?
             .iter()
-            .filter(|((m, _), _)| m == metric)
+            .filter(|(key, _)| key.metric == metric)
             .filter_map(|(_, s)| s.points.back().copied())
             .max_by_key(|(ts, _)| *ts)
     }
@@ -97,7 +100,7 @@ impl HotWindow {
             .map(|series| {
                 series
                     .iter()
-                    .map(|((metric, tags), s)| (metric.clone(), tags.clone(), s.clone()))
+                    .map(|(key, s)| (key.metric.clone(), key.tags.clone(), s.clone()))
                     .collect()
             })
             .unwrap_or_default();
