@@ -105,6 +105,13 @@ pub struct Options {
     /// `false` on a server that must not send to plant networks itself.
     #[arg(long, env = "PLANTWATCH_LOCAL_POLLING", value_name = "BOOL")]
     pub local_polling: Option<bool>,
+    /// How often the alert evaluator runs, in seconds [default: 10].
+    #[arg(long, env = "PLANTWATCH_ALERT_INTERVAL_SECS", value_name = "SECS")]
+    pub alert_interval_secs: Option<u64>,
+    /// Time zone of recurring maintenance windows, e.g. `Europe/Berlin` [default: the
+    /// system's].
+    #[arg(long, env = "PLANTWATCH_TIME_ZONE", value_name = "ZONE")]
+    pub time_zone: Option<String>,
 }
 
 /// Log output format.
@@ -135,6 +142,8 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     pub push_interval_secs: Option<u64>,
     pub local_polling: Option<bool>,
+    pub alert_interval_secs: Option<u64>,
+    pub time_zone: Option<String>,
 }
 
 /// The effective configuration.
@@ -153,6 +162,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub push_interval_secs: u64,
     pub local_polling: bool,
+    pub alert_interval_secs: u64,
+    /// `""`: the system's time zone.
+    pub time_zone: String,
     /// First admin from `PLANTWATCH_ADMIN_USER` / `PLANTWATCH_ADMIN_PASSWORD`, created when the
     /// database has no user. Never written to the settings table or a log.
     pub bootstrap_admin: Option<BootstrapAdmin>,
@@ -183,6 +195,8 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             push_interval_secs: 10,
             local_polling: true,
+            alert_interval_secs: 10,
+            time_zone: String::new(),
             bootstrap_admin: None,
             vault_key: None,
         }
@@ -279,6 +293,14 @@ impl Config {
                 .local_polling
                 .or(file.local_polling)
                 .unwrap_or(defaults.local_polling),
+            alert_interval_secs: flags
+                .alert_interval_secs
+                .or(file.alert_interval_secs)
+                .unwrap_or(defaults.alert_interval_secs),
+            time_zone: flags
+                .time_zone
+                .or(file.time_zone)
+                .unwrap_or(defaults.time_zone),
             bootstrap_admin: None,
             vault_key: None,
         }
@@ -304,6 +326,12 @@ impl Config {
         }
         if self.push_interval_secs == 0 || self.push_interval_secs > 3_600 {
             bail!("push_interval_secs must be between 1 and 3600");
+        }
+        if self.alert_interval_secs == 0 || self.alert_interval_secs > 3_600 {
+            bail!("alert_interval_secs must be between 1 and 3600");
+        }
+        if let Err(problem) = crate::alerting::maintenance::time_zone(&self.time_zone) {
+            bail!("time_zone: {problem}");
         }
         if self.max_body_bytes < 1024 {
             bail!("max_body_bytes must be at least 1024");
@@ -357,6 +385,8 @@ impl Config {
             ("max_body_bytes", self.max_body_bytes.to_string()),
             ("push_interval_secs", self.push_interval_secs.to_string()),
             ("local_polling", self.local_polling.to_string()),
+            ("alert_interval_secs", self.alert_interval_secs.to_string()),
+            ("time_zone", self.time_zone.clone()),
         ]
     }
 }
@@ -389,6 +419,8 @@ mod tests {
         assert_eq!(file.max_body_bytes, Some(defaults.max_body_bytes));
         assert_eq!(file.push_interval_secs, Some(defaults.push_interval_secs));
         assert_eq!(file.local_polling, Some(defaults.local_polling));
+        assert_eq!(file.alert_interval_secs, Some(defaults.alert_interval_secs));
+        assert_eq!(file.time_zone.as_ref(), Some(&defaults.time_zone));
         assert_eq!(Config::merge(&Options::default(), file), defaults);
     }
 

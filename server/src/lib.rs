@@ -3,6 +3,7 @@
 //! [`run`] is what the binary calls; [`server::start`] starts the same server in-process and
 //! is what the integration tests and benchmarks use.
 
+pub mod alerting;
 pub mod api;
 pub mod auth;
 pub mod config;

@@ -21,7 +21,7 @@ use crate::db::{self, Db, audit, sessions, users};
 use crate::metrics_store::MetricsStore;
 use crate::state::AppState;
 use crate::vault::{self, Vault};
-use crate::{api, config_delivery, local_collector, tls};
+use crate::{alerting, api, config_delivery, local_collector, tls};
 
 /// How long in-flight requests may take to finish at shutdown.
 const GRACE_PERIOD: Duration = Duration::from_secs(10);
@@ -151,6 +151,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .context("loading device templates")??;
     }
+    db.call(|conn| crate::alerting::seed(conn).map_err(db::DbError::from))
+        .await
+        .context("storing the built-in alert rules")?;
     let setup_code = first_admin(&db, &config).await?;
     let local = local_collector::prepare(&db).await?;
     let delivery = Arc::new(config_delivery::Stats::default());
@@ -222,11 +225,23 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         )),
         tokio::spawn(config_delivery::run(
             db.clone(),
-            vault,
+            vault.clone(),
             delivery,
             shutdown_rx.clone(),
         )),
         tokio::spawn(record_presence(state.clone(), shutdown_rx.clone())),
+        tokio::spawn(alerting::run(
+            state.clone(),
+            Duration::from_secs(config.alert_interval_secs),
+            alerting::maintenance::time_zone(&config.time_zone).map_err(anyhow::Error::msg)?,
+            Arc::new(alerting::EvaluatorStatus::default()),
+            shutdown_rx.clone(),
+        )),
+        tokio::spawn(alerting::notify::run(
+            db.clone(),
+            vault,
+            shutdown_rx.clone(),
+        )),
         tokio::spawn(local_collector::run(
             local,
             addr,

@@ -17,13 +17,15 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde::de::DeserializeOwned;
 
 use crate::api::{
-    AttachRequest, AuditEntry, AuditQuery, ChangePasswordRequest, CollectorConfig, CollectorReport,
+    AckRequest, Alert, AlertDetail, AlertQuery, AlertRule, AttachRequest, AuditEntry, AuditQuery,
+    ChangePasswordRequest, Channel, ChannelSpec, ChannelTest, CollectorConfig, CollectorReport,
     Component, ComponentQuery, ComponentSelf, CreateCredentialRequest, CreateTokenRequest,
     CreateUserRequest, CreatedToken, Credential, CredentialQuery, EnrollmentToken, ErrorBody,
-    ExportFormat, ExportQuery, Health, Heartbeat, HeartbeatAck, ImportQuery, ImportReport,
-    ListResponse, LoginRequest, LoginResponse, Me, MetricQuery, MetricsAnswer, Node, NodeQuery,
-    NodeSpec, RegisterRequest, Registration, SeriesInfo, SeriesQuery, SetupRequest, SetupStatus,
-    Summary, Template, TemplateReload, TokenQuery, UpdateCredentialRequest, UpdateNodeRequest,
+    ExportFormat, ExportQuery, Health, HealthChange, Heartbeat, HeartbeatAck, ImportQuery,
+    ImportReport, ListResponse, LoginRequest, LoginResponse, MaintenanceSpec, MaintenanceWindow,
+    Me, MetricQuery, MetricsAnswer, Node, NodeQuery, NodeSpec, RegisterRequest, Registration,
+    RulePreviewRow, RuleSpec, SeriesInfo, SeriesQuery, SetupRequest, SetupStatus, Summary,
+    Template, TemplateReload, TokenQuery, UpdateCredentialRequest, UpdateNodeRequest,
     UpdateUserRequest, User, UserQuery,
 };
 use crate::{Error, Fingerprint, Result, Secret};
@@ -598,6 +600,151 @@ impl Client {
     pub async fn summary(&self) -> Result<Summary> {
         self.json(self.request(Method::GET, "/api/v1/summary"))
             .await
+    }
+
+    /// `GET /api/v1/alerts`: active alerts unless `query.state` says otherwise.
+    pub async fn list_alerts(&self, query: &AlertQuery) -> Result<ListResponse<Alert>> {
+        self.json(self.request(Method::GET, "/api/v1/alerts").query(query))
+            .await
+    }
+
+    /// `GET /api/v1/alerts/{id}`: the alert, its history and its deliveries.
+    pub async fn get_alert(&self, id: i64) -> Result<AlertDetail> {
+        self.json(self.request(Method::GET, &format!("/api/v1/alerts/{id}")))
+            .await
+    }
+
+    /// `POST /api/v1/alerts/{id}/ack` (operator).
+    pub async fn ack_alert(&self, id: i64, comment: Option<String>) -> Result<Alert> {
+        let path = format!("/api/v1/alerts/{id}/ack");
+        self.json(
+            self.request(Method::POST, &path)
+                .json(&AckRequest { comment }),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/alerts/{id}/unack` (operator).
+    pub async fn unack_alert(&self, id: i64) -> Result<Alert> {
+        self.json(self.request(Method::POST, &format!("/api/v1/alerts/{id}/unack")))
+            .await
+    }
+
+    /// `GET /api/v1/alert-definitions`.
+    pub async fn list_rules(&self) -> Result<ListResponse<AlertRule>> {
+        self.json(self.request(Method::GET, "/api/v1/alert-definitions"))
+            .await
+    }
+
+    /// The rule called `name` (case-insensitive).
+    pub async fn rule_by_name(&self, name: &str) -> Result<AlertRule> {
+        self.list_rules()
+            .await?
+            .items
+            .into_iter()
+            .find(|r| r.spec.name.eq_ignore_ascii_case(name))
+            .ok_or_else(|| Error::Api {
+                status: 404,
+                code: "rule_not_found".into(),
+                message: format!("there is no alert rule named {name:?}"),
+                details: None,
+            })
+    }
+
+    /// `POST /api/v1/alert-definitions` (operator).
+    pub async fn create_rule(&self, spec: &RuleSpec) -> Result<AlertRule> {
+        self.json(
+            self.request(Method::POST, "/api/v1/alert-definitions")
+                .json(spec),
+        )
+        .await
+    }
+
+    /// `PUT /api/v1/alert-definitions/{id}` (operator).
+    pub async fn update_rule(&self, id: i64, spec: &RuleSpec) -> Result<AlertRule> {
+        let path = format!("/api/v1/alert-definitions/{id}");
+        self.json(self.request(Method::PUT, &path).json(spec)).await
+    }
+
+    /// `DELETE /api/v1/alert-definitions/{id}` (operator; custom rules only).
+    pub async fn delete_rule(&self, id: i64) -> Result<()> {
+        let path = format!("/api/v1/alert-definitions/{id}");
+        self.empty(self.request(Method::DELETE, &path)).await
+    }
+
+    /// `POST /api/v1/alert-definitions/preview`: which nodes a rule matches now.
+    pub async fn preview_rule(&self, spec: &RuleSpec) -> Result<ListResponse<RulePreviewRow>> {
+        let path = "/api/v1/alert-definitions/preview";
+        self.json(self.request(Method::POST, path).json(spec)).await
+    }
+
+    /// `GET /api/v1/maintenance-windows`.
+    pub async fn list_maintenance(&self) -> Result<ListResponse<MaintenanceWindow>> {
+        self.json(self.request(Method::GET, "/api/v1/maintenance-windows"))
+            .await
+    }
+
+    /// `POST /api/v1/maintenance-windows` (operator).
+    pub async fn create_maintenance(&self, spec: &MaintenanceSpec) -> Result<MaintenanceWindow> {
+        let path = "/api/v1/maintenance-windows";
+        self.json(self.request(Method::POST, path).json(spec)).await
+    }
+
+    /// `POST /api/v1/maintenance-windows/{id}/end` (operator).
+    pub async fn end_maintenance(&self, id: i64) -> Result<MaintenanceWindow> {
+        let path = format!("/api/v1/maintenance-windows/{id}/end");
+        self.json(self.request(Method::POST, &path)).await
+    }
+
+    /// `GET /api/v1/notification-channels` (operator).
+    pub async fn list_channels(&self) -> Result<ListResponse<Channel>> {
+        self.json(self.request(Method::GET, "/api/v1/notification-channels"))
+            .await
+    }
+
+    /// The channel called `name` (case-insensitive).
+    pub async fn channel_by_name(&self, name: &str) -> Result<Channel> {
+        self.list_channels()
+            .await?
+            .items
+            .into_iter()
+            .find(|c| c.name.eq_ignore_ascii_case(name))
+            .ok_or_else(|| Error::Api {
+                status: 404,
+                code: "channel_not_found".into(),
+                message: format!("there is no notification channel named {name:?}"),
+                details: None,
+            })
+    }
+
+    /// `POST /api/v1/notification-channels` (admin).
+    pub async fn create_channel(&self, spec: &ChannelSpec) -> Result<Channel> {
+        let path = "/api/v1/notification-channels";
+        self.json(self.request(Method::POST, path).json(spec)).await
+    }
+
+    /// `PUT /api/v1/notification-channels/{id}` (admin).
+    pub async fn update_channel(&self, id: i64, spec: &ChannelSpec) -> Result<Channel> {
+        let path = format!("/api/v1/notification-channels/{id}");
+        self.json(self.request(Method::PUT, &path).json(spec)).await
+    }
+
+    /// `DELETE /api/v1/notification-channels/{id}` (admin).
+    pub async fn delete_channel(&self, id: i64) -> Result<()> {
+        let path = format!("/api/v1/notification-channels/{id}");
+        self.empty(self.request(Method::DELETE, &path)).await
+    }
+
+    /// `POST /api/v1/notification-channels/{id}/test` (admin): sends a test now.
+    pub async fn test_channel(&self, id: i64) -> Result<ChannelTest> {
+        let path = format!("/api/v1/notification-channels/{id}/test");
+        self.json(self.request(Method::POST, &path)).await
+    }
+
+    /// `GET /api/v1/nodes/{id}/health`: the node's health changes, newest first.
+    pub async fn node_health(&self, id: i64) -> Result<ListResponse<HealthChange>> {
+        let path = format!("/api/v1/nodes/{id}/health");
+        self.json(self.request(Method::GET, &path)).await
     }
 
     /// Sends any request and returns the status and body as they came, for tools and tests

@@ -94,14 +94,23 @@ async fn series(
     Ok(Json(ListResponse { items, total }))
 }
 
+/// Active alerts the dashboard shows.
+const SUMMARY_ALERTS: u32 = 10;
+
 async fn summary(State(state): State<AppState>, _auth: Authed) -> ApiResult<Json<Summary>> {
-    let (nodes_by_health, collectors) = state
+    let (nodes_by_health, collectors, (newest_alerts, active_alerts)) = state
         .db
         .call(|conn| -> Result<_, db::DbError> {
             let by_health = nodes::count_by_health(conn)?;
             let collectors =
                 db::components::all(conn, Some(plantwatch_shared::api::ComponentKind::Collector))?;
-            Ok((by_health, collectors))
+            let alerts = db::alerts::list_alerts(
+                conn,
+                &plantwatch_shared::api::AlertQuery::default(),
+                SUMMARY_ALERTS,
+                0,
+            )?;
+            Ok((by_health, collectors, alerts))
         })
         .await?;
     let now = db::now();
@@ -113,6 +122,8 @@ async fn summary(State(state): State<AppState>, _auth: Authed) -> ApiResult<Json
     Ok(Json(Summary {
         nodes_by_health,
         collectors,
+        active_alerts,
+        newest_alerts,
         ingest: IngestStats {
             samples_per_second: stats.samples_per_second(),
             samples_total: stats.samples.load(Ordering::Relaxed),

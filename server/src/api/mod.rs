@@ -2,6 +2,7 @@
 //! `/api/v1`, with the request-context middleware, the body limit and JSON fallbacks, so that
 //! every answer, even to an unknown route, has the shape of DESIGN §7.
 
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod components;
@@ -41,7 +42,8 @@ pub fn app(state: AppState) -> Router {
         .merge(remote::router())
         .merge(ingest::router())
         .merge(metrics::router())
-        .merge(templates::router());
+        .merge(templates::router())
+        .merge(alerts::router());
     Router::new()
         .merge(health::router())
         .nest("/api/v1", api)

@@ -5,12 +5,14 @@
 //! blocking pool and hands back its result; [`Db::write`] does the same inside one IMMEDIATE
 //! transaction that commits only when the closure succeeds.
 
+pub mod alerts;
 pub mod audit;
 pub mod catalog;
 pub mod components;
 pub mod config_dirty;
 pub mod credentials;
 pub mod nodes;
+pub mod notify;
 pub mod sessions;
 pub mod settings;
 pub mod templates;
@@ -38,6 +40,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0003_components",
         include_str!("../../../migrations/0003_components.sql"),
+    ),
+    (
+        "0004_alerting",
+        include_str!("../../../migrations/0004_alerting.sql"),
     ),
 ];
 
@@ -278,7 +284,12 @@ mod tests {
             .unwrap();
         assert_eq!(
             recorded,
-            vec!["0001_init", "0002_inventory", "0003_components"]
+            vec![
+                "0001_init",
+                "0002_inventory",
+                "0003_components",
+                "0004_alerting"
+            ]
         );
     }
 
@@ -334,6 +345,9 @@ mod tests {
             "alerts",
             "maintenance_windows",
             "notification_channels",
+            "alert_events",
+            "health_changes",
+            "notifications",
         ] {
             let found: i64 = conn
                 .query_row(

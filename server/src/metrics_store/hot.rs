@@ -108,6 +108,27 @@ impl HotWindow {
         out
     }
 
+    /// Calls `visit` with every series (node id, key, points oldest first) under one read lock:
+    /// the alert evaluator's single pass over everything recent.
+    pub fn scan(&self, mut visit: impl FnMut(&SeriesKey, &VecDeque<(i64, f64)>)) {
+        let Ok(nodes) = self.nodes.read() else {
+            return;
+        };
+        for series in nodes.values() {
+            for (key, hot) in series {
+                visit(key, &hot.points);
+            }
+        }
+    }
+
+    /// Whether any series of the node is held.
+    pub fn has_node(&self, node_id: i64) -> bool {
+        self.nodes
+            .read()
+            .map(|nodes| nodes.get(&node_id).is_some_and(|s| !s.is_empty()))
+            .unwrap_or(false)
+    }
+
     /// Forgets a deleted node.
     pub fn forget(&self, node_id: i64) {
         if let Ok(mut nodes) = self.nodes.write() {

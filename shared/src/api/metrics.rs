@@ -132,6 +132,12 @@ pub struct Summary {
     /// Every collector with its last report (outbox size and lag).
     pub collectors: Vec<super::Component>,
     pub ingest: IngestStats,
+    /// Pending and firing alerts.
+    #[serde(default)]
+    pub active_alerts: u64,
+    /// The most urgent active alerts (critical first, then newest).
+    #[serde(default)]
+    pub newest_alerts: Vec<super::Alert>,
 }
 
 /// Parses canonical tags `k=v,k=v` (as stored) into a map.

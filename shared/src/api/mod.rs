@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 use crate::Secret;
 
+mod alerts;
 mod components;
 mod credentials;
 mod metrics;
@@ -15,6 +16,7 @@ mod names;
 mod nodes;
 mod templates;
 
+pub use alerts::*;
 pub use components::*;
 pub use credentials::*;
 pub use metrics::*;

@@ -1,0 +1,529 @@
+//! Rules as the evaluator uses them: the built-in rules' defaults, checks of a submitted rule,
+//! and the pure pieces of evaluation (aggregation over a window, severity with hysteresis,
+//! tag patterns, scopes).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use plantwatch_shared::api::{
+    BuiltinRule, Comparison, RuleAggregation, RuleScope, RuleSpec, Severity, tags_from_canonical,
+};
+
+/// The defaults of every built-in rule, as first stored.
+pub fn builtin_defaults() -> Vec<(BuiltinRule, RuleSpec)> {
+    let rule = |name: &str, description: &str| RuleSpec {
+        description: Some(description.to_owned()),
+        ..RuleSpec::new(name, "")
+    };
+    let threshold = |name: &str,
+                     description: &str,
+                     metric: &str,
+                     aggregation: RuleAggregation,
+                     window_s: u32,
+                     comparison: Comparison,
+                     (warning, critical, clear): (Option<f64>, Option<f64>, Option<f64>),
+                     for_s: u32| RuleSpec {
+        metric: Some(metric.to_owned()),
+        aggregation,
+        window_s,
+        comparison,
+        warning,
+        critical,
+        clear,
+        for_s,
+        ..rule(name, description)
+    };
+    use BuiltinRule as B;
+    use Comparison::{AtLeast, Below};
+    use RuleAggregation::{Avg, Last};
+    vec![
+        (
+            B::NodeUnreachable,
+            RuleSpec {
+                window_s: 300,
+                critical: Some(1.0),
+                ..rule(
+                    "node_unreachable",
+                    "No successful ping or SNMP poll for the window.",
+                )
+            },
+        ),
+        (
+            B::AgentHeartbeat,
+            RuleSpec {
+                window_s: 300,
+                critical: Some(1.0),
+                ..rule("agent_heartbeat", "No agent heartbeat for the window.")
+            },
+        ),
+        (
+            B::CollectorOffline,
+            RuleSpec {
+                window_s: 300,
+                critical: Some(1.0),
+                ..rule(
+                    "collector_offline",
+                    "A remote collector not heard from for the window; its nodes are shown \
+                     offline and notified as one.",
+                )
+            },
+        ),
+        (
+            B::SnmpUnreachable,
+            threshold(
+                "snmp_unreachable",
+                "SNMP polls failing while the node may still answer ping.",
+                "snmp.up",
+                Last,
+                60,
+                Below,
+                (Some(1.0), None, None),
+                60,
+            ),
+        ),
+        (
+            B::InterfaceDown,
+            RuleSpec {
+                metric: Some("interface.oper_status".to_owned()),
+                warning: Some(1.0),
+                ..rule(
+                    "interface_down",
+                    "An interface administratively up (ifAdminStatus 1) and operationally not.",
+                )
+            },
+        ),
+        (
+            B::CpuHigh,
+            threshold(
+                "cpu_high",
+                "CPU busy, averaged over the window.",
+                "cpu_total.usage_pct|cpu.load_pct",
+                Avg,
+                300,
+                AtLeast,
+                (Some(90.0), Some(98.0), Some(85.0)),
+                0,
+            ),
+        ),
+        (
+            B::MemoryHigh,
+            threshold(
+                "memory_high",
+                "Memory in use.",
+                "memory.used_pct",
+                Avg,
+                300,
+                AtLeast,
+                (Some(90.0), Some(97.0), Some(85.0)),
+                0,
+            ),
+        ),
+        (
+            B::DiskHigh,
+            threshold(
+                "disk_high",
+                "A file system or storage area filling up.",
+                "disk.used_pct|storage.used_pct",
+                Last,
+                300,
+                AtLeast,
+                (Some(85.0), Some(95.0), Some(80.0)),
+                0,
+            ),
+        ),
+        (
+            B::UpsOnBattery,
+            threshold(
+                "ups_on_battery",
+                "A UPS running on battery.",
+                "ups.on_battery",
+                Last,
+                60,
+                AtLeast,
+                (None, Some(1.0), None),
+                0,
+            ),
+        ),
+        (
+            B::CollectorOutboxLag,
+            RuleSpec {
+                window_s: 60,
+                warning: Some(300.0),
+                critical: Some(3_600.0),
+                ..rule(
+                    "collector_outbox_lag",
+                    "A collector holding undelivered data older than the thresholds (seconds).",
+                )
+            },
+        ),
+    ]
+}
+
+/// Whether a built-in rule reads a metric series (the others watch presence and reports).
+pub fn reads_metric(builtin: Option<BuiltinRule>) -> bool {
+    !matches!(
+        builtin,
+        Some(
+            BuiltinRule::NodeUnreachable
+                | BuiltinRule::AgentHeartbeat
+                | BuiltinRule::CollectorOffline
+                | BuiltinRule::CollectorOutboxLag
+        )
+    )
+}
+
+/// Rules whose alerts say a node cannot be reached: suppressed when its parents are down.
+pub fn is_reachability(builtin: Option<BuiltinRule>) -> bool {
+    matches!(
+        builtin,
+        Some(
+            BuiltinRule::NodeUnreachable
+                | BuiltinRule::AgentHeartbeat
+                | BuiltinRule::SnmpUnreachable
+        )
+    )
+}
+
+/// Rules that make a node Offline rather than Critical.
+pub fn means_offline(builtin: Option<BuiltinRule>) -> bool {
+    matches!(
+        builtin,
+        Some(BuiltinRule::NodeUnreachable | BuiltinRule::AgentHeartbeat)
+    )
+}
+
+/// What is wrong with a rule a user submitted, if anything. `builtin` rules keep their
+/// name and metric.
+pub fn problem(spec: &RuleSpec, builtin: Option<BuiltinRule>) -> Option<String> {
+    let name = spec.name.trim();
+    if name.is_empty() || name.len() > 64 {
+        return Some("name must be 1 to 64 characters".into());
+    }
+    if spec.description.as_ref().is_some_and(|d| d.len() > 1_000) {
+        return Some("description must be at most 1000 characters".into());
+    }
+    if spec.window_s == 0 || spec.window_s > 900 {
+        return Some("window_s must be between 1 and 900 (the hot window holds 15 minutes)".into());
+    }
+    if spec.for_s > 86_400 {
+        return Some("for_s must be at most 86400".into());
+    }
+    if spec.warning.is_none() && spec.critical.is_none() {
+        return Some("give a warning or a critical threshold (or both)".into());
+    }
+    for value in [spec.warning, spec.critical, spec.clear]
+        .into_iter()
+        .flatten()
+    {
+        if !value.is_finite() {
+            return Some("thresholds must be finite numbers".into());
+        }
+    }
+    if let (Some(warning), Some(critical)) = (spec.warning, spec.critical)
+        && spec.comparison.breaches(warning, critical)
+    {
+        return Some(format!(
+            "the critical threshold must be past the warning one in the direction of '{}'",
+            spec.comparison
+        ));
+    }
+    if let Some(clear) = spec.clear {
+        let lowest = lowest_threshold(spec).unwrap_or(clear);
+        if spec.comparison.breaches(clear, lowest) {
+            return Some(
+                "the clear threshold must be on the good side of the thresholds".to_owned(),
+            );
+        }
+    }
+    if spec.tags.len() > 16 || spec.tags.iter().any(|(k, v)| k.len() > 64 || v.len() > 256) {
+        return Some(
+            "at most 16 tag matchers, keys up to 64 and patterns up to 256 characters".into(),
+        );
+    }
+    match (spec.scope, &spec.scope_value) {
+        (RuleScope::All, _) => {}
+        (_, None) => return Some(format!("scope '{}' needs a scope_value", spec.scope)),
+        (RuleScope::Type, Some(value))
+            if value.parse::<plantwatch_shared::api::NodeType>().is_err() =>
+        {
+            return Some(format!("unknown node type '{value}'"));
+        }
+        _ => {}
+    }
+    if builtin.is_none() || reads_metric(builtin) {
+        let Some(metric) = spec.metric.as_deref().filter(|m| !m.trim().is_empty()) else {
+            return Some("a custom rule needs a metric (measurement.field)".into());
+        };
+        if metric.len() > 256 {
+            return Some("metric must be at most 256 characters".into());
+        }
+        for one in metric.split('|') {
+            let parts: Vec<&str> = one.trim().split('.').collect();
+            if parts.len() < 2 || parts.iter().any(|p| p.is_empty()) {
+                return Some(format!(
+                    "metric '{one}' is not measurement.field (alternatives separated by '|')"
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// The threshold nearest the good side: what clears an alert by default.
+pub fn lowest_threshold(spec: &RuleSpec) -> Option<f64> {
+    spec.warning.or(spec.critical)
+}
+
+/// Reduces the points within `[now - window, now]` to one value.
+pub fn aggregate(
+    points: &VecDeque<(i64, f64)>,
+    aggregation: RuleAggregation,
+    from_ms: i64,
+) -> Option<f64> {
+    let start = points.partition_point(|(ts, _)| *ts < from_ms);
+    let recent = points.range(start..);
+    match aggregation {
+        RuleAggregation::Last => points.back().filter(|(ts, _)| *ts >= from_ms).map(|p| p.1),
+        RuleAggregation::Avg => {
+            let (sum, count) = recent.fold((0.0, 0u32), |(s, n), (_, v)| (s + v, n + 1));
+            (count > 0).then(|| sum / f64::from(count))
+        }
+        RuleAggregation::Min => recent.map(|p| p.1).reduce(f64::min),
+        RuleAggregation::Max => recent.map(|p| p.1).reduce(f64::max),
+        RuleAggregation::Rate => {
+            let mut increase = 0.0;
+            let mut previous: Option<(i64, f64)> = None;
+            let mut first_ts = None;
+            let mut last_ts = None;
+            for &(ts, value) in recent {
+                if let Some((_, before)) = previous {
+                    // A counter that went back was reset: it counted up from zero since.
+                    increase += if value >= before {
+                        value - before
+                    } else {
+                        value
+                    };
+                } else {
+                    first_ts = Some(ts);
+                }
+                last_ts = Some(ts);
+                previous = Some((ts, value));
+            }
+            let span_s = (last_ts? - first_ts?) as f64 / 1_000.0;
+            (span_s > 0.0).then(|| increase / span_s)
+        }
+    }
+}
+
+/// The severity `value` has under `spec`, given the severity of the alert already open
+/// (`None` when none is): a breach of a threshold raises it; an open alert keeps its lowest
+/// severity until the value is past the clear threshold, so a value hovering at a threshold
+/// does not resolve and re-fire every cycle.
+pub fn severity_of(spec: &RuleSpec, value: f64, open: Option<Severity>) -> Option<Severity> {
+    let breaches =
+        |threshold: Option<f64>| threshold.is_some_and(|t| spec.comparison.breaches(value, t));
+    if breaches(spec.critical) {
+        return Some(Severity::Critical);
+    }
+    if breaches(spec.warning) {
+        return Some(Severity::Warning);
+    }
+    let open = open?;
+    let clear = spec.clear.or_else(|| lowest_threshold(spec))?;
+    if spec.comparison.cleared(value, clear) || value.is_nan() {
+        None
+    } else if spec.warning.is_some() {
+        Some(Severity::Warning)
+    } else {
+        Some(open)
+    }
+}
+
+/// A rule's tag matchers, ready to test a series' canonical tags.
+#[derive(Debug, Clone, Default)]
+pub struct TagMatchers(Vec<(String, String)>);
+
+impl TagMatchers {
+    pub fn new(tags: &BTreeMap<String, String>) -> Self {
+        TagMatchers(tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether the canonical tags `k=v,k=v` satisfy every matcher.
+    pub fn matches(&self, canonical: &str) -> bool {
+        if self.0.is_empty() {
+            return true;
+        }
+        let tags = tags_from_canonical(canonical);
+        self.0.iter().all(|(key, pattern)| {
+            tags.get(key)
+                .is_some_and(|value| glob_matches(pattern, value))
+        })
+    }
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+pub fn glob_matches(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(at) => rest = &rest[at + middle.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// What a node offers to a rule's scope.
+#[derive(Debug, Clone, Default)]
+pub struct NodeFacts {
+    pub id: i64,
+    pub name: String,
+    pub address: String,
+    pub node_type: String,
+    pub tags: Vec<String>,
+    pub template: Option<String>,
+    pub collector_id: Option<i64>,
+    pub parent_id: Option<i64>,
+    pub health: String,
+    pub health_reason: Option<String>,
+}
+
+/// Whether a rule with this scope applies to `node`.
+pub fn in_scope(scope: RuleScope, value: Option<&str>, node: &NodeFacts) -> bool {
+    let value = value.unwrap_or_default();
+    match scope {
+        RuleScope::All => true,
+        RuleScope::Type => node.node_type == value,
+        RuleScope::Tag => node.tags.iter().any(|t| t == value),
+        RuleScope::Template => node.template.as_deref() == Some(value),
+        RuleScope::Node => node.name.eq_ignore_ascii_case(value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn points(values: &[(i64, f64)]) -> VecDeque<(i64, f64)> {
+        values.iter().copied().collect()
+    }
+
+    #[test]
+    fn aggregations_use_only_the_window() {
+        let p = points(&[(0, 100.0), (10_000, 1.0), (20_000, 3.0), (30_000, 2.0)]);
+        assert_eq!(aggregate(&p, RuleAggregation::Last, 10_000), Some(2.0));
+        assert_eq!(aggregate(&p, RuleAggregation::Avg, 10_000), Some(2.0));
+        assert_eq!(aggregate(&p, RuleAggregation::Min, 10_000), Some(1.0));
+        assert_eq!(aggregate(&p, RuleAggregation::Max, 10_000), Some(3.0));
+        assert_eq!(aggregate(&p, RuleAggregation::Last, 40_000), None);
+        assert_eq!(aggregate(&p, RuleAggregation::Avg, 40_000), None);
+    }
+
+    #[test]
+    fn rate_counts_a_reset_from_zero() {
+        let p = points(&[(0, 100.0), (10_000, 200.0), (20_000, 50.0)]);
+        // 100 up, then reset and 50 more: 150 over 20 s.
+        assert_eq!(aggregate(&p, RuleAggregation::Rate, 0), Some(7.5));
+    }
+
+    #[test]
+    fn hysteresis_keeps_an_alert_until_the_clear_threshold() {
+        let spec = RuleSpec {
+            warning: Some(80.0),
+            critical: Some(90.0),
+            clear: Some(70.0),
+            ..RuleSpec::new("t", "x.y")
+        };
+        assert_eq!(severity_of(&spec, 75.0, None), None);
+        assert_eq!(severity_of(&spec, 85.0, None), Some(Severity::Warning));
+        assert_eq!(severity_of(&spec, 95.0, None), Some(Severity::Critical));
+        // Back under critical: warning again; under warning but above clear: still warning.
+        assert_eq!(
+            severity_of(&spec, 85.0, Some(Severity::Critical)),
+            Some(Severity::Warning)
+        );
+        assert_eq!(
+            severity_of(&spec, 75.0, Some(Severity::Warning)),
+            Some(Severity::Warning)
+        );
+        assert_eq!(
+            severity_of(&spec, 70.0, Some(Severity::Warning)),
+            Some(Severity::Warning)
+        );
+        assert_eq!(severity_of(&spec, 69.9, Some(Severity::Warning)), None);
+    }
+
+    #[test]
+    fn below_rules_clear_upwards() {
+        let spec = RuleSpec {
+            comparison: Comparison::Below,
+            warning: Some(1.0),
+            ..RuleSpec::new("snmp", "snmp.up")
+        };
+        assert_eq!(severity_of(&spec, 0.0, None), Some(Severity::Warning));
+        assert_eq!(
+            severity_of(&spec, 1.0, Some(Severity::Warning)),
+            Some(Severity::Warning)
+        );
+        assert_eq!(severity_of(&spec, 1.0, None), None);
+    }
+
+    #[test]
+    fn globs_and_tag_matchers() {
+        assert!(glob_matches("Gi*", "Gi0/1"));
+        assert!(glob_matches("*0/1", "Gi0/1"));
+        assert!(glob_matches("G*0*1", "Gi0/1"));
+        assert!(!glob_matches("Te*", "Gi0/1"));
+        assert!(glob_matches("eth0", "eth0"));
+        assert!(!glob_matches("eth0", "eth01"));
+        let m = TagMatchers::new(&BTreeMap::from([("ifName".to_owned(), "Gi*".to_owned())]));
+        assert!(m.matches("ifIndex=1,ifName=Gi0/1"));
+        assert!(!m.matches("ifIndex=1,ifName=Te0/1"));
+        assert!(!m.matches("ifIndex=1"));
+    }
+
+    #[test]
+    fn submitted_rules_are_checked() {
+        let ok = RuleSpec {
+            warning: Some(80.0),
+            critical: Some(90.0),
+            ..RuleSpec::new("t", "cpu.load_pct")
+        };
+        assert_eq!(problem(&ok, None), None);
+        let swapped = RuleSpec {
+            warning: Some(95.0),
+            ..ok.clone()
+        };
+        assert!(problem(&swapped, None).unwrap().contains("critical"));
+        let no_threshold = RuleSpec::new("t", "cpu.load_pct");
+        assert!(problem(&no_threshold, None).is_some());
+        let bad_metric = RuleSpec {
+            metric: Some("cpu".into()),
+            ..ok.clone()
+        };
+        assert!(
+            problem(&bad_metric, None)
+                .unwrap()
+                .contains("measurement.field")
+        );
+        let bad_clear = RuleSpec {
+            clear: Some(85.0),
+            ..ok.clone()
+        };
+        assert!(problem(&bad_clear, None).unwrap().contains("clear"));
+        for (builtin, spec) in builtin_defaults() {
+            assert_eq!(problem(&spec, Some(builtin)), None, "{builtin}");
+        }
+    }
+}

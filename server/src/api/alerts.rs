@@ -1,0 +1,794 @@
+//! Alerting resources: `/alerts` (everyone reads; operators acknowledge), `/alert-definitions`
+//! (everyone reads; operators create, tune, disable, delete custom rules), `/maintenance-windows`
+//! (everyone reads; operators create and end), `/notification-channels` (operators read, admins
+//! change and test; secrets never answered), and `/nodes/{id}/health`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use plantwatch_shared::Secret;
+use plantwatch_shared::api::{
+    AckRequest, Alert, AlertDetail, AlertQuery, AlertRule, Channel, ChannelKind, ChannelSpec,
+    ChannelTest, HealthChange, ListResponse, MaintenanceSpec, MaintenanceWindow, Notification,
+    Recurrence, RulePreviewRow, RuleSpec, Severity,
+};
+use serde_json::json;
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{AdminRole, ApiJson, ApiPath, ApiQuery, Authed, OperatorRole};
+use super::page_bounds;
+use crate::alerting::evaluate::{Evaluator, Inputs};
+use crate::alerting::maintenance::{self, WindowRow};
+use crate::alerting::{notify as sender, rules};
+use crate::db::{self, alerts as store, audit, notify};
+use crate::state::AppState;
+use crate::vault::channel_aad;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/alerts", get(list))
+        .route("/alerts/{id}", get(read))
+        .route("/alerts/{id}/ack", post(ack))
+        .route("/alerts/{id}/unack", post(unack))
+        .route("/alert-definitions", get(list_rules).post(create_rule))
+        .route("/alert-definitions/preview", post(preview))
+        .route(
+            "/alert-definitions/{id}",
+            get(read_rule).put(update_rule).delete(delete_rule),
+        )
+        .route(
+            "/maintenance-windows",
+            get(list_windows).post(create_window),
+        )
+        .route("/maintenance-windows/{id}", get(read_window))
+        .route("/maintenance-windows/{id}/end", post(end_window))
+        .route(
+            "/notification-channels",
+            get(list_channels).post(create_channel),
+        )
+        .route(
+            "/notification-channels/{id}",
+            get(read_channel).put(update_channel).delete(delete_channel),
+        )
+        .route("/notification-channels/{id}/test", post(test_channel))
+        .route("/nodes/{id}/health", get(health))
+}
+
+const MAX_COMMENT_LEN: usize = 1_000;
+
+async fn list(
+    State(state): State<AppState>,
+    _auth: Authed,
+    ApiQuery(query): ApiQuery<AlertQuery>,
+) -> ApiResult<Json<ListResponse<Alert>>> {
+    if let Some(s) = query.state.as_deref()
+        && !matches!(s, "active" | "pending" | "firing" | "resolved" | "all")
+    {
+        return Err(ApiError::bad_request(
+            "invalid_state",
+            "state must be active, pending, firing, resolved or all",
+        ));
+    }
+    let (limit, offset) = page_bounds(query.limit, query.offset)?;
+    let (items, total) = state
+        .db
+        .call(move |conn| {
+            store::list_alerts(conn, &query, limit, offset).map_err(db::DbError::from)
+        })
+        .await?;
+    Ok(Json(ListResponse { items, total }))
+}
+
+fn alert_not_found(id: i64) -> ApiError {
+    ApiError::not_found("alert_not_found", format!("there is no alert {id}"))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    _auth: Authed,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<AlertDetail>> {
+    state
+        .db
+        .call(move |conn| -> ApiResult<_> {
+            let alert = store::get_alert(conn, id)?.ok_or_else(|| alert_not_found(id))?;
+            Ok(AlertDetail {
+                alert,
+                events: store::events(conn, id)?,
+                deliveries: notify::deliveries(conn, id)?,
+            })
+        })
+        .await
+        .map(Json)
+}
+
+async fn ack(
+    State(state): State<AppState>,
+    auth: Authed<OperatorRole>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(request): ApiJson<AckRequest>,
+) -> ApiResult<Json<Alert>> {
+    set_ack(state, auth, id, true, request.comment).await
+}
+
+async fn unack(
+    State(state): State<AppState>,
+    auth: Authed<OperatorRole>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Alert>> {
+    set_ack(state, auth, id, false, None).await
+}
+
+async fn set_ack(
+    state: AppState,
+    auth: Authed<OperatorRole>,
+    id: i64,
+    acknowledge: bool,
+    comment: Option<String>,
+) -> ApiResult<Json<Alert>> {
+    let comment = comment
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty());
+    if comment.as_ref().is_some_and(|c| c.len() > MAX_COMMENT_LEN) {
+        return Err(ApiError::bad_request(
+            "comment_too_long",
+            format!("a comment is at most {MAX_COMMENT_LEN} characters"),
+        ));
+    }
+    let actor = auth.actor();
+    state
+        .db
+        .write(move |tx| -> ApiResult<_> {
+            let now = db::now();
+            let alert = store::get_alert(tx, id)?.ok_or_else(|| alert_not_found(id))?;
+            let who = acknowledge.then_some(actor.name.as_str());
+            if !store::set_ack(tx, id, who, comment.as_deref(), now)? {
+                return Err(ApiError::conflict(
+                    "alert_resolved",
+                    format!("alert {id} is resolved ({})", alert.rule),
+                ));
+            }
+            let event = if acknowledge { "acked" } else { "unacked" };
+            store::add_event(
+                tx,
+                id,
+                now,
+                event,
+                None,
+                None,
+                Some(&actor.name),
+                comment.as_deref(),
+            )?;
+            audit::record(
+                tx,
+                &actor,
+                &format!("alert.{}", if acknowledge { "ack" } else { "unack" }),
+                Some(&format!("alert:{id}")),
+                comment.as_ref().map(|c| json!({ "comment": c })).as_ref(),
+                now,
+            )?;
+            store::get_alert(tx, id)?.ok_or_else(|| alert_not_found(id))
+        })
+        .await
+        .map(Json)
+}
+
+fn rule_not_found(id: i64) -> ApiError {
+    ApiError::not_found("rule_not_found", format!("there is no alert rule {id}"))
+}
+
+async fn list_rules(
+    State(state): State<AppState>,
+    _auth: Authed,
+) -> ApiResult<Json<ListResponse<AlertRule>>> {
+    let items = state
+        .db
+        .call(|conn| store::list_rules(conn).map_err(db::DbError::from))
+        .await?;
+    let total = items.len() as u64;
+    Ok(Json(ListResponse { items, total }))
+}
+
+async fn read_rule(
+    State(state): State<AppState>,
+    _auth: Authed,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<AlertRule>> {
+    state
+        .db
+        .call(move |conn| store::get_rule(conn, id).map_err(db::DbError::from))
+        .await?
+        .map(Json)
+        .ok_or_else(|| rule_not_found(id))
+}
+
+fn check_rule(
+    spec: &RuleSpec,
+    builtin: Option<plantwatch_shared::api::BuiltinRule>,
+) -> ApiResult<()> {
+    match rules::problem(spec, builtin) {
+        Some(problem) => Err(ApiError::bad_request("invalid_rule", problem)),
+        None => Ok(()),
+    }
+}
+
+async fn create_rule(
+    State(state): State<AppState>,
+    auth: Authed<OperatorRole>,
+    ApiJson(spec): ApiJson<RuleSpec>,
+) -> ApiResult<(StatusCode, Json<AlertRule>)> {
+    check_rule(&spec, None)?;
+    let actor = auth.actor();
+    let rule = state
+        .db
+        .write(move |tx| -> ApiResult<_> {
+            let now = db::now();
+            let id = store::insert_rule(tx, &spec, None, now)?;
+            audit::record(
+                tx,
+                &actor,
+                "alert_rule.create",
+                Some(&format!("alert_rule:{id}")),
+                Some(&json!(spec)),
+                now,
+            )?;
+            store::get_rule(tx, id)?.ok_or_else(|| rule_not_found(id))
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(rule)))
+}
+
+async fn update_rule(
+    State(state): State<AppState>,
+    auth: Authed<OperatorRole>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(spec): ApiJson<RuleSpec>,
+) -> ApiResult<Json<AlertRule>> {
+    let actor = auth.actor();
+    state
+        .db
+        .write(move |tx| -> ApiResult<_> {
+            let existing = store::get_rule(tx, id)?.ok_or_else(|| rule_not_found(id))?;
+            if existing.builtin.is_some()
+                && (spec.name != existing.spec.name || spec.metric != existing.spec.metric)
+            {
+                return Err(ApiError::bad_request(
+                    "builtin_rule",
+                    format!(
+                        "{} is built in: its name and metric stay; tune its thresholds, window, \
+                         scope or disable it",
+                        existing.spec.name
+                    ),
+                ));
+            }
+            check_rule(&spec, existing.builtin)?;
+            let now = db::now();
+            store::update_rule(tx, id, &spec, now)?;
+            audit::record(
+                tx,
+                &actor,
+                "alert_rule.update",
+                Some(&format!("alert_rule:{id}")),
+                Some(&json!(spec)),
+                now,
+            )?;
+            store::get_rule(tx, id)?.ok_or_else(|| rule_not_found(id))
+        })
+        .await
+        .map(Json)
+}
+
+async fn delete_rule(
+    State(state): State<AppState>,
+    auth: Authed<OperatorRole>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<StatusCode> {
+    let actor = auth.actor();
+    state
+        .db
+        .write(move |tx| -> ApiResult<_> {
+            let existing = store::get_rule(tx, id)?.ok_or_else(|| rule_not_found(id))?;
+            if existing.builtin.is_some() {
+                return Err(ApiError::bad_request(
+                    "builtin_rule",
+                    format!(
+                        "{} is built in and cannot be deleted; disable it instead",
+                        existing.spec.name
+                    ),
+                ));
+            }
+            store::delete_rule(tx, id)?;
+            audit::record(
+                tx,
+                &actor,
+                "alert_rule.delete",
+                Some(&format!("alert_rule:{id}")),
+                Some(&json!({ "name": existing.spec.name })),
+                db::now(),
+            )?;
+            Ok(StatusCode::NO_CONTENT)
+        })
+        .await
+}
+
+/// Which nodes a rule (saved or not) matches now, with their current values: what the rule
+/// editor shows before saving.
+async fn preview(
+    State(state): State<AppState>,
+    _auth: Authed,
+    ApiJson(spec): ApiJson<RuleSpec>,
+) -> ApiResult<Json<ListResponse<RulePreviewRow>>> {
+    check_rule(&spec, None)?;
+    let nodes = state
+        .db
+        .call(|conn| store::node_facts(conn).map_err(db::DbError::from))
+        .await?;
+    let names: HashMap<i64, String> = nodes.iter().map(|n| (n.id, n.name.clone())).collect();
+    let now = db::now();
+    let inputs = Inputs {
+        now,
+        rules: vec![AlertRule {
+            id: 0,
+            spec: RuleSpec { for_s: 0, ..spec },
+            builtin: None,
+            created_at: db::to_time(now),
+            updated_at: db::to_time(now),
+        }],
+        nodes,
+        ..Inputs::default()
+    };
+    let judgement = Evaluator::default().judge(&inputs, &state.metrics.hot);
+    let mut items: Vec<RulePreviewRow> = judgement
+        .verdicts
+        .into_iter()
+        .filter_map(|(key, verdict)| {
+            let node_id = key.node_id?;
+            Some(RulePreviewRow {
+                node_id,
+                node: names.get(&node_id).cloned().unwrap_or_default(),
+                series: key.series,
+                value: verdict.value,
+                severity: verdict.severity,
+            })
+        })
+        .collect();
+    items.sort_by(|a, b| (b.severity, &a.node, &a.series).cmp(&(a.severity, &b.node, &b.series)));
+    items.truncate(1_000);
+    let total = items.len() as u64;
+    Ok(Json(ListResponse { items, total }))
+}
+
+fn window_view(row: WindowRow, now: i64, tz: &jiff::tz::TimeZone) -> MaintenanceWindow {
+    let next = maintenance::occurrence(&row, now, tz);
+    MaintenanceWindow {
+        id: row.id,
+        name: row.name,
+        scope: row.scope,
+        target: row.target,
+        starts_at: db::to_time(row.starts_at),
+        ends_at: db::to_time(row.ends_at),
+        recurrence: row.recurrence,
+        active: next.is_some_and(|(start, _)| start <= now),
+        next_start: next.map(|(s, _)| db::to_time(s)),
+        next_end: next.map(|(_, e)| db::to_time(e)),
+        ended_at: row.ended_at.map(db::to_time),
+        created_by: row.created_by,
+    }
+}
+
+fn server_tz(state: &AppState) -> jiff::tz::TimeZone {
+    maintenance::time_zone(&state.config.time_zone).unwrap_or(jiff::tz::TimeZone::UTC)
+}
+
+async fn list_windows(
+    State(state): State<AppState>,
+    _auth: Authed,
+) -> ApiResult<Json<ListResponse<MaintenanceWindow>>> {
+    let rows = state
+        .db
+        .call(|conn| notify::windows(conn).map_err(db::DbError::from))
+        .await?;
+    let (now, tz) = (db::now(), server_tz(&state));
+    let mut items: Vec<_> = rows.into_iter().map(|r| window_view(r, now, &tz)).collect();
+    // Under way first, then upcoming, then over.
+    items.sort_by_key(|w| (!w.active, w.next_start.is_none()));
+    let total = items.len() as u64;
+    Ok(Json(ListResponse { items, total }))
+}
+
+fn window_not_found(id: i64) -> ApiError {
+    ApiError::not_found(
+        "maintenance_window_not_found",
+        format!("there is no maintenance window {id}"),
+    )
+}
+
+async fn read_window(
+    State(state): State<AppState>,
+    _auth: Authed,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<MaintenanceWindow>> {
+    let row = state
+        .db
+        .call(move |conn| notify::get_window(conn, id).map_err(db::DbError::from))
+        .await?
+        .ok_or_else(|| window_not_found(id))?;
+    Ok(Json(window_view(row, db::now(), &server_tz(&state))))
+}
+
+/// Longest maintenance occurrence: 31 days.
+const MAX_WINDOW_S: i64 = 31 * 86_400;
+
+async fn create_window(
+    State(state): State<AppState>,
+    auth: Authed<OperatorRole>,
+    ApiJson(spec): ApiJson<MaintenanceSpec>,
+) -> ApiResult<(StatusCode, Json<MaintenanceWindow>)> {
+    let bad = |message: String| ApiError::bad_request("invalid_maintenance_window", message);
+    let name = spec.name.trim().to_owned();
+    if name.is_empty() || name.len() > 128 {
+        return Err(bad("name must be 1 to 128 characters".into()));
+    }
+    let now = db::now();
+    let (starts_at, ends_at) = match (spec.duration_s, spec.starts_at, spec.ends_at) {
+        (Some(duration), None, None) => (now, now + duration.min(i64::MAX as u64) as i64),
+        (Some(duration), Some(start), None) => {
+            let start = start.unix_timestamp();
+            (start, start + duration.min(i64::MAX as u64) as i64)
+        }
+        (None, Some(start), Some(end)) => (start.unix_timestamp(), end.unix_timestamp()),
+        _ => {
+            return Err(bad(
+                "give duration_s (from now, or from starts_at), or starts_at and ends_at".into(),
+            ));
+        }
+    };
+    if ends_at <= starts_at || ends_at - starts_at > MAX_WINDOW_S {
+        return Err(bad("a window lasts between 1 second and 31 days".into()));
+    }
+    if spec.recurrence == Recurrence::None && ends_at <= now {
+        return Err(bad("that window is already over".into()));
+    }
+    if spec.recurrence == Recurrence::Weekly && ends_at - starts_at >= 7 * 86_400 {
+        return Err(bad("a weekly window must be shorter than a week".into()));
+    }
+    let target = spec.target.trim().to_owned();
+    let actor = auth.actor();
+    let tz = server_tz(&state);
+    let row = state
+        .db
+        .write(move |tx| -> ApiResult<_> {
+            // The target must exist now (a tag only needs to be non-empty).
+            let known = match spec.scope {
+                plantwatch_shared::api::MaintenanceScope::Node => {
+                    db::nodes::id_by_name(tx, &target)?.is_some()
+                }
+                plantwatch_shared::api::MaintenanceScope::Tag => !target.is_empty(),
+                plantwatch_shared::api::MaintenanceScope::Collector => tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM remote_components
+                                     WHERE kind = 'collector' AND name = ?1 COLLATE NOCASE)",
+                    [&target],
+                    |r| r.get(0),
+                )?,
+            };
+            if !known {
+                return Err(ApiError::bad_request(
+                    "unknown_target",
+                    format!("there is no {} '{target}'", spec.scope),
+                ));
+            }
+            let mut row = WindowRow {
+                id: 0,
+                name,
+                scope: spec.scope,
+                target,
+                starts_at,
+                ends_at,
+                recurrence: spec.recurrence,
+                ended_at: None,
+                created_by: Some(actor.name.clone()),
+            };
+            row.id = notify::insert_window(tx, &row, now)?;
+            audit::record(
+                tx,
+                &actor,
+                "maintenance.create",
+                Some(&format!("maintenance_window:{}", row.id)),
+                Some(&json!({
+                    "name": row.name, "scope": row.scope, "target": row.target,
+                    "starts_at": starts_at, "ends_at": ends_at, "recurrence": row.recurrence,
+                })),
+                now,
+            )?;
+            Ok(row)
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(window_view(row, now, &tz))))
+}
+
+async fn end_window(
+    State(state): State<AppState>,
+    auth: Authed<OperatorRole>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<MaintenanceWindow>> {
+    let actor = auth.actor();
+    let now = db::now();
+    let row = state
+        .db
+        .write(move |tx| -> ApiResult<_> {
+            notify::get_window(tx, id)?.ok_or_else(|| window_not_found(id))?;
+            if notify::end_window(tx, id, now)? == 0 {
+                return Err(ApiError::conflict(
+                    "maintenance_window_ended",
+                    format!("maintenance window {id} was already ended"),
+                ));
+            }
+            audit::record(
+                tx,
+                &actor,
+                "maintenance.end",
+                Some(&format!("maintenance_window:{id}")),
+                None,
+                now,
+            )?;
+            notify::get_window(tx, id)?.ok_or_else(|| window_not_found(id))
+        })
+        .await?;
+    Ok(Json(window_view(row, now, &server_tz(&state))))
+}
+
+fn channel_not_found(id: i64) -> ApiError {
+    ApiError::not_found(
+        "channel_not_found",
+        format!("there is no notification channel {id}"),
+    )
+}
+
+async fn list_channels(
+    State(state): State<AppState>,
+    _auth: Authed<OperatorRole>,
+) -> ApiResult<Json<ListResponse<Channel>>> {
+    let items: Vec<Channel> = state
+        .db
+        .call(|conn| notify::list_channels(conn).map_err(db::DbError::from))
+        .await?
+        .into_iter()
+        .map(|row| row.channel)
+        .collect();
+    let total = items.len() as u64;
+    Ok(Json(ListResponse { items, total }))
+}
+
+async fn read_channel(
+    State(state): State<AppState>,
+    _auth: Authed<OperatorRole>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Channel>> {
+    state
+        .db
+        .call(move |conn| notify::get_channel(conn, id).map_err(db::DbError::from))
+        .await?
+        .map(|row| Json(row.channel))
+        .ok_or_else(|| channel_not_found(id))
+}
+
+fn check_channel(spec: &ChannelSpec) -> ApiResult<()> {
+    let bad = |m: String| Err(ApiError::bad_request("invalid_channel", m));
+    let name = spec.name.trim();
+    if name.is_empty() || name.len() > 64 {
+        return bad("name must be 1 to 64 characters".into());
+    }
+    if let Some(problem) = sender::settings_problem(spec.kind, &spec.settings) {
+        return bad(problem);
+    }
+    let allowed: &[&str] = match spec.kind {
+        ChannelKind::Webhook => &["hmac_key"],
+        ChannelKind::Email => &["password"],
+        ChannelKind::Syslog => &[],
+    };
+    if let Some(field) = spec.secrets.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return bad(format!(
+            "a channel of kind {} has no secret '{field}' (it takes: {})",
+            spec.kind,
+            if allowed.is_empty() {
+                "none".to_owned()
+            } else {
+                allowed.join(", ")
+            }
+        ));
+    }
+    if spec.tags.len() > 64 || spec.collectors.len() > 64 || spec.settings.to.len() > 64 {
+        return bad("at most 64 tags, collectors and recipients".into());
+    }
+    Ok(())
+}
+
+fn channel_fields(spec: &ChannelSpec) -> notify::ChannelFields<'_> {
+    notify::ChannelFields {
+        name: spec.name.trim(),
+        kind: spec.kind,
+        settings: &spec.settings,
+        min_severity: spec.min_severity,
+        tags: &spec.tags,
+        collectors: &spec.collectors,
+        repeat_s: spec.repeat_s,
+        send_resolved: spec.send_resolved,
+        enabled: spec.enabled,
+    }
+}
+
+fn secret_names(secrets: &BTreeMap<String, Secret>) -> Vec<&str> {
+    secrets.keys().map(String::as_str).collect()
+}
+
+async fn create_channel(
+    State(state): State<AppState>,
+    auth: Authed<AdminRole>,
+    ApiJson(spec): ApiJson<ChannelSpec>,
+) -> ApiResult<(StatusCode, Json<Channel>)> {
+    check_channel(&spec)?;
+    let actor = auth.actor();
+    let vault = state.vault.clone();
+    let channel = state
+        .db
+        .write(move |tx| -> ApiResult<_> {
+            let now = db::now();
+            let id = notify::insert_channel(tx, &channel_fields(&spec), now)?;
+            let sealed = vault
+                .seal_all(&spec.secrets, |field| channel_aad(id, field))
+                .map_err(ApiError::internal)?;
+            notify::set_channel_secrets(tx, id, &sealed)?;
+            audit::record(
+                tx,
+                &actor,
+                "channel.create",
+                Some(&format!("channel:{id}")),
+                Some(&json!({ "name": spec.name, "kind": spec.kind, "secrets": secret_names(&spec.secrets) })),
+                now,
+            )?;
+            notify::get_channel(tx, id)?
+                .map(|row| row.channel)
+                .ok_or_else(|| channel_not_found(id))
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(channel)))
+}
+
+async fn update_channel(
+    State(state): State<AppState>,
+    auth: Authed<AdminRole>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(spec): ApiJson<ChannelSpec>,
+) -> ApiResult<Json<Channel>> {
+    check_channel(&spec)?;
+    let actor = auth.actor();
+    let vault = state.vault.clone();
+    state
+        .db
+        .write(move |tx| -> ApiResult<_> {
+            let row = notify::get_channel(tx, id)?.ok_or_else(|| channel_not_found(id))?;
+            let now = db::now();
+            notify::update_channel(tx, id, &channel_fields(&spec), now)?;
+            if !spec.secrets.is_empty() {
+                let mut secrets = vault
+                    .open_all(&row.sealed_secrets, |field| channel_aad(id, field))
+                    .map_err(ApiError::internal)?;
+                secrets.extend(spec.secrets.clone());
+                let sealed = vault
+                    .seal_all(&secrets, |field| channel_aad(id, field))
+                    .map_err(ApiError::internal)?;
+                notify::set_channel_secrets(tx, id, &sealed)?;
+            }
+            audit::record(
+                tx,
+                &actor,
+                "channel.update",
+                Some(&format!("channel:{id}")),
+                Some(&json!({ "name": spec.name, "kind": spec.kind, "secrets": secret_names(&spec.secrets) })),
+                now,
+            )?;
+            notify::get_channel(tx, id)?
+                .map(|row| row.channel)
+                .ok_or_else(|| channel_not_found(id))
+        })
+        .await
+        .map(Json)
+}
+
+async fn delete_channel(
+    State(state): State<AppState>,
+    auth: Authed<AdminRole>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<StatusCode> {
+    let actor = auth.actor();
+    state
+        .db
+        .write(move |tx| -> ApiResult<_> {
+            let row = notify::get_channel(tx, id)?.ok_or_else(|| channel_not_found(id))?;
+            notify::delete_channel(tx, id)?;
+            audit::record(
+                tx,
+                &actor,
+                "channel.delete",
+                Some(&format!("channel:{id}")),
+                Some(&json!({ "name": row.channel.name })),
+                db::now(),
+            )?;
+            Ok(StatusCode::NO_CONTENT)
+        })
+        .await
+}
+
+/// Sends a test notification through the channel now and says whether it was delivered.
+async fn test_channel(
+    State(state): State<AppState>,
+    auth: Authed<AdminRole>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<ChannelTest>> {
+    let row = state
+        .db
+        .call(move |conn| notify::get_channel(conn, id).map_err(db::DbError::from))
+        .await?
+        .ok_or_else(|| channel_not_found(id))?;
+    let (channel, secrets) = sender::open_channel(&state.vault, &row)
+        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+    let notification = Notification {
+        event: "test".into(),
+        alert_id: None,
+        rule: "test".into(),
+        severity: Severity::Warning,
+        node: None,
+        address: None,
+        collector: None,
+        series: String::new(),
+        value: None,
+        message: format!(
+            "Test notification from plantwatch, sent by {} to channel {}.",
+            auth.user.username, channel.name
+        ),
+        affected_nodes: None,
+        at: db::to_time(db::now()),
+    };
+    let outcome = sender::deliver(&channel, &secrets, &notification).await;
+    let actor = auth.actor();
+    let delivered = outcome.is_ok();
+    state
+        .db
+        .write(move |tx| -> ApiResult<_> {
+            audit::record(
+                tx,
+                &actor,
+                "channel.test",
+                Some(&format!("channel:{id}")),
+                Some(&json!({ "delivered": delivered })),
+                db::now(),
+            )?;
+            Ok(())
+        })
+        .await?;
+    Ok(Json(ChannelTest {
+        delivered,
+        error: outcome.err(),
+    }))
+}
+
+async fn health(
+    State(state): State<AppState>,
+    _auth: Authed,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<ListResponse<HealthChange>>> {
+    let items = state
+        .db
+        .call(move |conn| -> ApiResult<_> {
+            db::nodes::get(conn, id)?.ok_or_else(|| {
+                ApiError::not_found("node_not_found", format!("there is no node {id}"))
+            })?;
+            Ok(store::health_changes(conn, id)?)
+        })
+        .await?;
+    let total = items.len() as u64;
+    Ok(Json(ListResponse { items, total }))
+}

@@ -1,0 +1,1075 @@
+//! Alerting end to end through the real server over HTTPS, with a one-second evaluator and
+//! short windows: reachability going offline and back, thresholds with hysteresis, maintenance
+//! holding notifications, parent and collector suppression, webhook bodies and signatures, a
+//! restart with notifications queued, email to an SMTP sink (aiosmtpd), syslog over UDP, and
+//! the role matrix of the new routes.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use common::{TestApp, approved_collector, expect_status, spawn_app_with, spec, test_config};
+use hmac::{Hmac, Mac as _};
+use plantwatch_shared::api::{
+    AlertQuery, AlertState, ChannelKind, ChannelSettings, ChannelSpec, MaintenanceScope,
+    MaintenanceSpec, NodeStatus, Notification, Recurrence, RuleSpec, SIGNATURE_HEADER, Severity,
+    UpdateNodeRequest,
+};
+use plantwatch_shared::{Client, Secret};
+use reqwest::Method;
+use sha2::Sha256;
+
+const HMAC_KEY: &str = "webhook-key-1";
+
+/// A webhook receiver on loopback that keeps every body whose signature checks out, and
+/// counts the ones that do not.
+#[derive(Clone, Default)]
+struct Receiver {
+    received: Arc<Mutex<Vec<Notification>>>,
+    bad_signatures: Arc<Mutex<u32>>,
+}
+
+impl Receiver {
+    async fn start_on(listener: tokio::net::TcpListener) -> Self {
+        let receiver = Receiver::default();
+        let state = receiver.clone();
+        let app = Router::new().route(
+            "/hook",
+            post(move |headers: HeaderMap, body: Bytes| {
+                let state = state.clone();
+                async move {
+                    let mut mac = Hmac::<Sha256>::new_from_slice(HMAC_KEY.as_bytes()).unwrap();
+                    mac.update(&body);
+                    let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+                    let signature = headers
+                        .get(SIGNATURE_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    if signature != expected {
+                        *state.bad_signatures.lock().unwrap() += 1;
+                        return axum::http::StatusCode::UNAUTHORIZED;
+                    }
+                    let n: Notification = serde_json::from_slice(&body).unwrap();
+                    state.received.lock().unwrap().push(n);
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        receiver
+    }
+
+    async fn start() -> (Self, String) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        (Self::start_on(listener).await, url)
+    }
+
+    fn all(&self) -> Vec<Notification> {
+        self.received.lock().unwrap().clone()
+    }
+
+    fn events(&self) -> Vec<(String, Severity, Option<String>)> {
+        self.all()
+            .into_iter()
+            .map(|n| (n.event, n.severity, n.node))
+            .collect()
+    }
+}
+
+fn webhook(url: &str) -> ChannelSpec {
+    ChannelSpec {
+        name: "ops-hook".into(),
+        kind: ChannelKind::Webhook,
+        settings: ChannelSettings {
+            url: Some(url.to_owned()),
+            timeout_s: Some(2),
+            ..ChannelSettings::default()
+        },
+        secrets: [("hmac_key".to_owned(), Secret::from(HMAC_KEY))].into(),
+        min_severity: Severity::Warning,
+        tags: vec![],
+        collectors: vec![],
+        repeat_s: 0,
+        send_resolved: true,
+        enabled: true,
+    }
+}
+
+/// A server evaluating every second, with collector `north`.
+struct Plant {
+    app: TestApp,
+    admin: Client,
+    north: Client,
+}
+
+async fn plant() -> Plant {
+    let app = spawn_app_with(|c| c.alert_interval_secs = 1).await;
+    let admin = app.admin().await;
+    let registration = approved_collector(&app, &admin, "north").await;
+    let north = common::keyed(&app, &registration);
+    Plant { app, admin, north }
+}
+
+impl Plant {
+    /// Sends line protocol as collector `north` (timestamps: now).
+    async fn push(&self, body: String) {
+        let (status, answer) = self
+            .north
+            .send_raw(
+                Method::POST,
+                "/api/v1/ingest/influx",
+                Some("text/plain"),
+                body.into_bytes(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 204, "{}", String::from_utf8_lossy(&answer));
+    }
+
+    async fn tune(&self, name: &str, change: impl FnOnce(&mut RuleSpec)) {
+        let rule = self.admin.rule_by_name(name).await.unwrap();
+        let mut spec = rule.spec.clone();
+        change(&mut spec);
+        self.admin.update_rule(rule.id, &spec).await.unwrap();
+    }
+
+    async fn node(&self, name: &str, address: &str) -> i64 {
+        self.admin
+            .create_node(&spec(name, address, "north"))
+            .await
+            .unwrap()
+            .id
+    }
+
+    async fn status(&self, id: i64) -> (NodeStatus, Option<String>) {
+        let node = self.admin.get_node(id).await.unwrap();
+        (node.status, node.status_reason)
+    }
+}
+
+/// Polls `check` every 200 ms until it holds, for at most `secs`.
+async fn eventually<F, Fut>(secs: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+#[tokio::test]
+async fn a_node_whose_ping_stops_goes_offline_after_the_threshold_and_recovers() {
+    let p = plant().await;
+    p.tune("node_unreachable", |s| s.window_s = 3).await;
+    let (receiver, url) = Receiver::start().await;
+    p.admin.create_channel(&webhook(&url)).await.unwrap();
+    let plc = p.node("plc-1", "127.0.0.10").await;
+    assert_eq!(p.status(plc).await.0, NodeStatus::Discovering);
+
+    p.push(format!("ping,node_id={plc} up=1,rtt_avg_ms=0.4"))
+        .await;
+    eventually(5, "plc-1 healthy", || async {
+        p.status(plc).await.0 == NodeStatus::Healthy
+    })
+    .await;
+
+    // The ping stops answering: probes keep arriving, all failed.
+    let stopped = Instant::now();
+    let pushing = {
+        let north = p.north.clone();
+        tokio::spawn(async move {
+            loop {
+                let line = format!("ping,node_id={plc} up=0,loss_pct=100");
+                let _ = north
+                    .send_raw(
+                        Method::POST,
+                        "/api/v1/ingest/influx",
+                        None,
+                        line.into_bytes(),
+                    )
+                    .await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
+    eventually(10, "plc-1 offline", || async {
+        p.status(plc).await.0 == NodeStatus::Offline
+    })
+    .await;
+    assert!(
+        stopped.elapsed() >= Duration::from_secs(2),
+        "offline before the 3 s threshold: {:?}",
+        stopped.elapsed()
+    );
+    let (_, reason) = p.status(plc).await;
+    assert!(reason.unwrap().contains("no successful ping"));
+    let alerts = p.admin.list_alerts(&AlertQuery::default()).await.unwrap();
+    assert_eq!(alerts.total, 1);
+    let alert = &alerts.items[0];
+    assert_eq!(
+        (alert.rule.as_str(), alert.state, alert.severity),
+        ("node_unreachable", AlertState::Firing, Severity::Critical)
+    );
+    pushing.abort();
+
+    // Back: resolved, healthy, and the history shows every change.
+    p.push(format!("ping,node_id={plc} up=1,rtt_avg_ms=0.5"))
+        .await;
+    eventually(5, "plc-1 healthy again", || async {
+        p.status(plc).await.0 == NodeStatus::Healthy
+    })
+    .await;
+    let detail = p.admin.get_alert(alert.id).await.unwrap();
+    assert_eq!(detail.alert.state, AlertState::Resolved);
+    let events: Vec<&str> = detail.events.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(events, ["firing", "resolved"]);
+    eventually(5, "firing and resolved delivered", || async {
+        receiver.events().len() == 2
+    })
+    .await;
+    assert_eq!(
+        receiver.events(),
+        [
+            ("firing".into(), Severity::Critical, Some("plc-1".into())),
+            ("resolved".into(), Severity::Critical, Some("plc-1".into())),
+        ]
+    );
+    assert_eq!(*receiver.bad_signatures.lock().unwrap(), 0);
+    let detail = p.admin.get_alert(alert.id).await.unwrap();
+    assert!(
+        detail.deliveries.iter().all(|d| d.state == "sent"),
+        "{:?}",
+        detail.deliveries
+    );
+    let changes = p.admin.node_health(plc).await.unwrap().items;
+    let path: Vec<(NodeStatus, NodeStatus)> =
+        changes.iter().rev().map(|c| (c.from, c.to)).collect();
+    assert_eq!(
+        path,
+        [
+            (NodeStatus::Discovering, NodeStatus::Healthy),
+            (NodeStatus::Healthy, NodeStatus::Offline),
+            (NodeStatus::Offline, NodeStatus::Healthy),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_value_crossing_warning_then_critical_then_below_clear_does_not_flap_at_the_threshold() {
+    let p = plant().await;
+    let (receiver, url) = Receiver::start().await;
+    p.admin.create_channel(&webhook(&url)).await.unwrap();
+    let oven = p.node("oven-1", "127.0.0.11").await;
+    let rule = p
+        .admin
+        .create_rule(&RuleSpec {
+            warning: Some(60.0),
+            critical: Some(80.0),
+            clear: Some(50.0),
+            window_s: 30,
+            ..RuleSpec::new("oven_hot", "temperature.celsius")
+        })
+        .await
+        .unwrap();
+    let set = |value: f64| {
+        let p = &p;
+        async move {
+            p.push(format!(
+                "temperature,node_id={oven},sensor=zone1 celsius={value}"
+            ))
+            .await;
+            // Two evaluator cycles see each value.
+            tokio::time::sleep(Duration::from_millis(2_200)).await;
+        }
+    };
+    let open = || async {
+        p.admin
+            .list_alerts(&AlertQuery::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|a| a.rule_id == rule.id)
+            .collect::<Vec<_>>()
+    };
+    set(55.0).await;
+    assert!(open().await.is_empty());
+    set(65.0).await;
+    let first = open().await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].severity, Severity::Warning);
+    assert_eq!(first[0].series, "temperature.celsius{sensor=zone1}");
+    assert_eq!(p.status(oven).await.0, NodeStatus::Warning);
+    set(85.0).await;
+    let now_open = open().await;
+    assert_eq!(now_open.len(), 1);
+    assert_eq!(
+        (now_open[0].id, now_open[0].severity),
+        (first[0].id, Severity::Critical),
+        "severity changes in place"
+    );
+    assert_eq!(p.status(oven).await.0, NodeStatus::Critical);
+    // Hovering around the warning threshold, above the clear threshold: one alert, untouched.
+    for value in [59.0, 61.0, 58.0, 60.5, 51.0] {
+        set(value).await;
+        let hovering = open().await;
+        assert_eq!(hovering.len(), 1, "at {value}");
+        assert_eq!(hovering[0].id, first[0].id, "at {value}");
+    }
+    set(49.0).await;
+    assert!(open().await.is_empty());
+    let detail = p.admin.get_alert(first[0].id).await.unwrap();
+    assert_eq!(detail.alert.state, AlertState::Resolved);
+    eventually(5, "three notifications", || async {
+        receiver.events().len() >= 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let events: Vec<String> = receiver.all().into_iter().map(|n| n.event).collect();
+    assert_eq!(events, ["firing", "escalated", "resolved"]);
+    let alerts = p
+        .admin
+        .list_alerts(&AlertQuery {
+            state: Some("all".into()),
+            ..AlertQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(alerts.total, 1, "no alert was opened twice");
+}
+
+#[tokio::test]
+async fn a_maintenance_window_holds_notifications_and_shows_maintenance() {
+    let p = plant().await;
+    let (receiver, url) = Receiver::start().await;
+    p.admin.create_channel(&webhook(&url)).await.unwrap();
+    let ups = p.node("ups-1", "127.0.0.12").await;
+    p.admin
+        .update_node(
+            ups,
+            &UpdateNodeRequest {
+                tags: Some(vec!["hall-2".into()]),
+                ..UpdateNodeRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    let window = p
+        .admin
+        .create_maintenance(&MaintenanceSpec {
+            name: "battery swap".into(),
+            scope: MaintenanceScope::Tag,
+            target: "hall-2".into(),
+            duration_s: Some(3_600),
+            starts_at: None,
+            ends_at: None,
+            recurrence: Recurrence::None,
+        })
+        .await
+        .unwrap();
+    assert!(window.active);
+    p.push(format!("ups,node_id={ups} on_battery=1,battery_pct=97"))
+        .await;
+    eventually(5, "the alert held", || async {
+        let alerts = p.admin.list_alerts(&AlertQuery::default()).await.unwrap();
+        alerts
+            .items
+            .iter()
+            .any(|a| a.rule == "ups_on_battery" && a.held)
+    })
+    .await;
+    let (status, reason) = p.status(ups).await;
+    assert_eq!(status, NodeStatus::Maintenance);
+    assert!(reason.unwrap().contains("battery swap"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(receiver.all().is_empty(), "held alerts are not notified");
+
+    // Ending the window releases the alert, which is then notified once.
+    p.admin.end_maintenance(window.id).await.unwrap();
+    eventually(5, "the released alert notified", || async {
+        !receiver.all().is_empty()
+    })
+    .await;
+    assert_eq!(p.status(ups).await.0, NodeStatus::Critical);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.events().len(), 1);
+    assert_eq!(receiver.all()[0].rule, "ups_on_battery");
+    let listed = p.admin.list_maintenance().await.unwrap().items;
+    assert!(!listed[0].active && listed[0].ended_at.is_some());
+}
+
+#[tokio::test]
+async fn a_switch_down_suppresses_its_fifty_children_and_sends_one_notification() {
+    let p = plant().await;
+    p.tune("node_unreachable", |s| s.window_s = 3).await;
+    let (receiver, url) = Receiver::start().await;
+    p.admin.create_channel(&webhook(&url)).await.unwrap();
+    let switch = p.node("sw-1", "127.0.1.1").await;
+    let mut children = Vec::new();
+    for i in 0..50 {
+        let id = p
+            .node(&format!("plc-{i:02}"), &format!("127.0.1.{}", i + 10))
+            .await;
+        p.admin
+            .update_node(
+                id,
+                &UpdateNodeRequest {
+                    parent: Some(Some("sw-1".into())),
+                    ..UpdateNodeRequest::default()
+                },
+            )
+            .await
+            .unwrap();
+        children.push(id);
+    }
+    let all = |up: u8| {
+        std::iter::once(switch)
+            .chain(children.iter().copied())
+            .map(|id| format!("ping,node_id={id} up={up}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    p.push(all(1)).await;
+    eventually(5, "all healthy", || async {
+        p.status(children[49]).await.0 == NodeStatus::Healthy
+    })
+    .await;
+    // The switch dies: nothing behind it answers either.
+    for _ in 0..12 {
+        p.push(all(0)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eventually(5, "every child offline", || async {
+        let alerts = p.admin.list_alerts(&AlertQuery::default()).await.unwrap();
+        alerts
+            .items
+            .iter()
+            .filter(|a| a.state == AlertState::Firing)
+            .count()
+            == 51
+    })
+    .await;
+    let alerts = p
+        .admin
+        .list_alerts(&AlertQuery {
+            limit: Some(100),
+            ..AlertQuery::default()
+        })
+        .await
+        .unwrap()
+        .items;
+    let suppressed = alerts.iter().filter(|a| a.suppressed).count();
+    assert_eq!(suppressed, 50);
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.node.as_deref() == Some("sw-1") && !a.suppressed)
+    );
+    let (status, reason) = p.status(children[7]).await;
+    assert_eq!(status, NodeStatus::Offline);
+    assert_eq!(reason.as_deref(), Some("parent sw-1 down"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let sent = receiver.all();
+    assert_eq!(sent.len(), 1, "{:?}", receiver.events());
+    assert_eq!(sent[0].node.as_deref(), Some("sw-1"));
+    assert_eq!(sent[0].affected_nodes, Some(50));
+}
+
+#[tokio::test]
+async fn a_silent_collector_turns_its_nodes_offline_with_one_notification() {
+    let p = plant().await;
+    p.tune("collector_offline", |s| s.window_s = 3).await;
+    p.tune("node_unreachable", |s| s.window_s = 4).await;
+    let (receiver, url) = Receiver::start().await;
+    p.admin.create_channel(&webhook(&url)).await.unwrap();
+    let mut nodes = Vec::new();
+    for i in 0..10 {
+        nodes.push(
+            p.node(&format!("rtu-{i}"), &format!("127.0.2.{}", i + 1))
+                .await,
+        );
+    }
+    let lines: Vec<String> = nodes
+        .iter()
+        .map(|id| format!("ping,node_id={id} up=1"))
+        .collect();
+    p.push(lines.join("\n")).await;
+    // Then the site's uplink drops: nothing more from north.
+    eventually(12, "every node offline", || async {
+        let nodes = p.admin.list_nodes(&Default::default()).await.unwrap().items;
+        nodes.iter().all(|n| n.status == NodeStatus::Offline)
+    })
+    .await;
+    let (_, reason) = p.status(nodes[3]).await;
+    assert_eq!(reason.as_deref(), Some("collector north offline"));
+    // Past the nodes' own threshold too: still the one notification.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let sent = receiver.all();
+    assert_eq!(sent.len(), 1, "{:?}", receiver.events());
+    assert_eq!(sent[0].rule, "collector_offline");
+    assert_eq!(sent[0].collector.as_deref(), Some("north"));
+    assert_eq!(sent[0].affected_nodes, Some(10));
+}
+
+#[tokio::test]
+async fn notifications_queued_across_a_restart_are_delivered_once() {
+    let p = plant().await;
+    // The receiver's port, closed for now: deliveries fail and stay queued.
+    let parked = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = parked.local_addr().unwrap();
+    drop(parked);
+    let url = format!("http://{addr}/hook");
+    p.admin.create_channel(&webhook(&url)).await.unwrap();
+    let ups = p.node("ups-9", "127.0.0.19").await;
+    p.push(format!("ups,node_id={ups} on_battery=1")).await;
+    let db_path = p.app.dir.path().join("plantwatch.db");
+    let attempts = || {
+        let conn = rusqlite::Connection::open(&db_path).unwrap();
+        conn.query_row(
+            "SELECT count(*), coalesce(max(attempts), 0) FROM notifications WHERE state = 'queued'",
+            [],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+        )
+        .unwrap()
+    };
+    eventually(10, "a failed attempt", || async { attempts().1 >= 1 }).await;
+    assert_eq!(attempts().0, 1);
+
+    let Plant { app, .. } = p;
+    let TestApp { server, dir } = app;
+    server.shutdown().await.unwrap();
+    let receiver = Receiver::start_on(tokio::net::TcpListener::bind(addr).await.unwrap()).await;
+    let server = plantwatch_server::server::start(test_config(dir.path()))
+        .await
+        .unwrap();
+    let app = TestApp { server, dir };
+    // The retry is due 5 s after the first failure.
+    eventually(15, "delivered after the restart", || async {
+        !receiver.all().is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let sent = receiver.all();
+    assert_eq!(sent.len(), 1, "{:?}", receiver.events());
+    assert_eq!(
+        (sent[0].event.as_str(), sent[0].rule.as_str()),
+        ("firing", "ups_on_battery")
+    );
+    let admin = app.admin().await;
+    let alert = &admin
+        .list_alerts(&AlertQuery::default())
+        .await
+        .unwrap()
+        .items[0];
+    let detail = admin.get_alert(alert.id).await.unwrap();
+    assert_eq!(detail.deliveries.len(), 1);
+    assert_eq!(detail.deliveries[0].state, "sent");
+    assert!(detail.deliveries[0].attempts >= 2);
+}
+
+/// Starts Python's aiosmtpd on a loopback port, saving mail into a maildir.
+struct SmtpSink {
+    child: std::process::Child,
+    port: u16,
+    maildir: tempfile::TempDir,
+}
+
+impl SmtpSink {
+    fn start() -> Self {
+        let maildir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("python3")
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(maildir.path().join("mail"))
+            .spawn()
+            .expect("python3 -m aiosmtpd (pip install aiosmtpd; .ci/run installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "aiosmtpd did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        SmtpSink {
+            child,
+            port,
+            maildir,
+        }
+    }
+
+    fn messages(&self) -> Vec<String> {
+        let new = self.maildir.path().join("mail").join("new");
+        std::fs::read_dir(new)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn email_reaches_an_smtp_sink_and_syslog_a_udp_listener() {
+    let p = plant().await;
+    let sink = SmtpSink::start();
+    let email = p
+        .admin
+        .create_channel(&ChannelSpec {
+            name: "plant-mail".into(),
+            kind: ChannelKind::Email,
+            settings: ChannelSettings {
+                smtp_host: Some("127.0.0.1".into()),
+                smtp_port: Some(sink.port),
+                tls: Some("none".into()),
+                from: Some("plantwatch@plant.example".into()),
+                to: vec!["shift-lead@plant.example".into()],
+                ..ChannelSettings::default()
+            },
+            secrets: Default::default(),
+            ..webhook("http://unused")
+        })
+        .await
+        .unwrap();
+    let test = p.admin.test_channel(email.id).await.unwrap();
+    assert!(test.delivered, "{:?}", test.error);
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 1);
+    assert!(
+        messages[0].contains("Subject: [TEST] test on plantwatch"),
+        "{}",
+        messages[0]
+    );
+    assert!(messages[0].contains("To: shift-lead@plant.example"));
+
+    // A real alert by email, too.
+    let ups = p.node("ups-3", "127.0.0.13").await;
+    p.push(format!("ups,node_id={ups} on_battery=1")).await;
+    eventually(10, "the alert mailed", || async {
+        sink.messages().len() == 2
+    })
+    .await;
+    assert!(
+        sink.messages()
+            .iter()
+            .any(|m| m.contains("[CRITICAL] ups_on_battery on ups-3"))
+    );
+
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let syslog = p
+        .admin
+        .create_channel(&ChannelSpec {
+            name: "siem".into(),
+            kind: ChannelKind::Syslog,
+            settings: ChannelSettings {
+                host: Some("127.0.0.1".into()),
+                port: Some(socket.local_addr().unwrap().port()),
+                ..ChannelSettings::default()
+            },
+            secrets: Default::default(),
+            ..webhook("http://unused")
+        })
+        .await
+        .unwrap();
+    assert!(p.admin.test_channel(syslog.id).await.unwrap().delivered);
+    let mut buffer = [0u8; 2048];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buffer))
+        .await
+        .unwrap()
+        .unwrap();
+    let message = String::from_utf8_lossy(&buffer[..n]);
+    assert!(message.starts_with("<133>1 "), "{message}");
+    assert!(message.contains("plantwatch - ALERT [plantwatch@32473 event=\"test\""));
+
+    // A channel that cannot deliver says why.
+    let refused = p
+        .admin
+        .create_channel(&ChannelSpec {
+            name: "dead-relay".into(),
+            kind: ChannelKind::Email,
+            settings: ChannelSettings {
+                smtp_port: Some(1),
+                ..email_settings()
+            },
+            secrets: Default::default(),
+            ..webhook("http://unused")
+        })
+        .await;
+    let refused = p.admin.test_channel(refused.unwrap().id).await.unwrap();
+    assert!(!refused.delivered);
+    assert!(refused.error.unwrap().contains("SMTP"));
+}
+
+fn email_settings() -> ChannelSettings {
+    ChannelSettings {
+        smtp_host: Some("127.0.0.1".into()),
+        from: Some("plantwatch@plant.example".into()),
+        to: vec!["ops@plant.example".into()],
+        ..ChannelSettings::default()
+    }
+}
+
+#[tokio::test]
+async fn built_in_rules_can_be_tuned_and_disabled_but_not_deleted_and_bad_rules_are_refused() {
+    let p = plant().await;
+    let rules = p.admin.list_rules().await.unwrap().items;
+    let names: Vec<&str> = rules.iter().map(|r| r.spec.name.as_str()).collect();
+    for builtin in [
+        "node_unreachable",
+        "agent_heartbeat",
+        "collector_offline",
+        "snmp_unreachable",
+        "interface_down",
+        "cpu_high",
+        "memory_high",
+        "disk_high",
+        "ups_on_battery",
+        "collector_outbox_lag",
+    ] {
+        assert!(names.contains(&builtin), "{builtin} missing from {names:?}");
+    }
+    let cpu = p.admin.rule_by_name("cpu_high").await.unwrap();
+    let error = p.admin.delete_rule(cpu.id).await.unwrap_err();
+    assert!(error.to_string().contains("disable it instead"), "{error}");
+    let renamed = RuleSpec {
+        name: "cpu".into(),
+        ..cpu.spec.clone()
+    };
+    assert!(p.admin.update_rule(cpu.id, &renamed).await.is_err());
+    let tuned = RuleSpec {
+        enabled: false,
+        warning: Some(88.0),
+        ..cpu.spec.clone()
+    };
+    let after = p.admin.update_rule(cpu.id, &tuned).await.unwrap();
+    assert!(!after.spec.enabled);
+    assert_eq!(after.spec.warning, Some(88.0));
+    // A warning threshold below the clear threshold (85) would never clear.
+    let inverted = RuleSpec {
+        warning: Some(70.0),
+        ..cpu.spec.clone()
+    };
+    let error = p.admin.update_rule(cpu.id, &inverted).await.unwrap_err();
+    assert!(error.to_string().contains("clear threshold"), "{error}");
+
+    for (body, needle) in [
+        (RuleSpec::new("no-threshold", "a.b"), "threshold"),
+        (
+            RuleSpec {
+                warning: Some(1.0),
+                ..RuleSpec::new("bad-metric", "nodot")
+            },
+            "measurement.field",
+        ),
+        (
+            RuleSpec {
+                warning: Some(1.0),
+                window_s: 3_600,
+                ..RuleSpec::new("too-long", "a.b")
+            },
+            "window_s",
+        ),
+    ] {
+        let error = p.admin.create_rule(&body).await.unwrap_err();
+        assert!(error.to_string().contains(needle), "{error}");
+    }
+    let custom = p
+        .admin
+        .create_rule(&RuleSpec {
+            warning: Some(1.0),
+            ..RuleSpec::new("custom", "a.b")
+        })
+        .await
+        .unwrap();
+    p.admin.delete_rule(custom.id).await.unwrap();
+}
+
+#[tokio::test]
+async fn acknowledging_records_who_and_when_and_the_preview_shows_current_values() {
+    let p = plant().await;
+    let a = p.node("drive-1", "127.0.0.21").await;
+    let b = p.node("drive-2", "127.0.0.22").await;
+    p.push(format!(
+        "drive,node_id={a} current_a=12.5\ndrive,node_id={b} current_a=3.0"
+    ))
+    .await;
+    let spec = RuleSpec {
+        warning: Some(10.0),
+        ..RuleSpec::new("drive_current", "drive.current_a")
+    };
+    let preview = p.admin.preview_rule(&spec).await.unwrap().items;
+    assert_eq!(preview.len(), 2);
+    assert_eq!(preview[0].node, "drive-1");
+    assert_eq!(
+        (preview[0].value, preview[0].severity),
+        (Some(12.5), Some(Severity::Warning))
+    );
+    assert_eq!((preview[1].value, preview[1].severity), (Some(3.0), None));
+    p.admin.create_rule(&spec).await.unwrap();
+    eventually(5, "the alert", || async {
+        p.admin
+            .list_alerts(&AlertQuery::default())
+            .await
+            .unwrap()
+            .total
+            == 1
+    })
+    .await;
+    let alert = p
+        .admin
+        .list_alerts(&AlertQuery::default())
+        .await
+        .unwrap()
+        .items[0]
+        .clone();
+    let acked = p
+        .admin
+        .ack_alert(alert.id, Some("drive being replaced".into()))
+        .await
+        .unwrap();
+    assert_eq!(acked.acked_by.as_deref(), Some(common::ADMIN));
+    assert!(acked.acked_at.is_some());
+    assert_eq!(acked.ack_comment.as_deref(), Some("drive being replaced"));
+    let unacked = p.admin.unack_alert(alert.id).await.unwrap();
+    assert!(unacked.acked_by.is_none());
+    let events: Vec<String> = p
+        .admin
+        .get_alert(alert.id)
+        .await
+        .unwrap()
+        .events
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    assert_eq!(events, ["firing", "acked", "unacked"]);
+    let summary = p.admin.summary().await.unwrap();
+    assert_eq!(summary.active_alerts, 1);
+    assert_eq!(summary.newest_alerts[0].id, alert.id);
+    assert_eq!(summary.nodes_by_health.get("warning"), Some(&1));
+}
+
+#[tokio::test]
+async fn every_alerting_route_answers_each_role_as_documented() {
+    let p = plant().await;
+    let admin = &p.admin;
+    let node = p.node("plc-r", "127.0.0.30").await;
+    p.push(format!("ups,node_id={node} on_battery=1")).await;
+    eventually(5, "an alert", || async {
+        admin
+            .list_alerts(&AlertQuery::default())
+            .await
+            .unwrap()
+            .total
+            == 1
+    })
+    .await;
+    let alert = admin
+        .list_alerts(&AlertQuery::default())
+        .await
+        .unwrap()
+        .items[0]
+        .id;
+    let channel = admin
+        .create_channel(&webhook("http://127.0.0.1:9/x"))
+        .await
+        .unwrap()
+        .id;
+    let rule = admin.rule_by_name("cpu_high").await.unwrap();
+    let rule_body = serde_json::to_string(&rule.spec).unwrap();
+    let custom = serde_json::to_string(&RuleSpec {
+        warning: Some(1.0),
+        ..RuleSpec::new("role-{who}", "a.b")
+    })
+    .unwrap();
+    let window = |who: &str| {
+        format!(r#"{{"name": "w-{who}", "scope": "node", "target": "plc-r", "duration_s": 60}}"#)
+    };
+    let channel_body = |who: &str| {
+        format!(
+            r#"{{"name": "c-{who}", "kind": "webhook", "settings": {{"url": "http://127.0.0.1:9/{who}"}}}}"#
+        )
+    };
+    let mut failures = Vec::new();
+    for (who, client) in p.app.callers(admin).await {
+        let (read, operate, administer) = match who {
+            "anonymous" => (401, 401, 401),
+            "viewer" => (200, 403, 403),
+            "operator" => (200, 200, 403),
+            _ => (200, 200, 200),
+        };
+        let created = |ok: u16| if ok == 200 { 201 } else { ok };
+        let f = &mut failures;
+        expect_status(f, who, &client, Method::GET, "/api/v1/alerts", None, read).await;
+        expect_status(
+            f,
+            who,
+            &client,
+            Method::GET,
+            &format!("/api/v1/alerts/{alert}"),
+            None,
+            read,
+        )
+        .await;
+        expect_status(
+            f,
+            who,
+            &client,
+            Method::POST,
+            &format!("/api/v1/alerts/{alert}/ack"),
+            Some("{}".into()),
+            operate,
+        )
+        .await;
+        expect_status(
+            f,
+            who,
+            &client,
+            Method::POST,
+            &format!("/api/v1/alerts/{alert}/unack"),
+            None,
+            operate,
+        )
+        .await;
+        expect_status(
+            f,
+            who,
+            &client,
+            Method::GET,
+            "/api/v1/alert-definitions",
+            None,
+            read,
+        )
+        .await;
+        expect_status(
+            f,
+            who,
+            &client,
+            Method::GET,
+            &format!("/api/v1/alert-definitions/{}", rule.id),
+            None,
+            read,
+        )
+        .await;
+        expect_status(
+            f,
+            who,
+            &client,
+            Method::PUT,
+            &format!("/api/v1/alert-definitions/{}", rule.id),
+            Some(rule_body.clone()),
+            operate,
+        )
+        .await;
+        expect_status(
+            f,
+            who,
+            &client,
+            Method::POST,
+            "/api/v1/alert-definitions",
+            Some(custom.replace("{who}", who)),
+            created(operate),
+        )
+        .await;
+        expect_status(
+            f,
+            who,
+            &client,
+            Method::POST,
+            "/api/v1/alert-definitions/preview",
+            Some(rule_body.clone()),
+            read,
+        )
+        .await;
+        expect_status(
+            f,
+            who,
+            &client,
+            Method::GET,
+            "/api/v1/maintenance-windows",
+            None,
+            read,
+        )
+        .await;
+        expect_status(
+            f,
+            who,
+            &client,
+            Method::POST,
+            "/api/v1/maintenance-windows",
+            Some(window(who)),
+            created(operate),
+        )
+        .await;
+        expect_status(
+            f,
+            who,
+            &client,
+            Method::GET,
+            "/api/v1/notification-channels",
+            None,
+            operate,
+        )
+        .await;
+        expect_status(
+            f,
+            who,
+            &client,
+            Method::GET,
+            &format!("/api/v1/notification-channels/{channel}"),
+            None,
+            operate,
+        )
+        .await;
+        expect_status(
+            f,
+            who,
+            &client,
+            Method::POST,
+            "/api/v1/notification-channels",
+            Some(channel_body(who)),
+            created(administer),
+        )
+        .await;
+        expect_status(
+            f,
+            who,
+            &client,
+            Method::GET,
+            &format!("/api/v1/nodes/{node}/health"),
+            None,
+            read,
+        )
+        .await;
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    // Channel secrets are never answered, only their names.
+    let listed = admin.list_channels().await.unwrap();
+    let text = serde_json::to_string(&listed).unwrap();
+    assert!(!text.contains(HMAC_KEY));
+    let hook = listed.items.iter().find(|c| c.name == "ops-hook").unwrap();
+    assert_eq!(hook.secrets, ["hmac_key"]);
+}
