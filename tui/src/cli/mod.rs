@@ -1,5 +1,6 @@
 //! The scripted subcommands of `plantwatch`. Exit codes: 0 ok, 1 failure, 2 usage, 3 partial.
 
+pub mod alerts;
 pub mod auth;
 pub mod components;
 pub mod context;
@@ -77,6 +78,18 @@ pub enum Command {
     /// List, approve, revoke and delete agents.
     #[command(subcommand)]
     Agents(components::ComponentsCommand),
+    /// List, show, acknowledge and unacknowledge alerts.
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
+    /// List, create, tune, disable and delete alert rules.
+    #[command(subcommand)]
+    Rules(alerts::RulesCommand),
+    /// Create, list and end maintenance windows.
+    #[command(subcommand)]
+    Maintenance(alerts::MaintenanceCommand),
+    /// Notification channels: list, create, delete, and send a test.
+    #[command(subcommand)]
+    Notify(alerts::NotifyCommand),
     /// Start a throwaway local server and open the console on it.
     Demo(crate::demo::DemoArgs),
 }
@@ -185,6 +198,10 @@ impl Session {
             Command::Agents(command) => {
                 components::components(self, ComponentKind::Agent, command).await
             }
+            Command::Alerts(command) => alerts::alerts(self, command).await,
+            Command::Rules(command) => alerts::rules(self, command).await,
+            Command::Maintenance(command) => alerts::maintenance(self, command).await,
+            Command::Notify(command) => alerts::notify(self, command).await,
             // Started by `run` before any runtime exists: it runs its own.
             Command::Demo(_) => bail!("the demo cannot run inside another command"),
         }

@@ -1,0 +1,217 @@
+//! `plantwatch rules`, `plantwatch maintenance`, `plantwatch notify` and `plantwatch alerts`
+//! against the real server binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
+mod common;
+
+use std::io::{Read as _, Write as _};
+use std::sync::mpsc;
+
+use common::{login, ok, plantwatch, start_server, stderr};
+use serde_json::Value;
+
+/// A one-shot webhook receiver on loopback: answers 204 and hands back the request it got.
+fn one_shot_receiver() -> (String, mpsc::Receiver<String>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let mut request = Vec::new();
+        let mut buffer = [0u8; 4096];
+        // Headers, then the body its Content-Length announces.
+        loop {
+            let n = stream.read(&mut buffer).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            request.extend_from_slice(&buffer[..n]);
+            let text = String::from_utf8_lossy(&request);
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                    })
+                    .unwrap_or(0);
+                if request.len() >= end + 4 + length {
+                    break;
+                }
+            }
+        }
+        stream
+            .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        tx.send(String::from_utf8_lossy(&request).into_owned())
+            .unwrap();
+    });
+    (url, rx)
+}
+
+#[test]
+fn rules_maintenance_and_notification_channels_from_the_command_line() {
+    let server = start_server();
+    let config = tempfile::tempdir().unwrap();
+    ok(&login(&server, config.path()));
+    let cli = |args: &[&str]| plantwatch(config.path(), args, "");
+
+    // Rules: the built-ins are listed; a custom one is created, tuned, previewed, deleted.
+    let listed = ok(&cli(&["rules", "list"]));
+    for builtin in ["node_unreachable", "collector_offline", "interface_down"] {
+        assert!(listed.contains(builtin), "{listed}");
+    }
+    ok(&cli(&[
+        "rules",
+        "create",
+        "fan_slow",
+        "--metric",
+        "fan.rpm",
+        "--comparison",
+        "<",
+        "--warning",
+        "1000",
+        "--critical",
+        "500",
+        "--clear",
+        "1200",
+        "--window",
+        "2m",
+        "--for",
+        "30s",
+        "--match",
+        "fan=cpu*",
+    ]));
+    let updated = cli(&["rules", "update", "fan_slow", "--warning", "900"]);
+    ok(&updated);
+    assert!(
+        stderr(&updated).contains("< w:900 c:500 clear:1200"),
+        "{}",
+        stderr(&updated)
+    );
+    let shown: Value =
+        serde_json::from_str(&ok(&cli(&["rules", "show", "fan_slow", "-o", "json"]))).unwrap();
+    assert_eq!(shown["window_s"], 120);
+    assert_eq!(shown["for_s"], 30);
+    assert_eq!(shown["tags"]["fan"], "cpu*");
+    let preview = ok(&cli(&["rules", "preview", "fan_slow"]));
+    assert!(preview.contains("NODE"), "{preview}");
+    let inverted = cli(&["rules", "update", "fan_slow", "--warning", "100"]);
+    assert_eq!(inverted.status.code(), Some(1));
+    assert!(
+        stderr(&inverted).contains("critical"),
+        "{}",
+        stderr(&inverted)
+    );
+
+    ok(&cli(&["rules", "disable", "cpu_high"]));
+    let rules: Value = serde_json::from_str(&ok(&cli(&["rules", "list", "-o", "json"]))).unwrap();
+    let cpu = rules["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "cpu_high")
+        .unwrap();
+    assert_eq!(cpu["enabled"], false);
+    let refused = cli(&["rules", "delete", "cpu_high", "--yes"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("disable it instead"),
+        "{}",
+        stderr(&refused)
+    );
+    ok(&cli(&["rules", "delete", "fan_slow", "--yes"]));
+
+    // Maintenance on a node for two hours, listed as active, then ended.
+    ok(&cli(&["nodes", "create", "press-4", "-a", "127.0.0.44"]));
+    let created = cli(&[
+        "maintenance",
+        "create",
+        "die change",
+        "--node",
+        "press-4",
+        "--duration",
+        "2h",
+    ]);
+    assert!(
+        stderr(&ok_then(&created)).contains("is under way"),
+        "{}",
+        stderr(&created)
+    );
+    let windows = ok(&cli(&["maintenance", "list"]));
+    assert!(
+        windows.contains("die change") && windows.contains("active"),
+        "{windows}"
+    );
+    let id = windows
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    ok(&cli(&["maintenance", "end", &id]));
+    assert!(ok(&cli(&["maintenance", "list"])).contains("over"));
+    let no_target = cli(&["maintenance", "create", "x", "--duration", "1h"]);
+    assert_eq!(no_target.status.code(), Some(1));
+    assert!(stderr(&no_target).contains("--node, --tag or --collector"));
+
+    // A webhook channel from a JSON document, and a test through it.
+    let (url, received) = one_shot_receiver();
+    let document = config.path().join("hook.json");
+    std::fs::write(
+        &document,
+        format!(
+            r#"{{"name": "ops", "kind": "webhook", "settings": {{"url": "{url}"}},
+                "secrets": {{"hmac_key": "k-123"}}, "min_severity": "critical"}}"#
+        ),
+    )
+    .unwrap();
+    ok(&cli(&["notify", "create", document.to_str().unwrap()]));
+    let channels = ok(&cli(&["notify", "list"]));
+    assert!(
+        channels.contains("ops") && channels.contains(">= critical"),
+        "{channels}"
+    );
+    assert!(!channels.contains("k-123"));
+    let tested = cli(&["notify", "test", "ops"]);
+    assert!(stderr(&ok_then(&tested)).contains("Sent a test notification"));
+    let request = received
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    assert!(request.starts_with("POST /hook"), "{request}");
+    assert!(
+        request.contains("x-plantwatch-signature: sha256="),
+        "{request}"
+    );
+    assert!(request.contains("\"event\":\"test\""), "{request}");
+    // Nothing listens there any more: the test says why it failed.
+    let failed = cli(&["notify", "test", "ops"]);
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(
+        stderr(&failed).contains("the test through ops failed"),
+        "{}",
+        stderr(&failed)
+    );
+    let unknown = cli(&["notify", "test", "pager"]);
+    assert!(stderr(&unknown).contains("no notification channel named"));
+
+    // Alerts: none yet; acknowledging an unknown one is an error that says so.
+    let alerts = ok(&cli(&["alerts", "list"]));
+    assert!(alerts.starts_with("ID"), "{alerts}");
+    let missing = cli(&["alerts", "ack", "999", "-m", "looking"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stderr(&missing).contains("there is no alert 999"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+fn ok_then(output: &std::process::Output) -> std::process::Output {
+    ok(output);
+    output.clone()
+}
