@@ -842,6 +842,12 @@ impl App {
                         }
                     }
                 }
+                Effect::Goto { view, filter } => {
+                    self.go_to(view);
+                    if let Some(table) = self.views[self.current].table() {
+                        table.set_filter(&filter);
+                    }
+                }
                 Effect::AddContext => {
                     self.screen = Screen::Login(login_form("https://", ""));
                     self.login_from_main = true;

@@ -5,8 +5,9 @@ use std::future::Future;
 use std::pin::Pin;
 
 use plantwatch_shared::api::{
-    AuditEntry, Component, CreatedToken, Credential, Health, ListResponse, LoginResponse, Me,
-    MetricsAnswer, Node, Summary, User,
+    Alert, AlertDetail, AlertRule, AuditEntry, Channel, Component, CreatedToken, Credential,
+    Health, ListResponse, LoginResponse, MaintenanceWindow, Me, MetricsAnswer, Node,
+    RulePreviewRow, Summary, User,
 };
 use plantwatch_shared::{Error, Fingerprint};
 use ratatui::crossterm::event::KeyEvent;
@@ -85,6 +86,28 @@ pub enum Reply {
     },
     /// The dashboard's figures.
     Summary(Box<Summary>),
+    Alerts(ListResponse<Alert>),
+    AlertDetail(Box<AlertDetail>),
+    /// An alert acknowledged or unacknowledged.
+    AlertChanged {
+        alert: Box<Alert>,
+        what: &'static str,
+    },
+    Rules(ListResponse<AlertRule>),
+    /// Which nodes the rule in the editor matches now.
+    RulePreview(Vec<RulePreviewRow>),
+    RuleSaved(Box<AlertRule>),
+    RuleDeleted(String),
+    Maintenance(ListResponse<MaintenanceWindow>),
+    MaintenanceChanged(Box<MaintenanceWindow>),
+    Channels(ListResponse<Channel>),
+    ChannelSaved(Box<Channel>),
+    ChannelDeleted(String),
+    /// A test notification sent, or why not.
+    ChannelTested {
+        name: String,
+        error: Option<String>,
+    },
     /// A new enrollment token with its join code, shown once.
     TokenCreated(Box<CreatedToken>),
     /// The certificate a server presents, before it is trusted.

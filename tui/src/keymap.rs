@@ -117,6 +117,17 @@ pub enum Action {
     Charts,
     /// Chart range `n` of `widgets::charts::RANGES`.
     Range(usize),
+    /// Acknowledge an alert (with a comment).
+    Acknowledge,
+    Unacknowledge,
+    /// Show resolved alerts too, or only active ones.
+    History,
+    /// Go to the node an alert is about.
+    JumpToNode,
+    /// Disable or enable a rule.
+    Toggle,
+    /// Send a test notification.
+    Test,
 }
 
 impl Action {
@@ -133,6 +144,10 @@ impl Action {
                 | Action::Approve
                 | Action::Revoke
                 | Action::NewToken
+                | Action::Acknowledge
+                | Action::Unacknowledge
+                | Action::Toggle
+                | Action::Test
         )
     }
 }

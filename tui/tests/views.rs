@@ -8,10 +8,12 @@ use std::time::Duration;
 use std::collections::BTreeMap;
 
 use plantwatch_shared::api::{
-    Aggregation, AttachedCredential, AuditEntry, Component, ComponentKind, ComponentStatus,
-    CreatedToken, Credential, CredentialKind, CredentialParams, EnrollmentToken, Health, JoinCode,
-    ListResponse, Me, MetricSeries, MetricsAnswer, Node, NodeStatus, NodeType, Role, SeriesKind,
-    SessionInfo, TokenState, User,
+    Aggregation, Alert, AlertDetail, AlertEvent, AlertRule, AlertState, AttachedCredential,
+    AuditEntry, BuiltinRule, Channel, ChannelKind, ChannelSettings, Comparison, Component,
+    ComponentKind, ComponentStatus, CreatedToken, Credential, CredentialKind, CredentialParams,
+    Delivery, EnrollmentToken, Health, JoinCode, ListResponse, MaintenanceScope, MaintenanceWindow,
+    Me, MetricSeries, MetricsAnswer, Node, NodeStatus, NodeType, Recurrence, Role, RuleAggregation,
+    RulePreviewRow, RuleSpec, SeriesKind, SessionInfo, Severity, Summary, TokenState, User,
 };
 use plantwatch_shared::{Error, Fingerprint, Secret};
 use plantwatch_tui::app::App;
@@ -768,6 +770,12 @@ fn all_actions() -> Vec<Action> {
         Action::RemoveContext,
         Action::Charts,
         Action::Range(0),
+        Action::Acknowledge,
+        Action::Unacknowledge,
+        Action::History,
+        Action::JumpToNode,
+        Action::Toggle,
+        Action::Test,
     ];
     for action in all {
         match action {
@@ -800,7 +808,13 @@ fn all_actions() -> Vec<Action> {
             | Action::AddContext
             | Action::RemoveContext
             | Action::Charts
-            | Action::Range(_) => {}
+            | Action::Range(_)
+            | Action::Acknowledge
+            | Action::Unacknowledge
+            | Action::History
+            | Action::JumpToNode
+            | Action::Toggle
+            | Action::Test => {}
         }
     }
     all.to_vec()
@@ -971,9 +985,12 @@ fn viewers_are_offered_no_edit_action_and_no_admin_view() {
         names,
         [
             "dashboard",
+            "alerts",
             "nodes",
             "credentials",
             "collectors",
+            "rules",
+            "maintenance",
             "contexts"
         ]
     );
@@ -1552,4 +1569,301 @@ fn a_new_token_shows_its_join_code_ready_to_copy() {
         .join("\n");
     let parsed: JoinCode = copied.parse().unwrap();
     assert_eq!(parsed.encode(), code);
+}
+
+fn alert(id: i64, node: &str, rule: &str, severity: Severity, minutes_ago: i64) -> Alert {
+    Alert {
+        id,
+        rule_id: id,
+        rule: rule.into(),
+        node_id: Some(id),
+        node: Some(node.into()),
+        collector_id: None,
+        collector: None,
+        series: String::new(),
+        state: AlertState::Firing,
+        severity,
+        value: Some(96.5),
+        message: format!("{rule} on {node}"),
+        flapping: false,
+        held: false,
+        suppressed: false,
+        acked_by: None,
+        acked_at: None,
+        ack_comment: None,
+        started_at: NOW - time::Duration::minutes(minutes_ago),
+        fired_at: Some(NOW - time::Duration::minutes(minutes_ago)),
+        resolved_at: None,
+    }
+}
+
+fn alerts() -> Vec<Alert> {
+    let mut list = vec![
+        alert(1, "plc-line1", "cpu_high", Severity::Warning, 5),
+        alert(2, "sw-core-1", "node_unreachable", Severity::Critical, 12),
+        alert(3, "ups-hall2", "ups_on_battery", Severity::Critical, 2),
+        alert(4, "plc-07", "node_unreachable", Severity::Critical, 11),
+    ];
+    list[0].acked_by = Some("ana.lopez".into());
+    list[0].ack_comment = Some("firmware update running".into());
+    list[0].acked_at = Some(NOW - time::Duration::minutes(3));
+    list[3].suppressed = true;
+    list[3].message = "no successful ping or poll for 660 s".into();
+    list[2].held = true;
+    list
+}
+
+#[test]
+fn alerts_view_orders_by_urgency_and_acknowledges_with_a_comment() {
+    let mut app = on_view(Role::Operator, "alerts");
+    reply(
+        &mut app,
+        Reply::Alerts(ListResponse {
+            items: alerts(),
+            total: 4,
+        }),
+    );
+    snap("alerts", &app);
+    let detail = AlertDetail {
+        alert: alerts()[0].clone(),
+        events: vec![
+            AlertEvent {
+                at: NOW - time::Duration::minutes(5),
+                event: "firing".into(),
+                severity: Some(Severity::Warning),
+                value: Some(96.5),
+                actor: None,
+                comment: None,
+            },
+            AlertEvent {
+                at: NOW - time::Duration::minutes(3),
+                event: "acked".into(),
+                severity: None,
+                value: None,
+                actor: Some("ana.lopez".into()),
+                comment: Some("firmware update running".into()),
+            },
+        ],
+        deliveries: vec![Delivery {
+            id: 1,
+            channel: "ops-hook".into(),
+            event: "firing".into(),
+            state: "sent".into(),
+            attempts: 1,
+            last_error: None,
+            created_at: NOW - time::Duration::minutes(5),
+            sent_at: Some(NOW - time::Duration::minutes(5)),
+        }],
+    };
+    reply(&mut app, Reply::AlertDetail(Box::new(detail)));
+    snap("alerts_detail", &app);
+    keys(&mut app, &[KeyCode::Esc, KeyCode::Char('a')]);
+    text(&mut app, "cabinet door open");
+    snap("alerts_ack_form", &app);
+    // A viewer is not offered acknowledging.
+    let mut viewer = on_view(Role::Viewer, "alerts");
+    reply(
+        &mut viewer,
+        Reply::Alerts(ListResponse {
+            items: alerts(),
+            total: 4,
+        }),
+    );
+    keys(&mut viewer, &[KeyCode::Char('a')]);
+    assert!(!draw(&viewer, 120, 40).contains("Acknowledge alert"));
+}
+
+#[test]
+fn jumping_from_an_alert_to_its_node_filters_the_nodes_view() {
+    let mut app = on_view(Role::Operator, "alerts");
+    reply(
+        &mut app,
+        Reply::Alerts(ListResponse {
+            items: alerts(),
+            total: 4,
+        }),
+    );
+    keys(&mut app, &[KeyCode::Char('n')]);
+    let screen = draw(&app, 120, 40);
+    assert!(screen.contains("Nodes"), "{screen}");
+    assert!(
+        app.views[app.current].title().contains("sw-core-1"),
+        "{screen}"
+    );
+}
+
+fn rule(id: i64, name: &str, builtin: Option<BuiltinRule>, spec: RuleSpec) -> AlertRule {
+    AlertRule {
+        id,
+        spec: RuleSpec {
+            name: name.into(),
+            ..spec
+        },
+        builtin,
+        created_at: NOW,
+        updated_at: NOW,
+    }
+}
+
+#[test]
+fn rules_view_and_the_editor_previews_before_saving() {
+    let mut app = on_view(Role::Operator, "rules");
+    let cpu = RuleSpec {
+        aggregation: RuleAggregation::Avg,
+        window_s: 300,
+        comparison: Comparison::AtLeast,
+        warning: Some(90.0),
+        critical: Some(98.0),
+        clear: Some(85.0),
+        ..RuleSpec::new("", "cpu_total.usage_pct|cpu.load_pct")
+    };
+    let oven = RuleSpec {
+        warning: Some(60.0),
+        critical: Some(80.0),
+        clear: Some(50.0),
+        ..RuleSpec::new("", "temperature.celsius")
+    };
+    let mut unreachable = RuleSpec::new("", "");
+    unreachable.metric = None;
+    unreachable.window_s = 300;
+    unreachable.critical = Some(1.0);
+    reply(
+        &mut app,
+        Reply::Rules(ListResponse {
+            items: vec![
+                rule(
+                    1,
+                    "node_unreachable",
+                    Some(BuiltinRule::NodeUnreachable),
+                    unreachable,
+                ),
+                rule(2, "cpu_high", Some(BuiltinRule::CpuHigh), cpu),
+                rule(3, "oven_hot", None, oven),
+            ],
+            total: 3,
+        }),
+    );
+    snap("rules", &app);
+    keys(
+        &mut app,
+        &[KeyCode::Down, KeyCode::Down, KeyCode::Char('e')],
+    );
+    // Enter moves through the twelve fields and submits on the last.
+    for _ in 0..12 {
+        app.handle(Event::Key(KeyEvent::new(
+            KeyCode::Enter,
+            KeyModifiers::NONE,
+        )));
+    }
+    assert_eq!(app.outbox.len(), 1, "the first submit asks for a preview");
+    app.outbox.clear();
+    reply(
+        &mut app,
+        Reply::RulePreview(vec![
+            RulePreviewRow {
+                node_id: 4,
+                node: "oven-1".into(),
+                series: "temperature.celsius{sensor=zone1}".into(),
+                value: Some(72.5),
+                severity: Some(Severity::Warning),
+            },
+            RulePreviewRow {
+                node_id: 5,
+                node: "oven-2".into(),
+                series: "temperature.celsius{sensor=zone1}".into(),
+                value: Some(41.0),
+                severity: None,
+            },
+        ]),
+    );
+    snap("rules_preview", &app);
+}
+
+#[test]
+fn maintenance_and_channels_views() {
+    let mut app = on_view(Role::Operator, "maintenance");
+    reply(
+        &mut app,
+        Reply::Maintenance(ListResponse {
+            items: vec![
+                MaintenanceWindow {
+                    id: 2,
+                    name: "die change press 4".into(),
+                    scope: MaintenanceScope::Node,
+                    target: "press-4".into(),
+                    starts_at: NOW - time::Duration::minutes(30),
+                    ends_at: NOW + time::Duration::minutes(90),
+                    recurrence: Recurrence::None,
+                    active: true,
+                    next_start: Some(NOW - time::Duration::minutes(30)),
+                    next_end: Some(NOW + time::Duration::minutes(90)),
+                    ended_at: None,
+                    created_by: Some("ana.lopez".into()),
+                },
+                MaintenanceWindow {
+                    id: 1,
+                    name: "Sunday patching".into(),
+                    scope: MaintenanceScope::Tag,
+                    target: "windows-servers".into(),
+                    starts_at: NOW - time::Duration::days(14),
+                    ends_at: NOW - time::Duration::days(14) + time::Duration::hours(2),
+                    recurrence: Recurrence::Weekly,
+                    active: false,
+                    next_start: Some(NOW + time::Duration::days(3)),
+                    next_end: Some(NOW + time::Duration::days(3) + time::Duration::hours(2)),
+                    ended_at: None,
+                    created_by: Some("admin".into()),
+                },
+            ],
+            total: 2,
+        }),
+    );
+    snap("maintenance", &app);
+    keys(&mut app, &[KeyCode::Char('c')]);
+    snap("maintenance_form", &app);
+
+    let mut app = on_view(Role::Admin, "channels");
+    reply(
+        &mut app,
+        Reply::Channels(ListResponse {
+            items: vec![Channel {
+                id: 1,
+                name: "shift-mail".into(),
+                kind: ChannelKind::Email,
+                settings: ChannelSettings {
+                    smtp_host: Some("relay.plant.local".into()),
+                    to: vec!["shift-lead@plant.example".into()],
+                    ..ChannelSettings::default()
+                },
+                secrets: vec![],
+                min_severity: Severity::Critical,
+                tags: vec!["line-1".into()],
+                collectors: vec![],
+                repeat_s: 1800,
+                send_resolved: true,
+                enabled: true,
+            }],
+            total: 1,
+        }),
+    );
+    snap("channels", &app);
+}
+
+#[test]
+fn the_dashboard_shows_the_most_urgent_alerts() {
+    let mut app = signed_in(Role::Operator);
+    let summary = Summary {
+        nodes_by_health: BTreeMap::from([
+            ("healthy".into(), 41),
+            ("critical".into(), 1),
+            ("offline".into(), 2),
+            ("warning".into(), 1),
+        ]),
+        collectors: vec![],
+        ingest: Default::default(),
+        active_alerts: 4,
+        newest_alerts: alerts(),
+    };
+    reply(&mut app, Reply::Summary(Box::new(summary)));
+    snap("dashboard_alerts", &app);
 }

@@ -1,7 +1,7 @@
-//! Dashboard: the server's status, nodes by health, samples ingested per second, the
-//! collectors with their outbox, and who is signed in.
+//! Dashboard: the server's status, nodes by health, samples ingested per second, the most
+//! urgent active alerts, the collectors with their outbox, and who is signed in.
 
-use plantwatch_shared::api::{Role, Summary};
+use plantwatch_shared::api::{Role, Severity, Summary};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -19,6 +19,9 @@ pub const SPEC: ViewSpec = ViewSpec {
     min_role: Role::Viewer,
     make: || Box::new(DashboardView::default()),
 };
+
+/// Active alerts listed on the dashboard.
+const NEWEST_ALERTS: usize = 5;
 
 #[derive(Default)]
 pub struct DashboardView {
@@ -99,6 +102,35 @@ impl View for DashboardView {
                     ingest.samples_per_second, ingest.series, ingest.rejected_lines
                 )),
             ));
+            lines.push(Line::default());
+            lines.push(Line::styled(
+                format!("Alerts ({} active)", summary.active_alerts),
+                theme.title(),
+            ));
+            if summary.newest_alerts.is_empty() {
+                lines.push(Line::styled("All quiet: no active alerts.", theme.ok()));
+            }
+            for alert in summary.newest_alerts.iter().take(NEWEST_ALERTS) {
+                let style = match alert.severity {
+                    Severity::Critical => theme.error(),
+                    Severity::Warning => theme.title(),
+                };
+                let flags = super::alerts::flags(alert);
+                lines.push(Line::from(vec![
+                    Span::styled(format!("{:<9}", alert.severity.as_str()), style),
+                    Span::raw(format!(
+                        "{} {} — {}{}",
+                        super::alerts::subject(alert),
+                        alert.rule,
+                        alert.message,
+                        if flags.is_empty() { String::new() } else { format!(" [{flags}]") }
+                    )),
+                ]));
+            }
+            if summary.newest_alerts.len() > NEWEST_ALERTS || summary.active_alerts > NEWEST_ALERTS as u64 {
+                lines.push(Line::styled("… :alerts for all of them", theme.dim()));
+            }
+            lines.push(Line::default());
             for collector in &summary.collectors {
                 let outbox = collector.outbox.unwrap_or_default();
                 let text = format!(

@@ -29,9 +29,13 @@ macro_rules! views {
 // The view list: a new view is its file in this folder and its name here.
 views!(
     dashboard,
+    alerts,
     nodes,
     credentials,
     collectors,
+    rules,
+    maintenance,
+    channels,
     users,
     contexts,
     audit
@@ -81,6 +85,8 @@ pub enum Effect {
     AddContext,
     /// Forget a saved context.
     RemoveContext(String),
+    /// Go to another view with its table filtered (an alert's node).
+    Goto { view: &'static str, filter: String },
 }
 
 pub trait View {

@@ -1,0 +1,330 @@
+//! Notification channels (operators see them; admins change them): where alerts go, by which
+//! route. Admins add a webhook, email or syslog channel (`c`), send a test (`t`) and delete
+//! one (`d`). Secrets are typed masked and never shown again.
+
+use plantwatch_shared::api::{Channel, ChannelKind, ChannelSettings, ChannelSpec, Role, Severity};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+
+use super::{Ctx, Effect, Navigate, View, ViewSpec};
+use crate::event::{Reply, Task, task};
+use crate::keymap::{Action, Binding, Key};
+use crate::overlay::{Confirm, Overlay};
+use crate::widgets::form::{Field, Form, Purpose};
+use crate::widgets::table::{Column, DataTable, caseless};
+
+pub const SPEC: ViewSpec = ViewSpec {
+    name: "channels",
+    aliases: &["ch", "notify"],
+    about: "notification channels: webhook, email, syslog",
+    min_role: Role::Operator,
+    make: || Box::new(ChannelsView::new()),
+};
+
+const CREATE: u32 = 1;
+const DELETE: u32 = 2;
+
+/// Where a channel delivers.
+pub fn target(c: &Channel) -> String {
+    let s = &c.settings;
+    match c.kind {
+        ChannelKind::Webhook => s.url.clone().unwrap_or_default(),
+        ChannelKind::Email => format!(
+            "{} via {}",
+            s.to.join(", "),
+            s.smtp_host.clone().unwrap_or_default()
+        ),
+        ChannelKind::Syslog => format!(
+            "{}://{}:{}",
+            s.protocol.clone().unwrap_or_else(|| "udp".into()),
+            s.host.clone().unwrap_or_default(),
+            s.port.unwrap_or(514)
+        ),
+    }
+}
+
+/// Which alerts a channel takes.
+pub fn routes(c: &Channel) -> String {
+    let mut parts = vec![format!("{}+", c.min_severity)];
+    parts.extend(c.tags.iter().map(|t| format!("tag {t}")));
+    parts.extend(c.collectors.iter().map(|t| format!("collector {t}")));
+    if c.repeat_s > 0 {
+        parts.push(format!("repeat {}s", c.repeat_s));
+    }
+    parts.join(", ")
+}
+
+static COLUMNS: &[Column<Channel>] = &[
+    Column {
+        title: "NAME",
+        sort_key: 'n',
+        width: Constraint::Length(16),
+        cell: |c| c.name.clone(),
+        cmp: |a, b| caseless(&a.name, &b.name),
+    },
+    Column {
+        title: "KIND",
+        sort_key: 'k',
+        width: Constraint::Length(8),
+        cell: |c| c.kind.to_string(),
+        cmp: |a, b| a.kind.cmp(&b.kind),
+    },
+    Column {
+        title: "TARGET",
+        sort_key: 't',
+        width: Constraint::Fill(2),
+        cell: target,
+        cmp: |a, b| target(a).cmp(&target(b)),
+    },
+    Column {
+        title: "ROUTES",
+        sort_key: 'r',
+        width: Constraint::Fill(1),
+        cell: routes,
+        cmp: |a, b| routes(a).cmp(&routes(b)),
+    },
+    Column {
+        title: "ON",
+        sort_key: 'o',
+        width: Constraint::Length(3),
+        cell: |c| if c.enabled { "yes" } else { "no" }.into(),
+        cmp: |a, b| a.enabled.cmp(&b.enabled),
+    },
+];
+
+pub struct ChannelsView {
+    pub table: DataTable<Channel>,
+    target: Option<Channel>,
+}
+
+impl ChannelsView {
+    pub fn new() -> Self {
+        ChannelsView {
+            table: DataTable::new(COLUMNS, |c| c.id.to_string()),
+            target: None,
+        }
+    }
+}
+
+impl Default for ChannelsView {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn list(text: &str) -> Vec<String> {
+    text.split([',', ';', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The channel a filled form describes.
+pub fn read_channel_form(form: &Form) -> ChannelSpec {
+    let text = |label: &str| Some(form.value(label).trim().to_owned()).filter(|v| !v.is_empty());
+    let kind: ChannelKind = form.value("Kind").parse().unwrap_or(ChannelKind::Webhook);
+    let address = text("Address").unwrap_or_default();
+    let mut settings = ChannelSettings::default();
+    let mut secrets = std::collections::BTreeMap::new();
+    match kind {
+        ChannelKind::Webhook => {
+            settings.url = Some(address);
+            if let Some(key) = text("Secret") {
+                secrets.insert("hmac_key".to_owned(), key.into());
+            }
+        }
+        ChannelKind::Email => {
+            let (host, port) = split_port(&address);
+            settings.smtp_host = Some(host);
+            settings.smtp_port = port;
+            settings.tls = text("TLS");
+            settings.from = text("From");
+            settings.to = list(form.value("To"));
+            if let Some(password) = text("Secret") {
+                secrets.insert("password".to_owned(), password.into());
+            }
+        }
+        ChannelKind::Syslog => {
+            let (host, port) = split_port(&address);
+            settings.host = Some(host);
+            settings.port = port;
+        }
+    }
+    ChannelSpec {
+        name: form.value("Name").trim().to_owned(),
+        kind,
+        settings,
+        secrets,
+        min_severity: form.value("Severity").parse().unwrap_or(Severity::Warning),
+        tags: list(form.value("Tags")),
+        collectors: Vec::new(),
+        repeat_s: 0,
+        send_resolved: true,
+        enabled: true,
+    }
+}
+
+/// `host:port` into its parts (the port optional).
+fn split_port(address: &str) -> (String, Option<u16>) {
+    match address.rsplit_once(':') {
+        Some((host, port)) if !host.contains('/') => match port.parse() {
+            Ok(port) => (host.to_owned(), Some(port)),
+            Err(_) => (address.to_owned(), None),
+        },
+        _ => (address.to_owned(), None),
+    }
+}
+
+impl View for ChannelsView {
+    fn title(&self) -> String {
+        self.table.title("Notification channels")
+    }
+
+    fn bindings(&self) -> Vec<Binding> {
+        vec![
+            Binding::new(&[Key::ch('c')], Action::Create, "add a channel")
+                .footer("new")
+                .role(Role::Admin),
+            Binding::new(&[Key::ch('t')], Action::Test, "send a test notification now")
+                .footer("test")
+                .role(Role::Admin),
+            Binding::new(&[Key::ch('d')], Action::Delete, "delete the channel").role(Role::Admin),
+        ]
+    }
+
+    fn sort_keys(&self) -> Vec<(&'static str, char)> {
+        self.table.sort_keys()
+    }
+
+    fn render(&self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
+        self.table.render(
+            frame,
+            area,
+            "Notification channels",
+            "No channels: alerts are shown here but sent nowhere.",
+            ctx.theme,
+        );
+    }
+
+    fn refresh(&self, ctx: &Ctx) -> Vec<Task> {
+        let Some(client) = ctx.client.cloned() else {
+            return Vec::new();
+        };
+        vec![task("loading channels", async move {
+            client.list_channels().await.map(Reply::Channels)
+        })]
+    }
+
+    fn on_action(&mut self, action: Action, ctx: &Ctx) -> Vec<Effect> {
+        if action == Action::Create {
+            return vec![Effect::Open(Overlay::Form(
+                Form::new(
+                    "New notification channel",
+                    Purpose::View(CREATE),
+                    vec![
+                        Field::text("Name"),
+                        Field::choice("Kind", &["webhook", "email", "syslog"], "webhook"),
+                        Field::text("Address"),
+                        Field::text("To").optional(),
+                        Field::text("From").optional(),
+                        Field::choice("TLS", &["none", "starttls", "tls"], "none"),
+                        Field::secret("Secret").optional(),
+                        Field::choice("Severity", &["warning", "critical"], "warning"),
+                        Field::text("Tags").optional(),
+                    ],
+                )
+                .with_note(
+                    "Address: webhook URL, SMTP relay host[:port] or syslog host[:port]. \
+                     Secret: the webhook's HMAC key or the SMTP password.",
+                ),
+            ))];
+        }
+        let Some(channel) = self.table.selected().cloned() else {
+            return vec![Effect::Info("No channel selected.".into())];
+        };
+        let Some(client) = ctx.client.cloned() else {
+            return Vec::new();
+        };
+        let effects = match action {
+            Action::Test => {
+                let (id, name) = (channel.id, channel.name.clone());
+                vec![
+                    Effect::Info(format!("Sending a test through {name}…")),
+                    Effect::Call(task("testing the channel", async move {
+                        let outcome = client.test_channel(id).await?;
+                        Ok(Reply::ChannelTested {
+                            name,
+                            error: outcome.error,
+                        })
+                    })),
+                ]
+            }
+            Action::Delete => vec![Effect::Open(Overlay::Confirm(Confirm {
+                title: "Delete channel".into(),
+                question: format!("Delete channel {}? Queued notifications for it go too.", channel.name),
+                yes: "delete",
+                tag: DELETE,
+            }))],
+            _ => return Vec::new(),
+        };
+        self.target = Some(channel);
+        effects
+    }
+
+    fn on_submit(&mut self, form: &mut Form, ctx: &Ctx) -> Vec<Effect> {
+        let (Purpose::View(CREATE), Some(client)) = (form.purpose, ctx.client.cloned()) else {
+            return Vec::new();
+        };
+        if !form.validate() {
+            return Vec::new();
+        }
+        let spec = read_channel_form(form);
+        vec![Effect::Call(form.submit("creating the channel", async move {
+            client
+                .create_channel(&spec)
+                .await
+                .map(|c| Reply::ChannelSaved(Box::new(c)))
+        }))]
+    }
+
+    fn on_confirm(&mut self, tag: u32, ctx: &Ctx) -> Vec<Effect> {
+        let (DELETE, Some(channel), Some(client)) = (tag, &self.target, ctx.client.cloned()) else {
+            return Vec::new();
+        };
+        let (id, name) = (channel.id, channel.name.clone());
+        vec![Effect::Call(task("deleting the channel", async move {
+            client.delete_channel(id).await.map(|()| Reply::ChannelDeleted(name))
+        }))]
+    }
+
+    fn on_reply(&mut self, reply: &Reply, _ctx: &Ctx) -> Vec<Effect> {
+        match reply {
+            Reply::Channels(list) => {
+                self.table.set_rows(list.items.clone());
+                Vec::new()
+            }
+            Reply::ChannelSaved(channel) => vec![
+                Effect::CloseOverlay,
+                Effect::Info(format!("Channel {} added.", channel.name)),
+                Effect::Refresh,
+            ],
+            Reply::ChannelDeleted(name) => vec![
+                Effect::Info(format!("Channel {name} deleted.")),
+                Effect::Refresh,
+            ],
+            Reply::ChannelTested { name, error: None } => {
+                vec![Effect::Info(format!("Test sent through {name}."))]
+            }
+            Reply::ChannelTested {
+                name,
+                error: Some(error),
+            } => vec![Effect::Info(format!("Test through {name} failed: {error}"))],
+            _ => Vec::new(),
+        }
+    }
+
+    fn table(&mut self) -> Option<&mut dyn Navigate> {
+        Some(&mut self.table)
+    }
+}
