@@ -1064,12 +1064,67 @@ async fn every_alerting_route_answers_each_role_as_documented() {
             read,
         )
         .await;
+        let channel_path = format!("/api/v1/notification-channels/{channel}");
+        expect_status(
+            f,
+            who,
+            &client,
+            Method::PUT,
+            &channel_path,
+            Some(channel_body("put")),
+            administer,
+        )
+        .await;
+        let test_path = format!("{channel_path}/test");
+        expect_status(f, who, &client, Method::POST, &test_path, None, administer).await;
     }
     assert!(failures.is_empty(), "{failures:#?}");
     // Channel secrets are never answered, only their names.
     let listed = admin.list_channels().await.unwrap();
     let text = serde_json::to_string(&listed).unwrap();
     assert!(!text.contains(HMAC_KEY));
-    let hook = listed.items.iter().find(|c| c.name == "ops-hook").unwrap();
+    // The admin's PUT renamed it and gave no secrets: its key is kept.
+    let hook = listed.items.iter().find(|c| c.id == channel).unwrap();
+    assert_eq!(hook.name, "c-put");
     assert_eq!(hook.secrets, ["hmac_key"]);
+}
+
+#[tokio::test]
+async fn an_unacknowledged_critical_alert_repeats_until_acknowledged() {
+    let p = plant().await;
+    let (receiver, url) = Receiver::start().await;
+    p.admin
+        .create_channel(&ChannelSpec {
+            repeat_s: 2,
+            ..webhook(&url)
+        })
+        .await
+        .unwrap();
+    let ups = p.node("ups-7", "127.0.0.17").await;
+    p.push(format!("ups,node_id={ups} on_battery=1")).await;
+    eventually(10, "a repeat", || async {
+        receiver.all().iter().any(|n| n.event == "repeat")
+    })
+    .await;
+    let alert = p
+        .admin
+        .list_alerts(&AlertQuery::default())
+        .await
+        .unwrap()
+        .items[0]
+        .id;
+    p.admin
+        .ack_alert(alert, Some("on it".into()))
+        .await
+        .unwrap();
+    // Let a cycle see the acknowledgement and the sender finish what was queued before it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after_ack = receiver.all().len();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        receiver.all().len(),
+        after_ack,
+        "no repeat once acknowledged"
+    );
+    assert_eq!(receiver.all()[0].event, "firing");
 }

@@ -75,6 +75,8 @@ pub struct Inputs {
     pub channels: Vec<Channel>,
     /// Open alerts someone acknowledged (repeats stop for them).
     pub acked: HashSet<i64>,
+    /// Judge every matching series, breaching or not (the rule editor's preview).
+    pub preview: bool,
 }
 
 /// Reads what a cycle needs.
@@ -142,6 +144,7 @@ pub fn gather(
         maintenance,
         channels,
         acked,
+        preview: false,
     })
 }
 
@@ -222,17 +225,27 @@ impl Evaluator {
         let unreachable = builtin(BuiltinRule::NodeUnreachable);
         let interface_down = builtin(BuiltinRule::InterfaceDown);
 
+        // (rule, node) pairs with an open alert: only for them is a series that no longer
+        // breaches worth a verdict (and a key built).
+        let open_pairs: HashSet<(i64, i64)> = self
+            .open
+            .keys()
+            .filter_map(|k| Some((k.rule_id, k.node_id?)))
+            .collect();
         let mut out = Judgement::default();
         let mut reach: HashMap<i64, Reach> = HashMap::new();
-        // (node, tags) -> latest admin / oper status.
-        let mut admin: HashMap<(i64, String), f64> = HashMap::new();
-        let mut oper: HashMap<(i64, String), f64> = HashMap::new();
+        // Interfaces to check against their admin status after the pass: (node, tags, oper).
+        let mut interfaces: Vec<(i64, String, f64)> = Vec::new();
+        let mut last_node = None;
         hot.scan(|key, points| {
             out.series_seen += 1;
             let Some(&(newest_ms, newest)) = points.back() else {
                 return;
             };
-            out.with_data.insert(key.node_id);
+            if last_node != Some(key.node_id) {
+                out.with_data.insert(key.node_id);
+                last_node = Some(key.node_id);
+            }
             let metric = key.metric.as_str();
             if unreachable.is_some() && (metric == "ping.up" || metric == "snmp.up") {
                 let r = reach.entry(key.node_id).or_insert(Reach {
@@ -247,12 +260,11 @@ impl Evaluator {
                     r.newest_failed = newest < 1.0;
                 }
             }
-            if interface_down.is_some() {
-                if metric == "interface.admin_status" {
-                    admin.insert((key.node_id, key.tags.clone()), newest);
-                } else if metric == "interface.oper_status" {
-                    oper.insert((key.node_id, key.tags.clone()), newest);
-                }
+            if let Some(rule) = interface_down
+                && metric == "interface.oper_status"
+                && (newest != 1.0 || open_pairs.contains(&(rule.id, key.node_id)))
+            {
+                interfaces.push((key.node_id, key.tags.clone(), newest));
             }
             let Some(candidates) = by_metric.get(metric) else {
                 return;
@@ -272,14 +284,25 @@ impl Evaluator {
                 let Some(value) = rules::aggregate(points, spec.aggregation, from_ms) else {
                     continue;
                 };
-                let series = series_name(metric, &key.tags);
-                let alert_key = AlertKey {
+                let maybe_open = open_pairs.contains(&(rule.id, key.node_id));
+                let make_key = |series| AlertKey {
                     rule_id: rule.id,
                     node_id: Some(key.node_id),
                     collector_id: None,
                     series,
                 };
-                let severity = rules::severity_of(spec, value, self.open_severity(&alert_key));
+                let (alert_key, open) = if maybe_open {
+                    let k = make_key(series_name(metric, &key.tags));
+                    let open = self.open_severity(&k);
+                    (Some(k), open)
+                } else {
+                    (None, None)
+                };
+                let severity = rules::severity_of(spec, value, open);
+                if severity.is_none() && open.is_none() && !inputs.preview {
+                    // Nothing breaching, nothing open: the common case costs no allocation.
+                    continue;
+                }
                 let threshold = match severity {
                     Some(Severity::Critical) => spec.critical,
                     _ => spec.warning.or(spec.critical),
@@ -292,7 +315,7 @@ impl Evaluator {
                     threshold.map(round).unwrap_or_default()
                 );
                 out.verdicts.insert(
-                    alert_key,
+                    alert_key.unwrap_or_else(|| make_key(series_name(metric, &key.tags))),
                     Verdict {
                         severity,
                         value: Some(value),
@@ -308,33 +331,40 @@ impl Evaluator {
             } else {
                 Severity::Warning
             };
-            for ((node_id, tags), oper_status) in &oper {
-                let Some(node) = nodes.get(node_id) else {
+            let matchers = TagMatchers::new(&rule.spec.tags);
+            for (node_id, tags, oper_status) in interfaces {
+                let Some(node) = nodes.get(&node_id) else {
                     continue;
                 };
                 if !rules::in_scope(rule.spec.scope, rule.spec.scope_value.as_deref(), node)
-                    || !TagMatchers::new(&rule.spec.tags).matches(tags)
+                    || !matchers.matches(&tags)
                 {
                     continue;
                 }
-                let admin_up = admin.get(&(*node_id, tags.clone())) == Some(&1.0);
-                let down = admin_up && *oper_status != 1.0;
+                let down = oper_status != 1.0
+                    && hot
+                        .latest_of(node_id, "interface.admin_status", &tags)
+                        .is_some_and(|(_, admin)| admin == 1.0);
                 let key = AlertKey {
                     rule_id: rule.id,
-                    node_id: Some(*node_id),
+                    node_id: Some(node_id),
                     collector_id: None,
-                    series: series_name("interface.oper_status", tags),
+                    series: series_name("interface.oper_status", &tags),
                 };
+                if !down && !self.open.contains_key(&key) {
+                    continue;
+                }
+                let message = format!(
+                    "interface {} administratively up, operational status {}",
+                    interface_label(&tags),
+                    oper_status as i64
+                );
                 out.verdicts.insert(
                     key,
                     Verdict {
                         severity: down.then_some(severity),
-                        value: Some(*oper_status),
-                        message: format!(
-                            "interface {} administratively up, operational status {}",
-                            interface_label(tags),
-                            *oper_status as i64
-                        ),
+                        value: Some(oper_status),
+                        message,
                     },
                 );
             }
@@ -651,17 +681,8 @@ impl Evaluator {
                     |r| r.get(0),
                 )?;
                 if stored {
-                    store::resolve_alert(tx, alert.id, None, now)?;
-                    store::add_event(
-                        tx,
-                        alert.id,
-                        now,
-                        "resolved",
-                        None,
-                        None,
-                        None,
-                        Some("rule disabled or target removed"),
-                    )?;
+                    let why = Some("rule disabled or target removed");
+                    store::resolve_alert(tx, alert.id, None, why, now)?;
                     stats.resolved += 1;
                 }
             }
@@ -728,17 +749,7 @@ impl Evaluator {
                     let Some(alert) = self.open.remove(&key) else {
                         continue;
                     };
-                    store::resolve_alert(tx, alert.id, verdict.value, now)?;
-                    store::add_event(
-                        tx,
-                        alert.id,
-                        now,
-                        "resolved",
-                        None,
-                        verdict.value,
-                        None,
-                        None,
-                    )?;
+                    store::resolve_alert(tx, alert.id, verdict.value, None, now)?;
                     stats.resolved += 1;
                     if alert.state == AlertState::Firing {
                         self.flap(&key, now);

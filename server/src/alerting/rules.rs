@@ -351,15 +351,25 @@ impl TagMatchers {
         self.0.is_empty()
     }
 
-    /// Whether the canonical tags `k=v,k=v` satisfy every matcher.
+    /// Whether the canonical tags `k=v,k=v` satisfy every matcher. Without escapes in the
+    /// text (the usual case) nothing is allocated.
     pub fn matches(&self, canonical: &str) -> bool {
         if self.0.is_empty() {
             return true;
         }
-        let tags = tags_from_canonical(canonical);
+        if canonical.contains('\\') {
+            let tags = tags_from_canonical(canonical);
+            return self.0.iter().all(|(key, pattern)| {
+                tags.get(key)
+                    .is_some_and(|value| glob_matches(pattern, value))
+            });
+        }
         self.0.iter().all(|(key, pattern)| {
-            tags.get(key)
-                .is_some_and(|value| glob_matches(pattern, value))
+            canonical
+                .split(',')
+                .filter_map(|pair| pair.split_once('='))
+                .find(|(k, _)| k == key)
+                .is_some_and(|(_, value)| glob_matches(pattern, value))
         })
     }
 }
@@ -491,6 +501,10 @@ mod tests {
         assert!(m.matches("ifIndex=1,ifName=Gi0/1"));
         assert!(!m.matches("ifIndex=1,ifName=Te0/1"));
         assert!(!m.matches("ifIndex=1"));
+        // Escaped separators in values take the slow path and still match.
+        let escaped = TagMatchers::new(&BTreeMap::from([("descr".to_owned(), "a,b*".to_owned())]));
+        assert!(escaped.matches(r"descr=a\,b\=c,ifIndex=2"));
+        assert!(!escaped.matches(r"descr=a\=c"));
     }
 
     #[test]

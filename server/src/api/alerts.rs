@@ -338,6 +338,7 @@ async fn preview(
             updated_at: db::to_time(now),
         }],
         nodes,
+        preview: true,
         ..Inputs::default()
     };
     let judgement = Evaluator::default().judge(&inputs, &state.metrics.hot);

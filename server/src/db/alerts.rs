@@ -270,10 +270,12 @@ pub fn update_alert(conn: &Connection, alert: &OpenAlert, now: i64) -> rusqlite:
     Ok(())
 }
 
+/// Resolves an alert and records it in its history (`why`, when it is not the value).
 pub fn resolve_alert(
     conn: &Connection,
     id: i64,
     value: Option<f64>,
+    why: Option<&str>,
     now: i64,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
@@ -281,7 +283,7 @@ pub fn resolve_alert(
              updated_at = ?2 WHERE id = ?1",
     )?
     .execute(rusqlite::params![id, now, value])?;
-    Ok(())
+    add_event(conn, id, now, "resolved", None, value, None, why)
 }
 
 /// Appends to an alert's history.

@@ -121,6 +121,17 @@ impl HotWindow {
         }
     }
 
+    /// Latest (timestamp ms, value) of one series.
+    pub fn latest_of(&self, node_id: i64, metric: &str, tags: &str) -> Option<(i64, f64)> {
+        let nodes = self.nodes.read().ok()?;
+        let key = SeriesKey {
+            node_id,
+            metric: metric.to_owned(),
+            tags: tags.to_owned(),
+        };
+        nodes.get(&node_id)?.get(&key)?.points.back().copied()
+    }
+
     /// Whether any series of the node is held.
     pub fn has_node(&self, node_id: i64) -> bool {
         self.nodes

@@ -2,7 +2,6 @@
 //! list|show|create|update|disable|enable|delete|preview`, `plantwatch maintenance
 //! create|list|end` and `plantwatch notify list|create|delete|test`.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
@@ -410,6 +409,18 @@ fn threshold_cell(rule: &AlertRule) -> String {
     )
 }
 
+const RULE_HEADERS: [&str; 9] = [
+    "ID",
+    "NAME",
+    "KIND",
+    "ENABLED",
+    "METRIC",
+    "SCOPE",
+    "OVER",
+    "THRESHOLDS",
+    "FOR",
+];
+
 fn rule_row(r: &AlertRule) -> Vec<String> {
     let s = &r.spec;
     vec![
@@ -455,43 +466,11 @@ pub async fn rules(session: &Session, command: RulesCommand) -> anyhow::Result<(
         RulesCommand::List => {
             let list = client.list_rules().await?;
             let rows = list.items.iter().map(rule_row).collect();
-            session.print(
-                &list,
-                &[
-                    "ID",
-                    "NAME",
-                    "KIND",
-                    "ENABLED",
-                    "METRIC",
-                    "SCOPE",
-                    "OVER",
-                    "THRESHOLDS",
-                    "FOR",
-                ],
-                rows,
-            )
+            session.print(&list, &RULE_HEADERS, rows)
         }
         RulesCommand::Show { name } => {
             let rule = client.rule_by_name(&name).await?;
-            if session.format == Format::Table {
-                let rows = vec![rule_row(&rule)];
-                return session.print(
-                    &rule,
-                    &[
-                        "ID",
-                        "NAME",
-                        "KIND",
-                        "ENABLED",
-                        "METRIC",
-                        "SCOPE",
-                        "OVER",
-                        "THRESHOLDS",
-                        "FOR",
-                    ],
-                    rows,
-                );
-            }
-            session.print(&rule, &[], Vec::new())
+            session.print(&rule, &RULE_HEADERS, vec![rule_row(&rule)])
         }
         RulesCommand::Create {
             name,
@@ -728,12 +707,4 @@ pub async fn notify(session: &Session, command: NotifyCommand) -> anyhow::Result
             }
         }
     }
-}
-
-/// Tag matchers as shown: `k=v k=v`.
-pub fn matchers_text(tags: &BTreeMap<String, String>) -> String {
-    tags.iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
