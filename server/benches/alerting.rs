@@ -45,7 +45,7 @@ fn batches(node_ids: &[i64], now_ms: i64) -> Vec<String> {
         for (n, node) in node_ids.iter().enumerate() {
             let node = node.to_string();
             for interface in 0..INTERFACES {
-                let bad = (n * INTERFACES + interface) % 1_000 == 0;
+                let bad = (n * INTERFACES + interface).is_multiple_of(1_000);
                 let index = interface.to_string();
                 let name = format!("Gi1/0/{interface}");
                 writer
