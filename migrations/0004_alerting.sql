@@ -141,3 +141,13 @@ CREATE TABLE notifications (
 ) STRICT;
 CREATE INDEX notifications_due ON notifications (state, next_attempt_at);
 CREATE INDEX notifications_alert ON notifications (alert_id);
+
+-- Further parents of a node beside `nodes.parent_id` (a second uplink, a redundant switch): its
+-- reachability alerts are suppressed only when every parent is down.
+CREATE TABLE node_parents (
+    node_id    INTEGER NOT NULL REFERENCES nodes (id) ON DELETE CASCADE,
+    parent_id  INTEGER NOT NULL REFERENCES nodes (id) ON DELETE CASCADE,
+    PRIMARY KEY (node_id, parent_id),
+    CHECK (node_id <> parent_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX node_parents_parent ON node_parents (parent_id);

@@ -1128,3 +1128,95 @@ async fn an_unacknowledged_critical_alert_repeats_until_acknowledged() {
     );
     assert_eq!(receiver.all()[0].event, "firing");
 }
+
+#[tokio::test]
+async fn a_node_with_two_uplinks_is_suppressed_only_when_both_are_down() {
+    let p = plant().await;
+    p.tune("node_unreachable", |s| s.window_s = 2).await;
+    let (receiver, url) = Receiver::start().await;
+    p.admin.create_channel(&webhook(&url)).await.unwrap();
+    let a = p.node("sw-a", "127.0.4.1").await;
+    let b = p.node("sw-b", "127.0.4.2").await;
+    let plc = p.node("plc-ring", "127.0.4.3").await;
+    p.admin
+        .update_node(
+            plc,
+            &UpdateNodeRequest {
+                parent: Some(Some("sw-a".into())),
+                ..UpdateNodeRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    let node = p.admin.add_parent(plc, b).await.unwrap();
+    assert_eq!(node.other_parents, ["sw-b"]);
+    // Only operators may change parents; a parent of itself or a loop is refused.
+    let (viewer, _) = p
+        .app
+        .user_with_role(&p.admin, "vic", plantwatch_shared::api::Role::Viewer)
+        .await;
+    assert_eq!(
+        viewer.add_parent(plc, a).await.unwrap_err().status(),
+        Some(403)
+    );
+    assert!(p.admin.add_parent(plc, plc).await.is_err());
+    assert!(
+        p.admin.add_parent(b, plc).await.is_err(),
+        "b → plc → b is a loop"
+    );
+
+    let push = |a_up: u8, b_up: u8, plc_up: u8| {
+        format!(
+            "ping,node_id={a} up={a_up}\nping,node_id={b} up={b_up}\nping,node_id={plc} up={plc_up}"
+        )
+    };
+    p.push(push(1, 1, 1)).await;
+    // sw-a fails, and so (for the test's sake) does the PLC: sw-b still stands, so the PLC's
+    // own alert is not suppressed and is notified.
+    for _ in 0..8 {
+        p.push(push(0, 1, 0)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eventually(5, "plc-ring notified", || async {
+        receiver
+            .all()
+            .iter()
+            .any(|n| n.node.as_deref() == Some("plc-ring"))
+    })
+    .await;
+    let (status, reason) = p.status(plc).await;
+    assert_eq!(status, NodeStatus::Offline);
+    assert!(reason.unwrap().contains("no successful ping"));
+
+    // Both uplinks down: the PLC's alert becomes suppressed and its reason names both.
+    for _ in 0..6 {
+        p.push(push(0, 0, 0)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eventually(5, "plc-ring suppressed", || async {
+        p.status(plc).await.1.as_deref() == Some("parents sw-a, sw-b down")
+    })
+    .await;
+    let alerts = p
+        .admin
+        .list_alerts(&AlertQuery::default())
+        .await
+        .unwrap()
+        .items;
+    let plc_alert = alerts.iter().find(|a| a.node_id == Some(plc)).unwrap();
+    assert!(plc_alert.suppressed);
+
+    p.admin.remove_parent(plc, b).await.unwrap();
+    assert!(
+        p.admin
+            .get_node(plc)
+            .await
+            .unwrap()
+            .other_parents
+            .is_empty()
+    );
+    assert_eq!(
+        p.admin.remove_parent(plc, b).await.unwrap_err().status(),
+        Some(404)
+    );
+}

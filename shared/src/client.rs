@@ -338,6 +338,18 @@ impl Client {
             .await
     }
 
+    /// `PUT /api/v1/nodes/{id}/parents/{parent_id}` (operator): a further parent.
+    pub async fn add_parent(&self, node_id: i64, parent_id: i64) -> Result<Node> {
+        let path = format!("/api/v1/nodes/{node_id}/parents/{parent_id}");
+        self.json(self.request(Method::PUT, &path)).await
+    }
+
+    /// `DELETE /api/v1/nodes/{id}/parents/{parent_id}` (operator).
+    pub async fn remove_parent(&self, node_id: i64, parent_id: i64) -> Result<Node> {
+        let path = format!("/api/v1/nodes/{node_id}/parents/{parent_id}");
+        self.json(self.request(Method::DELETE, &path)).await
+    }
+
     /// `DELETE /api/v1/nodes/{id}/credentials/{credential_id}` (operator).
     pub async fn detach_credential(&self, node_id: i64, credential_id: i64) -> Result<Node> {
         let path = format!("/api/v1/nodes/{node_id}/credentials/{credential_id}");

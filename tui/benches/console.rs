@@ -207,6 +207,7 @@ fn node_frames(rows: usize) {
             interval_s: None,
             parent_id: Some(0),
             parent: Some("dev-00000".into()),
+            other_parents: Vec::new(),
             notes: None,
             status: NodeStatus::ALL[i as usize % NodeStatus::ALL.len()],
             status_reason: None,

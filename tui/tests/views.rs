@@ -201,6 +201,7 @@ fn node(id: i64, name: &str, address: &str, node_type: NodeType, status: NodeSta
         interval_s: None,
         parent_id: (id > 1).then_some(1),
         parent: (id > 1).then(|| "core-sw-1".into()),
+        other_parents: Vec::new(),
         notes: None,
         status,
         status_reason: None,

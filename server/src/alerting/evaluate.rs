@@ -534,21 +534,39 @@ fn suppression(
     let reason = if depth > 64 {
         None
     } else if let Some(parent_id) = node.parent_id {
-        let parent_down = own_down(parent_id)
-            || suppression(
-                parent_id,
-                nodes,
-                own_down,
-                collectors_silent,
-                remote,
-                collector_names,
-                memo,
-                depth + 1,
-            )
-            .is_some();
-        parent_down.then(|| {
-            let name = nodes.get(&parent_id).map_or("?", |p| p.name.as_str());
-            format!("parent {name} down")
+        // Every parent must be down: one working uplink keeps the node reachable.
+        let parents: Vec<i64> = std::iter::once(parent_id)
+            .chain(node.other_parents.iter().copied())
+            .collect();
+        let mut all_down = true;
+        for parent in &parents {
+            let down = own_down(*parent)
+                || suppression(
+                    *parent,
+                    nodes,
+                    own_down,
+                    collectors_silent,
+                    remote,
+                    collector_names,
+                    memo,
+                    depth + 1,
+                )
+                .is_some();
+            if !down {
+                all_down = false;
+                break;
+            }
+        }
+        all_down.then(|| {
+            let names: Vec<&str> = parents
+                .iter()
+                .map(|p| nodes.get(p).map_or("?", |n| n.name.as_str()))
+                .collect();
+            if names.len() == 1 {
+                format!("parent {} down", names[0])
+            } else {
+                format!("parents {} down", names.join(", "))
+            }
         })
     } else {
         node.collector_id

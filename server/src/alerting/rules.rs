@@ -405,6 +405,8 @@ pub struct NodeFacts {
     pub template: Option<String>,
     pub collector_id: Option<i64>,
     pub parent_id: Option<i64>,
+    /// Further parents beside `parent_id`.
+    pub other_parents: Vec<i64>,
     pub health: String,
     pub health_reason: Option<String>,
 }

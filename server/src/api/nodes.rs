@@ -38,6 +38,10 @@ pub fn router() -> Router<AppState> {
             "/nodes/{id}/credentials/{credential_id}",
             put(attach).delete(detach),
         )
+        .route(
+            "/nodes/{id}/parents/{parent_id}",
+            put(add_parent).delete(remove_parent),
+        )
 }
 
 fn node_not_found(id: i64) -> ApiError {
@@ -331,6 +335,86 @@ async fn change_attachment(
         })
         .await?;
     Ok(Json(node))
+}
+
+/// Adds a further parent (a redundant uplink) to a node.
+async fn add_parent(
+    State(state): State<AppState>,
+    auth: Authed<OperatorRole>,
+    ApiPath((id, parent_id)): ApiPath<(i64, i64)>,
+) -> ApiResult<Json<Node>> {
+    change_parent(state, auth, id, parent_id, true).await
+}
+
+async fn remove_parent(
+    State(state): State<AppState>,
+    auth: Authed<OperatorRole>,
+    ApiPath((id, parent_id)): ApiPath<(i64, i64)>,
+) -> ApiResult<Json<Node>> {
+    change_parent(state, auth, id, parent_id, false).await
+}
+
+async fn change_parent(
+    state: AppState,
+    auth: Authed<OperatorRole>,
+    node_id: i64,
+    parent_id: i64,
+    add: bool,
+) -> ApiResult<Json<Node>> {
+    let actor = auth.actor();
+    state
+        .db
+        .write(move |tx| -> ApiResult<Node> {
+            let node = existing(tx, node_id)?;
+            let parent = existing(tx, parent_id)?;
+            let invalid = |reason: String| ApiError::bad_request("invalid_node", reason);
+            if add {
+                if node_id == parent_id {
+                    return Err(invalid(format!("{} cannot be its own parent", node.name)));
+                }
+                if node.parent_id == Some(parent_id) {
+                    return Err(invalid(format!(
+                        "{} is already the parent of {}",
+                        parent.name, node.name
+                    )));
+                }
+                if nodes::would_cycle(tx, node_id, parent_id)? {
+                    return Err(invalid(format!(
+                        "{} hangs off {}: making it a parent would close a loop",
+                        parent.name, node.name
+                    )));
+                }
+            }
+            let changed = if add {
+                nodes::add_parent(tx, node_id, parent_id)?
+            } else if nodes::remove_parent(tx, node_id, parent_id)? {
+                true
+            } else {
+                return Err(ApiError::not_found(
+                    "parent_not_found",
+                    format!("{} is not a further parent of {}", parent.name, node.name),
+                ));
+            };
+            if changed {
+                let now = db::now();
+                nodes::touch(tx, node_id, now)?;
+                audit::record(
+                    tx,
+                    &actor,
+                    if add {
+                        "node.add_parent"
+                    } else {
+                        "node.remove_parent"
+                    },
+                    Some(&format!("node:{node_id}")),
+                    Some(&json!({ "node": node.name, "parent": parent.name })),
+                    now,
+                )?;
+            }
+            existing(tx, node_id)
+        })
+        .await
+        .map(Json)
 }
 
 async fn attach(

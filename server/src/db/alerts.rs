@@ -455,6 +455,7 @@ pub fn newest_open(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<Alert>
 
 /// What the evaluator needs of every node.
 pub fn node_facts(conn: &Connection) -> rusqlite::Result<Vec<NodeFacts>> {
+    let mut other_parents = super::nodes::other_parents(conn)?;
     let mut tags: BTreeMap<i64, Vec<String>> = BTreeMap::new();
     {
         let mut statement = conn.prepare_cached("SELECT node_id, tag FROM node_tags")?;
@@ -480,6 +481,7 @@ pub fn node_facts(conn: &Connection) -> rusqlite::Result<Vec<NodeFacts>> {
             template: row.get(4)?,
             collector_id: row.get(5)?,
             parent_id: row.get(6)?,
+            other_parents: other_parents.remove(&id).unwrap_or_default(),
             health: row.get(7)?,
             health_reason: row.get(8)?,
         })

@@ -32,7 +32,10 @@ SELECT n.id, n.name, n.address, n.node_type, n.collector_id, c.name, n.template_
        (SELECT json_group_array(json_array(cr.id, cr.name, cr.kind, nc.priority)
                                 ORDER BY nc.priority, cr.name)
           FROM node_credentials nc JOIN credentials cr ON cr.id = nc.credential_id
-         WHERE nc.node_id = n.id)
+         WHERE nc.node_id = n.id),
+       (SELECT json_group_array(op.name ORDER BY op.name)
+          FROM node_parents np JOIN nodes op ON op.id = np.parent_id
+         WHERE np.node_id = n.id)
   FROM nodes n
   LEFT JOIN remote_components c ON c.id = n.collector_id
   LEFT JOIN device_templates t ON t.id = n.template_id
@@ -52,6 +55,9 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Node> {
     let credentials: String = row.get(17)?;
     let credentials: Vec<(i64, String, String, i64)> =
         serde_json::from_str(&credentials).map_err(|e| conversion(17, e))?;
+    let other_parents: String = row.get(18)?;
+    let other_parents: Vec<String> =
+        serde_json::from_str(&other_parents).map_err(|e| conversion(18, e))?;
     Ok(Node {
         id: row.get(0)?,
         name: row.get(1)?,
@@ -64,6 +70,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Node> {
         interval_s: row.get(8)?,
         parent_id: row.get(9)?,
         parent: row.get(10)?,
+        other_parents,
         notes: row.get(11)?,
         status: status.parse().map_err(|e| conversion(12, e))?,
         status_reason: row.get(13)?,
@@ -327,19 +334,53 @@ pub fn touch(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Adds `parent_id` to the further parents of `id`; false when it already was one.
+pub fn add_parent(conn: &Connection, id: i64, parent_id: i64) -> rusqlite::Result<bool> {
+    conn.execute(
+        "INSERT OR IGNORE INTO node_parents (node_id, parent_id) VALUES (?1, ?2)",
+        (id, parent_id),
+    )
+    .map(|n| n > 0)
+}
+
+/// Removes `parent_id` from the further parents of `id`; false when it was none.
+pub fn remove_parent(conn: &Connection, id: i64, parent_id: i64) -> rusqlite::Result<bool> {
+    conn.execute(
+        "DELETE FROM node_parents WHERE node_id = ?1 AND parent_id = ?2",
+        (id, parent_id),
+    )
+    .map(|n| n > 0)
+}
+
+/// Every node's further parents, by node id.
+pub fn other_parents(
+    conn: &Connection,
+) -> rusqlite::Result<std::collections::HashMap<i64, Vec<i64>>> {
+    let mut out: std::collections::HashMap<i64, Vec<i64>> = Default::default();
+    let mut statement = conn.prepare_cached("SELECT node_id, parent_id FROM node_parents")?;
+    let rows = statement.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+    for row in rows {
+        let (node, parent) = row?;
+        out.entry(node).or_default().push(parent);
+    }
+    Ok(out)
+}
+
 /// Deletes a node; its children lose their parent.
 pub fn delete(conn: &Connection, id: i64) -> rusqlite::Result<usize> {
     conn.execute("DELETE FROM nodes WHERE id = ?1", [id])
 }
 
-/// Whether making `parent_id` the parent of `id` closes a loop: `id` is `parent_id` or one of
-/// its ancestors.
+/// Whether making `parent_id` a parent of `id` closes a loop: `id` is `parent_id` or one of
+/// its ancestors (through parents and further parents).
 pub fn would_cycle(conn: &Connection, id: i64, parent_id: i64) -> rusqlite::Result<bool> {
     conn.query_row(
         "WITH RECURSIVE up(id) AS (
              SELECT ?1
              UNION
              SELECT n.parent_id FROM nodes n JOIN up ON n.id = up.id WHERE n.parent_id IS NOT NULL
+             UNION
+             SELECT np.parent_id FROM node_parents np JOIN up ON np.node_id = up.id
          )
          SELECT count(*) FROM up WHERE id = ?2",
         (parent_id, id),

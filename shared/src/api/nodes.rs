@@ -56,6 +56,10 @@ pub struct Node {
     pub parent_id: Option<i64>,
     /// Name of the parent node (the switch or collector the node hangs off).
     pub parent: Option<String>,
+    /// Further parents (redundant uplinks): the node counts as cut off only when its parent
+    /// and every one of these are down.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_parents: Vec<String>,
     pub notes: Option<String>,
     pub status: NodeStatus,
     pub status_reason: Option<String>,

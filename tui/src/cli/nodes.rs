@@ -42,6 +42,16 @@ pub enum NodesCommand {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+    /// Give a node a further parent (a second uplink): its reachability alerts are then
+    /// suppressed only when its parent and every further parent are down.
+    AddParent {
+        /// Node name or id.
+        node: String,
+        /// The further parent, by name or id.
+        parent: String,
+    },
+    /// Take a further parent away from a node.
+    RemoveParent { node: String, parent: String },
     /// Import nodes from a CSV or JSON file: every row is checked, and nothing is written
     /// unless all rows are valid. Exit code 3 when rows were rejected.
     Import(ImportArgs),
@@ -394,6 +404,26 @@ pub async fn run(session: &Session, command: NodesCommand) -> anyhow::Result<()>
             )?;
             client.delete_node(target.id).await?;
             println!("Deleted node {}.", target.name);
+            Ok(())
+        }
+        NodesCommand::AddParent { node, parent } => {
+            let (node, parent) = (find(&client, &node).await?, find(&client, &parent).await?);
+            let node = client.add_parent(node.id, parent.id).await?;
+            eprintln!(
+                "{} now hangs off {}.",
+                node.name,
+                std::iter::once(node.parent.clone().unwrap_or_default())
+                    .chain(node.other_parents.iter().cloned())
+                    .filter(|p| !p.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            );
+            Ok(())
+        }
+        NodesCommand::RemoveParent { node, parent } => {
+            let (node, parent) = (find(&client, &node).await?, find(&client, &parent).await?);
+            client.remove_parent(node.id, parent.id).await?;
+            eprintln!("{} is no longer a parent of {}.", parent.name, node.name);
             Ok(())
         }
         NodesCommand::Import(args) => {
