@@ -234,7 +234,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             state.clone(),
             Duration::from_secs(config.alert_interval_secs),
             alerting::maintenance::time_zone(&config.time_zone).map_err(anyhow::Error::msg)?,
-            Arc::new(alerting::EvaluatorStatus::default()),
+            state.evaluator.clone(),
             shutdown_rx.clone(),
         )),
         tokio::spawn(alerting::notify::run(

@@ -50,6 +50,8 @@ pub struct Inner {
     pub delivery: Arc<Stats>,
     /// Samples: `metrics.db`, its writer and the hot window.
     pub metrics: MetricsStore,
+    /// The alert evaluator's cycle count and duration.
+    pub evaluator: Arc<crate::alerting::EvaluatorStatus>,
 }
 
 impl std::ops::Deref for AppState {
@@ -89,6 +91,7 @@ impl AppState {
             presence: Presence::default(),
             delivery,
             metrics,
+            evaluator: Arc::default(),
             config,
         }))
     }

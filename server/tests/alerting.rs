@@ -870,6 +870,7 @@ async fn acknowledging_records_who_and_when_and_the_preview_shows_current_values
     assert_eq!(summary.active_alerts, 1);
     assert_eq!(summary.newest_alerts[0].id, alert.id);
     assert_eq!(summary.nodes_by_health.get("warning"), Some(&1));
+    assert!(summary.evaluator_cycle_ms.is_some_and(|ms| ms < 1_000.0));
 }
 
 #[tokio::test]

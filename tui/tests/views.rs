@@ -1864,6 +1864,7 @@ fn the_dashboard_shows_the_most_urgent_alerts() {
         ingest: Default::default(),
         active_alerts: 4,
         newest_alerts: alerts(),
+        evaluator_cycle_ms: Some(12.4),
     };
     reply(&mut app, Reply::Summary(Box::new(summary)));
     snap("dashboard_alerts", &app);

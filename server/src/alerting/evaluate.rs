@@ -920,6 +920,9 @@ impl Evaluator {
             }
         }
 
+        // Forget transitions older than the flap window.
+        self.flaps
+            .retain(|_, times| times.back().is_some_and(|t| now - t <= FLAP_WINDOW_S));
         stats.health_changes = self.update_health(
             tx,
             inputs,
@@ -933,7 +936,7 @@ impl Evaluator {
     }
 
     /// Records a fire or resolve of `key`; returns how many happened within the flap window.
-    fn flap(&mut self, key: &AlertKey, now: i64) -> usize {
+    pub fn flap(&mut self, key: &AlertKey, now: i64) -> usize {
         let times = self.flaps.entry(key.clone()).or_default();
         times.push_back(now);
         while times.front().is_some_and(|t| now - t > FLAP_WINDOW_S) {
@@ -1096,4 +1099,83 @@ fn queue(
         count += 1;
     }
     Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> AlertKey {
+        AlertKey {
+            rule_id: 1,
+            node_id: Some(2),
+            collector_id: None,
+            series: "ping.up".into(),
+        }
+    }
+
+    #[test]
+    fn transitions_count_within_the_flap_window_only() {
+        let mut evaluator = Evaluator::default();
+        for i in 0..5 {
+            assert_eq!(evaluator.flap(&key(), i * 60), i as usize + 1);
+        }
+        assert_eq!(
+            evaluator.flap(&key(), 300),
+            FLAP_LIMIT,
+            "the sixth within 30 min flaps"
+        );
+        // Half an hour after the last one, the count starts again.
+        assert_eq!(evaluator.flap(&key(), 300 + FLAP_WINDOW_S + 1), 1);
+    }
+
+    #[test]
+    fn suppression_needs_every_parent_down_and_follows_the_chain() {
+        let node = |id, parent: Option<i64>, others: Vec<i64>| NodeFacts {
+            id,
+            name: format!("n{id}"),
+            parent_id: parent,
+            other_parents: others,
+            collector_id: Some(9),
+            ..NodeFacts::default()
+        };
+        let facts = [
+            node(1, None, vec![]),
+            node(2, None, vec![]),
+            node(3, Some(1), vec![2]),
+            node(4, Some(3), vec![]),
+        ];
+        let nodes: HashMap<i64, &NodeFacts> = facts.iter().map(|n| (n.id, n)).collect();
+        let remote = HashSet::from([9]);
+        let names = HashMap::from([(9, "north")]);
+        let run = |down: &[i64], silent: &[i64]| {
+            let down: HashSet<i64> = down.iter().copied().collect();
+            let silent: HashSet<i64> = silent.iter().copied().collect();
+            let mut memo = HashMap::new();
+            (1..=4)
+                .map(|id| {
+                    suppression(
+                        id,
+                        &nodes,
+                        &|n| down.contains(&n),
+                        &silent,
+                        &remote,
+                        &names,
+                        &mut memo,
+                        0,
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        // One uplink down: nothing suppressed below it.
+        assert_eq!(run(&[1], &[]), [None, None, None, None]);
+        // Both down: node 3 is cut off, and node 4 behind it too.
+        let both = run(&[1, 2], &[]);
+        assert_eq!(both[2].as_deref(), Some("parents n1, n2 down"));
+        assert_eq!(both[3].as_deref(), Some("parent n3 down"));
+        // The collector silent: the top nodes, and through them everything.
+        let silent = run(&[], &[9]);
+        assert_eq!(silent[0].as_deref(), Some("collector north offline"));
+        assert!(silent.iter().all(Option::is_some));
+    }
 }

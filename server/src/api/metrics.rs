@@ -124,6 +124,8 @@ async fn summary(State(state): State<AppState>, _auth: Authed) -> ApiResult<Json
         collectors,
         active_alerts,
         newest_alerts,
+        evaluator_cycle_ms: (state.evaluator.cycles.load(Ordering::Relaxed) > 0)
+            .then(|| state.evaluator.last_cycle_us.load(Ordering::Relaxed) as f64 / 1_000.0),
         ingest: IngestStats {
             samples_per_second: stats.samples_per_second(),
             samples_total: stats.samples.load(Ordering::Relaxed),

@@ -138,6 +138,9 @@ pub struct Summary {
     /// The most urgent active alerts (critical first, then newest).
     #[serde(default)]
     pub newest_alerts: Vec<super::Alert>,
+    /// How long the alert evaluator's last cycle took, once it has run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluator_cycle_ms: Option<f64>,
 }
 
 /// Parses canonical tags `k=v,k=v` (as stored) into a map.

@@ -103,8 +103,12 @@ impl View for DashboardView {
                 )),
             ));
             lines.push(Line::default());
+            let evaluated = summary
+                .evaluator_cycle_ms
+                .map(|ms| format!(", last evaluation {ms:.0} ms"))
+                .unwrap_or_default();
             lines.push(Line::styled(
-                format!("Alerts ({} active)", summary.active_alerts),
+                format!("Alerts ({} active{evaluated})", summary.active_alerts),
                 theme.title(),
             ));
             if summary.newest_alerts.is_empty() {

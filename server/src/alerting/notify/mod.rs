@@ -136,27 +136,47 @@ pub async fn run(db: Db, vault: Vault, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// Delivers every due notification once; returns how many were sent.
+/// Delivers the due notifications; returns how many were sent. Channels are served
+/// concurrently, each in queue order, so a receiver that hangs until its timeout delays only
+/// its own channel; after a failed attempt the rest of that channel's round waits for the next
+/// round.
 pub async fn send_due(db: &Db, vault: &Vault) -> anyhow::Result<usize> {
     let now = db::now();
     let due = db
         .call(move |conn| notify::due(conn, now, 100).map_err(db::DbError::from))
         .await?;
-    let mut sent = 0;
-    let mut channels: BTreeMap<i64, Result<OpenedChannel, String>> = BTreeMap::new();
+    let mut by_channel: BTreeMap<i64, Vec<notify::Due>> = BTreeMap::new();
     for item in due {
-        if !channels.contains_key(&item.channel_id) {
-            let id = item.channel_id;
-            let row = db
-                .call(move |conn| notify::get_channel(conn, id).map_err(db::DbError::from))
-                .await?;
-            let opened = match row {
-                Some(row) => open_channel(vault, &row),
-                None => Err("the channel was deleted".to_owned()),
-            };
-            channels.insert(id, opened);
-        }
-        let outcome = match &channels[&item.channel_id] {
+        by_channel.entry(item.channel_id).or_default().push(item);
+    }
+    let mut rounds = tokio::task::JoinSet::new();
+    for (channel_id, items) in by_channel {
+        rounds.spawn(send_channel(db.clone(), vault.clone(), channel_id, items));
+    }
+    let mut sent = 0;
+    while let Some(round) = rounds.join_next().await {
+        sent += round??;
+    }
+    Ok(sent)
+}
+
+/// One channel's round: its due notifications in order, until one fails.
+async fn send_channel(
+    db: Db,
+    vault: Vault,
+    channel_id: i64,
+    items: Vec<notify::Due>,
+) -> anyhow::Result<usize> {
+    let row = db
+        .call(move |conn| notify::get_channel(conn, channel_id).map_err(db::DbError::from))
+        .await?;
+    let opened = match row {
+        Some(row) => open_channel(&vault, &row),
+        None => Err("the channel was deleted".to_owned()),
+    };
+    let mut sent = 0;
+    for item in items {
+        let outcome = match &opened {
             Ok((channel, secrets)) => match serde_json::from_str::<Notification>(&item.payload) {
                 Ok(notification) => deliver(channel, secrets, &notification).await,
                 Err(e) => Err(format!("unreadable queued notification: {e}")),
@@ -173,11 +193,12 @@ pub async fn send_due(db: &Db, vault: &Vault) -> anyhow::Result<usize> {
             }
             Err(error) => {
                 let next = (attempts + 1 < MAX_ATTEMPTS).then(|| now + backoff_s(attempts));
-                tracing::warn!(notification = id, attempts = attempts + 1, %error, "Notification not delivered.");
+                tracing::warn!(notification = id, channel = channel_id, attempts = attempts + 1, %error, "Notification not delivered.");
                 db.call(move |conn| {
                     notify::mark_failed(conn, id, &error, next).map_err(db::DbError::from)
                 })
                 .await?;
+                break;
             }
         }
     }
