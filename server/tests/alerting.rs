@@ -409,6 +409,21 @@ async fn a_maintenance_window_holds_notifications_and_shows_maintenance() {
     assert_eq!(receiver.all()[0].rule, "ups_on_battery");
     let listed = p.admin.list_maintenance().await.unwrap().items;
     assert!(!listed[0].active && listed[0].ended_at.is_some());
+    // A window of absurd length is refused, not overflowed.
+    let error = p
+        .admin
+        .create_maintenance(&MaintenanceSpec {
+            name: "forever".into(),
+            scope: MaintenanceScope::Node,
+            target: "ups-1".into(),
+            duration_s: Some(u64::MAX),
+            starts_at: None,
+            ends_at: None,
+            recurrence: Recurrence::None,
+        })
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("31 days"), "{error}");
 }
 
 #[tokio::test]

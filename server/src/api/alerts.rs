@@ -420,6 +420,10 @@ async fn read_window(
     Ok(Json(window_view(row, db::now(), &server_tz(&state))))
 }
 
+fn saturate(seconds: u64) -> i64 {
+    i64::try_from(seconds).unwrap_or(i64::MAX)
+}
+
 /// Longest maintenance occurrence: 31 days.
 const MAX_WINDOW_S: i64 = 31 * 86_400;
 
@@ -435,10 +439,10 @@ async fn create_window(
     }
     let now = db::now();
     let (starts_at, ends_at) = match (spec.duration_s, spec.starts_at, spec.ends_at) {
-        (Some(duration), None, None) => (now, now + duration.min(i64::MAX as u64) as i64),
+        (Some(duration), None, None) => (now, now.saturating_add(saturate(duration))),
         (Some(duration), Some(start), None) => {
             let start = start.unix_timestamp();
-            (start, start + duration.min(i64::MAX as u64) as i64)
+            (start, start.saturating_add(saturate(duration)))
         }
         (None, Some(start), Some(end)) => (start.unix_timestamp(), end.unix_timestamp()),
         _ => {
