@@ -604,6 +604,12 @@ struct SmtpSink {
 
 impl SmtpSink {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// aiosmtpd with extra options (`--tlscert`/`--tlskey` for STARTTLS, `--smtpscert`/
+    /// `--smtpskey` for implicit TLS).
+    fn start_with(options: &[&std::ffi::OsStr]) -> Self {
         let maildir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -611,7 +617,9 @@ impl SmtpSink {
             .unwrap()
             .port();
         let child = std::process::Command::new("python3")
-            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .args(["-m", "aiosmtpd", "-n"])
+            .args(options)
+            .arg("-l")
             .arg(format!("127.0.0.1:{port}"))
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(maildir.path().join("mail"))
@@ -1235,4 +1243,78 @@ async fn a_node_with_two_uplinks_is_suppressed_only_when_both_are_down() {
         p.admin.remove_parent(plc, b).await.unwrap_err().status(),
         Some(404)
     );
+}
+
+#[tokio::test]
+async fn email_goes_over_starttls_and_implicit_tls_to_a_relay_with_its_own_certificate() {
+    let p = plant().await;
+    let certs = tempfile::tempdir().unwrap();
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap();
+    let cert_pem = certified.cert.pem();
+    let (cert, key) = (
+        certs.path().join("relay.crt"),
+        certs.path().join("relay.key"),
+    );
+    std::fs::write(&cert, &cert_pem).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let starttls = SmtpSink::start_with(&[
+        "--tlscert".as_ref(),
+        cert.as_os_str(),
+        "--tlskey".as_ref(),
+        key.as_os_str(),
+    ]);
+    let smtps = SmtpSink::start_with(&[
+        "--smtpscert".as_ref(),
+        cert.as_os_str(),
+        "--smtpskey".as_ref(),
+        key.as_os_str(),
+    ]);
+    let channel = |name: &str, port: u16, tls: &str, ca: Option<&str>| ChannelSpec {
+        name: name.into(),
+        kind: ChannelKind::Email,
+        settings: ChannelSettings {
+            smtp_port: Some(port),
+            tls: Some(tls.into()),
+            tls_ca_pem: ca.map(str::to_owned),
+            ..email_settings()
+        },
+        secrets: Default::default(),
+        ..webhook("http://unused")
+    };
+    for (name, sink, tls) in [
+        ("mail-starttls", &starttls, "starttls"),
+        ("mail-tls", &smtps, "tls"),
+    ] {
+        let created = p
+            .admin
+            .create_channel(&channel(name, sink.port, tls, Some(&cert_pem)))
+            .await
+            .unwrap();
+        let outcome = p.admin.test_channel(created.id).await.unwrap();
+        assert!(outcome.delivered, "{name}: {:?}", outcome.error);
+        assert_eq!(sink.messages().len(), 1, "{name}");
+    }
+    // Without the relay's certificate the connection is refused, not silently trusted.
+    let untrusted = p
+        .admin
+        .create_channel(&channel("mail-untrusted", starttls.port, "starttls", None))
+        .await
+        .unwrap();
+    let outcome = p.admin.test_channel(untrusted.id).await.unwrap();
+    assert!(!outcome.delivered);
+    assert_eq!(starttls.messages().len(), 1);
+    // A certificate that is not PEM is refused when the channel is saved.
+    let error = p
+        .admin
+        .create_channel(&channel(
+            "mail-bad-ca",
+            starttls.port,
+            "starttls",
+            Some("not a pem"),
+        ))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("tls_ca_pem"), "{error}");
 }

@@ -442,6 +442,10 @@ pub struct ChannelSettings {
     /// `none` (plain), `starttls` or `tls`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<String>,
+    /// PEM of a certificate to trust besides the system's roots: the plant relay's own
+    /// certificate or its CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca_pem: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 use plantwatch_shared::Secret;
 use plantwatch_shared::api::{ChannelSettings, Notification};
@@ -16,6 +17,46 @@ pub fn check_addresses(settings: &ChannelSettings) -> Result<(), String> {
         address
             .parse::<Mailbox>()
             .map_err(|e| format!("'{address}' is not an email address: {e}"))?;
+    }
+    Ok(())
+}
+
+/// TLS towards `host`: the system's roots, and `ca_pem` when the relay has its own certificate.
+pub fn tls_parameters(host: &str, ca_pem: Option<&str>) -> Result<TlsParameters, String> {
+    let mut builder = TlsParameters::builder(host.to_owned());
+    if let Some(pem) = ca_pem {
+        check_pem(pem)?;
+        let certificate = Certificate::from_pem(pem.as_bytes())
+            .map_err(|e| format!("tls_ca_pem is not a PEM certificate: {e}"))?;
+        builder = builder.add_root_certificate(certificate);
+    }
+    builder
+        .build_rustls()
+        .map_err(|e| format!("TLS settings for {host}: {e}"))
+}
+
+/// Refuses text that holds no well-formed PEM certificate (the TLS backend would silently
+/// ignore it and then refuse the relay).
+fn check_pem(pem: &str) -> Result<(), String> {
+    use base64::Engine as _;
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut found = 0;
+    let mut rest = pem;
+    while let Some(start) = rest.find(BEGIN) {
+        let body = &rest[start + BEGIN.len()..];
+        let end = body
+            .find(END)
+            .ok_or("tls_ca_pem has a certificate without its END line")?;
+        let base64: String = body[..end].split_whitespace().collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(base64)
+            .map_err(|e| format!("tls_ca_pem holds a damaged certificate: {e}"))?;
+        found += 1;
+        rest = &body[end + END.len()..];
+    }
+    if found == 0 {
+        return Err("tls_ca_pem holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
     }
     Ok(())
 }
@@ -79,21 +120,22 @@ pub async fn send(
         .body(body(n))
         .map_err(|e| format!("building the message: {e}"))?;
     let tls = settings.tls.as_deref().unwrap_or("none");
-    let mut transport = match tls {
-        "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(host),
-        "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host),
-        _ => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-            host,
-        )),
-    }
-    .map_err(|e| format!("SMTP relay {host}: {e}"))?
-    .timeout(Some(timeout));
     let default_port = match tls {
         "tls" => 465,
         "starttls" => 587,
         _ => 25,
     };
-    transport = transport.port(settings.smtp_port.unwrap_or(default_port));
+    let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+        .port(settings.smtp_port.unwrap_or(default_port))
+        .timeout(Some(timeout));
+    if tls != "none" {
+        let parameters = tls_parameters(host, settings.tls_ca_pem.as_deref())?;
+        transport = transport.tls(if tls == "tls" {
+            Tls::Wrapper(parameters)
+        } else {
+            Tls::Required(parameters)
+        });
+    }
     if let (Some(user), Some(password)) = (&settings.username, secrets.get("password")) {
         transport =
             transport.credentials(Credentials::new(user.clone(), password.expose().to_owned()));

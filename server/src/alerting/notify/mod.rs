@@ -70,6 +70,16 @@ pub fn settings_problem(kind: ChannelKind, settings: &ChannelSettings) -> Option
                 None | Some("none" | "starttls" | "tls")
             ) {
                 Some("tls must be none, starttls or tls".into())
+            } else if settings
+                .tls_ca_pem
+                .as_ref()
+                .is_some_and(|p| p.len() > 65_536)
+            {
+                Some("tls_ca_pem is at most 64 KiB".into())
+            } else if let (Some(host), Some(pem)) = (&settings.smtp_host, &settings.tls_ca_pem)
+                && let Err(problem) = email::tls_parameters(host, Some(pem))
+            {
+                Some(problem)
             } else {
                 email::check_addresses(settings).err()
             }
