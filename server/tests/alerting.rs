@@ -308,12 +308,22 @@ async fn a_value_crossing_warning_then_critical_then_below_clear_does_not_flap_a
     set(55.0).await;
     assert!(open().await.is_empty());
     set(65.0).await;
+    // Transitions are waited for (a loaded machine may run a cycle late); the hovering below
+    // must change nothing however long it is watched.
+    eventually(5, "warning", || async { open().await.len() == 1 }).await;
     let first = open().await;
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].severity, Severity::Warning);
     assert_eq!(first[0].series, "temperature.celsius{sensor=zone1}");
-    assert_eq!(p.status(oven).await.0, NodeStatus::Warning);
+    eventually(5, "node warning", || async {
+        p.status(oven).await.0 == NodeStatus::Warning
+    })
+    .await;
     set(85.0).await;
+    eventually(5, "critical", || async {
+        open().await.first().map(|a| a.severity) == Some(Severity::Critical)
+    })
+    .await;
     let now_open = open().await;
     assert_eq!(now_open.len(), 1);
     assert_eq!(
@@ -321,7 +331,10 @@ async fn a_value_crossing_warning_then_critical_then_below_clear_does_not_flap_a
         (first[0].id, Severity::Critical),
         "severity changes in place"
     );
-    assert_eq!(p.status(oven).await.0, NodeStatus::Critical);
+    eventually(5, "node critical", || async {
+        p.status(oven).await.0 == NodeStatus::Critical
+    })
+    .await;
     // Hovering around the warning threshold, above the clear threshold: one alert, untouched.
     for value in [59.0, 61.0, 58.0, 60.5, 51.0] {
         set(value).await;
@@ -330,7 +343,7 @@ async fn a_value_crossing_warning_then_critical_then_below_clear_does_not_flap_a
         assert_eq!(hovering[0].id, first[0].id, "at {value}");
     }
     set(49.0).await;
-    assert!(open().await.is_empty());
+    eventually(5, "resolved", || async { open().await.is_empty() }).await;
     let detail = p.admin.get_alert(first[0].id).await.unwrap();
     assert_eq!(detail.alert.state, AlertState::Resolved);
     eventually(5, "three notifications", || async {
