@@ -9,29 +9,8 @@ use plantwatch_shared::api::{
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension as _, Row};
 
-use super::to_time;
+use super::{parsed, parsed_opt, to_time};
 use crate::alerting::rules::NodeFacts;
-
-/// A text column parsed into one of the shared enums; unknown text is a conversion error.
-fn parsed<T: std::str::FromStr>(row: &Row<'_>, index: usize) -> rusqlite::Result<T>
-where
-    T::Err: std::error::Error + Send + Sync + 'static,
-{
-    let text: String = row.get(index)?;
-    text.parse().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e))
-    })
-}
-
-fn parsed_opt<T: std::str::FromStr>(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<T>>
-where
-    T::Err: std::error::Error + Send + Sync + 'static,
-{
-    match row.get::<_, Option<String>>(index)? {
-        None => Ok(None),
-        Some(_) => parsed(row, index).map(Some),
-    }
-}
 
 const RULE_SELECT: &str = "SELECT id, name, builtin, enabled, description, metric, tag_matchers,
        scope_kind, scope_value, aggregation, window_secs, comparison, warning, critical, clear,

@@ -38,19 +38,11 @@ SELECT c.id, c.kind, c.name, c.machine_id, c.hostname, c.version, c.approved, c.
   LEFT JOIN nodes n ON n.id = c.node_id
   LEFT JOIN collector_configs cc ON cc.collector_id = c.id";
 
-/// The `kind` column at `index`.
-fn kind_of(row: &Row<'_>, index: usize) -> rusqlite::Result<ComponentKind> {
-    let kind: String = row.get(index)?;
-    kind.parse().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e))
-    })
-}
-
 fn from_row(row: &Row<'_>) -> rusqlite::Result<ComponentRow> {
     let report: Option<String> = row.get(18)?;
     Ok(ComponentRow {
         id: row.get(0)?,
-        kind: kind_of(row, 1)?,
+        kind: super::parsed(row, 1)?,
         name: row.get(2)?,
         machine_id: row.get(3)?,
         hostname: row.get(4)?,
@@ -188,7 +180,7 @@ pub fn key_row(conn: &Connection, id: i64) -> rusqlite::Result<Option<KeyRow>> {
     )?
     .query_row([id], |r| {
         Ok(KeyRow {
-            kind: kind_of(r, 0)?,
+            kind: super::parsed(r, 0)?,
             name: r.get(1)?,
             api_key_hash: r.get(2)?,
             approved: r.get(3)?,

@@ -237,6 +237,31 @@ pub fn apply_migrations(
     Ok(())
 }
 
+/// A text column parsed into one of the shared enums; unknown text is a conversion error.
+pub fn parsed<T: std::str::FromStr>(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let text: String = row.get(index)?;
+    text.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+/// [`parsed`] for a column that may be NULL.
+pub fn parsed_opt<T: std::str::FromStr>(
+    row: &rusqlite::Row<'_>,
+    index: usize,
+) -> rusqlite::Result<Option<T>>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    match row.get::<_, Option<String>>(index)? {
+        None => Ok(None),
+        Some(_) => parsed(row, index).map(Some),
+    }
+}
+
 /// The current time as UNIX seconds, the unit of every timestamp column.
 pub fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()

@@ -6,7 +6,7 @@ use plantwatch_shared::api::{
 };
 use rusqlite::{Connection, OptionalExtension as _, Row};
 
-use super::to_time;
+use super::{parsed, to_time};
 use crate::alerting::maintenance::WindowRow;
 
 /// A channel as stored: its secrets still sealed.
@@ -14,16 +14,6 @@ use crate::alerting::maintenance::WindowRow;
 pub struct ChannelRow {
     pub channel: Channel,
     pub sealed_secrets: String,
-}
-
-fn parse<T: std::str::FromStr>(row: &Row<'_>, index: usize) -> rusqlite::Result<T>
-where
-    T::Err: std::error::Error + Send + Sync + 'static,
-{
-    let text: String = row.get(index)?;
-    text.parse().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e))
-    })
 }
 
 const CHANNEL_SELECT: &str = "SELECT id, name, kind, config, secrets, min_severity, route_tags,
@@ -42,10 +32,10 @@ fn channel_row(row: &Row<'_>) -> rusqlite::Result<ChannelRow> {
         channel: Channel {
             id: row.get(0)?,
             name: row.get(1)?,
-            kind: parse(row, 2)?,
+            kind: parsed(row, 2)?,
             settings: serde_json::from_str(&config).unwrap_or_default(),
             secrets: secret_names,
-            min_severity: parse(row, 5)?,
+            min_severity: parsed(row, 5)?,
             tags: serde_json::from_str(&tags).unwrap_or_default(),
             collectors: serde_json::from_str(&collectors).unwrap_or_default(),
             repeat_s: row.get(8)?,
@@ -272,11 +262,11 @@ fn window_row(row: &Row<'_>) -> rusqlite::Result<WindowRow> {
     Ok(WindowRow {
         id: row.get(0)?,
         name: row.get(1)?,
-        scope: parse::<MaintenanceScope>(row, 2)?,
+        scope: parsed::<MaintenanceScope>(row, 2)?,
         target: row.get(3)?,
         starts_at: row.get(4)?,
         ends_at: row.get(5)?,
-        recurrence: parse::<Recurrence>(row, 6)?,
+        recurrence: parsed::<Recurrence>(row, 6)?,
         ended_at: row.get(7)?,
         created_by: row.get(8)?,
     })
