@@ -131,10 +131,7 @@ pub fn gather(
         .map(|row| row.channel)
         .filter(|c| c.enabled)
         .collect();
-    let acked = conn
-        .prepare_cached("SELECT id FROM alerts WHERE state <> 'resolved' AND acked_at IS NOT NULL")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+    let acked = store::acked_open(conn)?;
     Ok(Inputs {
         now,
         rules,
@@ -693,12 +690,7 @@ impl Evaluator {
         for key in stale {
             if let Some(alert) = self.open.remove(&key) {
                 // A deleted rule or node took its alerts with it (ON DELETE CASCADE).
-                let stored: bool = tx.query_row(
-                    "SELECT EXISTS (SELECT 1 FROM alerts WHERE id = ?1)",
-                    [alert.id],
-                    |r| r.get(0),
-                )?;
-                if stored {
+                if store::exists(tx, alert.id)? {
                     let why = Some("rule disabled or target removed");
                     store::resolve_alert(tx, alert.id, None, why, now)?;
                     stats.resolved += 1;

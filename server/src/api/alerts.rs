@@ -472,11 +472,11 @@ async fn create_window(
                     db::nodes::id_by_name(tx, &target)?.is_some()
                 }
                 plantwatch_shared::api::MaintenanceScope::Tag => !target.is_empty(),
-                plantwatch_shared::api::MaintenanceScope::Collector => tx.query_row(
-                    "SELECT EXISTS (SELECT 1 FROM remote_components
-                                     WHERE kind = 'collector' AND name = ?1 COLLATE NOCASE)",
-                    [&target],
-                    |r| r.get(0),
+                plantwatch_shared::api::MaintenanceScope::Collector => db::components::name_taken(
+                    tx,
+                    plantwatch_shared::api::ComponentKind::Collector,
+                    &target,
+                    None,
                 )?,
             };
             if !known {

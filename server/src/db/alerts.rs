@@ -427,9 +427,17 @@ pub fn set_ack(
     Ok(changed > 0)
 }
 
-/// Newest open alerts, for the dashboard.
-pub fn newest_open(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<Alert>> {
-    list_alerts(conn, &AlertQuery::default(), limit, 0).map(|(items, _)| items)
+/// Whether alert `id` is stored (a deleted rule or node takes its alerts with it).
+pub fn exists(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM alerts WHERE id = ?1)")?
+        .query_row([id], |r| r.get(0))
+}
+
+/// Ids of the open alerts someone acknowledged.
+pub fn acked_open(conn: &Connection) -> rusqlite::Result<std::collections::HashSet<i64>> {
+    conn.prepare_cached("SELECT id FROM alerts WHERE state <> 'resolved' AND acked_at IS NOT NULL")?
+        .query_map([], |r| r.get(0))?
+        .collect()
 }
 
 /// What the evaluator needs of every node.
