@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use plantwatch_shared::api::{
-    Alert, AlertQuery, AlertRule, ChannelSpec, Comparison, MAX_PAGE_LIMIT, MaintenanceScope,
-    MaintenanceSpec, MaintenanceWindow, Recurrence, RuleAggregation, RuleScope, RuleSpec, Severity,
+    Alert, AlertQuery, AlertRule, Channel, ChannelKind, ChannelSpec, Comparison, MAX_PAGE_LIMIT,
+    MaintenanceScope, MaintenanceSpec, MaintenanceWindow, Recurrence, RuleAggregation, RuleScope,
+    RuleSpec, Severity,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -248,37 +249,48 @@ fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
         .map_err(|e| format!("{text:?} is not an RFC 3339 time (2026-12-06T02:00:00Z): {e}"))
 }
 
-fn value_cell(value: Option<f64>) -> String {
+/// A value rounded to two decimals, `-` when there is none.
+pub fn value_cell(value: Option<f64>) -> String {
     value.map_or_else(
         || "-".to_owned(),
         |v| format!("{}", (v * 100.0).round() / 100.0),
     )
 }
 
+/// Acknowledged, held, suppressed, flapping: what changes how the alert is handled.
+pub fn flags(a: &Alert) -> String {
+    [
+        (a.acked_by.is_some(), "acked"),
+        (a.held, "held"),
+        (a.suppressed, "suppressed"),
+        (a.flapping, "flapping"),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, name)| *name)
+    .collect::<Vec<_>>()
+    .join(",")
+}
+
+/// What an alert is about: its node, or its collector.
+pub fn subject(a: &Alert) -> String {
+    a.node
+        .clone()
+        .or_else(|| a.collector.as_ref().map(|c| format!("collector {c}")))
+        .unwrap_or_default()
+}
+
 fn alert_row(a: &Alert) -> Vec<String> {
-    let mut flags = Vec::new();
-    if a.acked_by.is_some() {
-        flags.push("acked");
-    }
-    if a.held {
-        flags.push("held");
-    }
-    if a.suppressed {
-        flags.push("suppressed");
-    }
-    if a.flapping {
-        flags.push("flapping");
-    }
     vec![
         a.id.to_string(),
         a.severity.to_string(),
         a.state.to_string(),
-        a.node.clone().or(a.collector.clone()).unwrap_or_default(),
+        subject(a),
         a.rule.clone(),
         a.series.clone(),
         value_cell(a.value),
         time_cell(Some(a.started_at)),
-        flags.join(","),
+        flags(a),
     ]
 }
 
@@ -319,10 +331,7 @@ pub async fn alerts(session: &Session, command: AlertsCommand) -> anyhow::Result
             }
             let a = &detail.alert;
             println!("Alert {} — {} {} ({})", a.id, a.severity, a.rule, a.state);
-            println!(
-                "  on:      {}",
-                a.node.clone().or(a.collector.clone()).unwrap_or_default()
-            );
+            println!("  on:      {}", subject(a));
             if !a.series.is_empty() {
                 println!("  series:  {}", a.series);
             }
@@ -387,14 +396,6 @@ pub async fn alerts(session: &Session, command: AlertsCommand) -> anyhow::Result
             Ok(())
         }
     }
-}
-
-fn subject(alert: &Alert) -> String {
-    alert
-        .node
-        .clone()
-        .or(alert.collector.clone())
-        .unwrap_or_else(|| "-".into())
 }
 
 fn threshold_cell(rule: &AlertRule) -> String {
@@ -623,6 +624,25 @@ pub async fn maintenance(session: &Session, command: MaintenanceCommand) -> anyh
     }
 }
 
+/// Where a channel delivers.
+pub fn channel_target(c: &Channel) -> String {
+    let s = &c.settings;
+    match c.kind {
+        ChannelKind::Webhook => s.url.clone().unwrap_or_default(),
+        ChannelKind::Email => format!(
+            "{} via {}",
+            s.to.join(", "),
+            s.smtp_host.clone().unwrap_or_default()
+        ),
+        ChannelKind::Syslog => format!(
+            "{}://{}:{}",
+            s.protocol.clone().unwrap_or_else(|| "udp".into()),
+            s.host.clone().unwrap_or_default(),
+            s.port.unwrap_or(514)
+        ),
+    }
+}
+
 pub async fn notify(session: &Session, command: NotifyCommand) -> anyhow::Result<()> {
     let (_, client) = session.client()?;
     match command {
@@ -632,17 +652,7 @@ pub async fn notify(session: &Session, command: NotifyCommand) -> anyhow::Result
                 .items
                 .iter()
                 .map(|c| {
-                    let target = c
-                        .settings
-                        .url
-                        .clone()
-                        .or(c
-                            .settings
-                            .smtp_host
-                            .as_ref()
-                            .map(|h| format!("smtp {h} → {}", c.settings.to.join(" "))))
-                        .or(c.settings.host.clone())
-                        .unwrap_or_default();
+                    let target = channel_target(c);
                     let mut routes: Vec<String> = vec![format!(">= {}", c.min_severity)];
                     routes.extend(c.tags.iter().map(|t| format!("tag {t}")));
                     routes.extend(c.collectors.iter().map(|t| format!("collector {t}")));

@@ -8,6 +8,7 @@ use ratatui::crossterm::event::KeyCode;
 use ratatui::layout::{Constraint, Rect};
 
 use super::{Ctx, Effect, Navigate, View, ViewSpec};
+use crate::cli::alerts::{flags, subject, value_cell};
 use crate::cli::output::time_cell;
 use crate::event::{Reply, Task, task};
 use crate::keymap::{Action, Binding, Key};
@@ -37,32 +38,6 @@ fn urgency(a: &Alert) -> (u8, u8) {
         Severity::Warning => 1,
     };
     (state, severity)
-}
-
-/// Acknowledged, held, suppressed, flapping: what changes how the alert is handled.
-pub fn flags(a: &Alert) -> String {
-    [
-        (a.acked_by.is_some(), "acked"),
-        (a.held, "held"),
-        (a.suppressed, "suppressed"),
-        (a.flapping, "flapping"),
-    ]
-    .iter()
-    .filter(|(on, _)| *on)
-    .map(|(_, name)| *name)
-    .collect::<Vec<_>>()
-    .join(",")
-}
-
-pub fn subject(a: &Alert) -> String {
-    a.node
-        .clone()
-        .or_else(|| a.collector.as_ref().map(|c| format!("collector {c}")))
-        .unwrap_or_default()
-}
-
-fn value_cell(value: Option<f64>) -> String {
-    value.map_or_else(|| "-".to_owned(), |v| format!("{}", (v * 100.0).round() / 100.0))
 }
 
 static COLUMNS: &[Column<Alert>] = &[

@@ -6,6 +6,7 @@ use plantwatch_shared::api::{Channel, ChannelKind, ChannelSettings, ChannelSpec,
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 
+use crate::cli::alerts::channel_target as target;
 use super::{Ctx, Effect, Navigate, View, ViewSpec};
 use crate::event::{Reply, Task, task};
 use crate::keymap::{Action, Binding, Key};
@@ -23,25 +24,6 @@ pub const SPEC: ViewSpec = ViewSpec {
 
 const CREATE: u32 = 1;
 const DELETE: u32 = 2;
-
-/// Where a channel delivers.
-pub fn target(c: &Channel) -> String {
-    let s = &c.settings;
-    match c.kind {
-        ChannelKind::Webhook => s.url.clone().unwrap_or_default(),
-        ChannelKind::Email => format!(
-            "{} via {}",
-            s.to.join(", "),
-            s.smtp_host.clone().unwrap_or_default()
-        ),
-        ChannelKind::Syslog => format!(
-            "{}://{}:{}",
-            s.protocol.clone().unwrap_or_else(|| "udp".into()),
-            s.host.clone().unwrap_or_default(),
-            s.port.unwrap_or(514)
-        ),
-    }
-}
 
 /// Which alerts a channel takes.
 pub fn routes(c: &Channel) -> String {

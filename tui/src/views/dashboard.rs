@@ -119,12 +119,12 @@ impl View for DashboardView {
                     Severity::Critical => theme.error(),
                     Severity::Warning => theme.title(),
                 };
-                let flags = super::alerts::flags(alert);
+                let flags = crate::cli::alerts::flags(alert);
                 lines.push(Line::from(vec![
                     Span::styled(format!("{:<9}", alert.severity.as_str()), style),
                     Span::raw(format!(
                         "{} {} — {}{}",
-                        super::alerts::subject(alert),
+                        crate::cli::alerts::subject(alert),
                         alert.rule,
                         alert.message,
                         if flags.is_empty() { String::new() } else { format!(" [{flags}]") }

@@ -227,9 +227,7 @@ pub fn preview_note(rows: &[RulePreviewRow]) -> String {
         .iter()
         .take(PREVIEW_ROWS)
         .map(|row| {
-            let value = row
-                .value
-                .map_or_else(|| "-".into(), |v| format!("{}", (v * 100.0).round() / 100.0));
+let value = crate::cli::alerts::value_cell(row.value);
             let state = row.severity.map_or_else(|| "ok".to_owned(), |s| s.to_string());
             format!("{} {value} {state}", row.node)
         })
