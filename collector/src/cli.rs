@@ -44,6 +44,10 @@ pub struct RunArgs {
     #[arg(long, env = "PLANTWATCH_SNMP_MAX_IN_FLIGHT", value_name = "N", default_value_t = 256,
           value_parser = clap::value_parser!(u64).range(1..=65_536))]
     pub snmp_max_in_flight: u64,
+    /// Between requests for discovery work while idle, in milliseconds.
+    #[arg(long, env = "PLANTWATCH_DISCOVERY_POLL_MS", value_name = "MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub discovery_poll_ms: u64,
     #[command(flatten)]
     pub push: PushArgs,
 }
@@ -85,6 +89,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             options.poll.timeout = std::time::Duration::from_millis(args.snmp_timeout_ms);
             options.poll.retries = args.snmp_retries;
             options.poll.max_in_flight = args.snmp_max_in_flight as usize;
+            options.discovery.every = std::time::Duration::from_millis(args.discovery_poll_ms);
             crate::run(enrollment, options, shutdown_signal()?).await
         }
         Command::Status { json } => status(dir, json),

@@ -38,6 +38,8 @@ pub struct Options {
     pub poll: PollOptions,
     /// Batching, outbox bounds and replay pace of the metric push.
     pub push: PushOptions,
+    /// Discovery: how often to ask for a scan job.
+    pub discovery: crate::discovery::DiscoveryOptions,
 }
 
 impl Options {
@@ -52,6 +54,7 @@ impl Options {
             keep_config: true,
             poll: PollOptions::default(),
             push: PushOptions::new(state_dir.join("outbox")),
+            discovery: crate::discovery::DiscoveryOptions::default(),
         }
     }
 }
@@ -109,6 +112,13 @@ pub async fn run(
     }
     let (pusher, lines, outbox) =
         Pusher::spawn(client.clone(), options.push.clone()).context("opening the metric outbox")?;
+    let (stop_discovery, discovery_stop) = tokio::sync::watch::channel(false);
+    let discovery = tokio::spawn(crate::discovery::worker(
+        client.clone(),
+        enrollment.component_id,
+        options.discovery.clone(),
+        discovery_stop,
+    ));
     let mut poller = Poller::new(lines, &options.poll);
     if let Some(held) = &held {
         poller.apply(&held.config);
@@ -190,7 +200,9 @@ pub async fn run(
             _ = &mut shutdown => break,
         }
     }
-    // Stop polling, then let the pusher put what it holds into the outbox.
+    // Stop polling and scanning, then let the pusher put what it holds into the outbox.
+    let _ = stop_discovery.send(true);
+    let _ = discovery.await;
     daemon.poller.stop();
     pusher.stop().await;
     daemon.status.state = "stopped".into();

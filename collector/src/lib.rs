@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod daemon;
+pub mod discovery;
 pub mod sources;
 pub mod store;
 

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod config_delivery;
 pub mod db;
+pub mod discovery;
 pub mod ingest;
 pub mod inventory;
 pub mod local_collector;

@@ -242,6 +242,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             vault,
             shutdown_rx.clone(),
         )),
+        tokio::spawn(crate::discovery::watchdog(
+            state.clone(),
+            shutdown_rx.clone(),
+        )),
         tokio::spawn(local_collector::run(
             local,
             addr,
@@ -249,6 +253,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             config.data_dir.join("local-collector"),
             Duration::from_secs(config.push_interval_secs),
             config.local_polling,
+            state.discovery_wake.clone(),
             shutdown_rx,
         )),
     ];

@@ -52,6 +52,8 @@ pub struct Inner {
     pub metrics: MetricsStore,
     /// The alert evaluator's cycle count and duration.
     pub evaluator: Arc<crate::alerting::EvaluatorStatus>,
+    /// Wakes the local collector's discovery worker when a job is queued.
+    pub discovery_wake: Arc<tokio::sync::Notify>,
 }
 
 impl std::ops::Deref for AppState {
@@ -92,6 +94,7 @@ impl AppState {
             delivery,
             metrics,
             evaluator: Arc::default(),
+            discovery_wake: Arc::default(),
             config,
         }))
     }

@@ -16,6 +16,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde::de::DeserializeOwned;
 
+use crate::api;
 use crate::api::{
     AckRequest, Alert, AlertDetail, AlertQuery, AlertRule, AttachRequest, AuditEntry, AuditQuery,
     ChangePasswordRequest, Channel, ChannelSpec, ChannelTest, CollectorConfig, CollectorReport,
@@ -611,6 +612,82 @@ impl Client {
     /// The dashboard's figures (`GET /summary`).
     pub async fn summary(&self) -> Result<Summary> {
         self.json(self.request(Method::GET, "/api/v1/summary"))
+            .await
+    }
+
+    /// `POST /api/v1/discovery/jobs` (operator).
+    pub async fn create_job(&self, spec: &api::JobSpec) -> Result<api::Job> {
+        self.json(
+            self.request(Method::POST, "/api/v1/discovery/jobs")
+                .json(spec),
+        )
+        .await
+    }
+
+    /// `GET /api/v1/discovery/jobs`, newest first.
+    pub async fn list_jobs(&self, query: &api::JobQuery) -> Result<ListResponse<api::Job>> {
+        self.json(
+            self.request(Method::GET, "/api/v1/discovery/jobs")
+                .query(query),
+        )
+        .await
+    }
+
+    /// `GET /api/v1/discovery/jobs/{id}`.
+    pub async fn get_job(&self, id: i64) -> Result<api::Job> {
+        self.json(self.request(Method::GET, &format!("/api/v1/discovery/jobs/{id}")))
+            .await
+    }
+
+    /// `POST /api/v1/discovery/jobs/{id}/cancel` (operator): stops the run and the schedule.
+    pub async fn cancel_job(&self, id: i64) -> Result<api::Job> {
+        let path = format!("/api/v1/discovery/jobs/{id}/cancel");
+        self.json(self.request(Method::POST, &path)).await
+    }
+
+    /// `GET /api/v1/discovery/jobs/{id}/devices`: the job's part of the discovery inbox.
+    pub async fn job_devices(
+        &self,
+        id: i64,
+        query: &api::DeviceQuery,
+    ) -> Result<ListResponse<api::Device>> {
+        let path = format!("/api/v1/discovery/jobs/{id}/devices");
+        self.json(self.request(Method::GET, &path).query(query))
+            .await
+    }
+
+    /// `POST /api/v1/discovery/jobs/{id}/import` (operator).
+    pub async fn import_devices(
+        &self,
+        id: i64,
+        selection: &api::DeviceSelection,
+    ) -> Result<api::DeviceImport> {
+        let path = format!("/api/v1/discovery/jobs/{id}/import");
+        self.json(self.request(Method::POST, &path).json(selection))
+            .await
+    }
+
+    /// `POST /api/v1/discovery/jobs/{id}/dismiss` (operator).
+    pub async fn dismiss_devices(
+        &self,
+        id: i64,
+        selection: &api::DeviceSelection,
+    ) -> Result<api::Dismissed> {
+        let path = format!("/api/v1/discovery/jobs/{id}/dismiss");
+        self.json(self.request(Method::POST, &path).json(selection))
+            .await
+    }
+
+    /// `POST /api/v1/remote-collectors/{id}/discovery/claim` with an API key.
+    pub async fn claim_job(&self, collector_id: i64) -> Result<api::Claim> {
+        let path = format!("/api/v1/remote-collectors/{collector_id}/discovery/claim");
+        self.json(self.request(Method::POST, &path)).await
+    }
+
+    /// `POST /api/v1/discovery/jobs/{id}/results` with an API key.
+    pub async fn send_results(&self, id: i64, batch: &api::ResultBatch) -> Result<api::BatchAck> {
+        let path = format!("/api/v1/discovery/jobs/{id}/results");
+        self.json(self.request(Method::POST, &path).json(batch))
             .await
     }
 

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod components;
 pub mod credentials;
+pub mod discovery;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -43,7 +44,8 @@ pub fn app(state: AppState) -> Router {
         .merge(ingest::router())
         .merge(metrics::router())
         .merge(templates::router())
-        .merge(alerts::router());
+        .merge(alerts::router())
+        .merge(discovery::router());
     Router::new()
         .merge(health::router())
         .nest("/api/v1", api)

@@ -203,7 +203,7 @@ async fn me(auth: ComponentAuth) -> Json<ComponentSelf> {
 }
 
 /// Refuses a component asking for another collector's resources.
-fn own_collector(auth: &ComponentAuth, id: i64) -> ApiResult<()> {
+pub(crate) fn own_collector(auth: &ComponentAuth, id: i64) -> ApiResult<()> {
     if auth.identity.kind != ComponentKind::Collector {
         return Err(ApiError::forbidden("only collectors have a configuration"));
     }

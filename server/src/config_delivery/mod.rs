@@ -110,16 +110,14 @@ pub fn build(
             let kind: String = row.get(3)?;
             let params: String = row.get(4)?;
             let sealed: String = row.get(5)?;
-            let secrets = vault
-                .open_all(&sealed, |field| credential_aad(id, field))
-                .with_context(|| format!("opening the secrets of credential {id}"))?;
-            slot.insert(TargetCredential {
+            slot.insert(open_credential(
+                vault,
                 id,
-                name: row.get(2)?,
-                kind: kind.parse()?,
-                params: serde_json::from_str(&params)?,
-                secrets,
-            });
+                row.get(2)?,
+                kind.parse()?,
+                serde_json::from_str(&params)?,
+                &sealed,
+            )?);
         }
         if let Some(&i) = index.get(&node_id) {
             targets[i].credential_ids.push(id);
@@ -143,6 +141,27 @@ pub fn build(
         credentials: opened.into_values().collect(),
         targets,
         templates,
+    })
+}
+
+/// A credential with its secrets opened, for the collector that uses it.
+pub fn open_credential(
+    vault: &Vault,
+    id: i64,
+    name: String,
+    kind: plantwatch_shared::api::CredentialKind,
+    params: plantwatch_shared::api::CredentialParams,
+    sealed: &str,
+) -> anyhow::Result<TargetCredential> {
+    let secrets = vault
+        .open_all(sealed, |field| credential_aad(id, field))
+        .with_context(|| format!("opening the secrets of credential {id}"))?;
+    Ok(TargetCredential {
+        id,
+        name,
+        kind,
+        params,
+        secrets,
     })
 }
 

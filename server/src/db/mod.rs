@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod components;
 pub mod config_dirty;
 pub mod credentials;
+pub mod discovery;
 pub mod nodes;
 pub mod notify;
 pub mod sessions;
@@ -44,6 +45,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0004_alerting",
         include_str!("../../../migrations/0004_alerting.sql"),
+    ),
+    (
+        "0005_discovery",
+        include_str!("../../../migrations/0005_discovery.sql"),
     ),
 ];
 
@@ -313,7 +318,8 @@ mod tests {
                 "0001_init",
                 "0002_inventory",
                 "0003_components",
-                "0004_alerting"
+                "0004_alerting",
+                "0005_discovery"
             ]
         );
     }

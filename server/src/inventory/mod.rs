@@ -58,6 +58,24 @@ impl Catalog {
             _ => Err(format!("there is no collector named {name:?}")),
         }
     }
+
+    /// The server's own collector, once it exists.
+    pub fn local(&self) -> Option<i64> {
+        self.local_collector
+    }
+
+    /// The credential named `name`.
+    pub fn credential(&self, name: &str) -> Result<i64, String> {
+        self.credentials
+            .get(name.trim())
+            .copied()
+            .ok_or_else(|| format!("there is no credential named {name:?}"))
+    }
+
+    /// The template named `name`.
+    pub fn template(&self, name: &str) -> Option<i64> {
+        self.templates.get(&name.to_lowercase()).copied()
+    }
 }
 
 /// A checked node document: every field valid and every reference but the parent resolved

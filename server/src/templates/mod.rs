@@ -502,6 +502,25 @@ pub fn load_at_start(conn: &mut Connection, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every template with its fingerprints and nothing to poll: what discovery matches against.
+pub fn fingerprints(conn: &Connection) -> rusqlite::Result<Vec<TemplateDef>> {
+    let mut statement =
+        conn.prepare_cached("SELECT definition FROM device_templates ORDER BY name")?;
+    let texts: Vec<String> = statement
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(texts
+        .iter()
+        .filter_map(|t| serde_json::from_str::<TemplateDef>(t).ok())
+        .filter(|def| !def.fingerprints.is_empty())
+        .map(|def| TemplateDef {
+            scalars: vec![],
+            tables: vec![],
+            ..def
+        })
+        .collect())
+}
+
 /// The resolved definitions of the named templates, from the database.
 pub fn definitions(
     conn: &Connection,

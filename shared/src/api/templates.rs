@@ -17,6 +17,9 @@ pub struct TemplateDef {
     pub vendor: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// The node type an import from discovery gives a device of this template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_type: Option<super::NodeType>,
     /// Templates whose metrics this one includes (resolved at load).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extends: Vec<String>,
@@ -207,6 +210,7 @@ mod tests {
             name: name.into(),
             vendor: None,
             description: None,
+            node_type: None,
             extends: vec![],
             interval_s: None,
             fingerprints: vec![FingerprintDef {

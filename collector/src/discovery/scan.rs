@@ -1,0 +1,391 @@
+//! One scan: every address of a job through the pipeline — phase 1 sweep (ICMP echo, then TCP
+//! connect for hosts that drop ICMP), phase 2 SNMP probe of the system group with each
+//! credential in turn, phase 3 fingerprint against the templates, phase 4 reverse DNS — with
+//! at most `concurrency` addresses in work and at most `packets_per_second` packets sent.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use plantwatch_shared::api::{
+    AddressSet, ClaimedJob, Found, FoundBy, ScanOptions, TemplateDef, best_template,
+};
+use surge_ping::{PingIdentifier, PingSequence};
+use tokio::sync::{Mutex, Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::vendor::vendor_of;
+use crate::sources::snmp::decode::{Oid, Value, format_oid};
+use crate::sources::snmp::session::{Auth, Limits, Session};
+use crate::sources::snmp::walk;
+
+/// The system group OIDs asked of every SNMP device.
+const SYS_DESCR: [u64; 9] = [1, 3, 6, 1, 2, 1, 1, 1, 0];
+const SYS_OBJECT_ID: [u64; 9] = [1, 3, 6, 1, 2, 1, 1, 2, 0];
+const SYS_UPTIME: [u64; 9] = [1, 3, 6, 1, 2, 1, 1, 3, 0];
+const SYS_CONTACT: [u64; 9] = [1, 3, 6, 1, 2, 1, 1, 4, 0];
+const SYS_NAME: [u64; 9] = [1, 3, 6, 1, 2, 1, 1, 5, 0];
+const SYS_LOCATION: [u64; 9] = [1, 3, 6, 1, 2, 1, 1, 6, 0];
+
+/// What the scan tells the worker as it goes.
+#[derive(Debug)]
+pub enum Event {
+    /// One more address scanned; `found` when it is a live host.
+    Scanned {
+        done: u64,
+        resume_at: u64,
+        found: Option<Box<Found>>,
+    },
+}
+
+/// Paces packets: one every `1 / packets_per_second`, over all tasks of the scan.
+#[derive(Debug)]
+pub struct Pacer {
+    every: Duration,
+    next: Mutex<Instant>,
+}
+
+impl Pacer {
+    pub fn new(per_second: u32) -> Pacer {
+        Pacer {
+            every: Duration::from_secs_f64(1.0 / f64::from(per_second.max(1))),
+            next: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Waits for the next slot.
+    pub async fn wait(&self) {
+        let at = {
+            let mut next = self.next.lock().await;
+            let at = (*next).max(Instant::now());
+            *next = at + self.every;
+            at
+        };
+        tokio::time::sleep_until(at).await;
+    }
+}
+
+/// What every probe task shares.
+struct Context {
+    options: ScanOptions,
+    timeout: Duration,
+    credentials: Vec<(i64, Auth)>,
+    templates: Vec<TemplateDef>,
+    icmp: Option<Arc<surge_ping::Client>>,
+    icmp6: Option<Arc<surge_ping::Client>>,
+    pacer: Pacer,
+    limits: Limits,
+}
+
+/// The collector's ICMP sockets for scans (IPv4, IPv6), opened once; `None` for a family
+/// the process may not ping (no CAP_NET_RAW and unprivileged ICMP off).
+#[derive(Clone, Default)]
+pub struct Pingers {
+    pub v4: Option<Arc<surge_ping::Client>>,
+    pub v6: Option<Arc<surge_ping::Client>>,
+}
+
+impl std::fmt::Debug for Pingers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pingers")
+            .field("v4", &self.v4.is_some())
+            .field("v6", &self.v6.is_some())
+            .finish()
+    }
+}
+
+impl Pingers {
+    pub fn open() -> Pingers {
+        use surge_ping::{Client, Config, ICMP};
+        let v4 = Client::new(&Config::default());
+        if let Err(error) = &v4 {
+            tracing::warn!(%error, "Discovery cannot ping (run as root or grant CAP_NET_RAW); it will use TCP and SNMP only.");
+        }
+        Pingers {
+            v4: v4.ok().map(Arc::new),
+            v6: Client::new(&Config::builder().kind(ICMP::V6).build())
+                .ok()
+                .map(Arc::new),
+        }
+    }
+}
+
+/// Scans `job`, sending an event per address to `events`. Returns an error only when the job
+/// cannot be scanned at all (its targets do not parse).
+pub async fn run(
+    job: ClaimedJob,
+    pingers: Pingers,
+    events: mpsc::Sender<Event>,
+) -> Result<(), String> {
+    let set =
+        AddressSet::parse(&job.targets, &job.exclusions).map_err(|e| format!("target {e}"))?;
+    let mut credentials = Vec::new();
+    for credential in &job.credentials {
+        match Auth::from_credential(credential) {
+            Ok(auth) => credentials.push((credential.id, auth)),
+            Err(error) => {
+                tracing::warn!(credential = %credential.name, %error, "Skipping a credential.")
+            }
+        }
+    }
+    let options = job.options.clone();
+    let timeout = Duration::from_millis(u64::from(options.timeout_ms));
+    let concurrency = options.concurrency.max(1) as usize;
+    let context = Arc::new(Context {
+        limits: Limits {
+            timeout,
+            retries: options.retries,
+            in_flight: Arc::new(Semaphore::new(concurrency)),
+        },
+        pacer: Pacer::new(options.packets_per_second),
+        timeout,
+        credentials,
+        templates: job.templates,
+        icmp: pingers.v4,
+        icmp6: pingers.v6,
+        options,
+    });
+    let mut addresses = set.iter_from(job.resume_at);
+    let mut next_index = job.resume_at;
+    let mut in_work: BTreeSet<u64> = BTreeSet::new();
+    let mut done = job.resume_at;
+    let mut tasks: JoinSet<(u64, Option<Found>)> = JoinSet::new();
+    loop {
+        while tasks.len() < concurrency {
+            let Some(ip) = addresses.next() else { break };
+            let index = next_index;
+            next_index += 1;
+            in_work.insert(index);
+            let context = context.clone();
+            tasks.spawn(async move { (index, probe(&context, ip).await) });
+        }
+        let Some(joined) = tasks.join_next().await else {
+            break;
+        };
+        let (index, found) = joined.map_err(|e| format!("a probe task failed: {e}"))?;
+        in_work.remove(&index);
+        done += 1;
+        let resume_at = in_work.first().copied().unwrap_or(next_index);
+        let event = Event::Scanned {
+            done,
+            resume_at,
+            found: found.map(Box::new),
+        };
+        if events.send(event).await.is_err() {
+            // The worker stopped listening: the job was cancelled.
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Everything learned about one address; `None` when nothing answered.
+async fn probe(context: &Context, ip: IpAddr) -> Option<Found> {
+    let options = &context.options;
+    let mut found = Found {
+        address: ip.to_string(),
+        ..Found::default()
+    };
+    if options.icmp
+        && let Some(rtt) = ping(context, ip).await
+    {
+        found.found_by = Some(FoundBy::Icmp);
+        found.rtt_ms = Some(rtt.as_secs_f64() * 1_000.0);
+    }
+    if found.found_by.is_none() && !options.tcp_ports.is_empty() {
+        let (open, answered) = tcp_sweep(context, ip).await;
+        if let Some(rtt) = answered {
+            found.found_by = Some(FoundBy::Tcp);
+            found.rtt_ms = Some(rtt.as_secs_f64() * 1_000.0);
+            found.open_ports = open;
+        }
+    }
+    // SNMP is asked of live hosts only, unless the sweep is off altogether.
+    let sweep_off = !options.icmp && options.tcp_ports.is_empty();
+    if options.snmp && !context.credentials.is_empty() && (found.found_by.is_some() || sweep_off) {
+        snmp_probe(context, ip, &mut found).await;
+    }
+    found.found_by?;
+    if let Some(oid) = &found.sys_object_id {
+        let descr = found.sys_descr.as_deref().unwrap_or("");
+        if let Some(template) = best_template(&context.templates, oid, descr) {
+            found.template = Some(template.name.clone());
+            found.vendor = template.vendor.clone();
+        }
+        if found.vendor.is_none() {
+            found.vendor = vendor_of(oid).map(str::to_owned);
+        }
+    }
+    if options.reverse_dns {
+        found.dns_name = reverse_dns(ip, context.timeout).await;
+    }
+    Some(found)
+}
+
+async fn ping(context: &Context, ip: IpAddr) -> Option<Duration> {
+    let client = match ip {
+        IpAddr::V4(_) => context.icmp.as_ref()?,
+        IpAddr::V6(_) => context.icmp6.as_ref()?,
+    };
+    let mut pinger = client.pinger(ip, PingIdentifier(rand::random())).await;
+    pinger.timeout(context.timeout);
+    for attempt in 0..=context.options.retries {
+        context.pacer.wait().await;
+        let sequence = PingSequence(attempt as u16);
+        if let Ok((_, rtt)) = pinger.ping(sequence, &[0u8; 16]).await {
+            return Some(rtt);
+        }
+    }
+    None
+}
+
+/// Connects to every port at once; returns the open ports and, when the host answered at all
+/// (accepted or refused), the time of its first answer.
+async fn tcp_sweep(context: &Context, ip: IpAddr) -> (Vec<u16>, Option<Duration>) {
+    let mut tries = JoinSet::new();
+    for &port in &context.options.tcp_ports {
+        context.pacer.wait().await;
+        let timeout = context.timeout;
+        tries.spawn(async move {
+            let started = Instant::now();
+            let result =
+                tokio::time::timeout(timeout, tokio::net::TcpStream::connect((ip, port))).await;
+            let elapsed = started.elapsed();
+            match result {
+                Ok(Ok(_stream)) => (port, Some(true), elapsed),
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    (port, Some(false), elapsed)
+                }
+                _ => (port, None, elapsed),
+            }
+        });
+    }
+    let mut open = Vec::new();
+    let mut first: Option<Duration> = None;
+    while let Some(Ok((port, answer, elapsed))) = tries.join_next().await {
+        if let Some(accepted) = answer {
+            first = Some(first.map_or(elapsed, |f| f.min(elapsed)));
+            if accepted {
+                open.push(port);
+            }
+        }
+    }
+    open.sort_unstable();
+    (open, first)
+}
+
+fn text(value: Option<&Value>) -> Option<String> {
+    let text = value?.as_text()?;
+    let text = text.trim_matches(char::from(0)).trim().to_owned();
+    (!text.is_empty()).then_some(text)
+}
+
+/// Phase 2: the system group, with each credential until one answers.
+async fn snmp_probe(context: &Context, ip: IpAddr, found: &mut Found) {
+    let oids: Vec<Oid> = [
+        SYS_DESCR,
+        SYS_OBJECT_ID,
+        SYS_UPTIME,
+        SYS_CONTACT,
+        SYS_NAME,
+        SYS_LOCATION,
+    ]
+    .iter()
+    .map(|o| o.to_vec())
+    .collect();
+    for (id, auth) in &context.credentials {
+        context.pacer.wait().await;
+        let mut session = Session::new(
+            SocketAddr::new(ip, 161),
+            auth.clone(),
+            context.limits.clone(),
+        );
+        let Ok(values) = walk::get(&mut session, &oids).await else {
+            continue;
+        };
+        if values.is_empty() {
+            continue;
+        }
+        found.credential_id = Some(*id);
+        found.sys_descr = text(values.get(SYS_DESCR.as_slice()));
+        found.sys_object_id = match values.get(SYS_OBJECT_ID.as_slice()) {
+            Some(Value::Oid(oid)) => Some(format_oid(oid)),
+            other => text(other),
+        };
+        found.sys_uptime_s = match values.get(SYS_UPTIME.as_slice()) {
+            Some(Value::Timeticks(ticks)) => Some(u64::from(*ticks) / 100),
+            _ => None,
+        };
+        found.sys_contact = text(values.get(SYS_CONTACT.as_slice()));
+        found.sys_name = text(values.get(SYS_NAME.as_slice()));
+        found.sys_location = text(values.get(SYS_LOCATION.as_slice()));
+        if found.found_by.is_none() {
+            found.found_by = Some(FoundBy::Snmp);
+        }
+        return;
+    }
+}
+
+/// Phase 4: the PTR name of `ip` through the system resolver (hosts file, then DNS).
+async fn reverse_dns(ip: IpAddr, timeout: Duration) -> Option<String> {
+    let lookup = tokio::task::spawn_blocking(move || dns_lookup::lookup_addr(&ip).ok());
+    let name = tokio::time::timeout(timeout, lookup).await.ok()?.ok()??;
+    (name != ip.to_string() && !name.is_empty()).then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_pacer_spaces_packets() {
+        let pacer = Pacer::new(100);
+        let started = Instant::now();
+        for _ in 0..11 {
+            pacer.wait().await;
+        }
+        let elapsed = started.elapsed();
+        assert!(elapsed >= Duration::from_millis(95), "{elapsed:?}");
+        assert!(elapsed < Duration::from_millis(400), "{elapsed:?}");
+    }
+
+    #[tokio::test]
+    async fn loopback_is_found_by_icmp_and_its_open_port_by_tcp() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let context = Context {
+            options: ScanOptions {
+                tcp_ports: vec![port, 1],
+                reverse_dns: false,
+                ..ScanOptions::default()
+            },
+            timeout: Duration::from_millis(500),
+            credentials: vec![],
+            templates: vec![],
+            icmp: Pingers::open().v4,
+            icmp6: None,
+            pacer: Pacer::new(1_000),
+            limits: Limits {
+                timeout: Duration::from_millis(500),
+                retries: 0,
+                in_flight: Arc::new(Semaphore::new(8)),
+            },
+        };
+        let found = probe(&context, "127.0.0.1".parse().unwrap()).await.unwrap();
+        assert_eq!(found.found_by, Some(FoundBy::Icmp), "{found:?}");
+        assert!(found.rtt_ms.unwrap() < 100.0);
+        // Without ICMP, the open port is found and the refused one proves the host too.
+        let context = Context {
+            options: ScanOptions {
+                icmp: false,
+                ..context.options.clone()
+            },
+            ..context
+        };
+        let found = probe(&context, "127.0.0.1".parse().unwrap()).await.unwrap();
+        assert_eq!(found.found_by, Some(FoundBy::Tcp));
+        assert_eq!(found.open_ports, vec![port]);
+    }
+}
