@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A harness fails loudly by design.
 
 pub mod daemon;
+pub mod plantnet;
 pub mod snmp;
 
 use std::io::Write as _;
@@ -95,10 +96,19 @@ pub fn start_server(server_bin: &Path) -> Server {
 /// Starts `plantwatch-server` on `data` (kept by the caller) listening on `listen`, and waits
 /// for its `listening on` line.
 pub fn start_server_on(server_bin: &Path, data: &Path, listen: &str) -> Server {
-    let mut child = server_command(server_bin, data, listen)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    start_server_with(server_bin, data, listen, &[])
+}
+
+/// [`start_server_on`] with further environment variables.
+pub fn start_server_with(
+    server_bin: &Path,
+    data: &Path,
+    listen: &str,
+    env: &[(&str, &str)],
+) -> Server {
+    let mut command = server_command(server_bin, data, listen);
+    command.envs(env.iter().copied());
+    let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {

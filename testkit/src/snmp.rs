@@ -120,7 +120,7 @@ pub fn recordings_dir() -> PathBuf {
 
 /// `snmpsim-command-responder`: on the `PATH`, else in Python's scripts directory (where pip
 /// puts it, also when no shim or symlink was made for it).
-fn snmpsim_binary() -> PathBuf {
+pub fn snmpsim_binary() -> PathBuf {
     let on_path = Command::new("sh")
         .args(["-c", "command -v snmpsim-command-responder"])
         .output()

@@ -34,7 +34,7 @@ const ENTERPRISES: &[(u64, &str)] = &[
     (8072, "Net-SNMP"),
     (8691, "Moxa"),
     (10418, "Avocent"),
-    (12325, "Isilon"),
+    (12124, "Isilon"),
     (12356, "Fortinet"),
     (13576, "Phoenix Contact"),
     (14823, "Aruba"),

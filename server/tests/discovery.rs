@@ -1,0 +1,479 @@
+//! Discovery on a simulated plant network (`plantwatch_testkit::plantnet`): the real server,
+//! its local collector and a remote `plantwatch-collector` process scan namespaces the test
+//! builds, holding real-device SNMP recordings served by snmpsim, ping-only hosts, hosts that
+//! answer TCP only, and silent addresses. Each test re-runs itself inside the scanning
+//! namespace, which has no route out. Needs root (CI runs the tests as root).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use common::{TestApp, community, spawn_app_with};
+use plantwatch_shared::Client;
+use plantwatch_shared::api::{
+    AuthProtocol, CreateCredentialRequest, CredentialKind, CredentialParams, Device, DeviceQuery,
+    DeviceSelection, DeviceStatus, FoundBy, Job, JobSpec, JobState, PrivProtocol, ScanOptions,
+};
+use plantwatch_testkit::plantnet::{
+    self, FAR_PING_ONLY, FAR_SNMP, PLANT_PING_ONLY, PLANT_SNMP, PlantNet, SERVER_ADDRESS, TCP_ONLY,
+};
+
+const SERVER_BIN: &str = env!("CARGO_BIN_EXE_plantwatch-server");
+
+async fn plant_server() -> TestApp {
+    spawn_app_with(|config| {
+        config.listen = format!("{SERVER_ADDRESS}:0").parse().unwrap();
+        // Imported nodes are polled: the plant's devices are reachable only from here.
+        config.local_polling = true;
+        config.push_interval_secs = 1;
+    })
+    .await
+}
+
+async fn credentials(admin: &Client) {
+    admin
+        .create_credential(&community("plant-public", "public"))
+        .await
+        .unwrap();
+    admin
+        .create_credential(&CreateCredentialRequest {
+            name: "plant-v3".into(),
+            kind: CredentialKind::SnmpV3,
+            params: CredentialParams {
+                username: Some("simulator".into()),
+                auth_protocol: Some(AuthProtocol::Md5),
+                priv_protocol: Some(PrivProtocol::Des),
+                context: Some("plant-v3".into()),
+                domain: None,
+            },
+            secrets: BTreeMap::from([
+                ("auth_password".to_owned(), "auctoritas".into()),
+                ("priv_password".to_owned(), "privatus".into()),
+            ]),
+        })
+        .await
+        .unwrap();
+}
+
+async fn wait_finished(client: &Client, id: i64, limit: Duration) -> Job {
+    let deadline = Instant::now() + limit;
+    loop {
+        let job = client.get_job(id).await.unwrap();
+        if job.state.is_finished() {
+            return job;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {id} did not finish: {job:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn all_devices(client: &Client, id: i64) -> BTreeMap<String, Device> {
+    let query = DeviceQuery {
+        limit: Some(500),
+        ..DeviceQuery::default()
+    };
+    let page = client.job_devices(id, &query).await.unwrap();
+    assert_eq!(page.total as usize, page.items.len());
+    page.items
+        .into_iter()
+        .map(|d| (d.address.clone(), d))
+        .collect()
+}
+
+fn spec(targets: &[&str], credentials: &[&str]) -> JobSpec {
+    JobSpec {
+        credentials: credentials.iter().map(|c| (*c).to_owned()).collect(),
+        ..JobSpec::new(targets.iter().map(|t| (*t).to_owned()).collect())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plant_is_swept_probed_fingerprinted_and_imported() {
+    if plantnet::run_inside("a_plant_is_swept_probed_fingerprinted_and_imported").is_none() {
+        return;
+    }
+    let app = plant_server().await;
+    let admin = app.admin().await;
+    credentials(&admin).await;
+
+    // The scanner's own address is excluded.
+    let job = admin
+        .create_job(&JobSpec {
+            exclusions: vec!["198.18.0.1".into()],
+            ..spec(
+                &["198.18.0.0/24", "198.18.3.8/29"],
+                &["plant-public", "plant-v3"],
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(job.total, 253 + 6);
+    assert_eq!(job.collector, "local");
+    let job = wait_finished(&admin, job.id, Duration::from_secs(120)).await;
+    assert_eq!(job.state, JobState::Done, "{job:?}");
+    assert_eq!(job.done, job.total);
+    let devices = all_devices(&admin, job.id).await;
+
+    // Every live host found, no silent address reported.
+    let expected: BTreeSet<String> = PLANT_SNMP
+        .iter()
+        .map(|d| d.address)
+        .chain(PLANT_PING_ONLY.iter().copied())
+        .chain(TCP_ONLY.iter().copied())
+        .map(str::to_owned)
+        .collect();
+    let found: BTreeSet<String> = devices.keys().cloned().collect();
+    assert_eq!(found, expected);
+    assert_eq!(job.hosts_found, expected.len() as u64);
+    assert_eq!(job.snmp_identified, PLANT_SNMP.len() as u64);
+
+    // Each SNMP device fingerprinted to its template, with the credential that answered.
+    for simulated in PLANT_SNMP {
+        let device = &devices[simulated.address];
+        assert_eq!(
+            device.template.as_deref(),
+            Some(simulated.template),
+            "{device:?}"
+        );
+        assert_eq!(device.found_by, FoundBy::Icmp);
+        assert!(
+            device.sys_name.is_some() && device.sys_descr.is_some(),
+            "{device:?}"
+        );
+        assert!(device.vendor.is_some(), "{device:?}");
+        assert!(device.sys_uptime_s.is_some(), "{device:?}");
+        let credential = if simulated.community == "plant-v3" {
+            "plant-v3"
+        } else {
+            "plant-public"
+        };
+        assert_eq!(device.credential.as_deref(), Some(credential), "{device:?}");
+        assert_eq!(device.status, DeviceStatus::New);
+        assert!(device.node_id.is_none());
+    }
+    assert_eq!(devices["198.18.0.10"].vendor.as_deref(), Some("Cisco"));
+    assert_eq!(
+        devices["198.18.0.10"].dns_name.as_deref(),
+        Some("core-switch.plant.example")
+    );
+    for address in PLANT_PING_ONLY {
+        let device = &devices[*address];
+        assert_eq!(device.found_by, FoundBy::Icmp);
+        assert!(device.sys_object_id.is_none() && device.credential.is_none());
+        assert!(device.rtt_ms.is_some_and(|ms| ms < 500.0));
+    }
+    assert_eq!(
+        devices["198.18.0.30"].dns_name.as_deref(),
+        Some("press-line-3.plant.example")
+    );
+    // Hosts dropping ICMP: found by TCP, the open Modbus port listed.
+    assert_eq!(devices[TCP_ONLY[0]].found_by, FoundBy::Tcp);
+    assert_eq!(devices[TCP_ONLY[0]].open_ports, vec![502]);
+    assert_eq!(devices[TCP_ONLY[1]].found_by, FoundBy::Tcp);
+    assert!(devices[TCP_ONLY[1]].open_ports.is_empty());
+
+    // Import: nodes of the collector that found them, template and credential attached.
+    let cisco = devices["198.18.0.10"].id;
+    let ping = devices["198.18.0.31"].id;
+    let selection = DeviceSelection {
+        devices: vec![cisco, ping],
+        all: false,
+        tags: vec!["discovered".into()],
+    };
+    let imported = admin.import_devices(job.id, &selection).await.unwrap();
+    assert_eq!(imported.created.len(), 2, "{imported:?}");
+    assert!(imported.skipped.is_empty());
+    let again = admin.import_devices(job.id, &selection).await.unwrap();
+    assert!(again.created.is_empty());
+    assert_eq!(again.skipped.len(), 2, "{again:?}");
+    let node_id = imported.created[0].node_id;
+    let node = admin.get_node(node_id).await.unwrap();
+    assert_eq!(node.name, devices["198.18.0.10"].sys_name.clone().unwrap());
+    assert_eq!(node.address, "198.18.0.10");
+    assert_eq!(node.template.as_deref(), Some("cisco-ios"));
+    assert_eq!(node.collector.as_deref(), Some("local"));
+    assert_eq!(node.node_type.as_str(), "network");
+    assert_eq!(node.tags, vec!["discovered".to_owned()]);
+    assert_eq!(node.credentials[0].name, "plant-public");
+    let devices = all_devices(&admin, job.id).await;
+    assert_eq!(devices["198.18.0.10"].status, DeviceStatus::Imported);
+    assert_eq!(devices["198.18.0.10"].node_id, Some(node_id));
+
+    // The collector then polls the imported node over SNMP.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let series = admin
+            .series(&plantwatch_shared::api::SeriesQuery {
+                node_id: Some(node_id),
+                q: Some("interface".into()),
+                limit: Some(10),
+            })
+            .await
+            .unwrap();
+        if series.total > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the imported node was not polled"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // Dismiss one; a re-scan remembers it, and knows what it saw before.
+    let dismissed = admin
+        .dismiss_devices(
+            job.id,
+            &DeviceSelection {
+                devices: vec![devices["198.18.0.32"].id],
+                ..DeviceSelection::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(dismissed.dismissed, 1);
+    let rescan = admin
+        .create_job(&spec(
+            &["198.18.0.10-198.18.0.12", "198.18.0.30-198.18.0.34"],
+            &["plant-public"],
+        ))
+        .await
+        .unwrap();
+    let rescan = wait_finished(&admin, rescan.id, Duration::from_secs(60)).await;
+    assert_eq!(rescan.state, JobState::Done);
+    let again = all_devices(&admin, rescan.id).await;
+    assert_eq!(again.len(), 3 + 5);
+    assert_eq!(again["198.18.0.32"].status, DeviceStatus::Dismissed);
+    assert_eq!(again["198.18.0.33"].status, DeviceStatus::New);
+    assert!(
+        again
+            .values()
+            .all(|d| d.seen_before && d.changes.is_empty()),
+        "{again:?}"
+    );
+    assert_eq!(again["198.18.0.10"].node_id, Some(node_id));
+    let unmonitored = admin
+        .job_devices(
+            rescan.id,
+            &DeviceQuery {
+                unmonitored: Some(true),
+                status: Some(DeviceStatus::New),
+                ..DeviceQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(unmonitored.total, 8 - 2 - 1);
+    // An import of "all" skips what is monitored or dismissed.
+    let all = admin
+        .import_devices(
+            rescan.id,
+            &DeviceSelection {
+                all: true,
+                ..DeviceSelection::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.created.len(), 5, "{all:?}");
+
+    // Cancel mid-scan: the collector stops and is free for the next job.
+    let slow = admin
+        .create_job(&JobSpec {
+            options: ScanOptions {
+                concurrency: 1,
+                packets_per_second: 5,
+                tcp_ports: vec![],
+                reverse_dns: false,
+                ..ScanOptions::default()
+            },
+            ..spec(&["198.18.0.0/24"], &[])
+        })
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while admin.get_job(slow.id).await.unwrap().done < 2 {
+        assert!(Instant::now() < deadline, "the slow job did not start");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let cancelled = admin.cancel_job(slow.id).await.unwrap();
+    assert_eq!(cancelled.state, JobState::Cancelled);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let later = admin.get_job(slow.id).await.unwrap();
+    assert_eq!(later.state, JobState::Cancelled);
+    assert!(later.done < later.total, "{later:?}");
+    let after = admin.get_job(slow.id).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(admin.get_job(slow.id).await.unwrap().done, after.done);
+    let next = admin
+        .create_job(&spec(&["198.18.0.30"], &[]))
+        .await
+        .unwrap();
+    assert_eq!(
+        wait_finished(&admin, next.id, Duration::from_secs(30))
+            .await
+            .hosts_found,
+        1
+    );
+    let refused = admin.cancel_job(next.id).await.unwrap_err();
+    assert_eq!(refused.code(), Some("job_finished"));
+
+    // Oversized scans are refused.
+    let too_big = admin
+        .create_job(&spec(&["10.0.0.0/15"], &[]))
+        .await
+        .unwrap_err();
+    assert_eq!(too_big.code(), Some("too_many_addresses"), "{too_big}");
+    let never = admin
+        .create_job(&JobSpec {
+            force: true,
+            ..spec(&["10.0.0.0/7"], &[])
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(never.code(), Some("too_many_addresses"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_remote_collector_scans_what_the_server_cannot_reach_and_resumes_after_a_restart() {
+    let name = "a_remote_collector_scans_what_the_server_cannot_reach_and_resumes_after_a_restart";
+    let Some(prefix) = plantnet::run_inside(name) else {
+        return;
+    };
+    let remote_ns = PlantNet::ns(&prefix, "remote");
+    let app = plant_server().await;
+    let admin = app.admin().await;
+    credentials(&admin).await;
+    let collector_bin = plantwatch_testkit::binary_beside(SERVER_BIN, "plantwatch-collector");
+    let state = tempfile::tempdir().unwrap();
+    let code = plantwatch_testkit::daemon::join_code(&admin).await;
+    let enroll = {
+        let mut command = plantwatch_testkit::daemon::daemon(&collector_bin, state.path());
+        command.args([
+            "enroll",
+            "--name",
+            "far-north",
+            "--machine-id",
+            "far-north-1",
+        ]);
+        plantnet::in_namespace(&remote_ns, &command)
+    };
+    let out = plantwatch_testkit::ok(&plantwatch_testkit::run_with_input(
+        enroll,
+        &format!("{code}\n"),
+    ));
+    let id: i64 = out.split_whitespace().nth(3).unwrap().parse().unwrap();
+    admin.approve_component(id).await.unwrap();
+    let start = |log: &std::path::Path| {
+        let mut command = plantwatch_testkit::daemon::daemon(&collector_bin, state.path());
+        command
+            .arg("run")
+            .env("PLANTWATCH_DISCOVERY_POLL_MS", "300");
+        let log = std::fs::File::create(log).unwrap();
+        plantnet::in_namespace(&remote_ns, &command)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    };
+    let logs = tempfile::tempdir().unwrap();
+    let mut collector = start(&logs.path().join("1.log"));
+
+    // The server's own collector has no route to the far plant.
+    // The remote collector's own address (.1) is excluded.
+    let far = |collector: Option<&str>| JobSpec {
+        collector: collector.map(str::to_owned),
+        exclusions: vec!["198.18.2.1".into()],
+        ..spec(&["198.18.2.0/28"], &["plant-public"])
+    };
+    let local = admin.create_job(&far(None)).await.unwrap();
+    let local = wait_finished(&admin, local.id, Duration::from_secs(60)).await;
+    assert_eq!(local.state, JobState::Done);
+    assert_eq!(local.hosts_found, 0, "{local:?}");
+
+    // The remote collector reaches it.
+    let remote = admin.create_job(&far(Some("far-north"))).await.unwrap();
+    assert_eq!(remote.collector_id, id);
+    let remote = wait_finished(&admin, remote.id, Duration::from_secs(60)).await;
+    assert_eq!(remote.state, JobState::Done, "{remote:?}");
+    let devices = all_devices(&admin, remote.id).await;
+    let found: BTreeSet<&str> = devices.keys().map(String::as_str).collect();
+    let expected: BTreeSet<&str> = FAR_SNMP
+        .iter()
+        .map(|d| d.address)
+        .chain(FAR_PING_ONLY.iter().copied())
+        .collect();
+    assert_eq!(found, expected);
+    let ups = &devices[FAR_SNMP[0].address];
+    assert_eq!(ups.template.as_deref(), Some(FAR_SNMP[0].template));
+    assert_eq!(ups.credential.as_deref(), Some("plant-public"));
+
+    // Imported devices belong to the collector that found them.
+    let imported = admin
+        .import_devices(
+            remote.id,
+            &DeviceSelection {
+                devices: vec![ups.id],
+                ..DeviceSelection::default()
+            },
+        )
+        .await
+        .unwrap();
+    let node = admin.get_node(imported.created[0].node_id).await.unwrap();
+    assert_eq!(node.collector_id, Some(id));
+
+    // A collector killed mid-scan resumes the job where it stopped when it comes back.
+    let slow = admin
+        .create_job(&JobSpec {
+            collector: Some("far-north".into()),
+            options: ScanOptions {
+                concurrency: 1,
+                packets_per_second: 8,
+                tcp_ports: vec![],
+                retries: 0,
+                timeout_ms: 200,
+                reverse_dns: false,
+                ..ScanOptions::default()
+            },
+            exclusions: vec!["198.18.2.1".into()],
+            ..spec(&["198.18.2.0/27"], &[])
+        })
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while admin.get_job(slow.id).await.unwrap().done < 12 {
+        assert!(Instant::now() < deadline, "the slow job did not progress");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    collector.kill().unwrap();
+    collector.wait().unwrap();
+    let stopped = admin.get_job(slow.id).await.unwrap();
+    assert_eq!(stopped.state, JobState::Running, "{stopped:?}");
+    let mut collector = start(&logs.path().join("2.log"));
+    let slow = wait_finished(&admin, slow.id, Duration::from_secs(60)).await;
+    assert_eq!(slow.state, JobState::Done, "{slow:?}");
+    assert_eq!(slow.done, slow.total);
+    assert_eq!(slow.hosts_found, 2);
+    let log = std::fs::read_to_string(logs.path().join("2.log")).unwrap();
+    let resumed = log
+        .lines()
+        .find(|l| l.contains("Discovery job started"))
+        .unwrap_or_else(|| panic!("{log}"));
+    let at: u64 = resumed
+        .split("resume_at=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{resumed}"));
+    assert!(
+        at >= 10 && at <= stopped.done,
+        "resumed at {at}, stopped at {}",
+        stopped.done
+    );
+    plantwatch_testkit::terminate(&mut collector);
+}
