@@ -282,6 +282,94 @@ async fn a_plant_is_swept_probed_fingerprinted_and_imported() {
         .unwrap();
     assert_eq!(all.created.len(), 5, "{all:?}");
 
+    // The same from the command line, as a script runs it.
+    let cli_bin = plantwatch_testkit::binary_beside(SERVER_BIN, "plantwatch");
+    let config = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str], stdin: &str| {
+        let mut command = std::process::Command::new(&cli_bin);
+        command
+            .args(args)
+            .env("XDG_CONFIG_HOME", config.path())
+            .env_remove("PLANTWATCH_CONTEXT")
+            .env_remove("PLANTWATCH_CLIENT_CONFIG");
+        plantwatch_testkit::run_with_input(command, stdin)
+    };
+    let url = app.server.url();
+    let fingerprint = app.server.fingerprint.unwrap().to_string();
+    plantwatch_testkit::ok(&cli(
+        &[
+            "login",
+            &url,
+            "--user",
+            "admin",
+            "--password-stdin",
+            "--fingerprint",
+            &fingerprint,
+        ],
+        &format!("{}\n", common::ADMIN_PASSWORD),
+    ));
+    let out = plantwatch_testkit::ok(&cli(
+        &[
+            "discovery",
+            "run",
+            "198.18.0.13-198.18.0.15",
+            "--credential",
+            "plant-public",
+            "--no-dns",
+            "--tcp-ports",
+            "none",
+            "--wait",
+            "--output",
+            "json",
+        ],
+        "",
+    ));
+    let document: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(document["job"]["state"], "done", "{out}");
+    let templates: BTreeSet<&str> = document["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["template"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        templates,
+        BTreeSet::from(["paloalto-panos", "linux", "windows"])
+    );
+    let cli_job = document["job"]["id"].as_i64().unwrap().to_string();
+    let listed = plantwatch_testkit::ok(&cli(&["discovery", "list"], ""));
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(&cli_job) && l.contains("done")),
+        "{listed}"
+    );
+    let shown = plantwatch_testkit::ok(&cli(
+        &["discovery", "show", &cli_job, "--search", "palo"],
+        "",
+    ));
+    assert!(
+        shown.contains("198.18.0.13") && !shown.contains("198.18.0.14"),
+        "{shown}"
+    );
+    let firewall = document["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["address"] == "198.18.0.13")
+        .unwrap()["id"]
+        .to_string();
+    let out = plantwatch_testkit::ok(&cli(&["discovery", "import", &cli_job, &firewall], ""));
+    assert!(out.contains("1 imported, 0 skipped"), "{out}");
+    let again = cli(&["discovery", "import", &cli_job, &firewall], "");
+    assert_eq!(again.status.code(), Some(1));
+    assert!(plantwatch_testkit::stderr(&again).contains("nothing was imported"));
+    let out = plantwatch_testkit::ok(&cli(&["discovery", "dismiss", &cli_job, "--all"], ""));
+    assert!(out.contains("2 devices dismissed"), "{out}");
+    let bad = cli(&["discovery", "run", "10.0.0.0/15"], "");
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(plantwatch_testkit::stderr(&bad).contains("split the scan or force it"));
+
     // Cancel mid-scan: the collector stops and is free for the next job.
     let slow = admin
         .create_job(&JobSpec {

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod components;
 pub mod context;
 pub mod credentials;
+pub mod discovery;
 pub mod nodes;
 pub mod output;
 pub mod users;
@@ -90,6 +91,9 @@ pub enum Command {
     /// Notification channels: list, create, delete, and send a test.
     #[command(subcommand)]
     Notify(alerts::NotifyCommand),
+    /// Scan networks for devices, review what was found, import it as nodes.
+    #[command(subcommand)]
+    Discovery(discovery::DiscoveryCommand),
     /// Start a throwaway local server and open the console on it.
     Demo(crate::demo::DemoArgs),
 }
@@ -202,6 +206,7 @@ impl Session {
             Command::Rules(command) => alerts::rules(self, command).await,
             Command::Maintenance(command) => alerts::maintenance(self, command).await,
             Command::Notify(command) => alerts::notify(self, command).await,
+            Command::Discovery(command) => discovery::run(self, command).await,
             // Started by `run` before any runtime exists: it runs its own.
             Command::Demo(_) => bail!("the demo cannot run inside another command"),
         }
