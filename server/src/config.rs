@@ -105,6 +105,10 @@ pub struct Options {
     /// `false` on a server that must not send to plant networks itself.
     #[arg(long, env = "PLANTWATCH_LOCAL_POLLING", value_name = "BOOL")]
     pub local_polling: Option<bool>,
+    /// Whether the server's local collector runs discovery scans [default: true]. `false` on a
+    /// server that must not scan networks itself: scans then need a remote collector.
+    #[arg(long, env = "PLANTWATCH_LOCAL_DISCOVERY", value_name = "BOOL")]
+    pub local_discovery: Option<bool>,
     /// How often the alert evaluator runs, in seconds [default: 10].
     #[arg(long, env = "PLANTWATCH_ALERT_INTERVAL_SECS", value_name = "SECS")]
     pub alert_interval_secs: Option<u64>,
@@ -142,6 +146,7 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     pub push_interval_secs: Option<u64>,
     pub local_polling: Option<bool>,
+    pub local_discovery: Option<bool>,
     pub alert_interval_secs: Option<u64>,
     pub time_zone: Option<String>,
 }
@@ -162,6 +167,7 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub push_interval_secs: u64,
     pub local_polling: bool,
+    pub local_discovery: bool,
     pub alert_interval_secs: u64,
     /// `""`: the system's time zone.
     pub time_zone: String,
@@ -195,6 +201,7 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             push_interval_secs: 10,
             local_polling: true,
+            local_discovery: true,
             alert_interval_secs: 10,
             time_zone: String::new(),
             bootstrap_admin: None,
@@ -293,6 +300,10 @@ impl Config {
                 .local_polling
                 .or(file.local_polling)
                 .unwrap_or(defaults.local_polling),
+            local_discovery: flags
+                .local_discovery
+                .or(file.local_discovery)
+                .unwrap_or(defaults.local_discovery),
             alert_interval_secs: flags
                 .alert_interval_secs
                 .or(file.alert_interval_secs)
@@ -385,6 +396,7 @@ impl Config {
             ("max_body_bytes", self.max_body_bytes.to_string()),
             ("push_interval_secs", self.push_interval_secs.to_string()),
             ("local_polling", self.local_polling.to_string()),
+            ("local_discovery", self.local_discovery.to_string()),
             ("alert_interval_secs", self.alert_interval_secs.to_string()),
             ("time_zone", self.time_zone.clone()),
         ]

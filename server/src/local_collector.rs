@@ -63,6 +63,7 @@ pub async fn run(
     state_dir: PathBuf,
     push_every: std::time::Duration,
     polling: bool,
+    discovery: bool,
     discovery_wake: std::sync::Arc<tokio::sync::Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -87,6 +88,7 @@ pub async fn run(
     };
     options.push.flush_every = push_every;
     options.poll.enabled = polling;
+    options.discovery.enabled = discovery;
     options.discovery.wake = Some(discovery_wake);
     let stop = async move {
         let _ = shutdown.changed().await;

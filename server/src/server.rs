@@ -253,6 +253,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             config.data_dir.join("local-collector"),
             Duration::from_secs(config.push_interval_secs),
             config.local_polling,
+            config.local_discovery,
             state.discovery_wake.clone(),
             shutdown_rx,
         )),

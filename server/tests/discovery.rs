@@ -27,6 +27,7 @@ async fn plant_server() -> TestApp {
         config.listen = format!("{SERVER_ADDRESS}:0").parse().unwrap();
         // Imported nodes are polled: the plant's devices are reachable only from here.
         config.local_polling = true;
+        config.local_discovery = true;
         config.push_interval_secs = 1;
     })
     .await
@@ -564,4 +565,315 @@ async fn a_remote_collector_scans_what_the_server_cannot_reach_and_resumes_after
         stopped.done
     );
     plantwatch_testkit::terminate(&mut collector);
+}
+
+/// A job document as JSON, for the role matrix.
+fn loopback_job() -> String {
+    serde_json::to_string(&JobSpec {
+        options: ScanOptions {
+            tcp_ports: vec![],
+            reverse_dns: false,
+            ..ScanOptions::default()
+        },
+        ..spec(&["127.0.0.1"], &[])
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn discovery_routes_check_roles_input_and_ownership() {
+    use common::{expect_status, keyed, register, token};
+    use plantwatch_shared::api::{ComponentKind, Found, ResultBatch};
+    use reqwest::Method;
+
+    let app = common::spawn_app().await;
+    let admin = app.admin().await;
+    admin
+        .create_credential(&community("plant-public", "public"))
+        .await
+        .unwrap();
+    admin
+        .create_credential(&CreateCredentialRequest {
+            name: "shell".into(),
+            kind: CredentialKind::Ssh,
+            params: CredentialParams {
+                username: Some("root".into()),
+                ..CredentialParams::default()
+            },
+            secrets: BTreeMap::from([("password".to_owned(), "pw".into())]),
+        })
+        .await
+        .unwrap();
+
+    // Roles: anyone signed in reads; operators and admins scan, import and dismiss.
+    let job = admin
+        .create_job(&serde_json::from_str(&loopback_job()).unwrap())
+        .await
+        .unwrap();
+    let mut failures = Vec::new();
+    let selection = r#"{"all": true}"#.to_owned();
+    for (who, client) in app.callers(&admin).await {
+        let (read, write, created) = match who {
+            "anonymous" => (401, 401, 401),
+            "viewer" => (200, 403, 403),
+            _ => (200, 200, 201),
+        };
+        let jobs = "/api/v1/discovery/jobs";
+        let one = format!("{jobs}/{}", job.id);
+        for path in [jobs.to_owned(), one.clone(), format!("{one}/devices")] {
+            expect_status(&mut failures, who, &client, Method::GET, &path, None, read).await;
+        }
+        expect_status(
+            &mut failures,
+            who,
+            &client,
+            Method::POST,
+            jobs,
+            Some(loopback_job()),
+            created,
+        )
+        .await;
+        for action in ["import", "dismiss"] {
+            let path = format!("{one}/{action}");
+            let body = Some(selection.clone());
+            expect_status(
+                &mut failures,
+                who,
+                &client,
+                Method::POST,
+                &path,
+                body,
+                write,
+            )
+            .await;
+        }
+        // Sessions are not collectors.
+        let claim = "/api/v1/remote-collectors/1/discovery/claim";
+        expect_status(&mut failures, who, &client, Method::POST, claim, None, 401).await;
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+
+    // Bad input is refused with the reason and the field.
+    let refused = |spec: JobSpec| {
+        let admin = admin.clone();
+        async move { admin.create_job(&spec).await.unwrap_err() }
+    };
+    let error = refused(spec(&["10.0.0.300"], &[])).await;
+    assert_eq!(error.code(), Some("invalid_targets"));
+    assert!(error.to_string().contains("10.0.0.300"), "{error}");
+    assert_eq!(
+        refused(spec(&[], &[])).await.code(),
+        Some("invalid_targets")
+    );
+    let error = refused(spec(&["10.0.0.1/24"], &[])).await;
+    assert!(error.to_string().contains("10.0.0.0/24"), "{error}");
+    assert_eq!(
+        refused(JobSpec {
+            collector: Some("nowhere".into()),
+            ..spec(&["127.0.0.1"], &[])
+        })
+        .await
+        .code(),
+        Some("unknown_collector")
+    );
+    assert_eq!(
+        refused(spec(&["127.0.0.1"], &["missing"])).await.code(),
+        Some("unknown_credential")
+    );
+    assert_eq!(
+        refused(spec(&["127.0.0.1"], &["shell"])).await.code(),
+        Some("invalid_credentials")
+    );
+    let mut bad_options = spec(&["127.0.0.1"], &[]);
+    bad_options.options.concurrency = 0;
+    assert_eq!(refused(bad_options).await.code(), Some("invalid_options"));
+    let mut too_often = spec(&["127.0.0.1"], &[]);
+    too_often.every_s = Some(10);
+    assert_eq!(refused(too_often).await.code(), Some("invalid_schedule"));
+    assert_eq!(
+        admin.get_job(999_999).await.unwrap_err().code(),
+        Some("job_not_found")
+    );
+
+    // Collectors: each claims and reports only its own jobs; secrets go to that one only.
+    let enrollment = token(&admin, "plant").await;
+    let north = register(&app, &enrollment, ComponentKind::Collector, "north", "n-1").await;
+    let south = register(&app, &enrollment, ComponentKind::Collector, "south", "s-1").await;
+    let pending = keyed(&app, &north)
+        .claim_job(north.component_id)
+        .await
+        .unwrap_err();
+    assert_eq!(pending.status(), Some(403));
+    admin.approve_component(north.component_id).await.unwrap();
+    admin.approve_component(south.component_id).await.unwrap();
+    let (north_client, south_client) = (keyed(&app, &north), keyed(&app, &south));
+    let job = admin
+        .create_job(&JobSpec {
+            collector: Some("north".into()),
+            every_s: Some(3_600),
+            ..spec(&["192.0.2.0/29"], &["plant-public"])
+        })
+        .await
+        .unwrap();
+    let stolen = south_client
+        .claim_job(north.component_id)
+        .await
+        .unwrap_err();
+    assert_eq!(stolen.status(), Some(403));
+    assert!(
+        south_client
+            .claim_job(south.component_id)
+            .await
+            .unwrap()
+            .job
+            .is_none()
+    );
+    let claimed = north_client
+        .claim_job(north.component_id)
+        .await
+        .unwrap()
+        .job
+        .unwrap();
+    assert_eq!(claimed.id, job.id);
+    assert_eq!(
+        claimed.credentials[0].secrets["community"].expose(),
+        "public"
+    );
+    assert!(
+        claimed
+            .templates
+            .iter()
+            .any(|t| t.name == "cisco-ios" && !t.fingerprints.is_empty())
+    );
+    assert!(
+        claimed
+            .templates
+            .iter()
+            .all(|t| t.scalars.is_empty() && t.tables.is_empty())
+    );
+    assert_eq!(
+        admin.get_job(job.id).await.unwrap().state,
+        JobState::Running
+    );
+    let batch = ResultBatch {
+        done: 3,
+        resume_at: 3,
+        devices: vec![Found {
+            address: "192.0.2.2".into(),
+            sys_name: Some("rtu-7".into()),
+            sys_object_id: Some("1.3.6.1.4.1.9.1.1".into()),
+            found_by: Some(FoundBy::Icmp),
+            ..Found::default()
+        }],
+        ..ResultBatch::default()
+    };
+    let foreign = south_client.send_results(job.id, &batch).await.unwrap_err();
+    assert_eq!(foreign.status(), Some(403));
+    let mut bad = batch.clone();
+    bad.devices[0].address = "not-an-address".into();
+    assert_eq!(
+        north_client
+            .send_results(job.id, &bad)
+            .await
+            .unwrap_err()
+            .code(),
+        Some("invalid_result")
+    );
+    assert!(
+        !north_client
+            .send_results(job.id, &batch)
+            .await
+            .unwrap()
+            .stop
+    );
+    // A restarted collector gets its running job back, with where to resume.
+    let again = north_client
+        .claim_job(north.component_id)
+        .await
+        .unwrap()
+        .job
+        .unwrap();
+    assert_eq!((again.id, again.resume_at), (job.id, 3));
+    let progress = admin.get_job(job.id).await.unwrap();
+    assert_eq!(
+        (
+            progress.done,
+            progress.hosts_found,
+            progress.snmp_identified
+        ),
+        (3, 1, 1)
+    );
+    assert!(progress.eta_s.is_some() || progress.rate.is_none());
+    let last = ResultBatch {
+        done: 6,
+        resume_at: 6,
+        finished: true,
+        ..ResultBatch::default()
+    };
+    assert!(!north_client.send_results(job.id, &last).await.unwrap().stop);
+    let finished = admin.get_job(job.id).await.unwrap();
+    assert_eq!(finished.state, JobState::Done);
+    let next_run = finished.next_run_at.unwrap();
+    assert_eq!(
+        next_run,
+        finished.finished_at.unwrap() + time::Duration::hours(1)
+    );
+    assert!(north_client.send_results(job.id, &last).await.unwrap().stop);
+
+    // The schedule: once due, the next claim runs it again as a new job.
+    common::db(&app)
+        .execute(
+            "UPDATE discovery_jobs SET next_run_at = 1 WHERE id = ?1",
+            [job.id],
+        )
+        .unwrap();
+    let repeat = north_client
+        .claim_job(north.component_id)
+        .await
+        .unwrap()
+        .job
+        .unwrap();
+    assert_ne!(repeat.id, job.id);
+    let repeat = admin.get_job(repeat.id).await.unwrap();
+    assert_eq!(repeat.repeat_of, Some(job.id));
+    assert_eq!(repeat.every_s, Some(3_600));
+    assert!(admin.get_job(job.id).await.unwrap().next_run_at.is_none());
+
+    // Cancelling stops the run (the collector is told at its next batch) and the schedule.
+    let cancelled = admin.cancel_job(repeat.id).await.unwrap();
+    assert_eq!(cancelled.state, JobState::Cancelled);
+    assert!(cancelled.every_s.is_none());
+    assert!(
+        north_client
+            .send_results(repeat.id, &batch)
+            .await
+            .unwrap()
+            .stop
+    );
+
+    // A collector that goes silent mid-scan: its job fails, with its results kept.
+    let silent = admin
+        .create_job(&JobSpec {
+            collector: Some("south".into()),
+            ..spec(&["192.0.2.0/29"], &[])
+        })
+        .await
+        .unwrap();
+    south_client
+        .claim_job(south.component_id)
+        .await
+        .unwrap()
+        .job
+        .unwrap();
+    south_client.send_results(silent.id, &batch).await.unwrap();
+    common::db(&app)
+        .execute(
+            "UPDATE discovery_jobs SET progress_at = 1 WHERE id = ?1",
+            [silent.id],
+        )
+        .unwrap();
+    let failed = wait_finished(&admin, silent.id, Duration::from_secs(30)).await;
+    assert_eq!(failed.state, JobState::Failed);
+    assert!(failed.error.unwrap().contains("stopped reporting"));
+    assert_eq!(failed.hosts_found, 1);
 }

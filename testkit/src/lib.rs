@@ -76,6 +76,7 @@ pub fn server_command(server_bin: &Path, data: &Path, listen: &str) -> Command {
         .arg(data)
         // Test nodes have made-up addresses: the server itself must not send to them.
         .env("PLANTWATCH_LOCAL_POLLING", "false")
+        .env("PLANTWATCH_LOCAL_DISCOVERY", "false")
         .env("PLANTWATCH_ADMIN_USER", "admin")
         .env("PLANTWATCH_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env_remove("PLANTWATCH_CONFIG")

@@ -35,6 +35,8 @@ pub fn test_config(dir: &std::path::Path) -> Config {
         }),
         // Test nodes have made-up addresses: only tests that poll loopback turn this on.
         local_polling: false,
+        // Nor may it scan: only the discovery tests on their own namespaces turn this on.
+        local_discovery: false,
         ..Config::default()
     }
 }
