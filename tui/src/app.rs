@@ -282,6 +282,11 @@ impl App {
     }
 
     /// The current view's name, as the palette knows it.
+    /// The current view's title.
+    pub fn view_title(&self) -> String {
+        self.views[self.current].title()
+    }
+
     pub fn view_name(&self) -> &'static str {
         VIEWS[self.current].name
     }
@@ -392,6 +397,8 @@ impl App {
             .is_none_or(|last| now - last >= every || now < last)
         {
             self.refresh();
+        } else if self.views[self.current].live() {
+            self.refresh_view();
         }
     }
 

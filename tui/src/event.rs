@@ -6,8 +6,8 @@ use std::pin::Pin;
 
 use plantwatch_shared::api::{
     Alert, AlertDetail, AlertRule, AuditEntry, Channel, Component, CreatedToken, Credential,
-    Health, ListResponse, LoginResponse, MaintenanceWindow, Me, MetricsAnswer, Node,
-    RulePreviewRow, Summary, User,
+    Device, DeviceImport, Health, Job, ListResponse, LoginResponse, MaintenanceWindow, Me,
+    MetricsAnswer, Node, RulePreviewRow, Summary, User,
 };
 use plantwatch_shared::{Error, Fingerprint};
 use ratatui::crossterm::event::KeyEvent;
@@ -122,6 +122,25 @@ pub enum Reply {
     },
     SignedIn(Box<LoginResponse>),
     SignedOut,
+    Jobs(ListResponse<Job>),
+    /// One job's devices, for its inbox.
+    Devices {
+        job_id: i64,
+        list: ListResponse<Device>,
+    },
+    /// What the new-scan form offers: approved collectors (the local one first) and SNMP
+    /// credentials.
+    ScanChoices {
+        collectors: Vec<String>,
+        credentials: Vec<String>,
+    },
+    /// A job queued or cancelled.
+    JobChanged {
+        job: Box<Job>,
+        what: &'static str,
+    },
+    DevicesImported(Box<DeviceImport>),
+    DevicesDismissed(u64),
     /// The saved contexts (read locally, delivered like a reply).
     Contexts(crate::profile::Profiles),
 }

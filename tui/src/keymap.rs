@@ -128,6 +128,12 @@ pub enum Action {
     Toggle,
     /// Send a test notification.
     Test,
+    /// Import found devices as nodes.
+    Import,
+    /// Dismiss found devices.
+    Dismiss,
+    /// Leave a sub-list for the list above it (a job's inbox for the jobs).
+    Leave,
 }
 
 impl Action {
@@ -148,6 +154,8 @@ impl Action {
                 | Action::Unacknowledge
                 | Action::Toggle
                 | Action::Test
+                | Action::Import
+                | Action::Dismiss
         )
     }
 }

@@ -11,9 +11,10 @@ use plantwatch_shared::api::{
     Aggregation, Alert, AlertDetail, AlertEvent, AlertRule, AlertState, AttachedCredential,
     AuditEntry, BuiltinRule, Channel, ChannelKind, ChannelSettings, Comparison, Component,
     ComponentKind, ComponentStatus, CreatedToken, Credential, CredentialKind, CredentialParams,
-    Delivery, EnrollmentToken, Health, JoinCode, ListResponse, MaintenanceScope, MaintenanceWindow,
-    Me, MetricSeries, MetricsAnswer, Node, NodeStatus, NodeType, Recurrence, Role, RuleAggregation,
-    RulePreviewRow, RuleSpec, SeriesKind, SessionInfo, Severity, Summary, TokenState, User,
+    Delivery, Device, DeviceStatus, EnrollmentToken, FoundBy, Health, Job, JobState, JoinCode,
+    ListResponse, MaintenanceScope, MaintenanceWindow, Me, MetricSeries, MetricsAnswer, Node,
+    NodeStatus, NodeType, Recurrence, Role, RuleAggregation, RulePreviewRow, RuleSpec, ScanOptions,
+    SeriesKind, SessionInfo, Severity, Summary, TokenState, User,
 };
 use plantwatch_shared::{Error, Fingerprint, Secret};
 use plantwatch_tui::app::App;
@@ -777,6 +778,9 @@ fn all_actions() -> Vec<Action> {
         Action::JumpToNode,
         Action::Toggle,
         Action::Test,
+        Action::Import,
+        Action::Dismiss,
+        Action::Leave,
     ];
     for action in all {
         match action {
@@ -815,7 +819,10 @@ fn all_actions() -> Vec<Action> {
             | Action::History
             | Action::JumpToNode
             | Action::Toggle
-            | Action::Test => {}
+            | Action::Test
+            | Action::Import
+            | Action::Dismiss
+            | Action::Leave => {}
         }
     }
     all.to_vec()
@@ -864,9 +871,18 @@ fn every_action_is_reachable_by_some_key() {
             .iter()
             .map(|b| b.action),
     );
+    // Import, dismiss and leave are bound while a job's inbox is open.
+    let mut discovery = plantwatch_tui::views::discovery::DiscoveryView::new();
+    discovery.inbox = Some(job(7, "198.18.0.0/24", JobState::Done, 254, 3));
+    bound.extend(
+        views::bindings_of(&discovery, Role::Admin)
+            .iter()
+            .map(|b| b.action),
+    );
     let bound: Vec<Action> = bound
         .into_iter()
         .map(|action| match action {
+            Action::SortBy(_) => Action::SortBy(0),
             Action::Range(_) => Action::Range(0),
             action => action,
         })
@@ -988,6 +1004,7 @@ fn viewers_are_offered_no_edit_action_and_no_admin_view() {
             "dashboard",
             "alerts",
             "nodes",
+            "discovery",
             "credentials",
             "collectors",
             "rules",
@@ -1868,4 +1885,181 @@ fn the_dashboard_shows_the_most_urgent_alerts() {
     };
     reply(&mut app, Reply::Summary(Box::new(summary)));
     snap("dashboard_alerts", &app);
+}
+
+fn job(id: i64, name: &str, state: JobState, done: u64, hosts: u64) -> Job {
+    Job {
+        id,
+        name: name.into(),
+        collector_id: 1,
+        collector: "local".into(),
+        targets: vec![name.into()],
+        exclusions: vec![],
+        credentials: vec!["plant-ro".into()],
+        options: ScanOptions::default(),
+        every_s: None,
+        repeat_of: None,
+        state,
+        total: 254,
+        done,
+        hosts_found: hosts,
+        snmp_identified: hosts / 2,
+        rate: Some(84.0),
+        eta_s: (state == JobState::Running).then_some(2),
+        error: None,
+        created_by: Some("ana.lopez".into()),
+        created_at: NOW - time::Duration::minutes(5),
+        started_at: Some(NOW - time::Duration::minutes(4)),
+        finished_at: state
+            .is_finished()
+            .then_some(NOW - time::Duration::minutes(1)),
+        next_run_at: None,
+    }
+}
+
+fn device(id: i64, address: &str, name: Option<&str>, template: Option<&str>) -> Device {
+    Device {
+        id,
+        job_id: 7,
+        address: address.into(),
+        dns_name: None,
+        sys_name: name.map(Into::into),
+        sys_descr: template.map(|t| format!("{t} device, firmware 12.2(55)SE")),
+        sys_object_id: template.map(|_| "1.3.6.1.4.1.9.1.617".into()),
+        sys_location: template.map(|_| "Hall 2, rack 4".into()),
+        sys_contact: None,
+        sys_uptime_s: template.map(|_| 1_234_567),
+        vendor: template.map(|_| "Cisco".into()),
+        template: template.map(Into::into),
+        credential: template.map(|_| "plant-ro".into()),
+        rtt_ms: Some(0.4),
+        open_ports: vec![],
+        found_by: FoundBy::Icmp,
+        node_id: None,
+        node: None,
+        seen_before: false,
+        changes: vec![],
+        status: DeviceStatus::New,
+        found_at: NOW - time::Duration::minutes(2),
+    }
+}
+
+#[test]
+fn the_discovery_view_follows_scans_and_imports_from_the_inbox() {
+    let mut app = on_view(Role::Operator, "discovery");
+    reply(
+        &mut app,
+        Reply::Jobs(ListResponse {
+            items: vec![
+                job(7, "198.18.0.0/24", JobState::Running, 120, 9),
+                job(6, "10.20.0.0/24", JobState::Done, 254, 31),
+                job(5, "10.30.0.0/22", JobState::Cancelled, 300, 2),
+            ],
+            total: 3,
+        }),
+    );
+    reply(
+        &mut app,
+        Reply::ScanChoices {
+            collectors: vec!["local".into(), "north".into()],
+            credentials: vec!["plant-ro".into(), "plant-v3".into()],
+        },
+    );
+    snap("discovery_jobs", &app);
+
+    // The new-scan form checks targets as they are typed.
+    keys(&mut app, &[KeyCode::Char('c')]);
+    text(&mut app, "10.0.0.0/15");
+    let screen = draw(&app, 80, 24);
+    assert!(
+        screen.contains("131070 addresses is more than 65536"),
+        "{screen}"
+    );
+    keys(&mut app, &[KeyCode::Backspace, KeyCode::Backspace]);
+    text(&mut app, "24");
+    // Collector: north; credentials: plant-v3 then plant-ro.
+    keys(
+        &mut app,
+        &[
+            KeyCode::Tab,
+            KeyCode::Tab,
+            KeyCode::Right,
+            KeyCode::Tab,
+            KeyCode::Right,
+            KeyCode::Char(' '),
+            KeyCode::Left,
+            KeyCode::Char(' '),
+        ],
+    );
+    snap("discovery_form", &app);
+    for _ in 0..7 {
+        keys(&mut app, &[KeyCode::Tab]);
+    }
+    app.handle(Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
+    assert_eq!(app.outbox.len(), 1, "the form sends one request");
+    app.outbox.clear();
+    keys(&mut app, &[KeyCode::Esc]);
+
+    // The inbox: Enter on the running job.
+    keys(&mut app, &[KeyCode::Enter]);
+    assert!(app.view_title().contains("inbox"), "{}", app.view_title());
+    let mut monitored = device(
+        3,
+        "198.18.0.12",
+        Some("pwr-dc01-temp"),
+        Some("geist-sensor"),
+    );
+    monitored.node = Some("temp-rack1".into());
+    monitored.node_id = Some(40);
+    monitored.vendor = Some("Geist".into());
+    monitored.seen_before = true;
+    monitored.changes = vec!["sys_descr".into()];
+    let mut tcp = device(4, "198.18.3.10", None, None);
+    tcp.found_by = FoundBy::Tcp;
+    tcp.open_ports = vec![502];
+    tcp.rtt_ms = Some(0.2);
+    let mut named = device(2, "198.18.0.30", None, None);
+    named.dns_name = Some("press-line-3.plant.example".into());
+    reply(
+        &mut app,
+        Reply::Devices {
+            job_id: 7,
+            list: ListResponse {
+                items: vec![
+                    device(1, "198.18.0.10", Some("core-sw-1"), Some("cisco-ios")),
+                    named,
+                    monitored,
+                    tcp,
+                ],
+                total: 4,
+            },
+        },
+    );
+    keys(
+        &mut app,
+        &[KeyCode::Char(' '), KeyCode::Down, KeyCode::Char(' ')],
+    );
+    snap("discovery_inbox", &app);
+    app.handle(Event::Key(KeyEvent::new(
+        KeyCode::Char('i'),
+        KeyModifiers::NONE,
+    )));
+    assert_eq!(app.outbox.len(), 1, "one import of the two marked devices");
+    app.outbox.clear();
+    keys(&mut app, &[KeyCode::Up, KeyCode::Enter]);
+    snap("discovery_device", &app);
+    keys(&mut app, &[KeyCode::Esc, KeyCode::Esc]);
+    assert!(!app.view_title().contains("inbox"), "{}", app.view_title());
+
+    // Viewers see both lists, but not the keys that change anything.
+    let spec = views::find("discovery").unwrap().1;
+    let offered: Vec<Action> = views::bindings_of((spec.make)().as_ref(), Role::Viewer)
+        .into_iter()
+        .map(|b| b.action)
+        .collect();
+    assert!(offered.contains(&Action::Open));
+    assert!(!offered.contains(&Action::Create) && !offered.contains(&Action::Delete));
 }

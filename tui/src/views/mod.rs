@@ -31,6 +31,7 @@ views!(
     dashboard,
     alerts,
     nodes,
+    discovery,
     credentials,
     collectors,
     rules,
@@ -121,6 +122,11 @@ pub trait View {
     /// A confirmation it asked for was given.
     fn on_confirm(&mut self, _tag: u32, _ctx: &Ctx) -> Vec<Effect> {
         Vec::new()
+    }
+
+    /// Whether it shows work in progress (a running scan): reloaded every second, not every 10.
+    fn live(&self) -> bool {
+        false
     }
 
     /// Its table, if it has one, for the generic navigation, filter and sort.

@@ -25,6 +25,21 @@ pub enum FieldKind {
     Text,
     Secret,
     Choice(&'static [&'static str]),
+    /// A choice between options known only at run time (collectors, say).
+    Pick(Vec<String>),
+    /// Any of `options`, in the order chosen (credentials to try, say): ←/→ move the cursor,
+    /// Space takes or drops the option under it. The value lists the chosen ones, `, `-joined.
+    Multi {
+        options: Vec<String>,
+        cursor: usize,
+    },
+}
+
+impl FieldKind {
+    /// Chosen from options rather than typed.
+    fn is_choice(&self) -> bool {
+        !matches!(self, FieldKind::Text | FieldKind::Secret)
+    }
 }
 
 /// A check run on a field's value as it changes.
@@ -67,6 +82,33 @@ impl Field {
             value: initial.to_owned(),
             ..Field::text(label)
         }
+    }
+
+    /// A choice between `options` known at run time, starting at the first.
+    pub fn pick(label: &'static str, options: Vec<String>) -> Self {
+        Field {
+            value: options.first().cloned().unwrap_or_default(),
+            kind: FieldKind::Pick(options),
+            ..Field::text(label)
+        }
+    }
+
+    /// Any number of `options`, in the order chosen; none at first.
+    pub fn multi(label: &'static str, options: Vec<String>) -> Self {
+        Field {
+            kind: FieldKind::Multi { options, cursor: 0 },
+            required: false,
+            ..Field::text(label)
+        }
+    }
+
+    /// The chosen options of a multi-choice field, in order.
+    pub fn chosen(&self) -> Vec<String> {
+        self.value
+            .split(", ")
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .collect()
     }
 
     pub fn with_value(mut self, value: impl Into<String>) -> Self {
@@ -112,19 +154,77 @@ impl Field {
                 })
                 .collect::<Vec<_>>()
                 .join(""),
+            FieldKind::Pick(options) if options.is_empty() => "(none)".into(),
+            FieldKind::Pick(options) => {
+                let at = options.iter().position(|o| *o == self.value).unwrap_or(0);
+                format!("◂ {} ▸  ({}/{})", self.value, at + 1, options.len())
+            }
+            FieldKind::Multi { options, .. } if options.is_empty() => "(none)".into(),
+            FieldKind::Multi { options, cursor } => {
+                let chosen = self.chosen();
+                options
+                    .iter()
+                    .enumerate()
+                    .map(|(i, o)| {
+                        let mark = match chosen.iter().position(|c| c == o) {
+                            Some(n) => (n + 1).to_string(),
+                            None => " ".into(),
+                        };
+                        let (open, close) = if i == *cursor {
+                            ("›", "‹")
+                        } else {
+                            (" ", " ")
+                        };
+                        format!("{open}[{mark}] {o}{close}")
+                    })
+                    .collect::<Vec<_>>()
+                    .join("")
+            }
         }
     }
 
     fn cycle(&mut self, forward: bool) {
-        if let FieldKind::Choice(options) = self.kind {
-            let at = options.iter().position(|o| *o == self.value).unwrap_or(0);
-            let next = if forward {
-                (at + 1) % options.len()
+        let step = |at: usize, len: usize| {
+            if forward {
+                (at + 1) % len
             } else {
-                (at + options.len() - 1) % options.len()
-            };
-            self.value = options[next].to_owned();
+                (at + len - 1) % len
+            }
+        };
+        match &mut self.kind {
+            FieldKind::Choice(options) if !options.is_empty() => {
+                let at = options.iter().position(|o| *o == self.value).unwrap_or(0);
+                self.value = options[step(at, options.len())].to_owned();
+            }
+            FieldKind::Pick(options) if !options.is_empty() => {
+                let at = options.iter().position(|o| *o == self.value).unwrap_or(0);
+                self.value = options[step(at, options.len())].clone();
+            }
+            FieldKind::Multi { options, cursor } if !options.is_empty() => {
+                *cursor = step(*cursor, options.len());
+            }
+            _ => {}
         }
+    }
+
+    /// Space: a multi-choice field takes or drops the option under its cursor; any other
+    /// choice moves on.
+    fn toggle(&mut self) {
+        let FieldKind::Multi { options, cursor } = &self.kind else {
+            self.cycle(true);
+            return;
+        };
+        let Some(option) = options.get(*cursor).cloned() else {
+            return;
+        };
+        let mut chosen = self.chosen();
+        match chosen.iter().position(|c| *c == option) {
+            Some(at) => {
+                chosen.remove(at);
+            }
+            None => chosen.push(option),
+        }
+        self.value = chosen.join(", ");
     }
 }
 
@@ -241,20 +341,19 @@ impl Form {
                 self.focus = (self.focus + 1).min(last)
             }
             KeyCode::BackTab | KeyCode::Up => self.focus = self.focus.saturating_sub(1),
-            KeyCode::Left if matches!(field.kind, FieldKind::Choice(_)) => field.cycle(false),
-            KeyCode::Right | KeyCode::Char(' ') if matches!(field.kind, FieldKind::Choice(_)) => {
-                field.cycle(true);
-            }
-            KeyCode::Char('u') if ctrl && !matches!(field.kind, FieldKind::Choice(_)) => {
+            KeyCode::Left if field.kind.is_choice() => field.cycle(false),
+            KeyCode::Right if field.kind.is_choice() => field.cycle(true),
+            KeyCode::Char(' ') if field.kind.is_choice() => field.toggle(),
+            KeyCode::Char('u') if ctrl && !field.kind.is_choice() => {
                 field.value.clear();
                 field.run_check();
             }
-            KeyCode::Char(c) if !ctrl && !matches!(field.kind, FieldKind::Choice(_)) => {
+            KeyCode::Char(c) if !ctrl && !field.kind.is_choice() => {
                 field.value.push(c);
                 field.run_check();
                 self.error = None;
             }
-            KeyCode::Backspace if !matches!(field.kind, FieldKind::Choice(_)) => {
+            KeyCode::Backspace if !field.kind.is_choice() => {
                 field.value.pop();
                 field.run_check();
             }
@@ -314,7 +413,7 @@ impl Form {
             let shown = field.shown();
             let box_width = usize::from(inner.width).saturating_sub(label_width + 2);
             let padded = format!("{shown:<box_width$}");
-            if focused && !matches!(field.kind, FieldKind::Choice(_)) {
+            if focused && !field.kind.is_choice() {
                 let x =
                     inner.x + u16::try_from(label_width + 2 + shown.chars().count()).unwrap_or(0);
                 let y = inner.y + u16::try_from(lines.len()).unwrap_or(0);
@@ -347,11 +446,10 @@ impl Form {
         } else {
             lines.push(Line::default());
         }
-        let choice = self
-            .fields
-            .get(self.focus)
-            .is_some_and(|f| matches!(f.kind, FieldKind::Choice(_)));
-        let hint = if choice {
+        let focused = self.fields.get(self.focus).map(|f| &f.kind);
+        let hint = if matches!(focused, Some(FieldKind::Multi { .. })) {
+            "←/→ move · Space takes or drops · Tab next · Enter on the last field submits · Esc cancels"
+        } else if focused.is_some_and(FieldKind::is_choice) {
             "←/→ choose · Tab next · Enter on the last field submits · Esc cancels"
         } else {
             "Tab/↓ next · ↑ back · Enter on the last field submits · Esc cancels"
