@@ -27,8 +27,8 @@ pub const INSIDE: &str = "PLANTWATCH_TEST_PLANT";
 
 /// An SNMP device of the simulated plant.
 #[derive(Debug, Clone)]
-pub struct SnmpDevice {
-    pub address: &'static str,
+pub struct SnmpDevice<A = &'static str> {
+    pub address: A,
     /// Recording in snmpsim-data.
     pub recording: &'static str,
     /// The community it answers (for SNMPv3: the context name).
@@ -123,6 +123,22 @@ pub const HOST_NAMES: &[(&str, &str)] = &[
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
+/// Runs snmpsim-command-responder with more open data files, every index loaded at start.
+const BOOTSTRAP: &str = "\
+import sys
+from snmpsim import datafile
+datafile.DataFile.max_queue_entries = 1024
+_index_text = datafile.DataFile.index_text
+def _index_and_open(self, *args, **kwargs):
+    result = _index_text(self, *args, **kwargs)
+    self.get_handles()
+    return result
+datafile.DataFile.index_text = _index_and_open
+from snmpsim.commands.responder import main
+sys.argv[0] = 'snmpsim-command-responder'
+sys.exit(main())
+";
+
 /// A plant: its namespaces and the processes serving it, removed when dropped.
 pub struct PlantNet {
     pub prefix: String,
@@ -137,8 +153,16 @@ impl PlantNet {
         format!("{prefix}-{part}")
     }
 
-    /// Builds the plant and starts its devices; panics (the test fails) when it cannot.
+    /// Builds the plant the tests use and starts its devices; panics (the test fails) when it
+    /// cannot.
     pub fn up() -> PlantNet {
+        let snmp: Vec<SnmpDevice<String>> = PLANT_SNMP.iter().map(SnmpDevice::owned).collect();
+        let ping: Vec<String> = PLANT_PING_ONLY.iter().map(|a| (*a).to_owned()).collect();
+        PlantNet::with(&snmp, &ping)
+    }
+
+    /// A plant whose P holds `snmp` devices and `ping_only` hosts (T, C and Q as in [`up`]).
+    pub fn with(snmp: &[SnmpDevice<String>], ping_only: &[String]) -> PlantNet {
         let prefix = format!(
             "pwt{}x{}",
             std::process::id(),
@@ -170,19 +194,23 @@ impl PlantNet {
             Some("198.18.1.2/30"),
         );
         link(&ns("remote"), "c1", "198.18.2.1/24", &ns("far"), "q0", None);
-        let mut plant_addresses: Vec<&str> = PLANT_SNMP.iter().map(|d| d.address).collect();
-        plant_addresses.extend(PLANT_PING_ONLY);
-        for address in plant_addresses {
-            ip(&[
-                "-n",
-                &ns("plant"),
-                "addr",
-                "add",
-                &format!("{address}/24"),
-                "dev",
-                "p0",
-            ]);
-        }
+        // One batch: a big plant has hundreds of addresses.
+        let batch: String = snmp
+            .iter()
+            .map(|d| d.address.as_str())
+            .chain(ping_only.iter().map(String::as_str))
+            .map(|address| format!("addr add {address}/24 dev p0\n"))
+            .collect();
+        let mut add = Command::new("ip")
+            .args(["-n", &ns("plant"), "-batch", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut add.stdin.take().unwrap(), batch.as_bytes()).unwrap();
+        assert!(
+            add.wait().unwrap().success(),
+            "adding the plant's addresses"
+        );
         for address in TCP_ONLY {
             ip(&[
                 "-n",
@@ -246,16 +274,17 @@ impl PlantNet {
             .unwrap();
         net.children.push(tcp);
         let data = net._dir.path().to_owned();
-        net.snmpsim(&ns("plant"), PLANT_SNMP, &data.join("plant"));
-        net.snmpsim(&ns("far"), FAR_SNMP, &data.join("far"));
+        net.snmpsim(&ns("plant"), snmp, &data.join("plant"));
+        let far: Vec<SnmpDevice<String>> = FAR_SNMP.iter().map(SnmpDevice::owned).collect();
+        net.snmpsim(&ns("far"), &far, &data.join("far"));
         net
     }
 
     /// One snmpsim process in `namespace` with an engine per device.
-    fn snmpsim(&mut self, namespace: &str, devices: &[SnmpDevice], dir: &Path) {
+    fn snmpsim(&mut self, namespace: &str, devices: &[SnmpDevice<String>], dir: &Path) {
         let mut args = String::new();
         for device in devices {
-            let data = dir.join(device.address);
+            let data = dir.join(&device.address);
             std::fs::create_dir_all(&data).unwrap();
             crate::snmp::stage_recording(device.recording, &data, device.community);
             args.push_str(&format!(
@@ -269,15 +298,22 @@ impl PlantNet {
         // Index files are kept between runs: snmpsim indexes a recording once.
         let cache = std::env::temp_dir().join("plantwatch-snmpsim-cache");
         std::fs::create_dir_all(&cache).unwrap();
+        // snmpsim keeps at most 32 data files open (a FIFO): with more devices every request
+        // re-reads an index and answers late. A bootstrap raises the limit and opens every
+        // index at start (as ../shared/testbed/plantnet.sh does); the package is untouched.
+        let bootstrap = dir.join("snmpsim-bootstrap.py");
+        std::fs::write(&bootstrap, BOOTSTRAP).unwrap();
         let child = Command::new("ip")
             .args(["netns", "exec", namespace])
-            .arg(crate::snmp::snmpsim_binary())
+            // The python3 that has snmpsim (pip installed it for python3).
+            .arg("python3")
+            .arg(&bootstrap)
             .arg(format!("--args-from-file={}", args_file.display()))
             .arg(format!("--cache-dir={}", cache.display()))
             .arg("--log-level=error")
             .env("SNMPSIM_ALLOW_ROOT", "true")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("snmpsim.log")).unwrap())
             .spawn()
             .unwrap();
         self.children.push(child);
@@ -311,7 +347,7 @@ impl PlantNet {
                     get.args(["-v2c", "-c", device.community]);
                 }
                 let answered = get
-                    .args([device.address, "1.3.6.1.2.1.1.5.0"])
+                    .args([device.address.as_str(), "1.3.6.1.2.1.1.5.0"])
                     .output()
                     .is_ok_and(|o| o.status.success());
                 if answered {
@@ -319,11 +355,24 @@ impl PlantNet {
                 }
                 assert!(
                     Instant::now() < deadline,
-                    "snmpsim did not answer for {}",
-                    device.address
+                    "snmpsim did not answer for {}: {}",
+                    device.address,
+                    std::fs::read_to_string(dir.join("snmpsim.log")).unwrap_or_default()
                 );
                 std::thread::sleep(Duration::from_millis(300));
             }
+        }
+    }
+}
+
+impl SnmpDevice {
+    /// The same device with an owned address.
+    pub fn owned(&self) -> SnmpDevice<String> {
+        SnmpDevice {
+            address: self.address.to_owned(),
+            recording: self.recording,
+            community: self.community,
+            template: self.template,
         }
     }
 }
@@ -399,24 +448,34 @@ fn check_isolation(namespace: &str, subnets: &[&str]) {
 /// Runs the calling test's body inside the scan namespace of a new plant. Returns `Some(prefix)`
 /// in the re-run inside (run the body), `None` in the outer run after the inner one passed.
 pub fn run_inside(test: &str) -> Option<String> {
+    rerun_inside(
+        PlantNet::up,
+        &["--exact", test, "--nocapture", "--test-threads", "1"],
+    )
+}
+
+/// Re-runs this program with `args` inside the scan namespace of the plant `build` makes.
+/// Returns `Some(prefix)` in the re-run inside, `None` in the outer run once the inner one
+/// passed.
+pub fn rerun_inside(build: impl FnOnce() -> PlantNet, args: &[&str]) -> Option<String> {
     if let Ok(prefix) = std::env::var(INSIDE) {
         return Some(prefix);
     }
     assert!(
         is_root(),
-        "the discovery tests build network namespaces and must run as root (CI does)"
+        "the simulated plant needs network namespaces: run as root (CI does)"
     );
-    let plant = PlantNet::up();
+    let plant = build();
     let exe = std::env::current_exe().unwrap();
     let status = Command::new("ip")
         .args(["netns", "exec", &PlantNet::ns(&plant.prefix, "scan")])
         .arg(exe)
-        .args(["--exact", test, "--nocapture", "--test-threads", "1"])
+        .args(args)
         .env(INSIDE, &plant.prefix)
         .status()
         .unwrap();
     drop(plant);
-    assert!(status.success(), "{test} failed inside the plant network");
+    assert!(status.success(), "the run inside the plant network failed");
     None
 }
 

@@ -17,8 +17,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::vendor::vendor_of;
+use crate::sources::icmp::is_echo_reply;
 use crate::sources::snmp::decode::{Oid, Value, format_oid};
-use crate::sources::snmp::session::{Auth, Limits, Session};
+use crate::sources::snmp::session::{Auth, Limits, Session, SnmpError};
 use crate::sources::snmp::walk;
 
 /// The system group OIDs asked of every SNMP device.
@@ -159,7 +160,7 @@ pub async fn run(
             next_index += 1;
             in_work.insert(index);
             let context = context.clone();
-            tasks.spawn(async move { (index, probe(&context, ip).await) });
+            tasks.spawn(async move { (index, probe(context, ip).await) });
         }
         let Some(joined) = tasks.join_next().await else {
             break;
@@ -182,30 +183,21 @@ pub async fn run(
 }
 
 /// Everything learned about one address; `None` when nothing answered.
-async fn probe(context: &Context, ip: IpAddr) -> Option<Found> {
+async fn probe(context: Arc<Context>, ip: IpAddr) -> Option<Found> {
     let options = &context.options;
     let mut found = Found {
         address: ip.to_string(),
         ..Found::default()
     };
-    if options.icmp
-        && let Some(rtt) = ping(context, ip).await
-    {
-        found.found_by = Some(FoundBy::Icmp);
+    if let Some((by, rtt, open)) = sweep(&context, ip).await {
+        found.found_by = Some(by);
         found.rtt_ms = Some(rtt.as_secs_f64() * 1_000.0);
-    }
-    if found.found_by.is_none() && !options.tcp_ports.is_empty() {
-        let (open, answered) = tcp_sweep(context, ip).await;
-        if let Some(rtt) = answered {
-            found.found_by = Some(FoundBy::Tcp);
-            found.rtt_ms = Some(rtt.as_secs_f64() * 1_000.0);
-            found.open_ports = open;
-        }
+        found.open_ports = open;
     }
     // SNMP is asked of live hosts only, unless the sweep is off altogether.
     let sweep_off = !options.icmp && options.tcp_ports.is_empty();
     if options.snmp && !context.credentials.is_empty() && (found.found_by.is_some() || sweep_off) {
-        snmp_probe(context, ip, &mut found).await;
+        snmp_probe(&context, ip, &mut found).await;
     }
     found.found_by?;
     if let Some(oid) = &found.sys_object_id {
@@ -224,21 +216,117 @@ async fn probe(context: &Context, ip: IpAddr) -> Option<Found> {
     Some(found)
 }
 
-async fn ping(context: &Context, ip: IpAddr) -> Option<Duration> {
-    let client = match ip {
-        IpAddr::V4(_) => context.icmp.as_ref()?,
-        IpAddr::V6(_) => context.icmp6.as_ref()?,
+/// How long a host has to answer ICMP before the TCP fallback starts as well.
+fn tcp_head_start(timeout: Duration) -> Duration {
+    (timeout / 4).min(Duration::from_millis(250))
+}
+
+/// Phase 1 for one address: ICMP echo, and, if no echo reply comes within a head start, TCP
+/// connects running alongside. An echo reply wins; otherwise the TCP answer, with the open
+/// ports. `None`: nothing answered.
+async fn sweep(context: &Arc<Context>, ip: IpAddr) -> Option<(FoundBy, Duration, Vec<u16>)> {
+    let options = &context.options;
+    let icmp = async {
+        if options.icmp {
+            ping(context, ip).await
+        } else {
+            None
+        }
     };
-    let mut pinger = client.pinger(ip, PingIdentifier(rand::random())).await;
-    pinger.timeout(context.timeout);
-    for attempt in 0..=context.options.retries {
-        context.pacer.wait().await;
-        let sequence = PingSequence(attempt as u16);
-        if let Ok((_, rtt)) = pinger.ping(sequence, &[0u8; 16]).await {
-            return Some(rtt);
+    let tcp = async {
+        if options.tcp_ports.is_empty() {
+            return None;
+        }
+        if options.icmp {
+            tokio::time::sleep(tcp_head_start(context.timeout)).await;
+        }
+        let (open, first) = tcp_sweep(context, ip).await;
+        first.map(|rtt| (FoundBy::Tcp, rtt, open))
+    };
+    tokio::pin!(icmp, tcp);
+    let (mut icmp_done, mut tcp_done) = (false, false);
+    let mut by_tcp = None;
+    loop {
+        tokio::select! {
+            answer = &mut icmp, if !icmp_done => {
+                icmp_done = true;
+                if let Some(rtt) = answer {
+                    return Some((FoundBy::Icmp, rtt, Vec::new()));
+                }
+            }
+            answer = &mut tcp, if !tcp_done => {
+                tcp_done = true;
+                by_tcp = answer;
+            }
+        }
+        if icmp_done && tcp_done {
+            return by_tcp;
+        }
+    }
+}
+
+/// What one attempt of a hedged request got.
+enum Attempt<T> {
+    Answer(T),
+    /// A definite no (destination unreachable, authentication refused): stop asking.
+    Refused,
+    /// Nothing in time.
+    Silent,
+}
+
+/// Runs `attempts` tries of a request, the next starting `timeout / attempts` after the one
+/// before while earlier ones still wait, all ending at `timeout`: retries cost no time of
+/// their own, and a late answer to the first try still counts. The first answer wins.
+async fn hedged<T, F, Fut>(attempts: u32, timeout: Duration, mut attempt: F) -> Option<T>
+where
+    T: Send + 'static,
+    F: FnMut(Duration) -> Fut,
+    Fut: std::future::Future<Output = Attempt<T>> + Send + 'static,
+{
+    let attempts = attempts.max(1);
+    let spacing = timeout / attempts;
+    let mut tries = JoinSet::new();
+    for n in 0..attempts {
+        let delay = spacing * n;
+        let request = attempt(timeout - delay);
+        tries.spawn(async move {
+            tokio::time::sleep(delay).await;
+            request.await
+        });
+    }
+    while let Some(joined) = tries.join_next().await {
+        match joined {
+            Ok(Attempt::Answer(answer)) => return Some(answer),
+            Ok(Attempt::Refused) => return None,
+            Ok(Attempt::Silent) | Err(_) => {}
         }
     }
     None
+}
+
+async fn ping(context: &Arc<Context>, ip: IpAddr) -> Option<Duration> {
+    let client = match ip {
+        IpAddr::V4(_) => context.icmp.clone()?,
+        IpAddr::V6(_) => context.icmp6.clone()?,
+    };
+    let mut sequence = 0u16;
+    hedged(context.options.retries + 1, context.timeout, |timeout| {
+        let (client, context) = (client.clone(), context.clone());
+        sequence = sequence.wrapping_add(1);
+        let sequence = PingSequence(sequence);
+        async move {
+            context.pacer.wait().await;
+            let mut pinger = client.pinger(ip, PingIdentifier(rand::random())).await;
+            pinger.timeout(timeout);
+            match pinger.ping(sequence, &[0u8; 16]).await {
+                Ok((packet, rtt)) if is_echo_reply(&packet) => Attempt::Answer(rtt),
+                // Destination unreachable: asking again changes nothing.
+                Ok(_) => Attempt::Refused,
+                Err(_) => Attempt::Silent,
+            }
+        }
+    })
+    .await
 }
 
 /// Connects to every port at once; returns the open ports and, when the host answered at all
@@ -283,7 +371,7 @@ fn text(value: Option<&Value>) -> Option<String> {
 }
 
 /// Phase 2: the system group, with each credential until one answers.
-async fn snmp_probe(context: &Context, ip: IpAddr, found: &mut Found) {
+async fn snmp_probe(context: &Arc<Context>, ip: IpAddr, found: &mut Found) {
     let oids: Vec<Oid> = [
         SYS_DESCR,
         SYS_OBJECT_ID,
@@ -296,18 +384,29 @@ async fn snmp_probe(context: &Context, ip: IpAddr, found: &mut Found) {
     .map(|o| o.to_vec())
     .collect();
     for (id, auth) in &context.credentials {
-        context.pacer.wait().await;
-        let mut session = Session::new(
-            SocketAddr::new(ip, 161),
-            auth.clone(),
-            context.limits.clone(),
-        );
-        let Ok(values) = walk::get(&mut session, &oids).await else {
+        let addr = SocketAddr::new(ip, 161);
+        let answer = hedged(context.options.retries + 1, context.timeout, |timeout| {
+            let (context, auth, oids) = (context.clone(), auth.clone(), oids.clone());
+            async move {
+                context.pacer.wait().await;
+                let limits = Limits {
+                    timeout,
+                    retries: 0,
+                    ..context.limits.clone()
+                };
+                let mut session = Session::new(addr, auth, limits);
+                match walk::get(&mut session, &oids).await {
+                    Ok(values) if !values.is_empty() => Attempt::Answer(values),
+                    Ok(_) | Err(SnmpError::Timeout) => Attempt::Silent,
+                    // The agent answered but refused the user or its keys.
+                    Err(_) => Attempt::Refused,
+                }
+            }
+        })
+        .await;
+        let Some(values) = answer else {
             continue;
         };
-        if values.is_empty() {
-            continue;
-        }
         found.credential_id = Some(*id);
         found.sys_descr = text(values.get(SYS_DESCR.as_slice()));
         found.sys_object_id = match values.get(SYS_OBJECT_ID.as_slice()) {
@@ -351,16 +450,9 @@ mod tests {
         assert!(elapsed < Duration::from_millis(400), "{elapsed:?}");
     }
 
-    #[tokio::test]
-    async fn loopback_is_found_by_icmp_and_its_open_port_by_tcp() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let context = Context {
-            options: ScanOptions {
-                tcp_ports: vec![port, 1],
-                reverse_dns: false,
-                ..ScanOptions::default()
-            },
+    fn context(options: ScanOptions) -> Arc<Context> {
+        Arc::new(Context {
+            options,
             timeout: Duration::from_millis(500),
             credentials: vec![],
             templates: vec![],
@@ -372,20 +464,65 @@ mod tests {
                 retries: 0,
                 in_flight: Arc::new(Semaphore::new(8)),
             },
+        })
+    }
+
+    #[tokio::test]
+    async fn loopback_is_found_by_icmp_and_its_open_port_by_tcp() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let options = ScanOptions {
+            tcp_ports: vec![port, 1],
+            reverse_dns: false,
+            ..ScanOptions::default()
         };
-        let found = probe(&context, "127.0.0.1".parse().unwrap()).await.unwrap();
+        let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+        let found = probe(context(options.clone()), loopback).await.unwrap();
         assert_eq!(found.found_by, Some(FoundBy::Icmp), "{found:?}");
         assert!(found.rtt_ms.unwrap() < 100.0);
+        assert!(found.open_ports.is_empty(), "no TCP once ICMP answered");
         // Without ICMP, the open port is found and the refused one proves the host too.
-        let context = Context {
-            options: ScanOptions {
-                icmp: false,
-                ..context.options.clone()
-            },
-            ..context
+        let tcp_only = ScanOptions {
+            icmp: false,
+            ..options
         };
-        let found = probe(&context, "127.0.0.1".parse().unwrap()).await.unwrap();
+        let found = probe(context(tcp_only), loopback).await.unwrap();
         assert_eq!(found.found_by, Some(FoundBy::Tcp));
         assert_eq!(found.open_ports, vec![port]);
+    }
+
+    #[tokio::test]
+    async fn hedged_attempts_overlap_and_a_refusal_ends_them() {
+        // Three silent attempts end together at the timeout, not one after the other.
+        let started = Instant::now();
+        let none: Option<()> = hedged(3, Duration::from_millis(300), |left| async move {
+            tokio::time::sleep(left).await;
+            Attempt::Silent
+        })
+        .await;
+        assert!(none.is_none());
+        let elapsed = started.elapsed();
+        assert!(elapsed < Duration::from_millis(450), "{elapsed:?}");
+        // The second attempt answers: the first, still waiting, does not hold it up.
+        let mut n = 0;
+        let started = Instant::now();
+        let answer = hedged(2, Duration::from_millis(400), |_| {
+            n += 1;
+            let me = n;
+            async move {
+                if me == 2 {
+                    Attempt::Answer(me)
+                } else {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    Attempt::Silent
+                }
+            }
+        })
+        .await;
+        assert_eq!(answer, Some(2));
+        assert!(started.elapsed() < Duration::from_millis(350));
+        let refused: Option<()> =
+            hedged(3, Duration::from_secs(5), |_| async { Attempt::Refused }).await;
+        assert!(refused.is_none());
     }
 }

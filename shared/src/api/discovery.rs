@@ -100,7 +100,7 @@ impl Default for ScanOptions {
             tcp_ports: DEFAULT_TCP_PORTS.to_vec(),
             snmp: true,
             reverse_dns: true,
-            concurrency: 128,
+            concurrency: 256,
             packets_per_second: 1_000,
             timeout_ms: 1_000,
             retries: 1,

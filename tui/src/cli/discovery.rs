@@ -82,7 +82,7 @@ pub struct RunArgs {
     /// No reverse DNS lookups.
     #[arg(long)]
     pub no_dns: bool,
-    /// Addresses worked on at once [default: 128].
+    /// Addresses worked on at once [default: 256].
     #[arg(long)]
     pub concurrency: Option<u32>,
     /// Packets per second at most [default: 1000].

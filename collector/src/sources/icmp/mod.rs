@@ -7,12 +7,22 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use plantwatch_shared::lineproto::Writer;
-use surge_ping::{Client, Config, ICMP, PingIdentifier, PingSequence};
+use surge_ping::{Client, Config, ICMP, IcmpPacket, PingIdentifier, PingSequence};
 
 /// Probes per poll.
 pub const PROBES: u16 = 3;
 /// How long one probe waits for its echo.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Whether `packet` is an echo reply. surge-ping also hands over the ICMP errors a request
+/// caused (destination unreachable, which the scanner's own kernel sends when ARP fails), and
+/// those say the host is *not* there.
+pub fn is_echo_reply(packet: &IcmpPacket) -> bool {
+    match packet {
+        IcmpPacket::V4(p) => p.get_icmp_type().0 == 0,
+        IcmpPacket::V6(p) => p.get_icmpv6_type().0 == 129,
+    }
+}
 
 /// The collector's ICMP sockets.
 pub struct Icmp {
@@ -122,10 +132,11 @@ impl Prober {
         let mut rtts_ms = Vec::with_capacity(PROBES as usize);
         for _ in 0..PROBES {
             self.sequence = self.sequence.wrapping_add(1);
-            if let Ok((_, rtt)) = self
+            if let Ok((packet, rtt)) = self
                 .pinger
                 .ping(PingSequence(self.sequence), &payload)
                 .await
+                && is_echo_reply(&packet)
             {
                 rtts_ms.push(rtt.as_secs_f64() * 1_000.0);
             }
