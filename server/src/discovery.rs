@@ -8,7 +8,7 @@ use plantwatch_shared::api::{
     DeviceImport, DeviceSelection, DeviceStatus, ImportedNode, Job, NodeType, SkippedDevice,
 };
 use plantwatch_shared::rules::{MAX_NODE_NAME_LEN, name_problem};
-use rusqlite::{Connection, OptionalExtension as _, params};
+use rusqlite::Connection;
 use tokio::sync::watch;
 
 use crate::db::nodes::{self, NodeFields};
@@ -19,20 +19,6 @@ use crate::state::AppState;
 /// A running job whose collector has not reported for this long is failed (collectors report
 /// at least every few seconds while scanning).
 pub const STALE_AFTER_SECS: i64 = 120;
-
-/// The node already standing for a device: same address, or named like its sysName.
-fn monitored(
-    conn: &Connection,
-    address: &str,
-    sys_name: Option<&str>,
-) -> rusqlite::Result<Option<String>> {
-    conn.prepare_cached(
-        "SELECT name FROM nodes WHERE address = ?1 OR (?2 IS NOT NULL AND name = ?2)
-          ORDER BY id LIMIT 1",
-    )?
-    .query_row(params![address, sys_name], |r| r.get(0))
-    .optional()
-}
 
 /// A free, valid node name for a device: its suggested name, else that name with the address,
 /// else the address.
@@ -90,7 +76,9 @@ pub fn import(
         if selection.all && device.status != DeviceStatus::New {
             continue;
         }
-        if let Some(node) = monitored(conn, &device.address, device.sys_name.as_deref())? {
+        // Asked again, not taken from the selection: an earlier device of this import may
+        // have just become the node this one is monitored by.
+        if let Some(node) = discovery::monitoring_node(conn, device.id)? {
             outcome
                 .skipped
                 .push(skip(format!("already monitored as node {node:?}")));

@@ -28,7 +28,6 @@ const SELECT: &str = "SELECT c.id, c.name, c.kind, c.params, c.secrets,
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<CredentialRow> {
     let kind: String = row.get(2)?;
-    let params: String = row.get(3)?;
     let invalid = |column, e: Box<dyn std::error::Error + Send + Sync>| {
         rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, e)
     };
@@ -36,7 +35,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<CredentialRow> {
         id: row.get(0)?,
         name: row.get(1)?,
         kind: kind.parse().map_err(|e| invalid(2, Box::new(e)))?,
-        params: serde_json::from_str(&params).map_err(|e| invalid(3, Box::new(e)))?,
+        params: super::json_column(row, 3)?,
         secrets: row.get(4)?,
         nodes: row.get::<_, i64>(5)?.max(0) as u64,
         created_at: to_time(row.get(6)?),

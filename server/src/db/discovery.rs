@@ -7,7 +7,7 @@ use plantwatch_shared::api::{
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension as _, Row, params, params_from_iter};
 
-use super::{parsed, to_time};
+use super::{json_column as json, parsed, to_json, to_time};
 
 /// A job as inserted.
 #[derive(Debug, Clone)]
@@ -33,17 +33,6 @@ pub struct Work {
     pub options: ScanOptions,
     pub credential_ids: Vec<i64>,
     pub resume_at: u64,
-}
-
-fn json<T: serde::de::DeserializeOwned>(row: &Row<'_>, index: usize) -> rusqlite::Result<T> {
-    let text: String = row.get(index)?;
-    serde_json::from_str(&text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e))
-    })
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
 }
 
 pub fn insert_job(
@@ -436,6 +425,15 @@ SELECT d.id, d.job_id, d.address, d.dns_name, d.sys_name, d.sys_descr, d.sys_obj
       d.node_id,
       (SELECT n.id FROM nodes n WHERE n.address = d.address ORDER BY n.id LIMIT 1),
       (SELECT n.id FROM nodes n WHERE d.sys_name IS NOT NULL AND n.name = d.sys_name LIMIT 1))";
+
+/// The node monitoring a device now, by name: the one imported from it, else one with its
+/// address, else one named like its sysName (the rule the inbox's `node` column shows).
+pub fn monitoring_node(conn: &Connection, device_id: i64) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached(&format!("{SELECT_DEVICE} WHERE d.id = ?1"))?
+        .query_row([device_id], |r| r.get::<_, Option<String>>(17))
+        .optional()
+        .map(Option::flatten)
+}
 
 fn device_from_row(row: &Row<'_>) -> rusqlite::Result<Device> {
     Ok(Device {

@@ -253,6 +253,22 @@ where
     })
 }
 
+/// A JSON text column parsed into `T`; malformed JSON is a conversion error.
+pub fn json_column<T: serde::de::DeserializeOwned>(
+    row: &rusqlite::Row<'_>,
+    index: usize,
+) -> rusqlite::Result<T> {
+    let text: String = row.get(index)?;
+    serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+/// `value` as the JSON text a column stores.
+pub fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
 /// [`parsed`] for a column that may be NULL.
 pub fn parsed_opt<T: std::str::FromStr>(
     row: &rusqlite::Row<'_>,

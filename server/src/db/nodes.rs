@@ -52,12 +52,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Node> {
     let node_type: String = row.get(3)?;
     let status: String = row.get(12)?;
     let tags: Option<String> = row.get(16)?;
-    let credentials: String = row.get(17)?;
-    let credentials: Vec<(i64, String, String, i64)> =
-        serde_json::from_str(&credentials).map_err(|e| conversion(17, e))?;
-    let other_parents: String = row.get(18)?;
-    let other_parents: Vec<String> =
-        serde_json::from_str(&other_parents).map_err(|e| conversion(18, e))?;
+    let credentials: Vec<(i64, String, String, i64)> = super::json_column(row, 17)?;
+    let other_parents: Vec<String> = super::json_column(row, 18)?;
     Ok(Node {
         id: row.get(0)?,
         name: row.get(1)?,

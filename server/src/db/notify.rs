@@ -6,7 +6,7 @@ use plantwatch_shared::api::{
 };
 use rusqlite::{Connection, OptionalExtension as _, Row};
 
-use super::{parsed, to_time};
+use super::{parsed, to_json, to_time};
 use crate::alerting::maintenance::WindowRow;
 
 /// A channel as stored: its secrets still sealed.
@@ -96,10 +96,10 @@ pub fn insert_channel(
         rusqlite::params![
             fields.name,
             fields.kind.as_str(),
-            json(fields.settings),
+            to_json(fields.settings),
             fields.min_severity.as_str(),
-            json(&fields.tags),
-            json(&fields.collectors),
+            to_json(&fields.tags),
+            to_json(&fields.collectors),
             fields.repeat_s,
             fields.send_resolved,
             fields.enabled,
@@ -124,10 +124,10 @@ pub fn update_channel(
             id,
             fields.name,
             fields.kind.as_str(),
-            json(fields.settings),
+            to_json(fields.settings),
             fields.min_severity.as_str(),
-            json(&fields.tags),
-            json(&fields.collectors),
+            to_json(&fields.tags),
+            to_json(&fields.collectors),
             fields.repeat_s,
             fields.send_resolved,
             fields.enabled,
@@ -147,10 +147,6 @@ pub fn set_channel_secrets(conn: &Connection, id: i64, sealed: &str) -> rusqlite
 
 pub fn delete_channel(conn: &Connection, id: i64) -> rusqlite::Result<usize> {
     conn.execute("DELETE FROM notification_channels WHERE id = ?1", [id])
-}
-
-fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_default()
 }
 
 /// Queues one notification.

@@ -108,6 +108,24 @@ impl Default for ScanOptions {
     }
 }
 
+/// A comma-separated list of TCP ports (`22,502`); empty or `none`: no port.
+pub fn parse_tcp_ports(text: &str) -> Result<Vec<u16>, String> {
+    let text = text.trim();
+    if text.is_empty() || text.eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    text.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("{p:?} is not a TCP port (1 to 65535)"))
+        })
+        .collect()
+}
+
 impl ScanOptions {
     /// What is wrong with these options, if anything.
     pub fn problem(&self) -> Option<String> {
@@ -686,6 +704,16 @@ mod tests {
                 .unwrap()
                 .contains("no address")
         );
+    }
+
+    #[test]
+    fn tcp_port_lists_parse_or_say_which_port_is_wrong() {
+        assert_eq!(parse_tcp_ports("22, 502,102"), Ok(vec![22, 502, 102]));
+        assert_eq!(parse_tcp_ports("none"), Ok(vec![]));
+        assert_eq!(parse_tcp_ports(""), Ok(vec![]));
+        assert!(parse_tcp_ports("22,0").unwrap_err().contains("\"0\""));
+        assert!(parse_tcp_ports("22,http").unwrap_err().contains("http"));
+        assert!(parse_tcp_ports("70000").is_err());
     }
 
     #[test]

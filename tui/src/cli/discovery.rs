@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use plantwatch_shared::Client;
 use plantwatch_shared::api::{
     DEFAULT_TCP_PORTS, Device, DeviceQuery, DeviceSelection, DeviceStatus, Job, JobQuery, JobSpec,
-    JobState, MAX_PAGE_LIMIT, ScanOptions,
+    JobState, MAX_PAGE_LIMIT, ScanOptions, parse_tcp_ports,
 };
 
 use super::components::parse_duration;
@@ -198,29 +198,17 @@ fn device_row(device: &Device) -> Vec<String> {
     ]
 }
 
-fn tcp_ports(text: Option<&str>) -> anyhow::Result<Vec<u16>> {
-    match text.map(str::trim) {
-        None => Ok(DEFAULT_TCP_PORTS.to_vec()),
-        Some("none" | "") => Ok(vec![]),
-        Some(list) => list
-            .split(',')
-            .map(|p| {
-                p.trim()
-                    .parse::<u16>()
-                    .ok()
-                    .filter(|p| *p > 0)
-                    .ok_or_else(|| anyhow::anyhow!("--tcp-ports: {p:?} is not a port"))
-            })
-            .collect(),
-    }
-}
-
 impl RunArgs {
     fn spec(self) -> anyhow::Result<JobSpec> {
         let defaults = ScanOptions::default();
         let options = ScanOptions {
             icmp: !self.no_icmp,
-            tcp_ports: tcp_ports(self.tcp_ports.as_deref())?,
+            tcp_ports: match self.tcp_ports.as_deref() {
+                Some(text) => {
+                    parse_tcp_ports(text).map_err(|e| anyhow::anyhow!("--tcp-ports: {e}"))?
+                }
+                None => DEFAULT_TCP_PORTS.to_vec(),
+            },
             snmp: !self.no_snmp,
             reverse_dns: !self.no_dns,
             concurrency: self.concurrency.unwrap_or(defaults.concurrency),

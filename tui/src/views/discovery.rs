@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use plantwatch_shared::api::{
     AddressSet, ComponentKind, ComponentQuery, ComponentStatus, CredentialQuery, DEFAULT_TCP_PORTS, Device, DeviceStatus,
     DeviceQuery, DeviceSelection, Job, JobQuery, JobSpec, JobState, MAX_PAGE_LIMIT, Role,
-    ScanOptions,
+    ScanOptions, parse_tcp_ports,
 };
 use ratatui::Frame;
 use ratatui::crossterm::event::KeyCode;
@@ -294,21 +294,8 @@ fn exclusions_check(text: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-fn ports(text: &str) -> Result<Vec<u16>, String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            p.parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| format!("{p:?} is not a TCP port"))
-        })
-        .collect()
-}
-
 fn ports_check(text: &str) -> Result<(), String> {
-    ports(text).map(drop)
+    parse_tcp_ports(text).map(drop)
 }
 
 fn pps_check(text: &str) -> Result<(), String> {
@@ -663,7 +650,7 @@ impl View for DiscoveryView {
             credentials: split(form.value("Credentials")),
             options: ScanOptions {
                 icmp: yes("ICMP"),
-                tcp_ports: ports(form.value("TCP ports")).unwrap_or_default(),
+                tcp_ports: parse_tcp_ports(form.value("TCP ports")).unwrap_or_default(),
                 snmp: yes("SNMP"),
                 reverse_dns: yes("Reverse DNS"),
                 packets_per_second: form.value("Packets/s").trim().parse().unwrap_or(1_000),
