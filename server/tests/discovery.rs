@@ -568,16 +568,16 @@ async fn a_remote_collector_scans_what_the_server_cannot_reach_and_resumes_after
 }
 
 /// A job document as JSON, for the role matrix.
-fn loopback_job() -> String {
-    serde_json::to_string(&JobSpec {
-        options: ScanOptions {
-            tcp_ports: vec![],
-            reverse_dns: false,
-            ..ScanOptions::default()
-        },
-        ..spec(&["127.0.0.1"], &[])
-    })
-    .unwrap()
+/// A job for collector `west`, which no process runs: it stays queued, nothing is scanned.
+fn on_west(targets: &[&str], credentials: &[&str]) -> JobSpec {
+    JobSpec {
+        collector: Some("west".into()),
+        ..spec(targets, credentials)
+    }
+}
+
+fn queued_job() -> String {
+    serde_json::to_string(&on_west(&["192.0.2.1"], &[])).unwrap()
 }
 
 #[tokio::test]
@@ -605,9 +605,19 @@ async fn discovery_routes_check_roles_input_and_ownership() {
         .await
         .unwrap();
 
+    // This server's local collector does not scan (as in every test outside a namespace).
+    let local = admin
+        .create_job(&spec(&["127.0.0.1"], &[]))
+        .await
+        .unwrap_err();
+    assert_eq!(local.code(), Some("local_discovery_off"));
+    let enrollment = token(&admin, "plant").await;
+    let west = register(&app, &enrollment, ComponentKind::Collector, "west", "w-1").await;
+    admin.approve_component(west.component_id).await.unwrap();
+
     // Roles: anyone signed in reads; operators and admins scan, import and dismiss.
     let job = admin
-        .create_job(&serde_json::from_str(&loopback_job()).unwrap())
+        .create_job(&serde_json::from_str(&queued_job()).unwrap())
         .await
         .unwrap();
     let mut failures = Vec::new();
@@ -629,7 +639,7 @@ async fn discovery_routes_check_roles_input_and_ownership() {
             &client,
             Method::POST,
             jobs,
-            Some(loopback_job()),
+            Some(queued_job()),
             created,
         )
         .await;
@@ -670,24 +680,24 @@ async fn discovery_routes_check_roles_input_and_ownership() {
     assert_eq!(
         refused(JobSpec {
             collector: Some("nowhere".into()),
-            ..spec(&["127.0.0.1"], &[])
+            ..on_west(&["192.0.2.1"], &[])
         })
         .await
         .code(),
         Some("unknown_collector")
     );
     assert_eq!(
-        refused(spec(&["127.0.0.1"], &["missing"])).await.code(),
+        refused(on_west(&["192.0.2.1"], &["missing"])).await.code(),
         Some("unknown_credential")
     );
     assert_eq!(
-        refused(spec(&["127.0.0.1"], &["shell"])).await.code(),
+        refused(on_west(&["192.0.2.1"], &["shell"])).await.code(),
         Some("invalid_credentials")
     );
-    let mut bad_options = spec(&["127.0.0.1"], &[]);
+    let mut bad_options = on_west(&["192.0.2.1"], &[]);
     bad_options.options.concurrency = 0;
     assert_eq!(refused(bad_options).await.code(), Some("invalid_options"));
-    let mut too_often = spec(&["127.0.0.1"], &[]);
+    let mut too_often = on_west(&["192.0.2.1"], &[]);
     too_often.every_s = Some(10);
     assert_eq!(refused(too_often).await.code(), Some("invalid_schedule"));
     assert_eq!(
@@ -696,7 +706,6 @@ async fn discovery_routes_check_roles_input_and_ownership() {
     );
 
     // Collectors: each claims and reports only its own jobs; secrets go to that one only.
-    let enrollment = token(&admin, "plant").await;
     let north = register(&app, &enrollment, ComponentKind::Collector, "north", "n-1").await;
     let south = register(&app, &enrollment, ComponentKind::Collector, "south", "s-1").await;
     let pending = keyed(&app, &north)

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Authed, ComponentAuth, OperatorRole};
-use super::remote::own_collector;
+use super::remote::{no_store, own_collector};
 use super::{page_bounds, sort_order};
 use crate::db::{self, audit, credentials, discovery};
 use crate::inventory::Catalog;
@@ -54,7 +54,12 @@ fn existing(conn: &Connection, id: i64) -> ApiResult<Job> {
 }
 
 /// Checks a job document and resolves its names; returns the row to insert.
-fn checked(conn: &Connection, spec: &JobSpec, user_id: i64) -> ApiResult<discovery::NewJob> {
+fn checked(
+    conn: &Connection,
+    spec: &JobSpec,
+    user_id: i64,
+    local_discovery: bool,
+) -> ApiResult<discovery::NewJob> {
     if spec.targets.is_empty() {
         return Err(invalid(
             "invalid_targets",
@@ -113,6 +118,13 @@ fn checked(conn: &Connection, spec: &JobSpec, user_id: i64) -> ApiResult<discove
             )
         })?,
     };
+    if !local_discovery && catalog.local() == Some(collector_id) {
+        return Err(invalid(
+            "local_discovery_off",
+            "collector",
+            "this server does not scan networks itself (local_discovery = false); name a remote collector",
+        ));
+    }
     if spec.credentials.len() > MAX_JOB_CREDENTIALS {
         return Err(invalid(
             "invalid_credentials",
@@ -170,10 +182,11 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<Job>)> {
     let actor = auth.actor();
     let user_id = auth.user.id;
+    let local_discovery = state.config.local_discovery;
     let job = state
         .db
         .write(move |tx| -> ApiResult<Job> {
-            let new = checked(tx, &spec, user_id)?;
+            let new = checked(tx, &spec, user_id, local_discovery)?;
             let now = db::now();
             let id = discovery::insert_job(tx, &new, None, now)?;
             let details = json!({
@@ -382,7 +395,10 @@ async fn claim(
     State(state): State<AppState>,
     auth: ComponentAuth,
     ApiPath(id): ApiPath<i64>,
-) -> ApiResult<Json<Claim>> {
+) -> ApiResult<(
+    [(axum::http::HeaderName, axum::http::HeaderValue); 1],
+    Json<Claim>,
+)> {
     own_collector(&auth, id)?;
     let vault = state.vault.clone();
     let job = state
@@ -419,7 +435,8 @@ async fn claim(
     if let Some(job) = &job {
         tracing::info!(job_id = job.id, collector_id = id, "Discovery job claimed.");
     }
-    Ok(Json(Claim { job }))
+    // The answer holds credentials in clear: nothing between may keep it.
+    Ok(([no_store()], Json(Claim { job })))
 }
 
 /// Text fields of a result, bounded.

@@ -227,7 +227,7 @@ fn matches(headers: &HeaderMap, etag: &str) -> bool {
 }
 
 /// The document holds secrets in clear: nothing between may keep it.
-fn no_store() -> (header::HeaderName, HeaderValue) {
+pub(crate) fn no_store() -> (header::HeaderName, HeaderValue) {
     (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
 }
 
