@@ -32,6 +32,8 @@ pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Bench {
         }),
         // Benchmark nodes have made-up addresses: the server must not send to them.
         local_polling: false,
+        // Nor may it scan.
+        local_discovery: false,
         ..Config::default()
     };
     tweak(&mut config);
