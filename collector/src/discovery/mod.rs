@@ -89,7 +89,11 @@ pub async fn worker(
 /// Progress not yet sent.
 #[derive(Debug, Default)]
 struct Pending {
+    /// The progress now and the devices not sent yet.
     batch: ResultBatch,
+    /// The progress the server has acknowledged.
+    acked_done: u64,
+    acked_resume_at: u64,
 }
 
 async fn run_job(
@@ -114,6 +118,8 @@ async fn run_job(
             resume_at: job.resume_at,
             ..ResultBatch::default()
         },
+        acked_done: job.resume_at,
+        acked_resume_at: job.resume_at,
     };
     let mut found = 0u64;
     let mut tick = tokio::time::interval(BATCH_EVERY);
@@ -156,11 +162,10 @@ async fn run_job(
             }
         }
     };
-    pending.batch.finished = true;
     pending.batch.error = outcome.err();
     // The last batch must arrive: try for a minute before leaving it to the server's watchdog.
     for attempt in 0..30u32 {
-        if send_once(client, id, &pending.batch).await.is_some() {
+        if flush(client, id, &mut pending, true).await.is_some() {
             break;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -176,23 +181,43 @@ async fn run_job(
 }
 
 /// Sends the pending batch; returns false when the server says stop. A failed send keeps the
-/// batch for the next attempt.
+/// devices for the next attempt.
 async fn send(client: &Client, id: i64, pending: &mut Pending, finished: bool) -> bool {
-    pending.batch.finished = finished;
-    match send_once(client, id, &pending.batch).await {
-        Some(go_on) => {
-            pending.batch.devices.clear();
-            go_on
+    flush(client, id, pending, finished).await.unwrap_or(true)
+}
+
+/// Sends what is pending in batches of at most [`BATCH_DEVICES`] (devices pile up while the
+/// server is unreachable, and it takes a bounded number per batch). All but the last batch
+/// repeat the progress already acknowledged, so a crash between them never skips an address
+/// whose device was not delivered. `Some(go on)` once all went, `None` when a send failed.
+async fn flush(client: &Client, id: i64, pending: &mut Pending, finished: bool) -> Option<bool> {
+    while pending.batch.devices.len() > BATCH_DEVICES {
+        let chunk = ResultBatch {
+            done: pending.acked_done,
+            resume_at: pending.acked_resume_at,
+            devices: pending.batch.devices[..BATCH_DEVICES].to_vec(),
+            finished: false,
+            error: None,
+        };
+        if !send_once(client, id, &chunk).await? {
+            return Some(false);
         }
-        None => true,
+        pending.batch.devices.drain(..BATCH_DEVICES);
     }
+    pending.batch.finished = finished;
+    let go_on = send_once(client, id, &pending.batch).await?;
+    pending.batch.devices.clear();
+    pending.acked_done = pending.batch.done;
+    pending.acked_resume_at = pending.batch.resume_at;
+    Some(go_on)
 }
 
 /// One attempt: `Some(go on)` when the server answered.
 async fn send_once(client: &Client, id: i64, batch: &ResultBatch) -> Option<bool> {
     match client.send_results(id, batch).await {
         Ok(ack) => Some(!ack.stop),
-        Err(error) if error.status() == Some(404) || error.status() == Some(403) => {
+        // Gone, not ours, or refused as malformed: sending again would not help.
+        Err(error) if matches!(error.status(), Some(400 | 403 | 404 | 413 | 422)) => {
             tracing::warn!(job_id = id, %error, "The server refused the discovery results; stopping.");
             Some(false)
         }
