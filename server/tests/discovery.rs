@@ -22,15 +22,18 @@ use plantwatch_testkit::plantnet::{
 
 const SERVER_BIN: &str = env!("CARGO_BIN_EXE_plantwatch-server");
 
+/// The server on the scan namespace's link to the remote collector, polling and scanning.
+fn plant_config(config: &mut plantwatch_server::config::Config, listen: std::net::SocketAddr) {
+    config.listen = listen;
+    // Imported nodes are polled: the plant's devices are reachable only from here.
+    config.local_polling = true;
+    config.local_discovery = true;
+    config.push_interval_secs = 1;
+}
+
 async fn plant_server() -> TestApp {
-    spawn_app_with(|config| {
-        config.listen = format!("{SERVER_ADDRESS}:0").parse().unwrap();
-        // Imported nodes are polled: the plant's devices are reachable only from here.
-        config.local_polling = true;
-        config.local_discovery = true;
-        config.push_interval_secs = 1;
-    })
-    .await
+    spawn_app_with(|config| plant_config(config, format!("{SERVER_ADDRESS}:0").parse().unwrap()))
+        .await
 }
 
 async fn credentials(admin: &Client) {
@@ -515,6 +518,52 @@ async fn a_remote_collector_scans_what_the_server_cannot_reach_and_resumes_after
         .unwrap();
     let node = admin.get_node(imported.created[0].node_id).await.unwrap();
     assert_eq!(node.collector_id, Some(id));
+
+    // The server goes away mid-scan: the collector scans on, keeps what it finds, and
+    // delivers it once the server is back.
+    let outage = admin
+        .create_job(&JobSpec {
+            collector: Some("far-north".into()),
+            options: ScanOptions {
+                concurrency: 1,
+                packets_per_second: 8,
+                tcp_ports: vec![],
+                retries: 0,
+                timeout_ms: 200,
+                reverse_dns: false,
+                ..ScanOptions::default()
+            },
+            ..spec(&["198.18.2.2-198.18.2.20"], &["plant-public"])
+        })
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while admin.get_job(outage.id).await.unwrap().done < 1 {
+        assert!(Instant::now() < deadline, "the job did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let listen: std::net::SocketAddr = app
+        .server
+        .url()
+        .trim_start_matches("https://")
+        .parse()
+        .unwrap();
+    let TestApp { server, dir } = app;
+    server.shutdown().await.unwrap();
+    // Down while the scan passes .10 and .11 (about 4 addresses a second).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut config = common::test_config(dir.path());
+    plant_config(&mut config, listen);
+    let server = plantwatch_server::server::start(config).await.unwrap();
+    let app = TestApp { server, dir };
+    let outage = wait_finished(&admin, outage.id, Duration::from_secs(60)).await;
+    assert_eq!(outage.state, JobState::Done, "{outage:?}");
+    assert_eq!((outage.done, outage.total), (19, 19));
+    let found: BTreeSet<String> = all_devices(&admin, outage.id).await.into_keys().collect();
+    assert_eq!(
+        found,
+        BTreeSet::from(["198.18.2.10".to_owned(), "198.18.2.11".to_owned()])
+    );
 
     // A collector killed mid-scan resumes the job where it stopped when it comes back.
     let slow = admin
