@@ -555,7 +555,8 @@ async fn a_remote_collector_scans_what_the_server_cannot_reach_and_resumes_after
     let mut config = common::test_config(dir.path());
     plant_config(&mut config, listen);
     let server = plantwatch_server::server::start(config).await.unwrap();
-    let app = TestApp { server, dir };
+    // Kept to the end: dropping it would stop the server.
+    let _app = TestApp { server, dir };
     let outage = wait_finished(&admin, outage.id, Duration::from_secs(60)).await;
     assert_eq!(outage.state, JobState::Done, "{outage:?}");
     assert_eq!((outage.done, outage.total), (19, 19));
