@@ -189,6 +189,8 @@ fn demo_starts_a_server_signs_in_and_cleans_up() {
             shell_quote(Path::new(CLI))
         ),
     );
+    // The health check and who-am-I answer separately: wait for both.
+    tmux.wait_for("ctx demo  admin (admin)");
     let screen = tmux.wait_for("● online");
     assert!(screen.contains("ctx demo  admin (admin)"), "{screen}");
     let address = screen
