@@ -14,10 +14,11 @@
 
 use std::collections::BTreeSet;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Instant;
 
-use plantwatch_collector::discovery::Pingers;
 use plantwatch_collector::discovery::scan::{self, Event};
+use plantwatch_collector::sources::icmp::Icmp;
 use plantwatch_shared::api::{
     ClaimedJob, CredentialKind, CredentialParams, ScanOptions, TargetCredential, TemplateDef,
 };
@@ -76,7 +77,7 @@ struct Outcome {
     identified: usize,
 }
 
-async fn plantwatch(options: ScanOptions, pingers: &Pingers) -> Outcome {
+async fn plantwatch(options: ScanOptions, icmp: &Option<Arc<Icmp>>) -> Outcome {
     let credential = TargetCredential {
         id: 1,
         name: "public".into(),
@@ -95,7 +96,7 @@ async fn plantwatch(options: ScanOptions, pingers: &Pingers) -> Outcome {
     };
     let (events, mut received) = tokio::sync::mpsc::channel(1_024);
     let started = Instant::now();
-    let scan = tokio::spawn(scan::run(job, pingers.clone(), events));
+    let scan = tokio::spawn(scan::run(job, icmp.clone(), events));
     let mut hosts = BTreeSet::new();
     let mut identified = 0;
     while let Some(Event::Scanned { found, .. }) = received.recv().await {
@@ -171,7 +172,7 @@ fn main() {
         return;
     }
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let pingers = runtime.block_on(async { Pingers::open() });
+    let sockets = runtime.block_on(async { Icmp::open().ok().map(Arc::new) });
     let addresses = 253.0;
     let quiet = ScanOptions {
         reverse_dns: false,
@@ -196,7 +197,7 @@ fn main() {
             None => rows.push((name.to_owned(), vec![seconds], note)),
         };
     for round in 0..ROUNDS {
-        let icmp = runtime.block_on(plantwatch(sweep_icmp.clone(), &pingers));
+        let icmp = runtime.block_on(plantwatch(sweep_icmp.clone(), &sockets));
         assert_eq!(
             icmp.hosts.len(),
             LIVE_HOSTS,
@@ -208,7 +209,7 @@ fn main() {
             icmp.seconds,
             format!("{} hosts", icmp.hosts.len()),
         );
-        let tcp = runtime.block_on(plantwatch(sweep_tcp.clone(), &pingers));
+        let tcp = runtime.block_on(plantwatch(sweep_tcp.clone(), &sockets));
         record(
             "plantwatch sweep (ICMP + TCP fallback on 6 ports)",
             tcp.seconds,
@@ -231,7 +232,7 @@ fn main() {
             nmap_s + snmp_s,
             format!("{} hosts, {answered} SNMP", nmap_hosts.len()),
         );
-        let full = runtime.block_on(plantwatch(quiet.clone(), &pingers));
+        let full = runtime.block_on(plantwatch(quiet.clone(), &sockets));
         assert_eq!(full.hosts, icmp.hosts);
         assert_eq!(
             full.identified, SNMP_HOSTS,

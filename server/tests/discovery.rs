@@ -89,6 +89,19 @@ async fn all_devices(client: &Client, id: i64) -> BTreeMap<String, Device> {
         .collect()
 }
 
+/// About four addresses a second, one at a time, ICMP only: a scan a test can step into.
+fn slow() -> ScanOptions {
+    ScanOptions {
+        concurrency: 1,
+        packets_per_second: 8,
+        tcp_ports: vec![],
+        retries: 0,
+        timeout_ms: 200,
+        reverse_dns: false,
+        ..ScanOptions::default()
+    }
+}
+
 fn spec(targets: &[&str], credentials: &[&str]) -> JobSpec {
     JobSpec {
         credentials: credentials.iter().map(|c| (*c).to_owned()).collect(),
@@ -524,15 +537,7 @@ async fn a_remote_collector_scans_what_the_server_cannot_reach_and_resumes_after
     let outage = admin
         .create_job(&JobSpec {
             collector: Some("far-north".into()),
-            options: ScanOptions {
-                concurrency: 1,
-                packets_per_second: 8,
-                tcp_ports: vec![],
-                retries: 0,
-                timeout_ms: 200,
-                reverse_dns: false,
-                ..ScanOptions::default()
-            },
+            options: slow(),
             ..spec(&["198.18.2.2-198.18.2.20"], &["plant-public"])
         })
         .await
@@ -570,15 +575,7 @@ async fn a_remote_collector_scans_what_the_server_cannot_reach_and_resumes_after
     let slow = admin
         .create_job(&JobSpec {
             collector: Some("far-north".into()),
-            options: ScanOptions {
-                concurrency: 1,
-                packets_per_second: 8,
-                tcp_ports: vec![],
-                retries: 0,
-                timeout_ms: 200,
-                reverse_dns: false,
-                ..ScanOptions::default()
-            },
+            options: slow(),
             exclusions: vec!["198.18.2.1".into()],
             ..spec(&["198.18.2.0/27"], &[])
         })

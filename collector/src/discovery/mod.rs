@@ -18,7 +18,7 @@ use plantwatch_shared::api::{ClaimedJob, ResultBatch};
 use plantwatch_shared::daemon::Problems;
 use tokio::sync::{Notify, mpsc, watch};
 
-pub use scan::Pingers;
+use crate::sources::icmp::Icmp;
 
 /// How the worker looks for work.
 #[derive(Debug, Clone)]
@@ -56,7 +56,13 @@ pub async fn worker(
     if !options.enabled {
         return;
     }
-    let pingers = Pingers::open();
+    let icmp = match Icmp::open() {
+        Ok(icmp) => Some(Arc::new(icmp)),
+        Err(error) => {
+            tracing::warn!(%error, "Discovery cannot ping; it will find hosts by TCP and SNMP only.");
+            None
+        }
+    };
     let wake = options.wake.clone().unwrap_or_default();
     let mut problems = Problems::default();
     loop {
@@ -64,7 +70,7 @@ pub async fn worker(
             Ok(claim) => {
                 problems.recovered();
                 if let Some(job) = claim.job {
-                    run_job(&client, job, pingers.clone(), &mut stop).await;
+                    run_job(&client, job, icmp.clone(), &mut stop).await;
                     if *stop.borrow() {
                         return;
                     }
@@ -99,7 +105,7 @@ struct Pending {
 async fn run_job(
     client: &Client,
     job: ClaimedJob,
-    pingers: Pingers,
+    icmp: Option<Arc<Icmp>>,
     stop: &mut watch::Receiver<bool>,
 ) {
     let id = job.id;
@@ -111,7 +117,7 @@ async fn run_job(
     );
     let started = std::time::Instant::now();
     let (events, mut received) = mpsc::channel(1_024);
-    let mut scan = tokio::spawn(scan::run(job.clone(), pingers, events));
+    let mut scan = tokio::spawn(scan::run(job.clone(), icmp, events));
     let mut pending = Pending {
         batch: ResultBatch {
             done: job.resume_at,

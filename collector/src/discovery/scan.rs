@@ -11,13 +11,13 @@ use std::time::Duration;
 use plantwatch_shared::api::{
     AddressSet, ClaimedJob, Found, FoundBy, ScanOptions, TemplateDef, best_template,
 };
-use surge_ping::{PingIdentifier, PingSequence};
+use surge_ping::PingSequence;
 use tokio::sync::{Mutex, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::vendor::vendor_of;
-use crate::sources::icmp::is_echo_reply;
+use crate::sources::icmp::{Echo, Icmp, echo};
 use crate::sources::snmp::decode::{Oid, Value, format_oid};
 use crate::sources::snmp::session::{Auth, Limits, Session, SnmpError};
 use crate::sources::snmp::walk;
@@ -74,50 +74,17 @@ struct Context {
     timeout: Duration,
     credentials: Vec<(i64, Auth)>,
     templates: Vec<TemplateDef>,
-    icmp: Option<Arc<surge_ping::Client>>,
-    icmp6: Option<Arc<surge_ping::Client>>,
+    /// `None` when the process may not ping (no CAP_NET_RAW): TCP and SNMP only.
+    icmp: Option<Arc<Icmp>>,
     pacer: Pacer,
     limits: Limits,
-}
-
-/// The collector's ICMP sockets for scans (IPv4, IPv6), opened once; `None` for a family
-/// the process may not ping (no CAP_NET_RAW and unprivileged ICMP off).
-#[derive(Clone, Default)]
-pub struct Pingers {
-    pub v4: Option<Arc<surge_ping::Client>>,
-    pub v6: Option<Arc<surge_ping::Client>>,
-}
-
-impl std::fmt::Debug for Pingers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pingers")
-            .field("v4", &self.v4.is_some())
-            .field("v6", &self.v6.is_some())
-            .finish()
-    }
-}
-
-impl Pingers {
-    pub fn open() -> Pingers {
-        use surge_ping::{Client, Config, ICMP};
-        let v4 = Client::new(&Config::default());
-        if let Err(error) = &v4 {
-            tracing::warn!(%error, "Discovery cannot ping (run as root or grant CAP_NET_RAW); it will use TCP and SNMP only.");
-        }
-        Pingers {
-            v4: v4.ok().map(Arc::new),
-            v6: Client::new(&Config::builder().kind(ICMP::V6).build())
-                .ok()
-                .map(Arc::new),
-        }
-    }
 }
 
 /// Scans `job`, sending an event per address to `events`. Returns an error only when the job
 /// cannot be scanned at all (its targets do not parse).
 pub async fn run(
     job: ClaimedJob,
-    pingers: Pingers,
+    icmp: Option<Arc<Icmp>>,
     events: mpsc::Sender<Event>,
 ) -> Result<(), String> {
     let set =
@@ -144,8 +111,7 @@ pub async fn run(
         timeout,
         credentials,
         templates: job.templates,
-        icmp: pingers.v4,
-        icmp6: pingers.v6,
+        icmp,
         options,
     });
     let mut addresses = set.iter_from(job.resume_at);
@@ -305,24 +271,22 @@ where
 }
 
 async fn ping(context: &Arc<Context>, ip: IpAddr) -> Option<Duration> {
-    let client = match ip {
-        IpAddr::V4(_) => context.icmp.clone()?,
-        IpAddr::V6(_) => context.icmp6.clone()?,
-    };
+    let icmp = context.icmp.clone()?;
     let mut sequence = 0u16;
     hedged(context.options.retries + 1, context.timeout, |timeout| {
-        let (client, context) = (client.clone(), context.clone());
+        let (icmp, context) = (icmp.clone(), context.clone());
         sequence = sequence.wrapping_add(1);
         let sequence = PingSequence(sequence);
         async move {
             context.pacer.wait().await;
-            let mut pinger = client.pinger(ip, PingIdentifier(rand::random())).await;
-            pinger.timeout(timeout);
-            match pinger.ping(sequence, &[0u8; 16]).await {
-                Ok((packet, rtt)) if is_echo_reply(&packet) => Attempt::Answer(rtt),
-                // Destination unreachable: asking again changes nothing.
-                Ok(_) => Attempt::Refused,
-                Err(_) => Attempt::Silent,
+            let Some(mut pinger) = icmp.pinger(ip, timeout).await else {
+                // No socket for this address family.
+                return Attempt::Refused;
+            };
+            match echo(&mut pinger, sequence).await {
+                Echo::Reply(rtt) => Attempt::Answer(rtt),
+                Echo::Unreachable => Attempt::Refused,
+                Echo::Silent => Attempt::Silent,
             }
         }
     })
@@ -456,8 +420,7 @@ mod tests {
             timeout: Duration::from_millis(500),
             credentials: vec![],
             templates: vec![],
-            icmp: Pingers::open().v4,
-            icmp6: None,
+            icmp: Icmp::open().ok().map(Arc::new),
             pacer: Pacer::new(1_000),
             limits: Limits {
                 timeout: Duration::from_millis(500),

@@ -14,13 +14,34 @@ pub const PROBES: u16 = 3;
 /// How long one probe waits for its echo.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Whether `packet` is an echo reply. surge-ping also hands over the ICMP errors a request
-/// caused (destination unreachable, which the scanner's own kernel sends when ARP fails), and
-/// those say the host is *not* there.
-pub fn is_echo_reply(packet: &IcmpPacket) -> bool {
-    match packet {
-        IcmpPacket::V4(p) => p.get_icmp_type().0 == 0,
-        IcmpPacket::V6(p) => p.get_icmpv6_type().0 == 129,
+/// What one echo request got.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Echo {
+    /// An echo reply, after this long.
+    Reply(Duration),
+    /// An ICMP error (destination unreachable: the scanner's own kernel sends one when ARP
+    /// for the address failed): the host is not there, and asking again changes nothing.
+    Unreachable,
+    /// Nothing within the pinger's timeout.
+    Silent,
+}
+
+/// Sends one echo request. surge-ping hands the ICMP errors a request caused to the waiting
+/// ping as if they were replies; only an echo reply counts as one here.
+pub async fn echo(pinger: &mut surge_ping::Pinger, sequence: PingSequence) -> Echo {
+    match pinger.ping(sequence, &[0u8; 32]).await {
+        Ok((packet, rtt)) => {
+            let reply = match packet {
+                IcmpPacket::V4(p) => p.get_icmp_type().0 == 0,
+                IcmpPacket::V6(p) => p.get_icmpv6_type().0 == 129,
+            };
+            if reply {
+                Echo::Reply(rtt)
+            } else {
+                Echo::Unreachable
+            }
+        }
+        Err(_) => Echo::Silent,
     }
 }
 
@@ -58,17 +79,23 @@ impl Icmp {
         }
     }
 
-    /// A prober for one address.
-    pub async fn prober(&self, ip: IpAddr) -> Option<Prober> {
+    /// A pinger for one address with its own identifier and `timeout`; `None` when the
+    /// address's family has no socket.
+    pub async fn pinger(&self, ip: IpAddr, timeout: Duration) -> Option<surge_ping::Pinger> {
         let client = match ip {
             IpAddr::V4(_) => self.v4.as_ref()?,
             IpAddr::V6(_) => self.v6.as_ref()?,
         };
         let ident = PingIdentifier(self.next_ident.fetch_add(1, Ordering::Relaxed));
         let mut pinger = client.pinger(ip, ident).await;
-        pinger.timeout(PROBE_TIMEOUT);
+        pinger.timeout(timeout);
+        Some(pinger)
+    }
+
+    /// A prober for one address.
+    pub async fn prober(&self, ip: IpAddr) -> Option<Prober> {
         Some(Prober {
-            pinger,
+            pinger: self.pinger(ip, PROBE_TIMEOUT).await?,
             sequence: 0,
         })
     }
@@ -128,16 +155,10 @@ impl std::fmt::Debug for Prober {
 impl Prober {
     /// Sends `PROBES` echoes one after the other.
     pub async fn round(&mut self) -> Round {
-        let payload = [0u8; 32];
         let mut rtts_ms = Vec::with_capacity(PROBES as usize);
         for _ in 0..PROBES {
             self.sequence = self.sequence.wrapping_add(1);
-            if let Ok((packet, rtt)) = self
-                .pinger
-                .ping(PingSequence(self.sequence), &payload)
-                .await
-                && is_echo_reply(&packet)
-            {
+            if let Echo::Reply(rtt) = echo(&mut self.pinger, PingSequence(self.sequence)).await {
                 rtts_ms.push(rtt.as_secs_f64() * 1_000.0);
             }
         }
