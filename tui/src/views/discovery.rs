@@ -200,6 +200,8 @@ pub struct DiscoveryView {
     pub inbox: Option<Job>,
     /// Collector names (the local one first) and SNMP credential names, for the new-scan form.
     pub collectors: Vec<String>,
+    /// When the choices were loaded: they follow the 10 s refresh, not the live one.
+    choices_at: Option<time::OffsetDateTime>,
     pub credentials: Vec<String>,
     target: Option<Job>,
     chosen: Vec<i64>,
@@ -217,6 +219,7 @@ impl DiscoveryView {
             devices,
             inbox: None,
             collectors: Vec::new(),
+            choices_at: None,
             credentials: Vec::new(),
             target: None,
             chosen: Vec::new(),
@@ -488,7 +491,10 @@ impl View for DiscoveryView {
                     .map(|list| Reply::Devices { job_id: id, list })
             }));
         }
-        if ctx.role() >= Role::Operator && (self.collectors.is_empty() || self.inbox.is_none()) {
+        let stale = self
+            .choices_at
+            .is_none_or(|at| ctx.now - at >= crate::app::REFRESH_EVERY || ctx.now < at);
+        if ctx.role() >= Role::Operator && stale {
             let lookups = client;
             tasks.push(task("loading collectors and credentials", async move {
                 let collectors = lookups
@@ -705,7 +711,7 @@ impl View for DiscoveryView {
         }
     }
 
-    fn on_reply(&mut self, reply: &Reply, _ctx: &Ctx) -> Vec<Effect> {
+    fn on_reply(&mut self, reply: &Reply, ctx: &Ctx) -> Vec<Effect> {
         match reply {
             Reply::Jobs(list) => {
                 self.jobs.set_rows(list.items.clone());
@@ -725,6 +731,7 @@ impl View for DiscoveryView {
                 credentials,
             } => {
                 self.collectors = collectors.clone();
+                self.choices_at = Some(ctx.now);
                 self.credentials = credentials.clone();
                 Vec::new()
             }
