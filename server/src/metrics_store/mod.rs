@@ -4,6 +4,7 @@
 //! [`HotWindow`] that live views and the alert evaluator read. Queries read through their own
 //! pool (WAL lets them run beside the writer).
 
+pub mod codec;
 pub mod hot;
 pub mod query;
 
