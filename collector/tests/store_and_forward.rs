@@ -23,8 +23,12 @@ fn stored_lines(data: &Path) -> i64 {
     let conn = Connection::open(data.join("metrics.db")).unwrap();
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
     conn.query_row(
-        "SELECT count(*) FROM samples s JOIN series r ON r.id = s.series_id
-          WHERE r.metric = 'ping.sent'",
+        // The server's head (one row per sample; a rewritten timestamp counts once) plus the
+        // samples its compactor sealed into raw chunks (row id: series << 32 | resolution << 28).
+        "SELECT (SELECT count(*) FROM (SELECT DISTINCT h.series_id, h.ts FROM head h
+                   JOIN series r ON r.id = h.series_id WHERE r.metric = 'ping.sent'))
+              + (SELECT coalesce(sum(c.points), 0) FROM chunks c JOIN series r ON r.id = c.id >> 32
+                  WHERE r.metric = 'ping.sent' AND (c.id >> 28) & 15 = 0)",
         [],
         |r| r.get(0),
     )

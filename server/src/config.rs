@@ -34,6 +34,21 @@ pub enum Command {
     /// Manage the credentials vault.
     #[command(subcommand)]
     Vault(VaultCommand),
+    /// Inspect the metric store.
+    #[command(subcommand)]
+    Metrics(MetricsCommand),
+}
+
+/// `plantwatch-server metrics …`.
+#[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
+pub enum MetricsCommand {
+    /// Print series, samples, bytes per sample, disk use and each resolution's chunks. Reads
+    /// metrics.db read-only: the server may be running.
+    Stats {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `plantwatch-server vault …`.
@@ -116,6 +131,31 @@ pub struct Options {
     /// system's].
     #[arg(long, env = "PLANTWATCH_TIME_ZONE", value_name = "ZONE")]
     pub time_zone: Option<String>,
+    /// Days raw samples are kept in metrics.db [default: 30].
+    #[arg(
+        long,
+        env = "PLANTWATCH_METRICS_RAW_RETENTION_DAYS",
+        value_name = "DAYS"
+    )]
+    pub metrics_raw_retention_days: Option<u32>,
+    /// Days the 5-minute rollups are kept [default: 400].
+    #[arg(
+        long,
+        env = "PLANTWATCH_METRICS_5M_RETENTION_DAYS",
+        value_name = "DAYS"
+    )]
+    pub metrics_5m_retention_days: Option<u32>,
+    /// Days the 1-hour rollups are kept [default: 1826, five years].
+    #[arg(
+        long,
+        env = "PLANTWATCH_METRICS_1H_RETENTION_DAYS",
+        value_name = "DAYS"
+    )]
+    pub metrics_1h_retention_days: Option<u32>,
+    /// Size cap of metrics.db in megabytes; over it the oldest data goes first, raw samples
+    /// before rollups [default: 0, no cap].
+    #[arg(long, env = "PLANTWATCH_METRICS_MAX_SIZE_MB", value_name = "MB")]
+    pub metrics_max_size_mb: Option<u64>,
 }
 
 /// Log output format.
@@ -149,6 +189,10 @@ pub struct FileConfig {
     pub local_discovery: Option<bool>,
     pub alert_interval_secs: Option<u64>,
     pub time_zone: Option<String>,
+    pub metrics_raw_retention_days: Option<u32>,
+    pub metrics_5m_retention_days: Option<u32>,
+    pub metrics_1h_retention_days: Option<u32>,
+    pub metrics_max_size_mb: Option<u64>,
 }
 
 /// The effective configuration.
@@ -171,6 +215,11 @@ pub struct Config {
     pub alert_interval_secs: u64,
     /// `""`: the system's time zone.
     pub time_zone: String,
+    pub metrics_raw_retention_days: u32,
+    pub metrics_5m_retention_days: u32,
+    pub metrics_1h_retention_days: u32,
+    /// 0: no cap.
+    pub metrics_max_size_mb: u64,
     /// First admin from `PLANTWATCH_ADMIN_USER` / `PLANTWATCH_ADMIN_PASSWORD`, created when the
     /// database has no user. Never written to the settings table or a log.
     pub bootstrap_admin: Option<BootstrapAdmin>,
@@ -204,6 +253,10 @@ impl Default for Config {
             local_discovery: true,
             alert_interval_secs: 10,
             time_zone: String::new(),
+            metrics_raw_retention_days: 30,
+            metrics_5m_retention_days: 400,
+            metrics_1h_retention_days: 5 * 365 + 1,
+            metrics_max_size_mb: 0,
             bootstrap_admin: None,
             vault_key: None,
         }
@@ -312,6 +365,22 @@ impl Config {
                 .time_zone
                 .or(file.time_zone)
                 .unwrap_or(defaults.time_zone),
+            metrics_raw_retention_days: flags
+                .metrics_raw_retention_days
+                .or(file.metrics_raw_retention_days)
+                .unwrap_or(defaults.metrics_raw_retention_days),
+            metrics_5m_retention_days: flags
+                .metrics_5m_retention_days
+                .or(file.metrics_5m_retention_days)
+                .unwrap_or(defaults.metrics_5m_retention_days),
+            metrics_1h_retention_days: flags
+                .metrics_1h_retention_days
+                .or(file.metrics_1h_retention_days)
+                .unwrap_or(defaults.metrics_1h_retention_days),
+            metrics_max_size_mb: flags
+                .metrics_max_size_mb
+                .or(file.metrics_max_size_mb)
+                .unwrap_or(defaults.metrics_max_size_mb),
             bootstrap_admin: None,
             vault_key: None,
         }
@@ -344,6 +413,18 @@ impl Config {
         if let Err(problem) = crate::alerting::maintenance::time_zone(&self.time_zone) {
             bail!("time_zone: {problem}");
         }
+        for (name, days) in [
+            (
+                "metrics_raw_retention_days",
+                self.metrics_raw_retention_days,
+            ),
+            ("metrics_5m_retention_days", self.metrics_5m_retention_days),
+            ("metrics_1h_retention_days", self.metrics_1h_retention_days),
+        ] {
+            if !(1..=36_500).contains(&days) {
+                bail!("{name} must be between 1 and 36500 days");
+            }
+        }
         if self.max_body_bytes < 1024 {
             bail!("max_body_bytes must be at least 1024");
         }
@@ -368,6 +449,16 @@ impl Config {
     /// The metric store, `metrics.db`, beside the metadata database.
     pub fn metrics_path(&self) -> PathBuf {
         self.data_dir.join("metrics.db")
+    }
+
+    /// What the metric store keeps, and its size cap.
+    pub fn retention(&self) -> crate::metrics_store::Retention {
+        crate::metrics_store::Retention {
+            raw_days: self.metrics_raw_retention_days,
+            five_minute_days: self.metrics_5m_retention_days,
+            hour_days: self.metrics_1h_retention_days,
+            max_bytes: self.metrics_max_size_mb * 1_000_000,
+        }
     }
 
     /// The settings recorded in the `settings` table, as key/value text.
@@ -399,6 +490,19 @@ impl Config {
             ("local_discovery", self.local_discovery.to_string()),
             ("alert_interval_secs", self.alert_interval_secs.to_string()),
             ("time_zone", self.time_zone.clone()),
+            (
+                "metrics_raw_retention_days",
+                self.metrics_raw_retention_days.to_string(),
+            ),
+            (
+                "metrics_5m_retention_days",
+                self.metrics_5m_retention_days.to_string(),
+            ),
+            (
+                "metrics_1h_retention_days",
+                self.metrics_1h_retention_days.to_string(),
+            ),
+            ("metrics_max_size_mb", self.metrics_max_size_mb.to_string()),
         ]
     }
 }

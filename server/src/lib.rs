@@ -23,7 +23,7 @@ pub mod vault;
 
 use anyhow::Context as _;
 
-use crate::config::{Cli, Command, VaultCommand};
+use crate::config::{Cli, Command, MetricsCommand, VaultCommand};
 
 /// Runs the command the binary was given.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -41,6 +41,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Fingerprint => {
             let fingerprint = tls::existing_fingerprint(&config)?;
             println!("{fingerprint}");
+            Ok(())
+        }
+        Command::Metrics(MetricsCommand::Stats { json }) => {
+            let stats = metrics_store::stats::collect(&config.metrics_path())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&stats)?);
+            } else {
+                print!("{stats}");
+            }
             Ok(())
         }
         Command::Vault(VaultCommand::Rotate) => {

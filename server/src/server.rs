@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use crate::auth::{self, hash_password, password_problem, username_problem};
 use crate::config::Config;
 use crate::db::{self, Db, audit, sessions, users};
-use crate::metrics_store::MetricsStore;
+use crate::metrics_store::{MetricsStore, StoreOptions};
 use crate::state::AppState;
 use crate::vault::{self, Vault};
 use crate::{alerting, api, config_delivery, local_collector, tls};
@@ -171,9 +171,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let fingerprint = tls.as_ref().map(|material| material.fingerprint);
 
     let metrics_path = config.metrics_path();
-    let metrics = tokio::task::spawn_blocking(move || MetricsStore::open(&metrics_path))
-        .await
-        .context("opening the metric store")??;
+    let options = StoreOptions {
+        retention: config.retention(),
+        background_compaction: true,
+    };
+    let metrics =
+        tokio::task::spawn_blocking(move || MetricsStore::open_with(&metrics_path, options))
+            .await
+            .context("opening the metric store")??;
     let state = AppState::new(
         db.clone(),
         vault.clone(),

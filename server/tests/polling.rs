@@ -145,18 +145,7 @@ async fn slow_relay(device: SocketAddr, delay: Duration) -> SocketAddr {
 }
 
 fn samples_of(app: &TestApp, node_id: i64, metric: &str) -> Vec<(i64, f64)> {
-    let conn = common::metrics_db(app);
-    let mut statement = conn
-        .prepare(
-            "SELECT s.ts, s.value FROM samples s JOIN series r ON r.id = s.series_id
-              WHERE r.node_id = ?1 AND r.metric = ?2 ORDER BY s.ts",
-        )
-        .unwrap();
-    statement
-        .query_map((node_id, metric), |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    common::stored_samples(&common::metrics_db(app), Some(node_id), Some(metric), 0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -16,14 +16,12 @@ use rusqlite::Connection;
 fn stored(dir: &std::path::Path, since_ms: i64) -> Vec<i64> {
     let conn = Connection::open(dir.join("metrics.db")).unwrap();
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
-    let mut statement = conn
-        .prepare("SELECT ts FROM samples WHERE ts >= ?1 ORDER BY ts")
-        .unwrap();
-    statement
-        .query_map([since_ms], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    let mut stamps: Vec<i64> = common::stored_samples(&conn, None, None, since_ms)
+        .into_iter()
+        .map(|(ts, _)| ts)
+        .collect();
+    stamps.sort_unstable();
+    stamps
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

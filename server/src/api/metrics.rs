@@ -14,6 +14,7 @@ use plantwatch_shared::api::{
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Authed};
 use crate::db::{self, nodes};
+use crate::metrics_store::chunks::Resolution;
 use crate::metrics_store::query;
 use crate::state::AppState;
 
@@ -55,15 +56,27 @@ async fn node_metrics(
             "step must be positive",
         ));
     }
-    let step = query::step_for(from, to, params.step);
+    let now_ms = db::now() * 1_000;
+    let retention = &state.metrics.retention;
+    let (step, resolution) = query::plan(from, to, params.step, retention, now_ms);
+    let raw_horizon = retention.horizon(Resolution::Raw, now_ms);
     let agg = params.agg.unwrap_or_default();
     let metric = params.metric.clone();
     let items = state
         .metrics
         .reader
         .call(move |conn| {
-            query::range(conn, id, metric.as_deref(), from, to, step, agg)
-                .map_err(db::DbError::from)
+            query::range(
+                conn,
+                id,
+                metric.as_deref(),
+                from,
+                to,
+                (step, resolution),
+                agg,
+                raw_horizon,
+            )
+            .map_err(db::DbError::from)
         })
         .await?;
     Ok(Json(MetricsAnswer {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use plantwatch_shared::api::{LineError, canonical_tags};
 use plantwatch_shared::lineproto::{self, Precision};
 
+use crate::metrics_store::chunks::MAX_TS_MS;
 use crate::metrics_store::{Sample, SeriesKey};
 
 /// Largest request body as sent (compressed or not).
@@ -140,6 +141,10 @@ pub fn prepare(
                 }
             },
         };
+        if !(0..MAX_TS_MS).contains(&ts_ms) {
+            out.refuse(number, "timestamp before 1970 or after 9999".into());
+            continue;
+        }
         let tags = canonical_tags(
             parsed
                 .tags

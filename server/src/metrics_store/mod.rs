@@ -4,27 +4,38 @@
 //! [`HotWindow`] that live views and the alert evaluator read. Queries read through their own
 //! pool (WAL lets them run beside the writer).
 
+pub mod chunks;
 pub mod codec;
+pub mod compactor;
 pub mod hot;
 pub mod query;
+pub mod stats;
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension as _, params};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db::{self, Db, DbError};
+use compactor::{Compactor, SealWork};
+pub use compactor::{PassReport, Retention};
 pub use hot::HotWindow;
 
 /// Migrations of `metrics.db`, in order.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_samples",
-    include_str!("../../../migrations/metrics/0001_samples.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_samples",
+        include_str!("../../../migrations/metrics/0001_samples.sql"),
+    ),
+    (
+        "0002_chunks",
+        include_str!("../../../migrations/metrics/0002_chunks.sql"),
+    ),
+];
 
 /// Batch ids are remembered this long: longer than a daemon's outbox keeps a batch (7 days).
 const BATCH_IDS_KEPT: Duration = Duration::from_secs(8 * 24 * 3600);
@@ -109,6 +120,7 @@ pub struct Stats {
     pub duplicate_batches: AtomicU64,
     pub rejected_lines: AtomicU64,
     pub series: AtomicU64,
+    pub compaction: compactor::CompactionStats,
     rate: std::sync::Mutex<RateWindow>,
 }
 
@@ -155,9 +167,42 @@ impl Stats {
     }
 }
 
-struct Job {
-    batch: Batch,
-    reply: oneshot::Sender<Result<Committed, String>>,
+pub(crate) enum Job {
+    Write {
+        batch: Batch,
+        reply: oneshot::Sender<Result<Committed, String>>,
+    },
+    Seal {
+        work: SealWork,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+impl Job {
+    fn samples(&self) -> usize {
+        match self {
+            Job::Write { batch, .. } => batch.samples.len(),
+            Job::Seal { work, .. } => work.samples as usize,
+        }
+    }
+}
+
+/// How the store is run.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub retention: Retention,
+    /// Whether the compactor runs in the background (benchmarks and tests that drive it
+    /// themselves turn it off and call [`MetricsStore::compact`]).
+    pub background_compaction: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            retention: Retention::default(),
+            background_compaction: true,
+        }
+    }
 }
 
 /// Handle on the store; cheap to clone.
@@ -168,26 +213,44 @@ pub struct MetricsStore {
     pub reader: Db,
     pub hot: Arc<HotWindow>,
     pub stats: Arc<Stats>,
+    pub retention: Retention,
+    path: PathBuf,
+    committed_seq: Arc<AtomicI64>,
+    compaction: Arc<Mutex<()>>,
 }
 
 impl MetricsStore {
-    /// Opens (creating and migrating) `metrics.db` at `path` and starts its writer thread,
-    /// which stops once every handle is dropped.
+    /// Opens `metrics.db` with the default retention and the background compactor.
     pub fn open(path: &Path) -> Result<MetricsStore, DbError> {
+        MetricsStore::open_with(path, StoreOptions::default())
+    }
+
+    /// Opens (creating and migrating) `metrics.db` at `path` and starts its writer thread (and
+    /// the compactor's), which stop once every handle is dropped.
+    pub fn open_with(path: &Path, options: StoreOptions) -> Result<MetricsStore, DbError> {
         let reader = Db::open_with(path, MIGRATIONS)?;
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         // A batch is acknowledged only once it is on disk: FULL syncs the WAL at each commit.
         conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "cache_size", -65_536)?;
         let stats = Arc::new(Stats::default());
         let hot = Arc::new(HotWindow::default());
         let series = load_series(&conn)?;
         stats.series.store(series.len() as u64, Ordering::Relaxed);
         prune_batch_ids(&mut conn)?;
+        let seq: i64 =
+            conn.query_row("SELECT coalesce(max(seq), 0) FROM head", [], |r| r.get(0))?;
+        // Arrival numbers never go back, even once the head is empty: a compactor still
+        // finishing for an earlier handle must not take new rows for ones it read.
+        let seq = seq.max(compactor::now_ms() * 1_000);
+        let committed_seq = Arc::new(AtomicI64::new(seq));
         let (jobs, receiver) = mpsc::channel(QUEUE);
         let mut writer = Writer {
             conn,
             series,
+            seq,
+            committed_seq: committed_seq.clone(),
             hot: hot.clone(),
             stats: stats.clone(),
             pruned_at: Instant::now(),
@@ -196,19 +259,55 @@ impl MetricsStore {
             .name("metrics-writer".into())
             .spawn(move || writer.run(receiver))
             .map_err(|e| DbError::Task(format!("starting the metrics writer: {e}")))?;
-        Ok(MetricsStore {
+        let store = MetricsStore {
             jobs,
             reader,
             hot,
             stats,
+            retention: options.retention.clone(),
+            path: path.to_owned(),
+            committed_seq,
+            compaction: Arc::new(Mutex::new(())),
+        };
+        if options.background_compaction {
+            let compactor = store.compactor()?;
+            std::thread::Builder::new()
+                .name("metrics-compactor".into())
+                .spawn(move || compactor.run())
+                .map_err(|e| DbError::Task(format!("starting the compactor: {e}")))?;
+        }
+        Ok(store)
+    }
+
+    fn compactor(&self) -> Result<Compactor, DbError> {
+        Ok(Compactor::new(
+            &self.path,
+            self.jobs.downgrade(),
+            self.committed_seq.clone(),
+            self.retention.clone(),
+            self.stats.clone(),
+            self.compaction.clone(),
+        )?)
+    }
+
+    /// Runs one compaction pass as if the time were `now_ms`, retention and size cap
+    /// included, and returns once it is committed.
+    pub async fn compact(&self, now_ms: i64) -> Result<PassReport, DbError> {
+        let mut compactor = self.compactor()?;
+        tokio::task::spawn_blocking(move || {
+            compactor.retention_due();
+            compactor.pass(now_ms)
         })
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))?
+        .map_err(DbError::Task)
     }
 
     /// Commits `batch` and returns once it is on disk.
     pub async fn write(&self, batch: Batch) -> Result<Committed, DbError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job { batch, reply })
+            .send(Job::Write { batch, reply })
             .await
             .map_err(|_| DbError::Task("the metrics writer has stopped".into()))?;
         answer
@@ -245,6 +344,9 @@ fn prune_batch_ids(conn: &mut Connection) -> rusqlite::Result<()> {
 struct Writer {
     conn: Connection,
     series: HashMap<Arc<SeriesKey>, i64>,
+    /// Last `seq` given to a head row.
+    seq: i64,
+    committed_seq: Arc<AtomicI64>,
     hot: Arc<HotWindow>,
     stats: Arc<Stats>,
     pruned_at: Instant,
@@ -254,37 +356,54 @@ impl Writer {
     fn run(&mut self, mut receiver: mpsc::Receiver<Job>) {
         while let Some(first) = receiver.blocking_recv() {
             let mut jobs = vec![first];
-            let mut queued = jobs[0].batch.samples.len();
+            let mut queued = jobs[0].samples();
             while queued < GROUP_COMMIT_SAMPLES {
                 match receiver.try_recv() {
                     Ok(job) => {
-                        queued += job.batch.samples.len();
+                        queued += job.samples();
                         jobs.push(job);
                     }
                     Err(_) => break,
                 }
             }
+            let seq_before = self.seq;
             match self.commit(&jobs) {
                 Ok(outcomes) => {
+                    self.committed_seq.store(self.seq, Ordering::Release);
                     for (job, outcome) in jobs.into_iter().zip(outcomes) {
-                        if outcome == Committed::Stored {
-                            self.hot.record(&job.batch.samples, &self.series);
-                            self.stats.committed(job.batch.samples.len());
-                            self.stats.batches.fetch_add(1, Ordering::Relaxed);
-                        } else {
-                            self.stats.duplicate_batches.fetch_add(1, Ordering::Relaxed);
+                        match job {
+                            Job::Write { batch, reply } => {
+                                if outcome == Committed::Stored {
+                                    self.hot.record(&batch.samples, &self.series);
+                                    self.stats.committed(batch.samples.len());
+                                    self.stats.batches.fetch_add(1, Ordering::Relaxed);
+                                } else {
+                                    self.stats.duplicate_batches.fetch_add(1, Ordering::Relaxed);
+                                }
+                                let _ = reply.send(Ok(outcome));
+                            }
+                            Job::Seal { reply, .. } => {
+                                let _ = reply.send(Ok(()));
+                            }
                         }
-                        let _ = job.reply.send(Ok(outcome));
                     }
                 }
                 Err(error) => {
                     tracing::error!(%error, "Could not store samples.");
+                    self.seq = seq_before;
                     // Series ids handed out in the rolled-back transaction do not exist.
                     if let Ok(series) = load_series(&self.conn) {
                         self.series = series;
                     }
                     for job in jobs {
-                        let _ = job.reply.send(Err(error.to_string()));
+                        match job {
+                            Job::Write { reply, .. } => {
+                                let _ = reply.send(Err(error.to_string()));
+                            }
+                            Job::Seal { reply, .. } => {
+                                let _ = reply.send(Err(error.to_string()));
+                            }
+                        }
                     }
                 }
             }
@@ -314,12 +433,19 @@ impl Writer {
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             let mut insert = tx.prepare_cached(
-                "INSERT OR REPLACE INTO samples (series_id, ts, value) VALUES (?1, ?2, ?3)",
+                "INSERT INTO head (series_id, ts, seq, value) VALUES (?1, ?2, ?3, ?4)",
             )?;
             // Two requests of one group may carry the same batch id.
             let mut in_group = std::collections::HashSet::new();
             for job in jobs {
-                let batch = &job.batch;
+                let batch = match job {
+                    Job::Write { batch, .. } => batch,
+                    Job::Seal { work, .. } => {
+                        apply_seal(&tx, work)?;
+                        outcomes.push(Committed::Stored);
+                        continue;
+                    }
+                };
                 if let Some(id) = &batch.batch_id {
                     let duplicate = !in_group.insert((batch.component_id, id.clone()))
                         || seen
@@ -350,7 +476,8 @@ impl Writer {
                             id
                         }
                     };
-                    insert.execute(params![series_id, sample.ts_ms, sample.value])?;
+                    self.seq += 1;
+                    insert.execute(params![series_id, sample.ts_ms, self.seq, sample.value])?;
                 }
                 outcomes.push(Committed::Stored);
             }
@@ -358,6 +485,26 @@ impl Writer {
         tx.commit()?;
         Ok(outcomes)
     }
+}
+
+/// Applies one write of the compactor.
+fn apply_seal(tx: &rusqlite::Transaction<'_>, work: &SealWork) -> rusqlite::Result<()> {
+    let mut sealed = tx.prepare_cached(
+        "DELETE FROM head WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 AND seq <= ?4",
+    )?;
+    for (series_id, from, to) in &work.sealed {
+        sealed.execute(params![series_id, from, to, work.max_seq])?;
+    }
+    let mut store =
+        tx.prepare_cached("INSERT OR REPLACE INTO chunks (id, points, data) VALUES (?1, ?2, ?3)")?;
+    for (id, points, data) in &work.chunks {
+        store.execute(params![id, points, data])?;
+    }
+    let mut drop = tx.prepare_cached("DELETE FROM chunks WHERE id >= ?1 AND id < ?2")?;
+    for (low, high) in &work.dropped {
+        drop.execute(params![low, high])?;
+    }
+    Ok(())
 }
 
 /// Reads a series' kind column.
@@ -384,7 +531,12 @@ mod tests {
     fn count(path: &Path) -> i64 {
         Connection::open(path)
             .unwrap()
-            .query_row("SELECT count(*) FROM samples", [], |r| r.get(0))
+            .query_row(
+                "SELECT (SELECT count(*) FROM head)
+                      + (SELECT coalesce(sum(points), 0) FROM chunks WHERE (id >> 28) & 15 = 0)",
+                [],
+                |r| r.get(0),
+            )
             .unwrap()
     }
 
@@ -392,13 +544,16 @@ mod tests {
     async fn a_batch_id_is_stored_once_even_across_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("metrics.db");
+        // Two hours ago: sealed into a chunk by the compactor while the test runs, kept by
+        // retention.
+        let t = (db::now() - 7_200) * 1_000;
         let batch = |id: &str| Batch {
             component_id: 7,
             batch_id: Some(id.into()),
             lines: 2,
             samples: vec![
-                sample(1, "ping.rtt_avg", 1_000, 1.5),
-                sample(1, "ping.rtt_avg", 2_000, 2.5),
+                sample(1, "ping.rtt_avg", t + 1_000, 1.5),
+                sample(1, "ping.rtt_avg", t + 2_000, 2.5),
             ],
         };
         let store = MetricsStore::open(&path).unwrap();
@@ -409,8 +564,8 @@ mod tests {
         assert_eq!(store.write(batch("a")).await.unwrap(), Committed::Duplicate);
         assert_eq!(count(&path), 2);
         let mut other = batch("b");
-        other.samples[0].ts_ms = 3_000;
-        other.samples[1].ts_ms = 4_000;
+        other.samples[0].ts_ms = t + 3_000;
+        other.samples[1].ts_ms = t + 4_000;
         assert_eq!(store.write(other).await.unwrap(), Committed::Stored);
         assert_eq!(count(&path), 4);
         assert_eq!(store.stats.duplicate_batches.load(Ordering::Relaxed), 1);

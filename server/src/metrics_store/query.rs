@@ -5,9 +5,11 @@ use plantwatch_shared::api::{
     Aggregation, MAX_POINTS_PER_SERIES, MAX_SERIES_PER_QUERY, MetricSeries, SeriesInfo, SeriesKind,
     tags_from_canonical,
 };
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension as _, params};
 
-use super::{Kind, kind_column};
+use super::chunks::{self, Resolution};
+use super::codec::Rollup;
+use super::{Kind, Retention, kind_column};
 
 /// Increase of a counter between two readings. A decrease is a 64-bit wrap when the previous
 /// reading was in the top half of the 64-bit range, otherwise a reset (device reboot, agent
@@ -23,56 +25,6 @@ pub fn counter_increase(previous: f64, current: f64) -> f64 {
     } else {
         current
     }
-}
-
-/// Per-second rates of a counter's readings (ms timestamps), each at the later reading.
-pub fn rates(points: &[(i64, f64)]) -> Vec<(i64, f64)> {
-    points
-        .windows(2)
-        .filter_map(|pair| {
-            let ((t0, v0), (t1, v1)) = (pair[0], pair[1]);
-            let seconds = (t1 - t0) as f64 / 1_000.0;
-            (seconds > 0.0).then(|| (t1, counter_increase(v0, v1) / seconds))
-        })
-        .collect()
-}
-
-/// Groups ms points into steps of `step` seconds starting at a multiple of `step`.
-pub fn bucket(points: &[(i64, f64)], step: i64, agg: Aggregation) -> Vec<(i64, f64)> {
-    let mut out: Vec<(i64, f64)> = Vec::new();
-    let mut current: Option<(i64, f64, f64, usize)> = None; // start, acc, last, count
-    let flush = |out: &mut Vec<(i64, f64)>, (start, acc, _last, count): (i64, f64, f64, usize)| {
-        let value = match agg {
-            Aggregation::Avg => acc / count as f64,
-            _ => acc,
-        };
-        out.push((start, value));
-    };
-    for &(ts_ms, value) in points {
-        let start = ts_ms.div_euclid(1_000).div_euclid(step) * step;
-        match &mut current {
-            Some((bucket_start, acc, last, count)) if *bucket_start == start => {
-                *acc = match agg {
-                    Aggregation::Avg | Aggregation::Sum => *acc + value,
-                    Aggregation::Min => acc.min(value),
-                    Aggregation::Max => acc.max(value),
-                    Aggregation::Last => value,
-                };
-                *last = value;
-                *count += 1;
-            }
-            _ => {
-                if let Some(done) = current.take() {
-                    flush(&mut out, done);
-                }
-                current = Some((start, value, value, 1));
-            }
-        }
-    }
-    if let Some(done) = current {
-        flush(&mut out, done);
-    }
-    out
 }
 
 /// A chosen step: the caller's, or about 300 points over the range; never more than
@@ -135,47 +87,171 @@ fn like_escape(text: &str) -> String {
         .replace('_', "\\_")
 }
 
-/// Series of `node_id` matching `metric` over `[from, to]` (UNIX seconds) in steps.
+/// The step and the stored resolution a query over `[from, to]` (UNIX seconds) is answered
+/// from: the caller's step (or about 300 points), then the coarsest resolution that step allows
+/// (5-minute rollups from a 5-minute step, hourly ones from a 6-hour step) — or a coarser one
+/// when the range reaches back past a resolution's retention — with the step rounded up to a
+/// multiple of it, so every step is made of whole rollup buckets.
+pub fn plan(
+    from: i64,
+    to: i64,
+    asked: Option<i64>,
+    retention: &Retention,
+    now_ms: i64,
+) -> (i64, Resolution) {
+    let step = step_for(from, to, asked);
+    let mut resolution = if step >= 6 * 3_600 {
+        Resolution::Hour
+    } else if step >= 300 {
+        Resolution::FiveMinutes
+    } else {
+        Resolution::Raw
+    };
+    while resolution != Resolution::Hour && from * 1_000 < retention.horizon(resolution, now_ms) {
+        resolution = match resolution {
+            Resolution::Raw => Resolution::FiveMinutes,
+            _ => Resolution::Hour,
+        };
+    }
+    let width = resolution.seconds();
+    let step = if width > 0 {
+        ceil_to(step, width)
+    } else {
+        step
+    };
+    (step, resolution)
+}
+
+/// Series of `node_id` matching `metric` over `[from, to]` (UNIX seconds, `to` inclusive) in
+/// steps of `step` seconds, read at `resolution` (see [`plan`]).
+#[allow(clippy::too_many_arguments)]
 pub fn range(
     conn: &Connection,
     node_id: i64,
     metric: Option<&str>,
     from: i64,
     to: i64,
-    step: i64,
+    (step, resolution): (i64, Resolution),
     agg: Aggregation,
+    raw_horizon_ms: i64,
 ) -> rusqlite::Result<Vec<MetricSeries>> {
-    let mut samples = conn.prepare_cached(
-        "SELECT ts, value FROM samples WHERE series_id = ?1 AND ts >= ?2 AND ts <= ?3 ORDER BY ts",
-    )?;
     let mut out = Vec::new();
     for series in node_series(conn, node_id, metric)? {
-        // A counter's first rate needs the reading before the range.
-        let start = if series.kind == Kind::Counter {
-            (from - step) * 1_000
-        } else {
-            from * 1_000
-        };
-        let points = samples
-            .query_map(params![series.id, start, to * 1_000 + 999], |row| {
-                Ok((row.get::<_, i64>(0)?, row.get::<_, f64>(1)?))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        let points = match series.kind {
-            Kind::Counter => rates(&points)
-                .into_iter()
-                .filter(|(ts, _)| *ts >= from * 1_000)
-                .collect(),
-            Kind::Gauge => points,
-        };
+        let buckets = series_buckets(
+            conn,
+            series.id,
+            series.kind,
+            (from * 1_000, (to + 1) * 1_000),
+            step * 1_000,
+            resolution,
+            raw_horizon_ms,
+        )?;
         out.push(MetricSeries {
             metric: series.metric,
             tags: tags_from_canonical(&series.tags),
             kind: wire_kind(series.kind),
-            points: bucket(&points, step, agg),
+            points: buckets
+                .iter()
+                .map(|b| (b.ts.div_euclid(1_000), value_of(b, agg)))
+                .collect(),
         });
     }
     Ok(out)
+}
+
+/// One series over `[from, to)` (ms) in steps of `step_ms`: raw samples where the range cuts
+/// a rollup bucket or the rollups do not reach yet (the head, or an hour with late samples
+/// not sealed again), stored rollups in between.
+pub fn series_buckets(
+    conn: &Connection,
+    series_id: i64,
+    kind: Kind,
+    (from, to): (i64, i64),
+    step_ms: i64,
+    resolution: Resolution,
+    raw_horizon_ms: i64,
+) -> rusqlite::Result<Vec<Rollup>> {
+    let raw = |lo: i64, hi: i64| -> rusqlite::Result<Vec<Rollup>> {
+        if hi <= lo {
+            return Ok(Vec::new());
+        }
+        let points = chunks::raw_points(conn, series_id, lo, hi)?;
+        let previous = match kind {
+            Kind::Counter => chunks::reading_before(conn, series_id, lo)?,
+            Kind::Gauge => None,
+        };
+        Ok(chunks::roll_up(
+            &chunks::series_points(kind, previous, &points),
+            step_ms,
+        ))
+    };
+    if resolution == Resolution::Raw {
+        return raw(from, to);
+    }
+    let width = resolution.bucket_ms();
+    let mut start = ceil_to(from, width);
+    let mut end = to.div_euclid(width) * width;
+    // Past raw retention no samples are left to cut a bucket with: it is taken whole.
+    if from < raw_horizon_ms {
+        start = from.div_euclid(width) * width;
+    }
+    if to < raw_horizon_ms {
+        end = ceil_to(to, width);
+    }
+    // Rollups are complete up to the hour of the series' oldest head row.
+    let unsealed: Option<i64> = conn
+        .prepare_cached("SELECT ts FROM head WHERE series_id = ?1 ORDER BY ts LIMIT 1")?
+        .query_row([series_id], |r| r.get(0))
+        .optional()?;
+    if let Some(ts) = unsealed {
+        end = end.min(Resolution::Raw.window_of(ts));
+    }
+    if end <= start {
+        return raw(from, to);
+    }
+    let mut out = raw(from, start.min(to))?;
+    let mut stored: Vec<Rollup> = Vec::new();
+    for point in chunks::rollup_points(conn, series_id, resolution, start, end)? {
+        let bucket = point.ts.div_euclid(step_ms) * step_ms;
+        match stored.last_mut() {
+            Some(last) if last.ts == bucket => last.absorb(&point),
+            _ => stored.push(Rollup {
+                ts: bucket,
+                ..point
+            }),
+        }
+    }
+    append(&mut out, stored);
+    append(&mut out, raw(end.max(from), to)?);
+    Ok(out)
+}
+
+/// `value` rounded up to a multiple of `width` (> 0).
+fn ceil_to(value: i64, width: i64) -> i64 {
+    -(-value).div_euclid(width) * width
+}
+
+/// Appends later step buckets, folding one that continues the last.
+fn append(out: &mut Vec<Rollup>, later: Vec<Rollup>) {
+    let mut later = later.into_iter();
+    if let (Some(last), Some(first)) = (out.last_mut(), later.as_slice().first())
+        && last.ts == first.ts
+    {
+        last.absorb(first);
+        later.next();
+    }
+    out.extend(later);
+}
+
+/// A bucket's value under `agg`.
+pub fn value_of(bucket: &Rollup, agg: Aggregation) -> f64 {
+    match agg {
+        Aggregation::Avg => bucket.sum / f64::from(bucket.count),
+        Aggregation::Sum => bucket.sum,
+        Aggregation::Min => bucket.min,
+        Aggregation::Max => bucket.max,
+        Aggregation::Last => bucket.last,
+    }
 }
 
 /// Stored series, optionally of one node and whose metric contains `q`, with their newest
@@ -188,31 +264,85 @@ pub fn search(
 ) -> rusqlite::Result<Vec<SeriesInfo>> {
     let pattern = format!("%{}%", like_escape(q.unwrap_or_default()));
     let mut statement = conn.prepare_cached(
-        "SELECT s.id, s.node_id, s.metric, s.tags, s.kind,
-                (SELECT ts FROM samples WHERE series_id = s.id ORDER BY ts DESC LIMIT 1),
-                (SELECT value FROM samples WHERE series_id = s.id ORDER BY ts DESC LIMIT 1)
+        "SELECT s.id, s.node_id, s.metric, s.tags, s.kind
            FROM series s
           WHERE (?1 IS NULL OR s.node_id = ?1) AND s.metric LIKE ?2 ESCAPE '\\'
           ORDER BY s.node_id, s.metric, s.tags LIMIT ?3",
     )?;
     let rows = statement.query_map(params![node_id, pattern, limit], |row| {
-        let ts: Option<i64> = row.get(5)?;
-        let value: Option<f64> = row.get(6)?;
         Ok(SeriesInfo {
             id: row.get(0)?,
             node_id: row.get(1)?,
             metric: row.get(2)?,
             tags: tags_from_canonical(&row.get::<_, String>(3)?),
             kind: wire_kind(kind_column(&row.get::<_, String>(4)?)),
-            latest: ts.zip(value).map(|(ts, v)| (ts.div_euclid(1_000), v)),
+            latest: None,
         })
     })?;
-    rows.collect()
+    let mut out = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    for info in &mut out {
+        info.latest =
+            chunks::latest(conn, info.id)?.map(|(ts, value)| (ts.div_euclid(1_000), value));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // ---- the naive reference: every raw sample, read and bucketed in one go ----
+
+    /// Per-second rates of a counter's readings (ms timestamps), each at the later reading.
+    fn rates(points: &[(i64, f64)]) -> Vec<(i64, f64)> {
+        points
+            .windows(2)
+            .filter_map(|pair| {
+                let ((t0, v0), (t1, v1)) = (pair[0], pair[1]);
+                let seconds = (t1 - t0) as f64 / 1_000.0;
+                (seconds > 0.0).then(|| (t1, counter_increase(v0, v1) / seconds))
+            })
+            .collect()
+    }
+
+    /// Groups ms points into steps of `step` seconds starting at a multiple of `step`.
+    fn bucket(points: &[(i64, f64)], step: i64, agg: Aggregation) -> Vec<(i64, f64)> {
+        let mut out: Vec<(i64, f64)> = Vec::new();
+        let mut current: Option<(i64, f64, f64, usize)> = None; // start, acc, last, count
+        let flush = |out: &mut Vec<(i64, f64)>,
+                     (start, acc, _last, count): (i64, f64, f64, usize)| {
+            let value = match agg {
+                Aggregation::Avg => acc / count as f64,
+                _ => acc,
+            };
+            out.push((start, value));
+        };
+        for &(ts_ms, value) in points {
+            let start = ts_ms.div_euclid(1_000).div_euclid(step) * step;
+            match &mut current {
+                Some((bucket_start, acc, last, count)) if *bucket_start == start => {
+                    *acc = match agg {
+                        Aggregation::Avg | Aggregation::Sum => *acc + value,
+                        Aggregation::Min => acc.min(value),
+                        Aggregation::Max => acc.max(value),
+                        Aggregation::Last => value,
+                    };
+                    *last = value;
+                    *count += 1;
+                }
+                _ => {
+                    if let Some(done) = current.take() {
+                        flush(&mut out, done);
+                    }
+                    current = Some((start, value, value, 1));
+                }
+            }
+        }
+        if let Some(done) = current {
+            flush(&mut out, done);
+        }
+        out
+    }
 
     #[test]
     fn counter_increase_handles_wraps_and_resets() {
@@ -267,5 +397,213 @@ mod tests {
         assert_eq!(step_for(0, 3_600, Some(60)), 60);
         assert_eq!(step_for(0, 7 * 86_400, Some(1)), 303);
         assert_eq!(step_for(0, 10, None), 1);
+    }
+
+    // ---- the store against the reference ----
+
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng as _, SeedableRng as _};
+
+    use crate::metrics_store::{Batch, MetricsStore, Sample, SeriesKey, StoreOptions};
+
+    const NOW: i64 = 1_800_000_000_000;
+    const SPAN: i64 = 3 * 24 * 3_600_000;
+
+    /// The reference answer over every sample ever written (the last write of a timestamp
+    /// wins), with a counter's rates taken over its whole history.
+    fn reference(
+        truth: &BTreeMap<i64, f64>,
+        kind: Kind,
+        (from, to, step): (i64, i64, i64),
+        agg: Aggregation,
+    ) -> Vec<(i64, f64)> {
+        let all: Vec<(i64, f64)> = truth.iter().map(|(t, v)| (*t, *v)).collect();
+        let points = match kind {
+            Kind::Gauge => all,
+            Kind::Counter => rates(&all),
+        };
+        let inside: Vec<(i64, f64)> = points
+            .into_iter()
+            .filter(|(ts, _)| *ts >= from * 1_000 && *ts < (to + 1) * 1_000)
+            .collect();
+        bucket(&inside, step, agg)
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        a == b || (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+    }
+
+    /// Writes random gauge and counter data (out of order, with late samples and rewritten
+    /// timestamps) with compaction passes in between, then checks random queries.
+    fn store_answers_like_the_reference(seed: u64) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions {
+            background_compaction: false,
+            ..StoreOptions::default()
+        };
+        let store = MetricsStore::open_with(&dir.path().join("metrics.db"), options).unwrap();
+        let series = [("m.level", Kind::Gauge), ("m.octets_total", Kind::Counter)];
+        let mut truth: Vec<BTreeMap<i64, f64>> = vec![BTreeMap::new(); series.len()];
+        let mut pending: Vec<(usize, i64, f64)> = Vec::new();
+        let interval = [1_000, 10_000, 60_000][rng.random_range(0..3)];
+        for (index, _) in series.iter().enumerate() {
+            let mut ts = NOW - SPAN + rng.random_range(0..interval);
+            let mut counter = rng.random_range(0..1_000_000) as f64;
+            let integers = rng.random_bool(0.7);
+            while ts < NOW {
+                let value = if index == 0 {
+                    let v = rng.random_range(-50.0..150.0);
+                    if integers { f64::round(v) } else { v }
+                } else {
+                    if rng.random_bool(0.001) {
+                        counter = 0.0; // a reboot
+                    }
+                    counter += rng.random_range(0..5_000) as f64;
+                    counter
+                };
+                pending.push((index, ts, value));
+                // Gaps (a device away) and jitter.
+                ts += if rng.random_bool(0.002) {
+                    rng.random_range(0..6 * 3_600_000)
+                } else {
+                    interval + rng.random_range(-3..4)
+                };
+            }
+        }
+        pending.sort_by_key(|p| p.1);
+        // Some samples arrive late, some timestamps are written twice with new values.
+        let late = pending.len() / 50;
+        for _ in 0..late {
+            let at = rng.random_range(0..pending.len());
+            let mut sample = pending.remove(at);
+            if rng.random_bool(0.5) {
+                pending.push(sample);
+            } else {
+                sample.2 += 1.0;
+                let to = rng.random_range(at..=pending.len());
+                pending.insert(to, sample);
+            }
+        }
+        let keys: Vec<Arc<SeriesKey>> = series
+            .iter()
+            .map(|(metric, _)| {
+                Arc::new(SeriesKey {
+                    node_id: 1,
+                    metric: (*metric).into(),
+                    tags: String::new(),
+                })
+            })
+            .collect();
+        let batches = rng.random_range(3..12);
+        let per_batch = pending.len().div_ceil(batches);
+        runtime.block_on(async {
+            for part in pending.chunks(per_batch.max(1)) {
+                let mut samples = Vec::with_capacity(part.len());
+                for &(index, ts, value) in part {
+                    truth[index].insert(ts, value);
+                    samples.push(Sample {
+                        key: keys[index].clone(),
+                        ts_ms: ts,
+                        value,
+                    });
+                }
+                store
+                    .write(Batch {
+                        component_id: 1,
+                        batch_id: None,
+                        lines: part.len(),
+                        samples,
+                    })
+                    .await
+                    .unwrap();
+                if rng.random_bool(0.7) {
+                    let newest = part.iter().map(|p| p.1).max().unwrap_or(NOW);
+                    store
+                        .compact(newest + rng.random_range(0..2 * 3_600_000))
+                        .await
+                        .unwrap();
+                }
+            }
+            if rng.random_bool(0.5) {
+                store.compact(NOW + 2 * 3_600_000).await.unwrap();
+            }
+        });
+        let conn = store.reader.get().unwrap();
+        let raw_horizon = store.retention.horizon(Resolution::Raw, NOW);
+        for _ in 0..40 {
+            let from = (NOW - SPAN - 3_600_000 + rng.random_range(0..SPAN + 3_600_000)) / 1_000;
+            let to = from + rng.random_range(1..(NOW / 1_000 - from + 3_600).max(2));
+            let asked = [
+                None,
+                Some(10),
+                Some(60),
+                Some(300),
+                Some(900),
+                Some(3_600),
+                Some(21_600),
+            ][rng.random_range(0..7)];
+            let agg = [
+                Aggregation::Avg,
+                Aggregation::Min,
+                Aggregation::Max,
+                Aggregation::Sum,
+                Aggregation::Last,
+            ][rng.random_range(0..5)];
+            let plan = plan(from, to, asked, &store.retention, NOW);
+            let answer = range(&conn, 1, None, from, to, plan, agg, raw_horizon).unwrap();
+            assert_eq!(answer.len(), series.len());
+            for (index, (metric, kind)) in series.iter().enumerate() {
+                let got = &answer.iter().find(|s| s.metric == *metric).unwrap().points;
+                let want = reference(&truth[index], *kind, (from, to, plan.0), agg);
+                let context = format!(
+                    "seed {seed}, {metric}, from {from} to {to}, asked {asked:?}, plan {plan:?}, {agg:?}"
+                );
+                assert_eq!(
+                    got.len(),
+                    want.len(),
+                    "{context}\n got {got:?}\nwant {want:?}"
+                );
+                for (g, w) in got.iter().zip(&want) {
+                    assert!(g.0 == w.0 && close(g.1, w.1), "{context}: {g:?} vs {w:?}");
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+        #[test]
+        fn queries_answer_like_a_naive_scan_of_every_sample(seed in any::<u64>()) {
+            store_answers_like_the_reference(seed);
+        }
+    }
+
+    #[test]
+    fn a_long_step_reads_rollups_and_a_short_one_raw_samples() {
+        let retention = Retention::default();
+        let now = NOW;
+        let day = 86_400;
+        let from = now / 1_000 - 7 * day;
+        let (step, resolution) = plan(from, now / 1_000, None, &retention, now);
+        assert_eq!((step, resolution), (2_100, Resolution::FiveMinutes));
+        let (step, resolution) = plan(now / 1_000 - 365 * day, now / 1_000, None, &retention, now);
+        assert_eq!((step, resolution), (108_000, Resolution::Hour));
+        let (_, resolution) = plan(now / 1_000 - 3_600, now / 1_000, None, &retention, now);
+        assert_eq!(resolution, Resolution::Raw);
+        // Raw samples are gone after 30 days: an old hour comes from the 5-minute rollups.
+        let old = now / 1_000 - 40 * day;
+        assert_eq!(
+            plan(old, old + 3_600, Some(10), &retention, now),
+            (300, Resolution::FiveMinutes)
+        );
     }
 }

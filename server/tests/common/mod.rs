@@ -212,6 +212,38 @@ pub fn metrics_db(app: &TestApp) -> Connection {
     conn
 }
 
+/// Every stored raw sample (head and sealed chunks) from `since_ms` of the series matching
+/// `node_id` and `metric` (any when `None`), series by series, each in time order.
+#[allow(dead_code)]
+pub fn stored_samples(
+    conn: &Connection,
+    node_id: Option<i64>,
+    metric: Option<&str>,
+    since_ms: i64,
+) -> Vec<(i64, f64)> {
+    let ids: Vec<i64> = conn
+        .prepare(
+            "SELECT id FROM series WHERE (?1 IS NULL OR node_id = ?1)
+                AND (?2 IS NULL OR metric = ?2) ORDER BY id",
+        )
+        .unwrap()
+        .query_map(rusqlite::params![node_id, metric], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    ids.into_iter()
+        .flat_map(|id| {
+            plantwatch_server::metrics_store::chunks::raw_points(
+                conn,
+                id,
+                since_ms,
+                plantwatch_server::metrics_store::chunks::MAX_TS_MS,
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
 /// Enrolls a collector called `name` with a new token and approves it.
 pub async fn approved_collector(app: &TestApp, admin: &Client, name: &str) -> Registration {
     let token = token(admin, name).await;

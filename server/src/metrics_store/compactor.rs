@@ -1,0 +1,526 @@
+//! The compactor: a background thread that seals head samples into chunks, keeps the rollups
+//! up to date, and enforces retention and the size cap.
+//!
+//! It reads on its own connection and encodes on its own core; what it writes goes to the one
+//! writer as a [`SealWork`], committed in the same transaction as whatever ingest is queued
+//! then (no extra fsync), at most [`SEAL_BATCH_SAMPLES`] samples at a time so an ingest never
+//! waits long behind it. A sealed range's head rows are deleted in the transaction that stores
+//! its chunk, and only rows up to the `seq` the compactor read: a crash at any point leaves
+//! every sample exactly once, in the head or in a chunk. Sealing merges by timestamp, so a late
+//! sample for an hour already sealed is merged into that hour's chunk (and its rollups redone).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OptionalExtension as _, params};
+use tokio::sync::{mpsc, oneshot};
+
+use super::chunks::{self, HOUR_MS, Resolution, chunk_id, chunk_range, damaged, window_of_id};
+use super::codec::{self, Rollup};
+use super::{Job, Kind, Stats, kind_column};
+
+/// An hour is sealed once this much time has passed since its end (late polls still land in
+/// the head; later ones are merged in).
+pub const GRACE_MS: i64 = 5 * 60 * 1_000;
+/// Samples sealed per write handed to the writer.
+pub const SEAL_BATCH_SAMPLES: u64 = 20_000;
+/// Pause between passes when there is nothing left to seal.
+const PASS_EVERY: Duration = Duration::from_secs(10);
+/// How often retention and the size cap are checked.
+const RETENTION_EVERY: Duration = Duration::from_secs(600);
+/// Series whose old chunks are dropped per write.
+const DROP_BATCH_SERIES: usize = 1_000;
+/// The size cap never drops data younger than this.
+const CAP_KEEPS_MS: i64 = 2 * 24 * HOUR_MS;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// How long each resolution is kept, and the cap on the file's size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retention {
+    pub raw_days: u32,
+    pub five_minute_days: u32,
+    pub hour_days: u32,
+    /// Bytes the store may use; 0 for no cap.
+    pub max_bytes: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            raw_days: 30,
+            five_minute_days: 400,
+            hour_days: 5 * 365 + 1,
+            max_bytes: 0,
+        }
+    }
+}
+
+impl Retention {
+    pub fn days(&self, resolution: Resolution) -> u32 {
+        match resolution {
+            Resolution::Raw => self.raw_days,
+            Resolution::FiveMinutes => self.five_minute_days,
+            Resolution::Hour => self.hour_days,
+        }
+    }
+
+    /// Oldest time (ms) `resolution` still holds at `now`.
+    pub fn horizon(&self, resolution: Resolution, now: i64) -> i64 {
+        now - i64::from(self.days(resolution)) * DAY_MS
+    }
+}
+
+/// What one write of the compactor changes.
+#[derive(Debug, Default)]
+pub struct SealWork {
+    /// Head rows with `seq` up to this were read.
+    pub max_seq: i64,
+    /// Head ranges `(series, from, to)` now in chunks.
+    pub sealed: Vec<(i64, i64, i64)>,
+    /// Chunks to store: `(id, points, blob)`.
+    pub chunks: Vec<(i64, i64, Vec<u8>)>,
+    /// Chunk id ranges `[low, high)` to drop.
+    pub dropped: Vec<(i64, i64)>,
+    /// Head samples sealed.
+    pub samples: u64,
+}
+
+/// Figures of one pass.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PassReport {
+    pub series: u64,
+    pub samples: u64,
+    pub chunks: u64,
+    pub dropped_ranges: u64,
+}
+
+/// Counters for `metrics stats` and the self-metrics.
+#[derive(Debug, Default)]
+pub struct CompactionStats {
+    pub passes: AtomicU64,
+    pub sealed_samples: AtomicU64,
+    pub last_pass_us: AtomicU64,
+}
+
+pub(crate) struct Compactor {
+    conn: Connection,
+    jobs: mpsc::WeakSender<Job>,
+    committed_seq: Arc<AtomicI64>,
+    retention: Retention,
+    stats: Arc<Stats>,
+    /// One pass at a time, whoever runs it.
+    lock: Arc<Mutex<()>>,
+    retention_at: Option<Instant>,
+    /// The last size-cap message, so it is logged once per drop.
+    capped_to: Option<(Resolution, i64)>,
+}
+
+fn rfc3339(ms: i64) -> String {
+    crate::db::to_time(ms.div_euclid(1_000))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+pub(crate) fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+impl Compactor {
+    pub(crate) fn new(
+        path: &Path,
+        jobs: mpsc::WeakSender<Job>,
+        committed_seq: Arc<AtomicI64>,
+        retention: Retention,
+        stats: Arc<Stats>,
+        lock: Arc<Mutex<()>>,
+    ) -> rusqlite::Result<Compactor> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.pragma_update(None, "cache_size", -32_768)?;
+        Ok(Compactor {
+            conn,
+            jobs,
+            committed_seq,
+            retention,
+            stats,
+            lock,
+            retention_at: None,
+            capped_to: None,
+        })
+    }
+
+    /// Runs passes until the store is dropped.
+    pub(crate) fn run(mut self) {
+        loop {
+            if self.jobs.upgrade().is_none() {
+                return;
+            }
+            let started = Instant::now();
+            let busy = match self.pass(now_ms()) {
+                Ok(report) => {
+                    if report.samples > 0 {
+                        tracing::debug!(
+                            series = report.series,
+                            samples = report.samples,
+                            chunks = report.chunks,
+                            ms = started.elapsed().as_millis() as u64,
+                            "Compacted the head."
+                        );
+                    }
+                    false
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "Compaction failed; retrying at the next pass.");
+                    false
+                }
+            };
+            if !busy {
+                for _ in 0..PASS_EVERY.as_secs() {
+                    std::thread::sleep(Duration::from_secs(1));
+                    if self.jobs.upgrade().is_none() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One pass at `now` (ms): seals every hour that ended more than [`GRACE_MS`] ago, then
+    /// (every 10 minutes, and on the first pass) applies retention and the size cap.
+    pub(crate) fn pass(&mut self, now: i64) -> Result<PassReport, String> {
+        let lock = self.lock.clone();
+        let _one_at_a_time = lock
+            .lock()
+            .map_err(|_| "compaction lock poisoned".to_owned())?;
+        let started = Instant::now();
+        let mut report = PassReport::default();
+        let max_seq = self.committed_seq.load(Ordering::Acquire);
+        let cutoff = Resolution::Raw.window_of(now - GRACE_MS);
+        let series = self.all_series().map_err(|e| e.to_string())?;
+        let mut work = SealWork {
+            max_seq,
+            ..SealWork::default()
+        };
+        for &(series_id, kind) in &series {
+            let oldest: Option<i64> = self
+                .conn
+                .prepare_cached(
+                    "SELECT ts FROM head WHERE series_id = ?1 AND seq <= ?2 ORDER BY ts LIMIT 1",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![series_id, max_seq], |r| r.get(0))
+                        .optional()
+                })
+                .map_err(|e| e.to_string())?;
+            if oldest.is_none_or(|ts| ts >= cutoff) {
+                continue;
+            }
+            self.seal_series(series_id, kind, max_seq, cutoff, &mut work)
+                .map_err(|e| format!("sealing series {series_id}: {e}"))?;
+            report.series += 1;
+            if work.samples >= SEAL_BATCH_SAMPLES {
+                let next = SealWork {
+                    max_seq,
+                    ..SealWork::default()
+                };
+                self.submit(std::mem::replace(&mut work, next), &mut report)?;
+            }
+        }
+        self.submit(work, &mut report)?;
+        let due = self
+            .retention_at
+            .is_none_or(|at| at.elapsed() >= RETENTION_EVERY);
+        if due {
+            self.retention_at = Some(Instant::now());
+            self.enforce_retention(&series, now, &mut report)?;
+            self.enforce_cap(&series, now, &mut report)?;
+        }
+        self.stats.compaction.passes.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .compaction
+            .last_pass_us
+            .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        Ok(report)
+    }
+
+    /// Makes the next pass apply retention and the size cap.
+    pub(crate) fn retention_due(&mut self) {
+        self.retention_at = None;
+    }
+
+    fn all_series(&self) -> rusqlite::Result<Vec<(i64, Kind)>> {
+        let mut statement = self
+            .conn
+            .prepare_cached("SELECT id, kind FROM series ORDER BY id")?;
+        let rows = statement.query_map([], |r| {
+            Ok((r.get(0)?, kind_column(&r.get::<_, String>(1)?)))
+        })?;
+        rows.collect()
+    }
+
+    /// Hands `work` to the writer and waits until it is committed.
+    fn submit(&self, work: SealWork, report: &mut PassReport) -> Result<(), String> {
+        if work.sealed.is_empty() && work.chunks.is_empty() && work.dropped.is_empty() {
+            return Ok(());
+        }
+        let Some(jobs) = self.jobs.upgrade() else {
+            return Err("the metric store is closing".into());
+        };
+        let (samples, chunks, dropped) = (
+            work.samples,
+            work.chunks.len() as u64,
+            work.dropped.len() as u64,
+        );
+        let (reply, answer) = oneshot::channel();
+        jobs.blocking_send(Job::Seal { work, reply })
+            .map_err(|_| "the metrics writer has stopped".to_owned())?;
+        drop(jobs);
+        answer
+            .blocking_recv()
+            .map_err(|_| "the metrics writer has stopped".to_owned())??;
+        report.samples += samples;
+        report.chunks += chunks;
+        report.dropped_ranges += dropped;
+        self.stats
+            .compaction
+            .sealed_samples
+            .fetch_add(samples, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn raw_chunk(&self, series_id: i64, hour: i64) -> rusqlite::Result<Vec<(i64, f64)>> {
+        let id = chunk_id(series_id, Resolution::Raw, hour);
+        let blob: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached("SELECT data FROM chunks WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        match blob {
+            Some(blob) => codec::decode_raw(&blob).map_err(damaged),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Seals the head rows of one series before `cutoff` into `work`.
+    fn seal_series(
+        &self,
+        series_id: i64,
+        kind: Kind,
+        max_seq: i64,
+        cutoff: i64,
+        work: &mut SealWork,
+    ) -> rusqlite::Result<()> {
+        let rows = chunks::head_points(&self.conn, series_id, 0, cutoff, max_seq)?;
+        let mut fresh: BTreeMap<i64, Vec<(i64, f64)>> = BTreeMap::new();
+        for point in rows {
+            fresh
+                .entry(Resolution::Raw.window_of(point.0))
+                .or_default()
+                .push(point);
+        }
+        let mut hours: BTreeSet<i64> = fresh.keys().copied().collect();
+        // A counter's first rate in the next sealed hour depends on the last reading before
+        // it: when sealing lands before an hour already sealed, that hour is rolled up again.
+        if kind == Kind::Counter {
+            let (_, end) = chunk_range(series_id, Resolution::Raw, i64::MAX);
+            let mut next = self.conn.prepare_cached(
+                "SELECT id FROM chunks WHERE id > ?1 AND id < ?2 ORDER BY id LIMIT 1",
+            )?;
+            for &hour in fresh.keys() {
+                let after = chunk_id(series_id, Resolution::Raw, hour);
+                if let Some(id) = next
+                    .query_row(params![after, end], |r| r.get::<_, i64>(0))
+                    .optional()?
+                {
+                    hours.insert(window_of_id(id, Resolution::Raw));
+                }
+            }
+        }
+        // The newest reading of each hour handled here, for the next one's first rate.
+        let mut lasts: BTreeMap<i64, (i64, f64)> = BTreeMap::new();
+        let mut rolled: BTreeMap<Resolution, BTreeMap<i64, Vec<Rollup>>> = BTreeMap::new();
+        for &hour in &hours {
+            let stored = self.raw_chunk(series_id, hour)?;
+            let points = match fresh.remove(&hour) {
+                Some(new) => {
+                    work.samples += new.len() as u64;
+                    let points = chunks::merge(stored, new);
+                    work.chunks.push((
+                        chunk_id(series_id, Resolution::Raw, hour),
+                        points.len() as i64,
+                        codec::encode_raw(&points),
+                    ));
+                    work.sealed.push((series_id, hour, hour + HOUR_MS));
+                    points
+                }
+                None => stored,
+            };
+            let previous = match lasts.range(..hour).next_back() {
+                Some((&h, &last)) if h == hour - HOUR_MS => Some(last),
+                handled => {
+                    let sealed = chunks::sealed_reading_before(&self.conn, series_id, hour)?;
+                    match (handled.map(|(_, last)| *last), sealed) {
+                        (Some(mine), Some(theirs)) if theirs.0 > mine.0 => Some(theirs),
+                        (Some(mine), _) => Some(mine),
+                        (None, theirs) => theirs,
+                    }
+                }
+            };
+            if let Some(&last) = points.last() {
+                lasts.insert(hour, last);
+            }
+            let values = chunks::series_points(kind, previous, &points);
+            for resolution in Resolution::ROLLUPS {
+                rolled
+                    .entry(resolution)
+                    .or_default()
+                    .insert(hour, chunks::roll_up(&values, resolution.bucket_ms()));
+            }
+        }
+        for (resolution, by_hour) in rolled {
+            let mut windows: BTreeMap<i64, Vec<(i64, Vec<Rollup>)>> = BTreeMap::new();
+            for (hour, points) in by_hour {
+                windows
+                    .entry(resolution.window_of(hour))
+                    .or_default()
+                    .push((hour, points));
+            }
+            for (window, hours) in windows {
+                let id = chunk_id(series_id, resolution, window);
+                let blob: Option<Vec<u8>> = self
+                    .conn
+                    .prepare_cached("SELECT data FROM chunks WHERE id = ?1")?
+                    .query_row([id], |r| r.get(0))
+                    .optional()?;
+                let mut points = match blob {
+                    Some(blob) => codec::decode_rollups(&blob).map_err(damaged)?,
+                    None => Vec::new(),
+                };
+                points.retain(|p| {
+                    !hours
+                        .iter()
+                        .any(|(hour, _)| p.ts >= *hour && p.ts < hour + HOUR_MS)
+                });
+                points.extend(hours.into_iter().flat_map(|(_, p)| p));
+                points.sort_by_key(|p| p.ts);
+                if points.is_empty() {
+                    work.dropped.push((id, id + 1));
+                } else {
+                    work.chunks
+                        .push((id, points.len() as i64, codec::encode_rollups(&points)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops every chunk whose window ended before its resolution's retention.
+    fn enforce_retention(
+        &self,
+        series: &[(i64, Kind)],
+        now: i64,
+        report: &mut PassReport,
+    ) -> Result<(), String> {
+        for batch in series.chunks(DROP_BATCH_SERIES) {
+            let mut work = SealWork::default();
+            for &(series_id, _) in batch {
+                for resolution in Resolution::ALL {
+                    let horizon = self.retention.horizon(resolution, now);
+                    let range =
+                        chunk_range(series_id, resolution, horizon - resolution.window_ms() + 1);
+                    if range.1 > range.0 {
+                        work.dropped.push(range);
+                    }
+                }
+            }
+            self.submit(work, report)?;
+        }
+        Ok(())
+    }
+
+    /// Bytes the file's pages in use take.
+    fn used_bytes(&self) -> rusqlite::Result<u64> {
+        let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let free: i64 = self
+            .conn
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+        let size: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        Ok(((pages - free).max(0) * size) as u64)
+    }
+
+    /// Over the size cap, drops the oldest day of the finest resolution that has data older
+    /// than two days (raw first: the rollups keep the history), and says so in the log.
+    fn enforce_cap(
+        &mut self,
+        series: &[(i64, Kind)],
+        now: i64,
+        report: &mut PassReport,
+    ) -> Result<(), String> {
+        let cap = self.retention.max_bytes;
+        if cap == 0 {
+            return Ok(());
+        }
+        let used = self.used_bytes().map_err(|e| e.to_string())?;
+        if used <= cap {
+            self.capped_to = None;
+            return Ok(());
+        }
+        for resolution in Resolution::ALL {
+            let mut oldest: Option<i64> = None;
+            for &(series_id, _) in series {
+                let (low, high) = chunk_range(series_id, resolution, i64::MAX);
+                let first: Option<i64> = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT id FROM chunks WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT 1",
+                    )
+                    .and_then(|mut s| s.query_row(params![low, high], |r| r.get(0)).optional())
+                    .map_err(|e| e.to_string())?;
+                if let Some(id) = first {
+                    let start = window_of_id(id, resolution);
+                    oldest = Some(oldest.map_or(start, |o: i64| o.min(start)));
+                }
+            }
+            let Some(oldest) = oldest else { continue };
+            if oldest >= now - CAP_KEEPS_MS {
+                continue;
+            }
+            let before = (oldest + DAY_MS).min(now - CAP_KEEPS_MS);
+            let message_key = (resolution, before);
+            if self.capped_to != Some(message_key) {
+                tracing::warn!(
+                    used_mb = used / 1_000_000,
+                    cap_mb = cap / 1_000_000,
+                    resolution = resolution.name(),
+                    before = %rfc3339(before),
+                    "metrics.db is over its size cap: dropping the oldest {} data \
+                     (older rollups keep the history of raw samples).",
+                    resolution.name()
+                );
+                self.capped_to = Some(message_key);
+            }
+            for batch in series.chunks(DROP_BATCH_SERIES) {
+                let mut work = SealWork::default();
+                for &(series_id, _) in batch {
+                    let range = chunk_range(series_id, resolution, before);
+                    work.dropped.push(range);
+                }
+                self.submit(work, report)?;
+            }
+            return Ok(());
+        }
+        if self.capped_to.is_none() {
+            tracing::warn!(
+                used_mb = used / 1_000_000,
+                cap_mb = cap / 1_000_000,
+                "metrics.db is over its size cap but holds nothing older than two days; \
+                 raise metrics_max_size_mb."
+            );
+            self.capped_to = Some((Resolution::Hour, now));
+        }
+        Ok(())
+    }
+}
