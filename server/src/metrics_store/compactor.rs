@@ -22,9 +22,12 @@ use super::chunks::{self, HOUR_MS, Resolution, chunk_id, chunk_range, damaged, w
 use super::codec::{self, Rollup};
 use super::{Job, Kind, Stats, kind_column};
 
-/// An hour is sealed once this much time has passed since its end (late polls still land in
-/// the head; later ones are merged in).
-pub const GRACE_MS: i64 = 5 * 60 * 1_000;
+/// Samples are sealed in 5-minute slices, once this much time has passed since a slice's end
+/// (late polls still land in the head; later ones are merged in). The head so holds the last
+/// few minutes, which keeps what a chart reads row by row small.
+pub const GRACE_MS: i64 = 2 * 60 * 1_000;
+/// Slice of sealing: the head up to a multiple of this is sealed at each pass.
+pub const SLICE_MS: i64 = 5 * 60 * 1_000;
 /// Samples sealed per write handed to the writer.
 pub const SEAL_BATCH_SAMPLES: u64 = 20_000;
 /// Pause between passes when there is nothing left to seal.
@@ -188,7 +191,8 @@ impl Compactor {
         }
     }
 
-    /// One pass at `now` (ms): seals every hour that ended more than [`GRACE_MS`] ago, then
+    /// One pass at `now` (ms): seals every 5-minute slice that ended more than [`GRACE_MS`]
+    /// ago into its hour's chunk (a chunk grows until its hour is over), then
     /// (every 10 minutes, and on the first pass) applies retention and the size cap.
     pub(crate) fn pass(&mut self, now: i64) -> Result<PassReport, String> {
         let lock = self.lock.clone();
@@ -198,7 +202,7 @@ impl Compactor {
         let started = Instant::now();
         let mut report = PassReport::default();
         let max_seq = self.committed_seq.load(Ordering::Acquire);
-        let cutoff = Resolution::Raw.window_of(now - GRACE_MS);
+        let cutoff = (now - GRACE_MS).div_euclid(SLICE_MS) * SLICE_MS;
         let series = self.all_series().map_err(|e| e.to_string())?;
         let mut work = SealWork {
             max_seq,

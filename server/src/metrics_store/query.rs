@@ -198,13 +198,14 @@ pub fn series_buckets(
     if to < raw_horizon_ms {
         end = ceil_to(to, width);
     }
-    // Rollups are complete up to the hour of the series' oldest head row.
+    // Rollups are complete for every bucket before the series' oldest head row (an hour is
+    // rolled up again from its whole chunk each time a slice of it is sealed).
     let unsealed: Option<i64> = conn
         .prepare_cached("SELECT ts FROM head WHERE series_id = ?1 ORDER BY ts LIMIT 1")?
         .query_row([series_id], |r| r.get(0))
         .optional()?;
     if let Some(ts) = unsealed {
-        end = end.min(Resolution::Raw.window_of(ts));
+        end = end.min(ts.div_euclid(width) * width);
     }
     if end <= start {
         return raw(from, to);
