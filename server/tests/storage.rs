@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use plantwatch_server::metrics_store::chunks::Resolution;
+use plantwatch_server::metrics_store::codec::Columns;
 use plantwatch_server::metrics_store::query::series_buckets;
 use plantwatch_server::metrics_store::{Kind, MetricsStore};
 use plantwatch_shared::Client;
@@ -291,9 +292,26 @@ async fn killing_the_server_mid_compaction_loses_and_duplicates_nothing() {
             (Resolution::FiveMinutes, 900_000),
             (Resolution::Hour, 21_600_000),
         ] {
-            let rolled = series_buckets(&conn, id, kind, (from, to), step, resolution, 0).unwrap();
-            let raw =
-                series_buckets(&conn, id, kind, (from, to), step, Resolution::Raw, 0).unwrap();
+            let rolled = series_buckets(
+                &conn,
+                id,
+                kind,
+                (from, to),
+                step,
+                (resolution, Columns::ALL),
+                0,
+            )
+            .unwrap();
+            let raw = series_buckets(
+                &conn,
+                id,
+                kind,
+                (from, to),
+                step,
+                (Resolution::Raw, Columns::ALL),
+                0,
+            )
+            .unwrap();
             assert_eq!(rolled.len(), raw.len(), "{metric} of node {node}");
             for (r, w) in rolled.iter().zip(&raw) {
                 assert_eq!((r.ts, r.count), (w.ts, w.count), "{metric} of node {node}");

@@ -12,7 +12,7 @@
 use rusqlite::{Connection, OptionalExtension as _, params};
 
 use super::Kind;
-use super::codec::{self, CodecError, Rollup};
+use super::codec::{self, CodecError, Columns, Rollup};
 use super::query::counter_increase;
 
 /// A stored resolution.
@@ -230,13 +230,14 @@ pub fn latest(conn: &Connection, series_id: i64) -> rusqlite::Result<Option<(i64
     reading_before(conn, series_id, MAX_TS_MS)
 }
 
-/// Stored rollup points of a series at `resolution` with buckets in `[from, to)` (ms).
+/// Stored rollup points of a series at `resolution` with buckets in `[from, to)` (ms), with
+/// the `columns` asked for (the others read 0).
 pub fn rollup_points(
     conn: &Connection,
     series_id: i64,
     resolution: Resolution,
-    from: i64,
-    to: i64,
+    (from, to): (i64, i64),
+    columns: Columns,
 ) -> rusqlite::Result<Vec<Rollup>> {
     let mut out = Vec::new();
     if to <= from {
@@ -248,7 +249,8 @@ pub fn rollup_points(
         conn.prepare_cached("SELECT data FROM chunks WHERE id >= ?1 AND id < ?2 ORDER BY id")?;
     let mut rows = statement.query(params![low, high])?;
     while let Some(row) = rows.next()? {
-        let points = codec::decode_rollups(row.get_ref(0)?.as_blob()?).map_err(damaged)?;
+        let points =
+            codec::decode_rollup_columns(row.get_ref(0)?.as_blob()?, columns).map_err(damaged)?;
         out.extend(points.into_iter().filter(|p| p.ts >= from && p.ts < to));
     }
     Ok(out)

@@ -61,52 +61,163 @@ pub fn encode_raw(points: &[(i64, f64)]) -> Vec<u8> {
 
 /// Decodes what [`encode_raw`] wrote.
 pub fn decode_raw(blob: &[u8]) -> Result<Vec<(i64, f64)>> {
-    let (mut reader, n) = BitReader::with_header(blob, RAW)?;
+    let (n, at) = header(blob, RAW)?;
+    let mut reader = BitReader::new(&blob[at..]);
     let ts = read_ints(&mut reader, n, 2)?;
     let values = read_floats(&mut reader, n)?;
     Ok(ts.into_iter().zip(values).collect())
 }
 
-/// Encodes rollup points sorted by bucket.
+/// Columns of a rollup chunk a reader may skip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Columns {
+    pub min: bool,
+    pub max: bool,
+    pub sum: bool,
+    pub last: bool,
+}
+
+impl Columns {
+    pub const ALL: Columns = Columns {
+        min: true,
+        max: true,
+        sum: true,
+        last: true,
+    };
+}
+
+/// Encodes rollup points sorted by bucket. Each column is written on its own, after a header
+/// of their byte lengths, so a reader decodes only the ones it needs.
 pub fn encode_rollups(points: &[Rollup]) -> Vec<u8> {
-    let mut out = BitWriter::with_header(ROLLUP, points.len());
-    let ts: Vec<i64> = points.iter().map(|p| p.ts).collect();
-    write_ints(&mut out, &ts, 2);
+    let mut columns: Vec<Vec<u8>> = Vec::with_capacity(6);
+    let mut column = BitWriter::plain();
+    write_ints(
+        &mut column,
+        &points.iter().map(|p| p.ts).collect::<Vec<_>>(),
+        2,
+    );
+    columns.push(column.finish());
+    let mut column = BitWriter::plain();
     let counts: Vec<i64> = points.iter().map(|p| i64::from(p.count)).collect();
-    write_ints(&mut out, &counts, 1);
-    for column in [
+    write_ints(&mut column, &counts, 1);
+    columns.push(column.finish());
+    for field in [
         |p: &Rollup| p.min,
         |p: &Rollup| p.max,
         |p: &Rollup| p.sum,
         |p: &Rollup| p.last,
     ] {
-        let values: Vec<f64> = points.iter().map(column).collect();
-        write_floats(&mut out, &values);
+        let mut column = BitWriter::plain();
+        write_floats(&mut column, &points.iter().map(field).collect::<Vec<_>>());
+        columns.push(column.finish());
     }
-    out.finish()
+    let mut out = BitWriter::with_header(ROLLUP, points.len()).finish();
+    for column in &columns {
+        push_varint(&mut out, column.len() as u64);
+    }
+    for column in columns {
+        out.extend(column);
+    }
+    out
 }
 
 /// Decodes what [`encode_rollups`] wrote.
 pub fn decode_rollups(blob: &[u8]) -> Result<Vec<Rollup>> {
-    let (mut reader, n) = BitReader::with_header(blob, ROLLUP)?;
-    let ts = read_ints(&mut reader, n, 2)?;
-    let counts = read_ints(&mut reader, n, 1)?;
-    let min = read_floats(&mut reader, n)?;
-    let max = read_floats(&mut reader, n)?;
-    let sum = read_floats(&mut reader, n)?;
-    let last = read_floats(&mut reader, n)?;
-    (0..n)
-        .map(|i| {
+    decode_rollup_columns(blob, Columns::ALL)
+}
+
+/// Stores one decoded value into its field.
+type SetField = fn(&mut Rollup, f64);
+
+/// Decodes bucket starts, counts and the `wanted` columns; the others read 0.
+pub fn decode_rollup_columns(blob: &[u8], wanted: Columns) -> Result<Vec<Rollup>> {
+    let (n, mut at) = header(blob, ROLLUP)?;
+    let mut lengths = [0usize; 6];
+    for length in &mut lengths {
+        let (value, next) = varint(blob, at)?;
+        *length = usize::try_from(value).map_err(|_| CodecError("bad length"))?;
+        at = next;
+    }
+    let mut columns: [&[u8]; 6] = [&[]; 6];
+    for (column, length) in columns.iter_mut().zip(lengths) {
+        let end = at.checked_add(length).ok_or(CodecError("bad length"))?;
+        *column = blob.get(at..end).ok_or(CodecError("truncated"))?;
+        at = end;
+    }
+    let ts = read_ints(&mut BitReader::new(columns[0]), n, 2)?;
+    let counts = read_ints(&mut BitReader::new(columns[1]), n, 1)?;
+    let mut out: Vec<Rollup> = ts
+        .into_iter()
+        .zip(counts)
+        .map(|(ts, count)| {
             Ok(Rollup {
-                ts: ts[i],
-                min: min[i],
-                max: max[i],
-                sum: sum[i],
-                count: u32::try_from(counts[i]).map_err(|_| CodecError("bad count"))?,
-                last: last[i],
+                ts,
+                min: 0.0,
+                max: 0.0,
+                sum: 0.0,
+                count: u32::try_from(count).map_err(|_| CodecError("bad count"))?,
+                last: 0.0,
             })
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    let fields: [(bool, SetField); 4] = [
+        (wanted.min, |p, v| p.min = v),
+        (wanted.max, |p, v| p.max = v),
+        (wanted.sum, |p, v| p.sum = v),
+        (wanted.last, |p, v| p.last = v),
+    ];
+    for ((want, set), column) in fields.into_iter().zip(&columns[2..]) {
+        if want {
+            let values = read_floats(&mut BitReader::new(column), n)?;
+            for (point, value) in out.iter_mut().zip(values) {
+                set(point, value);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn push_varint(out: &mut Vec<u8>, mut value: u64) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// A varint at `at`, and the position after it.
+fn varint(blob: &[u8], mut at: usize) -> Result<(u64, usize)> {
+    let (mut value, mut shift) = (0u64, 0);
+    loop {
+        let byte = *blob.get(at).ok_or(CodecError("truncated header"))?;
+        at += 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok((value, at));
+        }
+        shift += 7;
+        if shift > 56 {
+            return Err(CodecError("bad varint"));
+        }
+    }
+}
+
+/// Checks the version byte and reads the point count; the position after them.
+fn header(blob: &[u8], version: u8) -> Result<(usize, usize)> {
+    match blob.first() {
+        Some(v) if *v == version => {}
+        Some(_) => return Err(CodecError("unknown format version")),
+        None => return Err(CodecError("empty")),
+    }
+    let (n, at) = varint(blob, 1)?;
+    if n > MAX_POINTS {
+        return Err(CodecError("count beyond any chunk"));
+    }
+    Ok((n as usize, at))
 }
 
 // ---- value columns ----
@@ -435,6 +546,16 @@ impl BitWriter {
         }
     }
 
+    fn plain() -> BitWriter {
+        BitWriter {
+            buf: Vec::new(),
+            acc: 0,
+            pending: 0,
+            total: 0,
+            counting: false,
+        }
+    }
+
     fn counting() -> BitWriter {
         BitWriter {
             buf: Vec::new(),
@@ -480,64 +601,67 @@ impl BitWriter {
     }
 }
 
+/// Reads bits most significant first through a 64-bit buffer.
 struct BitReader<'a> {
     data: &'a [u8],
-    /// Position in bits.
-    at: usize,
+    /// Next byte to load.
+    next: usize,
+    /// Loaded bits, left-aligned.
+    buffer: u64,
+    loaded: u32,
 }
 
 impl<'a> BitReader<'a> {
-    fn with_header(blob: &'a [u8], version: u8) -> Result<(BitReader<'a>, usize)> {
-        match blob.first() {
-            Some(v) if *v == version => {}
-            Some(_) => return Err(CodecError("unknown format version")),
-            None => return Err(CodecError("empty")),
+    fn new(data: &'a [u8]) -> BitReader<'a> {
+        BitReader {
+            data,
+            next: 0,
+            buffer: 0,
+            loaded: 0,
         }
-        let (mut n, mut shift, mut at) = (0u64, 0, 1);
-        loop {
-            let byte = *blob.get(at).ok_or(CodecError("truncated header"))?;
-            at += 1;
-            n |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                break;
-            }
-            shift += 7;
-            if shift > 35 {
-                return Err(CodecError("bad count"));
-            }
-        }
-        if n > MAX_POINTS {
-            return Err(CodecError("count beyond any chunk"));
-        }
-        Ok((
-            BitReader {
-                data: blob,
-                at: at * 8,
-            },
-            n as usize,
-        ))
     }
 
+    fn refill(&mut self) {
+        if self.loaded <= 56
+            && let Some(bytes) = self.data.get(self.next..self.next + 8)
+        {
+            let word = u64::from_be_bytes(bytes.try_into().unwrap_or([0; 8]));
+            let take = (64 - self.loaded) / 8;
+            // The top `take` bytes of the word, below what is loaded.
+            self.buffer |= (word >> (64 - take * 8)) << (64 - self.loaded - take * 8);
+            self.loaded += take * 8;
+            self.next += take as usize;
+            return;
+        }
+        while self.loaded <= 56 {
+            let Some(&byte) = self.data.get(self.next) else {
+                return;
+            };
+            self.buffer |= u64::from(byte) << (56 - self.loaded);
+            self.loaded += 8;
+            self.next += 1;
+        }
+    }
+
+    /// The next `n` bits (n ≤ 64).
     fn read(&mut self, n: u32) -> Result<u64> {
         if n == 0 {
             return Ok(0);
         }
-        if self.at + n as usize > self.data.len() * 8 {
-            return Err(CodecError("truncated"));
+        if n > 56 {
+            let high = self.read(n - 32)?;
+            return Ok((high << 32) | self.read(32)?);
         }
-        let mut out = 0u128;
-        let mut need = n;
-        while need > 0 {
-            let byte = self.data[self.at / 8];
-            let offset = (self.at % 8) as u32;
-            let available = 8 - offset;
-            let take = available.min(need);
-            let bits = (u32::from(byte) >> (available - take)) & ((1u32 << take) - 1);
-            out = (out << take) | u128::from(bits);
-            need -= take;
-            self.at += take as usize;
+        if self.loaded < n {
+            self.refill();
+            if self.loaded < n {
+                return Err(CodecError("truncated"));
+            }
         }
-        Ok(out as u64)
+        let value = self.buffer >> (64 - n);
+        self.buffer <<= n;
+        self.loaded -= n;
+        Ok(value)
     }
 }
 
@@ -619,6 +743,18 @@ mod tests {
             flipped[i] ^= 0xA5;
             let _ = decode_raw(&flipped);
         }
+    }
+
+    #[test]
+    fn hour_long_chunks_at_one_second_round_trip() {
+        let ints: Vec<(i64, f64)> = (0..3_600)
+            .map(|i| (i * 1_000 + (i * 7) % 3, ((i * 7_919) % 5_000) as f64))
+            .collect();
+        round_trip(&ints);
+        let floats: Vec<(i64, f64)> = (0..3_600)
+            .map(|i| (i * 1_000, (i as f64 * 0.37).sin()))
+            .collect();
+        round_trip(&floats);
     }
 
     proptest! {

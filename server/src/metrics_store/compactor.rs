@@ -357,7 +357,9 @@ impl Compactor {
                         points.len() as i64,
                         codec::encode_raw(&points),
                     ));
-                    work.sealed.push((series_id, hour, hour + HOUR_MS));
+                    // Only what was read: the rest of the hour may be in the head already.
+                    work.sealed
+                        .push((series_id, hour, (hour + HOUR_MS).min(cutoff)));
                     points
                 }
                 None => stored,

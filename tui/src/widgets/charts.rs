@@ -16,12 +16,14 @@ use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragrap
 
 use crate::theme::Theme;
 
-/// The ranges offered, with their keys 1–4.
-pub const RANGES: [(&str, i64); 4] = [
+/// The ranges offered, with their keys 1–6 (30 days and a year read the rollups).
+pub const RANGES: [(&str, i64); 6] = [
     ("1h", 3_600),
     ("6h", 21_600),
     ("24h", 86_400),
     ("7d", 604_800),
+    ("30d", 2_592_000),
+    ("1y", 31_536_000),
 ];
 
 /// What the charts of one node show.
