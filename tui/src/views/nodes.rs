@@ -348,10 +348,12 @@ impl View for NodesView {
             ];
             for (index, (label, _)) in RANGES.iter().enumerate() {
                 let key = char::from(b'1' + index as u8);
-                bindings.push(
-                    Binding::new(&[Key::ch(key)], Action::Range(index), format!("last {label}"))
-                        .footer(label),
-                );
+                // The chart's header lists the ranges with their keys: not repeated below.
+                bindings.push(Binding::new(
+                    &[Key::ch(key)],
+                    Action::Range(index),
+                    format!("last {label}"),
+                ));
             }
             return bindings;
         }
