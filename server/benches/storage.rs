@@ -11,7 +11,9 @@
 //! 4. **compaction**: samples sealed per second and the CPU it takes, for a 3-hour backlog and
 //!    for the steady 5-minute slice.
 //!
-//! `PLANTWATCH_BENCH_DAYS` shortens the 30 days for a quick run.
+//! `PLANTWATCH_BENCH_DAYS` shortens the 30 days for a quick run; `PLANTWATCH_BENCH_DB=FILE`
+//! keeps the data set (and reuses it next time); `PLANTWATCH_BENCH_PARTS=storage` stops after
+//! the queries.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark fails loudly by design.
 
 mod common;
@@ -428,8 +430,6 @@ fn build(path: &Path, plant: &[SeriesModel], chart_node: usize, now: i64, days: 
 // ---- 2: chart queries ----
 
 fn chart_queries(store: &MetricsStore, node_id: i64, series: usize, now: i64) {
-    let conn = store.reader.get().unwrap();
-    let raw_horizon = store.retention.horizon(Resolution::Raw, now);
     println!(
         "\nchart queries for node {node_id} ({series} series), as the console asks (every series, ~120 points, avg), warm cache:"
     );
@@ -441,22 +441,21 @@ fn chart_queries(store: &MetricsStore, node_id: i64, series: usize, now: i64) {
     ] {
         let to = now / 1_000;
         let from = to - span;
-        let plan = query::plan(from, to, Some((span / 120).max(10)), &store.retention, now);
+        let query = query::RangeQuery::new(
+            node_id,
+            None,
+            (from, to),
+            Some((span / 120).max(10)),
+            Aggregation::Avg,
+            &store.retention,
+            now,
+        );
+        let plan = (query.step, query.resolution);
         let mut times = Vec::new();
         let mut points = 0;
         for _ in 0..30 {
             let started = Instant::now();
-            let answer = query::range(
-                &conn,
-                node_id,
-                None,
-                from,
-                to,
-                plan,
-                Aggregation::Avg,
-                raw_horizon,
-            )
-            .unwrap();
+            let answer = query::range_on(&store.reader, &query).unwrap();
             times.push(started.elapsed());
             points = answer.iter().map(|s| s.points.len()).sum::<usize>();
             assert_eq!(answer.len(), series);
@@ -621,9 +620,29 @@ fn main() {
     )
     .unwrap();
 
-    // 1
-    let path = dir.path().join("metrics.db");
-    let built = build(&path, &plant, chart_node, now, days);
+    // 1 (PLANTWATCH_BENCH_DB keeps the data set for the next run, which reuses it)
+    let kept = std::env::var("PLANTWATCH_BENCH_DB")
+        .ok()
+        .map(std::path::PathBuf::from);
+    let path = kept
+        .clone()
+        .unwrap_or_else(|| dir.path().join("metrics.db"));
+    let reuse = kept.is_some() && path.exists();
+    let now = if reuse {
+        let conn = Connection::open(&path).unwrap();
+        conn.query_row("SELECT max(ts) + 1 FROM head", [], |r| r.get(0))
+            .unwrap()
+    } else {
+        now
+    };
+    let built = if reuse {
+        Built {
+            samples: (days * DAY_MS / INTERVAL_MS) as u64 * plant.len() as u64,
+            seconds: 0.0,
+        }
+    } else {
+        build(&path, &plant, chart_node, now, days)
+    };
     let figures = stats::collect(&path).unwrap();
     println!(
         "\ndata set: {days} days of {} series = {:.3} billion samples (+ a year of rollups for node {}), sealed in {:.0} s",
@@ -654,7 +673,12 @@ fn main() {
     .unwrap();
     chart_queries(&store, chart_node as i64 + 1, chart_series, now);
     drop(store);
-    drop(std::fs::remove_file(&path));
+    if kept.is_none() {
+        drop(std::fs::remove_file(&path));
+    }
+    if std::env::var("PLANTWATCH_BENCH_PARTS").is_ok_and(|p| p == "storage") {
+        return;
+    }
 
     // 3, 4
     let runtime = tokio::runtime::Runtime::new().unwrap();

@@ -14,8 +14,7 @@ use plantwatch_shared::api::{
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Authed};
 use crate::db::{self, nodes};
-use crate::metrics_store::chunks::Resolution;
-use crate::metrics_store::query;
+use crate::metrics_store::query::{self, RangeQuery};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -56,29 +55,20 @@ async fn node_metrics(
             "step must be positive",
         ));
     }
-    let now_ms = db::now() * 1_000;
-    let retention = &state.metrics.retention;
-    let (step, resolution) = query::plan(from, to, params.step, retention, now_ms);
-    let raw_horizon = retention.horizon(Resolution::Raw, now_ms);
-    let agg = params.agg.unwrap_or_default();
-    let metric = params.metric.clone();
-    let items = state
-        .metrics
-        .reader
-        .call(move |conn| {
-            query::range(
-                conn,
-                id,
-                metric.as_deref(),
-                from,
-                to,
-                (step, resolution),
-                agg,
-                raw_horizon,
-            )
-            .map_err(db::DbError::from)
-        })
-        .await?;
+    let query = RangeQuery::new(
+        id,
+        params.metric.clone(),
+        (from, to),
+        params.step,
+        params.agg.unwrap_or_default(),
+        &state.metrics.retention,
+        db::now() * 1_000,
+    );
+    let (step, agg) = (query.step, query.agg);
+    let reader = state.metrics.reader.clone();
+    let items = tokio::task::spawn_blocking(move || query::range_on(&reader, &query))
+        .await
+        .map_err(|e| db::DbError::Task(e.to_string()))??;
     Ok(Json(MetricsAnswer {
         node_id: id,
         from,

@@ -12,7 +12,7 @@
 use rusqlite::{Connection, OptionalExtension as _, params};
 
 use super::Kind;
-use super::codec::{self, CodecError, Columns, Rollup};
+use super::codec::{self, CodecError, Columns, Rollup, RollupDecoder};
 use super::query::counter_increase;
 
 /// A stored resolution.
@@ -115,12 +115,25 @@ pub fn raw_points(
     if to <= from {
         return Ok(Vec::new());
     }
+    let mut sealed = sealed_points(conn, series_id, from, to)?;
+    sealed.retain(|(ts, _)| *ts >= from);
+    let head = head_points(conn, series_id, from, to, i64::MAX)?;
+    Ok(merge(sealed, head))
+}
+
+/// Every sealed raw point of the hours overlapping `[from, to)`, up to `to`.
+pub fn sealed_points(
+    conn: &Connection,
+    series_id: i64,
+    from: i64,
+    to: i64,
+) -> rusqlite::Result<Vec<(i64, f64)>> {
     let mut sealed = Vec::new();
-    let low = chunk_id(
-        series_id,
-        Resolution::Raw,
-        Resolution::Raw.window_of(from.max(0)),
-    );
+    if to <= from {
+        return Ok(sealed);
+    }
+    let hour = Resolution::Raw.window_of(from.max(0));
+    let low = chunk_id(series_id, Resolution::Raw, hour);
     let (_, high) = chunk_range(series_id, Resolution::Raw, to);
     let mut statement =
         conn.prepare_cached("SELECT data FROM chunks WHERE id >= ?1 AND id < ?2 ORDER BY id")?;
@@ -128,10 +141,9 @@ pub fn raw_points(
     while let Some(row) = rows.next()? {
         let blob = row.get_ref(0)?.as_blob()?;
         let points = codec::decode_raw(blob).map_err(damaged)?;
-        sealed.extend(points.into_iter().filter(|(ts, _)| *ts >= from && *ts < to));
+        sealed.extend(points.into_iter().filter(|(ts, _)| *ts < to));
     }
-    let head = head_points(conn, series_id, from, to, i64::MAX)?;
-    Ok(merge(sealed, head))
+    Ok(sealed)
 }
 
 /// Head rows of a series in `[from, to)` with `seq <= max_seq`, one per timestamp (the latest
@@ -230,16 +242,17 @@ pub fn latest(conn: &Connection, series_id: i64) -> rusqlite::Result<Option<(i64
     reading_before(conn, series_id, MAX_TS_MS)
 }
 
-/// Stored rollup points of a series at `resolution` with buckets in `[from, to)` (ms), with
-/// the `columns` asked for (the others read 0).
-pub fn rollup_points(
+/// Stored rollup buckets of a series at `resolution` in `[from, to)` (ms), folded into steps
+/// of `step_ms` (a multiple of the resolution), with the `columns` asked for (the others 0).
+pub fn rollup_steps(
     conn: &Connection,
     series_id: i64,
     resolution: Resolution,
     (from, to): (i64, i64),
     columns: Columns,
+    step_ms: i64,
 ) -> rusqlite::Result<Vec<Rollup>> {
-    let mut out = Vec::new();
+    let mut out: Vec<Rollup> = Vec::new();
     if to <= from {
         return Ok(out);
     }
@@ -248,10 +261,29 @@ pub fn rollup_points(
     let mut statement =
         conn.prepare_cached("SELECT data FROM chunks WHERE id >= ?1 AND id < ?2 ORDER BY id")?;
     let mut rows = statement.query(params![low, high])?;
+    let mut decoder = RollupDecoder::default();
+    // The step being filled ends here: one division per step, not per bucket.
+    let mut step_end = i64::MIN;
     while let Some(row) = rows.next()? {
-        let points =
-            codec::decode_rollup_columns(row.get_ref(0)?.as_blob()?, columns).map_err(damaged)?;
-        out.extend(points.into_iter().filter(|p| p.ts >= from && p.ts < to));
+        let points = decoder
+            .decode(row.get_ref(0)?.as_blob()?, columns)
+            .map_err(damaged)?;
+        for point in points {
+            if point.ts < from || point.ts >= to {
+                continue;
+            }
+            match out.last_mut() {
+                Some(last) if point.ts < step_end => last.absorb(point),
+                _ => {
+                    let start = point.ts.div_euclid(step_ms) * step_ms;
+                    step_end = start + step_ms;
+                    out.push(Rollup {
+                        ts: start,
+                        ..*point
+                    });
+                }
+            }
+        }
     }
     Ok(out)
 }

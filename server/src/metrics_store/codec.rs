@@ -126,56 +126,75 @@ pub fn decode_rollups(blob: &[u8]) -> Result<Vec<Rollup>> {
     decode_rollup_columns(blob, Columns::ALL)
 }
 
-/// Stores one decoded value into its field.
-type SetField = fn(&mut Rollup, f64);
-
 /// Decodes bucket starts, counts and the `wanted` columns; the others read 0.
 pub fn decode_rollup_columns(blob: &[u8], wanted: Columns) -> Result<Vec<Rollup>> {
-    let (n, mut at) = header(blob, ROLLUP)?;
-    let mut lengths = [0usize; 6];
-    for length in &mut lengths {
-        let (value, next) = varint(blob, at)?;
-        *length = usize::try_from(value).map_err(|_| CodecError("bad length"))?;
-        at = next;
-    }
-    let mut columns: [&[u8]; 6] = [&[]; 6];
-    for (column, length) in columns.iter_mut().zip(lengths) {
-        let end = at.checked_add(length).ok_or(CodecError("bad length"))?;
-        *column = blob.get(at..end).ok_or(CodecError("truncated"))?;
-        at = end;
-    }
-    let ts = read_ints(&mut BitReader::new(columns[0]), n, 2)?;
-    let counts = read_ints(&mut BitReader::new(columns[1]), n, 1)?;
-    let mut out: Vec<Rollup> = ts
-        .into_iter()
-        .zip(counts)
-        .map(|(ts, count)| {
-            Ok(Rollup {
-                ts,
-                min: 0.0,
-                max: 0.0,
-                sum: 0.0,
-                count: u32::try_from(count).map_err(|_| CodecError("bad count"))?,
-                last: 0.0,
-            })
-        })
-        .collect::<Result<_>>()?;
-    let fields: [(bool, SetField); 4] = [
-        (wanted.min, |p, v| p.min = v),
-        (wanted.max, |p, v| p.max = v),
-        (wanted.sum, |p, v| p.sum = v),
-        (wanted.last, |p, v| p.last = v),
-    ];
-    for ((want, set), column) in fields.into_iter().zip(&columns[2..]) {
-        if want {
-            let values = read_floats(&mut BitReader::new(column), n)?;
-            for (point, value) in out.iter_mut().zip(values) {
-                set(point, value);
+    Ok(RollupDecoder::default().decode(blob, wanted)?.to_vec())
+}
+
+/// Decodes rollup chunks one after the other into buffers it keeps (a long query decodes
+/// thousands).
+#[derive(Debug, Default)]
+pub struct RollupDecoder {
+    points: Vec<Rollup>,
+    ints: Vec<i64>,
+    floats: Vec<f64>,
+}
+
+impl RollupDecoder {
+    /// Bucket starts, counts and the `wanted` columns of `blob`; the others read 0.
+    pub fn decode(&mut self, blob: &[u8], wanted: Columns) -> Result<&[Rollup]> {
+        let (n, mut at) = header(blob, ROLLUP)?;
+        let mut lengths = [0usize; 6];
+        for length in &mut lengths {
+            let (value, next) = varint(blob, at)?;
+            *length = usize::try_from(value).map_err(|_| CodecError("bad length"))?;
+            at = next;
+        }
+        let mut columns: [&[u8]; 6] = [&[]; 6];
+        for (column, length) in columns.iter_mut().zip(lengths) {
+            let end = at.checked_add(length).ok_or(CodecError("bad length"))?;
+            *column = blob.get(at..end).ok_or(CodecError("truncated"))?;
+            at = end;
+        }
+        self.points.clear();
+        read_ints_into(&mut BitReader::new(columns[0]), n, 2, &mut self.ints)?;
+        self.points.extend(self.ints.iter().map(|&ts| Rollup {
+            ts,
+            min: 0.0,
+            max: 0.0,
+            sum: 0.0,
+            count: 0,
+            last: 0.0,
+        }));
+        read_ints_into(&mut BitReader::new(columns[1]), n, 1, &mut self.ints)?;
+        for (point, &count) in self.points.iter_mut().zip(&self.ints) {
+            point.count = u32::try_from(count).map_err(|_| CodecError("bad count"))?;
+        }
+        let fields: [(bool, SetField); 4] = [
+            (wanted.min, |p, v| p.min = v),
+            (wanted.max, |p, v| p.max = v),
+            (wanted.sum, |p, v| p.sum = v),
+            (wanted.last, |p, v| p.last = v),
+        ];
+        for ((want, set), column) in fields.into_iter().zip(&columns[2..]) {
+            if want {
+                read_floats_into(
+                    &mut BitReader::new(column),
+                    n,
+                    &mut self.floats,
+                    &mut self.ints,
+                )?;
+                for (point, &value) in self.points.iter_mut().zip(&self.floats) {
+                    set(point, value);
+                }
             }
         }
+        Ok(&self.points)
     }
-    Ok(out)
 }
+
+/// Stores one decoded value into its field.
+type SetField = fn(&mut Rollup, f64);
 
 fn push_varint(out: &mut Vec<u8>, mut value: u64) {
     loop {
@@ -255,14 +274,32 @@ fn write_floats(out: &mut BitWriter, values: &[f64]) {
 }
 
 fn read_floats(reader: &mut BitReader<'_>, n: usize) -> Result<Vec<f64>> {
+    let (mut out, mut ints) = (Vec::new(), Vec::new());
+    read_floats_into(reader, n, &mut out, &mut ints)?;
+    Ok(out)
+}
+
+/// Reads `n` values into `out`, with `ints` as scratch.
+fn read_floats_into(
+    reader: &mut BitReader<'_>,
+    n: usize,
+    out: &mut Vec<f64>,
+    ints: &mut Vec<i64>,
+) -> Result<()> {
+    out.clear();
     if reader.read(1)? == MODE_XOR {
-        return read_xor(reader, n);
+        return read_xor_into(reader, n, out);
     }
     let scale = *SCALES
         .get(reader.read(3)? as usize)
         .ok_or(CodecError("bad scale"))?;
-    let ints = read_ints(reader, n, 0)?;
-    Ok(ints.into_iter().map(|x| x as f64 / scale).collect())
+    read_ints_into(reader, n, 0, ints)?;
+    if scale == 1.0 {
+        out.extend(ints.iter().map(|&x| x as f64));
+    } else {
+        out.extend(ints.iter().map(|&x| x as f64 / scale));
+    }
+    Ok(())
 }
 
 /// The smallest decimal scale at which every value is an integer that converts back to exactly
@@ -326,19 +363,19 @@ fn write_xor(out: &mut BitWriter, values: &[f64]) {
     }
 }
 
-fn read_xor(reader: &mut BitReader<'_>, n: usize) -> Result<Vec<f64>> {
-    let mut out = Vec::with_capacity(n.min(4_096));
+fn read_xor_into(reader: &mut BitReader<'_>, n: usize, out: &mut Vec<f64>) -> Result<()> {
+    out.reserve(n.min(4_096));
     if n == 0 {
-        return Ok(out);
+        return Ok(());
     }
     let mut previous = reader.read(64)?;
     out.push(f64::from_bits(previous));
     let (mut leading, mut trailing) = (u32::MAX, 0u32);
     for _ in 1..n {
-        if reader.read(1)? == 1 {
-            if reader.read(1)? == 1 {
-                leading = reader.read(6)? as u32;
-                let length = reader.read(6)? as u32 + 1;
+        if reader.read_short(1)? == 1 {
+            if reader.read_short(1)? == 1 {
+                leading = reader.read_short(6)? as u32;
+                let length = reader.read_short(6)? as u32 + 1;
                 if leading + length > 64 {
                     return Err(CodecError("bad XOR window"));
                 }
@@ -351,7 +388,7 @@ fn read_xor(reader: &mut BitReader<'_>, n: usize) -> Result<Vec<f64>> {
         }
         out.push(f64::from_bits(previous));
     }
-    Ok(out)
+    Ok(())
 }
 
 // ---- integer columns ----
@@ -456,14 +493,27 @@ fn write_ints(out: &mut BitWriter, ints: &[i64], order: u8) {
 
 /// Reads `n` integers; `order` 0 means the order is in the stream (value columns).
 fn read_ints(reader: &mut BitReader<'_>, n: usize, order: u8) -> Result<Vec<i64>> {
-    let mut out = Vec::with_capacity(n.min(4_096));
+    let mut out = Vec::new();
+    read_ints_into(reader, n, order, &mut out)?;
+    Ok(out)
+}
+
+/// [`read_ints`] into `out`.
+fn read_ints_into(
+    reader: &mut BitReader<'_>,
+    n: usize,
+    order: u8,
+    out: &mut Vec<i64>,
+) -> Result<()> {
+    out.clear();
+    out.reserve(n.min(4_096));
     if n == 0 {
-        return Ok(out);
+        return Ok(());
     }
     let first = reader.read(64)? as i64;
     out.push(first);
     if n == 1 {
-        return Ok(out);
+        return Ok(());
     }
     let stored_order = reader.read(1)? as u8 + 1;
     if order != 0 && stored_order != order {
@@ -492,7 +542,11 @@ fn read_ints(reader: &mut BitReader<'_>, n: usize, order: u8) -> Result<Vec<i64>
         let residual = if width == 0 {
             0
         } else {
-            let r = reader.read(width)?;
+            let r = if width <= 56 {
+                reader.read_short(width)?
+            } else {
+                reader.read(width)?
+            };
             if r == escape {
                 let length = reader.read(6)? as u32 + 1;
                 reader.read(length)?
@@ -509,7 +563,7 @@ fn read_ints(reader: &mut BitReader<'_>, n: usize, order: u8) -> Result<Vec<i64>
         value = value.wrapping_add(delta);
         out.push(value);
     }
-    Ok(out)
+    Ok(())
 }
 
 // ---- bits ----
@@ -643,7 +697,23 @@ impl<'a> BitReader<'a> {
         }
     }
 
+    /// The next `n` bits, 1 ≤ n ≤ 56 (the hot path of every column).
+    #[inline(always)]
+    fn read_short(&mut self, n: u32) -> Result<u64> {
+        if self.loaded < n {
+            self.refill();
+            if self.loaded < n {
+                return Err(CodecError("truncated"));
+            }
+        }
+        let value = self.buffer >> (64 - n);
+        self.buffer <<= n;
+        self.loaded -= n;
+        Ok(value)
+    }
+
     /// The next `n` bits (n ≤ 64).
+    #[inline]
     fn read(&mut self, n: u32) -> Result<u64> {
         if n == 0 {
             return Ok(0);

@@ -5,11 +5,12 @@ use plantwatch_shared::api::{
     Aggregation, MAX_POINTS_PER_SERIES, MAX_SERIES_PER_QUERY, MetricSeries, SeriesInfo, SeriesKind,
     tags_from_canonical,
 };
-use rusqlite::{Connection, OptionalExtension as _, params};
+use rusqlite::{Connection, params};
 
 use super::chunks::{self, Resolution};
 use super::codec::{Columns, Rollup};
 use super::{Kind, Retention, kind_column};
+use crate::db::{Db, DbError};
 
 /// Increase of a counter between two readings. A decrease is a 64-bit wrap when the previous
 /// reading was in the top half of the 64-bit range, otherwise a reset (device reboot, agent
@@ -122,41 +123,128 @@ pub fn plan(
     (step, resolution)
 }
 
-/// Series of `node_id` matching `metric` over `[from, to]` (UNIX seconds, `to` inclusive) in
-/// steps of `step` seconds, read at `resolution` (see [`plan`]).
-#[allow(clippy::too_many_arguments)]
-pub fn range(
-    conn: &Connection,
-    node_id: i64,
-    metric: Option<&str>,
-    from: i64,
-    to: i64,
-    (step, resolution): (i64, Resolution),
-    agg: Aggregation,
-    raw_horizon_ms: i64,
-) -> rusqlite::Result<Vec<MetricSeries>> {
-    let mut out = Vec::new();
-    for series in node_series(conn, node_id, metric)? {
+/// A range query: a node's series matching `metric` over `[from, to]` (UNIX seconds, `to`
+/// inclusive) in steps of `step` seconds, read at `resolution` (see [`plan`]).
+#[derive(Debug, Clone)]
+pub struct RangeQuery {
+    pub node_id: i64,
+    pub metric: Option<String>,
+    pub from: i64,
+    pub to: i64,
+    pub step: i64,
+    pub resolution: Resolution,
+    pub agg: Aggregation,
+    /// Oldest raw sample retention keeps (ms).
+    pub raw_horizon_ms: i64,
+}
+
+impl RangeQuery {
+    /// The query for a caller's range and step, planned against `retention` at `now_ms`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        node_id: i64,
+        metric: Option<String>,
+        (from, to): (i64, i64),
+        asked_step: Option<i64>,
+        agg: Aggregation,
+        retention: &Retention,
+        now_ms: i64,
+    ) -> RangeQuery {
+        let (step, resolution) = plan(from, to, asked_step, retention, now_ms);
+        RangeQuery {
+            node_id,
+            metric,
+            from,
+            to,
+            step,
+            resolution,
+            agg,
+            raw_horizon_ms: retention.horizon(Resolution::Raw, now_ms),
+        }
+    }
+
+    fn series(&self, conn: &Connection, series: SeriesRow) -> rusqlite::Result<MetricSeries> {
         let buckets = series_buckets(
             conn,
             series.id,
             series.kind,
-            (from * 1_000, (to + 1) * 1_000),
-            step * 1_000,
-            (resolution, columns_for(agg)),
-            raw_horizon_ms,
+            (self.from * 1_000, (self.to + 1) * 1_000),
+            self.step * 1_000,
+            (self.resolution, columns_for(self.agg)),
+            self.raw_horizon_ms,
         )?;
-        out.push(MetricSeries {
+        Ok(MetricSeries {
             metric: series.metric,
             tags: tags_from_canonical(&series.tags),
             kind: wire_kind(series.kind),
             points: buckets
                 .iter()
-                .map(|b| (b.ts.div_euclid(1_000), value_of(b, agg)))
+                .map(|b| (b.ts.div_euclid(1_000), value_of(b, self.agg)))
                 .collect(),
-        });
+        })
     }
-    Ok(out)
+}
+
+/// Answers `query` on one connection.
+pub fn range(conn: &Connection, query: &RangeQuery) -> rusqlite::Result<Vec<MetricSeries>> {
+    node_series(conn, query.node_id, query.metric.as_deref())?
+        .into_iter()
+        .map(|series| query.series(conn, series))
+        .collect()
+}
+
+/// Series per thread below which a query is not split.
+const SERIES_PER_THREAD: usize = 32;
+
+/// Answers `query` with the series split over as many pooled connections as there are cores
+/// (at most 4): a chart of a large switch reads hundreds of series. Blocking: call it from a
+/// blocking thread.
+pub fn range_on(db: &Db, query: &RangeQuery) -> Result<Vec<MetricSeries>, DbError> {
+    let conn = db.get()?;
+    let series = node_series(&conn, query.node_id, query.metric.as_deref())?;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4)
+        .min(series.len() / SERIES_PER_THREAD)
+        .max(1);
+    if threads == 1 {
+        return Ok(series
+            .into_iter()
+            .map(|s| query.series(&conn, s))
+            .collect::<rusqlite::Result<_>>()?);
+    }
+    let per_part = series.len().div_ceil(threads);
+    let mut parts: Vec<Vec<SeriesRow>> = Vec::with_capacity(threads);
+    let mut rest = series.into_iter();
+    for _ in 0..threads {
+        parts.push(rest.by_ref().take(per_part).collect());
+    }
+    let mut parts = parts.into_iter();
+    let mine = parts.next().unwrap_or_default();
+    std::thread::scope(|scope| {
+        let others: Vec<_> = parts
+            .map(|part| {
+                scope.spawn(move || -> Result<Vec<MetricSeries>, DbError> {
+                    let conn = db.get()?;
+                    Ok(part
+                        .into_iter()
+                        .map(|s| query.series(&conn, s))
+                        .collect::<rusqlite::Result<_>>()?)
+                })
+            })
+            .collect();
+        let mut out: Vec<MetricSeries> = mine
+            .into_iter()
+            .map(|s| query.series(&conn, s))
+            .collect::<rusqlite::Result<_>>()?;
+        for handle in others {
+            let part = handle
+                .join()
+                .map_err(|_| DbError::Task("a query thread panicked".into()))??;
+            out.extend(part);
+        }
+        Ok(out)
+    })
 }
 
 /// One series over `[from, to)` (ms) in steps of `step_ms`: raw samples where the range cuts
@@ -171,15 +259,12 @@ pub fn series_buckets(
     (resolution, columns): (Resolution, Columns),
     raw_horizon_ms: i64,
 ) -> rusqlite::Result<Vec<Rollup>> {
+    let reader = RawReader::new(conn, series_id)?;
     let raw = |lo: i64, hi: i64| -> rusqlite::Result<Vec<Rollup>> {
         if hi <= lo {
             return Ok(Vec::new());
         }
-        let points = chunks::raw_points(conn, series_id, lo, hi)?;
-        let previous = match kind {
-            Kind::Counter => chunks::reading_before(conn, series_id, lo)?,
-            Kind::Gauge => None,
-        };
+        let (previous, points) = reader.points(lo, hi, kind == Kind::Counter)?;
         Ok(chunks::roll_up(
             &chunks::series_points(kind, previous, &points),
             step_ms,
@@ -200,31 +285,68 @@ pub fn series_buckets(
     }
     // Rollups are complete for every bucket before the series' oldest head row (an hour is
     // rolled up again from its whole chunk each time a slice of it is sealed).
-    let unsealed: Option<i64> = conn
-        .prepare_cached("SELECT ts FROM head WHERE series_id = ?1 ORDER BY ts LIMIT 1")?
-        .query_row([series_id], |r| r.get(0))
-        .optional()?;
-    if let Some(ts) = unsealed {
+    if let Some(&(ts, _)) = reader.head.first() {
         end = end.min(ts.div_euclid(width) * width);
     }
     if end <= start {
         return raw(from, to);
     }
     let mut out = raw(from, start.min(to))?;
-    let mut stored: Vec<Rollup> = Vec::new();
-    for point in chunks::rollup_points(conn, series_id, resolution, (start, end), columns)? {
-        let bucket = point.ts.div_euclid(step_ms) * step_ms;
-        match stored.last_mut() {
-            Some(last) if last.ts == bucket => last.absorb(&point),
-            _ => stored.push(Rollup {
-                ts: bucket,
-                ..point
-            }),
-        }
-    }
+    let stored = chunks::rollup_steps(conn, series_id, resolution, (start, end), columns, step_ms)?;
     append(&mut out, stored);
     append(&mut out, raw(end.max(from), to)?);
     Ok(out)
+}
+
+/// A series' raw samples as one query reads them: its head rows once, chunks by the hour.
+struct RawReader<'c> {
+    conn: &'c Connection,
+    series_id: i64,
+    /// The head, one point per timestamp, in time order.
+    head: Vec<(i64, f64)>,
+}
+
+impl<'c> RawReader<'c> {
+    fn new(conn: &'c Connection, series_id: i64) -> rusqlite::Result<RawReader<'c>> {
+        let head = chunks::head_points(conn, series_id, 0, chunks::MAX_TS_MS, i64::MAX)?;
+        Ok(RawReader {
+            conn,
+            series_id,
+            head,
+        })
+    }
+
+    /// Points in `[lo, hi)` and, when asked, the reading before `lo` (a counter's first rate).
+    #[allow(clippy::type_complexity)]
+    fn points(
+        &self,
+        lo: i64,
+        hi: i64,
+        previous: bool,
+    ) -> rusqlite::Result<(Option<(i64, f64)>, Vec<(i64, f64)>)> {
+        // Whole hours are decoded anyway: the part before `lo` usually holds the reading
+        // before it.
+        let hour = Resolution::Raw.window_of(lo.max(0));
+        let sealed = chunks::sealed_points(self.conn, self.series_id, hour, hi)?;
+        let head_from = self.head.partition_point(|(ts, _)| *ts < hour);
+        let head_to = self.head.partition_point(|(ts, _)| *ts < hi);
+        let all = chunks::merge(sealed, self.head[head_from..head_to].to_vec());
+        let first = all.partition_point(|(ts, _)| *ts < lo);
+        let before = match (previous, first) {
+            (false, _) => None,
+            (true, 0) => {
+                let head = self.head[..head_from].last().copied();
+                let sealed = chunks::sealed_reading_before(self.conn, self.series_id, hour)?;
+                match (head, sealed) {
+                    (Some(h), Some(s)) if s.0 > h.0 => Some(s),
+                    (Some(h), _) => Some(h),
+                    (None, s) => s,
+                }
+            }
+            (true, at) => Some(all[at - 1]),
+        };
+        Ok((before, all[first..].to_vec()))
+    }
 }
 
 /// `value` rounded up to a multiple of `width` (> 0).
@@ -555,7 +677,6 @@ mod tests {
             }
         });
         let conn = store.reader.get().unwrap();
-        let raw_horizon = store.retention.horizon(Resolution::Raw, NOW);
         for _ in 0..40 {
             let from = (NOW - SPAN - 3_600_000 + rng.random_range(0..SPAN + 3_600_000)) / 1_000;
             let to = from + rng.random_range(1..(NOW / 1_000 - from + 3_600).max(2));
@@ -575,8 +696,9 @@ mod tests {
                 Aggregation::Sum,
                 Aggregation::Last,
             ][rng.random_range(0..5)];
-            let plan = plan(from, to, asked, &store.retention, NOW);
-            let answer = range(&conn, 1, None, from, to, plan, agg, raw_horizon).unwrap();
+            let query = RangeQuery::new(1, None, (from, to), asked, agg, &store.retention, NOW);
+            let plan = (query.step, query.resolution);
+            let answer = range(&conn, &query).unwrap();
             assert_eq!(answer.len(), series.len());
             for (index, (metric, kind)) in series.iter().enumerate() {
                 let got = &answer.iter().find(|s| s.metric == *metric).unwrap().points;
@@ -619,6 +741,63 @@ mod tests {
         fn queries_answer_like_a_naive_scan_of_every_sample(seed in any::<u64>()) {
             store_answers_like_the_reference(seed);
         }
+    }
+
+    #[test]
+    fn a_query_split_over_threads_answers_like_one_connection() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetricsStore::open_with(
+            &dir.path().join("metrics.db"),
+            StoreOptions {
+                background_compaction: false,
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap();
+        let samples: Vec<Sample> = (0..150)
+            .flat_map(|i| {
+                let key = Arc::new(SeriesKey {
+                    node_id: 1,
+                    metric: format!("m.s{i:03}_total"),
+                    tags: String::new(),
+                });
+                (0..60).map(move |k| Sample {
+                    key: key.clone(),
+                    ts_ms: NOW - 3_600_000 + k * 60_000,
+                    value: (k * i) as f64,
+                })
+            })
+            .collect();
+        runtime.block_on(async {
+            store
+                .write(Batch {
+                    component_id: 1,
+                    batch_id: None,
+                    lines: samples.len(),
+                    samples,
+                })
+                .await
+                .unwrap();
+            store.compact(NOW).await.unwrap();
+        });
+        let query = RangeQuery::new(
+            1,
+            None,
+            ((NOW - 3_600_000) / 1_000, NOW / 1_000),
+            Some(300),
+            Aggregation::Avg,
+            &store.retention,
+            NOW,
+        );
+        let split = range_on(&store.reader, &query).unwrap();
+        let one = range(&store.reader.get().unwrap(), &query).unwrap();
+        assert_eq!(split.len(), 150);
+        assert_eq!(split, one);
+        assert!(split.windows(2).all(|w| w[0].metric < w[1].metric));
     }
 
     #[test]
