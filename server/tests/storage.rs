@@ -270,6 +270,33 @@ async fn killing_the_server_mid_compaction_loses_and_duplicates_nothing() {
     terminate(&mut server.child);
     check_exactly_once(&data, &truth, i64::MAX);
 
+    // What `metrics stats` says of it.
+    let stats = |json: bool| {
+        let mut command = std::process::Command::new(SERVER);
+        command.args(["metrics", "stats", "--data-dir"]).arg(&data);
+        if json {
+            command.arg("--json");
+        }
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let figures: serde_json::Value = serde_json::from_str(&stats(true)).unwrap();
+    let samples: usize = truth.values().map(Vec::len).sum();
+    assert_eq!(figures["series"], truth.len());
+    assert_eq!(figures["samples"], samples);
+    assert_eq!(figures["levels"][0]["resolution"], "raw");
+    assert_eq!(figures["levels"][0]["points"], samples);
+    assert_eq!(figures["levels"][1]["points"], truth.len() * 24 * 12);
+    let per_sample = figures["bytes_per_sample"].as_f64().unwrap();
+    assert!(per_sample > 0.5 && per_sample < 8.0, "{per_sample}");
+    let table = stats(false);
+    assert!(
+        table.contains(&format!("samples            {samples}")),
+        "{table}"
+    );
+    assert!(table.contains("bytes per sample"), "{table}");
+
     // The rollups built across the kills answer what the raw samples answer.
     let store = MetricsStore::open(&data.join("metrics.db")).unwrap();
     let conn = store.reader.get().unwrap();

@@ -76,6 +76,14 @@ impl Retention {
     }
 }
 
+/// What the size cap did last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CapState {
+    Dropping(Resolution, i64),
+    /// Over the cap with nothing it may drop.
+    Stuck,
+}
+
 /// What one write of the compactor changes.
 #[derive(Debug, Default)]
 pub struct SealWork {
@@ -117,8 +125,8 @@ pub(crate) struct Compactor {
     /// One pass at a time, whoever runs it.
     lock: Arc<Mutex<()>>,
     retention_at: Option<Instant>,
-    /// The last size-cap message, so it is logged once per drop.
-    capped_to: Option<(Resolution, i64)>,
+    /// What the size cap last logged, so each drop is logged once.
+    cap_state: Option<CapState>,
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -151,7 +159,7 @@ impl Compactor {
             stats,
             lock,
             retention_at: None,
-            capped_to: None,
+            cap_state: None,
         })
     }
 
@@ -471,10 +479,12 @@ impl Compactor {
         }
         let used = self.used_bytes().map_err(|e| e.to_string())?;
         if used <= cap {
-            self.capped_to = None;
+            self.cap_state = None;
             return Ok(());
         }
+        let keep_from = now - CAP_KEEPS_MS;
         for resolution in Resolution::ALL {
+            let window = resolution.window_ms();
             let mut oldest: Option<i64> = None;
             for &(series_id, _) in series {
                 let (low, high) = chunk_range(series_id, resolution, i64::MAX);
@@ -490,43 +500,208 @@ impl Compactor {
                     oldest = Some(oldest.map_or(start, |o: i64| o.min(start)));
                 }
             }
-            let Some(oldest) = oldest else { continue };
-            if oldest >= now - CAP_KEEPS_MS {
+            // Whole chunks only, and none reaching into the last two days.
+            let Some(oldest) = oldest.filter(|o| o + window <= keep_from) else {
                 continue;
-            }
-            let before = (oldest + DAY_MS).min(now - CAP_KEEPS_MS);
-            let message_key = (resolution, before);
-            if self.capped_to != Some(message_key) {
+            };
+            let before = (oldest + DAY_MS.max(window)).min(keep_from - window + 1);
+            let message = CapState::Dropping(resolution, before);
+            if self.cap_state != Some(message) {
+                let kept = if resolution == Resolution::Raw {
+                    " (the rollups keep their history)"
+                } else {
+                    ""
+                };
                 tracing::warn!(
                     used_mb = used / 1_000_000,
                     cap_mb = cap / 1_000_000,
                     resolution = resolution.name(),
                     before = %rfc3339(before),
-                    "metrics.db is over its size cap: dropping the oldest {} data \
-                     (older rollups keep the history of raw samples).",
-                    resolution.name()
+                    "metrics.db is over its size cap: dropping {} data older than {}{kept}.",
+                    resolution.name(),
+                    rfc3339(before)
                 );
-                self.capped_to = Some(message_key);
+                self.cap_state = Some(message);
             }
             for batch in series.chunks(DROP_BATCH_SERIES) {
                 let mut work = SealWork::default();
                 for &(series_id, _) in batch {
-                    let range = chunk_range(series_id, resolution, before);
-                    work.dropped.push(range);
+                    work.dropped
+                        .push(chunk_range(series_id, resolution, before));
                 }
                 self.submit(work, report)?;
             }
             return Ok(());
         }
-        if self.capped_to.is_none() {
+        if self.cap_state != Some(CapState::Stuck) {
             tracing::warn!(
                 used_mb = used / 1_000_000,
                 cap_mb = cap / 1_000_000,
-                "metrics.db is over its size cap but holds nothing older than two days; \
+                "metrics.db is over its size cap but holds nothing older than two days to drop; \
                  raise metrics_max_size_mb."
             );
-            self.capped_to = Some((Resolution::Hour, now));
+            self.cap_state = Some(CapState::Stuck);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::metrics_store::stats;
+    use crate::metrics_store::{Batch, MetricsStore, Sample, SeriesKey, StoreOptions};
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    /// A store holding `days` of one gauge and one counter every minute, up to `NOW`.
+    fn store_with(retention: Retention, days: i64) -> (tempfile::TempDir, MetricsStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetricsStore::open_with(
+            &dir.path().join("metrics.db"),
+            StoreOptions {
+                retention,
+                background_compaction: false,
+            },
+        )
+        .unwrap();
+        let keys = ["m.level", "m.octets_total"].map(|metric| {
+            Arc::new(SeriesKey {
+                node_id: 1,
+                metric: metric.into(),
+                tags: String::new(),
+            })
+        });
+        let samples: Vec<Sample> = (0..days * 24 * 60)
+            .flat_map(|k| {
+                let ts = NOW - days * DAY_MS + k * 60_000;
+                keys.iter().map(move |key| Sample {
+                    key: key.clone(),
+                    ts_ms: ts,
+                    value: (k % 97) as f64 * 1_000.0 + k as f64,
+                })
+            })
+            .collect();
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(store.write(Batch {
+                component_id: 1,
+                batch_id: None,
+                lines: samples.len(),
+                samples,
+            }))
+            .unwrap();
+        (dir, store)
+    }
+
+    fn levels(dir: &tempfile::TempDir) -> Vec<stats::Level> {
+        stats::collect(&dir.path().join("metrics.db"))
+            .unwrap()
+            .levels
+    }
+
+    #[test]
+    fn retention_drops_whole_chunks_per_resolution() {
+        let retention = Retention {
+            raw_days: 2,
+            five_minute_days: 4,
+            hour_days: 30,
+            max_bytes: 0,
+        };
+        let (dir, store) = store_with(retention, 6);
+        let mut compactor = store.compactor().unwrap();
+        let report = compactor.pass(NOW).unwrap();
+        assert!(
+            report.samples > 0 && report.dropped_ranges > 0,
+            "{report:?}"
+        );
+        let [raw, five, hour] = <[stats::Level; 3]>::try_from(levels(&dir)).unwrap();
+        // Whole chunks only: the oldest kept window ends after the horizon.
+        let horizon = |days: i64| (NOW - days * DAY_MS) / 1_000;
+        let oldest = |level: &stats::Level, window: i64| level.oldest.unwrap() + window / 1_000;
+        assert!(oldest(&raw, HOUR_MS) > horizon(2), "{raw:?}");
+        assert!(raw.oldest.unwrap() <= horizon(2), "{raw:?}");
+        assert!(oldest(&five, DAY_MS) > horizon(4), "{five:?}");
+        assert!(five.oldest.unwrap() <= horizon(4), "{five:?}");
+        assert!(hour.oldest.unwrap() <= horizon(6), "{hour:?}");
+        // An old range is answered from the rollups that are left.
+        let conn = store.reader.get().unwrap();
+        let query = crate::metrics_store::query::RangeQuery::new(
+            1,
+            Some("m.level".into()),
+            (horizon(5), horizon(5) + 3_599),
+            Some(60),
+            plantwatch_shared::api::Aggregation::Max,
+            &store.retention,
+            NOW,
+        );
+        assert_eq!(query.resolution, Resolution::Hour);
+        let answer = crate::metrics_store::query::range(&conn, &query).unwrap();
+        assert_eq!(answer[0].points.len(), 1, "{answer:?}");
+    }
+
+    /// Log lines written while `f` runs on this thread.
+    fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
+        #[derive(Clone, Default)]
+        struct Lines(Arc<Mutex<Vec<u8>>>);
+        impl Write for Lines {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let out = tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        (out, text)
+    }
+
+    #[test]
+    fn over_the_size_cap_the_oldest_raw_day_goes_first_and_the_log_says_so() {
+        let retention = Retention {
+            max_bytes: 1,
+            ..Retention::default()
+        };
+        let (dir, store) = store_with(retention, 5);
+        let mut compactor = store.compactor().unwrap();
+        let (report, log) = logged(|| compactor.pass(NOW).unwrap());
+        assert!(report.dropped_ranges > 0, "{report:?}");
+        assert!(
+            log.contains("over its size cap: dropping raw data older than"),
+            "{log}"
+        );
+        assert!(log.contains("the rollups keep their history"), "{log}");
+        let [raw, five, hour] = <[stats::Level; 3]>::try_from(levels(&dir)).unwrap();
+        let first_day = (NOW - 5 * DAY_MS) / 1_000;
+        assert!(raw.oldest.unwrap() >= first_day + 86_400 - 3_600, "{raw:?}");
+        assert!(five.oldest.unwrap() <= first_day && hour.oldest.unwrap() <= first_day);
+        // A day a pass, raw first, then the 5-minute rollups; never the last two days; then
+        // a warning that nothing is left to drop.
+        let mut logs = log;
+        for _ in 0..8 {
+            compactor.retention_due();
+            logs += &logged(|| compactor.pass(NOW).unwrap()).1;
+        }
+        let raw_at = logs.rfind("dropping raw").unwrap();
+        let five_at = logs.find("dropping 5m").expect(&logs);
+        assert!(raw_at < five_at, "{logs}");
+        assert!(logs.contains("holds nothing older than two days"), "{logs}");
+        let keep = (NOW - 2 * DAY_MS) / 1_000;
+        let [raw, five, hour] = <[stats::Level; 3]>::try_from(levels(&dir)).unwrap();
+        assert!(raw.oldest.unwrap() + 3_600 > keep, "{raw:?}");
+        assert!(five.oldest.unwrap() + 86_400 > keep, "{five:?}");
+        assert!(hour.points > 0, "{hour:?}");
+        assert_eq!(raw.newest, Some(NOW / 1_000), "the newest hour is kept");
     }
 }
