@@ -739,15 +739,20 @@ fn main() {
     drop(with);
 
     println!("\ncompaction (one pass, nothing else running):");
-    let cpu = cpu_seconds();
-    let started = Instant::now();
-    let report = runtime.block_on(without.compact(now)).unwrap();
-    let (wall, used) = (started.elapsed().as_secs_f64(), cpu_seconds() - cpu);
+    // A pass at `at`: its report, wall seconds and cores busy.
+    let timed_pass = |at: i64| {
+        let cpu = cpu_seconds();
+        let started = Instant::now();
+        let report = runtime.block_on(without.compact(at)).unwrap();
+        let wall = started.elapsed().as_secs_f64();
+        (report, wall, (cpu_seconds() - cpu) / wall)
+    };
+    let (report, wall, cores) = timed_pass(now);
     println!(
         "  {hours} h backlog:      {:>5.1} M samples in {wall:.1} s = {:>9.0} samples/s, {:.2} cores busy ({} series, {} chunks written)",
         report.samples as f64 / 1e6,
         report.samples as f64 / wall,
-        used / wall,
+        cores,
         report.series,
         report.chunks
     );
@@ -761,15 +766,12 @@ fn main() {
         SLICE_MS / INTERVAL_MS,
     );
     runtime.block_on(ingest(&without, slice));
-    let cpu = cpu_seconds();
-    let started = Instant::now();
-    let report = runtime.block_on(without.compact(now + SLICE_MS)).unwrap();
-    let (wall, used) = (started.elapsed().as_secs_f64(), cpu_seconds() - cpu);
+    let (report, wall, cores) = timed_pass(now + SLICE_MS);
     println!(
         "  5-minute slice:  {:>5.2} M samples in {wall:.2} s = {:>9.0} samples/s, {:.2} cores busy (hour chunks and rollups rewritten)",
         report.samples as f64 / 1e6,
         report.samples as f64 / wall,
-        used / wall,
+        cores,
     );
     let figures = stats::collect(&dir.path().join("without.db")).unwrap();
     println!(

@@ -719,19 +719,10 @@ impl<'a> BitReader<'a> {
             return Ok(0);
         }
         if n > 56 {
-            let high = self.read(n - 32)?;
-            return Ok((high << 32) | self.read(32)?);
+            let high = self.read_short(n - 32)?;
+            return Ok((high << 32) | self.read_short(32)?);
         }
-        if self.loaded < n {
-            self.refill();
-            if self.loaded < n {
-                return Err(CodecError("truncated"));
-            }
-        }
-        let value = self.buffer >> (64 - n);
-        self.buffer <<= n;
-        self.loaded -= n;
-        Ok(value)
+        self.read_short(n)
     }
 }
 
