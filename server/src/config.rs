@@ -10,6 +10,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use plantwatch_shared::Secret;
 use serde::{Deserialize, Serialize};
 
+/// Environment variable of the `GET /metrics` scrape token.
+pub const SCRAPE_TOKEN_ENV: &str = "PLANTWATCH_METRICS_SCRAPE_TOKEN";
+
 /// Command line of `plantwatch-server`.
 #[derive(Debug, Parser)]
 #[command(
@@ -225,6 +228,9 @@ pub struct Config {
     pub bootstrap_admin: Option<BootstrapAdmin>,
     /// The vault key from `PLANTWATCH_VAULT_KEY`, instead of the key file. Never recorded.
     pub vault_key: Option<Secret>,
+    /// Bearer token that may read `GET /metrics` besides an admin's session, from
+    /// `PLANTWATCH_METRICS_SCRAPE_TOKEN`. Never recorded.
+    pub scrape_token: Option<Secret>,
 }
 
 /// Credentials of the admin created at first start.
@@ -259,6 +265,7 @@ impl Default for Config {
             metrics_max_size_mb: 0,
             bootstrap_admin: None,
             vault_key: None,
+            scrape_token: None,
         }
     }
 }
@@ -289,6 +296,7 @@ impl Cli {
         let mut config = Config::merge(&self.options, file);
         config.bootstrap_admin = bootstrap_admin_from_env()?;
         config.vault_key = std::env::var(crate::vault::KEY_ENV).ok().map(Secret::from);
+        config.scrape_token = std::env::var(SCRAPE_TOKEN_ENV).ok().map(Secret::from);
         config.validate()?;
         Ok(config)
     }
@@ -383,6 +391,7 @@ impl Config {
                 .unwrap_or(defaults.metrics_max_size_mb),
             bootstrap_admin: None,
             vault_key: None,
+            scrape_token: None,
         }
     }
 
@@ -424,6 +433,13 @@ impl Config {
             if !(1..=36_500).contains(&days) {
                 bail!("{name} must be between 1 and 36500 days");
             }
+        }
+        if self
+            .scrape_token
+            .as_ref()
+            .is_some_and(|t| t.expose().trim().len() < 16)
+        {
+            bail!("{SCRAPE_TOKEN_ENV} must be at least 16 characters");
         }
         if self.max_body_bytes < 1024 {
             bail!("max_body_bytes must be at least 1024");

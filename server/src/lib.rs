@@ -17,6 +17,7 @@ pub mod logging;
 pub mod metrics_store;
 pub mod server;
 pub mod state;
+pub mod telemetry;
 pub mod templates;
 pub mod tls;
 pub mod vault;

@@ -54,6 +54,8 @@ pub struct Inner {
     pub evaluator: Arc<crate::alerting::EvaluatorStatus>,
     /// Wakes the local collector's discovery worker when a job is queued.
     pub discovery_wake: Arc<tokio::sync::Notify>,
+    /// Requests by route, for `GET /metrics`.
+    pub http: crate::telemetry::HttpStats,
 }
 
 impl std::ops::Deref for AppState {
@@ -95,6 +97,7 @@ impl AppState {
             metrics,
             evaluator: Arc::default(),
             discovery_wake: Arc::default(),
+            http: crate::telemetry::HttpStats::default(),
             config,
         }))
     }

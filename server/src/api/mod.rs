@@ -16,11 +16,12 @@ pub mod metrics;
 pub mod nodes;
 pub mod remote;
 pub mod setup;
+pub mod telemetry;
 pub mod templates;
 pub mod users;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, Uri};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -48,11 +49,15 @@ pub fn app(state: AppState) -> Router {
         .merge(discovery::router());
     Router::new()
         .merge(health::router())
+        .merge(telemetry::router())
         .nest("/api/v1", api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(middleware::from_fn(request_context))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_context,
+        ))
         .with_state(state)
 }
 
@@ -73,17 +78,18 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 
 /// Gives each request an id (answered in `x-request-id`) and a span with the matched route,
 /// and logs its outcome.
-async fn request_context(request: Request, next: Next) -> Response {
+async fn request_context(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let request_id = crate::auth::random_token("")[..12].to_owned();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
+    let matched_path = request.extensions().get::<MatchedPath>();
+    let matched = matched_path.is_some();
+    let route = matched_path
         .map(|path| path.as_str().to_owned())
         .unwrap_or_else(|| request.uri().path().to_owned());
+    let method = request.method().clone();
     let span = tracing::info_span!(
         "request",
         id = %request_id,
-        method = %request.method(),
+        method = %method,
         route = %route,
     );
     let started = std::time::Instant::now();
@@ -91,6 +97,14 @@ async fn request_context(request: Request, next: Next) -> Response {
         .scope(request_id.clone(), next.run(request))
         .instrument(span.clone())
         .await;
+    // Unmatched paths count as one route: a scanner must not make a series per path.
+    let counted = if matched { route.as_str() } else { "unmatched" };
+    state.http.record(
+        method.as_str(),
+        counted,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     let _entered = span.enter();
     tracing::debug!(
         status = response.status().as_u16(),

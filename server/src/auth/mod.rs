@@ -34,6 +34,11 @@ pub fn decoy_hash() -> String {
     bcrypt::hash(random_token(""), BCRYPT_COST).unwrap_or_default()
 }
 
+/// Compares two secrets in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// A new random token: `prefix` then 32 random bytes in base64url.
 pub fn random_token(prefix: &str) -> String {
     let mut bytes = [0u8; 32];

@@ -122,6 +122,12 @@ impl Db {
         Ok(Db { pool })
     }
 
+    /// Connections open and idle in the pool.
+    pub fn usage(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (state.connections, state.idle_connections)
+    }
+
     /// Runs `f` with a pooled connection on the blocking thread pool.
     pub async fn call<T, E, F>(&self, f: F) -> Result<T, E>
     where

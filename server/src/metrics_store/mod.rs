@@ -120,6 +120,9 @@ pub struct Stats {
     pub duplicate_batches: AtomicU64,
     pub rejected_lines: AtomicU64,
     pub series: AtomicU64,
+    /// Commits of the writer and the time they took.
+    pub writes: AtomicU64,
+    pub write_micros: AtomicU64,
     pub compaction: compactor::CompactionStats,
     rate: std::sync::Mutex<RateWindow>,
 }
@@ -303,6 +306,11 @@ impl MetricsStore {
         .map_err(DbError::Task)
     }
 
+    /// Requests waiting for the writer.
+    pub fn queued(&self) -> usize {
+        self.jobs.max_capacity() - self.jobs.capacity()
+    }
+
     /// Commits `batch` and returns once it is on disk.
     pub async fn write(&self, batch: Batch) -> Result<Committed, DbError> {
         let (reply, answer) = oneshot::channel();
@@ -367,7 +375,13 @@ impl Writer {
                 }
             }
             let seq_before = self.seq;
-            match self.commit(&jobs) {
+            let started = Instant::now();
+            let committed = self.commit(&jobs);
+            self.stats.writes.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .write_micros
+                .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            match committed {
                 Ok(outcomes) => {
                     self.committed_seq.store(self.seq, Ordering::Release);
                     for (job, outcome) in jobs.into_iter().zip(outcomes) {
