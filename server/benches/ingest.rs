@@ -12,7 +12,7 @@ mod common;
 
 use plantwatch_shared::api::NodeSpec;
 use plantwatch_shared::lineproto::Writer;
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 
 const NODES: usize = 100;
 const INTERFACES: usize = 48;
@@ -62,11 +62,6 @@ fn gzip(text: &str) -> Vec<u8> {
 /// The ceiling: the same samples inserted by one connection in one transaction per batch.
 fn bare_insert(batches: &[String]) -> f64 {
     let dir = tempfile::tempdir().unwrap();
-    let mut conn = Connection::open(dir.path().join("bare.db")).unwrap();
-    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-    conn.pragma_update(None, "synchronous", "FULL").unwrap();
-    conn.execute_batch(include_str!("../../migrations/metrics/0001_samples.sql"))
-        .unwrap();
     // Rows as the writer would insert them: series ids resolved, values and times parsed.
     let mut series: std::collections::HashMap<(String, String), i64> = Default::default();
     let mut rows: Vec<Vec<(i64, i64, f64)>> = Vec::new();
@@ -86,24 +81,7 @@ fn bare_insert(batches: &[String]) -> f64 {
         }
         rows.push(batch_rows);
     }
-    let started = Instant::now();
-    let mut total = 0usize;
-    for batch_rows in &rows {
-        let tx = conn.transaction().unwrap();
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO samples (series_id, ts, value) VALUES (?1, ?2, ?3)",
-                )
-                .unwrap();
-            for (id, ts, value) in batch_rows {
-                insert.execute(params![id, ts, value]).unwrap();
-            }
-        }
-        tx.commit().unwrap();
-        total += batch_rows.len();
-    }
-    total as f64 / started.elapsed().as_secs_f64()
+    common::bare_insert(dir.path(), &rows).0
 }
 
 #[tokio::main]

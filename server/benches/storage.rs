@@ -541,64 +541,20 @@ async fn ingest(store: &MetricsStore, batches: Vec<Batch>) -> f64 {
     samples as f64 / started.elapsed().as_secs_f64()
 }
 
-/// The same rows inserted one by one into the first schema (one row per sample), one
-/// transaction per poll round, synced as the writer syncs.
+/// The same rows inserted one by one into the first schema (see `common::bare_insert`).
 fn bare_insert(dir: &Path, batches: &[Batch]) -> (f64, f64) {
-    let path = dir.join("bare.db");
-    let mut conn = Connection::open(&path).unwrap();
-    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-    conn.pragma_update(None, "synchronous", "FULL").unwrap();
-    conn.execute_batch(include_str!("../../migrations/metrics/0001_samples.sql"))
-        .unwrap();
-    let ids: BTreeMap<(i64, String, String), i64> = batches[0]
-        .samples
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            (
-                (s.key.node_id, s.key.metric.clone(), s.key.tags.clone()),
-                i as i64 + 1,
-            )
-        })
-        .collect();
+    // Series ids as the writer would resolve them: one per series of the plant, in order.
     let rows: Vec<Vec<(i64, i64, f64)>> = batches
         .iter()
         .map(|b| {
             b.samples
                 .iter()
                 .enumerate()
-                .map(|(i, s)| {
-                    debug_assert!(ids.contains_key(&(
-                        s.key.node_id,
-                        s.key.metric.clone(),
-                        s.key.tags.clone()
-                    )));
-                    (i as i64 + 1, s.ts_ms, s.value)
-                })
+                .map(|(i, s)| (i as i64 + 1, s.ts_ms, s.value))
                 .collect()
         })
         .collect();
-    let samples: usize = rows.iter().map(Vec::len).sum();
-    let started = Instant::now();
-    for round in &rows {
-        let tx = conn.transaction().unwrap();
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO samples (series_id, ts, value) VALUES (?1, ?2, ?3)",
-                )
-                .unwrap();
-            for (id, ts, value) in round {
-                insert.execute(params![id, ts, value]).unwrap();
-            }
-        }
-        tx.commit().unwrap();
-    }
-    let rate = samples as f64 / started.elapsed().as_secs_f64();
-    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
-        .unwrap();
-    let bytes = std::fs::metadata(&path).unwrap().len();
-    (rate, bytes as f64 / samples as f64)
+    common::bare_insert(dir, &rows)
 }
 
 fn main() {

@@ -89,6 +89,9 @@ impl Text {
     }
 }
 
+/// One collector's figure, if it has it.
+type PerCollector = fn(&AppState, &plantwatch_shared::api::Component, i64) -> Option<f64>;
+
 /// The whole exposition.
 pub async fn render(state: &AppState) -> String {
     let mut out = Text(String::with_capacity(16 * 1024));
@@ -191,62 +194,45 @@ pub async fn render(state: &AppState) -> String {
         .await
         .unwrap_or_default();
     let now = db::now();
-    out.family(
-        "plantwatch_config_regenerations_total",
-        "counter",
-        "Collector configurations generated since the server started.",
-    );
     let views: Vec<_> = collectors
         .into_iter()
         .map(|row| crate::api::components::view(state, row, now))
         .collect();
-    for collector in &views {
-        out.sample(
+    let per_collector: [(&str, &str, &str, PerCollector); 4] = [
+        (
             "plantwatch_config_regenerations_total",
-            &[("collector", &collector.name)],
-            state.delivery.regenerations_of(collector.id) as f64,
-        );
-    }
-    out.family(
-        "plantwatch_collector_last_seen_age_seconds",
-        "gauge",
-        "Seconds since each collector was last heard from.",
-    );
-    for collector in &views {
-        if let Some(seen) = collector.last_seen_at {
-            out.sample(
-                "plantwatch_collector_last_seen_age_seconds",
-                &[("collector", &collector.name)],
-                (now - seen.unix_timestamp()).max(0) as f64,
-            );
-        }
-    }
-    out.family(
-        "plantwatch_collector_outbox_lag_seconds",
-        "gauge",
-        "Age of the oldest batch waiting in each collector's outbox, as it last reported.",
-    );
-    for collector in &views {
-        if let Some(outbox) = collector.outbox {
-            out.sample(
-                "plantwatch_collector_outbox_lag_seconds",
-                &[("collector", &collector.name)],
-                outbox.lag_s as f64,
-            );
-        }
-    }
-    out.family(
-        "plantwatch_collector_outbox_batches",
-        "gauge",
-        "Batches waiting in each collector's outbox, as it last reported.",
-    );
-    for collector in &views {
-        if let Some(outbox) = collector.outbox {
-            out.sample(
-                "plantwatch_collector_outbox_batches",
-                &[("collector", &collector.name)],
-                outbox.batches as f64,
-            );
+            "counter",
+            "Collector configurations generated since the server started.",
+            |state, c, _| Some(state.delivery.regenerations_of(c.id) as f64),
+        ),
+        (
+            "plantwatch_collector_last_seen_age_seconds",
+            "gauge",
+            "Seconds since each collector was last heard from.",
+            |_, c, now| {
+                c.last_seen_at
+                    .map(|seen| (now - seen.unix_timestamp()).max(0) as f64)
+            },
+        ),
+        (
+            "plantwatch_collector_outbox_lag_seconds",
+            "gauge",
+            "Age of the oldest batch waiting in each collector's outbox, as it last reported.",
+            |_, c, _| c.outbox.map(|o| o.lag_s as f64),
+        ),
+        (
+            "plantwatch_collector_outbox_batches",
+            "gauge",
+            "Batches waiting in each collector's outbox, as it last reported.",
+            |_, c, _| c.outbox.map(|o| o.batches as f64),
+        ),
+    ];
+    for (name, kind, help, figure) in per_collector {
+        out.family(name, kind, help);
+        for collector in &views {
+            if let Some(value) = figure(state, collector, now) {
+                out.sample(name, &[("collector", &collector.name)], value);
+            }
         }
     }
 

@@ -84,3 +84,37 @@ pub async fn approved_collector(bench: &Bench, name: &str) -> Registration {
         .unwrap();
     registration
 }
+
+/// The yardstick of the metric store: rows `(series_id, ts, value)` inserted one by one into
+/// the first schema (one row per sample), one transaction per batch, synced as the store's
+/// writer syncs. Samples per second and bytes per sample on disk.
+pub fn bare_insert(dir: &std::path::Path, batches: &[Vec<(i64, i64, f64)>]) -> (f64, f64) {
+    let path = dir.join("bare.db");
+    let mut conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.pragma_update(None, "synchronous", "FULL").unwrap();
+    conn.execute_batch(include_str!("../../../migrations/metrics/0001_samples.sql"))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut total = 0usize;
+    for rows in batches {
+        let tx = conn.transaction().unwrap();
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO samples (series_id, ts, value) VALUES (?1, ?2, ?3)",
+                )
+                .unwrap();
+            for (id, ts, value) in rows {
+                insert.execute(rusqlite::params![id, ts, value]).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+        total += rows.len();
+    }
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
+    let bytes = std::fs::metadata(&path).unwrap().len();
+    (rate, bytes as f64 / total.max(1) as f64)
+}
