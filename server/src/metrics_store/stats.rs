@@ -49,6 +49,17 @@ pub fn collect(path: &Path) -> anyhow::Result<StoreStats> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .with_context(|| format!("opening {}", path.display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let has_head: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'head'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_head {
+        anyhow::bail!(
+            "{} was written by an older release; start the server once to upgrade it",
+            path.display()
+        );
+    }
     let series: i64 = conn.query_row("SELECT count(*) FROM series", [], |r| r.get(0))?;
     let head: i64 = conn.query_row("SELECT count(*) FROM head", [], |r| r.get(0))?;
     let mut levels: Vec<Level> = Resolution::ALL
@@ -161,5 +172,42 @@ impl fmt::Display for StoreStats {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_or_old_store_is_explained() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.db");
+        let missing = collect(&path).unwrap_err().to_string();
+        assert!(missing.contains("there is no metric store"), "{missing}");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("../../../migrations/metrics/0001_samples.sql"))
+            .unwrap();
+        let old = collect(&path).unwrap_err().to_string();
+        assert!(old.contains("start the server once to upgrade it"), "{old}");
+    }
+
+    #[test]
+    fn an_empty_store_has_no_bytes_per_sample_yet() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.db");
+        drop(crate::metrics_store::MetricsStore::open_with(
+            &path,
+            crate::metrics_store::StoreOptions {
+                background_compaction: false,
+                ..Default::default()
+            },
+        ));
+        let stats = collect(&path).unwrap();
+        assert_eq!(
+            (stats.series, stats.samples, stats.bytes_per_sample),
+            (0, 0, 0.0)
+        );
+        assert!(stats.to_string().contains("bytes per sample   0.00"));
     }
 }
