@@ -471,6 +471,99 @@ fn chart_queries(store: &MetricsStore, node_id: i64, series: usize, now: i64) {
     }
 }
 
+/// Ingest into the data set while 1-year chart queries of its busiest node run back to back on
+/// the reader pool, against ingest alone: how long each write waits to be committed.
+fn writes_beside_queries(path: &Path, plant: &[SeriesModel], node_id: i64, now: i64) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let store = MetricsStore::open_with(path, StoreOptions::default()).unwrap();
+    let keys: Vec<Arc<SeriesKey>> = plant
+        .iter()
+        .map(|s| {
+            Arc::new(SeriesKey {
+                node_id: s.node as i64 + 1,
+                metric: s.metric.clone(),
+                tags: s.tags.clone(),
+            })
+        })
+        .collect();
+    let mut values: Vec<Values> = plant
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Values::new(i, s.model))
+        .collect();
+    println!(
+        "
+writes beside long queries (one poll round of {} samples a write, one at a time):",
+        plant.len()
+    );
+    let mut first = 0;
+    // Queries: none, on one connection (one core), split over the cores (as the API runs them);
+    // and, as the control, a thread that only spins (no SQLite at all).
+    for (label, queries_on) in [
+        ("alone:", None),
+        ("beside a spinning thread (control):", Some(None)),
+        ("beside 1-year charts on one core:", Some(Some(false))),
+        ("beside 1-year charts on all cores:", Some(Some(true))),
+    ] {
+        let with_queries = queries_on.is_some();
+        let batches = rounds(plant, &keys, &mut values, now, first, 60);
+        first += 60;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let queries = with_queries.then(|| {
+            let (store, stop) = (store.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let to = now / 1_000;
+                let query = query::RangeQuery::new(
+                    node_id,
+                    None,
+                    (to - 365 * 86_400, to),
+                    Some(365 * 86_400 / 120),
+                    Aggregation::Avg,
+                    &store.retention,
+                    now,
+                );
+                let conn = store.reader.get().unwrap();
+                let mut ran = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    match queries_on {
+                        Some(Some(true)) => drop(query::range_on(&store.reader, &query).unwrap()),
+                        Some(Some(false)) => drop(query::range(&conn, &query).unwrap()),
+                        _ => {
+                            let spun = (0..1_000_000u64).fold(0u64, |a, b| a.wrapping_add(b * b));
+                            std::hint::black_box(spun);
+                        }
+                    }
+                    ran += 1;
+                }
+                ran
+            })
+        });
+        let mut waits = Vec::new();
+        runtime.block_on(async {
+            for batch in batches {
+                let started = Instant::now();
+                store.write(batch).await.unwrap();
+                waits.push(started.elapsed());
+            }
+        });
+        stop.store(true, Ordering::Relaxed);
+        let ran = queries.map_or(0, |q| q.join().unwrap());
+        waits.sort();
+        println!(
+            "  {:<36} write p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>6.2} ms{}",
+            label,
+            common::percentile_ms(&waits, 0.5),
+            common::percentile_ms(&waits, 0.99),
+            waits.last().unwrap().as_secs_f64() * 1e3,
+            if with_queries {
+                format!("  ({ran} queries meanwhile)")
+            } else {
+                String::new()
+            },
+        );
+    }
+}
+
 // ---- 3 and 4: ingest and compaction ----
 
 fn cpu_seconds() -> f64 {
@@ -629,6 +722,7 @@ fn main() {
     .unwrap();
     chart_queries(&store, chart_node as i64 + 1, chart_series, now);
     drop(store);
+    writes_beside_queries(&path, &plant, chart_node as i64 + 1, now);
     if kept.is_none() {
         drop(std::fs::remove_file(&path));
     }
