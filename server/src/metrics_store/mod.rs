@@ -1,8 +1,10 @@
-//! The embedded metric store, `metrics.db`: one writer thread commits batches of samples
-//! (several requests' batches in one transaction when they queue up), remembers which batch
-//! ids it has committed so a batch sent twice is stored once, and then updates the in-memory
-//! [`HotWindow`] that live views and the alert evaluator read. Queries read through their own
-//! pool (WAL lets them run beside the writer).
+//! The embedded metric store, `metrics.db`: one writer thread commits batches of samples to
+//! the head (several requests' batches in one transaction when they queue up), remembers which
+//! batch ids it has committed so a batch sent twice is stored once, and then updates the
+//! in-memory [`HotWindow`] that live views and the alert evaluator read. The [`compactor`]
+//! seals the head into compressed chunks and rollups through the same writer; queries
+//! ([`query`]) read head and chunks through their own pool (WAL lets them run beside the
+//! writer). Layout: [`chunks`]; encoding: [`codec`]; design: `docs/storage.md`.
 
 pub mod chunks;
 pub mod codec;

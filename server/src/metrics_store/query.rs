@@ -298,6 +298,9 @@ pub fn series_buckets(
     Ok(out)
 }
 
+/// The reading before a span (if asked for and any), and the span's points.
+type RawSpan = (Option<(i64, f64)>, Vec<(i64, f64)>);
+
 /// A series' raw samples as one query reads them: its head rows once, chunks by the hour.
 struct RawReader<'c> {
     conn: &'c Connection,
@@ -317,13 +320,7 @@ impl<'c> RawReader<'c> {
     }
 
     /// Points in `[lo, hi)` and, when asked, the reading before `lo` (a counter's first rate).
-    #[allow(clippy::type_complexity)]
-    fn points(
-        &self,
-        lo: i64,
-        hi: i64,
-        previous: bool,
-    ) -> rusqlite::Result<(Option<(i64, f64)>, Vec<(i64, f64)>)> {
+    fn points(&self, lo: i64, hi: i64, previous: bool) -> rusqlite::Result<RawSpan> {
         // Whole hours are decoded anyway: the part before `lo` usually holds the reading
         // before it.
         let hour = Resolution::Raw.window_of(lo.max(0));
