@@ -166,6 +166,11 @@ impl Db {
     pub fn get(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, DbError> {
         Ok(self.pool.get()?)
     }
+
+    /// A connection if one is free now, without waiting.
+    pub fn try_get(&self) -> Option<r2d2::PooledConnection<SqliteConnectionManager>> {
+        self.pool.try_get()
+    }
 }
 
 /// One connection to an existing database, migrated and configured, for offline commands.

@@ -197,39 +197,35 @@ pub fn range(conn: &Connection, query: &RangeQuery) -> rusqlite::Result<Vec<Metr
 const SERIES_PER_THREAD: usize = 32;
 
 /// Answers `query` with the series split over as many pooled connections as there are cores
-/// (at most 4): a chart of a large switch reads hundreds of series. Blocking: call it from a
-/// blocking thread.
+/// (at most 4, and only connections free at once): a chart of a large switch reads hundreds of
+/// series. Blocking: call it from a blocking thread.
 pub fn range_on(db: &Db, query: &RangeQuery) -> Result<Vec<MetricSeries>, DbError> {
     let conn = db.get()?;
     let series = node_series(&conn, query.node_id, query.metric.as_deref())?;
-    let threads = std::thread::available_parallelism()
+    let wanted = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(4)
         .min(series.len() / SERIES_PER_THREAD)
         .max(1);
-    if threads == 1 {
+    // Further connections only if the pool has them free now: a query never waits for a
+    // second one (many queries at once, each holding one, could otherwise wait on each other).
+    let extra: Vec<_> = (1..wanted).map_while(|_| db.try_get()).collect();
+    if extra.is_empty() {
         return Ok(series
             .into_iter()
             .map(|s| query.series(&conn, s))
             .collect::<rusqlite::Result<_>>()?);
     }
-    let per_part = series.len().div_ceil(threads);
-    let mut parts: Vec<Vec<SeriesRow>> = Vec::with_capacity(threads);
+    let per_part = series.len().div_ceil(extra.len() + 1);
     let mut rest = series.into_iter();
-    for _ in 0..threads {
-        parts.push(rest.by_ref().take(per_part).collect());
-    }
-    let mut parts = parts.into_iter();
-    let mine = parts.next().unwrap_or_default();
+    let mine: Vec<SeriesRow> = rest.by_ref().take(per_part).collect();
     std::thread::scope(|scope| {
-        let others: Vec<_> = parts
-            .map(|part| {
-                scope.spawn(move || -> Result<Vec<MetricSeries>, DbError> {
-                    let conn = db.get()?;
-                    Ok(part
-                        .into_iter()
-                        .map(|s| query.series(&conn, s))
-                        .collect::<rusqlite::Result<_>>()?)
+        let others: Vec<_> = extra
+            .into_iter()
+            .map(|other| {
+                let part: Vec<SeriesRow> = rest.by_ref().take(per_part).collect();
+                scope.spawn(move || -> rusqlite::Result<Vec<MetricSeries>> {
+                    part.into_iter().map(|s| query.series(&other, s)).collect()
                 })
             })
             .collect();
@@ -795,6 +791,12 @@ mod tests {
         assert_eq!(split.len(), 150);
         assert_eq!(split, one);
         assert!(split.windows(2).all(|w| w[0].metric < w[1].metric));
+        // With every connection but one taken, the query runs on that one and does not wait.
+        let mut held: Vec<_> = std::iter::from_fn(|| store.reader.try_get()).collect();
+        held.pop();
+        let started = std::time::Instant::now();
+        assert_eq!(range_on(&store.reader, &query).unwrap(), one);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]
