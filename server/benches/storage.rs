@@ -285,6 +285,29 @@ impl Values {
     }
 }
 
+/// The store's key of each series of the plant.
+fn series_keys(plant: &[SeriesModel]) -> Vec<Arc<SeriesKey>> {
+    plant
+        .iter()
+        .map(|s| {
+            Arc::new(SeriesKey {
+                node_id: s.node as i64 + 1,
+                metric: s.metric.clone(),
+                tags: s.tags.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Each series' values from its first poll.
+fn first_values(plant: &[SeriesModel]) -> Vec<Values> {
+    plant
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Values::new(i, s.model))
+        .collect()
+}
+
 // ---- 1: the data set, sealed ----
 
 struct Built {
@@ -476,21 +499,8 @@ fn chart_queries(store: &MetricsStore, node_id: i64, series: usize, now: i64) {
 fn writes_beside_queries(path: &Path, plant: &[SeriesModel], node_id: i64, now: i64) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let store = MetricsStore::open_with(path, StoreOptions::default()).unwrap();
-    let keys: Vec<Arc<SeriesKey>> = plant
-        .iter()
-        .map(|s| {
-            Arc::new(SeriesKey {
-                node_id: s.node as i64 + 1,
-                metric: s.metric.clone(),
-                tags: s.tags.clone(),
-            })
-        })
-        .collect();
-    let mut values: Vec<Values> = plant
-        .iter()
-        .enumerate()
-        .map(|(i, s)| Values::new(i, s.model))
-        .collect();
+    let keys = series_keys(plant);
+    let mut values = first_values(plant);
     println!(
         "
 writes beside long queries (one poll round of {} samples a write, one at a time):",
@@ -732,27 +742,11 @@ fn main() {
 
     // 3, 4
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let keys: Vec<Arc<SeriesKey>> = plant
-        .iter()
-        .map(|s| {
-            Arc::new(SeriesKey {
-                node_id: s.node as i64 + 1,
-                metric: s.metric.clone(),
-                tags: s.tags.clone(),
-            })
-        })
-        .collect();
+    let keys = series_keys(&plant);
     let hours = 3;
     let rounds_count = hours * HOUR_MS / INTERVAL_MS;
     let start = Resolution::Raw.window_of(now) - hours * HOUR_MS;
-    let fresh_values = || {
-        plant
-            .iter()
-            .enumerate()
-            .map(|(i, s)| Values::new(i, s.model))
-            .collect::<Vec<_>>()
-    };
-    let mut values = fresh_values();
+    let mut values = first_values(&plant);
     let data = rounds(&plant, &keys, &mut values, start, 0, rounds_count);
     let samples = (rounds_count as usize * plant.len()) as f64;
     println!(

@@ -97,42 +97,84 @@ pub async fn render(state: &AppState) -> String {
     let mut out = Text(String::with_capacity(16 * 1024));
     let stats = &state.metrics.stats;
     let load = |v: &std::sync::atomic::AtomicU64| v.load(Ordering::Relaxed) as f64;
-    out.one(
-        "plantwatch_ingest_samples_total",
-        "counter",
-        "Samples committed to the metric store.",
-        load(&stats.samples),
-    );
-    out.one(
-        "plantwatch_ingest_samples_per_second",
-        "gauge",
-        "Samples committed per second over the last 10 s.",
-        stats.samples_per_second(),
-    );
-    out.one(
-        "plantwatch_ingest_batches_total",
-        "counter",
-        "Ingest batches committed.",
-        load(&stats.batches),
-    );
-    out.one(
-        "plantwatch_ingest_duplicate_batches_total",
-        "counter",
-        "Ingest batches answered as already stored (their id was seen).",
-        load(&stats.duplicate_batches),
-    );
-    out.one(
-        "plantwatch_ingest_rejected_lines_total",
-        "counter",
-        "Line-protocol lines refused.",
-        load(&stats.rejected_lines),
-    );
-    out.one(
-        "plantwatch_store_series",
-        "gauge",
-        "Series in the metric store.",
-        load(&stats.series),
-    );
+    let compaction = &stats.compaction;
+    let figures: [(&str, &str, &str, f64); 12] = [
+        (
+            "plantwatch_ingest_samples_total",
+            "counter",
+            "Samples committed to the metric store.",
+            load(&stats.samples),
+        ),
+        (
+            "plantwatch_ingest_samples_per_second",
+            "gauge",
+            "Samples committed per second over the last 10 s.",
+            stats.samples_per_second(),
+        ),
+        (
+            "plantwatch_ingest_batches_total",
+            "counter",
+            "Ingest batches committed.",
+            load(&stats.batches),
+        ),
+        (
+            "plantwatch_ingest_duplicate_batches_total",
+            "counter",
+            "Ingest batches answered as already stored (their id was seen).",
+            load(&stats.duplicate_batches),
+        ),
+        (
+            "plantwatch_ingest_rejected_lines_total",
+            "counter",
+            "Line-protocol lines refused.",
+            load(&stats.rejected_lines),
+        ),
+        (
+            "plantwatch_store_series",
+            "gauge",
+            "Series in the metric store.",
+            load(&stats.series),
+        ),
+        (
+            "plantwatch_store_write_queue",
+            "gauge",
+            "Requests waiting for the metric store's writer.",
+            state.metrics.queued() as f64,
+        ),
+        (
+            "plantwatch_store_sealed_samples_total",
+            "counter",
+            "Samples the compactor sealed into chunks.",
+            load(&compaction.sealed_samples),
+        ),
+        (
+            "plantwatch_store_compaction_passes_total",
+            "counter",
+            "Compaction passes.",
+            load(&compaction.passes),
+        ),
+        (
+            "plantwatch_store_compaction_pass_seconds",
+            "gauge",
+            "Duration of the last compaction pass.",
+            load(&compaction.last_pass_us) / 1e6,
+        ),
+        (
+            "plantwatch_evaluator_cycles_total",
+            "counter",
+            "Alert evaluator cycles.",
+            load(&state.evaluator.cycles),
+        ),
+        (
+            "plantwatch_evaluator_cycle_seconds",
+            "gauge",
+            "Duration of the alert evaluator's last cycle.",
+            load(&state.evaluator.last_cycle_us) / 1e6,
+        ),
+    ];
+    for (name, kind, help, value) in figures {
+        out.one(name, kind, help, value);
+    }
     out.family(
         "plantwatch_store_write_seconds",
         "summary",
@@ -148,44 +190,6 @@ pub async fn render(state: &AppState) -> String {
         &[],
         load(&stats.writes),
     );
-    out.one(
-        "plantwatch_store_write_queue",
-        "gauge",
-        "Requests waiting for the metric store's writer.",
-        state.metrics.queued() as f64,
-    );
-    let compaction = &stats.compaction;
-    out.one(
-        "plantwatch_store_sealed_samples_total",
-        "counter",
-        "Samples the compactor sealed into chunks.",
-        load(&compaction.sealed_samples),
-    );
-    out.one(
-        "plantwatch_store_compaction_passes_total",
-        "counter",
-        "Compaction passes.",
-        load(&compaction.passes),
-    );
-    out.one(
-        "plantwatch_store_compaction_pass_seconds",
-        "gauge",
-        "Duration of the last compaction pass.",
-        load(&compaction.last_pass_us) / 1e6,
-    );
-    out.one(
-        "plantwatch_evaluator_cycles_total",
-        "counter",
-        "Alert evaluator cycles.",
-        load(&state.evaluator.cycles),
-    );
-    out.one(
-        "plantwatch_evaluator_cycle_seconds",
-        "gauge",
-        "Duration of the alert evaluator's last cycle.",
-        load(&state.evaluator.last_cycle_us) / 1e6,
-    );
-
     let collectors = state
         .db
         .call(|conn| {

@@ -101,14 +101,14 @@ async fn ingest_influx(
             }
         }
     };
-    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    let now_ms = crate::db::now_ms();
     let prepared = tokio::task::spawn_blocking(move || {
         let body = if gzip {
             ingest::gunzip(&body)?
         } else {
             body.to_vec()
         };
-        ingest::prepare(&body, precision, &scope, now_ms as i64)
+        ingest::prepare(&body, precision, &scope, now_ms)
     })
     .await
     .map_err(ApiError::internal)?

@@ -62,7 +62,7 @@ async fn node_metrics(
         params.step,
         params.agg.unwrap_or_default(),
         &state.metrics.retention,
-        db::now() * 1_000,
+        db::now_ms(),
     );
     let (step, agg) = (query.step, query.agg);
     let reader = state.metrics.reader.clone();

@@ -302,6 +302,18 @@ pub fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// The current time as UNIX milliseconds, the unit of metric timestamps.
+pub fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// UNIX seconds as RFC 3339 text (UTC), for messages and reports.
+pub fn rfc3339(secs: i64) -> String {
+    to_time(secs)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 /// A timestamp column as a date-time.
 pub fn to_time(secs: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)

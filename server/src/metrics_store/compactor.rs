@@ -129,16 +129,6 @@ pub(crate) struct Compactor {
     cap_state: Option<CapState>,
 }
 
-fn rfc3339(ms: i64) -> String {
-    crate::db::to_time(ms.div_euclid(1_000))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
-pub(crate) fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
 impl Compactor {
     pub(crate) fn new(
         path: &Path,
@@ -170,7 +160,7 @@ impl Compactor {
                 return;
             }
             let started = Instant::now();
-            let busy = match self.pass(now_ms()) {
+            let busy = match self.pass(crate::db::now_ms()) {
                 Ok(report) => {
                     if report.samples > 0 {
                         tracing::debug!(
@@ -516,10 +506,10 @@ impl Compactor {
                     used_mb = used / 1_000_000,
                     cap_mb = cap / 1_000_000,
                     resolution = resolution.name(),
-                    before = %rfc3339(before),
+                    before = %crate::db::rfc3339(before.div_euclid(1_000)),
                     "metrics.db is over its size cap: dropping {} data older than {}{kept}.",
                     resolution.name(),
-                    rfc3339(before)
+                    crate::db::rfc3339(before.div_euclid(1_000))
                 );
                 self.cap_state = Some(message);
             }

@@ -248,7 +248,7 @@ impl MetricsStore {
             conn.query_row("SELECT coalesce(max(seq), 0) FROM head", [], |r| r.get(0))?;
         // Arrival numbers never go back, even once the head is empty: a compactor still
         // finishing for an earlier handle must not take new rows for ones it read.
-        let seq = seq.max(compactor::now_ms() * 1_000);
+        let seq = seq.max(db::now_ms() * 1_000);
         let committed_seq = Arc::new(AtomicI64::new(seq));
         let (jobs, receiver) = mpsc::channel(QUEUE);
         let mut writer = Writer {
@@ -592,7 +592,7 @@ mod tests {
     async fn committed_samples_reach_the_hot_window() {
         let dir = tempfile::tempdir().unwrap();
         let store = MetricsStore::open(&dir.path().join("metrics.db")).unwrap();
-        let now = db::now() * 1_000;
+        let now = db::now_ms();
         store
             .write(Batch {
                 component_id: 1,

@@ -117,12 +117,7 @@ fn ratio(bytes: u64, samples: u64) -> f64 {
 }
 
 fn date(secs: Option<i64>) -> String {
-    secs.map(|s| {
-        crate::db::to_time(s)
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default()
-    })
-    .unwrap_or_else(|| "-".into())
+    secs.map_or_else(|| "-".into(), crate::db::rfc3339)
 }
 
 fn size(bytes: u64) -> String {
