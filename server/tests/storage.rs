@@ -107,6 +107,13 @@ fn raw_chunks(data: &Path) -> i64 {
         .unwrap_or(0)
 }
 
+/// Samples not sealed yet.
+fn head_rows(data: &Path) -> i64 {
+    open(data)
+        .query_row("SELECT count(*) FROM head", [], |r| r.get(0))
+        .unwrap_or(-1)
+}
+
 /// Every series holds exactly the acknowledged samples — none lost, none twice (head rows and
 /// chunk points counted separately, before any merging) — and the sent ones that were not
 /// acknowledged at most once.
@@ -195,7 +202,7 @@ async fn killing_the_server_mid_compaction_loses_and_duplicates_nothing() {
             .unwrap();
         node_ids.push(node.id);
     }
-    let now = plantwatch_server::db::now() * 1_000;
+    let now = plantwatch_server::db::now_ms();
     let start = Resolution::Raw.window_of(now) - 26 * 3_600_000;
     let (truth, bodies) = day_of_samples(&node_ids, start);
     let total_batches = bodies.len();
@@ -261,8 +268,9 @@ async fn killing_the_server_mid_compaction_loses_and_duplicates_nothing() {
     assert_eq!(*acknowledged.lock().unwrap(), total_batches);
     let data_dir = data.clone();
     tokio::task::spawn_blocking(move || {
-        wait_until(Duration::from_secs(240), "every full hour sealed", || {
-            (raw_chunks(&data_dir) >= hours).then_some(())
+        // A chunk exists once the first slice of its hour is sealed: wait for the head to empty.
+        wait_until(Duration::from_secs(240), "every sample sealed", || {
+            (raw_chunks(&data_dir) >= hours && head_rows(&data_dir) == 0).then_some(())
         })
     })
     .await
