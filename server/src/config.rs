@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 
 /// Environment variable of the `GET /metrics` scrape token.
 pub const SCRAPE_TOKEN_ENV: &str = "PLANTWATCH_METRICS_SCRAPE_TOKEN";
+/// Environment variable of the remote engine's basic-auth password.
+pub const REMOTE_PASSWORD_ENV: &str = "PLANTWATCH_METRICS_REMOTE_PASSWORD";
+/// Environment variable of the remote engine's bearer token.
+pub const REMOTE_BEARER_ENV: &str = "PLANTWATCH_METRICS_REMOTE_BEARER_TOKEN";
 
 /// Command line of `plantwatch-server`.
 #[derive(Debug, Parser)]
@@ -159,6 +163,54 @@ pub struct Options {
     /// before rollups [default: 0, no cap].
     #[arg(long, env = "PLANTWATCH_METRICS_MAX_SIZE_MB", value_name = "MB")]
     pub metrics_max_size_mb: Option<u64>,
+    /// Where metrics are stored: `sqlite` (embedded metrics.db) or `remote_write` (an engine
+    /// speaking Prometheus remote write: VictoriaMetrics, Prometheus, Mimir, Thanos Receive)
+    /// [default: sqlite].
+    #[arg(long, env = "PLANTWATCH_METRICS_BACKEND", value_enum)]
+    pub metrics_backend: Option<MetricsBackend>,
+    /// The engine's remote-write endpoint, e.g. `http://vm:8428/api/v1/write`.
+    #[arg(long, env = "PLANTWATCH_METRICS_REMOTE_WRITE_URL", value_name = "URL")]
+    pub metrics_remote_write_url: Option<String>,
+    /// The engine's Prometheus query API base, e.g. `http://vm:8428` (charts read
+    /// `<URL>/api/v1/query` and `<URL>/api/v1/query_range`).
+    #[arg(long, env = "PLANTWATCH_METRICS_QUERY_URL", value_name = "URL")]
+    pub metrics_query_url: Option<String>,
+    /// Basic-auth user for the engine; the password comes from
+    /// `PLANTWATCH_METRICS_REMOTE_PASSWORD`.
+    #[arg(long, env = "PLANTWATCH_METRICS_REMOTE_USERNAME", value_name = "USER")]
+    pub metrics_remote_username: Option<String>,
+    /// PEM certificate(s) to trust for the engine's HTTPS, besides the system's.
+    #[arg(long, env = "PLANTWATCH_METRICS_REMOTE_CA_FILE", value_name = "FILE")]
+    pub metrics_remote_ca_file: Option<PathBuf>,
+    /// Most samples the remote-write queue holds while the engine is unreachable; when full,
+    /// ingest answers 503 and senders keep their batches [default: 50000000].
+    #[arg(
+        long,
+        env = "PLANTWATCH_METRICS_REMOTE_QUEUE_MAX_SAMPLES",
+        value_name = "N"
+    )]
+    pub metrics_remote_queue_max_samples: Option<u64>,
+}
+
+/// Where metrics are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricsBackend {
+    /// The embedded store, metrics.db.
+    #[default]
+    Sqlite,
+    /// An engine speaking Prometheus remote write, through an on-disk queue.
+    #[value(name = "remote_write")]
+    RemoteWrite,
+}
+
+impl MetricsBackend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricsBackend::Sqlite => "sqlite",
+            MetricsBackend::RemoteWrite => "remote_write",
+        }
+    }
 }
 
 /// Log output format.
@@ -196,6 +248,12 @@ pub struct FileConfig {
     pub metrics_5m_retention_days: Option<u32>,
     pub metrics_1h_retention_days: Option<u32>,
     pub metrics_max_size_mb: Option<u64>,
+    pub metrics_backend: Option<MetricsBackend>,
+    pub metrics_remote_write_url: Option<String>,
+    pub metrics_query_url: Option<String>,
+    pub metrics_remote_username: Option<String>,
+    pub metrics_remote_ca_file: Option<PathBuf>,
+    pub metrics_remote_queue_max_samples: Option<u64>,
 }
 
 /// The effective configuration.
@@ -223,6 +281,17 @@ pub struct Config {
     pub metrics_1h_retention_days: u32,
     /// 0: no cap.
     pub metrics_max_size_mb: u64,
+    pub metrics_backend: MetricsBackend,
+    pub metrics_remote_write_url: Option<String>,
+    pub metrics_query_url: Option<String>,
+    pub metrics_remote_username: Option<String>,
+    pub metrics_remote_ca_file: Option<PathBuf>,
+    pub metrics_remote_queue_max_samples: u64,
+    /// The engine's basic-auth password, from `PLANTWATCH_METRICS_REMOTE_PASSWORD`. Never
+    /// recorded.
+    pub metrics_remote_password: Option<Secret>,
+    /// The engine's bearer token, from `PLANTWATCH_METRICS_REMOTE_BEARER_TOKEN`. Never recorded.
+    pub metrics_remote_bearer_token: Option<Secret>,
     /// First admin from `PLANTWATCH_ADMIN_USER` / `PLANTWATCH_ADMIN_PASSWORD`, created when the
     /// database has no user. Never written to the settings table or a log.
     pub bootstrap_admin: Option<BootstrapAdmin>,
@@ -263,6 +332,14 @@ impl Default for Config {
             metrics_5m_retention_days: 400,
             metrics_1h_retention_days: 5 * 365 + 1,
             metrics_max_size_mb: 0,
+            metrics_backend: MetricsBackend::Sqlite,
+            metrics_remote_write_url: None,
+            metrics_query_url: None,
+            metrics_remote_username: None,
+            metrics_remote_ca_file: None,
+            metrics_remote_queue_max_samples: 50_000_000,
+            metrics_remote_password: None,
+            metrics_remote_bearer_token: None,
             bootstrap_admin: None,
             vault_key: None,
             scrape_token: None,
@@ -297,6 +374,9 @@ impl Cli {
         config.bootstrap_admin = bootstrap_admin_from_env()?;
         config.vault_key = std::env::var(crate::vault::KEY_ENV).ok().map(Secret::from);
         config.scrape_token = std::env::var(SCRAPE_TOKEN_ENV).ok().map(Secret::from);
+        config.metrics_remote_password = std::env::var(REMOTE_PASSWORD_ENV).ok().map(Secret::from);
+        config.metrics_remote_bearer_token =
+            std::env::var(REMOTE_BEARER_ENV).ok().map(Secret::from);
         config.validate()?;
         Ok(config)
     }
@@ -389,6 +469,24 @@ impl Config {
                 .metrics_max_size_mb
                 .or(file.metrics_max_size_mb)
                 .unwrap_or(defaults.metrics_max_size_mb),
+            metrics_backend: flags
+                .metrics_backend
+                .or(file.metrics_backend)
+                .unwrap_or(defaults.metrics_backend),
+            metrics_remote_write_url: flags
+                .metrics_remote_write_url
+                .or(file.metrics_remote_write_url),
+            metrics_query_url: flags.metrics_query_url.or(file.metrics_query_url),
+            metrics_remote_username: flags
+                .metrics_remote_username
+                .or(file.metrics_remote_username),
+            metrics_remote_ca_file: flags.metrics_remote_ca_file.or(file.metrics_remote_ca_file),
+            metrics_remote_queue_max_samples: flags
+                .metrics_remote_queue_max_samples
+                .or(file.metrics_remote_queue_max_samples)
+                .unwrap_or(defaults.metrics_remote_queue_max_samples),
+            metrics_remote_password: None,
+            metrics_remote_bearer_token: None,
             bootstrap_admin: None,
             vault_key: None,
             scrape_token: None,
@@ -443,6 +541,45 @@ impl Config {
         }
         if self.max_body_bytes < 1024 {
             bail!("max_body_bytes must be at least 1024");
+        }
+        self.validate_remote()
+    }
+
+    /// The remote-write backend's settings: both URLs, http(s), one kind of credentials.
+    fn validate_remote(&self) -> anyhow::Result<()> {
+        if self.metrics_backend != MetricsBackend::RemoteWrite {
+            return Ok(());
+        }
+        for (name, url) in [
+            ("metrics_remote_write_url", &self.metrics_remote_write_url),
+            ("metrics_query_url", &self.metrics_query_url),
+        ] {
+            let Some(url) = url else {
+                bail!("metrics_backend = \"remote_write\" needs {name} (see docs/scale-out.md)");
+            };
+            match reqwest::Url::parse(url) {
+                Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {
+                    if !parsed.username().is_empty() || parsed.password().is_some() {
+                        bail!(
+                            "{name} must not carry credentials: use metrics_remote_username and \
+                             {REMOTE_PASSWORD_ENV}, or {REMOTE_BEARER_ENV}"
+                        );
+                    }
+                }
+                Ok(_) => bail!("{name} must be an http:// or https:// URL, not {url:?}"),
+                Err(error) => bail!("{name} {url:?} is not a URL: {error}"),
+            }
+        }
+        if self.metrics_remote_username.is_some() != self.metrics_remote_password.is_some() {
+            bail!(
+                "metrics_remote_username and {REMOTE_PASSWORD_ENV} go together: set both or neither"
+            );
+        }
+        if self.metrics_remote_username.is_some() && self.metrics_remote_bearer_token.is_some() {
+            bail!("use basic auth or {REMOTE_BEARER_ENV} for the metrics engine, not both");
+        }
+        if self.metrics_remote_queue_max_samples < 10_000 {
+            bail!("metrics_remote_queue_max_samples must be at least 10000");
         }
         Ok(())
     }
@@ -519,6 +656,27 @@ impl Config {
                 self.metrics_1h_retention_days.to_string(),
             ),
             ("metrics_max_size_mb", self.metrics_max_size_mb.to_string()),
+            ("metrics_backend", self.metrics_backend.as_str().to_owned()),
+            (
+                "metrics_remote_write_url",
+                self.metrics_remote_write_url.clone().unwrap_or_default(),
+            ),
+            (
+                "metrics_query_url",
+                self.metrics_query_url.clone().unwrap_or_default(),
+            ),
+            (
+                "metrics_remote_username",
+                self.metrics_remote_username.clone().unwrap_or_default(),
+            ),
+            (
+                "metrics_remote_ca_file",
+                path(&self.metrics_remote_ca_file).unwrap_or_default(),
+            ),
+            (
+                "metrics_remote_queue_max_samples",
+                self.metrics_remote_queue_max_samples.to_string(),
+            ),
         ]
     }
 }
@@ -553,6 +711,11 @@ mod tests {
         assert_eq!(file.local_polling, Some(defaults.local_polling));
         assert_eq!(file.alert_interval_secs, Some(defaults.alert_interval_secs));
         assert_eq!(file.time_zone.as_ref(), Some(&defaults.time_zone));
+        assert_eq!(file.metrics_backend, Some(defaults.metrics_backend));
+        assert_eq!(
+            file.metrics_remote_queue_max_samples,
+            Some(defaults.metrics_remote_queue_max_samples)
+        );
         assert_eq!(Config::merge(&Options::default(), file), defaults);
     }
 
@@ -574,6 +737,35 @@ mod tests {
     fn unknown_keys_in_the_file_are_an_error() {
         let err = FileConfig::parse("listne = \"127.0.0.1:1\"\n").unwrap_err();
         assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
+    }
+
+    #[test]
+    fn the_remote_write_backend_needs_both_urls_and_one_kind_of_credentials() {
+        let mut config = Config {
+            metrics_backend: MetricsBackend::RemoteWrite,
+            ..Config::default()
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("metrics_remote_write_url"), "{err}");
+        config.metrics_remote_write_url = Some("http://127.0.0.1:8428/api/v1/write".into());
+        config.metrics_query_url = Some("ftp://127.0.0.1:8428".into());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("http:// or https://"), "{err}");
+        config.metrics_query_url = Some("https://user:pw@127.0.0.1:8428".into());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("must not carry credentials"), "{err}");
+        config.metrics_query_url = Some("http://127.0.0.1:8428".into());
+        config.validate().unwrap();
+        config.metrics_remote_username = Some("plantwatch".into());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains(REMOTE_PASSWORD_ENV), "{err}");
+        config.metrics_remote_password = Some("pw".into());
+        config.validate().unwrap();
+        config.metrics_remote_bearer_token = Some("token".into());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("not both"), "{err}");
+        let file = FileConfig::parse("metrics_backend = \"remote_write\"\n").unwrap();
+        assert_eq!(file.metrics_backend, Some(MetricsBackend::RemoteWrite));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod inventory;
 pub mod local_collector;
 pub mod logging;
 pub mod metrics_store;
+pub mod remote_write;
 pub mod server;
 pub mod state;
 pub mod telemetry;

@@ -170,10 +170,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     };
     let fingerprint = tls.as_ref().map(|material| material.fingerprint);
 
+    let remote = crate::remote_write::Remote::from_config(&config)?.map(Arc::new);
     let metrics_path = config.metrics_path();
     let options = StoreOptions {
         retention: config.retention(),
         background_compaction: true,
+        remote_queue: remote.is_some(),
     };
     let metrics =
         tokio::task::spawn_blocking(move || MetricsStore::open_with(&metrics_path, options))
@@ -187,6 +189,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         fingerprint,
         delivery.clone(),
         metrics,
+        remote.clone(),
     );
     let app = api::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let handle: Handle<SocketAddr> = Handle::new();
@@ -222,7 +225,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     };
 
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let background = vec![
+    let mut background = vec![
         tokio::spawn(sweep_sessions(
             db.clone(),
             config.session_idle_timeout_secs as i64,
@@ -260,9 +263,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             config.local_polling,
             config.local_discovery,
             state.discovery_wake.clone(),
-            shutdown_rx,
+            shutdown_rx.clone(),
         )),
     ];
+    if let Some(remote) = remote {
+        tracing::info!(url = %remote.write_url, "Metrics go to a remote engine by remote write.");
+        background.push(tokio::spawn(crate::remote_write::forwarder::run(
+            remote,
+            state.metrics.clone(),
+            db.clone(),
+            shutdown_rx,
+        )));
+    }
 
     match fingerprint {
         Some(fp) => tracing::info!("listening on https://{addr} (fingerprint {fp})"),

@@ -175,6 +175,62 @@ pub async fn render(state: &AppState) -> String {
     for (name, kind, help, value) in figures {
         out.one(name, kind, help, value);
     }
+    if let Some(remote) = &state.remote {
+        let r = &remote.stats;
+        let oldest = r.oldest_queued_ms.load(Ordering::Relaxed);
+        let queued = load(&stats.remote_queued);
+        let figures: [(&str, &str, &str, f64); 7] = [
+            (
+                "plantwatch_remote_write_queue_samples",
+                "gauge",
+                "Samples committed but not yet taken by the metrics engine.",
+                queued,
+            ),
+            (
+                "plantwatch_remote_write_queue_oldest_age_seconds",
+                "gauge",
+                "Age of the oldest sample waiting for the metrics engine (0 when none).",
+                if queued > 0.0 && oldest > 0 {
+                    ((db::now_ms() - oldest).max(0) as f64) / 1e3
+                } else {
+                    0.0
+                },
+            ),
+            (
+                "plantwatch_remote_write_sent_samples_total",
+                "counter",
+                "Samples the metrics engine accepted.",
+                load(&r.sent_samples),
+            ),
+            (
+                "plantwatch_remote_write_rejected_samples_total",
+                "counter",
+                "Samples the metrics engine refused as bad data (not retried).",
+                load(&r.rejected_samples),
+            ),
+            (
+                "plantwatch_remote_write_failed_attempts_total",
+                "counter",
+                "Remote-write requests that failed and were retried.",
+                load(&r.failed_attempts),
+            ),
+            (
+                "plantwatch_remote_write_requests_total",
+                "counter",
+                "Remote-write requests the metrics engine accepted.",
+                load(&r.sent_requests),
+            ),
+            (
+                "plantwatch_remote_write_request_seconds_total",
+                "counter",
+                "Time spent in remote-write requests the metrics engine accepted.",
+                load(&r.send_micros) / 1e6,
+            ),
+        ];
+        for (name, kind, help, value) in figures {
+            out.one(name, kind, help, value);
+        }
+    }
     out.family(
         "plantwatch_store_write_seconds",
         "summary",

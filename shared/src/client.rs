@@ -936,7 +936,7 @@ fn api_error(status: StatusCode, bytes: &[u8]) -> Error {
 
 /// An error's innermost causes on one line: "tcp connect error: Connection refused" rather than
 /// reqwest's outer "error sending request for url (…): client error (Connect)".
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut chain = vec![error.to_string()];
     let mut source = error.source();
     while let Some(cause) = source {

@@ -16,7 +16,7 @@ pub mod push;
 pub mod rules;
 pub mod secret;
 
-pub use client::Client;
+pub use client::{Client, error_chain};
 pub use error::{Error, Result};
 pub use fingerprint::Fingerprint;
 pub use secret::Secret;

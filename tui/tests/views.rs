@@ -1882,9 +1882,33 @@ fn the_dashboard_shows_the_most_urgent_alerts() {
         active_alerts: 4,
         newest_alerts: alerts(),
         evaluator_cycle_ms: Some(12.4),
+        remote_write: None,
     };
     reply(&mut app, Reply::Summary(Box::new(summary)));
     snap("dashboard_alerts", &app);
+}
+
+#[test]
+fn the_dashboard_shows_the_remote_write_backlog_while_the_engine_is_down() {
+    let mut app = signed_in(Role::Operator);
+    let summary = Summary {
+        nodes_by_health: BTreeMap::from([("healthy".into(), 12)]),
+        remote_write: Some(plantwatch_shared::api::RemoteWriteStatus {
+            url: "http://vm.plant.local:8428/api/v1/write".into(),
+            queued_samples: 1_250_000,
+            max_queued_samples: 50_000_000,
+            oldest_queued_age_secs: Some(1_830),
+            sent_samples: 9_000_000,
+            rejected_samples: 3,
+            failed_attempts: 61,
+            retrying: true,
+            last_success: Some(1_700_000_000),
+            last_error: Some("http://vm.plant.local:8428/api/v1/write: Connection refused".into()),
+        }),
+        ..Summary::default()
+    };
+    reply(&mut app, Reply::Summary(Box::new(summary)));
+    snap("dashboard_remote_write", &app);
 }
 
 fn job(id: i64, name: &str, state: JobState, done: u64, hosts: u64) -> Job {

@@ -66,9 +66,29 @@ async fn node_metrics(
     );
     let (step, agg) = (query.step, query.agg);
     let reader = state.metrics.reader.clone();
-    let items = tokio::task::spawn_blocking(move || query::range_on(&reader, &query))
-        .await
-        .map_err(|e| db::DbError::Task(e.to_string()))??;
+    let items = match &state.remote {
+        None => tokio::task::spawn_blocking(move || query::range_on(&reader, &query))
+            .await
+            .map_err(|e| db::DbError::Task(e.to_string()))??,
+        Some(remote) => {
+            let (node, metric) = (query.node_id, query.metric.clone());
+            let rows = reader
+                .call(move |conn| {
+                    query::node_series(conn, node, metric.as_deref()).map_err(db::DbError::from)
+                })
+                .await?;
+            crate::remote_write::query::range(remote, rows, &query)
+                .await
+                .map_err(|message| {
+                    tracing::warn!(%message, "A chart query to the metrics engine failed.");
+                    ApiError::new(
+                        axum::http::StatusCode::BAD_GATEWAY,
+                        "metrics_engine_unavailable",
+                        format!("the metrics engine did not answer the query: {message}"),
+                    )
+                })?
+        }
+    };
     Ok(Json(MetricsAnswer {
         node_id: id,
         from,
@@ -136,5 +156,9 @@ async fn summary(State(state): State<AppState>, _auth: Authed) -> ApiResult<Json
             rejected_lines: stats.rejected_lines.load(Ordering::Relaxed),
             duplicate_batches: stats.duplicate_batches.load(Ordering::Relaxed),
         },
+        remote_write: state
+            .remote
+            .as_ref()
+            .map(|remote| remote.status(stats.remote_queued.load(Ordering::Relaxed), db::now_ms())),
     }))
 }

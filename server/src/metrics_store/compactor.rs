@@ -554,6 +554,7 @@ mod tests {
             StoreOptions {
                 retention,
                 background_compaction: false,
+                remote_queue: false,
             },
         )
         .unwrap();

@@ -37,6 +37,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_chunks",
         include_str!("../../../migrations/metrics/0002_chunks.sql"),
     ),
+    (
+        "0003_remote_queue",
+        include_str!("../../../migrations/metrics/0003_remote_queue.sql"),
+    ),
 ];
 
 /// Batch ids are remembered this long: longer than a daemon's outbox keeps a batch (7 days).
@@ -126,6 +130,8 @@ pub struct Stats {
     pub writes: AtomicU64,
     pub write_micros: AtomicU64,
     pub compaction: compactor::CompactionStats,
+    /// Samples in the remote-write queue (remote-write backend only).
+    pub remote_queued: AtomicU64,
     rate: std::sync::Mutex<RateWindow>,
 }
 
@@ -181,6 +187,12 @@ pub(crate) enum Job {
         work: SealWork,
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// The engine has taken the queued samples up to `seq` (inclusive), `samples` of them.
+    Forwarded {
+        seq: i64,
+        samples: u64,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 impl Job {
@@ -188,6 +200,7 @@ impl Job {
         match self {
             Job::Write { batch, .. } => batch.samples.len(),
             Job::Seal { work, .. } => work.samples as usize,
+            Job::Forwarded { .. } => 0,
         }
     }
 }
@@ -199,6 +212,9 @@ pub struct StoreOptions {
     /// Whether the compactor runs in the background (benchmarks and tests that drive it
     /// themselves turn it off and call [`MetricsStore::compact`]).
     pub background_compaction: bool,
+    /// Remote-write backend: committed samples go to the write-ahead queue the forwarder
+    /// sends on (`remote_queue`), not to the head; there is no compactor.
+    pub remote_queue: bool,
 }
 
 impl Default for StoreOptions {
@@ -206,6 +222,7 @@ impl Default for StoreOptions {
         StoreOptions {
             retention: Retention::default(),
             background_compaction: true,
+            remote_queue: false,
         }
     }
 }
@@ -244,8 +261,21 @@ impl MetricsStore {
         let series = load_series(&conn)?;
         stats.series.store(series.len() as u64, Ordering::Relaxed);
         prune_batch_ids(&mut conn)?;
-        let seq: i64 =
-            conn.query_row("SELECT coalesce(max(seq), 0) FROM head", [], |r| r.get(0))?;
+        let (seq, queued): (i64, i64) = conn.query_row(
+            "SELECT max(coalesce((SELECT max(seq) FROM head), 0),
+                        coalesce((SELECT max(seq) FROM remote_queue), 0)),
+                    (SELECT count(*) FROM remote_queue)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        stats.remote_queued.store(queued as u64, Ordering::Relaxed);
+        if queued > 0 && !options.remote_queue {
+            tracing::warn!(
+                samples = queued,
+                "metrics.db holds samples queued for a remote engine that were never sent; \
+                 they stay queued until metrics_backend is \"remote_write\" again."
+            );
+        }
         // Arrival numbers never go back, even once the head is empty: a compactor still
         // finishing for an earlier handle must not take new rows for ones it read.
         let seq = seq.max(db::now_ms() * 1_000);
@@ -259,6 +289,7 @@ impl MetricsStore {
             hot: hot.clone(),
             stats: stats.clone(),
             pruned_at: Instant::now(),
+            remote_queue: options.remote_queue,
         };
         std::thread::Builder::new()
             .name("metrics-writer".into())
@@ -274,7 +305,7 @@ impl MetricsStore {
             committed_seq,
             compaction: Arc::new(Mutex::new(())),
         };
-        if options.background_compaction {
+        if options.background_compaction && !options.remote_queue {
             let compactor = store.compactor()?;
             std::thread::Builder::new()
                 .name("metrics-compactor".into())
@@ -311,6 +342,24 @@ impl MetricsStore {
     /// Requests waiting for the writer.
     pub fn queued(&self) -> usize {
         self.jobs.max_capacity() - self.jobs.capacity()
+    }
+
+    /// Deletes the queued samples up to `seq` (inclusive), `samples` of them, once the remote
+    /// engine has taken them.
+    pub async fn forwarded(&self, seq: i64, samples: u64) -> Result<(), DbError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job::Forwarded {
+                seq,
+                samples,
+                reply,
+            })
+            .await
+            .map_err(|_| DbError::Task("the metrics writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| DbError::Task("the metrics writer has stopped".into()))?
+            .map_err(DbError::Task)
     }
 
     /// Commits `batch` and returns once it is on disk.
@@ -360,6 +409,8 @@ struct Writer {
     hot: Arc<HotWindow>,
     stats: Arc<Stats>,
     pruned_at: Instant,
+    /// Samples go to `remote_queue` rather than the head.
+    remote_queue: bool,
 }
 
 impl Writer {
@@ -393,12 +444,25 @@ impl Writer {
                                     self.hot.record(&batch.samples, &self.series);
                                     self.stats.committed(batch.samples.len());
                                     self.stats.batches.fetch_add(1, Ordering::Relaxed);
+                                    if self.remote_queue {
+                                        self.stats.remote_queued.fetch_add(
+                                            batch.samples.len() as u64,
+                                            Ordering::Relaxed,
+                                        );
+                                    }
                                 } else {
                                     self.stats.duplicate_batches.fetch_add(1, Ordering::Relaxed);
                                 }
                                 let _ = reply.send(Ok(outcome));
                             }
                             Job::Seal { reply, .. } => {
+                                let _ = reply.send(Ok(()));
+                            }
+                            Job::Forwarded { samples, reply, .. } => {
+                                self.stats.remote_queued.fetch_sub(
+                                    samples.min(self.stats.remote_queued.load(Ordering::Relaxed)),
+                                    Ordering::Relaxed,
+                                );
                                 let _ = reply.send(Ok(()));
                             }
                         }
@@ -416,7 +480,7 @@ impl Writer {
                             Job::Write { reply, .. } => {
                                 let _ = reply.send(Err(error.to_string()));
                             }
-                            Job::Seal { reply, .. } => {
+                            Job::Seal { reply, .. } | Job::Forwarded { reply, .. } => {
                                 let _ = reply.send(Err(error.to_string()));
                             }
                         }
@@ -448,9 +512,11 @@ impl Writer {
                 "INSERT INTO series (node_id, metric, tags, kind, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO head (series_id, ts, seq, value) VALUES (?1, ?2, ?3, ?4)",
-            )?;
+            let mut insert = tx.prepare_cached(if self.remote_queue {
+                "INSERT INTO remote_queue (series_id, ts, seq, value) VALUES (?1, ?2, ?3, ?4)"
+            } else {
+                "INSERT INTO head (series_id, ts, seq, value) VALUES (?1, ?2, ?3, ?4)"
+            })?;
             // Two requests of one group may carry the same batch id.
             let mut in_group = std::collections::HashSet::new();
             for job in jobs {
@@ -458,6 +524,12 @@ impl Writer {
                     Job::Write { batch, .. } => batch,
                     Job::Seal { work, .. } => {
                         apply_seal(&tx, work)?;
+                        outcomes.push(Committed::Stored);
+                        continue;
+                    }
+                    Job::Forwarded { seq, .. } => {
+                        tx.prepare_cached("DELETE FROM remote_queue WHERE seq <= ?1")?
+                            .execute([seq])?;
                         outcomes.push(Committed::Stored);
                         continue;
                     }

@@ -36,14 +36,14 @@ pub fn step_for(from: i64, to: i64, asked: Option<i64>) -> i64 {
     step.max((span + MAX_POINTS_PER_SERIES - 1) / MAX_POINTS_PER_SERIES)
 }
 
-struct SeriesRow {
-    id: i64,
-    metric: String,
-    tags: String,
-    kind: Kind,
+pub struct SeriesRow {
+    pub id: i64,
+    pub metric: String,
+    pub tags: String,
+    pub kind: Kind,
 }
 
-fn wire_kind(kind: Kind) -> SeriesKind {
+pub fn wire_kind(kind: Kind) -> SeriesKind {
     match kind {
         Kind::Gauge => SeriesKind::Gauge,
         Kind::Counter => SeriesKind::Counter,
@@ -51,7 +51,7 @@ fn wire_kind(kind: Kind) -> SeriesKind {
 }
 
 /// The node's series matching `metric` (exact, or a prefix ending in `*`), by name.
-fn node_series(
+pub fn node_series(
     conn: &Connection,
     node_id: i64,
     metric: Option<&str>,

@@ -141,6 +141,36 @@ pub struct Summary {
     /// How long the alert evaluator's last cycle took, once it has run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evaluator_cycle_ms: Option<f64>,
+    /// The remote-write backend's queue and forwarder; absent with the embedded store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_write: Option<RemoteWriteStatus>,
+}
+
+/// The remote-write backend as the dashboard shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RemoteWriteStatus {
+    /// The engine's write endpoint.
+    pub url: String,
+    /// Samples committed but not yet taken by the engine (the backlog).
+    pub queued_samples: u64,
+    /// Most samples the queue holds before ingest answers 503.
+    pub max_queued_samples: u64,
+    /// Age of the oldest queued sample, while there is a backlog.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_queued_age_secs: Option<i64>,
+    /// Samples the engine accepted since the server started.
+    pub sent_samples: u64,
+    /// Samples the engine refused as bad data (not retried).
+    pub rejected_samples: u64,
+    /// Attempts that failed and were retried.
+    pub failed_attempts: u64,
+    /// Whether the last attempt failed and the forwarder waits to retry.
+    pub retrying: bool,
+    /// UNIX seconds of the last accepted request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// Parses canonical tags `k=v,k=v` (as stored) into a map.

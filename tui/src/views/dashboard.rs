@@ -102,6 +102,11 @@ impl View for DashboardView {
                     ingest.samples_per_second, ingest.series, ingest.rejected_lines
                 )),
             ));
+            if let Some(remote) = &summary.remote_write {
+                lines.push(row("Metrics to", Span::raw(remote.url.clone())));
+                let (text, style) = remote_backlog(remote);
+                lines.push(row("Backlog", Span::styled(text, style(theme))));
+            }
             lines.push(Line::default());
             let evaluated = summary
                 .evaluator_cycle_ms
@@ -202,5 +207,31 @@ impl View for DashboardView {
             self.summary = Some((**summary).clone());
         }
         Vec::new()
+    }
+}
+
+/// The remote-write queue in one line, red while the engine does not take samples.
+fn remote_backlog(
+    remote: &plantwatch_shared::api::RemoteWriteStatus,
+) -> (String, fn(crate::theme::Theme) -> ratatui::style::Style) {
+    let mut text = if remote.queued_samples == 0 {
+        "none: the engine has every sample".to_owned()
+    } else {
+        format!(
+            "{} samples queued ({:.0} % of the queue), oldest {} s",
+            remote.queued_samples,
+            remote.queued_samples as f64 * 100.0 / remote.max_queued_samples.max(1) as f64,
+            remote.oldest_queued_age_secs.unwrap_or(0)
+        )
+    };
+    if remote.rejected_samples > 0 {
+        text.push_str(&format!(", {} refused by the engine", remote.rejected_samples));
+    }
+    if remote.retrying {
+        let error = remote.last_error.as_deref().unwrap_or("no answer");
+        text.push_str(&format!(" — retrying: {error}"));
+        (text, crate::theme::Theme::error)
+    } else {
+        (text, crate::theme::Theme::ok)
     }
 }

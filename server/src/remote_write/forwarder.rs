@@ -1,0 +1,373 @@
+//! Sends the write-ahead queue to the engine: reads the oldest queued samples in `seq` order,
+//! writes them as one remote-write request (grouped by series, each in time order), and once
+//! the engine has answered deletes exactly that range. A failure that a retry may mend
+//! (engine down, 5xx, 429, 401/403/404: a misconfiguration being fixed) keeps the samples and
+//! retries with backoff; a 4xx meaning bad data (400, 409, 422: out-of-order or too old for
+//! the engine) drops them, counted and logged, since resending cannot help.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, params};
+use tokio::sync::watch;
+
+use super::Remote;
+use super::names;
+use super::proto::{Label, Sample, TimeSeries, WriteRequest, encode};
+use crate::db::{self, Db, DbError};
+use crate::metrics_store::{MetricsStore, SeriesKey};
+
+/// Most samples in one request.
+pub const MAX_SAMPLES_PER_REQUEST: usize = 50_000;
+/// Pause when the queue is empty.
+const IDLE: Duration = Duration::from_millis(100);
+/// First and longest wait between failed attempts.
+const BACKOFF_MIN: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How often node names are read again (a rename changes the `node` label).
+const NAMES_REFRESH: Duration = Duration::from_secs(60);
+
+/// One queued sample.
+#[derive(Debug, Clone, Copy)]
+struct Queued {
+    seq: i64,
+    series_id: i64,
+    ts: i64,
+    value: f64,
+}
+
+/// How an attempt ended.
+#[derive(Debug, PartialEq)]
+pub enum Outcome {
+    Accepted,
+    /// Bad data: drop, do not retry.
+    Refused(String),
+    /// Keep and retry.
+    Failed(String),
+}
+
+/// Runs until `shutdown` turns true.
+pub async fn run(
+    remote: Arc<Remote>,
+    store: MetricsStore,
+    db: Db,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut labels = LabelCache::default();
+    let mut after = 0_i64;
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        if labels
+            .refreshed
+            .is_none_or(|at| at.elapsed() > NAMES_REFRESH)
+            && let Err(error) = labels.refresh_names(&db).await
+        {
+            tracing::warn!(%error, "Could not read node names for remote write.");
+        }
+        let batch = match read_queue(&store, after).await {
+            Ok(batch) => batch,
+            Err(error) => {
+                tracing::error!(%error, "Could not read the remote-write queue.");
+                wait(&mut shutdown, BACKOFF_MAX).await;
+                continue;
+            }
+        };
+        let Some(last) = batch.last().copied() else {
+            remote.stats.oldest_queued_ms.store(0, Ordering::Relaxed);
+            wait(&mut shutdown, IDLE).await;
+            continue;
+        };
+        remote.stats.oldest_queued_ms.store(
+            batch.iter().map(|q| q.ts).min().unwrap_or(0),
+            Ordering::Relaxed,
+        );
+        let request = match labels.request(&store, &db, &batch).await {
+            Ok(request) => request,
+            Err(error) => {
+                tracing::error!(%error, "Could not read series for remote write.");
+                wait(&mut shutdown, BACKOFF_MAX).await;
+                continue;
+            }
+        };
+        let started = Instant::now();
+        let outcome = send(&remote, &request).await;
+        let stats = &remote.stats;
+        match outcome {
+            Outcome::Failed(error) => {
+                stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
+                if !stats.retrying.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(%error, queued = store.stats.remote_queued.load(Ordering::Relaxed),
+                        "The metrics engine did not take a batch; samples stay queued and are retried.");
+                }
+                set_error(&remote, error);
+                wait(&mut shutdown, backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            }
+            Outcome::Refused(error) => {
+                stats
+                    .rejected_samples
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                tracing::warn!(%error, samples = batch.len(),
+                    "The metrics engine refused samples as bad data; they are dropped.");
+                set_error(&remote, error);
+            }
+            Outcome::Accepted => {
+                stats
+                    .sent_samples
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                stats.sent_requests.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .send_micros
+                    .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                stats.last_success.store(db::now(), Ordering::Relaxed);
+                if stats.retrying.swap(false, Ordering::Relaxed) {
+                    tracing::info!("The metrics engine takes samples again; sending the backlog.");
+                }
+            }
+        }
+        backoff = BACKOFF_MIN;
+        // Deleted in the writer's next transaction; `after` keeps the range from being read
+        // again meanwhile. Should the delete fail, the samples are sent again after a restart
+        // (the engine then holds them twice only if it keeps duplicates: see docs/scale-out.md).
+        if let Err(error) = store.forwarded(last.seq, batch.len() as u64).await {
+            tracing::error!(%error, "Could not delete forwarded samples from the queue.");
+        }
+        after = last.seq;
+    }
+}
+
+fn set_error(remote: &Remote, error: String) {
+    if let Ok(mut last) = remote.stats.last_error.lock() {
+        *last = Some(error);
+    }
+}
+
+/// Sleeps `duration`, or less if the server shuts down.
+async fn wait(shutdown: &mut watch::Receiver<bool>, duration: Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(duration) => {}
+        _ = shutdown.changed() => {}
+    }
+}
+
+async fn read_queue(store: &MetricsStore, after: i64) -> Result<Vec<Queued>, DbError> {
+    store
+        .reader
+        .call(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT seq, series_id, ts, value FROM remote_queue
+                  WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows =
+                statement.query_map(params![after, MAX_SAMPLES_PER_REQUEST as i64], |r| {
+                    Ok(Queued {
+                        seq: r.get(0)?,
+                        series_id: r.get(1)?,
+                        ts: r.get(2)?,
+                        value: r.get(3)?,
+                    })
+                })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+}
+
+/// Series labels by series id, and node names by node id.
+#[derive(Default)]
+struct LabelCache {
+    series: HashMap<i64, Arc<[Label]>>,
+    nodes: HashMap<i64, String>,
+    refreshed: Option<Instant>,
+}
+
+impl LabelCache {
+    async fn refresh_names(&mut self, db: &Db) -> Result<(), DbError> {
+        let names = db
+            .call(|conn| {
+                let mut statement = conn
+                    .prepare_cached("SELECT id, name FROM nodes")
+                    .map_err(DbError::from)?;
+                let rows = statement
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(DbError::from)?;
+                rows.collect::<rusqlite::Result<HashMap<i64, String>>>()
+                    .map_err(DbError::from)
+            })
+            .await?;
+        if names != self.nodes {
+            self.series.clear();
+            self.nodes = names;
+        }
+        self.refreshed = Some(Instant::now());
+        Ok(())
+    }
+
+    /// The request for `batch`: one time series per series id, samples in time order (of two
+    /// at one millisecond the later arrival, as the embedded store keeps).
+    async fn request(
+        &mut self,
+        store: &MetricsStore,
+        db: &Db,
+        batch: &[Queued],
+    ) -> Result<WriteRequest, DbError> {
+        let unknown: Vec<i64> = batch
+            .iter()
+            .map(|q| q.series_id)
+            .filter(|id| !self.series.contains_key(id))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !unknown.is_empty() {
+            let keys = store
+                .reader
+                .call(move |conn| series_keys(conn, &unknown).map_err(DbError::from))
+                .await?;
+            // A node created since the names were read.
+            if keys
+                .iter()
+                .any(|(_, k)| !self.nodes.contains_key(&k.node_id))
+            {
+                self.refresh_names(db).await?;
+            }
+            for (id, key) in keys {
+                let node = self.nodes.get(&key.node_id).map_or("", String::as_str);
+                self.series.insert(id, names::labels(&key, node).into());
+            }
+        }
+        Ok(build_request(batch, &self.series))
+    }
+}
+
+fn series_keys(conn: &Connection, ids: &[i64]) -> rusqlite::Result<Vec<(i64, SeriesKey)>> {
+    let mut statement =
+        conn.prepare_cached("SELECT node_id, metric, tags FROM series WHERE id = ?1")?;
+    let mut out = Vec::with_capacity(ids.len());
+    for &id in ids {
+        let key = statement.query_row([id], |r| {
+            Ok(SeriesKey {
+                node_id: r.get(0)?,
+                metric: r.get(1)?,
+                tags: r.get(2)?,
+            })
+        })?;
+        out.push((id, key));
+    }
+    Ok(out)
+}
+
+fn build_request(batch: &[Queued], labels: &HashMap<i64, Arc<[Label]>>) -> WriteRequest {
+    let mut by_series: HashMap<i64, Vec<&Queued>> = HashMap::new();
+    for queued in batch {
+        by_series.entry(queued.series_id).or_default().push(queued);
+    }
+    let mut timeseries = Vec::with_capacity(by_series.len());
+    for (series_id, mut samples) in by_series {
+        let Some(labels) = labels.get(&series_id) else {
+            continue;
+        };
+        // Stable: of two at one timestamp, the later arrival stays last, and is kept.
+        samples.sort_by_key(|q| q.ts);
+        let mut out: Vec<Sample> = Vec::with_capacity(samples.len());
+        for q in samples {
+            match out.last_mut() {
+                Some(last) if last.timestamp == q.ts => last.value = q.value,
+                _ => out.push(Sample {
+                    value: q.value,
+                    timestamp: q.ts,
+                }),
+            }
+        }
+        timeseries.push(TimeSeries {
+            labels: labels.to_vec(),
+            samples: out,
+        });
+    }
+    WriteRequest { timeseries }
+}
+
+/// One attempt to write `request`.
+pub async fn send(remote: &Remote, request: &WriteRequest) -> Outcome {
+    let body = match encode(request) {
+        Ok(body) => body,
+        Err(error) => return Outcome::Refused(error),
+    };
+    let response = remote
+        .request(reqwest::Method::POST, remote.write_url.clone())
+        .header("Content-Type", "application/x-protobuf")
+        .header("Content-Encoding", "snappy")
+        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+        .body(body)
+        .send()
+        .await;
+    let response = match response {
+        Ok(response) => response,
+        Err(error) => {
+            return Outcome::Failed(format!(
+                "{}: {}",
+                remote.write_url,
+                plantwatch_shared::error_chain(&error)
+            ));
+        }
+    };
+    let status = response.status();
+    if status.is_success() {
+        return Outcome::Accepted;
+    }
+    let text = response.text().await.unwrap_or_default();
+    let text: String = text.trim().chars().take(300).collect();
+    let message = format!("{} answered {status}: {text}", remote.write_url);
+    match status.as_u16() {
+        400 | 409 | 422 => Outcome::Refused(message),
+        _ => Outcome::Failed(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_groups_by_series_in_time_order_and_the_later_arrival_wins() {
+        let q = |seq, series_id, ts, value| Queued {
+            seq,
+            series_id,
+            ts,
+            value,
+        };
+        let batch = [
+            q(1, 1, 2_000, 2.0),
+            q(2, 2, 1_000, 10.0),
+            q(3, 1, 1_000, 1.0),
+            q(4, 1, 2_000, 2.5),
+            q(5, 3, 1_000, 0.0),
+        ];
+        let label = |v: &str| -> Arc<[Label]> {
+            vec![Label {
+                name: "__name__".into(),
+                value: v.into(),
+            }]
+            .into()
+        };
+        // Series 3 was deleted meanwhile: its samples have nothing to be written as.
+        let labels = HashMap::from([(1, label("a")), (2, label("b"))]);
+        let mut request = build_request(&batch, &labels);
+        request
+            .timeseries
+            .sort_by(|a, b| a.labels[0].value.cmp(&b.labels[0].value));
+        let samples: Vec<Vec<(i64, f64)>> = request
+            .timeseries
+            .iter()
+            .map(|t| t.samples.iter().map(|s| (s.timestamp, s.value)).collect())
+            .collect();
+        assert_eq!(
+            samples,
+            vec![vec![(1_000, 1.0), (2_000, 2.5)], vec![(1_000, 10.0)]]
+        );
+    }
+}

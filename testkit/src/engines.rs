@@ -1,0 +1,175 @@
+//! Metric engines from Debian's packages, for the remote-write tests and benchmark:
+//! VictoriaMetrics (`victoria-metrics`) and Prometheus (`prometheus`, with its remote-write
+//! receiver), each on a loopback port with a temporary data directory, stopped and restarted
+//! on the same port and data like an operator would.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Which engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    VictoriaMetrics,
+    Prometheus,
+}
+
+impl EngineKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::VictoriaMetrics => "victoria-metrics",
+            EngineKind::Prometheus => "prometheus",
+        }
+    }
+}
+
+/// A running engine, killed when dropped.
+pub struct Engine {
+    pub kind: EngineKind,
+    pub port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Engine {
+    /// Starts `kind` on a free loopback port with an empty data directory and waits until it
+    /// answers its readiness check.
+    pub fn start(kind: EngineKind) -> Engine {
+        let mut engine = Engine {
+            kind,
+            port: crate::free_port(),
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        engine.run();
+        engine
+    }
+
+    /// `http://127.0.0.1:port`: the query API's base.
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The remote-write endpoint.
+    pub fn write_url(&self) -> String {
+        format!("{}/api/v1/write", self.base_url())
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn run(&mut self) {
+        let listen = format!("127.0.0.1:{}", self.port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("engine.log"))
+            .unwrap();
+        let mut command = match self.kind {
+            EngineKind::VictoriaMetrics => {
+                let mut command = Command::new("victoria-metrics");
+                command.args([
+                    format!("-storageDataPath={}", self.data().display()),
+                    format!("-httpListenAddr={listen}"),
+                    "-retentionPeriod=100y".into(),
+                    // Answer with what was just written, not 30 s behind.
+                    "-search.latencyOffset=0s".into(),
+                    "-search.disableCache".into(),
+                    "-loggerLevel=ERROR".into(),
+                ]);
+                command
+            }
+            EngineKind::Prometheus => {
+                let config = self.dir.path().join("prometheus.yml");
+                std::fs::write(&config, "global:\n  scrape_interval: 1m\n").unwrap();
+                let mut command = Command::new("prometheus");
+                command.args([
+                    format!("--config.file={}", config.display()),
+                    format!("--storage.tsdb.path={}", self.data().display()),
+                    format!("--web.listen-address={listen}"),
+                    "--web.enable-remote-write-receiver".into(),
+                    "--log.level=error".into(),
+                ]);
+                command
+            }
+        };
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{} (Debian package {0}) is needed: .ci/run installs it ({e})",
+                    self.kind.name()
+                )
+            });
+        self.child = Some(child);
+        let ready = match self.kind {
+            EngineKind::VictoriaMetrics => "/health",
+            EngineKind::Prometheus => "/-/ready",
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while get_status(self.port, ready) != Some(200) {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("{} exited with {status}: {}", self.kind.name(), self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not become ready: {}",
+                self.kind.name(),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The engine's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("engine.log")).unwrap_or_default()
+    }
+
+    /// Stops the engine with SIGTERM (it flushes what it holds) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            crate::terminate(&mut child);
+        }
+    }
+
+    /// Starts the engine again on the same port and data.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the engine first");
+        self.run();
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The status code of `GET path` on loopback `port`, or `None` when nothing answers.
+pub fn get_status(port: u16, path: &str) -> Option<u16> {
+    let mut stream =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
