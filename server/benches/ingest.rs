@@ -5,59 +5,20 @@
 //! Run with `cargo bench -p plantwatch-server --bench ingest`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark fails loudly by design.
 
-use std::io::Write as _;
 use std::time::Instant;
 
 mod common;
 
-use plantwatch_shared::api::NodeSpec;
-use plantwatch_shared::lineproto::Writer;
+use common::{FIELDS, gzip, interface_batch};
 use rusqlite::Connection;
 
 const NODES: usize = 100;
 const INTERFACES: usize = 48;
 const LINES_PER_BATCH: usize = 5_000;
-const FIELDS: usize = 7;
 const BATCHES: usize = 60;
 const CONCURRENCY: usize = 4;
-
-/// One batch's lines: every node's interfaces in turn, one poll (timestamp) per pass.
-fn batch(index: usize, node_ids: &[i64]) -> String {
-    let mut writer = Writer::new();
-    let base = 1_764_000_000_000i64;
-    for line in 0..LINES_PER_BATCH {
-        let n = index * LINES_PER_BATCH + line;
-        let node = node_ids[(n / INTERFACES) % NODES].to_string();
-        let poll = n / (INTERFACES * NODES);
-        let interface = n % INTERFACES;
-        let index_tag = interface.to_string();
-        let name = format!("Gi1/0/{interface}");
-        writer
-            .line(
-                "interface",
-                &[
-                    ("node_id", &node),
-                    ("ifIndex", &index_tag),
-                    ("ifName", &name),
-                ],
-            )
-            .uint("in_octets_total", 1_000_000 * poll as u64 + n as u64)
-            .uint("out_octets_total", 2_000_000 * poll as u64 + n as u64)
-            .uint("in_packets_total", 1_000 * poll as u64)
-            .uint("out_packets_total", 2_000 * poll as u64)
-            .uint("in_errors_total", 0)
-            .float("oper_status", 1.0)
-            .float("speed_mbps", 1_000.0)
-            .finish(base + poll as i64 * 10_000);
-    }
-    writer.take()
-}
-
-fn gzip(text: &str) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(text.as_bytes()).unwrap();
-    encoder.finish().unwrap()
-}
+/// The first poll's time (2025-11-24).
+const BASE_MS: i64 = 1_764_000_000_000;
 
 /// The ceiling: the same samples inserted by one connection in one transaction per batch.
 fn bare_insert(batches: &[String]) -> f64 {
@@ -88,21 +49,10 @@ fn bare_insert(batches: &[String]) -> f64 {
 async fn main() {
     let bench = common::start_with(|_| {}).await;
     let registration = common::approved_collector(&bench, "north").await;
-    let mut node_ids = Vec::new();
-    for i in 0..NODES {
-        let node = bench
-            .admin
-            .create_node(&NodeSpec {
-                name: format!("sw-{i}"),
-                address: format!("127.0.1.{}", i + 1),
-                collector: Some("north".into()),
-                ..NodeSpec::default()
-            })
-            .await
-            .unwrap();
-        node_ids.push(node.id);
-    }
-    let texts: Vec<String> = (0..BATCHES).map(|i| batch(i, &node_ids)).collect();
+    let node_ids = common::switches(&bench, NODES, "north").await;
+    let texts: Vec<String> = (0..BATCHES)
+        .map(|i| interface_batch(i, &node_ids, LINES_PER_BATCH, INTERFACES, BASE_MS))
+        .collect();
     let bodies: Vec<Vec<u8>> = texts.iter().map(|t| gzip(t)).collect();
     let raw: usize = texts.iter().map(String::len).sum();
     let compressed: usize = bodies.iter().map(Vec::len).sum();

@@ -2,12 +2,16 @@
 //! HTTPS with a temporary data dir, and a client signed in as its admin.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // A benchmark fails loudly by design.
 
+use std::io::Write as _;
 use std::time::Duration;
 
 use plantwatch_server::config::{BootstrapAdmin, Config};
 use plantwatch_server::server::{Running, start};
 use plantwatch_shared::Client;
-use plantwatch_shared::api::{ComponentKind, CreateTokenRequest, RegisterRequest, Registration};
+use plantwatch_shared::api::{
+    ComponentKind, CreateTokenRequest, NodeSpec, RegisterRequest, Registration,
+};
+use plantwatch_shared::lineproto::Writer;
 
 pub const ADMIN_PASSWORD: &str = "bench-password";
 
@@ -117,4 +121,72 @@ pub fn bare_insert(dir: &std::path::Path, batches: &[Vec<(i64, i64, f64)>]) -> (
         .unwrap();
     let bytes = std::fs::metadata(&path).unwrap().len();
     (rate, bytes as f64 / total.max(1) as f64)
+}
+
+/// Fields of each line of [`interface_batch`].
+pub const FIELDS: usize = 7;
+
+/// Creates `count` switches polled by the collector `collector`; their ids.
+pub async fn switches(bench: &Bench, count: usize, collector: &str) -> Vec<i64> {
+    let mut ids = Vec::with_capacity(count);
+    for i in 0..count {
+        let node = bench
+            .admin
+            .create_node(&NodeSpec {
+                name: format!("sw-{i}"),
+                address: format!("127.0.1.{}", i + 1),
+                collector: Some(collector.into()),
+                ..NodeSpec::default()
+            })
+            .await
+            .unwrap();
+        ids.push(node.id);
+    }
+    ids
+}
+
+/// Batch `index` of a collector's pushes: `lines` interface lines of [`FIELDS`] fields, every
+/// node's `interfaces` in turn, one poll (10 s apart from `base_ms`) per pass over the nodes.
+pub fn interface_batch(
+    index: usize,
+    node_ids: &[i64],
+    lines: usize,
+    interfaces: usize,
+    base_ms: i64,
+) -> String {
+    let mut writer = Writer::new();
+    let nodes = node_ids.len();
+    for line in 0..lines {
+        let n = index * lines + line;
+        let node = node_ids[(n / interfaces) % nodes].to_string();
+        let poll = n / (interfaces * nodes);
+        let interface = n % interfaces;
+        let index_tag = interface.to_string();
+        let name = format!("Gi1/0/{interface}");
+        writer
+            .line(
+                "interface",
+                &[
+                    ("node_id", &node),
+                    ("ifIndex", &index_tag),
+                    ("ifName", &name),
+                ],
+            )
+            .uint("in_octets_total", 1_000_000 * poll as u64 + n as u64)
+            .uint("out_octets_total", 2_000_000 * poll as u64 + n as u64)
+            .uint("in_packets_total", 1_000 * poll as u64)
+            .uint("out_packets_total", 2_000 * poll as u64)
+            .uint("in_errors_total", 0)
+            .float("oper_status", 1.0)
+            .float("speed_mbps", 1_000.0)
+            .finish(base_ms + poll as i64 * 10_000);
+    }
+    writer.take()
+}
+
+/// `text`, gzip-compressed (fast level, as the collector sends).
+pub fn gzip(text: &str) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(text.as_bytes()).unwrap();
+    encoder.finish().unwrap()
 }

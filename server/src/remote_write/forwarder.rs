@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension as _, params};
 use tokio::sync::watch;
 
 use super::Remote;
@@ -20,7 +20,12 @@ use crate::db::{self, Db, DbError};
 use crate::metrics_store::{MetricsStore, SeriesKey};
 
 /// Most samples in one request.
-pub const MAX_SAMPLES_PER_REQUEST: usize = 50_000;
+pub const MAX_SAMPLES_PER_REQUEST: usize = 25_000;
+/// Requests in flight at once, each with its share of the series (so each series' samples
+/// still arrive in order, as Prometheus requires).
+pub const SHARDS: usize = 4;
+/// Queued rows read at once.
+const READ_ROWS: i64 = (SHARDS * MAX_SAMPLES_PER_REQUEST) as i64;
 /// Pause when the queue is empty.
 const IDLE: Duration = Duration::from_millis(100);
 /// First and longest wait between failed attempts.
@@ -86,48 +91,68 @@ pub async fn run(
             batch.iter().map(|q| q.ts).min().unwrap_or(0),
             Ordering::Relaxed,
         );
-        let request = match labels.request(&store, &db, &batch).await {
-            Ok(request) => request,
+        let shards = match labels.requests(&store, &db, &batch).await {
+            Ok(shards) => shards,
             Err(error) => {
                 tracing::error!(%error, "Could not read series for remote write.");
                 wait(&mut shutdown, BACKOFF_MAX).await;
                 continue;
             }
         };
-        let started = Instant::now();
-        let outcome = send(&remote, &request).await;
-        let stats = &remote.stats;
-        match outcome {
-            Outcome::Failed(error) => {
-                stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
-                if !stats.retrying.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(%error, queued = store.stats.remote_queued.load(Ordering::Relaxed),
-                        "The metrics engine did not take a batch; samples stay queued and are retried.");
+        // Each shard until the engine has taken or refused it; only failed ones are resent.
+        let mut pending: Vec<&(WriteRequest, u64)> = shards.iter().collect();
+        while !pending.is_empty() {
+            let started = Instant::now();
+            let outcomes = futures_util::future::join_all(
+                pending.iter().map(|(request, _)| send(&remote, request)),
+            )
+            .await;
+            let micros = started.elapsed().as_micros() as u64;
+            let mut failed = Vec::new();
+            let mut failure = None;
+            for (shard, outcome) in pending.into_iter().zip(outcomes) {
+                match outcome {
+                    Outcome::Accepted => {
+                        remote.stats.accepted(shard.1, micros);
+                    }
+                    Outcome::Refused(error) => {
+                        remote
+                            .stats
+                            .rejected_samples
+                            .fetch_add(shard.1, Ordering::Relaxed);
+                        tracing::warn!(%error, samples = shard.1,
+                            "The metrics engine refused samples as bad data; they are dropped.");
+                        set_error(&remote, error);
+                    }
+                    Outcome::Failed(error) => {
+                        failed.push(shard);
+                        failure = Some(error);
+                    }
                 }
-                set_error(&remote, error);
-                wait(&mut shutdown, backoff).await;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-                continue;
             }
-            Outcome::Refused(error) => {
-                stats
-                    .rejected_samples
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                tracing::warn!(%error, samples = batch.len(),
-                    "The metrics engine refused samples as bad data; they are dropped.");
-                set_error(&remote, error);
-            }
-            Outcome::Accepted => {
-                stats
-                    .sent_samples
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                stats.sent_requests.fetch_add(1, Ordering::Relaxed);
-                stats
-                    .send_micros
-                    .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-                stats.last_success.store(db::now(), Ordering::Relaxed);
-                if stats.retrying.swap(false, Ordering::Relaxed) {
-                    tracing::info!("The metrics engine takes samples again; sending the backlog.");
+            pending = failed;
+            let stats = &remote.stats;
+            match failure {
+                Some(error) => {
+                    stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
+                    if !stats.retrying.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(%error, queued = store.stats.remote_queued.load(Ordering::Relaxed),
+                            "The metrics engine did not take a batch; samples stay queued and are retried.");
+                    }
+                    set_error(&remote, error);
+                    wait(&mut shutdown, backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    if *shutdown.borrow() {
+                        // Shards already taken are sent again after the restart.
+                        return;
+                    }
+                }
+                None => {
+                    if stats.retrying.swap(false, Ordering::Relaxed) {
+                        tracing::info!(
+                            "The metrics engine takes samples again; sending the backlog."
+                        );
+                    }
                 }
             }
         }
@@ -139,6 +164,16 @@ pub async fn run(
             tracing::error!(%error, "Could not delete forwarded samples from the queue.");
         }
         after = last.seq;
+    }
+}
+
+impl super::RemoteStats {
+    /// A request of `samples` queued samples taken by the engine after `micros`.
+    fn accepted(&self, samples: u64, micros: u64) {
+        self.sent_samples.fetch_add(samples, Ordering::Relaxed);
+        self.sent_requests.fetch_add(1, Ordering::Relaxed);
+        self.send_micros.fetch_add(micros, Ordering::Relaxed);
+        self.last_success.store(db::now(), Ordering::Relaxed);
     }
 }
 
@@ -164,15 +199,14 @@ async fn read_queue(store: &MetricsStore, after: i64) -> Result<Vec<Queued>, DbE
                 "SELECT seq, series_id, ts, value FROM remote_queue
                   WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             )?;
-            let rows =
-                statement.query_map(params![after, MAX_SAMPLES_PER_REQUEST as i64], |r| {
-                    Ok(Queued {
-                        seq: r.get(0)?,
-                        series_id: r.get(1)?,
-                        ts: r.get(2)?,
-                        value: r.get(3)?,
-                    })
-                })?;
+            let rows = statement.query_map(params![after, READ_ROWS], |r| {
+                Ok(Queued {
+                    seq: r.get(0)?,
+                    series_id: r.get(1)?,
+                    ts: r.get(2)?,
+                    value: r.get(3)?,
+                })
+            })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
@@ -208,14 +242,16 @@ impl LabelCache {
         Ok(())
     }
 
-    /// The request for `batch`: one time series per series id, samples in time order (of two
-    /// at one millisecond the later arrival, as the embedded store keeps).
-    async fn request(
+    /// The requests for `batch`, each with the count of queued samples it carries: the series
+    /// split over up to [`SHARDS`] requests of about [`MAX_SAMPLES_PER_REQUEST`] samples; one
+    /// time series per series id, samples in time order (of two at one millisecond the later
+    /// arrival, as the embedded store keeps).
+    async fn requests(
         &mut self,
         store: &MetricsStore,
         db: &Db,
         batch: &[Queued],
-    ) -> Result<WriteRequest, DbError> {
+    ) -> Result<Vec<(WriteRequest, u64)>, DbError> {
         let unknown: Vec<i64> = batch
             .iter()
             .map(|q| q.series_id)
@@ -240,23 +276,61 @@ impl LabelCache {
                 self.series.insert(id, names::labels(&key, node).into());
             }
         }
-        Ok(build_request(batch, &self.series))
+        let shards = batch
+            .len()
+            .div_ceil(MAX_SAMPLES_PER_REQUEST)
+            .clamp(1, SHARDS) as i64;
+        let mut parts: Vec<Vec<Queued>> = vec![Vec::new(); shards as usize];
+        for queued in batch {
+            parts[queued.series_id.rem_euclid(shards) as usize].push(*queued);
+        }
+        Ok(parts
+            .iter()
+            .filter(|part| !part.is_empty())
+            .map(|part| (build_request(part, &self.series), part.len() as u64))
+            .collect())
     }
 }
 
+/// The keys of series `ids` (sorted): one range scan when they are dense (new series arrive
+/// together, with consecutive ids), else one lookup each.
 fn series_keys(conn: &Connection, ids: &[i64]) -> rusqlite::Result<Vec<(i64, SeriesKey)>> {
+    let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(i64, SeriesKey)> {
+        Ok((
+            r.get(0)?,
+            SeriesKey {
+                node_id: r.get(1)?,
+                metric: r.get(2)?,
+                tags: r.get(3)?,
+            },
+        ))
+    };
+    let (Some(&low), Some(&high)) = (ids.first(), ids.last()) else {
+        return Ok(Vec::new());
+    };
+    if ((high - low) as usize) < ids.len() * 4 {
+        let wanted: std::collections::HashSet<i64> = ids.iter().copied().collect();
+        let mut statement = conn.prepare_cached(
+            "SELECT id, node_id, metric, tags FROM series WHERE id BETWEEN ?1 AND ?2",
+        )?;
+        let rows = statement.query_map([low, high], row)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for found in rows {
+            let found = found?;
+            if wanted.contains(&found.0) {
+                out.push(found);
+            }
+        }
+        return Ok(out);
+    }
     let mut statement =
-        conn.prepare_cached("SELECT node_id, metric, tags FROM series WHERE id = ?1")?;
+        conn.prepare_cached("SELECT id, node_id, metric, tags FROM series WHERE id = ?1")?;
+    // A series deleted meanwhile has no key: its samples are skipped.
     let mut out = Vec::with_capacity(ids.len());
     for &id in ids {
-        let key = statement.query_row([id], |r| {
-            Ok(SeriesKey {
-                node_id: r.get(0)?,
-                metric: r.get(1)?,
-                tags: r.get(2)?,
-            })
-        })?;
-        out.push((id, key));
+        if let Some(found) = statement.query_row([id], row).optional()? {
+            out.push(found);
+        }
     }
     Ok(out)
 }

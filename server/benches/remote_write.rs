@@ -1,0 +1,191 @@
+//! Ingest through the remote-write backend into VictoriaMetrics, against the engine's ceiling:
+//! the same line protocol posted straight to VictoriaMetrics' own `/write` endpoint. Both
+//! runs use a fresh VictoriaMetrics (Debian's `victoria-metrics`) on loopback with its own
+//! data dir, the same batches, the same concurrency, and end when the engine has acknowledged
+//! every sample (plantwatch: its queue is empty). Server, engine and senders share this
+//! machine's cores. Run with `cargo bench -p plantwatch-server --bench remote_write`;
+//! `PLANTWATCH_BENCH_BATCHES` sets the batches (default 60, of 5,000 lines × 7 fields).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark fails loudly by design.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{FIELDS, gzip, interface_batch};
+use plantwatch_server::config::MetricsBackend;
+use plantwatch_testkit::engines::{Engine, EngineKind};
+
+const NODES: usize = 100;
+const INTERFACES: usize = 48;
+const LINES_PER_BATCH: usize = 5_000;
+const CONCURRENCY: usize = 4;
+
+/// Posts every body with `CONCURRENCY` senders; `send` posts one.
+async fn post_all<F, Fut>(bodies: Arc<Vec<Vec<u8>>>, send: F)
+where
+    F: Fn(usize, Vec<u8>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let mut tasks = Vec::new();
+    for worker in 0..CONCURRENCY {
+        let (bodies, send) = (bodies.clone(), send.clone());
+        tasks.push(tokio::spawn(async move {
+            for index in (worker..bodies.len()).step_by(CONCURRENCY) {
+                send(index, bodies[index].clone()).await;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+/// Samples VictoriaMetrics holds under `selector`, once it has flushed them.
+async fn held(engine: &Engine, selector: &str, at_s: i64) -> f64 {
+    let answer: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/query", engine.base_url()))
+        .query(&[
+            ("query", format!("sum(count_over_time({selector}[30d]))")),
+            ("time", at_s.to_string()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["data"]["result"][0]["value"][1]
+        .as_str()
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
+/// The ceiling: the bodies posted to a fresh VictoriaMetrics' `/write` (InfluxDB line protocol,
+/// gzip), until every post is acknowledged.
+async fn ceiling(bodies: Arc<Vec<Vec<u8>>>, samples: f64, last_s: i64) -> f64 {
+    let engine = Engine::start(EngineKind::VictoriaMetrics);
+    let url = format!("{}/write", engine.base_url());
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    post_all(bodies, move |_, body| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let status = http
+                .post(url)
+                .header("Content-Encoding", "gzip")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert!(status.is_success(), "{status}");
+        }
+    })
+    .await;
+    let rate = samples / started.elapsed().as_secs_f64();
+    wait_for(&engine, "{__name__=~\"interface_.*\"}", samples, last_s).await;
+    rate
+}
+
+async fn wait_for(engine: &Engine, selector: &str, samples: f64, last_s: i64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let count = held(engine, selector, last_s + 1).await;
+        if count == samples {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the engine holds {count} of {samples} samples"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let batches: usize = std::env::var("PLANTWATCH_BENCH_BATCHES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    // Recent data (an engine may refuse samples far from now): the last poll a minute ago.
+    let polls = (batches * LINES_PER_BATCH).div_ceil(NODES * INTERFACES) as i64;
+    let base_ms = (plantwatch_server::db::now_ms() / 10_000 - polls) * 10_000 - 60_000;
+    let last_s = (base_ms + polls * 10_000) / 1_000;
+    let samples = (batches * LINES_PER_BATCH * FIELDS) as f64;
+
+    let engine = Engine::start(EngineKind::VictoriaMetrics);
+    let bench = common::start_with(|c| {
+        c.metrics_backend = MetricsBackend::RemoteWrite;
+        c.metrics_remote_write_url = Some(engine.write_url());
+        c.metrics_query_url = Some(engine.base_url());
+    })
+    .await;
+    let registration = common::approved_collector(&bench, "north").await;
+    let node_ids = common::switches(&bench, NODES, "north").await;
+    let bodies: Vec<Vec<u8>> = (0..batches)
+        .map(|i| {
+            gzip(&interface_batch(
+                i,
+                &node_ids,
+                LINES_PER_BATCH,
+                INTERFACES,
+                base_ms,
+            ))
+        })
+        .collect();
+    let bodies = Arc::new(bodies);
+
+    // The engine's ceiling, before and after plantwatch's run (the better one counts).
+    let before = ceiling(bodies.clone(), samples, last_s).await;
+
+    let collector = bench.client.clone().with_api_key(registration.api_key);
+    let stats = bench.server.state.metrics.stats.clone();
+    let started = Instant::now();
+    post_all(bodies.clone(), move |index, body| {
+        let collector = collector.clone();
+        async move {
+            collector
+                .ingest_gzip(&format!("bench-{index}"), body)
+                .await
+                .unwrap();
+        }
+    })
+    .await;
+    let acknowledged = started.elapsed().as_secs_f64();
+    let remote = bench.server.state.remote.clone().unwrap();
+    let mut peak = 0;
+    while stats.remote_queued.load(Ordering::Relaxed) > 0 {
+        peak = peak.max(stats.remote_queued.load(Ordering::Relaxed));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let forwarded = started.elapsed().as_secs_f64();
+    assert_eq!(
+        remote.stats.sent_samples.load(Ordering::Relaxed) as f64,
+        samples
+    );
+    wait_for(&engine, "{__name__=~\"plantwatch_.*\"}", samples, last_s).await;
+    let requests = remote.stats.sent_requests.load(Ordering::Relaxed);
+    let send_s = remote.stats.send_micros.load(Ordering::Relaxed) as f64 / 1e6;
+
+    let after = ceiling(bodies.clone(), samples, last_s).await;
+    let best = before.max(after);
+    let through = samples / forwarded;
+    println!(
+        "remote write: {batches} batches of {LINES_PER_BATCH} lines × {FIELDS} fields ({} samples, {} series), {CONCURRENCY} in flight",
+        samples,
+        NODES * INTERFACES * FIELDS
+    );
+    println!(
+        "  plantwatch → VictoriaMetrics (HTTPS ingest, queue on disk, remote write): {through:.0} samples/s until the engine has every sample ({forwarded:.2} s; every batch acknowledged after {acknowledged:.2} s, queue peak {peak} samples, {requests} requests, {:.1} ms each)",
+        send_s * 1e3 / requests.max(1) as f64
+    );
+    println!(
+        "  line protocol straight to VictoriaMetrics /write (the ceiling): {before:.0} / {after:.0} samples/s (before / after)"
+    );
+    println!(
+        "  ratio: {:.0} % of the better ceiling",
+        100.0 * through / best
+    );
+}
