@@ -483,3 +483,112 @@ async fn prometheus_receives_samples_and_answers_charts_like_the_embedded_store(
         ])
     );
 }
+
+#[tokio::test]
+async fn an_engine_behind_https_and_basic_auth_takes_samples_only_with_the_right_password() {
+    let certs = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let (cert, key) = (certs.path().join("vm.pem"), certs.path().join("vm.key"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let engine = Engine::start_with(
+        EngineKind::VictoriaMetrics,
+        &[
+            "-tls".into(),
+            format!("-tlsCertFile={}", cert.display()),
+            format!("-tlsKeyFile={}", key.display()),
+            "-httpAuth.username=plantwatch".into(),
+            "-httpAuth.password=engine-password-1".into(),
+        ],
+    );
+    assert!(engine.write_url().starts_with("https://"));
+    let with = |password: &'static str| {
+        let (engine, cert) = (&engine, cert.clone());
+        move |config: &mut Config| {
+            remote(config, engine);
+            config.metrics_remote_ca_file = Some(cert);
+            config.metrics_remote_username = Some("plantwatch".into());
+            config.metrics_remote_password = Some(password.into());
+        }
+    };
+    let good = spawn_app_with(with("engine-password-1")).await;
+    let bad = spawn_app_with(with("not-the-password")).await;
+    let (key, node_id) = plant(&good).await;
+    let (bad_key, _) = plant(&bad).await;
+    let mut truth = Truth::default();
+    let timestamps = timeline(5);
+    push_all(&good, &key, node_id, &timestamps, &mut truth).await;
+    push_all(&bad, &bad_key, node_id, &timestamps, &mut Truth::default()).await;
+
+    let sent = drained(&good, Duration::from_secs(30)).await;
+    assert_eq!(sent.sent_samples as usize, truth.samples());
+    // The chart comes back through the query API over the same TLS and credentials.
+    let started = Instant::now();
+    let answer = loop {
+        let answer = chart(&good, node_id, &MetricQuery::default()).await;
+        if answer.values().all(|p| !p.is_empty()) || started.elapsed() > Duration::from_secs(20) {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(answer.len(), 7);
+    assert!(answer.values().all(|p| !p.is_empty()), "{answer:?}");
+
+    // Wrong password: nothing is lost, the samples wait and the error says why.
+    let started = Instant::now();
+    let refused = loop {
+        let status = status(&bad).await;
+        if status.retrying || started.elapsed() > Duration::from_secs(20) {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(refused.retrying, "{refused:?}");
+    assert_eq!(refused.queued_samples as usize, truth.samples());
+    assert_eq!(refused.sent_samples, 0);
+    assert!(refused.last_error.as_deref().unwrap_or("").contains("401"), "{refused:?}");
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_503_so_senders_keep_their_batches() {
+    // An engine that is not there: nothing listens on this port.
+    let nowhere = plantwatch_testkit::free_port();
+    let app = spawn_app_with(|c| {
+        c.metrics_backend = MetricsBackend::RemoteWrite;
+        c.metrics_remote_write_url = Some(format!("http://127.0.0.1:{nowhere}/api/v1/write"));
+        c.metrics_query_url = Some(format!("http://127.0.0.1:{nowhere}"));
+        c.metrics_remote_queue_max_samples = 10_000;
+    })
+    .await;
+    let (key, node_id) = plant(&app).await;
+    let mut truth = Truth::default();
+    // 7 samples a timestamp: 1,435 timestamps fill the queue to 10,045.
+    let timestamps = timeline(240);
+    let mut refused = None;
+    for (k, part) in timestamps.chunks(205).enumerate() {
+        let status = push(&app, &key, lines(node_id, part, &mut truth)).await;
+        if status == 503 {
+            refused = Some(k);
+            break;
+        }
+        assert_eq!(status, 204);
+    }
+    assert_eq!(refused, Some(7), "the push after the queue passed 10,000 samples");
+    let status = status(&app).await;
+    assert_eq!(status.queued_samples, 7 * 205 * 7);
+    assert_eq!(status.max_queued_samples, 10_000);
+    // The server's own figures say so too.
+    let (code, text) = app
+        .admin()
+        .await
+        .send_raw(reqwest::Method::GET, "/metrics", None, Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(code, 200);
+    let text = String::from_utf8(text).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l == format!("plantwatch_remote_write_queue_samples {}", 7 * 205 * 7)),
+        "{text}"
+    );
+}

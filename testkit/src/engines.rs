@@ -31,25 +31,38 @@ pub struct Engine {
     pub port: u16,
     child: Option<Child>,
     dir: tempfile::TempDir,
+    /// Further command-line arguments.
+    args: Vec<String>,
+    /// Whether the engine serves HTTPS (set by `-tls` among `args`).
+    tls: bool,
 }
 
 impl Engine {
     /// Starts `kind` on a free loopback port with an empty data directory and waits until it
     /// answers its readiness check.
     pub fn start(kind: EngineKind) -> Engine {
+        Engine::start_with(kind, &[])
+    }
+
+    /// Starts `kind` with further arguments; with VictoriaMetrics' `-tls` the engine serves
+    /// HTTPS and is taken as ready once its port accepts connections.
+    pub fn start_with(kind: EngineKind, args: &[String]) -> Engine {
         let mut engine = Engine {
             kind,
             port: crate::free_port(),
             child: None,
             dir: tempfile::tempdir().unwrap(),
+            args: args.to_vec(),
+            tls: args.iter().any(|a| a == "-tls"),
         };
         engine.run();
         engine
     }
 
-    /// `http://127.0.0.1:port`: the query API's base.
+    /// `http(s)://127.0.0.1:port`: the query API's base.
     pub fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// The remote-write endpoint.
@@ -97,6 +110,7 @@ impl Engine {
             }
         };
         let child = command
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -113,7 +127,14 @@ impl Engine {
             EngineKind::Prometheus => "/-/ready",
         };
         let deadline = Instant::now() + Duration::from_secs(60);
-        while get_status(self.port, ready) != Some(200) {
+        let up = |port| {
+            if self.tls {
+                TcpStream::connect(("127.0.0.1", port)).is_ok().then_some(200)
+            } else {
+                get_status(port, ready)
+            }
+        };
+        while up(self.port) != Some(200) {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
                 panic!("{} exited with {status}: {}", self.kind.name(), self.log());
             }
