@@ -546,7 +546,10 @@ async fn an_engine_behind_https_and_basic_auth_takes_samples_only_with_the_right
     assert!(refused.retrying, "{refused:?}");
     assert_eq!(refused.queued_samples as usize, truth.samples());
     assert_eq!(refused.sent_samples, 0);
-    assert!(refused.last_error.as_deref().unwrap_or("").contains("401"), "{refused:?}");
+    assert!(
+        refused.last_error.as_deref().unwrap_or("").contains("401"),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]
@@ -573,7 +576,11 @@ async fn a_full_queue_answers_503_so_senders_keep_their_batches() {
         }
         assert_eq!(status, 204);
     }
-    assert_eq!(refused, Some(7), "the push after the queue passed 10,000 samples");
+    assert_eq!(
+        refused,
+        Some(7),
+        "the push after the queue passed 10,000 samples"
+    );
     let status = status(&app).await;
     assert_eq!(status.queued_samples, 7 * 205 * 7);
     assert_eq!(status.max_queued_samples, 10_000);

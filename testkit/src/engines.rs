@@ -129,7 +129,9 @@ impl Engine {
         let deadline = Instant::now() + Duration::from_secs(60);
         let up = |port| {
             if self.tls {
-                TcpStream::connect(("127.0.0.1", port)).is_ok().then_some(200)
+                TcpStream::connect(("127.0.0.1", port))
+                    .is_ok()
+                    .then_some(200)
             } else {
                 get_status(port, ready)
             }

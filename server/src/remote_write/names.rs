@@ -170,6 +170,30 @@ mod tests {
     }
 
     #[test]
+    fn docs_metrics_md_lists_every_template_field_under_its_prometheus_name() {
+        let docs = include_str!("../../../docs/metrics.md");
+        let mut checked = 0;
+        for (file, text) in crate::templates::BUILT_IN {
+            let template: plantwatch_shared::api::TemplateDef =
+                toml::from_str(text).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let groups = template
+                .scalars
+                .iter()
+                .map(|g| (&g.measurement, &g.fields))
+                .chain(template.tables.iter().map(|t| (&t.measurement, &t.fields)));
+            for (measurement, fields) in groups {
+                for field in fields {
+                    let metric = format!("{measurement}.{}", field.name);
+                    let row = format!("| `{}` | `{metric}` |", metric_name(&metric));
+                    assert!(docs.contains(&row), "docs/metrics.md lacks {row}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 50, "{checked}");
+    }
+
+    #[test]
     fn selectors_pick_a_nodes_series() {
         assert_eq!(
             selector(3, Some("interface.*")),
