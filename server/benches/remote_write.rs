@@ -63,7 +63,7 @@ async fn held(engine: &Engine, selector: &str, at_s: i64) -> f64 {
 
 /// The ceiling: the bodies posted to a fresh VictoriaMetrics' `/write` (InfluxDB line protocol,
 /// gzip), until every post is acknowledged.
-async fn ceiling(bodies: Arc<Vec<Vec<u8>>>, samples: f64, last_s: i64) -> f64 {
+async fn ceiling(bodies: Arc<Vec<Vec<u8>>>, samples: f64, last_s: i64) -> (f64, f64) {
     let engine = Engine::start(EngineKind::VictoriaMetrics);
     let url = format!("{}/write", engine.base_url());
     let http = reqwest::Client::new();
@@ -84,8 +84,9 @@ async fn ceiling(bodies: Arc<Vec<Vec<u8>>>, samples: f64, last_s: i64) -> f64 {
     })
     .await;
     let rate = samples / started.elapsed().as_secs_f64();
+    let cpu = engine.cpu_seconds();
     wait_for(&engine, "{__name__=~\"interface_.*\"}", samples, last_s).await;
-    rate
+    (rate, cpu)
 }
 
 async fn wait_for(engine: &Engine, selector: &str, samples: f64, last_s: i64) {
@@ -142,6 +143,7 @@ async fn main() {
 
     let collector = bench.client.clone().with_api_key(registration.api_key);
     let stats = bench.server.state.metrics.stats.clone();
+    let (engine_cpu, own_cpu) = (engine.cpu_seconds(), own_cpu_seconds());
     let started = Instant::now();
     post_all(bodies.clone(), move |index, body| {
         let collector = collector.clone();
@@ -161,6 +163,10 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let forwarded = started.elapsed().as_secs_f64();
+    let (engine_cpu, own_cpu) = (
+        engine.cpu_seconds() - engine_cpu,
+        own_cpu_seconds() - own_cpu,
+    );
     assert_eq!(
         remote.stats.sent_samples.load(Ordering::Relaxed) as f64,
         samples
@@ -170,7 +176,9 @@ async fn main() {
     let send_s = remote.stats.send_micros.load(Ordering::Relaxed) as f64 / 1e6;
 
     let after = ceiling(bodies.clone(), samples, last_s).await;
+    let ((before, before_cpu), (after, after_cpu)) = (before, after);
     let best = before.max(after);
+    let million = samples / 1e6;
     let through = samples / forwarded;
     println!(
         "remote write: {batches} batches of {LINES_PER_BATCH} lines × {FIELDS} fields ({} samples, {} series), {CONCURRENCY} in flight",
@@ -185,7 +193,19 @@ async fn main() {
         "  line protocol straight to VictoriaMetrics /write (the ceiling): {before:.0} / {after:.0} samples/s (before / after)"
     );
     println!(
+        "  CPU per million samples: VictoriaMetrics taking line protocol {:.2} / {:.2} s; taking plantwatch's remote write {:.2} s; plantwatch (and its senders) {:.2} s",
+        before_cpu / million,
+        after_cpu / million,
+        engine_cpu / million,
+        own_cpu / million
+    );
+    println!(
         "  ratio: {:.0} % of the better ceiling",
         100.0 * through / best
     );
+}
+
+/// CPU time this process (server, forwarder and senders) has used, in seconds.
+fn own_cpu_seconds() -> f64 {
+    plantwatch_testkit::engines::cpu_seconds(std::process::id())
 }

@@ -168,6 +168,11 @@ impl Engine {
         self.run();
     }
 
+    /// CPU time (user + system) the running engine has used, in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        self.child.as_ref().map_or(0.0, |c| cpu_seconds(c.id()))
+    }
+
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
     }
@@ -195,4 +200,16 @@ pub fn get_status(port: u16, path: &str) -> Option<u16> {
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).ok()?;
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// CPU time (user + system) process `pid` has used, in seconds (Linux `/proc`; 100 ticks a
+/// second, as on every Linux this runs on).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
 }
