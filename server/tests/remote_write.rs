@@ -316,35 +316,59 @@ async fn charts_match(remote: &TestApp, local: &TestApp, node_id: i64, from: i64
     }
 }
 
-#[tokio::test]
-async fn victoria_metrics_gets_every_sample_once_across_an_outage_and_a_restart() {
-    let mut engine = Engine::start(EngineKind::VictoriaMetrics);
-    let remote_app = spawn_app_with(|c| remote(c, &engine)).await;
+/// A server on the remote-write backend with a node's samples, checked against a server on the
+/// embedded store given the same samples.
+struct Twins {
+    remote_app: TestApp,
+    key: Secret,
+    node_id: i64,
+    truth: Truth,
+    timestamps: Vec<i64>,
+}
+
+/// [`Twins`] on `engine`, once the engine holds every sample and the two servers' charts have
+/// been checked equal.
+async fn twins(engine: &Engine, minutes: i64) -> Twins {
+    let remote_app = spawn_app_with(|c| remote(c, engine)).await;
     let local_app = spawn_app_with(|_| {}).await;
     let (key, node_id) = plant(&remote_app).await;
     let (local_key, local_node) = plant(&local_app).await;
     assert_eq!(node_id, local_node);
-
-    // 50 minutes of data, pushed to both servers.
     let mut truth = Truth::default();
-    let timestamps = timeline(50);
+    let timestamps = timeline(minutes);
     push_all(&remote_app, &key, node_id, &timestamps, &mut truth).await;
-    push_all(
-        &local_app,
-        &local_key,
-        node_id,
-        &timestamps,
-        &mut Truth::default(),
-    )
-    .await;
+    let mut same = Truth::default();
+    push_all(&local_app, &local_key, node_id, &timestamps, &mut same).await;
     let sent = drained(&remote_app, Duration::from_secs(30)).await;
     assert_eq!(sent.sent_samples as usize, truth.samples());
-    engine_holds_exactly(&engine, node_id, &truth).await;
+    engine_holds_exactly(engine, node_id, &truth).await;
     let (from, to) = (
         timestamps[0] / 1_000,
         timestamps[timestamps.len() - 1] / 1_000,
     );
     charts_match(&remote_app, &local_app, node_id, from, to).await;
+    Twins {
+        remote_app,
+        key,
+        node_id,
+        truth,
+        timestamps,
+    }
+}
+
+#[tokio::test]
+async fn victoria_metrics_gets_every_sample_once_across_an_outage_and_a_restart() {
+    let mut engine = Engine::start(EngineKind::VictoriaMetrics);
+    // 50 minutes of data, pushed to both servers.
+    let Twins {
+        remote_app,
+        key,
+        node_id,
+        mut truth,
+        timestamps,
+        ..
+    } = twins(&engine, 50).await;
+    let to = timestamps[timestamps.len() - 1] / 1_000;
 
     // A 7-day chart is aggregated by the engine: the status gauge is 1 in every bucket.
     let week = MetricQuery {
@@ -428,28 +452,14 @@ async fn victoria_metrics_gets_every_sample_once_across_an_outage_and_a_restart(
 #[tokio::test]
 async fn prometheus_receives_samples_and_answers_charts_like_the_embedded_store() {
     let engine = Engine::start(EngineKind::Prometheus);
-    let remote_app = spawn_app_with(|c| remote(c, &engine)).await;
-    let local_app = spawn_app_with(|_| {}).await;
-    let (key, node_id) = plant(&remote_app).await;
-    let (local_key, _) = plant(&local_app).await;
-    let mut truth = Truth::default();
-    let timestamps = timeline(40);
-    push_all(&remote_app, &key, node_id, &timestamps, &mut truth).await;
-    push_all(
-        &local_app,
-        &local_key,
+    let Twins {
+        remote_app,
+        key,
         node_id,
-        &timestamps,
-        &mut Truth::default(),
-    )
-    .await;
-    drained(&remote_app, Duration::from_secs(30)).await;
-    engine_holds_exactly(&engine, node_id, &truth).await;
-    let (from, to) = (
-        timestamps[0] / 1_000,
-        timestamps[timestamps.len() - 1] / 1_000,
-    );
-    charts_match(&remote_app, &local_app, node_id, from, to).await;
+        mut truth,
+        timestamps,
+        ..
+    } = twins(&engine, 40).await;
 
     // A sample older than the series' newest is refused by Prometheus (out of order): it is
     // counted and dropped, and what follows still goes through.

@@ -348,31 +348,32 @@ impl MetricsStore {
     /// engine has taken them.
     pub async fn forwarded(&self, seq: i64, samples: u64) -> Result<(), DbError> {
         let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job::Forwarded {
+        self.submit(
+            Job::Forwarded {
                 seq,
                 samples,
                 reply,
-            })
-            .await
-            .map_err(|_| DbError::Task("the metrics writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| DbError::Task("the metrics writer has stopped".into()))?
-            .map_err(DbError::Task)
+            },
+            answer,
+        )
+        .await
     }
 
     /// Commits `batch` and returns once it is on disk.
     pub async fn write(&self, batch: Batch) -> Result<Committed, DbError> {
         let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job::Write { batch, reply })
-            .await
-            .map_err(|_| DbError::Task("the metrics writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| DbError::Task("the metrics writer has stopped".into()))?
-            .map_err(DbError::Task)
+        self.submit(Job::Write { batch, reply }, answer).await
+    }
+
+    /// Hands `job` to the writer and waits for its `answer`.
+    async fn submit<T>(
+        &self,
+        job: Job,
+        answer: oneshot::Receiver<Result<T, String>>,
+    ) -> Result<T, DbError> {
+        let stopped = || DbError::Task("the metrics writer has stopped".into());
+        self.jobs.send(job).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?.map_err(DbError::Task)
     }
 }
 
