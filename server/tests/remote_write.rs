@@ -418,6 +418,22 @@ async fn victoria_metrics_gets_every_sample_once_across_an_outage_and_a_restart(
         .latest(node_id, "ping.rtt_avg_ms")
         .unwrap();
     assert_eq!(latest.0, outage[5]);
+    // So does the series list's newest sample (metrics.db keeps none with this backend).
+    let listed = remote_app
+        .admin()
+        .await
+        .series(&plantwatch_shared::api::SeriesQuery {
+            node_id: Some(node_id),
+            q: Some("rtt".into()),
+            limit: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(
+        listed.items[0].latest.map(|(ts, _)| ts),
+        Some(outage[5] / 1_000)
+    );
     // Charts say the engine is unreachable rather than showing nothing.
     let err = remote_app
         .admin()
@@ -603,6 +619,7 @@ async fn a_full_queue_answers_503_so_senders_keep_their_batches() {
         .unwrap();
     assert_eq!(code, 200);
     let text = String::from_utf8(text).unwrap();
+    common::promtool(&text);
     assert!(
         text.lines()
             .any(|l| l == format!("plantwatch_remote_write_queue_samples {}", 7 * 205 * 7)),

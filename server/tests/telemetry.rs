@@ -4,10 +4,7 @@
 
 mod common;
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
-
-use common::{TestApp, approved_collector, spawn_app_with, spec};
+use common::{TestApp, approved_collector, promtool, spawn_app_with, spec};
 use plantwatch_shared::Client;
 use reqwest::Method;
 
@@ -28,30 +25,6 @@ fn value(text: &str, prefix: &str) -> f64 {
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no sample {prefix} in\n{text}"))
-}
-
-/// `promtool check metrics` (Prometheus's parser and linter) on the exposition.
-fn promtool(text: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package prometheus) is needed: .ci/run installs it");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "promtool: {}{}\n{text}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 async fn push(app: &TestApp, key: &plantwatch_shared::Secret, body: &str) -> u16 {

@@ -105,7 +105,7 @@ async fn series(
     ApiQuery(params): ApiQuery<SeriesQuery>,
 ) -> ApiResult<Json<ListResponse<SeriesInfo>>> {
     let limit = params.limit.unwrap_or(100).clamp(1, 1_000);
-    let items = state
+    let mut items = state
         .metrics
         .reader
         .call(move |conn| {
@@ -113,6 +113,17 @@ async fn series(
                 .map_err(db::DbError::from)
         })
         .await?;
+    // With the remote-write backend metrics.db keeps no samples: the newest one is the hot
+    // window's (the last 15 minutes).
+    if state.remote.is_some() {
+        for item in items.iter_mut().filter(|i| i.latest.is_none()) {
+            item.latest = state
+                .metrics
+                .hot
+                .latest_of_series(item.node_id, item.id)
+                .map(|(ts, value)| (ts.div_euclid(1_000), value));
+        }
+    }
     let total = items.len() as u64;
     Ok(Json(ListResponse { items, total }))
 }

@@ -69,6 +69,19 @@ impl HotWindow {
         }
     }
 
+    /// Latest (timestamp ms, value) of the series `series_id` of `node_id`, if it has a point in
+    /// the window.
+    pub fn latest_of_series(&self, node_id: i64, series_id: i64) -> Option<(i64, f64)> {
+        let nodes = self.nodes.read().ok()?;
+        nodes
+            .get(&node_id)?
+            .values()
+            .find(|s| s.series_id == series_id)?
+            .points
+            .back()
+            .copied()
+    }
+
     /// Latest (timestamp ms, value) of `metric` on `node_id`, over all its tag sets the newest.
     pub fn latest(&self, node_id: i64, metric: &str) -> Option<(i64, f64)> {
         let nodes = self.nodes.read().ok()?;

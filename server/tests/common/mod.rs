@@ -6,6 +6,7 @@ use plantwatch_server::config::{BootstrapAdmin, Config};
 use plantwatch_server::server::{Running, start};
 use plantwatch_shared::Client;
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::time::Duration;
 
 use plantwatch_shared::Secret;
@@ -260,4 +261,28 @@ pub async fn approved_collector(app: &TestApp, admin: &Client, name: &str) -> Re
         .await
         .unwrap();
     registration
+}
+
+/// `promtool check metrics` (Prometheus's parser and linter) on the exposition.
+pub fn promtool(text: &str) {
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) is needed: .ci/run installs it");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool: {}{}\n{text}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
