@@ -156,7 +156,7 @@ async fn main() {
     })
     .await;
     let acknowledged = started.elapsed().as_secs_f64();
-    let remote = bench.server.state.remote.clone().unwrap();
+    let remote = bench.server.state.backend.remote().cloned().unwrap();
     let mut peak = 0;
     while stats.remote_queued.load(Ordering::Relaxed) > 0 {
         peak = peak.max(stats.remote_queued.load(Ordering::Relaxed));

@@ -188,8 +188,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         setup_code.clone(),
         fingerprint,
         delivery.clone(),
-        metrics,
-        remote.clone(),
+        metrics.clone(),
+        match &remote {
+            Some(remote) => Arc::new(crate::remote_write::RemoteBackend {
+                remote: remote.clone(),
+                store: metrics,
+            }),
+            None => Arc::new(crate::metrics_store::backend::Embedded {
+                reader: metrics.reader.clone(),
+            }),
+        },
     );
     let app = api::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let handle: Handle<SocketAddr> = Handle::new();

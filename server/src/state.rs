@@ -56,8 +56,8 @@ pub struct Inner {
     pub discovery_wake: Arc<tokio::sync::Notify>,
     /// Requests by route, for `GET /metrics`.
     pub http: crate::telemetry::HttpStats,
-    /// The remote engine, with `metrics_backend = "remote_write"`.
-    pub remote: Option<Arc<crate::remote_write::Remote>>,
+    /// Where charts are answered and what ingest may queue: `metrics.db` or a remote engine.
+    pub backend: Arc<dyn crate::metrics_store::backend::MetricBackend>,
 }
 
 impl std::ops::Deref for AppState {
@@ -77,7 +77,7 @@ impl AppState {
         fingerprint: Option<Fingerprint>,
         delivery: Arc<Stats>,
         metrics: MetricsStore,
-        remote: Option<Arc<crate::remote_write::Remote>>,
+        backend: Arc<dyn crate::metrics_store::backend::MetricBackend>,
     ) -> Self {
         let limiter = LoginLimiter::new(
             config.login_max_failures,
@@ -101,7 +101,7 @@ impl AppState {
             evaluator: Arc::default(),
             discovery_wake: Arc::default(),
             http: crate::telemetry::HttpStats::default(),
-            remote,
+            backend,
             config,
         }))
     }

@@ -175,7 +175,7 @@ pub async fn render(state: &AppState) -> String {
     for (name, kind, help, value) in figures {
         out.one(name, kind, help, value);
     }
-    if let Some(remote) = &state.remote {
+    if let Some(remote) = state.backend.remote() {
         let r = &remote.stats;
         let oldest = r.oldest_queued_ms.load(Ordering::Relaxed);
         let queued = load(&stats.remote_queued);

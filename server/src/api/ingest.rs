@@ -131,18 +131,13 @@ async fn ingest_influx(
             "Refused lines of a metric push."
         );
     }
-    if let Some(remote) = &state.remote
-        && !prepared.samples.is_empty()
-        && stats.remote_queued.load(Ordering::Relaxed) >= remote.max_queue
+    if !prepared.samples.is_empty()
+        && let Err(reason) = state.backend.admit()
     {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "remote_write_backlog_full",
-            format!(
-                "the queue for the metrics engine is full ({} samples): the engine has not taken \
-                 samples for a while; keep the batch and retry",
-                remote.max_queue
-            ),
+            reason,
         ));
     }
     if !prepared.samples.is_empty() || batch_id.is_some() {

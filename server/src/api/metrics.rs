@@ -14,6 +14,7 @@ use plantwatch_shared::api::{
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Authed};
 use crate::db::{self, nodes};
+use crate::metrics_store::backend::BackendError;
 use crate::metrics_store::query::{self, RangeQuery};
 use crate::state::AppState;
 
@@ -65,30 +66,21 @@ async fn node_metrics(
         db::now_ms(),
     );
     let (step, agg) = (query.step, query.agg);
-    let reader = state.metrics.reader.clone();
-    let items = match &state.remote {
-        None => tokio::task::spawn_blocking(move || query::range_on(&reader, &query))
-            .await
-            .map_err(|e| db::DbError::Task(e.to_string()))??,
-        Some(remote) => {
-            let (node, metric) = (query.node_id, query.metric.clone());
-            let rows = reader
-                .call(move |conn| {
-                    query::node_series(conn, node, metric.as_deref()).map_err(db::DbError::from)
-                })
-                .await?;
-            crate::remote_write::query::range(remote, rows, &query)
-                .await
-                .map_err(|message| {
-                    tracing::warn!(%message, "A chart query to the metrics engine failed.");
-                    ApiError::new(
-                        axum::http::StatusCode::BAD_GATEWAY,
-                        "metrics_engine_unavailable",
-                        format!("the metrics engine did not answer the query: {message}"),
-                    )
-                })?
-        }
-    };
+    let items = state
+        .backend
+        .range(query)
+        .await
+        .map_err(|error| match error {
+            BackendError::Store(error) => ApiError::from(error),
+            BackendError::Engine(message) => {
+                tracing::warn!(%message, "A chart query to the metrics engine failed.");
+                ApiError::new(
+                    axum::http::StatusCode::BAD_GATEWAY,
+                    "metrics_engine_unavailable",
+                    BackendError::Engine(message).to_string(),
+                )
+            }
+        })?;
     Ok(Json(MetricsAnswer {
         node_id: id,
         from,
@@ -115,7 +107,7 @@ async fn series(
         .await?;
     // With the remote-write backend metrics.db keeps no samples: the newest one is the hot
     // window's (the last 15 minutes).
-    if state.remote.is_some() {
+    if !state.backend.keeps_samples() {
         for item in items.iter_mut().filter(|i| i.latest.is_none()) {
             item.latest = state
                 .metrics
@@ -167,9 +159,6 @@ async fn summary(State(state): State<AppState>, _auth: Authed) -> ApiResult<Json
             rejected_lines: stats.rejected_lines.load(Ordering::Relaxed),
             duplicate_batches: stats.duplicate_batches.load(Ordering::Relaxed),
         },
-        remote_write: state
-            .remote
-            .as_ref()
-            .map(|remote| remote.status(stats.remote_queued.load(Ordering::Relaxed), db::now_ms())),
+        remote_write: state.backend.remote_status(),
     }))
 }

@@ -6,6 +6,7 @@
 //! ([`query`]) read head and chunks through their own pool (WAL lets them run beside the
 //! writer). Layout: [`chunks`]; encoding: [`codec`]; design: `docs/storage.md`.
 
+pub mod backend;
 pub mod chunks;
 pub mod codec;
 pub mod compactor;

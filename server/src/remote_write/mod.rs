@@ -11,8 +11,8 @@ pub mod names;
 pub mod proto;
 pub mod query;
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -21,6 +21,9 @@ use plantwatch_shared::api::RemoteWriteStatus;
 use reqwest::{RequestBuilder, Url};
 
 use crate::config::{Config, MetricsBackend};
+use crate::metrics_store::MetricsStore;
+use crate::metrics_store::backend::{Answer, BackendError, MetricBackend};
+use crate::metrics_store::query::{RangeQuery, node_series};
 
 /// Longest a request to the engine may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -159,5 +162,59 @@ impl Remote {
             last_success: (last_success > 0).then_some(last_success),
             last_error: stats.last_error.lock().ok().and_then(|e| e.clone()),
         }
+    }
+}
+
+/// The remote-write backend: ingest commits to the write-ahead queue (the store was opened with
+/// `remote_queue`), the [`forwarder`] sends it on, charts query the engine.
+#[derive(Debug)]
+pub struct RemoteBackend {
+    pub remote: Arc<Remote>,
+    pub store: MetricsStore,
+}
+
+impl MetricBackend for RemoteBackend {
+    fn name(&self) -> &'static str {
+        "remote_write"
+    }
+
+    fn range(&self, query: RangeQuery) -> Answer<'_> {
+        Box::pin(async move {
+            let (node, metric) = (query.node_id, query.metric.clone());
+            let rows = self
+                .store
+                .reader
+                .call(move |conn| {
+                    node_series(conn, node, metric.as_deref()).map_err(crate::db::DbError::from)
+                })
+                .await?;
+            query::range(&self.remote, rows, &query)
+                .await
+                .map_err(BackendError::Engine)
+        })
+    }
+
+    fn admit(&self) -> Result<(), String> {
+        if self.store.stats.remote_queued.load(Ordering::Relaxed) < self.remote.max_queue {
+            return Ok(());
+        }
+        Err(format!(
+            "the queue for the metrics engine is full ({} samples): the engine has not taken \
+             samples for a while; keep the batch and retry",
+            self.remote.max_queue
+        ))
+    }
+
+    fn keeps_samples(&self) -> bool {
+        false
+    }
+
+    fn remote(&self) -> Option<&Arc<Remote>> {
+        Some(&self.remote)
+    }
+
+    fn remote_status(&self) -> Option<RemoteWriteStatus> {
+        let queued = self.store.stats.remote_queued.load(Ordering::Relaxed);
+        Some(self.remote.status(queued, crate::db::now_ms()))
     }
 }
