@@ -626,3 +626,31 @@ async fn a_full_queue_answers_503_so_senders_keep_their_batches() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn requests_larger_than_the_engine_takes_are_split_not_dropped() {
+    // VictoriaMetrics refuses remote-write bodies over 1,500 bytes (packed) with a 400 that
+    // says so; plantwatch's first request for this data is larger.
+    let engine = Engine::start_with(
+        EngineKind::VictoriaMetrics,
+        &["-maxInsertRequestSize=1500".into()],
+    );
+    let app = spawn_app_with(|c| remote(c, &engine)).await;
+    let (key, node_id) = plant(&app).await;
+    let mut truth = Truth::default();
+    push_all(&app, &key, node_id, &timeline(10), &mut truth).await;
+    let sent = drained(&app, Duration::from_secs(30)).await;
+    assert_eq!(sent.rejected_samples, 0, "{sent:?}");
+    assert_eq!(sent.sent_samples as usize, truth.samples());
+    engine_holds_exactly(&engine, node_id, &truth).await;
+    let requests = app
+        .server
+        .state
+        .backend
+        .remote()
+        .unwrap()
+        .stats
+        .sent_requests
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(requests > 2, "the data went in {requests} requests");
+}

@@ -49,6 +49,8 @@ pub enum Outcome {
     Accepted,
     /// Bad data: drop, do not retry.
     Refused(String),
+    /// The request was larger than the engine takes (413, or 400 saying so): send it in parts.
+    TooLarge(String),
     /// Keep and retry.
     Failed(String),
 }
@@ -91,7 +93,7 @@ pub async fn run(
             batch.iter().map(|q| q.ts).min().unwrap_or(0),
             Ordering::Relaxed,
         );
-        let shards = match labels.requests(&store, &db, &batch).await {
+        let shards = match labels.shards(&store, &db, &batch).await {
             Ok(shards) => shards,
             Err(error) => {
                 tracing::error!(%error, "Could not read series for remote write.");
@@ -99,28 +101,37 @@ pub async fn run(
                 continue;
             }
         };
-        // Each shard until the engine has taken or refused it; only failed ones are resent.
-        let mut pending: Vec<&(WriteRequest, u64)> = shards.iter().collect();
+        // Each shard until the engine has taken or refused it; only failed ones are resent,
+        // and one the engine finds too large is split in two.
+        let mut pending: Vec<Vec<Queued>> = shards;
         while !pending.is_empty() {
             let started = Instant::now();
-            let outcomes = futures_util::future::join_all(
-                pending.iter().map(|(request, _)| send(&remote, request)),
-            )
-            .await;
+            let requests: Vec<WriteRequest> = pending
+                .iter()
+                .map(|shard| build_request(shard, &labels.series))
+                .collect();
+            let outcomes =
+                futures_util::future::join_all(requests.iter().map(|r| send(&remote, r))).await;
             let micros = started.elapsed().as_micros() as u64;
             let mut failed = Vec::new();
             let mut failure = None;
             for (shard, outcome) in pending.into_iter().zip(outcomes) {
+                let samples = shard.len() as u64;
                 match outcome {
                     Outcome::Accepted => {
-                        remote.stats.accepted(shard.1, micros);
+                        remote.stats.accepted(samples, micros);
                     }
-                    Outcome::Refused(error) => {
+                    Outcome::TooLarge(_) if shard.len() > 1 => {
+                        let (first, second) = split(shard);
+                        failed.push(first);
+                        failed.push(second);
+                    }
+                    Outcome::Refused(error) | Outcome::TooLarge(error) => {
                         remote
                             .stats
                             .rejected_samples
-                            .fetch_add(shard.1, Ordering::Relaxed);
-                        tracing::warn!(%error, samples = shard.1,
+                            .fetch_add(samples, Ordering::Relaxed);
+                        tracing::warn!(%error, samples,
                             "The metrics engine refused samples as bad data; they are dropped.");
                         set_error(&remote, error);
                     }
@@ -242,16 +253,14 @@ impl LabelCache {
         Ok(())
     }
 
-    /// The requests for `batch`, each with the count of queued samples it carries: the series
-    /// split over up to [`SHARDS`] requests of about [`MAX_SAMPLES_PER_REQUEST`] samples; one
-    /// time series per series id, samples in time order (of two at one millisecond the later
-    /// arrival, as the embedded store keeps).
-    async fn requests(
+    /// `batch` split by series into up to [`SHARDS`] parts of about
+    /// [`MAX_SAMPLES_PER_REQUEST`] samples, once every series' labels are known.
+    async fn shards(
         &mut self,
         store: &MetricsStore,
         db: &Db,
         batch: &[Queued],
-    ) -> Result<Vec<(WriteRequest, u64)>, DbError> {
+    ) -> Result<Vec<Vec<Queued>>, DbError> {
         let unknown: Vec<i64> = batch
             .iter()
             .map(|q| q.series_id)
@@ -284,11 +293,8 @@ impl LabelCache {
         for queued in batch {
             parts[queued.series_id.rem_euclid(shards) as usize].push(*queued);
         }
-        Ok(parts
-            .iter()
-            .filter(|part| !part.is_empty())
-            .map(|part| (build_request(part, &self.series), part.len() as u64))
-            .collect())
+        parts.retain(|part| !part.is_empty());
+        Ok(parts)
     }
 }
 
@@ -335,6 +341,27 @@ fn series_keys(conn: &Connection, ids: &[i64]) -> rusqlite::Result<Vec<(i64, Ser
     Ok(out)
 }
 
+/// A shard the engine found too large, in two: its series in two groups (each series stays
+/// whole, so its samples stay in order), or a single series' samples in two halves in time.
+fn split(mut shard: Vec<Queued>) -> (Vec<Queued>, Vec<Queued>) {
+    shard.sort_by_key(|q| (q.series_id, q.ts, q.seq));
+    let middle = shard.len() / 2;
+    let series = shard[middle].series_id;
+    // The nearest series boundary to the middle, if there is one.
+    let before = shard[..middle].iter().rposition(|q| q.series_id != series);
+    let after = shard[middle..].iter().position(|q| q.series_id != series);
+    let at = match (before, after) {
+        (Some(b), Some(a)) if middle - (b + 1) <= a => b + 1,
+        (_, Some(a)) => middle + a,
+        (Some(b), None) => b + 1,
+        (None, None) => middle,
+    };
+    let second = shard.split_off(at);
+    (shard, second)
+}
+
+/// One remote-write request: one time series per series id, samples in time order (of two at
+/// one millisecond the later arrival, as the embedded store keeps).
 fn build_request(batch: &[Queued], labels: &HashMap<i64, Arc<[Label]>>) -> WriteRequest {
     let mut by_series: HashMap<i64, Vec<&Queued>> = HashMap::new();
     for queued in batch {
@@ -396,7 +423,12 @@ pub async fn send(remote: &Remote, request: &WriteRequest) -> Outcome {
     let text = response.text().await.unwrap_or_default();
     let text: String = text.trim().chars().take(300).collect();
     let message = format!("{} answered {status}: {text}", remote.write_url);
+    let too_large = ["too big", "too large", "exceed"]
+        .iter()
+        .any(|phrase| text.to_ascii_lowercase().contains(phrase));
     match status.as_u16() {
+        413 => Outcome::TooLarge(message),
+        400 if too_large => Outcome::TooLarge(message),
         400 | 409 | 422 => Outcome::Refused(message),
         _ => Outcome::Failed(message),
     }
@@ -405,6 +437,28 @@ pub async fn send(remote: &Remote, request: &WriteRequest) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shard_splits_at_a_series_boundary_or_one_series_in_time() {
+        let q = |seq, series_id, ts| Queued {
+            seq,
+            series_id,
+            ts,
+            value: 0.0,
+        };
+        let (a, b) = split(vec![
+            q(1, 1, 10),
+            q(2, 2, 10),
+            q(3, 1, 20),
+            q(4, 3, 10),
+            q(5, 2, 20),
+        ]);
+        let ids = |s: &[Queued]| s.iter().map(|q| q.series_id).collect::<Vec<_>>();
+        assert_eq!((ids(&a), ids(&b)), (vec![1, 1], vec![2, 2, 3]));
+        let (a, b) = split(vec![q(1, 7, 30), q(2, 7, 10), q(3, 7, 20), q(4, 7, 40)]);
+        let times = |s: &[Queued]| s.iter().map(|q| q.ts).collect::<Vec<_>>();
+        assert_eq!((times(&a), times(&b)), (vec![10, 20], vec![30, 40]));
+    }
 
     #[test]
     fn a_request_groups_by_series_in_time_order_and_the_later_arrival_wins() {
