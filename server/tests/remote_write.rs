@@ -151,6 +151,22 @@ async fn drained(app: &TestApp, limit: Duration) -> RemoteWriteStatus {
     }
 }
 
+/// Waits until the forwarder says it is retrying (the engine did not take a request).
+async fn retrying(app: &TestApp) -> RemoteWriteStatus {
+    let started = Instant::now();
+    loop {
+        let status = status(app).await;
+        if status.retrying {
+            return status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the forwarder never retried: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Every raw sample the engine holds of `node_id`, per series identity (as in [`Truth`]),
 /// duplicates kept (a sample stored twice shows twice).
 async fn engine_samples(engine: &Engine, node_id: i64) -> BTreeMap<String, Vec<(i64, f64)>> {
@@ -394,15 +410,8 @@ async fn victoria_metrics_gets_every_sample_once_across_an_outage_and_a_restart(
     push_all(&remote_app, &key, node_id, &outage[..6], &mut truth).await;
     let down = status(&remote_app).await;
     assert_eq!(down.queued_samples, 6 * 7);
-    let started = Instant::now();
-    let down = loop {
-        let down = status(&remote_app).await;
-        if down.retrying || started.elapsed() > Duration::from_secs(10) {
-            break down;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert!(down.retrying && down.failed_attempts > 0, "{down:?}");
+    let down = retrying(&remote_app).await;
+    assert!(down.failed_attempts > 0, "{down:?}");
     assert!(
         down.last_error
             .as_deref()
@@ -561,15 +570,7 @@ async fn an_engine_behind_https_and_basic_auth_takes_samples_only_with_the_right
     assert!(answer.values().all(|p| !p.is_empty()), "{answer:?}");
 
     // Wrong password: nothing is lost, the samples wait and the error says why.
-    let started = Instant::now();
-    let refused = loop {
-        let status = status(&bad).await;
-        if status.retrying || started.elapsed() > Duration::from_secs(20) {
-            break status;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert!(refused.retrying, "{refused:?}");
+    let refused = retrying(&bad).await;
     assert_eq!(refused.queued_samples as usize, truth.samples());
     assert_eq!(refused.sent_samples, 0);
     assert!(
