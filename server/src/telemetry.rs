@@ -98,7 +98,7 @@ pub async fn render(state: &AppState) -> String {
     let stats = &state.metrics.stats;
     let load = |v: &std::sync::atomic::AtomicU64| v.load(Ordering::Relaxed) as f64;
     let compaction = &stats.compaction;
-    let figures: [(&str, &str, &str, f64); 12] = [
+    let mut figures: Vec<(&str, &str, &str, f64)> = vec![
         (
             "plantwatch_ingest_samples_total",
             "counter",
@@ -172,47 +172,38 @@ pub async fn render(state: &AppState) -> String {
             load(&state.evaluator.last_cycle_us) / 1e6,
         ),
     ];
-    for (name, kind, help, value) in figures {
-        out.one(name, kind, help, value);
-    }
-    if let Some(remote) = state.backend.remote() {
+    if let (Some(remote), Some(status)) = (state.backend.remote(), state.backend.remote_status()) {
         let r = &remote.stats;
-        let oldest = r.oldest_queued_ms.load(Ordering::Relaxed);
-        let queued = load(&stats.remote_queued);
-        let figures: [(&str, &str, &str, f64); 7] = [
+        figures.extend([
             (
                 "plantwatch_remote_write_queue_samples",
                 "gauge",
                 "Samples committed but not yet taken by the metrics engine.",
-                queued,
+                status.queued_samples as f64,
             ),
             (
                 "plantwatch_remote_write_queue_oldest_age_seconds",
                 "gauge",
                 "Age of the oldest sample waiting for the metrics engine (0 when none).",
-                if queued > 0.0 && oldest > 0 {
-                    ((db::now_ms() - oldest).max(0) as f64) / 1e3
-                } else {
-                    0.0
-                },
+                status.oldest_queued_age_secs.unwrap_or(0) as f64,
             ),
             (
                 "plantwatch_remote_write_sent_samples_total",
                 "counter",
                 "Samples the metrics engine accepted.",
-                load(&r.sent_samples),
+                status.sent_samples as f64,
             ),
             (
                 "plantwatch_remote_write_rejected_samples_total",
                 "counter",
                 "Samples the metrics engine refused as bad data (not retried).",
-                load(&r.rejected_samples),
+                status.rejected_samples as f64,
             ),
             (
                 "plantwatch_remote_write_failed_attempts_total",
                 "counter",
                 "Remote-write requests that failed and were retried.",
-                load(&r.failed_attempts),
+                status.failed_attempts as f64,
             ),
             (
                 "plantwatch_remote_write_requests_total",
@@ -226,10 +217,10 @@ pub async fn render(state: &AppState) -> String {
                 "Time spent in remote-write requests the metrics engine accepted.",
                 load(&r.send_micros) / 1e6,
             ),
-        ];
-        for (name, kind, help, value) in figures {
-            out.one(name, kind, help, value);
-        }
+        ]);
+    }
+    for (name, kind, help, value) in figures {
+        out.one(name, kind, help, value);
     }
     out.family(
         "plantwatch_store_write_seconds",

@@ -67,12 +67,12 @@ pub async fn range(
     };
     let mut by_identity: HashMap<String, Vec<(i64, f64)>> = result
         .into_iter()
-        .map(|m| (identity_of(&m.metric), points(&m.values)))
+        .map(|m| (identity_of(&m.metric, true), points(&m.values)))
         .collect();
     Ok(rows
         .into_iter()
         .map(|row| {
-            let found = by_identity.remove(&row_identity(query.node_id, &row));
+            let found = by_identity.remove(&row_identity(query.node_id, &row, true));
             let all = found.unwrap_or_default();
             let first = all.partition_point(|(ts, _)| *ts < from_ms);
             let previous = (first > 0 && row.kind == Kind::Counter).then(|| all[first - 1]);
@@ -162,53 +162,46 @@ async fn aggregated(
                     .into_iter()
                     .map(|(ts, v)| ((ts - step_ms).div_euclid(1_000), v))
                     .collect();
-                found.insert(((*metric).to_owned(), labels_identity(&m.metric)), points);
+                found.insert(
+                    ((*metric).to_owned(), identity_of(&m.metric, false)),
+                    points,
+                );
             }
         }
     }
     Ok(rows
         .into_iter()
         .map(|row| {
-            let key = (
-                row.metric.clone(),
-                labels_identity(&row_labels(&row, query.node_id)),
-            );
+            let key = (row.metric.clone(), row_identity(query.node_id, &row, false));
             let points = found.remove(&key).unwrap_or_default();
             series(row, points)
         })
         .collect())
 }
 
-/// A series' labels but its name, as the engine reports them after a function.
-fn labels_identity(labels: &HashMap<String, String>) -> String {
-    names::identity(
-        "",
-        labels
-            .iter()
-            .filter(|(k, _)| k.as_str() != "__name__")
-            .map(|(k, v)| (k.as_str(), v.as_str())),
-    )
+/// A series' identity among the engine's answers: its labels but `node` and, unless `named`,
+/// its name (functions such as `rate` drop it).
+fn identity_of(labels: &HashMap<String, String>, named: bool) -> String {
+    let name = if named {
+        labels.get("__name__").map_or("", String::as_str)
+    } else {
+        ""
+    };
+    names::identity(name, labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
-fn row_labels(row: &SeriesRow, node_id: i64) -> HashMap<String, String> {
+/// The identity of a local series row, as [`identity_of`] gives it for the engine's answer.
+fn row_identity(node_id: i64, row: &SeriesRow, named: bool) -> String {
     let key = crate::metrics_store::SeriesKey {
         node_id,
         metric: row.metric.clone(),
         tags: row.tags.clone(),
     };
-    names::labels(&key, "")
+    let labels = names::labels(&key, "")
         .into_iter()
         .map(|l| (l.name, l.value))
-        .collect()
-}
-
-fn identity_of(labels: &HashMap<String, String>) -> String {
-    let name = labels.get("__name__").map_or("", String::as_str);
-    names::identity(name, labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-}
-
-fn row_identity(node_id: i64, row: &SeriesRow) -> String {
-    identity_of(&row_labels(row, node_id))
+        .collect();
+    identity_of(&labels, named)
 }
 
 /// `[seconds, "value"]` pairs as (ms, value), in time order.
