@@ -44,18 +44,12 @@ where
 
 /// Samples VictoriaMetrics holds under `selector`, once it has flushed them.
 async fn held(engine: &Engine, selector: &str, at_s: i64) -> f64 {
-    let answer: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/api/v1/query", engine.base_url()))
-        .query(&[
-            ("query", format!("sum(count_over_time({selector}[30d]))")),
-            ("time", at_s.to_string()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = engine
+        .query(
+            &format!("sum(count_over_time({selector}[30d]))"),
+            &at_s.to_string(),
+        )
+        .await;
     answer["data"]["result"][0]["value"][1]
         .as_str()
         .map_or(0.0, |v| v.parse().unwrap())

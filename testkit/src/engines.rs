@@ -168,6 +168,22 @@ impl Engine {
         self.run();
     }
 
+    /// The engine's answer to the PromQL `query` evaluated at `time` (UNIX seconds), through
+    /// its Prometheus API (`/api/v1/query`); fails unless it answers `success`.
+    pub async fn query(&self, query: &str, time: &str) -> serde_json::Value {
+        let answer: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/api/v1/query", self.base_url()))
+            .query(&[("query", query), ("time", time)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(answer["status"], "success", "{query}: {answer}");
+        answer
+    }
+
     /// CPU time (user + system) the running engine has used, in seconds.
     pub fn cpu_seconds(&self) -> f64 {
         self.child.as_ref().map_or(0.0, |c| cpu_seconds(c.id()))
