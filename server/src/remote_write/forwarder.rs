@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use super::Remote;
 use super::names;
 use super::proto::{Label, Sample, TimeSeries, WriteRequest, encode};
-use crate::db::{self, Db, DbError};
+use crate::db::{Db, DbError};
 use crate::metrics_store::{MetricsStore, SeriesKey};
 
 /// Most samples in one request.
@@ -133,7 +133,7 @@ pub async fn run(
                             .fetch_add(samples, Ordering::Relaxed);
                         tracing::warn!(%error, samples,
                             "The metrics engine refused samples as bad data; they are dropped.");
-                        set_error(&remote, error);
+                        remote.stats.set_error(error);
                     }
                     Outcome::Failed(error) => {
                         failed.push(shard);
@@ -150,7 +150,7 @@ pub async fn run(
                         tracing::warn!(%error, queued = store.stats.remote_queued.load(Ordering::Relaxed),
                             "The metrics engine did not take a batch; samples stay queued and are retried.");
                     }
-                    set_error(&remote, error);
+                    remote.stats.set_error(error);
                     wait(&mut shutdown, backoff).await;
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                     if *shutdown.borrow() {
@@ -175,22 +175,6 @@ pub async fn run(
             tracing::error!(%error, "Could not delete forwarded samples from the queue.");
         }
         after = last.seq;
-    }
-}
-
-impl super::RemoteStats {
-    /// A request of `samples` queued samples taken by the engine after `micros`.
-    fn accepted(&self, samples: u64, micros: u64) {
-        self.sent_samples.fetch_add(samples, Ordering::Relaxed);
-        self.sent_requests.fetch_add(1, Ordering::Relaxed);
-        self.send_micros.fetch_add(micros, Ordering::Relaxed);
-        self.last_success.store(db::now(), Ordering::Relaxed);
-    }
-}
-
-fn set_error(remote: &Remote, error: String) {
-    if let Ok(mut last) = remote.stats.last_error.lock() {
-        *last = Some(error);
     }
 }
 

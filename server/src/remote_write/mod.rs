@@ -72,6 +72,23 @@ pub struct RemoteStats {
     pub send_micros: AtomicU64,
 }
 
+impl RemoteStats {
+    /// A request of `samples` queued samples taken by the engine after `micros`.
+    pub(crate) fn accepted(&self, samples: u64, micros: u64) {
+        self.sent_samples.fetch_add(samples, Ordering::Relaxed);
+        self.sent_requests.fetch_add(1, Ordering::Relaxed);
+        self.send_micros.fetch_add(micros, Ordering::Relaxed);
+        self.last_success.store(crate::db::now(), Ordering::Relaxed);
+    }
+
+    /// Remembers the last failure or refusal, for the dashboard.
+    pub(crate) fn set_error(&self, error: String) {
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some(error);
+        }
+    }
+}
+
 impl Remote {
     /// The engine of `config`, or `None` with the embedded backend.
     pub fn from_config(config: &Config) -> anyhow::Result<Option<Remote>> {
