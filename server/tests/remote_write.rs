@@ -643,3 +643,51 @@ async fn requests_larger_than_the_engine_takes_are_split_not_dropped() {
         .load(std::sync::atomic::Ordering::Relaxed);
     assert!(requests > 2, "the data went in {requests} requests");
 }
+
+#[tokio::test]
+async fn alerts_fire_from_the_hot_window_while_the_engine_is_unreachable() {
+    // No engine at all: nothing listens on this port.
+    let nowhere = plantwatch_testkit::free_port();
+    let app = spawn_app_with(|c| {
+        c.metrics_backend = MetricsBackend::RemoteWrite;
+        c.metrics_remote_write_url = Some(format!("http://127.0.0.1:{nowhere}/api/v1/write"));
+        c.metrics_query_url = Some(format!("http://127.0.0.1:{nowhere}"));
+        c.alert_interval_secs = 1;
+    })
+    .await;
+    let (key, node_id) = plant(&app).await;
+    let admin = app.admin().await;
+    let rule = admin
+        .create_rule(&plantwatch_shared::api::RuleSpec {
+            warning: Some(5.0),
+            window_s: 30,
+            ..plantwatch_shared::api::RuleSpec::new("slow_ping", "ping.rtt_avg_ms")
+        })
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let alert = loop {
+        let now = plantwatch_server::db::now_ms();
+        let line = format!("ping,node_id={node_id} rtt_avg_ms=9.5 {now}\n");
+        assert_eq!(push(&app, &key, line).await, 204);
+        let alerts = admin
+            .list_alerts(&plantwatch_shared::api::AlertQuery::default())
+            .await
+            .unwrap()
+            .items;
+        if let Some(alert) = alerts.into_iter().find(|a| a.rule_id == rule.id) {
+            break alert;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no alert while the engine is unreachable"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(alert.severity, plantwatch_shared::api::Severity::Warning);
+    let status = retrying(&app).await;
+    assert!(
+        status.queued_samples > 0 && status.sent_samples == 0,
+        "{status:?}"
+    );
+}
