@@ -130,6 +130,18 @@ pub async fn render(state: &AppState) -> String {
             load(&stats.rejected_lines),
         ),
         (
+            "plantwatch_ingest_busy_bodies_total",
+            "counter",
+            "Gzip bodies answered 503: the decompressed bytes in flight were at their cap.",
+            load(&stats.busy_bodies),
+        ),
+        (
+            "plantwatch_ingest_series_limited_lines_total",
+            "counter",
+            "Lines refused because they would create series past a node's or sender's limit.",
+            load(&stats.series_limited_lines),
+        ),
+        (
             "plantwatch_store_series",
             "gauge",
             "Series in the metric store.",

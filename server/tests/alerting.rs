@@ -1331,3 +1331,93 @@ async fn email_goes_over_starttls_and_implicit_tls_to_a_relay_with_its_own_certi
         .unwrap_err();
     assert!(error.to_string().contains("tls_ca_pem"), "{error}");
 }
+
+#[tokio::test]
+async fn snmp_unreachable_resolves_once_snmp_answers_again_and_says_the_value_is_back() {
+    let p = plant().await;
+    p.tune("snmp_unreachable", |s| s.for_s = 0).await;
+    let (receiver, url) = Receiver::start().await;
+    p.admin.create_channel(&webhook(&url)).await.unwrap();
+    let sw = p.node("sw-snmp", "127.0.1.2").await;
+    p.push(format!("ping,node_id={sw} up=1\nsnmp,node_id={sw} up=0"))
+        .await;
+    eventually(5, "snmp_unreachable firing", || async {
+        p.status(sw).await.0 == NodeStatus::Warning
+    })
+    .await;
+    // snmpd restarted: snmp.up is exactly 1 again, the clear threshold.
+    p.push(format!("ping,node_id={sw} up=1\nsnmp,node_id={sw} up=1"))
+        .await;
+    eventually(5, "healthy again", || async {
+        p.status(sw).await.0 == NodeStatus::Healthy
+    })
+    .await;
+    eventually(5, "resolved delivered", || async {
+        receiver.events().len() == 2
+    })
+    .await;
+    let resolved = &receiver.all()[1];
+    assert_eq!(resolved.event, "resolved");
+    assert_eq!(
+        resolved.message,
+        "snmp.up: last 1, back to normal (no longer below 1)"
+    );
+}
+
+#[tokio::test]
+async fn unused_ports_never_alert_and_ports_going_down_together_send_one_notification() {
+    let p = plant().await;
+    let (receiver, url) = Receiver::start().await;
+    p.admin.create_channel(&webhook(&url)).await.unwrap();
+    let sw = p.node("sw-c3560", "127.0.1.3").await;
+    // 48 ports administratively up; 10 connected, 38 unused (operationally down).
+    let ports = |connected_up: bool| {
+        (1..=48)
+            .map(|port| {
+                let oper = if port <= 10 && connected_up { 1 } else { 2 };
+                format!(
+                    "interface,node_id={sw},ifIndex={port},ifName=Gi0/{port} \
+                     admin_status=1i,oper_status={oper}i"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for _ in 0..3 {
+        p.push(ports(true)).await;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    let alerts = p.admin.list_alerts(&AlertQuery::default()).await.unwrap();
+    assert_eq!(alerts.total, 0, "unused ports alerted: {:?}", alerts.items);
+    // The ten connected ports go down at once: ten alerts, one notification.
+    p.push(ports(false)).await;
+    eventually(5, "ten interface alerts", || async {
+        let alerts = p.admin.list_alerts(&AlertQuery::default()).await.unwrap();
+        alerts.total == 10
+    })
+    .await;
+    eventually(5, "the notification", || async {
+        !receiver.all().is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sent = receiver.all();
+    let summary: Vec<_> = sent
+        .iter()
+        .map(|n| (n.alert_id, n.series.clone(), n.also.len()))
+        .collect();
+    assert_eq!(sent.len(), 1, "{summary:?}");
+    assert_eq!(sent[0].rule, "interface_down");
+    assert_eq!(sent[0].also.len(), 9);
+    assert!(
+        sent[0].message.ends_with("(+9 more)"),
+        "{}",
+        sent[0].message
+    );
+    let mut series: Vec<&str> = std::iter::once(sent[0].series.as_str())
+        .chain(sent[0].also.iter().map(|a| a.series.as_str()))
+        .collect();
+    series.sort_unstable();
+    series.dedup();
+    assert_eq!(series.len(), 10);
+}

@@ -57,6 +57,17 @@ pub fn split_list(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Characters that never belong in a name, metric or tag shown on a terminal: control
+/// characters (NUL, escape, TAB, …) and the bidirectional overrides and isolates (U+202A–E,
+/// U+2066–9, U+200E/F, U+061C) that make text read differently from what it is.
+pub fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
+        )
+}
+
 /// Why a node or credential name is refused, if it is.
 pub fn name_problem(name: &str, max: usize) -> Option<String> {
     if name.trim().is_empty() {
@@ -65,8 +76,8 @@ pub fn name_problem(name: &str, max: usize) -> Option<String> {
         Some("the name must not start or end with spaces".to_owned())
     } else if name.chars().count() > max {
         Some(format!("the name must not exceed {max} characters"))
-    } else if name.chars().any(char::is_control) {
-        Some("the name must not contain control characters".to_owned())
+    } else if name.chars().any(is_unsafe_char) {
+        Some("the name must not contain control characters or bidirectional overrides".to_owned())
     } else {
         None
     }

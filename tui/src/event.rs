@@ -88,6 +88,11 @@ pub enum Reply {
     Summary(Box<Summary>),
     Alerts(ListResponse<Alert>),
     AlertDetail(Box<AlertDetail>),
+    /// Several alerts acknowledged at once; the last one as answered.
+    AlertsAcked {
+        count: usize,
+        last: Option<Box<Alert>>,
+    },
     /// An alert acknowledged or unacknowledged.
     AlertChanged {
         alert: Box<Alert>,

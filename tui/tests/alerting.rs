@@ -7,7 +7,7 @@ mod common;
 use std::io::{Read as _, Write as _};
 use std::sync::mpsc;
 
-use common::{login, ok, plantwatch, start_server, stderr};
+use common::{login, ok, plantwatch, server_bin, start_server, stderr};
 use serde_json::Value;
 
 /// A one-shot webhook receiver on loopback: answers 204 and hands back the request it got.
@@ -214,4 +214,107 @@ fn rules_maintenance_and_notification_channels_from_the_command_line() {
 fn ok_then(output: &std::process::Output) -> std::process::Output {
     ok(output);
     output.clone()
+}
+
+/// `alerts ack 3 4 5` and `alerts ack --all-matching` with the list's filters: a custom rule
+/// that holds for every pinged node gives one alert per node.
+#[test]
+fn alerts_are_acknowledged_in_bulk_by_id_and_by_the_list_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", plantwatch_testkit::free_port());
+    let server = plantwatch_testkit::start_server_with(
+        &server_bin(),
+        dir.path(),
+        &listen,
+        // The server's own collector pings the nodes (all on loopback).
+        &[
+            ("PLANTWATCH_ALERT_INTERVAL_SECS", "1"),
+            ("PLANTWATCH_LOCAL_POLLING", "true"),
+        ],
+    );
+    let config = tempfile::tempdir().unwrap();
+    ok(&login(&server, config.path()));
+    let cli = |args: &[&str]| plantwatch(config.path(), args, "");
+    for i in 1..=5 {
+        let address = format!("127.0.77.{i}");
+        ok(&cli(&[
+            "nodes",
+            "create",
+            &format!("plc-{i}"),
+            "--address",
+            &address,
+            "--interval",
+            "5",
+        ]));
+    }
+    ok(&cli(&[
+        "rules",
+        "create",
+        "pinged",
+        "--metric",
+        "ping.up",
+        "--comparison",
+        ">=",
+        "--warning",
+        "1",
+    ]));
+    let list = || -> Vec<Value> {
+        let text = ok(&cli(&["alerts", "list", "-o", "json"]));
+        serde_json::from_str::<Value>(&text).unwrap()["items"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let alerts = plantwatch_testkit::wait_until(
+        std::time::Duration::from_secs(90),
+        "an alert per node",
+        || {
+            let alerts = list();
+            (alerts.len() == 5).then_some(alerts)
+        },
+    );
+    let id = |node: &str| {
+        alerts
+            .iter()
+            .find(|a| a["node"] == node)
+            .map(|a| a["id"].as_i64().unwrap().to_string())
+            .unwrap()
+    };
+    let (one, two) = (id("plc-1"), id("plc-2"));
+    let acked = cli(&["alerts", "ack", &one, &two, "-m", "known"]);
+    ok(&acked);
+    assert!(
+        stderr(&acked).contains("2 of 2 acknowledged."),
+        "{}",
+        stderr(&acked)
+    );
+    // The rest by the filters: only plc-3 by --search, then everything left.
+    let acked = cli(&["alerts", "ack", "--all-matching", "--search", "plc-3"]);
+    ok(&acked);
+    assert!(
+        stderr(&acked).contains("Acknowledged alert"),
+        "{}",
+        stderr(&acked)
+    );
+    let is_acked = |node: &str| {
+        list()
+            .iter()
+            .find(|a| a["node"] == node)
+            .is_some_and(|a| a["acked_by"] == "admin")
+    };
+    assert!(is_acked("plc-3") && !is_acked("plc-4"));
+    let acked = cli(&["alerts", "ack", "--all-matching", "--state", "firing"]);
+    ok(&acked);
+    assert!(
+        stderr(&acked).contains("2 of 2 acknowledged."),
+        "{}",
+        stderr(&acked)
+    );
+    assert!(list().iter().all(|a| a["acked_by"] == "admin"));
+    // Nothing left to acknowledge; ids and --all-matching together are a usage error.
+    let none = cli(&["alerts", "ack", "--all-matching"]);
+    ok(&none);
+    assert!(stderr(&none).contains("No unacknowledged alert matches."));
+    let both = cli(&["alerts", "ack", "3", "--all-matching"]);
+    assert_eq!(both.status.code(), Some(2));
 }

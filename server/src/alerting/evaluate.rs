@@ -5,7 +5,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use jiff::tz::TimeZone;
 use plantwatch_shared::api::{
-    AlertRule, AlertState, BuiltinRule, Channel, ComponentKind, NodeStatus, Notification, Severity,
+    AlertRule, AlertState, BuiltinRule, Channel, ComponentKind, GroupedAlert, NodeStatus,
+    Notification, Severity,
 };
 use rusqlite::Transaction;
 
@@ -159,8 +160,18 @@ pub struct Verdict {
 struct Reach {
     last_success_ms: Option<i64>,
     earliest_ms: i64,
-    newest_ms: i64,
-    newest_failed: bool,
+    /// The newest ping and the newest SNMP poll: (timestamp, answered).
+    ping: Option<(i64, bool)>,
+    snmp: Option<(i64, bool)>,
+}
+
+impl Reach {
+    /// Down as a parent: every probe it has failed at its newest (ping and SNMP both, when
+    /// both are polled). One answering probe keeps it up, whatever order they arrived in.
+    fn probes_down(&self) -> bool {
+        let probes = [self.ping, self.snmp];
+        probes.iter().any(Option::is_some) && probes.iter().flatten().all(|(_, ok)| !ok)
+    }
 }
 
 /// What judging found.
@@ -231,8 +242,9 @@ impl Evaluator {
             .collect();
         let mut out = Judgement::default();
         let mut reach: HashMap<i64, Reach> = HashMap::new();
-        // Interfaces to check against their admin status after the pass: (node, tags, oper).
-        let mut interfaces: Vec<(i64, String, f64)> = Vec::new();
+        // Interfaces to check against their admin status after the pass: (node, tags, oper,
+        // seen up in the window).
+        let mut interfaces: Vec<(i64, String, f64, bool)> = Vec::new();
         let mut last_node = None;
         hot.scan(|key, points| {
             out.series_seen += 1;
@@ -252,16 +264,24 @@ impl Evaluator {
                 let success = points.iter().rev().find(|(_, v)| *v >= 1.0).map(|p| p.0);
                 r.last_success_ms = r.last_success_ms.max(success);
                 r.earliest_ms = r.earliest_ms.min(points.front().map_or(newest_ms, |p| p.0));
-                if newest_ms >= r.newest_ms {
-                    r.newest_ms = newest_ms;
-                    r.newest_failed = newest < 1.0;
+                let probe = if metric == "ping.up" {
+                    &mut r.ping
+                } else {
+                    &mut r.snmp
+                };
+                if probe.is_none_or(|(ts, _)| newest_ms >= ts) {
+                    *probe = Some((newest_ms, newest >= 1.0));
                 }
             }
+            // Only an interface seen up and then down in the window opens an alert (unused
+            // ports, admin up and never connected, do not); an open one is judged while down.
             if let Some(rule) = interface_down
                 && metric == "interface.oper_status"
-                && (newest != 1.0 || open_pairs.contains(&(rule.id, key.node_id)))
             {
-                interfaces.push((key.node_id, key.tags.clone(), newest));
+                let seen_up = points.iter().any(|(_, v)| *v == 1.0);
+                if (newest != 1.0 && seen_up) || open_pairs.contains(&(rule.id, key.node_id)) {
+                    interfaces.push((key.node_id, key.tags.clone(), newest, seen_up));
+                }
             }
             let Some(candidates) = by_metric.get(metric) else {
                 return;
@@ -300,19 +320,11 @@ impl Evaluator {
                     // Nothing breaching, nothing open: the common case costs no allocation.
                     continue;
                 }
-                let threshold = match severity {
-                    Some(Severity::Critical) => spec.critical,
-                    _ => spec.warning.or(spec.critical),
-                };
-                let message = format!(
-                    "{metric} {} {} {} {}",
-                    spec.aggregation,
-                    round(value),
-                    spec.comparison,
-                    threshold.map(round).unwrap_or_default()
-                );
+                let alert_key =
+                    alert_key.unwrap_or_else(|| make_key(series_name(metric, &key.tags)));
+                let message = threshold_message(&alert_key.series, spec, value, severity);
                 out.verdicts.insert(
-                    alert_key.unwrap_or_else(|| make_key(series_name(metric, &key.tags))),
+                    alert_key,
                     Verdict {
                         severity,
                         value: Some(value),
@@ -329,7 +341,7 @@ impl Evaluator {
                 Severity::Warning
             };
             let matchers = TagMatchers::new(&rule.spec.tags);
-            for (node_id, tags, oper_status) in interfaces {
+            for (node_id, tags, oper_status, seen_up) in interfaces {
                 let Some(node) = nodes.get(&node_id) else {
                     continue;
                 };
@@ -348,7 +360,10 @@ impl Evaluator {
                     collector_id: None,
                     series: series_name("interface.oper_status", &tags),
                 };
-                if !down && !self.open.contains_key(&key) {
+                let open = self.open.contains_key(&key);
+                // A new alert needs the port seen up first; an open one holds while down.
+                let down = down && (open || seen_up);
+                if !down && !open {
                     continue;
                 }
                 let message = format!(
@@ -465,21 +480,28 @@ impl Evaluator {
         }
 
         // Parent suppression: a node is suppressed when every parent is down. A parent node
-        // is down when its latest probe failed, its own reachability alert holds, or it is
-        // itself suppressed; a collector when it has been silent.
+        // is down only when its reachability is: its newest ping and SNMP poll both failed,
+        // its node_unreachable or agent_heartbeat condition holds, or it is itself
+        // suppressed — never for a metric alert (snmp_unreachable included). A collector is
+        // down when it has been silent.
         let offline_rules: Vec<i64> = inputs
             .rules
             .iter()
             .filter(|r| rules::means_offline(r.builtin))
             .map(|r| r.id)
             .collect();
+        // Some(true): down; Some(false): its probes answer (up, whatever is above it); None:
+        // nothing known, so it is down when it is itself cut off.
         let own_down = |id: i64| {
-            reach.get(&id).is_some_and(|r| r.newest_failed)
-                || offline_rules.iter().any(|rule_id| {
-                    out.verdicts
-                        .get(&node_key(*rule_id, id))
-                        .is_some_and(|v| v.severity.is_some())
-                })
+            let offline = offline_rules.iter().any(|rule_id| {
+                out.verdicts
+                    .get(&node_key(*rule_id, id))
+                    .is_some_and(|v| v.severity.is_some())
+            });
+            match reach.get(&id) {
+                Some(r) => Some(offline || r.probes_down()),
+                None => offline.then_some(true),
+            }
         };
         let collector_names: HashMap<i64, &str> = inputs
             .collectors
@@ -517,7 +539,7 @@ impl Evaluator {
 fn suppression(
     id: i64,
     nodes: &HashMap<i64, &NodeFacts>,
-    own_down: &dyn Fn(i64) -> bool,
+    own_down: &dyn Fn(i64) -> Option<bool>,
     collectors_silent: &HashSet<i64>,
     remote: &HashSet<i64>,
     collector_names: &HashMap<i64, &str>,
@@ -528,7 +550,8 @@ fn suppression(
         return known.clone();
     }
     let node = nodes.get(&id)?;
-    let reason = if depth > 64 {
+    let reason = if depth > 64 || own_down(id) == Some(false) {
+        // A node whose own probes answer is reachable, whatever is said of its parents.
         None
     } else if let Some(parent_id) = node.parent_id {
         // Every parent must be down: one working uplink keeps the node reachable.
@@ -537,8 +560,9 @@ fn suppression(
             .collect();
         let mut all_down = true;
         for parent in &parents {
-            let down = own_down(*parent)
-                || suppression(
+            let down = match own_down(*parent) {
+                Some(down) => down,
+                None => suppression(
                     *parent,
                     nodes,
                     own_down,
@@ -548,7 +572,8 @@ fn suppression(
                     memo,
                     depth + 1,
                 )
-                .is_some();
+                .is_some(),
+            };
             if !down {
                 all_down = false;
                 break;
@@ -614,9 +639,64 @@ fn interface_label(tags: &str) -> String {
         .unwrap_or_else(|| tags.to_owned())
 }
 
-fn round(value: f64) -> String {
-    let rounded = (value * 100.0).round() / 100.0;
-    format!("{rounded}")
+/// A threshold rule's message: `series: aggregation value comparison threshold` while it
+/// breaches, and that the value is back once it does not.
+fn threshold_message(
+    series: &str,
+    spec: &plantwatch_shared::api::RuleSpec,
+    value: f64,
+    severity: Option<Severity>,
+) -> String {
+    let threshold = match severity {
+        Some(Severity::Critical) => spec.critical,
+        _ => spec.warning.or(spec.critical),
+    }
+    .map(threshold_text)
+    .unwrap_or_default();
+    let value_text = value_text(value);
+    match severity {
+        Some(_) => format!(
+            "{series}: {} {value_text} {} {threshold}",
+            spec.aggregation, spec.comparison
+        ),
+        None => format!(
+            "{series}: {} {value_text}, back to normal (no longer {} {threshold})",
+            spec.aggregation,
+            spec.comparison.words()
+        ),
+    }
+}
+
+/// A threshold as it was set: the shortest text that reads back as the same number, so
+/// 0.001 is "0.001", not "0".
+pub fn threshold_text(value: f64) -> String {
+    format!("{value}")
+}
+
+/// A measured value for a person: two decimals from 1 up, three significant digits below
+/// (0.000123 stays 0.000123), trailing zeros dropped.
+pub fn value_text(value: f64) -> String {
+    if !value.is_finite() {
+        return format!("{value}");
+    }
+    let magnitude = value.abs();
+    let decimals = if magnitude >= 1.0 || magnitude == 0.0 {
+        2
+    } else {
+        // Digits after the point up to the third significant one.
+        (2 - magnitude.log10().floor() as i32).clamp(2, 12) as usize
+    };
+    let text = format!("{value:.decimals$}");
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &text
+    };
+    if text == "-0" {
+        "0".to_owned()
+    } else {
+        text.to_owned()
+    }
 }
 
 /// What a cycle did.
@@ -647,6 +727,7 @@ impl Evaluator {
         judgement: Judgement,
     ) -> rusqlite::Result<CycleStats> {
         let now = inputs.now;
+        let mut outgoing: Vec<Outgoing> = Vec::new();
         let mut stats = CycleStats {
             series: judgement.series_seen,
             verdicts: judgement.verdicts.len(),
@@ -747,8 +828,17 @@ impl Evaluator {
                             && !alert.flapping
                         {
                             let s = subject(alert.node_id, alert.collector_id);
-                            stats.queued +=
-                                queue(tx, inputs, alert, rule, &s, "escalated", None, now)?;
+                            stats.queued += queue(
+                                tx,
+                                inputs,
+                                alert,
+                                rule,
+                                &s,
+                                "escalated",
+                                None,
+                                Vec::new(),
+                                now,
+                            )?;
                         }
                     }
                     if changed {
@@ -765,14 +855,12 @@ impl Evaluator {
                         self.flap(&key, now);
                     }
                     if alert.notified_at.is_some() && !alert.flapping {
-                        let s = subject(alert.node_id, alert.collector_id);
                         let resolved = OpenAlert {
                             value: verdict.value,
                             message: verdict.message,
                             ..alert
                         };
-                        stats.queued +=
-                            queue(tx, inputs, &resolved, rule, &s, "resolved", None, now)?;
+                        outgoing.push((resolved, "resolved", None));
                     }
                 }
                 (None, Some(severity)) => {
@@ -877,7 +965,6 @@ impl Evaluator {
                 && !alert.suppressed
                 && !alert.flapping;
             if notify_now && alert.notified_at.is_none() {
-                let s = subject(alert.node_id, alert.collector_id);
                 let affected = match (rule.builtin, alert.node_id, alert.collector_id) {
                     (Some(BuiltinRule::CollectorOffline), _, Some(c)) => {
                         under_collector.get(&c).copied()
@@ -887,7 +974,7 @@ impl Evaluator {
                     }
                     _ => None,
                 };
-                stats.queued += queue(tx, inputs, alert, rule, &s, "firing", affected, now)?;
+                outgoing.push((alert.clone(), "firing", affected));
                 alert.notified_at = Some(now);
                 changed = true;
             } else if notify_now
@@ -901,7 +988,7 @@ impl Evaluator {
                     }
                     let last = notify::last_queued(tx, alert.id, channel.id)?.unwrap_or(0);
                     if now - last >= i64::from(channel.repeat_s) {
-                        let payload = payload(alert, rule, &s, "repeat", None, now);
+                        let payload = payload(alert, rule, &s, "repeat", None, Vec::new(), now);
                         notify::enqueue(tx, channel.id, Some(alert.id), "repeat", &payload, now)?;
                         stats.queued += 1;
                     }
@@ -910,6 +997,26 @@ impl Evaluator {
             if changed {
                 store::update_alert(tx, alert, now)?;
             }
+        }
+
+        // First notifications and resolves, one per (rule, node, event, severity): the
+        // alerts of one rule on one node that changed in this cycle go out as one.
+        for group in group_notifications(outgoing) {
+            let (first, event, affected) = &group[0];
+            let Some(rule) = rules.get(&first.rule_id) else {
+                continue;
+            };
+            let s = subject(first.node_id, first.collector_id);
+            let also = group[1..]
+                .iter()
+                .map(|(a, ..)| GroupedAlert {
+                    alert_id: a.id,
+                    series: a.series.clone(),
+                    value: a.value,
+                    message: a.message.clone(),
+                })
+                .collect();
+            stats.queued += queue(tx, inputs, first, rule, &s, event, *affected, also, now)?;
         }
 
         // Forget transitions older than the flap window.
@@ -1050,6 +1157,7 @@ fn payload(
     s: &Subject<'_>,
     event: &str,
     affected: Option<u64>,
+    also: Vec<GroupedAlert>,
     now: i64,
 ) -> String {
     let notification = Notification {
@@ -1062,11 +1170,44 @@ fn payload(
         collector: s.collector.map(|c| c.name.clone()),
         series: alert.series.clone(),
         value: alert.value,
-        message: alert.message.clone(),
+        message: if also.is_empty() {
+            alert.message.clone()
+        } else {
+            format!("{} (+{} more)", alert.message, also.len())
+        },
         affected_nodes: affected.filter(|n| *n > 0),
         at: db::to_time(now),
+        also,
     };
     serde_json::to_string(&notification).unwrap_or_default()
+}
+
+/// A notification waiting for the end of the cycle: the alert, its event, children affected.
+type Outgoing = (OpenAlert, &'static str, Option<u64>);
+
+/// Groups the cycle's notifications by (rule, node or collector, event, severity), each group
+/// in series order, groups in the order their first member came.
+fn group_notifications(outgoing: Vec<Outgoing>) -> Vec<Vec<Outgoing>> {
+    let mut groups: Vec<Vec<Outgoing>> = Vec::new();
+    /// Rule, node, collector, event, severity.
+    type GroupKey<'a> = (i64, Option<i64>, Option<i64>, &'a str, Severity);
+    let mut index: HashMap<GroupKey<'_>, usize> = HashMap::new();
+    for item in outgoing {
+        let a = &item.0;
+        // Alerts standing for their children (a switch down) stay alone.
+        let key = (a.rule_id, a.node_id, a.collector_id, item.1, a.severity);
+        match index.get(&key) {
+            Some(&at) if item.2.is_none() && groups[at][0].2.is_none() => groups[at].push(item),
+            _ => {
+                index.insert(key, groups.len());
+                groups.push(vec![item]);
+            }
+        }
+    }
+    for group in &mut groups {
+        group.sort_by(|a, b| a.0.series.cmp(&b.0.series));
+    }
+    groups
 }
 
 /// Queues `event` for `alert` on every channel that routes it; returns how many.
@@ -1078,10 +1219,11 @@ fn queue(
     s: &Subject<'_>,
     event: &str,
     affected: Option<u64>,
+    also: Vec<GroupedAlert>,
     now: i64,
 ) -> rusqlite::Result<usize> {
     let mut count = 0;
-    let text = payload(alert, rule, s, event, affected, now);
+    let text = payload(alert, rule, s, event, affected, also, now);
     for channel in &inputs.channels {
         if !routes_to(channel, alert.severity, s) || (event == "resolved" && !channel.send_resolved)
         {
@@ -1104,6 +1246,241 @@ mod tests {
             collector_id: None,
             series: "ping.up".into(),
         }
+    }
+
+    /// The built-in rules with ids 1.., as stored at first start.
+    fn builtin_rules() -> Vec<AlertRule> {
+        rules::builtin_defaults()
+            .into_iter()
+            .enumerate()
+            .map(|(i, (builtin, spec))| AlertRule {
+                id: i as i64 + 1,
+                spec,
+                builtin: Some(builtin),
+                created_at: time::OffsetDateTime::UNIX_EPOCH,
+                updated_at: time::OffsetDateTime::UNIX_EPOCH,
+            })
+            .collect()
+    }
+
+    /// `samples`: (node, metric, seconds before now, value); `metric{tags}` gives tags.
+    fn window(samples: &[(i64, &str, i64, f64)], now: i64) -> HotWindow {
+        let hot = HotWindow::default();
+        let samples: Vec<crate::metrics_store::Sample> = samples
+            .iter()
+            .map(
+                |&(node_id, metric, ago, value)| crate::metrics_store::Sample {
+                    key: std::sync::Arc::new(crate::metrics_store::SeriesKey {
+                        node_id,
+                        metric: metric.split('{').next().unwrap_or_default().to_owned(),
+                        tags: metric
+                            .split_once('{')
+                            .map(|(_, t)| t.trim_end_matches('}').to_owned())
+                            .unwrap_or_default(),
+                    }),
+                    ts_ms: (now - ago) * 1_000,
+                    value,
+                },
+            )
+            .collect();
+        hot.record(&samples, &HashMap::new());
+        hot
+    }
+
+    /// A tree of parents: core (1) ← hall (2) ← plc-a (3), plc-b (4); hall-c (5) under core.
+    fn tree() -> Vec<NodeFacts> {
+        let node = |id, name: &str, parent| NodeFacts {
+            id,
+            name: name.to_owned(),
+            parent_id: parent,
+            collector_id: Some(1),
+            health: "discovering".into(),
+            ..NodeFacts::default()
+        };
+        vec![
+            node(1, "core", None),
+            node(2, "hall", Some(1)),
+            node(3, "plc-a", Some(2)),
+            node(4, "plc-b", Some(2)),
+            node(5, "hall-c", Some(1)),
+        ]
+    }
+
+    fn judge_tree(samples: &[(i64, &str, i64, f64)]) -> HashMap<i64, String> {
+        let now = 1_000_000;
+        let inputs = Inputs {
+            now,
+            rules: builtin_rules(),
+            nodes: tree(),
+            collectors: vec![CollectorFacts {
+                id: 1,
+                name: "local".into(),
+                is_local: true,
+                last_seen: Some(now),
+                outbox_lag_s: None,
+            }],
+            ..Inputs::default()
+        };
+        let hot = window(samples, now);
+        let first = Evaluator::default().judge(&inputs, &hot).suppressed;
+        // Same input, same verdict.
+        for _ in 0..5 {
+            assert_eq!(Evaluator::default().judge(&inputs, &hot).suppressed, first);
+        }
+        first
+    }
+
+    #[test]
+    fn a_parent_is_down_only_when_its_reachability_is() {
+        // Every node answers ping; SNMP fails everywhere (no agent), its poll newer or older
+        // than the ping in turn: nobody is suppressed.
+        for snmp_ago in [1, 20] {
+            let mut samples = Vec::new();
+            for id in 1..=5 {
+                samples.push((id, "ping.up", 10, 1.0));
+                samples.push((id, "snmp.up", snmp_ago, 0.0));
+            }
+            assert_eq!(
+                judge_tree(&samples),
+                HashMap::new(),
+                "snmp {snmp_ago} s ago"
+            );
+        }
+        // A metric alert on the parent (CPU at 100 %) does not make it down either.
+        let mut samples: Vec<_> = (1..=5).map(|id| (id, "ping.up", 10, 1.0)).collect();
+        samples.push((2, "cpu.load_pct", 10, 100.0));
+        assert_eq!(judge_tree(&samples), HashMap::new());
+        // The hall switch stops answering ping and SNMP, and so do the PLCs behind it: they
+        // are suppressed, its sibling is not.
+        let mut samples = Vec::new();
+        for id in 1..=5 {
+            let up = if (2..=4).contains(&id) { 0.0 } else { 1.0 };
+            samples.push((id, "ping.up", 10, up));
+            samples.push((id, "snmp.up", 5, up));
+        }
+        let suppressed = judge_tree(&samples);
+        assert_eq!(suppressed.len(), 2, "{suppressed:?}");
+        assert_eq!(suppressed[&3], "parent hall down");
+        assert_eq!(suppressed[&4], "parent hall down");
+        // The hall's ping down but its SNMP answering: reachable, nothing behind it is
+        // suppressed (the PLCs' own alerts stand).
+        samples.retain(|(id, metric, ..)| !(*id == 2 && *metric == "snmp.up"));
+        samples.push((2, "snmp.up", 5, 1.0));
+        assert_eq!(judge_tree(&samples), HashMap::new());
+        // A PLC that answers while its switch is down is not shown cut off.
+        let mut samples: Vec<_> = [1, 5, 3]
+            .iter()
+            .map(|&id| (id, "ping.up", 10, 1.0))
+            .collect();
+        samples.extend([(2, "ping.up", 10, 0.0), (4, "ping.up", 10, 0.0)]);
+        let suppressed = judge_tree(&samples);
+        assert_eq!(suppressed.keys().collect::<Vec<_>>(), [&4]);
+        // The core down: a node behind it that still answers is not cut off (hall); one
+        // with nothing to say is (hall-c).
+        let samples = [(1, "ping.up", 3, 0.0), (2, "ping.up", 3, 1.0)];
+        let suppressed = judge_tree(&samples);
+        assert_eq!(suppressed.len(), 1, "{suppressed:?}");
+        assert_eq!(suppressed[&5], "parent core down");
+        // Core and hall both silent: the hall is cut off by the core, its PLCs by the hall.
+        let samples = [(1, "ping.up", 3, 0.0), (2, "ping.up", 3, 0.0)];
+        let suppressed = judge_tree(&samples);
+        assert_eq!(suppressed.len(), 4, "{suppressed:?}");
+        assert_eq!(suppressed[&2], "parent core down");
+        assert_eq!(suppressed[&3], "parent hall down");
+    }
+
+    #[test]
+    fn only_an_interface_seen_up_then_down_alerts() {
+        let now = 1_000_000;
+        let inputs = Inputs {
+            now,
+            rules: builtin_rules(),
+            nodes: tree(),
+            ..Inputs::default()
+        };
+        let mut samples = Vec::new();
+        for port in 1..=48 {
+            let tags = format!("ifIndex={port},ifName=Gi0/{port}");
+            let admin = format!("interface.admin_status{{{tags}}}");
+            let oper = format!("interface.oper_status{{{tags}}}");
+            for ago in [30, 20, 10] {
+                samples.push((1, leak(&admin), ago, 1.0));
+                // Port 7 was up and went down; every other port is an unused one.
+                let up = port == 7 && ago > 10;
+                samples.push((1, leak(&oper), ago, if up { 1.0 } else { 2.0 }));
+            }
+        }
+        let hot = window(&samples, now);
+        let evaluator = Evaluator::default();
+        let verdicts = evaluator.judge(&inputs, &hot).verdicts;
+        let down: Vec<_> = verdicts
+            .iter()
+            .filter(|(_, v)| v.severity.is_some())
+            .collect();
+        assert_eq!(down.len(), 1, "{down:?}");
+        let (key, verdict) = down[0];
+        assert_eq!(key.series, "interface.oper_status{ifIndex=7,ifName=Gi0/7}");
+        assert!(verdict.message.contains("Gi0/7"), "{}", verdict.message);
+        // With port 7's alert open, the unused ports of the same switch still do not alert.
+        let open = OpenAlert {
+            id: 1,
+            rule_id: key.rule_id,
+            node_id: key.node_id,
+            collector_id: None,
+            series: key.series.clone(),
+            state: AlertState::Firing,
+            severity: Severity::Warning,
+            value: Some(2.0),
+            message: verdict.message.clone(),
+            flapping: false,
+            held: false,
+            suppressed: false,
+            acked: false,
+            started_at: now,
+            fired_at: Some(now),
+            notified_at: Some(now),
+        };
+        let evaluator = Evaluator::new(vec![open]);
+        let verdicts = evaluator.judge(&inputs, &hot).verdicts;
+        let down: Vec<_> = verdicts
+            .iter()
+            .filter(|(_, v)| v.severity.is_some())
+            .map(|(k, _)| k.series.as_str())
+            .collect();
+        assert_eq!(down, ["interface.oper_status{ifIndex=7,ifName=Gi0/7}"]);
+    }
+
+    fn leak(text: &str) -> &'static str {
+        Box::leak(text.to_owned().into_boxed_str())
+    }
+
+    #[test]
+    fn thresholds_and_values_keep_their_precision() {
+        assert_eq!(threshold_text(0.001), "0.001");
+        assert_eq!(threshold_text(90.0), "90");
+        assert_eq!(threshold_text(2.5), "2.5");
+        assert_eq!(value_text(97.2345), "97.23");
+        assert_eq!(value_text(1.0), "1");
+        assert_eq!(value_text(0.0), "0");
+        assert_eq!(value_text(0.000_123_4), "0.000123");
+        assert_eq!(value_text(0.0015), "0.0015");
+        assert_eq!(value_text(-0.0001), "-0.0001");
+    }
+
+    #[test]
+    fn messages_name_the_series_and_say_when_the_value_is_back() {
+        let spec = plantwatch_shared::api::RuleSpec {
+            comparison: plantwatch_shared::api::Comparison::AtLeast,
+            warning: Some(0.001),
+            ..plantwatch_shared::api::RuleSpec::new("t", "x.err")
+        };
+        let firing = threshold_message("x.err{port=1}", &spec, 0.0042, Some(Severity::Warning));
+        assert_eq!(firing, "x.err{port=1}: last 0.0042 >= 0.001");
+        let back = threshold_message("x.err{port=1}", &spec, 0.0, None);
+        assert_eq!(
+            back,
+            "x.err{port=1}: last 0, back to normal (no longer at or above 0.001)"
+        );
     }
 
     #[test]
@@ -1149,7 +1526,7 @@ mod tests {
                     suppression(
                         id,
                         &nodes,
-                        &|n| down.contains(&n),
+                        &|n| down.contains(&n).then_some(true),
                         &silent,
                         &remote,
                         &names,

@@ -316,8 +316,8 @@ pub fn aggregate(
 
 /// The severity `value` has under `spec`, given the severity of the alert already open
 /// (`None` when none is): a breach of a threshold raises it; an open alert keeps its lowest
-/// severity until the value is past the clear threshold, so a value hovering at a threshold
-/// does not resolve and re-fire every cycle.
+/// severity until the value reaches the clear threshold (the lowest threshold when none is
+/// set), so a value hovering between the two does not resolve and re-fire every cycle.
 pub fn severity_of(spec: &RuleSpec, value: f64, open: Option<Severity>) -> Option<Severity> {
     let breaches =
         |threshold: Option<f64>| threshold.is_some_and(|t| spec.comparison.breaches(value, t));
@@ -338,13 +338,44 @@ pub fn severity_of(spec: &RuleSpec, value: f64, open: Option<Severity>) -> Optio
     }
 }
 
+/// One tag matcher: the series' tag `key` matches `pattern`, or with `negated` (written
+/// `key!` in a rule: `descr!=*memory*`) does not (a series without the tag passes).
+#[derive(Debug, Clone)]
+struct TagMatcher {
+    key: String,
+    pattern: String,
+    negated: bool,
+}
+
+impl TagMatcher {
+    fn accepts(&self, value: Option<&str>) -> bool {
+        let matched = value.is_some_and(|v| glob_matches(&self.pattern, v));
+        matched != self.negated
+    }
+}
+
 /// A rule's tag matchers, ready to test a series' canonical tags.
 #[derive(Debug, Clone, Default)]
-pub struct TagMatchers(Vec<(String, String)>);
+pub struct TagMatchers(Vec<TagMatcher>);
 
 impl TagMatchers {
     pub fn new(tags: &BTreeMap<String, String>) -> Self {
-        TagMatchers(tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        TagMatchers(
+            tags.iter()
+                .map(|(k, v)| match k.strip_suffix('!') {
+                    Some(key) => TagMatcher {
+                        key: key.to_owned(),
+                        pattern: v.clone(),
+                        negated: true,
+                    },
+                    None => TagMatcher {
+                        key: k.clone(),
+                        pattern: v.clone(),
+                        negated: false,
+                    },
+                })
+                .collect(),
+        )
     }
 
     pub fn is_empty(&self) -> bool {
@@ -359,17 +390,18 @@ impl TagMatchers {
         }
         if canonical.contains('\\') {
             let tags = tags_from_canonical(canonical);
-            return self.0.iter().all(|(key, pattern)| {
-                tags.get(key)
-                    .is_some_and(|value| glob_matches(pattern, value))
-            });
+            return self
+                .0
+                .iter()
+                .all(|m| m.accepts(tags.get(&m.key).map(String::as_str)));
         }
-        self.0.iter().all(|(key, pattern)| {
-            canonical
+        self.0.iter().all(|m| {
+            let value = canonical
                 .split(',')
                 .filter_map(|pair| pair.split_once('='))
-                .find(|(k, _)| k == key)
-                .is_some_and(|(_, value)| glob_matches(pattern, value))
+                .find(|(k, _)| *k == m.key)
+                .map(|(_, value)| value);
+            m.accepts(value)
         })
     }
 }
@@ -470,10 +502,51 @@ mod tests {
             Some(Severity::Warning)
         );
         assert_eq!(
-            severity_of(&spec, 70.0, Some(Severity::Warning)),
+            severity_of(&spec, 70.1, Some(Severity::Warning)),
             Some(Severity::Warning)
         );
+        // Reaching the clear threshold resolves.
+        assert_eq!(severity_of(&spec, 70.0, Some(Severity::Warning)), None);
         assert_eq!(severity_of(&spec, 69.9, Some(Severity::Warning)), None);
+    }
+
+    /// Every built-in threshold rule resolves once its value is back at the clear threshold
+    /// (the lowest threshold when none is set) — from either severity — and never while a
+    /// threshold is still breached. `snmp_unreachable` once kept firing at `snmp.up` 1.
+    #[test]
+    fn every_builtin_rule_resolves_at_its_clear_threshold() {
+        for (builtin, spec) in builtin_defaults() {
+            if !reads_metric(Some(builtin)) || builtin == BuiltinRule::InterfaceDown {
+                continue;
+            }
+            let clear = spec.clear.or_else(|| lowest_threshold(&spec)).unwrap();
+            for open in [Severity::Warning, Severity::Critical] {
+                let at_clear = severity_of(&spec, clear, Some(open));
+                let breaching = [spec.warning, spec.critical]
+                    .into_iter()
+                    .flatten()
+                    .any(|t| spec.comparison.breaches(clear, t));
+                if breaching {
+                    assert!(at_clear.is_some(), "{builtin}: a breach must not clear");
+                } else {
+                    assert_eq!(at_clear, None, "{builtin} stays open at {clear}");
+                }
+            }
+        }
+        // The healthy values themselves: SNMP answering, a UPS on mains.
+        let of = |b: BuiltinRule| {
+            builtin_defaults()
+                .into_iter()
+                .find(|(x, _)| *x == b)
+                .unwrap()
+                .1
+        };
+        let snmp = of(BuiltinRule::SnmpUnreachable);
+        assert_eq!(severity_of(&snmp, 0.0, None), Some(Severity::Warning));
+        assert_eq!(severity_of(&snmp, 1.0, Some(Severity::Warning)), None);
+        let ups = of(BuiltinRule::UpsOnBattery);
+        assert_eq!(severity_of(&ups, 1.0, None), Some(Severity::Critical));
+        assert_eq!(severity_of(&ups, 0.0, Some(Severity::Critical)), None);
     }
 
     #[test]
@@ -485,9 +558,10 @@ mod tests {
         };
         assert_eq!(severity_of(&spec, 0.0, None), Some(Severity::Warning));
         assert_eq!(
-            severity_of(&spec, 1.0, Some(Severity::Warning)),
+            severity_of(&spec, 0.5, Some(Severity::Warning)),
             Some(Severity::Warning)
         );
+        assert_eq!(severity_of(&spec, 1.0, Some(Severity::Warning)), None);
         assert_eq!(severity_of(&spec, 1.0, None), None);
     }
 
@@ -507,6 +581,17 @@ mod tests {
         let escaped = TagMatchers::new(&BTreeMap::from([("descr".to_owned(), "a,b*".to_owned())]));
         assert!(escaped.matches(r"descr=a\,b\=c,ifIndex=2"));
         assert!(!escaped.matches(r"descr=a\=c"));
+        // Negative matchers (`descr!=…`) exclude series; a series without the tag passes.
+        let not_memory = TagMatchers::new(&BTreeMap::from([
+            ("descr!".to_owned(), "*memory*".to_owned()),
+            ("hrStorageIndex".to_owned(), "*".to_owned()),
+        ]));
+        assert!(not_memory.matches("descr=/,hrStorageIndex=31"));
+        assert!(!not_memory.matches("descr=Cached memory,hrStorageIndex=7"));
+        assert!(!not_memory.matches(r"descr=Shared memory\, tmp,hrStorageIndex=8"));
+        let no_tmp = TagMatchers::new(&BTreeMap::from([("mount!".to_owned(), "/tmp".to_owned())]));
+        assert!(no_tmp.matches("descr=/"));
+        assert!(!no_tmp.matches("mount=/tmp"));
     }
 
     #[test]

@@ -756,6 +756,7 @@ async fn test_channel(
         ),
         affected_nodes: None,
         at: db::to_time(db::now()),
+        also: Vec::new(),
     };
     let outcome = sender::deliver(&channel, &secrets, &notification).await;
     let actor = auth.actor();

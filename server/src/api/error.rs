@@ -63,6 +63,12 @@ impl ApiError {
     }
 
     /// 429 with `Retry-After`: `wait` rounded up to whole seconds, so waiting that long works.
+    /// Adds a `Retry-After` of `secs`.
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
+    }
+
     pub fn too_many_requests(wait: std::time::Duration) -> Self {
         let retry_after_secs = crate::auth::rate_limit::whole_seconds(wait);
         let mut error = Self::new(

@@ -103,21 +103,36 @@ async fn ingest_influx(
     };
     let now_ms = crate::db::now_ms();
     let prepared = tokio::task::spawn_blocking(move || {
-        let body = if gzip {
-            ingest::gunzip(&body)?
+        if gzip {
+            // The decompressed text is held against the process-wide budget until parsed.
+            let (text, _held) = ingest::gunzip_within(&body, ingest::decompress_budget())?;
+            ingest::prepare(&text, precision, &scope, now_ms)
         } else {
-            body.to_vec()
-        };
-        ingest::prepare(&body, precision, &scope, now_ms)
+            ingest::prepare(&body, precision, &scope, now_ms)
+        }
     })
     .await
     .map_err(ApiError::internal)?
-    .map_err(|error| {
-        let status = match error {
-            ingest::BodyError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        ApiError::new(status, "invalid_body", error.to_string())
+    .map_err(|error| match error {
+        ingest::BodyError::Busy => {
+            state
+                .metrics
+                .stats
+                .busy_bodies
+                .fetch_add(1, Ordering::Relaxed);
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ingest_busy",
+                error.to_string(),
+            )
+            .with_retry_after(1)
+        }
+        ingest::BodyError::TooLarge => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_body",
+            error.to_string(),
+        ),
+        _ => ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", error.to_string()),
     })?;
     let stats = &state.metrics.stats;
     if prepared.rejected > 0 {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use plantwatch_shared::api::{LineError, canonical_tags};
 use plantwatch_shared::lineproto::{self, Precision};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::metrics_store::chunks::MAX_TS_MS;
 use crate::metrics_store::{Sample, SeriesKey};
@@ -63,19 +64,85 @@ pub enum BodyError {
     NotUtf8,
     #[error("the body has more than {MAX_LINES} lines")]
     TooManyLines,
+    #[error("the server is decompressing too much at once; retry shortly")]
+    Busy,
 }
 
-/// Decompresses a gzip body, bounded.
+/// Decompressed bytes all requests together may hold at once: 32 concurrent 64 MiB bombs
+/// cost at most this (the others answer 503), whatever the concurrency.
+pub const MAX_DECOMPRESSED_IN_FLIGHT: usize = 256 * 1024 * 1024;
+/// The budget's unit: one permit per MiB decompressed.
+const BUDGET_UNIT: usize = 1024 * 1024;
+
+/// The process-wide budget of decompressed bytes in flight.
+pub fn decompress_budget() -> &'static Arc<Semaphore> {
+    static BUDGET: std::sync::LazyLock<Arc<Semaphore>> = std::sync::LazyLock::new(|| {
+        Arc::new(Semaphore::new(MAX_DECOMPRESSED_IN_FLIGHT / BUDGET_UNIT))
+    });
+    &BUDGET
+}
+
+/// Decompresses a gzip body, bounded, every member of it (`gzip(a) + gzip(b)` is `a + b`:
+/// nothing acknowledged is dropped).
 pub fn gunzip(body: &[u8]) -> Result<Vec<u8>, BodyError> {
-    let mut out = Vec::with_capacity(body.len() * 4);
-    flate2::read::GzDecoder::new(body)
-        .take(MAX_DECOMPRESSED_BYTES as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| BodyError::Gzip(e.to_string()))?;
-    if out.len() > MAX_DECOMPRESSED_BYTES {
-        return Err(BodyError::TooLarge);
+    let budget = Arc::new(Semaphore::new(MAX_DECOMPRESSED_BYTES / BUDGET_UNIT + 1));
+    gunzip_within(body, &budget).map(|(out, _)| out)
+}
+
+/// [`gunzip`] drawing on `budget` (one permit per MiB, taken as the output grows and held
+/// while the returned permit lives); when the budget is spent the body is refused as
+/// [`BodyError::Busy`] rather than waited for, so no two requests can wait on each other.
+pub fn gunzip_within(
+    body: &[u8],
+    budget: &Arc<Semaphore>,
+) -> Result<(Vec<u8>, OwnedSemaphorePermit), BodyError> {
+    let mut permit = budget
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| BodyError::Busy)?;
+    let mut held = BUDGET_UNIT;
+    let mut out = Vec::with_capacity((body.len() * 4).min(BUDGET_UNIT));
+    let mut decoder =
+        flate2::read::MultiGzDecoder::new(body).take(MAX_DECOMPRESSED_BYTES as u64 + 1);
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let read = decoder
+            .read(&mut chunk)
+            .map_err(|e| BodyError::Gzip(e.to_string()))?;
+        if read == 0 {
+            break;
+        }
+        if out.len() + read > MAX_DECOMPRESSED_BYTES {
+            return Err(BodyError::TooLarge);
+        }
+        while out.len() + read > held {
+            let more = budget
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| BodyError::Busy)?;
+            permit.merge(more);
+            held += BUDGET_UNIT;
+        }
+        out.extend_from_slice(&chunk[..read]);
     }
-    Ok(out)
+    Ok((out, permit))
+}
+
+/// What part of a line holds a character no terminal should be handed (NUL, escapes, TAB,
+/// bidi overrides), if any: such names would be stored and shown as something they are not.
+fn unsafe_text(line: &lineproto::Line<'_>) -> Option<&'static str> {
+    let bad = |text: &str| text.chars().any(plantwatch_shared::rules::is_unsafe_char);
+    if bad(&line.measurement) {
+        Some("the measurement")
+    } else if line.fields.iter().any(|(k, _)| bad(k)) {
+        Some("a field name")
+    } else if line.tags.iter().any(|(k, _)| bad(k)) {
+        Some("a tag key")
+    } else if line.tags.iter().any(|(_, v)| bad(v)) {
+        Some("a tag value")
+    } else {
+        None
+    }
 }
 
 /// Parses `body` into samples the sender may write; `now_ms` stamps lines without a time.
@@ -103,6 +170,13 @@ pub fn prepare(
         };
         if parsed.tags.len() > MAX_TAGS {
             out.refuse(number, format!("more than {MAX_TAGS} tags"));
+            continue;
+        }
+        if let Some(what) = unsafe_text(&parsed) {
+            out.refuse(
+                number,
+                format!("{what} holds a control character or bidirectional override"),
+            );
             continue;
         }
         let node_id = match (scope, parsed.tag("node_id")) {
@@ -234,6 +308,59 @@ mod tests {
             prepare(lines.as_bytes(), Precision::Nanoseconds, &scope, 0).unwrap_err(),
             BodyError::TooManyLines
         );
+    }
+
+    #[test]
+    fn control_characters_and_bidi_overrides_are_refused_per_line() {
+        let body = [
+            "cpu,node_id=1 v=1",
+            "cp\u{1}u,node_id=1 v=1",
+            "cpu,node_id=1,port=a\u{202E}b v=1",
+            "cpu,node_id=1 v\u{0}x=1",
+            "cpu,node_id=1,k\u{2067}=x v=1",
+            "cpu,node_id=1,port=a\u{9}b v=1",
+            "cpu,node_id=1,port=Gi0/1 v=2",
+        ]
+        .join("\n");
+        let out = prepare(body.as_bytes(), Precision::Nanoseconds, &collector(&[1]), 0).unwrap();
+        assert_eq!((out.accepted, out.rejected), (2, 5), "{:?}", out.errors);
+        let lines: Vec<_> = out.errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [2, 3, 4, 5, 6]);
+        assert!(out.errors[1].message.starts_with("a tag value"));
+    }
+
+    fn gzip(text: &[u8]) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(text).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn every_gzip_member_is_decoded() {
+        let mut body = gzip(b"cpu,node_id=1 v=1\n");
+        body.extend(gzip(b"cpu,node_id=1 v=2\n"));
+        assert_eq!(
+            gunzip(&body).unwrap(),
+            b"cpu,node_id=1 v=1\ncpu,node_id=1 v=2\n"
+        );
+    }
+
+    #[test]
+    fn decompressed_bytes_in_flight_are_bounded_across_requests() {
+        // A budget of 3 MiB: a 2.5 MiB body fits, a second one while it is held does not.
+        let budget = Arc::new(Semaphore::new(3));
+        let big = gzip(&vec![b'x'; 2_500_000]);
+        let (first, held) = gunzip_within(&big, &budget).unwrap();
+        assert_eq!(first.len(), 2_500_000);
+        assert_eq!(budget.available_permits(), 0);
+        assert_eq!(gunzip_within(&big, &budget).unwrap_err(), BodyError::Busy);
+        // A refused body gives back what it took.
+        assert_eq!(budget.available_permits(), 0);
+        drop(held);
+        assert_eq!(budget.available_permits(), 3);
+        assert!(gunzip_within(&big, &budget).is_ok());
+        assert_eq!(budget.available_permits(), 3);
     }
 
     #[test]

@@ -126,6 +126,10 @@ pub struct Stats {
     pub batches: AtomicU64,
     pub duplicate_batches: AtomicU64,
     pub rejected_lines: AtomicU64,
+    /// Gzip bodies answered 503 because the decompression budget was spent.
+    pub busy_bodies: AtomicU64,
+    /// Lines refused because their node or component reached its new-series limit.
+    pub series_limited_lines: AtomicU64,
     pub series: AtomicU64,
     /// Commits of the writer and the time they took.
     pub writes: AtomicU64,

@@ -223,6 +223,14 @@ pub fn parse(source: &str, text: &str) -> Result<TemplateDef, TemplateProblem> {
                 ));
             }
         }
+        if let Some(rows) = &table.rows
+            && (!numeric_oid(&rows.oid) || rows.any_of.is_empty())
+        {
+            out.push(format!(
+                "tables {:?}: rows needs a numeric OID and at least one value in any_of",
+                table.measurement
+            ));
+        }
         table.fields.iter().for_each(|f| check_metric(f, &mut out));
     }
     if out.is_empty() {
@@ -254,6 +262,9 @@ fn merge_tables(into: &mut Vec<TableDef>, extra: &[TableDef]) {
                 }
                 if table.index_tag.is_some() {
                     existing.index_tag.clone_from(&table.index_tag);
+                }
+                if table.rows.is_some() {
+                    existing.rows.clone_from(&table.rows);
                 }
             }
             None => into.push(table.clone()),

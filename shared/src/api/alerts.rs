@@ -60,12 +60,23 @@ impl Comparison {
         }
     }
 
-    /// Whether `value` is back on the good side of the clear threshold (strictly, so a
-    /// value hovering at it keeps the alert).
+    /// Whether `value` is back at or past the clear threshold on the good side. Reaching it
+    /// is enough: `snmp.up < 1` clears when `snmp.up` is 1 again (a value that still breaches
+    /// a threshold is never cleared: the breach is checked first).
     pub fn cleared(self, value: f64, clear: f64) -> bool {
         match self {
-            Comparison::Above | Comparison::AtLeast => value < clear,
-            Comparison::Below | Comparison::AtMost => value > clear,
+            Comparison::Above | Comparison::AtLeast => value <= clear,
+            Comparison::Below | Comparison::AtMost => value >= clear,
+        }
+    }
+
+    /// The good side's words for a message: "no longer below 1".
+    pub fn words(self) -> &'static str {
+        match self {
+            Comparison::Above => "above",
+            Comparison::AtLeast => "at or above",
+            Comparison::Below => "below",
+            Comparison::AtMost => "at or below",
         }
     }
 }
@@ -556,6 +567,20 @@ pub struct Notification {
     pub affected_nodes: Option<u64>,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
+    /// Further alerts of the same rule on the same node that fired (or resolved) in the same
+    /// evaluation cycle: one notification lists them all (49 ports down: one email).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<GroupedAlert>,
+}
+
+/// One more alert in a grouped notification.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GroupedAlert {
+    pub alert_id: i64,
+    pub series: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    pub message: String,
 }
 
 /// The header carrying a webhook body's signature: `sha256=` and the hex HMAC-SHA256 of the
@@ -578,10 +603,13 @@ mod tests {
     fn clearing_is_strict_so_a_value_at_the_clear_threshold_keeps_the_alert() {
         assert!(Comparison::Above.breaches(90.1, 90.0));
         assert!(!Comparison::Above.breaches(90.0, 90.0));
-        assert!(!Comparison::Above.cleared(80.0, 80.0));
+        assert!(Comparison::Above.cleared(80.0, 80.0));
+        assert!(!Comparison::Above.cleared(80.1, 80.0));
         assert!(Comparison::Above.cleared(79.9, 80.0));
         assert!(Comparison::Below.cleared(1.5, 1.0));
-        assert!(!Comparison::Below.cleared(1.0, 1.0));
+        // Reaching the clear threshold clears: snmp.up back at 1.
+        assert!(Comparison::Below.cleared(1.0, 1.0));
+        assert!(!Comparison::Below.cleared(0.5, 1.0));
     }
 
     #[test]

@@ -68,7 +68,30 @@ pub struct TableDef {
     pub index_tag: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<TagDef>,
+    /// Only the rows whose column `oid` holds one of `any_of` (hrStorageType: fixed disks
+    /// into `storage`, memory areas elsewhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<RowFilter>,
     pub fields: Vec<MetricDef>,
+}
+
+/// Which rows of a table are polled: those whose column `oid` holds one of `any_of`, as text
+/// (an OID value in dotted form without a leading dot, a number, a string).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RowFilter {
+    pub oid: String,
+    pub any_of: Vec<String>,
+}
+
+impl RowFilter {
+    /// Whether a row whose filter column reads `value` is kept.
+    pub fn keeps(&self, value: Option<&str>) -> bool {
+        value.is_some_and(|v| {
+            let v = v.trim_start_matches('.');
+            self.any_of.iter().any(|a| a.trim_start_matches('.') == v)
+        })
+    }
 }
 
 /// A tag taken from a table column (e.g. `ifName`).

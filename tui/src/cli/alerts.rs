@@ -23,30 +23,75 @@ pub enum AlertsCommand {
     /// List alerts: active ones (pending and firing) first by severity, newest first.
     #[command(alias = "ls")]
     List {
-        /// active (default), firing, pending, resolved or all.
-        #[arg(long, default_value = "active")]
-        state: String,
-        /// Only this severity: warning or critical.
-        #[arg(long)]
-        severity: Option<Severity>,
-        /// Only alerts of this node.
-        #[arg(long)]
-        node: Option<String>,
-        /// Only alerts whose node, rule, series or message contains this text.
-        #[arg(long)]
-        search: Option<String>,
+        #[command(flatten)]
+        filters: AlertFilters,
     },
     /// Show an alert with its history and notification deliveries.
     Show { id: i64 },
-    /// Acknowledge an alert (operators): repeats stop; who and when are recorded.
+    /// Acknowledge alerts (operators): repeats stop; who and when are recorded. Give their
+    /// ids (`ack 3 4 5`), or `--all-matching` with the filters of `list`.
     Ack {
-        id: i64,
+        #[arg(
+            required_unless_present = "all_matching",
+            conflicts_with = "all_matching"
+        )]
+        ids: Vec<i64>,
+        /// Every alert that `list` shows with the same filters (not yet acknowledged).
+        #[arg(long)]
+        all_matching: bool,
+        #[command(flatten)]
+        filters: AlertFilters,
         /// Why, for the next shift.
         #[arg(long, short = 'm')]
         comment: Option<String>,
     },
     /// Take an acknowledgement back (operators).
     Unack { id: i64 },
+}
+
+/// The filters of `alerts list` (and `alerts ack --all-matching`).
+#[derive(Debug, Clone, Args)]
+pub struct AlertFilters {
+    /// active (default), firing, pending, resolved or all.
+    #[arg(long, default_value = "active")]
+    pub state: String,
+    /// Only this severity: warning or critical.
+    #[arg(long)]
+    pub severity: Option<Severity>,
+    /// Only alerts of this node.
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Only alerts whose node, rule, series or message contains this text.
+    #[arg(long)]
+    pub search: Option<String>,
+}
+
+impl AlertFilters {
+    /// Every alert matching, page by page.
+    async fn all(&self, client: &plantwatch_shared::Client) -> anyhow::Result<Vec<Alert>> {
+        let node_id = match &self.node {
+            Some(name) => Some(client.node_by_name(name).await?.id),
+            None => None,
+        };
+        let mut out = Vec::new();
+        loop {
+            let page = client
+                .list_alerts(&AlertQuery {
+                    state: Some(self.state.clone()),
+                    severity: self.severity,
+                    node_id,
+                    q: self.search.clone(),
+                    limit: Some(MAX_PAGE_LIMIT),
+                    offset: Some(out.len() as u32),
+                })
+                .await?;
+            let done = page.items.len() < MAX_PAGE_LIMIT as usize;
+            out.extend(page.items);
+            if done || out.len() as u64 >= page.total {
+                return Ok(out);
+            }
+        }
+    }
 }
 
 /// The fields of a rule on the command line; on `update`, only those given change.
@@ -301,22 +346,17 @@ const ALERT_HEADERS: [&str; 9] = [
 pub async fn alerts(session: &Session, command: AlertsCommand) -> anyhow::Result<()> {
     let (_, client) = session.client()?;
     match command {
-        AlertsCommand::List {
-            state,
-            severity,
-            node,
-            search,
-        } => {
-            let node_id = match node {
-                Some(name) => Some(client.node_by_name(&name).await?.id),
+        AlertsCommand::List { filters } => {
+            let node_id = match &filters.node {
+                Some(name) => Some(client.node_by_name(name).await?.id),
                 None => None,
             };
             let list = client
                 .list_alerts(&AlertQuery {
-                    state: Some(state),
-                    severity,
+                    state: Some(filters.state),
+                    severity: filters.severity,
                     node_id,
-                    q: search,
+                    q: filters.search,
                     limit: Some(MAX_PAGE_LIMIT),
                     offset: None,
                 })
@@ -380,14 +420,48 @@ pub async fn alerts(session: &Session, command: AlertsCommand) -> anyhow::Result
             }
             Ok(())
         }
-        AlertsCommand::Ack { id, comment } => {
-            let alert = client.ack_alert(id, comment).await?;
-            eprintln!(
-                "Acknowledged alert {} ({} on {}).",
-                alert.id,
-                alert.rule,
-                subject(&alert)
-            );
+        AlertsCommand::Ack {
+            ids,
+            all_matching,
+            filters,
+            comment,
+        } => {
+            let ids: Vec<i64> = if all_matching {
+                filters
+                    .all(&client)
+                    .await?
+                    .into_iter()
+                    .filter(|a| a.acked_by.is_none())
+                    .map(|a| a.id)
+                    .collect()
+            } else {
+                ids
+            };
+            if ids.is_empty() {
+                eprintln!("No unacknowledged alert matches.");
+                return Ok(());
+            }
+            let mut failed = 0;
+            for id in &ids {
+                match client.ack_alert(*id, comment.clone()).await {
+                    Ok(alert) => eprintln!(
+                        "Acknowledged alert {} ({} on {}).",
+                        alert.id,
+                        alert.rule,
+                        subject(&alert)
+                    ),
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("Alert {id}: {e}");
+                    }
+                }
+            }
+            if ids.len() > 1 {
+                eprintln!("{} of {} acknowledged.", ids.len() - failed, ids.len());
+            }
+            if failed > 0 {
+                bail!("{failed} alert(s) not acknowledged");
+            }
             Ok(())
         }
         AlertsCommand::Unack { id } => {

@@ -79,7 +79,7 @@ static COLUMNS: &[Column<Alert>] = &[
     Column {
         title: "SINCE",
         sort_key: 't',
-        width: Constraint::Length(17),
+        width: Constraint::Length(20),
         cell: |a| time_cell(Some(a.started_at)),
         cmp: |a, b| a.started_at.cmp(&b.started_at),
     },
@@ -97,6 +97,8 @@ pub struct AlertsView {
     /// Resolved alerts too.
     pub history: bool,
     target: Option<Alert>,
+    /// The marked alerts the acknowledge form is for (empty: the selected one).
+    marked_for_ack: Vec<i64>,
 }
 
 impl AlertsView {
@@ -108,6 +110,7 @@ impl AlertsView {
             table,
             history: false,
             target: None,
+            marked_for_ack: Vec::new(),
         }
     }
 }
@@ -178,7 +181,9 @@ impl View for AlertsView {
         vec![
             Binding::new(&[Key::new(KeyCode::Enter)], Action::Open, "show history and deliveries")
                 .footer("details"),
-            Binding::new(&[Key::ch('a')], Action::Acknowledge, "acknowledge, with a comment")
+            Binding::new(&[Key::ch(' ')], Action::Mark, "mark or unmark the alert to acknowledge several")
+                .role(Role::Operator),
+            Binding::new(&[Key::ch('a')], Action::Acknowledge, "acknowledge (the marked alerts, or this one), with a comment")
                 .footer("ack")
                 .role(Role::Operator),
             Binding::new(&[Key::ch('u')], Action::Unacknowledge, "take the acknowledgement back")
@@ -219,6 +224,29 @@ impl View for AlertsView {
             self.history = !self.history;
             return vec![Effect::Refresh];
         }
+        if action == Action::Mark {
+            self.table.toggle_mark();
+            return Vec::new();
+        }
+        let marked: Vec<i64> = self.table.marked().iter().map(|a| a.id).collect();
+        if action == Action::Acknowledge && !marked.is_empty() {
+            self.marked_for_ack = marked;
+            return vec![Effect::Open(Overlay::Form(
+                Form::new(
+                    format!("Acknowledge {} alerts", self.marked_for_ack.len()),
+                    Purpose::View(ACK),
+                    vec![Field::text("Comment").optional()],
+                )
+                .with_note(format!(
+                    "Alerts {}",
+                    self.marked_for_ack
+                        .iter()
+                        .map(i64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            ))];
+        }
         let Some(alert) = self.table.selected().cloned() else {
             return vec![Effect::Info("No alert selected.".into())];
         };
@@ -232,14 +260,17 @@ impl View for AlertsView {
                     client.get_alert(id).await.map(|d| Reply::AlertDetail(Box::new(d)))
                 }))]
             }
-            Action::Acknowledge => vec![Effect::Open(Overlay::Form(
+            Action::Acknowledge => {
+                self.marked_for_ack.clear();
+                vec![Effect::Open(Overlay::Form(
                 Form::new(
                     format!("Acknowledge alert {}", alert.id),
                     Purpose::View(ACK),
                     vec![Field::text("Comment").optional()],
                 )
                 .with_note(format!("{} on {}: {}", alert.rule, subject(&alert), alert.message)),
-            ))],
+            ))]
+            }
             Action::Unacknowledge => {
                 let id = alert.id;
                 vec![Effect::Call(task("unacknowledging the alert", async move {
@@ -263,12 +294,25 @@ impl View for AlertsView {
     }
 
     fn on_submit(&mut self, form: &mut Form, ctx: &Ctx) -> Vec<Effect> {
+        let comment = Some(form.value("Comment").trim().to_owned()).filter(|c| !c.is_empty());
+        if let (Purpose::View(ACK), false, Some(client)) =
+            (form.purpose, self.marked_for_ack.is_empty(), ctx.client.cloned())
+        {
+            let ids = std::mem::take(&mut self.marked_for_ack);
+            self.table.clear_marks();
+            return vec![Effect::Call(form.submit("acknowledging the alerts", async move {
+                let mut last = None;
+                for id in &ids {
+                    last = Some(client.ack_alert(*id, comment.clone()).await?);
+                }
+                Ok(Reply::AlertsAcked { count: ids.len(), last: last.map(Box::new) })
+            }))];
+        }
         let (Purpose::View(ACK), Some(target), Some(client)) =
             (form.purpose, &self.target, ctx.client.cloned())
         else {
             return Vec::new();
         };
-        let comment = Some(form.value("Comment").trim().to_owned()).filter(|c| !c.is_empty());
         let id = target.id;
         vec![Effect::Call(form.submit("acknowledging the alert", async move {
             client
@@ -291,6 +335,11 @@ impl View for AlertsView {
             Reply::AlertChanged { alert, what } => vec![
                 Effect::CloseOverlay,
                 Effect::Info(format!("Alert {} {what}.", alert.id)),
+                Effect::Refresh,
+            ],
+            Reply::AlertsAcked { count, .. } => vec![
+                Effect::CloseOverlay,
+                Effect::Info(format!("{count} alerts acknowledged.")),
                 Effect::Refresh,
             ],
             _ => Vec::new(),

@@ -29,7 +29,7 @@ static COLUMNS: &[Column<AuditEntry>] = &[
     Column {
         title: "TIME",
         sort_key: 't',
-        width: Constraint::Length(17),
+        width: Constraint::Length(20),
         cell: |e| time_cell(Some(e.at)),
         cmp: |a, b| (a.at, a.id).cmp(&(b.at, b.id)),
     },

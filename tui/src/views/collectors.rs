@@ -83,7 +83,7 @@ static COLUMNS: &[Column<Component>] = &[
     Column {
         title: "LAST SEEN",
         sort_key: 'l',
-        width: Constraint::Length(16),
+        width: Constraint::Length(20),
         cell: |c| time_cell(c.last_seen_at),
         cmp: |a, b| a.last_seen_at.cmp(&b.last_seen_at),
     },

@@ -93,7 +93,7 @@ static COLUMNS: &[Column<Credential>] = &[
     Column {
         title: "UPDATED",
         sort_key: 'd',
-        width: Constraint::Length(17),
+        width: Constraint::Length(20),
         cell: |c| time_cell(Some(c.updated_at)),
         cmp: |a, b| a.updated_at.cmp(&b.updated_at),
     },

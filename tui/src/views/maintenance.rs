@@ -66,14 +66,14 @@ static COLUMNS: &[Column<MaintenanceWindow>] = &[
     Column {
         title: "STARTS",
         sort_key: 't',
-        width: Constraint::Length(17),
+        width: Constraint::Length(20),
         cell: |w| time_cell(w.next_start),
         cmp: |a, b| a.next_start.cmp(&b.next_start),
     },
     Column {
         title: "ENDS",
         sort_key: 'e',
-        width: Constraint::Length(17),
+        width: Constraint::Length(20),
         cell: |w| time_cell(w.next_end),
         cmp: |a, b| a.next_end.cmp(&b.next_end),
     },

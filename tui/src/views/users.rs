@@ -46,14 +46,14 @@ static COLUMNS: &[Column<User>] = &[
     Column {
         title: "LAST LOGIN",
         sort_key: 'l',
-        width: Constraint::Length(17),
+        width: Constraint::Length(20),
         cell: |u| time_cell(u.last_login_at),
         cmp: |a, b| a.last_login_at.cmp(&b.last_login_at),
     },
     Column {
         title: "CREATED",
         sort_key: 'c',
-        width: Constraint::Length(17),
+        width: Constraint::Length(20),
         cell: |u| time_cell(Some(u.created_at)),
         cmp: |a, b| a.created_at.cmp(&b.created_at),
     },

@@ -117,7 +117,8 @@ pub fn memory(items: &[MetricSeries]) -> Vec<(i64, f64)> {
             .map(|(ts, a)| (ts, 100.0 - a))
             .collect();
     }
-    points_of(items, "storage.used_pct")
+    points_of(items, "memory_storage.used_pct")
+        .chain(points_of(items, "storage.used_pct"))
         .find(|s| {
             s.tags
                 .get("descr")

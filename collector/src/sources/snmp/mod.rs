@@ -322,6 +322,7 @@ async fn read_table(
                     .into_iter()
                     .flatten()
             }))
+            .chain(table.rows.as_ref().map(|r| &r.oid))
             .filter_map(|o| parse_oid(o)),
     );
     let mut columns = walk::walk_columns(session, &primary).await?;
@@ -371,6 +372,16 @@ async fn read_table(
                 row.insert(oid.clone(), value);
             }
         }
+    }
+    if let Some(filter) = &table.rows {
+        let column = parse_oid(&filter.oid);
+        rows.retain(|_, row| {
+            let value = column
+                .as_ref()
+                .and_then(|c| row.get(c))
+                .and_then(Value::as_text);
+            filter.keeps(value.as_deref())
+        });
     }
     Ok(rows)
 }

@@ -89,11 +89,63 @@ pub fn body(n: &Notification) -> String {
             &format!("{count} node(s) behind it, not notified one by one"),
         );
     }
-    line("At:", &n.at.to_string());
+    if !n.also.is_empty() {
+        line(
+            "Also:",
+            &format!("{} more alert(s) of this rule on this node:", n.also.len()),
+        );
+        for a in &n.also {
+            line("", &format!("{}: {}", a.alert_id, a.message));
+        }
+    }
+    line("At:", &rfc3339(n.at));
     if let Some(id) = n.alert_id {
-        line("Alert:", &format!("{id} (plantwatch alerts ack {id})"));
+        if n.event == "resolved" {
+            line("Alert:", &id.to_string());
+        } else {
+            line("Alert:", &format!("{id} (plantwatch alerts ack {id})"));
+        }
     }
     text
+}
+
+/// `2026-12-03T16:15:07Z`.
+fn rfc3339(at: time::OffsetDateTime) -> String {
+    use time::format_description::well_known::Rfc3339;
+    at.to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .unwrap_or(at)
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| at.to_string())
+}
+
+/// The message as sent: a proper MIME text part (MIME-Version, `text/plain; charset=utf-8`, a
+/// transfer encoding the body fits), with Date and Message-ID.
+pub fn message(settings: &ChannelSettings, n: &Notification) -> Result<Message, String> {
+    use lettre::message::SinglePart;
+    let from: Mailbox = settings
+        .from
+        .as_deref()
+        .ok_or("the channel has no from address")?
+        .parse()
+        .map_err(|e| format!("from: {e}"))?;
+    let domain = from.email.domain().to_owned();
+    let mut builder = Message::builder()
+        .from(from)
+        .subject(super::headline(n))
+        .date_now()
+        .message_id(Some(format!(
+            "<plantwatch.{}.{}.{}@{domain}>",
+            n.alert_id.unwrap_or(0),
+            n.event,
+            rand::random::<u64>()
+        )));
+    for to in &settings.to {
+        builder = builder.to(to.parse().map_err(|e| format!("to {to}: {e}"))?);
+    }
+    builder
+        .singlepart(SinglePart::plain(body(n)))
+        .map_err(|e| format!("building the message: {e}"))
 }
 
 pub async fn send(
@@ -106,19 +158,7 @@ pub async fn send(
         .smtp_host
         .as_deref()
         .ok_or("the channel has no smtp_host")?;
-    let from: Mailbox = settings
-        .from
-        .as_deref()
-        .ok_or("the channel has no from address")?
-        .parse()
-        .map_err(|e| format!("from: {e}"))?;
-    let mut builder = Message::builder().from(from).subject(super::headline(n));
-    for to in &settings.to {
-        builder = builder.to(to.parse().map_err(|e| format!("to {to}: {e}"))?);
-    }
-    let message = builder
-        .body(body(n))
-        .map_err(|e| format!("building the message: {e}"))?;
+    let message = message(settings, n)?;
     let tls = settings.tls.as_deref().unwrap_or("none");
     let default_port = match tls {
         "tls" => 465,
@@ -146,4 +186,72 @@ pub async fn send(
         .await
         .map(drop)
         .map_err(|e| format!("SMTP {host}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plantwatch_shared::api::Severity;
+
+    fn notification(event: &str) -> Notification {
+        Notification {
+            event: event.to_owned(),
+            alert_id: Some(42),
+            rule: "disk_high".into(),
+            severity: Severity::Critical,
+            node: Some("hall-a-srv".into()),
+            address: Some("127.0.0.1".into()),
+            collector: None,
+            series: "storage.used_pct{descr=/}".into(),
+            value: Some(97.5),
+            message: "storage.used_pct{descr=/}: last 97.5 >= 95 — Grüße".into(),
+            affected_nodes: None,
+            at: time::macros::datetime!(2026-12-03 16:15:07.25 UTC),
+            also: Vec::new(),
+        }
+    }
+
+    fn settings() -> ChannelSettings {
+        ChannelSettings {
+            from: Some("plantwatch@plant.example".into()),
+            to: vec!["ops@plant.example".into()],
+            ..ChannelSettings::default()
+        }
+    }
+
+    #[test]
+    fn the_message_is_proper_mime_with_date_and_message_id() {
+        let raw = message(&settings(), &notification("firing"))
+            .unwrap()
+            .formatted();
+        let raw = String::from_utf8(raw).unwrap();
+        let (headers, _) = raw.split_once("\r\n\r\n").unwrap();
+        for header in [
+            "MIME-Version: 1.0",
+            "Content-Type: text/plain; charset=utf-8",
+            "Content-Transfer-Encoding: ",
+            "Message-ID: <plantwatch.42.firing.",
+            "Date: ",
+        ] {
+            assert!(headers.contains(header), "{header} missing in:\n{headers}");
+        }
+        // Non-ASCII text is encoded, so the transfer encoding is not 7bit.
+        assert!(
+            !headers.contains("Content-Transfer-Encoding: 7bit"),
+            "{headers}"
+        );
+    }
+
+    #[test]
+    fn the_body_has_rfc3339_times_and_no_ack_advice_once_resolved() {
+        let firing = body(&notification("firing"));
+        assert!(
+            firing.contains("At:        2026-12-03T16:15:07Z"),
+            "{firing}"
+        );
+        assert!(firing.contains("plantwatch alerts ack 42"), "{firing}");
+        let resolved = body(&notification("resolved"));
+        assert!(!resolved.contains("ack"), "{resolved}");
+        assert!(resolved.contains("Alert:     42\n"), "{resolved}");
+    }
 }

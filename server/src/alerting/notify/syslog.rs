@@ -108,6 +108,7 @@ mod tests {
             message: "no answer".into(),
             affected_nodes: None,
             at: time::macros::datetime!(2026-11-29 12:00 UTC),
+            also: Vec::new(),
         };
         let text = format(&n, "pw1");
         assert_eq!(
