@@ -163,6 +163,13 @@ pub struct Options {
     /// before rollups [default: 0, no cap].
     #[arg(long, env = "PLANTWATCH_METRICS_MAX_SIZE_MB", value_name = "MB")]
     pub metrics_max_size_mb: Option<u64>,
+    /// Series one node may have; samples that would make more are refused (400
+    /// `series_limit`) [default: 20000].
+    #[arg(long, env = "PLANTWATCH_MAX_SERIES_PER_NODE", value_name = "N")]
+    pub max_series_per_node: Option<u64>,
+    /// New series one collector or agent may create per hour [default: 250000].
+    #[arg(long, env = "PLANTWATCH_MAX_NEW_SERIES_PER_HOUR", value_name = "N")]
+    pub max_new_series_per_hour: Option<u64>,
     /// Where metrics are stored: `sqlite` (embedded metrics.db) or `remote_write` (an engine
     /// speaking Prometheus remote write: VictoriaMetrics, Prometheus, Mimir, Thanos Receive)
     /// [default: sqlite].
@@ -248,6 +255,8 @@ pub struct FileConfig {
     pub metrics_5m_retention_days: Option<u32>,
     pub metrics_1h_retention_days: Option<u32>,
     pub metrics_max_size_mb: Option<u64>,
+    pub max_series_per_node: Option<u64>,
+    pub max_new_series_per_hour: Option<u64>,
     pub metrics_backend: Option<MetricsBackend>,
     pub metrics_remote_write_url: Option<String>,
     pub metrics_query_url: Option<String>,
@@ -281,6 +290,8 @@ pub struct Config {
     pub metrics_1h_retention_days: u32,
     /// 0: no cap.
     pub metrics_max_size_mb: u64,
+    pub max_series_per_node: u64,
+    pub max_new_series_per_hour: u64,
     pub metrics_backend: MetricsBackend,
     pub metrics_remote_write_url: Option<String>,
     pub metrics_query_url: Option<String>,
@@ -332,6 +343,8 @@ impl Default for Config {
             metrics_5m_retention_days: 400,
             metrics_1h_retention_days: 5 * 365 + 1,
             metrics_max_size_mb: 0,
+            max_series_per_node: 20_000,
+            max_new_series_per_hour: 250_000,
             metrics_backend: MetricsBackend::Sqlite,
             metrics_remote_write_url: None,
             metrics_query_url: None,
@@ -469,6 +482,14 @@ impl Config {
                 .metrics_max_size_mb
                 .or(file.metrics_max_size_mb)
                 .unwrap_or(defaults.metrics_max_size_mb),
+            max_series_per_node: flags
+                .max_series_per_node
+                .or(file.max_series_per_node)
+                .unwrap_or(defaults.max_series_per_node),
+            max_new_series_per_hour: flags
+                .max_new_series_per_hour
+                .or(file.max_new_series_per_hour)
+                .unwrap_or(defaults.max_new_series_per_hour),
             metrics_backend: flags
                 .metrics_backend
                 .or(file.metrics_backend)
@@ -614,6 +635,14 @@ impl Config {
         }
     }
 
+    /// The metric store's limits on series.
+    pub fn series_limits(&self) -> crate::metrics_store::SeriesLimits {
+        crate::metrics_store::SeriesLimits {
+            per_node: self.max_series_per_node,
+            new_per_sender_hour: self.max_new_series_per_hour,
+        }
+    }
+
     /// The settings recorded in the `settings` table, as key/value text.
     pub fn settings(&self) -> Vec<(&'static str, String)> {
         let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
@@ -656,6 +685,11 @@ impl Config {
                 self.metrics_1h_retention_days.to_string(),
             ),
             ("metrics_max_size_mb", self.metrics_max_size_mb.to_string()),
+            ("max_series_per_node", self.max_series_per_node.to_string()),
+            (
+                "max_new_series_per_hour",
+                self.max_new_series_per_hour.to_string(),
+            ),
             ("metrics_backend", self.metrics_backend.as_str().to_owned()),
             (
                 "metrics_remote_write_url",

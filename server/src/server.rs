@@ -176,6 +176,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         retention: config.retention(),
         background_compaction: true,
         remote_queue: remote.is_some(),
+        series_limits: config.series_limits(),
     };
     let metrics =
         tokio::task::spawn_blocking(move || MetricsStore::open_with(&metrics_path, options))

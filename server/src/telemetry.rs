@@ -136,10 +136,10 @@ pub async fn render(state: &AppState) -> String {
             load(&stats.busy_bodies),
         ),
         (
-            "plantwatch_ingest_series_limited_lines_total",
+            "plantwatch_ingest_series_limited_samples_total",
             "counter",
-            "Lines refused because they would create series past a node's or sender's limit.",
-            load(&stats.series_limited_lines),
+            "Samples refused because they would create series past a node's or sender's limit.",
+            load(&stats.series_limited_samples),
         ),
         (
             "plantwatch_store_series",

@@ -8,7 +8,7 @@ mod common;
 
 use std::io::Write as _;
 
-use common::{TestApp, approved_collector, expect_status, register, spawn_app, spec, token};
+use common::{TestApp, approved_collector, expect_status, register, spec, token};
 use plantwatch_shared::Client;
 use plantwatch_shared::api::{
     Aggregation, ComponentKind, IngestRejection, MetricQuery, NodeSpec, SeriesKind, SeriesQuery,
@@ -52,7 +52,11 @@ struct Fixture {
 /// A server with an approved collector `north` polling node `plc-1`, and node `hmi-1` on the
 /// local collector.
 async fn fixture() -> Fixture {
-    let app = spawn_app().await;
+    fixture_with(|_| {}).await
+}
+
+async fn fixture_with(tweak: impl FnOnce(&mut plantwatch_server::config::Config)) -> Fixture {
+    let app = common::spawn_app_with(tweak).await;
     let admin = app.admin().await;
     let north = approved_collector(&app, &admin, "north").await;
     let plc = admin
@@ -451,4 +455,144 @@ async fn role_matrix_of_metrics_and_templates() {
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+fn gzip(text: &str) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(text.as_bytes()).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[tokio::test]
+async fn every_member_of_a_multi_member_gzip_body_is_stored() {
+    let f = fixture().await;
+    let mut body = gzip(&format!("first,node_id={} v=1\n", f.plc));
+    body.extend(gzip(&format!("second,node_id={} v=2\n", f.plc)));
+    let (status, answer) = push(
+        &f.app,
+        &f.collector_key,
+        "/api/v1/ingest/influx",
+        &[("content-encoding", "gzip")],
+        body,
+    )
+    .await;
+    assert_eq!(status, 204, "{answer}");
+    let series = f
+        .admin
+        .series(&SeriesQuery {
+            node_id: Some(f.plc),
+            ..SeriesQuery::default()
+        })
+        .await
+        .unwrap();
+    let mut metrics: Vec<&str> = series.items.iter().map(|s| s.metric.as_str()).collect();
+    metrics.sort_unstable();
+    assert_eq!(metrics, ["first.v", "second.v"]);
+}
+
+#[tokio::test]
+async fn new_series_past_a_limit_are_refused_with_a_4xx_naming_it_and_counted() {
+    let f = fixture_with(|c| {
+        c.max_series_per_node = 100;
+        c.max_new_series_per_hour = 1_000;
+    })
+    .await;
+    let path = "/api/v1/ingest/influx";
+    // 150 series for one node: 100 stored, 50 refused.
+    let lines: String = (0..150)
+        .map(|i| format!("junk,node_id={},n={i} v=1\n", f.plc))
+        .collect();
+    let (status, answer) = push(&f.app, &f.collector_key, path, &[], lines.into_bytes()).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["code"], "series_limit");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("max_series_per_node 100"), "{message}");
+    assert!(message.starts_with("50 samples"), "{message}");
+    let series = f
+        .admin
+        .series(&SeriesQuery {
+            node_id: Some(f.plc),
+            limit: Some(1_000),
+            ..SeriesQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(series.total, 100);
+    // The series it has keep being written.
+    let known = format!("junk,node_id={},n=0 v=2\n", f.plc);
+    let (status, _) = push(&f.app, &f.collector_key, path, &[], known.into_bytes()).await;
+    assert_eq!(status, 204);
+    let metrics = f
+        .admin
+        .send_raw(Method::GET, "/metrics", None, Vec::new())
+        .await
+        .unwrap();
+    let text = String::from_utf8(metrics.1).unwrap();
+    assert!(
+        text.contains("plantwatch_ingest_series_limited_samples_total 50"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_chart_past_the_series_limit_says_it_is_truncated_and_bad_limits_are_refused() {
+    let f = fixture().await;
+    let lines: String = (0..501)
+        .map(|i| format!("port,node_id={},n={i:03} v=1\n", f.plc))
+        .collect();
+    let (status, answer) = push(
+        &f.app,
+        &f.collector_key,
+        "/api/v1/ingest/influx",
+        &[],
+        lines.into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 204, "{answer}");
+    let answer = f
+        .admin
+        .node_metrics(f.plc, &MetricQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(answer.items.len(), 500);
+    assert_eq!((answer.total, answer.truncated), (501, true));
+    let narrowed = f
+        .admin
+        .node_metrics(
+            f.plc,
+            &MetricQuery {
+                metric: Some("port.v".into()),
+                ..MetricQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((narrowed.total, narrowed.truncated), (501, true));
+    let one = f
+        .admin
+        .node_metrics(
+            f.plc,
+            &MetricQuery {
+                metric: Some("nothing.here".into()),
+                ..MetricQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((one.total, one.truncated), (0, false));
+    for limit in ["-1", "0", "1001"] {
+        let (status, body) = f
+            .admin
+            .send_raw(
+                Method::GET,
+                &format!("/api/v1/metrics/series?limit={limit}"),
+                None,
+                Vec::new(),
+            )
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(status, 400, "limit {limit}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_limit");
+    }
 }

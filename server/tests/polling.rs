@@ -210,11 +210,29 @@ async fn snmpd_v2c_and_v3_a_slow_and_a_dead_device_are_polled_side_by_side() {
                     && s.tags.get("ifName").map(String::as_str) == Some("lo")
             })
             && s.iter().any(|s| s.metric == "storage.used_pct")
+            && s.iter().any(|s| s.metric == "memory_storage.used_pct")
             && latest(s, "load.load1").is_some()
             && latest(s, "system.uptime_s").is_some_and(|v| v > 0.0)
     })
     .await;
     assert_eq!(latest(&found, "ping.up"), Some(1.0));
+    // net-snmp's memory areas ("Cached memory", "Shared memory" at 100 %) are not disks:
+    // disk_high, which reads storage.used_pct, never sees them.
+    let descr = |metric: &str| -> Vec<String> {
+        found
+            .iter()
+            .filter(|s| s.metric == metric)
+            .filter_map(|s| s.tags.get("descr").cloned())
+            .collect()
+    };
+    let disks = descr("storage.used_pct");
+    assert!(disks.iter().any(|d| d == "/"), "{disks:?}");
+    assert!(
+        disks.iter().all(|d| !d.to_lowercase().contains("memory")),
+        "{disks:?}"
+    );
+    let memory = descr("memory_storage.used_pct");
+    assert!(memory.iter().any(|d| d == "Physical memory"), "{memory:?}");
     assert_eq!(latest(&found, "ping.loss_pct"), Some(0.0));
     wait_for(&admin, v3, "v3 values", |s| {
         latest(s, "snmp.up") == Some(1.0) && latest(s, "memory.available_pct").is_some()

@@ -951,6 +951,8 @@ fn node_charts_show_ping_cpu_memory_traffic_disks_and_interfaces() {
             series("interface.in_octets_total", &[("ifName", "Gi0/2")], 0.0),
             constant("interface.oper_status", "Gi0/2", 2.0),
         ],
+        total: 3,
+        truncated: false,
     };
     reply(
         &mut app,

@@ -20,7 +20,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::ComponentAuth;
 use crate::db::{self, nodes};
 use crate::ingest::{self, Scope};
-use crate::metrics_store::Batch;
+use crate::metrics_store::{Batch, Committed};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -156,7 +156,7 @@ async fn ingest_influx(
         ));
     }
     if !prepared.samples.is_empty() || batch_id.is_some() {
-        state
+        let committed = state
             .metrics
             .write(Batch {
                 component_id: identity.id,
@@ -165,6 +165,25 @@ async fn ingest_influx(
                 samples: prepared.samples,
             })
             .await?;
+        if let Committed::Limited(hit) = committed {
+            stats
+                .series_limited_samples
+                .fetch_add(hit.samples as u64, Ordering::Relaxed);
+            tracing::warn!(
+                component = %identity.name,
+                samples = hit.samples,
+                limit = %hit.message,
+                "Refused samples of new series past a limit."
+            );
+            return Err(ApiError::bad_request(
+                "series_limit",
+                format!(
+                    "{} samples of new series refused: {}; the other samples were stored",
+                    hit.samples, hit.message
+                ),
+            )
+            .with_details(json!({ "refused_samples": hit.samples })));
+        }
     }
     if prepared.rejected > 0 {
         let details = IngestRejection {

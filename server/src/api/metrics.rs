@@ -8,9 +8,11 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use plantwatch_shared::api::{
-    IngestStats, ListResponse, MetricQuery, MetricsAnswer, SeriesInfo, SeriesQuery, Summary,
+    IngestStats, ListResponse, MAX_SERIES_PER_QUERY, MetricQuery, MetricsAnswer, SeriesInfo,
+    SeriesQuery, Summary,
 };
 
+use super::MAX_LIMIT;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Authed};
 use crate::db::{self, nodes};
@@ -66,6 +68,14 @@ async fn node_metrics(
         db::now_ms(),
     );
     let (step, agg) = (query.step, query.agg);
+    let metric = params.metric.clone();
+    let total = state
+        .metrics
+        .reader
+        .call(move |conn| {
+            query::count_node_series(conn, id, metric.as_deref()).map_err(db::DbError::from)
+        })
+        .await?;
     let items = state
         .backend
         .range(query)
@@ -81,6 +91,7 @@ async fn node_metrics(
                 )
             }
         })?;
+    let truncated = total > MAX_SERIES_PER_QUERY as u64;
     Ok(Json(MetricsAnswer {
         node_id: id,
         from,
@@ -88,6 +99,8 @@ async fn node_metrics(
         step,
         agg,
         items,
+        total,
+        truncated,
     }))
 }
 
@@ -96,7 +109,13 @@ async fn series(
     _auth: Authed,
     ApiQuery(params): ApiQuery<SeriesQuery>,
 ) -> ApiResult<Json<ListResponse<SeriesInfo>>> {
-    let limit = params.limit.unwrap_or(100).clamp(1, 1_000);
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=i64::from(MAX_LIMIT)).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("limit must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
     let mut items = state
         .metrics
         .reader

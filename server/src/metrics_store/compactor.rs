@@ -555,6 +555,7 @@ mod tests {
                 retention,
                 background_compaction: false,
                 remote_queue: false,
+                series_limits: crate::metrics_store::SeriesLimits::NONE,
             },
         )
         .unwrap();

@@ -159,11 +159,80 @@ impl HotWindow {
             nodes.remove(&node_id);
         }
     }
+
+    /// Releases the series that stopped arriving: those whose newest point is older than the
+    /// window at `now_ms` (and nodes left without series). Returns how many were released.
+    pub fn evict(&self, now_ms: i64) -> usize {
+        let Ok(mut nodes) = self.nodes.write() else {
+            return 0;
+        };
+        let mut released = 0;
+        nodes.retain(|_, series| {
+            let before = series.len();
+            series.retain(|_, hot| {
+                hot.points
+                    .back()
+                    .is_some_and(|(ts, _)| now_ms - ts <= HOT_WINDOW_MS)
+            });
+            released += before - series.len();
+            if series.capacity() > 2 * series.len() + 16 {
+                series.shrink_to_fit();
+            }
+            !series.is_empty()
+        });
+        nodes.shrink_to_fit();
+        released
+    }
+
+    /// Whether no series is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Series held.
+    pub fn len(&self) -> usize {
+        self.nodes
+            .read()
+            .map(|nodes| nodes.values().map(HashMap::len).sum())
+            .unwrap_or(0)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn series_that_stopped_arriving_are_released() {
+        let hot = HotWindow::default();
+        let samples: Vec<Sample> = (0..1_000)
+            .map(|i| Sample {
+                key: Arc::new(SeriesKey {
+                    node_id: i % 3,
+                    metric: format!("junk.v{i}"),
+                    tags: String::new(),
+                }),
+                ts_ms: 1_000,
+                value: 1.0,
+            })
+            .collect();
+        hot.record(&samples, &HashMap::new());
+        let fresh = Sample {
+            key: Arc::new(SeriesKey {
+                node_id: 7,
+                metric: "ping.up".into(),
+                tags: String::new(),
+            }),
+            ts_ms: 1_000 + HOT_WINDOW_MS,
+            value: 1.0,
+        };
+        hot.record(std::slice::from_ref(&fresh), &HashMap::new());
+        assert_eq!(hot.len(), 1_001);
+        assert_eq!(hot.evict(1_000 + HOT_WINDOW_MS), 0, "all within the window");
+        assert_eq!(hot.evict(1_001 + HOT_WINDOW_MS), 1_000);
+        assert_eq!(hot.len(), 1);
+        assert!(hot.has_node(7) && !hot.has_node(0));
+    }
 
     #[test]
     fn late_samples_are_kept_in_order_and_old_ones_fall_out() {

@@ -112,11 +112,46 @@ pub struct Batch {
 }
 
 /// How a batch ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Committed {
     Stored,
     /// Its id was committed before: nothing was written again.
     Duplicate,
+    /// Stored, but for the samples of new series past a limit, which were dropped.
+    Limited(LimitHit),
+}
+
+/// Limits on series, against senders that invent them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeriesLimits {
+    /// Series one node may have.
+    pub per_node: u64,
+    /// New series one sender (collector or agent) may create per hour.
+    pub new_per_sender_hour: u64,
+}
+
+impl SeriesLimits {
+    /// No limit (benchmarks and tools that load data sets).
+    pub const NONE: SeriesLimits = SeriesLimits {
+        per_node: u64::MAX,
+        new_per_sender_hour: u64::MAX,
+    };
+}
+
+impl Default for SeriesLimits {
+    fn default() -> Self {
+        SeriesLimits {
+            per_node: 20_000,
+            new_per_sender_hour: 250_000,
+        }
+    }
+}
+
+/// Samples of new series a batch could not store, and the first limit they met.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitHit {
+    pub samples: usize,
+    pub message: String,
 }
 
 /// Counters of the ingest path, for the summary and `GET /metrics`.
@@ -128,8 +163,8 @@ pub struct Stats {
     pub rejected_lines: AtomicU64,
     /// Gzip bodies answered 503 because the decompression budget was spent.
     pub busy_bodies: AtomicU64,
-    /// Lines refused because their node or component reached its new-series limit.
-    pub series_limited_lines: AtomicU64,
+    /// Samples refused because their node or sender reached its new-series limit.
+    pub series_limited_samples: AtomicU64,
     pub series: AtomicU64,
     /// Commits of the writer and the time they took.
     pub writes: AtomicU64,
@@ -220,6 +255,7 @@ pub struct StoreOptions {
     /// Remote-write backend: committed samples go to the write-ahead queue the forwarder
     /// sends on (`remote_queue`), not to the head; there is no compactor.
     pub remote_queue: bool,
+    pub series_limits: SeriesLimits,
 }
 
 impl Default for StoreOptions {
@@ -228,6 +264,7 @@ impl Default for StoreOptions {
             retention: Retention::default(),
             background_compaction: true,
             remote_queue: false,
+            series_limits: SeriesLimits::default(),
         }
     }
 }
@@ -286,14 +323,22 @@ impl MetricsStore {
         let seq = seq.max(db::now_ms() * 1_000);
         let committed_seq = Arc::new(AtomicI64::new(seq));
         let (jobs, receiver) = mpsc::channel(QUEUE);
+        let mut per_node: HashMap<i64, u64> = HashMap::new();
+        for key in series.keys() {
+            *per_node.entry(key.node_id).or_default() += 1;
+        }
         let mut writer = Writer {
             conn,
             series,
+            per_node,
+            new_by_sender: HashMap::new(),
+            limits: options.series_limits,
             seq,
             committed_seq: committed_seq.clone(),
             hot: hot.clone(),
             stats: stats.clone(),
             pruned_at: Instant::now(),
+            evicted_at: Instant::now(),
             remote_queue: options.remote_queue,
         };
         std::thread::Builder::new()
@@ -409,12 +454,19 @@ fn prune_batch_ids(conn: &mut Connection) -> rusqlite::Result<()> {
 struct Writer {
     conn: Connection,
     series: HashMap<Arc<SeriesKey>, i64>,
+    /// Series per node.
+    per_node: HashMap<i64, u64>,
+    /// New series per sender in the current hour: (hour, count).
+    new_by_sender: HashMap<i64, (i64, u64)>,
+    limits: SeriesLimits,
     /// Last `seq` given to a head row.
     seq: i64,
     committed_seq: Arc<AtomicI64>,
     hot: Arc<HotWindow>,
     stats: Arc<Stats>,
     pruned_at: Instant,
+    /// When the hot window last released the series that stopped arriving.
+    evicted_at: Instant,
     /// Samples go to `remote_queue` rather than the head.
     remote_queue: bool,
 }
@@ -435,7 +487,7 @@ impl Writer {
             }
             let seq_before = self.seq;
             let started = Instant::now();
-            let committed = self.commit(&jobs);
+            let committed = self.commit(&mut jobs);
             self.stats.writes.fetch_add(1, Ordering::Relaxed);
             self.stats
                 .write_micros
@@ -446,7 +498,7 @@ impl Writer {
                     for (job, outcome) in jobs.into_iter().zip(outcomes) {
                         match job {
                             Job::Write { batch, reply } => {
-                                if outcome == Committed::Stored {
+                                if outcome != Committed::Duplicate {
                                     self.hot.record(&batch.samples, &self.series);
                                     self.stats.committed(batch.samples.len());
                                     self.stats.batches.fetch_add(1, Ordering::Relaxed);
@@ -479,6 +531,10 @@ impl Writer {
                     self.seq = seq_before;
                     // Series ids handed out in the rolled-back transaction do not exist.
                     if let Ok(series) = load_series(&self.conn) {
+                        self.per_node.clear();
+                        for key in series.keys() {
+                            *self.per_node.entry(key.node_id).or_default() += 1;
+                        }
                         self.series = series;
                     }
                     for job in jobs {
@@ -493,6 +549,10 @@ impl Writer {
                     }
                 }
             }
+            if self.evicted_at.elapsed() > Duration::from_secs(60) {
+                self.evicted_at = Instant::now();
+                self.hot.evict(db::now_ms());
+            }
             if self.pruned_at.elapsed() > Duration::from_secs(3600) {
                 self.pruned_at = Instant::now();
                 if let Err(error) = prune_batch_ids(&mut self.conn) {
@@ -502,7 +562,38 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, jobs: &[Job]) -> rusqlite::Result<Vec<Committed>> {
+    /// Whether a new series of `node_id` from `sender` is within the limits; counts it if so.
+    fn admit_series(
+        limits: SeriesLimits,
+        per_node: &mut HashMap<i64, u64>,
+        new_by_sender: &mut HashMap<i64, (i64, u64)>,
+        (sender, node_id, hour): (i64, i64, i64),
+    ) -> Result<(), String> {
+        let on_node = per_node.get(&node_id).copied().unwrap_or(0);
+        if on_node >= limits.per_node {
+            return Err(format!(
+                "node {node_id} has {on_node} series, the limit (max_series_per_node {})",
+                limits.per_node
+            ));
+        }
+        let (at, created) = new_by_sender.entry(sender).or_insert((hour, 0));
+        if *at != hour {
+            *at = hour;
+            *created = 0;
+        }
+        if *created >= limits.new_per_sender_hour {
+            return Err(format!(
+                "this sender created {created} new series this hour, the limit \
+                 (max_new_series_per_hour {})",
+                limits.new_per_sender_hour
+            ));
+        }
+        *created += 1;
+        *per_node.entry(node_id).or_default() += 1;
+        Ok(())
+    }
+
+    fn commit(&mut self, jobs: &mut [Job]) -> rusqlite::Result<Vec<Committed>> {
         let tx = self.conn.transaction()?;
         let mut outcomes = Vec::with_capacity(jobs.len());
         let now = db::now();
@@ -535,7 +626,7 @@ impl Writer {
                     }
                     Job::Forwarded { seq, .. } => {
                         tx.prepare_cached("DELETE FROM remote_queue WHERE seq <= ?1")?
-                            .execute([seq])?;
+                            .execute([*seq])?;
                         outcomes.push(Committed::Stored);
                         continue;
                     }
@@ -552,10 +643,22 @@ impl Writer {
                     }
                     remember.execute(params![batch.component_id, id, now, batch.lines as i64])?;
                 }
-                for sample in &batch.samples {
+                let mut limited: Vec<usize> = Vec::new();
+                let mut first_limit = None;
+                for (index, sample) in batch.samples.iter().enumerate() {
                     let series_id = match self.series.get(&sample.key) {
                         Some(id) => *id,
                         None => {
+                            if let Err(why) = Self::admit_series(
+                                self.limits,
+                                &mut self.per_node,
+                                &mut self.new_by_sender,
+                                (batch.component_id, sample.key.node_id, now / 3_600),
+                            ) {
+                                limited.push(index);
+                                first_limit.get_or_insert(why);
+                                continue;
+                            }
                             let field = sample.key.metric.rsplit('.').next().unwrap_or_default();
                             new_series.execute(params![
                                 sample.key.node_id,
@@ -573,7 +676,21 @@ impl Writer {
                     self.seq += 1;
                     insert.execute(params![series_id, sample.ts_ms, self.seq, sample.value])?;
                 }
-                outcomes.push(Committed::Stored);
+                match first_limit {
+                    None => outcomes.push(Committed::Stored),
+                    Some(message) => {
+                        // What the hot window and the counters see is what was stored.
+                        let mut index = 0;
+                        batch.samples.retain(|_| {
+                            index += 1;
+                            limited.binary_search(&(index - 1)).is_err()
+                        });
+                        outcomes.push(Committed::Limited(LimitHit {
+                            samples: limited.len(),
+                            message,
+                        }));
+                    }
+                }
             }
         }
         tx.commit()?;

@@ -50,19 +50,40 @@ pub fn wire_kind(kind: Kind) -> SeriesKind {
     }
 }
 
+/// The `LIKE` pattern of a metric filter: exact, or a prefix ending in `*`.
+fn metric_pattern(metric: Option<&str>) -> String {
+    match metric {
+        None => "%".to_owned(),
+        Some(m) => match m.strip_suffix('*') {
+            Some(prefix) => format!("{}%", like_escape(prefix)),
+            None => like_escape(m),
+        },
+    }
+}
+
+/// How many series of the node match `metric` (a chart answers at most
+/// [`MAX_SERIES_PER_QUERY`] of them).
+pub fn count_node_series(
+    conn: &Connection,
+    node_id: i64,
+    metric: Option<&str>,
+) -> rusqlite::Result<u64> {
+    conn.prepare_cached(
+        "SELECT count(*) FROM series WHERE node_id = ?1 AND metric LIKE ?2 ESCAPE '\\'",
+    )?
+    .query_row(params![node_id, metric_pattern(metric)], |row| {
+        row.get::<_, i64>(0)
+    })
+    .map(|count| count.max(0) as u64)
+}
+
 /// The node's series matching `metric` (exact, or a prefix ending in `*`), by name.
 pub fn node_series(
     conn: &Connection,
     node_id: i64,
     metric: Option<&str>,
 ) -> rusqlite::Result<Vec<SeriesRow>> {
-    let pattern = match metric {
-        None => "%".to_owned(),
-        Some(m) => match m.strip_suffix('*') {
-            Some(prefix) => format!("{}%", like_escape(prefix)),
-            None => like_escape(m),
-        },
-    };
+    let pattern = metric_pattern(metric);
     let mut statement = conn.prepare_cached(
         "SELECT id, metric, tags, kind FROM series
           WHERE node_id = ?1 AND metric LIKE ?2 ESCAPE '\\'

@@ -88,6 +88,13 @@ pub struct MetricsAnswer {
     pub step: i64,
     pub agg: Aggregation,
     pub items: Vec<MetricSeries>,
+    /// Series of the node matching the query; more than `items` when the answer stopped at
+    /// [`MAX_SERIES_PER_QUERY`] (narrow it with `metric`).
+    #[serde(default)]
+    pub total: u64,
+    /// Whether series were left out (`total` > the series answered).
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 /// `GET /metrics/series` query parameters.

@@ -644,6 +644,13 @@ impl View for NodesView {
                     && charts.range == *range
                 {
                     charts.answer = Some((**answer).clone());
+                    if answer.truncated {
+                        return vec![Effect::Info(format!(
+                            "Charts read the first {} of {} series of this node.",
+                            answer.items.len(),
+                            answer.total
+                        ))];
+                    }
                 }
                 Vec::new()
             }
