@@ -1173,3 +1173,97 @@ async fn credentials_are_tried_in_priority_order_and_templates_resolve_by_name()
         ]
     );
 }
+
+#[tokio::test]
+async fn export_then_upsert_changes_nothing_for_agent_nodes_and_formula_cells() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    admin
+        .create_node(&NodeSpec {
+            notes: Some("=cmd|' /C calc'!A0".into()),
+            ..spec("@pump", "127.0.0.20")
+        })
+        .await
+        .unwrap();
+    admin
+        .create_node(&spec("srv-1", "127.0.0.21"))
+        .await
+        .unwrap();
+    // srv-1 is an agent's node: it has no collector.
+    db(&app)
+        .execute(
+            "UPDATE nodes SET collector_id = NULL WHERE name = 'srv-1'",
+            [],
+        )
+        .unwrap();
+    let exported = admin.export_nodes(ExportFormat::Csv).await.unwrap();
+    let text = String::from_utf8(exported.clone()).unwrap();
+    // No cell a spreadsheet would run as a formula.
+    assert!(text.contains("'@pump,"), "{text}");
+    assert!(text.contains(",'=cmd|' /C calc'!A0"), "{text}");
+    assert!(!text.contains(",=cmd"), "{text}");
+    let upsert = ImportQuery {
+        upsert: true,
+        ..Default::default()
+    };
+    let round = admin.import_nodes(exported, false, &upsert).await.unwrap();
+    assert!(round.applied);
+    assert_eq!(round.summary.unchanged, 2, "{round:?}");
+    let srv = admin.node_by_name("srv-1").await.unwrap();
+    assert_eq!(
+        srv.collector, None,
+        "the agent's node stays without a collector"
+    );
+    let pump = admin.node_by_name("@pump").await.unwrap();
+    assert_eq!(pump.notes.as_deref(), Some("=cmd|' /C calc'!A0"));
+}
+
+#[tokio::test]
+async fn an_import_row_reports_every_problem_and_echoes_nothing_huge() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let csv = "name,address,type,credentials,parent,interval_s\n\
+               plc-1,10.0.0.1,robot,nope,ghost,soon\n\
+               plc-2,10.0.0.2,plc,,,\n";
+    let report = rejected(&admin, csv.as_bytes().to_vec()).await;
+    let mut columns: Vec<String> = errors_of(&report)
+        .into_iter()
+        .map(|(row, column, _)| {
+            assert_eq!(row, 1);
+            column.unwrap_or_default()
+        })
+        .collect();
+    columns.sort();
+    assert_eq!(columns, ["credentials", "interval_s", "parent", "type"]);
+    // A 10 MB name: refused, and not answered back 10 MB long.
+    let huge = format!("name,address\n{},10.0.0.3\n", "n".repeat(10 * 1024 * 1024));
+    let (status, body) = admin
+        .send_raw(
+            Method::POST,
+            "/api/v1/nodes/import",
+            Some("text/csv"),
+            huge.into_bytes(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 422);
+    assert!(body.len() < 4_096, "answered {} bytes", body.len());
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    let name = body["error"]["details"]["rows"][0]["name"]
+        .as_str()
+        .unwrap();
+    assert!(name.ends_with('…') && name.chars().count() <= 80, "{name}");
+    // Neither CSV nor JSON: 415.
+    let (status, body) = admin
+        .send_raw(
+            Method::POST,
+            "/api/v1/nodes/import",
+            Some("application/xml"),
+            b"<nodes/>".to_vec(),
+        )
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status, 415, "{body}");
+    assert_eq!(body["error"]["code"], "unsupported_media_type");
+}

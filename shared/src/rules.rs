@@ -68,6 +68,25 @@ pub fn is_unsafe_char(c: char) -> bool {
         )
 }
 
+/// Spreadsheet formulas in exported CSV cells are neutralised (OWASP CSV injection): a cell
+/// that begins with `=`, `+`, `-`, `@`, a tab or a carriage return — or with `'`, so that the
+/// escape can be undone exactly — gets a leading `'`. [`unescape_cell`] undoes it on import.
+pub fn escape_cell(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r', '\'']) {
+        format!("'{value}").into()
+    } else {
+        value.into()
+    }
+}
+
+/// Undoes [`escape_cell`]: `'=cmd` reads as `=cmd`; any other text is itself.
+pub fn unescape_cell(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r', '\'']) => rest,
+        _ => cell,
+    }
+}
+
 /// Why a node or credential name is refused, if it is.
 pub fn name_problem(name: &str, max: usize) -> Option<String> {
     if name.trim().is_empty() {
@@ -184,6 +203,47 @@ pub fn notes_problem(notes: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn csv_cells_are_neutralised_and_the_escape_undone_exactly() {
+        for value in [
+            "=cmd|' /C calc'!A0",
+            "+1",
+            "-2",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+            "'quoted",
+            "''",
+            "'=already",
+            "plain",
+            "",
+            "a=b",
+        ] {
+            let cell = escape_cell(value);
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "{value:?} exported as {cell:?}"
+            );
+            assert_eq!(unescape_cell(&cell), value, "round trip of {value:?}");
+        }
+        assert_eq!(escape_cell("=1+1"), "'=1+1");
+        assert_eq!(escape_cell("pump"), "pump");
+    }
+
+    #[test]
+    fn bidi_overrides_and_control_characters_are_unsafe() {
+        for c in [
+            '\u{0}', '\u{1}', '\t', '\u{1b}', '\u{202E}', '\u{2066}', '\u{200F}',
+        ] {
+            assert!(is_unsafe_char(c), "{c:?}");
+        }
+        for c in ['a', ' ', 'ü', '/', '\u{2014}'] {
+            assert!(!is_unsafe_char(c), "{c:?}");
+        }
+        assert!(name_problem("pump\u{202E}1", 64).is_some());
+    }
+
     use super::*;
 
     #[test]

@@ -156,7 +156,7 @@ fn rules_maintenance_and_notification_channels_from_the_command_line() {
     ok(&cli(&["maintenance", "end", &id]));
     assert!(ok(&cli(&["maintenance", "list"])).contains("over"));
     let no_target = cli(&["maintenance", "create", "x", "--duration", "1h"]);
-    assert_eq!(no_target.status.code(), Some(1));
+    assert_eq!(no_target.status.code(), Some(2), "a usage error");
     assert!(stderr(&no_target).contains("--node, --tag or --collector"));
 
     // A webhook channel from a JSON document, and a test through it.

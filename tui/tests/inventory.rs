@@ -112,8 +112,40 @@ fn nodes_and_credentials_are_managed_from_the_command_line() {
         plc.contains("parent       sw1") && plc.contains("discovering"),
         "{plc}"
     );
+    // Every bad argument value is a usage error (2), whether clap or the command finds it.
+    for args in [
+        &["nodes", "create", "plc-2", "-a", "10.0.0.300"][..],
+        &[
+            "nodes",
+            "create",
+            "plc-2",
+            "-a",
+            "10.0.0.3",
+            "--interval",
+            "0",
+        ],
+        &["nodes", "create", "plc-2", "-a", "10.0.0.3", "--tag", "a b"],
+        &["nodes", "create", "pl\u{202E}c", "-a", "10.0.0.3"],
+        &["nodes", "update", "sw1", "--interval", "soon"],
+        &["nodes", "update", "sw1"],
+        &[
+            "rules",
+            "create",
+            "r",
+            "--metric",
+            "x.y",
+            "--warning",
+            "1",
+            "--match",
+            "nokey",
+        ],
+        &["maintenance", "create", "--duration", "1h"],
+        &["discovery", "run", "127.0.0.0/30", "--tcp-ports", "70000"],
+    ] {
+        let bad = plantwatch(cfg, args, "");
+        assert_eq!(bad.status.code(), Some(2), "{args:?}: {}", stderr(&bad));
+    }
     let bad = plantwatch(cfg, &["nodes", "create", "plc-2", "-a", "10.0.0.300"], "");
-    assert_eq!(bad.status.code(), Some(1));
     assert!(stderr(&bad).contains("address"), "{}", stderr(&bad));
     let usage = plantwatch(
         cfg,
@@ -247,8 +279,10 @@ fn import_prints_the_plan_exits_3_on_rejected_rows_and_round_trips_through_expor
             .any(|l| l.starts_with("2 ") && l.contains("error") && l.contains("address")),
         "{plan}"
     );
+    // Only the problem rows are printed, then how many good rows wait.
+    assert!(!plan.contains("plc-9"), "{plan}");
     assert!(
-        stderr(&rejected).contains("nothing was applied"),
+        stderr(&rejected).contains("1 row(s) with problems (above); 1 good row(s) not written"),
         "{}",
         stderr(&rejected)
     );

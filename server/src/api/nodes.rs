@@ -467,6 +467,21 @@ async fn import_nodes(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
+    let media = content_type.split(';').next().unwrap_or_default().trim();
+    if !(media.is_empty()
+        || media.ends_with("csv")
+        || media.ends_with("json")
+        || media == "text/plain")
+    {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "an import is CSV (text/csv) or JSON (application/json), not {:?}",
+                import::echo(media)
+            ),
+        ));
+    }
     let json = content_type.contains("json")
         || (content_type.is_empty()
             && body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'['));
@@ -559,18 +574,21 @@ fn export_csv(specs: &[NodeSpec]) -> anyhow::Result<Vec<u8>> {
     writer.write_record(NodeSpec::COLUMNS)?;
     for spec in specs {
         let interval = spec.interval_s.map(|s| s.to_string()).unwrap_or_default();
-        writer.write_record([
+        let (tags, credentials) = (spec.tags.join(";"), spec.credentials.join(";"));
+        let cells = [
             spec.name.as_str(),
             spec.address.as_str(),
             spec.node_type.map(|t| t.as_str()).unwrap_or_default(),
-            spec.tags.join(";").as_str(),
+            tags.as_str(),
             spec.collector.as_deref().unwrap_or_default(),
             spec.template.as_deref().unwrap_or_default(),
-            spec.credentials.join(";").as_str(),
+            credentials.as_str(),
             spec.parent.as_deref().unwrap_or_default(),
             interval.as_str(),
             spec.notes.as_deref().unwrap_or_default(),
-        ])?;
+        ]
+        .map(crate::inventory::escape_cell);
+        writer.write_record(cells.iter().map(|c| c.as_bytes()))?;
     }
     Ok(writer.into_inner()?)
 }

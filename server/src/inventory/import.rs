@@ -34,13 +34,29 @@ pub enum FileError {
     Csv(String),
 }
 
-/// One parsed row: its number, its name (when readable, even if the row is not), and its
-/// document or why it could not be read.
+/// One parsed row: its number, its name (when readable, even if the row is not), its
+/// document as far as it could be read, and what is wrong with reading it (a type that is no
+/// type, an interval that is no number): every problem of a row is reported at once.
 #[derive(Debug)]
 pub struct ParsedRow {
     pub row: u64,
     pub name: Option<String>,
-    pub spec: Result<NodeSpec, Vec<ImportProblem>>,
+    /// `None`: the row could not be read at all (wrong field count, invalid JSON object).
+    pub spec: Option<NodeSpec>,
+    pub problems: Vec<ImportProblem>,
+}
+
+/// Longest value an import report echoes back: a 10 MB name is not answered 10 MB long.
+const ECHO_MAX_CHARS: usize = 80;
+
+/// `text`, cut to [`ECHO_MAX_CHARS`] with `…` when longer.
+pub fn echo(text: &str) -> String {
+    if text.chars().count() <= ECHO_MAX_CHARS {
+        text.to_owned()
+    } else {
+        let cut: String = text.chars().take(ECHO_MAX_CHARS - 1).collect();
+        format!("{cut}…")
+    }
 }
 
 fn problem(column: Option<&str>, reason: impl Into<String>) -> ImportProblem {
@@ -100,11 +116,12 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Vec<ParsedRow>, FileError> {
                 if rows.len() == MAX_ROWS {
                     return Err(FileError::TooManyRows);
                 }
-                let (name, spec) = csv_row(&columns, &record);
+                let (name, spec, problems) = csv_row(&columns, &record);
                 rows.push(ParsedRow {
                     row: number,
                     name,
                     spec,
+                    problems,
                 });
             }
             Err(error) => {
@@ -112,7 +129,8 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Vec<ParsedRow>, FileError> {
                 rows.push(ParsedRow {
                     row: number,
                     name: None,
-                    spec: Err(vec![problem(None, format!("unreadable CSV: {error}"))]),
+                    spec: None,
+                    problems: vec![problem(None, format!("unreadable CSV: {error}"))],
                 });
             }
         }
@@ -120,31 +138,38 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Vec<ParsedRow>, FileError> {
     Ok(rows)
 }
 
-/// The row's name, if readable, and its document or its problems.
+/// The row's name, if readable, its document as far as it reads, and its problems.
 fn csv_row(
     columns: &[String],
     record: &csv::ByteRecord,
-) -> (Option<String>, Result<NodeSpec, Vec<ImportProblem>>) {
+) -> (Option<String>, Option<NodeSpec>, Vec<ImportProblem>) {
     let name = columns
         .iter()
         .position(|c| c == "name")
         .and_then(|i| record.get(i))
         .and_then(|raw| std::str::from_utf8(raw).ok())
-        .map(|name| name.trim().to_owned())
+        .map(|name| crate::inventory::unescape_cell(name.trim()).to_owned())
         .filter(|name| !name.is_empty());
-    (name, csv_spec(columns, record))
+    let (spec, problems) = csv_spec(columns, record);
+    (name, spec, problems)
 }
 
-fn csv_spec(columns: &[String], record: &csv::ByteRecord) -> Result<NodeSpec, Vec<ImportProblem>> {
+fn csv_spec(
+    columns: &[String],
+    record: &csv::ByteRecord,
+) -> (Option<NodeSpec>, Vec<ImportProblem>) {
     if record.len() != columns.len() {
-        return Err(vec![problem(
+        return (
             None,
-            format!(
-                "the row has {} fields; the header has {}",
-                record.len(),
-                columns.len()
-            ),
-        )]);
+            vec![problem(
+                None,
+                format!(
+                    "the row has {} fields; the header has {}",
+                    record.len(),
+                    columns.len()
+                ),
+            )],
+        );
     }
     let mut spec = NodeSpec::default();
     let mut problems = Vec::new();
@@ -156,7 +181,7 @@ fn csv_spec(columns: &[String], record: &csv::ByteRecord) -> Result<NodeSpec, Ve
             ));
             continue;
         };
-        let value = text.trim();
+        let value = crate::inventory::unescape_cell(text.trim());
         let optional = || (!value.is_empty()).then(|| value.to_owned());
         match column.as_str() {
             "name" => spec.name = value.to_owned(),
@@ -176,18 +201,14 @@ fn csv_spec(columns: &[String], record: &csv::ByteRecord) -> Result<NodeSpec, Ve
                 Ok(seconds) => spec.interval_s = Some(seconds),
                 Err(_) => problems.push(problem(
                     Some(column),
-                    format!("{value:?} is not a whole number of seconds"),
+                    format!("{:?} is not a whole number of seconds", echo(value)),
                 )),
             },
             "notes" => spec.notes = optional(),
             _ => {}
         }
     }
-    if problems.is_empty() {
-        Ok(spec)
-    } else {
-        Err(problems)
-    }
+    (Some(spec), problems)
 }
 
 /// Reads a JSON array of node documents.
@@ -205,12 +226,15 @@ pub fn parse_json(bytes: &[u8]) -> Result<Vec<ParsedRow>, FileError> {
                 .get("name")
                 .and_then(|n| n.as_str())
                 .map(|n| n.trim().to_owned());
-            let spec = serde_json::from_value::<NodeSpec>(value)
-                .map_err(|e| vec![problem(None, e.to_string())]);
+            let (spec, problems) = match serde_json::from_value::<NodeSpec>(value) {
+                Ok(spec) => (Some(spec), Vec::new()),
+                Err(e) => (None, vec![problem(None, echo(&e.to_string()))]),
+            };
             ParsedRow {
                 row: index as u64 + 1,
                 name,
                 spec,
+                problems,
             }
         })
         .collect())
@@ -273,19 +297,40 @@ pub fn plan(conn: &Connection, parsed: Vec<ParsedRow>, upsert: bool) -> rusqlite
     let mut first_row_of: HashMap<String, u64> = HashMap::new();
     let mut rows: Vec<(ImportRow, Result<Checked, Vec<ImportProblem>>)> =
         Vec::with_capacity(parsed.len());
+    // The parent each refused row names, checked too so its problems come all at once.
+    let mut refused_parents: Vec<(usize, String)> = Vec::new();
     for ParsedRow {
         row: number,
         name,
         spec,
+        mut problems,
     } in parsed
     {
-        let mut checked = spec.and_then(|spec| check(&spec, &catalog));
+        let mut checked = match spec {
+            Some(spec) => {
+                let checked = check(&spec, &catalog);
+                if checked.is_err() || !problems.is_empty() {
+                    if let Some(parent) = spec.parent.as_ref().filter(|p| !p.trim().is_empty()) {
+                        refused_parents.push((rows.len(), parent.trim().to_owned()));
+                    }
+                }
+                match checked {
+                    Ok(c) if problems.is_empty() => Ok(c),
+                    Ok(_) => Err(problems),
+                    Err(more) => {
+                        problems.extend(more);
+                        Err(problems)
+                    }
+                }
+            }
+            None => Err(problems),
+        };
         if let (Ok(c), Some(name)) = (&checked, &name) {
             let key = name.to_lowercase();
             if let Some(first) = first_row_of.get(&key) {
                 checked = Err(vec![problem(
                     Some("name"),
-                    format!("duplicate name {name:?}: row {first} has it too"),
+                    format!("duplicate name {:?}: row {first} has it too", echo(name)),
                 )]);
             } else {
                 first_row_of.insert(key.clone(), number);
@@ -294,7 +339,7 @@ pub fn plan(conn: &Connection, parsed: Vec<ParsedRow>, upsert: bool) -> rusqlite
                         Some("name"),
                         format!(
                             "a node named {:?} already exists (import with upsert to update it)",
-                            c.fields.name
+                            echo(&c.fields.name)
                         ),
                     )]);
                 }
@@ -302,7 +347,7 @@ pub fn plan(conn: &Connection, parsed: Vec<ParsedRow>, upsert: bool) -> rusqlite
         }
         let row = ImportRow {
             row: number,
-            name,
+            name: name.as_deref().map(echo),
             outcome: ImportOutcome::Error,
             errors: Vec::new(),
         };
@@ -338,9 +383,9 @@ pub fn plan(conn: &Connection, parsed: Vec<ParsedRow>, upsert: bool) -> rusqlite
             let key = parent.to_lowercase();
             let reason = if !valid.contains(&key) && !existing.contains_key(&key) {
                 Some(if first_row_of.contains_key(&key) {
-                    format!("parent {parent:?} is on a rejected row")
+                    format!("parent {:?} is on a rejected row", echo(parent))
                 } else {
-                    format!("there is no node named {parent:?}")
+                    format!("there is no node named {:?}", echo(parent))
                 })
             } else {
                 cycle(&parent_of, &c.fields.name.to_lowercase())
@@ -355,6 +400,18 @@ pub fn plan(conn: &Connection, parsed: Vec<ParsedRow>, upsert: bool) -> rusqlite
             break;
         }
     }
+    // A refused row's parent is checked as well, so all of its problems come at once.
+    for (index, parent) in refused_parents {
+        let key = parent.to_lowercase();
+        if !existing.contains_key(&key) && !first_row_of.contains_key(&key) {
+            if let Err(problems) = &mut rows[index].1 {
+                problems.push(problem(
+                    Some("parent"),
+                    format!("there is no node named {:?}", echo(&parent)),
+                ));
+            }
+        }
+    }
     let rows = rows
         .into_iter()
         .map(|(mut row, checked)| match checked {
@@ -367,6 +424,12 @@ pub fn plan(conn: &Connection, parsed: Vec<ParsedRow>, upsert: bool) -> rusqlite
                 let action = match existing.get(&key) {
                     None => Action::Create(checked),
                     Some(node) => {
+                        let mut checked = checked;
+                        if !checked.collector_given {
+                            // No collector named: the node keeps the one it has (an agent's
+                            // node has none), rather than moving to the local one.
+                            checked.fields.collector_id = node.collector_id;
+                        }
                         let mut wanted = checked.fields.clone();
                         wanted.parent_id = checked
                             .parent
@@ -501,14 +564,9 @@ mod tests {
         .unwrap();
         let spec = rows[0].spec.as_ref().unwrap();
         assert_eq!((spec.interval_s, spec.tags.len()), (Some(30), 2));
+        assert!(rows[0].problems.is_empty());
         let columns = |i: usize| -> Vec<Option<String>> {
-            rows[i]
-                .spec
-                .as_ref()
-                .unwrap_err()
-                .iter()
-                .map(|p| p.column.clone())
-                .collect()
+            rows[i].problems.iter().map(|p| p.column.clone()).collect()
         };
         assert_eq!(
             columns(1),

@@ -84,7 +84,12 @@ impl Catalog {
 pub struct Checked {
     pub fields: NodeFields,
     pub parent: Option<String>,
+    /// Whether the document named a collector (blank: the local one for a new node, the one
+    /// it has for an existing node in an upsert, so an export imports back unchanged).
+    pub collector_given: bool,
 }
+
+pub use plantwatch_shared::rules::{escape_cell, unescape_cell};
 
 fn problem(column: &str, reason: impl Into<String>) -> ImportProblem {
     ImportProblem {
@@ -190,6 +195,7 @@ pub fn check(spec: &NodeSpec, catalog: &Catalog) -> Result<Checked, Vec<ImportPr
             notes,
         },
         parent,
+        collector_given: blank_to_none(spec.collector.as_ref()).is_some(),
     })
 }
 

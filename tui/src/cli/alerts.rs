@@ -16,6 +16,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::components::parse_duration;
 use super::output::{Format, time_cell};
+use super::usage;
 use super::{Session, confirm};
 
 #[derive(Debug, Subcommand)]
@@ -147,7 +148,7 @@ impl RuleArgs {
         }
         for matcher in self.matchers {
             let Some((key, pattern)) = matcher.split_once('=') else {
-                bail!("--match takes KEY=PATTERN, not {matcher:?}");
+                usage!("--match takes KEY=PATTERN (or KEY!=PATTERN to exclude), not {matcher:?}");
             };
             spec.tags
                 .insert(key.trim().to_owned(), pattern.trim().to_owned());
@@ -162,7 +163,10 @@ impl RuleArgs {
             spec.aggregation = aggregation;
         }
         if let Some(window) = self.window {
-            spec.window_s = u32::try_from(window).context("--window is too long")?;
+            spec.window_s = match u32::try_from(window) {
+                Ok(window) => window,
+                Err(_) => usage!("--window is too long"),
+            };
         }
         if let Some(comparison) = self.comparison {
             spec.comparison = comparison;
@@ -177,7 +181,10 @@ impl RuleArgs {
             spec.clear = self.clear;
         }
         if let Some(for_s) = self.for_s {
-            spec.for_s = u32::try_from(for_s).context("--for is too long")?;
+            spec.for_s = match u32::try_from(for_s) {
+                Ok(for_s) => for_s,
+                Err(_) => usage!("--for is too long"),
+            };
         }
         if self.description.is_some() {
             spec.description = self.description;
@@ -647,10 +654,10 @@ pub async fn maintenance(session: &Session, command: MaintenanceCommand) -> anyh
                 (Some(n), _, _) => (MaintenanceScope::Node, n),
                 (_, Some(t), _) => (MaintenanceScope::Tag, t),
                 (_, _, Some(c)) => (MaintenanceScope::Collector, c),
-                _ => bail!("say what goes into maintenance: --node, --tag or --collector"),
+                _ => usage!("say what goes into maintenance: --node, --tag or --collector"),
             };
             if duration.is_none() && end.is_none() {
-                bail!("say how long: --duration (e.g. 2h) or --start and --end");
+                usage!("say how long: --duration (e.g. 2h) or --start and --end");
             }
             let window = client
                 .create_maintenance(&MaintenanceSpec {

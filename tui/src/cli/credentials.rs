@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::bail;
 use clap::{Args, Subcommand};
 use plantwatch_shared::api::{
     AuthProtocol, CreateCredentialRequest, Credential, CredentialKind, CredentialParams,
@@ -12,6 +11,7 @@ use plantwatch_shared::api::{
 use plantwatch_shared::{Client, Secret};
 
 use super::output::time_cell;
+use super::usage;
 use super::{Session, ask_new_secret, confirm, read_stdin_secret};
 
 #[derive(Debug, Subcommand)]
@@ -258,7 +258,7 @@ pub async fn run(session: &Session, command: CredentialsCommand) -> anyhow::Resu
             }
             let allowed = current.kind.secret_fields();
             if let Some(bad) = fields.iter().find(|f| !allowed.contains(&f.as_str())) {
-                bail!(
+                usage!(
                     "a {} credential has no secret {bad:?}; it has {}",
                     current.kind,
                     allowed.join(", ")
@@ -272,7 +272,7 @@ pub async fn run(session: &Session, command: CredentialsCommand) -> anyhow::Resu
                 secrets,
             };
             if request == UpdateCredentialRequest::default() {
-                bail!("nothing to change: give at least one option (see --help)");
+                usage!("nothing to change: give at least one option");
             }
             let updated = client.update_credential(current.id, &request).await?;
             session.print(&updated, HEADERS, vec![row(&updated)])

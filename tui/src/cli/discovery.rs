@@ -13,6 +13,7 @@ use plantwatch_shared::api::{
 
 use super::components::parse_duration;
 use super::output::{Format, time_cell};
+use super::usage;
 use super::{Partial, Session};
 
 #[derive(Debug, Subcommand)]
@@ -205,7 +206,7 @@ impl RunArgs {
             icmp: !self.no_icmp,
             tcp_ports: match self.tcp_ports.as_deref() {
                 Some(text) => {
-                    parse_tcp_ports(text).map_err(|e| anyhow::anyhow!("--tcp-ports: {e}"))?
+                    parse_tcp_ports(text).map_err(|e| super::Usage(format!("--tcp-ports: {e}")))?
                 }
                 None => DEFAULT_TCP_PORTS.to_vec(),
             },
@@ -218,7 +219,7 @@ impl RunArgs {
         };
         let every_s = match self.every {
             Some(secs) => {
-                Some(u32::try_from(secs).map_err(|_| anyhow::anyhow!("--every is too long"))?)
+                Some(u32::try_from(secs).map_err(|_| super::Usage("--every is too long".into()))?)
             }
             None => None,
         };
@@ -403,7 +404,7 @@ pub async fn run(session: &Session, command: DiscoveryCommand) -> anyhow::Result
         }
         DiscoveryCommand::Import(args) => {
             if !args.all && args.devices.is_empty() {
-                bail!("name the devices to import, or --all");
+                usage!("name the devices to import, or --all");
             }
             let outcome = client
                 .import_devices(
@@ -450,7 +451,7 @@ pub async fn run(session: &Session, command: DiscoveryCommand) -> anyhow::Result
         }
         DiscoveryCommand::Dismiss(args) => {
             if !args.all && args.devices.is_empty() {
-                bail!("name the devices to dismiss, or --all");
+                usage!("name the devices to dismiss, or --all");
             }
             let dismissed = client
                 .dismiss_devices(

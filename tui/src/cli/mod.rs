@@ -130,12 +130,29 @@ pub fn run(cli: Cli) -> ExitCode {
 #[error("{0}")]
 pub struct Partial(pub String);
 
+/// A bad argument value, found after clap parsed the line: exit code 2, like clap's own.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
+
+/// Returns early with a [`Usage`] error.
+macro_rules! usage {
+    ($($arg:tt)*) => {
+        return Err($crate::cli::Usage(format!($($arg)*)).into())
+    };
+}
+pub(crate) use usage;
+
 fn exit(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) if error.downcast_ref::<Partial>().is_some() => {
             eprintln!("plantwatch: {error}");
             ExitCode::from(3)
+        }
+        Err(error) if error.downcast_ref::<Usage>().is_some() => {
+            eprintln!("plantwatch: {error} (see --help)");
+            ExitCode::from(2)
         }
         Err(error) => {
             eprintln!("plantwatch: {}", describe(&error));

@@ -14,6 +14,7 @@ use plantwatch_shared::api::{
 use plantwatch_shared::rules::split_list;
 
 use super::output::{Format, time_cell};
+use super::usage;
 use super::{Partial, Session, confirm};
 
 /// Largest file `nodes import` sends (the server's limit).
@@ -246,9 +247,10 @@ fn update_request(args: UpdateArgs) -> anyhow::Result<UpdateNodeRequest> {
     let interval_s = match args.interval.as_deref().map(str::trim) {
         None => None,
         Some("") => Some(None),
-        Some(text) => Some(Some(text.parse::<u32>().with_context(|| {
-            format!("--interval {text:?} is not a whole number of seconds")
-        })?)),
+        Some(text) => match text.parse::<u32>() {
+            Ok(seconds) => Some(Some(seconds)),
+            Err(_) => usage!("--interval {text:?} is not a whole number of seconds"),
+        },
     };
     let request = UpdateNodeRequest {
         name: args.name,
@@ -263,9 +265,41 @@ fn update_request(args: UpdateArgs) -> anyhow::Result<UpdateNodeRequest> {
         notes: nullable(args.notes),
     };
     if request.is_empty() {
-        bail!("nothing to change: give at least one option (see --help)");
+        usage!("nothing to change: give at least one option");
     }
+    check_values(
+        request.name.as_deref(),
+        request.address.as_deref(),
+        request.tags.as_deref().unwrap_or_default(),
+        request.interval_s.flatten(),
+    )?;
     Ok(request)
+}
+
+/// The argument values the client can judge itself: a bad one is a usage error (exit 2)
+/// before anything is sent.
+fn check_values(
+    name: Option<&str>,
+    address: Option<&str>,
+    tags: &[String],
+    interval_s: Option<u32>,
+) -> anyhow::Result<()> {
+    use plantwatch_shared::rules::{
+        MAX_NODE_NAME_LEN, address_problem, interval_problem, name_problem, tag_problem,
+    };
+    if let Some(problem) = name.and_then(|n| name_problem(n, MAX_NODE_NAME_LEN)) {
+        usage!("name: {problem}");
+    }
+    if let Some(problem) = address.and_then(address_problem) {
+        usage!("--address: {problem}");
+    }
+    if let Some(problem) = tags.iter().find_map(|t| tag_problem(t)) {
+        usage!("--tag: {problem}");
+    }
+    if let Some(problem) = interval_s.and_then(interval_problem) {
+        usage!("--interval: {problem}");
+    }
+    Ok(())
 }
 
 fn read_import(path: &Path) -> anyhow::Result<(Vec<u8>, bool)> {
@@ -377,6 +411,12 @@ pub async fn run(session: &Session, command: NodesCommand) -> anyhow::Result<()>
         }
         NodesCommand::Get { node } => print_node(session, &find(&client, &node).await?),
         NodesCommand::Create(args) => {
+            check_values(
+                Some(&args.name),
+                Some(&args.address),
+                &args.tags,
+                args.interval,
+            )?;
             let spec = NodeSpec {
                 name: args.name,
                 address: args.address,
@@ -441,9 +481,33 @@ pub async fn run(session: &Session, command: NodesCommand) -> anyhow::Result<()>
                 );
             }
             let report = client.import_nodes(bytes, json, &query).await?;
-            session.print(&report, PLAN_HEADERS, plan_rows(&report))?;
+            let refused = report.summary.error > 0 && !report.applied && !report.dry_run;
+            if refused && session.format == Format::Table {
+                // The problems, and only them: the good rows are a count.
+                let problems = ImportReport {
+                    rows: report
+                        .rows
+                        .iter()
+                        .filter(|r| !r.errors.is_empty())
+                        .cloned()
+                        .collect(),
+                    ..report.clone()
+                };
+                session.print(&problems, PLAN_HEADERS, plan_rows(&problems))?;
+            } else {
+                session.print(&report, PLAN_HEADERS, plan_rows(&report))?;
+            }
             let line = summary(&report);
             if report.summary.error > 0 {
+                if refused {
+                    let good = report.rows.len() as u64 - report.summary.error;
+                    return Err(Partial(format!(
+                        "{} row(s) with problems (above); {good} good row(s) not written: \
+                         fix the file, or import with --partial to write the good ones.",
+                        report.summary.error
+                    ))
+                    .into());
+                }
                 return Err(Partial(line).into());
             }
             eprintln!("{line}");
