@@ -309,10 +309,10 @@ pub fn plan(conn: &Connection, parsed: Vec<ParsedRow>, upsert: bool) -> rusqlite
         let mut checked = match spec {
             Some(spec) => {
                 let checked = check(&spec, &catalog);
-                if checked.is_err() || !problems.is_empty() {
-                    if let Some(parent) = spec.parent.as_ref().filter(|p| !p.trim().is_empty()) {
-                        refused_parents.push((rows.len(), parent.trim().to_owned()));
-                    }
+                if (checked.is_err() || !problems.is_empty())
+                    && let Some(parent) = spec.parent.as_ref().filter(|p| !p.trim().is_empty())
+                {
+                    refused_parents.push((rows.len(), parent.trim().to_owned()));
                 }
                 match checked {
                     Ok(c) if problems.is_empty() => Ok(c),
@@ -403,13 +403,14 @@ pub fn plan(conn: &Connection, parsed: Vec<ParsedRow>, upsert: bool) -> rusqlite
     // A refused row's parent is checked as well, so all of its problems come at once.
     for (index, parent) in refused_parents {
         let key = parent.to_lowercase();
-        if !existing.contains_key(&key) && !first_row_of.contains_key(&key) {
-            if let Err(problems) = &mut rows[index].1 {
-                problems.push(problem(
-                    Some("parent"),
-                    format!("there is no node named {:?}", echo(&parent)),
-                ));
-            }
+        if !existing.contains_key(&key)
+            && !first_row_of.contains_key(&key)
+            && let Err(problems) = &mut rows[index].1
+        {
+            problems.push(problem(
+                Some("parent"),
+                format!("there is no node named {:?}", echo(&parent)),
+            ));
         }
     }
     let rows = rows
