@@ -317,10 +317,16 @@ async fn bad_requests_are_refused_whole() {
         (status, answer["error"]["code"].as_str()),
         (400, Some("invalid_batch_id"))
     );
-    // Larger than the 16 MiB body limit.
+    // Larger than the 16 MiB body limit: 413, as a JSON error like every other.
     let huge = vec![b'a'; 17 * 1024 * 1024];
-    let (status, _) = push(&f.app, key, path, &[], huge).await;
+    let (status, answer) = push(&f.app, key, path, &[], huge).await;
     assert_eq!(status, 413);
+    assert_eq!(answer["error"]["code"], "payload_too_large", "{answer}");
+    // An address longer than 8 KiB: 414 in JSON.
+    let long_path = format!("{path}?precision=s&x={}", "a".repeat(9_000));
+    let (status, answer) = push(&f.app, key, &long_path, &[], b"x v=1".to_vec()).await;
+    assert_eq!(status, 414);
+    assert_eq!(answer["error"]["code"], "uri_too_long", "{answer}");
     // A line over 64 KiB is refused by number, the body is not.
     let long = format!("x,node_id={} v=1,s=\"{}\"\n", f.plc, "y".repeat(70 * 1024));
     let (status, answer) = push(&f.app, key, path, &[], long.into_bytes()).await;

@@ -9,6 +9,7 @@
 //! acknowledgement never duplicates data. The outbox is bounded by size and age: the oldest
 //! batches are dropped first, counted and logged.
 
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -209,7 +210,14 @@ impl Outbox {
             .map_err(io("writing", &path))?;
         let body = encoder.finish().map_err(io("writing", &path))?;
         {
-            let mut file = std::fs::File::create(&temp).map_err(io("writing", &temp))?;
+            // Batches hold what devices report: readable by the daemon's user only.
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&temp)
+                .map_err(io("writing", &temp))?;
             file.write_all(&body).map_err(io("writing", &temp))?;
             file.sync_all().map_err(io("writing", &temp))?;
         }
@@ -554,6 +562,12 @@ mod tests {
         assert_eq!(text, "cpu v=1 1\n");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
         assert_eq!(reopened.status().batches, 2);
+        // Batch files are the owner's only, like the rest of the state dir.
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = entry.unwrap().metadata().unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
     }
 
     #[test]

@@ -22,9 +22,9 @@ pub mod users;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method, Uri};
+use axum::http::{HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use tracing::Instrument as _;
 
 use self::error::{ApiError, REQUEST_ID};
@@ -76,6 +76,53 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     )
 }
 
+/// Longest request address (path and query) served; longer ones answer 414 in JSON.
+const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// Every error answers `{"error": {...}}`: a rejection axum or a layer answered in plain text
+/// ("Failed to buffer the request body", an empty 413) is rewritten with its status's code.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let retry_after = response.headers().get(axum::http::header::RETRY_AFTER).cloned();
+    let text = match axum::body::to_bytes(response.into_body(), 4_096).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::URI_TOO_LONG => "uri_too_long",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    };
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("request refused")
+            .to_lowercase()
+    } else {
+        text
+    };
+    let mut rewritten = ApiError::new(status, code, message).into_response();
+    if let Some(value) = retry_after {
+        rewritten
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, value);
+    }
+    rewritten
+}
+
 /// Gives each request an id (answered in `x-request-id`) and a span with the matched route,
 /// and logs its outcome.
 async fn request_context(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -93,10 +140,23 @@ async fn request_context(State(state): State<AppState>, request: Request, next: 
         route = %route,
     );
     let started = std::time::Instant::now();
-    let mut response = REQUEST_ID
-        .scope(request_id.clone(), next.run(request))
-        .instrument(span.clone())
-        .await;
+    let too_long = request.uri().to_string().len() > MAX_URI_BYTES;
+    let mut response = if too_long {
+        ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("the request's address is longer than {MAX_URI_BYTES} bytes"),
+        )
+        .into_response()
+    } else {
+        let response = REQUEST_ID
+            .scope(request_id.clone(), next.run(request))
+            .instrument(span.clone())
+            .await;
+        REQUEST_ID
+            .scope(request_id.clone(), json_errors(response))
+            .await
+    };
     // Unmatched paths count as one route: a scanner must not make a series per path.
     let counted = if matched { route.as_str() } else { "unmatched" };
     state.http.record(
