@@ -19,6 +19,9 @@ use crate::vault::Vault;
 pub const KEY_FAILURES_PER_MINUTE: u32 = 30;
 
 /// Cheap to clone: everything lives behind one `Arc`.
+/// Failures per username counted for the slowdown (beyond them it is at its cap anyway).
+const USER_FAILURES_TRACKED: u32 = 64;
+
 #[derive(Clone, Debug)]
 pub struct AppState(pub Arc<Inner>);
 
@@ -29,6 +32,9 @@ pub struct Inner {
     pub vault: Vault,
     pub config: Config,
     pub limiter: LoginLimiter,
+    /// Failed logins per username from any address: they slow that user's logins down,
+    /// never lock them.
+    pub user_failures: LoginLimiter,
     /// Failed API key checks per source address: each costs a bcrypt verify, so a flood of
     /// wrong keys is answered 429 before it costs the server more.
     pub key_failures: LoginLimiter,
@@ -88,6 +94,10 @@ impl AppState {
             db,
             vault,
             limiter,
+            user_failures: LoginLimiter::new(
+                USER_FAILURES_TRACKED,
+                Duration::from_secs(config.login_window_secs),
+            ),
             key_failures: LoginLimiter::new(KEY_FAILURES_PER_MINUTE, Duration::from_secs(60)),
             setup_code: Mutex::new(setup_code),
             setup_code_file,

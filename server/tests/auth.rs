@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ADMIN, ADMIN_PASSWORD, spawn_app, spawn_app_with};
+use common::{ADMIN, ADMIN_PASSWORD, TestApp, spawn_app, spawn_app_with};
 use plantwatch_server::server::start;
 use plantwatch_shared::api::{Role, SetupRequest};
 use plantwatch_shared::{Client, Error, Fingerprint};
@@ -81,6 +81,50 @@ async fn rate_limit_answers_429_then_lets_the_user_in_after_the_window() {
     // Waiting as long as Retry-After says is enough.
     tokio::time::sleep(Duration::from_secs(retry_after)).await;
     client.login(ADMIN, ADMIN_PASSWORD).await.unwrap();
+}
+
+/// A client whose connections come from `source` (any 127.x address is this machine).
+fn client_from(app: &TestApp, source: [u8; 4]) -> reqwest::Client {
+    let _ = app;
+    reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .local_address(std::net::IpAddr::from(source))
+        .build()
+        .unwrap()
+}
+
+async fn try_login(app: &TestApp, http: &reqwest::Client, user: &str, password: &str) -> u16 {
+    http.post(format!("{}/api/v1/auth/login", app.server.url()))
+        .json(&serde_json::json!({"username": user, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn an_attacker_cannot_lock_the_admin_out_and_is_locked_out_himself() {
+    let app = spawn_app_with(|c| c.login_window_secs = 60).await;
+    let attacker = client_from(&app, [127, 0, 0, 66]);
+    for _ in 0..5 {
+        assert_eq!(try_login(&app, &attacker, ADMIN, "guess").await, 401);
+    }
+    // The attacker's address is locked, for any user.
+    assert_eq!(try_login(&app, &attacker, ADMIN, ADMIN_PASSWORD).await, 429);
+    assert_eq!(try_login(&app, &attacker, "someone", "guess").await, 429);
+    // A second address guessing on: refused one by one, slowed down, never 429 for the user.
+    let other = client_from(&app, [127, 0, 0, 67]);
+    let started = std::time::Instant::now();
+    assert_eq!(try_login(&app, &other, ADMIN, "guess").await, 401);
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "no slowdown after 5 failures: {:?}",
+        started.elapsed()
+    );
+    // The real admin, from a clean address, with the right password: signed in.
+    let admin = client_from(&app, [127, 0, 0, 1]);
+    assert_eq!(try_login(&app, &admin, ADMIN, ADMIN_PASSWORD).await, 200);
 }
 
 #[tokio::test]

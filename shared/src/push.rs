@@ -9,9 +9,9 @@
 //! acknowledgement never duplicates data. The outbox is bounded by size and age: the oldest
 //! batches are dropped first, counted and logged.
 
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::collections::BTreeMap;
 use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{AnyRole, ApiJson, Authed, ClientAddr};
-use crate::auth::{password_problem, random_token, token_hash, verify_password};
+use crate::auth::{password_problem, random_token, rate_limit, token_hash, verify_password};
 use crate::db::{self, audit, sessions, to_time, users};
 use crate::state::AppState;
 
@@ -93,12 +93,25 @@ async fn login(
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
     let username = request.username.trim().to_owned();
-    let mut keys = vec![format!("user:{}", username.to_lowercase())];
-    if let Some(ip) = addr.ip() {
-        keys.push(format!("addr:{ip}"));
-    }
+    let user_key = format!("user:{}", username.to_lowercase());
+    // Locked out per (user, address) and per address; per user only slowed down, so the
+    // right password from a clean address still signs in while someone guesses elsewhere.
+    let ip = addr
+        .ip()
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    let keys = vec![
+        format!("pair:{}@{ip}", username.to_lowercase()),
+        format!("addr:{ip}"),
+    ];
     if let Err(wait) = state.limiter.check(&keys) {
         return Err(ApiError::too_many_requests(wait));
+    }
+    let pause = rate_limit::slowdown(
+        state.user_failures.count(&user_key),
+        state.config.login_max_failures as usize,
+    );
+    if !pause.is_zero() {
+        tokio::time::sleep(pause).await;
     }
 
     let lookup = username.clone();
@@ -114,6 +127,9 @@ async fn login(
     let source = addr.ip();
     let Some(found) = found.filter(|_| valid) else {
         state.limiter.record_failure(&keys);
+        state
+            .user_failures
+            .record_failure(std::slice::from_ref(&user_key));
         let attempted: String = username.chars().take(MAX_LOGGED_USERNAME).collect();
         state
             .db
@@ -134,6 +150,7 @@ async fn login(
     };
 
     state.limiter.reset(&keys[0]);
+    state.user_failures.reset(&user_key);
     let agent = user_agent(&headers);
     let session_state = state.clone();
     let (token, session, user) = state

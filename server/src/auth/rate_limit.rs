@@ -1,5 +1,7 @@
-//! Login rate limiting: after N failures for one key (a username or a source address) within a
-//! window, further attempts for that key are refused until the oldest failure leaves the window.
+//! Login rate limiting: after N failures for one key (a source address, or a username from one
+//! address) within a window, further attempts for that key are refused until the oldest
+//! failure leaves the window. A username alone is never locked: its failures from anywhere
+//! only slow its logins down ([`slowdown`]), so five requests cannot lock `admin` out.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -67,12 +69,39 @@ impl LoginLimiter {
         }
     }
 
+    /// Failures of `key` within the window.
+    pub fn count(&self, key: &str) -> usize {
+        let now = Instant::now();
+        let Ok(mut failures) = self.failures.lock() else {
+            return 0;
+        };
+        failures.get_mut(key).map_or(0, |times| {
+            prune(times, now, self.window);
+            times.len()
+        })
+    }
+
     /// Forgets the failures of `key` (after a successful login).
     pub fn reset(&self, key: &str) {
         if let Ok(mut failures) = self.failures.lock() {
             failures.remove(key);
         }
     }
+}
+
+/// Longest pause a login for a much-attacked user waits.
+pub const MAX_SLOWDOWN: Duration = Duration::from_secs(8);
+
+/// How long a login for a user with `failures` recent failures (from any address) waits
+/// before its password is checked: nothing up to `free` failures, then 250 ms doubling per
+/// failure up to [`MAX_SLOWDOWN`]. It slows guessing down without ever locking the real user
+/// out (the lockout is per address and per user and address).
+pub fn slowdown(failures: usize, free: usize) -> Duration {
+    if failures < free {
+        return Duration::ZERO;
+    }
+    let doublings = (failures - free).min(10) as u32;
+    (Duration::from_millis(250) * 2u32.pow(doublings)).min(MAX_SLOWDOWN)
 }
 
 /// `wait` rounded up to whole seconds (at least 1), for `Retry-After`: a client that waits that
@@ -112,6 +141,27 @@ mod tests {
         let attempt = ["user:bob".to_owned(), "addr:10.0.0.1".to_owned()];
         assert!(limiter.check(&attempt).is_err());
         assert!(limiter.check(&["user:bob".to_owned()]).is_ok());
+    }
+
+    #[test]
+    fn the_slowdown_grows_with_failures_and_is_capped() {
+        assert_eq!(slowdown(0, 5), Duration::ZERO);
+        assert_eq!(slowdown(4, 5), Duration::ZERO);
+        assert_eq!(slowdown(5, 5), Duration::from_millis(250));
+        assert_eq!(slowdown(6, 5), Duration::from_millis(500));
+        assert_eq!(slowdown(9, 5), Duration::from_secs(4));
+        assert_eq!(slowdown(50, 5), MAX_SLOWDOWN);
+    }
+
+    #[test]
+    fn counts_failures_beyond_the_lockout_bound_when_allowed() {
+        let limiter = LoginLimiter::new(100, Duration::from_secs(60));
+        for _ in 0..7 {
+            limiter.record_failure(&["user:ana".to_owned()]);
+        }
+        assert_eq!(limiter.count("user:ana"), 7);
+        limiter.reset("user:ana");
+        assert_eq!(limiter.count("user:ana"), 0);
     }
 
     #[test]
