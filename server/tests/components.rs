@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use common::{community, db, expect_status, keyed, register, registration, spawn_app, spec, token};
 use plantwatch_shared::api::{
-    ComponentKind, ComponentQuery, ComponentStatus, CreateTokenRequest, Heartbeat, JoinCode,
-    NodeSpec, RegisterRequest, TokenState, UpdateNodeRequest,
+    ApproveRequest, ComponentKind, ComponentQuery, ComponentStatus, CreateTokenRequest, Heartbeat,
+    JoinCode, NodeSpec, RegisterRequest, TokenState, UpdateNodeRequest,
 };
 use plantwatch_shared::client::ConfigPull;
 use plantwatch_shared::{Client, Secret};
@@ -592,7 +592,8 @@ async fn registration_fields_are_validated_and_names_are_unique_per_kind() {
 }
 
 #[tokio::test]
-async fn approving_an_agent_matches_its_node_by_host_or_creates_one_and_it_heartbeats_for_it() {
+async fn approving_an_agent_asks_which_node_when_one_matches_its_host_or_creates_one_and_it_heartbeats_for_it()
+ {
     let app = spawn_app().await;
     let admin = app.admin().await;
     let token = token(&admin, "t").await;
@@ -606,9 +607,55 @@ async fn approving_an_agent_matches_its_node_by_host_or_creates_one_and_it_heart
         .unwrap();
     let web = register(&app, &token, ComponentKind::Agent, "web-01", "m-1").await;
     let db7 = register(&app, &token, ComponentKind::Agent, "db-07", "m-2").await;
-    let web_view = admin.approve_component(web.component_id).await.unwrap();
-    assert_eq!(web_view.node_id, Some(existing.id), "matched by host name");
+    // A node named like the host exists: the approval asks which node, naming it.
+    let error = admin.approve_component(web.component_id).await.unwrap_err();
+    assert_eq!(error.status(), Some(409));
+    assert_eq!(error.code(), Some("node_choice_needed"));
+    assert!(error.to_string().contains("web-01"), "{error}");
+    let pending = admin
+        .list_components(&ComponentQuery::default())
+        .await
+        .unwrap();
+    assert!(
+        pending
+            .items
+            .iter()
+            .any(|c| c.id == web.component_id && c.approved_at.is_none()),
+        "refused, nothing approved"
+    );
+    let web_view = admin
+        .approve_agent(
+            web.component_id,
+            &ApproveRequest {
+                node: Some("web-01".into()),
+                ..ApproveRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(web_view.node_id, Some(existing.id), "the node chosen");
     assert_eq!(web_view.node.as_deref(), Some("web-01"));
+    // Or a new node of its own, beside the existing one.
+    let twin = app
+        .client()
+        .register(&RegisterRequest {
+            hostname: Some("web-01".into()),
+            ..common::registration(&token, ComponentKind::Agent, "web-01-b", "m-3")
+        })
+        .await
+        .unwrap();
+    let twin_view = admin
+        .approve_agent(
+            twin.component_id,
+            &ApproveRequest {
+                new_node: true,
+                ..ApproveRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(twin_view.node.as_deref(), Some("web-01-agent"));
+    assert_ne!(twin_view.node_id, Some(existing.id));
     let db_view = admin.approve_component(db7.component_id).await.unwrap();
     let created = admin.get_node(db_view.node_id.unwrap()).await.unwrap();
     assert_eq!(created.name, "db-07");
@@ -659,7 +706,11 @@ async fn approving_an_agent_matches_its_node_by_host_or_creates_one_and_it_heart
         .await
         .unwrap();
     let online: Vec<&str> = listed.items.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(online, ["db-07", "web-01"], "registering counts as contact");
+    assert_eq!(
+        online,
+        ["db-07", "web-01", "web-01-b"],
+        "registering counts as contact"
+    );
 
     // Its node deleted, the agent's heartbeats for it are refused at once.
     admin.delete_node(existing.id).await.unwrap();

@@ -602,3 +602,60 @@ async fn a_chart_past_the_series_limit_says_it_is_truncated_and_bad_limits_are_r
         assert_eq!(body["error"]["code"], "invalid_limit");
     }
 }
+
+#[tokio::test]
+async fn an_agent_bound_to_a_polled_node_cannot_write_what_its_collector_measures() {
+    let f = fixture().await;
+    f.admin
+        .create_credential(&common::community("ro", "public-ro"))
+        .await
+        .unwrap();
+    // plc-1 (polled by north) becomes an SNMP-polled Linux host.
+    f.admin
+        .update_node(
+            f.plc,
+            &plantwatch_shared::api::UpdateNodeRequest {
+                template: Some(Some("linux".into())),
+                credentials: Some(vec!["ro".into()]),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let token = token(&f.admin, "a").await;
+    let agent = register(&f.app, &token, ComponentKind::Agent, "plc-1", "m-plc").await;
+    let approved = f
+        .admin
+        .approve_agent(
+            agent.component_id,
+            &plantwatch_shared::api::ApproveRequest {
+                node: Some("plc-1".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(approved.node_id, Some(f.plc));
+    let body = "ping up=0\nsnmp up=0\nmemory available_pct=3\ncpu_total usage_pct=12\n";
+    let (status, answer) = push(
+        &f.app,
+        &agent.api_key,
+        "/api/v1/ingest/influx",
+        &[],
+        body.as_bytes().to_vec(),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["details"]["accepted"], 1, "{answer}");
+    assert_eq!(answer["error"]["details"]["rejected"], 3, "{answer}");
+    let series = f
+        .admin
+        .series(&SeriesQuery {
+            node_id: Some(f.plc),
+            ..SeriesQuery::default()
+        })
+        .await
+        .unwrap();
+    let metrics: Vec<&str> = series.items.iter().map(|s| s.metric.as_str()).collect();
+    assert_eq!(metrics, ["cpu_total.usage_pct"]);
+}

@@ -18,16 +18,16 @@ use serde::de::DeserializeOwned;
 
 use crate::api;
 use crate::api::{
-    AckRequest, Alert, AlertDetail, AlertQuery, AlertRule, AttachRequest, AuditEntry, AuditQuery,
-    ChangePasswordRequest, Channel, ChannelSpec, ChannelTest, CollectorConfig, CollectorReport,
-    Component, ComponentQuery, ComponentSelf, CreateCredentialRequest, CreateTokenRequest,
-    CreateUserRequest, CreatedToken, Credential, CredentialQuery, EnrollmentToken, ErrorBody,
-    ExportFormat, ExportQuery, Health, HealthChange, Heartbeat, HeartbeatAck, ImportQuery,
-    ImportReport, ListResponse, LoginRequest, LoginResponse, MaintenanceSpec, MaintenanceWindow,
-    Me, MetricQuery, MetricsAnswer, Node, NodeQuery, NodeSpec, RegisterRequest, Registration,
-    RulePreviewRow, RuleSpec, SeriesInfo, SeriesQuery, SetupRequest, SetupStatus, Summary,
-    Template, TemplateReload, TokenQuery, UpdateCredentialRequest, UpdateNodeRequest,
-    UpdateUserRequest, User, UserQuery,
+    AckRequest, Alert, AlertDetail, AlertQuery, AlertRule, ApproveRequest, AttachRequest,
+    AuditEntry, AuditQuery, ChangePasswordRequest, Channel, ChannelSpec, ChannelTest,
+    CollectorConfig, CollectorReport, Component, ComponentQuery, ComponentSelf,
+    CreateCredentialRequest, CreateTokenRequest, CreateUserRequest, CreatedToken, Credential,
+    CredentialQuery, EnrollmentToken, ErrorBody, ExportFormat, ExportQuery, Health, HealthChange,
+    Heartbeat, HeartbeatAck, ImportQuery, ImportReport, ListResponse, LoginRequest, LoginResponse,
+    MaintenanceSpec, MaintenanceWindow, Me, MetricQuery, MetricsAnswer, Node, NodeQuery, NodeSpec,
+    RegisterRequest, Registration, RulePreviewRow, RuleSpec, SeriesInfo, SeriesQuery, SetupRequest,
+    SetupStatus, Summary, Template, TemplateReload, TokenQuery, UpdateCredentialRequest,
+    UpdateNodeRequest, UpdateUserRequest, User, UserQuery,
 };
 use crate::{Error, Fingerprint, Result, Secret};
 
@@ -496,6 +496,13 @@ impl Client {
     pub async fn approve_component(&self, id: i64) -> Result<Component> {
         let path = format!("/api/v1/remote-components/{id}/approve");
         self.json(self.request(Method::POST, &path)).await
+    }
+
+    /// `POST /api/v1/remote-components/{id}/approve` with the agent's node chosen.
+    pub async fn approve_agent(&self, id: i64, choice: &ApproveRequest) -> Result<Component> {
+        let path = format!("/api/v1/remote-components/{id}/approve");
+        self.json(self.request(Method::POST, &path).json(choice))
+            .await
     }
 
     /// `POST /api/v1/remote-components/{id}/revoke` (admin): its key stops working at once.

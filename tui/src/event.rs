@@ -77,6 +77,12 @@ pub enum Reply {
         component: Box<Component>,
         what: &'static str,
     },
+    /// An agent's approval needs its node chosen: `message` names the candidates.
+    AgentNodeChoice {
+        id: i64,
+        name: String,
+        message: String,
+    },
     ComponentDeleted(String),
     /// A node's metrics over the charts' range.
     NodeMetrics {

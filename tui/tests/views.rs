@@ -1493,6 +1493,32 @@ fn approving_sends_one_call_and_only_for_pending_ones() {
 }
 
 #[test]
+fn approving_an_agent_whose_host_matches_a_node_asks_which_node() {
+    let mut app = with_components(Role::Admin);
+    reply(
+        &mut app,
+        Reply::AgentNodeChoice {
+            id: 7,
+            name: "web-01".into(),
+            message: "node(s) web-01 match the agent's host \"web-01\": approve with the node \
+                      it reports for, or with a new node"
+                .into(),
+        },
+    );
+    let screen = draw(&app, 120, 30);
+    assert!(screen.contains("Approve agent web-01"), "{screen}");
+    assert!(screen.contains("Node"), "{screen}");
+    assert!(screen.contains("type \"new\""), "{screen}");
+    // Enter keeps the suggested node: one approve call goes out.
+    app.outbox.clear();
+    app.handle(Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
+    assert_eq!(app.outbox.len(), 1, "{}", draw(&app, 120, 30));
+}
+
+#[test]
 fn revoking_asks_first_and_details_show_errors() {
     let mut app = with_components(Role::Admin);
     keys(

@@ -7,12 +7,13 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use plantwatch_shared::api::{
-    Component, ComponentKind, ComponentQuery, ComponentStatus, CreateTokenRequest, CreatedToken,
-    EnrollmentToken, JoinCode, ListResponse, NodeType, OFFLINE_AFTER_SECS, TokenQuery,
+    ApproveRequest, Component, ComponentKind, ComponentQuery, ComponentStatus, CreateTokenRequest,
+    CreatedToken, EnrollmentToken, JoinCode, ListResponse, NodeType, OFFLINE_AFTER_SECS,
+    TokenQuery,
 };
 use plantwatch_shared::rules::{address_problem, name_problem};
 use plantwatch_shared::{ENROLLMENT_TOKEN_PREFIX, Secret};
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension as _};
 use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
@@ -341,20 +342,72 @@ async fn read(
     Ok(Json(view(&state, row, db::now())))
 }
 
-/// The node of an approved agent: the node named or addressed like its host, else a new one.
-fn agent_node(conn: &Connection, row: &ComponentRow, now: i64) -> ApiResult<i64> {
+/// The node of an approved agent: the node chosen (`choice.node`), a new one named like its
+/// host (none matches, or `choice.new_node`). When a node is named or addressed like the host
+/// and no choice was made, the approval is refused with the candidates: binding the agent to
+/// a node a collector polls must be someone's decision.
+fn agent_node(
+    conn: &Connection,
+    row: &ComponentRow,
+    choice: &ApproveRequest,
+    now: i64,
+) -> ApiResult<i64> {
     let host = row.hostname.clone().unwrap_or_else(|| row.name.clone());
-    let found: Option<i64> = conn
-        .query_row(
-            "SELECT id FROM nodes WHERE name = ?1 OR lower(address) = lower(?1)
-              ORDER BY name = ?1 DESC, id LIMIT 1",
-            [&host],
-            |r| r.get(0),
-        )
-        .ok();
-    if let Some(id) = found {
-        return Ok(id);
+    if let Some(wanted) = choice.node.as_deref().map(str::trim) {
+        let by_id = wanted.parse::<i64>().ok();
+        let found: Option<i64> = conn
+            .query_row(
+                "SELECT id FROM nodes WHERE lower(name) = lower(?1) OR id = ?2",
+                rusqlite::params![wanted, by_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        return found.ok_or_else(|| {
+            ApiError::not_found("node_not_found", format!("there is no node {wanted:?}"))
+        });
     }
+    let mut candidates = conn.prepare(
+        "SELECT id, name, address FROM nodes WHERE lower(name) = lower(?1)
+            OR lower(address) = lower(?1) ORDER BY id LIMIT 10",
+    )?;
+    let candidates: Vec<(i64, String, String)> = candidates
+        .query_map([&host], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    if !candidates.is_empty() && !choice.new_node {
+        let names: Vec<&str> = candidates.iter().map(|c| c.1.as_str()).collect();
+        return Err(ApiError::conflict(
+            "node_choice_needed",
+            format!(
+                "node(s) {} match the agent's host {host:?}: approve with the node it reports \
+                 for, or with a new node",
+                names.join(", ")
+            ),
+        )
+        .with_details(json!({
+            "candidates": candidates
+                .iter()
+                .map(|(id, name, address)| json!({ "id": id, "name": name, "address": address }))
+                .collect::<Vec<_>>(),
+        })));
+    }
+    let taken = |name: &str| -> rusqlite::Result<bool> {
+        conn.query_row(
+            "SELECT count(*) FROM nodes WHERE lower(name) = lower(?1)",
+            [name],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+    };
+    let name = if !taken(&host)? {
+        host.clone()
+    } else if !taken(&format!("{host}-agent"))? {
+        format!("{host}-agent")
+    } else {
+        return Err(ApiError::conflict(
+            "node_name_taken",
+            format!("nodes {host:?} and \"{host}-agent\" exist: approve with the node to use"),
+        ));
+    };
     let address = if address_problem(&host).is_none() {
         host.clone()
     } else {
@@ -367,7 +420,7 @@ fn agent_node(conn: &Connection, row: &ComponentRow, now: i64) -> ApiResult<i64>
         ));
     };
     let fields = NodeFields {
-        name: host.clone(),
+        name,
         address,
         node_type: NodeType::Server,
         tags: Vec::new(),
@@ -426,7 +479,20 @@ async fn approve(
     State(state): State<AppState>,
     auth: Authed<AdminRole>,
     ApiPath(id): ApiPath<i64>,
+    body: axum::body::Bytes,
 ) -> ApiResult<Json<Component>> {
+    let choice: ApproveRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ApproveRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?
+    };
+    if choice.node.is_some() && choice.new_node {
+        return Err(ApiError::bad_request(
+            "invalid_choice",
+            "give the node to use or ask for a new one, not both",
+        ));
+    }
     let vault = state.vault.clone();
     let row = change(
         &state,
@@ -447,7 +513,7 @@ async fn approve(
                 return Ok(None);
             }
             let node_id = match row.kind {
-                ComponentKind::Agent => Some(agent_node(tx, row, now)?),
+                ComponentKind::Agent => Some(agent_node(tx, row, &choice, now)?),
                 ComponentKind::Collector => None,
             };
             components::approve(tx, id, node_id, now)?;

@@ -85,11 +85,22 @@ async fn ingest_influx(
     };
     let identity = &auth.identity;
     let scope = match identity.kind {
-        ComponentKind::Agent => Scope::Agent {
-            node_id: identity.node_id.ok_or_else(|| {
+        ComponentKind::Agent => {
+            let node_id = identity.node_id.ok_or_else(|| {
                 ApiError::forbidden("this agent has no node yet; it cannot send metrics")
-            })?,
-        },
+            })?;
+            let collector_metrics = state
+                .db
+                .call(move |conn| {
+                    crate::config_delivery::collector_metrics(conn, node_id)
+                        .map_err(db::DbError::from)
+                })
+                .await?;
+            Scope::Agent {
+                node_id,
+                collector_metrics,
+            }
+        }
         ComponentKind::Collector => {
             let id = identity.id;
             let targets = state

@@ -144,6 +144,49 @@ pub fn build(
     })
 }
 
+/// The metrics (`measurement.field`) a collector polls of `node_id` by SNMP: its template's
+/// (the fallback when it has none), when it has a collector and an SNMP credential; else none.
+pub fn collector_metrics(
+    conn: &Connection,
+    node_id: i64,
+) -> rusqlite::Result<std::collections::HashSet<String>> {
+    let polled: Option<Option<String>> = conn
+        .query_row(
+            "SELECT t.name FROM nodes n
+               LEFT JOIN device_templates t ON t.id = n.template_id
+              WHERE n.id = ?1 AND n.collector_id IS NOT NULL
+                AND EXISTS (SELECT 1 FROM node_credentials nc
+                              JOIN credentials c ON c.id = nc.credential_id
+                             WHERE nc.node_id = n.id AND c.kind LIKE 'snmp%')",
+            [node_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(template) = polled else {
+        return Ok(Default::default());
+    };
+    let name = template.unwrap_or_else(|| crate::templates::FALLBACK_TEMPLATE.to_owned());
+    let definitions = crate::templates::definitions(conn, [name])?;
+    Ok(definitions
+        .values()
+        .flat_map(|def| {
+            def.scalars
+                .iter()
+                .flat_map(|g| {
+                    g.fields
+                        .iter()
+                        .map(move |f| format!("{}.{}", g.measurement, f.name))
+                })
+                .chain(def.tables.iter().flat_map(|t| {
+                    t.fields
+                        .iter()
+                        .map(move |f| format!("{}.{}", t.measurement, f.name))
+                }))
+                .collect::<Vec<_>>()
+        })
+        .collect())
+}
+
 /// A credential with its secrets opened, for the collector that uses it.
 pub fn open_credential(
     vault: &Vault,

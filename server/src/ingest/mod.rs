@@ -27,11 +27,19 @@ pub const MAX_TAGS: usize = 32;
 /// The nodes a sender may write for.
 #[derive(Debug, Clone)]
 pub enum Scope {
-    /// An agent: its own node; lines without `node_id` are its node's.
-    Agent { node_id: i64 },
+    /// An agent: its own node; lines without `node_id` are its node's. It never writes what a
+    /// collector measures of that node: `ping` and `snmp` ([`COLLECTOR_MEASUREMENTS`]), and the
+    /// metrics of the node's SNMP template (`collector_metrics`, `measurement.field`).
+    Agent {
+        node_id: i64,
+        collector_metrics: HashSet<String>,
+    },
     /// A collector: the nodes assigned to it; every line names its node.
     Collector { targets: HashSet<i64> },
 }
+
+/// Measurements only a collector writes: reachability is the poller's word, not the agent's.
+pub const COLLECTOR_MEASUREMENTS: [&str; 2] = ["ping", "snmp"];
 
 /// What a body turned into.
 #[derive(Debug, Default)]
@@ -187,14 +195,14 @@ pub fn prepare(
                     continue;
                 }
             },
-            (Scope::Agent { node_id }, None) => *node_id,
+            (Scope::Agent { node_id, .. }, None) => *node_id,
             (Scope::Collector { .. }, None) => {
                 out.refuse(number, "the line has no node_id tag".into());
                 continue;
             }
         };
         let allowed = match scope {
-            Scope::Agent { node_id: own } => node_id == *own,
+            Scope::Agent { node_id: own, .. } => node_id == *own,
             Scope::Collector { targets } => targets.contains(&node_id),
         };
         if !allowed {
@@ -204,6 +212,26 @@ pub fn prepare(
             };
             out.refuse(number, format!("node {node_id} is not {whose}"));
             continue;
+        }
+        if let Scope::Agent {
+            collector_metrics, ..
+        } = scope
+        {
+            let measurement = parsed.measurement.as_ref();
+            let owned = COLLECTOR_MEASUREMENTS.contains(&measurement)
+                || parsed.fields.iter().any(|(field, _)| {
+                    collector_metrics.contains(&format!("{measurement}.{field}"))
+                });
+            if owned {
+                out.refuse(
+                    number,
+                    format!(
+                        "{measurement} of this node is measured by its collector; an agent may \
+                         not write it"
+                    ),
+                );
+                continue;
+            }
         }
         let ts_ms = match parsed.timestamp {
             None => now_ms,
@@ -260,6 +288,31 @@ pub fn prepare(
 mod tests {
     use super::*;
 
+    fn agent(node_id: i64, collector_metrics: &[&str]) -> Scope {
+        Scope::Agent {
+            node_id,
+            collector_metrics: collector_metrics.iter().map(|m| m.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn an_agent_never_writes_what_the_collector_measures_of_its_node() {
+        let body = b"ping up=1\nsnmp up=1\nmemory used_pct=40\ninterface,ifName=lo oper_status=1\n\
+                     memory total_bytes=1000,used_pct=40\n";
+        let out = prepare(
+            body,
+            Precision::Nanoseconds,
+            &agent(3, &["interface.oper_status", "memory.total_bytes"]),
+            0,
+        )
+        .unwrap();
+        assert_eq!((out.accepted, out.rejected), (1, 4), "{:?}", out.errors);
+        let lines: Vec<_> = out.errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [1, 2, 4, 5]);
+        assert!(out.errors[0].message.contains("measured by its collector"));
+        assert_eq!(out.samples[0].key.metric, "memory.used_pct");
+    }
+
     fn collector(targets: &[i64]) -> Scope {
         Scope::Collector {
             targets: targets.iter().copied().collect(),
@@ -287,7 +340,7 @@ mod tests {
     fn agent_lines_default_to_its_node_and_refuse_others() {
         let body =
             b"cpu usage_pct=5 7\ncpu,node_id=9 usage_pct=5\nmem,host=a used_pct=1,note=\"x\"\n";
-        let out = prepare(body, Precision::Seconds, &Scope::Agent { node_id: 3 }, 0).unwrap();
+        let out = prepare(body, Precision::Seconds, &agent(3, &[]), 0).unwrap();
         assert_eq!((out.accepted, out.rejected), (2, 1));
         assert!(out.samples.iter().all(|s| s.key.node_id == 3));
         assert_eq!(out.samples[0].ts_ms, 7_000);
@@ -297,7 +350,7 @@ mod tests {
 
     #[test]
     fn whole_body_problems_are_refused() {
-        let scope = Scope::Agent { node_id: 1 };
+        let scope = agent(1, &[]);
         assert_eq!(
             prepare(&[0xff, 0xfe], Precision::Nanoseconds, &scope, 0).unwrap_err(),
             BodyError::NotUtf8

@@ -200,6 +200,21 @@ pub struct Registration {
     pub status: ComponentStatus,
 }
 
+/// Body of `POST /remote-components/{id}/approve` for an agent whose host name matches an
+/// existing node: bind it to that node (`node`), or give it a new one (`new_node`). Without
+/// either, such an approval is refused (409 `node_choice_needed`, the candidates in
+/// `details.candidates`), so an agent is never silently bound to a node a collector polls.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveRequest {
+    /// The existing node (name or id) the agent reports for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// A new node for the agent, named like its host (`HOST-agent` when that name is taken).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub new_node: bool,
+}
+
 /// A collector or agent as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Component {

@@ -5,8 +5,8 @@ use anyhow::bail;
 use clap::Subcommand;
 use plantwatch_shared::Client;
 use plantwatch_shared::api::{
-    Component, ComponentKind, ComponentQuery, ComponentStatus, CreateTokenRequest, EnrollmentToken,
-    MAX_PAGE_LIMIT, TokenQuery,
+    ApproveRequest, Component, ComponentKind, ComponentQuery, ComponentStatus, CreateTokenRequest,
+    EnrollmentToken, MAX_PAGE_LIMIT, TokenQuery,
 };
 
 use super::output::{Format, time_cell};
@@ -52,6 +52,13 @@ pub enum ComponentsCommand {
     Approve {
         /// Name or id.
         name: String,
+        /// An agent: the existing node it reports for (asked for when a node is named or
+        /// addressed like its host).
+        #[arg(long, conflicts_with = "new_node")]
+        node: Option<String>,
+        /// An agent: a new node of its own, named like its host (HOST-agent when taken).
+        #[arg(long)]
+        new_node: bool,
     },
     /// Revoke one (admins): its key stops working at once; it must enroll again.
     Revoke {
@@ -284,9 +291,26 @@ pub async fn components(
             };
             session.print(&list, headers, rows)
         }
-        ComponentsCommand::Approve { name } => {
+        ComponentsCommand::Approve {
+            name,
+            node,
+            new_node,
+        } => {
             let found = find(&client, kind, &name).await?;
-            let approved = client.approve_component(found.id).await?;
+            if kind != ComponentKind::Agent && (node.is_some() || new_node) {
+                super::usage!("--node and --new-node are for agents");
+            }
+            let choice = ApproveRequest { node, new_node };
+            let approved = match client.approve_agent(found.id, &choice).await {
+                Err(error) if error.code() == Some("node_choice_needed") => {
+                    anyhow::bail!(
+                        "{error}\n  plantwatch agents approve {name} --node NODE   (report for \
+                         that node)\n  plantwatch agents approve {name} --new-node    (a node of \
+                         its own)"
+                    )
+                }
+                other => other?,
+            };
             match approved.node {
                 Some(node) if kind == ComponentKind::Agent => {
                     eprintln!(

@@ -3,7 +3,7 @@
 //! enrollment token whose join code is shown ready to copy (`t`).
 
 use plantwatch_shared::api::{
-    Component, ComponentKind, ComponentQuery, ComponentStatus, CreateTokenRequest,
+    ApproveRequest, Component, ComponentKind, ComponentQuery, ComponentStatus, CreateTokenRequest,
     MAX_PAGE_LIMIT, Role,
 };
 use ratatui::Frame;
@@ -30,6 +30,8 @@ pub const SPEC: ViewSpec = ViewSpec {
 const NEW_TOKEN: u32 = 1;
 const REVOKE: u32 = 2;
 const DELETE: u32 = 3;
+/// The node an agent reports for, asked when one matches its host.
+const AGENT_NODE: u32 = 4;
 /// Width of a join code's lines in the overlay (it fits the 72-column overlay's value column).
 const CODE_LINE: usize = 54;
 
@@ -107,6 +109,8 @@ pub struct CollectorsView {
     pub table: DataTable<Component>,
     /// The component a confirmation is about.
     target: Option<Component>,
+    /// The agent whose node the open form asks for.
+    choosing_node_for: Option<i64>,
 }
 
 impl CollectorsView {
@@ -114,6 +118,7 @@ impl CollectorsView {
         CollectorsView {
             table: DataTable::new(COLUMNS, |c| c.id.to_string()),
             target: None,
+            choosing_node_for: None,
         }
     }
 
@@ -280,13 +285,24 @@ impl View for CollectorsView {
                         component.name, component.status
                     ))];
                 }
+                let name = component.name.clone();
                 vec![
                     Effect::Call(task("approving", async move {
-                        let component = client.approve_component(id).await?;
-                        Ok(Reply::ComponentChanged {
-                            component: Box::new(component),
-                            what: "approved",
-                        })
+                        match client.approve_component(id).await {
+                            Ok(component) => Ok(Reply::ComponentChanged {
+                                component: Box::new(component),
+                                what: "approved",
+                            }),
+                            // A node matches the agent's host: someone must say which.
+                            Err(error) if error.code() == Some("node_choice_needed") => {
+                                Ok(Reply::AgentNodeChoice {
+                                    id,
+                                    name,
+                                    message: error.to_string(),
+                                })
+                            }
+                            Err(error) => Err(error),
+                        }
                     })),
                     Effect::Info("Approving…".into()),
                 ]
@@ -330,6 +346,30 @@ impl View for CollectorsView {
         let Some(client) = ctx.client.cloned() else {
             return Vec::new();
         };
+        if form.purpose == Purpose::View(AGENT_NODE) {
+            let Some(id) = self.choosing_node_for.take() else {
+                return Vec::new();
+            };
+            let node = form.value("Node").trim().to_owned();
+            let choice = if node.is_empty() || node.eq_ignore_ascii_case("new") {
+                ApproveRequest {
+                    new_node: true,
+                    ..ApproveRequest::default()
+                }
+            } else {
+                ApproveRequest {
+                    node: Some(node),
+                    ..ApproveRequest::default()
+                }
+            };
+            return vec![Effect::Call(form.submit("approving", async move {
+                let component = client.approve_agent(id, &choice).await?;
+                Ok(Reply::ComponentChanged {
+                    component: Box::new(component),
+                    what: "approved",
+                })
+            }))];
+        }
         if form.purpose != Purpose::View(NEW_TOKEN) || !form.validate() {
             return Vec::new();
         }
@@ -374,6 +414,26 @@ impl View for CollectorsView {
             Reply::Components(list) => {
                 self.table.set_rows(list.items.clone());
                 Vec::new()
+            }
+            Reply::AgentNodeChoice { id, name, message } => {
+                self.choosing_node_for = Some(*id);
+                let suggested = message
+                    .split("node(s) ")
+                    .nth(1)
+                    .and_then(|rest| rest.split([',', ' ']).next())
+                    .unwrap_or_default()
+                    .to_owned();
+                vec![Effect::Open(Overlay::Form(
+                    Form::new(
+                        format!("Approve agent {name}"),
+                        Purpose::View(AGENT_NODE),
+                        vec![Field::text("Node").with_value(suggested).optional()],
+                    )
+                    .with_note(format!(
+                        "{message}. Keep the node's name to report for it, or type \"new\" \
+                         (or leave it empty) for a node of its own."
+                    )),
+                ))]
             }
             Reply::ComponentChanged { component, what } => vec![
                 Effect::Info(format!("✔ {} {} {what}.", component.kind, component.name)),
