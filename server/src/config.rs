@@ -163,6 +163,18 @@ pub struct Options {
     /// before rollups [default: 0, no cap].
     #[arg(long, env = "PLANTWATCH_METRICS_MAX_SIZE_MB", value_name = "MB")]
     pub metrics_max_size_mb: Option<u64>,
+    /// Open connections the HTTPS listener keeps; past it new ones are closed (never more
+    /// than the open-file limit allows) [default: 4096].
+    #[arg(long, env = "PLANTWATCH_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<u64>,
+    /// Seconds a client may take to send a request's headers, and to start its next request on
+    /// a kept-alive connection, before the connection is closed [default: 15].
+    #[arg(long, env = "PLANTWATCH_HTTP_HEADER_TIMEOUT_SECS", value_name = "SECS")]
+    pub http_header_timeout_secs: Option<u64>,
+    /// Seconds a connection may go without a byte either way (HTTP/2 ones and clients that
+    /// stop reading included) before it is closed [default: 120].
+    #[arg(long, env = "PLANTWATCH_HTTP_IDLE_TIMEOUT_SECS", value_name = "SECS")]
+    pub http_idle_timeout_secs: Option<u64>,
     /// Series one node may have; samples that would make more are refused (400
     /// `series_limit`) [default: 20000].
     #[arg(long, env = "PLANTWATCH_MAX_SERIES_PER_NODE", value_name = "N")]
@@ -257,6 +269,9 @@ pub struct FileConfig {
     pub metrics_max_size_mb: Option<u64>,
     pub max_series_per_node: Option<u64>,
     pub max_new_series_per_hour: Option<u64>,
+    pub max_connections: Option<u64>,
+    pub http_header_timeout_secs: Option<u64>,
+    pub http_idle_timeout_secs: Option<u64>,
     pub metrics_backend: Option<MetricsBackend>,
     pub metrics_remote_write_url: Option<String>,
     pub metrics_query_url: Option<String>,
@@ -292,6 +307,9 @@ pub struct Config {
     pub metrics_max_size_mb: u64,
     pub max_series_per_node: u64,
     pub max_new_series_per_hour: u64,
+    pub max_connections: u64,
+    pub http_header_timeout_secs: u64,
+    pub http_idle_timeout_secs: u64,
     pub metrics_backend: MetricsBackend,
     pub metrics_remote_write_url: Option<String>,
     pub metrics_query_url: Option<String>,
@@ -345,6 +363,9 @@ impl Default for Config {
             metrics_max_size_mb: 0,
             max_series_per_node: 20_000,
             max_new_series_per_hour: 250_000,
+            max_connections: 4_096,
+            http_header_timeout_secs: 15,
+            http_idle_timeout_secs: 120,
             metrics_backend: MetricsBackend::Sqlite,
             metrics_remote_write_url: None,
             metrics_query_url: None,
@@ -490,6 +511,18 @@ impl Config {
                 .max_new_series_per_hour
                 .or(file.max_new_series_per_hour)
                 .unwrap_or(defaults.max_new_series_per_hour),
+            max_connections: flags
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(defaults.max_connections),
+            http_header_timeout_secs: flags
+                .http_header_timeout_secs
+                .or(file.http_header_timeout_secs)
+                .unwrap_or(defaults.http_header_timeout_secs),
+            http_idle_timeout_secs: flags
+                .http_idle_timeout_secs
+                .or(file.http_idle_timeout_secs)
+                .unwrap_or(defaults.http_idle_timeout_secs),
             metrics_backend: flags
                 .metrics_backend
                 .or(file.metrics_backend)
@@ -689,6 +722,15 @@ impl Config {
             (
                 "max_new_series_per_hour",
                 self.max_new_series_per_hour.to_string(),
+            ),
+            ("max_connections", self.max_connections.to_string()),
+            (
+                "http_header_timeout_secs",
+                self.http_header_timeout_secs.to_string(),
+            ),
+            (
+                "http_idle_timeout_secs",
+                self.http_idle_timeout_secs.to_string(),
             ),
             ("metrics_backend", self.metrics_backend.as_str().to_owned()),
             (

@@ -12,6 +12,7 @@ pub mod db;
 pub mod discovery;
 pub mod ingest;
 pub mod inventory;
+pub mod listener;
 pub mod local_collector;
 pub mod logging;
 pub mod metrics_store;

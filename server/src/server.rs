@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use axum_server::Handle;
-use axum_server::accept::NoDelayAcceptor;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use plantwatch_shared::Fingerprint;
 use plantwatch_shared::api::Role;
@@ -205,24 +204,40 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("listening on {}", config.listen))?;
     listener.set_nonblocking(true)?;
+    // Connections that hold a place without using it are closed: a TLS handshake gets 10 s,
+    // then the first request, a request's headers and the wait for the next request on a
+    // kept-alive connection get the header timeout each; and at most `cap` are open at once.
+    let cap = crate::listener::connection_cap(
+        config.max_connections,
+        crate::listener::raise_open_files_limit(),
+    );
+    let header_timeout = Duration::from_secs(config.http_header_timeout_secs.max(1));
+    let acceptor = crate::listener::CappedAcceptor::new(
+        cap,
+        Duration::from_secs(config.http_idle_timeout_secs.max(1)),
+    );
+    let mut server = axum_server::from_tcp(listener)?
+        .handle(handle.clone())
+        .first_request_timeout(header_timeout);
+    server
+        .http_builder()
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout);
     let server = match &tls {
         Some(material) => {
             let rustls_config =
                 RustlsConfig::from_pem(material.cert_pem.clone(), material.key_pem.clone())
                     .await
                     .context("loading the TLS certificate and key")?;
-            // TCP_NODELAY: without it, a response written in several segments waits on the
-            // client's delayed ACK (about 40 ms a request on Linux).
-            let acceptor = RustlsAcceptor::new(rustls_config).acceptor(NoDelayAcceptor::new());
-            let server = axum_server::from_tcp(listener)?
-                .acceptor(acceptor)
-                .handle(handle.clone());
+            let acceptor = RustlsAcceptor::new(rustls_config)
+                .handshake_timeout(Duration::from_secs(10))
+                .acceptor(acceptor);
+            let server = server.acceptor(acceptor);
             tokio::spawn(async move { server.serve(app).await })
         }
         None => {
-            let server = axum_server::from_tcp(listener)?
-                .acceptor(NoDelayAcceptor::new())
-                .handle(handle.clone());
+            let server = server.acceptor(acceptor);
             tokio::spawn(async move { server.serve(app).await })
         }
     };

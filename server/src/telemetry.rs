@@ -130,6 +130,18 @@ pub async fn render(state: &AppState) -> String {
             load(&stats.rejected_lines),
         ),
         (
+            "plantwatch_http_connections_open",
+            "gauge",
+            "HTTPS connections open now.",
+            crate::listener::OPEN.load(Ordering::Relaxed) as f64,
+        ),
+        (
+            "plantwatch_http_connections_refused_total",
+            "counter",
+            "Connections closed at once because max_connections were open.",
+            crate::listener::REFUSED.load(Ordering::Relaxed) as f64,
+        ),
+        (
             "plantwatch_ingest_busy_bodies_total",
             "counter",
             "Gzip bodies answered 503: the decompressed bytes in flight were at their cap.",

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{ADMIN, TestApp, spawn_app, spawn_app_with};
 use plantwatch_shared::Client;
 use plantwatch_shared::api::{AuditQuery, CreateUserRequest, Role, UpdateUserRequest, UserQuery};
@@ -535,4 +537,80 @@ async fn failures_from_one_address_lock_that_address_across_usernames() {
         .await
         .unwrap_err();
     assert_eq!(err.status(), Some(429));
+}
+
+/// Reads until the server closes the connection; how long that took.
+async fn closed_within(stream: &mut tokio::net::TcpStream, limit: Duration) -> Option<Duration> {
+    use tokio::io::AsyncReadExt as _;
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout_at((started + limit).into(), stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return Some(started.elapsed()),
+            Ok(Ok(_)) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn idle_and_slow_connections_are_closed_and_their_number_is_capped() {
+    use tokio::io::AsyncWriteExt as _;
+    let app = common::spawn_app_with(|c| {
+        c.insecure_http = true;
+        c.http_header_timeout_secs = 1;
+        c.http_idle_timeout_secs = 2;
+        c.max_connections = 3;
+    })
+    .await;
+    let addr = app.server.addr;
+    // An idle connection and one stuck mid-header are closed after the header timeout.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The cap (3) is reached: a fourth connection is closed at once.
+    let mut fourth = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let refused = closed_within(&mut fourth, Duration::from_millis(500)).await;
+    assert!(refused.is_some(), "a connection past the cap was kept");
+    for stream in [&mut idle, &mut slow, &mut third] {
+        let took = closed_within(stream, Duration::from_secs(5)).await;
+        let took = took.expect("an idle connection was never closed");
+        assert!(took < Duration::from_secs(4), "closed after {took:?}");
+    }
+    // A kept-alive connection that goes quiet after a request is closed too.
+    let mut kept = tokio::net::TcpStream::connect(addr).await.unwrap();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(
+        closed_within(&mut kept, Duration::from_secs(5))
+            .await
+            .is_some()
+    );
+    // An HTTP/2 connection that never sends a request: closed too (the first-request
+    // timeout; once requests flow, the idle timeout).
+    let mut h2 = tokio::net::TcpStream::connect(addr).await.unwrap();
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let took = closed_within(&mut h2, Duration::from_secs(8)).await;
+    assert!(took.is_some(), "an idle HTTP/2 connection was never closed");
+    // With the idle ones gone, requests are served again, and /metrics counted the refusal.
+    let admin = app.admin().await;
+    let (status, body) = admin
+        .send_raw(reqwest::Method::GET, "/metrics", None, Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let text = String::from_utf8(body).unwrap();
+    let refused: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("plantwatch_http_connections_refused_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(refused >= 1.0, "{text}");
 }
