@@ -181,9 +181,9 @@ impl View for AlertsView {
         vec![
             Binding::new(&[Key::new(KeyCode::Enter)], Action::Open, "show history and deliveries")
                 .footer("details"),
-            Binding::new(&[Key::ch(' ')], Action::Mark, "mark or unmark the alert to acknowledge several")
+            Binding::new(&[Key::ch(' ')], Action::Mark, "mark or unmark for acknowledging several")
                 .role(Role::Operator),
-            Binding::new(&[Key::ch('a')], Action::Acknowledge, "acknowledge (the marked alerts, or this one), with a comment")
+            Binding::new(&[Key::ch('a')], Action::Acknowledge, "acknowledge (marked ones or this one)")
                 .footer("ack")
                 .role(Role::Operator),
             Binding::new(&[Key::ch('u')], Action::Unacknowledge, "take the acknowledgement back")

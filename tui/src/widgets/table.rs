@@ -290,16 +290,30 @@ impl<T: 'static> DataTable<T> {
         offset = offset.min(self.visible.len().saturating_sub(height.max(1)));
         self.offset.set(offset);
 
+        // The widths the table will give each column (as ratatui lays them out: one column
+        // for the highlight symbol, then the constraints with a space between), so a cell cut
+        // short ends in `…` (an address `127.10.5.5:1161` must not read as port 1).
+        let [_, columns_area] =
+            ratatui::layout::Layout::horizontal([Constraint::Length(1), Constraint::Fill(0)])
+                .areas(Rect::new(0, 0, inner.width, 1));
+        let room: Vec<usize> = ratatui::layout::Layout::horizontal(self.widths())
+            .flex(ratatui::layout::Flex::Start)
+            .spacing(1)
+            .split(columns_area)
+            .iter()
+            .map(|r| usize::from(r.width))
+            .collect();
         let rows = self.visible[offset..].iter().take(height).map(|&i| {
             let row = &self.rows[i];
             let marked = !self.marked.is_empty() && self.marked.contains(&(self.id)(row));
             Row::new(self.columns.iter().enumerate().map(|(n, c)| {
                 let cell = (c.cell)(row);
-                if n == 0 && marked {
+                let cell = if n == 0 && marked {
                     format!("✓ {cell}")
                 } else {
                     cell
-                }
+                };
+                fit(cell, room.get(n).copied().unwrap_or(usize::MAX))
             }))
             .style(if marked {
                 theme.marked()
@@ -320,8 +334,39 @@ impl<T: 'static> DataTable<T> {
     }
 }
 
+/// `cell` cut to `width` columns, ending in `…` when it was longer.
+pub fn fit(cell: String, width: usize) -> String {
+    use unicode_width::UnicodeWidthStr as _;
+    if cell.width() <= width {
+        return cell;
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in cell.chars() {
+        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w > width - 1 {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
+    out.push('…');
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn cells_cut_short_end_in_an_ellipsis() {
+        assert_eq!(fit("127.10.5.5:1161".into(), 12), "127.10.5.5:…");
+        assert_eq!(fit("127.10.5.5:1161".into(), 15), "127.10.5.5:1161");
+        assert_eq!(fit("pump".into(), 1), "…");
+        assert_eq!(fit("Grüße an alle".into(), 6), "Grüße…");
+    }
+
     use super::*;
 
     static COLUMNS: &[Column<(u32, &'static str)>] = &[
