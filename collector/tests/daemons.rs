@@ -159,6 +159,11 @@ async fn a_collector_started_while_the_server_is_down_uses_its_saved_config_and_
     assert_eq!(component.status, ComponentStatus::Online);
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("Connected to the server again"), "{text}");
+    // A log that goes to a file (or journald) carries no colour escapes.
+    assert!(
+        !text.contains('\u{1b}'),
+        "ANSI escapes in the log: {text:?}"
+    );
     assert_eq!(terminate(&mut child), Some(0));
 }
 

@@ -330,12 +330,23 @@ pub fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, Daemon
     })
 }
 
+/// Whether log lines get colours: only on a terminal, and not under `NO_COLOR` (journald and
+/// log files must not collect escape sequences).
+pub fn log_colours(on_terminal: bool, no_color: bool) -> bool {
+    on_terminal && !no_color
+}
+
 /// Sets up `tracing` on standard error.
 pub fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(log_colours(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR").is_some(),
+        ))
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Pretty => builder.try_init(),
@@ -436,6 +447,14 @@ impl Problems {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        assert!(log_colours(true, false));
+        assert!(!log_colours(false, false));
+        assert!(!log_colours(true, true));
+    }
+
     use super::*;
 
     #[test]

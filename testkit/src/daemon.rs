@@ -37,7 +37,8 @@ pub fn daemon(binary: &Path, state: &Path) -> Command {
         .arg(state)
         .env_remove("PLANTWATCH_MACHINE_ID")
         .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1");
+        // Not NO_COLOR: their logs must be plain whenever they do not go to a terminal.
+        .env_remove("NO_COLOR");
     command
 }
 

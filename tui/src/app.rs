@@ -57,7 +57,14 @@ pub struct Session {
 pub struct Status {
     pub text: String,
     pub error: bool,
+    /// When it was shown: messages expire ([`STATUS_SHOWN`], errors [`ERROR_SHOWN`]).
+    pub at: OffsetDateTime,
 }
+
+/// How long a message stays in the status line.
+pub const STATUS_SHOWN: time::Duration = time::Duration::seconds(6);
+/// How long an error stays in the status line.
+pub const ERROR_SHOWN: time::Duration = time::Duration::seconds(20);
 
 pub enum Screen {
     /// Server URL, user and password.
@@ -312,6 +319,7 @@ impl App {
         self.status = Some(Status {
             text: text.into(),
             error: false,
+            at: self.now,
         });
     }
 
@@ -319,6 +327,7 @@ impl App {
         self.status = Some(Status {
             text: text.into(),
             error: true,
+            at: self.now,
         });
     }
 
@@ -379,6 +388,12 @@ impl App {
     /// The clock moved to `now`: refresh when due, sooner while the server is unreachable.
     pub fn on_tick(&mut self, now: OffsetDateTime) {
         self.now = now;
+        if self.status.as_ref().is_some_and(|s| {
+            let shown = if s.error { ERROR_SHOWN } else { STATUS_SHOWN };
+            now - s.at >= shown || now < s.at
+        }) {
+            self.status = None;
+        }
         if !matches!(self.screen, Screen::Main) || self.session.is_none() {
             return;
         }
@@ -670,8 +685,9 @@ impl App {
         }
     }
 
-    /// Goes to the view called `name` (or aliased so), if the role may see it.
-    pub fn go_to(&mut self, name: &str) {
+    /// Goes to the view called `name` (or aliased so), if the role may see it, remembering
+    /// the one it came from (a drill-down: `q` goes back); whether it went.
+    pub fn go_to(&mut self, name: &str) -> bool {
         match views::find(name) {
             Some((index, spec)) if self.role() >= spec.min_role => {
                 if index != self.current {
@@ -679,15 +695,22 @@ impl App {
                     self.current = index;
                 }
                 self.refresh_view();
+                true
             }
-            Some((_, spec)) => self.error(format!(
-                "The {} view is for the {} role and above.",
-                spec.name, spec.min_role
-            )),
-            None => self.error(format!(
-                "There is no view called {:?}. Press : and Tab to see them.",
-                name.trim()
-            )),
+            Some((_, spec)) => {
+                self.error(format!(
+                    "The {} view is for the {} role and above.",
+                    spec.name, spec.min_role
+                ));
+                false
+            }
+            None => {
+                self.error(format!(
+                    "There is no view called {:?}. Press : and Tab to see them.",
+                    name.trim()
+                ));
+                false
+            }
         }
     }
 
@@ -823,7 +846,13 @@ impl App {
                     }));
                 }
             }
-            name => self.go_to(name),
+            // Views opened from the palette replace each other (k9s habits): `q` on one of
+            // them quits rather than walking back through every view visited.
+            name => {
+                if self.go_to(name) {
+                    self.history.clear();
+                }
+            }
         }
     }
 
@@ -850,7 +879,7 @@ impl App {
                     }
                 }
                 Effect::Goto { view, filter } => {
-                    self.go_to(view);
+                    let _ = self.go_to(view);
                     if let Some(table) = self.views[self.current].table() {
                         table.set_filter(&filter);
                     }

@@ -332,12 +332,20 @@ fn render_overlay(app: &App, overlay: &Overlay, frame: &mut Frame) {
             );
         }
         Overlay::Detail { title, lines } => {
+            // Labels in a column wide enough for the longest, always a space before the value
+            // (`auth_password` must not run into the pass phrase).
+            let width = lines
+                .iter()
+                .map(|(label, _)| label.chars().count() + 1)
+                .max()
+                .unwrap_or(0)
+                .max(12);
             let mut text: Vec<Line> = Vec::new();
             for (label, value) in lines {
                 for (index, part) in value.lines().enumerate() {
                     let label = if index == 0 { label.as_str() } else { "" };
                     text.push(Line::from(vec![
-                        Span::styled(format!("{label:<12}"), theme.dim()),
+                        Span::styled(format!("{label:<width$}"), theme.dim()),
                         Span::raw(part.to_owned()),
                     ]));
                 }

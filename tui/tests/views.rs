@@ -1057,6 +1057,67 @@ fn back_clears_the_filter_then_returns_then_quits() {
 }
 
 #[test]
+fn a_revealed_v3_credential_keeps_its_labels_apart_from_the_values() {
+    let mut app = with_credentials(Role::Admin);
+    let mut revealed = credentials()[0].clone();
+    revealed.secrets = BTreeMap::from([
+        ("auth_password".to_owned(), Some("pass-phrase-1".into())),
+        ("privacy_password".to_owned(), Some("pass-phrase-2".into())),
+    ]);
+    revealed.revealed = true;
+    reply(
+        &mut app,
+        Reply::CredentialRevealed {
+            credential: Box::new(revealed),
+            edit: false,
+        },
+    );
+    let screen = draw(&app, 120, 40);
+    assert!(
+        screen.contains("auth_password    pass-phrase-1"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("privacy_password pass-phrase-2"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn views_opened_from_the_palette_replace_each_other_and_q_quits() {
+    let mut app = signed_in(Role::Admin);
+    for view in ["nodes", "alerts", "users", "credentials", "audit", "alerts"] {
+        keys(&mut app, &[KeyCode::Char(':')]);
+        text(&mut app, view);
+        keys(&mut app, &[KeyCode::Enter]);
+        assert_eq!(app.view_name(), view);
+    }
+    // A drill-down remembers where it came from: `q` goes back there, then quits.
+    app.go_to("nodes");
+    keys(&mut app, &[KeyCode::Char('q')]);
+    assert_eq!(app.view_name(), "alerts");
+    assert!(!app.quit);
+    keys(&mut app, &[KeyCode::Char('q')]);
+    assert!(app.quit, "one q after a tour of six views");
+}
+
+#[test]
+fn status_messages_expire() {
+    let mut app = signed_in(Role::Admin);
+    keys(&mut app, &[KeyCode::Char(':')]);
+    text(&mut app, "nosuchview");
+    keys(&mut app, &[KeyCode::Enter]);
+    assert!(draw(&app, 120, 30).contains("There is no view called"));
+    app.on_tick(NOW + time::Duration::seconds(5));
+    assert!(
+        draw(&app, 120, 30).contains("There is no view called"),
+        "errors stay a while"
+    );
+    app.on_tick(NOW + time::Duration::seconds(25));
+    assert!(!draw(&app, 120, 30).contains("There is no view called"));
+}
+
+#[test]
 fn ctrl_c_quits_even_from_a_form() {
     let mut app = with_users();
     keys(&mut app, &[KeyCode::Char('c')]);
