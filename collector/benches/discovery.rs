@@ -84,6 +84,7 @@ async fn plantwatch(options: ScanOptions, icmp: &Option<Arc<Icmp>>) -> Outcome {
         kind: CredentialKind::SnmpV2c,
         params: CredentialParams::default(),
         secrets: [("community".to_owned(), "public".into())].into(),
+        networks: Vec::new(),
     };
     let job = ClaimedJob {
         id: 1,

@@ -54,6 +54,7 @@ fn main() {
             kind: CredentialKind::SnmpV2c,
             params: CredentialParams::default(),
             secrets: BTreeMap::from([("community".to_owned(), snmp::COMMUNITY.into())]),
+            networks: vec!["127.0.0.0/8".into()],
         }],
         targets: (1..=DEVICES)
             .map(|id| Target {

@@ -38,6 +38,7 @@ async fn main() {
                 kind: CredentialKind::SnmpV2c,
                 params: CredentialParams::default(),
                 secrets: BTreeMap::from([("community".to_owned(), community.into())]),
+                networks: Vec::new(),
             })
             .await
             .unwrap();

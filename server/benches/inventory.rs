@@ -55,6 +55,7 @@ async fn server() -> (Running, tempfile::TempDir, Client) {
             kind: CredentialKind::SnmpV2c,
             params: Default::default(),
             secrets: BTreeMap::from([("community".to_owned(), "public-ro".into())]),
+            networks: Vec::new(),
         })
         .await
         .unwrap();

@@ -179,7 +179,7 @@ pub struct Options {
     /// `series_limit`) [default: 20000].
     #[arg(long, env = "PLANTWATCH_MAX_SERIES_PER_NODE", value_name = "N")]
     pub max_series_per_node: Option<u64>,
-    /// New series one collector or agent may create per hour [default: 250000].
+    /// New series one collector or agent may create per hour [default: 1000000].
     #[arg(long, env = "PLANTWATCH_MAX_NEW_SERIES_PER_HOUR", value_name = "N")]
     pub max_new_series_per_hour: Option<u64>,
     /// Where metrics are stored: `sqlite` (embedded metrics.db) or `remote_write` (an engine
@@ -362,7 +362,7 @@ impl Default for Config {
             metrics_1h_retention_days: 5 * 365 + 1,
             metrics_max_size_mb: 0,
             max_series_per_node: 20_000,
-            max_new_series_per_hour: 250_000,
+            max_new_series_per_hour: 1_000_000,
             max_connections: 4_096,
             http_header_timeout_secs: 15,
             http_idle_timeout_secs: 120,

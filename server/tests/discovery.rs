@@ -56,6 +56,7 @@ async fn credentials(admin: &Client) {
                 ("auth_password".to_owned(), "auctoritas".into()),
                 ("priv_password".to_owned(), "privatus".into()),
             ]),
+            networks: Vec::new(),
         })
         .await
         .unwrap();
@@ -648,6 +649,7 @@ async fn discovery_routes_check_roles_input_and_ownership() {
                 ..CredentialParams::default()
             },
             secrets: BTreeMap::from([("password".to_owned(), "pw".into())]),
+            networks: Vec::new(),
         })
         .await
         .unwrap();

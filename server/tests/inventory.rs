@@ -31,6 +31,7 @@ fn community(name: &str, secret: &str) -> CreateCredentialRequest {
         kind: CredentialKind::SnmpV2c,
         params: CredentialParams::default(),
         secrets: BTreeMap::from([("community".to_owned(), secret.into())]),
+        networks: Vec::new(),
     }
 }
 
@@ -181,8 +182,12 @@ async fn role_matrix_of_every_inventory_route() {
                 .create_node(&spec(&format!("node-{n}"), "10.0.0.1"))
                 .await
                 .unwrap();
+            // Scoped to the node's network, so operators may attach it.
             let cred = admin
-                .create_credential(&community(&format!("cred-{n}"), "c0mm"))
+                .create_credential(&CreateCredentialRequest {
+                    networks: vec!["10.0.0.0/8".into()],
+                    ..community(&format!("cred-{n}"), "c0mm")
+                })
                 .await
                 .unwrap();
             admin
@@ -512,6 +517,7 @@ async fn secrets_never_reach_the_database_file_in_clear_and_roles_see_them_maske
                 ("auth_password".to_owned(), v3_auth.into()),
                 ("priv_password".to_owned(), v3_priv.into()),
             ]),
+            networks: Vec::new(),
         })
         .await
         .unwrap();
@@ -612,6 +618,7 @@ async fn credentials_are_validated_by_kind() {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).into()))
             .collect(),
+        networks: Vec::new(),
     };
     let user = || CredentialParams {
         username: Some("mon".into()),
@@ -662,6 +669,7 @@ async fn credentials_are_validated_by_kind() {
                     ..Default::default()
                 },
                 secrets: BTreeMap::new(),
+                networks: Vec::new(),
             },
             "password",
         ),
@@ -1122,7 +1130,10 @@ async fn credentials_are_tried_in_priority_order_and_templates_resolve_by_name()
     let mut ids = BTreeMap::new();
     for name in ["a", "b", "c"] {
         let id = admin
-            .create_credential(&community(name, "community-1"))
+            .create_credential(&CreateCredentialRequest {
+                networks: vec!["10.0.0.0/24".into()],
+                ..community(name, "community-1")
+            })
             .await
             .unwrap()
             .id;
@@ -1266,4 +1277,107 @@ async fn an_import_row_reports_every_problem_and_echoes_nothing_huge() {
     let body: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(status, 415, "{body}");
     assert_eq!(body["error"]["code"], "unsupported_media_type");
+}
+
+#[tokio::test]
+async fn a_credential_goes_only_to_addresses_inside_its_networks_and_unscoped_ones_are_admins() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (operator, _) = app.user_with_role(&admin, "olga", Role::Operator).await;
+    let north = admin
+        .create_credential(&CreateCredentialRequest {
+            networks: vec!["10.1.0.0/16".into()],
+            ..community("north-ro", "north-secret")
+        })
+        .await
+        .unwrap();
+    assert_eq!(north.networks, ["10.1.0.0/16"]);
+    let anywhere = admin
+        .create_credential(&community("anywhere", "any-secret"))
+        .await
+        .unwrap();
+    // Bad networks are refused.
+    let bad = admin
+        .create_credential(&CreateCredentialRequest {
+            networks: vec!["10.0.0.0/33".into()],
+            ..community("bad", "x")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.status(), Some(400));
+
+    // An operator: inside the networks, fine; outside, or a DNS name, refused.
+    let inside = operator
+        .create_node(&NodeSpec {
+            credentials: vec!["north-ro".into()],
+            ..spec("plc-in", "10.1.2.3")
+        })
+        .await
+        .unwrap();
+    for address in ["10.2.0.5", "attacker.example"] {
+        let error = operator
+            .create_node(&NodeSpec {
+                credentials: vec!["north-ro".into()],
+                ..spec("plc-out", address)
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(error.status(), Some(400), "{address}");
+        assert!(
+            error.to_string().contains("outside the networks"),
+            "{error}"
+        );
+    }
+    // Moving the node out: refused; the credential without networks: admins only.
+    let moved = operator
+        .update_node(
+            inside.id,
+            &UpdateNodeRequest {
+                address: Some("10.9.9.9".into()),
+                ..UpdateNodeRequest::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(moved.status(), Some(400));
+    let attach = operator
+        .attach_credential(inside.id, anywhere.id, None)
+        .await
+        .unwrap_err();
+    assert_eq!(attach.status(), Some(403));
+    assert!(attach.to_string().contains("only an admin"), "{attach}");
+    admin
+        .attach_credential(inside.id, anywhere.id, None)
+        .await
+        .unwrap();
+    // The admin's attachment stays through an operator's edit of something else…
+    operator
+        .update_node(
+            inside.id,
+            &UpdateNodeRequest {
+                notes: Some(Some("cabinet 4".into())),
+                ..UpdateNodeRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    // …and an import by an operator obeys the same rule.
+    let csv = "name,address,credentials\nplc-x,10.3.0.1,north-ro\nplc-y,10.1.0.9,anywhere\n";
+    let report = rejected(&operator, csv.as_bytes().to_vec()).await;
+    let errors = errors_of(&report);
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors[0].2.contains("outside the networks"), "{errors:?}");
+    assert!(errors[1].2.contains("only an admin"), "{errors:?}");
+    // Narrowing the networks below an attached node is refused.
+    let narrowed = admin
+        .update_credential(
+            north.id,
+            &plantwatch_shared::api::UpdateCredentialRequest {
+                networks: Some(vec!["10.1.9.0/24".into()]),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(narrowed.to_string().contains("plc-in"), "{narrowed}");
 }

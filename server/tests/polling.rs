@@ -45,6 +45,7 @@ async fn credential(
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).into()))
                 .collect::<BTreeMap<_, _>>(),
+            networks: Vec::new(),
         })
         .await
         .unwrap();

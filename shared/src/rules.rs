@@ -87,6 +87,57 @@ pub fn unescape_cell(cell: &str) -> &str {
     }
 }
 
+/// Why a credential's networks are refused, if they are: each must be a CIDR (`10.1.0.0/16`,
+/// `fd00::/64`) or a single address; at most 64.
+pub fn networks_problem(networks: &[String]) -> Option<String> {
+    if networks.len() > 64 {
+        return Some("at most 64 networks".to_owned());
+    }
+    networks.iter().find_map(|n| {
+        parse_network(n).is_none().then(|| {
+            format!(
+                "{:?} is not a network: give a CIDR such as 10.1.0.0/16",
+                n.chars().take(64).collect::<String>()
+            )
+        })
+    })
+}
+
+fn parse_network(text: &str) -> Option<ipnet::IpNet> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>().ok().or_else(|| {
+        text.parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    })
+}
+
+/// The IP of a node address (`10.0.0.5`, `10.0.0.5:1161`, `[fd00::5]:1161`, `fd00::5`); `None`
+/// for a DNS name.
+pub fn address_ip(address: &str) -> Option<std::net::IpAddr> {
+    let address = address.trim();
+    address
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .or_else(|| address.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
+}
+
+/// Whether a credential with `networks` may be used for `address`: anywhere when it has none
+/// (an admin attached it), else only an IP address inside one of them (a DNS name could point
+/// anywhere, so it is outside).
+pub fn address_in_networks(address: &str, networks: &[String]) -> bool {
+    if networks.is_empty() {
+        return true;
+    }
+    let Some(ip) = address_ip(address) else {
+        return false;
+    };
+    networks
+        .iter()
+        .filter_map(|n| parse_network(n))
+        .any(|net| net.contains(&ip))
+}
+
 /// Why a node or credential name is refused, if it is.
 pub fn name_problem(name: &str, max: usize) -> Option<String> {
     if name.trim().is_empty() {
@@ -203,6 +254,31 @@ pub fn notes_problem(notes: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn credentials_are_kept_to_their_networks() {
+        let nets = vec![
+            "10.1.0.0/16".to_owned(),
+            "fd00::/64".to_owned(),
+            "127.0.0.5".to_owned(),
+        ];
+        assert!(address_in_networks("10.1.2.3", &nets));
+        assert!(address_in_networks("10.1.2.3:1161", &nets));
+        assert!(address_in_networks("[fd00::5]:1161", &nets));
+        assert!(address_in_networks("127.0.0.5", &nets));
+        assert!(!address_in_networks("10.2.0.1", &nets));
+        assert!(
+            !address_in_networks("plc-1.plant.example", &nets),
+            "a DNS name is outside"
+        );
+        assert!(
+            address_in_networks("anything", &[]),
+            "no networks: an admin's choice"
+        );
+        assert_eq!(networks_problem(&nets), None);
+        assert!(networks_problem(&["10.0.0.0/33".to_owned()]).is_some());
+        assert!(networks_problem(&["plant".to_owned()]).is_some());
+    }
 
     #[test]
     fn csv_cells_are_neutralised_and_the_escape_undone_exactly() {

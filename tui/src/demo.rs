@@ -249,6 +249,7 @@ async fn seed(client: &Client) -> anyhow::Result<()> {
             kind: CredentialKind::SnmpV2c,
             params: CredentialParams::default(),
             secrets: secret("community", "demo-community"),
+            networks: vec!["127.0.0.0/8".into()],
         },
         CreateCredentialRequest {
             name: "plant-v3".into(),
@@ -259,6 +260,7 @@ async fn seed(client: &Client) -> anyhow::Result<()> {
                 ..CredentialParams::default()
             },
             secrets: secret("auth_password", "demo-auth-pass"),
+            networks: vec!["127.0.0.0/8".into()],
         },
         CreateCredentialRequest {
             name: "windows-svc".into(),
@@ -269,6 +271,7 @@ async fn seed(client: &Client) -> anyhow::Result<()> {
                 ..CredentialParams::default()
             },
             secrets: secret("password", "demo-windows-pass"),
+            networks: vec!["127.0.0.0/8".into()],
         },
     ];
     for credential in &credentials {

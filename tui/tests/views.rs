@@ -173,6 +173,7 @@ fn credential(id: i64, name: &str, kind: CredentialKind, nodes: u64) -> Credenti
         secrets: fields.iter().map(|f| ((*f).to_owned(), None)).collect(),
         revealed: false,
         nodes,
+        networks: vec!["10.10.0.0/16".into()],
         created_at: NOW - time::Duration::days(20),
         updated_at: NOW - time::Duration::days(id),
     }

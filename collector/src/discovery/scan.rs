@@ -72,7 +72,8 @@ impl Pacer {
 struct Context {
     options: ScanOptions,
     timeout: Duration,
-    credentials: Vec<(i64, Auth)>,
+    /// Each credential with its networks (tried only on addresses inside them).
+    credentials: Vec<(i64, Auth, Vec<String>)>,
     templates: Vec<TemplateDef>,
     /// `None` when the process may not ping (no CAP_NET_RAW): TCP and SNMP only.
     icmp: Option<Arc<Icmp>>,
@@ -92,7 +93,7 @@ pub async fn run(
     let mut credentials = Vec::new();
     for credential in &job.credentials {
         match Auth::from_credential(credential) {
-            Ok(auth) => credentials.push((credential.id, auth)),
+            Ok(auth) => credentials.push((credential.id, auth, credential.networks.clone())),
             Err(error) => {
                 tracing::warn!(credential = %credential.name, %error, "Skipping a credential.")
             }
@@ -347,7 +348,10 @@ async fn snmp_probe(context: &Arc<Context>, ip: IpAddr, found: &mut Found) {
     .iter()
     .map(|o| o.to_vec())
     .collect();
-    for (id, auth) in &context.credentials {
+    for (id, auth, networks) in &context.credentials {
+        if !plantwatch_shared::rules::address_in_networks(&ip.to_string(), networks) {
+            continue;
+        }
         let addr = SocketAddr::new(ip, 161);
         let answer = hedged(context.options.retries + 1, context.timeout, |timeout| {
             let (context, auth, oids) = (context.clone(), auth.clone(), oids.clone());

@@ -210,6 +210,7 @@ fn view(vault: &Vault, row: CredentialRow, reveal: bool) -> ApiResult<Credential
         secrets,
         revealed: reveal,
         nodes: row.nodes,
+        networks: row.networks,
         created_at: row.created_at,
         updated_at: row.updated_at,
     })
@@ -300,6 +301,7 @@ async fn create(
     let name = request.name.trim().to_owned();
     let set: Vec<&str> = request.secrets.keys().map(String::as_str).collect();
     check(&name, request.kind, &request.params, &request.secrets, &set)?;
+    let networks = checked_networks(&request.networks)?;
     let actor = auth.actor();
     let vault = state.vault.clone();
     let credential = state
@@ -311,10 +313,12 @@ async fn create(
                 .seal_all(&request.secrets, |field| credential_aad(id, field))
                 .map_err(ApiError::internal)?;
             credentials::set_secrets(tx, id, &sealed)?;
+            credentials::set_networks(tx, id, &networks)?;
             let details = json!({
                 "name": name,
                 "kind": request.kind,
                 "secrets": set_fields(&request.secrets),
+                "networks": networks,
             });
             audit::record(
                 tx,
@@ -329,6 +333,15 @@ async fn create(
         })
         .await?;
     Ok((StatusCode::CREATED, Json(credential)))
+}
+
+/// The networks as given, trimmed, when every one is a CIDR or an address.
+fn checked_networks(networks: &[String]) -> ApiResult<Vec<String>> {
+    let networks: Vec<String> = networks.iter().map(|n| n.trim().to_owned()).collect();
+    if let Some(problem) = plantwatch_shared::rules::networks_problem(&networks) {
+        return Err(invalid("networks", problem));
+    }
+    Ok(networks)
 }
 
 fn set_fields(secrets: &BTreeMap<String, Secret>) -> Vec<&str> {
@@ -347,12 +360,38 @@ async fn update(
             "give a name, params or secrets to change",
         ));
     }
+    let networks = request
+        .networks
+        .as_deref()
+        .map(checked_networks)
+        .transpose()?;
     let actor = auth.actor();
     let vault = state.vault.clone();
     let credential = state
         .db
         .write(move |tx| -> ApiResult<_> {
             let row = existing(tx, id)?;
+            if let Some(networks) = &networks {
+                // Nodes already attached must lie inside the new networks.
+                let outside: Vec<String> = crate::db::credentials::attached_addresses(tx, id)?
+                    .into_iter()
+                    .filter(|(_, address)| {
+                        !plantwatch_shared::rules::address_in_networks(address, networks)
+                    })
+                    .map(|(name, address)| format!("{name} ({address})"))
+                    .take(5)
+                    .collect();
+                if !outside.is_empty() {
+                    return Err(invalid(
+                        "networks",
+                        format!(
+                            "attached nodes lie outside those networks: {}; detach them first",
+                            outside.join(", ")
+                        ),
+                    ));
+                }
+                credentials::set_networks(tx, id, networks)?;
+            }
             let name = request
                 .name
                 .as_deref()
@@ -389,6 +428,7 @@ async fn update(
                 "name": name,
                 "renamed": name != row.name,
                 "params_changed": params != row.params,
+                "networks": networks,
                 "secrets_changed": set_fields(&request.secrets),
             });
             audit::record(

@@ -59,6 +59,7 @@ fn checked(
     spec: &JobSpec,
     user_id: i64,
     local_discovery: bool,
+    admin: bool,
 ) -> ApiResult<discovery::NewJob> {
     if spec.targets.is_empty() {
         return Err(invalid(
@@ -154,6 +155,15 @@ fn checked(
                 ),
             ));
         }
+        // The same rule as attaching: a credential without networks is an admin's to use;
+        // one with networks is only ever tried inside them (the collector checks each address).
+        if row.networks.is_empty() && !admin {
+            return Err(ApiError::forbidden(format!(
+                "credential {name:?} has no networks: only an admin may scan with it (or an \
+                 admin gives it networks)"
+            ))
+            .with_code("credential_scope"));
+        }
         if !credential_ids.contains(&id) {
             credential_ids.push(id);
         }
@@ -182,11 +192,12 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<Job>)> {
     let actor = auth.actor();
     let user_id = auth.user.id;
+    let admin = auth.user.role == plantwatch_shared::api::Role::Admin;
     let local_discovery = state.config.local_discovery;
     let job = state
         .db
         .write(move |tx| -> ApiResult<Job> {
-            let new = checked(tx, &spec, user_id, local_discovery)?;
+            let new = checked(tx, &spec, user_id, local_discovery, admin)?;
             let now = db::now();
             let id = discovery::insert_job(tx, &new, None, now)?;
             let details = json!({
@@ -418,6 +429,7 @@ async fn claim(
                         row.kind,
                         row.params,
                         &row.secrets,
+                        row.networks,
                     )?);
                 }
             }

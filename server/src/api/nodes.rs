@@ -11,7 +11,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use plantwatch_shared::api::{
     AttachRequest, AuditEntry, AuditQuery, ExportFormat, ExportQuery, ImportProblem, ImportQuery,
-    ListResponse, Node, NodeQuery, NodeSpec, UpdateNodeRequest,
+    ListResponse, Node, NodeQuery, NodeSpec, Role, UpdateNodeRequest,
 };
 use rusqlite::Connection;
 use serde_json::json;
@@ -21,7 +21,7 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, Authed, OperatorRole};
 use super::{page_bounds, sort_order};
 use crate::db::{self, audit, config_dirty, credentials, nodes};
 use crate::inventory::import::{self, FileError};
-use crate::inventory::{Catalog, check, patched};
+use crate::inventory::{Catalog, check, credential_scope, patched};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -144,11 +144,16 @@ async fn create(
     ApiJson(spec): ApiJson<NodeSpec>,
 ) -> ApiResult<(StatusCode, Json<Node>)> {
     let actor = auth.actor();
+    let admin = auth.user.role == Role::Admin;
     let node = state
         .db
         .write(move |tx| -> ApiResult<Node> {
             let checked = check(&spec, &Catalog::load(tx)?).map_err(invalid)?;
             let mut fields = checked.fields;
+            let scope = credential_scope(tx, &fields.address, &fields.credential_ids, &[], admin)?;
+            if !scope.is_empty() {
+                return Err(invalid(scope));
+            }
             fields.parent_id = resolve_parent(tx, checked.parent.as_deref(), None)?;
             let now = db::now();
             let id = nodes::insert(tx, &fields, now)?;
@@ -191,6 +196,7 @@ async fn update(
         ));
     }
     let actor = auth.actor();
+    let admin = auth.user.role == Role::Admin;
     let node = state
         .db
         .write(move |tx| -> ApiResult<Node> {
@@ -202,6 +208,17 @@ async fn update(
             let spec = patched(&before, request);
             let checked = check(&spec, &Catalog::load(tx)?).map_err(invalid)?;
             let mut fields = checked.fields;
+            // At an address change every credential is judged again.
+            let already: Vec<i64> = if fields.address == before.address {
+                before.credentials.iter().map(|c| c.id).collect()
+            } else {
+                Vec::new()
+            };
+            let scope =
+                credential_scope(tx, &fields.address, &fields.credential_ids, &already, admin)?;
+            if !scope.is_empty() {
+                return Err(invalid(scope));
+            }
             fields.parent_id = resolve_parent(tx, checked.parent.as_deref(), Some(id))?;
             let now = db::now();
             nodes::update(tx, id, &fields, now)?;
@@ -288,6 +305,7 @@ async fn change_attachment(
     attach: Option<AttachRequest>,
 ) -> ApiResult<Json<Node>> {
     let actor = auth.actor();
+    let admin = auth.user.role == Role::Admin;
     let node = state
         .db
         .write(move |tx| -> ApiResult<Node> {
@@ -298,6 +316,12 @@ async fn change_attachment(
                     format!("there is no credential {credential_id}"),
                 )
             })?;
+            if attach.is_some() {
+                let scope = credential_scope(tx, &node.address, &[credential_id], &[], admin)?;
+                if let Some(problem) = scope.into_iter().next() {
+                    return Err(ApiError::forbidden(problem.reason).with_code("credential_scope"));
+                }
+            }
             let now = db::now();
             let (changed, action) = match &attach {
                 Some(request) => (
@@ -448,6 +472,7 @@ async fn import_nodes(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
+    let admin = auth.user.role == Role::Admin;
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
@@ -505,7 +530,7 @@ async fn import_nodes(
     let report = state
         .db
         .write(move |tx| -> ApiResult<_> {
-            let plan = import::plan(tx, parsed, query.upsert)?;
+            let plan = import::plan(tx, parsed, query.upsert, admin)?;
             let rejected = plan.has_errors();
             if query.dry_run || (rejected && !query.partial) {
                 // Nothing was written: the transaction commits empty.

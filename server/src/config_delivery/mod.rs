@@ -90,7 +90,7 @@ pub fn build(
 
     let mut opened: BTreeMap<i64, TargetCredential> = BTreeMap::new();
     let mut attached = conn.prepare_cached(
-        "SELECT nc.node_id, c.id, c.name, c.kind, c.params, c.secrets
+        "SELECT nc.node_id, c.id, c.name, c.kind, c.params, c.secrets, c.networks
            FROM node_credentials nc
            JOIN credentials c ON c.id = nc.credential_id
            JOIN nodes n ON n.id = nc.node_id
@@ -110,6 +110,7 @@ pub fn build(
             let kind: String = row.get(3)?;
             let params: String = row.get(4)?;
             let sealed: String = row.get(5)?;
+            let networks: String = row.get(6)?;
             slot.insert(open_credential(
                 vault,
                 id,
@@ -117,10 +118,26 @@ pub fn build(
                 kind.parse()?,
                 serde_json::from_str(&params)?,
                 &sealed,
+                serde_json::from_str(&networks)?,
             )?);
         }
         if let Some(&i) = index.get(&node_id) {
-            targets[i].credential_ids.push(id);
+            // Never handed to a collector for an address outside the credential's networks
+            // (the attachment was checked; the address may have changed since by a route
+            // that did not check, such as a direct database edit).
+            let networks = opened
+                .get(&id)
+                .map(|c| c.networks.as_slice())
+                .unwrap_or(&[]);
+            if plantwatch_shared::rules::address_in_networks(&targets[i].address, networks) {
+                targets[i].credential_ids.push(id);
+            } else {
+                tracing::warn!(
+                    node = %targets[i].name,
+                    credential = id,
+                    "A credential attached to an address outside its networks is not sent."
+                );
+            }
         }
     }
     // A device with an SNMP credential and no template still gets uptime and interfaces.
@@ -195,6 +212,7 @@ pub fn open_credential(
     kind: plantwatch_shared::api::CredentialKind,
     params: plantwatch_shared::api::CredentialParams,
     sealed: &str,
+    networks: Vec<String>,
 ) -> anyhow::Result<TargetCredential> {
     let secrets = vault
         .open_all(sealed, |field| credential_aad(id, field))
@@ -205,6 +223,7 @@ pub fn open_credential(
         kind,
         params,
         secrets,
+        networks,
     })
 }
 

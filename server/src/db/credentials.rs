@@ -17,13 +17,15 @@ pub struct CredentialRow {
     /// Sealed secrets as stored.
     pub secrets: String,
     pub nodes: u64,
+    /// CIDRs it may be attached to and sent to (empty: admins only, anywhere).
+    pub networks: Vec<String>,
     pub created_at: time::OffsetDateTime,
     pub updated_at: time::OffsetDateTime,
 }
 
 const SELECT: &str = "SELECT c.id, c.name, c.kind, c.params, c.secrets,
        (SELECT count(*) FROM node_credentials nc WHERE nc.credential_id = c.id),
-       c.created_at, c.updated_at
+       c.created_at, c.updated_at, c.networks
   FROM credentials c";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<CredentialRow> {
@@ -40,6 +42,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<CredentialRow> {
         nodes: row.get::<_, i64>(5)?.max(0) as u64,
         created_at: to_time(row.get(6)?),
         updated_at: to_time(row.get(7)?),
+        networks: super::json_column(row, 8)?,
     })
 }
 
@@ -125,6 +128,40 @@ pub fn update(
         (id, name, params, now),
     )?;
     Ok(())
+}
+
+/// Replaces the networks.
+pub fn set_networks(conn: &Connection, id: i64, networks: &[String]) -> rusqlite::Result<()> {
+    let networks = serde_json::to_string(networks).unwrap_or_else(|_| "[]".to_owned());
+    conn.execute(
+        "UPDATE credentials SET networks = ?2 WHERE id = ?1",
+        (id, networks),
+    )?;
+    Ok(())
+}
+
+/// The (name, address) of every node a credential is attached to.
+pub fn attached_addresses(conn: &Connection, id: i64) -> rusqlite::Result<Vec<(String, String)>> {
+    conn.prepare(
+        "SELECT n.name, n.address FROM node_credentials nc JOIN nodes n ON n.id = nc.node_id
+          WHERE nc.credential_id = ?1 ORDER BY n.name",
+    )?
+    .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+    .collect()
+}
+
+/// Every credential's networks by id (for checking attachments).
+pub fn networks_by_id(
+    conn: &Connection,
+) -> rusqlite::Result<std::collections::HashMap<i64, (String, Vec<String>)>> {
+    conn.prepare("SELECT id, name, networks FROM credentials")?
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                (r.get::<_, String>(1)?, super::json_column(r, 2)?),
+            ))
+        })?
+        .collect()
 }
 
 /// Replaces the sealed secrets document.

@@ -50,6 +50,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_discovery",
         include_str!("../../../migrations/0005_discovery.sql"),
     ),
+    (
+        "0006_credential_networks",
+        include_str!("../../../migrations/0006_credential_networks.sql"),
+    ),
 ];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -361,7 +365,8 @@ mod tests {
                 "0002_inventory",
                 "0003_components",
                 "0004_alerting",
-                "0005_discovery"
+                "0005_discovery",
+                "0006_credential_networks"
             ]
         );
     }

@@ -288,7 +288,12 @@ impl Plan {
 }
 
 /// Plans the import of `parsed` against the database as it is.
-pub fn plan(conn: &Connection, parsed: Vec<ParsedRow>, upsert: bool) -> rusqlite::Result<Plan> {
+pub fn plan(
+    conn: &Connection,
+    parsed: Vec<ParsedRow>,
+    upsert: bool,
+    admin: bool,
+) -> rusqlite::Result<Plan> {
     let catalog = Catalog::load(conn)?;
     let existing: HashMap<String, Node> = nodes::all(conn)?
         .into_iter()
@@ -460,7 +465,35 @@ pub fn plan(conn: &Connection, parsed: Vec<ParsedRow>, upsert: bool) -> rusqlite
                 (row, Some(action))
             }
         })
-        .collect();
+        .collect::<Vec<(ImportRow, Option<Action>)>>();
+    // Credentials go only where their networks allow; one without networks only by an admin.
+    let mut rows = rows;
+    for (row, action) in &mut rows {
+        let (fields, already) = match action.as_ref() {
+            Some(Action::Create(checked)) => (&checked.fields, Vec::new()),
+            Some(Action::Update { id, checked, .. }) => {
+                let node = existing.values().find(|n| n.id == *id);
+                let already = node
+                    .filter(|n| n.address == checked.fields.address)
+                    .map(|n| n.credentials.iter().map(|c| c.id).collect())
+                    .unwrap_or_default();
+                (&checked.fields, already)
+            }
+            _ => continue,
+        };
+        let problems = crate::inventory::credential_scope(
+            conn,
+            &fields.address,
+            &fields.credential_ids,
+            &already,
+            admin,
+        )?;
+        if !problems.is_empty() {
+            row.errors = problems;
+            row.outcome = ImportOutcome::Error;
+            *action = None;
+        }
+    }
     Ok(Plan { rows, existing })
 }
 

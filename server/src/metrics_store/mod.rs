@@ -142,7 +142,7 @@ impl Default for SeriesLimits {
     fn default() -> Self {
         SeriesLimits {
             per_node: 20_000,
-            new_per_sender_hour: 250_000,
+            new_per_sender_hour: 1_000_000,
         }
     }
 }

@@ -194,6 +194,7 @@ pub fn community(name: &str, secret: &str) -> CreateCredentialRequest {
         kind: CredentialKind::SnmpV2c,
         params: CredentialParams::default(),
         secrets: BTreeMap::from([("community".to_owned(), secret.into())]),
+        networks: Vec::new(),
     }
 }
 

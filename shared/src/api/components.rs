@@ -308,6 +308,8 @@ impl CollectorConfig {
             .credential_ids
             .iter()
             .filter_map(|id| self.credentials.iter().find(|c| c.id == *id))
+            // Checked again here, where the secret would leave: never outside its networks.
+            .filter(|c| crate::rules::address_in_networks(&target.address, &c.networks))
     }
 }
 
@@ -335,6 +337,9 @@ pub struct TargetCredential {
     pub kind: CredentialKind,
     pub params: CredentialParams,
     pub secrets: BTreeMap<String, Secret>,
+    /// The networks (CIDRs) it may be sent to; empty: anywhere an admin attached it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<String>,
 }
 
 /// `POST /remote-collectors/{id}/report`.

@@ -94,6 +94,10 @@ pub struct Credential {
     pub revealed: bool,
     /// Number of nodes it is attached to.
     pub nodes: u64,
+    /// The networks (CIDRs) whose addresses it may be attached to and sent to; empty: only
+    /// admins may attach it, anywhere.
+    #[serde(default)]
+    pub networks: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -111,6 +115,9 @@ pub struct CreateCredentialRequest {
     /// Secret fields by name (see [`CredentialKind::secret_fields`]).
     #[serde(default)]
     pub secrets: BTreeMap<String, Secret>,
+    /// CIDRs of the addresses it may be attached to (and a collector may send it to).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<String>,
 }
 
 /// `PATCH /credentials/{id}` (admin). The kind never changes.
@@ -125,6 +132,9 @@ pub struct UpdateCredentialRequest {
     /// Secret fields to replace; the others keep their value.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub secrets: BTreeMap<String, Secret>,
+    /// Replaces the networks (`[]`: none, admins only may attach it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub networks: Option<Vec<String>>,
 }
 
 /// Query of `GET /credentials` and `GET /credentials/{id}`.
@@ -167,6 +177,7 @@ mod tests {
             kind: CredentialKind::SnmpV2c,
             params: CredentialParams::default(),
             secrets: BTreeMap::from([("community".to_owned(), Secret::from("s3cr3t-comm"))]),
+            networks: Vec::new(),
         };
         assert!(!format!("{request:?}").contains("s3cr3t-comm"));
     }

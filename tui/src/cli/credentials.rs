@@ -88,6 +88,10 @@ pub struct CreateArgs {
     pub kind: CredentialKind,
     #[command(flatten)]
     pub params: ParamArgs,
+    /// A network (CIDR) whose addresses it may be attached to and sent to (repeat for several).
+    /// Without one, only admins may attach it.
+    #[arg(long = "network", value_name = "CIDR")]
+    pub networks: Vec<String>,
     /// Read the secrets from standard input, one line each, in the order the kind needs them
     /// (community; or auth then priv pass phrase; or password).
     #[arg(long)]
@@ -109,6 +113,12 @@ pub struct UpdateArgs {
     /// standard input with --secrets-stdin.
     #[arg(long = "secret", value_name = "FIELD")]
     pub secrets: Vec<String>,
+    /// Replace its networks (repeat for several).
+    #[arg(long = "network", value_name = "CIDR")]
+    pub networks: Vec<String>,
+    /// Remove its networks (then only admins may attach it).
+    #[arg(long, conflicts_with = "networks")]
+    pub no_networks: bool,
     #[arg(long)]
     pub secrets_stdin: bool,
 }
@@ -235,6 +245,9 @@ pub async fn run(session: &Session, command: CredentialsCommand) -> anyhow::Resu
             session.print(&shown, HEADERS, vec![row(&shown)])
         }
         CredentialsCommand::Create(args) => {
+            if let Some(problem) = plantwatch_shared::rules::networks_problem(&args.networks) {
+                usage!("--network: {problem}");
+            }
             let params = params_of(args.params);
             let secrets = read_secrets(&needed(args.kind, &params), args.secrets_stdin)?;
             let request = CreateCredentialRequest {
@@ -242,11 +255,15 @@ pub async fn run(session: &Session, command: CredentialsCommand) -> anyhow::Resu
                 kind: args.kind,
                 params,
                 secrets,
+                networks: args.networks,
             };
             let created = client.create_credential(&request).await?;
             session.print(&created, HEADERS, vec![row(&created)])
         }
         CredentialsCommand::Update(args) => {
+            if let Some(problem) = plantwatch_shared::rules::networks_problem(&args.networks) {
+                usage!("--network: {problem}");
+            }
             let current = find(&client, &args.credential).await?;
             let params = merged(&current.params, args.params, args.no_priv);
             // New protocols need their pass phrase if none is stored yet.
@@ -266,10 +283,16 @@ pub async fn run(session: &Session, command: CredentialsCommand) -> anyhow::Resu
             }
             let names: Vec<&str> = fields.iter().map(String::as_str).collect();
             let secrets = read_secrets(&names, args.secrets_stdin)?;
+            let networks = if args.no_networks {
+                Some(Vec::new())
+            } else {
+                (!args.networks.is_empty()).then_some(args.networks)
+            };
             let request = UpdateCredentialRequest {
                 name: args.name,
                 params: (params != current.params).then_some(params),
                 secrets,
+                networks,
             };
             if request == UpdateCredentialRequest::default() {
                 usage!("nothing to change: give at least one option");

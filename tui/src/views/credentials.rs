@@ -143,6 +143,35 @@ fn secret_value(credential: Option<&Credential>, field: &str) -> String {
 
 /// The fields of `kind`, filled from `existing` (revealed) when editing.
 fn kind_fields(kind: CredentialKind, existing: Option<&Credential>) -> Vec<Field> {
+    let mut fields = kind_secret_fields(kind, existing);
+    let networks = existing.map(|c| c.networks.join(", ")).unwrap_or_default();
+    fields.push(
+        Field::text("Networks")
+            .with_value(networks)
+            .optional()
+            .checked(networks_check),
+    );
+    fields
+}
+
+fn networks_check(value: &str) -> Result<(), String> {
+    match plantwatch_shared::rules::networks_problem(&split_networks(value)) {
+        Some(problem) => Err(problem),
+        None => Ok(()),
+    }
+}
+
+/// CIDRs separated by commas, semicolons or spaces.
+fn split_networks(value: &str) -> Vec<String> {
+    value
+        .split([',', ';', ' '])
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn kind_secret_fields(kind: CredentialKind, existing: Option<&Credential>) -> Vec<Field> {
     let params = existing.map(|c| c.params.clone()).unwrap_or_default();
     let text =
         |label, value: Option<String>| Field::text(label).with_value(value.unwrap_or_default());
@@ -369,6 +398,7 @@ impl View for CredentialsView {
                     kind,
                     params,
                     secrets,
+                    networks: split_networks(form.value("Networks")),
                 };
                 form.submit("creating the credential", async move {
                     let credential = client.create_credential(&request).await?;
@@ -388,10 +418,12 @@ impl View for CredentialsView {
                     target.secrets.get(field).and_then(|v| v.as_ref()) != Some(value)
                 });
                 let name = form.value("Name").trim().to_owned();
+                let networks = split_networks(form.value("Networks"));
                 let request = UpdateCredentialRequest {
                     name: (name != target.name).then_some(name),
                     params: (params != target.params).then_some(params),
                     secrets,
+                    networks: (networks != target.networks).then_some(networks),
                 };
                 if request == UpdateCredentialRequest::default() {
                     return vec![Effect::CloseOverlay, Effect::Info("Nothing changed.".into())];
