@@ -18,8 +18,8 @@ use common::{TestApp, approved_collector, expect_status, spawn_app_with, spec, t
 use hmac::{Hmac, Mac as _};
 use plantwatch_shared::api::{
     AlertQuery, AlertState, ChannelKind, ChannelSettings, ChannelSpec, MaintenanceScope,
-    MaintenanceSpec, NodeStatus, Notification, Recurrence, RuleSpec, SIGNATURE_HEADER, Severity,
-    UpdateNodeRequest,
+    MaintenanceSpec, NodeStatus, Notification, Recurrence, Role, RuleSpec, SIGNATURE_HEADER,
+    Severity, UpdateNodeRequest,
 };
 use plantwatch_shared::{Client, Secret};
 use reqwest::Method;
@@ -1420,4 +1420,34 @@ async fn unused_ports_never_alert_and_ports_going_down_together_send_one_notific
     series.sort_unstable();
     series.dedup();
     assert_eq!(series.len(), 10);
+
+    // An operator ignores one port (it was decommissioned): its alert resolves, the rule
+    // leaves that series alone, and the list says who did it.
+    let (operator, _) = p.app.user_with_role(&p.admin, "olga", Role::Operator).await;
+    let alerts = p.admin.list_alerts(&AlertQuery::default()).await.unwrap();
+    let port = alerts
+        .items
+        .iter()
+        .find(|a| a.series.contains("ifName=Gi0/3}"))
+        .unwrap()
+        .clone();
+    let ignored = operator
+        .ignore_alert_series(port.id, Some("port decommissioned".into()))
+        .await
+        .unwrap();
+    assert_eq!(ignored.series, port.series);
+    assert_eq!(ignored.ignored_by, "olga");
+    eventually(5, "the ignored port's alert resolved", || async {
+        p.admin.get_alert(port.id).await.unwrap().alert.state == AlertState::Resolved
+    })
+    .await;
+    p.push(ports(false)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let open = p.admin.list_alerts(&AlertQuery::default()).await.unwrap();
+    assert_eq!(open.total, 9, "the ignored port opened again");
+    let listed = p.admin.ignored_series().await.unwrap();
+    assert_eq!(listed.total, 1);
+    // Judged again once un-ignored.
+    operator.unignore_series(ignored.id).await.unwrap();
+    assert_eq!(p.admin.ignored_series().await.unwrap().total, 0);
 }

@@ -720,6 +720,32 @@ impl Client {
         .await
     }
 
+    /// `POST /api/v1/alerts/{id}/ignore` (operator): the alert's rule leaves its series alone.
+    pub async fn ignore_alert_series(
+        &self,
+        id: i64,
+        comment: Option<String>,
+    ) -> Result<crate::api::IgnoredSeries> {
+        let path = format!("/api/v1/alerts/{id}/ignore");
+        self.json(
+            self.request(Method::POST, &path)
+                .json(&AckRequest { comment }),
+        )
+        .await
+    }
+
+    /// `GET /api/v1/ignored-series`.
+    pub async fn ignored_series(&self) -> Result<ListResponse<crate::api::IgnoredSeries>> {
+        self.json(self.request(Method::GET, "/api/v1/ignored-series"))
+            .await
+    }
+
+    /// `DELETE /api/v1/ignored-series/{id}` (operator): the series is judged again.
+    pub async fn unignore_series(&self, id: i64) -> Result<()> {
+        self.empty(self.request(Method::DELETE, &format!("/api/v1/ignored-series/{id}")))
+            .await
+    }
+
     /// `POST /api/v1/alerts/{id}/unack` (operator).
     pub async fn unack_alert(&self, id: i64) -> Result<Alert> {
         self.json(self.request(Method::POST, &format!("/api/v1/alerts/{id}/unack")))

@@ -38,6 +38,8 @@ pub struct DemoServer {
     child: Option<Child>,
     /// The demo's agent, once started.
     pub agent: Option<Child>,
+    /// net-snmp's snmpd answering for the demo's SNMP devices, when it is installed.
+    pub snmpd: Option<Child>,
     dir: Option<tempfile::TempDir>,
     keep: bool,
     pub url: String,
@@ -135,6 +137,7 @@ impl DemoServer {
         Ok(DemoServer {
             child: Some(child),
             agent: None,
+            snmpd: None,
             dir: Some(dir),
             keep,
             url,
@@ -150,7 +153,8 @@ impl DemoServer {
     /// Stops the server (SIGTERM, then SIGKILL after 10 s) and removes or keeps the folder;
     /// returns where it was kept.
     pub fn stop(&mut self) -> Option<PathBuf> {
-        for mut child in self.agent.take().into_iter().chain(self.child.take()) {
+        let children = self.agent.take().into_iter().chain(self.snmpd.take());
+        for mut child in children.chain(self.child.take()) {
             let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
             if let Some(pid) = pid {
                 let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
@@ -187,8 +191,17 @@ pub fn run(args: DemoArgs, theme: Theme) -> anyhow::Result<()> {
         .block_on(client.login(DEMO_USER, server.password.expose()))
         .context("signing in to the demo server")?;
     let admin = client.with_token(signed_in.token.clone());
+    let snmp = match start_snmpd(&dir) {
+        Ok(found) => found,
+        Err(error) => {
+            eprintln!("The demo's devices do not answer SNMP: {error:#}");
+            None
+        }
+    };
+    let port = snmp.as_ref().map(|(_, port)| *port);
+    server.snmpd = snmp.map(|(child, _)| child);
     runtime
-        .block_on(seed(&admin))
+        .block_on(seed(&admin, port))
         .context("adding the demo plant")?;
     match runtime.block_on(start_agent(&admin, &dir)) {
         Ok(agent) => server.agent = agent,
@@ -234,9 +247,112 @@ pub fn run(args: DemoArgs, theme: Theme) -> anyhow::Result<()> {
     result
 }
 
+/// The demo devices net-snmp's snmpd answers for (each on its own loopback address).
+const SNMP_DEVICES: [(&str, &str); 5] = [
+    ("core-sw-1", "127.10.0.1"),
+    ("hall-b-sw", "127.10.0.2"),
+    ("historian", "127.10.0.20"),
+    ("scada-01", "127.10.0.21"),
+    ("nas-01", "127.10.0.30"),
+];
+
+/// Starts net-snmp's `snmpd` on a free UDP port of the demo devices' loopback addresses, with
+/// the demo's community and SNMPv3 user; `None` when it is not installed.
+fn start_snmpd(dir: &Path) -> anyhow::Result<Option<(Child, u16)>> {
+    let Some(binary) = ["/usr/sbin/snmpd", "/usr/bin/snmpd", "/usr/local/sbin/snmpd"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+    else {
+        return Ok(None);
+    };
+    let port = std::net::UdpSocket::bind("127.10.0.1:0")
+        .and_then(|s| s.local_addr())
+        .context("finding a free UDP port on 127.10.0.1")?
+        .port();
+    let addresses: Vec<String> = SNMP_DEVICES
+        .iter()
+        .map(|(_, ip)| format!("udp:{ip}:{port}"))
+        .collect();
+    let persist = dir.join("snmpd-state");
+    std::fs::create_dir_all(&persist)?;
+    let config = dir.join("snmpd.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "agentaddress {}\n\
+             rocommunity demo-community 127.0.0.0/8\n\
+             createUser monitor SHA-256 demo-auth-pass\n\
+             rouser monitor auth\n\
+             sysLocation plantwatch demo (loopback)\n\
+             sysContact plantwatch demo\n",
+            addresses.join(",")
+        ),
+    )?;
+    let child = Command::new(&binary)
+        .args(["-f", "-C", "-Lf"])
+        .arg(dir.join("snmpd.log"))
+        .arg("-c")
+        .arg(&config)
+        .arg("-p")
+        .arg(dir.join("snmpd.pid"))
+        .env("SNMP_PERSISTENT_DIR", &persist)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    Ok(Some((child, port)))
+}
+
+/// The demo plant as CSV: every address on loopback; the devices snmpd answers for on its port
+/// with their SNMP credentials, the others without (nothing would answer them); and one
+/// explained problem — `hall-b-sw` polled with an outdated community.
+fn demo_plant(snmp_port: Option<u16>) -> anyhow::Result<Vec<u8>> {
+    let text = include_str!("../../docs/examples/demo-plant.csv")
+        .replace(",10.10.", ",127.10.")
+        .replace(",eng-ws-1.plant.example,", ",127.10.0.50,");
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader.headers()?.clone();
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap_or(usize::MAX);
+    let (name_at, address_at, credentials_at, notes_at) = (
+        column("name"),
+        column("address"),
+        column("credentials"),
+        column("notes"),
+    );
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(&header)?;
+    for record in reader.records() {
+        let mut row: Vec<String> = record?.iter().map(str::to_owned).collect();
+        let name = row.get(name_at).cloned().unwrap_or_default();
+        let served = SNMP_DEVICES.iter().any(|(device, _)| *device == name);
+        if let (Some(port), true) = (snmp_port, served) {
+            row[address_at] = format!("{}:{port}", row[address_at]);
+            if name == "hall-b-sw" {
+                row[credentials_at] = "old-ro".into();
+                row[notes_at] = "Demo problem: polled with an outdated community, so SNMP \
+                                 fails while ping answers. Fix it: plantwatch credentials \
+                                 attach plant-ro hall-b-sw; plantwatch credentials detach \
+                                 old-ro hall-b-sw"
+                    .into();
+            }
+        } else {
+            // Nothing answers SNMP there: no SNMP credentials, only pings (and Windows ones).
+            let kept: Vec<&str> = row[credentials_at]
+                .split(';')
+                .filter(|c| *c == "windows-svc")
+                .collect();
+            row[credentials_at] = kept.join(";");
+        }
+        writer.write_record(&row)?;
+    }
+    Ok(writer.into_inner()?)
+}
+
 /// The demo plant: a few credentials and the nodes of `docs/examples/demo-plant.csv`, imported
 /// the way a script would.
-async fn seed(client: &Client) -> anyhow::Result<()> {
+async fn seed(client: &Client, snmp_port: Option<u16>) -> anyhow::Result<()> {
     use plantwatch_shared::api::{
         CreateCredentialRequest, CredentialKind, CredentialParams, ImportQuery,
     };
@@ -273,17 +389,22 @@ async fn seed(client: &Client) -> anyhow::Result<()> {
             secrets: secret("password", "demo-windows-pass"),
             networks: vec!["127.0.0.0/8".into()],
         },
+        CreateCredentialRequest {
+            name: "old-ro".into(),
+            kind: CredentialKind::SnmpV2c,
+            params: CredentialParams::default(),
+            secrets: secret("community", "outdated-community"),
+            networks: vec!["127.0.0.0/8".into()],
+        },
     ];
     for credential in &credentials {
         client.create_credential(credential).await?;
     }
     // The server's local collector polls what is assigned to it: keep every address on
     // loopback, where pings are answered and nothing leaves this machine.
-    let plant = include_str!("../../docs/examples/demo-plant.csv")
-        .replace(",10.10.", ",127.10.")
-        .replace(",eng-ws-1.plant.example,", ",127.10.0.50,");
+    let plant = demo_plant(snmp_port)?;
     let report = client
-        .import_nodes(plant.into_bytes(), false, &ImportQuery::default())
+        .import_nodes(plant, false, &ImportQuery::default())
         .await?;
     anyhow::ensure!(report.applied, "the demo plant was refused: {report:?}");
     // This machine, named like its host so that the demo's agent reports onto it.
@@ -344,8 +465,13 @@ async fn start_agent(admin: &Client, dir: &Path) -> anyhow::Result<Option<Child>
             ..Default::default()
         })
         .await?;
+    // It reports onto this machine's node (made in `seed`), which the server also pings.
+    let choice = plantwatch_shared::api::ApproveRequest {
+        node: Some(this_host()),
+        ..Default::default()
+    };
     for agent in pending.items.iter().filter(|a| a.name == "demo-agent") {
-        admin.approve_component(agent.id).await?;
+        admin.approve_agent(agent.id, &choice).await?;
     }
     let log = File::create(dir.join("agent.log"))?;
     let child = Command::new(&binary)
@@ -371,4 +497,42 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
     writeln!(file, "{text}").with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(csv: &[u8]) -> Vec<Vec<String>> {
+        csv::Reader::from_reader(csv)
+            .records()
+            .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+            .collect()
+    }
+
+    #[test]
+    fn without_snmpd_no_demo_node_has_an_snmp_credential() {
+        for row in rows(&demo_plant(None).unwrap()) {
+            let credentials = &row[6];
+            assert!(
+                credentials.is_empty() || credentials == "windows-svc",
+                "{row:?}"
+            );
+            assert!(row[1].starts_with("127.10."), "{row:?}");
+        }
+    }
+
+    #[test]
+    fn with_snmpd_its_devices_are_polled_on_its_port_and_one_problem_is_explained() {
+        let rows = rows(&demo_plant(Some(16161)).unwrap());
+        let row = |name: &str| rows.iter().find(|r| r[0] == name).unwrap().clone();
+        assert_eq!(row("core-sw-1")[1], "127.10.0.1:16161");
+        assert_eq!(row("core-sw-1")[6], "plant-ro");
+        assert_eq!(row("historian")[1], "127.10.0.20:16161");
+        assert_eq!(row("hall-b-sw")[6], "old-ro");
+        assert!(row("hall-b-sw")[9].contains("outdated community"));
+        // Devices nothing answers SNMP for: pinged only.
+        assert_eq!(row("press-plc-1")[6], "");
+        assert_eq!(row("press-plc-1")[1], "127.10.2.11");
+    }
 }

@@ -76,6 +76,8 @@ pub struct Inputs {
     pub channels: Vec<Channel>,
     /// Open alerts someone acknowledged (repeats stop for them).
     pub acked: HashSet<i64>,
+    /// (rule, node, series) operators told the rules to leave alone.
+    pub ignored: HashSet<(i64, i64, String)>,
     /// Judge every matching series, breaching or not (the rule editor's preview).
     pub preview: bool,
 }
@@ -133,6 +135,7 @@ pub fn gather(
         .filter(|c| c.enabled)
         .collect();
     let acked = store::acked_open(conn)?;
+    let ignored = store::ignored_series(conn)?;
     Ok(Inputs {
         now,
         rules,
@@ -142,6 +145,7 @@ pub fn gather(
         maintenance,
         channels,
         acked,
+        ignored,
         preview: false,
     })
 }
@@ -302,6 +306,33 @@ impl Evaluator {
                     continue;
                 };
                 let maybe_open = open_pairs.contains(&(rule.id, key.node_id));
+                if !inputs.ignored.is_empty() {
+                    let series = series_name(metric, &key.tags);
+                    if inputs
+                        .ignored
+                        .contains(&(rule.id, key.node_id, series.clone()))
+                    {
+                        // Left alone: an alert open on it resolves, none opens.
+                        let k = AlertKey {
+                            rule_id: rule.id,
+                            node_id: Some(key.node_id),
+                            collector_id: None,
+                            series,
+                        };
+                        if self.open.contains_key(&k) {
+                            let message = format!("{}: ignored by an operator", k.series);
+                            out.verdicts.insert(
+                                k,
+                                Verdict {
+                                    severity: None,
+                                    value: Some(value),
+                                    message,
+                                },
+                            );
+                        }
+                        continue;
+                    }
+                }
                 let make_key = |series| AlertKey {
                     rule_id: rule.id,
                     node_id: Some(key.node_id),
@@ -361,6 +392,26 @@ impl Evaluator {
                     series: series_name("interface.oper_status", &tags),
                 };
                 let open = self.open.contains_key(&key);
+                if inputs
+                    .ignored
+                    .contains(&(rule.id, node_id, key.series.clone()))
+                {
+                    if open {
+                        let message = format!(
+                            "interface {} ignored by an operator",
+                            interface_label(&tags)
+                        );
+                        out.verdicts.insert(
+                            key,
+                            Verdict {
+                                severity: None,
+                                value: Some(oper_status),
+                                message,
+                            },
+                        );
+                    }
+                    continue;
+                }
                 // A new alert needs the port seen up first; an open one holds while down.
                 let down = down && (open || seen_up);
                 if !down && !open {

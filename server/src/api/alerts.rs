@@ -33,6 +33,9 @@ pub fn router() -> Router<AppState> {
         .route("/alerts/{id}", get(read))
         .route("/alerts/{id}/ack", post(ack))
         .route("/alerts/{id}/unack", post(unack))
+        .route("/alerts/{id}/ignore", post(ignore))
+        .route("/ignored-series", get(list_ignored))
+        .route("/ignored-series/{id}", axum::routing::delete(unignore))
         .route("/alert-definitions", get(list_rules).post(create_rule))
         .route("/alert-definitions/preview", post(preview))
         .route(
@@ -174,6 +177,111 @@ async fn set_ack(
         })
         .await
         .map(Json)
+}
+
+/// Tells the alert's rule to leave its series alone on its node (an unused port, a scratch
+/// mount); the alert resolves at the next evaluation.
+async fn ignore(
+    State(state): State<AppState>,
+    auth: Authed<OperatorRole>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(request): ApiJson<AckRequest>,
+) -> ApiResult<Json<plantwatch_shared::api::IgnoredSeries>> {
+    let comment = request
+        .comment
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty());
+    if comment.as_ref().is_some_and(|c| c.len() > MAX_COMMENT_LEN) {
+        return Err(ApiError::bad_request(
+            "comment_too_long",
+            format!("a comment is at most {MAX_COMMENT_LEN} characters"),
+        ));
+    }
+    let actor = auth.actor();
+    state
+        .db
+        .write(move |tx| -> ApiResult<_> {
+            let now = db::now();
+            let alert = store::get_alert(tx, id)?.ok_or_else(|| alert_not_found(id))?;
+            let Some(ignored) =
+                store::ignore_series_of(tx, id, &actor.name, comment.as_deref(), now)?
+            else {
+                return Err(ApiError::conflict(
+                    "not_a_series",
+                    format!(
+                        "alert {id} ({}) is about a whole node or collector, not one series: \
+                         disable or scope the rule instead",
+                        alert.rule
+                    ),
+                ));
+            };
+            store::add_event(
+                tx,
+                id,
+                now,
+                "ignored",
+                None,
+                None,
+                Some(&actor.name),
+                comment.as_deref(),
+            )?;
+            audit::record(
+                tx,
+                &actor,
+                "alert.ignore_series",
+                Some(&format!("alert:{id}")),
+                Some(&json!({ "rule": alert.rule, "series": alert.series, "comment": comment })),
+                now,
+            )?;
+            store::list_ignored(tx)?
+                .into_iter()
+                .find(|i| i.id == ignored)
+                .ok_or_else(|| alert_not_found(id))
+        })
+        .await
+        .map(Json)
+}
+
+async fn list_ignored(
+    State(state): State<AppState>,
+    _auth: Authed,
+) -> ApiResult<Json<ListResponse<plantwatch_shared::api::IgnoredSeries>>> {
+    let items = state
+        .db
+        .call(|conn| store::list_ignored(conn).map_err(db::DbError::from))
+        .await?;
+    let total = items.len() as u64;
+    Ok(Json(ListResponse { items, total }))
+}
+
+async fn unignore(
+    State(state): State<AppState>,
+    auth: Authed<OperatorRole>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<StatusCode> {
+    let actor = auth.actor();
+    state
+        .db
+        .write(move |tx| -> ApiResult<()> {
+            if !store::unignore(tx, id)? {
+                return Err(ApiError::not_found(
+                    "ignored_series_not_found",
+                    format!("there is no ignored series {id}"),
+                ));
+            }
+            let target = format!("ignored_series:{id}");
+            audit::record(
+                tx,
+                &actor,
+                "alert.unignore_series",
+                Some(&target),
+                None,
+                db::now(),
+            )?;
+            Ok(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 fn rule_not_found(id: i64) -> ApiError {

@@ -440,6 +440,75 @@ pub fn acked_open(conn: &Connection) -> rusqlite::Result<std::collections::HashS
         .collect()
 }
 
+/// The series operators told rules to leave alone: (rule, node, series).
+pub fn ignored_series(
+    conn: &Connection,
+) -> rusqlite::Result<std::collections::HashSet<(i64, i64, String)>> {
+    conn.prepare_cached("SELECT definition_id, node_id, series FROM ignored_series")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect()
+}
+
+/// Ignores the series of alert `alert_id` for its rule and node; the row's id (`None` when
+/// the alert has no node or no series to ignore).
+pub fn ignore_series_of(
+    conn: &Connection,
+    alert_id: i64,
+    by: &str,
+    comment: Option<&str>,
+    now: i64,
+) -> rusqlite::Result<Option<i64>> {
+    let changed = conn.execute(
+        "INSERT OR IGNORE INTO ignored_series
+             (definition_id, node_id, series, ignored_by, comment, created_at)
+         SELECT definition_id, node_id, series, ?2, ?3, ?4 FROM alerts
+          WHERE id = ?1 AND node_id IS NOT NULL AND series <> ''",
+        rusqlite::params![alert_id, by, comment, now],
+    )?;
+    if changed == 0 {
+        return conn
+            .query_row(
+                "SELECT i.id FROM ignored_series i JOIN alerts a
+                   ON a.definition_id = i.definition_id AND a.node_id = i.node_id
+                  AND a.series = i.series WHERE a.id = ?1",
+                [alert_id],
+                |r| r.get(0),
+            )
+            .optional();
+    }
+    Ok(Some(conn.last_insert_rowid()))
+}
+
+/// Every ignored series: (id, rule, node, series, by, comment, at).
+pub fn list_ignored(
+    conn: &Connection,
+) -> rusqlite::Result<Vec<plantwatch_shared::api::IgnoredSeries>> {
+    conn.prepare_cached(
+        "SELECT i.id, d.name, n.name, i.series, i.ignored_by, i.comment, i.created_at
+           FROM ignored_series i
+           JOIN alert_definitions d ON d.id = i.definition_id
+           JOIN nodes n ON n.id = i.node_id
+          ORDER BY n.name, d.name, i.series",
+    )?
+    .query_map([], |r| {
+        Ok(plantwatch_shared::api::IgnoredSeries {
+            id: r.get(0)?,
+            rule: r.get(1)?,
+            node: r.get(2)?,
+            series: r.get(3)?,
+            ignored_by: r.get(4)?,
+            comment: r.get(5)?,
+            at: super::to_time(r.get(6)?),
+        })
+    })?
+    .collect()
+}
+
+/// Judges a series again; whether it was ignored.
+pub fn unignore(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
+    Ok(conn.execute("DELETE FROM ignored_series WHERE id = ?1", [id])? > 0)
+}
+
 /// What the evaluator needs of every node.
 pub fn node_facts(conn: &Connection) -> rusqlite::Result<Vec<NodeFacts>> {
     let mut other_parents = super::nodes::other_parents(conn)?;

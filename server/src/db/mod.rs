@@ -54,6 +54,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0006_credential_networks",
         include_str!("../../../migrations/0006_credential_networks.sql"),
     ),
+    (
+        "0007_ignored_series",
+        include_str!("../../../migrations/0007_ignored_series.sql"),
+    ),
 ];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -366,7 +370,8 @@ mod tests {
                 "0003_components",
                 "0004_alerting",
                 "0005_discovery",
-                "0006_credential_networks"
+                "0006_credential_networks",
+                "0007_ignored_series"
             ]
         );
     }

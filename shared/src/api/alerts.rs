@@ -543,6 +543,21 @@ pub struct Delivery {
     pub sent_at: Option<OffsetDateTime>,
 }
 
+/// A series a rule leaves alone (`GET /ignored-series`): an operator ignored it from one of
+/// its alerts (`POST /alerts/{id}/ignore`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IgnoredSeries {
+    pub id: i64,
+    pub rule: String,
+    pub node: String,
+    pub series: String,
+    pub ignored_by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
 /// The JSON body a webhook receives (and what email and syslog messages are made from).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Notification {

@@ -48,6 +48,18 @@ pub enum AlertsCommand {
     },
     /// Take an acknowledgement back (operators).
     Unack { id: i64 },
+    /// Leave the alert's series alone from now on (operators): an unused port, a scratch
+    /// mount. The alert resolves; its rule no longer judges that series on that node.
+    Ignore {
+        id: i64,
+        /// Why, for whoever wonders later.
+        #[arg(long, short = 'm')]
+        comment: Option<String>,
+    },
+    /// List the series the rules leave alone.
+    Ignored,
+    /// Judge an ignored series again (operators), by the id `alerts ignored` shows.
+    Unignore { id: i64 },
 }
 
 /// The filters of `alerts list` (and `alerts ack --all-matching`).
@@ -469,6 +481,43 @@ pub async fn alerts(session: &Session, command: AlertsCommand) -> anyhow::Result
             if failed > 0 {
                 bail!("{failed} alert(s) not acknowledged");
             }
+            Ok(())
+        }
+        AlertsCommand::Ignore { id, comment } => {
+            let ignored = client.ignore_alert_series(id, comment).await?;
+            eprintln!(
+                "{} on {} is now left alone by {} (ignored series {}; `plantwatch alerts \
+                 unignore {}` undoes it).",
+                ignored.series, ignored.node, ignored.rule, ignored.id, ignored.id
+            );
+            Ok(())
+        }
+        AlertsCommand::Ignored => {
+            let list = client.ignored_series().await?;
+            let rows = list
+                .items
+                .iter()
+                .map(|i| {
+                    vec![
+                        i.id.to_string(),
+                        i.node.clone(),
+                        i.rule.clone(),
+                        i.series.clone(),
+                        i.ignored_by.clone(),
+                        time_cell(Some(i.at)),
+                        i.comment.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            session.print(
+                &list,
+                &["ID", "NODE", "RULE", "SERIES", "BY", "SINCE", "COMMENT"],
+                rows,
+            )
+        }
+        AlertsCommand::Unignore { id } => {
+            client.unignore_series(id).await?;
+            eprintln!("Ignored series {id} is judged again.");
             Ok(())
         }
         AlertsCommand::Unack { id } => {
