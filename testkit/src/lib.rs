@@ -195,3 +195,66 @@ pub fn wait_until<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Opt
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Every program the tests run (`Command::new("…")` in the test folders and this kit) is
+    /// one `scripts/test` — the README's test command — installs when missing, or comes with
+    /// every Debian system: a fresh machine passes the suite with that one command.
+    #[test]
+    fn the_test_command_installs_every_program_the_tests_run() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let script = std::fs::read_to_string(root.join("scripts/test")).unwrap();
+        let base_system = ["sh", "id", "python3"];
+        let folders = [
+            "server/tests",
+            "tui/tests",
+            "collector/tests",
+            "agent/tests",
+            "testkit/src",
+        ];
+        let mut programs = std::collections::BTreeSet::new();
+        for folder in folders {
+            let mut stack = vec![root.join(folder)];
+            while let Some(dir) = stack.pop() {
+                for entry in std::fs::read_dir(&dir).unwrap() {
+                    let path = entry.unwrap().path();
+                    if path.is_dir() {
+                        stack.push(path);
+                        continue;
+                    }
+                    if path.extension().is_none_or(|e| e != "rs") {
+                        continue;
+                    }
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for part in text.split("Command::new(\"").skip(1) {
+                        if let Some(name) = part.split('"').next().filter(|n| {
+                            !n.is_empty()
+                                && n.chars()
+                                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                        }) {
+                            programs.insert(name.to_owned());
+                        }
+                    }
+                }
+            }
+        }
+        assert!(programs.contains("snmpd"), "found {programs:?}");
+        let missing: Vec<&String> = programs
+            .iter()
+            .filter(|p| !base_system.contains(&p.as_str()))
+            .filter(|p| !script.contains(&format!("command -v {p} ")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "scripts/test does not install {missing:?}: add a `command -v NAME >/dev/null || \
+             need+=(PACKAGE)` line"
+        );
+        // The Python tools, through pip.
+        for module in ["snmpsim", "aiosmtpd"] {
+            assert!(script.contains(&format!("import {module}")), "{module}");
+        }
+    }
+}

@@ -719,8 +719,10 @@ fn editing_a_credential_reveals_it_masked_and_reveal_shows_it() {
         "{screen}"
     );
     assert!(!screen.contains("s3cret-plant"), "{screen}");
+    // Its networks are in the form too.
+    assert!(screen.contains("10.10.0.0/16"), "{screen}");
     // Unchanged: nothing is sent.
-    keys(&mut app, &[KeyCode::Tab]);
+    keys(&mut app, &[KeyCode::Tab, KeyCode::Tab]);
     app.handle(Event::Key(KeyEvent::new(
         KeyCode::Enter,
         KeyModifiers::NONE,
