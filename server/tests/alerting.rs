@@ -995,6 +995,36 @@ async fn every_alerting_route_answers_each_role_as_documented() {
             f,
             who,
             &client,
+            Method::POST,
+            &format!("/api/v1/alerts/{alert}/ignore"),
+            Some("{}".into()),
+            operate,
+        )
+        .await;
+        expect_status(
+            f,
+            who,
+            &client,
+            Method::GET,
+            "/api/v1/ignored-series",
+            None,
+            read,
+        )
+        .await;
+        expect_status(
+            f,
+            who,
+            &client,
+            Method::DELETE,
+            "/api/v1/ignored-series/999999",
+            None,
+            if operate == 200 { 404 } else { operate },
+        )
+        .await;
+        expect_status(
+            f,
+            who,
+            &client,
             Method::GET,
             "/api/v1/alert-definitions",
             None,

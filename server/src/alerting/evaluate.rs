@@ -281,9 +281,11 @@ impl Evaluator {
             // ports, admin up and never connected, do not); an open one is judged while down.
             if let Some(rule) = interface_down
                 && metric == "interface.oper_status"
+                && (newest != 1.0 || open_pairs.contains(&(rule.id, key.node_id)))
             {
-                let seen_up = points.iter().any(|(_, v)| *v == 1.0);
-                if (newest != 1.0 && seen_up) || open_pairs.contains(&(rule.id, key.node_id)) {
+                // Up ports (the common case) cost nothing more; a down one is looked through.
+                let seen_up = newest != 1.0 && points.iter().any(|(_, v)| *v == 1.0);
+                if seen_up || open_pairs.contains(&(rule.id, key.node_id)) {
                     interfaces.push((key.node_id, key.tags.clone(), newest, seen_up));
                 }
             }
