@@ -125,13 +125,8 @@ async fn unack(
     set_ack(state, auth, id, false, None).await
 }
 
-async fn set_ack(
-    state: AppState,
-    auth: Authed<OperatorRole>,
-    id: i64,
-    acknowledge: bool,
-    comment: Option<String>,
-) -> ApiResult<Json<Alert>> {
+/// A comment trimmed (`None` when empty), refused when too long.
+fn checked_comment(comment: Option<String>) -> ApiResult<Option<String>> {
     let comment = comment
         .map(|c| c.trim().to_owned())
         .filter(|c| !c.is_empty());
@@ -141,6 +136,17 @@ async fn set_ack(
             format!("a comment is at most {MAX_COMMENT_LEN} characters"),
         ));
     }
+    Ok(comment)
+}
+
+async fn set_ack(
+    state: AppState,
+    auth: Authed<OperatorRole>,
+    id: i64,
+    acknowledge: bool,
+    comment: Option<String>,
+) -> ApiResult<Json<Alert>> {
+    let comment = checked_comment(comment)?;
     let actor = auth.actor();
     state
         .db
@@ -187,16 +193,7 @@ async fn ignore(
     ApiPath(id): ApiPath<i64>,
     ApiJson(request): ApiJson<AckRequest>,
 ) -> ApiResult<Json<plantwatch_shared::api::IgnoredSeries>> {
-    let comment = request
-        .comment
-        .map(|c| c.trim().to_owned())
-        .filter(|c| !c.is_empty());
-    if comment.as_ref().is_some_and(|c| c.len() > MAX_COMMENT_LEN) {
-        return Err(ApiError::bad_request(
-            "comment_too_long",
-            format!("a comment is at most {MAX_COMMENT_LEN} characters"),
-        ));
-    }
+    let comment = checked_comment(request.comment)?;
     let actor = auth.actor();
     state
         .db
