@@ -562,29 +562,17 @@ async fn a_chart_past_the_series_limit_says_it_is_truncated_and_bad_limits_are_r
         .unwrap();
     assert_eq!(answer.items.len(), 500);
     assert_eq!((answer.total, answer.truncated), (501, true));
-    let narrowed = f
-        .admin
-        .node_metrics(
-            f.plc,
-            &MetricQuery {
-                metric: Some("port.v".into()),
-                ..MetricQuery::default()
-            },
-        )
-        .await
-        .unwrap();
+    let of_metric = |metric: &'static str| {
+        let query = MetricQuery {
+            metric: Some(metric.into()),
+            ..MetricQuery::default()
+        };
+        let admin = f.admin.clone();
+        async move { admin.node_metrics(f.plc, &query).await.unwrap() }
+    };
+    let narrowed = of_metric("port.v").await;
     assert_eq!((narrowed.total, narrowed.truncated), (501, true));
-    let one = f
-        .admin
-        .node_metrics(
-            f.plc,
-            &MetricQuery {
-                metric: Some("nothing.here".into()),
-                ..MetricQuery::default()
-            },
-        )
-        .await
-        .unwrap();
+    let one = of_metric("nothing.here").await;
     assert_eq!((one.total, one.truncated), (0, false));
     for limit in ["-1", "0", "1001"] {
         let (status, body) = f

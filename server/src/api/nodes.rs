@@ -21,7 +21,7 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, Authed, OperatorRole};
 use super::{page_bounds, sort_order};
 use crate::db::{self, audit, config_dirty, credentials, nodes};
 use crate::inventory::import::{self, FileError};
-use crate::inventory::{Catalog, check, credential_scope, patched};
+use crate::inventory::{Catalog, check, patched};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -148,9 +148,11 @@ async fn create(
     let node = state
         .db
         .write(move |tx| -> ApiResult<Node> {
-            let checked = check(&spec, &Catalog::load(tx)?).map_err(invalid)?;
+            let catalog = Catalog::load(tx)?;
+            let checked = check(&spec, &catalog).map_err(invalid)?;
             let mut fields = checked.fields;
-            let scope = credential_scope(tx, &fields.address, &fields.credential_ids, &[], admin)?;
+            let scope =
+                catalog.credential_scope(&fields.address, &fields.credential_ids, &[], admin);
             if !scope.is_empty() {
                 return Err(invalid(scope));
             }
@@ -206,7 +208,8 @@ async fn update(
                 .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect()))
                 .unwrap_or_default();
             let spec = patched(&before, request);
-            let checked = check(&spec, &Catalog::load(tx)?).map_err(invalid)?;
+            let catalog = Catalog::load(tx)?;
+            let checked = check(&spec, &catalog).map_err(invalid)?;
             let mut fields = checked.fields;
             // At an address change every credential is judged again.
             let already: Vec<i64> = if fields.address == before.address {
@@ -215,7 +218,7 @@ async fn update(
                 Vec::new()
             };
             let scope =
-                credential_scope(tx, &fields.address, &fields.credential_ids, &already, admin)?;
+                catalog.credential_scope(&fields.address, &fields.credential_ids, &already, admin);
             if !scope.is_empty() {
                 return Err(invalid(scope));
             }
@@ -317,7 +320,12 @@ async fn change_attachment(
                 )
             })?;
             if attach.is_some() {
-                let scope = credential_scope(tx, &node.address, &[credential_id], &[], admin)?;
+                let scope = Catalog::load(tx)?.credential_scope(
+                    &node.address,
+                    &[credential_id],
+                    &[],
+                    admin,
+                );
                 if let Some(problem) = scope.into_iter().next() {
                     return Err(ApiError::forbidden(problem.reason).with_code("credential_scope"));
                 }

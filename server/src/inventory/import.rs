@@ -481,13 +481,8 @@ pub fn plan(
             }
             _ => continue,
         };
-        let problems = crate::inventory::credential_scope(
-            conn,
-            &fields.address,
-            &fields.credential_ids,
-            &already,
-            admin,
-        )?;
+        let problems =
+            catalog.credential_scope(&fields.address, &fields.credential_ids, &already, admin);
         if !problems.is_empty() {
             row.errors = problems;
             row.outcome = ImportOutcome::Error;

@@ -23,6 +23,8 @@ pub struct Catalog {
     local_collector: Option<i64>,
     templates: HashMap<String, i64>,
     credentials: HashMap<String, i64>,
+    /// Each credential's name and networks, by id.
+    networks: HashMap<i64, (String, Vec<String>)>,
 }
 
 impl Catalog {
@@ -44,7 +46,47 @@ impl Catalog {
             .map(|(name, id)| (name.to_lowercase(), id))
             .collect();
         catalog.credentials = credentials::ids_by_name(conn)?.into_iter().collect();
+        catalog.networks = credentials::networks_by_id(conn)?;
         Ok(catalog)
+    }
+
+    /// Why credentials may not go with `address`, if they may not: a credential with networks
+    /// only ever goes to an address inside them; one without networks is attached only by
+    /// admins. `already` lists the credentials the node had at the same address (an operator's
+    /// edit of something else keeps an admin's attachment).
+    pub fn credential_scope(
+        &self,
+        address: &str,
+        credential_ids: &[i64],
+        already: &[i64],
+        admin: bool,
+    ) -> Vec<ImportProblem> {
+        let mut problems = Vec::new();
+        for id in credential_ids {
+            let Some((name, nets)) = self.networks.get(id) else {
+                continue;
+            };
+            if nets.is_empty() {
+                if !admin && !already.contains(id) {
+                    problems.push(problem(
+                        "credentials",
+                        format!(
+                            "credential {name:?} has no networks: only an admin may attach it \
+                             (or an admin gives it networks that hold {address})"
+                        ),
+                    ));
+                }
+            } else if !plantwatch_shared::rules::address_in_networks(address, nets) {
+                problems.push(problem(
+                    "credentials",
+                    format!(
+                        "{address} is outside the networks of credential {name:?} ({})",
+                        nets.join(", ")
+                    ),
+                ));
+            }
+        }
+        problems
     }
 
     /// The collector named `name`.
@@ -197,49 +239,6 @@ pub fn check(spec: &NodeSpec, catalog: &Catalog) -> Result<Checked, Vec<ImportPr
         parent,
         collector_given: blank_to_none(spec.collector.as_ref()).is_some(),
     })
-}
-
-/// Why credentials may not go with `address`, if they may not: a credential with networks
-/// only ever goes to an address inside them; one without networks is attached only by admins.
-/// `already` lists the credentials the node had at the same address (an operator's edit of
-/// something else keeps an admin's attachment).
-pub fn credential_scope(
-    conn: &Connection,
-    address: &str,
-    credential_ids: &[i64],
-    already: &[i64],
-    admin: bool,
-) -> rusqlite::Result<Vec<ImportProblem>> {
-    if credential_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let networks = credentials::networks_by_id(conn)?;
-    let mut problems = Vec::new();
-    for id in credential_ids {
-        let Some((name, nets)) = networks.get(id) else {
-            continue;
-        };
-        if nets.is_empty() {
-            if !admin && !already.contains(id) {
-                problems.push(problem(
-                    "credentials",
-                    format!(
-                        "credential {name:?} has no networks: only an admin may attach it \
-                         (or an admin gives it networks that hold {address})"
-                    ),
-                ));
-            }
-        } else if !plantwatch_shared::rules::address_in_networks(address, nets) {
-            problems.push(problem(
-                "credentials",
-                format!(
-                    "{address} is outside the networks of credential {name:?} ({})",
-                    nets.join(", ")
-                ),
-            ));
-        }
-    }
-    Ok(problems)
 }
 
 /// The fields of a stored node, as [`check`] would resolve them.
