@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use plantwatch_shared::api::ErrorCode;
 use plantwatch_shared::api::Heartbeat;
 use plantwatch_shared::api::OutboxStatus;
 use plantwatch_shared::daemon::{
@@ -129,7 +130,7 @@ pub async fn run(
                 status.last_error = None;
                 options.heartbeat_every
             }
-            Err(error) if error.code() == Some("pending_approval") => {
+            Err(error) if error.is(ErrorCode::PendingApproval) => {
                 backoff.reset();
                 if problems.failed("waiting for approval") {
                     tracing::warn!(

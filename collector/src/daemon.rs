@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use plantwatch_shared::api::CollectorReport;
 use plantwatch_shared::api::OutboxStatus;
+use plantwatch_shared::api::{CollectorReport, ErrorCode};
 use plantwatch_shared::client::ConfigPull;
 use plantwatch_shared::daemon::{Backoff, Enrollment, Problems, prepare_dir};
 use plantwatch_shared::push::{PushOptions, Pusher};
@@ -249,7 +249,7 @@ impl Daemon {
                 self.report_due = true;
                 Outcome::Contact { changed: true }
             }
-            Err(error) if error.code() == Some("pending_approval") => Outcome::Pending,
+            Err(error) if error.is(ErrorCode::PendingApproval) => Outcome::Pending,
             Err(error) => Outcome::Failed(error.to_string()),
         }
     }

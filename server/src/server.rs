@@ -1,6 +1,7 @@
 //! Start-up and shutdown: data dir, database, first admin or setup code, TLS, listener, and the
 //! background loops.
 
+use plantwatch_shared::api::AuditAction;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
 use std::sync::Arc;
@@ -388,7 +389,7 @@ async fn first_admin(db: &Db, config: &Config) -> anyhow::Result<Option<String>>
                 source: None,
             };
             let target = format!("user:{}", user.id);
-            audit::record(&tx, &actor, "setup.bootstrap_admin", Some(&target), None, now)?;
+            audit::record(&tx, &actor, AuditAction::SetupBootstrapAdmin, Some(&target), None, now)?;
             tx.commit()?;
             tracing::info!(user = %user.username, "Created the first admin from PLANTWATCH_ADMIN_USER.");
             Ok(())

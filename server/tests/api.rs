@@ -3,6 +3,7 @@
 
 mod common;
 
+use plantwatch_shared::api::{AuditAction, ErrorCode};
 use std::time::Duration;
 
 use common::{ADMIN, TestApp, spawn_app, spawn_app_with};
@@ -162,7 +163,10 @@ async fn the_last_admin_cannot_be_demoted_or_deleted() {
         password: None,
     };
     let err = admin.update_user(me.id, &demote).await.unwrap_err();
-    assert_eq!((err.status(), err.code()), (Some(409), Some("last_admin")));
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(409), Some(ErrorCode::LastAdmin))
+    );
     let err = admin.delete_user(me.id).await.unwrap_err();
     assert_eq!(err.status(), Some(409));
 
@@ -170,7 +174,7 @@ async fn the_last_admin_cannot_be_demoted_or_deleted() {
     let (second, second_id) = app.user_with_role(&admin, "ada", Role::Admin).await;
     admin.update_user(me.id, &demote).await.unwrap();
     let err = second.update_user(second_id, &demote).await.unwrap_err();
-    assert_eq!(err.code(), Some("last_admin"));
+    assert_eq!(err.code(), Some(ErrorCode::LastAdmin));
     // The demoted admin lost admin rights at once, on the same session.
     assert_eq!(
         admin
@@ -199,12 +203,12 @@ async fn user_management_validates_input() {
         .create_user(&create("a b", "long-enough"))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Some("invalid_username"));
+    assert_eq!(err.code(), Some(ErrorCode::InvalidUsername));
     let err = admin
         .create_user(&create("bea", "short"))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Some("invalid_password"));
+    assert_eq!(err.code(), Some(ErrorCode::InvalidPassword));
     admin
         .create_user(&create("bea", "long-enough"))
         .await
@@ -216,7 +220,7 @@ async fn user_management_validates_input() {
         .unwrap_err();
     assert_eq!(
         (err.status(), err.code()),
-        (Some(409), Some("already_exists"))
+        (Some(409), Some(ErrorCode::AlreadyExists))
     );
     match err {
         plantwatch_shared::Error::Api { details, .. } => {
@@ -227,13 +231,13 @@ async fn user_management_validates_input() {
     let err = admin.get_user(999).await.unwrap_err();
     assert_eq!(
         (err.status(), err.code()),
-        (Some(404), Some("user_not_found"))
+        (Some(404), Some(ErrorCode::UserNotFound))
     );
     let err = admin
         .update_user(999, &UpdateUserRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Some("nothing_to_change"));
+    assert_eq!(err.code(), Some(ErrorCode::NothingToChange));
 }
 
 #[tokio::test]
@@ -278,17 +282,17 @@ async fn users_list_pages_sorts_and_filters() {
         .empty(admin.request(Method::GET, "/api/v1/users?role=root"))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Some("invalid_query"));
+    assert_eq!(err.code(), Some(ErrorCode::InvalidQuery));
     let err = admin
         .empty(admin.request(Method::GET, "/api/v1/users?sort=password_hash"))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Some("invalid_sort"));
+    assert_eq!(err.code(), Some(ErrorCode::InvalidSort));
     let err = admin
         .empty(admin.request(Method::GET, "/api/v1/users?limit=0"))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Some("invalid_limit"));
+    assert_eq!(err.code(), Some(ErrorCode::InvalidLimit));
 }
 
 #[tokio::test]
@@ -327,7 +331,7 @@ async fn every_write_is_audited_with_actor_and_source() {
     let delete = log
         .items
         .iter()
-        .find(|e| e.action == "user.delete")
+        .find(|e| e.action == AuditAction::UserDelete)
         .unwrap();
     assert_eq!(delete.actor, ADMIN);
     assert_eq!(
@@ -348,7 +352,7 @@ async fn every_write_is_audited_with_actor_and_source() {
         only_users
             .items
             .iter()
-            .all(|e| e.action.starts_with("user."))
+            .all(|e| e.action.as_str().starts_with("user."))
     );
     assert_eq!(only_users.total, 3);
     // No secret ever lands in the log.
@@ -380,8 +384,8 @@ async fn bad_input_gets_the_json_error_shape() {
 
     let (status, body) = raw(&admin, Method::POST, "/api/v1/users", json_ct, b"{not json").await;
     assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("invalid_json"))
+        (status, body["error"]["code"].as_str().map(ErrorCode::parse)),
+        (400, Some(ErrorCode::InvalidJson))
     );
 
     let (status, body) = raw(
@@ -417,8 +421,8 @@ async fn bad_input_gets_the_json_error_shape() {
     )
     .await;
     assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (413, Some("payload_too_large"))
+        (status, body["error"]["code"].as_str().map(ErrorCode::parse)),
+        (413, Some(ErrorCode::PayloadTooLarge))
     );
 
     let (status, body) = raw(
@@ -430,32 +434,32 @@ async fn bad_input_gets_the_json_error_shape() {
     )
     .await;
     assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (415, Some("unsupported_media_type"))
+        (status, body["error"]["code"].as_str().map(ErrorCode::parse)),
+        (415, Some(ErrorCode::UnsupportedMediaType))
     );
 
     let (status, body) = raw(&admin, Method::GET, "/api/v1/no-such-thing", None, b"").await;
     assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (404, Some("route_not_found"))
+        (status, body["error"]["code"].as_str().map(ErrorCode::parse)),
+        (404, Some(ErrorCode::RouteNotFound))
     );
 
     let (status, body) = raw(&admin, Method::PUT, "/api/v1/audit", None, b"").await;
     assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (405, Some("method_not_allowed"))
+        (status, body["error"]["code"].as_str().map(ErrorCode::parse)),
+        (405, Some(ErrorCode::MethodNotAllowed))
     );
 
     let (status, body) = raw(&admin, Method::GET, "/api/v1/users/not-a-number", None, b"").await;
     assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("invalid_path"))
+        (status, body["error"]["code"].as_str().map(ErrorCode::parse)),
+        (400, Some(ErrorCode::InvalidPath))
     );
 
     let (status, body) = raw(&admin, Method::GET, "/api/v1/audit?limit=abc", None, b"").await;
     assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("invalid_query"))
+        (status, body["error"]["code"].as_str().map(ErrorCode::parse)),
+        (400, Some(ErrorCode::InvalidQuery))
     );
 }
 

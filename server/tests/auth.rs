@@ -3,6 +3,7 @@
 
 mod common;
 
+use plantwatch_shared::api::ErrorCode;
 use std::time::Duration;
 
 use common::{ADMIN, ADMIN_PASSWORD, TestApp, spawn_app, spawn_app_with};
@@ -35,7 +36,7 @@ async fn wrong_password_and_unknown_user_get_the_same_answer() {
     assert_eq!(wrong.status(), Some(401));
     assert_eq!(unknown.status(), Some(401));
     assert_eq!(wrong.to_string(), unknown.to_string());
-    assert_eq!(wrong.code(), Some("invalid_credentials"));
+    assert_eq!(wrong.code(), Some(ErrorCode::InvalidCredentials));
 }
 
 #[tokio::test]
@@ -44,10 +45,13 @@ async fn requests_without_a_valid_session_get_401() {
     let anonymous = app.client();
     assert_eq!(
         anonymous.me().await.unwrap_err().code(),
-        Some("unauthenticated")
+        Some(ErrorCode::Unauthenticated)
     );
     let forged = app.client().with_token("pws_forged");
-    assert_eq!(forged.me().await.unwrap_err().code(), Some("invalid_token"));
+    assert_eq!(
+        forged.me().await.unwrap_err().code(),
+        Some(ErrorCode::InvalidToken)
+    );
     let not_a_session = app.client().with_token("pwk_somekey");
     assert_eq!(not_a_session.me().await.unwrap_err().status(), Some(401));
 }
@@ -134,9 +138,12 @@ async fn sessions_expire_when_idle() {
     client.me().await.unwrap();
     tokio::time::sleep(Duration::from_millis(3100)).await;
     let err = client.me().await.unwrap_err();
-    assert_eq!(err.code(), Some("session_expired"));
+    assert_eq!(err.code(), Some(ErrorCode::SessionExpired));
     // And it stays gone.
-    assert_eq!(client.me().await.unwrap_err().code(), Some("invalid_token"));
+    assert_eq!(
+        client.me().await.unwrap_err().code(),
+        Some(ErrorCode::InvalidToken)
+    );
 }
 
 #[tokio::test]
@@ -154,7 +161,7 @@ async fn sessions_expire_at_their_absolute_age_even_when_busy() {
     tokio::time::sleep(Duration::from_millis(2200)).await;
     assert_eq!(
         client.me().await.unwrap_err().code(),
-        Some("session_expired")
+        Some(ErrorCode::SessionExpired)
     );
 }
 
@@ -212,12 +219,12 @@ async fn changing_ones_password_ends_other_sessions() {
         .change_password("not-current", "new-password-1")
         .await
         .unwrap_err();
-    assert_eq!(wrong.code(), Some("wrong_password"));
+    assert_eq!(wrong.code(), Some(ErrorCode::WrongPassword));
     let short = client
         .change_password(ADMIN_PASSWORD, "short")
         .await
         .unwrap_err();
-    assert_eq!(short.code(), Some("invalid_password"));
+    assert_eq!(short.code(), Some(ErrorCode::InvalidPassword));
     client
         .change_password(ADMIN_PASSWORD, "new-password-1")
         .await
@@ -261,7 +268,7 @@ async fn setup_code_creates_the_first_admin_once() {
     let wrong = client.setup(&request("AAAA-BBBB-CCCC")).await.unwrap_err();
     assert_eq!(
         (wrong.status(), wrong.code()),
-        (Some(403), Some("invalid_setup_code"))
+        (Some(403), Some(ErrorCode::InvalidSetupCode))
     );
 
     // The code is accepted in lower case too, as people type it.
@@ -274,7 +281,7 @@ async fn setup_code_creates_the_first_admin_once() {
     let again = client.setup(&request(&code)).await.unwrap_err();
     assert_eq!(
         (again.status(), again.code()),
-        (Some(409), Some("setup_done"))
+        (Some(409), Some(ErrorCode::SetupDone))
     );
 }
 

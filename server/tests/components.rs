@@ -5,6 +5,7 @@
 
 mod common;
 
+use plantwatch_shared::api::ErrorCode;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -136,7 +137,7 @@ async fn a_collector_waits_for_approval_then_pulls_its_config_with_etag_and_304(
             .unwrap_err(),
     ] {
         assert_eq!(error.status(), Some(403), "{error}");
-        assert_eq!(error.code(), Some("pending_approval"));
+        assert_eq!(error.code(), Some(ErrorCode::PendingApproval));
         assert!(
             error.to_string().contains("waiting for approval"),
             "{error}"
@@ -348,7 +349,7 @@ async fn enrolling_again_from_the_same_machine_keeps_the_id_and_kills_the_old_ke
     assert_eq!(error.status(), Some(401), "{error}");
     // A new key is a new trust decision: approval again.
     let error = keyed(&app, &second).component_me().await.unwrap_err();
-    assert_eq!(error.code(), Some("pending_approval"));
+    assert_eq!(error.code(), Some(ErrorCode::PendingApproval));
     admin.approve_component(second.component_id).await.unwrap();
     keyed(&app, &second).component_me().await.unwrap();
 
@@ -380,7 +381,7 @@ async fn revoked_and_deleted_components_are_refused_at_their_next_request() {
     let error = collector.component_me().await.unwrap_err();
     assert_eq!(error.status(), Some(401), "{error}");
     let error = admin.approve_component(reg.component_id).await.unwrap_err();
-    assert_eq!(error.code(), Some("component_revoked"));
+    assert_eq!(error.code(), Some(ErrorCode::ComponentRevoked));
 
     // Enrolling again brings it back as pending.
     let again = register(&app, &token, ComponentKind::Collector, "north", "m-1").await;
@@ -522,7 +523,7 @@ async fn expired_revoked_used_up_and_unknown_tokens_are_refused_at_register() {
             .await
             .unwrap_err();
         assert_eq!(error.status(), Some(401), "{code}: {error}");
-        assert_eq!(error.code(), Some(code));
+        assert_eq!(error.code(), Some(ErrorCode::parse(code)));
     }
     let tokens = admin.list_tokens(&Default::default()).await.unwrap();
     let states: BTreeMap<String, TokenState> = tokens
@@ -581,7 +582,7 @@ async fn registration_fields_are_validated_and_names_are_unique_per_kind() {
     for (request, status, code) in cases {
         let error = app.client().register(&request).await.unwrap_err();
         assert_eq!(error.status(), Some(status), "{request:?}: {error}");
-        assert_eq!(error.code(), Some(code), "{request:?}");
+        assert_eq!(error.code(), Some(ErrorCode::parse(code)), "{request:?}");
     }
     // Another kind may share the name.
     register(&app, &token, ComponentKind::Agent, "north", "m-2").await;
@@ -610,7 +611,7 @@ async fn approving_an_agent_asks_which_node_when_one_matches_its_host_or_creates
     // A node named like the host exists: the approval asks which node, naming it.
     let error = admin.approve_component(web.component_id).await.unwrap_err();
     assert_eq!(error.status(), Some(409));
-    assert_eq!(error.code(), Some("node_choice_needed"));
+    assert_eq!(error.code(), Some(ErrorCode::NodeChoiceNeeded));
     assert!(error.to_string().contains("web-01"), "{error}");
     let pending = admin
         .list_components(&ComponentQuery::default())
@@ -748,9 +749,9 @@ async fn the_local_collector_is_approved_protected_and_pulls_its_own_config() {
     let local_id = admin_id(&admin, "local").await;
     let empty = admin.get_component(local_id).await.unwrap().config_sha256;
     let error = admin.revoke_component(local_id).await.unwrap_err();
-    assert_eq!(error.code(), Some("local_collector"));
+    assert_eq!(error.code(), Some(ErrorCode::LocalCollector));
     let error = admin.delete_component(local_id).await.unwrap_err();
-    assert_eq!(error.code(), Some("local_collector"));
+    assert_eq!(error.code(), Some(ErrorCode::LocalCollector));
 
     // It pulls over loopback HTTPS like any collector and reports the new configuration.
     let started = Instant::now();
@@ -1042,7 +1043,7 @@ async fn components_are_filtered_sorted_and_paged() {
         .list_components(&query(None, None, None, Some("color")))
         .await
         .unwrap_err();
-    assert_eq!(error.code(), Some("invalid_sort"));
+    assert_eq!(error.code(), Some(ErrorCode::InvalidSort));
 }
 
 async fn admin_id(admin: &Client, name: &str) -> i64 {

@@ -7,6 +7,7 @@
 
 mod common;
 
+use plantwatch_shared::api::ErrorCode;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -427,14 +428,18 @@ async fn a_plant_is_swept_probed_fingerprinted_and_imported() {
         1
     );
     let refused = admin.cancel_job(next.id).await.unwrap_err();
-    assert_eq!(refused.code(), Some("job_finished"));
+    assert_eq!(refused.code(), Some(ErrorCode::JobFinished));
 
     // Oversized scans are refused.
     let too_big = admin
         .create_job(&spec(&["10.0.0.0/15"], &[]))
         .await
         .unwrap_err();
-    assert_eq!(too_big.code(), Some("too_many_addresses"), "{too_big}");
+    assert_eq!(
+        too_big.code(),
+        Some(ErrorCode::TooManyAddresses),
+        "{too_big}"
+    );
     let never = admin
         .create_job(&JobSpec {
             force: true,
@@ -442,7 +447,7 @@ async fn a_plant_is_swept_probed_fingerprinted_and_imported() {
         })
         .await
         .unwrap_err();
-    assert_eq!(never.code(), Some("too_many_addresses"));
+    assert_eq!(never.code(), Some(ErrorCode::TooManyAddresses));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -659,7 +664,7 @@ async fn discovery_routes_check_roles_input_and_ownership() {
         .create_job(&spec(&["127.0.0.1"], &[]))
         .await
         .unwrap_err();
-    assert_eq!(local.code(), Some("local_discovery_off"));
+    assert_eq!(local.code(), Some(ErrorCode::LocalDiscoveryOff));
     let enrollment = token(&admin, "plant").await;
     let west = register(&app, &enrollment, ComponentKind::Collector, "west", "w-1").await;
     admin.approve_component(west.component_id).await.unwrap();
@@ -718,11 +723,11 @@ async fn discovery_routes_check_roles_input_and_ownership() {
         async move { admin.create_job(&spec).await.unwrap_err() }
     };
     let error = refused(spec(&["10.0.0.300"], &[])).await;
-    assert_eq!(error.code(), Some("invalid_targets"));
+    assert_eq!(error.code(), Some(ErrorCode::InvalidTargets));
     assert!(error.to_string().contains("10.0.0.300"), "{error}");
     assert_eq!(
         refused(spec(&[], &[])).await.code(),
-        Some("invalid_targets")
+        Some(ErrorCode::InvalidTargets)
     );
     let error = refused(spec(&["10.0.0.1/24"], &[])).await;
     assert!(error.to_string().contains("10.0.0.0/24"), "{error}");
@@ -733,25 +738,31 @@ async fn discovery_routes_check_roles_input_and_ownership() {
         })
         .await
         .code(),
-        Some("unknown_collector")
+        Some(ErrorCode::UnknownCollector)
     );
     assert_eq!(
         refused(on_west(&["192.0.2.1"], &["missing"])).await.code(),
-        Some("unknown_credential")
+        Some(ErrorCode::UnknownCredential)
     );
     assert_eq!(
         refused(on_west(&["192.0.2.1"], &["shell"])).await.code(),
-        Some("invalid_credentials")
+        Some(ErrorCode::InvalidCredentials)
     );
     let mut bad_options = on_west(&["192.0.2.1"], &[]);
     bad_options.options.concurrency = 0;
-    assert_eq!(refused(bad_options).await.code(), Some("invalid_options"));
+    assert_eq!(
+        refused(bad_options).await.code(),
+        Some(ErrorCode::InvalidOptions)
+    );
     let mut too_often = on_west(&["192.0.2.1"], &[]);
     too_often.every_s = Some(10);
-    assert_eq!(refused(too_often).await.code(), Some("invalid_schedule"));
+    assert_eq!(
+        refused(too_often).await.code(),
+        Some(ErrorCode::InvalidSchedule)
+    );
     assert_eq!(
         admin.get_job(999_999).await.unwrap_err().code(),
-        Some("job_not_found")
+        Some(ErrorCode::JobNotFound)
     );
 
     // Collectors: each claims and reports only its own jobs; secrets go to that one only.
@@ -835,7 +846,7 @@ async fn discovery_routes_check_roles_input_and_ownership() {
             .await
             .unwrap_err()
             .code(),
-        Some("invalid_result")
+        Some(ErrorCode::InvalidResult)
     );
     assert!(
         !north_client

@@ -6,6 +6,7 @@
 
 mod common;
 
+use plantwatch_shared::api::ErrorCode;
 use std::io::Write as _;
 
 use common::{TestApp, approved_collector, expect_status, register, spec, token};
@@ -281,8 +282,11 @@ async fn bad_requests_are_refused_whole() {
     )
     .await;
     assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (400, Some("invalid_precision"))
+        (
+            status,
+            answer["error"]["code"].as_str().map(ErrorCode::parse)
+        ),
+        (400, Some(ErrorCode::InvalidPrecision))
     );
     let (status, answer) = push(
         &f.app,
@@ -293,8 +297,11 @@ async fn bad_requests_are_refused_whole() {
     )
     .await;
     assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (400, Some("invalid_body"))
+        (
+            status,
+            answer["error"]["code"].as_str().map(ErrorCode::parse)
+        ),
+        (400, Some(ErrorCode::InvalidBody))
     );
     let (status, _) = push(
         &f.app,
@@ -314,8 +321,11 @@ async fn bad_requests_are_refused_whole() {
     )
     .await;
     assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (400, Some("invalid_batch_id"))
+        (
+            status,
+            answer["error"]["code"].as_str().map(ErrorCode::parse)
+        ),
+        (400, Some(ErrorCode::InvalidBatchId))
     );
     // Larger than the 16 MiB body limit: 413, as a JSON error like every other.
     let huge = vec![b'a'; 17 * 1024 * 1024];
@@ -358,13 +368,13 @@ async fn queries_check_their_range_and_node() {
         )
         .await
         .unwrap_err();
-    assert_eq!(error.code(), Some("invalid_range"));
+    assert_eq!(error.code(), Some(ErrorCode::InvalidRange));
     let error = f
         .admin
         .node_metrics(9_999, &MetricQuery::default())
         .await
         .unwrap_err();
-    assert_eq!(error.code(), Some("node_not_found"));
+    assert_eq!(error.code(), Some(ErrorCode::NodeNotFound));
 }
 
 #[tokio::test]
@@ -384,7 +394,7 @@ async fn templates_are_listed_and_reloaded_from_the_data_dir() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("bad.toml"), "name = 'bad'\nbogus = 1\n").unwrap();
     let error = f.admin.reload_templates().await.unwrap_err();
-    assert_eq!(error.code(), Some("invalid_template"));
+    assert_eq!(error.code(), Some(ErrorCode::InvalidTemplate));
     assert!(error.to_string().contains("bad.toml"), "{error}");
 
     // A good one: loaded, and the collectors' configurations are regenerated.

@@ -4,6 +4,7 @@
 
 mod common;
 
+use plantwatch_shared::api::ErrorCode;
 use std::collections::BTreeMap;
 
 use common::{TestApp, expect_status, spawn_app, test_config};
@@ -268,7 +269,7 @@ async fn every_node_field_is_validated() {
         let err = admin.create_node(&bad).await.unwrap_err();
         assert_eq!(
             (err.status(), err.code()),
-            (Some(400), Some("invalid_node")),
+            (Some(400), Some(ErrorCode::InvalidNode)),
             "{bad:?}: {err}"
         );
         let Some(plantwatch_shared::Error::Api {
@@ -331,7 +332,7 @@ async fn every_node_field_is_validated() {
         ..UpdateNodeRequest::default()
     };
     let err = admin.update_node(a.id, &close_loop).await.unwrap_err();
-    assert_eq!(err.code(), Some("invalid_node"));
+    assert_eq!(err.code(), Some(ErrorCode::InvalidNode));
     assert!(err.to_string().contains("cycle"), "{err}");
     assert_eq!(admin.get_node(a.id).await.unwrap().parent_id, None);
     assert_eq!(
@@ -446,7 +447,7 @@ async fn nodes_are_created_listed_filtered_sorted_updated_and_deleted() {
         })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Some("invalid_sort"));
+    assert_eq!(err.code(), Some(ErrorCode::InvalidSort));
 
     // Update: absent fields stay, null clears.
     let update = UpdateNodeRequest {
@@ -480,7 +481,7 @@ async fn nodes_are_created_listed_filtered_sorted_updated_and_deleted() {
     assert_eq!(admin.get_node(plc.id).await.unwrap().parent_id, None);
     assert_eq!(
         admin.get_node(sw.id).await.unwrap_err().code(),
-        Some("node_not_found")
+        Some(ErrorCode::NodeNotFound)
     );
     assert_eq!(
         admin.delete_node(sw.id).await.unwrap_err().status(),
@@ -1064,7 +1065,7 @@ async fn broken_import_files_are_refused_row_by_row_and_write_nothing() {
         .unwrap_err();
     assert_eq!(
         (err.status(), err.code()),
-        (Some(400), Some("invalid_import_file"))
+        (Some(400), Some(ErrorCode::InvalidImportFile))
     );
     assert!(err.to_string().contains("hostname"), "{err}");
 
@@ -1077,7 +1078,7 @@ async fn broken_import_files_are_refused_row_by_row_and_write_nothing() {
         .unwrap_err();
     assert_eq!(
         (err.status(), err.code()),
-        (Some(413), Some("import_too_large"))
+        (Some(413), Some(ErrorCode::ImportTooLarge))
     );
 
     // More than 100,000 rows.
@@ -1089,7 +1090,7 @@ async fn broken_import_files_are_refused_row_by_row_and_write_nothing() {
         .import_nodes(many.into_bytes(), false, &ImportQuery::default())
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Some("too_many_rows"));
+    assert_eq!(err.code(), Some(ErrorCode::TooManyRows));
 
     assert_eq!(count(&conn, "nodes"), 0, "a refused import wrote nodes");
     assert_eq!(
@@ -1166,12 +1167,12 @@ async fn credentials_are_tried_in_priority_order_and_templates_resolve_by_name()
         .detach_credential(node.id, ids["b"])
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Some("credential_not_attached"));
+    assert_eq!(err.code(), Some(ErrorCode::CredentialNotAttached));
     let err = operator
         .attach_credential(node.id, 9999, None)
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Some("credential_not_found"));
+    assert_eq!(err.code(), Some(ErrorCode::CredentialNotFound));
     let history = operator.node_history(node.id).await.unwrap();
     let actions: Vec<&str> = history.items.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(

@@ -22,12 +22,12 @@ use crate::api::{
     AuditEntry, AuditQuery, ChangePasswordRequest, Channel, ChannelSpec, ChannelTest,
     CollectorConfig, CollectorReport, Component, ComponentQuery, ComponentSelf,
     CreateCredentialRequest, CreateTokenRequest, CreateUserRequest, CreatedToken, Credential,
-    CredentialQuery, EnrollmentToken, ErrorBody, ExportFormat, ExportQuery, Health, HealthChange,
-    Heartbeat, HeartbeatAck, ImportQuery, ImportReport, ListResponse, LoginRequest, LoginResponse,
-    MaintenanceSpec, MaintenanceWindow, Me, MetricQuery, MetricsAnswer, Node, NodeQuery, NodeSpec,
-    RegisterRequest, Registration, RulePreviewRow, RuleSpec, SeriesInfo, SeriesQuery, SetupRequest,
-    SetupStatus, Summary, Template, TemplateReload, TokenQuery, UpdateCredentialRequest,
-    UpdateNodeRequest, UpdateUserRequest, User, UserQuery,
+    CredentialQuery, EnrollmentToken, ErrorBody, ErrorCode, ExportFormat, ExportQuery, Health,
+    HealthChange, Heartbeat, HeartbeatAck, ImportQuery, ImportReport, ListResponse, LoginRequest,
+    LoginResponse, MaintenanceSpec, MaintenanceWindow, Me, MetricQuery, MetricsAnswer, Node,
+    NodeQuery, NodeSpec, RegisterRequest, Registration, RulePreviewRow, RuleSpec, SeriesInfo,
+    SeriesQuery, SetupRequest, SetupStatus, Summary, Template, TemplateReload, TokenQuery,
+    UpdateCredentialRequest, UpdateNodeRequest, UpdateUserRequest, User, UserQuery,
 };
 use crate::{Error, Fingerprint, Result, Secret};
 
@@ -289,7 +289,7 @@ impl Client {
             .find(|n| n.name.eq_ignore_ascii_case(name))
             .ok_or_else(|| Error::Api {
                 status: 404,
-                code: "node_not_found".into(),
+                code: ErrorCode::NodeNotFound,
                 message: format!("there is no node named {name:?}"),
                 details: None,
             })
@@ -374,10 +374,10 @@ impl Client {
         match self.json(request).await {
             Err(Error::Api {
                 status: 422,
-                code,
+                code: ErrorCode::ImportRejected,
                 details: Some(details),
                 ..
-            }) if code == "import_rejected" => {
+            }) => {
                 serde_json::from_value(details).map_err(|e| Error::Decode(e.to_string()))
             }
             other => other,
@@ -767,7 +767,7 @@ impl Client {
             .find(|r| r.spec.name.eq_ignore_ascii_case(name))
             .ok_or_else(|| Error::Api {
                 status: 404,
-                code: "rule_not_found".into(),
+                code: ErrorCode::RuleNotFound,
                 message: format!("there is no alert rule named {name:?}"),
                 details: None,
             })
@@ -833,7 +833,7 @@ impl Client {
             .find(|c| c.name.eq_ignore_ascii_case(name))
             .ok_or_else(|| Error::Api {
                 status: 404,
-                code: "channel_not_found".into(),
+                code: ErrorCode::ChannelNotFound,
                 message: format!("there is no notification channel named {name:?}"),
                 details: None,
             })
@@ -955,7 +955,7 @@ fn api_error(status: StatusCode, bytes: &[u8]) -> Error {
             let text: String = text.chars().take(MAX_FOREIGN_ERROR_TEXT).collect();
             Error::Api {
                 status: status.as_u16(),
-                code: format!("http_{}", status.as_u16()),
+                code: ErrorCode::http(status.as_u16()),
                 message: if text.trim().is_empty() {
                     status.canonical_reason().unwrap_or("error").to_owned()
                 } else {
@@ -1088,9 +1088,9 @@ mod tests {
     fn foreign_error_bodies_become_api_errors() {
         let err = api_error(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>");
         assert_eq!(err.status(), Some(502));
-        assert_eq!(err.code(), Some("http_502"));
+        assert_eq!(err.code(), Some(ErrorCode::http(502)));
         let body = br#"{"error":{"code":"user_not_found","message":"no such user"}}"#;
         let err = api_error(StatusCode::NOT_FOUND, body);
-        assert_eq!(err.code(), Some("user_not_found"));
+        assert_eq!(err.code(), Some(ErrorCode::UserNotFound));
     }
 }

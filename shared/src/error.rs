@@ -1,6 +1,7 @@
 //! Errors the client reports to its callers.
 
 use crate::Fingerprint;
+use crate::api::ErrorCode;
 
 /// Result of a client call.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -24,7 +25,7 @@ pub enum Error {
     #[error("{message} ({status} {code})")]
     Api {
         status: u16,
-        code: String,
+        code: ErrorCode,
         message: String,
         details: Option<serde_json::Value>,
     },
@@ -43,6 +44,11 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether this is an API error with `code`.
+    pub fn is(&self, code: ErrorCode) -> bool {
+        matches!(self, Error::Api { code: c, .. } if *c == code)
+    }
+
     /// HTTP status of an API error, if this is one.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -52,9 +58,9 @@ impl Error {
     }
 
     /// Machine-readable error code of an API error, if this is one.
-    pub fn code(&self) -> Option<&str> {
+    pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            Error::Api { code, .. } => Some(code),
+            Error::Api { code, .. } => Some(code.clone()),
             _ => None,
         }
     }

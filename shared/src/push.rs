@@ -515,7 +515,7 @@ impl Pusher {
                 400 | 413 | 415 => {
                     tracing::warn!(
                         batch_id,
-                        code,
+                        %code,
                         "The server refused part of a batch: {message}"
                     );
                     Sent::Done

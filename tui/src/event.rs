@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use plantwatch_shared::api::ErrorCode;
 use plantwatch_shared::api::{
     Alert, AlertDetail, AlertRule, AuditEntry, Channel, Component, CreatedToken, Credential,
     Device, DeviceImport, Health, Job, ListResponse, LoginResponse, MaintenanceWindow, Me,
@@ -171,7 +172,7 @@ impl Failure {
 
     /// The session ended or was never valid.
     pub fn is_signed_out(&self) -> bool {
-        self.error.status() == Some(401) && self.error.code() != Some("invalid_credentials")
+        self.error.status() == Some(401) && !self.error.is(ErrorCode::InvalidCredentials)
     }
 
     /// The failure in plain words.

@@ -16,6 +16,7 @@ use plantwatch_shared::api::{
     NodeStatus, NodeType, Recurrence, Role, RuleAggregation, RulePreviewRow, RuleSpec, ScanOptions,
     SeriesKind, SessionInfo, Severity, Summary, TokenState, User,
 };
+use plantwatch_shared::api::{AuditAction, ErrorCode};
 use plantwatch_shared::{Error, Fingerprint, Secret};
 use plantwatch_tui::app::App;
 use plantwatch_tui::event::{Event, Failure, Reply};
@@ -445,8 +446,9 @@ fn audit_view_newest_first_and_details() {
             at: NOW - time::Duration::minutes(60 - i),
             user_id: Some(1),
             actor: if i % 3 == 0 { "karl" } else { "admin" }.into(),
-            action: ["user.create", "user.update", "auth.login"][usize::try_from(i % 3).unwrap()]
-                .into(),
+            action: AuditAction::parse(
+                ["user.create", "user.update", "auth.login"][usize::try_from(i % 3).unwrap()],
+            ),
             target: Some(format!("user:{}", i % 7)),
             source: Some("127.0.0.1".into()),
             details: (i % 3 == 1).then(|| serde_json::json!({"role": "operator"})),
@@ -489,7 +491,7 @@ fn api_errors_show_in_plain_words() {
             doing: "deleting the user",
             error: Error::Api {
                 status: 409,
-                code: "last_admin".into(),
+                code: ErrorCode::LastAdmin,
                 message: "the last admin cannot be deleted".into(),
                 details: None,
             },
@@ -580,7 +582,7 @@ fn node_details_show_credentials_masked_parent_and_history() {
             at: NOW - time::Duration::hours(2),
             user_id: Some(2),
             actor: "ana.lopez".into(),
-            action: "node.attach_credential".into(),
+            action: AuditAction::NodeAttachCredential,
             target: Some("node:2".into()),
             source: None,
             details: None,
@@ -590,7 +592,7 @@ fn node_details_show_credentials_masked_parent_and_history() {
             at: NOW - time::Duration::days(30),
             user_id: Some(1),
             actor: "admin".into(),
-            action: "node.create".into(),
+            action: AuditAction::NodeCreate,
             target: Some("node:2".into()),
             source: None,
             details: None,
@@ -1194,7 +1196,7 @@ fn an_ended_session_returns_to_login_and_late_replies_are_dropped() {
             doing: "loading the users",
             error: Error::Api {
                 status: 401,
-                code: "unauthenticated".into(),
+                code: ErrorCode::Unauthenticated,
                 message: "sign in first".into(),
                 details: None,
             },
@@ -1367,7 +1369,7 @@ fn api_error(doing: &'static str, status: u16, message: &str) -> Failure {
         doing,
         error: Error::Api {
             status,
-            code: "conflict".into(),
+            code: ErrorCode::AlreadyExists,
             message: message.into(),
             details: None,
         },

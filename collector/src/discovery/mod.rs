@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use plantwatch_shared::Client;
-use plantwatch_shared::api::{ClaimedJob, ResultBatch};
+use plantwatch_shared::api::{ClaimedJob, ErrorCode, ResultBatch};
 use plantwatch_shared::daemon::Problems;
 use tokio::sync::{Notify, mpsc, watch};
 
@@ -79,7 +79,7 @@ pub async fn worker(
                 }
             }
             Err(error) => {
-                if error.code() != Some("pending_approval") && problems.failed(error.to_string()) {
+                if !error.is(ErrorCode::PendingApproval) && problems.failed(error.to_string()) {
                     tracing::warn!(%error, "Cannot ask the server for discovery work.");
                 }
             }

@@ -3,6 +3,7 @@
 //! (everyone reads; operators create and end), `/notification-channels` (operators read, admins
 //! change and test; secrets never answered), and `/nodes/{id}/health`.
 
+use plantwatch_shared::api::AuditAction;
 use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::State;
@@ -26,6 +27,7 @@ use crate::alerting::{notify as sender, rules};
 use crate::db::{self, alerts as store, audit, notify};
 use crate::state::AppState;
 use crate::vault::channel_aad;
+use plantwatch_shared::api::ErrorCode;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -71,7 +73,7 @@ async fn list(
         && !matches!(s, "active" | "pending" | "firing" | "resolved" | "all")
     {
         return Err(ApiError::bad_request(
-            "invalid_state",
+            ErrorCode::InvalidState,
             "state must be active, pending, firing, resolved or all",
         ));
     }
@@ -86,7 +88,7 @@ async fn list(
 }
 
 fn alert_not_found(id: i64) -> ApiError {
-    ApiError::not_found("alert_not_found", format!("there is no alert {id}"))
+    ApiError::not_found(ErrorCode::AlertNotFound, format!("there is no alert {id}"))
 }
 
 async fn read(
@@ -132,7 +134,7 @@ fn checked_comment(comment: Option<String>) -> ApiResult<Option<String>> {
         .filter(|c| !c.is_empty());
     if comment.as_ref().is_some_and(|c| c.len() > MAX_COMMENT_LEN) {
         return Err(ApiError::bad_request(
-            "comment_too_long",
+            ErrorCode::CommentTooLong,
             format!("a comment is at most {MAX_COMMENT_LEN} characters"),
         ));
     }
@@ -156,7 +158,7 @@ async fn set_ack(
             let who = acknowledge.then_some(actor.name.as_str());
             if !store::set_ack(tx, id, who, comment.as_deref(), now)? {
                 return Err(ApiError::conflict(
-                    "alert_resolved",
+                    ErrorCode::AlertResolved,
                     format!("alert {id} is resolved ({})", alert.rule),
                 ));
             }
@@ -174,7 +176,11 @@ async fn set_ack(
             audit::record(
                 tx,
                 &actor,
-                &format!("alert.{}", if acknowledge { "ack" } else { "unack" }),
+                if acknowledge {
+                    AuditAction::AlertAck
+                } else {
+                    AuditAction::AlertUnack
+                },
                 Some(&format!("alert:{id}")),
                 comment.as_ref().map(|c| json!({ "comment": c })).as_ref(),
                 now,
@@ -204,7 +210,7 @@ async fn ignore(
                 store::ignore_series_of(tx, id, &actor.name, comment.as_deref(), now)?
             else {
                 return Err(ApiError::conflict(
-                    "not_a_series",
+                    ErrorCode::NotASeries,
                     format!(
                         "alert {id} ({}) is about a whole node or collector, not one series: \
                          disable or scope the rule instead",
@@ -225,7 +231,7 @@ async fn ignore(
             audit::record(
                 tx,
                 &actor,
-                "alert.ignore_series",
+                AuditAction::AlertIgnoreSeries,
                 Some(&format!("alert:{id}")),
                 Some(&json!({ "rule": alert.rule, "series": alert.series, "comment": comment })),
                 now,
@@ -262,7 +268,7 @@ async fn unignore(
         .write(move |tx| -> ApiResult<()> {
             if !store::unignore(tx, id)? {
                 return Err(ApiError::not_found(
-                    "ignored_series_not_found",
+                    ErrorCode::IgnoredSeriesNotFound,
                     format!("there is no ignored series {id}"),
                 ));
             }
@@ -270,7 +276,7 @@ async fn unignore(
             audit::record(
                 tx,
                 &actor,
-                "alert.unignore_series",
+                AuditAction::AlertUnignoreSeries,
                 Some(&target),
                 None,
                 db::now(),
@@ -282,7 +288,10 @@ async fn unignore(
 }
 
 fn rule_not_found(id: i64) -> ApiError {
-    ApiError::not_found("rule_not_found", format!("there is no alert rule {id}"))
+    ApiError::not_found(
+        ErrorCode::RuleNotFound,
+        format!("there is no alert rule {id}"),
+    )
 }
 
 async fn list_rules(
@@ -315,7 +324,7 @@ fn check_rule(
     builtin: Option<plantwatch_shared::api::BuiltinRule>,
 ) -> ApiResult<()> {
     match rules::problem(spec, builtin) {
-        Some(problem) => Err(ApiError::bad_request("invalid_rule", problem)),
+        Some(problem) => Err(ApiError::bad_request(ErrorCode::InvalidRule, problem)),
         None => Ok(()),
     }
 }
@@ -335,7 +344,7 @@ async fn create_rule(
             audit::record(
                 tx,
                 &actor,
-                "alert_rule.create",
+                AuditAction::AlertRuleCreate,
                 Some(&format!("alert_rule:{id}")),
                 Some(&json!(spec)),
                 now,
@@ -361,7 +370,7 @@ async fn update_rule(
                 && (spec.name != existing.spec.name || spec.metric != existing.spec.metric)
             {
                 return Err(ApiError::bad_request(
-                    "builtin_rule",
+                    ErrorCode::BuiltinRule,
                     format!(
                         "{} is built in: its name and metric stay; tune its thresholds, window, \
                          scope or disable it",
@@ -375,7 +384,7 @@ async fn update_rule(
             audit::record(
                 tx,
                 &actor,
-                "alert_rule.update",
+                AuditAction::AlertRuleUpdate,
                 Some(&format!("alert_rule:{id}")),
                 Some(&json!(spec)),
                 now,
@@ -398,7 +407,7 @@ async fn delete_rule(
             let existing = store::get_rule(tx, id)?.ok_or_else(|| rule_not_found(id))?;
             if existing.builtin.is_some() {
                 return Err(ApiError::bad_request(
-                    "builtin_rule",
+                    ErrorCode::BuiltinRule,
                     format!(
                         "{} is built in and cannot be deleted; disable it instead",
                         existing.spec.name
@@ -409,7 +418,7 @@ async fn delete_rule(
             audit::record(
                 tx,
                 &actor,
-                "alert_rule.delete",
+                AuditAction::AlertRuleDelete,
                 Some(&format!("alert_rule:{id}")),
                 Some(&json!({ "name": existing.spec.name })),
                 db::now(),
@@ -507,7 +516,7 @@ async fn list_windows(
 
 fn window_not_found(id: i64) -> ApiError {
     ApiError::not_found(
-        "maintenance_window_not_found",
+        ErrorCode::MaintenanceWindowNotFound,
         format!("there is no maintenance window {id}"),
     )
 }
@@ -537,7 +546,7 @@ async fn create_window(
     auth: Authed<OperatorRole>,
     ApiJson(spec): ApiJson<MaintenanceSpec>,
 ) -> ApiResult<(StatusCode, Json<MaintenanceWindow>)> {
-    let bad = |message: String| ApiError::bad_request("invalid_maintenance_window", message);
+    let bad = |message: String| ApiError::bad_request(ErrorCode::InvalidMaintenanceWindow, message);
     let name = spec.name.trim().to_owned();
     if name.is_empty() || name.len() > 128 {
         return Err(bad("name must be 1 to 128 characters".into()));
@@ -586,7 +595,7 @@ async fn create_window(
             };
             if !known {
                 return Err(ApiError::bad_request(
-                    "unknown_target",
+                    ErrorCode::UnknownTarget,
                     format!("there is no {} '{target}'", spec.scope),
                 ));
             }
@@ -605,7 +614,7 @@ async fn create_window(
             audit::record(
                 tx,
                 &actor,
-                "maintenance.create",
+                AuditAction::MaintenanceCreate,
                 Some(&format!("maintenance_window:{}", row.id)),
                 Some(&json!({
                     "name": row.name, "scope": row.scope, "target": row.target,
@@ -632,14 +641,14 @@ async fn end_window(
             notify::get_window(tx, id)?.ok_or_else(|| window_not_found(id))?;
             if notify::end_window(tx, id, now)? == 0 {
                 return Err(ApiError::conflict(
-                    "maintenance_window_ended",
+                    ErrorCode::MaintenanceWindowEnded,
                     format!("maintenance window {id} was already ended"),
                 ));
             }
             audit::record(
                 tx,
                 &actor,
-                "maintenance.end",
+                AuditAction::MaintenanceEnd,
                 Some(&format!("maintenance_window:{id}")),
                 None,
                 now,
@@ -652,7 +661,7 @@ async fn end_window(
 
 fn channel_not_found(id: i64) -> ApiError {
     ApiError::not_found(
-        "channel_not_found",
+        ErrorCode::ChannelNotFound,
         format!("there is no notification channel {id}"),
     )
 }
@@ -686,7 +695,7 @@ async fn read_channel(
 }
 
 fn check_channel(spec: &ChannelSpec) -> ApiResult<()> {
-    let bad = |m: String| Err(ApiError::bad_request("invalid_channel", m));
+    let bad = |m: String| Err(ApiError::bad_request(ErrorCode::InvalidChannel, m));
     let name = spec.name.trim();
     if name.is_empty() || name.len() > 64 {
         return bad("name must be 1 to 64 characters".into());
@@ -754,7 +763,7 @@ async fn create_channel(
             audit::record(
                 tx,
                 &actor,
-                "channel.create",
+                AuditAction::ChannelCreate,
                 Some(&format!("channel:{id}")),
                 Some(&json!({ "name": spec.name, "kind": spec.kind, "secrets": secret_names(&spec.secrets) })),
                 now,
@@ -795,7 +804,7 @@ async fn update_channel(
             audit::record(
                 tx,
                 &actor,
-                "channel.update",
+                AuditAction::ChannelUpdate,
                 Some(&format!("channel:{id}")),
                 Some(&json!({ "name": spec.name, "kind": spec.kind, "secrets": secret_names(&spec.secrets) })),
                 now,
@@ -822,7 +831,7 @@ async fn delete_channel(
             audit::record(
                 tx,
                 &actor,
-                "channel.delete",
+                AuditAction::ChannelDelete,
                 Some(&format!("channel:{id}")),
                 Some(&json!({ "name": row.channel.name })),
                 db::now(),
@@ -872,7 +881,7 @@ async fn test_channel(
             audit::record(
                 tx,
                 &actor,
-                "channel.test",
+                AuditAction::ChannelTest,
                 Some(&format!("channel:{id}")),
                 Some(&json!({ "delivered": delivered })),
                 db::now(),
@@ -895,7 +904,7 @@ async fn health(
         .db
         .call(move |conn| -> ApiResult<_> {
             db::nodes::get(conn, id)?.ok_or_else(|| {
-                ApiError::not_found("node_not_found", format!("there is no node {id}"))
+                ApiError::not_found(ErrorCode::NodeNotFound, format!("there is no node {id}"))
             })?;
             Ok(store::health_changes(conn, id)?)
         })

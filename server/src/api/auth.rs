@@ -5,6 +5,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use plantwatch_shared::api::AuditAction;
 use plantwatch_shared::api::{
     ChangePasswordRequest, LoginRequest, LoginResponse, Me, SessionInfo, User,
 };
@@ -17,6 +18,7 @@ use super::extract::{AnyRole, ApiJson, Authed, ClientAddr};
 use crate::auth::{password_problem, random_token, rate_limit, token_hash, verify_password};
 use crate::db::{self, audit, sessions, to_time, users};
 use crate::state::AppState;
+use plantwatch_shared::api::ErrorCode;
 
 /// Longest username echoed into the audit log from a failed login.
 const MAX_LOGGED_USERNAME: usize = 64;
@@ -139,12 +141,19 @@ async fn login(
                     name: attempted,
                     source,
                 };
-                audit::record(conn, &actor, "auth.login_failed", None, None, db::now())?;
+                audit::record(
+                    conn,
+                    &actor,
+                    AuditAction::AuthLoginFailed,
+                    None,
+                    None,
+                    db::now(),
+                )?;
                 Ok(())
             })
             .await?;
         return Err(ApiError::unauthorized(
-            "invalid_credentials",
+            ErrorCode::InvalidCredentials,
             INVALID_CREDENTIALS,
         ));
     };
@@ -169,7 +178,14 @@ async fn login(
                 source,
             };
             let target = format!("user:{}", found.user.id);
-            audit::record(tx, &actor, "auth.login", Some(&target), None, db::now())?;
+            audit::record(
+                tx,
+                &actor,
+                AuditAction::AuthLogin,
+                Some(&target),
+                None,
+                db::now(),
+            )?;
             let user = users::get(tx, found.user.id)?.unwrap_or(found.user);
             Ok((token, session, user))
         })
@@ -194,7 +210,14 @@ async fn logout(State(state): State<AppState>, auth: Authed<AnyRole>) -> ApiResu
         .write(move |tx| -> ApiResult<()> {
             sessions::delete(tx, session_id)?;
             let target = format!("session:{session_id}");
-            audit::record(tx, &actor, "auth.logout", Some(&target), None, db::now())?;
+            audit::record(
+                tx,
+                &actor,
+                AuditAction::AuthLogout,
+                Some(&target),
+                None,
+                db::now(),
+            )?;
             Ok(())
         })
         .await?;
@@ -219,17 +242,19 @@ async fn change_password(
     ApiJson(request): ApiJson<ChangePasswordRequest>,
 ) -> ApiResult<StatusCode> {
     if let Some(problem) = password_problem(request.new_password.expose()) {
-        return Err(ApiError::bad_request("invalid_password", problem));
+        return Err(ApiError::bad_request(ErrorCode::InvalidPassword, problem));
     }
     let user_id = auth.user.id;
     let current_hash = state
         .db
         .call(move |conn| users::password_hash(conn, user_id).map_err(ApiError::from))
         .await?
-        .ok_or_else(|| ApiError::unauthorized("invalid_token", "the user no longer exists"))?;
+        .ok_or_else(|| {
+            ApiError::unauthorized(ErrorCode::InvalidToken, "the user no longer exists")
+        })?;
     if !verify_password(request.current_password, current_hash).await? {
         return Err(ApiError::bad_request(
-            "wrong_password",
+            ErrorCode::WrongPassword,
             "the current password is wrong",
         ));
     }
@@ -247,7 +272,7 @@ async fn change_password(
             audit::record(
                 tx,
                 &actor,
-                "auth.password_change",
+                AuditAction::AuthPasswordChange,
                 Some(&target),
                 Some(&details),
                 now,

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use plantwatch_shared::api::AuditAction;
 use plantwatch_shared::api::{
     ApproveRequest, Component, ComponentKind, ComponentQuery, ComponentStatus, CreateTokenRequest,
     CreatedToken, EnrollmentToken, JoinCode, ListResponse, NodeType, OFFLINE_AFTER_SECS,
@@ -24,6 +25,7 @@ use crate::db::components::{self, ComponentRow};
 use crate::db::nodes::{self, NodeFields};
 use crate::db::{self, audit, to_time, tokens};
 use crate::state::AppState;
+use plantwatch_shared::api::ErrorCode;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -45,20 +47,21 @@ const MAX_TOKEN_NAME_LEN: usize = 128;
 
 fn token_not_found(id: i64) -> ApiError {
     ApiError::not_found(
-        "token_not_found",
+        ErrorCode::TokenNotFound,
         format!("there is no enrollment token {id}"),
     )
 }
 
 fn not_found(id: i64) -> ApiError {
     ApiError::not_found(
-        "component_not_found",
+        ErrorCode::ComponentNotFound,
         format!("there is no collector or agent {id}"),
     )
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid_token_request", message).with_details(json!({ "field": field }))
+    ApiError::bad_request(ErrorCode::InvalidTokenRequest, message)
+        .with_details(json!({ "field": field }))
 }
 
 /// The URL this request reached the server at, for the join code.
@@ -136,7 +139,7 @@ async fn create_token(
             audit::record(
                 tx,
                 &actor,
-                "token.create",
+                AuditAction::TokenCreate,
                 Some(&target),
                 Some(&details),
                 now,
@@ -200,7 +203,14 @@ async fn revoke_token(
                 return Err(token_not_found(id));
             }
             let target = format!("enrollment_token:{id}");
-            audit::record(tx, &actor, "token.revoke", Some(&target), None, now)?;
+            audit::record(
+                tx,
+                &actor,
+                AuditAction::TokenRevoke,
+                Some(&target),
+                None,
+                now,
+            )?;
             tokens::get(tx, id, now)?.ok_or_else(|| token_not_found(id))
         })
         .await?;
@@ -363,7 +373,10 @@ fn agent_node(
             )
             .optional()?;
         return found.ok_or_else(|| {
-            ApiError::not_found("node_not_found", format!("there is no node {wanted:?}"))
+            ApiError::not_found(
+                ErrorCode::NodeNotFound,
+                format!("there is no node {wanted:?}"),
+            )
         });
     }
     let mut candidates = conn.prepare(
@@ -376,7 +389,7 @@ fn agent_node(
     if !candidates.is_empty() && !choice.new_node {
         let names: Vec<&str> = candidates.iter().map(|c| c.1.as_str()).collect();
         return Err(ApiError::conflict(
-            "node_choice_needed",
+            ErrorCode::NodeChoiceNeeded,
             format!(
                 "node(s) {} match the agent's host {host:?}: approve with the node it reports \
                  for, or with a new node",
@@ -404,7 +417,7 @@ fn agent_node(
         format!("{host}-agent")
     } else {
         return Err(ApiError::conflict(
-            "node_name_taken",
+            ErrorCode::NodeNameTaken,
             format!("nodes {host:?} and \"{host}-agent\" exist: approve with the node to use"),
         ));
     };
@@ -413,7 +426,7 @@ fn agent_node(
     } else {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_hostname",
+            ErrorCode::InvalidHostname,
             format!(
                 "the agent's host name {host:?} is not a usable node address; create its node first, named like the host"
             ),
@@ -444,7 +457,7 @@ async fn change<F>(
     state: &AppState,
     auth: &Authed<AdminRole>,
     id: i64,
-    action: &'static str,
+    action: AuditAction,
     apply: F,
 ) -> ApiResult<Option<ComponentRow>>
 where
@@ -485,11 +498,11 @@ async fn approve(
         ApproveRequest::default()
     } else {
         serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?
+            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, e.to_string()))?
     };
     if choice.node.is_some() && choice.new_node {
         return Err(ApiError::bad_request(
-            "invalid_choice",
+            ErrorCode::InvalidChoice,
             "give the node to use or ask for a new one, not both",
         ));
     }
@@ -498,11 +511,11 @@ async fn approve(
         &state,
         &auth,
         id,
-        "component.approve",
+        AuditAction::ComponentApprove,
         move |tx, row, now| {
             if row.revoked {
                 return Err(ApiError::conflict(
-                    "component_revoked",
+                    ErrorCode::ComponentRevoked,
                     format!(
                         "{} {id} was revoked; it must enroll again before it can be approved",
                         row.kind
@@ -531,7 +544,7 @@ async fn approve(
 fn refuse_local(row: &ComponentRow, what: &str) -> ApiResult<()> {
     if row.is_local {
         return Err(ApiError::conflict(
-            "local_collector",
+            ErrorCode::LocalCollector,
             format!("the server's own collector cannot be {what}"),
         ));
     }
@@ -547,7 +560,7 @@ async fn revoke(
         &state,
         &auth,
         id,
-        "component.revoke",
+        AuditAction::ComponentRevoke,
         move |tx, row, now| {
             refuse_local(row, "revoked")?;
             components::revoke(tx, id, now)?;
@@ -564,11 +577,17 @@ async fn remove(
     auth: Authed<AdminRole>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
-    change(&state, &auth, id, "component.delete", move |tx, row, _| {
-        refuse_local(row, "deleted")?;
-        components::delete(tx, id)?;
-        Ok(Some(json!({})))
-    })
+    change(
+        &state,
+        &auth,
+        id,
+        AuditAction::ComponentDelete,
+        move |tx, row, _| {
+            refuse_local(row, "deleted")?;
+            components::delete(tx, id)?;
+            Ok(Some(json!({})))
+        },
+    )
     .await?;
     state.presence.forget(id);
     Ok(StatusCode::NO_CONTENT)

@@ -3,6 +3,7 @@
 //! vault before they reach the database, and a change to a credential marks the collectors of
 //! every node it is attached to dirty.
 
+use plantwatch_shared::api::AuditAction;
 use std::collections::BTreeMap;
 
 use axum::extract::State;
@@ -26,6 +27,7 @@ use crate::db::credentials::{self, CredentialRow};
 use crate::db::{self, config_dirty};
 use crate::state::AppState;
 use crate::vault::{Vault, credential_aad};
+use plantwatch_shared::api::ErrorCode;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -40,13 +42,14 @@ const MAX_SECRET_LEN: usize = 1024;
 
 fn not_found(id: i64) -> ApiError {
     ApiError::not_found(
-        "credential_not_found",
+        ErrorCode::CredentialNotFound,
         format!("there is no credential {id}"),
     )
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid_credential", message).with_details(json!({ "field": field }))
+    ApiError::bad_request(ErrorCode::InvalidCredential, message)
+        .with_details(json!({ "field": field }))
 }
 
 fn existing(conn: &Connection, id: i64) -> ApiResult<CredentialRow> {
@@ -235,7 +238,7 @@ fn record_reveals(
         audit::record(
             conn,
             actor,
-            "credential.reveal",
+            AuditAction::CredentialReveal,
             Some(&format!("credential:{}", row.id)),
             Some(&details),
             now,
@@ -323,7 +326,7 @@ async fn create(
             audit::record(
                 tx,
                 &actor,
-                "credential.create",
+                AuditAction::CredentialCreate,
                 Some(&format!("credential:{id}")),
                 Some(&details),
                 now,
@@ -356,7 +359,7 @@ async fn update(
 ) -> ApiResult<Json<Credential>> {
     if request == UpdateCredentialRequest::default() {
         return Err(ApiError::bad_request(
-            "nothing_to_change",
+            ErrorCode::NothingToChange,
             "give a name, params or secrets to change",
         ));
     }
@@ -434,7 +437,7 @@ async fn update(
             audit::record(
                 tx,
                 &actor,
-                "credential.update",
+                AuditAction::CredentialUpdate,
                 Some(&format!("credential:{id}")),
                 Some(&details),
                 now,
@@ -463,7 +466,7 @@ async fn remove(
             audit::record(
                 tx,
                 &actor,
-                "credential.delete",
+                AuditAction::CredentialDelete,
                 Some(&format!("credential:{id}")),
                 Some(&details),
                 now,

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use plantwatch_shared::api::AuditAction;
 use plantwatch_shared::api::{
     AddressSet, BatchAck, Claim, ClaimedJob, Device, DeviceImport, DeviceQuery, DeviceSelection,
     Dismissed, Found, Job, JobQuery, JobSpec, ListResponse, MAX_BATCH_DEVICES, MAX_JOB_CREDENTIALS,
@@ -22,6 +23,7 @@ use super::{page_bounds, sort_order};
 use crate::db::{self, audit, credentials, discovery};
 use crate::inventory::Catalog;
 use crate::state::AppState;
+use plantwatch_shared::api::ErrorCode;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -41,12 +43,15 @@ const MAX_FIELD_LEN: usize = 1_024;
 /// Shortest schedule: a scan every minute at most.
 const MIN_EVERY_S: u32 = 60;
 
-fn invalid(code: &str, field: &str, message: impl Into<String>) -> ApiError {
+fn invalid(code: ErrorCode, field: &str, message: impl Into<String>) -> ApiError {
     ApiError::bad_request(code, message).with_details(json!({ "field": field }))
 }
 
 fn job_not_found(id: i64) -> ApiError {
-    ApiError::not_found("job_not_found", format!("there is no discovery job {id}"))
+    ApiError::not_found(
+        ErrorCode::JobNotFound,
+        format!("there is no discovery job {id}"),
+    )
 }
 
 fn existing(conn: &Connection, id: i64) -> ApiResult<Job> {
@@ -63,28 +68,28 @@ fn checked(
 ) -> ApiResult<discovery::NewJob> {
     if spec.targets.is_empty() {
         return Err(invalid(
-            "invalid_targets",
+            ErrorCode::InvalidTargets,
             "targets",
             "give at least one target",
         ));
     }
     if spec.targets.len() + spec.exclusions.len() > MAX_TARGET_ENTRIES {
         return Err(invalid(
-            "invalid_targets",
+            ErrorCode::InvalidTargets,
             "targets",
             format!("at most {MAX_TARGET_ENTRIES} target and exclusion entries"),
         ));
     }
     let set = AddressSet::parse(&spec.targets, &spec.exclusions).map_err(|e| {
-        ApiError::bad_request("invalid_targets", format!("target {e}"))
+        ApiError::bad_request(ErrorCode::InvalidTargets, format!("target {e}"))
             .with_details(json!({ "field": "targets", "entry": e.entry }))
     })?;
     if let Some(problem) = set.size_problem(spec.force) {
-        return Err(ApiError::bad_request("too_many_addresses", problem)
+        return Err(ApiError::bad_request(ErrorCode::TooManyAddresses, problem)
             .with_details(json!({ "field": "targets", "addresses": set.len() })));
     }
     if let Some(problem) = spec.options.problem() {
-        return Err(invalid("invalid_options", "options", problem));
+        return Err(invalid(ErrorCode::InvalidOptions, "options", problem));
     }
     let name = match spec.name.as_deref().map(str::trim) {
         Some(name) => name.to_owned(),
@@ -95,13 +100,13 @@ fn checked(
             .collect(),
     };
     if let Some(problem) = name_problem(&name, MAX_JOB_NAME_LEN) {
-        return Err(invalid("invalid_name", "name", problem));
+        return Err(invalid(ErrorCode::InvalidName, "name", problem));
     }
     if let Some(every) = spec.every_s
         && every < MIN_EVERY_S
     {
         return Err(invalid(
-            "invalid_schedule",
+            ErrorCode::InvalidSchedule,
             "every_s",
             format!("a scan repeats every {MIN_EVERY_S} s at the most often"),
         ));
@@ -110,10 +115,10 @@ fn checked(
     let collector_id = match spec.collector.as_deref() {
         Some(name) => catalog
             .collector(name)
-            .map_err(|message| invalid("unknown_collector", "collector", message))?,
+            .map_err(|message| invalid(ErrorCode::UnknownCollector, "collector", message))?,
         None => catalog.local().ok_or_else(|| {
             invalid(
-                "unknown_collector",
+                ErrorCode::UnknownCollector,
                 "collector",
                 "the server has no local collector yet; name one",
             )
@@ -121,14 +126,14 @@ fn checked(
     };
     if !local_discovery && catalog.local() == Some(collector_id) {
         return Err(invalid(
-            "local_discovery_off",
+            ErrorCode::LocalDiscoveryOff,
             "collector",
             "this server does not scan networks itself (local_discovery = false); name a remote collector",
         ));
     }
     if spec.credentials.len() > MAX_JOB_CREDENTIALS {
         return Err(invalid(
-            "invalid_credentials",
+            ErrorCode::InvalidCredentials,
             "credentials",
             format!("at most {MAX_JOB_CREDENTIALS} credentials per job"),
         ));
@@ -137,17 +142,17 @@ fn checked(
     for name in &spec.credentials {
         let id = catalog
             .credential(name)
-            .map_err(|message| invalid("unknown_credential", "credentials", message))?;
+            .map_err(|message| invalid(ErrorCode::UnknownCredential, "credentials", message))?;
         let row = credentials::get(conn, id)?.ok_or_else(|| {
             invalid(
-                "unknown_credential",
+                ErrorCode::UnknownCredential,
                 "credentials",
                 format!("no credential {name:?}"),
             )
         })?;
         if !row.kind.is_snmp() {
             return Err(invalid(
-                "invalid_credentials",
+                ErrorCode::InvalidCredentials,
                 "credentials",
                 format!(
                     "{name:?} is a {} credential; discovery tries SNMP credentials",
@@ -162,7 +167,7 @@ fn checked(
                 "credential {name:?} has no networks: only an admin may scan with it (or an \
                  admin gives it networks)"
             ))
-            .with_code("credential_scope"));
+            .with_code(ErrorCode::CredentialScope));
         }
         if !credential_ids.contains(&id) {
             credential_ids.push(id);
@@ -211,7 +216,7 @@ async fn create(
             audit::record(
                 tx,
                 &actor,
-                "discovery.create",
+                AuditAction::DiscoveryCreate,
                 Some(&format!("discovery_job:{id}")),
                 Some(&details),
                 now,
@@ -234,11 +239,9 @@ async fn list(
         .db
         .call(move |conn| -> ApiResult<ListResponse<Job>> {
             let collector = match &query.collector {
-                Some(name) => Some(
-                    Catalog::load(conn)?
-                        .collector(name)
-                        .map_err(|message| invalid("unknown_collector", "collector", message))?,
-                ),
+                Some(name) => Some(Catalog::load(conn)?.collector(name).map_err(|message| {
+                    invalid(ErrorCode::UnknownCollector, "collector", message)
+                })?),
                 None => None,
             };
             let (items, total) = discovery::list_jobs(conn, query.state, collector, limit, offset)?;
@@ -269,7 +272,7 @@ async fn cancel(
             let now = db::now();
             if !discovery::cancel(tx, id, now)? {
                 return Err(ApiError::conflict(
-                    "job_finished",
+                    ErrorCode::JobFinished,
                     format!(
                         "discovery job {id} is {} and has no schedule; there is nothing to cancel",
                         before.state
@@ -279,7 +282,7 @@ async fn cancel(
             audit::record(
                 tx,
                 &actor,
-                "discovery.cancel",
+                AuditAction::DiscoveryCancel,
                 Some(&format!("discovery_job:{id}")),
                 Some(&json!({ "state": before.state, "done": before.done })),
                 now,
@@ -312,14 +315,14 @@ async fn devices(
 fn check_selection(selection: &DeviceSelection) -> ApiResult<()> {
     if !selection.all && selection.devices.is_empty() {
         return Err(invalid(
-            "nothing_selected",
+            ErrorCode::NothingSelected,
             "devices",
             "select devices by id, or all",
         ));
     }
     if selection.devices.len() > MAX_BATCH_DEVICES {
         return Err(invalid(
-            "too_many_devices",
+            ErrorCode::TooManyDevices,
             "devices",
             format!("at most {MAX_BATCH_DEVICES} devices at once"),
         ));
@@ -336,7 +339,7 @@ async fn import(
     check_selection(&selection)?;
     for tag in &selection.tags {
         if let Some(problem) = plantwatch_shared::rules::tag_problem(tag) {
-            return Err(invalid("invalid_tags", "tags", problem));
+            return Err(invalid(ErrorCode::InvalidTags, "tags", problem));
         }
     }
     let actor = auth.actor();
@@ -354,7 +357,7 @@ async fn import(
                 audit::record(
                     tx,
                     &actor,
-                    "discovery.import",
+                    AuditAction::DiscoveryImport,
                     Some(&format!("discovery_job:{id}")),
                     Some(&details),
                     now,
@@ -391,7 +394,7 @@ async fn dismiss(
             audit::record(
                 tx,
                 &actor,
-                "discovery.dismiss",
+                AuditAction::DiscoveryDismiss,
                 Some(&format!("discovery_job:{id}")),
                 Some(&json!({ "dismissed": count })),
                 now,
@@ -487,7 +490,7 @@ async fn results(
 ) -> ApiResult<Json<BatchAck>> {
     if batch.devices.len() > MAX_BATCH_DEVICES {
         return Err(invalid(
-            "too_many_devices",
+            ErrorCode::TooManyDevices,
             "devices",
             format!("at most {MAX_BATCH_DEVICES} devices per batch"),
         ));
@@ -498,7 +501,7 @@ async fn results(
         .any(|d| d.address.parse::<std::net::IpAddr>().is_err())
     {
         return Err(invalid(
-            "invalid_result",
+            ErrorCode::InvalidResult,
             "devices",
             "every device needs its IP address",
         ));

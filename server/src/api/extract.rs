@@ -15,6 +15,7 @@ use crate::auth::api_keys::{self, Identity};
 use crate::auth::token_hash;
 use crate::db::{self, audit::Actor, sessions, to_time};
 use crate::state::AppState;
+use plantwatch_shared::api::ErrorCode;
 
 /// `axum::Json` whose rejections are [`ApiError`]s.
 #[derive(Debug, FromRequest)]
@@ -135,11 +136,14 @@ where
             .await
             .unwrap_or(ClientAddr(None));
         let token = session_token(parts).ok_or_else(|| {
-            ApiError::unauthorized("unauthenticated", "sign in first (no session token)")
+            ApiError::unauthorized(
+                ErrorCode::Unauthenticated,
+                "sign in first (no session token)",
+            )
         })?;
         if !token.starts_with(SESSION_TOKEN_PREFIX) {
             return Err(ApiError::unauthorized(
-                "invalid_token",
+                ErrorCode::InvalidToken,
                 "that is not a session token",
             ));
         }
@@ -168,13 +172,13 @@ where
         let row = match found {
             None => {
                 return Err(ApiError::unauthorized(
-                    "invalid_token",
+                    ErrorCode::InvalidToken,
                     "the session is unknown or has ended; sign in again",
                 ));
             }
             Some(Err(_)) => {
                 return Err(ApiError::unauthorized(
-                    "session_expired",
+                    ErrorCode::SessionExpired,
                     "the session has expired; sign in again",
                 ));
             }
@@ -223,7 +227,7 @@ impl ComponentAuth {
 
 fn invalid_key() -> ApiError {
     ApiError::unauthorized(
-        "invalid_api_key",
+        ErrorCode::InvalidApiKey,
         "the API key is unknown or was replaced; enroll this component again",
     )
 }
@@ -247,7 +251,7 @@ where
             .map(str::trim)
             .ok_or_else(|| {
                 ApiError::unauthorized(
-                    "unauthenticated",
+                    ErrorCode::Unauthenticated,
                     format!("send the component's API key in {API_KEY_HEADER}"),
                 )
             })?;
@@ -268,7 +272,7 @@ where
                     .ok_or_else(invalid_key)?;
                 if row.revoked {
                     return Err(ApiError::unauthorized(
-                        "api_key_revoked",
+                        ErrorCode::ApiKeyRevoked,
                         "this component was revoked; enroll it again and have an admin approve it",
                     ));
                 }
@@ -297,7 +301,7 @@ where
                 "this {} is waiting for approval: an admin must approve it (plantwatch {}s approve {})",
                 identity.kind, identity.kind, identity.id
             ))
-            .with_code("pending_approval"));
+            .with_code(ErrorCode::PendingApproval));
         }
         Ok(ComponentAuth { identity, addr })
     }

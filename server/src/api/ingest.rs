@@ -22,6 +22,7 @@ use crate::db::{self, nodes};
 use crate::ingest::{self, Scope};
 use crate::metrics_store::{Batch, Committed};
 use crate::state::AppState;
+use plantwatch_shared::api::ErrorCode;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -48,7 +49,7 @@ fn batch_id(headers: &HeaderMap) -> ApiResult<Option<String>> {
             Ok(Some(id.to_owned()))
         }
         _ => Err(ApiError::bad_request(
-            "invalid_batch_id",
+            ErrorCode::InvalidBatchId,
             format!("{BATCH_ID_HEADER} must be 1 to {MAX_BATCH_ID_LEN} printable ASCII characters"),
         )),
     }
@@ -65,7 +66,7 @@ async fn ingest_influx(
         None => Precision::Nanoseconds,
         Some(text) => Precision::parse(text).ok_or_else(|| {
             ApiError::bad_request(
-                "invalid_precision",
+                ErrorCode::InvalidPrecision,
                 format!("precision {text:?} is not one of ns, us, ms, s"),
             )
         })?,
@@ -78,7 +79,7 @@ async fn ingest_influx(
         Some(_) => {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_encoding",
+                ErrorCode::UnsupportedEncoding,
                 "the body must be plain or gzip",
             ));
         }
@@ -133,17 +134,21 @@ async fn ingest_influx(
                 .fetch_add(1, Ordering::Relaxed);
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "ingest_busy",
+                ErrorCode::IngestBusy,
                 error.to_string(),
             )
             .with_retry_after(1)
         }
         ingest::BodyError::TooLarge => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_body",
+            ErrorCode::InvalidBody,
             error.to_string(),
         ),
-        _ => ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", error.to_string()),
+        _ => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidBody,
+            error.to_string(),
+        ),
     })?;
     let stats = &state.metrics.stats;
     if prepared.rejected > 0 {
@@ -162,7 +167,7 @@ async fn ingest_influx(
     {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "remote_write_backlog_full",
+            ErrorCode::RemoteWriteBacklogFull,
             reason,
         ));
     }
@@ -187,7 +192,7 @@ async fn ingest_influx(
                 "Refused samples of new series past a limit."
             );
             return Err(ApiError::bad_request(
-                "series_limit",
+                ErrorCode::SeriesLimit,
                 format!(
                     "{} samples of new series refused: {}; the other samples were stored",
                     hit.samples, hit.message
@@ -208,7 +213,7 @@ async fn ingest_influx(
             .map(|e| format!("line {}: {}", e.line, e.message))
             .unwrap_or_default();
         return Err(ApiError::bad_request(
-            "invalid_lines",
+            ErrorCode::InvalidLines,
             format!(
                 "{} of {} lines refused ({first}); the other {} were stored",
                 details.rejected,

@@ -19,6 +19,7 @@ use crate::db::{self, nodes};
 use crate::metrics_store::backend::BackendError;
 use crate::metrics_store::query::{self, RangeQuery};
 use crate::state::AppState;
+use plantwatch_shared::api::ErrorCode;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -40,7 +41,7 @@ async fn node_metrics(
         .is_some();
     if !exists {
         return Err(ApiError::not_found(
-            "node_not_found",
+            ErrorCode::NodeNotFound,
             format!("there is no node {id}"),
         ));
     }
@@ -48,13 +49,13 @@ async fn node_metrics(
     let from = params.from.unwrap_or(to - 3_600);
     if from >= to {
         return Err(ApiError::bad_request(
-            "invalid_range",
+            ErrorCode::InvalidRange,
             "from must be before to",
         ));
     }
     if params.step.is_some_and(|s| s <= 0) {
         return Err(ApiError::bad_request(
-            "invalid_step",
+            ErrorCode::InvalidStep,
             "step must be positive",
         ));
     }
@@ -86,7 +87,7 @@ async fn node_metrics(
                 tracing::warn!(%message, "A chart query to the metrics engine failed.");
                 ApiError::new(
                     axum::http::StatusCode::BAD_GATEWAY,
-                    "metrics_engine_unavailable",
+                    ErrorCode::MetricsEngineUnavailable,
                     BackendError::Engine(message).to_string(),
                 )
             }
@@ -112,7 +113,7 @@ async fn series(
     let limit = params.limit.unwrap_or(100);
     if !(1..=i64::from(MAX_LIMIT)).contains(&limit) {
         return Err(ApiError::bad_request(
-            "invalid_limit",
+            ErrorCode::InvalidLimit,
             format!("limit must be between 1 and {MAX_LIMIT}"),
         ));
     }

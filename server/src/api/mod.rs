@@ -29,6 +29,7 @@ use tracing::Instrument as _;
 
 use self::error::{ApiError, REQUEST_ID};
 use crate::state::AppState;
+use plantwatch_shared::api::ErrorCode;
 
 /// The whole application router.
 pub fn app(state: AppState) -> Router {
@@ -63,7 +64,7 @@ pub fn app(state: AppState) -> Router {
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {
     ApiError::not_found(
-        "route_not_found",
+        ErrorCode::RouteNotFound,
         format!("no route for {method} {}", uri.path()),
     )
 }
@@ -71,7 +72,7 @@ async fn not_found(method: Method, uri: Uri) -> ApiError {
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
         axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         format!("{method} is not allowed on {}", uri.path()),
     )
 }
@@ -100,14 +101,14 @@ async fn json_errors(response: Response) -> Response {
         Err(_) => String::new(),
     };
     let code = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        StatusCode::URI_TOO_LONG => "uri_too_long",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        StatusCode::REQUEST_TIMEOUT => "request_timeout",
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        s if s.is_server_error() => "internal",
-        _ => "bad_request",
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+        StatusCode::URI_TOO_LONG => ErrorCode::UriTooLong,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+        StatusCode::REQUEST_TIMEOUT => ErrorCode::RequestTimeout,
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+        s if s.is_server_error() => ErrorCode::Internal,
+        _ => ErrorCode::BadRequest,
     };
     let message = if text.is_empty() {
         status
@@ -147,7 +148,7 @@ async fn request_context(State(state): State<AppState>, request: Request, next: 
     let mut response = if too_long {
         ApiError::new(
             StatusCode::URI_TOO_LONG,
-            "uri_too_long",
+            ErrorCode::UriTooLong,
             format!("the request's address is longer than {MAX_URI_BYTES} bytes"),
         )
         .into_response()
@@ -190,7 +191,7 @@ pub fn page_bounds(limit: Option<u32>, offset: Option<u32>) -> error::ApiResult<
     let limit = limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
         return Err(ApiError::bad_request(
-            "invalid_limit",
+            ErrorCode::InvalidLimit,
             format!("limit must be between 1 and {MAX_LIMIT}"),
         ));
     }
@@ -216,7 +217,7 @@ pub fn sort_order(
         .ok_or_else(|| {
             let keys: Vec<&str> = sorts.iter().map(|(key, _)| *key).collect();
             ApiError::bad_request(
-                "invalid_sort",
+                ErrorCode::InvalidSort,
                 format!("cannot sort by {name:?}; use one of {}", keys.join(", ")),
             )
         })

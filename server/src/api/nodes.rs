@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use plantwatch_shared::api::AuditAction;
 use plantwatch_shared::api::{
     AttachRequest, AuditEntry, AuditQuery, ExportFormat, ExportQuery, ImportProblem, ImportQuery,
     ListResponse, Node, NodeQuery, NodeSpec, Role, UpdateNodeRequest,
@@ -23,6 +24,7 @@ use crate::db::{self, audit, config_dirty, credentials, nodes};
 use crate::inventory::import::{self, FileError};
 use crate::inventory::{Catalog, check, patched};
 use crate::state::AppState;
+use plantwatch_shared::api::ErrorCode;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -45,7 +47,7 @@ pub fn router() -> Router<AppState> {
 }
 
 fn node_not_found(id: i64) -> ApiError {
-    ApiError::not_found("node_not_found", format!("there is no node {id}"))
+    ApiError::not_found(ErrorCode::NodeNotFound, format!("there is no node {id}"))
 }
 
 fn existing(conn: &Connection, id: i64) -> ApiResult<Node> {
@@ -66,7 +68,7 @@ fn invalid(problems: Vec<ImportProblem>) -> ApiError {
         })
         .collect::<Vec<_>>()
         .join("; ");
-    ApiError::bad_request("invalid_node", message)
+    ApiError::bad_request(ErrorCode::InvalidNode, message)
         .with_details(json!({ "field": field, "problems": problems }))
 }
 
@@ -164,7 +166,7 @@ async fn create(
             audit::record(
                 tx,
                 &actor,
-                "node.create",
+                AuditAction::NodeCreate,
                 Some(&format!("node:{id}")),
                 Some(&details),
                 now,
@@ -193,7 +195,7 @@ async fn update(
 ) -> ApiResult<Json<Node>> {
     if request.is_empty() {
         return Err(ApiError::bad_request(
-            "nothing_to_change",
+            ErrorCode::NothingToChange,
             "give at least one field to change",
         ));
     }
@@ -235,7 +237,7 @@ async fn update(
             audit::record(
                 tx,
                 &actor,
-                "node.update",
+                AuditAction::NodeUpdate,
                 Some(&format!("node:{id}")),
                 Some(&details),
                 now,
@@ -265,7 +267,7 @@ async fn remove(
             audit::record(
                 tx,
                 &actor,
-                "node.delete",
+                AuditAction::NodeDelete,
                 Some(&format!("node:{id}")),
                 Some(&details),
                 now,
@@ -315,7 +317,7 @@ async fn change_attachment(
             let node = existing(tx, node_id)?;
             let credential = credentials::get(tx, credential_id)?.ok_or_else(|| {
                 ApiError::not_found(
-                    "credential_not_found",
+                    ErrorCode::CredentialNotFound,
                     format!("there is no credential {credential_id}"),
                 )
             })?;
@@ -327,26 +329,28 @@ async fn change_attachment(
                     admin,
                 );
                 if let Some(problem) = scope.into_iter().next() {
-                    return Err(ApiError::forbidden(problem.reason).with_code("credential_scope"));
+                    return Err(
+                        ApiError::forbidden(problem.reason).with_code(ErrorCode::CredentialScope)
+                    );
                 }
             }
             let now = db::now();
             let (changed, action) = match &attach {
                 Some(request) => (
                     nodes::attach(tx, node_id, credential_id, request.priority)?,
-                    "node.attach_credential",
+                    AuditAction::NodeAttachCredential,
                 ),
                 None => {
                     if !nodes::detach(tx, node_id, credential_id)? {
                         return Err(ApiError::not_found(
-                            "credential_not_attached",
+                            ErrorCode::CredentialNotAttached,
                             format!(
                                 "credential {:?} is not attached to node {:?}",
                                 credential.name, node.name
                             ),
                         ));
                     }
-                    (true, "node.detach_credential")
+                    (true, AuditAction::NodeDetachCredential)
                 }
             };
             if changed {
@@ -399,7 +403,7 @@ async fn change_parent(
         .write(move |tx| -> ApiResult<Node> {
             let node = existing(tx, node_id)?;
             let parent = existing(tx, parent_id)?;
-            let invalid = |reason: String| ApiError::bad_request("invalid_node", reason);
+            let invalid = |reason: String| ApiError::bad_request(ErrorCode::InvalidNode, reason);
             if add {
                 if node_id == parent_id {
                     return Err(invalid(format!("{} cannot be its own parent", node.name)));
@@ -423,7 +427,7 @@ async fn change_parent(
                 true
             } else {
                 return Err(ApiError::not_found(
-                    "parent_not_found",
+                    ErrorCode::ParentNotFound,
                     format!("{} is not a further parent of {}", parent.name, node.name),
                 ));
             };
@@ -434,9 +438,9 @@ async fn change_parent(
                     tx,
                     &actor,
                     if add {
-                        "node.add_parent"
+                        AuditAction::NodeAddParent
                     } else {
-                        "node.remove_parent"
+                        AuditAction::NodeRemoveParent
                     },
                     Some(&format!("node:{node_id}")),
                     Some(&json!({ "node": node.name, "parent": parent.name })),
@@ -460,7 +464,7 @@ async fn attach(
         AttachRequest::default()
     } else {
         serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?
+            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, e.to_string()))?
     };
     change_attachment(state, auth, id, credential_id, Some(request)).await
 }
@@ -485,14 +489,14 @@ async fn import_nodes(
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "import_too_large",
+                ErrorCode::ImportTooLarge,
                 format!(
                     "the import file is larger than {} MB; split it into several imports",
                     import::MAX_BYTES / (1024 * 1024)
                 ),
             )
         } else {
-            ApiError::bad_request("unreadable_body", rejection.body_text())
+            ApiError::bad_request(ErrorCode::UnreadableBody, rejection.body_text())
         }
     })?;
     let content_type = headers
@@ -508,7 +512,7 @@ async fn import_nodes(
     {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             format!(
                 "an import is CSV (text/csv) or JSON (application/json), not {:?}",
                 import::echo(media)
@@ -529,8 +533,8 @@ async fn import_nodes(
     .map_err(|e| ApiError::internal(anyhow::anyhow!("parsing task failed: {e}")))?
     .map_err(|error| {
         let code = match error {
-            FileError::TooManyRows => "too_many_rows",
-            _ => "invalid_import_file",
+            FileError::TooManyRows => ErrorCode::TooManyRows,
+            _ => ErrorCode::InvalidImportFile,
         };
         ApiError::bad_request(code, error.to_string())
     })?;
@@ -550,7 +554,7 @@ async fn import_nodes(
             audit::record(
                 tx,
                 &actor,
-                "node.import",
+                AuditAction::NodeImport,
                 None,
                 Some(&json!(report.summary)),
                 now,
@@ -565,10 +569,12 @@ async fn import_nodes(
             report.rows.len()
         );
         let details = serde_json::to_value(&report).map_err(ApiError::internal)?;
-        return Err(
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "import_rejected", message)
-                .with_details(details),
-        );
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::ImportRejected,
+            message,
+        )
+        .with_details(details));
     }
     Ok(Json(report).into_response())
 }

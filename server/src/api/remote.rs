@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use plantwatch_shared::ENROLLMENT_TOKEN_PREFIX;
+use plantwatch_shared::api::AuditAction;
 use plantwatch_shared::api::{
     CollectorReport, ComponentKind, ComponentSelf, ComponentStatus, Heartbeat, HeartbeatAck,
     MAX_COMPONENT_NAME_LEN, MAX_HOSTNAME_LEN, MAX_MACHINE_ID_LEN, MAX_REPORT_ERROR_LEN,
@@ -24,6 +25,7 @@ use crate::db::audit::{self, Actor};
 use crate::db::components::{self, Enrolled};
 use crate::db::{self, to_time, tokens};
 use crate::state::AppState;
+use plantwatch_shared::api::ErrorCode;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -35,7 +37,8 @@ pub fn router() -> Router<AppState> {
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid_registration", message).with_details(json!({ "field": field }))
+    ApiError::bad_request(ErrorCode::InvalidRegistration, message)
+        .with_details(json!({ "field": field }))
 }
 
 /// A short identifier field: present, bounded, printable, without spaces.
@@ -77,7 +80,7 @@ async fn register(
     let token = request.token.expose().trim().to_owned();
     if !token.starts_with(ENROLLMENT_TOKEN_PREFIX) {
         return Err(ApiError::unauthorized(
-            "invalid_token",
+            ErrorCode::InvalidToken,
             "that is not an enrollment token (pwe_…)",
         ));
     }
@@ -93,25 +96,25 @@ async fn register(
             let request = request_for_tx;
             let now = db::now();
             let token = tokens::by_hash(tx, &hash)?.ok_or_else(|| {
-                ApiError::unauthorized("invalid_token", "the enrollment token is unknown")
+                ApiError::unauthorized(ErrorCode::InvalidToken, "the enrollment token is unknown")
             })?;
             match token.state(now) {
                 TokenState::Active => {}
                 TokenState::Expired => {
                     return Err(ApiError::unauthorized(
-                        "token_expired",
+                        ErrorCode::TokenExpired,
                         "the enrollment token has expired; ask an admin for a new join code",
                     ));
                 }
                 TokenState::Revoked => {
                     return Err(ApiError::unauthorized(
-                        "token_revoked",
+                        ErrorCode::TokenRevoked,
                         "the enrollment token was revoked; ask an admin for a new join code",
                     ));
                 }
                 TokenState::Exhausted => {
                     return Err(ApiError::unauthorized(
-                        "token_exhausted",
+                        ErrorCode::TokenExhausted,
                         "the enrollment token has enrolled as many components as it may; ask an admin for a new join code",
                     ));
                 }
@@ -120,13 +123,13 @@ async fn register(
             let existing = components::by_machine(tx, request.kind, &request.machine_id)?;
             if let Some((_, true)) = existing {
                 return Err(ApiError::conflict(
-                    "machine_id_reserved",
+                    ErrorCode::MachineIdReserved,
                     "that machine id belongs to the server's own collector",
                 ));
             }
             if components::name_taken(tx, request.kind, name, existing.map(|(id, _)| id))? {
                 return Err(ApiError::conflict(
-                    "name_taken",
+                    ErrorCode::NameTaken,
                     format!("another {} is already called {name:?}; enroll with --name", request.kind),
                 )
                 .with_details(json!({ "field": "name" })));
@@ -153,7 +156,11 @@ async fn register(
                 name: format!("enrollment token {}", token.name),
                 source,
             };
-            let action = if re_enrolled { "component.re_enroll" } else { "component.register" };
+            let action = if re_enrolled {
+                AuditAction::ComponentReEnroll
+            } else {
+                AuditAction::ComponentRegister
+            };
             let details = json!({
                 "kind": request.kind,
                 "name": name,
@@ -304,7 +311,7 @@ async fn report(
     own_collector(&auth, id)?;
     if word_problem(&report.version, MAX_VERSION_LEN).is_some() {
         return Err(ApiError::bad_request(
-            "invalid_report",
+            ErrorCode::InvalidReport,
             format!("version must be 1 to {MAX_VERSION_LEN} printable characters"),
         ));
     }
@@ -312,7 +319,7 @@ async fn report(
         || report.errors.iter().any(|e| e.len() > MAX_REPORT_ERROR_LEN)
     {
         return Err(ApiError::bad_request(
-            "invalid_report",
+            ErrorCode::InvalidReport,
             format!(
                 "a report carries at most {MAX_REPORT_ERRORS} errors of at most {MAX_REPORT_ERROR_LEN} bytes"
             ),
@@ -324,7 +331,7 @@ async fn report(
         .is_some_and(|sha| sha.len() != 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()))
     {
         return Err(ApiError::bad_request(
-            "invalid_report",
+            ErrorCode::InvalidReport,
             "config_sha256 must be 64 hex digits",
         ));
     }
@@ -353,7 +360,7 @@ async fn heartbeat(
     }
     if let Some(problem) = word_problem(&heartbeat.version, MAX_VERSION_LEN) {
         return Err(ApiError::bad_request(
-            "invalid_heartbeat",
+            ErrorCode::InvalidHeartbeat,
             format!("version {problem}"),
         ));
     }

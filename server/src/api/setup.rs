@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
+use plantwatch_shared::api::AuditAction;
 use plantwatch_shared::api::{LoginResponse, Role, SetupRequest, SetupStatus};
 use sha2::{Digest as _, Sha256};
 
@@ -15,6 +16,7 @@ use super::extract::{ApiJson, ClientAddr};
 use crate::auth::{hash_password, password_problem, username_problem};
 use crate::db::{self, audit, users};
 use crate::state::AppState;
+use plantwatch_shared::api::ErrorCode;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/setup", get(status).post(complete))
@@ -22,7 +24,7 @@ pub fn router() -> Router<AppState> {
 
 fn already_done() -> ApiError {
     ApiError::conflict(
-        "setup_done",
+        ErrorCode::SetupDone,
         "this server already has an admin; sign in instead",
     )
 }
@@ -66,14 +68,14 @@ async fn complete(
         return Err(ApiError::forbidden(
             "wrong setup code; the server printed it in its log at start",
         )
-        .with_code("invalid_setup_code"));
+        .with_code(ErrorCode::InvalidSetupCode));
     }
     let username = request.username.trim().to_owned();
     if let Some(problem) = username_problem(&username) {
-        return Err(ApiError::bad_request("invalid_username", problem));
+        return Err(ApiError::bad_request(ErrorCode::InvalidUsername, problem));
     }
     if let Some(problem) = password_problem(request.password.expose()) {
-        return Err(ApiError::bad_request("invalid_password", problem));
+        return Err(ApiError::bad_request(ErrorCode::InvalidPassword, problem));
     }
     let hash = hash_password(request.password).await?;
     let source = addr.ip();
@@ -104,7 +106,14 @@ async fn complete(
                 source,
             };
             let target = format!("user:{}", user.id);
-            audit::record(tx, &actor, "setup.complete", Some(&target), None, now)?;
+            audit::record(
+                tx,
+                &actor,
+                AuditAction::SetupComplete,
+                Some(&target),
+                None,
+                now,
+            )?;
             let user = users::get(tx, user.id)?.unwrap_or(user);
             Ok((token, session, user))
         })

@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use plantwatch_shared::api::AuditAction;
 use plantwatch_shared::api::{ListResponse, Template, TemplateReload};
 use serde_json::json;
 
@@ -11,6 +12,7 @@ use super::extract::{AdminRole, ApiPath, Authed};
 use crate::db::{self, audit};
 use crate::state::AppState;
 use crate::templates;
+use plantwatch_shared::api::ErrorCode;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -42,7 +44,10 @@ async fn read(
         .await?
         .map(Json)
         .ok_or_else(|| {
-            ApiError::not_found("template_not_found", format!("there is no template {id}"))
+            ApiError::not_found(
+                ErrorCode::TemplateNotFound,
+                format!("there is no template {id}"),
+            )
         })
 }
 
@@ -59,7 +64,7 @@ async fn reload(
     if !problems.is_empty() {
         let first = format!("{}: {}", problems[0].source, problems[0].message);
         return Err(ApiError::bad_request(
-            "invalid_template",
+            ErrorCode::InvalidTemplate,
             format!(
                 "{} template file(s) at fault, nothing was changed ({first})",
                 problems.len()
@@ -77,7 +82,7 @@ async fn reload(
             audit::record(
                 tx,
                 &actor,
-                "templates.reload",
+                AuditAction::TemplatesReload,
                 None,
                 Some(&json!({ "loaded": count, "changed": changed })),
                 now,

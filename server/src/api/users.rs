@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use plantwatch_shared::api::AuditAction;
 use plantwatch_shared::api::{
     CreateUserRequest, ListResponse, Role, UpdateUserRequest, User, UserQuery,
 };
@@ -17,6 +18,7 @@ use super::{page_bounds, sort_order};
 use crate::auth::{hash_password, password_problem, username_problem};
 use crate::db::{self, audit, sessions, users};
 use crate::state::AppState;
+use plantwatch_shared::api::ErrorCode;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -25,12 +27,12 @@ pub fn router() -> Router<AppState> {
 }
 
 fn user_not_found(id: i64) -> ApiError {
-    ApiError::not_found("user_not_found", format!("there is no user {id}"))
+    ApiError::not_found(ErrorCode::UserNotFound, format!("there is no user {id}"))
 }
 
 fn last_admin() -> ApiError {
     ApiError::conflict(
-        "last_admin",
+        ErrorCode::LastAdmin,
         "this is the last admin; make another user admin first",
     )
 }
@@ -72,10 +74,10 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<User>)> {
     let username = request.username.trim().to_owned();
     if let Some(problem) = username_problem(&username) {
-        return Err(ApiError::bad_request("invalid_username", problem));
+        return Err(ApiError::bad_request(ErrorCode::InvalidUsername, problem));
     }
     if let Some(problem) = password_problem(request.password.expose()) {
-        return Err(ApiError::bad_request("invalid_password", problem));
+        return Err(ApiError::bad_request(ErrorCode::InvalidPassword, problem));
     }
     let hash = hash_password(request.password).await?;
     let actor = auth.actor();
@@ -90,7 +92,7 @@ async fn create(
             audit::record(
                 tx,
                 &actor,
-                "user.create",
+                AuditAction::UserCreate,
                 Some(&target),
                 Some(&details),
                 now,
@@ -118,14 +120,14 @@ async fn update(
 ) -> ApiResult<Json<User>> {
     if request.role.is_none() && request.password.is_none() {
         return Err(ApiError::bad_request(
-            "nothing_to_change",
+            ErrorCode::NothingToChange,
             "give a role, a password, or both",
         ));
     }
     let new_hash = match request.password {
         Some(password) => {
             if let Some(problem) = password_problem(password.expose()) {
-                return Err(ApiError::bad_request("invalid_password", problem));
+                return Err(ApiError::bad_request(ErrorCode::InvalidPassword, problem));
             }
             Some(hash_password(password).await?)
         }
@@ -148,7 +150,7 @@ async fn update(
                 audit::record(
                     tx,
                     &actor,
-                    "user.set_role",
+                    AuditAction::UserSetRole,
                     Some(&target),
                     Some(&details),
                     now,
@@ -162,7 +164,7 @@ async fn update(
                 audit::record(
                     tx,
                     &actor,
-                    "user.reset_password",
+                    AuditAction::UserResetPassword,
                     Some(&target),
                     Some(&details),
                     now,
@@ -182,7 +184,7 @@ async fn remove(
 ) -> ApiResult<StatusCode> {
     if id == auth.user.id {
         return Err(ApiError::conflict(
-            "cannot_delete_self",
+            ErrorCode::CannotDeleteSelf,
             "you cannot delete your own account; ask another admin",
         ));
     }
@@ -200,7 +202,7 @@ async fn remove(
             audit::record(
                 tx,
                 &actor,
-                "user.delete",
+                AuditAction::UserDelete,
                 Some(&target),
                 Some(&details),
                 db::now(),

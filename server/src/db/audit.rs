@@ -1,6 +1,6 @@
 //! The `audit_log` table: one row for every write, in the same transaction as the write.
 
-use plantwatch_shared::api::{AuditEntry, AuditQuery};
+use plantwatch_shared::api::{AuditAction, AuditEntry, AuditQuery};
 use rusqlite::{Connection, params_from_iter, types::Value};
 
 use super::to_time;
@@ -17,7 +17,7 @@ pub struct Actor {
 pub fn record(
     conn: &Connection,
     actor: &Actor,
-    action: &str,
+    action: AuditAction,
     target: Option<&str>,
     details: Option<&serde_json::Value>,
     now: i64,
@@ -29,7 +29,7 @@ pub fn record(
             now,
             actor.user_id,
             &actor.name,
-            action,
+            action.as_str(),
             target,
             &actor.source,
             details.map(|d| d.to_string()),
@@ -81,7 +81,7 @@ pub fn list(
                 at: to_time(row.get(1)?),
                 user_id: row.get(2)?,
                 actor: row.get(3)?,
-                action: row.get(4)?,
+                action: AuditAction::parse(&row.get::<_, String>(4)?),
                 target: row.get(5)?,
                 source: row.get(6)?,
                 details: details.and_then(|d| serde_json::from_str(&d).ok()),

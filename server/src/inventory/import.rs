@@ -1,6 +1,7 @@
 //! Batch import of nodes: parse a CSV or JSON file into rows, plan what each row does (create,
 //! update, unchanged, error), and apply the plan in one transaction.
 
+use plantwatch_shared::api::AuditAction;
 use std::collections::{BTreeSet, HashMap};
 
 use plantwatch_shared::api::{
@@ -519,14 +520,14 @@ pub fn apply(conn: &Connection, plan: &Plan, actor: &Actor, now: i64) -> rusqlit
         .map(|(key, node)| (key.clone(), node.id))
         .collect();
     let mut dirty: BTreeSet<i64> = BTreeSet::new();
-    let mut written: Vec<(i64, &Checked, &'static str)> = Vec::new();
+    let mut written: Vec<(i64, &Checked, AuditAction)> = Vec::new();
     for (_, action) in &plan.rows {
         match action {
             Some(Action::Create(checked)) => {
                 let id = nodes::insert(conn, &without_parent(&checked.fields), now)?;
                 ids.insert(checked.fields.name.to_lowercase(), id);
                 dirty.extend(checked.fields.collector_id);
-                written.push((id, checked, "node.create"));
+                written.push((id, checked, AuditAction::NodeCreate));
             }
             Some(Action::Update {
                 id,
@@ -536,7 +537,7 @@ pub fn apply(conn: &Connection, plan: &Plan, actor: &Actor, now: i64) -> rusqlit
                 nodes::update(conn, *id, &without_parent(&checked.fields), now)?;
                 dirty.extend(checked.fields.collector_id);
                 dirty.extend(*old_collector);
-                written.push((*id, checked, "node.update"));
+                written.push((*id, checked, AuditAction::NodeUpdate));
             }
             Some(Action::Unchanged) | None => {}
         }

@@ -16,6 +16,7 @@ mod metrics;
 mod names;
 mod nodes;
 mod templates;
+mod vocabulary;
 
 pub use alerts::*;
 pub use components::*;
@@ -25,6 +26,7 @@ pub use metrics::*;
 pub use names::UnknownName;
 pub use nodes::*;
 pub use templates::*;
+pub use vocabulary::{AuditAction, ErrorCode};
 
 /// What a signed-in user may do. Ordered: an admin may do all an operator may, and so on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -86,7 +88,7 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ErrorDetail {
     /// Stable machine-readable code, e.g. `user_not_found`.
-    pub code: String,
+    pub code: ErrorCode,
     /// One sentence for a person.
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -234,7 +236,7 @@ pub struct AuditEntry {
     /// Who acted: a username, `setup` or `system`.
     pub actor: String,
     /// What was done, `resource.verb`: `user.create`, `auth.login`, …
-    pub action: String,
+    pub action: AuditAction,
     /// What it was done to, `kind:id`.
     pub target: Option<String>,
     /// Source address of the request.

@@ -11,6 +11,7 @@ use plantwatch_shared::api::{
 
 use super::output::{Format, time_cell};
 use super::{Session, confirm};
+use plantwatch_shared::api::ErrorCode;
 
 #[derive(Debug, Subcommand)]
 pub enum TokensCommand {
@@ -302,7 +303,7 @@ pub async fn components(
             }
             let choice = ApproveRequest { node, new_node };
             let approved = match client.approve_agent(found.id, &choice).await {
-                Err(error) if error.code() == Some("node_choice_needed") => {
+                Err(error) if error.is(ErrorCode::NodeChoiceNeeded) => {
                     anyhow::bail!(
                         "{error}\n  plantwatch agents approve {name} --node NODE   (report for \
                          that node)\n  plantwatch agents approve {name} --new-node    (a node of \

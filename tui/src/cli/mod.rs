@@ -20,6 +20,7 @@ use plantwatch_shared::api::ComponentKind;
 use plantwatch_shared::{Client, Secret};
 
 use crate::profile::{self, Context, Profiles};
+use plantwatch_shared::api::ErrorCode;
 
 /// Command line of `plantwatch`.
 #[derive(Debug, Parser)]
@@ -187,7 +188,7 @@ fn describe(error: &anyhow::Error) -> String {
     let mut text = format!("{error:#}");
     if let Some(api) = error.downcast_ref::<plantwatch_shared::Error>()
         && api.status() == Some(401)
-        && api.code() != Some("invalid_credentials")
+        && !api.is(ErrorCode::InvalidCredentials)
     {
         text.push_str("\nhint: run `plantwatch login` to sign in again");
     }

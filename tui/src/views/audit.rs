@@ -44,8 +44,8 @@ static COLUMNS: &[Column<AuditEntry>] = &[
         title: "ACTION",
         sort_key: 'x',
         width: Constraint::Length(22),
-        cell: |e| e.action.clone(),
-        cmp: |a, b| a.action.cmp(&b.action),
+        cell: |e| e.action.to_string(),
+        cmp: |a, b| a.action.as_str().cmp(b.action.as_str()),
     },
     Column {
         title: "TARGET",
@@ -135,7 +135,7 @@ impl View for AuditView {
             lines: vec![
                 ("Time".into(), time_cell(Some(entry.at))),
                 ("Actor".into(), entry.actor.clone()),
-                ("Action".into(), entry.action.clone()),
+                ("Action".into(), entry.action.to_string()),
                 ("Target".into(), opt(&entry.target)),
                 ("Source".into(), opt(&entry.source)),
                 ("Details".into(), details),

@@ -18,6 +18,7 @@ use crate::keymap::{Action, Binding, Key};
 use crate::overlay::{Confirm, Overlay};
 use crate::widgets::form::{Field, Form, Purpose};
 use crate::widgets::table::{Column, DataTable, caseless};
+use plantwatch_shared::api::ErrorCode;
 
 pub const SPEC: ViewSpec = ViewSpec {
     name: "collectors",
@@ -294,7 +295,7 @@ impl View for CollectorsView {
                                 what: "approved",
                             }),
                             // A node matches the agent's host: someone must say which.
-                            Err(error) if error.code() == Some("node_choice_needed") => {
+                            Err(error) if error.is(ErrorCode::NodeChoiceNeeded) => {
                                 Ok(Reply::AgentNodeChoice {
                                     id,
                                     name,
