@@ -3,6 +3,7 @@
 //! (`…_total`); the server turns them into rates.
 
 use plantwatch_shared::lineproto::Writer;
+use plantwatch_shared::metric_names::{CPU_TOTAL_USAGE_PCT, DISK_USED_PCT, MEMORY_USED_PCT};
 use sysinfo::{Disks, Networks, System};
 
 /// File systems that hold no data of their own.
@@ -63,8 +64,11 @@ impl SystemMetrics {
         self.disks.refresh(true);
         self.networks.refresh(true);
 
-        out.line("cpu_total", &[])
-            .float("usage_pct", f64::from(self.system.global_cpu_usage()))
+        out.line(CPU_TOTAL_USAGE_PCT.measurement, &[])
+            .float(
+                CPU_TOTAL_USAGE_PCT.field,
+                f64::from(self.system.global_cpu_usage()),
+            )
             .float("cores", self.system.cpus().len() as f64)
             .finish(now_ms);
         if let Ok(load) = System::load_average() {
@@ -77,7 +81,7 @@ impl SystemMetrics {
         let total = self.system.total_memory();
         let available = self.system.available_memory();
         let mut memory = out
-            .line("memory", &[])
+            .line(MEMORY_USED_PCT.measurement, &[])
             .float("total_bytes", total as f64)
             .float("available_bytes", available as f64)
             .float("used_bytes", total.saturating_sub(available) as f64)
@@ -85,7 +89,7 @@ impl SystemMetrics {
             .float("swap_used_bytes", self.system.used_swap() as f64);
         if total > 0 {
             memory = memory.float(
-                "used_pct",
+                MEMORY_USED_PCT.field,
                 100.0 * total.saturating_sub(available) as f64 / total as f64,
             );
         }
@@ -98,10 +102,10 @@ impl SystemMetrics {
             }
             let used = total.saturating_sub(disk.available_space());
             let mount = disk.mount_point().to_string_lossy().to_string();
-            out.line("disk", &[("mount", &mount), ("fs", &fs)])
+            out.line(DISK_USED_PCT.measurement, &[("mount", &mount), ("fs", &fs)])
                 .float("total_bytes", total as f64)
                 .float("used_bytes", used as f64)
-                .float("used_pct", 100.0 * used as f64 / total as f64)
+                .float(DISK_USED_PCT.field, 100.0 * used as f64 / total as f64)
                 .finish(now_ms);
         }
         for (name, data) in self.networks.iter() {

@@ -335,13 +335,10 @@ async fn a_value_crossing_warning_then_critical_then_below_clear_does_not_flap_a
         p.status(oven).await.0 == NodeStatus::Critical
     })
     .await;
-    // Hovering around the warning threshold, above the clear threshold: one alert, untouched.
-    for value in [59.0, 61.0, 58.0, 60.5, 51.0] {
-        set(value).await;
-        let hovering = open().await;
-        assert_eq!(hovering.len(), 1, "at {value}");
-        assert_eq!(hovering[0].id, first[0].id, "at {value}");
-    }
+    // Hovering around the warning threshold, above the clear one, changes nothing: the
+    // scenarios in server/src/alerting/scenarios/thresholds.toml hold that cycle by cycle.
+    set(58.0).await;
+    assert_eq!(open().await[0].id, first[0].id);
     set(49.0).await;
     eventually(5, "resolved", || async { open().await.is_empty() }).await;
     let detail = p.admin.get_alert(first[0].id).await.unwrap();

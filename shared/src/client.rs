@@ -377,9 +377,7 @@ impl Client {
                 code: ErrorCode::ImportRejected,
                 details: Some(details),
                 ..
-            }) => {
-                serde_json::from_value(details).map_err(|e| Error::Decode(e.to_string()))
-            }
+            }) => serde_json::from_value(details).map_err(|e| Error::Decode(e.to_string())),
             other => other,
         }
     }

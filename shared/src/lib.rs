@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod error;
 pub mod fingerprint;
 pub mod lineproto;
+pub mod metric_names;
 #[cfg(feature = "daemon")]
 pub mod push;
 pub mod rules;

@@ -6,6 +6,7 @@
 pub mod icmp;
 pub mod snmp;
 
+use plantwatch_shared::metric_names::PING_UP;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -260,8 +261,8 @@ async fn run_target(shared: Arc<Shared>, job: Job) {
                         unresolved_logged = true;
                     }
                     let mut out = Writer::new();
-                    out.line("ping", &[("node_id", &node)])
-                        .float("up", 0.0)
+                    out.line(PING_UP.measurement, &[("node_id", &node)])
+                        .float(PING_UP.field, 0.0)
                         .finish(now);
                     send(&shared, out).await;
                     continue;

@@ -7,9 +7,15 @@
 //! alert transitions with their history, notifications queued durably, node health.
 
 pub mod evaluate;
+pub mod kinds;
 pub mod maintenance;
+pub mod messages;
 pub mod notify;
 pub mod rules;
+#[cfg(test)]
+mod scenarios;
+pub mod suppression;
+pub mod transitions;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

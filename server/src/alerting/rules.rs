@@ -7,6 +7,10 @@ use std::collections::{BTreeMap, VecDeque};
 use plantwatch_shared::api::{
     BuiltinRule, Comparison, RuleAggregation, RuleScope, RuleSpec, Severity, tags_from_canonical,
 };
+use plantwatch_shared::metric_names::{
+    CPU_LOAD_PCT, CPU_TOTAL_USAGE_PCT, DISK_USED_PCT, INTERFACE_OPER_STATUS, MEMORY_USED_PCT,
+    SNMP_UP, STORAGE_USED_PCT, UPS_ON_BATTERY, any_of,
+};
 
 /// The defaults of every built-in rule, as first stored.
 pub fn builtin_defaults() -> Vec<(BuiltinRule, RuleSpec)> {
@@ -72,7 +76,7 @@ pub fn builtin_defaults() -> Vec<(BuiltinRule, RuleSpec)> {
             threshold(
                 "snmp_unreachable",
                 "SNMP polls failing while the node may still answer ping.",
-                "snmp.up",
+                SNMP_UP.name,
                 Last,
                 60,
                 Below,
@@ -83,7 +87,7 @@ pub fn builtin_defaults() -> Vec<(BuiltinRule, RuleSpec)> {
         (
             B::InterfaceDown,
             RuleSpec {
-                metric: Some("interface.oper_status".to_owned()),
+                metric: Some(INTERFACE_OPER_STATUS.name.to_owned()),
                 warning: Some(1.0),
                 ..rule(
                     "interface_down",
@@ -96,7 +100,7 @@ pub fn builtin_defaults() -> Vec<(BuiltinRule, RuleSpec)> {
             threshold(
                 "cpu_high",
                 "CPU busy, averaged over the window.",
-                "cpu_total.usage_pct|cpu.load_pct",
+                &any_of(&[CPU_TOTAL_USAGE_PCT, CPU_LOAD_PCT]),
                 Avg,
                 300,
                 AtLeast,
@@ -109,7 +113,7 @@ pub fn builtin_defaults() -> Vec<(BuiltinRule, RuleSpec)> {
             threshold(
                 "memory_high",
                 "Memory in use.",
-                "memory.used_pct",
+                MEMORY_USED_PCT.name,
                 Avg,
                 300,
                 AtLeast,
@@ -122,7 +126,7 @@ pub fn builtin_defaults() -> Vec<(BuiltinRule, RuleSpec)> {
             threshold(
                 "disk_high",
                 "A file system or storage area filling up.",
-                "disk.used_pct|storage.used_pct",
+                &any_of(&[DISK_USED_PCT, STORAGE_USED_PCT]),
                 Last,
                 300,
                 AtLeast,
@@ -135,7 +139,7 @@ pub fn builtin_defaults() -> Vec<(BuiltinRule, RuleSpec)> {
             threshold(
                 "ups_on_battery",
                 "A UPS running on battery.",
-                "ups.on_battery",
+                UPS_ON_BATTERY.name,
                 Last,
                 60,
                 AtLeast,
@@ -158,7 +162,7 @@ pub fn builtin_defaults() -> Vec<(BuiltinRule, RuleSpec)> {
     ]
 }
 
-/// Whether a built-in rule reads a metric series (the others watch presence and reports).
+/// Whether a rule reads a metric series (the others watch presence and reports).
 pub fn reads_metric(builtin: Option<BuiltinRule>) -> bool {
     !matches!(
         builtin,
@@ -168,26 +172,6 @@ pub fn reads_metric(builtin: Option<BuiltinRule>) -> bool {
                 | BuiltinRule::CollectorOffline
                 | BuiltinRule::CollectorOutboxLag
         )
-    )
-}
-
-/// Rules whose alerts say a node cannot be reached: suppressed when its parents are down.
-pub fn is_reachability(builtin: Option<BuiltinRule>) -> bool {
-    matches!(
-        builtin,
-        Some(
-            BuiltinRule::NodeUnreachable
-                | BuiltinRule::AgentHeartbeat
-                | BuiltinRule::SnmpUnreachable
-        )
-    )
-}
-
-/// Rules that make a node Offline rather than Critical.
-pub fn means_offline(builtin: Option<BuiltinRule>) -> bool {
-    matches!(
-        builtin,
-        Some(BuiltinRule::NodeUnreachable | BuiltinRule::AgentHeartbeat)
     )
 }
 

@@ -38,8 +38,7 @@ pub enum Scope {
     Collector { targets: HashSet<i64> },
 }
 
-/// Measurements only a collector writes: reachability is the poller's word, not the agent's.
-pub const COLLECTOR_MEASUREMENTS: [&str; 2] = ["ping", "snmp"];
+pub use plantwatch_shared::metric_names::COLLECTOR_MEASUREMENTS;
 
 /// What a body turned into.
 #[derive(Debug, Default)]

@@ -574,6 +574,42 @@ mod tests {
     }
 
     #[test]
+    fn the_built_in_templates_collect_what_the_built_in_rules_read() {
+        use plantwatch_shared::metric_names as m;
+        let dir = tempfile::tempdir().unwrap();
+        let (templates, _) = load(dir.path());
+        let collected: std::collections::HashSet<String> = templates
+            .values()
+            .flat_map(|t| {
+                let scalars = t.def.scalars.iter().map(|g| (&g.measurement, &g.fields));
+                let tables = t.def.tables.iter().map(|g| (&g.measurement, &g.fields));
+                scalars.chain(tables).flat_map(|(measurement, fields)| {
+                    fields
+                        .iter()
+                        .map(move |f| format!("{measurement}.{}", f.name))
+                })
+            })
+            .collect();
+        // Names the agent and the collectors write themselves are not a template's to collect.
+        let written_by_binaries = [
+            m::PING_UP,
+            m::PING_RTT_AVG_MS,
+            m::SNMP_UP,
+            m::CPU_TOTAL_USAGE_PCT,
+            m::DISK_USED_PCT,
+            // The agent's only, for now: no SNMP memory table gives a used percentage.
+            m::MEMORY_USED_PCT,
+        ];
+        for metric in m::ALL.iter().filter(|x| !written_by_binaries.contains(x)) {
+            assert!(
+                collected.contains(metric.name),
+                "no template collects {}",
+                metric.name
+            );
+        }
+    }
+
+    #[test]
     fn bad_templates_are_refused_with_their_reason() {
         let cases = [
             (

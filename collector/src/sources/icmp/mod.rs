@@ -2,6 +2,7 @@
 //! One socket per address family for the whole collector; one pinger per target with its own
 //! identifier.
 
+use plantwatch_shared::metric_names::{PING_RTT_AVG_MS, PING_UP};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
@@ -121,8 +122,8 @@ impl Round {
     pub fn write(&self, node: &str, now_ms: i64, out: &mut Writer) {
         let answered = !self.rtts_ms.is_empty();
         let mut line = out
-            .line("ping", &[("node_id", node)])
-            .float("up", if answered { 1.0 } else { 0.0 })
+            .line(PING_UP.measurement, &[("node_id", node)])
+            .float(PING_UP.field, if answered { 1.0 } else { 0.0 })
             .float("loss_pct", self.loss_pct())
             .float("sent", f64::from(self.sent));
         if answered {
@@ -131,7 +132,7 @@ impl Round {
             let avg = self.rtts_ms.iter().sum::<f64>() / self.rtts_ms.len() as f64;
             line = line
                 .float("rtt_min_ms", min)
-                .float("rtt_avg_ms", avg)
+                .float(PING_RTT_AVG_MS.field, avg)
                 .float("rtt_max_ms", max);
         }
         line.finish(now_ms);

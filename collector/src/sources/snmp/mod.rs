@@ -6,6 +6,7 @@ pub mod decode;
 pub mod session;
 pub mod walk;
 
+use plantwatch_shared::metric_names::SNMP_UP;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -103,8 +104,8 @@ impl SnmpTarget {
             outcome.requests += std::mem::take(&mut session.requests);
             session.release();
         }
-        out.line("snmp", &[("node_id", &node)])
-            .float("up", if outcome.up { 1.0 } else { 0.0 })
+        out.line(SNMP_UP.measurement, &[("node_id", &node)])
+            .float(SNMP_UP.field, if outcome.up { 1.0 } else { 0.0 })
             .float(
                 "poll_duration_ms",
                 started.elapsed().as_secs_f64() * 1_000.0,

@@ -1,0 +1,201 @@
+//! The built-in rule kinds, each in its own module behind [`RuleKind`]: what it reads from the
+//! hot window, how it judges one series, and what it concludes once the pass is over.
+//!
+//! A new kind is a module here and a line in [`kind_of`]. User rules are threshold rules.
+
+mod collectors;
+mod heartbeat;
+mod interface;
+mod threshold;
+mod unreachable;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use plantwatch_shared::api::{AlertRule, BuiltinRule, Severity};
+
+use super::evaluate::{AlertKey, Inputs, Verdict};
+use super::rules::{self, NodeFacts};
+use crate::db::alerts::OpenAlert;
+use crate::metrics_store::{HotWindow, SeriesKey};
+
+pub use unreachable::Probes;
+
+/// A series' points in the hot window, oldest first: (timestamp in ms, value).
+pub type Points = VecDeque<(i64, f64)>;
+
+/// A kind of rule.
+pub trait RuleKind: Sync {
+    /// The metrics `rule` reads from the hot window (none: it judges facts, not series).
+    fn reads<'r>(&self, rule: &'r AlertRule) -> Vec<&'r str>;
+
+    /// A judge of `rule` for one cycle.
+    fn judge<'a>(&self, rule: &'a AlertRule) -> Box<dyn Judge<'a> + 'a>;
+
+    /// Its alerts say a node cannot be reached: suppressed when the node's parents are down.
+    fn reachability(&self) -> bool {
+        false
+    }
+
+    /// Its alerts make a node Offline rather than Critical (and stand for its children).
+    fn offline(&self) -> bool {
+        false
+    }
+}
+
+/// One rule judged in one cycle.
+pub trait Judge<'a> {
+    /// One series of a metric the rule reads, on a known node.
+    fn series(
+        &mut self,
+        _cycle: &Cycle<'a>,
+        _node: &'a NodeFacts,
+        _key: &SeriesKey,
+        _points: &Points,
+        _out: &mut Findings,
+    ) {
+    }
+
+    /// After the pass over the hot window.
+    fn finish(self: Box<Self>, cycle: &Cycle<'a>, out: &mut Findings);
+}
+
+/// The kind of a rule: user rules and the threshold built-ins are threshold rules.
+pub fn kind_of(builtin: Option<BuiltinRule>) -> &'static dyn RuleKind {
+    match builtin {
+        Some(BuiltinRule::NodeUnreachable) => &unreachable::NodeUnreachable,
+        Some(BuiltinRule::AgentHeartbeat) => &heartbeat::AgentHeartbeat,
+        Some(BuiltinRule::CollectorOffline) => &collectors::CollectorOffline,
+        Some(BuiltinRule::CollectorOutboxLag) => &collectors::OutboxLag,
+        Some(BuiltinRule::InterfaceDown) => &interface::InterfaceDown,
+        Some(BuiltinRule::SnmpUnreachable) => &threshold::SNMP_UNREACHABLE,
+        Some(
+            BuiltinRule::CpuHigh
+            | BuiltinRule::MemoryHigh
+            | BuiltinRule::DiskHigh
+            | BuiltinRule::UpsOnBattery,
+        )
+        | None => &threshold::THRESHOLD,
+    }
+}
+
+/// What every judge of a cycle may look at.
+pub struct Cycle<'a> {
+    pub inputs: &'a Inputs,
+    pub now_ms: i64,
+    pub nodes: HashMap<i64, &'a NodeFacts>,
+    pub open: &'a HashMap<AlertKey, OpenAlert>,
+    /// (rule, node) pairs with an open alert: only for them is a series that no longer
+    /// breaches worth a verdict (and a key built).
+    pub open_pairs: HashSet<(i64, i64)>,
+    pub hot: &'a HotWindow,
+}
+
+impl<'a> Cycle<'a> {
+    pub fn new(
+        inputs: &'a Inputs,
+        open: &'a HashMap<AlertKey, OpenAlert>,
+        hot: &'a HotWindow,
+    ) -> Self {
+        Cycle {
+            inputs,
+            now_ms: inputs.now * 1_000,
+            nodes: inputs.nodes.iter().map(|n| (n.id, n)).collect(),
+            open,
+            open_pairs: open
+                .keys()
+                .filter_map(|k| Some((k.rule_id, k.node_id?)))
+                .collect(),
+            hot,
+        }
+    }
+
+    pub fn open_severity(&self, key: &AlertKey) -> Option<Severity> {
+        self.open.get(key).map(|a| a.severity)
+    }
+
+    /// Whether `rule` has any alert open on `node_id`.
+    pub fn any_open(&self, rule: &AlertRule, node_id: i64) -> bool {
+        self.open_pairs.contains(&(rule.id, node_id))
+    }
+
+    /// Node `id`, when it is known and in `rule`'s scope.
+    pub fn in_scope(&self, rule: &AlertRule, id: i64) -> Option<&'a NodeFacts> {
+        let node = *self.nodes.get(&id)?;
+        scoped(rule, node).then_some(node)
+    }
+
+    /// Whether operators told `rule` to leave `series` of node `node_id` alone.
+    pub fn ignored(&self, rule: &AlertRule, node_id: i64, series: &str) -> bool {
+        !self.inputs.ignored.is_empty()
+            && self
+                .inputs
+                .ignored
+                .contains(&(rule.id, node_id, series.to_owned()))
+    }
+}
+
+/// Whether `node` is in `rule`'s scope.
+pub fn scoped(rule: &AlertRule, node: &NodeFacts) -> bool {
+    rules::in_scope(rule.spec.scope, rule.spec.scope_value.as_deref(), node)
+}
+
+/// What the judges found.
+#[derive(Debug, Default)]
+pub struct Findings {
+    pub verdicts: HashMap<AlertKey, Verdict>,
+    /// The newest ping and SNMP poll of each node (from the node_unreachable rule).
+    pub probes: HashMap<i64, Probes>,
+    /// Collectors whose `collector_offline` condition holds.
+    pub collectors_down: HashSet<i64>,
+    /// Collectors silent long enough to count as down for their nodes' suppression.
+    pub collectors_silent: HashSet<i64>,
+}
+
+impl Findings {
+    pub fn verdict(
+        &mut self,
+        key: AlertKey,
+        severity: Option<Severity>,
+        value: Option<f64>,
+        message: String,
+    ) {
+        self.verdicts.insert(
+            key,
+            Verdict {
+                severity,
+                value,
+                message,
+            },
+        );
+    }
+}
+
+/// The key of a rule's alert on a whole node.
+pub fn node_key(rule_id: i64, node_id: i64) -> AlertKey {
+    AlertKey {
+        rule_id,
+        node_id: Some(node_id),
+        collector_id: None,
+        series: String::new(),
+    }
+}
+
+/// The key of a rule's alert on one series of a node.
+pub fn series_key(rule_id: i64, node_id: i64, series: String) -> AlertKey {
+    AlertKey {
+        rule_id,
+        node_id: Some(node_id),
+        collector_id: None,
+        series,
+    }
+}
+
+/// The key of a rule's alert on a collector.
+pub fn collector_key(rule_id: i64, collector_id: i64) -> AlertKey {
+    AlertKey {
+        rule_id,
+        node_id: None,
+        collector_id: Some(collector_id),
+        series: String::new(),
+    }
+}

@@ -1,0 +1,81 @@
+//! Names of the measurements and fields that more than one binary spells: the collectors and
+//! the agent write them, the evaluator's built-in rules read them, the templates collect them.
+//! A measurement is a line protocol measurement (`ping`); a metric is `measurement.field`
+//! (`ping.up`), the name a rule and a series use.
+
+/// One field of one measurement, and the metric name they make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Metric {
+    pub measurement: &'static str,
+    pub field: &'static str,
+    /// `measurement.field`.
+    pub name: &'static str,
+}
+
+macro_rules! metrics {
+    ($($(#[$doc:meta])* $constant:ident = $measurement:literal . $field:literal;)*) => {
+        $($(#[$doc])* pub const $constant: Metric = Metric {
+            measurement: $measurement,
+            field: $field,
+            name: concat!($measurement, ".", $field),
+        };)*
+        /// Every metric named here.
+        pub const ALL: &[Metric] = &[$($constant,)*];
+    };
+}
+
+/// Measurement of a collector's ping of a node.
+pub const PING: &str = "ping";
+/// Measurement of a collector's SNMP poll of a node.
+pub const SNMP: &str = "snmp";
+/// Measurements only a collector writes: reachability is the poller's word, not an agent's.
+pub const COLLECTOR_MEASUREMENTS: [&str; 2] = [PING, SNMP];
+
+metrics! {
+    /// 1 when the node answered the ping, 0 when not.
+    PING_UP = "ping"."up";
+    /// Round-trip time of the answered pings, milliseconds.
+    PING_RTT_AVG_MS = "ping"."rtt_avg_ms";
+    /// 1 when the node answered the SNMP poll, 0 when not.
+    SNMP_UP = "snmp"."up";
+    /// ifOperStatus of an interface (1 up).
+    INTERFACE_OPER_STATUS = "interface"."oper_status";
+    /// ifAdminStatus of an interface (1 up).
+    INTERFACE_ADMIN_STATUS = "interface"."admin_status";
+    /// An agent's CPU busy, percent.
+    CPU_TOTAL_USAGE_PCT = "cpu_total"."usage_pct";
+    /// A device's CPU load from its template, percent.
+    CPU_LOAD_PCT = "cpu"."load_pct";
+    /// Memory in use, percent.
+    MEMORY_USED_PCT = "memory"."used_pct";
+    /// An agent's file system in use, percent.
+    DISK_USED_PCT = "disk"."used_pct";
+    /// A device's storage area (hrStorage) in use, percent.
+    STORAGE_USED_PCT = "storage"."used_pct";
+    /// 1 while a UPS runs on battery.
+    UPS_ON_BATTERY = "ups"."on_battery";
+}
+
+/// `a|b|…`: the metrics a rule reading any of them names.
+pub fn any_of(metrics: &[Metric]) -> String {
+    metrics.iter().map(|m| m.name).collect::<Vec<_>>().join("|")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_measurement_dot_field() {
+        for metric in ALL {
+            assert_eq!(
+                metric.name,
+                format!("{}.{}", metric.measurement, metric.field)
+            );
+        }
+        assert_eq!(
+            any_of(&[CPU_TOTAL_USAGE_PCT, CPU_LOAD_PCT]),
+            "cpu_total.usage_pct|cpu.load_pct"
+        );
+    }
+}
