@@ -65,150 +65,474 @@ pub enum VaultCommand {
     Rotate,
 }
 
-/// Flags shared by every subcommand; each can also come from its environment variable.
-#[derive(Debug, Clone, Default, Args)]
-pub struct Options {
-    /// TOML configuration file.
-    #[arg(long, env = "PLANTWATCH_CONFIG", global = true, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Directory of the database, TLS certificate and keys [default: ./plantwatch-data].
-    #[arg(long, env = "PLANTWATCH_DATA_DIR", global = true, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Address and port to listen on [default: 0.0.0.0:8443].
-    #[arg(long, env = "PLANTWATCH_LISTEN", value_name = "ADDR:PORT")]
-    pub listen: Option<SocketAddr>,
-    /// PEM certificate (chain) to serve instead of the generated self-signed one.
-    #[arg(
-        long,
-        env = "PLANTWATCH_TLS_CERT",
-        global = true,
-        requires = "tls_key",
-        value_name = "FILE"
-    )]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key of --tls-cert.
-    #[arg(
-        long,
-        env = "PLANTWATCH_TLS_KEY",
-        global = true,
-        requires = "tls_cert",
-        value_name = "FILE"
-    )]
-    pub tls_key: Option<PathBuf>,
-    /// Serve plain HTTP. Refused unless listening on a loopback address.
-    #[arg(long, env = "PLANTWATCH_INSECURE_HTTP")]
-    pub insecure_http: bool,
-    /// Log format [default: pretty].
-    #[arg(long, env = "PLANTWATCH_LOG_FORMAT", value_enum)]
-    pub log_format: Option<LogFormat>,
-    /// Seconds without a request after which a session ends [default: 43200].
-    #[arg(
-        long,
-        env = "PLANTWATCH_SESSION_IDLE_TIMEOUT_SECS",
-        value_name = "SECS"
-    )]
-    pub session_idle_timeout_secs: Option<u64>,
-    /// Seconds after login at which a session ends however busy it is [default: 604800].
-    #[arg(long, env = "PLANTWATCH_SESSION_MAX_AGE_SECS", value_name = "SECS")]
-    pub session_max_age_secs: Option<u64>,
-    /// Failed logins per user or per source address that trigger the lock-out [default: 5].
-    #[arg(long, env = "PLANTWATCH_LOGIN_MAX_FAILURES", value_name = "N")]
-    pub login_max_failures: Option<u32>,
-    /// Window over which failed logins are counted, and the lock-out lasts [default: 60].
-    #[arg(long, env = "PLANTWATCH_LOGIN_WINDOW_SECS", value_name = "SECS")]
-    pub login_window_secs: Option<u64>,
-    /// Largest accepted request body in bytes [default: 1048576].
-    #[arg(long, env = "PLANTWATCH_MAX_BODY_BYTES", value_name = "BYTES")]
-    pub max_body_bytes: Option<usize>,
-    /// How often the server's local collector pushes its metrics, in seconds [default: 10].
-    #[arg(long, env = "PLANTWATCH_PUSH_INTERVAL_SECS", value_name = "SECS")]
-    pub push_interval_secs: Option<u64>,
-    /// Whether the server's local collector polls the nodes assigned to it [default: true].
-    /// `false` on a server that must not send to plant networks itself.
-    #[arg(long, env = "PLANTWATCH_LOCAL_POLLING", value_name = "BOOL")]
-    pub local_polling: Option<bool>,
-    /// Whether the server's local collector runs discovery scans [default: true]. `false` on a
-    /// server that must not scan networks itself: scans then need a remote collector.
-    #[arg(long, env = "PLANTWATCH_LOCAL_DISCOVERY", value_name = "BOOL")]
-    pub local_discovery: Option<bool>,
-    /// How often the alert evaluator runs, in seconds [default: 10].
-    #[arg(long, env = "PLANTWATCH_ALERT_INTERVAL_SECS", value_name = "SECS")]
-    pub alert_interval_secs: Option<u64>,
-    /// Time zone of recurring maintenance windows, e.g. `Europe/Berlin` [default: the
-    /// system's].
-    #[arg(long, env = "PLANTWATCH_TIME_ZONE", value_name = "ZONE")]
-    pub time_zone: Option<String>,
-    /// Days raw samples are kept in metrics.db [default: 30].
-    #[arg(
-        long,
-        env = "PLANTWATCH_METRICS_RAW_RETENTION_DAYS",
-        value_name = "DAYS"
-    )]
-    pub metrics_raw_retention_days: Option<u32>,
-    /// Days the 5-minute rollups are kept [default: 400].
-    #[arg(
-        long,
-        env = "PLANTWATCH_METRICS_5M_RETENTION_DAYS",
-        value_name = "DAYS"
-    )]
-    pub metrics_5m_retention_days: Option<u32>,
-    /// Days the 1-hour rollups are kept [default: 1826, five years].
-    #[arg(
-        long,
-        env = "PLANTWATCH_METRICS_1H_RETENTION_DAYS",
-        value_name = "DAYS"
-    )]
-    pub metrics_1h_retention_days: Option<u32>,
-    /// Size cap of metrics.db in megabytes; over it the oldest data goes first, raw samples
-    /// before rollups [default: 0, no cap].
-    #[arg(long, env = "PLANTWATCH_METRICS_MAX_SIZE_MB", value_name = "MB")]
-    pub metrics_max_size_mb: Option<u64>,
-    /// Open connections the HTTPS listener keeps; past it new ones are closed (never more
-    /// than the open-file limit allows) [default: 4096].
-    #[arg(long, env = "PLANTWATCH_MAX_CONNECTIONS", value_name = "N")]
-    pub max_connections: Option<u64>,
-    /// Seconds a client may take to send a request's headers, and to start its next request on
-    /// a kept-alive connection, before the connection is closed [default: 15].
-    #[arg(long, env = "PLANTWATCH_HTTP_HEADER_TIMEOUT_SECS", value_name = "SECS")]
-    pub http_header_timeout_secs: Option<u64>,
-    /// Seconds a connection may go without a byte either way (HTTP/2 ones and clients that
-    /// stop reading included) before it is closed [default: 120].
-    #[arg(long, env = "PLANTWATCH_HTTP_IDLE_TIMEOUT_SECS", value_name = "SECS")]
-    pub http_idle_timeout_secs: Option<u64>,
-    /// Series one node may have; samples that would make more are refused (400
-    /// `series_limit`) [default: 20000].
-    #[arg(long, env = "PLANTWATCH_MAX_SERIES_PER_NODE", value_name = "N")]
-    pub max_series_per_node: Option<u64>,
-    /// New series one collector or agent may create per hour [default: 1000000].
-    #[arg(long, env = "PLANTWATCH_MAX_NEW_SERIES_PER_HOUR", value_name = "N")]
-    pub max_new_series_per_hour: Option<u64>,
-    /// Where metrics are stored: `sqlite` (embedded metrics.db) or `remote_write` (an engine
-    /// speaking Prometheus remote write: VictoriaMetrics, Prometheus, Mimir, Thanos Receive)
-    /// [default: sqlite].
-    #[arg(long, env = "PLANTWATCH_METRICS_BACKEND", value_enum)]
-    pub metrics_backend: Option<MetricsBackend>,
-    /// The engine's remote-write endpoint, e.g. `http://vm:8428/api/v1/write`.
-    #[arg(long, env = "PLANTWATCH_METRICS_REMOTE_WRITE_URL", value_name = "URL")]
-    pub metrics_remote_write_url: Option<String>,
-    /// The engine's Prometheus query API base, e.g. `http://vm:8428` (charts read
-    /// `<URL>/api/v1/query` and `<URL>/api/v1/query_range`).
-    #[arg(long, env = "PLANTWATCH_METRICS_QUERY_URL", value_name = "URL")]
-    pub metrics_query_url: Option<String>,
-    /// Basic-auth user for the engine; the password comes from
-    /// `PLANTWATCH_METRICS_REMOTE_PASSWORD`.
-    #[arg(long, env = "PLANTWATCH_METRICS_REMOTE_USERNAME", value_name = "USER")]
-    pub metrics_remote_username: Option<String>,
-    /// PEM certificate(s) to trust for the engine's HTTPS, besides the system's.
-    #[arg(long, env = "PLANTWATCH_METRICS_REMOTE_CA_FILE", value_name = "FILE")]
-    pub metrics_remote_ca_file: Option<PathBuf>,
-    /// Most samples the remote-write queue holds while the engine is unreachable; when full,
-    /// ingest answers 503 and senders keep their batches [default: 50000000].
-    #[arg(
-        long,
-        env = "PLANTWATCH_METRICS_REMOTE_QUEUE_MAX_SAMPLES",
-        value_name = "N"
-    )]
-    pub metrics_remote_queue_max_samples: Option<u64>,
+/// Declares every setting once: its key (the TOML key, and the flag `--key-with-dashes`), its
+/// environment variable, type, default, the default as documented, its check, extra clap
+/// attributes, and its help (the doc comment). From that come the flags ([`Options`]), the
+/// file ([`FileConfig`]), the effective [`Config`] with its defaults and merge, the text
+/// recorded in the `settings` table, and [`SETTINGS`], from which the README's table and the
+/// sample file are written (a test holds both to it).
+macro_rules! settings {
+    (
+        with_default {
+            $(
+                $(#[doc = $doc:literal])*
+                $name:ident: $ty:ty = $default:expr;
+                env $env:literal, shown $shown:literal, check $check:expr $(, [$($arg:tt)*])?;
+            )*
+        }
+        optional {
+            $(
+                $(#[doc = $odoc:literal])*
+                $oname:ident: $oty:ty;
+                env $oenv:literal, example $example:literal $(, [$($oarg:tt)*])?;
+            )*
+        }
+        from_environment {
+            $(
+                $(#[doc = $sdoc:literal])*
+                $sname:ident: $sty:ty;
+            )*
+        }
+    ) => {
+        /// Flags shared by every subcommand; each can also come from its environment variable.
+        #[derive(Debug, Clone, Default, Args)]
+        pub struct Options {
+            /// TOML configuration file.
+            #[arg(long, env = "PLANTWATCH_CONFIG", global = true, value_name = "FILE")]
+            pub config: Option<PathBuf>,
+            $(
+                #[arg(long, env = $env, $($($arg)*,)?
+                      help = help_text(concat!($($doc, "\n",)*), Some($shown)))]
+                pub $name: Option<$ty>,
+            )*
+            $(
+                #[arg(long, env = $oenv, $($($oarg)*,)?
+                      help = help_text(concat!($($odoc, "\n",)*), None))]
+                pub $oname: Option<$oty>,
+            )*
+        }
+
+        /// The TOML file: every key optional; absent keys fall back to the defaults.
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct FileConfig {
+            $(pub $name: Option<$ty>,)*
+            $(pub $oname: Option<$oty>,)*
+        }
+
+        /// The effective configuration.
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct Config {
+            $($(#[doc = $doc])* pub $name: $ty,)*
+            $($(#[doc = $odoc])* pub $oname: Option<$oty>,)*
+            $($(#[doc = $sdoc])* pub $sname: Option<$sty>,)*
+        }
+
+        impl Default for Config {
+            fn default() -> Self {
+                Config {
+                    $($name: $default,)*
+                    $($oname: None,)*
+                    $($sname: None,)*
+                }
+            }
+        }
+
+        impl Config {
+            /// Flags (with their environment variables) over `file` over the defaults.
+            pub fn merge(flags: &Options, file: FileConfig) -> Config {
+                let flags = flags.clone();
+                Config {
+                    $($name: flags.$name.or(file.$name).unwrap_or_else(|| $default),)*
+                    $($oname: flags.$oname.or(file.$oname),)*
+                    $($sname: None,)*
+                }
+            }
+
+            /// Each setting's own check (ranges, formats).
+            fn check_each(&self) -> anyhow::Result<()> {
+                $(
+                    let check: fn(&$ty) -> Result<(), String> = $check;
+                    if let Err(problem) = check(&self.$name) {
+                        bail!("{}: {problem}", stringify!($name));
+                    }
+                )*
+                Ok(())
+            }
+
+            /// The settings recorded in the `settings` table, as key/value text.
+            pub fn settings(&self) -> Vec<(&'static str, String)> {
+                vec![
+                    $((stringify!($name), self.$name.text()),)*
+                    $((stringify!($oname), self.$oname.text()),)*
+                ]
+            }
+        }
+
+        /// Every setting, for the documentation.
+        pub const SETTINGS: &[Setting] = &[
+            $(Setting {
+                key: stringify!($name),
+                env: $env,
+                default: Some($shown),
+                help: concat!($($doc, "\n",)*),
+            },)*
+            $(Setting {
+                key: stringify!($oname),
+                env: $oenv,
+                default: None,
+                help: concat!($($odoc, "\n",)*),
+            },)*
+        ];
+
+        /// Example values of the settings without a default, for the sample file.
+        const EXAMPLES: &[(&str, &str)] = &[$((stringify!($oname), $example),)*];
+    };
+}
+
+/// One setting as documented.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    pub key: &'static str,
+    pub env: &'static str,
+    /// The default as people read it; `None`: unset unless given.
+    pub default: Option<&'static str>,
+    /// Its doc comment, one line per line.
+    pub help: &'static str,
+}
+
+impl Setting {
+    /// `--key-with-dashes`.
+    pub fn flag(&self) -> String {
+        format!("--{}", self.key.replace('_', "-"))
+    }
+
+    /// The help on one line.
+    pub fn help_line(&self) -> String {
+        help_text(self.help, None)
+    }
+}
+
+/// The README's table of settings, one row per setting.
+pub fn readme_rows() -> String {
+    let mut out = String::from(
+        "| flag | environment | default | meaning |\n|---|---|---|---|\n\
+         | `--config` | `PLANTWATCH_CONFIG` | – | TOML file |\n",
+    );
+    for setting in SETTINGS {
+        let default = match setting.default {
+            Some("") => "empty".to_owned(),
+            Some(text) => format!("`{text}`"),
+            None => "–".to_owned(),
+        };
+        out.push_str(&format!(
+            "| `{}` | `{}` | {default} | {} |\n",
+            setting.flag(),
+            setting.env,
+            setting.help_line()
+        ));
+    }
+    out
+}
+
+/// `plantwatch-server.sample.toml`: every setting, its help as a comment, its default (or an
+/// example, commented out).
+pub fn sample_file() -> String {
+    let mut out = String::from(
+        "# plantwatch-server configuration. Every key is optional; the values below are the defaults.\n\
+         # Precedence: command-line flags > PLANTWATCH_* environment variables > this file > defaults.\n\
+         # Use it with `plantwatch-server --config plantwatch-server.toml`.\n\
+         # Written from the settings' declarations in server/src/config.rs (a test holds it to them).\n",
+    );
+    for setting in SETTINGS {
+        out.push('\n');
+        for line in setting.help.lines() {
+            out.push_str(&format!("#{}\n", line.trim_end()));
+        }
+        let toml_value = |text: &str| {
+            let bare = text.parse::<f64>().is_ok() || text == "true" || text == "false";
+            if bare {
+                text.to_owned()
+            } else {
+                format!("{text:?}")
+            }
+        };
+        match setting.default {
+            Some(default) => out.push_str(&format!("{} = {}\n", setting.key, toml_value(default))),
+            None => {
+                let example = EXAMPLES
+                    .iter()
+                    .find(|(key, _)| *key == setting.key)
+                    .map_or("", |(_, e)| e);
+                out.push_str(&format!("# {} = {}\n", setting.key, toml_value(example)));
+            }
+        }
+    }
+    out
+}
+
+/// A setting's help for `--help`: its doc comment on one line, and its default.
+fn help_text(doc: &str, default: Option<&str>) -> String {
+    let text = doc.split_whitespace().collect::<Vec<_>>().join(" ");
+    match default {
+        Some("") => format!("{text} [default: empty]"),
+        Some(default) => format!("{text} [default: {default}]"),
+        None => text,
+    }
+}
+
+/// A setting's value as recorded in the `settings` table.
+trait SettingText {
+    fn text(&self) -> String;
+}
+
+macro_rules! text_by_display {
+    ($($ty:ty),*) => {
+        $(impl SettingText for $ty {
+            fn text(&self) -> String {
+                self.to_string()
+            }
+        })*
+    };
+}
+text_by_display!(u32, u64, usize, bool, String, SocketAddr);
+
+impl SettingText for PathBuf {
+    fn text(&self) -> String {
+        self.display().to_string()
+    }
+}
+
+impl SettingText for LogFormat {
+    fn text(&self) -> String {
+        format!("{self:?}").to_lowercase()
+    }
+}
+
+impl SettingText for MetricsBackend {
+    fn text(&self) -> String {
+        self.as_str().to_owned()
+    }
+}
+
+impl<T: SettingText> SettingText for Option<T> {
+    fn text(&self) -> String {
+        self.as_ref().map(SettingText::text).unwrap_or_default()
+    }
+}
+
+/// Checks of single settings.
+mod check {
+    pub fn any<T>(_: &T) -> Result<(), String> {
+        Ok(())
+    }
+
+    pub fn positive<T: PartialOrd + Default>(value: &T) -> Result<(), String> {
+        if *value > T::default() {
+            Ok(())
+        } else {
+            Err("must be at least 1".into())
+        }
+    }
+
+    pub fn interval(secs: &u64) -> Result<(), String> {
+        if (1..=3_600).contains(secs) {
+            Ok(())
+        } else {
+            Err("must be between 1 and 3600".into())
+        }
+    }
+
+    pub fn retention(days: &u32) -> Result<(), String> {
+        if (1..=36_500).contains(days) {
+            Ok(())
+        } else {
+            Err("must be between 1 and 36500 days".into())
+        }
+    }
+
+    pub fn body(bytes: &usize) -> Result<(), String> {
+        if *bytes >= 1024 {
+            Ok(())
+        } else {
+            Err("must be at least 1024".into())
+        }
+    }
+
+    pub fn queue(samples: &u64) -> Result<(), String> {
+        if *samples >= 10_000 {
+            Ok(())
+        } else {
+            Err("must be at least 10000".into())
+        }
+    }
+
+    #[allow(clippy::ptr_arg)] // Every check takes a &T of its setting.
+    pub fn time_zone(name: &String) -> Result<(), String> {
+        crate::alerting::maintenance::time_zone(name).map(|_| ())
+    }
+}
+
+settings! {
+    with_default {
+        /// Directory of the database, TLS certificate and keys.
+        data_dir: PathBuf = PathBuf::from("./plantwatch-data");
+        env "PLANTWATCH_DATA_DIR", shown "./plantwatch-data", check check::any,
+            [global = true, value_name = "DIR"];
+        /// Address and port of the HTTPS API.
+        listen: SocketAddr = SocketAddr::from(([0, 0, 0, 0], 8443));
+        env "PLANTWATCH_LISTEN", shown "0.0.0.0:8443", check check::any, [value_name = "ADDR:PORT"];
+        /// Serve plain HTTP, for development only. Refused unless listening on a loopback
+        /// address.
+        insecure_http: bool = false;
+        env "PLANTWATCH_INSECURE_HTTP", shown "false", check check::any,
+            [num_args = 0..=1, default_missing_value = "true", value_name = "BOOL",
+             value_parser = clap::builder::BoolishValueParser::new()];
+        /// Log format: `pretty` (one line per event) or `json` (`RUST_LOG` sets the level).
+        log_format: LogFormat = LogFormat::Pretty;
+        env "PLANTWATCH_LOG_FORMAT", shown "pretty", check check::any, [value_enum];
+        /// Seconds without a request after which a session ends (12 h).
+        session_idle_timeout_secs: u64 = 12 * 3600;
+        env "PLANTWATCH_SESSION_IDLE_TIMEOUT_SECS", shown "43200", check check::positive,
+            [value_name = "SECS"];
+        /// Seconds after login at which a session ends however busy it is (7 days).
+        session_max_age_secs: u64 = 7 * 24 * 3600;
+        env "PLANTWATCH_SESSION_MAX_AGE_SECS", shown "604800", check check::positive,
+            [value_name = "SECS"];
+        /// Failed logins per address, or per user from one address, within the window that
+        /// are answered 429 until it has passed; per user from anywhere, later attempts are
+        /// slowed down.
+        login_max_failures: u32 = 5;
+        env "PLANTWATCH_LOGIN_MAX_FAILURES", shown "5", check check::positive,
+            [value_name = "N"];
+        /// Window over which failed logins are counted, and the lock-out lasts, in seconds.
+        login_window_secs: u64 = 60;
+        env "PLANTWATCH_LOGIN_WINDOW_SECS", shown "60", check check::positive,
+            [value_name = "SECS"];
+        /// Largest accepted request body in bytes (1 MiB).
+        max_body_bytes: usize = 1024 * 1024;
+        env "PLANTWATCH_MAX_BODY_BYTES", shown "1048576", check check::body,
+            [value_name = "BYTES"];
+        /// How often the server's own (local) collector pushes the metrics it polled, in
+        /// seconds.
+        push_interval_secs: u64 = 10;
+        env "PLANTWATCH_PUSH_INTERVAL_SECS", shown "10", check check::interval,
+            [value_name = "SECS"];
+        /// Whether the server's own (local) collector polls the nodes assigned to it; `false`
+        /// on a server that must not send to plant networks itself.
+        local_polling: bool = true;
+        env "PLANTWATCH_LOCAL_POLLING", shown "true", check check::any, [value_name = "BOOL"];
+        /// Whether the server's own (local) collector runs discovery scans; `false` on a server
+        /// that must not scan networks itself (scans then need a remote collector).
+        local_discovery: bool = true;
+        env "PLANTWATCH_LOCAL_DISCOVERY", shown "true", check check::any,
+            [value_name = "BOOL"];
+        /// How often the alert evaluator checks every rule against the recent data, in seconds.
+        alert_interval_secs: u64 = 10;
+        env "PLANTWATCH_ALERT_INTERVAL_SECS", shown "10", check check::interval,
+            [value_name = "SECS"];
+        /// Time zone in which recurring maintenance windows repeat (e.g. `Europe/Berlin`);
+        /// empty: the system's.
+        time_zone: String = String::new();
+        env "PLANTWATCH_TIME_ZONE", shown "", check check::time_zone, [value_name = "ZONE"];
+        /// Days raw samples are kept in metrics.db.
+        metrics_raw_retention_days: u32 = 30;
+        env "PLANTWATCH_METRICS_RAW_RETENTION_DAYS", shown "30", check check::retention,
+            [value_name = "DAYS"];
+        /// Days the 5-minute rollups are kept (min, max, sum, count and last of each bucket;
+        /// charts over longer ranges read them).
+        metrics_5m_retention_days: u32 = 400;
+        env "PLANTWATCH_METRICS_5M_RETENTION_DAYS", shown "400", check check::retention,
+            [value_name = "DAYS"];
+        /// Days the 1-hour rollups are kept (five years).
+        metrics_1h_retention_days: u32 = 5 * 365 + 1;
+        env "PLANTWATCH_METRICS_1H_RETENTION_DAYS", shown "1826", check check::retention,
+            [value_name = "DAYS"];
+        /// Size cap of metrics.db in megabytes (0: none); over it the oldest data goes first,
+        /// a day at a time, raw samples before rollups, with a warning in the log.
+        metrics_max_size_mb: u64 = 0;
+        env "PLANTWATCH_METRICS_MAX_SIZE_MB", shown "0", check check::any, [value_name = "MB"];
+        /// Series one node may have; samples that would make more are refused (400
+        /// `series_limit`, counted in `/metrics`).
+        max_series_per_node: u64 = 20_000;
+        env "PLANTWATCH_MAX_SERIES_PER_NODE", shown "20000", check check::positive,
+            [value_name = "N"];
+        /// New series one collector or agent may create per hour.
+        max_new_series_per_hour: u64 = 1_000_000;
+        env "PLANTWATCH_MAX_NEW_SERIES_PER_HOUR", shown "1000000", check check::positive,
+            [value_name = "N"];
+        /// Open connections the HTTPS listener keeps (at most the open-file limit, raised to
+        /// its hard limit at start, less 256); past it new ones are closed with a warning in
+        /// the log.
+        max_connections: u64 = 4_096;
+        env "PLANTWATCH_MAX_CONNECTIONS", shown "4096", check check::positive,
+            [value_name = "N"];
+        /// Seconds a client may take to send a request's headers, and to start its next
+        /// request on a kept-alive connection (a TLS handshake: 10 s).
+        http_header_timeout_secs: u64 = 15;
+        env "PLANTWATCH_HTTP_HEADER_TIMEOUT_SECS", shown "15", check check::positive,
+            [value_name = "SECS"];
+        /// Seconds a connection may go without a byte either way (HTTP/2 ones and clients that
+        /// stop reading included) before it is closed.
+        http_idle_timeout_secs: u64 = 120;
+        env "PLANTWATCH_HTTP_IDLE_TIMEOUT_SECS", shown "120", check check::positive,
+            [value_name = "SECS"];
+        /// Where metrics are stored: `sqlite` (the embedded metrics.db) or `remote_write` (an
+        /// engine speaking Prometheus remote write: VictoriaMetrics, Prometheus, Mimir, Thanos
+        /// Receive; see docs/scale-out.md).
+        metrics_backend: MetricsBackend = MetricsBackend::Sqlite;
+        env "PLANTWATCH_METRICS_BACKEND", shown "sqlite", check check::any, [value_enum];
+        /// Most samples the remote-write queue holds on disk (about 40 bytes each) while the
+        /// engine is unreachable; when full, ingest answers 503 and senders keep their batches.
+        metrics_remote_queue_max_samples: u64 = 50_000_000;
+        env "PLANTWATCH_METRICS_REMOTE_QUEUE_MAX_SAMPLES", shown "50000000",
+            check check::queue, [value_name = "N"];
+    }
+    optional {
+        /// A PEM certificate (chain) to serve instead of the self-signed one generated at
+        /// first start.
+        tls_cert: PathBuf;
+        env "PLANTWATCH_TLS_CERT", example "/etc/plantwatch/server.crt",
+            [global = true, requires = "tls_key", value_name = "FILE"];
+        /// The PEM private key of `tls_cert`.
+        tls_key: PathBuf;
+        env "PLANTWATCH_TLS_KEY", example "/etc/plantwatch/server.key",
+            [global = true, requires = "tls_cert", value_name = "FILE"];
+        /// With `remote_write`: the engine's write endpoint.
+        metrics_remote_write_url: String;
+        env "PLANTWATCH_METRICS_REMOTE_WRITE_URL", example "http://127.0.0.1:8428/api/v1/write",
+            [value_name = "URL"];
+        /// With `remote_write`: the engine's Prometheus query API base (charts read
+        /// `<URL>/api/v1/query` and `<URL>/api/v1/query_range`).
+        metrics_query_url: String;
+        env "PLANTWATCH_METRICS_QUERY_URL", example "http://127.0.0.1:8428",
+            [value_name = "URL"];
+        /// Basic-auth user for the engine; the password comes from
+        /// `PLANTWATCH_METRICS_REMOTE_PASSWORD` (or use a token in
+        /// `PLANTWATCH_METRICS_REMOTE_BEARER_TOKEN`).
+        metrics_remote_username: String;
+        env "PLANTWATCH_METRICS_REMOTE_USERNAME", example "plantwatch", [value_name = "USER"];
+        /// PEM certificate(s) to trust for the engine's HTTPS, besides the system's.
+        metrics_remote_ca_file: PathBuf;
+        env "PLANTWATCH_METRICS_REMOTE_CA_FILE", example "/etc/plantwatch/engine-ca.pem",
+            [value_name = "FILE"];
+    }
+    from_environment {
+        /// The engine's basic-auth password, from `PLANTWATCH_METRICS_REMOTE_PASSWORD`. Never
+        /// recorded.
+        metrics_remote_password: Secret;
+        /// The engine's bearer token, from `PLANTWATCH_METRICS_REMOTE_BEARER_TOKEN`. Never
+        /// recorded.
+        metrics_remote_bearer_token: Secret;
+        /// First admin from `PLANTWATCH_ADMIN_USER` / `PLANTWATCH_ADMIN_PASSWORD`, created when
+        /// the database has no user. Never written to the settings table or a log.
+        bootstrap_admin: BootstrapAdmin;
+        /// The vault key from `PLANTWATCH_VAULT_KEY`, instead of the key file. Never recorded.
+        vault_key: Secret;
+        /// Bearer token that may read `GET /metrics` besides an admin's session, from
+        /// `PLANTWATCH_METRICS_SCRAPE_TOKEN`. Never recorded.
+        scrape_token: Secret;
+    }
 }
 
 /// Where metrics are stored.
@@ -243,142 +567,11 @@ pub enum LogFormat {
     Json,
 }
 
-/// The TOML file: every key optional; absent keys fall back to the defaults.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub data_dir: Option<PathBuf>,
-    pub listen: Option<SocketAddr>,
-    pub tls_cert: Option<PathBuf>,
-    pub tls_key: Option<PathBuf>,
-    pub insecure_http: Option<bool>,
-    pub log_format: Option<LogFormat>,
-    pub session_idle_timeout_secs: Option<u64>,
-    pub session_max_age_secs: Option<u64>,
-    pub login_max_failures: Option<u32>,
-    pub login_window_secs: Option<u64>,
-    pub max_body_bytes: Option<usize>,
-    pub push_interval_secs: Option<u64>,
-    pub local_polling: Option<bool>,
-    pub local_discovery: Option<bool>,
-    pub alert_interval_secs: Option<u64>,
-    pub time_zone: Option<String>,
-    pub metrics_raw_retention_days: Option<u32>,
-    pub metrics_5m_retention_days: Option<u32>,
-    pub metrics_1h_retention_days: Option<u32>,
-    pub metrics_max_size_mb: Option<u64>,
-    pub max_series_per_node: Option<u64>,
-    pub max_new_series_per_hour: Option<u64>,
-    pub max_connections: Option<u64>,
-    pub http_header_timeout_secs: Option<u64>,
-    pub http_idle_timeout_secs: Option<u64>,
-    pub metrics_backend: Option<MetricsBackend>,
-    pub metrics_remote_write_url: Option<String>,
-    pub metrics_query_url: Option<String>,
-    pub metrics_remote_username: Option<String>,
-    pub metrics_remote_ca_file: Option<PathBuf>,
-    pub metrics_remote_queue_max_samples: Option<u64>,
-}
-
-/// The effective configuration.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Config {
-    pub data_dir: PathBuf,
-    pub listen: SocketAddr,
-    pub tls_cert: Option<PathBuf>,
-    pub tls_key: Option<PathBuf>,
-    pub insecure_http: bool,
-    pub log_format: LogFormat,
-    pub session_idle_timeout_secs: u64,
-    pub session_max_age_secs: u64,
-    pub login_max_failures: u32,
-    pub login_window_secs: u64,
-    pub max_body_bytes: usize,
-    pub push_interval_secs: u64,
-    pub local_polling: bool,
-    pub local_discovery: bool,
-    pub alert_interval_secs: u64,
-    /// `""`: the system's time zone.
-    pub time_zone: String,
-    pub metrics_raw_retention_days: u32,
-    pub metrics_5m_retention_days: u32,
-    pub metrics_1h_retention_days: u32,
-    /// 0: no cap.
-    pub metrics_max_size_mb: u64,
-    pub max_series_per_node: u64,
-    pub max_new_series_per_hour: u64,
-    pub max_connections: u64,
-    pub http_header_timeout_secs: u64,
-    pub http_idle_timeout_secs: u64,
-    pub metrics_backend: MetricsBackend,
-    pub metrics_remote_write_url: Option<String>,
-    pub metrics_query_url: Option<String>,
-    pub metrics_remote_username: Option<String>,
-    pub metrics_remote_ca_file: Option<PathBuf>,
-    pub metrics_remote_queue_max_samples: u64,
-    /// The engine's basic-auth password, from `PLANTWATCH_METRICS_REMOTE_PASSWORD`. Never
-    /// recorded.
-    pub metrics_remote_password: Option<Secret>,
-    /// The engine's bearer token, from `PLANTWATCH_METRICS_REMOTE_BEARER_TOKEN`. Never recorded.
-    pub metrics_remote_bearer_token: Option<Secret>,
-    /// First admin from `PLANTWATCH_ADMIN_USER` / `PLANTWATCH_ADMIN_PASSWORD`, created when the
-    /// database has no user. Never written to the settings table or a log.
-    pub bootstrap_admin: Option<BootstrapAdmin>,
-    /// The vault key from `PLANTWATCH_VAULT_KEY`, instead of the key file. Never recorded.
-    pub vault_key: Option<Secret>,
-    /// Bearer token that may read `GET /metrics` besides an admin's session, from
-    /// `PLANTWATCH_METRICS_SCRAPE_TOKEN`. Never recorded.
-    pub scrape_token: Option<Secret>,
-}
-
 /// Credentials of the admin created at first start.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BootstrapAdmin {
     pub username: String,
     pub password: Secret,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            data_dir: PathBuf::from("./plantwatch-data"),
-            listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
-            tls_cert: None,
-            tls_key: None,
-            insecure_http: false,
-            log_format: LogFormat::Pretty,
-            session_idle_timeout_secs: 12 * 3600,
-            session_max_age_secs: 7 * 24 * 3600,
-            login_max_failures: 5,
-            login_window_secs: 60,
-            max_body_bytes: 1024 * 1024,
-            push_interval_secs: 10,
-            local_polling: true,
-            local_discovery: true,
-            alert_interval_secs: 10,
-            time_zone: String::new(),
-            metrics_raw_retention_days: 30,
-            metrics_5m_retention_days: 400,
-            metrics_1h_retention_days: 5 * 365 + 1,
-            metrics_max_size_mb: 0,
-            max_series_per_node: 20_000,
-            max_new_series_per_hour: 1_000_000,
-            max_connections: 4_096,
-            http_header_timeout_secs: 15,
-            http_idle_timeout_secs: 120,
-            metrics_backend: MetricsBackend::Sqlite,
-            metrics_remote_write_url: None,
-            metrics_query_url: None,
-            metrics_remote_username: None,
-            metrics_remote_ca_file: None,
-            metrics_remote_queue_max_samples: 50_000_000,
-            metrics_remote_password: None,
-            metrics_remote_bearer_token: None,
-            bootstrap_admin: None,
-            vault_key: None,
-            scrape_token: None,
-        }
-    }
 }
 
 impl FileConfig {
@@ -430,123 +623,6 @@ fn bootstrap_admin_from_env() -> anyhow::Result<Option<BootstrapAdmin>> {
 }
 
 impl Config {
-    /// Flags (with their environment variables) over `file` over the defaults.
-    pub fn merge(flags: &Options, file: FileConfig) -> Config {
-        let defaults = Config::default();
-        let flags = flags.clone();
-        Config {
-            data_dir: flags
-                .data_dir
-                .or(file.data_dir)
-                .unwrap_or(defaults.data_dir),
-            listen: flags.listen.or(file.listen).unwrap_or(defaults.listen),
-            tls_cert: flags.tls_cert.or(file.tls_cert),
-            tls_key: flags.tls_key.or(file.tls_key),
-            insecure_http: flags.insecure_http || file.insecure_http.unwrap_or(false),
-            log_format: flags
-                .log_format
-                .or(file.log_format)
-                .unwrap_or(defaults.log_format),
-            session_idle_timeout_secs: flags
-                .session_idle_timeout_secs
-                .or(file.session_idle_timeout_secs)
-                .unwrap_or(defaults.session_idle_timeout_secs),
-            session_max_age_secs: flags
-                .session_max_age_secs
-                .or(file.session_max_age_secs)
-                .unwrap_or(defaults.session_max_age_secs),
-            login_max_failures: flags
-                .login_max_failures
-                .or(file.login_max_failures)
-                .unwrap_or(defaults.login_max_failures),
-            login_window_secs: flags
-                .login_window_secs
-                .or(file.login_window_secs)
-                .unwrap_or(defaults.login_window_secs),
-            max_body_bytes: flags
-                .max_body_bytes
-                .or(file.max_body_bytes)
-                .unwrap_or(defaults.max_body_bytes),
-            push_interval_secs: flags
-                .push_interval_secs
-                .or(file.push_interval_secs)
-                .unwrap_or(defaults.push_interval_secs),
-            local_polling: flags
-                .local_polling
-                .or(file.local_polling)
-                .unwrap_or(defaults.local_polling),
-            local_discovery: flags
-                .local_discovery
-                .or(file.local_discovery)
-                .unwrap_or(defaults.local_discovery),
-            alert_interval_secs: flags
-                .alert_interval_secs
-                .or(file.alert_interval_secs)
-                .unwrap_or(defaults.alert_interval_secs),
-            time_zone: flags
-                .time_zone
-                .or(file.time_zone)
-                .unwrap_or(defaults.time_zone),
-            metrics_raw_retention_days: flags
-                .metrics_raw_retention_days
-                .or(file.metrics_raw_retention_days)
-                .unwrap_or(defaults.metrics_raw_retention_days),
-            metrics_5m_retention_days: flags
-                .metrics_5m_retention_days
-                .or(file.metrics_5m_retention_days)
-                .unwrap_or(defaults.metrics_5m_retention_days),
-            metrics_1h_retention_days: flags
-                .metrics_1h_retention_days
-                .or(file.metrics_1h_retention_days)
-                .unwrap_or(defaults.metrics_1h_retention_days),
-            metrics_max_size_mb: flags
-                .metrics_max_size_mb
-                .or(file.metrics_max_size_mb)
-                .unwrap_or(defaults.metrics_max_size_mb),
-            max_series_per_node: flags
-                .max_series_per_node
-                .or(file.max_series_per_node)
-                .unwrap_or(defaults.max_series_per_node),
-            max_new_series_per_hour: flags
-                .max_new_series_per_hour
-                .or(file.max_new_series_per_hour)
-                .unwrap_or(defaults.max_new_series_per_hour),
-            max_connections: flags
-                .max_connections
-                .or(file.max_connections)
-                .unwrap_or(defaults.max_connections),
-            http_header_timeout_secs: flags
-                .http_header_timeout_secs
-                .or(file.http_header_timeout_secs)
-                .unwrap_or(defaults.http_header_timeout_secs),
-            http_idle_timeout_secs: flags
-                .http_idle_timeout_secs
-                .or(file.http_idle_timeout_secs)
-                .unwrap_or(defaults.http_idle_timeout_secs),
-            metrics_backend: flags
-                .metrics_backend
-                .or(file.metrics_backend)
-                .unwrap_or(defaults.metrics_backend),
-            metrics_remote_write_url: flags
-                .metrics_remote_write_url
-                .or(file.metrics_remote_write_url),
-            metrics_query_url: flags.metrics_query_url.or(file.metrics_query_url),
-            metrics_remote_username: flags
-                .metrics_remote_username
-                .or(file.metrics_remote_username),
-            metrics_remote_ca_file: flags.metrics_remote_ca_file.or(file.metrics_remote_ca_file),
-            metrics_remote_queue_max_samples: flags
-                .metrics_remote_queue_max_samples
-                .or(file.metrics_remote_queue_max_samples)
-                .unwrap_or(defaults.metrics_remote_queue_max_samples),
-            metrics_remote_password: None,
-            metrics_remote_bearer_token: None,
-            bootstrap_admin: None,
-            vault_key: None,
-            scrape_token: None,
-        }
-    }
-
     /// Refuses combinations that cannot work or would be unsafe.
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.insecure_http && !self.listen.ip().is_loopback() {
@@ -559,42 +635,13 @@ impl Config {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             bail!("--tls-cert and --tls-key go together: give both or neither");
         }
-        if self.session_idle_timeout_secs == 0 || self.session_max_age_secs == 0 {
-            bail!("session timeouts must be at least one second");
-        }
-        if self.login_max_failures == 0 || self.login_window_secs == 0 {
-            bail!("login_max_failures and login_window_secs must be at least 1");
-        }
-        if self.push_interval_secs == 0 || self.push_interval_secs > 3_600 {
-            bail!("push_interval_secs must be between 1 and 3600");
-        }
-        if self.alert_interval_secs == 0 || self.alert_interval_secs > 3_600 {
-            bail!("alert_interval_secs must be between 1 and 3600");
-        }
-        if let Err(problem) = crate::alerting::maintenance::time_zone(&self.time_zone) {
-            bail!("time_zone: {problem}");
-        }
-        for (name, days) in [
-            (
-                "metrics_raw_retention_days",
-                self.metrics_raw_retention_days,
-            ),
-            ("metrics_5m_retention_days", self.metrics_5m_retention_days),
-            ("metrics_1h_retention_days", self.metrics_1h_retention_days),
-        ] {
-            if !(1..=36_500).contains(&days) {
-                bail!("{name} must be between 1 and 36500 days");
-            }
-        }
+        self.check_each()?;
         if self
             .scrape_token
             .as_ref()
             .is_some_and(|t| t.expose().trim().len() < 16)
         {
             bail!("{SCRAPE_TOKEN_ENV} must be at least 16 characters");
-        }
-        if self.max_body_bytes < 1024 {
-            bail!("max_body_bytes must be at least 1024");
         }
         self.validate_remote()
     }
@@ -631,9 +678,6 @@ impl Config {
         }
         if self.metrics_remote_username.is_some() && self.metrics_remote_bearer_token.is_some() {
             bail!("use basic auth or {REMOTE_BEARER_ENV} for the metrics engine, not both");
-        }
-        if self.metrics_remote_queue_max_samples < 10_000 {
-            bail!("metrics_remote_queue_max_samples must be at least 10000");
         }
         Ok(())
     }
@@ -675,86 +719,6 @@ impl Config {
             new_per_sender_hour: self.max_new_series_per_hour,
         }
     }
-
-    /// The settings recorded in the `settings` table, as key/value text.
-    pub fn settings(&self) -> Vec<(&'static str, String)> {
-        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
-        vec![
-            ("data_dir", self.data_dir.display().to_string()),
-            ("listen", self.listen.to_string()),
-            ("tls_cert", path(&self.tls_cert).unwrap_or_default()),
-            ("tls_key", path(&self.tls_key).unwrap_or_default()),
-            ("insecure_http", self.insecure_http.to_string()),
-            (
-                "log_format",
-                format!("{:?}", self.log_format).to_lowercase(),
-            ),
-            (
-                "session_idle_timeout_secs",
-                self.session_idle_timeout_secs.to_string(),
-            ),
-            (
-                "session_max_age_secs",
-                self.session_max_age_secs.to_string(),
-            ),
-            ("login_max_failures", self.login_max_failures.to_string()),
-            ("login_window_secs", self.login_window_secs.to_string()),
-            ("max_body_bytes", self.max_body_bytes.to_string()),
-            ("push_interval_secs", self.push_interval_secs.to_string()),
-            ("local_polling", self.local_polling.to_string()),
-            ("local_discovery", self.local_discovery.to_string()),
-            ("alert_interval_secs", self.alert_interval_secs.to_string()),
-            ("time_zone", self.time_zone.clone()),
-            (
-                "metrics_raw_retention_days",
-                self.metrics_raw_retention_days.to_string(),
-            ),
-            (
-                "metrics_5m_retention_days",
-                self.metrics_5m_retention_days.to_string(),
-            ),
-            (
-                "metrics_1h_retention_days",
-                self.metrics_1h_retention_days.to_string(),
-            ),
-            ("metrics_max_size_mb", self.metrics_max_size_mb.to_string()),
-            ("max_series_per_node", self.max_series_per_node.to_string()),
-            (
-                "max_new_series_per_hour",
-                self.max_new_series_per_hour.to_string(),
-            ),
-            ("max_connections", self.max_connections.to_string()),
-            (
-                "http_header_timeout_secs",
-                self.http_header_timeout_secs.to_string(),
-            ),
-            (
-                "http_idle_timeout_secs",
-                self.http_idle_timeout_secs.to_string(),
-            ),
-            ("metrics_backend", self.metrics_backend.as_str().to_owned()),
-            (
-                "metrics_remote_write_url",
-                self.metrics_remote_write_url.clone().unwrap_or_default(),
-            ),
-            (
-                "metrics_query_url",
-                self.metrics_query_url.clone().unwrap_or_default(),
-            ),
-            (
-                "metrics_remote_username",
-                self.metrics_remote_username.clone().unwrap_or_default(),
-            ),
-            (
-                "metrics_remote_ca_file",
-                path(&self.metrics_remote_ca_file).unwrap_or_default(),
-            ),
-            (
-                "metrics_remote_queue_max_samples",
-                self.metrics_remote_queue_max_samples.to_string(),
-            ),
-        ]
-    }
 }
 
 #[cfg(test)]
@@ -793,6 +757,45 @@ mod tests {
             Some(defaults.metrics_remote_queue_max_samples)
         );
         assert_eq!(Config::merge(&Options::default(), file), defaults);
+    }
+
+    /// With `PLANTWATCH_WRITE_DOCS=1` the test writes the files instead.
+    fn held_to(path: &str, expected: &str, actual: &str) {
+        if std::env::var_os("PLANTWATCH_WRITE_DOCS").is_some() {
+            std::fs::write(path, expected).unwrap();
+            return;
+        }
+        assert!(
+            actual == expected,
+            "{path} is not what the settings declare; rewrite it with \
+             PLANTWATCH_WRITE_DOCS=1 cargo test -p plantwatch-server --lib config"
+        );
+    }
+
+    #[test]
+    fn the_sample_file_and_the_readme_table_are_the_declared_settings() {
+        let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/plantwatch-server.sample.toml");
+        held_to(sample, &sample_file(), SAMPLE);
+        let readme_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
+        let readme = std::fs::read_to_string(readme_path).unwrap();
+        let (start, end) = ("<!-- settings -->\n", "<!-- /settings -->");
+        let (Some(a), Some(b)) = (readme.find(start), readme.find(end)) else {
+            panic!("README.md lacks the {start:?} … {end:?} markers");
+        };
+        let expected = format!("{}{start}{}{}", &readme[..a], readme_rows(), &readme[b..]);
+        held_to(readme_path, &expected, &readme);
+        // Every flag of the binary is declared (and so documented).
+        let command = <Cli as clap::CommandFactory>::command();
+        for arg in command.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if long == "config" {
+                continue;
+            }
+            assert!(
+                SETTINGS.iter().any(|s| s.flag() == format!("--{long}")),
+                "--{long} is not a declared setting"
+            );
+        }
     }
 
     #[test]
