@@ -10,7 +10,7 @@ use plantwatch_shared::api::{
 };
 use rusqlite::Transaction;
 
-use super::kinds::{Cycle, Findings, Judge, kind_of};
+use super::kinds::{Cycle, Findings, Judge, Series, kind_of};
 use super::maintenance::{self, InMaintenance};
 use super::notify::routes;
 use super::rules::NodeFacts;
@@ -202,6 +202,7 @@ impl Evaluator {
         let mut with_data = HashSet::new();
         let mut series_seen = 0;
         let mut last_node = None;
+        let mut scratch = Vec::new();
         hot.scan(|key, points| {
             series_seen += 1;
             if points.is_empty() {
@@ -217,8 +218,9 @@ impl Evaluator {
             let Some(node) = cycle.nodes.get(&key.node_id).copied() else {
                 return;
             };
+            let mut series = Series::new(key, points, &mut scratch);
             for &index in readers {
-                judges[index].series(&cycle, node, key, points, &mut findings);
+                judges[index].series(&cycle, node, &mut series, &mut findings);
             }
         });
         for judge in judges {

@@ -5,10 +5,9 @@
 use plantwatch_shared::api::{AlertRule, Severity};
 use plantwatch_shared::metric_names::{INTERFACE_ADMIN_STATUS, INTERFACE_OPER_STATUS};
 
-use super::{Cycle, Findings, Judge, Points, RuleKind, series_key};
+use super::{Cycle, Findings, Judge, RuleKind, Series, series_key};
 use crate::alerting::messages::{interface_label, series_name};
 use crate::alerting::rules::{NodeFacts, TagMatchers};
-use crate::metrics_store::SeriesKey;
 
 pub struct InterfaceDown;
 
@@ -43,10 +42,10 @@ impl<'a> Judge<'a> for InterfaceJudge<'a> {
         &mut self,
         cycle: &Cycle<'a>,
         _node: &'a NodeFacts,
-        key: &SeriesKey,
-        points: &Points,
+        series: &mut Series<'_>,
         _out: &mut Findings,
     ) {
+        let (key, points) = (series.key, series.points);
         let Some(&(_, newest)) = points.back() else {
             return;
         };

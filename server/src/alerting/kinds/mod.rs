@@ -11,7 +11,7 @@ mod unreachable;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use plantwatch_shared::api::{AlertRule, BuiltinRule, Severity};
+use plantwatch_shared::api::{AlertRule, BuiltinRule, RuleAggregation, Severity};
 
 use super::evaluate::{AlertKey, Inputs, Verdict};
 use super::rules::{self, NodeFacts};
@@ -22,6 +22,44 @@ pub use unreachable::Probes;
 
 /// A series' points in the hot window, oldest first: (timestamp in ms, value).
 pub type Points = VecDeque<(i64, f64)>;
+
+/// One series of the pass, handed to every rule that reads its metric. Rules that reduce it
+/// the same way over the same window share the work.
+pub struct Series<'p> {
+    pub key: &'p SeriesKey,
+    pub points: &'p Points,
+    /// (aggregation, from, value) already computed for this series.
+    aggregates: &'p mut Vec<(RuleAggregation, i64, Option<f64>)>,
+}
+
+impl<'p> Series<'p> {
+    pub fn new(
+        key: &'p SeriesKey,
+        points: &'p Points,
+        scratch: &'p mut Vec<(RuleAggregation, i64, Option<f64>)>,
+    ) -> Self {
+        scratch.clear();
+        Series {
+            key,
+            points,
+            aggregates: scratch,
+        }
+    }
+
+    /// The points from `from_ms` on reduced by `aggregation` (computed once per series).
+    pub fn aggregate(&mut self, aggregation: RuleAggregation, from_ms: i64) -> Option<f64> {
+        if let Some(&(.., value)) = self
+            .aggregates
+            .iter()
+            .find(|(a, from, _)| *a == aggregation && *from == from_ms)
+        {
+            return value;
+        }
+        let value = rules::aggregate(self.points, aggregation, from_ms);
+        self.aggregates.push((aggregation, from_ms, value));
+        value
+    }
+}
 
 /// A kind of rule.
 pub trait RuleKind: Sync {
@@ -49,8 +87,7 @@ pub trait Judge<'a> {
         &mut self,
         _cycle: &Cycle<'a>,
         _node: &'a NodeFacts,
-        _key: &SeriesKey,
-        _points: &Points,
+        _series: &mut Series<'_>,
         _out: &mut Findings,
     ) {
     }

@@ -4,10 +4,9 @@
 
 use plantwatch_shared::api::AlertRule;
 
-use super::{Cycle, Findings, Judge, Points, RuleKind, series_key};
+use super::{Cycle, Findings, Judge, RuleKind, Series, series_key};
 use crate::alerting::messages::{series_name, threshold_message};
 use crate::alerting::rules::{self, NodeFacts, TagMatchers};
-use crate::metrics_store::SeriesKey;
 
 pub struct Threshold {
     reachability: bool,
@@ -54,24 +53,23 @@ impl<'a> Judge<'a> for ThresholdJudge<'a> {
         &mut self,
         cycle: &Cycle<'a>,
         node: &'a NodeFacts,
-        key: &SeriesKey,
-        points: &Points,
+        series: &mut Series<'_>,
         out: &mut Findings,
     ) {
-        let (rule, spec) = (self.rule, &self.rule.spec);
+        let (rule, spec, key) = (self.rule, &self.rule.spec, series.key);
         if !super::scoped(rule, node) || !self.matchers.matches(&key.tags) {
             return;
         }
         let from_ms = cycle.now_ms - i64::from(spec.window_s) * 1_000;
-        let Some(value) = rules::aggregate(points, spec.aggregation, from_ms) else {
+        let Some(value) = series.aggregate(spec.aggregation, from_ms) else {
             return;
         };
         let maybe_open = cycle.any_open(rule, key.node_id);
         if !cycle.inputs.ignored.is_empty() {
-            let series = series_name(&key.metric, &key.tags);
-            if cycle.ignored(rule, key.node_id, &series) {
+            let name = series_name(&key.metric, &key.tags);
+            if cycle.ignored(rule, key.node_id, &name) {
                 // Left alone: an alert open on it resolves, none opens.
-                let k = series_key(rule.id, key.node_id, series);
+                let k = series_key(rule.id, key.node_id, name);
                 if cycle.open.contains_key(&k) {
                     let message = format!("{}: ignored by an operator", k.series);
                     out.verdict(k, None, Some(value), message);

@@ -6,9 +6,8 @@ use std::collections::HashMap;
 use plantwatch_shared::api::{AlertRule, Severity};
 use plantwatch_shared::metric_names::{PING_UP, SNMP_UP};
 
-use super::{Cycle, Findings, Judge, Points, RuleKind, node_key};
+use super::{Cycle, Findings, Judge, Points, RuleKind, Series, node_key};
 use crate::alerting::rules::NodeFacts;
-use crate::metrics_store::SeriesKey;
 
 pub struct NodeUnreachable;
 
@@ -93,14 +92,13 @@ impl<'a> Judge<'a> for UnreachableJudge<'a> {
         &mut self,
         _cycle: &Cycle<'a>,
         _node: &'a NodeFacts,
-        key: &SeriesKey,
-        points: &Points,
+        series: &mut Series<'_>,
         _out: &mut Findings,
     ) {
         self.probes
-            .entry(key.node_id)
+            .entry(series.key.node_id)
             .or_default()
-            .see(&key.metric, points);
+            .see(&series.key.metric, series.points);
     }
 
     fn finish(self: Box<Self>, cycle: &Cycle<'a>, out: &mut Findings) {
