@@ -7,6 +7,7 @@
 //! `PLANTWATCH_BENCH_BATCHES` sets the batches (default 60, of 5,000 lines × 7 fields).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark fails loudly by design.
 
+use plantwatch_server::telemetry::registry::{figures as f, read};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -150,7 +151,6 @@ async fn main() {
     })
     .await;
     let acknowledged = started.elapsed().as_secs_f64();
-    let remote = bench.server.state.backend.remote().cloned().unwrap();
     let mut peak = 0;
     while stats.remote_queued.load(Ordering::Relaxed) > 0 {
         peak = peak.max(stats.remote_queued.load(Ordering::Relaxed));
@@ -161,13 +161,15 @@ async fn main() {
         engine.cpu_seconds() - engine_cpu,
         own_cpu_seconds() - own_cpu,
     );
-    assert_eq!(
-        remote.stats.sent_samples.load(Ordering::Relaxed) as f64,
-        samples
-    );
+    // The forwarder's own figures, as GET /metrics shows them.
+    let mut figures = plantwatch_server::telemetry::Exposition::default();
+    bench.server.state.backend.report(&mut figures);
+    let figures = figures.into_text();
+    let figure = |figure| read(&figures, figure).expect("the forwarder reports its figures");
+    assert_eq!(figure(&f::REMOTE_SENT_SAMPLES), samples);
     wait_for(&engine, "{__name__=~\"plantwatch_.*\"}", samples, last_s).await;
-    let requests = remote.stats.sent_requests.load(Ordering::Relaxed);
-    let send_s = remote.stats.send_micros.load(Ordering::Relaxed) as f64 / 1e6;
+    let requests = figure(&f::REMOTE_REQUESTS) as u64;
+    let send_s = figure(&f::REMOTE_REQUEST_SECONDS);
 
     let after = ceiling(bodies.clone(), samples, last_s).await;
     let ((before, before_cpu), (after, after_cpu)) = (before, after);

@@ -8,10 +8,12 @@ use std::future::Future as _;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::telemetry::registry::figures;
+use crate::telemetry::{Counter, Exposition, Gauge, Report};
 use axum_server::accept::Accept;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -21,10 +23,29 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// connection cap is derived from the open-file limit.
 const RESERVED_FDS: u64 = 256;
 
-/// Connections refused because the cap was reached, for `/metrics`.
-pub static REFUSED: AtomicU64 = AtomicU64::new(0);
-/// Connections open now, for `/metrics`.
-pub static OPEN: AtomicU64 = AtomicU64::new(0);
+/// The listener's figures for `/metrics`.
+pub struct Connections {
+    /// Connections refused because the cap was reached.
+    pub refused: Counter,
+    /// Connections open now.
+    pub open: Gauge,
+}
+
+/// The process's listener figures (one listener per process).
+pub static CONNECTIONS: Connections = Connections {
+    refused: Counter::new(),
+    open: Gauge::new(),
+};
+
+impl Report for Connections {
+    fn report(&self, out: &mut Exposition) {
+        out.value(&figures::HTTP_CONNECTIONS_OPEN, self.open.get() as f64);
+        out.value(
+            &figures::HTTP_CONNECTIONS_REFUSED,
+            self.refused.get() as f64,
+        );
+    }
+}
 
 /// Raises the soft open-file limit to the hard one (the common soft default of 1,024 is too
 /// few for a server), and returns the soft limit now in force.
@@ -86,7 +107,7 @@ impl<S> Accept<TcpStream, S> for CappedAcceptor {
 
     fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            REFUSED.fetch_add(1, Ordering::Relaxed);
+            CONNECTIONS.refused.fetch_add(1, Ordering::Relaxed);
             let now = crate::db::now();
             let last = self.warned_at.load(Ordering::Relaxed);
             if now - last >= 60
@@ -105,7 +126,7 @@ impl<S> Accept<TcpStream, S> for CappedAcceptor {
             return std::future::ready(Err(io::Error::other("connection cap reached")));
         };
         let accepted = stream.set_nodelay(true).map(|()| {
-            OPEN.fetch_add(1, Ordering::Relaxed);
+            CONNECTIONS.open.fetch_add(1, Ordering::Relaxed);
             (
                 Counted {
                     inner: stream,
@@ -168,7 +189,7 @@ fn idle_error() -> io::Error {
 
 impl<T> Drop for Counted<T> {
     fn drop(&mut self) {
-        OPEN.fetch_sub(1, Ordering::Relaxed);
+        CONNECTIONS.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use crate::auth::{self, hash_password, password_problem, username_problem};
 use crate::config::Config;
 use crate::db::{self, Db, audit, sessions, users};
-use crate::metrics_store::{MetricsStore, StoreOptions};
+use crate::metrics_store::{MetricsStore, Sink, StoreOptions};
 use crate::state::AppState;
 use crate::vault::{self, Vault};
 use crate::{alerting, api, config_delivery, local_collector, tls};
@@ -175,7 +175,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let options = StoreOptions {
         retention: config.retention(),
         background_compaction: true,
-        remote_queue: remote.is_some(),
+        sink: if remote.is_some() {
+            Sink::RemoteQueue
+        } else {
+            Sink::Head
+        },
         series_limits: config.series_limits(),
     };
     let metrics =
@@ -195,9 +199,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 remote: remote.clone(),
                 store: metrics,
             }),
-            None => Arc::new(crate::metrics_store::backend::Embedded {
-                reader: metrics.reader.clone(),
-            }),
+            None => Arc::new(crate::metrics_store::backend::Embedded { store: metrics }),
         },
     );
     let app = api::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();

@@ -8,6 +8,7 @@
 
 mod common;
 
+use plantwatch_server::telemetry::registry::{figures, read};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -632,16 +633,9 @@ async fn requests_larger_than_the_engine_takes_are_split_not_dropped() {
     assert_eq!(sent.rejected_samples, 0, "{sent:?}");
     assert_eq!(sent.sent_samples as usize, truth.samples());
     engine_holds_exactly(&engine, node_id, &truth).await;
-    let requests = app
-        .server
-        .state
-        .backend
-        .remote()
-        .unwrap()
-        .stats
-        .sent_requests
-        .load(std::sync::atomic::Ordering::Relaxed);
-    assert!(requests > 2, "the data went in {requests} requests");
+    let text = plantwatch_server::telemetry::render(&app.server.state).await;
+    let requests = read(&text, &figures::REMOTE_REQUESTS).expect("the forwarder's requests");
+    assert!(requests > 2.0, "the data went in {requests} requests");
 }
 
 #[tokio::test]

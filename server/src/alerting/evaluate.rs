@@ -98,10 +98,7 @@ pub fn gather(
         if !row.approved || row.revoked {
             continue;
         }
-        let last_seen = match (presence.last_seen(row.id), row.last_seen_at) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b).or(row.approved_at),
-        };
+        let last_seen = crate::components::last_seen(presence, &row).or(row.approved_at);
         match row.kind {
             ComponentKind::Collector => collectors.push(CollectorFacts {
                 id: row.id,

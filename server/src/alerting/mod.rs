@@ -26,6 +26,8 @@ use tokio::sync::watch;
 use self::evaluate::{CycleStats, Evaluator};
 use crate::db;
 use crate::state::AppState;
+use crate::telemetry::registry::figures;
+use crate::telemetry::{Counter, Exposition, Gauge, Report};
 
 /// Stores any built-in rule the database lacks.
 pub fn seed(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
@@ -82,8 +84,18 @@ pub async fn cycle(
 /// Figures of the evaluator for the API and self-monitoring.
 #[derive(Debug, Default)]
 pub struct EvaluatorStatus {
-    pub cycles: std::sync::atomic::AtomicU64,
-    pub last_cycle_us: std::sync::atomic::AtomicU64,
+    pub cycles: Counter,
+    pub last_cycle_us: Gauge,
+}
+
+impl Report for EvaluatorStatus {
+    fn report(&self, out: &mut Exposition) {
+        out.value(&figures::EVALUATOR_CYCLES, self.cycles.get() as f64);
+        out.value(
+            &figures::EVALUATOR_CYCLE_SECONDS,
+            self.last_cycle_us.get() as f64 / 1e6,
+        );
+    }
 }
 
 /// The evaluator loop: a cycle every `interval` until shutdown.

@@ -390,18 +390,19 @@ impl TagMatchers {
     }
 }
 
-/// `*` matches any run of characters; everything else matches itself.
+/// `*` matches any run of characters; everything else matches itself. Allocates nothing: it
+/// runs for every series a rule with tag patterns looks at.
 pub fn glob_matches(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
+    let Some((first, after_first)) = pattern.split_once('*') else {
         return pattern == text;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    };
+    let last = after_first.rsplit('*').next().unwrap_or_default();
     if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
         return false;
     }
     let mut rest = &text[first.len()..text.len() - last.len()];
-    for middle in &parts[1..parts.len() - 1] {
+    let middles = &after_first[..after_first.len() - last.len()];
+    for middle in middles.split('*').filter(|m| !m.is_empty()) {
         match rest.find(middle) {
             Some(at) => rest = &rest[at + middle.len()..],
             None => return false,
@@ -557,6 +558,11 @@ mod tests {
         assert!(!glob_matches("Te*", "Gi0/1"));
         assert!(glob_matches("eth0", "eth0"));
         assert!(!glob_matches("eth0", "eth01"));
+        assert!(glob_matches("*", ""));
+        assert!(glob_matches("a**b", "ab"));
+        assert!(glob_matches("a*b*c", "a-b-c"));
+        assert!(!glob_matches("a*b*c", "a-c-b"));
+        assert!(!glob_matches("ab*ba", "aba"), "the ends may not overlap");
         let m = TagMatchers::new(&BTreeMap::from([("ifName".to_owned(), "Gi*".to_owned())]));
         assert!(m.matches("ifIndex=1,ifName=Gi0/1"));
         assert!(!m.matches("ifIndex=1,ifName=Te0/1"));

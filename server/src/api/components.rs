@@ -9,8 +9,7 @@ use axum::{Json, Router};
 use plantwatch_shared::api::AuditAction;
 use plantwatch_shared::api::{
     ApproveRequest, Component, ComponentKind, ComponentQuery, ComponentStatus, CreateTokenRequest,
-    CreatedToken, EnrollmentToken, JoinCode, ListResponse, NodeType, OFFLINE_AFTER_SECS,
-    TokenQuery,
+    CreatedToken, EnrollmentToken, JoinCode, ListResponse, NodeType, TokenQuery,
 };
 use plantwatch_shared::rules::{address_problem, name_problem};
 use plantwatch_shared::{ENROLLMENT_TOKEN_PREFIX, Secret};
@@ -23,7 +22,7 @@ use super::{page_bounds, sort_order};
 use crate::auth::{random_token, token_hash};
 use crate::db::components::{self, ComponentRow};
 use crate::db::nodes::{self, NodeFields};
-use crate::db::{self, audit, to_time, tokens};
+use crate::db::{self, audit, tokens};
 use crate::state::AppState;
 use plantwatch_shared::api::ErrorCode;
 
@@ -217,55 +216,6 @@ async fn revoke_token(
     Ok(Json(token))
 }
 
-/// Revoked, pending, or online when heard from within [`OFFLINE_AFTER_SECS`] of `now`.
-fn status_of(revoked: bool, approved: bool, last_seen: Option<i64>, now: i64) -> ComponentStatus {
-    if revoked {
-        ComponentStatus::Revoked
-    } else if !approved {
-        ComponentStatus::Pending
-    } else if last_seen.is_some_and(|at| now - at < OFFLINE_AFTER_SECS) {
-        ComponentStatus::Online
-    } else {
-        ComponentStatus::Offline
-    }
-}
-
-/// A component row as the API shows it, with its presence as of `now`.
-pub fn view(state: &AppState, row: ComponentRow, now: i64) -> Component {
-    let last_seen = match (row.last_seen_at, state.presence.last_seen(row.id)) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    };
-    let status = status_of(row.revoked, row.approved, last_seen, now);
-    let collector = row.kind == ComponentKind::Collector;
-    let in_sync = match (&row.reported_sha256, &row.config_sha256) {
-        (Some(reported), Some(current)) if collector => Some(reported == current),
-        _ => None,
-    };
-    Component {
-        id: row.id,
-        kind: row.kind,
-        name: row.name,
-        status,
-        is_local: row.is_local,
-        machine_id: row.machine_id,
-        hostname: row.hostname,
-        version: row.version,
-        enrolled_with: row.enrolled_with,
-        created_at: to_time(row.created_at),
-        approved_at: row.approved_at.map(to_time),
-        last_seen_at: last_seen.map(to_time),
-        node_id: row.node_id,
-        node: row.node,
-        target_count: collector.then(|| row.target_count.clamp(0, i64::from(u32::MAX)) as u32),
-        config_sha256: if collector { row.config_sha256 } else { None },
-        reported_sha256: if collector { row.reported_sha256 } else { None },
-        config_in_sync: in_sync,
-        outbox: row.report.as_ref().and_then(|r| r.outbox),
-        last_errors: row.report.map(|r| r.errors).unwrap_or_default(),
-    }
-}
-
 /// Sort orders of the component list (the SQL column is unused: components sort in memory).
 const SORTS: &[(&str, &str)] = &[
     ("name", "name"),
@@ -294,7 +244,7 @@ async fn list(
     let text = query.q.as_deref().map(str::to_lowercase);
     let mut items: Vec<Component> = rows
         .into_iter()
-        .map(|row| view(&state, row, now))
+        .map(|row| crate::components::view(&state.presence, row, now))
         .filter(|c| query.status.is_none_or(|status| c.status == status))
         .filter(|c| {
             text.as_deref().is_none_or(|text| {
@@ -349,7 +299,11 @@ async fn read(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Component>> {
     let row = state.db.call(move |conn| existing(conn, id)).await?;
-    Ok(Json(view(&state, row, db::now())))
+    Ok(Json(crate::components::view(
+        &state.presence,
+        row,
+        db::now(),
+    )))
 }
 
 /// The node of an approved agent: the node chosen (`choice.node`), a new one named like its
@@ -538,7 +492,11 @@ async fn approve(
     )
     .await?
     .ok_or_else(|| not_found(id))?;
-    Ok(Json(view(&state, row, db::now())))
+    Ok(Json(crate::components::view(
+        &state.presence,
+        row,
+        db::now(),
+    )))
 }
 
 fn refuse_local(row: &ComponentRow, what: &str) -> ApiResult<()> {
@@ -569,7 +527,11 @@ async fn revoke(
     )
     .await?
     .ok_or_else(|| not_found(id))?;
-    Ok(Json(view(&state, row, db::now())))
+    Ok(Json(crate::components::view(
+        &state.presence,
+        row,
+        db::now(),
+    )))
 }
 
 async fn remove(
@@ -591,31 +553,4 @@ async fn remove(
     .await?;
     state.presence.forget(id);
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn components_go_offline_30_s_after_their_last_contact() {
-        let now = 1_000;
-        assert_eq!(
-            status_of(false, true, Some(now - 29), now),
-            ComponentStatus::Online
-        );
-        assert_eq!(
-            status_of(false, true, Some(now - 30), now),
-            ComponentStatus::Offline
-        );
-        assert_eq!(status_of(false, true, None, now), ComponentStatus::Offline);
-        assert_eq!(
-            status_of(false, false, Some(now), now),
-            ComponentStatus::Pending
-        );
-        assert_eq!(
-            status_of(true, false, Some(now), now),
-            ComponentStatus::Revoked
-        );
-    }
 }

@@ -20,6 +20,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::ComponentAuth;
 use crate::db::{self, nodes};
 use crate::ingest::{self, Scope};
+use crate::metrics_store::backend::WriteError;
 use crate::metrics_store::{Batch, Committed};
 use crate::state::AppState;
 use plantwatch_shared::api::ErrorCode;
@@ -162,25 +163,24 @@ async fn ingest_influx(
             "Refused lines of a metric push."
         );
     }
-    if !prepared.samples.is_empty()
-        && let Err(reason) = state.backend.admit()
-    {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::RemoteWriteBacklogFull,
-            reason,
-        ));
-    }
     if !prepared.samples.is_empty() || batch_id.is_some() {
         let committed = state
-            .metrics
+            .backend
             .write(Batch {
                 component_id: identity.id,
                 batch_id,
                 lines: prepared.accepted,
                 samples: prepared.samples,
             })
-            .await?;
+            .await
+            .map_err(|error| match error {
+                WriteError::Full(reason) => ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::RemoteWriteBacklogFull,
+                    reason,
+                ),
+                WriteError::Store(error) => error.into(),
+            })?;
         if let Committed::Limited(hit) = committed {
             stats
                 .series_limited_samples

@@ -162,7 +162,7 @@ async fn summary(State(state): State<AppState>, _auth: Authed) -> ApiResult<Json
     let now = db::now();
     let collectors = collectors
         .into_iter()
-        .map(|row| crate::api::components::view(&state, row, now))
+        .map(|row| crate::components::view(&state.presence, row, now))
         .collect();
     let stats = &state.metrics.stats;
     Ok(Json(Summary {

@@ -1,19 +1,19 @@
-//! The metric store's backends behind one trait: where chart queries are answered, whether
-//! ingest may queue more, and what the dashboard shows. [`Embedded`] is `metrics.db` itself;
-//! [`crate::remote_write::RemoteBackend`] forwards to an engine speaking Prometheus remote write.
-//! Both commit ingest through the same writer (the embedded store to its head, the remote one
-//! to its write-ahead queue), so acknowledgement, batch ids and the hot window are shared.
+//! The metric store's backends behind one trait, the only way in for ingest's writes, chart
+//! reads and status: [`Embedded`] is `metrics.db` itself; [`crate::remote_write::RemoteBackend`]
+//! forwards to an engine speaking Prometheus remote write. Both commit through the same writer
+//! (the embedded store to its head, the remote one to its write-ahead queue: the store's
+//! [`Sink`](super::Sink)), so acknowledgement, batch ids and the hot window are shared.
 
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 
 use plantwatch_shared::api::{MetricSeries, RemoteWriteStatus};
 
 use super::query::{self, RangeQuery};
-use crate::db::{Db, DbError};
-use crate::remote_write::Remote;
+use super::{Batch, Committed, MetricsStore};
+use crate::db::DbError;
+use crate::telemetry::Exposition;
 
 /// A chart answer on its way.
 pub type Answer<'a> =
@@ -29,39 +29,48 @@ pub enum BackendError {
     Engine(String),
 }
 
+/// A batch on its way to disk.
+pub type Written<'a> = Pin<Box<dyn Future<Output = Result<Committed, WriteError>> + Send + 'a>>;
+
+/// Why a batch was not committed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Store(#[from] DbError),
+    /// The backend cannot take more now (answered 503; the sender keeps the batch).
+    #[error("{0}")]
+    Full(String),
+}
+
 /// A metric store backend.
 pub trait MetricBackend: Send + Sync + Debug {
     /// `sqlite` or `remote_write`, as in `metrics_backend`.
     fn name(&self) -> &'static str;
 
+    /// Commits an ingest batch; returns once it is on disk.
+    fn write(&self, batch: Batch) -> Written<'_>;
+
     /// Answers a chart query (a node's series over a range, in steps).
     fn range(&self, query: RangeQuery) -> Answer<'_>;
-
-    /// Whether ingest may commit more samples now; the reason when not (answered 503).
-    fn admit(&self) -> Result<(), String> {
-        Ok(())
-    }
 
     /// Whether `metrics.db` keeps the samples (the series list reads their newest there).
     fn keeps_samples(&self) -> bool {
         true
     }
 
-    /// The remote engine, if samples go to one.
-    fn remote(&self) -> Option<&Arc<Remote>> {
-        None
-    }
-
     /// The forwarder's state for the dashboard, if samples go to an engine.
     fn remote_status(&self) -> Option<RemoteWriteStatus> {
         None
     }
+
+    /// Its own figures for `GET /metrics` (the store's are reported by the store).
+    fn report(&self, _out: &mut Exposition) {}
 }
 
-/// `metrics.db`: queries read its head and chunks on the reader pool.
+/// `metrics.db`: batches go to its head, queries read its head and chunks on the reader pool.
 #[derive(Debug)]
 pub struct Embedded {
-    pub reader: Db,
+    pub store: MetricsStore,
 }
 
 impl MetricBackend for Embedded {
@@ -69,8 +78,12 @@ impl MetricBackend for Embedded {
         "sqlite"
     }
 
+    fn write(&self, batch: Batch) -> Written<'_> {
+        Box::pin(async move { Ok(self.store.write(batch).await?) })
+    }
+
     fn range(&self, query: RangeQuery) -> Answer<'_> {
-        let reader = self.reader.clone();
+        let reader = self.store.reader.clone();
         Box::pin(async move {
             let items = tokio::task::spawn_blocking(move || query::range_on(&reader, &query))
                 .await

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::chunks::{self, HOUR_MS, Resolution, chunk_id, chunk_range, damaged, window_of_id};
 use super::codec::{self, Rollup};
 use super::{Job, Kind, Stats, kind_column};
+use crate::telemetry::{Counter, Gauge};
 
 /// Samples are sealed in 5-minute slices, once this much time has passed since a slice's end
 /// (late polls still land in the head; later ones are merged in). The head so holds the last
@@ -111,9 +112,9 @@ pub struct PassReport {
 /// Counters for `metrics stats` and the self-metrics.
 #[derive(Debug, Default)]
 pub struct CompactionStats {
-    pub passes: AtomicU64,
-    pub sealed_samples: AtomicU64,
-    pub last_pass_us: AtomicU64,
+    pub passes: Counter,
+    pub sealed_samples: Counter,
+    pub last_pass_us: Gauge,
 }
 
 pub(crate) struct Compactor {
@@ -554,7 +555,7 @@ mod tests {
             StoreOptions {
                 retention,
                 background_compaction: false,
-                remote_queue: false,
+                sink: crate::metrics_store::Sink::Head,
                 series_limits: crate::metrics_store::SeriesLimits::NONE,
             },
         )

@@ -16,7 +16,7 @@ pub mod stats;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,8 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db::{self, Db, DbError};
+use crate::telemetry::registry::figures;
+use crate::telemetry::{Counter, Exposition, Gauge, Report};
 use compactor::{Compactor, SealWork};
 pub use compactor::{PassReport, Retention};
 pub use hot::HotWindow;
@@ -157,21 +159,21 @@ pub struct LimitHit {
 /// Counters of the ingest path, for the summary and `GET /metrics`.
 #[derive(Debug, Default)]
 pub struct Stats {
-    pub samples: AtomicU64,
-    pub batches: AtomicU64,
-    pub duplicate_batches: AtomicU64,
-    pub rejected_lines: AtomicU64,
+    pub samples: Counter,
+    pub batches: Counter,
+    pub duplicate_batches: Counter,
+    pub rejected_lines: Counter,
     /// Gzip bodies answered 503 because the decompression budget was spent.
-    pub busy_bodies: AtomicU64,
+    pub busy_bodies: Counter,
     /// Samples refused because their node or sender reached its new-series limit.
-    pub series_limited_samples: AtomicU64,
-    pub series: AtomicU64,
+    pub series_limited_samples: Counter,
+    pub series: Gauge,
     /// Commits of the writer and the time they took.
-    pub writes: AtomicU64,
-    pub write_micros: AtomicU64,
+    pub writes: Counter,
+    pub write_micros: Counter,
     pub compaction: compactor::CompactionStats,
     /// Samples in the remote-write queue (remote-write backend only).
-    pub remote_queued: AtomicU64,
+    pub remote_queued: Gauge,
     rate: std::sync::Mutex<RateWindow>,
 }
 
@@ -252,9 +254,8 @@ pub struct StoreOptions {
     /// Whether the compactor runs in the background (benchmarks and tests that drive it
     /// themselves turn it off and call [`MetricsStore::compact`]).
     pub background_compaction: bool,
-    /// Remote-write backend: committed samples go to the write-ahead queue the forwarder
-    /// sends on (`remote_queue`), not to the head; there is no compactor.
-    pub remote_queue: bool,
+    /// Where committed samples go.
+    pub sink: Sink,
     pub series_limits: SeriesLimits,
 }
 
@@ -263,9 +264,44 @@ impl Default for StoreOptions {
         StoreOptions {
             retention: Retention::default(),
             background_compaction: true,
-            remote_queue: false,
+            sink: Sink::Head,
             series_limits: SeriesLimits::default(),
         }
+    }
+}
+
+/// Where the writer puts committed samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sink {
+    /// The head, which the compactor seals into chunks (the embedded backend).
+    Head,
+    /// The write-ahead queue the remote-write forwarder sends on and empties; there is no
+    /// compactor (the remote-write backend).
+    RemoteQueue,
+}
+
+impl Sink {
+    fn insert_sql(self) -> &'static str {
+        match self {
+            Sink::Head => "INSERT INTO head (series_id, ts, seq, value) VALUES (?1, ?2, ?3, ?4)",
+            Sink::RemoteQueue => {
+                "INSERT INTO remote_queue (series_id, ts, seq, value) VALUES (?1, ?2, ?3, ?4)"
+            }
+        }
+    }
+
+    /// Samples committed: those the remote engine has yet to take are counted as queued.
+    fn committed(self, stats: &Stats, samples: usize) {
+        if self == Sink::RemoteQueue {
+            stats
+                .remote_queued
+                .fetch_add(samples as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a compactor seals what is committed.
+    fn compacted(self) -> bool {
+        self == Sink::Head
     }
 }
 
@@ -311,7 +347,7 @@ impl MetricsStore {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         stats.remote_queued.store(queued as u64, Ordering::Relaxed);
-        if queued > 0 && !options.remote_queue {
+        if queued > 0 && options.sink != Sink::RemoteQueue {
             tracing::warn!(
                 samples = queued,
                 "metrics.db holds samples queued for a remote engine that were never sent; \
@@ -339,7 +375,7 @@ impl MetricsStore {
             stats: stats.clone(),
             pruned_at: Instant::now(),
             evicted_at: Instant::now(),
-            remote_queue: options.remote_queue,
+            sink: options.sink,
         };
         std::thread::Builder::new()
             .name("metrics-writer".into())
@@ -355,7 +391,7 @@ impl MetricsStore {
             committed_seq,
             compaction: Arc::new(Mutex::new(())),
         };
-        if options.background_compaction && !options.remote_queue {
+        if options.background_compaction && options.sink.compacted() {
             let compactor = store.compactor()?;
             std::thread::Builder::new()
                 .name("metrics-compactor".into())
@@ -427,6 +463,53 @@ impl MetricsStore {
     }
 }
 
+impl Report for MetricsStore {
+    fn report(&self, out: &mut Exposition) {
+        let stats = &self.stats;
+        let compaction = &stats.compaction;
+        for (figure, value) in [
+            (&figures::INGEST_SAMPLES, stats.samples.get() as f64),
+            (
+                &figures::INGEST_SAMPLES_PER_SECOND,
+                stats.samples_per_second(),
+            ),
+            (&figures::INGEST_BATCHES, stats.batches.get() as f64),
+            (
+                &figures::INGEST_DUPLICATE_BATCHES,
+                stats.duplicate_batches.get() as f64,
+            ),
+            (
+                &figures::INGEST_REJECTED_LINES,
+                stats.rejected_lines.get() as f64,
+            ),
+            (&figures::INGEST_BUSY_BODIES, stats.busy_bodies.get() as f64),
+            (
+                &figures::INGEST_SERIES_LIMITED_SAMPLES,
+                stats.series_limited_samples.get() as f64,
+            ),
+            (&figures::STORE_SERIES, stats.series.get() as f64),
+            (&figures::STORE_WRITE_QUEUE, self.queued() as f64),
+            (
+                &figures::STORE_SEALED_SAMPLES,
+                compaction.sealed_samples.get() as f64,
+            ),
+            (
+                &figures::STORE_COMPACTION_PASSES,
+                compaction.passes.get() as f64,
+            ),
+            (
+                &figures::STORE_COMPACTION_PASS_SECONDS,
+                compaction.last_pass_us.get() as f64 / 1e6,
+            ),
+        ] {
+            out.value(figure, value);
+        }
+        let write = &figures::STORE_WRITE_SECONDS;
+        out.part(write, "_sum", &[], stats.write_micros.get() as f64 / 1e6);
+        out.part(write, "_count", &[], stats.writes.get() as f64);
+    }
+}
+
 fn load_series(conn: &Connection) -> rusqlite::Result<HashMap<Arc<SeriesKey>, i64>> {
     let mut statement = conn.prepare("SELECT id, node_id, metric, tags FROM series")?;
     let rows = statement.query_map([], |row| {
@@ -467,8 +550,7 @@ struct Writer {
     pruned_at: Instant,
     /// When the hot window last released the series that stopped arriving.
     evicted_at: Instant,
-    /// Samples go to `remote_queue` rather than the head.
-    remote_queue: bool,
+    sink: Sink,
 }
 
 impl Writer {
@@ -502,12 +584,7 @@ impl Writer {
                                     self.hot.record(&batch.samples, &self.series);
                                     self.stats.committed(batch.samples.len());
                                     self.stats.batches.fetch_add(1, Ordering::Relaxed);
-                                    if self.remote_queue {
-                                        self.stats.remote_queued.fetch_add(
-                                            batch.samples.len() as u64,
-                                            Ordering::Relaxed,
-                                        );
-                                    }
+                                    self.sink.committed(&self.stats, batch.samples.len());
                                 } else {
                                     self.stats.duplicate_batches.fetch_add(1, Ordering::Relaxed);
                                 }
@@ -609,11 +686,7 @@ impl Writer {
                 "INSERT INTO series (node_id, metric, tags, kind, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-            let mut insert = tx.prepare_cached(if self.remote_queue {
-                "INSERT INTO remote_queue (series_id, ts, seq, value) VALUES (?1, ?2, ?3, ?4)"
-            } else {
-                "INSERT INTO head (series_id, ts, seq, value) VALUES (?1, ?2, ?3, ?4)"
-            })?;
+            let mut insert = tx.prepare_cached(self.sink.insert_sql())?;
             // Two requests of one group may carry the same batch id.
             let mut in_group = std::collections::HashSet::new();
             for job in jobs {

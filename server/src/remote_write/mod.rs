@@ -11,7 +11,7 @@ pub mod names;
 pub mod proto;
 pub mod query;
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,9 +21,12 @@ use plantwatch_shared::api::RemoteWriteStatus;
 use reqwest::{RequestBuilder, Url};
 
 use crate::config::{Config, MetricsBackend};
+use crate::metrics_store::Batch;
 use crate::metrics_store::MetricsStore;
-use crate::metrics_store::backend::{Answer, BackendError, MetricBackend};
+use crate::metrics_store::backend::{Answer, BackendError, MetricBackend, WriteError, Written};
 use crate::metrics_store::query::{RangeQuery, node_series};
+use crate::telemetry::registry::figures;
+use crate::telemetry::{Counter, Exposition};
 
 /// Longest a request to the engine may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -53,14 +56,14 @@ pub struct Remote {
 #[derive(Debug, Default)]
 pub struct RemoteStats {
     /// Samples the engine accepted.
-    pub sent_samples: AtomicU64,
+    pub sent_samples: Counter,
     /// Requests the engine accepted.
-    pub sent_requests: AtomicU64,
+    pub sent_requests: Counter,
     /// Samples the engine refused as bad data (4xx other than auth, not found and 429): not
     /// retried, since a retry cannot mend them.
-    pub rejected_samples: AtomicU64,
+    pub rejected_samples: Counter,
     /// Attempts that failed and are retried (engine down, 5xx, 429, auth).
-    pub failed_attempts: AtomicU64,
+    pub failed_attempts: Counter,
     /// Whether the last attempt failed and the forwarder is waiting to retry.
     pub retrying: AtomicBool,
     /// Timestamp (ms) of the oldest sample still queued, 0 when none.
@@ -69,7 +72,7 @@ pub struct RemoteStats {
     pub last_success: AtomicI64,
     pub last_error: Mutex<Option<String>>,
     /// Time spent in requests the engine accepted, µs.
-    pub send_micros: AtomicU64,
+    pub send_micros: Counter,
 }
 
 impl RemoteStats {
@@ -211,27 +214,57 @@ impl MetricBackend for RemoteBackend {
         })
     }
 
-    fn admit(&self) -> Result<(), String> {
-        if self.store.stats.remote_queued.load(Ordering::Relaxed) < self.remote.max_queue {
-            return Ok(());
-        }
-        Err(format!(
-            "the queue for the metrics engine is full ({} samples): the engine has not taken \
-             samples for a while; keep the batch and retry",
-            self.remote.max_queue
-        ))
+    fn write(&self, batch: Batch) -> Written<'_> {
+        Box::pin(async move {
+            if !batch.samples.is_empty()
+                && self.store.stats.remote_queued.get() >= self.remote.max_queue
+            {
+                return Err(WriteError::Full(format!(
+                    "the queue for the metrics engine is full ({} samples): the engine has not \
+                     taken samples for a while; keep the batch and retry",
+                    self.remote.max_queue
+                )));
+            }
+            Ok(self.store.write(batch).await?)
+        })
     }
 
     fn keeps_samples(&self) -> bool {
         false
     }
 
-    fn remote(&self) -> Option<&Arc<Remote>> {
-        Some(&self.remote)
+    fn remote_status(&self) -> Option<RemoteWriteStatus> {
+        let queued = self.store.stats.remote_queued.get();
+        Some(self.remote.status(queued, crate::db::now_ms()))
     }
 
-    fn remote_status(&self) -> Option<RemoteWriteStatus> {
-        let queued = self.store.stats.remote_queued.load(Ordering::Relaxed);
-        Some(self.remote.status(queued, crate::db::now_ms()))
+    fn report(&self, out: &mut Exposition) {
+        let Some(status) = self.remote_status() else {
+            return;
+        };
+        let r = &self.remote.stats;
+        for (figure, value) in [
+            (&figures::REMOTE_QUEUE_SAMPLES, status.queued_samples as f64),
+            (
+                &figures::REMOTE_QUEUE_OLDEST_AGE,
+                status.oldest_queued_age_secs.unwrap_or(0) as f64,
+            ),
+            (&figures::REMOTE_SENT_SAMPLES, status.sent_samples as f64),
+            (
+                &figures::REMOTE_REJECTED_SAMPLES,
+                status.rejected_samples as f64,
+            ),
+            (
+                &figures::REMOTE_FAILED_ATTEMPTS,
+                status.failed_attempts as f64,
+            ),
+            (&figures::REMOTE_REQUESTS, r.sent_requests.get() as f64),
+            (
+                &figures::REMOTE_REQUEST_SECONDS,
+                r.send_micros.get() as f64 / 1e6,
+            ),
+        ] {
+            out.value(figure, value);
+        }
     }
 }
