@@ -75,7 +75,12 @@ async fn main() {
         state
             .db
             .write(move |tx| -> anyhow::Result<String> {
-                config_delivery::regenerate(tx, &vault, local, plantwatch_server::db::now())
+                config_delivery::regenerate(
+                    tx,
+                    &vault,
+                    local,
+                    plantwatch_server::clock::unix_secs(),
+                )
             })
             .await
             .unwrap();
@@ -111,7 +116,7 @@ async fn main() {
     state
         .db
         .write(move |tx| -> anyhow::Result<String> {
-            config_delivery::regenerate(tx, &vault, id, plantwatch_server::db::now())
+            config_delivery::regenerate(tx, &vault, id, plantwatch_server::clock::unix_secs())
         })
         .await
         .unwrap();

@@ -107,7 +107,7 @@ async fn main() {
         .unwrap_or(60);
     // Recent data (an engine may refuse samples far from now): the last poll a minute ago.
     let polls = (batches * LINES_PER_BATCH).div_ceil(NODES * INTERFACES) as i64;
-    let base_ms = (plantwatch_server::db::now_ms() / 10_000 - polls) * 10_000 - 60_000;
+    let base_ms = (plantwatch_server::clock::unix_ms() / 10_000 - polls) * 10_000 - 60_000;
     let last_s = (base_ms + polls * 10_000) / 1_000;
     let samples = (batches * LINES_PER_BATCH * FIELDS) as f64;
 

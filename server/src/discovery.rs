@@ -35,7 +35,7 @@ fn free_name(conn: &Connection, suggested: &str, address: &str) -> rusqlite::Res
             return Ok(name);
         }
     }
-    Ok(format!("{address}-{}", db::now()))
+    Ok(format!("{address}-{}", crate::clock::unix_secs()))
 }
 
 /// Imports the selected devices of `job` as nodes of the job's collector, with the matched
@@ -134,7 +134,7 @@ pub async fn watchdog(state: AppState, mut shutdown: watch::Receiver<bool>) {
         let result = state
             .db
             .write(|tx| -> Result<Vec<i64>, db::DbError> {
-                let now = db::now();
+                let now = crate::clock::unix_secs();
                 Ok(discovery::fail_stale(tx, now - STALE_AFTER_SECS, now)?)
             })
             .await;

@@ -6,6 +6,7 @@
 pub mod alerting;
 pub mod api;
 pub mod auth;
+pub mod clock;
 pub mod components;
 pub mod config;
 pub mod config_delivery;

@@ -108,7 +108,7 @@ impl<S> Accept<TcpStream, S> for CappedAcceptor {
     fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             CONNECTIONS.refused.fetch_add(1, Ordering::Relaxed);
-            let now = crate::db::now();
+            let now = crate::clock::unix_secs();
             let last = self.warned_at.load(Ordering::Relaxed);
             if now - last >= 60
                 && self

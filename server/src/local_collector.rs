@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use crate::auth::api_keys;
-use crate::db::{self, Db, components};
+use crate::db::{Db, components};
 
 /// The local collector's id and this run's key.
 #[derive(Debug)]
@@ -30,7 +30,12 @@ pub async fn prepare(db: &Db) -> anyhow::Result<Local> {
     // The id is part of the key, so the row comes first, with a key that matches nothing.
     let id = db
         .write(move |tx| -> anyhow::Result<i64> {
-            Ok(components::ensure_local(tx, "", version, db::now())?)
+            Ok(components::ensure_local(
+                tx,
+                "",
+                version,
+                crate::clock::unix_secs(),
+            )?)
         })
         .await
         .context("creating the local collector")?;

@@ -123,7 +123,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     {
         let settings = config.settings();
         db.call(move |conn| {
-            db::settings::record(conn, &settings, db::now()).map_err(db::DbError::from)
+            db::settings::record(conn, &settings, crate::clock::unix_secs())
+                .map_err(db::DbError::from)
         })
         .await
         .context("recording settings")?;
@@ -383,7 +384,7 @@ async fn first_admin(db: &Db, config: &Config) -> anyhow::Result<Option<String>>
         let hash = hash_password(admin.password.clone()).await?;
         db.call(move |conn| -> Result<(), db::DbError> {
             let tx = conn.transaction()?;
-            let now = db::now();
+            let now = crate::clock::unix_secs();
             let user = users::insert(&tx, &username, &hash, Role::Admin, now)?;
             let actor = audit::Actor {
                 user_id: None,
@@ -416,7 +417,7 @@ async fn sweep_sessions(db: Db, idle_secs: i64, mut shutdown: watch::Receiver<bo
         tokio::select! {
             _ = every.tick() => {
                 let swept = db
-                    .call(move |conn| sessions::delete_expired(conn, db::now(), idle_secs).map_err(db::DbError::from))
+                    .call(move |conn| sessions::delete_expired(conn, crate::clock::unix_secs(), idle_secs).map_err(db::DbError::from))
                     .await;
                 match swept {
                     Ok(0) => {}

@@ -200,7 +200,7 @@ impl Vault {
         conn.execute(
             "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            (CHECK_SETTING, sealed, crate::db::now()),
+            (CHECK_SETTING, sealed, crate::clock::unix_secs()),
         )?;
         Ok(())
     }

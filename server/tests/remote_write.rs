@@ -99,7 +99,7 @@ fn lines(node_id: i64, timestamps: &[i64], truth: &mut Truth) -> String {
 /// Every 10 s over `minutes` ending three minutes ago (the outage's samples come after, none
 /// in the future: engines answer up to now).
 fn timeline(minutes: i64) -> Vec<i64> {
-    let end = (plantwatch_server::db::now_ms() - 180_000) / 10_000 * 10_000;
+    let end = (plantwatch_server::clock::unix_ms() - 180_000) / 10_000 * 10_000;
     (0..minutes * 6).rev().map(|k| end - k * 10_000).collect()
 }
 
@@ -173,7 +173,7 @@ async fn retrying(app: &TestApp) -> RemoteWriteStatus {
 async fn engine_samples(engine: &Engine, node_id: i64) -> BTreeMap<String, Vec<(i64, f64)>> {
     let http = reqwest::Client::new();
     let selector = format!("{{node_id=\"{node_id}\"}}");
-    let later = (plantwatch_server::db::now() + 600).to_string();
+    let later = (plantwatch_server::clock::unix_secs() + 600).to_string();
     let mut out: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
     let mut add = |metric: &serde_json::Map<String, Value>, points: Vec<(i64, f64)>| {
         let mut labels: Vec<(&String, &str)> = metric
@@ -661,7 +661,7 @@ async fn alerts_fire_from_the_hot_window_while_the_engine_is_unreachable() {
         .unwrap();
     let started = Instant::now();
     let alert = loop {
-        let now = plantwatch_server::db::now_ms();
+        let now = plantwatch_server::clock::unix_ms();
         let line = format!("ping,node_id={node_id} rtt_avg_ms=9.5 {now}\n");
         assert_eq!(push(&app, &key, line).await, 204);
         let alerts = admin

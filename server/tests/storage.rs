@@ -202,7 +202,7 @@ async fn killing_the_server_mid_compaction_loses_and_duplicates_nothing() {
             .unwrap();
         node_ids.push(node.id);
     }
-    let now = plantwatch_server::db::now_ms();
+    let now = plantwatch_server::clock::unix_ms();
     let start = Resolution::Raw.window_of(now) - 26 * 3_600_000;
     let (truth, bodies) = day_of_samples(&node_ids, start);
     let total_batches = bodies.len();

@@ -68,7 +68,7 @@ async fn self_metrics_are_for_admins_and_the_scrape_token_and_move_with_traffic(
         .create_node(&spec("plc-1", "127.0.0.10", "north"))
         .await
         .unwrap();
-    let now = plantwatch_server::db::now_ms();
+    let now = plantwatch_server::clock::unix_ms();
     let lines = format!(
         "ping,node_id={id} rtt_avg_ms=1.5 {now}\nping,node_id={id} up=1 {now}\nnot a line\n",
         id = plc.id

@@ -2,7 +2,9 @@
 //! client every binary uses to talk to the server, and certificate fingerprints.
 //!
 //! Nothing here knows about SQLite, axum or the terminal: the server, the console, collectors
-//! and agents all depend on this crate, never on each other.
+//! and agents all depend on this crate. One binary links another on purpose: the server runs
+//! the collector crate in-process as its local collector (the same polling and discovery code
+//! as a remote one, so there is one implementation); no other crate depends on a sibling.
 
 pub mod api;
 pub mod client;

@@ -57,6 +57,7 @@ fn deliver(app: &mut App, reply: Reply) {
     let generation = app.generation();
     app.handle(Event::Done {
         generation,
+        origin: None,
         outcome: Ok(reply),
     });
     app.outbox.clear();

@@ -19,6 +19,16 @@ use crate::theme::Theme;
 use crate::views::{self, Ctx, Effect, VIEWS, View};
 use crate::widgets::form::{Field, Form, FormOutcome, Purpose};
 
+// The fields of this view's forms: a label is written once, and a field is read by its id.
+crate::field_ids! {
+    ServerURL = "Server URL",
+    Username = "Username",
+    Password = "Password",
+    SetupCode = "Setup code",
+    AdminUsername = "Admin username",
+    Repeat = "Repeat",
+}
+
 /// How often the current view and the server's status are reloaded.
 pub const REFRESH_EVERY: time::Duration = time::Duration::seconds(10);
 /// How often an unreachable server is tried again.
@@ -104,7 +114,7 @@ pub struct App {
     pub quit: bool,
     last_refresh: Option<OffsetDateTime>,
     /// API calls to start, with the generation they belong to.
-    pub outbox: Vec<(u64, Task)>,
+    pub outbox: Vec<Outgoing>,
     pending: Pending,
     /// The login screen was opened from the views (adding a context): Esc goes back.
     login_from_main: bool,
@@ -148,9 +158,9 @@ fn login_form(url: &str, user: &str) -> Form {
         "Sign in to a plantwatch server",
         Purpose::Login,
         vec![
-            Field::text("Server URL").with_value(url),
-            Field::text("Username").with_value(user),
-            Field::secret("Password"),
+            Field::text(FieldId::ServerURL).with_value(url),
+            Field::text(FieldId::Username).with_value(user),
+            Field::secret(FieldId::Password),
         ],
     )
     .focus_first_empty();
@@ -165,12 +175,12 @@ fn setup_form() -> Form {
         "First start: create the admin",
         Purpose::Setup,
         vec![
-            Field::text("Setup code"),
-            Field::text("Admin username")
+            Field::text(FieldId::SetupCode),
+            Field::text(FieldId::AdminUsername)
                 .checked(|v| plantwatch_shared::rules::username_problem(v).map_or(Ok(()), Err)),
-            Field::secret("Password")
+            Field::secret(FieldId::Password)
                 .checked(|v| plantwatch_shared::rules::password_problem(v).map_or(Ok(()), Err)),
-            Field::secret("Repeat"),
+            Field::secret(FieldId::Repeat),
         ],
     )
     .with_note(
@@ -272,6 +282,11 @@ impl App {
     }
 
     /// The current session's generation: replies tagged with another one are dropped.
+    /// The index of the view shown (in [`VIEWS`]).
+    pub fn current_view(&self) -> usize {
+        self.current
+    }
+
     pub fn generation(&self) -> u64 {
         self.generation
     }
@@ -331,8 +346,19 @@ impl App {
         });
     }
 
+    /// An API call of the console itself (session, health, sign-in): its reply is the
+    /// console's and every view's to see.
     fn call(&mut self, task: Task) {
-        self.outbox.push((self.generation, task));
+        self.call_from(None, task);
+    }
+
+    /// An API call on behalf of view `origin`: its reply goes back to that view alone.
+    fn call_from(&mut self, origin: Option<usize>, task: Task) {
+        self.outbox.push(Outgoing {
+            generation: self.generation,
+            origin,
+            task,
+        });
     }
 
     /// Reloads the server's status, the session and the current view.
@@ -362,7 +388,7 @@ impl App {
     fn refresh_view(&mut self) {
         let tasks = self.views[self.current].refresh(&self.ctx());
         for task in tasks {
-            self.call(task);
+            self.call_from(Some(self.current), task);
         }
     }
 
@@ -373,11 +399,12 @@ impl App {
             Event::Tick => self.on_tick(OffsetDateTime::now_utc()),
             Event::Done {
                 generation,
+                origin,
                 outcome,
             } => {
                 if generation == self.generation {
                     match outcome {
-                        Ok(reply) => self.on_reply(reply),
+                        Ok(reply) => self.on_reply(reply, origin),
                         Err(failure) => self.on_failure(failure),
                     }
                 }
@@ -419,7 +446,9 @@ impl App {
 
     // ---- replies ----
 
-    fn on_reply(&mut self, reply: Reply) {
+    /// A reply: the console's own first; then the view that asked for it, or every view when
+    /// the console asked.
+    fn on_reply(&mut self, reply: Reply, origin: Option<usize>) {
         if let Some(server) = &mut self.server
             && !matches!(reply, Reply::Contexts(_) | Reply::Probed { .. })
         {
@@ -468,11 +497,24 @@ impl App {
             _ => {}
         }
         let ctx = ctx!(self);
-        let mut effects = Vec::new();
-        for view in &mut self.views {
-            effects.extend(view.on_reply(&reply, &ctx));
+        match origin {
+            Some(index) => {
+                let Some(view) = self.views.get_mut(index) else {
+                    return;
+                };
+                let effects = view.on_reply(&reply, &ctx);
+                self.apply(effects, Some(index));
+            }
+            None => {
+                let mut effects = Vec::new();
+                for (index, view) in self.views.iter_mut().enumerate() {
+                    effects.push((index, view.on_reply(&reply, &ctx)));
+                }
+                for (index, effects) in effects {
+                    self.apply(effects, Some(index));
+                }
+            }
         }
-        self.apply(effects);
     }
 
     fn on_failure(&mut self, failure: Failure) {
@@ -680,7 +722,7 @@ impl App {
             _ => {
                 let ctx = ctx!(self);
                 let effects = view.on_action(action, &ctx);
-                self.apply(effects);
+                self.apply(effects, Some(self.current));
             }
         }
     }
@@ -796,7 +838,7 @@ impl App {
                     let ctx = ctx!(self);
                     let effects = self.views[self.current].on_submit(&mut form, &ctx);
                     self.overlay = Some(Overlay::Form(form));
-                    self.apply(effects);
+                    self.apply(effects, Some(self.current));
                     return;
                 }
             },
@@ -804,7 +846,7 @@ impl App {
                 KeyCode::Char('y' | 'Y') => {
                     let ctx = ctx!(self);
                     let effects = self.views[self.current].on_confirm(confirm.tag, &ctx);
-                    self.apply(effects);
+                    self.apply(effects, Some(self.current));
                     return;
                 }
                 KeyCode::Char('n' | 'N' | 'q') | KeyCode::Esc => {
@@ -856,10 +898,11 @@ impl App {
         }
     }
 
-    fn apply(&mut self, effects: Vec<Effect>) {
+    /// Carries out what view `origin` asked for.
+    fn apply(&mut self, effects: Vec<Effect>, origin: Option<usize>) {
         for effect in effects {
             match effect {
-                Effect::Call(task) => self.call(task),
+                Effect::Call(task) => self.call_from(origin, task),
                 Effect::Open(overlay) => self.overlay = Some(overlay),
                 Effect::CloseOverlay => self.overlay = None,
                 Effect::Info(text) => self.info(text),
@@ -925,10 +968,10 @@ impl App {
         }
         match form.purpose {
             Purpose::Login => {
-                let url = match normalize_url(form.value("Server URL")) {
+                let url = match normalize_url(form.value(FieldId::ServerURL)) {
                     Ok(url) => url,
                     Err(error) => {
-                        form.fail("Server URL", error.to_string());
+                        form.fail(FieldId::ServerURL, error.to_string());
                         return;
                     }
                 };
@@ -954,14 +997,14 @@ impl App {
                 }
             }
             Purpose::Setup => {
-                if form.value("Password") != form.value("Repeat") {
-                    form.fail("Repeat", "the two passwords differ");
+                if form.value(FieldId::Password) != form.value(FieldId::Repeat) {
+                    form.fail(FieldId::Repeat, "the two passwords differ");
                     return;
                 }
                 let request = SetupRequest {
-                    code: form.secret("Setup code"),
-                    username: form.value("Admin username").to_owned(),
-                    password: form.secret("Password"),
+                    code: form.secret(FieldId::SetupCode),
+                    username: form.value(FieldId::AdminUsername).to_owned(),
+                    password: form.secret(FieldId::Password),
                 };
                 let client = match Client::new(&self.pending.url, self.pending.pin) {
                     Ok(client) => client,
@@ -982,8 +1025,8 @@ impl App {
         let Screen::Login(form) = &mut self.screen else {
             return;
         };
-        let username = form.value("Username").to_owned();
-        let password = form.secret("Password");
+        let username = form.value(FieldId::Username).to_owned();
+        let password = form.secret(FieldId::Password);
         let url = self.pending.url.clone();
         let pin = self.pending.pin;
         let client = match Client::new(&url, pin) {
@@ -1003,4 +1046,12 @@ impl App {
         });
         self.call(sign_in);
     }
+}
+
+/// An API call leaving the console: the session it belongs to (`generation`) and the view
+/// that asked (`None`: the console itself), so the reply goes back where it is wanted.
+pub struct Outgoing {
+    pub generation: u64,
+    pub origin: Option<usize>,
+    pub task: Task,
 }

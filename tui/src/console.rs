@@ -71,12 +71,13 @@ async fn event_loop(terminal: &mut DefaultTerminal, mut app: App) -> anyhow::Res
     };
 
     let result = loop {
-        for (generation, task) in app.outbox.drain(..) {
+        for call in app.outbox.drain(..) {
             let tx = tx.clone();
             tokio::spawn(async move {
-                let outcome = task.await;
+                let outcome = call.task.await;
                 let _ = tx.send(Event::Done {
-                    generation,
+                    generation: call.generation,
+                    origin: call.origin,
                     outcome,
                 });
             });

@@ -19,9 +19,11 @@ pub enum Event {
     Resize,
     /// Once a second: the clock, refreshes and retries.
     Tick,
-    /// An API call finished. `generation` tells replies meant for a previous session apart.
+    /// An API call finished. `generation` tells replies meant for a previous session apart;
+    /// `origin` is the view that asked (`None`: the console itself).
     Done {
         generation: u64,
+        origin: Option<usize>,
         outcome: Result<Reply, Failure>,
     },
 }

@@ -72,10 +72,12 @@ fn profiles() -> Profiles {
     profiles
 }
 
+/// Delivers `outcome` as the answer to a call of the view shown.
 fn deliver(app: &mut App, outcome: Result<Reply, Failure>) {
     let generation = app.generation();
     app.handle(Event::Done {
         generation,
+        origin: Some(app.current_view()),
         outcome,
     });
     app.outbox.clear();
@@ -653,6 +655,43 @@ fn marked_nodes_get_a_credential_attached_in_one_go() {
 }
 
 #[test]
+fn a_reply_goes_back_to_the_view_that_asked_for_it() {
+    // The nodes view loads the credentials for its attach form; the credentials view, which
+    // shows the same kind of reply, must not take it as its own.
+    let mut app = with_nodes(Role::Operator);
+    let nodes_view = app.current_view();
+    app.handle(Event::Key(KeyEvent::new(
+        KeyCode::Char(':'),
+        KeyModifiers::NONE,
+    )));
+    text(&mut app, "credentials");
+    keys(&mut app, &[KeyCode::Enter]);
+    assert_ne!(app.current_view(), nodes_view);
+    let screen = draw(&app, 100, 24);
+    assert!(!screen.contains("plant-ro"), "{screen}");
+    // The console's own calls (the session) are every view's to see.
+    let generation = app.generation();
+    app.handle(Event::Done {
+        generation,
+        origin: Some(nodes_view),
+        outcome: Ok(Reply::Credentials(ListResponse {
+            items: credentials(),
+            total: 5,
+        })),
+    });
+    assert!(!draw(&app, 100, 24).contains("plant-ro"));
+    app.handle(Event::Done {
+        generation,
+        origin: Some(app.current_view()),
+        outcome: Ok(Reply::Credentials(ListResponse {
+            items: credentials(),
+            total: 5,
+        })),
+    });
+    assert!(draw(&app, 100, 24).contains("plant-ro"));
+}
+
+#[test]
 fn deleting_a_node_asks_first() {
     let mut app = with_nodes(Role::Operator);
     keys(&mut app, &[KeyCode::Char('d')]);
@@ -1208,6 +1247,7 @@ fn an_ended_session_returns_to_login_and_late_replies_are_dropped() {
     assert!(app.profiles.get("plant1").unwrap().token.is_none());
     app.handle(Event::Done {
         generation: old,
+        origin: None,
         outcome: Ok(Reply::Users(ListResponse {
             items: users(),
             total: 6,

@@ -31,7 +31,7 @@ use crate::telemetry::{Counter, Exposition, Gauge, Report};
 
 /// Stores any built-in rule the database lacks.
 pub fn seed(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
-    db::alerts::seed_builtins(conn, &rules::builtin_defaults(), db::now())
+    db::alerts::seed_builtins(conn, &rules::builtin_defaults(), crate::clock::unix_secs())
 }
 
 /// Runs one cycle at `now` (UNIX seconds).
@@ -126,7 +126,7 @@ pub async fn run(
             _ = shutdown.changed() => return,
         }
         let started = Instant::now();
-        match cycle(&state, &mut evaluator, &tz, db::now()).await {
+        match cycle(&state, &mut evaluator, &tz, crate::clock::unix_secs()).await {
             Ok(stats) => {
                 if stats.opened + stats.resolved + stats.queued + stats.health_changes > 0 {
                     tracing::info!(

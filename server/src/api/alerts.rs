@@ -153,7 +153,7 @@ async fn set_ack(
     state
         .db
         .write(move |tx| -> ApiResult<_> {
-            let now = db::now();
+            let now = crate::clock::unix_secs();
             let alert = store::get_alert(tx, id)?.ok_or_else(|| alert_not_found(id))?;
             let who = acknowledge.then_some(actor.name.as_str());
             if !store::set_ack(tx, id, who, comment.as_deref(), now)? {
@@ -204,7 +204,7 @@ async fn ignore(
     state
         .db
         .write(move |tx| -> ApiResult<_> {
-            let now = db::now();
+            let now = crate::clock::unix_secs();
             let alert = store::get_alert(tx, id)?.ok_or_else(|| alert_not_found(id))?;
             let Some(ignored) =
                 store::ignore_series_of(tx, id, &actor.name, comment.as_deref(), now)?
@@ -279,7 +279,7 @@ async fn unignore(
                 AuditAction::AlertUnignoreSeries,
                 Some(&target),
                 None,
-                db::now(),
+                crate::clock::unix_secs(),
             )?;
             Ok(())
         })
@@ -339,7 +339,7 @@ async fn create_rule(
     let rule = state
         .db
         .write(move |tx| -> ApiResult<_> {
-            let now = db::now();
+            let now = crate::clock::unix_secs();
             let id = store::insert_rule(tx, &spec, None, now)?;
             audit::record(
                 tx,
@@ -379,7 +379,7 @@ async fn update_rule(
                 ));
             }
             check_rule(&spec, existing.builtin)?;
-            let now = db::now();
+            let now = crate::clock::unix_secs();
             store::update_rule(tx, id, &spec, now)?;
             audit::record(
                 tx,
@@ -421,7 +421,7 @@ async fn delete_rule(
                 AuditAction::AlertRuleDelete,
                 Some(&format!("alert_rule:{id}")),
                 Some(&json!({ "name": existing.spec.name })),
-                db::now(),
+                crate::clock::unix_secs(),
             )?;
             Ok(StatusCode::NO_CONTENT)
         })
@@ -441,7 +441,7 @@ async fn preview(
         .call(|conn| store::node_facts(conn).map_err(db::DbError::from))
         .await?;
     let names: HashMap<i64, String> = nodes.iter().map(|n| (n.id, n.name.clone())).collect();
-    let now = db::now();
+    let now = crate::clock::unix_secs();
     let inputs = Inputs {
         now,
         rules: vec![AlertRule {
@@ -506,7 +506,7 @@ async fn list_windows(
         .db
         .call(|conn| notify::windows(conn).map_err(db::DbError::from))
         .await?;
-    let (now, tz) = (db::now(), server_tz(&state));
+    let (now, tz) = (crate::clock::unix_secs(), server_tz(&state));
     let mut items: Vec<_> = rows.into_iter().map(|r| window_view(r, now, &tz)).collect();
     // Under way first, then upcoming, then over.
     items.sort_by_key(|w| (!w.active, w.next_start.is_none()));
@@ -531,7 +531,11 @@ async fn read_window(
         .call(move |conn| notify::get_window(conn, id).map_err(db::DbError::from))
         .await?
         .ok_or_else(|| window_not_found(id))?;
-    Ok(Json(window_view(row, db::now(), &server_tz(&state))))
+    Ok(Json(window_view(
+        row,
+        crate::clock::unix_secs(),
+        &server_tz(&state),
+    )))
 }
 
 fn saturate(seconds: u64) -> i64 {
@@ -551,7 +555,7 @@ async fn create_window(
     if name.is_empty() || name.len() > 128 {
         return Err(bad("name must be 1 to 128 characters".into()));
     }
-    let now = db::now();
+    let now = crate::clock::unix_secs();
     let (starts_at, ends_at) = match (spec.duration_s, spec.starts_at, spec.ends_at) {
         (Some(duration), None, None) => (now, now.saturating_add(saturate(duration))),
         (Some(duration), Some(start), None) => {
@@ -634,7 +638,7 @@ async fn end_window(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<MaintenanceWindow>> {
     let actor = auth.actor();
-    let now = db::now();
+    let now = crate::clock::unix_secs();
     let row = state
         .db
         .write(move |tx| -> ApiResult<_> {
@@ -754,7 +758,7 @@ async fn create_channel(
     let channel = state
         .db
         .write(move |tx| -> ApiResult<_> {
-            let now = db::now();
+            let now = crate::clock::unix_secs();
             let id = notify::insert_channel(tx, &channel_fields(&spec), now)?;
             let sealed = vault
                 .seal_all(&spec.secrets, |field| channel_aad(id, field))
@@ -789,7 +793,7 @@ async fn update_channel(
         .db
         .write(move |tx| -> ApiResult<_> {
             let row = notify::get_channel(tx, id)?.ok_or_else(|| channel_not_found(id))?;
-            let now = db::now();
+            let now = crate::clock::unix_secs();
             notify::update_channel(tx, id, &channel_fields(&spec), now)?;
             if !spec.secrets.is_empty() {
                 let mut secrets = vault
@@ -834,7 +838,7 @@ async fn delete_channel(
                 AuditAction::ChannelDelete,
                 Some(&format!("channel:{id}")),
                 Some(&json!({ "name": row.channel.name })),
-                db::now(),
+                crate::clock::unix_secs(),
             )?;
             Ok(StatusCode::NO_CONTENT)
         })
@@ -869,7 +873,7 @@ async fn test_channel(
             auth.user.username, channel.name
         ),
         affected_nodes: None,
-        at: db::to_time(db::now()),
+        at: db::to_time(crate::clock::unix_secs()),
         also: Vec::new(),
     };
     let outcome = sender::deliver(&channel, &secrets, &notification).await;
@@ -884,7 +888,7 @@ async fn test_channel(
                 AuditAction::ChannelTest,
                 Some(&format!("channel:{id}")),
                 Some(&json!({ "delivered": delivered })),
-                db::now(),
+                crate::clock::unix_secs(),
             )?;
             Ok(())
         })

@@ -16,7 +16,7 @@ use serde_json::json;
 use super::error::{ApiError, ApiResult};
 use super::extract::{AnyRole, ApiJson, Authed, ClientAddr};
 use crate::auth::{password_problem, random_token, rate_limit, token_hash, verify_password};
-use crate::db::{self, audit, sessions, to_time, users};
+use crate::db::{audit, sessions, to_time, users};
 use crate::state::AppState;
 use plantwatch_shared::api::ErrorCode;
 
@@ -40,7 +40,7 @@ pub(super) fn open_session(
     source: Option<&str>,
     user_agent: Option<&str>,
 ) -> rusqlite::Result<(Secret, SessionInfo)> {
-    let now = db::now();
+    let now = crate::clock::unix_secs();
     let token = random_token(SESSION_TOKEN_PREFIX);
     let expires_at = now + state.config.session_max_age_secs as i64;
     sessions::insert(
@@ -147,7 +147,7 @@ async fn login(
                     AuditAction::AuthLoginFailed,
                     None,
                     None,
-                    db::now(),
+                    crate::clock::unix_secs(),
                 )?;
                 Ok(())
             })
@@ -184,7 +184,7 @@ async fn login(
                 AuditAction::AuthLogin,
                 Some(&target),
                 None,
-                db::now(),
+                crate::clock::unix_secs(),
             )?;
             let user = users::get(tx, found.user.id)?.unwrap_or(found.user);
             Ok((token, session, user))
@@ -216,7 +216,7 @@ async fn logout(State(state): State<AppState>, auth: Authed<AnyRole>) -> ApiResu
                 AuditAction::AuthLogout,
                 Some(&target),
                 None,
-                db::now(),
+                crate::clock::unix_secs(),
             )?;
             Ok(())
         })
@@ -264,7 +264,7 @@ async fn change_password(
     state
         .db
         .write(move |tx| -> ApiResult<()> {
-            let now = db::now();
+            let now = crate::clock::unix_secs();
             users::set_password_hash(tx, user_id, &new_hash, now)?;
             let ended = sessions::delete_for_user(tx, user_id, Some(keep))?;
             let target = format!("user:{user_id}");

@@ -118,7 +118,7 @@ async fn create_token(
     let token = state
         .db
         .write(move |tx| -> ApiResult<EnrollmentToken> {
-            let now = db::now();
+            let now = crate::clock::unix_secs();
             let expires_at = request.expires_in_s.map(|secs| now + secs as i64);
             let id = tokens::insert(
                 tx,
@@ -170,7 +170,9 @@ async fn list_tokens(
     let (limit, offset) = page_bounds(query.limit, query.offset)?;
     let (items, total) = state
         .db
-        .call(move |conn| tokens::list(conn, limit, offset, db::now()).map_err(db::DbError::from))
+        .call(move |conn| {
+            tokens::list(conn, limit, offset, crate::clock::unix_secs()).map_err(db::DbError::from)
+        })
         .await?;
     Ok(Json(ListResponse { items, total }))
 }
@@ -182,7 +184,9 @@ async fn read_token(
 ) -> ApiResult<Json<EnrollmentToken>> {
     let token = state
         .db
-        .call(move |conn| tokens::get(conn, id, db::now()).map_err(db::DbError::from))
+        .call(move |conn| {
+            tokens::get(conn, id, crate::clock::unix_secs()).map_err(db::DbError::from)
+        })
         .await?
         .ok_or_else(|| token_not_found(id))?;
     Ok(Json(token))
@@ -197,7 +201,7 @@ async fn revoke_token(
     let token = state
         .db
         .write(move |tx| -> ApiResult<EnrollmentToken> {
-            let now = db::now();
+            let now = crate::clock::unix_secs();
             if !tokens::revoke(tx, id, now)? {
                 return Err(token_not_found(id));
             }
@@ -240,7 +244,7 @@ async fn list(
         .db
         .call(move |conn| components::all(conn, kind).map_err(db::DbError::from))
         .await?;
-    let now = db::now();
+    let now = crate::clock::unix_secs();
     let text = query.q.as_deref().map(str::to_lowercase);
     let mut items: Vec<Component> = rows
         .into_iter()
@@ -302,7 +306,7 @@ async fn read(
     Ok(Json(crate::components::view(
         &state.presence,
         row,
-        db::now(),
+        crate::clock::unix_secs(),
     )))
 }
 
@@ -423,7 +427,7 @@ where
     let row = state
         .db
         .write(move |tx| -> ApiResult<Option<ComponentRow>> {
-            let now = db::now();
+            let now = crate::clock::unix_secs();
             let row = existing(tx, id)?;
             if let Some(extra) = apply(tx, &row, now)? {
                 let mut details = json!({ "kind": row.kind, "name": row.name });
@@ -495,7 +499,7 @@ async fn approve(
     Ok(Json(crate::components::view(
         &state.presence,
         row,
-        db::now(),
+        crate::clock::unix_secs(),
     )))
 }
 
@@ -530,7 +534,7 @@ async fn revoke(
     Ok(Json(crate::components::view(
         &state.presence,
         row,
-        db::now(),
+        crate::clock::unix_secs(),
     )))
 }
 

@@ -23,8 +23,8 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{AdminRole, AnyRole, ApiJson, ApiPath, ApiQuery, Authed};
 use super::page_bounds;
 use crate::db::audit::{self, Actor};
+use crate::db::config_dirty;
 use crate::db::credentials::{self, CredentialRow};
-use crate::db::{self, config_dirty};
 use crate::state::AppState;
 use crate::vault::{Vault, credential_aad};
 use plantwatch_shared::api::ErrorCode;
@@ -232,7 +232,7 @@ fn record_reveals(
     actor: &Actor,
     rows: &[CredentialRow],
 ) -> rusqlite::Result<()> {
-    let now = db::now();
+    let now = crate::clock::unix_secs();
     for row in rows {
         let details = json!({ "name": row.name });
         audit::record(
@@ -310,7 +310,7 @@ async fn create(
     let credential = state
         .db
         .write(move |tx| -> ApiResult<_> {
-            let now = db::now();
+            let now = crate::clock::unix_secs();
             let id = credentials::insert(tx, &name, request.kind, &request.params, now)?;
             let sealed = vault
                 .seal_all(&request.secrets, |field| credential_aad(id, field))
@@ -419,7 +419,7 @@ async fn update(
                 );
             }
             sealed.retain(|field, _| needed.contains(&field.as_str()));
-            let now = db::now();
+            let now = crate::clock::unix_secs();
             credentials::update(tx, id, &name, &params, now)?;
             credentials::set_secrets(
                 tx,
@@ -459,7 +459,7 @@ async fn remove(
         .db
         .write(move |tx| -> ApiResult<()> {
             let row = existing(tx, id)?;
-            let now = db::now();
+            let now = crate::clock::unix_secs();
             config_dirty::mark_for_credential(tx, id, "credential deleted", now)?;
             credentials::delete(tx, id)?;
             let details = json!({ "name": row.name, "kind": row.kind, "detached_from": row.nodes });

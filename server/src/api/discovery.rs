@@ -20,7 +20,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Authed, ComponentAuth, OperatorRole};
 use super::remote::{no_store, own_collector};
 use super::{page_bounds, sort_order};
-use crate::db::{self, audit, credentials, discovery};
+use crate::db::{audit, credentials, discovery};
 use crate::inventory::Catalog;
 use crate::state::AppState;
 use plantwatch_shared::api::ErrorCode;
@@ -203,7 +203,7 @@ async fn create(
         .db
         .write(move |tx| -> ApiResult<Job> {
             let new = checked(tx, &spec, user_id, local_discovery, admin)?;
-            let now = db::now();
+            let now = crate::clock::unix_secs();
             let id = discovery::insert_job(tx, &new, None, now)?;
             let details = json!({
                 "name": new.name,
@@ -269,7 +269,7 @@ async fn cancel(
         .db
         .write(move |tx| -> ApiResult<Job> {
             let before = existing(tx, id)?;
-            let now = db::now();
+            let now = crate::clock::unix_secs();
             if !discovery::cancel(tx, id, now)? {
                 return Err(ApiError::conflict(
                     ErrorCode::JobFinished,
@@ -347,7 +347,7 @@ async fn import(
         .db
         .write(move |tx| -> ApiResult<DeviceImport> {
             let job = existing(tx, id)?;
-            let now = db::now();
+            let now = crate::clock::unix_secs();
             let outcome = crate::discovery::import(tx, &job, &selection, now)?;
             if !outcome.created.is_empty() {
                 let details = json!({
@@ -382,7 +382,7 @@ async fn dismiss(
         .db
         .write(move |tx| -> ApiResult<u64> {
             existing(tx, id)?;
-            let now = db::now();
+            let now = crate::clock::unix_secs();
             let count = discovery::dismiss(
                 tx,
                 id,
@@ -418,7 +418,7 @@ async fn claim(
     let job = state
         .db
         .write(move |tx| -> ApiResult<Option<ClaimedJob>> {
-            let Some(work) = discovery::claim(tx, id, db::now())? else {
+            let Some(work) = discovery::claim(tx, id, crate::clock::unix_secs())? else {
                 return Ok(None);
             };
             let mut credentials = Vec::with_capacity(work.credential_ids.len());
@@ -518,7 +518,13 @@ async fn results(
             if owner != collector {
                 return Err(ApiError::forbidden("the job belongs to another collector"));
             }
-            Ok(discovery::record(tx, id, collector, &batch, db::now())?)
+            Ok(discovery::record(
+                tx,
+                id,
+                collector,
+                &batch,
+                crate::clock::unix_secs(),
+            )?)
         })
         .await?;
     Ok(Json(BatchAck { stop: !go_on }))

@@ -155,7 +155,7 @@ where
         let found = state
             .db
             .call(move |conn| -> Result<_, ApiError> {
-                let now = db::now();
+                let now = crate::clock::unix_secs();
                 let Some(row) = sessions::by_token_hash(conn, &hash)? else {
                     return Ok(None);
                 };
@@ -295,7 +295,7 @@ where
                 identity
             }
         };
-        state.presence.touch(identity.id, db::now());
+        state.presence.touch(identity.id, crate::clock::unix_secs());
         if !identity.approved {
             return Err(ApiError::forbidden(format!(
                 "this {} is waiting for approval: an admin must approve it (plantwatch {}s approve {})",

@@ -114,7 +114,7 @@ async fn ingest_influx(
             }
         }
     };
-    let now_ms = crate::db::now_ms();
+    let now_ms = crate::clock::unix_ms();
     let prepared = tokio::task::spawn_blocking(move || {
         if gzip {
             // The decompressed text is held against the process-wide budget until parsed.

@@ -45,7 +45,7 @@ async fn node_metrics(
             format!("there is no node {id}"),
         ));
     }
-    let to = params.to.unwrap_or_else(db::now);
+    let to = params.to.unwrap_or_else(crate::clock::unix_secs);
     let from = params.from.unwrap_or(to - 3_600);
     if from >= to {
         return Err(ApiError::bad_request(
@@ -66,7 +66,7 @@ async fn node_metrics(
         params.step,
         params.agg.unwrap_or_default(),
         &state.metrics.retention,
-        db::now_ms(),
+        crate::clock::unix_ms(),
     );
     let (step, agg) = (query.step, query.agg);
     let metric = params.metric.clone();
@@ -159,7 +159,7 @@ async fn summary(State(state): State<AppState>, _auth: Authed) -> ApiResult<Json
             Ok((by_health, collectors, alerts))
         })
         .await?;
-    let now = db::now();
+    let now = crate::clock::unix_secs();
     let collectors = collectors
         .into_iter()
         .map(|row| crate::components::view(&state.presence, row, now))

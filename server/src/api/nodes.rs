@@ -159,7 +159,7 @@ async fn create(
                 return Err(invalid(scope));
             }
             fields.parent_id = resolve_parent(tx, checked.parent.as_deref(), None)?;
-            let now = db::now();
+            let now = crate::clock::unix_secs();
             let id = nodes::insert(tx, &fields, now)?;
             config_dirty::mark(tx, [fields.collector_id], "node created", now)?;
             let details = json!({ "name": fields.name, "address": fields.address });
@@ -225,7 +225,7 @@ async fn update(
                 return Err(invalid(scope));
             }
             fields.parent_id = resolve_parent(tx, checked.parent.as_deref(), Some(id))?;
-            let now = db::now();
+            let now = crate::clock::unix_secs();
             nodes::update(tx, id, &fields, now)?;
             config_dirty::mark(
                 tx,
@@ -259,7 +259,7 @@ async fn remove(
         .db
         .write(move |tx| -> ApiResult<Vec<i64>> {
             let node = existing(tx, id)?;
-            let now = db::now();
+            let now = crate::clock::unix_secs();
             config_dirty::mark(tx, [node.collector_id], "node deleted", now)?;
             let agents = db::components::agents_of_node(tx, id)?;
             nodes::delete(tx, id)?;
@@ -334,7 +334,7 @@ async fn change_attachment(
                     );
                 }
             }
-            let now = db::now();
+            let now = crate::clock::unix_secs();
             let (changed, action) = match &attach {
                 Some(request) => (
                     nodes::attach(tx, node_id, credential_id, request.priority)?,
@@ -432,7 +432,7 @@ async fn change_parent(
                 ));
             };
             if changed {
-                let now = db::now();
+                let now = crate::clock::unix_secs();
                 nodes::touch(tx, node_id, now)?;
                 audit::record(
                     tx,
@@ -548,7 +548,7 @@ async fn import_nodes(
                 // Nothing was written: the transaction commits empty.
                 return Ok(plan.report(&query, false));
             }
-            let now = db::now();
+            let now = crate::clock::unix_secs();
             import::apply(tx, &plan, &actor, now)?;
             let report = plan.report(&query, true);
             audit::record(

@@ -94,7 +94,7 @@ async fn register(
         .db
         .write(move |tx| -> ApiResult<(i64, bool)> {
             let request = request_for_tx;
-            let now = db::now();
+            let now = crate::clock::unix_secs();
             let token = tokens::by_hash(tx, &hash)?.ok_or_else(|| {
                 ApiError::unauthorized(ErrorCode::InvalidToken, "the enrollment token is unknown")
             })?;
@@ -182,7 +182,7 @@ async fn register(
         .write(move |tx| -> ApiResult<()> { Ok(components::set_key_hash(tx, id, &key_hash)?) })
         .await?;
     state.keys.forget(id);
-    state.presence.touch(id, db::now());
+    state.presence.touch(id, crate::clock::unix_secs());
     tracing::info!(component_id = id, kind = %request.kind, re_enrolled, "Component enrolled, waiting for approval.");
     Ok((
         if re_enrolled {
@@ -278,7 +278,7 @@ async fn config(
             state
                 .db
                 .write(move |tx| -> ApiResult<_> {
-                    crate::config_delivery::regenerate(tx, &vault, id, db::now())?;
+                    crate::config_delivery::regenerate(tx, &vault, id, crate::clock::unix_secs())?;
                     Ok(crate::config_delivery::stored(tx, &vault, id)?)
                 })
                 .await?
@@ -338,7 +338,12 @@ async fn report(
     state
         .db
         .write(move |tx| -> ApiResult<()> {
-            Ok(components::record_report(tx, id, &report, db::now())?)
+            Ok(components::record_report(
+                tx,
+                id,
+                &report,
+                crate::clock::unix_secs(),
+            )?)
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -376,6 +381,6 @@ async fn heartbeat(
     }
     Ok(Json(HeartbeatAck {
         node_id,
-        server_time: to_time(db::now()),
+        server_time: to_time(crate::clock::unix_secs()),
     }))
 }

@@ -14,7 +14,7 @@ use super::auth::{open_session, session_response};
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ClientAddr};
 use crate::auth::{hash_password, password_problem, username_problem};
-use crate::db::{self, audit, users};
+use crate::db::{audit, users};
 use crate::state::AppState;
 use plantwatch_shared::api::ErrorCode;
 
@@ -91,7 +91,7 @@ async fn complete(
             if users::count(tx)? > 0 {
                 return Err(already_done());
             }
-            let now = db::now();
+            let now = crate::clock::unix_secs();
             let user = users::insert(tx, &username, &hash, Role::Admin, now)?;
             let (token, session) = open_session(
                 tx,

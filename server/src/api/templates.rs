@@ -77,7 +77,7 @@ async fn reload(
     let (changed, collectors_marked) = state
         .db
         .write(move |tx| -> ApiResult<_> {
-            let now = db::now();
+            let now = crate::clock::unix_secs();
             let (changed, marked) = templates::store(tx, &loaded, now)?;
             audit::record(
                 tx,

@@ -16,7 +16,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{AdminRole, ApiJson, ApiPath, ApiQuery, Authed};
 use super::{page_bounds, sort_order};
 use crate::auth::{hash_password, password_problem, username_problem};
-use crate::db::{self, audit, sessions, users};
+use crate::db::{audit, sessions, users};
 use crate::state::AppState;
 use plantwatch_shared::api::ErrorCode;
 
@@ -85,7 +85,7 @@ async fn create(
     let user = state
         .db
         .write(move |tx| -> ApiResult<User> {
-            let now = db::now();
+            let now = crate::clock::unix_secs();
             let user = users::insert(tx, &username, &hash, role, now)?;
             let target = format!("user:{}", user.id);
             let details = json!({ "username": user.username, "role": role });
@@ -139,7 +139,7 @@ async fn update(
         .db
         .write(move |tx| -> ApiResult<User> {
             let user = existing(tx, id)?;
-            let now = db::now();
+            let now = crate::clock::unix_secs();
             let target = format!("user:{id}");
             if let Some(role) = new_role.filter(|role| *role != user.role) {
                 if user.role == Role::Admin && users::count_admins(tx)? <= 1 {
@@ -205,7 +205,7 @@ async fn remove(
                 AuditAction::UserDelete,
                 Some(&target),
                 Some(&details),
-                db::now(),
+                crate::clock::unix_secs(),
             )?;
             Ok(())
         })

@@ -295,7 +295,7 @@ pub async fn regenerate_all(db: &Db, vault: &Vault, stats: &Stats) -> anyhow::Re
     let vault = vault.clone();
     let ids = db
         .write(move |tx| -> anyhow::Result<Vec<i64>> {
-            let now = db::now();
+            let now = crate::clock::unix_secs();
             let ids = db::components::approved_collectors(tx)?;
             for id in &ids {
                 regenerate(tx, &vault, *id, now)?;
@@ -326,8 +326,13 @@ pub async fn run(
         // that every change of the inventory waits for.
         let due = db
             .call(move |conn| {
-                config_dirty::due(conn, db::now(), DEBOUNCE_SECS, LONGEST_DELAY_SECS)
-                    .map_err(db::DbError::from)
+                config_dirty::due(
+                    conn,
+                    crate::clock::unix_secs(),
+                    DEBOUNCE_SECS,
+                    LONGEST_DELAY_SECS,
+                )
+                .map_err(db::DbError::from)
             })
             .await;
         match due {
@@ -341,7 +346,7 @@ pub async fn run(
         let vault = vault.clone();
         let done = db
             .write(move |tx| -> anyhow::Result<Vec<(i64, String)>> {
-                let now = db::now();
+                let now = crate::clock::unix_secs();
                 let due = config_dirty::due(tx, now, DEBOUNCE_SECS, LONGEST_DELAY_SECS)?;
                 due.into_iter()
                     .map(|id| Ok((id, regenerate(tx, &vault, id, now)?)))

@@ -244,7 +244,7 @@ pub fn apply_migrations(
         })?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
-            (version, name, now()),
+            (version, name, crate::clock::unix_secs()),
         )?;
         tracing::info!(version, name, "Applied migration.");
     }
@@ -303,16 +303,6 @@ where
         None => Ok(None),
         Some(_) => parsed(row, index).map(Some),
     }
-}
-
-/// The current time as UNIX seconds, the unit of every timestamp column.
-pub fn now() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
-}
-
-/// The current time as UNIX milliseconds, the unit of metric timestamps.
-pub fn now_ms() -> i64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 /// UNIX seconds as RFC 3339 text (UTC), for messages and reports.

@@ -161,7 +161,7 @@ impl Compactor {
                 return;
             }
             let started = Instant::now();
-            let busy = match self.pass(crate::db::now_ms()) {
+            let busy = match self.pass(crate::clock::unix_ms()) {
                 Ok(report) => {
                     if report.samples > 0 {
                         tracing::debug!(

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OptionalExtension as _, params};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::{self, Db, DbError};
+use crate::db::{Db, DbError};
 use crate::telemetry::registry::figures;
 use crate::telemetry::{Counter, Exposition, Gauge, Report};
 use compactor::{Compactor, SealWork};
@@ -356,7 +356,7 @@ impl MetricsStore {
         }
         // Arrival numbers never go back, even once the head is empty: a compactor still
         // finishing for an earlier handle must not take new rows for ones it read.
-        let seq = seq.max(db::now_ms() * 1_000);
+        let seq = seq.max(crate::clock::unix_ms() * 1_000);
         let committed_seq = Arc::new(AtomicI64::new(seq));
         let (jobs, receiver) = mpsc::channel(QUEUE);
         let mut per_node: HashMap<i64, u64> = HashMap::new();
@@ -526,7 +526,7 @@ fn load_series(conn: &Connection) -> rusqlite::Result<HashMap<Arc<SeriesKey>, i6
 }
 
 fn prune_batch_ids(conn: &mut Connection) -> rusqlite::Result<()> {
-    let before = db::now() - BATCH_IDS_KEPT.as_secs() as i64;
+    let before = crate::clock::unix_secs() - BATCH_IDS_KEPT.as_secs() as i64;
     conn.execute(
         "DELETE FROM ingest_batches WHERE committed_at < ?1",
         [before],
@@ -628,7 +628,7 @@ impl Writer {
             }
             if self.evicted_at.elapsed() > Duration::from_secs(60) {
                 self.evicted_at = Instant::now();
-                self.hot.evict(db::now_ms());
+                self.hot.evict(crate::clock::unix_ms());
             }
             if self.pruned_at.elapsed() > Duration::from_secs(3600) {
                 self.pruned_at = Instant::now();
@@ -673,7 +673,7 @@ impl Writer {
     fn commit(&mut self, jobs: &mut [Job]) -> rusqlite::Result<Vec<Committed>> {
         let tx = self.conn.transaction()?;
         let mut outcomes = Vec::with_capacity(jobs.len());
-        let now = db::now();
+        let now = crate::clock::unix_secs();
         {
             let mut seen = tx.prepare_cached(
                 "SELECT 1 FROM ingest_batches WHERE component_id = ?1 AND batch_id = ?2",
@@ -830,7 +830,7 @@ mod tests {
         let path = dir.path().join("metrics.db");
         // Two hours ago: sealed into a chunk by the compactor while the test runs, kept by
         // retention.
-        let t = (db::now() - 7_200) * 1_000;
+        let t = (crate::clock::unix_secs() - 7_200) * 1_000;
         let batch = |id: &str| Batch {
             component_id: 7,
             batch_id: Some(id.into()),
@@ -860,7 +860,7 @@ mod tests {
     async fn committed_samples_reach_the_hot_window() {
         let dir = tempfile::tempdir().unwrap();
         let store = MetricsStore::open(&dir.path().join("metrics.db")).unwrap();
-        let now = db::now_ms();
+        let now = crate::clock::unix_ms();
         store
             .write(Batch {
                 component_id: 1,

@@ -81,7 +81,8 @@ impl RemoteStats {
         self.sent_samples.fetch_add(samples, Ordering::Relaxed);
         self.sent_requests.fetch_add(1, Ordering::Relaxed);
         self.send_micros.fetch_add(micros, Ordering::Relaxed);
-        self.last_success.store(crate::db::now(), Ordering::Relaxed);
+        self.last_success
+            .store(crate::clock::unix_secs(), Ordering::Relaxed);
     }
 
     /// Remembers the last failure or refusal, for the dashboard.
@@ -235,7 +236,7 @@ impl MetricBackend for RemoteBackend {
 
     fn remote_status(&self) -> Option<RemoteWriteStatus> {
         let queued = self.store.stats.remote_queued.get();
-        Some(self.remote.status(queued, crate::db::now_ms()))
+        Some(self.remote.status(queued, crate::clock::unix_ms()))
     }
 
     fn report(&self, out: &mut Exposition) {

@@ -70,7 +70,7 @@ pub async fn render(state: &AppState) -> String {
         })
         .await
         .unwrap_or_default();
-    let now = db::now();
+    let now = crate::clock::unix_secs();
     let views: Vec<_> = collectors
         .into_iter()
         .map(|row| crate::components::view(&state.presence, row, now))

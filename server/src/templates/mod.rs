@@ -13,7 +13,7 @@ use plantwatch_shared::api::{
 };
 use rusqlite::{Connection, OptionalExtension as _, params};
 
-use crate::db::{self, components, config_dirty};
+use crate::db::{components, config_dirty};
 
 /// The templates compiled into this binary: (file name, TOML text).
 pub const BUILT_IN: &[(&str, &str)] = &[
@@ -503,7 +503,7 @@ pub fn load_at_start(conn: &mut Connection, dir: &Path) -> anyhow::Result<()> {
         tracing::error!(source = %p.source, "Skipping a device template: {}", p.message);
     }
     let tx = conn.transaction()?;
-    let (changed, _) = store(&tx, &templates, db::now())?;
+    let (changed, _) = store(&tx, &templates, crate::clock::unix_secs())?;
     tx.commit()?;
     tracing::info!(
         templates = templates.len(),

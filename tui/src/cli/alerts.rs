@@ -7,17 +7,17 @@ use std::path::PathBuf;
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use plantwatch_shared::api::{
-    Alert, AlertQuery, AlertRule, Channel, ChannelKind, ChannelSpec, Comparison, MAX_PAGE_LIMIT,
-    MaintenanceScope, MaintenanceSpec, MaintenanceWindow, Recurrence, RuleAggregation, RuleScope,
-    RuleSpec, Severity,
+    Alert, AlertQuery, AlertRule, ChannelSpec, Comparison, MAX_PAGE_LIMIT, MaintenanceScope,
+    MaintenanceSpec, MaintenanceWindow, Recurrence, RuleAggregation, RuleScope, RuleSpec, Severity,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::components::parse_duration;
-use super::output::{Format, time_cell};
+use super::output::Format;
 use super::usage;
 use super::{Session, confirm};
+use crate::cells::parse_duration;
+use crate::cells::{channel_target, time_cell};
 
 #[derive(Debug, Subcommand)]
 pub enum AlertsCommand {
@@ -751,25 +751,6 @@ pub async fn maintenance(session: &Session, command: MaintenanceCommand) -> anyh
             eprintln!("Ended maintenance window {} ({}).", window.id, window.name);
             Ok(())
         }
-    }
-}
-
-/// Where a channel delivers.
-pub fn channel_target(c: &Channel) -> String {
-    let s = &c.settings;
-    match c.kind {
-        ChannelKind::Webhook => s.url.clone().unwrap_or_default(),
-        ChannelKind::Email => format!(
-            "{} via {}",
-            s.to.join(", "),
-            s.smtp_host.clone().unwrap_or_default()
-        ),
-        ChannelKind::Syslog => format!(
-            "{}://{}:{}",
-            s.protocol.clone().unwrap_or_else(|| "udp".into()),
-            s.host.clone().unwrap_or_default(),
-            s.port.unwrap_or(514)
-        ),
     }
 }
 

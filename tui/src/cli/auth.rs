@@ -6,8 +6,8 @@ use plantwatch_shared::client::normalize_url;
 use plantwatch_shared::{Client, Fingerprint};
 use serde::Serialize;
 
-use super::output::time_cell;
 use super::{Session, ask, ask_new_secret, ask_secret, read_stdin_secret};
+use crate::cells::time_cell;
 use crate::profile::{Context, name_for_url};
 
 #[derive(Debug, Args)]

@@ -9,8 +9,9 @@ use plantwatch_shared::api::{
     EnrollmentToken, MAX_PAGE_LIMIT, TokenQuery,
 };
 
-use super::output::{Format, time_cell};
+use super::output::Format;
 use super::{Session, confirm};
+use crate::cells::{config_state, parse_duration, time_cell};
 use plantwatch_shared::api::ErrorCode;
 
 #[derive(Debug, Subcommand)]
@@ -75,34 +76,6 @@ pub enum ComponentsCommand {
         #[arg(long, short = 'y')]
         yes: bool,
     },
-}
-
-/// `30m`, `12h`, `7d`, `45s` or plain seconds.
-pub fn parse_duration(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((at, _)) => text.split_at(at),
-        None => (text, "s"),
-    };
-    let value: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (e.g. 30m, 12h, 7d)"))?;
-    let factor = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => {
-            return Err(format!(
-                "unknown unit {unit:?} in {text:?}; use s, m, h, d or w"
-            ));
-        }
-    };
-    match value.checked_mul(factor) {
-        Some(0) | None => Err(format!("{text:?} is not a usable duration")),
-        Some(secs) => Ok(secs),
-    }
 }
 
 pub async fn tokens(session: &Session, command: TokensCommand) -> anyhow::Result<()> {
@@ -213,15 +186,6 @@ pub async fn find(client: &Client, kind: ComponentKind, name: &str) -> anyhow::R
     only_one(list.items, kind.as_str(), name, |c| {
         Some(c.id) == id || c.name.eq_ignore_ascii_case(name)
     })
-}
-
-/// The configuration column: whether a collector polls with the current configuration.
-pub fn config_state(component: &Component) -> &'static str {
-    match component.config_in_sync {
-        Some(true) => "in sync",
-        Some(false) => "out of sync",
-        None => "-",
-    }
 }
 
 fn component_row(kind: ComponentKind, c: &Component) -> Vec<String> {

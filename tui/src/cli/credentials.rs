@@ -10,9 +10,9 @@ use plantwatch_shared::api::{
 };
 use plantwatch_shared::{Client, Secret};
 
-use super::output::time_cell;
 use super::usage;
 use super::{Session, ask_new_secret, confirm, read_stdin_secret};
+use crate::cells::time_cell;
 
 #[derive(Debug, Subcommand)]
 pub enum CredentialsCommand {

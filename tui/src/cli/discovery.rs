@@ -11,10 +11,11 @@ use plantwatch_shared::api::{
     JobState, MAX_PAGE_LIMIT, ScanOptions, parse_tcp_ports,
 };
 
-use super::components::parse_duration;
-use super::output::{Format, time_cell};
+use super::output::Format;
 use super::usage;
 use super::{Partial, Session};
+use crate::cells::time_cell;
+use crate::cells::{device_name, parse_duration, progress_cell, rtt_cell};
 
 #[derive(Debug, Subcommand)]
 pub enum DiscoveryCommand {
@@ -142,16 +143,6 @@ const DEVICE_HEADERS: [&str; 10] = [
     "STATUS",
 ];
 
-/// `done/total (pct)`.
-pub fn progress_cell(job: &Job) -> String {
-    format!(
-        "{}/{} ({:.0}%)",
-        job.done,
-        job.total,
-        job.progress() * 100.0
-    )
-}
-
 fn job_row(job: &Job) -> Vec<String> {
     vec![
         job.id.to_string(),
@@ -164,20 +155,6 @@ fn job_row(job: &Job) -> Vec<String> {
         time_cell(job.started_at),
         job.error.clone().unwrap_or_default(),
     ]
-}
-
-/// The name a device shows: sysName, else DNS name, else empty.
-pub fn device_name(device: &Device) -> String {
-    device
-        .sys_name
-        .clone()
-        .or_else(|| device.dns_name.clone())
-        .unwrap_or_default()
-}
-
-/// `12.3 ms`, or empty.
-pub fn rtt_cell(rtt_ms: Option<f64>) -> String {
-    rtt_ms.map(|ms| format!("{ms:.1} ms")).unwrap_or_default()
 }
 
 fn device_row(device: &Device) -> Vec<String> {

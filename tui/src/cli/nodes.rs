@@ -13,9 +13,10 @@ use plantwatch_shared::api::{
 
 use plantwatch_shared::rules::split_list;
 
-use super::output::{Format, time_cell};
+use super::output::Format;
 use super::usage;
 use super::{Partial, Session, confirm};
+use crate::cells::time_cell;
 
 /// Largest file `nodes import` sends (the server's limit).
 const MAX_IMPORT_BYTES: u64 = 50 * 1024 * 1024;

@@ -4,8 +4,8 @@ use clap::Subcommand;
 use plantwatch_shared::api::{CreateUserRequest, Role, UpdateUserRequest, User, UserQuery};
 use plantwatch_shared::{Client, Secret};
 
-use super::output::time_cell;
 use super::{Session, ask_new_secret, confirm, read_stdin_secret};
+use crate::cells::time_cell;
 
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {

@@ -9,12 +9,18 @@ use ratatui::layout::{Constraint, Rect};
 
 use super::{Ctx, Effect, Navigate, View, ViewSpec};
 use crate::cli::alerts::{flags, subject, value_cell};
-use crate::cli::output::time_cell;
+use crate::cells::time_cell;
 use crate::event::{Reply, Task, task};
 use crate::keymap::{Action, Binding, Key};
 use crate::overlay::Overlay;
 use crate::widgets::form::{Field, Form, Purpose};
 use crate::widgets::table::{Column, DataTable, caseless};
+
+// The fields of this view's forms: a label is written once, and a field is read by its id.
+crate::field_ids! {
+    Comment = "Comment",
+}
+
 
 pub const SPEC: ViewSpec = ViewSpec {
     name: "alerts",
@@ -235,7 +241,7 @@ impl View for AlertsView {
                 Form::new(
                     format!("Acknowledge {} alerts", self.marked_for_ack.len()),
                     Purpose::View(ACK),
-                    vec![Field::text("Comment").optional()],
+                    vec![Field::text(FieldId::Comment).optional()],
                 )
                 .with_note(format!(
                     "Alerts {}",
@@ -266,7 +272,7 @@ impl View for AlertsView {
                 Form::new(
                     format!("Acknowledge alert {}", alert.id),
                     Purpose::View(ACK),
-                    vec![Field::text("Comment").optional()],
+                    vec![Field::text(FieldId::Comment).optional()],
                 )
                 .with_note(format!("{} on {}: {}", alert.rule, subject(&alert), alert.message)),
             ))]
@@ -294,7 +300,7 @@ impl View for AlertsView {
     }
 
     fn on_submit(&mut self, form: &mut Form, ctx: &Ctx) -> Vec<Effect> {
-        let comment = Some(form.value("Comment").trim().to_owned()).filter(|c| !c.is_empty());
+        let comment = Some(form.value(FieldId::Comment).trim().to_owned()).filter(|c| !c.is_empty());
         if let (Purpose::View(ACK), false, Some(client)) =
             (form.purpose, self.marked_for_ack.is_empty(), ctx.client.cloned())
         {

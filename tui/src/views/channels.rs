@@ -6,13 +6,27 @@ use plantwatch_shared::api::{Channel, ChannelKind, ChannelSettings, ChannelSpec,
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 
-use crate::cli::alerts::channel_target as target;
+use crate::cells::channel_target as target;
 use super::{Ctx, Effect, Navigate, View, ViewSpec};
 use crate::event::{Reply, Task, task};
 use crate::keymap::{Action, Binding, Key};
 use crate::overlay::{Confirm, Overlay};
 use crate::widgets::form::{Field, Form, Purpose};
 use crate::widgets::table::{Column, DataTable, caseless};
+
+// The fields of this view's forms: a label is written once, and a field is read by its id.
+crate::field_ids! {
+    Name = "Name",
+    Kind = "Kind",
+    Address = "Address",
+    To = "To",
+    From = "From",
+    Tls = "TLS",
+    Secret = "Secret",
+    Severity = "Severity",
+    Tags = "Tags",
+}
+
 
 pub const SPEC: ViewSpec = ViewSpec {
     name: "channels",
@@ -104,15 +118,15 @@ fn list(text: &str) -> Vec<String> {
 
 /// The channel a filled form describes.
 pub fn read_channel_form(form: &Form) -> ChannelSpec {
-    let text = |label: &str| Some(form.value(label).trim().to_owned()).filter(|v| !v.is_empty());
-    let kind: ChannelKind = form.value("Kind").parse().unwrap_or(ChannelKind::Webhook);
-    let address = text("Address").unwrap_or_default();
+    let text = |label: FieldId| Some(form.value(label).trim().to_owned()).filter(|v| !v.is_empty());
+    let kind: ChannelKind = form.value(FieldId::Kind).parse().unwrap_or(ChannelKind::Webhook);
+    let address = text(FieldId::Address).unwrap_or_default();
     let mut settings = ChannelSettings::default();
     let mut secrets = std::collections::BTreeMap::new();
     match kind {
         ChannelKind::Webhook => {
             settings.url = Some(address);
-            if let Some(key) = text("Secret") {
+            if let Some(key) = text(FieldId::Secret) {
                 secrets.insert("hmac_key".to_owned(), key.into());
             }
         }
@@ -120,10 +134,10 @@ pub fn read_channel_form(form: &Form) -> ChannelSpec {
             let (host, port) = split_port(&address);
             settings.smtp_host = Some(host);
             settings.smtp_port = port;
-            settings.tls = text("TLS");
-            settings.from = text("From");
-            settings.to = list(form.value("To"));
-            if let Some(password) = text("Secret") {
+            settings.tls = text(FieldId::Tls);
+            settings.from = text(FieldId::From);
+            settings.to = list(form.value(FieldId::To));
+            if let Some(password) = text(FieldId::Secret) {
                 secrets.insert("password".to_owned(), password.into());
             }
         }
@@ -134,12 +148,12 @@ pub fn read_channel_form(form: &Form) -> ChannelSpec {
         }
     }
     ChannelSpec {
-        name: form.value("Name").trim().to_owned(),
+        name: form.value(FieldId::Name).trim().to_owned(),
         kind,
         settings,
         secrets,
-        min_severity: form.value("Severity").parse().unwrap_or(Severity::Warning),
-        tags: list(form.value("Tags")),
+        min_severity: form.value(FieldId::Severity).parse().unwrap_or(Severity::Warning),
+        tags: list(form.value(FieldId::Tags)),
         collectors: Vec::new(),
         repeat_s: 0,
         send_resolved: true,
@@ -205,15 +219,15 @@ impl View for ChannelsView {
                     "New notification channel",
                     Purpose::View(CREATE),
                     vec![
-                        Field::text("Name"),
-                        Field::choice("Kind", &["webhook", "email", "syslog"], "webhook"),
-                        Field::text("Address"),
-                        Field::text("To").optional(),
-                        Field::text("From").optional(),
-                        Field::choice("TLS", &["none", "starttls", "tls"], "none"),
-                        Field::secret("Secret").optional(),
-                        Field::choice("Severity", &["warning", "critical"], "warning"),
-                        Field::text("Tags").optional(),
+                        Field::text(FieldId::Name),
+                        Field::choice(FieldId::Kind, &["webhook", "email", "syslog"], "webhook"),
+                        Field::text(FieldId::Address),
+                        Field::text(FieldId::To).optional(),
+                        Field::text(FieldId::From).optional(),
+                        Field::choice(FieldId::Tls, &["none", "starttls", "tls"], "none"),
+                        Field::secret(FieldId::Secret).optional(),
+                        Field::choice(FieldId::Severity, &["warning", "critical"], "warning"),
+                        Field::text(FieldId::Tags).optional(),
                     ],
                 )
                 .with_note(

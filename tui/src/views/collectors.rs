@@ -11,14 +11,23 @@ use ratatui::crossterm::event::KeyCode;
 use ratatui::layout::{Constraint, Rect};
 
 use super::{Ctx, Effect, Navigate, View, ViewSpec};
-use crate::cli::components::{config_state, parse_duration};
-use crate::cli::output::time_cell;
+use crate::cells::{config_state, parse_duration};
+use crate::cells::time_cell;
 use crate::event::{Reply, Task, task};
 use crate::keymap::{Action, Binding, Key};
 use crate::overlay::{Confirm, Overlay};
 use crate::widgets::form::{Field, Form, Purpose};
 use crate::widgets::table::{Column, DataTable, caseless};
 use plantwatch_shared::api::ErrorCode;
+
+// The fields of this view's forms: a label is written once, and a field is read by its id.
+crate::field_ids! {
+    Name = "Name",
+    ExpiresIn = "Expires in",
+    MaxUses = "Max uses",
+    Node = "Node",
+}
+
 
 pub const SPEC: ViewSpec = ViewSpec {
     name: "collectors",
@@ -260,12 +269,12 @@ impl View for CollectorsView {
                 "New enrollment token",
                 Purpose::View(NEW_TOKEN),
                 vec![
-                    Field::text("Name"),
-                    Field::text("Expires in")
+                    Field::text(FieldId::Name),
+                    Field::text(FieldId::ExpiresIn)
                         .with_value("7d")
                         .optional()
                         .checked(duration_check),
-                    Field::text("Max uses").optional().checked(uses_check),
+                    Field::text(FieldId::MaxUses).optional().checked(uses_check),
                 ],
             )
             .with_note("Empty: never expires / any number. The join code is shown once.");
@@ -351,7 +360,7 @@ impl View for CollectorsView {
             let Some(id) = self.choosing_node_for.take() else {
                 return Vec::new();
             };
-            let node = form.value("Node").trim().to_owned();
+            let node = form.value(FieldId::Node).trim().to_owned();
             let choice = if node.is_empty() || node.eq_ignore_ascii_case("new") {
                 ApproveRequest {
                     new_node: true,
@@ -374,10 +383,10 @@ impl View for CollectorsView {
         if form.purpose != Purpose::View(NEW_TOKEN) || !form.validate() {
             return Vec::new();
         }
-        let expires = form.value("Expires in").trim();
-        let uses = form.value("Max uses").trim();
+        let expires = form.value(FieldId::ExpiresIn).trim();
+        let uses = form.value(FieldId::MaxUses).trim();
         let request = CreateTokenRequest {
-            name: form.value("Name").trim().to_owned(),
+            name: form.value(FieldId::Name).trim().to_owned(),
             expires_in_s: (!expires.is_empty()).then(|| parse_duration(expires).ok()).flatten(),
             max_uses: uses.parse().ok(),
             server_url: Some(client.base_url().to_owned()),
@@ -428,7 +437,7 @@ impl View for CollectorsView {
                     Form::new(
                         format!("Approve agent {name}"),
                         Purpose::View(AGENT_NODE),
-                        vec![Field::text("Node").with_value(suggested).optional()],
+                        vec![Field::text(FieldId::Node).with_value(suggested).optional()],
                     )
                     .with_note(format!(
                         "{message}. Keep the node's name to report for it, or type \"new\" \

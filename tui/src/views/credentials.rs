@@ -16,12 +16,30 @@ use ratatui::crossterm::event::KeyCode;
 use ratatui::layout::{Constraint, Rect};
 
 use super::{Ctx, Effect, Navigate, View, ViewSpec};
-use crate::cli::output::time_cell;
+use crate::cells::time_cell;
 use crate::event::{Reply, Task, task};
 use crate::keymap::{Action, Binding, Key};
 use crate::overlay::{Confirm, Overlay};
 use crate::widgets::form::{Field, Form, Purpose};
 use crate::widgets::table::{Column, DataTable, caseless};
+
+// The fields of this view's forms: a label is written once, and a field is read by its id.
+crate::field_ids! {
+    Networks = "Networks",
+    Auth = "Auth",
+    Privacy = "Privacy",
+    Name = "Name",
+    Kind = "Kind",
+    Nodes = "Nodes",
+    User = "User",
+    Context = "Context",
+    Domain = "Domain",
+    Community = "Community",
+    AuthPass = "Auth pass",
+    PrivPass = "Priv pass",
+    Password = "Password",
+}
+
 
 pub const SPEC: ViewSpec = ViewSpec {
     name: "credentials",
@@ -105,8 +123,6 @@ pub struct CredentialsView {
     target: Option<Credential>,
     /// Name and kind chosen in the first step of a create.
     creating: Option<(String, CredentialKind)>,
-    /// An attach this view started is under way.
-    attaching: bool,
 }
 
 impl CredentialsView {
@@ -115,7 +131,6 @@ impl CredentialsView {
             table: DataTable::new(COLUMNS, |c| c.id.to_string()),
             target: None,
             creating: None,
-            attaching: false,
         }
     }
 }
@@ -146,7 +161,7 @@ fn kind_fields(kind: CredentialKind, existing: Option<&Credential>) -> Vec<Field
     let mut fields = kind_secret_fields(kind, existing);
     let networks = existing.map(|c| c.networks.join(", ")).unwrap_or_default();
     fields.push(
-        Field::text("Networks")
+        Field::text(FieldId::Networks)
             .with_value(networks)
             .optional()
             .checked(networks_check),
@@ -174,22 +189,22 @@ fn split_networks(value: &str) -> Vec<String> {
 fn kind_secret_fields(kind: CredentialKind, existing: Option<&Credential>) -> Vec<Field> {
     let params = existing.map(|c| c.params.clone()).unwrap_or_default();
     let text =
-        |label, value: Option<String>| Field::text(label).with_value(value.unwrap_or_default());
-    let secret = |label, field| Field::secret(label).with_value(secret_value(existing, field));
+        |label: FieldId, value: Option<String>| Field::text(label).with_value(value.unwrap_or_default());
+    let secret = |label: FieldId, field| Field::secret(label).with_value(secret_value(existing, field));
     match kind {
-        CredentialKind::SnmpV1 | CredentialKind::SnmpV2c => vec![secret("Community", "community")],
+        CredentialKind::SnmpV1 | CredentialKind::SnmpV2c => vec![secret(FieldId::Community, "community")],
         CredentialKind::SnmpV3 => vec![
-            text("User", params.username),
-            Field::choice("Auth", AUTH, params.auth_protocol.map_or("none", |p| p.as_str())),
-            secret("Auth pass", "auth_password").optional(),
-            Field::choice("Privacy", PRIV, params.priv_protocol.map_or("none", |p| p.as_str())),
-            secret("Priv pass", "priv_password").optional(),
-            text("Context", params.context).optional(),
+            text(FieldId::User, params.username),
+            Field::choice(FieldId::Auth, AUTH, params.auth_protocol.map_or("none", |p| p.as_str())),
+            secret(FieldId::AuthPass, "auth_password").optional(),
+            Field::choice(FieldId::Privacy, PRIV, params.priv_protocol.map_or("none", |p| p.as_str())),
+            secret(FieldId::PrivPass, "priv_password").optional(),
+            text(FieldId::Context, params.context).optional(),
         ],
         CredentialKind::Windows | CredentialKind::Ssh => vec![
-            text("User", params.username),
-            text("Domain", params.domain).optional(),
-            secret("Password", "password"),
+            text(FieldId::User, params.username),
+            text(FieldId::Domain, params.domain).optional(),
+            secret(FieldId::Password, "password"),
         ],
     }
 }
@@ -197,40 +212,40 @@ fn kind_secret_fields(kind: CredentialKind, existing: Option<&Credential>) -> Ve
 /// Params and secrets from a filled kind form.
 fn read_form(kind: CredentialKind, form: &Form) -> (CredentialParams, BTreeMap<String, Secret>) {
     let optional =
-        |label: &str| Some(form.value(label).trim().to_owned()).filter(|v| !v.is_empty());
-    let chosen = |label: &str| Some(form.value(label)).filter(|v| *v != "none");
+        |label: FieldId| Some(form.value(label).trim().to_owned()).filter(|v| !v.is_empty());
+    let chosen = |label: FieldId| Some(form.value(label)).filter(|v| *v != "none");
     let mut secrets = BTreeMap::new();
-    let mut put = |field: &str, label: &str| {
+    let mut put = |field: &str, label: FieldId| {
         if !form.value(label).is_empty() {
             secrets.insert(field.to_owned(), form.secret(label));
         }
     };
     let params = match kind {
         CredentialKind::SnmpV1 | CredentialKind::SnmpV2c => {
-            put("community", "Community");
+            put("community", FieldId::Community);
             CredentialParams::default()
         }
         CredentialKind::SnmpV3 => {
             let params = CredentialParams {
-                username: optional("User"),
-                auth_protocol: chosen("Auth").and_then(|p| p.parse().ok()),
-                priv_protocol: chosen("Privacy").and_then(|p| p.parse().ok()),
-                context: optional("Context"),
+                username: optional(FieldId::User),
+                auth_protocol: chosen(FieldId::Auth).and_then(|p| p.parse().ok()),
+                priv_protocol: chosen(FieldId::Privacy).and_then(|p| p.parse().ok()),
+                context: optional(FieldId::Context),
                 domain: None,
             };
             if params.auth_protocol.is_some() {
-                put("auth_password", "Auth pass");
+                put("auth_password", FieldId::AuthPass);
             }
             if params.priv_protocol.is_some() {
-                put("priv_password", "Priv pass");
+                put("priv_password", FieldId::PrivPass);
             }
             params
         }
         CredentialKind::Windows | CredentialKind::Ssh => {
-            put("password", "Password");
+            put("password", FieldId::Password);
             CredentialParams {
-                username: optional("User"),
-                domain: optional("Domain"),
+                username: optional(FieldId::User),
+                domain: optional(FieldId::Domain),
                 ..CredentialParams::default()
             }
         }
@@ -316,8 +331,8 @@ impl View for CredentialsView {
                 "New credential",
                 Purpose::View(CREATE_KIND),
                 vec![
-                    Field::text("Name").checked(name_check),
-                    Field::choice("Kind", KINDS, "snmp_v2c"),
+                    Field::text(FieldId::Name).checked(name_check),
+                    Field::choice(FieldId::Kind, KINDS, "snmp_v2c"),
                 ],
             )
             .with_note("Choose the kind; its fields come next.");
@@ -354,7 +369,7 @@ impl View for CredentialsView {
                 Form::new(
                     format!("Attach {} to nodes", credential.name),
                     Purpose::View(ATTACH),
-                    vec![Field::text("Nodes")],
+                    vec![Field::text(FieldId::Nodes)],
                 )
                 .with_note("Node names separated by ';' (or mark nodes in :nodes and press a)."),
             ))],
@@ -377,8 +392,8 @@ impl View for CredentialsView {
         }
         let call = match form.purpose {
             Purpose::View(CREATE_KIND) => {
-                let name = form.value("Name").trim().to_owned();
-                let kind = form.value("Kind").parse().unwrap_or(CredentialKind::SnmpV2c);
+                let name = form.value(FieldId::Name).trim().to_owned();
+                let kind = form.value(FieldId::Kind).parse().unwrap_or(CredentialKind::SnmpV2c);
                 let next = Form::new(
                     format!("New {kind} credential {name}"),
                     Purpose::View(CREATE),
@@ -398,7 +413,7 @@ impl View for CredentialsView {
                     kind,
                     params,
                     secrets,
-                    networks: split_networks(form.value("Networks")),
+                    networks: split_networks(form.value(FieldId::Networks)),
                 };
                 form.submit("creating the credential", async move {
                     let credential = client.create_credential(&request).await?;
@@ -417,8 +432,8 @@ impl View for CredentialsView {
                 secrets.retain(|field, value| {
                     target.secrets.get(field).and_then(|v| v.as_ref()) != Some(value)
                 });
-                let name = form.value("Name").trim().to_owned();
-                let networks = split_networks(form.value("Networks"));
+                let name = form.value(FieldId::Name).trim().to_owned();
+                let networks = split_networks(form.value(FieldId::Networks));
                 let request = UpdateCredentialRequest {
                     name: (name != target.name).then_some(name),
                     params: (params != target.params).then_some(params),
@@ -441,9 +456,8 @@ impl View for CredentialsView {
                 let Some(target) = &self.target else {
                     return Vec::new();
                 };
-                let names = split_list(form.value("Nodes"));
+                let names = split_list(form.value(FieldId::Nodes));
                 let (id, credential) = (target.id, target.name.clone());
-                self.attaching = true;
                 form.submit("attaching the credential", async move {
                     for name in &names {
                         let node = client.node_by_name(name).await?;
@@ -480,7 +494,7 @@ impl View for CredentialsView {
                 Vec::new()
             }
             Reply::CredentialRevealed { credential, edit: true } => {
-                let mut fields = vec![Field::text("Name")
+                let mut fields = vec![Field::text(FieldId::Name)
                     .with_value(credential.name.clone())
                     .checked(name_check)];
                 fields.extend(kind_fields(credential.kind, Some(credential)));
@@ -517,8 +531,7 @@ impl View for CredentialsView {
                 Effect::Info(format!("✔ Credential {name} deleted.")),
                 Effect::Refresh,
             ],
-            Reply::Attached { credential, nodes } if self.attaching => {
-                self.attaching = false;
+            Reply::Attached { credential, nodes } => {
                 vec![
                 Effect::CloseOverlay,
                 Effect::Info(format!("✔ {credential} attached to {nodes} node(s).")),

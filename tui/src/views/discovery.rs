@@ -17,13 +17,29 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Gauge, Paragraph};
 
 use super::{Ctx, Effect, Navigate, View, ViewSpec};
-use crate::cli::discovery::{device_name, progress_cell, rtt_cell};
-use crate::cli::output::time_cell;
+use crate::cells::{device_name, progress_cell, rtt_cell};
+use crate::cells::time_cell;
 use crate::event::{Reply, Task, task};
 use crate::keymap::{Action, Binding, Key};
 use crate::overlay::{Confirm, Overlay};
 use crate::widgets::form::{Field, Form, Purpose};
 use crate::widgets::table::{Column, DataTable, caseless};
+
+// The fields of this view's forms: a label is written once, and a field is read by its id.
+crate::field_ids! {
+    Targets = "Targets",
+    Exclude = "Exclude",
+    Collector = "Collector",
+    Credentials = "Credentials",
+    TCPPorts = "TCP ports",
+    Icmp = "ICMP",
+    Snmp = "SNMP",
+    ReverseDNS = "Reverse DNS",
+    PacketsS = "Packets/s",
+    Repeat = "Repeat",
+    Name = "Name",
+}
+
 
 pub const SPEC: ViewSpec = ViewSpec {
     name: "discovery",
@@ -253,22 +269,22 @@ impl DiscoveryView {
             "New scan",
             Purpose::View(NEW_SCAN),
             vec![
-                Field::text("Targets").checked(targets_check),
-                Field::text("Exclude").optional().checked(exclusions_check),
-                Field::pick("Collector", collectors),
-                Field::multi("Credentials", self.credentials.clone()),
-                Field::text("TCP ports")
+                Field::text(FieldId::Targets).checked(targets_check),
+                Field::text(FieldId::Exclude).optional().checked(exclusions_check),
+                Field::pick(FieldId::Collector, collectors),
+                Field::multi(FieldId::Credentials, self.credentials.clone()),
+                Field::text(FieldId::TCPPorts)
                     .optional()
                     .with_value(ports.join(","))
                     .checked(ports_check),
-                Field::choice("ICMP", &["yes", "no"], "yes"),
-                Field::choice("SNMP", &["yes", "no"], "yes"),
-                Field::choice("Reverse DNS", &["yes", "no"], "yes"),
-                Field::text("Packets/s")
+                Field::choice(FieldId::Icmp, &["yes", "no"], "yes"),
+                Field::choice(FieldId::Snmp, &["yes", "no"], "yes"),
+                Field::choice(FieldId::ReverseDNS, &["yes", "no"], "yes"),
+                Field::text(FieldId::PacketsS)
                     .with_value(defaults.packets_per_second.to_string())
                     .checked(pps_check),
-                Field::choice("Repeat", &["once", "hourly", "daily", "weekly"], "once"),
-                Field::text("Name").optional(),
+                Field::choice(FieldId::Repeat, &["once", "hourly", "daily", "weekly"], "once"),
+                Field::text(FieldId::Name).optional(),
             ],
         )
         .with_note(
@@ -646,24 +662,24 @@ impl View for DiscoveryView {
                 .map(str::to_owned)
                 .collect()
         };
-        let yes = |label: &str| form.value(label) == "yes";
-        let name = form.value("Name").trim();
+        let yes = |label: FieldId| form.value(label) == "yes";
+        let name = form.value(FieldId::Name).trim();
         let spec = JobSpec {
             name: (!name.is_empty()).then(|| name.to_owned()),
-            targets: split(form.value("Targets")),
-            exclusions: split(form.value("Exclude")),
-            collector: Some(form.value("Collector").to_owned()).filter(|c| !c.is_empty()),
-            credentials: split(form.value("Credentials")),
+            targets: split(form.value(FieldId::Targets)),
+            exclusions: split(form.value(FieldId::Exclude)),
+            collector: Some(form.value(FieldId::Collector).to_owned()).filter(|c| !c.is_empty()),
+            credentials: split(form.value(FieldId::Credentials)),
             options: ScanOptions {
-                icmp: yes("ICMP"),
-                tcp_ports: parse_tcp_ports(form.value("TCP ports")).unwrap_or_default(),
-                snmp: yes("SNMP"),
-                reverse_dns: yes("Reverse DNS"),
-                packets_per_second: form.value("Packets/s").trim().parse().unwrap_or(1_000),
+                icmp: yes(FieldId::Icmp),
+                tcp_ports: parse_tcp_ports(form.value(FieldId::TCPPorts)).unwrap_or_default(),
+                snmp: yes(FieldId::Snmp),
+                reverse_dns: yes(FieldId::ReverseDNS),
+                packets_per_second: form.value(FieldId::PacketsS).trim().parse().unwrap_or(1_000),
                 ..ScanOptions::default()
             },
             force: false,
-            every_s: match form.value("Repeat") {
+            every_s: match form.value(FieldId::Repeat) {
                 "hourly" => Some(3_600),
                 "daily" => Some(86_400),
                 "weekly" => Some(7 * 86_400),

@@ -8,13 +8,24 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::{Ctx, Effect, Navigate, View, ViewSpec};
-use crate::cli::components::parse_duration;
-use crate::cli::output::time_cell;
+use crate::cells::parse_duration;
+use crate::cells::time_cell;
 use crate::event::{Reply, Task, task};
 use crate::keymap::{Action, Binding, Key};
 use crate::overlay::{Confirm, Overlay};
 use crate::widgets::form::{Field, Form, Purpose};
 use crate::widgets::table::{Column, DataTable, caseless};
+
+// The fields of this view's forms: a label is written once, and a field is read by its id.
+crate::field_ids! {
+    Name = "Name",
+    Covers = "Covers",
+    Target = "Target",
+    Duration = "Duration",
+    Starts = "Starts",
+    Repeats = "Repeats",
+}
+
 
 pub const SPEC: ViewSpec = ViewSpec {
     name: "maintenance",
@@ -167,12 +178,12 @@ impl View for MaintenanceView {
                     "New maintenance window",
                     Purpose::View(CREATE),
                     vec![
-                        Field::text("Name"),
-                        Field::choice("Covers", &["node", "tag", "collector"], "node"),
-                        Field::text("Target"),
-                        Field::text("Duration").with_value("2h").checked(duration_check),
-                        Field::text("Starts").optional().checked(start_check),
-                        Field::choice("Repeats", &["none", "weekly", "monthly"], "none"),
+                        Field::text(FieldId::Name),
+                        Field::choice(FieldId::Covers, &["node", "tag", "collector"], "node"),
+                        Field::text(FieldId::Target),
+                        Field::text(FieldId::Duration).with_value("2h").checked(duration_check),
+                        Field::text(FieldId::Starts).optional().checked(start_check),
+                        Field::choice(FieldId::Repeats, &["none", "weekly", "monthly"], "none"),
                     ],
                 )
                 .with_note("Alerts are still evaluated and shown as held; nothing is notified."),
@@ -204,15 +215,15 @@ impl View for MaintenanceView {
         if !form.validate() {
             return Vec::new();
         }
-        let starts_at = OffsetDateTime::parse(form.value("Starts").trim(), &Rfc3339).ok();
+        let starts_at = OffsetDateTime::parse(form.value(FieldId::Starts).trim(), &Rfc3339).ok();
         let spec = MaintenanceSpec {
-            name: form.value("Name").trim().to_owned(),
-            scope: form.value("Covers").parse().unwrap_or(MaintenanceScope::Node),
-            target: form.value("Target").trim().to_owned(),
-            duration_s: parse_duration(form.value("Duration")).ok(),
+            name: form.value(FieldId::Name).trim().to_owned(),
+            scope: form.value(FieldId::Covers).parse().unwrap_or(MaintenanceScope::Node),
+            target: form.value(FieldId::Target).trim().to_owned(),
+            duration_s: parse_duration(form.value(FieldId::Duration)).ok(),
             starts_at,
             ends_at: None,
-            recurrence: form.value("Repeats").parse().unwrap_or(Recurrence::None),
+            recurrence: form.value(FieldId::Repeats).parse().unwrap_or(Recurrence::None),
         };
         vec![Effect::Call(form.submit("creating the window", async move {
             client

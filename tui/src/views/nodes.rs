@@ -17,13 +17,30 @@ use ratatui::crossterm::event::KeyCode;
 use ratatui::layout::{Constraint, Rect};
 
 use super::{Ctx, Effect, Navigate, View, ViewSpec};
-use crate::cli::output::time_cell;
+use crate::cells::time_cell;
 use crate::event::{Reply, Task, task};
 use crate::keymap::{Action, Binding, Key};
 use crate::overlay::{Confirm, Overlay};
 use crate::widgets::charts::{NodeCharts, RANGES};
 use crate::widgets::form::{Field, Form, Purpose};
 use crate::widgets::table::{Column, DataTable, caseless};
+
+// The fields of this view's forms: a label is written once, and a field is read by its id.
+crate::field_ids! {
+    Name = "Name",
+    Address = "Address",
+    Type = "Type",
+    Tags = "Tags",
+    Credentials = "Credentials",
+    IntervalS = "Interval s",
+    Credential = "Credential",
+    Priority = "Priority",
+    Collector = "Collector",
+    Template = "Template",
+    Parent = "Parent",
+    Notes = "Notes",
+}
+
 
 pub const SPEC: ViewSpec = ViewSpec {
     name: "nodes",
@@ -120,8 +137,6 @@ pub struct NodesView {
     target: Option<Node>,
     /// The nodes the attach form attaches to.
     attach_to: Vec<Node>,
-    /// An attach this view started is under way.
-    attaching: bool,
     /// The charts of one node, shown instead of the table while open.
     pub charts: Option<NodeCharts>,
 }
@@ -133,7 +148,6 @@ impl NodesView {
             credentials: Vec::new(),
             target: None,
             attach_to: Vec::new(),
-            attaching: false,
             charts: None,
         }
     }
@@ -196,7 +210,7 @@ fn optional(value: &str) -> Option<String> {
 /// The node form, filled from `spec`.
 fn node_form(title: String, purpose: Purpose, spec: &NodeSpec) -> Form {
     let node_type = spec.node_type.unwrap_or(NodeType::Other).as_str();
-    let text = |label, value: Option<&String>| {
+    let text = |label: FieldId, value: Option<&String>| {
         Field::text(label)
             .with_value(value.cloned().unwrap_or_default())
             .optional()
@@ -205,28 +219,28 @@ fn node_form(title: String, purpose: Purpose, spec: &NodeSpec) -> Form {
         title,
         purpose,
         vec![
-            Field::text("Name")
+            Field::text(FieldId::Name)
                 .with_value(spec.name.clone())
                 .checked(name_check),
-            Field::text("Address")
+            Field::text(FieldId::Address)
                 .with_value(spec.address.clone())
                 .checked(address_check),
-            Field::choice("Type", TYPES, node_type),
-            Field::text("Tags")
+            Field::choice(FieldId::Type, TYPES, node_type),
+            Field::text(FieldId::Tags)
                 .with_value(spec.tags.join(";"))
                 .optional()
                 .checked(tags_check),
-            text("Parent", spec.parent.as_ref()),
-            text("Collector", spec.collector.as_ref()),
-            text("Template", spec.template.as_ref()),
-            Field::text("Credentials")
+            text(FieldId::Parent, spec.parent.as_ref()),
+            text(FieldId::Collector, spec.collector.as_ref()),
+            text(FieldId::Template, spec.template.as_ref()),
+            Field::text(FieldId::Credentials)
                 .with_value(spec.credentials.join(";"))
                 .optional(),
-            Field::text("Interval s")
+            Field::text(FieldId::IntervalS)
                 .with_value(spec.interval_s.map(|s| s.to_string()).unwrap_or_default())
                 .optional()
                 .checked(interval_check),
-            text("Notes", spec.notes.as_ref()).checked(notes_check),
+            text(FieldId::Notes, spec.notes.as_ref()).checked(notes_check),
         ],
     )
 }
@@ -234,16 +248,16 @@ fn node_form(title: String, purpose: Purpose, spec: &NodeSpec) -> Form {
 /// The document a filled node form describes.
 fn spec_of(form: &Form) -> NodeSpec {
     NodeSpec {
-        name: form.value("Name").trim().to_owned(),
-        address: form.value("Address").trim().to_owned(),
-        node_type: form.value("Type").parse().ok(),
-        tags: split_tags(form.value("Tags")),
-        collector: optional(form.value("Collector")),
-        template: optional(form.value("Template")),
-        credentials: split_list(form.value("Credentials")),
-        parent: optional(form.value("Parent")),
-        interval_s: form.value("Interval s").trim().parse().ok(),
-        notes: optional(form.value("Notes")),
+        name: form.value(FieldId::Name).trim().to_owned(),
+        address: form.value(FieldId::Address).trim().to_owned(),
+        node_type: form.value(FieldId::Type).parse().ok(),
+        tags: split_tags(form.value(FieldId::Tags)),
+        collector: optional(form.value(FieldId::Collector)),
+        template: optional(form.value(FieldId::Template)),
+        credentials: split_list(form.value(FieldId::Credentials)),
+        parent: optional(form.value(FieldId::Parent)),
+        interval_s: form.value(FieldId::IntervalS).trim().parse().ok(),
+        notes: optional(form.value(FieldId::Notes)),
     }
 }
 
@@ -494,8 +508,8 @@ impl View for NodesView {
                     format!("Attach a credential to {} node(s)", self.attach_to.len()),
                     Purpose::View(ATTACH),
                     vec![
-                        Field::text("Credential"),
-                        Field::text("Priority").optional().checked(priority_check),
+                        Field::text(FieldId::Credential),
+                        Field::text(FieldId::Priority).optional().checked(priority_check),
                     ],
                 )
                 .with_note(note);
@@ -593,15 +607,14 @@ impl View for NodesView {
                 })
             }
             Purpose::View(ATTACH) => {
-                let name = form.value("Credential").trim().to_owned();
+                let name = form.value(FieldId::Credential).trim().to_owned();
                 let Some(credential) = self.credentials.iter().find(|c| c.name == name) else {
-                    form.fail("Credential", format!("there is no credential named {name:?}"));
+                    form.fail(FieldId::Credential, format!("there is no credential named {name:?}"));
                     return Vec::new();
                 };
                 let (credential_id, credential) = (credential.id, credential.name.clone());
-                let priority = form.value("Priority").trim().parse().ok();
+                let priority = form.value(FieldId::Priority).trim().parse().ok();
                 let nodes: Vec<i64> = self.attach_to.iter().map(|n| n.id).collect();
-                self.attaching = true;
                 form.submit("attaching the credential", async move {
                     for node in &nodes {
                         client
@@ -675,8 +688,7 @@ impl View for NodesView {
                 Effect::Info(format!("✔ Node {name} deleted.")),
                 Effect::Refresh,
             ],
-            Reply::Attached { credential, nodes } if self.attaching => {
-                self.attaching = false;
+            Reply::Attached { credential, nodes } => {
                 self.table.clear_marks();
                 vec![
                     Effect::CloseOverlay,

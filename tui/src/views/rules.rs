@@ -15,8 +15,25 @@ use super::{Ctx, Effect, Navigate, View, ViewSpec};
 use crate::event::{Reply, Task, task};
 use crate::keymap::{Action, Binding, Key};
 use crate::overlay::{Confirm, Overlay};
-use crate::widgets::form::{Field, Form, Purpose};
+use crate::widgets::form::{Field, FieldKey, Form, Purpose};
 use crate::widgets::table::{Column, DataTable, caseless};
+
+// The fields of this view's forms: a label is written once, and a field is read by its id.
+crate::field_ids! {
+    Name = "Name",
+    Metric = "Metric",
+    Tags = "Tags",
+    Scope = "Scope",
+    ScopeValue = "Scope value",
+    Aggregation = "Aggregation",
+    WindowS = "Window s",
+    Comparison = "Comparison",
+    Warning = "Warning",
+    Critical = "Critical",
+    Clear = "Clear",
+    ForS = "For s",
+}
+
 
 pub const SPEC: ViewSpec = ViewSpec {
     name: "rules",
@@ -142,26 +159,26 @@ pub fn rule_form(title: String, spec: &RuleSpec, builtin: bool) -> Form {
         .collect::<Vec<_>>()
         .join(";");
     let mut fields = vec![
-        Field::text("Name").with_value(spec.name.clone()),
-        Field::text("Metric").with_value(spec.metric.clone().unwrap_or_default()),
-        Field::text("Tags").with_value(tags).optional(),
-        Field::choice("Scope", SCOPES, spec.scope.as_str()),
-        Field::text("Scope value")
+        Field::text(FieldId::Name).with_value(spec.name.clone()),
+        Field::text(FieldId::Metric).with_value(spec.metric.clone().unwrap_or_default()),
+        Field::text(FieldId::Tags).with_value(tags).optional(),
+        Field::choice(FieldId::Scope, SCOPES, spec.scope.as_str()),
+        Field::text(FieldId::ScopeValue)
             .with_value(spec.scope_value.clone().unwrap_or_default())
             .optional(),
-        Field::choice("Aggregation", AGGREGATIONS, spec.aggregation.as_str()),
-        Field::text("Window s").with_value(spec.window_s.to_string()).checked(seconds),
-        Field::choice("Comparison", COMPARISONS, spec.comparison.as_str()),
-        Field::text("Warning").with_value(opt(spec.warning)).optional().checked(decimal),
-        Field::text("Critical").with_value(opt(spec.critical)).optional().checked(decimal),
-        Field::text("Clear").with_value(opt(spec.clear)).optional().checked(decimal),
-        Field::text("For s").with_value(spec.for_s.to_string()).checked(seconds),
+        Field::choice(FieldId::Aggregation, AGGREGATIONS, spec.aggregation.as_str()),
+        Field::text(FieldId::WindowS).with_value(spec.window_s.to_string()).checked(seconds),
+        Field::choice(FieldId::Comparison, COMPARISONS, spec.comparison.as_str()),
+        Field::text(FieldId::Warning).with_value(opt(spec.warning)).optional().checked(decimal),
+        Field::text(FieldId::Critical).with_value(opt(spec.critical)).optional().checked(decimal),
+        Field::text(FieldId::Clear).with_value(opt(spec.clear)).optional().checked(decimal),
+        Field::text(FieldId::ForS).with_value(spec.for_s.to_string()).checked(seconds),
     ];
     if builtin {
         // A built-in rule keeps its name and metric.
-        fields.retain(|f| f.label != "Name" && f.label != "Metric");
+        fields.retain(|f| f.label != FieldId::Name.label() && f.label != FieldId::Metric.label());
         if spec.metric.is_none() {
-            fields.retain(|f| f.label != "Tags" && f.label != "Aggregation");
+            fields.retain(|f| f.label != FieldId::Tags.label() && f.label != FieldId::Aggregation.label());
         }
     }
     Form::new(title, Purpose::View(RULE_FORM), fields)
@@ -187,32 +204,32 @@ fn decimal(text: &str) -> Result<(), String> {
 
 /// The spec a filled editor describes, on top of `base`.
 pub fn read_rule_form(form: &Form, base: &RuleSpec) -> RuleSpec {
-    let text = |label: &str| form.value(label).trim().to_owned();
-    let has = |label: &str| form.fields.iter().any(|f| f.label == label);
-    let number = |label: &str| text(label).parse::<f64>().ok();
+    let text = |label: FieldId| form.value(label).trim().to_owned();
+    let has = |label: FieldId| form.fields.iter().any(|f| f.label == label.label());
+    let number = |label: FieldId| text(label).parse::<f64>().ok();
     let mut spec = base.clone();
-    if has("Name") {
-        spec.name = text("Name");
-        spec.metric = Some(text("Metric")).filter(|m| !m.is_empty());
+    if has(FieldId::Name) {
+        spec.name = text(FieldId::Name);
+        spec.metric = Some(text(FieldId::Metric)).filter(|m| !m.is_empty());
     }
-    if has("Tags") {
-        spec.tags = text("Tags")
+    if has(FieldId::Tags) {
+        spec.tags = text(FieldId::Tags)
             .split(';')
             .filter_map(|pair| pair.split_once('='))
             .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
             .collect::<BTreeMap<_, _>>();
     }
-    spec.scope = text("Scope").parse().unwrap_or(RuleScope::All);
-    spec.scope_value = Some(text("Scope value")).filter(|v| !v.is_empty());
-    if has("Aggregation") {
-        spec.aggregation = text("Aggregation").parse().unwrap_or(RuleAggregation::Last);
+    spec.scope = text(FieldId::Scope).parse().unwrap_or(RuleScope::All);
+    spec.scope_value = Some(text(FieldId::ScopeValue)).filter(|v| !v.is_empty());
+    if has(FieldId::Aggregation) {
+        spec.aggregation = text(FieldId::Aggregation).parse().unwrap_or(RuleAggregation::Last);
     }
-    spec.window_s = text("Window s").parse().unwrap_or(spec.window_s);
-    spec.comparison = text("Comparison").parse().unwrap_or(Comparison::Above);
-    spec.warning = number("Warning");
-    spec.critical = number("Critical");
-    spec.clear = number("Clear");
-    spec.for_s = text("For s").parse().unwrap_or(spec.for_s);
+    spec.window_s = text(FieldId::WindowS).parse().unwrap_or(spec.window_s);
+    spec.comparison = text(FieldId::Comparison).parse().unwrap_or(Comparison::Above);
+    spec.warning = number(FieldId::Warning);
+    spec.critical = number(FieldId::Critical);
+    spec.clear = number(FieldId::Clear);
+    spec.for_s = text(FieldId::ForS).parse().unwrap_or(spec.for_s);
     spec
 }
 
@@ -437,7 +454,7 @@ mod tests {
         let form = rule_form("x".into(), &spec, false);
         assert_eq!(read_rule_form(&form, &spec), spec);
         let builtin = rule_form("x".into(), &spec, true);
-        assert!(builtin.fields.iter().all(|f| f.label != "Name"));
+        assert!(builtin.fields.iter().all(|f| f.label != FieldId::Name.label()));
         assert_eq!(read_rule_form(&builtin, &spec), spec);
     }
 }

@@ -7,12 +7,21 @@ use ratatui::crossterm::event::KeyCode;
 use ratatui::layout::{Constraint, Rect};
 
 use super::{Ctx, Effect, Navigate, View, ViewSpec};
-use crate::cli::output::time_cell;
+use crate::cells::time_cell;
 use crate::event::{Reply, Task, task};
 use crate::keymap::{Action, Binding, Key};
 use crate::overlay::{Confirm, Overlay};
 use crate::widgets::form::{Field, Form, Purpose};
 use crate::widgets::table::{Column, DataTable};
+
+// The fields of this view's forms: a label is written once, and a field is read by its id.
+crate::field_ids! {
+    Password = "Password",
+    Repeat = "Repeat",
+    Username = "Username",
+    Role = "Role",
+}
+
 
 pub const SPEC: ViewSpec = ViewSpec {
     name: "users",
@@ -98,15 +107,15 @@ fn password_check(value: &str) -> Result<(), String> {
 /// Both password fields valid and equal.
 fn passwords_match(form: &mut Form) -> bool {
     form.validate() && {
-        form.value("Password") == form.value("Repeat")
-            || form.fail("Repeat", "the two passwords differ")
+        form.value(FieldId::Password) == form.value(FieldId::Repeat)
+            || form.fail(FieldId::Repeat, "the two passwords differ")
     }
 }
 
 fn password_fields() -> Vec<Field> {
     vec![
-        Field::secret("Password").checked(password_check),
-        Field::secret("Repeat"),
+        Field::secret(FieldId::Password).checked(password_check),
+        Field::secret(FieldId::Repeat),
     ]
 }
 
@@ -176,9 +185,9 @@ impl View for UsersView {
                 "New user",
                 Purpose::View(CREATE),
                 [
-                    vec![Field::text("Username").checked(username_check)],
+                    vec![Field::text(FieldId::Username).checked(username_check)],
                     password_fields(),
-                    vec![Field::choice("Role", ROLES, "viewer")],
+                    vec![Field::choice(FieldId::Role, ROLES, "viewer")],
                 ]
                 .concat(),
             );
@@ -191,7 +200,7 @@ impl View for UsersView {
             Action::ChangeRole => Overlay::Form(Form::new(
                 format!("Role of {}", user.username),
                 Purpose::View(SET_ROLE),
-                vec![Field::choice("Role", ROLES, &user.role.to_string())],
+                vec![Field::choice(FieldId::Role, ROLES, &user.role.to_string())],
             )),
             Action::ResetPassword => Overlay::Form(
                 Form::new(
@@ -231,15 +240,15 @@ impl View for UsersView {
         let Some(client) = ctx.client.cloned() else {
             return Vec::new();
         };
-        let role = |form: &Form| form.value("Role").parse::<Role>().unwrap_or(Role::Viewer);
+        let role = |form: &Form| form.value(FieldId::Role).parse::<Role>().unwrap_or(Role::Viewer);
         let call = match form.purpose {
             Purpose::View(CREATE) => {
                 if !passwords_match(form) {
                     return Vec::new();
                 }
                 let request = CreateUserRequest {
-                    username: form.value("Username").to_owned(),
-                    password: form.secret("Password"),
+                    username: form.value(FieldId::Username).to_owned(),
+                    password: form.secret(FieldId::Password),
                     role: role(form),
                 };
                 form.submit("creating the user", async move {
@@ -262,7 +271,7 @@ impl View for UsersView {
                     }
                     let request = UpdateUserRequest {
                         role: None,
-                        password: Some(form.secret("Password")),
+                        password: Some(form.secret(FieldId::Password)),
                     };
                     (request, "password reset")
                 };

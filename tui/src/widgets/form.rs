@@ -45,6 +45,34 @@ impl FieldKind {
 /// A check run on a field's value as it changes.
 pub type Check = fn(&str) -> Result<(), String>;
 
+/// A field's identity in a form: each view declares its fields once with [`field_ids!`],
+/// builds its forms from them and reads them back by the same ids, so a misspelt field is a
+/// compile error rather than an empty value.
+pub trait FieldKey: Copy {
+    /// The label shown before the field.
+    fn label(self) -> &'static str;
+}
+
+/// Declares a view's form fields: `field_ids! { Name = "Name", ServerUrl = "Server URL" }`
+/// makes an enum `FieldId` whose variants are [`FieldKey`]s with those labels.
+#[macro_export]
+macro_rules! field_ids {
+    ($($id:ident = $label:literal,)*) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum FieldId {
+            $($id,)*
+        }
+
+        impl $crate::widgets::form::FieldKey for FieldId {
+            fn label(self) -> &'static str {
+                match self {
+                    $(FieldId::$id => $label,)*
+                }
+            }
+        }
+    };
+}
+
 #[derive(Debug, Clone)]
 pub struct Field {
     pub label: &'static str,
@@ -57,7 +85,8 @@ pub struct Field {
 }
 
 impl Field {
-    pub fn text(label: &'static str) -> Self {
+    pub fn text(id: impl FieldKey) -> Self {
+        let label = id.label();
         Field {
             label,
             kind: FieldKind::Text,
@@ -68,37 +97,37 @@ impl Field {
         }
     }
 
-    pub fn secret(label: &'static str) -> Self {
+    pub fn secret(id: impl FieldKey) -> Self {
         Field {
             kind: FieldKind::Secret,
-            ..Field::text(label)
+            ..Field::text(id)
         }
     }
 
     /// A choice between `options`, starting at `initial`.
-    pub fn choice(label: &'static str, options: &'static [&'static str], initial: &str) -> Self {
+    pub fn choice(id: impl FieldKey, options: &'static [&'static str], initial: &str) -> Self {
         Field {
             kind: FieldKind::Choice(options),
             value: initial.to_owned(),
-            ..Field::text(label)
+            ..Field::text(id)
         }
     }
 
     /// A choice between `options` known at run time, starting at the first.
-    pub fn pick(label: &'static str, options: Vec<String>) -> Self {
+    pub fn pick(id: impl FieldKey, options: Vec<String>) -> Self {
         Field {
             value: options.first().cloned().unwrap_or_default(),
             kind: FieldKind::Pick(options),
-            ..Field::text(label)
+            ..Field::text(id)
         }
     }
 
     /// Any number of `options`, in the order chosen; none at first.
-    pub fn multi(label: &'static str, options: Vec<String>) -> Self {
+    pub fn multi(id: impl FieldKey, options: Vec<String>) -> Self {
         Field {
             kind: FieldKind::Multi { options, cursor: 0 },
             required: false,
-            ..Field::text(label)
+            ..Field::text(id)
         }
     }
 
@@ -279,8 +308,9 @@ impl Form {
         self
     }
 
-    /// The value of the field labelled `label` (empty if there is none).
-    pub fn value(&self, label: &str) -> &str {
+    /// The value of field `id` (empty if the form has none).
+    pub fn value(&self, id: impl FieldKey) -> &str {
+        let label = id.label();
         self.fields
             .iter()
             .find(|f| f.label == label)
@@ -288,12 +318,13 @@ impl Form {
     }
 
     /// A secret field's value, as a `Secret`.
-    pub fn secret(&self, label: &str) -> Secret {
-        Secret::from(self.value(label))
+    pub fn secret(&self, id: impl FieldKey) -> Secret {
+        Secret::from(self.value(id))
     }
 
     /// Marks `label` as wrong; returns false so validators can `return form.fail(...)`.
-    pub fn fail(&mut self, label: &str, message: impl Into<String>) -> bool {
+    pub fn fail(&mut self, id: impl FieldKey, message: impl Into<String>) -> bool {
+        let label = id.label();
         if let Some(field) = self.fields.iter_mut().find(|f| f.label == label) {
             field.error = Some(message.into());
         }
@@ -466,6 +497,12 @@ impl Form {
 mod tests {
     use super::*;
 
+    crate::field_ids! {
+        Username = "Username",
+        Password = "Password",
+        Role = "Role",
+    }
+
     fn press(form: &mut Form, code: KeyCode) -> FormOutcome {
         form.handle_key(KeyEvent::new(code, KeyModifiers::NONE))
     }
@@ -481,15 +518,15 @@ mod tests {
             "New user",
             Purpose::View(1),
             vec![
-                Field::text("Username").checked(|v| {
+                Field::text(FieldId::Username).checked(|v| {
                     if v.contains(' ') {
                         Err("no spaces".into())
                     } else {
                         Ok(())
                     }
                 }),
-                Field::secret("Password"),
-                Field::choice("Role", &["viewer", "operator", "admin"], "viewer"),
+                Field::secret(FieldId::Password),
+                Field::choice(FieldId::Role, &["viewer", "operator", "admin"], "viewer"),
             ],
         )
     }
@@ -508,15 +545,15 @@ mod tests {
         press(&mut form, KeyCode::Tab);
         press(&mut form, KeyCode::Right);
         press(&mut form, KeyCode::Right);
-        assert_eq!(form.value("Role"), "admin");
+        assert_eq!(form.value(FieldId::Role), "admin");
         press(&mut form, KeyCode::Right);
-        assert_eq!(form.value("Role"), "viewer");
+        assert_eq!(form.value(FieldId::Role), "viewer");
         press(&mut form, KeyCode::Left);
-        assert_eq!(form.value("Role"), "admin");
+        assert_eq!(form.value(FieldId::Role), "admin");
         assert_eq!(press(&mut form, KeyCode::Enter), FormOutcome::Submit);
         assert!(form.validate());
-        assert_eq!(form.value("Username"), "an");
-        assert_eq!(form.secret("Password").expose(), "s3cret pw");
+        assert_eq!(form.value(FieldId::Username), "an");
+        assert_eq!(form.secret(FieldId::Password).expose(), "s3cret pw");
         assert_eq!(press(&mut form, KeyCode::Esc), FormOutcome::Cancel);
     }
 

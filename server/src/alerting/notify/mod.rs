@@ -151,7 +151,7 @@ pub async fn run(db: Db, vault: Vault, mut shutdown: watch::Receiver<bool>) {
 /// its own channel; after a failed attempt the rest of that channel's round waits for the next
 /// round.
 pub async fn send_due(db: &Db, vault: &Vault) -> anyhow::Result<usize> {
-    let now = db::now();
+    let now = crate::clock::unix_secs();
     let due = db
         .call(move |conn| notify::due(conn, now, 100).map_err(db::DbError::from))
         .await?;
@@ -194,7 +194,7 @@ async fn send_channel(
             Err(e) => Err(e.clone()),
         };
         let (id, attempts) = (item.id, item.attempts);
-        let now = db::now();
+        let now = crate::clock::unix_secs();
         match outcome {
             Ok(()) => {
                 sent += 1;
