@@ -9,7 +9,7 @@ use plantwatch_shared::api::ErrorCode;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{community, db, expect_status, keyed, register, registration, spawn_app, spec, token};
+use common::{community, db, keyed, register, registration, spawn_app, spec, token};
 use plantwatch_shared::api::{
     ApproveRequest, ComponentKind, ComponentQuery, ComponentStatus, CreateTokenRequest, Heartbeat,
     JoinCode, NodeSpec, RegisterRequest, TokenState, UpdateNodeRequest,
@@ -903,7 +903,7 @@ async fn role_matrix_of_every_component_route() {
                 .replace("{token}", &token_id.to_string())
                 .replace("{component}", &component.component_id.to_string());
             let body = body.as_ref().map(|b| b.to_string());
-            expect_status(
+            app.expect_status(
                 &mut failures,
                 who,
                 client,

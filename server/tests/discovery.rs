@@ -635,7 +635,7 @@ fn queued_job() -> String {
 
 #[tokio::test]
 async fn discovery_routes_check_roles_input_and_ownership() {
-    use common::{expect_status, keyed, register, token};
+    use common::{keyed, register, token};
     use plantwatch_shared::api::{ComponentKind, Found, ResultBatch};
     use reqwest::Method;
 
@@ -685,9 +685,10 @@ async fn discovery_routes_check_roles_input_and_ownership() {
         let jobs = "/api/v1/discovery/jobs";
         let one = format!("{jobs}/{}", job.id);
         for path in [jobs.to_owned(), one.clone(), format!("{one}/devices")] {
-            expect_status(&mut failures, who, &client, Method::GET, &path, None, read).await;
+            app.expect_status(&mut failures, who, &client, Method::GET, &path, None, read)
+                .await;
         }
-        expect_status(
+        app.expect_status(
             &mut failures,
             who,
             &client,
@@ -700,7 +701,7 @@ async fn discovery_routes_check_roles_input_and_ownership() {
         for action in ["import", "dismiss"] {
             let path = format!("{one}/{action}");
             let body = Some(selection.clone());
-            expect_status(
+            app.expect_status(
                 &mut failures,
                 who,
                 &client,
@@ -713,7 +714,8 @@ async fn discovery_routes_check_roles_input_and_ownership() {
         }
         // Sessions are not collectors.
         let claim = "/api/v1/remote-collectors/1/discovery/claim";
-        expect_status(&mut failures, who, &client, Method::POST, claim, None, 401).await;
+        app.expect_status(&mut failures, who, &client, Method::POST, claim, None, 401)
+            .await;
     }
     assert!(failures.is_empty(), "{failures:#?}");
 

@@ -9,7 +9,7 @@ mod common;
 use plantwatch_shared::api::ErrorCode;
 use std::io::Write as _;
 
-use common::{TestApp, approved_collector, expect_status, register, spec, token};
+use common::{TestApp, approved_collector, register, spec, token};
 use plantwatch_shared::Client;
 use plantwatch_shared::api::{
     Aggregation, ComponentKind, IngestRejection, MetricQuery, NodeSpec, SeriesKind, SeriesQuery,
@@ -458,16 +458,17 @@ async fn role_matrix_of_metrics_and_templates() {
     let mut failures = Vec::new();
     for (method, path, expected) in &routes {
         for ((who, client), status) in callers.iter().zip(expected) {
-            expect_status(
-                &mut failures,
-                who,
-                client,
-                method.clone(),
-                path,
-                None,
-                *status,
-            )
-            .await;
+            f.app
+                .expect_status(
+                    &mut failures,
+                    who,
+                    client,
+                    method.clone(),
+                    path,
+                    None,
+                    *status,
+                )
+                .await;
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");

@@ -7,7 +7,7 @@ mod common;
 use plantwatch_shared::api::ErrorCode;
 use std::collections::BTreeMap;
 
-use common::{TestApp, expect_status, spawn_app, test_config};
+use common::{TestApp, spawn_app, test_config};
 use plantwatch_shared::Client;
 use plantwatch_shared::api::{
     CreateCredentialRequest, CredentialKind, CredentialParams, ExportFormat, ImportOutcome,
@@ -203,7 +203,7 @@ async fn role_matrix_of_every_inventory_route() {
                     .replace("{who}", who)
                     .replace("{n}", &n.to_string())
             });
-            expect_status(
+            app.expect_status(
                 &mut failures,
                 who,
                 client,

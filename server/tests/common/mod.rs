@@ -109,31 +109,72 @@ impl TestApp {
     }
 }
 
-/// Sends one request of a role matrix (a JSON `body` if any) and notes it in `failures` when
-/// its status is not `expected`.
-pub async fn expect_status(
-    failures: &mut Vec<String>,
-    who: &str,
-    client: &Client,
-    method: Method,
-    path: &str,
-    body: Option<String>,
-    expected: u16,
-) {
-    let (status, bytes) = client
-        .send_raw(
-            method.clone(),
-            path,
-            body.as_ref().map(|_| "application/json"),
-            body.unwrap_or_default().into_bytes(),
-        )
-        .await
-        .unwrap();
-    if status != expected {
-        failures.push(format!(
-            "{who} {method} {path}: expected {expected}, got {status} {}",
-            String::from_utf8_lossy(&bytes)
-        ));
+impl TestApp {
+    /// Sends a request straight to the router, in process (no socket, no TLS), with
+    /// `client`'s credentials: what role matrices check, which TLS adds nothing to.
+    pub async fn routed(
+        &self,
+        client: &Client,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, Vec<u8>) {
+        use tower::ServiceExt as _;
+        let built = client.request(method, path).build().unwrap();
+        let mut request = axum::http::Request::builder()
+            .method(built.method().clone())
+            .uri(path);
+        for (name, value) in built.headers() {
+            request = request.header(name, value);
+        }
+        if let Some(content_type) = content_type {
+            request = request.header(axum::http::header::CONTENT_TYPE, content_type);
+        }
+        let mut request = request.body(axum::body::Body::from(body)).unwrap();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                [127, 0, 0, 1],
+                40_000,
+            ))));
+        let router = plantwatch_server::api::app(self.server.state.clone());
+        let response = router.oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), 64 << 20)
+            .await
+            .unwrap();
+        (status, bytes.to_vec())
+    }
+
+    /// Sends one request of a role matrix (a JSON `body` if any) through the router and notes
+    /// it in `failures` when its status is not `expected`.
+    pub async fn expect_status(
+        &self,
+        failures: &mut Vec<String>,
+        who: &str,
+        client: &Client,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+        expected: u16,
+    ) {
+        let content_type = body.as_ref().map(|_| "application/json");
+        let (status, bytes) = self
+            .routed(
+                client,
+                method.clone(),
+                path,
+                content_type,
+                body.unwrap_or_default().into_bytes(),
+            )
+            .await;
+        if status != expected {
+            failures.push(format!(
+                "{who} {method} {path}: expected {expected}, got {status} {}",
+                String::from_utf8_lossy(&bytes)
+            ));
+        }
     }
 }
 
