@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use plantwatch_shared::api::{Health, Me, Role, SetupRequest};
 use plantwatch_shared::client::normalize_url;
 use plantwatch_shared::{Client, Fingerprint};
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
+use ratatui::crossterm::event::{KeyEvent, KeyEventKind};
 use time::OffsetDateTime;
 
 use crate::event::{Event, Failure, Reply, Task, task};
 use crate::keymap::{self, Action, Binding, Key};
-use crate::overlay::Overlay;
+use crate::overlay::{Outcome, Overlay};
 use crate::profile::{Context, Profiles, name_for_url};
 use crate::theme::Theme;
 use crate::views::{self, Ctx, Effect, VIEWS, View};
@@ -769,111 +769,44 @@ impl App {
             .collect()
     }
 
+    /// A key for the open overlay: it handles the key itself; the console does what the
+    /// user chose.
     fn overlay_key(&mut self, key: KeyEvent) {
         let Some(overlay) = self.overlay.take() else {
             return;
         };
-        let code = key.code;
-        self.overlay = match overlay {
-            Overlay::Help { scroll } => match code {
-                KeyCode::Down | KeyCode::Char('j') => {
-                    let last = u16::try_from(self.bindings().len().saturating_sub(1)).unwrap_or(0);
-                    Some(Overlay::Help {
-                        scroll: (scroll + 1).min(last),
-                    })
-                }
-                KeyCode::Up | KeyCode::Char('k') => Some(Overlay::Help {
-                    scroll: scroll.saturating_sub(1),
-                }),
-                _ => None,
-            },
-            Overlay::Palette { mut input } => match code {
-                KeyCode::Esc => None,
-                KeyCode::Enter => {
-                    self.palette_command(&input);
-                    return;
-                }
-                KeyCode::Tab => {
-                    if let Some(first) = self.palette_matches(&input).first() {
-                        input = first.name.to_owned();
-                    }
-                    Some(Overlay::Palette { input })
-                }
-                KeyCode::Backspace => {
-                    input.pop();
-                    Some(Overlay::Palette { input })
-                }
-                KeyCode::Char(c) => {
-                    input.push(c);
-                    Some(Overlay::Palette { input })
-                }
-                _ => Some(Overlay::Palette { input }),
-            },
-            Overlay::Filter { mut input, before } => {
-                let keep = match code {
-                    KeyCode::Esc => {
-                        input.clear();
-                        false
-                    }
-                    KeyCode::Enter => false,
-                    KeyCode::Backspace => {
-                        input.pop();
-                        true
-                    }
-                    KeyCode::Char(c) => {
-                        input.push(c);
-                        true
-                    }
-                    _ => true,
-                };
+        match overlay.on_key(key, self) {
+            Outcome::Keep(overlay) => self.overlay = Some(overlay),
+            Outcome::Close => {}
+            Outcome::Declined => self.info("Nothing was changed."),
+            Outcome::Command(input) => self.palette_command(&input),
+            Outcome::Filter(input, open) => {
                 if let Some(table) = self.views[self.current].table() {
                     table.set_filter(&input);
                 }
-                keep.then_some(Overlay::Filter { input, before })
+                self.overlay = open;
             }
-            Overlay::Form(mut form) => match form.handle_key(key) {
-                FormOutcome::Editing => Some(Overlay::Form(form)),
-                FormOutcome::Cancel => None,
-                FormOutcome::Submit => {
-                    let ctx = ctx!(self);
-                    let effects = self.views[self.current].on_submit(&mut form, &ctx);
-                    self.overlay = Some(Overlay::Form(form));
-                    self.apply(effects, Some(self.current));
-                    return;
-                }
-            },
-            Overlay::Confirm(confirm) => match code {
-                KeyCode::Char('y' | 'Y') => {
-                    let ctx = ctx!(self);
-                    let effects = self.views[self.current].on_confirm(confirm.tag, &ctx);
-                    self.apply(effects, Some(self.current));
-                    return;
-                }
-                KeyCode::Char('n' | 'N' | 'q') | KeyCode::Esc => {
-                    self.info("Nothing was changed.");
-                    None
-                }
-                _ => Some(Overlay::Confirm(confirm)),
-            },
-            Overlay::Trust { url, fingerprint } => match code {
-                KeyCode::Char('o' | 'a') => {
-                    self.pending.pin = Some(fingerprint);
-                    self.pending.once = code == KeyCode::Char('o');
-                    self.sign_in();
-                    return;
-                }
-                KeyCode::Char('r' | 'n' | 'q') | KeyCode::Esc => {
-                    self.set_entry_idle();
-                    self.error("Certificate refused; nothing was sent to the server.");
-                    None
-                }
-                _ => Some(Overlay::Trust { url, fingerprint }),
-            },
-            Overlay::Detail { title, lines } => match code {
-                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => None,
-                _ => Some(Overlay::Detail { title, lines }),
-            },
-        };
+            Outcome::Submit(mut form) => {
+                let ctx = ctx!(self);
+                let effects = self.views[self.current].on_submit(&mut form, &ctx);
+                self.overlay = Some(Overlay::Form(form));
+                self.apply(effects, Some(self.current));
+            }
+            Outcome::Confirmed(tag) => {
+                let ctx = ctx!(self);
+                let effects = self.views[self.current].on_confirm(tag, &ctx);
+                self.apply(effects, Some(self.current));
+            }
+            Outcome::Trusted { fingerprint, once } => {
+                self.pending.pin = Some(fingerprint);
+                self.pending.once = once;
+                self.sign_in();
+            }
+            Outcome::Refused => {
+                self.set_entry_idle();
+                self.error("Certificate refused; nothing was sent to the server.");
+            }
+        }
     }
 
     fn palette_command(&mut self, input: &str) {
@@ -1054,4 +987,25 @@ pub struct Outgoing {
     pub generation: u64,
     pub origin: Option<usize>,
     pub task: Task,
+}
+
+impl crate::overlay::Host for App {
+    fn theme(&self) -> crate::theme::Theme {
+        self.theme
+    }
+
+    fn help_lines(&self) -> Vec<(String, String)> {
+        self.bindings()
+            .iter()
+            .map(|b| (b.keys_label(), b.help.to_string()))
+            .collect()
+    }
+
+    fn palette_matches(&self, prefix: &str) -> Vec<&'static views::ViewSpec> {
+        App::palette_matches(self, prefix)
+    }
+
+    fn view_name(&self) -> &'static str {
+        App::view_name(self)
+    }
 }

@@ -4,12 +4,11 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::widgets::Paragraph;
 
 use crate::app::{App, Screen};
 use crate::keymap::Binding;
 use crate::overlay::Overlay;
-use crate::views;
 use crate::widgets::centered;
 
 pub fn render(app: &App, frame: &mut Frame) {
@@ -18,7 +17,7 @@ pub fn render(app: &App, frame: &mut Frame) {
         Screen::Main => render_main(app, frame),
     }
     if let Some(overlay) = &app.overlay {
-        render_overlay(app, overlay, frame);
+        overlay.render(frame, app);
     }
 }
 
@@ -195,172 +194,5 @@ fn render_footer(app: &App, frame: &mut Frame, area: Rect) {
 
 /// The help overlay's lines: every binding of the current view for the signed-in role.
 pub fn help_lines(app: &App) -> Vec<(String, String)> {
-    app.bindings()
-        .iter()
-        .map(|b| (b.keys_label(), b.help.to_string()))
-        .collect()
-}
-
-fn render_overlay(app: &App, overlay: &Overlay, frame: &mut Frame) {
-    let theme = app.theme;
-    let area = frame.area();
-    let boxed = |title: String| {
-        Block::default()
-            .borders(Borders::ALL)
-            .title(Span::styled(format!(" {title} "), theme.title()))
-    };
-    match overlay {
-        Overlay::Filter { .. } => {}
-        Overlay::Palette { input } => {
-            let matches = app.palette_matches(input);
-            // Columns as wide as their longest entry, so names, aliases and text never touch.
-            let name_width = views::VIEWS.iter().map(|s| s.name.len()).max().unwrap_or(0) + 2;
-            let alias_width = views::VIEWS
-                .iter()
-                .map(|s| s.aliases.join(" ").len())
-                .max()
-                .unwrap_or(0)
-                + 2;
-            let mut lines: Vec<Line> = matches
-                .iter()
-                .map(|spec| {
-                    Line::from(vec![
-                        Span::styled(format!("{:<name_width$}", spec.name), theme.key()),
-                        Span::styled(
-                            format!("{:<alias_width$}", spec.aliases.join(" ")),
-                            theme.dim(),
-                        ),
-                        Span::raw(spec.about),
-                    ])
-                })
-                .collect();
-            if lines.is_empty() {
-                lines.push(Line::styled("no such view", theme.dim()));
-            }
-            let height = u16::try_from(lines.len()).unwrap_or(0) + 2;
-            let width = area.width.saturating_sub(4).min(96);
-            let target = Rect {
-                x: area.x + 2,
-                y: area.bottom().saturating_sub(height + 2),
-                width,
-                height: height.min(area.height.saturating_sub(2)),
-            };
-            frame.render_widget(Clear, target);
-            frame.render_widget(Paragraph::new(lines).block(boxed("Views".into())), target);
-        }
-        Overlay::Help { scroll } => {
-            let lines: Vec<Line> = help_lines(app)
-                .into_iter()
-                .map(|(keys, help)| {
-                    Line::from(vec![
-                        Span::styled(format!("{keys:<16}"), theme.key()),
-                        Span::raw(help),
-                    ])
-                })
-                .collect();
-            let height = u16::try_from(lines.len())
-                .unwrap_or(u16::MAX)
-                .saturating_add(2);
-            let target = centered(area, area.width.saturating_sub(4).min(72), height);
-            frame.render_widget(Clear, target);
-            let title = format!("Keys of {} (Esc closes, j/k scroll)", app.view_name());
-            frame.render_widget(
-                Paragraph::new(lines)
-                    .block(boxed(title))
-                    .scroll((*scroll, 0)),
-                target,
-            );
-        }
-        Overlay::Form(form) => {
-            let width = area.width.saturating_sub(4).min(72);
-            form.render(frame, centered(area, width, form.height(width)), theme);
-        }
-        Overlay::Confirm(confirm) => {
-            let lines = vec![
-                Line::raw(confirm.question.clone()),
-                Line::default(),
-                Line::from(vec![
-                    Span::styled("<y>", theme.key()),
-                    Span::raw(format!(" {}    ", confirm.yes)),
-                    Span::styled("<n>", theme.key()),
-                    Span::raw(" cancel"),
-                ]),
-            ];
-            let target = centered(area, area.width.saturating_sub(4).min(64), 8);
-            frame.render_widget(Clear, target);
-            frame.render_widget(
-                Paragraph::new(lines)
-                    .block(boxed(confirm.title.clone()))
-                    .wrap(Wrap { trim: false }),
-                target,
-            );
-        }
-        Overlay::Trust { url, fingerprint } => {
-            let lines = vec![
-                Line::raw(format!(
-                    "The server at {url} presents a certificate with fingerprint"
-                )),
-                Line::default(),
-                Line::styled(format!("  {fingerprint}"), theme.key()),
-                Line::default(),
-                Line::raw(
-                    "Compare it with what `plantwatch-server fingerprint` prints on the server.",
-                ),
-                Line::default(),
-                Line::from(vec![
-                    Span::styled("<o>", theme.key()),
-                    Span::raw(" trust once  "),
-                    Span::styled("<a>", theme.key()),
-                    Span::raw(" trust always (save)  "),
-                    Span::styled("<r>", theme.key()),
-                    Span::raw(" refuse"),
-                ]),
-            ];
-            // Nothing of the form behind may show: the question is all there is to answer.
-            let body = Rect {
-                y: area.y + 1,
-                height: area.height.saturating_sub(2),
-                ..area
-            };
-            frame.render_widget(Clear, body);
-            let target = centered(body, area.width.saturating_sub(2).min(78), 12);
-            frame.render_widget(
-                Paragraph::new(lines)
-                    .block(boxed("Unknown server certificate".into()))
-                    .wrap(Wrap { trim: false }),
-                target,
-            );
-        }
-        Overlay::Detail { title, lines } => {
-            // Labels in a column wide enough for the longest, always a space before the value
-            // (`auth_password` must not run into the pass phrase).
-            let width = lines
-                .iter()
-                .map(|(label, _)| label.chars().count() + 1)
-                .max()
-                .unwrap_or(0)
-                .max(12);
-            let mut text: Vec<Line> = Vec::new();
-            for (label, value) in lines {
-                for (index, part) in value.lines().enumerate() {
-                    let label = if index == 0 { label.as_str() } else { "" };
-                    text.push(Line::from(vec![
-                        Span::styled(format!("{label:<width$}"), theme.dim()),
-                        Span::raw(part.to_owned()),
-                    ]));
-                }
-            }
-            let height = u16::try_from(text.len())
-                .unwrap_or(u16::MAX)
-                .saturating_add(2);
-            let target = centered(area, area.width.saturating_sub(4).min(72), height);
-            frame.render_widget(Clear, target);
-            frame.render_widget(
-                Paragraph::new(text)
-                    .block(boxed(format!("{title} (Esc closes)")))
-                    .wrap(Wrap { trim: false }),
-                target,
-            );
-        }
-    }
+    crate::overlay::Host::help_lines(app)
 }
