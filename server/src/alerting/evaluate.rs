@@ -9,6 +9,7 @@ use plantwatch_shared::api::{
     AlertRule, Channel, ComponentKind, GroupedAlert, Notification, Severity,
 };
 use rusqlite::Transaction;
+use rustc_hash::FxHashMap;
 
 use super::kinds::{Cycle, Findings, Judge, Series, kind_of};
 use super::maintenance::{self, InMaintenance};
@@ -187,7 +188,7 @@ impl Evaluator {
     pub fn judge(&self, inputs: &Inputs, hot: &HotWindow) -> Judgement {
         let cycle = Cycle::new(inputs, &self.memory.open, hot);
         let mut judges: Vec<Box<dyn Judge<'_> + '_>> = Vec::with_capacity(inputs.rules.len());
-        let mut by_metric: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut by_metric: FxHashMap<&str, Vec<usize>> = FxHashMap::default();
         for rule in &inputs.rules {
             let kind = kind_of(rule.builtin);
             for metric in kind.reads(rule) {
@@ -215,7 +216,8 @@ impl Evaluator {
             let Some(node) = cycle.nodes.get(&key.node_id).copied() else {
                 return;
             };
-            let mut series = Series::new(key, points, &mut scratch);
+            let open_rules = cycle.open_rules(key.node_id);
+            let mut series = Series::new(key, points, open_rules, &mut scratch);
             for &index in readers {
                 judges[index].series(&cycle, node, &mut series, &mut findings);
             }

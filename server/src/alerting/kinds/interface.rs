@@ -40,7 +40,7 @@ struct InterfaceJudge<'a> {
 impl<'a> Judge<'a> for InterfaceJudge<'a> {
     fn series(
         &mut self,
-        cycle: &Cycle<'a>,
+        _cycle: &Cycle<'a>,
         _node: &'a NodeFacts,
         series: &mut Series<'_>,
         _out: &mut Findings,
@@ -49,7 +49,7 @@ impl<'a> Judge<'a> for InterfaceJudge<'a> {
         let Some(&(_, newest)) = points.back() else {
             return;
         };
-        let open = cycle.any_open(self.rule, key.node_id);
+        let open = series.open_on_node(self.rule);
         if newest == 1.0 && !open {
             // Up ports (the common case) cost nothing more.
             return;

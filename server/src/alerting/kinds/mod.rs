@@ -11,6 +11,8 @@ mod unreachable;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
+use rustc_hash::FxHashMap;
+
 use plantwatch_shared::api::{AlertRule, BuiltinRule, RuleAggregation, Severity};
 
 use super::evaluate::{AlertKey, Inputs, Verdict};
@@ -28,6 +30,8 @@ pub type Points = VecDeque<(i64, f64)>;
 pub struct Series<'p> {
     pub key: &'p SeriesKey,
     pub points: &'p Points,
+    /// Rules with an alert open on the series' node.
+    open_rules: &'p [i64],
     /// (aggregation, from, value) already computed for this series.
     aggregates: &'p mut Vec<(RuleAggregation, i64, Option<f64>)>,
 }
@@ -36,14 +40,21 @@ impl<'p> Series<'p> {
     pub fn new(
         key: &'p SeriesKey,
         points: &'p Points,
+        open_rules: &'p [i64],
         scratch: &'p mut Vec<(RuleAggregation, i64, Option<f64>)>,
     ) -> Self {
         scratch.clear();
         Series {
             key,
             points,
+            open_rules,
             aggregates: scratch,
         }
+    }
+
+    /// Whether `rule` has an alert open on this series' node (on any of its series).
+    pub fn open_on_node(&self, rule: &AlertRule) -> bool {
+        self.open_rules.contains(&rule.id)
     }
 
     /// The points from `from_ms` on reduced by `aggregation` (computed once per series).
@@ -119,11 +130,11 @@ pub fn kind_of(builtin: Option<BuiltinRule>) -> &'static dyn RuleKind {
 pub struct Cycle<'a> {
     pub inputs: &'a Inputs,
     pub now_ms: i64,
-    pub nodes: HashMap<i64, &'a NodeFacts>,
+    pub nodes: FxHashMap<i64, &'a NodeFacts>,
     pub open: &'a HashMap<AlertKey, OpenAlert>,
-    /// (rule, node) pairs with an open alert: only for them is a series that no longer
+    /// The rules with an open alert on each node: only for them is a series that no longer
     /// breaches worth a verdict (and a key built).
-    pub open_pairs: HashSet<(i64, i64)>,
+    pub open_by_node: FxHashMap<i64, Vec<i64>>,
     pub hot: &'a HotWindow,
 }
 
@@ -138,10 +149,15 @@ impl<'a> Cycle<'a> {
             now_ms: inputs.now * 1_000,
             nodes: inputs.nodes.iter().map(|n| (n.id, n)).collect(),
             open,
-            open_pairs: open
-                .keys()
-                .filter_map(|k| Some((k.rule_id, k.node_id?)))
-                .collect(),
+            open_by_node: {
+                let mut by_node: FxHashMap<i64, Vec<i64>> = FxHashMap::default();
+                for key in open.keys() {
+                    if let Some(node) = key.node_id {
+                        by_node.entry(node).or_default().push(key.rule_id);
+                    }
+                }
+                by_node
+            },
             hot,
         }
     }
@@ -150,9 +166,9 @@ impl<'a> Cycle<'a> {
         self.open.get(key).map(|a| a.severity)
     }
 
-    /// Whether `rule` has any alert open on `node_id`.
-    pub fn any_open(&self, rule: &AlertRule, node_id: i64) -> bool {
-        self.open_pairs.contains(&(rule.id, node_id))
+    /// The rules with an alert open on node `node_id`.
+    pub fn open_rules(&self, node_id: i64) -> &[i64] {
+        self.open_by_node.get(&node_id).map_or(&[], Vec::as_slice)
     }
 
     /// Node `id`, when it is known and in `rule`'s scope.

@@ -64,7 +64,7 @@ impl<'a> Judge<'a> for ThresholdJudge<'a> {
         let Some(value) = series.aggregate(spec.aggregation, from_ms) else {
             return;
         };
-        let maybe_open = cycle.any_open(rule, key.node_id);
+        let maybe_open = series.open_on_node(rule);
         if !cycle.inputs.ignored.is_empty() {
             let name = series_name(&key.metric, &key.tags);
             if cycle.ignored(rule, key.node_id, &name) {
