@@ -11,7 +11,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use crate::theme::Theme;
 use crate::views::{self, ViewSpec};
 use crate::widgets::centered;
-use crate::widgets::form::{Form, FormOutcome};
+use crate::widgets::form::{Ask, Form, FormOutcome};
 
 #[derive(Debug, Clone)]
 pub enum Overlay {
@@ -50,7 +50,7 @@ pub struct Confirm {
     /// What pressing `y` does, in words ("delete").
     pub yes: &'static str,
     /// Handed back to the view that asked.
-    pub tag: u32,
+    pub tag: Ask,
 }
 
 /// What overlays see of the console.
@@ -79,7 +79,7 @@ pub enum Outcome {
     /// A form submitted, for the view that opened it.
     Submit(Form),
     /// A confirmation given, with the asking view's tag.
-    Confirmed(u32),
+    Confirmed(Ask),
     /// An unknown certificate trusted, once or for good.
     Trusted {
         fingerprint: Fingerprint,
@@ -378,12 +378,12 @@ mod tests {
                 title: "Delete".into(),
                 question: "Delete n1?".into(),
                 yes: "delete",
-                tag: 7,
+                tag: Ask("DELETE"),
             })
         };
         assert!(matches!(
             press(confirm(), KeyCode::Char('y')),
-            Outcome::Confirmed(7)
+            Outcome::Confirmed(Ask("DELETE"))
         ));
         assert!(matches!(press(confirm(), KeyCode::Esc), Outcome::Declined));
         assert!(matches!(

@@ -30,7 +30,9 @@ pub const SPEC: ViewSpec = ViewSpec {
     make: || Box::new(AlertsView::new()),
 };
 
-const ACK: u32 = 1;
+crate::asks!(
+    ACK,
+);
 
 /// Active before resolved, critical before warning.
 fn urgency(a: &Alert) -> (u8, u8) {

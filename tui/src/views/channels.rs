@@ -36,8 +36,10 @@ pub const SPEC: ViewSpec = ViewSpec {
     make: || Box::new(ChannelsView::new()),
 };
 
-const CREATE: u32 = 1;
-const DELETE: u32 = 2;
+crate::asks!(
+    CREATE,
+    DELETE,
+);
 
 /// Which alerts a channel takes.
 pub fn routes(c: &Channel) -> String {
@@ -284,7 +286,7 @@ impl View for ChannelsView {
         }))]
     }
 
-    fn on_confirm(&mut self, tag: u32, ctx: &Ctx) -> Vec<Effect> {
+    fn on_confirm(&mut self, tag: crate::widgets::form::Ask, ctx: &Ctx) -> Vec<Effect> {
         let (DELETE, Some(channel), Some(client)) = (tag, &self.target, ctx.client.cloned()) else {
             return Vec::new();
         };

@@ -37,11 +37,13 @@ pub const SPEC: ViewSpec = ViewSpec {
     make: || Box::new(CollectorsView::new()),
 };
 
-const NEW_TOKEN: u32 = 1;
-const REVOKE: u32 = 2;
-const DELETE: u32 = 3;
-/// The node an agent reports for, asked when one matches its host.
-const AGENT_NODE: u32 = 4;
+crate::asks!(
+    NEW_TOKEN,
+    REVOKE,
+    DELETE,
+    /// The node an agent reports for, asked when one matches its host.
+    AGENT_NODE,
+);
 /// Width of a join code's lines in the overlay (it fits the 72-column overlay's value column).
 const CODE_LINE: usize = 54;
 
@@ -397,7 +399,7 @@ impl View for CollectorsView {
         }))]
     }
 
-    fn on_confirm(&mut self, tag: u32, ctx: &Ctx) -> Vec<Effect> {
+    fn on_confirm(&mut self, tag: crate::widgets::form::Ask, ctx: &Ctx) -> Vec<Effect> {
         let (Some(component), Some(client)) = (self.target.clone(), ctx.client.cloned()) else {
             return Vec::new();
         };

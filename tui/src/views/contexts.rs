@@ -20,7 +20,9 @@ pub const SPEC: ViewSpec = ViewSpec {
     make: || Box::new(ContextsView::new()),
 };
 
-const REMOVE: u32 = 1;
+crate::asks!(
+    REMOVE,
+);
 
 /// A context as listed, with whether it is the current one.
 #[derive(Debug, Clone)]
@@ -165,7 +167,7 @@ impl View for ContextsView {
         }
     }
 
-    fn on_confirm(&mut self, tag: u32, _ctx: &Ctx) -> Vec<Effect> {
+    fn on_confirm(&mut self, tag: crate::widgets::form::Ask, _ctx: &Ctx) -> Vec<Effect> {
         match (tag, self.target.take()) {
             (REMOVE, Some(name)) => vec![Effect::RemoveContext(name)],
             _ => Vec::new(),

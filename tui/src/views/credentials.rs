@@ -49,11 +49,13 @@ pub const SPEC: ViewSpec = ViewSpec {
     make: || Box::new(CredentialsView::new()),
 };
 
-const CREATE_KIND: u32 = 1;
-const CREATE: u32 = 2;
-const EDIT: u32 = 3;
-const DELETE: u32 = 4;
-const ATTACH: u32 = 5;
+crate::asks!(
+    CREATE_KIND,
+    CREATE,
+    EDIT,
+    DELETE,
+    ATTACH,
+);
 
 const KINDS: &[&str] = &["snmp_v2c", "snmp_v1", "snmp_v3", "windows", "ssh"];
 const AUTH: &[&str] = &["none", "md5", "sha1", "sha224", "sha256", "sha384", "sha512"];
@@ -474,7 +476,7 @@ impl View for CredentialsView {
         vec![Effect::Call(call)]
     }
 
-    fn on_confirm(&mut self, tag: u32, ctx: &Ctx) -> Vec<Effect> {
+    fn on_confirm(&mut self, tag: crate::widgets::form::Ask, ctx: &Ctx) -> Vec<Effect> {
         match (tag, self.target.clone(), ctx.client.cloned()) {
             (DELETE, Some(credential), Some(client)) => vec![
                 Effect::Call(task("deleting the credential", async move {

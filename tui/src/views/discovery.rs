@@ -49,9 +49,11 @@ pub const SPEC: ViewSpec = ViewSpec {
     make: || Box::new(DiscoveryView::new()),
 };
 
-const NEW_SCAN: u32 = 1;
-const CANCEL: u32 = 2;
-const DISMISS: u32 = 3;
+crate::asks!(
+    NEW_SCAN,
+    CANCEL,
+    DISMISS,
+);
 
 /// A text progress bar: `[####....]  47%`.
 fn bar(job: &Job) -> String {
@@ -694,7 +696,7 @@ impl View for DiscoveryView {
         }))]
     }
 
-    fn on_confirm(&mut self, tag: u32, ctx: &Ctx) -> Vec<Effect> {
+    fn on_confirm(&mut self, tag: crate::widgets::form::Ask, ctx: &Ctx) -> Vec<Effect> {
         let Some(client) = ctx.client.cloned() else {
             return Vec::new();
         };

@@ -35,8 +35,10 @@ pub const SPEC: ViewSpec = ViewSpec {
     make: || Box::new(MaintenanceView::new()),
 };
 
-const CREATE: u32 = 1;
-const END: u32 = 2;
+crate::asks!(
+    CREATE,
+    END,
+);
 
 fn state(w: &MaintenanceWindow) -> &'static str {
     if w.active {
@@ -233,7 +235,7 @@ impl View for MaintenanceView {
         }))]
     }
 
-    fn on_confirm(&mut self, tag: u32, ctx: &Ctx) -> Vec<Effect> {
+    fn on_confirm(&mut self, tag: crate::widgets::form::Ask, ctx: &Ctx) -> Vec<Effect> {
         let (END, Some(window), Some(client)) = (tag, &self.target, ctx.client.cloned()) else {
             return Vec::new();
         };

@@ -13,7 +13,7 @@ use crate::keymap::{self, Action, Binding};
 use crate::overlay::Overlay;
 use crate::profile::Profiles;
 use crate::theme::Theme;
-use crate::widgets::form::Form;
+use crate::widgets::form::{Ask, Form};
 
 /// Declares each view's module and lists its spec in [`VIEWS`].
 macro_rules! views {
@@ -120,7 +120,7 @@ pub trait View {
     }
 
     /// A confirmation it asked for was given.
-    fn on_confirm(&mut self, _tag: u32, _ctx: &Ctx) -> Vec<Effect> {
+    fn on_confirm(&mut self, _tag: Ask, _ctx: &Ctx) -> Vec<Effect> {
         Vec::new()
     }
 

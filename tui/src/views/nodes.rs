@@ -50,10 +50,12 @@ pub const SPEC: ViewSpec = ViewSpec {
     make: || Box::new(NodesView::new()),
 };
 
-const CREATE: u32 = 1;
-const EDIT: u32 = 2;
-const DELETE: u32 = 3;
-const ATTACH: u32 = 4;
+crate::asks!(
+    CREATE,
+    EDIT,
+    DELETE,
+    ATTACH,
+);
 
 const TYPES: &[&str] = &[
     "other", "network", "server", "storage", "ups", "plc", "hmi", "printer",
@@ -632,7 +634,7 @@ impl View for NodesView {
         vec![Effect::Call(call)]
     }
 
-    fn on_confirm(&mut self, tag: u32, ctx: &Ctx) -> Vec<Effect> {
+    fn on_confirm(&mut self, tag: crate::widgets::form::Ask, ctx: &Ctx) -> Vec<Effect> {
         match (tag, self.target.clone(), ctx.client.cloned()) {
             (DELETE, Some(node), Some(client)) => vec![
                 Effect::Call(task("deleting the node", async move {

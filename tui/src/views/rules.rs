@@ -43,8 +43,10 @@ pub const SPEC: ViewSpec = ViewSpec {
     make: || Box::new(RulesView::new()),
 };
 
-const RULE_FORM: u32 = 1;
-const DELETE: u32 = 2;
+crate::asks!(
+    RULE_FORM,
+    DELETE,
+);
 
 const SCOPES: &[&str] = &["all", "type", "tag", "template", "node"];
 const AGGREGATIONS: &[&str] = &["last", "avg", "min", "max", "rate"];
@@ -388,7 +390,7 @@ impl View for RulesView {
         }))]
     }
 
-    fn on_confirm(&mut self, tag: u32, ctx: &Ctx) -> Vec<Effect> {
+    fn on_confirm(&mut self, tag: crate::widgets::form::Ask, ctx: &Ctx) -> Vec<Effect> {
         let (DELETE, Some(rule), Some(client)) = (tag, &self.editing, ctx.client.cloned()) else {
             return Vec::new();
         };

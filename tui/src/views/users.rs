@@ -32,10 +32,12 @@ pub const SPEC: ViewSpec = ViewSpec {
 };
 
 const ROLES: &[&str] = &["viewer", "operator", "admin"];
-const CREATE: u32 = 1;
-const SET_ROLE: u32 = 2;
-const RESET_PASSWORD: u32 = 3;
-const DELETE: u32 = 4;
+crate::asks!(
+    CREATE,
+    SET_ROLE,
+    RESET_PASSWORD,
+    DELETE,
+);
 
 static COLUMNS: &[Column<User>] = &[
     Column {
@@ -286,7 +288,7 @@ impl View for UsersView {
         vec![Effect::Call(call)]
     }
 
-    fn on_confirm(&mut self, tag: u32, ctx: &Ctx) -> Vec<Effect> {
+    fn on_confirm(&mut self, tag: crate::widgets::form::Ask, ctx: &Ctx) -> Vec<Effect> {
         match (tag, self.target.clone(), ctx.client.cloned()) {
             (DELETE, Some(user), Some(client)) => vec![
                 Effect::Call(task("deleting the user", async move {

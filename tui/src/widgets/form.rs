@@ -16,8 +16,23 @@ use crate::theme::Theme;
 pub enum Purpose {
     Login,
     Setup,
-    /// Handled by the current view; the number tells its forms apart.
-    View(u32),
+    /// Handled by the current view: which of its forms.
+    View(Ask),
+}
+
+/// Which of a view's forms or questions an overlay is, handed back to the view. A view
+/// declares its own once with [`asks!`](crate::asks) and matches on those constants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ask(pub &'static str);
+
+/// Declares a view's forms and questions: `asks!(CREATE, DELETE)` makes constants of type
+/// [`Ask`], each named for itself, so two cannot be told apart by accident.
+#[macro_export]
+macro_rules! asks {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        $($(#[$doc])* const $name: $crate::widgets::form::Ask =
+            $crate::widgets::form::Ask(stringify!($name));)*
+    };
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -516,7 +531,7 @@ mod tests {
     fn form() -> Form {
         Form::new(
             "New user",
-            Purpose::View(1),
+            Purpose::View(Ask("NEW_USER")),
             vec![
                 Field::text(FieldId::Username).checked(|v| {
                     if v.contains(' ') {
