@@ -21,7 +21,6 @@ crate::field_ids! {
     Comment = "Comment",
 }
 
-
 pub const SPEC: ViewSpec = ViewSpec {
     name: "alerts",
     aliases: &["al", "alarms"],

@@ -20,7 +20,6 @@ pub const SPEC: ViewSpec = ViewSpec {
     make: || Box::new(AuditView::new()),
 };
 
-
 fn opt(value: &Option<String>) -> String {
     value.clone().unwrap_or_else(|| "-".into())
 }

@@ -27,7 +27,6 @@ crate::field_ids! {
     Tags = "Tags",
 }
 
-
 pub const SPEC: ViewSpec = ViewSpec {
     name: "channels",
     aliases: &["ch", "notify"],

@@ -28,7 +28,6 @@ crate::field_ids! {
     Node = "Node",
 }
 
-
 pub const SPEC: ViewSpec = ViewSpec {
     name: "collectors",
     aliases: &["co", "agents"],

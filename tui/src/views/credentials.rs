@@ -40,7 +40,6 @@ crate::field_ids! {
     Password = "Password",
 }
 
-
 pub const SPEC: ViewSpec = ViewSpec {
     name: "credentials",
     aliases: &["cr", "cred", "creds", "vault"],

@@ -40,7 +40,6 @@ crate::field_ids! {
     Name = "Name",
 }
 
-
 pub const SPEC: ViewSpec = ViewSpec {
     name: "discovery",
     aliases: &["di", "disc", "scan", "inbox"],

@@ -26,7 +26,6 @@ crate::field_ids! {
     Repeats = "Repeats",
 }
 
-
 pub const SPEC: ViewSpec = ViewSpec {
     name: "maintenance",
     aliases: &["ma", "mw"],

@@ -41,7 +41,6 @@ crate::field_ids! {
     Notes = "Notes",
 }
 
-
 pub const SPEC: ViewSpec = ViewSpec {
     name: "nodes",
     aliases: &["no", "node", "inventory"],

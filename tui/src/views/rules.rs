@@ -34,7 +34,6 @@ crate::field_ids! {
     ForS = "For s",
 }
 
-
 pub const SPEC: ViewSpec = ViewSpec {
     name: "rules",
     aliases: &["ru", "alert-rules"],

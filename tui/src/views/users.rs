@@ -22,7 +22,6 @@ crate::field_ids! {
     Role = "Role",
 }
 
-
 pub const SPEC: ViewSpec = ViewSpec {
     name: "users",
     aliases: &["us", "user"],
