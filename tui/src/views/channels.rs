@@ -7,10 +7,10 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 
 use crate::cells::channel_target as target;
-use super::{Ctx, Effect, Navigate, View, ViewSpec};
+use super::{Ctx, Effect, Navigate, View, ViewSpec, lifecycle};
 use crate::event::{Reply, Task, task};
 use crate::keymap::{Action, Binding, Key};
-use crate::overlay::{Confirm, Overlay};
+use crate::overlay::Overlay;
 use crate::widgets::form::{Field, Form, Purpose};
 use crate::widgets::table::{Column, DataTable, caseless};
 
@@ -257,12 +257,12 @@ impl View for ChannelsView {
                     })),
                 ]
             }
-            Action::Delete => vec![Effect::Open(Overlay::Confirm(Confirm {
-                title: "Delete channel".into(),
-                question: format!("Delete channel {}? Queued notifications for it go too.", channel.name),
-                yes: "delete",
-                tag: DELETE,
-            }))],
+            Action::Delete => lifecycle::ask_delete(
+                "channel",
+                &channel.name,
+                "Queued notifications for it go too.",
+                DELETE,
+            ),
             _ => return Vec::new(),
         };
         self.target = Some(channel);
@@ -301,15 +301,8 @@ impl View for ChannelsView {
                 self.table.set_rows(list.items.clone());
                 Vec::new()
             }
-            Reply::ChannelSaved(channel) => vec![
-                Effect::CloseOverlay,
-                Effect::Info(format!("Channel {} added.", channel.name)),
-                Effect::Refresh,
-            ],
-            Reply::ChannelDeleted(name) => vec![
-                Effect::Info(format!("Channel {name} deleted.")),
-                Effect::Refresh,
-            ],
+            Reply::ChannelSaved(channel) => lifecycle::saved("channel", &channel.name, true),
+            Reply::ChannelDeleted(name) => lifecycle::deleted("channel", name),
             Reply::ChannelTested { name, error: None } => {
                 vec![Effect::Info(format!("Test sent through {name}."))]
             }

@@ -15,11 +15,11 @@ use ratatui::Frame;
 use ratatui::crossterm::event::KeyCode;
 use ratatui::layout::{Constraint, Rect};
 
-use super::{Ctx, Effect, Navigate, View, ViewSpec};
+use super::{Ctx, Effect, Navigate, View, ViewSpec, lifecycle};
 use crate::cells::time_cell;
 use crate::event::{Reply, Task, task};
 use crate::keymap::{Action, Binding, Key};
-use crate::overlay::{Confirm, Overlay};
+use crate::overlay::Overlay;
 use crate::widgets::form::{Field, Form, Purpose};
 use crate::widgets::table::{Column, DataTable, caseless};
 
@@ -356,16 +356,15 @@ impl View for CredentialsView {
                     })
                 }))]
             }
-            Action::Delete => vec![Effect::Open(Overlay::Confirm(Confirm {
-                title: "Delete credential".into(),
-                question: format!(
-                    "Delete credential {} ({})? It is detached from {} node(s). This cannot be \
-                     undone.",
-                    credential.name, credential.kind, credential.nodes
+            Action::Delete => lifecycle::ask_delete(
+                "credential",
+                &format!("{} ({})", credential.name, credential.kind),
+                &format!(
+                    "It is detached from {} node(s). This cannot be undone.",
+                    credential.nodes
                 ),
-                yes: "delete",
-                tag: DELETE,
-            }))],
+                DELETE,
+            ),
             Action::Attach => vec![Effect::Open(Overlay::Form(
                 Form::new(
                     format!("Attach {} to nodes", credential.name),
@@ -519,15 +518,9 @@ impl View for CredentialsView {
                     lines,
                 })]
             }
-            Reply::CredentialSaved { credential, created } => vec![
-                Effect::CloseOverlay,
-                Effect::Info(format!(
-                    "✔ Credential {} {}.",
-                    credential.name,
-                    if *created { "created" } else { "saved" }
-                )),
-                Effect::Refresh,
-            ],
+            Reply::CredentialSaved { credential, created } => {
+                lifecycle::saved("credential", &credential.name, *created)
+            }
             Reply::CredentialDeleted(name) => vec![
                 Effect::Info(format!("✔ Credential {name} deleted.")),
                 Effect::Refresh,

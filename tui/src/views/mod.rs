@@ -26,6 +26,8 @@ macro_rules! views {
     };
 }
 
+pub mod lifecycle;
+
 // The view list: a new view is its file in this folder and its name here.
 views!(
     dashboard,

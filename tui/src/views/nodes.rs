@@ -16,11 +16,11 @@ use ratatui::Frame;
 use ratatui::crossterm::event::KeyCode;
 use ratatui::layout::{Constraint, Rect};
 
-use super::{Ctx, Effect, Navigate, View, ViewSpec};
+use super::{Ctx, Effect, Navigate, View, ViewSpec, lifecycle};
 use crate::cells::time_cell;
 use crate::event::{Reply, Task, task};
 use crate::keymap::{Action, Binding, Key};
-use crate::overlay::{Confirm, Overlay};
+use crate::overlay::Overlay;
 use crate::widgets::charts::{NodeCharts, RANGES};
 use crate::widgets::form::{Field, Form, Purpose};
 use crate::widgets::table::{Column, DataTable, caseless};
@@ -530,16 +530,13 @@ impl View for NodesView {
                 );
                 vec![Effect::Open(Overlay::Form(form))]
             }
-            Action::Delete => vec![Effect::Open(Overlay::Confirm(Confirm {
-                title: "Delete node".into(),
-                question: format!(
-                    "Delete node {} ({})? Its collector stops polling it and its children lose \
-                     their parent. This cannot be undone.",
-                    node.name, node.address
-                ),
-                yes: "delete",
-                tag: DELETE,
-            }))],
+            Action::Delete => lifecycle::ask_delete(
+                "node",
+                &format!("{} ({})", node.name, node.address),
+                "Its collector stops polling it and its children lose their parent. This cannot \
+                 be undone.",
+                DELETE,
+            ),
             Action::Charts => {
                 let charts = NodeCharts::new(node.clone());
                 let effects = match ctx.client {
@@ -676,19 +673,8 @@ impl View for NodesView {
                 self.credentials = list.items.clone();
                 Vec::new()
             }
-            Reply::NodeSaved { node, created } => vec![
-                Effect::CloseOverlay,
-                Effect::Info(if *created {
-                    format!("✔ Node {} created.", node.name)
-                } else {
-                    format!("✔ Node {} saved.", node.name)
-                }),
-                Effect::Refresh,
-            ],
-            Reply::NodeDeleted(name) => vec![
-                Effect::Info(format!("✔ Node {name} deleted.")),
-                Effect::Refresh,
-            ],
+            Reply::NodeSaved { node, created } => lifecycle::saved("node", &node.name, *created),
+            Reply::NodeDeleted(name) => lifecycle::deleted("node", name),
             Reply::Attached { credential, nodes } => {
                 self.table.clear_marks();
                 vec![

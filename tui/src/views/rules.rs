@@ -11,10 +11,10 @@ use ratatui::Frame;
 use ratatui::crossterm::event::KeyCode;
 use ratatui::layout::{Constraint, Rect};
 
-use super::{Ctx, Effect, Navigate, View, ViewSpec};
+use super::{Ctx, Effect, Navigate, View, ViewSpec, lifecycle};
 use crate::event::{Reply, Task, task};
 use crate::keymap::{Action, Binding, Key};
-use crate::overlay::{Confirm, Overlay};
+use crate::overlay::Overlay;
 use crate::widgets::form::{Field, FieldKey, Form, Purpose};
 use crate::widgets::table::{Column, DataTable, caseless};
 
@@ -338,15 +338,12 @@ impl View for RulesView {
                 "{} is built in: press x to disable it instead.",
                 rule.spec.name
             ))],
-            Action::Delete => vec![Effect::Open(Overlay::Confirm(Confirm {
-                title: "Delete rule".into(),
-                question: format!(
-                    "Delete rule {}? Its alerts and their history go with it.",
-                    rule.spec.name
-                ),
-                yes: "delete",
-                tag: DELETE,
-            }))],
+            Action::Delete => lifecycle::ask_delete(
+                "rule",
+                &rule.spec.name,
+                "Its alerts and their history go with it.",
+                DELETE,
+            ),
             _ => return Vec::new(),
         };
         self.editing = Some(rule);
@@ -415,16 +412,9 @@ impl View for RulesView {
             }
             Reply::RuleSaved(rule) => {
                 self.previewed = None;
-                vec![
-                    Effect::CloseOverlay,
-                    Effect::Info(format!("Rule {} saved.", rule.spec.name)),
-                    Effect::Refresh,
-                ]
+                lifecycle::saved("rule", &rule.spec.name, false)
             }
-            Reply::RuleDeleted(name) => vec![
-                Effect::Info(format!("Rule {name} deleted.")),
-                Effect::Refresh,
-            ],
+            Reply::RuleDeleted(name) => lifecycle::deleted("rule", name),
             _ => Vec::new(),
         }
     }

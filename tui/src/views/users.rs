@@ -6,7 +6,7 @@ use ratatui::Frame;
 use ratatui::crossterm::event::KeyCode;
 use ratatui::layout::{Constraint, Rect};
 
-use super::{Ctx, Effect, Navigate, View, ViewSpec};
+use super::{Ctx, Effect, Navigate, View, ViewSpec, lifecycle};
 use crate::cells::time_cell;
 use crate::event::{Reply, Task, task};
 use crate::keymap::{Action, Binding, Key};
@@ -306,20 +306,14 @@ impl View for UsersView {
                 self.table.set_rows(list.items.clone());
                 Vec::new()
             }
-            Reply::UserCreated(user) => vec![
-                Effect::CloseOverlay,
-                Effect::Info(format!("✔ User {} created ({}).", user.username, user.role)),
-                Effect::Refresh,
-            ],
-            Reply::UserUpdated { user, what } => vec![
-                Effect::CloseOverlay,
-                Effect::Info(format!("✔ {}: {what}.", user.username)),
-                Effect::Refresh,
-            ],
-            Reply::UserDeleted(name) => vec![
-                Effect::Info(format!("✔ User {name} deleted.")),
-                Effect::Refresh,
-            ],
+            Reply::UserCreated(user) => lifecycle::changed(format!(
+                "✔ User {} created ({}).",
+                user.username, user.role
+            )),
+            Reply::UserUpdated { user, what } => {
+                lifecycle::changed(format!("✔ {}: {what}.", user.username))
+            }
+            Reply::UserDeleted(name) => lifecycle::deleted("user", name),
             _ => Vec::new(),
         }
     }
