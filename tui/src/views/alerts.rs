@@ -7,6 +7,7 @@ use ratatui::Frame;
 use ratatui::crossterm::event::KeyCode;
 use ratatui::layout::{Constraint, Rect};
 
+use super::resource::Resource;
 use super::{Ctx, Effect, Navigate, View, ViewSpec};
 use crate::cli::alerts::{flags, subject, value_cell};
 use crate::cells::time_cell;
@@ -14,7 +15,7 @@ use crate::event::{Reply, Task, task};
 use crate::keymap::{Action, Binding, Key};
 use crate::overlay::Overlay;
 use crate::widgets::form::{Field, Form, Purpose};
-use crate::widgets::table::{Column, DataTable, caseless};
+use crate::widgets::table::{Column, caseless};
 
 // The fields of this view's forms: a label is written once, and a field is read by its id.
 crate::field_ids! {
@@ -100,23 +101,21 @@ static COLUMNS: &[Column<Alert>] = &[
 ];
 
 pub struct AlertsView {
-    pub table: DataTable<Alert>,
+    pub table: Resource<Alert>,
     /// Resolved alerts too.
     pub history: bool,
-    target: Option<Alert>,
     /// The marked alerts the acknowledge form is for (empty: the selected one).
     marked_for_ack: Vec<i64>,
 }
 
 impl AlertsView {
     pub fn new() -> Self {
-        let mut table = DataTable::new(COLUMNS, |a| a.id.to_string());
+        let mut table = Resource::new("alert", COLUMNS, |a| a.id.to_string());
         table.sort_by(0);
         table.sort_by(0);
         AlertsView {
             table,
             history: false,
-            target: None,
             marked_for_ack: Vec::new(),
         }
     }
@@ -296,7 +295,7 @@ impl View for AlertsView {
             },
             _ => return Vec::new(),
         };
-        self.target = Some(alert);
+        self.table.target = Some(alert);
         effects
     }
 
@@ -316,7 +315,7 @@ impl View for AlertsView {
             }))];
         }
         let (Purpose::View(ACK), Some(target), Some(client)) =
-            (form.purpose, &self.target, ctx.client.cloned())
+            (form.purpose, &self.table.target, ctx.client.cloned())
         else {
             return Vec::new();
         };
@@ -354,6 +353,6 @@ impl View for AlertsView {
     }
 
     fn table(&mut self) -> Option<&mut dyn Navigate> {
-        Some(&mut self.table)
+        Some(&mut *self.table)
     }
 }

@@ -7,12 +7,13 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 
 use crate::cells::channel_target as target;
-use super::{Ctx, Effect, Navigate, View, ViewSpec, lifecycle};
+use super::resource::Resource;
+use super::{Ctx, Effect, Navigate, View, ViewSpec};
 use crate::event::{Reply, Task, task};
 use crate::keymap::{Action, Binding, Key};
 use crate::overlay::Overlay;
 use crate::widgets::form::{Field, Form, Purpose};
-use crate::widgets::table::{Column, DataTable, caseless};
+use crate::widgets::table::{Column, caseless};
 
 // The fields of this view's forms: a label is written once, and a field is read by its id.
 crate::field_ids! {
@@ -90,15 +91,13 @@ static COLUMNS: &[Column<Channel>] = &[
 ];
 
 pub struct ChannelsView {
-    pub table: DataTable<Channel>,
-    target: Option<Channel>,
+    pub table: Resource<Channel>,
 }
 
 impl ChannelsView {
     pub fn new() -> Self {
         ChannelsView {
-            table: DataTable::new(COLUMNS, |c| c.id.to_string()),
-            target: None,
+            table: Resource::new("channel", COLUMNS, |c| c.id.to_string()),
         }
     }
 }
@@ -257,15 +256,14 @@ impl View for ChannelsView {
                     })),
                 ]
             }
-            Action::Delete => lifecycle::ask_delete(
-                "channel",
+            Action::Delete => self.table.ask_delete(
                 &channel.name,
                 "Queued notifications for it go too.",
                 DELETE,
             ),
             _ => return Vec::new(),
         };
-        self.target = Some(channel);
+        self.table.target = Some(channel);
         effects
     }
 
@@ -286,7 +284,7 @@ impl View for ChannelsView {
     }
 
     fn on_confirm(&mut self, tag: crate::widgets::form::Ask, ctx: &Ctx) -> Vec<Effect> {
-        let (DELETE, Some(channel), Some(client)) = (tag, &self.target, ctx.client.cloned()) else {
+        let (DELETE, Some(channel), Some(client)) = (tag, &self.table.target, ctx.client.cloned()) else {
             return Vec::new();
         };
         let (id, name) = (channel.id, channel.name.clone());
@@ -301,8 +299,8 @@ impl View for ChannelsView {
                 self.table.set_rows(list.items.clone());
                 Vec::new()
             }
-            Reply::ChannelSaved(channel) => lifecycle::saved("channel", &channel.name, true),
-            Reply::ChannelDeleted(name) => lifecycle::deleted("channel", name),
+            Reply::ChannelSaved(channel) => self.table.saved(&channel.name, true),
+            Reply::ChannelDeleted(name) => self.table.deleted(name),
             Reply::ChannelTested { name, error: None } => {
                 vec![Effect::Info(format!("Test sent through {name}."))]
             }
@@ -315,6 +313,6 @@ impl View for ChannelsView {
     }
 
     fn table(&mut self) -> Option<&mut dyn Navigate> {
-        Some(&mut self.table)
+        Some(&mut *self.table)
     }
 }

@@ -10,6 +10,7 @@ use ratatui::Frame;
 use ratatui::crossterm::event::KeyCode;
 use ratatui::layout::{Constraint, Rect};
 
+use super::resource::Resource;
 use super::{Ctx, Effect, Navigate, View, ViewSpec};
 use crate::cells::{config_state, parse_duration};
 use crate::cells::time_cell;
@@ -17,7 +18,7 @@ use crate::event::{Reply, Task, task};
 use crate::keymap::{Action, Binding, Key};
 use crate::overlay::{Confirm, Overlay};
 use crate::widgets::form::{Field, Form, Purpose};
-use crate::widgets::table::{Column, DataTable, caseless};
+use crate::widgets::table::{Column, caseless};
 use plantwatch_shared::api::ErrorCode;
 
 // The fields of this view's forms: a label is written once, and a field is read by its id.
@@ -117,9 +118,7 @@ static COLUMNS: &[Column<Component>] = &[
 ];
 
 pub struct CollectorsView {
-    pub table: DataTable<Component>,
-    /// The component a confirmation is about.
-    target: Option<Component>,
+    pub table: Resource<Component>,
     /// The agent whose node the open form asks for.
     choosing_node_for: Option<i64>,
 }
@@ -127,8 +126,7 @@ pub struct CollectorsView {
 impl CollectorsView {
     pub fn new() -> Self {
         CollectorsView {
-            table: DataTable::new(COLUMNS, |c| c.id.to_string()),
-            target: None,
+            table: Resource::new("component", COLUMNS, |c| c.id.to_string()),
             choosing_node_for: None,
         }
     }
@@ -337,7 +335,7 @@ impl View for CollectorsView {
                         DELETE,
                     )
                 };
-                self.target = Some(component);
+                self.table.target = Some(component);
                 vec![Effect::Open(Overlay::Confirm(Confirm {
                     title: title.into(),
                     question,
@@ -399,7 +397,7 @@ impl View for CollectorsView {
     }
 
     fn on_confirm(&mut self, tag: crate::widgets::form::Ask, ctx: &Ctx) -> Vec<Effect> {
-        let (Some(component), Some(client)) = (self.target.clone(), ctx.client.cloned()) else {
+        let (Some(component), Some(client)) = (self.table.target.clone(), ctx.client.cloned()) else {
             return Vec::new();
         };
         let id = component.id;
@@ -483,6 +481,6 @@ impl View for CollectorsView {
     }
 
     fn table(&mut self) -> Option<&mut dyn Navigate> {
-        Some(&mut self.table)
+        Some(&mut *self.table)
     }
 }

@@ -15,13 +15,14 @@ use ratatui::Frame;
 use ratatui::crossterm::event::KeyCode;
 use ratatui::layout::{Constraint, Rect};
 
-use super::{Ctx, Effect, Navigate, View, ViewSpec, lifecycle};
+use super::resource::Resource;
+use super::{Ctx, Effect, Navigate, View, ViewSpec};
 use crate::cells::time_cell;
 use crate::event::{Reply, Task, task};
 use crate::keymap::{Action, Binding, Key};
 use crate::overlay::Overlay;
 use crate::widgets::form::{Field, Form, Purpose};
-use crate::widgets::table::{Column, DataTable, caseless};
+use crate::widgets::table::{Column, caseless};
 
 // The fields of this view's forms: a label is written once, and a field is read by its id.
 crate::field_ids! {
@@ -119,9 +120,7 @@ static COLUMNS: &[Column<Credential>] = &[
 ];
 
 pub struct CredentialsView {
-    pub table: DataTable<Credential>,
-    /// The credential a form or confirmation is about (revealed when editing).
-    target: Option<Credential>,
+    pub table: Resource<Credential>,
     /// Name and kind chosen in the first step of a create.
     creating: Option<(String, CredentialKind)>,
 }
@@ -129,8 +128,7 @@ pub struct CredentialsView {
 impl CredentialsView {
     pub fn new() -> Self {
         CredentialsView {
-            table: DataTable::new(COLUMNS, |c| c.id.to_string()),
-            target: None,
+            table: Resource::new("credential", COLUMNS, |c| c.id.to_string()),
             creating: None,
         }
     }
@@ -356,8 +354,7 @@ impl View for CredentialsView {
                     })
                 }))]
             }
-            Action::Delete => lifecycle::ask_delete(
-                "credential",
+            Action::Delete => self.table.ask_delete(
                 &format!("{} ({})", credential.name, credential.kind),
                 &format!(
                     "It is detached from {} node(s). This cannot be undone.",
@@ -379,7 +376,7 @@ impl View for CredentialsView {
             })],
             _ => return Vec::new(),
         };
-        self.target = Some(credential);
+        self.table.target = Some(credential);
         effects
     }
 
@@ -424,7 +421,7 @@ impl View for CredentialsView {
                 })
             }
             Purpose::View(EDIT) => {
-                let Some(target) = &self.target else {
+                let Some(target) = &self.table.target else {
                     return Vec::new();
                 };
                 let (params, mut secrets) = read_form(target.kind, form);
@@ -453,7 +450,7 @@ impl View for CredentialsView {
                 })
             }
             Purpose::View(ATTACH) => {
-                let Some(target) = &self.target else {
+                let Some(target) = &self.table.target else {
                     return Vec::new();
                 };
                 let names = split_list(form.value(FieldId::Nodes));
@@ -475,7 +472,7 @@ impl View for CredentialsView {
     }
 
     fn on_confirm(&mut self, tag: crate::widgets::form::Ask, ctx: &Ctx) -> Vec<Effect> {
-        match (tag, self.target.clone(), ctx.client.cloned()) {
+        match (tag, self.table.target.clone(), ctx.client.cloned()) {
             (DELETE, Some(credential), Some(client)) => vec![
                 Effect::Call(task("deleting the credential", async move {
                     client.delete_credential(credential.id).await?;
@@ -504,7 +501,7 @@ impl View for CredentialsView {
                     fields,
                 )
                 .with_note("Secrets are masked; type over one to change it.");
-                self.target = Some(credential.as_ref().clone());
+                self.table.target = Some(credential.as_ref().clone());
                 vec![Effect::Open(Overlay::Form(form))]
             }
             Reply::CredentialRevealed { credential, edit: false } => {
@@ -519,7 +516,7 @@ impl View for CredentialsView {
                 })]
             }
             Reply::CredentialSaved { credential, created } => {
-                lifecycle::saved("credential", &credential.name, *created)
+                self.table.saved(&credential.name, *created)
             }
             Reply::CredentialDeleted(name) => vec![
                 Effect::Info(format!("✔ Credential {name} deleted.")),
@@ -537,7 +534,7 @@ impl View for CredentialsView {
     }
 
     fn table(&mut self) -> Option<&mut dyn Navigate> {
-        Some(&mut self.table)
+        Some(&mut *self.table)
     }
 }
 

@@ -7,6 +7,7 @@ use ratatui::layout::{Constraint, Rect};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::resource::Resource;
 use super::{Ctx, Effect, Navigate, View, ViewSpec};
 use crate::cells::parse_duration;
 use crate::cells::time_cell;
@@ -14,7 +15,7 @@ use crate::event::{Reply, Task, task};
 use crate::keymap::{Action, Binding, Key};
 use crate::overlay::{Confirm, Overlay};
 use crate::widgets::form::{Field, Form, Purpose};
-use crate::widgets::table::{Column, DataTable, caseless};
+use crate::widgets::table::{Column, caseless};
 
 // The fields of this view's forms: a label is written once, and a field is read by its id.
 crate::field_ids! {
@@ -99,17 +100,15 @@ static COLUMNS: &[Column<MaintenanceWindow>] = &[
 ];
 
 pub struct MaintenanceView {
-    pub table: DataTable<MaintenanceWindow>,
-    target: Option<MaintenanceWindow>,
+    pub table: Resource<MaintenanceWindow>,
 }
 
 impl MaintenanceView {
     pub fn new() -> Self {
-        let mut table = DataTable::new(COLUMNS, |w| w.id.to_string());
+        let mut table = Resource::new("maintenance window", COLUMNS, |w| w.id.to_string());
         table.sort_by(0);
         MaintenanceView {
             table,
-            target: None,
         }
     }
 }
@@ -197,7 +196,7 @@ impl View for MaintenanceView {
                     "End maintenance window {} now, with any later occurrences?",
                     window.name
                 );
-                self.target = Some(window);
+                self.table.target = Some(window);
                 vec![Effect::Open(Overlay::Confirm(Confirm {
                     title: "End maintenance".into(),
                     question,
@@ -235,7 +234,7 @@ impl View for MaintenanceView {
     }
 
     fn on_confirm(&mut self, tag: crate::widgets::form::Ask, ctx: &Ctx) -> Vec<Effect> {
-        let (END, Some(window), Some(client)) = (tag, &self.target, ctx.client.cloned()) else {
+        let (END, Some(window), Some(client)) = (tag, &self.table.target, ctx.client.cloned()) else {
             return Vec::new();
         };
         let id = window.id;
@@ -263,6 +262,6 @@ impl View for MaintenanceView {
     }
 
     fn table(&mut self) -> Option<&mut dyn Navigate> {
-        Some(&mut self.table)
+        Some(&mut *self.table)
     }
 }

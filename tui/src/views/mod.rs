@@ -27,6 +27,7 @@ macro_rules! views {
 }
 
 pub mod lifecycle;
+pub mod resource;
 
 // The view list: a new view is its file in this folder and its name here.
 views!(

@@ -16,14 +16,15 @@ use ratatui::Frame;
 use ratatui::crossterm::event::KeyCode;
 use ratatui::layout::{Constraint, Rect};
 
-use super::{Ctx, Effect, Navigate, View, ViewSpec, lifecycle};
+use super::resource::Resource;
+use super::{Ctx, Effect, Navigate, View, ViewSpec};
 use crate::cells::time_cell;
 use crate::event::{Reply, Task, task};
 use crate::keymap::{Action, Binding, Key};
 use crate::overlay::Overlay;
 use crate::widgets::charts::{NodeCharts, RANGES};
 use crate::widgets::form::{Field, Form, Purpose};
-use crate::widgets::table::{Column, DataTable, caseless};
+use crate::widgets::table::{Column, caseless};
 
 // The fields of this view's forms: a label is written once, and a field is read by its id.
 crate::field_ids! {
@@ -131,11 +132,9 @@ static COLUMNS: &[Column<Node>] = &[
 ];
 
 pub struct NodesView {
-    pub table: DataTable<Node>,
+    pub table: Resource<Node>,
     /// Credential names and ids, for the attach form.
     credentials: Vec<Credential>,
-    /// The node a form or confirmation is about.
-    target: Option<Node>,
     /// The nodes the attach form attaches to.
     attach_to: Vec<Node>,
     /// The charts of one node, shown instead of the table while open.
@@ -145,9 +144,8 @@ pub struct NodesView {
 impl NodesView {
     pub fn new() -> Self {
         NodesView {
-            table: DataTable::new(COLUMNS, |n| n.id.to_string()),
+            table: Resource::new("node", COLUMNS, |n| n.id.to_string()),
             credentials: Vec::new(),
-            target: None,
             attach_to: Vec::new(),
             charts: None,
         }
@@ -530,8 +528,7 @@ impl View for NodesView {
                 );
                 vec![Effect::Open(Overlay::Form(form))]
             }
-            Action::Delete => lifecycle::ask_delete(
-                "node",
+            Action::Delete => self.table.ask_delete(
                 &format!("{} ({})", node.name, node.address),
                 "Its collector stops polling it and its children lose their parent. This cannot \
                  be undone.",
@@ -565,7 +562,7 @@ impl View for NodesView {
             }
             _ => return Vec::new(),
         };
-        self.target = Some(node);
+        self.table.target = Some(node);
         effects
     }
 
@@ -588,7 +585,7 @@ impl View for NodesView {
                 })
             }
             Purpose::View(EDIT) => {
-                let Some(target) = &self.target else {
+                let Some(target) = &self.table.target else {
                     return Vec::new();
                 };
                 let request = changes(&NodeSpec::of(target), spec_of(form));
@@ -631,7 +628,7 @@ impl View for NodesView {
     }
 
     fn on_confirm(&mut self, tag: crate::widgets::form::Ask, ctx: &Ctx) -> Vec<Effect> {
-        match (tag, self.target.clone(), ctx.client.cloned()) {
+        match (tag, self.table.target.clone(), ctx.client.cloned()) {
             (DELETE, Some(node), Some(client)) => vec![
                 Effect::Call(task("deleting the node", async move {
                     client.delete_node(node.id).await?;
@@ -673,8 +670,8 @@ impl View for NodesView {
                 self.credentials = list.items.clone();
                 Vec::new()
             }
-            Reply::NodeSaved { node, created } => lifecycle::saved("node", &node.name, *created),
-            Reply::NodeDeleted(name) => lifecycle::deleted("node", name),
+            Reply::NodeSaved { node, created } => self.table.saved(&node.name, *created),
+            Reply::NodeDeleted(name) => self.table.deleted(name),
             Reply::Attached { credential, nodes } => {
                 self.table.clear_marks();
                 vec![
@@ -698,7 +695,7 @@ impl View for NodesView {
         if self.charts.is_some() {
             return None;
         }
-        Some(&mut self.table)
+        Some(&mut *self.table)
     }
 }
 

@@ -6,13 +6,14 @@ use ratatui::Frame;
 use ratatui::crossterm::event::KeyCode;
 use ratatui::layout::{Constraint, Rect};
 
+use super::resource::Resource;
 use super::{Ctx, Effect, Navigate, View, ViewSpec, lifecycle};
 use crate::cells::time_cell;
 use crate::event::{Reply, Task, task};
 use crate::keymap::{Action, Binding, Key};
 use crate::overlay::{Confirm, Overlay};
 use crate::widgets::form::{Field, Form, Purpose};
-use crate::widgets::table::{Column, DataTable};
+use crate::widgets::table::Column;
 
 // The fields of this view's forms: a label is written once, and a field is read by its id.
 crate::field_ids! {
@@ -77,16 +78,13 @@ static COLUMNS: &[Column<User>] = &[
 ];
 
 pub struct UsersView {
-    pub table: DataTable<User>,
-    /// The user a form or confirmation is about.
-    target: Option<User>,
+    pub table: Resource<User>,
 }
 
 impl UsersView {
     pub fn new() -> Self {
         UsersView {
-            table: DataTable::new(COLUMNS, |u| u.id.to_string()),
-            target: None,
+            table: Resource::new("user", COLUMNS, |u| u.id.to_string()),
         }
     }
 }
@@ -233,7 +231,7 @@ impl View for UsersView {
             },
             _ => return Vec::new(),
         };
-        self.target = Some(user);
+        self.table.target = Some(user);
         vec![Effect::Open(overlay)]
     }
 
@@ -257,7 +255,7 @@ impl View for UsersView {
                 })
             }
             Purpose::View(SET_ROLE) | Purpose::View(RESET_PASSWORD) => {
-                let Some(target) = &self.target else {
+                let Some(target) = &self.table.target else {
                     return Vec::new();
                 };
                 let (request, what) = if form.purpose == Purpose::View(SET_ROLE) {
@@ -288,7 +286,7 @@ impl View for UsersView {
     }
 
     fn on_confirm(&mut self, tag: crate::widgets::form::Ask, ctx: &Ctx) -> Vec<Effect> {
-        match (tag, self.target.clone(), ctx.client.cloned()) {
+        match (tag, self.table.target.clone(), ctx.client.cloned()) {
             (DELETE, Some(user), Some(client)) => vec![
                 Effect::Call(task("deleting the user", async move {
                     client.delete_user(user.id).await?;
@@ -313,12 +311,12 @@ impl View for UsersView {
             Reply::UserUpdated { user, what } => {
                 lifecycle::changed(format!("✔ {}: {what}.", user.username))
             }
-            Reply::UserDeleted(name) => lifecycle::deleted("user", name),
+            Reply::UserDeleted(name) => self.table.deleted(name),
             _ => Vec::new(),
         }
     }
 
     fn table(&mut self) -> Option<&mut dyn Navigate> {
-        Some(&mut self.table)
+        Some(&mut *self.table)
     }
 }
