@@ -282,11 +282,6 @@ impl App {
     }
 
     /// The current session's generation: replies tagged with another one are dropped.
-    /// The index of the view shown (in [`VIEWS`]).
-    pub fn current_view(&self) -> usize {
-        self.current
-    }
-
     pub fn generation(&self) -> u64 {
         self.generation
     }

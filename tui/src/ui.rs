@@ -191,8 +191,3 @@ fn render_footer(app: &App, frame: &mut Frame, area: Rect) {
         .collect();
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
-
-/// The help overlay's lines: every binding of the current view for the signed-in role.
-pub fn help_lines(app: &App) -> Vec<(String, String)> {
-    crate::overlay::Host::help_lines(app)
-}

@@ -77,7 +77,7 @@ fn deliver(app: &mut App, outcome: Result<Reply, Failure>) {
     let generation = app.generation();
     app.handle(Event::Done {
         generation,
-        origin: Some(app.current_view()),
+        origin: Some(app.current),
         outcome,
     });
     app.outbox.clear();
@@ -659,14 +659,14 @@ fn a_reply_goes_back_to_the_view_that_asked_for_it() {
     // The nodes view loads the credentials for its attach form; the credentials view, which
     // shows the same kind of reply, must not take it as its own.
     let mut app = with_nodes(Role::Operator);
-    let nodes_view = app.current_view();
+    let nodes_view = app.current;
     app.handle(Event::Key(KeyEvent::new(
         KeyCode::Char(':'),
         KeyModifiers::NONE,
     )));
     text(&mut app, "credentials");
     keys(&mut app, &[KeyCode::Enter]);
-    assert_ne!(app.current_view(), nodes_view);
+    assert_ne!(app.current, nodes_view);
     let screen = draw(&app, 100, 24);
     assert!(!screen.contains("plant-ro"), "{screen}");
     // The console's own calls (the session) are every view's to see.
@@ -682,7 +682,7 @@ fn a_reply_goes_back_to_the_view_that_asked_for_it() {
     assert!(!draw(&app, 100, 24).contains("plant-ro"));
     app.handle(Event::Done {
         generation,
-        origin: Some(app.current_view()),
+        origin: Some(app.current),
         outcome: Ok(Reply::Credentials(ListResponse {
             items: credentials(),
             total: 5,

@@ -225,7 +225,7 @@ impl Evaluator {
         for judge in judges {
             judge.finish(&cycle, &mut findings);
         }
-        let suppressed = suppression::suppressed(inputs, &findings);
+        let suppressed = suppression::suppressed(&cycle, &findings);
         Judgement {
             verdicts: findings.verdicts,
             suppressed,
@@ -483,20 +483,9 @@ mod tests {
         let hot = HotWindow::default();
         let samples: Vec<crate::metrics_store::Sample> = samples
             .iter()
-            .map(
-                |&(node_id, metric, ago, value)| crate::metrics_store::Sample {
-                    key: std::sync::Arc::new(crate::metrics_store::SeriesKey {
-                        node_id,
-                        metric: metric.split('{').next().unwrap_or_default().to_owned(),
-                        tags: metric
-                            .split_once('{')
-                            .map(|(_, t)| t.trim_end_matches('}').to_owned())
-                            .unwrap_or_default(),
-                    }),
-                    ts_ms: (now - ago) * 1_000,
-                    value,
-                },
-            )
+            .map(|&(node_id, series, ago, value)| {
+                crate::metrics_store::Sample::of(node_id, series, (now - ago) * 1_000, value)
+            })
             .collect();
         hot.record(&samples, &HashMap::new());
         hot

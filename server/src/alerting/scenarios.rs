@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::evaluate::{AlertKey, Evaluator, Inputs};
 use super::rules::NodeFacts;
 use super::transitions::Write;
-use crate::metrics_store::{HotWindow, Sample, SeriesKey};
+use crate::metrics_store::{HotWindow, Sample};
 
 #[derive(Debug, Deserialize)]
 struct File {
@@ -86,18 +86,7 @@ fn run(scenario: &Scenario) {
         let samples: Vec<Sample> = step
             .samples
             .iter()
-            .map(|(series, value)| {
-                let (metric, tags) = series.split_once('{').unwrap_or((series, ""));
-                Sample {
-                    key: std::sync::Arc::new(SeriesKey {
-                        node_id: 1,
-                        metric: metric.to_owned(),
-                        tags: tags.trim_end_matches('}').to_owned(),
-                    }),
-                    ts_ms: now * 1_000,
-                    value: *value,
-                }
-            })
+            .map(|(series, value)| Sample::of(1, series, now * 1_000, *value))
             .collect();
         hot.record(&samples, &HashMap::new());
         let mut inputs = Inputs {

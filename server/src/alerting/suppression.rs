@@ -5,13 +5,14 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::evaluate::Inputs;
-use super::kinds::{Findings, kind_of, node_key};
+use rustc_hash::FxHashMap;
+
+use super::kinds::{Cycle, Findings, kind_of, node_key};
 use super::rules::NodeFacts;
 
 /// Why each suppressed node is (every parent down), by node id.
-pub fn suppressed(inputs: &Inputs, findings: &Findings) -> HashMap<i64, String> {
-    let nodes: HashMap<i64, &NodeFacts> = inputs.nodes.iter().map(|n| (n.id, n)).collect();
+pub fn suppressed(cycle: &Cycle<'_>, findings: &Findings) -> HashMap<i64, String> {
+    let (inputs, nodes) = (cycle.inputs, &cycle.nodes);
     let offline_rules: Vec<i64> = inputs
         .rules
         .iter()
@@ -48,7 +49,7 @@ pub fn suppressed(inputs: &Inputs, findings: &Findings) -> HashMap<i64, String> 
     };
     let mut memo: HashMap<i64, Option<String>> = HashMap::new();
     for node in &inputs.nodes {
-        suppression(node.id, &nodes, &own_down, &collectors, &mut memo, 0);
+        suppression(node.id, nodes, &own_down, &collectors, &mut memo, 0);
     }
     memo.into_iter()
         .filter_map(|(id, reason)| reason.map(|r| (id, r)))
@@ -65,7 +66,7 @@ pub struct Collectors<'a> {
 /// Why node `id` is suppressed (every parent down), memoised; `None` when it is not.
 pub fn suppression(
     id: i64,
-    nodes: &HashMap<i64, &NodeFacts>,
+    nodes: &FxHashMap<i64, &NodeFacts>,
     own_down: &dyn Fn(i64) -> Option<bool>,
     collectors: &Collectors<'_>,
     memo: &mut HashMap<i64, Option<String>>,
@@ -141,7 +142,7 @@ mod tests {
             node(3, Some(1), vec![2]),
             node(4, Some(3), vec![]),
         ];
-        let nodes: HashMap<i64, &NodeFacts> = facts.iter().map(|n| (n.id, n)).collect();
+        let nodes: FxHashMap<i64, &NodeFacts> = facts.iter().map(|n| (n.id, n)).collect();
         let run = |down: &[i64], silent: &[i64]| {
             let down: HashSet<i64> = down.iter().copied().collect();
             let silent: HashSet<i64> = silent.iter().copied().collect();

@@ -103,6 +103,23 @@ pub struct Sample {
     pub value: f64,
 }
 
+#[cfg(test)]
+impl Sample {
+    /// A sample of `series` written `metric{k=v,…}` (tags in canonical order), for tests.
+    pub fn of(node_id: i64, series: &str, ts_ms: i64, value: f64) -> Sample {
+        let (metric, tags) = series.split_once('{').unwrap_or((series, ""));
+        Sample {
+            key: Arc::new(SeriesKey {
+                node_id,
+                metric: metric.to_owned(),
+                tags: tags.trim_end_matches('}').to_owned(),
+            }),
+            ts_ms,
+            value,
+        }
+    }
+}
+
 /// What one request hands to the writer.
 #[derive(Debug)]
 pub struct Batch {

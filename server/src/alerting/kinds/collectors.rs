@@ -20,10 +20,6 @@ fn remote<'a>(cycle: &Cycle<'a>) -> impl Iterator<Item = &'a CollectorFacts> {
 }
 
 impl RuleKind for CollectorOffline {
-    fn reads<'r>(&self, _rule: &'r AlertRule) -> Vec<&'r str> {
-        Vec::new()
-    }
-
     fn judge<'a>(&self, rule: &'a AlertRule) -> Box<dyn Judge<'a> + 'a> {
         Box::new(OfflineJudge(rule))
     }
@@ -62,10 +58,6 @@ impl<'a> Judge<'a> for OfflineJudge<'a> {
 }
 
 impl RuleKind for OutboxLag {
-    fn reads<'r>(&self, _rule: &'r AlertRule) -> Vec<&'r str> {
-        Vec::new()
-    }
-
     fn judge<'a>(&self, rule: &'a AlertRule) -> Box<dyn Judge<'a> + 'a> {
         Box::new(LagJudge(rule))
     }

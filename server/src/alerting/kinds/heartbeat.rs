@@ -7,10 +7,6 @@ use super::{Cycle, Findings, Judge, RuleKind, node_key};
 pub struct AgentHeartbeat;
 
 impl RuleKind for AgentHeartbeat {
-    fn reads<'r>(&self, _rule: &'r AlertRule) -> Vec<&'r str> {
-        Vec::new()
-    }
-
     fn judge<'a>(&self, rule: &'a AlertRule) -> Box<dyn Judge<'a> + 'a> {
         Box::new(HeartbeatJudge(rule))
     }

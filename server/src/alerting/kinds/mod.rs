@@ -74,8 +74,11 @@ impl<'p> Series<'p> {
 
 /// A kind of rule.
 pub trait RuleKind: Sync {
-    /// The metrics `rule` reads from the hot window (none: it judges facts, not series).
-    fn reads<'r>(&self, rule: &'r AlertRule) -> Vec<&'r str>;
+    /// The metrics `rule` reads from the hot window (none, the default: it judges facts, not
+    /// series).
+    fn reads<'r>(&self, _rule: &'r AlertRule) -> Vec<&'r str> {
+        Vec::new()
+    }
 
     /// A judge of `rule` for one cycle.
     fn judge<'a>(&self, rule: &'a AlertRule) -> Box<dyn Judge<'a> + 'a>;
