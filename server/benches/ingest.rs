@@ -78,15 +78,18 @@ async fn main() {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let end_to_end = samples / elapsed;
-    let stored: i64 = Connection::open(bench.dir.path().join("metrics.db"))
+    let conn = Connection::open(bench.dir.path().join("metrics.db")).unwrap();
+    let head = plantwatch_server::metrics_store::head::replay(&conn)
         .unwrap()
-        .query_row(
-            "SELECT (SELECT count(*) FROM head)
-                  + (SELECT coalesce(sum(points), 0) FROM chunks WHERE (id >> 28) & 15 = 0)",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+        .0;
+    let stored: i64 = head.len() as i64
+        + conn
+            .query_row(
+                "SELECT coalesce(sum(points), 0) FROM chunks WHERE (id >> 28) & 15 = 0",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap();
     assert_eq!(stored as f64, samples, "every sample stored once");
 
     let ceiling = tokio::task::spawn_blocking(move || bare_insert(&texts))

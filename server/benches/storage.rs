@@ -415,7 +415,8 @@ fn build(path: &Path, plant: &[SeriesModel], chart_node: usize, now: i64, days: 
         drop(sender);
         let mut tx = conn.transaction().unwrap();
         let mut rows_in_tx = 0;
-        for (chunks, head) in receiver {
+        let mut seq = 1;
+        for (chunks, mut head) in receiver {
             {
                 let mut insert = tx
                     .prepare_cached("INSERT INTO chunks (id, points, data) VALUES (?1, ?2, ?3)")
@@ -423,14 +424,8 @@ fn build(path: &Path, plant: &[SeriesModel], chart_node: usize, now: i64, days: 
                 for (id, points, data) in &chunks {
                     insert.execute(params![id, points, data]).unwrap();
                 }
-                let mut insert = tx
-                    .prepare_cached(
-                        "INSERT INTO head (series_id, ts, seq, value) VALUES (?1, ?2, 1, ?3)",
-                    )
-                    .unwrap();
-                for (id, ts, value) in &head {
-                    insert.execute(params![id, ts, value]).unwrap();
-                }
+                plantwatch_server::metrics_store::head::log(&tx, seq, &mut head).unwrap();
+                seq += head.len() as i64;
             }
             rows_in_tx += chunks.len() + head.len();
             if rows_in_tx > 200_000 {
@@ -478,7 +473,7 @@ fn chart_queries(store: &MetricsStore, node_id: i64, series: usize, now: i64) {
         let mut points = 0;
         for _ in 0..30 {
             let started = Instant::now();
-            let answer = query::range_on(&store.reader, &query).unwrap();
+            let answer = query::range_on(&store.reader, &store.head, &query).unwrap();
             times.push(started.elapsed());
             points = answer.iter().map(|s| s.points.len()).sum::<usize>();
             assert_eq!(answer.len(), series);
@@ -536,8 +531,12 @@ writes beside long queries (one poll round of {} samples a write, one at a time)
                 let mut ran = 0;
                 while !stop.load(Ordering::Relaxed) {
                     match queries_on {
-                        Some(Some(true)) => drop(query::range_on(&store.reader, &query).unwrap()),
-                        Some(Some(false)) => drop(query::range(&conn, &query).unwrap()),
+                        Some(Some(true)) => {
+                            drop(query::range_on(&store.reader, &store.head, &query).unwrap())
+                        }
+                        Some(Some(false)) => {
+                            drop(query::range(&conn, &store.head, &query).unwrap())
+                        }
                         _ => {
                             let spun = (0..1_000_000u64).fold(0u64, |a, b| a.wrapping_add(b * b));
                             std::hint::black_box(spun);
@@ -689,8 +688,8 @@ fn main() {
     let reuse = kept.is_some() && path.exists();
     let now = if reuse {
         let conn = Connection::open(&path).unwrap();
-        conn.query_row("SELECT max(ts) + 1 FROM head", [], |r| r.get(0))
-            .unwrap()
+        let (head, _) = plantwatch_server::metrics_store::head::replay(&conn).unwrap();
+        head.newest().unwrap() + 1
     } else {
         now
     };

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use plantwatch_server::metrics_store::chunks::Resolution;
 use plantwatch_server::metrics_store::codec::Columns;
+use plantwatch_server::metrics_store::head::replay;
 use plantwatch_server::metrics_store::query::series_buckets;
 use plantwatch_server::metrics_store::{Kind, MetricsStore};
 use plantwatch_shared::Client;
@@ -107,11 +108,9 @@ fn raw_chunks(data: &Path) -> i64 {
         .unwrap_or(0)
 }
 
-/// Samples not sealed yet.
-fn head_rows(data: &Path) -> i64 {
-    open(data)
-        .query_row("SELECT count(*) FROM head", [], |r| r.get(0))
-        .unwrap_or(-1)
+/// Samples not sealed yet (the head as the server reads it back from its log at start).
+fn head_samples(data: &Path) -> i64 {
+    replay(&open(data)).map_or(-1, |(head, _)| head.len() as i64)
 }
 
 /// Every series holds exactly the acknowledged samples — none lost, none twice (head rows and
@@ -119,6 +118,7 @@ fn head_rows(data: &Path) -> i64 {
 /// acknowledged at most once.
 fn check_exactly_once(data: &Path, truth: &Truth, acknowledged_until: i64) {
     let conn = open(data);
+    let (head, _) = replay(&conn).unwrap();
     for ((node, metric), sent) in truth {
         let id: i64 = conn
             .query_row(
@@ -127,13 +127,7 @@ fn check_exactly_once(data: &Path, truth: &Truth, acknowledged_until: i64) {
                 |r| r.get(0),
             )
             .unwrap();
-        let head: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM head WHERE series_id = ?1",
-                [id],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let head = head.samples_of(id) as i64;
         let (low, high) = (id << 32, (id << 32) | (1 << 28));
         let sealed: i64 = conn
             .query_row(
@@ -146,7 +140,7 @@ fn check_exactly_once(data: &Path, truth: &Truth, acknowledged_until: i64) {
         assert_eq!(
             (head + sealed) as usize,
             stored.len(),
-            "{metric} of node {node}: {head} head rows + {sealed} sealed points for {} distinct samples",
+            "{metric} of node {node}: {head} head samples + {sealed} sealed points for {} distinct samples",
             stored.len()
         );
         let acknowledged: Vec<&(i64, f64)> = sent
@@ -270,7 +264,7 @@ async fn killing_the_server_mid_compaction_loses_and_duplicates_nothing() {
     tokio::task::spawn_blocking(move || {
         // A chunk exists once the first slice of its hour is sealed: wait for the head to empty.
         wait_until(Duration::from_secs(240), "every sample sealed", || {
-            (raw_chunks(&data_dir) >= hours && head_rows(&data_dir) == 0).then_some(())
+            (raw_chunks(&data_dir) >= hours && head_samples(&data_dir) == 0).then_some(())
         })
     })
     .await
@@ -329,6 +323,7 @@ async fn killing_the_server_mid_compaction_loses_and_duplicates_nothing() {
         ] {
             let rolled = series_buckets(
                 &conn,
+                &store.head,
                 id,
                 kind,
                 (from, to),
@@ -339,6 +334,7 @@ async fn killing_the_server_mid_compaction_loses_and_duplicates_nothing() {
             .unwrap();
             let raw = series_buckets(
                 &conn,
+                &store.head,
                 id,
                 kind,
                 (from, to),

@@ -117,11 +117,12 @@ async fn series(
             format!("limit must be between 1 and {MAX_LIMIT}"),
         ));
     }
+    let head = state.metrics.head.clone();
     let mut items = state
         .metrics
         .reader
         .call(move |conn| {
-            query::search(conn, params.node_id, params.q.as_deref(), limit)
+            query::search(conn, &head, params.node_id, params.q.as_deref(), limit)
                 .map_err(db::DbError::from)
         })
         .await?;

@@ -83,11 +83,12 @@ impl MetricBackend for Embedded {
     }
 
     fn range(&self, query: RangeQuery) -> Answer<'_> {
-        let reader = self.store.reader.clone();
+        let (reader, head) = (self.store.reader.clone(), self.store.head.clone());
         Box::pin(async move {
-            let items = tokio::task::spawn_blocking(move || query::range_on(&reader, &query))
-                .await
-                .map_err(|e| DbError::Task(e.to_string()))??;
+            let items =
+                tokio::task::spawn_blocking(move || query::range_on(&reader, &head, &query))
+                    .await
+                    .map_err(|e| DbError::Task(e.to_string()))??;
             Ok(items)
         })
     }

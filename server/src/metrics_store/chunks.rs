@@ -1,19 +1,19 @@
 //! Where samples live in `metrics.db` and how they are read back.
 //!
-//! - **head** (`head` table): samples as committed by the writer, one row each, keyed
-//!   `(series_id, ts, seq)`; `seq` orders arrivals, so of two samples at one timestamp the later
-//!   one wins.
+//! - **head** ([`super::Head`], in memory, logged in the `head_log` table): samples as
+//!   committed by the writer and not sealed yet; `seq` orders arrivals, so of two samples at one
+//!   timestamp the later one wins.
 //! - **chunks** (`chunks` table): the compactor's sealed blobs ([`super::codec`]). Raw samples
 //!   in one chunk per series per clock hour; rollups at 5 minutes in one chunk per UTC day, at
 //!   1 hour in one chunk per 7 days. A chunk's row id encodes series, resolution and window:
 //!   `series_id << 32 | resolution << 28 | window index`, so one B-tree orders every series'
 //!   chunks by resolution and time, with no second index.
 
-use rusqlite::{Connection, OptionalExtension as _, params};
+use rusqlite::{Connection, params};
 
-use super::Kind;
 use super::codec::{self, CodecError, Columns, Rollup, RollupDecoder};
 use super::query::counter_increase;
+use super::{Head, Kind};
 
 /// A stored resolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -108,6 +108,7 @@ pub(crate) fn damaged(error: CodecError) -> rusqlite::Error {
 /// of several samples at one timestamp the latest arrival.
 pub fn raw_points(
     conn: &Connection,
+    head: &Head,
     series_id: i64,
     from: i64,
     to: i64,
@@ -117,8 +118,7 @@ pub fn raw_points(
     }
     let mut sealed = sealed_points(conn, series_id, from, to)?;
     sealed.retain(|(ts, _)| *ts >= from);
-    let head = head_points(conn, series_id, from, to, i64::MAX)?;
-    Ok(merge(sealed, head))
+    Ok(merge(sealed, head.points(series_id, from, to, i64::MAX)))
 }
 
 /// Every sealed raw point of the hours overlapping `[from, to)`, up to `to`.
@@ -144,32 +144,6 @@ pub fn sealed_points(
         sealed.extend(points.into_iter().filter(|(ts, _)| *ts < to));
     }
     Ok(sealed)
-}
-
-/// Head rows of a series in `[from, to)` with `seq <= max_seq`, one per timestamp (the latest
-/// arrival), in time order.
-pub fn head_points(
-    conn: &Connection,
-    series_id: i64,
-    from: i64,
-    to: i64,
-    max_seq: i64,
-) -> rusqlite::Result<Vec<(i64, f64)>> {
-    let mut statement = conn.prepare_cached(
-        "SELECT ts, value FROM head
-          WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 AND seq <= ?4
-          ORDER BY ts, seq",
-    )?;
-    let mut out: Vec<(i64, f64)> = Vec::new();
-    let mut rows = statement.query(params![series_id, from, to, max_seq])?;
-    while let Some(row) = rows.next()? {
-        let point = (row.get::<_, i64>(0)?, row.get::<_, f64>(1)?);
-        match out.last_mut() {
-            Some(last) if last.0 == point.0 => *last = point,
-            _ => out.push(point),
-        }
-    }
-    Ok(out)
 }
 
 /// Merges two time-ordered point lists; on equal timestamps `newer` wins.
@@ -199,16 +173,11 @@ pub fn merge(older: Vec<(i64, f64)>, newer: Vec<(i64, f64)>) -> Vec<(i64, f64)> 
 /// The latest raw reading of a series before `before` (ms), from the head or the chunks.
 pub fn reading_before(
     conn: &Connection,
+    head: &Head,
     series_id: i64,
     before: i64,
 ) -> rusqlite::Result<Option<(i64, f64)>> {
-    let head: Option<(i64, f64)> = conn
-        .prepare_cached(
-            "SELECT ts, value FROM head WHERE series_id = ?1 AND ts < ?2
-              ORDER BY ts DESC, seq DESC LIMIT 1",
-        )?
-        .query_row(params![series_id, before], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
+    let head = head.reading_before(series_id, before);
     let sealed = sealed_reading_before(conn, series_id, before)?;
     Ok(match (head, sealed) {
         (Some(h), Some(s)) if s.0 > h.0 => Some(s),
@@ -238,8 +207,12 @@ pub fn sealed_reading_before(
 }
 
 /// The newest reading of a series, if it has any.
-pub fn latest(conn: &Connection, series_id: i64) -> rusqlite::Result<Option<(i64, f64)>> {
-    reading_before(conn, series_id, MAX_TS_MS)
+pub fn latest(
+    conn: &Connection,
+    head: &Head,
+    series_id: i64,
+) -> rusqlite::Result<Option<(i64, f64)>> {
+    reading_before(conn, head, series_id, MAX_TS_MS)
 }
 
 /// Stored rollup buckets of a series at `resolution` in `[from, to)` (ms), folded into steps

@@ -193,6 +193,56 @@ impl RollupDecoder {
     }
 }
 
+/// Version byte of a head log row.
+const LOG_V1: u8 = 1;
+
+/// A head log row: the count, then per sample the series id and the time as differences from
+/// the sample before (zigzag varints: a poll round costs a byte or two each) and the value's
+/// eight bytes. Written at ingest speed, read back only at start: simple beats small here.
+pub fn encode_log(samples: &[(i64, i64, f64)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + samples.len() * 12);
+    out.push(LOG_V1);
+    push_varint(&mut out, samples.len() as u64);
+    let (mut series, mut ts) = (0i64, 0i64);
+    for &(id, at, value) in samples {
+        push_varint(&mut out, zigzag(id.wrapping_sub(series)));
+        push_varint(&mut out, zigzag(at.wrapping_sub(ts)));
+        out.extend_from_slice(&value.to_le_bytes());
+        (series, ts) = (id, at);
+    }
+    out
+}
+
+/// Reads a head log row back.
+pub fn decode_log(blob: &[u8]) -> Result<Vec<(i64, i64, f64)>> {
+    if blob.first() != Some(&LOG_V1) {
+        return Err(CodecError("unknown log format version"));
+    }
+    let (n, mut at) = varint(blob, 1)?;
+    // Each sample takes at least ten bytes.
+    if n > (blob.len() / 10) as u64 {
+        return Err(CodecError("count beyond the row"));
+    }
+    let mut out = Vec::with_capacity(n as usize);
+    let (mut series, mut ts) = (0i64, 0i64);
+    for _ in 0..n {
+        let (id, next) = varint(blob, at)?;
+        let (delta, next) = varint(blob, next)?;
+        let bytes = blob
+            .get(next..next + 8)
+            .ok_or(CodecError("truncated log row"))?;
+        series = series.wrapping_add(unzigzag(id));
+        ts = ts.wrapping_add(unzigzag(delta));
+        let value = f64::from_le_bytes(bytes.try_into().map_err(|_| CodecError("truncated"))?);
+        out.push((series, ts, value));
+        at = next + 8;
+    }
+    if at != blob.len() {
+        return Err(CodecError("trailing bytes in a log row"));
+    }
+    Ok(out)
+}
+
 /// Stores one decoded value into its field.
 type SetField = fn(&mut Rollup, f64);
 
@@ -739,6 +789,28 @@ mod tests {
             assert_eq!(a.0, b.0);
             assert_eq!(a.1.to_bits(), b.1.to_bits(), "{} vs {}", a.1, b.1);
         }
+    }
+
+    #[test]
+    fn log_rows_read_back_bit_for_bit_and_damage_is_an_error() {
+        let samples = [
+            (7, 1_764_000_000_000, 1.5),
+            (3, 1_764_000_000_000, f64::NAN),
+            (33_600, 1_763_999_999_990, -0.0),
+            (7, 1_764_000_010_003, 1e300),
+        ];
+        let blob = encode_log(&samples);
+        let back = decode_log(&blob).unwrap();
+        assert_eq!(back.len(), samples.len());
+        for (a, b) in samples.iter().zip(&back) {
+            assert_eq!((a.0, a.1, a.2.to_bits()), (b.0, b.1, b.2.to_bits()));
+        }
+        for cut in 0..blob.len() {
+            assert!(decode_log(&blob[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut longer = blob.clone();
+        longer.push(0);
+        assert!(decode_log(&longer).is_err());
     }
 
     #[test]

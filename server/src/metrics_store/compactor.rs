@@ -1,13 +1,15 @@
 //! The compactor: a background thread that seals head samples into chunks, keeps the rollups
 //! up to date, and enforces retention and the size cap.
 //!
-//! It reads on its own connection and encodes on its own core; what it writes goes to the one
-//! writer as a [`SealWork`], committed in the same transaction as whatever ingest is queued
-//! then (no extra fsync), at most [`SEAL_BATCH_SAMPLES`] samples at a time so an ingest never
-//! waits long behind it. A sealed range's head rows are deleted in the transaction that stores
-//! its chunk, and only rows up to the `seq` the compactor read: a crash at any point leaves
-//! every sample exactly once, in the head or in a chunk. Sealing merges by timestamp, so a late
-//! sample for an hour already sealed is merged into that hour's chunk (and its rollups redone).
+//! It reads the head in memory and chunks on its own connection, and encodes on its own core;
+//! what it writes goes to the one writer as a [`SealWork`], committed in the same transaction
+//! as whatever ingest is queued then (no extra fsync), at most [`SEAL_BATCH_SAMPLES`] samples
+//! at a time so an ingest never waits long behind it. The transaction that stores a series'
+//! chunks moves its seal mark, and only over samples up to the `seq` the compactor read; the
+//! head's log rows go once a whole pass has sealed them (`head.rs`): a crash at any point
+//! leaves every sample exactly once, in the head or in a chunk. Sealing merges by timestamp, so
+//! a late sample for an hour already sealed is merged into that hour's chunk (and its rollups
+//! redone).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -20,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::chunks::{self, HOUR_MS, Resolution, chunk_id, chunk_range, damaged, window_of_id};
 use super::codec::{self, Rollup};
-use super::{Job, Kind, Stats, kind_column};
+use super::{Head, Job, Kind, Stats, kind_column};
 use crate::telemetry::{Counter, Gauge};
 
 /// Samples are sealed in 5-minute slices, once this much time has passed since a slice's end
@@ -88,16 +90,20 @@ enum CapState {
 /// What one write of the compactor changes.
 #[derive(Debug, Default)]
 pub struct SealWork {
-    /// Head rows with `seq` up to this were read.
+    /// Head samples with `seq` up to this were read.
     pub max_seq: i64,
-    /// Head ranges `(series, from, to)` now in chunks.
-    pub sealed: Vec<(i64, i64, i64)>,
+    /// The pass sealed what came before this (ms).
+    pub cutoff: i64,
+    /// Series whose head samples before `cutoff` (up to `max_seq`) are now in chunks.
+    pub sealed: Vec<i64>,
     /// Chunks to store: `(id, points, blob)`.
     pub chunks: Vec<(i64, i64, Vec<u8>)>,
     /// Chunk id ranges `[low, high)` to drop.
     pub dropped: Vec<(i64, i64)>,
     /// Head samples sealed.
     pub samples: u64,
+    /// The last write of a pass that sealed everything due: the head log's rows it covers go.
+    pub pass_end: bool,
 }
 
 /// Figures of one pass.
@@ -119,6 +125,7 @@ pub struct CompactionStats {
 
 pub(crate) struct Compactor {
     conn: Connection,
+    head: Arc<Head>,
     jobs: mpsc::WeakSender<Job>,
     committed_seq: Arc<AtomicI64>,
     retention: Retention,
@@ -133,6 +140,7 @@ pub(crate) struct Compactor {
 impl Compactor {
     pub(crate) fn new(
         path: &Path,
+        head: Arc<Head>,
         jobs: mpsc::WeakSender<Job>,
         committed_seq: Arc<AtomicI64>,
         retention: Retention,
@@ -144,6 +152,7 @@ impl Compactor {
         conn.pragma_update(None, "cache_size", -32_768)?;
         Ok(Compactor {
             conn,
+            head,
             jobs,
             committed_seq,
             retention,
@@ -203,35 +212,23 @@ impl Compactor {
         let max_seq = self.committed_seq.load(Ordering::Acquire);
         let cutoff = (now - GRACE_MS).div_euclid(SLICE_MS) * SLICE_MS;
         let series = self.all_series().map_err(|e| e.to_string())?;
-        let mut work = SealWork {
+        let kinds: rustc_hash::FxHashMap<i64, Kind> = series.iter().copied().collect();
+        let fresh = || SealWork {
             max_seq,
+            cutoff,
             ..SealWork::default()
         };
-        for &(series_id, kind) in &series {
-            let oldest: Option<i64> = self
-                .conn
-                .prepare_cached(
-                    "SELECT ts FROM head WHERE series_id = ?1 AND seq <= ?2 ORDER BY ts LIMIT 1",
-                )
-                .and_then(|mut s| {
-                    s.query_row(params![series_id, max_seq], |r| r.get(0))
-                        .optional()
-                })
-                .map_err(|e| e.to_string())?;
-            if oldest.is_none_or(|ts| ts >= cutoff) {
-                continue;
-            }
+        let mut work = fresh();
+        for series_id in self.head.due(cutoff, max_seq) {
+            let kind = kinds.get(&series_id).copied().unwrap_or(Kind::Gauge);
             self.seal_series(series_id, kind, max_seq, cutoff, &mut work)
                 .map_err(|e| format!("sealing series {series_id}: {e}"))?;
             report.series += 1;
             if work.samples >= SEAL_BATCH_SAMPLES {
-                let next = SealWork {
-                    max_seq,
-                    ..SealWork::default()
-                };
-                self.submit(std::mem::replace(&mut work, next), &mut report)?;
+                self.submit(std::mem::replace(&mut work, fresh()), &mut report)?;
             }
         }
+        work.pass_end = report.series > 0;
         self.submit(work, &mut report)?;
         let due = self
             .retention_at
@@ -266,7 +263,11 @@ impl Compactor {
 
     /// Hands `work` to the writer and waits until it is committed.
     fn submit(&self, work: SealWork, report: &mut PassReport) -> Result<(), String> {
-        if work.sealed.is_empty() && work.chunks.is_empty() && work.dropped.is_empty() {
+        if work.sealed.is_empty()
+            && work.chunks.is_empty()
+            && work.dropped.is_empty()
+            && !work.pass_end
+        {
             return Ok(());
         }
         let Some(jobs) = self.jobs.upgrade() else {
@@ -316,7 +317,7 @@ impl Compactor {
         cutoff: i64,
         work: &mut SealWork,
     ) -> rusqlite::Result<()> {
-        let rows = chunks::head_points(&self.conn, series_id, 0, cutoff, max_seq)?;
+        let rows = self.head.points(series_id, 0, cutoff, max_seq);
         let mut fresh: BTreeMap<i64, Vec<(i64, f64)>> = BTreeMap::new();
         for point in rows {
             fresh
@@ -343,6 +344,7 @@ impl Compactor {
             }
         }
         // The newest reading of each hour handled here, for the next one's first rate.
+        work.sealed.push(series_id);
         let mut lasts: BTreeMap<i64, (i64, f64)> = BTreeMap::new();
         let mut rolled: BTreeMap<Resolution, BTreeMap<i64, Vec<Rollup>>> = BTreeMap::new();
         for &hour in &hours {
@@ -357,8 +359,6 @@ impl Compactor {
                         codec::encode_raw(&points),
                     ));
                     // Only what was read: the rest of the hour may be in the head already.
-                    work.sealed
-                        .push((series_id, hour, (hour + HOUR_MS).min(cutoff)));
                     points
                 }
                 None => stored,
@@ -632,7 +632,7 @@ mod tests {
             NOW,
         );
         assert_eq!(query.resolution, Resolution::Hour);
-        let answer = crate::metrics_store::query::range(&conn, &query).unwrap();
+        let answer = crate::metrics_store::query::range(&conn, &store.head, &query).unwrap();
         assert_eq!(answer[0].points.len(), 1, "{answer:?}");
     }
 

@@ -1,15 +1,17 @@
 //! The embedded metric store, `metrics.db`: one writer thread commits batches of samples to
-//! the head (several requests' batches in one transaction when they queue up), remembers which
-//! batch ids it has committed so a batch sent twice is stored once, and then updates the
-//! in-memory [`HotWindow`] that live views and the alert evaluator read. The [`compactor`]
-//! seals the head into compressed chunks and rollups through the same writer; queries
-//! ([`query`]) read head and chunks through their own pool (WAL lets them run beside the
-//! writer). Layout: [`chunks`]; encoding: [`codec`]; design: `docs/storage.md`.
+//! the head's log (several requests' batches in one transaction when they queue up), remembers
+//! which batch ids it has committed so a batch sent twice is stored once, and then adds them to
+//! the in-memory [`Head`] and the [`HotWindow`] that live views and the alert evaluator read.
+//! The [`compactor`] seals the head into compressed chunks and rollups through the same writer;
+//! queries ([`query`]) read the head in memory and chunks through their own pool (WAL lets them
+//! run beside the writer). Head: [`head`]; layout: [`chunks`]; encoding: [`codec`]; design:
+//! `docs/storage.md`.
 
 pub mod backend;
 pub mod chunks;
 pub mod codec;
 pub mod compactor;
+pub mod head;
 pub mod hot;
 pub mod query;
 pub mod stats;
@@ -28,6 +30,7 @@ use crate::telemetry::registry::figures;
 use crate::telemetry::{Counter, Exposition, Gauge, Report};
 use compactor::{Compactor, SealWork};
 pub use compactor::{PassReport, Retention};
+pub use head::Head;
 pub use hot::HotWindow;
 
 /// Migrations of `metrics.db`, in order.
@@ -43,6 +46,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0003_remote_queue",
         include_str!("../../../migrations/metrics/0003_remote_queue.sql"),
+    ),
+    (
+        "0004_head_log",
+        include_str!("../../../migrations/metrics/0004_head_log.sql"),
     ),
 ];
 
@@ -298,15 +305,6 @@ pub enum Sink {
 }
 
 impl Sink {
-    fn insert_sql(self) -> &'static str {
-        match self {
-            Sink::Head => "INSERT INTO head (series_id, ts, seq, value) VALUES (?1, ?2, ?3, ?4)",
-            Sink::RemoteQueue => {
-                "INSERT INTO remote_queue (series_id, ts, seq, value) VALUES (?1, ?2, ?3, ?4)"
-            }
-        }
-    }
-
     /// Samples committed: those the remote engine has yet to take are counted as queued.
     fn committed(self, stats: &Stats, samples: usize) {
         if self == Sink::RemoteQueue {
@@ -328,6 +326,8 @@ pub struct MetricsStore {
     jobs: mpsc::Sender<Job>,
     /// Read-only work: queries and series listings.
     pub reader: Db,
+    /// Committed samples not sealed yet.
+    pub head: Arc<Head>,
     pub hot: Arc<HotWindow>,
     pub stats: Arc<Stats>,
     pub retention: Retention,
@@ -345,22 +345,35 @@ impl MetricsStore {
     /// Opens (creating and migrating) `metrics.db` at `path` and starts its writer thread (and
     /// the compactor's), which stop once every handle is dropped.
     pub fn open_with(path: &Path, options: StoreOptions) -> Result<MetricsStore, DbError> {
+        free_pages_returned(path)?;
         let reader = Db::open_with(path, MIGRATIONS)?;
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         // A batch is acknowledged only once it is on disk: FULL syncs the WAL at each commit.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "cache_size", -65_536)?;
+        // The -wal file is cut back to this after a checkpoint instead of keeping its peak.
+        conn.pragma_update(None, "journal_size_limit", WAL_FILE_KEPT_BYTES)?;
         let stats = Arc::new(Stats::default());
         let hot = Arc::new(HotWindow::default());
         let series = load_series(&conn)?;
         stats.series.store(series.len() as u64, Ordering::Relaxed);
         prune_batch_ids(&mut conn)?;
+        legacy_head_to_log(&mut conn)?;
+        let started = Instant::now();
+        let (head, logged_seq) = head::replay(&conn)?;
+        if !head.is_empty() {
+            tracing::info!(
+                samples = head.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "Read the unsealed samples back from the head log."
+            );
+        }
+        let head = Arc::new(head);
         let (seq, queued): (i64, i64) = conn.query_row(
-            "SELECT max(coalesce((SELECT max(seq) FROM head), 0),
-                        coalesce((SELECT max(seq) FROM remote_queue), 0)),
+            "SELECT max(?1, coalesce((SELECT max(seq) FROM remote_queue), 0)),
                     (SELECT count(*) FROM remote_queue)",
-            [],
+            [logged_seq],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         stats.remote_queued.store(queued as u64, Ordering::Relaxed);
@@ -388,6 +401,7 @@ impl MetricsStore {
             limits: options.series_limits,
             seq,
             committed_seq: committed_seq.clone(),
+            head: head.clone(),
             hot: hot.clone(),
             stats: stats.clone(),
             pruned_at: Instant::now(),
@@ -401,6 +415,7 @@ impl MetricsStore {
         let store = MetricsStore {
             jobs,
             reader,
+            head,
             hot,
             stats,
             retention: options.retention.clone(),
@@ -421,6 +436,7 @@ impl MetricsStore {
     fn compactor(&self) -> Result<Compactor, DbError> {
         Ok(Compactor::new(
             &self.path,
+            self.head.clone(),
             self.jobs.downgrade(),
             self.committed_seq.clone(),
             self.retention.clone(),
@@ -562,6 +578,7 @@ struct Writer {
     /// Last `seq` given to a head row.
     seq: i64,
     committed_seq: Arc<AtomicI64>,
+    head: Arc<Head>,
     hot: Arc<HotWindow>,
     stats: Arc<Stats>,
     pruned_at: Instant,
@@ -586,13 +603,15 @@ impl Writer {
             }
             let seq_before = self.seq;
             let started = Instant::now();
-            let committed = self.commit(&mut jobs);
+            let mut logged = Vec::new();
+            let committed = self.commit(&mut jobs, &mut logged);
             self.stats.writes.fetch_add(1, Ordering::Relaxed);
             self.stats
                 .write_micros
                 .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
             match committed {
                 Ok(outcomes) => {
+                    self.head.append(seq_before + 1, &logged);
                     self.committed_seq.store(self.seq, Ordering::Release);
                     for (job, outcome) in jobs.into_iter().zip(outcomes) {
                         match job {
@@ -607,7 +626,12 @@ impl Writer {
                                 }
                                 let _ = reply.send(Ok(outcome));
                             }
-                            Job::Seal { reply, .. } => {
+                            Job::Seal { work, reply } => {
+                                self.head
+                                    .remove_sealed(&work.sealed, work.cutoff, work.max_seq);
+                                if work.pass_end {
+                                    self.return_free_pages();
+                                }
                                 let _ = reply.send(Ok(()));
                             }
                             Job::Forwarded { samples, reply, .. } => {
@@ -687,7 +711,32 @@ impl Writer {
         Ok(())
     }
 
-    fn commit(&mut self, jobs: &mut [Job]) -> rusqlite::Result<Vec<Committed>> {
+    /// Returns the pages the log's deleted rows freed once they are more than a third of the
+    /// file (they are reused first: the file does not grow while they last).
+    fn return_free_pages(&mut self) {
+        let pages = |pragma: &str| -> rusqlite::Result<i64> {
+            self.conn.query_row(pragma, [], |r| r.get(0))
+        };
+        let (Ok(total), Ok(free)) = (pages("PRAGMA page_count"), pages("PRAGMA freelist_count"))
+        else {
+            return;
+        };
+        if free * 3 > total
+            && let Err(error) = self.conn.execute_batch("PRAGMA incremental_vacuum")
+        {
+            tracing::warn!(%error, "Could not return free pages of metrics.db.");
+        }
+    }
+
+    /// Commits `jobs` in one transaction; the head samples logged are appended to `logged`
+    /// (numbered from the `seq` after the one before the call) for the caller to add to the
+    /// head once committed.
+    fn commit(
+        &mut self,
+        jobs: &mut [Job],
+        logged: &mut Vec<head::Logged>,
+    ) -> rusqlite::Result<Vec<Committed>> {
+        let first_seq = self.seq + 1;
         let tx = self.conn.transaction()?;
         let mut outcomes = Vec::with_capacity(jobs.len());
         let now = crate::clock::unix_secs();
@@ -703,7 +752,9 @@ impl Writer {
                 "INSERT INTO series (node_id, metric, tags, kind, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-            let mut insert = tx.prepare_cached(self.sink.insert_sql())?;
+            let mut queue = tx.prepare_cached(
+                "INSERT INTO remote_queue (series_id, ts, seq, value) VALUES (?1, ?2, ?3, ?4)",
+            )?;
             // Two requests of one group may carry the same batch id.
             let mut in_group = std::collections::HashSet::new();
             for job in jobs {
@@ -764,7 +815,17 @@ impl Writer {
                         }
                     };
                     self.seq += 1;
-                    insert.execute(params![series_id, sample.ts_ms, self.seq, sample.value])?;
+                    match self.sink {
+                        Sink::Head => logged.push((series_id, sample.ts_ms, sample.value)),
+                        Sink::RemoteQueue => {
+                            queue.execute(params![
+                                series_id,
+                                sample.ts_ms,
+                                self.seq,
+                                sample.value
+                            ])?;
+                        }
+                    }
                 }
                 match first_limit {
                     None => outcomes.push(Committed::Stored),
@@ -783,6 +844,7 @@ impl Writer {
                 }
             }
         }
+        head::log(&tx, first_seq, logged)?;
         tx.commit()?;
         Ok(outcomes)
     }
@@ -790,12 +852,7 @@ impl Writer {
 
 /// Applies one write of the compactor.
 fn apply_seal(tx: &rusqlite::Transaction<'_>, work: &SealWork) -> rusqlite::Result<()> {
-    let mut sealed = tx.prepare_cached(
-        "DELETE FROM head WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 AND seq <= ?4",
-    )?;
-    for (series_id, from, to) in &work.sealed {
-        sealed.execute(params![series_id, from, to, work.max_seq])?;
-    }
+    head::mark_sealed(tx, &work.sealed, work.cutoff, work.max_seq)?;
     let mut store =
         tx.prepare_cached("INSERT OR REPLACE INTO chunks (id, points, data) VALUES (?1, ?2, ?3)")?;
     for (id, points, data) in &work.chunks {
@@ -804,6 +861,71 @@ fn apply_seal(tx: &rusqlite::Transaction<'_>, work: &SealWork) -> rusqlite::Resu
     let mut drop = tx.prepare_cached("DELETE FROM chunks WHERE id >= ?1 AND id < ?2")?;
     for (low, high) in &work.dropped {
         drop.execute(params![low, high])?;
+    }
+    if work.pass_end {
+        head::forget_sealed(tx, work.cutoff, work.max_seq)?;
+    }
+    Ok(())
+}
+
+/// Largest `-wal` file kept after a checkpoint.
+const WAL_FILE_KEPT_BYTES: i64 = 64 * 1024 * 1024;
+
+/// Makes `metrics.db` able to return free pages to the file system (`auto_vacuum =
+/// INCREMENTAL`): set before the first table of a new file; a file made before it is
+/// converted once with a `VACUUM` (which also gives back what it had grown to).
+fn free_pages_returned(path: &Path) -> Result<(), DbError> {
+    let conn = Connection::open(path)?;
+    let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+    if mode == 2 {
+        return Ok(());
+    }
+    let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    if tables > 0 {
+        let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+        tracing::info!(
+            mib = bytes / 1_048_576,
+            "Converting metrics.db to return freed pages (once; a VACUUM of the whole file)."
+        );
+        conn.execute_batch("VACUUM")?;
+    }
+    Ok(())
+}
+
+/// Moves the rows of the one-row-per-sample `head` table of earlier versions into the head log
+/// (in their arrival order) and drops the table, in one transaction.
+fn legacy_head_to_log(conn: &mut Connection) -> rusqlite::Result<()> {
+    let exists: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'head'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    let mut samples: Vec<head::Logged> = {
+        let mut statement =
+            tx.prepare("SELECT series_id, ts, value FROM head ORDER BY seq, series_id, ts")?;
+        statement
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    let first: i64 = tx.query_row(
+        "SELECT max(coalesce((SELECT max(seq) FROM head), 0),
+                    coalesce((SELECT max(seq) FROM remote_queue), 0)) + 1",
+        [],
+        |r| r.get(0),
+    )?;
+    head::log(&tx, first, &mut samples)?;
+    tx.execute_batch("DROP TABLE head")?;
+    tx.commit()?;
+    if !samples.is_empty() {
+        tracing::info!(
+            samples = samples.len(),
+            "Moved the head's rows into the head log."
+        );
     }
     Ok(())
 }
@@ -829,16 +951,17 @@ mod tests {
         }
     }
 
+    /// Samples stored: in the head (as read back from its log) and in raw chunks.
     fn count(path: &Path) -> i64 {
-        Connection::open(path)
-            .unwrap()
+        let conn = Connection::open(path).unwrap();
+        let sealed: i64 = conn
             .query_row(
-                "SELECT (SELECT count(*) FROM head)
-                      + (SELECT coalesce(sum(points), 0) FROM chunks WHERE (id >> 28) & 15 = 0)",
+                "SELECT coalesce(sum(points), 0) FROM chunks WHERE (id >> 28) & 15 = 0",
                 [],
                 |r| r.get(0),
             )
-            .unwrap()
+            .unwrap();
+        head::replay(&conn).unwrap().0.len() as i64 + sealed
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ use rusqlite::{Connection, params};
 
 use super::chunks::{self, Resolution};
 use super::codec::{Columns, Rollup};
-use super::{Kind, Retention, kind_column};
+use super::{Head, Kind, Retention, kind_column};
 use crate::db::{Db, DbError};
 
 /// Increase of a counter between two readings. A decrease is a 64-bit wrap when the previous
@@ -184,9 +184,15 @@ impl RangeQuery {
         }
     }
 
-    fn series(&self, conn: &Connection, series: SeriesRow) -> rusqlite::Result<MetricSeries> {
+    fn series(
+        &self,
+        conn: &Connection,
+        head: &Head,
+        series: SeriesRow,
+    ) -> rusqlite::Result<MetricSeries> {
         let buckets = series_buckets(
             conn,
+            head,
             series.id,
             series.kind,
             (self.from * 1_000, (self.to + 1) * 1_000),
@@ -207,10 +213,14 @@ impl RangeQuery {
 }
 
 /// Answers `query` on one connection.
-pub fn range(conn: &Connection, query: &RangeQuery) -> rusqlite::Result<Vec<MetricSeries>> {
+pub fn range(
+    conn: &Connection,
+    head: &Head,
+    query: &RangeQuery,
+) -> rusqlite::Result<Vec<MetricSeries>> {
     node_series(conn, query.node_id, query.metric.as_deref())?
         .into_iter()
-        .map(|series| query.series(conn, series))
+        .map(|series| query.series(conn, head, series))
         .collect()
 }
 
@@ -220,7 +230,7 @@ const SERIES_PER_THREAD: usize = 32;
 /// Answers `query` with the series split over as many pooled connections as there are cores
 /// (at most 4, and only connections free at once): a chart of a large switch reads hundreds of
 /// series. Blocking: call it from a blocking thread.
-pub fn range_on(db: &Db, query: &RangeQuery) -> Result<Vec<MetricSeries>, DbError> {
+pub fn range_on(db: &Db, head: &Head, query: &RangeQuery) -> Result<Vec<MetricSeries>, DbError> {
     let conn = db.get()?;
     let series = node_series(&conn, query.node_id, query.metric.as_deref())?;
     let wanted = std::thread::available_parallelism()
@@ -234,7 +244,7 @@ pub fn range_on(db: &Db, query: &RangeQuery) -> Result<Vec<MetricSeries>, DbErro
     if extra.is_empty() {
         return Ok(series
             .into_iter()
-            .map(|s| query.series(&conn, s))
+            .map(|s| query.series(&conn, head, s))
             .collect::<rusqlite::Result<_>>()?);
     }
     let per_part = series.len().div_ceil(extra.len() + 1);
@@ -246,13 +256,15 @@ pub fn range_on(db: &Db, query: &RangeQuery) -> Result<Vec<MetricSeries>, DbErro
             .map(|other| {
                 let part: Vec<SeriesRow> = rest.by_ref().take(per_part).collect();
                 scope.spawn(move || -> rusqlite::Result<Vec<MetricSeries>> {
-                    part.into_iter().map(|s| query.series(&other, s)).collect()
+                    part.into_iter()
+                        .map(|s| query.series(&other, head, s))
+                        .collect()
                 })
             })
             .collect();
         let mut out: Vec<MetricSeries> = mine
             .into_iter()
-            .map(|s| query.series(&conn, s))
+            .map(|s| query.series(&conn, head, s))
             .collect::<rusqlite::Result<_>>()?;
         for handle in others {
             let part = handle
@@ -269,6 +281,7 @@ pub fn range_on(db: &Db, query: &RangeQuery) -> Result<Vec<MetricSeries>, DbErro
 /// not sealed again), stored rollups in between; of those, only `columns`.
 pub fn series_buckets(
     conn: &Connection,
+    head: &Head,
     series_id: i64,
     kind: Kind,
     (from, to): (i64, i64),
@@ -276,7 +289,7 @@ pub fn series_buckets(
     (resolution, columns): (Resolution, Columns),
     raw_horizon_ms: i64,
 ) -> rusqlite::Result<Vec<Rollup>> {
-    let reader = RawReader::new(conn, series_id)?;
+    let reader = RawReader::new(conn, head, series_id);
     let raw = |lo: i64, hi: i64| -> rusqlite::Result<Vec<Rollup>> {
         if hi <= lo {
             return Ok(Vec::new());
@@ -327,13 +340,12 @@ struct RawReader<'c> {
 }
 
 impl<'c> RawReader<'c> {
-    fn new(conn: &'c Connection, series_id: i64) -> rusqlite::Result<RawReader<'c>> {
-        let head = chunks::head_points(conn, series_id, 0, chunks::MAX_TS_MS, i64::MAX)?;
-        Ok(RawReader {
+    fn new(conn: &'c Connection, head: &Head, series_id: i64) -> RawReader<'c> {
+        RawReader {
             conn,
             series_id,
-            head,
-        })
+            head: head.points(series_id, 0, chunks::MAX_TS_MS, i64::MAX),
+        }
     }
 
     /// Points in `[lo, hi)` and, when asked, the reading before `lo` (a counter's first rate).
@@ -411,6 +423,7 @@ pub fn value_of(bucket: &Rollup, agg: Aggregation) -> f64 {
 /// sample.
 pub fn search(
     conn: &Connection,
+    head: &Head,
     node_id: Option<i64>,
     q: Option<&str>,
     limit: i64,
@@ -435,7 +448,7 @@ pub fn search(
     let mut out = rows.collect::<rusqlite::Result<Vec<_>>>()?;
     for info in &mut out {
         info.latest =
-            chunks::latest(conn, info.id)?.map(|(ts, value)| (ts.div_euclid(1_000), value));
+            chunks::latest(conn, head, info.id)?.map(|(ts, value)| (ts.div_euclid(1_000), value));
     }
     Ok(out)
 }
@@ -712,7 +725,7 @@ mod tests {
             ][rng.random_range(0..5)];
             let query = RangeQuery::new(1, None, (from, to), asked, agg, &store.retention, NOW);
             let plan = (query.step, query.resolution);
-            let answer = range(&conn, &query).unwrap();
+            let answer = range(&conn, &store.head, &query).unwrap();
             assert_eq!(answer.len(), series.len());
             for (index, (metric, kind)) in series.iter().enumerate() {
                 let got = &answer.iter().find(|s| s.metric == *metric).unwrap().points;
@@ -807,8 +820,8 @@ mod tests {
             &store.retention,
             NOW,
         );
-        let split = range_on(&store.reader, &query).unwrap();
-        let one = range(&store.reader.get().unwrap(), &query).unwrap();
+        let split = range_on(&store.reader, &store.head, &query).unwrap();
+        let one = range(&store.reader.get().unwrap(), &store.head, &query).unwrap();
         assert_eq!(split.len(), 150);
         assert_eq!(split, one);
         assert!(split.windows(2).all(|w| w[0].metric < w[1].metric));
@@ -816,7 +829,7 @@ mod tests {
         let mut held: Vec<_> = std::iter::from_fn(|| store.reader.try_get()).collect();
         held.pop();
         let started = std::time::Instant::now();
-        assert_eq!(range_on(&store.reader, &query).unwrap(), one);
+        assert_eq!(range_on(&store.reader, &store.head, &query).unwrap(), one);
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 

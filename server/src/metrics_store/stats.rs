@@ -49,19 +49,19 @@ pub fn collect(path: &Path) -> anyhow::Result<StoreStats> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .with_context(|| format!("opening {}", path.display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    let has_head: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'head'",
+    let has_log: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'head_log'",
         [],
         |r| r.get(0),
     )?;
-    if !has_head {
+    if !has_log {
         anyhow::bail!(
             "{} was written by an older release; start the server once to upgrade it",
             path.display()
         );
     }
     let series: i64 = conn.query_row("SELECT count(*) FROM series", [], |r| r.get(0))?;
-    let head: i64 = conn.query_row("SELECT count(*) FROM head", [], |r| r.get(0))?;
+    let head = super::head::replay(&conn)?.0.len() as i64;
     let mut levels: Vec<Level> = Resolution::ALL
         .iter()
         .map(|r| Level {

@@ -274,10 +274,12 @@ pub fn stored_samples(
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
+    let (head, _) = plantwatch_server::metrics_store::head::replay(conn).unwrap();
     ids.into_iter()
         .flat_map(|id| {
             plantwatch_server::metrics_store::chunks::raw_points(
                 conn,
+                &head,
                 id,
                 since_ms,
                 plantwatch_server::metrics_store::chunks::MAX_TS_MS,
