@@ -1,112 +1,216 @@
-//! End-to-end ingest: gzip line-protocol batches from a collector over HTTPS until each is
-//! committed to `metrics.db` (204), against the machine's ceiling, a bare rusqlite batched
-//! insert of the same samples into the same schema with the same durability (WAL, synchronous
-//! FULL). Server and client share this process and the machine's cores.
-//! Run with `cargo bench -p plantwatch-server --bench ingest`.
+//! Ingest against an engine: the same gzip line-protocol bodies, posted by the same client
+//! (reqwest, 4 requests in flight), to plantwatch's embedded store (HTTPS, a collector's key;
+//! each 204 only once the batch is committed and fsync'd) and to a fresh VictoriaMetrics' own
+//! `/write` on loopback — 100 switches × 48 ports × 7 interface fields every 10 s, the shape of
+//! a collector replaying its outbox after an outage. Two volumes: the first 1.0 M samples and
+//! the whole hour (12.1 M, ending 15 minutes ago). Then bytes per sample on disk: plantwatch
+//! once the compactor has sealed everything, VictoriaMetrics after a forced flush and merge.
+//! Server, engine and client share this machine's cores.
+//!
+//! Run with `cargo bench -p plantwatch-server --bench ingest`; `PLANTWATCH_BENCH_POLLS` sets
+//! the volumes as polls (default `30,360`: 1.0 M and 12.1 M samples).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark fails loudly by design.
 
-use std::time::Instant;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{FIELDS, gzip, interface_batch};
-use rusqlite::Connection;
+use common::{FIELDS, dir_bytes, gzip, interface_lines, post_all, wait_for};
+use plantwatch_server::metrics_store::stats;
+use plantwatch_testkit::engines::{Engine, EngineKind};
 
 const NODES: usize = 100;
 const INTERFACES: usize = 48;
 const LINES_PER_BATCH: usize = 5_000;
-const BATCHES: usize = 60;
 const CONCURRENCY: usize = 4;
-/// The first poll's time (2025-11-24).
-const BASE_MS: i64 = 1_764_000_000_000;
 
-/// The ceiling: the same samples inserted by one connection in one transaction per batch.
-fn bare_insert(batches: &[String]) -> f64 {
-    let dir = tempfile::tempdir().unwrap();
-    // Rows as the writer would insert them: series ids resolved, values and times parsed.
-    let mut series: std::collections::HashMap<(String, String), i64> = Default::default();
-    let mut rows: Vec<Vec<(i64, i64, f64)>> = Vec::new();
-    for text in batches {
-        let mut batch_rows = Vec::with_capacity(LINES_PER_BATCH * FIELDS);
-        for line in text.lines() {
-            let parsed = plantwatch_shared::lineproto::parse_line(line).unwrap();
-            let tags = format!("{:?}", parsed.tags);
-            let ts = parsed.timestamp.unwrap() / 1_000_000;
-            for (field, value) in &parsed.fields {
-                let next = series.len() as i64 + 1;
-                let id = *series
-                    .entry((tags.clone(), field.to_string()))
-                    .or_insert(next);
-                batch_rows.push((id, ts, value.as_f64().unwrap()));
-            }
+/// One side's figures.
+struct Run {
+    samples_per_second: f64,
+    seconds: f64,
+    /// Bytes on disk per sample once sealed or merged (the whole data directory).
+    file_bytes: f64,
+    /// plantwatch only: pages in use per sample.
+    used_bytes: f64,
+}
+
+/// `polls` poll rounds of every interface as gzip bodies of [`LINES_PER_BATCH`] lines.
+fn bodies(node_ids: &[i64], polls: usize, base_ms: i64) -> Vec<Vec<u8>> {
+    let lines = polls * NODES * INTERFACES;
+    (0..lines.div_ceil(LINES_PER_BATCH))
+        .map(|batch| {
+            let first = batch * LINES_PER_BATCH;
+            let count = LINES_PER_BATCH.min(lines - first);
+            gzip(&interface_lines(
+                first, count, node_ids, INTERFACES, base_ms,
+            ))
+        })
+        .collect()
+}
+
+/// The bodies posted to a fresh VictoriaMetrics' `/write`, until every post is acknowledged;
+/// then flushed and merged, and its data directory measured.
+async fn engine_run(bodies: Arc<Vec<Vec<u8>>>, samples: f64, last_s: i64) -> Run {
+    let engine = Engine::start(EngineKind::VictoriaMetrics);
+    let url = format!("{}/write", engine.base_url());
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    post_all(bodies, CONCURRENCY, move |_, body| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let status = http
+                .post(url)
+                .header("Content-Encoding", "gzip")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert!(status.is_success(), "{status}");
         }
-        rows.push(batch_rows);
+    })
+    .await;
+    let seconds = started.elapsed().as_secs_f64();
+    wait_for(&engine, "{__name__=~\"interface_.*\"}", samples, last_s).await;
+    let http = reqwest::Client::new();
+    for path in ["/internal/force_flush", "/internal/force_merge"] {
+        let status = http
+            .get(format!("{}{path}", engine.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status.is_success(), "{path}: {status}");
     }
-    common::bare_insert(dir.path(), &rows).0
+    let bytes = settled_size(engine.data_dir()).await;
+    Run {
+        samples_per_second: samples / seconds,
+        seconds,
+        file_bytes: bytes as f64 / samples,
+        used_bytes: f64::NAN,
+    }
+}
+
+/// The size of `dir` once it has not changed for 3 s (a merge runs in the background).
+async fn settled_size(dir: &Path) -> u64 {
+    let mut last = (dir_bytes(dir), Instant::now());
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = dir_bytes(dir);
+        if now != last.0 {
+            last = (now, Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(3) {
+            return now;
+        }
+    }
+}
+
+/// The bodies posted to a fresh plantwatch server (embedded store, compactor running) with a
+/// collector's key until every batch is acknowledged; then sealed and measured.
+async fn plantwatch_run(polls: usize, base_ms: i64) -> (Run, Arc<Vec<Vec<u8>>>) {
+    let bench = common::start_with(|_| {}).await;
+    let registration = common::approved_collector(&bench, "north").await;
+    let node_ids = common::switches(&bench, NODES, "north").await;
+    let bodies = Arc::new(bodies(&node_ids, polls, base_ms));
+    let samples = (polls * NODES * INTERFACES * FIELDS) as f64;
+    let collector = bench.client.clone().with_api_key(registration.api_key);
+    let started = Instant::now();
+    post_all(bodies.clone(), CONCURRENCY, move |index, body| {
+        let collector = collector.clone();
+        async move {
+            collector
+                .ingest_gzip(&format!("bench-{index}"), body)
+                .await
+                .unwrap();
+        }
+    })
+    .await;
+    let seconds = started.elapsed().as_secs_f64();
+
+    // Everything ended 15 minutes ago: one pass seals it all.
+    let store = &bench.server.state.metrics;
+    store
+        .compact(plantwatch_server::clock::unix_ms())
+        .await
+        .unwrap();
+    assert!(store.head.is_empty(), "the head is sealed");
+    let path = bench.dir.path().join("metrics.db");
+    let figures = stats::collect(&path).unwrap();
+    let size = |suffix: &str| {
+        std::fs::metadata(bench.dir.path().join(format!("metrics.db{suffix}")))
+            .map_or(0, |m| m.len()) as f64
+            / 1_048_576.0
+    };
+    let levels: Vec<String> = figures
+        .levels
+        .iter()
+        .map(|l| {
+            format!(
+                "{} {} chunks {:.1} MiB",
+                l.resolution,
+                l.chunks,
+                l.bytes as f64 / 1_048_576.0
+            )
+        })
+        .collect();
+    println!(
+        "    (plantwatch on disk: metrics.db {:.1} MiB, -wal {:.1} MiB; pages in use {:.1} MiB; blobs: {})",
+        size(""),
+        size("-wal"),
+        figures.used_bytes as f64 / 1_048_576.0,
+        levels.join(", ")
+    );
+    assert_eq!(figures.samples as f64, samples, "every sample stored once");
+    let run = Run {
+        samples_per_second: samples / seconds,
+        seconds,
+        file_bytes: figures.disk_bytes as f64 / samples,
+        used_bytes: figures.used_bytes as f64 / samples,
+    };
+    (run, bodies)
 }
 
 #[tokio::main]
 async fn main() {
-    let bench = common::start_with(|_| {}).await;
-    let registration = common::approved_collector(&bench, "north").await;
-    let node_ids = common::switches(&bench, NODES, "north").await;
-    let texts: Vec<String> = (0..BATCHES)
-        .map(|i| interface_batch(i, &node_ids, LINES_PER_BATCH, INTERFACES, BASE_MS))
-        .collect();
-    let bodies: Vec<Vec<u8>> = texts.iter().map(|t| gzip(t)).collect();
-    let raw: usize = texts.iter().map(String::len).sum();
-    let compressed: usize = bodies.iter().map(Vec::len).sum();
-    let collector = bench.client.clone().with_api_key(registration.api_key);
-
-    let samples = (BATCHES * LINES_PER_BATCH * FIELDS) as f64;
-    let started = Instant::now();
-    let bodies = std::sync::Arc::new(bodies);
-    let mut tasks = Vec::new();
-    for worker in 0..CONCURRENCY {
-        let (collector, bodies) = (collector.clone(), bodies.clone());
-        tasks.push(tokio::spawn(async move {
-            for index in (worker..BATCHES).step_by(CONCURRENCY) {
-                collector
-                    .ingest_gzip(&format!("bench-{index}"), bodies[index].clone())
-                    .await
-                    .unwrap();
-            }
-        }));
+    let volumes: Vec<usize> = std::env::var("PLANTWATCH_BENCH_POLLS")
+        .ok()
+        .map(|v| v.split(',').map(|p| p.trim().parse().unwrap()).collect())
+        .unwrap_or_else(|| vec![30, 360]);
+    println!(
+        "ingest against VictoriaMetrics: {NODES} switches × {INTERFACES} ports × {FIELDS} fields every 10 s, gzip bodies of {LINES_PER_BATCH} lines, {CONCURRENCY} in flight"
+    );
+    let mut rates = Vec::new();
+    for polls in volumes {
+        let samples = (polls * NODES * INTERFACES * FIELDS) as f64;
+        let last_ms = (plantwatch_server::clock::unix_ms() / 10_000) * 10_000 - 15 * 60_000;
+        let base_ms = last_ms - (polls as i64 - 1) * 10_000;
+        let (own, bodies) = plantwatch_run(polls, base_ms).await;
+        let engine = engine_run(bodies, samples, last_ms / 1_000).await;
+        println!("  {:.2} M samples ({polls} polls):", samples / 1e6);
+        println!(
+            "    plantwatch (HTTPS, durable commit)  {:>10.0} samples/s ({:.2} s)   {:.2} bytes/sample on disk ({:.2} in pages in use)",
+            own.samples_per_second, own.seconds, own.file_bytes, own.used_bytes
+        );
+        println!(
+            "    VictoriaMetrics /write              {:>10.0} samples/s ({:.2} s)   {:.2} bytes/sample on disk",
+            engine.samples_per_second, engine.seconds, engine.file_bytes
+        );
+        println!(
+            "    ratio: ingest {:.2} (target ≥ 1.0), bytes per sample {:.2} on disk, {:.2} in use (target ≤ 1.0)",
+            own.samples_per_second / engine.samples_per_second,
+            own.file_bytes / engine.file_bytes,
+            own.used_bytes / engine.file_bytes
+        );
+        rates.push(own.samples_per_second);
     }
-    for task in tasks {
-        task.await.unwrap();
+    if let (Some(first), Some(last)) = (rates.first(), rates.last())
+        && rates.len() > 1
+    {
+        println!(
+            "  plantwatch at the largest volume: {:.0} % of its rate at the smallest (target ≥ 90 %)",
+            100.0 * last / first
+        );
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    let end_to_end = samples / elapsed;
-    let conn = Connection::open(bench.dir.path().join("metrics.db")).unwrap();
-    let head = plantwatch_server::metrics_store::head::replay(&conn)
-        .unwrap()
-        .0;
-    let stored: i64 = head.len() as i64
-        + conn
-            .query_row(
-                "SELECT coalesce(sum(points), 0) FROM chunks WHERE (id >> 28) & 15 = 0",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .unwrap();
-    assert_eq!(stored as f64, samples, "every sample stored once");
-
-    let ceiling = tokio::task::spawn_blocking(move || bare_insert(&texts))
-        .await
-        .unwrap();
-    println!(
-        "ingest: {BATCHES} batches of {LINES_PER_BATCH} lines × {FIELDS} fields ({:.1} MiB, {:.1} MiB gzip), {} series, {CONCURRENCY} in flight",
-        raw as f64 / 1_048_576.0,
-        compressed as f64 / 1_048_576.0,
-        NODES * INTERFACES * FIELDS
-    );
-    println!(
-        "  end to end (HTTPS, gzip, parse, scope, commit): {end_to_end:.0} samples/s ({elapsed:.2} s)"
-    );
-    println!("  bare rusqlite batched insert (the ceiling):    {ceiling:.0} samples/s");
-    println!(
-        "  ratio: {:.0} % of the ceiling",
-        100.0 * end_to_end / ceiling
-    );
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{FIELDS, gzip, interface_batch};
+use common::{FIELDS, gzip, interface_batch, post_all, wait_for};
 use plantwatch_server::config::MetricsBackend;
 use plantwatch_testkit::engines::{Engine, EngineKind};
 
@@ -23,39 +23,6 @@ const INTERFACES: usize = 48;
 const LINES_PER_BATCH: usize = 5_000;
 const CONCURRENCY: usize = 4;
 
-/// Posts every body with `CONCURRENCY` senders; `send` posts one.
-async fn post_all<F, Fut>(bodies: Arc<Vec<Vec<u8>>>, send: F)
-where
-    F: Fn(usize, Vec<u8>) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    let mut tasks = Vec::new();
-    for worker in 0..CONCURRENCY {
-        let (bodies, send) = (bodies.clone(), send.clone());
-        tasks.push(tokio::spawn(async move {
-            for index in (worker..bodies.len()).step_by(CONCURRENCY) {
-                send(index, bodies[index].clone()).await;
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
-}
-
-/// Samples VictoriaMetrics holds under `selector`, once it has flushed them.
-async fn held(engine: &Engine, selector: &str, at_s: i64) -> f64 {
-    let answer = engine
-        .query(
-            &format!("sum(count_over_time({selector}[30d]))"),
-            &at_s.to_string(),
-        )
-        .await;
-    answer["data"]["result"][0]["value"][1]
-        .as_str()
-        .map_or(0.0, |v| v.parse().unwrap())
-}
-
 /// The ceiling: the bodies posted to a fresh VictoriaMetrics' `/write` (InfluxDB line protocol,
 /// gzip), until every post is acknowledged.
 async fn ceiling(bodies: Arc<Vec<Vec<u8>>>, samples: f64, last_s: i64) -> (f64, f64) {
@@ -63,7 +30,7 @@ async fn ceiling(bodies: Arc<Vec<Vec<u8>>>, samples: f64, last_s: i64) -> (f64, 
     let url = format!("{}/write", engine.base_url());
     let http = reqwest::Client::new();
     let started = Instant::now();
-    post_all(bodies, move |_, body| {
+    post_all(bodies, CONCURRENCY, move |_, body| {
         let (http, url) = (http.clone(), url.clone());
         async move {
             let status = http
@@ -82,21 +49,6 @@ async fn ceiling(bodies: Arc<Vec<Vec<u8>>>, samples: f64, last_s: i64) -> (f64, 
     let cpu = engine.cpu_seconds();
     wait_for(&engine, "{__name__=~\"interface_.*\"}", samples, last_s).await;
     (rate, cpu)
-}
-
-async fn wait_for(engine: &Engine, selector: &str, samples: f64, last_s: i64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let count = held(engine, selector, last_s + 1).await;
-        if count == samples {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the engine holds {count} of {samples} samples"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 #[tokio::main]
@@ -140,7 +92,7 @@ async fn main() {
     let stats = bench.server.state.metrics.stats.clone();
     let (engine_cpu, own_cpu) = (engine.cpu_seconds(), own_cpu_seconds());
     let started = Instant::now();
-    post_all(bodies.clone(), move |index, body| {
+    post_all(bodies.clone(), CONCURRENCY, move |index, body| {
         let collector = collector.clone();
         async move {
             collector

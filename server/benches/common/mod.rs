@@ -12,6 +12,7 @@ use plantwatch_shared::api::{
     ComponentKind, CreateTokenRequest, NodeSpec, RegisterRequest, Registration,
 };
 use plantwatch_shared::lineproto::Writer;
+use plantwatch_testkit::engines::Engine;
 
 pub const ADMIN_PASSWORD: &str = "bench-password";
 
@@ -154,10 +155,20 @@ pub fn interface_batch(
     interfaces: usize,
     base_ms: i64,
 ) -> String {
+    interface_lines(index * lines, lines, node_ids, interfaces, base_ms)
+}
+
+/// Lines `first..first + count` of the sequence [`interface_batch`] cuts into batches.
+pub fn interface_lines(
+    first: usize,
+    count: usize,
+    node_ids: &[i64],
+    interfaces: usize,
+    base_ms: i64,
+) -> String {
     let mut writer = Writer::new();
     let nodes = node_ids.len();
-    for line in 0..lines {
-        let n = index * lines + line;
+    for n in first..first + count {
         let node = node_ids[(n / interfaces) % nodes].to_string();
         let poll = n / (interfaces * nodes);
         let interface = n % interfaces;
@@ -189,4 +200,68 @@ pub fn gzip(text: &str) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     encoder.write_all(text.as_bytes()).unwrap();
     encoder.finish().unwrap()
+}
+
+/// Posts every body with `concurrency` senders, each taking every `concurrency`-th body;
+/// `send(index, body)` posts one.
+pub async fn post_all<F, Fut>(bodies: std::sync::Arc<Vec<Vec<u8>>>, concurrency: usize, send: F)
+where
+    F: Fn(usize, Vec<u8>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let mut tasks = Vec::new();
+    for worker in 0..concurrency {
+        let (bodies, send) = (bodies.clone(), send.clone());
+        tasks.push(tokio::spawn(async move {
+            for index in (worker..bodies.len()).step_by(concurrency) {
+                send(index, bodies[index].clone()).await;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+/// Samples VictoriaMetrics holds under `selector` at `at_s`, once it has flushed them.
+pub async fn held(engine: &Engine, selector: &str, at_s: i64) -> f64 {
+    let answer = engine
+        .query(
+            &format!("sum(count_over_time({selector}[30d]))"),
+            &at_s.to_string(),
+        )
+        .await;
+    answer["data"]["result"][0]["value"][1]
+        .as_str()
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
+/// Waits (at most a minute) until the engine holds `samples` samples under `selector`.
+pub async fn wait_for(engine: &Engine, selector: &str, samples: f64, last_s: i64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let count = held(engine, selector, last_s + 1).await;
+        if count == samples {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the engine holds {count} of {samples} samples"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Bytes of the files under `dir`, recursively.
+pub fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .map(|entry| match entry.metadata() {
+                Ok(m) if m.is_dir() => dir_bytes(&entry.path()),
+                Ok(m) => m.len(),
+                Err(_) => 0,
+            })
+            .sum()
+    })
 }

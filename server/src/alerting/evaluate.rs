@@ -487,7 +487,7 @@ mod tests {
                 crate::metrics_store::Sample::of(node_id, series, (now - ago) * 1_000, value)
             })
             .collect();
-        hot.record(&samples, &HashMap::new());
+        hot.record(&samples, &Default::default(), i64::MIN);
         hot
     }
 

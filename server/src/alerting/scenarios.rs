@@ -88,7 +88,7 @@ fn run(scenario: &Scenario) {
             .iter()
             .map(|(series, value)| Sample::of(1, series, now * 1_000, *value))
             .collect();
-        hot.record(&samples, &HashMap::new());
+        hot.record(&samples, &Default::default(), i64::MIN);
         let mut inputs = Inputs {
             now,
             rules: vec![rule.clone()],

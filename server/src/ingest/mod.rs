@@ -162,7 +162,7 @@ pub fn prepare(
     let text = std::str::from_utf8(body).map_err(|_| BodyError::NotUtf8)?;
     let mut out = Prepared::default();
     // Lines of one body usually repeat few series: share their keys.
-    let mut keys: HashSet<Arc<SeriesKey>> = HashSet::new();
+    let mut keys: rustc_hash::FxHashSet<Arc<SeriesKey>> = Default::default();
     for (number, line) in lineproto::lines(text) {
         out.lines += 1;
         if out.lines > MAX_LINES {

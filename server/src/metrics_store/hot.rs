@@ -2,10 +2,12 @@
 //! by the writer after each commit. Live views and the alert evaluator read it instead of
 //! scanning stored samples.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, RwLock};
 
-use super::{Sample, SeriesKey};
+use rustc_hash::FxHashMap;
+
+use super::{Sample, SeriesIds, SeriesKey};
 
 /// How much of each series is kept.
 pub const HOT_WINDOW_MS: i64 = 15 * 60 * 1_000;
@@ -20,20 +22,22 @@ pub struct HotSeries {
 }
 
 /// A node's series by their key (looked up without copying the key's strings).
-type NodeSeries = HashMap<Arc<SeriesKey>, HotSeries>;
+type NodeSeries = FxHashMap<Arc<SeriesKey>, HotSeries>;
 
 #[derive(Debug, Default)]
 pub struct HotWindow {
     /// node id → its series.
-    nodes: RwLock<HashMap<i64, NodeSeries>>,
+    nodes: RwLock<FxHashMap<i64, NodeSeries>>,
 }
 
 impl HotWindow {
-    pub(crate) fn record(&self, samples: &[Sample], ids: &HashMap<Arc<SeriesKey>, i64>) {
+    /// Takes in committed samples; those older than `since_ms` (a backlog replayed after an
+    /// outage) would fall out at once and are passed over.
+    pub(crate) fn record(&self, samples: &[Sample], ids: &SeriesIds, since_ms: i64) {
         let Ok(mut nodes) = self.nodes.write() else {
             return;
         };
-        for sample in samples {
+        for sample in samples.iter().filter(|s| s.ts_ms >= since_ms) {
             let key = &sample.key;
             let node = nodes.entry(key.node_id).or_default();
             if !node.contains_key(key.as_ref()) {
@@ -193,7 +197,7 @@ impl HotWindow {
     pub fn len(&self) -> usize {
         self.nodes
             .read()
-            .map(|nodes| nodes.values().map(HashMap::len).sum())
+            .map(|nodes| nodes.values().map(|series| series.len()).sum())
             .unwrap_or(0)
     }
 }
@@ -216,7 +220,7 @@ mod tests {
                 value: 1.0,
             })
             .collect();
-        hot.record(&samples, &HashMap::new());
+        hot.record(&samples, &SeriesIds::default(), i64::MIN);
         let fresh = Sample {
             key: Arc::new(SeriesKey {
                 node_id: 7,
@@ -226,7 +230,11 @@ mod tests {
             ts_ms: 1_000 + HOT_WINDOW_MS,
             value: 1.0,
         };
-        hot.record(std::slice::from_ref(&fresh), &HashMap::new());
+        hot.record(
+            std::slice::from_ref(&fresh),
+            &SeriesIds::default(),
+            i64::MIN,
+        );
         assert_eq!(hot.len(), 1_001);
         assert_eq!(hot.evict(1_000 + HOT_WINDOW_MS), 0, "all within the window");
         assert_eq!(hot.evict(1_001 + HOT_WINDOW_MS), 1_000);
@@ -247,15 +255,17 @@ mod tests {
             ts_ms,
             value,
         };
-        let ids = HashMap::new();
-        hot.record(&[at(10_000, 1.0), at(30_000, 3.0)], &ids);
-        hot.record(&[at(20_000, 2.0), at(30_000, 4.0)], &ids);
+        let ids = SeriesIds::default();
+        hot.record(&[at(10_000, 1.0), at(30_000, 3.0)], &ids, i64::MIN);
+        hot.record(&[at(20_000, 2.0), at(30_000, 4.0)], &ids, 15_000);
+        // A replayed backlog older than the window is passed over.
+        hot.record(&[at(5_000, 9.0)], &ids, 15_000);
         let series = &hot.node(1)[0].2;
         assert_eq!(
             series.points.iter().copied().collect::<Vec<_>>(),
             vec![(10_000, 1.0), (20_000, 2.0), (30_000, 4.0)]
         );
-        hot.record(&[at(30_000 + HOT_WINDOW_MS, 5.0)], &ids);
+        hot.record(&[at(30_000 + HOT_WINDOW_MS, 5.0)], &ids, i64::MIN);
         assert_eq!(hot.node(1)[0].2.points.len(), 2);
         assert_eq!(
             hot.latest(1, "ping.rtt_avg"),

@@ -17,6 +17,8 @@ pub mod query;
 pub mod stats;
 
 use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -101,6 +103,9 @@ pub struct SeriesKey {
     /// `k=v,k=v` sorted by key; `node_id` is not among them.
     pub tags: String,
 }
+
+/// Series ids by key (the writer's map; hashed fast, keys are the server's own).
+pub type SeriesIds = FxHashMap<Arc<SeriesKey>, i64>;
 
 /// One sample to store.
 #[derive(Debug, Clone)]
@@ -543,7 +548,7 @@ impl Report for MetricsStore {
     }
 }
 
-fn load_series(conn: &Connection) -> rusqlite::Result<HashMap<Arc<SeriesKey>, i64>> {
+fn load_series(conn: &Connection) -> rusqlite::Result<SeriesIds> {
     let mut statement = conn.prepare("SELECT id, node_id, metric, tags FROM series")?;
     let rows = statement.query_map([], |row| {
         Ok((
@@ -569,7 +574,7 @@ fn prune_batch_ids(conn: &mut Connection) -> rusqlite::Result<()> {
 
 struct Writer {
     conn: Connection,
-    series: HashMap<Arc<SeriesKey>, i64>,
+    series: SeriesIds,
     /// Series per node.
     per_node: HashMap<i64, u64>,
     /// New series per sender in the current hour: (hour, count).
@@ -617,7 +622,11 @@ impl Writer {
                         match job {
                             Job::Write { batch, reply } => {
                                 if outcome != Committed::Duplicate {
-                                    self.hot.record(&batch.samples, &self.series);
+                                    self.hot.record(
+                                        &batch.samples,
+                                        &self.series,
+                                        crate::clock::unix_ms() - hot::HOT_WINDOW_MS,
+                                    );
                                     self.stats.committed(batch.samples.len());
                                     self.stats.batches.fetch_add(1, Ordering::Relaxed);
                                     self.sink.committed(&self.stats, batch.samples.len());
@@ -722,7 +731,7 @@ impl Writer {
             return;
         };
         if free * 3 > total
-            && let Err(error) = self.conn.execute_batch("PRAGMA incremental_vacuum")
+            && let Err(error) = incremental_vacuum(&self.conn)
         {
             tracing::warn!(%error, "Could not return free pages of metrics.db.");
         }
@@ -868,28 +877,36 @@ fn apply_seal(tx: &rusqlite::Transaction<'_>, work: &SealWork) -> rusqlite::Resu
     Ok(())
 }
 
+/// Returns every free page to the file system: the pragma frees a page per step, so it is
+/// stepped to its end (a one-step `execute` would free one).
+fn incremental_vacuum(conn: &Connection) -> rusqlite::Result<()> {
+    let mut statement = conn.prepare("PRAGMA incremental_vacuum")?;
+    let mut rows = statement.query([])?;
+    while rows.next()?.is_some() {}
+    Ok(())
+}
+
 /// Largest `-wal` file kept after a checkpoint.
-const WAL_FILE_KEPT_BYTES: i64 = 64 * 1024 * 1024;
+const WAL_FILE_KEPT_BYTES: i64 = 16 * 1024 * 1024;
 
 /// Makes `metrics.db` able to return free pages to the file system (`auto_vacuum =
-/// INCREMENTAL`): set before the first table of a new file; a file made before it is
-/// converted once with a `VACUUM` (which also gives back what it had grown to).
+/// INCREMENTAL`), which takes a `VACUUM`: instant on a new file, once on a file made before
+/// (which also gives back what it had grown to).
 fn free_pages_returned(path: &Path) -> Result<(), DbError> {
     let conn = Connection::open(path)?;
     let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
     if mode == 2 {
         return Ok(());
     }
-    let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
-    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
-    if tables > 0 {
-        let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+    let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+    if bytes > 0 {
         tracing::info!(
             mib = bytes / 1_048_576,
             "Converting metrics.db to return freed pages (once; a VACUUM of the whole file)."
         );
-        conn.execute_batch("VACUUM")?;
     }
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    conn.execute_batch("VACUUM")?;
     Ok(())
 }
 
@@ -1016,6 +1033,110 @@ mod tests {
         let latest = store.hot.latest(4, "cpu.usage");
         assert_eq!(latest.map(|(_, v)| v), Some(20.0));
         assert!(store.stats.samples_per_second() > 0.0);
+    }
+
+    /// Bytes of the file and its -wal.
+    fn on_disk(path: &Path) -> u64 {
+        let wal = path.with_extension("db-wal");
+        [path, wal.as_path()]
+            .iter()
+            .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn a_sealed_backlog_leaves_the_log_empty_and_the_file_small_and_a_restart_serves_the_rest()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.db");
+        let options = || StoreOptions {
+            background_compaction: false,
+            series_limits: SeriesLimits::NONE,
+            ..StoreOptions::default()
+        };
+        let store = MetricsStore::open_with(&path, options()).unwrap();
+        // Two hours of 200 series every 10 s ending 30 minutes ago (a replayed outbox), and
+        // the last 30 minutes, which stay in the head.
+        let now = crate::clock::unix_ms() / 10_000 * 10_000;
+        let keys: Vec<Arc<SeriesKey>> = (0..200)
+            .map(|i| {
+                Sample::of(
+                    1,
+                    &format!("interface.in_octets_total{{ifIndex={i}}}"),
+                    0,
+                    0.0,
+                )
+                .key
+            })
+            .collect();
+        let polls = |from: i64, to: i64| {
+            (from..to)
+                .step_by(10_000)
+                .map(|ts| {
+                    keys.iter()
+                        .enumerate()
+                        .map(|(i, key)| Sample {
+                            key: key.clone(),
+                            ts_ms: ts,
+                            value: (ts / 10 + i as i64) as f64,
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>()
+        };
+        let old = polls(now - 150 * 60_000, now - 30 * 60_000);
+        let recent = polls(now - 30 * 60_000, now);
+        for (index, samples) in old.into_iter().chain(recent).enumerate() {
+            let batch = Batch {
+                component_id: 1,
+                batch_id: Some(format!("b{index}")),
+                lines: samples.len(),
+                samples,
+            };
+            assert_eq!(store.write(batch).await.unwrap(), Committed::Stored);
+        }
+        let written = 900 * 200;
+        assert_eq!(store.head.len(), written);
+        let grown = on_disk(&path);
+        store.compact(now).await.unwrap();
+        // What is left: from the last 5-minute boundary at least 2 minutes old on.
+        let cutoff =
+            (now - compactor::GRACE_MS).div_euclid(compactor::SLICE_MS) * compactor::SLICE_MS;
+        let left = ((now - cutoff) / 10_000) as u64 * 200;
+        assert_eq!(store.head.len(), left);
+        assert_eq!(count(&path), written as i64, "every sample once");
+        let conn = Connection::open(&path).unwrap();
+        let logged: i64 = conn
+            .query_row("SELECT coalesce(sum(samples), 0) FROM head_log", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert!(
+            logged as u64 >= left && logged < written as i64 / 4,
+            "the log keeps only rows with unsealed samples: {logged}"
+        );
+        let pragma = |name: &str| -> i64 {
+            conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(pragma("auto_vacuum"), 2);
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .unwrap();
+        let used = (pragma("page_count") - pragma("freelist_count")) * pragma("page_size");
+        let file = on_disk(&path);
+        assert!(
+            file <= 2 * used as u64 && file < grown,
+            "the file gave back the log's pages: {file} bytes on disk for {used} in use (it grew to {grown})"
+        );
+        drop(conn);
+        drop(store);
+
+        // A restart serves the unsealed rest from the log, and nothing sealed twice.
+        let store = MetricsStore::open_with(&path, options()).unwrap();
+        assert_eq!(store.head.len(), left);
+        store.compact(now + 10 * 60_000).await.unwrap();
+        assert!(store.head.is_empty());
+        assert_eq!(count(&path), written as i64);
     }
 
     #[test]
