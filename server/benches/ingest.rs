@@ -172,6 +172,45 @@ async fn plantwatch_run(polls: usize, base_ms: i64) -> (Run, Arc<Vec<Vec<u8>>>) 
     (run, bodies)
 }
 
+/// Ingest of `polls` rounds beside the compactor sealing a backlog of as many rounds (the
+/// hour before), on a fresh server: the rate of the ingest, and how long the sealing took.
+async fn beside_sealing(polls: usize, base_ms: i64) -> (f64, f64) {
+    let bench = common::start_with(|_| {}).await;
+    let registration = common::approved_collector(&bench, "north").await;
+    let node_ids = common::switches(&bench, NODES, "north").await;
+    let backlog = Arc::new(bodies(&node_ids, polls, base_ms - polls as i64 * 10_000));
+    let fresh = Arc::new(bodies(&node_ids, polls, base_ms));
+    let collector = bench.client.clone().with_api_key(registration.api_key);
+    let post = |bodies: Arc<Vec<Vec<u8>>>, name: &'static str| {
+        let collector = collector.clone();
+        post_all(bodies, CONCURRENCY, move |index, body| {
+            let collector = collector.clone();
+            async move {
+                collector
+                    .ingest_gzip(&format!("{name}-{index}"), body)
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    post(backlog, "backlog").await;
+    let store = bench.server.state.metrics.clone();
+    let started = Instant::now();
+    let sealing = tokio::spawn(async move {
+        let report = store
+            .compact(plantwatch_server::clock::unix_ms())
+            .await
+            .unwrap();
+        (report, started.elapsed().as_secs_f64())
+    });
+    post(fresh, "fresh").await;
+    let seconds = started.elapsed().as_secs_f64();
+    let (report, sealed_after) = sealing.await.unwrap();
+    let samples = (polls * NODES * INTERFACES * FIELDS) as f64;
+    assert!(report.samples as f64 >= samples, "the backlog was sealed");
+    (samples / seconds, sealed_after)
+}
+
 #[tokio::main]
 async fn main() {
     let volumes: Vec<usize> = std::env::var("PLANTWATCH_BENCH_POLLS")
@@ -182,6 +221,7 @@ async fn main() {
         "ingest against VictoriaMetrics: {NODES} switches × {INTERFACES} ports × {FIELDS} fields every 10 s, gzip bodies of {LINES_PER_BATCH} lines, {CONCURRENCY} in flight"
     );
     let mut rates = Vec::new();
+    let largest = volumes.iter().max().copied();
     for polls in volumes {
         let samples = (polls * NODES * INTERFACES * FIELDS) as f64;
         let last_ms = (plantwatch_server::clock::unix_ms() / 10_000) * 10_000 - 15 * 60_000;
@@ -204,6 +244,13 @@ async fn main() {
             own.used_bytes / engine.file_bytes
         );
         rates.push(own.samples_per_second);
+        if Some(&polls) == largest.as_ref() {
+            let (rate, sealed_after) = beside_sealing(polls, base_ms).await;
+            println!(
+                "    plantwatch beside the compactor sealing a backlog of as many samples: {rate:.0} samples/s, {:.0} % of its rate alone (target ≥ 90 %); the backlog was sealed after {sealed_after:.2} s",
+                100.0 * rate / own.samples_per_second
+            );
+        }
     }
     if let (Some(first), Some(last)) = (rates.first(), rates.last())
         && rates.len() > 1

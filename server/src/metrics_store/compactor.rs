@@ -79,6 +79,21 @@ impl Retention {
     }
 }
 
+/// Nice value of the compactor's thread: the scheduler gives it about a tenth of a core the
+/// ingest threads want (weight 110 against 1024), and every idle cycle.
+#[cfg(target_os = "linux")]
+const COMPACTOR_NICE: i32 = 10;
+
+/// Lowers the calling thread's priority (on Linux a thread has its own nice value).
+pub(crate) fn background_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(error) =
+        rustix::process::setpriority_process(Some(rustix::thread::gettid()), COMPACTOR_NICE)
+    {
+        tracing::debug!(%error, "Could not lower the compactor's priority.");
+    }
+}
+
 /// What the size cap did last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CapState {
@@ -163,8 +178,10 @@ impl Compactor {
         })
     }
 
-    /// Runs passes until the store is dropped.
+    /// Runs passes until the store is dropped, at a lower CPU priority than ingest: sealing
+    /// takes what ingest leaves, so a backlog being sealed does not slow ingest down.
     pub(crate) fn run(mut self) {
+        background_priority();
         loop {
             if self.jobs.upgrade().is_none() {
                 return;

@@ -451,16 +451,23 @@ impl MetricsStore {
     }
 
     /// Runs one compaction pass as if the time were `now_ms`, retention and size cap
-    /// included, and returns once it is committed.
+    /// included, on a thread of its own at the background compactor's priority, and returns
+    /// once it is committed.
     pub async fn compact(&self, now_ms: i64) -> Result<PassReport, DbError> {
         let mut compactor = self.compactor()?;
-        tokio::task::spawn_blocking(move || {
-            compactor.retention_due();
-            compactor.pass(now_ms)
-        })
-        .await
-        .map_err(|e| DbError::Task(e.to_string()))?
-        .map_err(DbError::Task)
+        let (reply, answer) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("metrics-compact".into())
+            .spawn(move || {
+                compactor::background_priority();
+                compactor.retention_due();
+                let _ = reply.send(compactor.pass(now_ms));
+            })
+            .map_err(|e| DbError::Task(format!("starting a compaction: {e}")))?;
+        answer
+            .await
+            .map_err(|e| DbError::Task(e.to_string()))?
+            .map_err(DbError::Task)
     }
 
     /// Requests waiting for the writer.
@@ -878,12 +885,14 @@ fn apply_seal(tx: &rusqlite::Transaction<'_>, work: &SealWork) -> rusqlite::Resu
 }
 
 /// Returns every free page to the file system: the pragma frees a page per step, so it is
-/// stepped to its end (a one-step `execute` would free one).
+/// stepped to its end (a one-step `execute` would free one). Then copies the pages into the
+/// file and cuts the -wal file back, so both shrink now.
 fn incremental_vacuum(conn: &Connection) -> rusqlite::Result<()> {
     let mut statement = conn.prepare("PRAGMA incremental_vacuum")?;
     let mut rows = statement.query([])?;
     while rows.next()?.is_some() {}
-    Ok(())
+    // Busy readers make it stop short (and say so in a row it returns): the next one finishes.
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
 }
 
 /// Largest `-wal` file kept after a checkpoint.
