@@ -182,6 +182,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             Sink::Head
         },
         series_limits: config.series_limits(),
+        head_max_samples: config.metrics_head_max_samples,
     };
     let metrics =
         tokio::task::spawn_blocking(move || MetricsStore::open_with(&metrics_path, options))

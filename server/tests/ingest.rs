@@ -658,3 +658,45 @@ async fn an_agent_bound_to_a_polled_node_cannot_write_what_its_collector_measure
     let metrics: Vec<&str> = series.items.iter().map(|s| s.metric.as_str()).collect();
     assert_eq!(metrics, ["cpu_total.usage_pct"]);
 }
+
+#[tokio::test]
+async fn a_full_head_answers_503_until_the_compactor_has_sealed_it() {
+    let f = fixture_with(|c| c.metrics_head_max_samples = 100).await;
+    let path = "/api/v1/ingest/influx";
+    // Half an hour ago: sealed by the next pass.
+    let ts = (now_s() - 1_800) * 1_000_000_000;
+    let body = |from: usize| -> Vec<u8> {
+        (from..from + 150)
+            .map(|i| format!("tank,node_id={},n={i} level_pct=50 {ts}\n", f.plc))
+            .collect::<String>()
+            .into_bytes()
+    };
+    let (status, answer) = push(&f.app, &f.collector_key, path, &[], body(0)).await;
+    assert_eq!(status, 204, "{answer}");
+    // The head now holds 150 samples, past its limit: the sender keeps its batch.
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let response = http
+        .post(format!("{}{path}", f.app.server.url()))
+        .header("x-api-key", f.collector_key.expose())
+        .body(body(150))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    assert_eq!(response.headers()["retry-after"], "5");
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["error"]["code"], "ingest_busy");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("metrics_head_max_samples"), "{message}");
+    // Once sealed, the same batch goes in.
+    let store = &f.app.server.state.metrics;
+    store.compact(now_s() * 1_000).await.unwrap();
+    assert!(store.head.is_empty());
+    let (status, answer) = push(&f.app, &f.collector_key, path, &[], body(150)).await;
+    assert_eq!(status, 204, "{answer}");
+    let stored = common::stored_samples(&common::metrics_db(&f.app), Some(f.plc), None, 0);
+    assert_eq!(stored.len(), 300);
+}

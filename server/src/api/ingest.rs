@@ -179,6 +179,12 @@ async fn ingest_influx(
                     ErrorCode::RemoteWriteBacklogFull,
                     reason,
                 ),
+                WriteError::Busy(reason) => ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::IngestBusy,
+                    reason,
+                )
+                .with_retry_after(5),
                 WriteError::Store(error) => error.into(),
             })?;
         if let Committed::Limited(hit) = committed {

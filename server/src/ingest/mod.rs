@@ -161,8 +161,6 @@ pub fn prepare(
 ) -> Result<Prepared, BodyError> {
     let text = std::str::from_utf8(body).map_err(|_| BodyError::NotUtf8)?;
     let mut out = Prepared::default();
-    // Lines of one body usually repeat few series: share their keys.
-    let mut keys: rustc_hash::FxHashSet<Arc<SeriesKey>> = Default::default();
     for (number, line) in lineproto::lines(text) {
         out.lines += 1;
         if out.lines > MAX_LINES {
@@ -258,19 +256,13 @@ pub fn prepare(
             let Some(value) = value.as_f64() else {
                 continue; // Strings are descriptions, not samples.
             };
-            let key = SeriesKey {
+            // A key per sample: interning them here cost two hashes a sample, and a replayed
+            // outbox's body rarely names a series twice; the writer keeps one per series.
+            let key = Arc::new(SeriesKey {
                 node_id,
                 metric: format!("{}.{}", parsed.measurement, field),
                 tags: tags.clone(),
-            };
-            let key = match keys.get(&key) {
-                Some(shared) => shared.clone(),
-                None => {
-                    let shared = Arc::new(key);
-                    keys.insert(shared.clone());
-                    shared
-                }
-            };
+            });
             out.samples.push(Sample { key, ts_ms, value });
             stored += 1;
         }

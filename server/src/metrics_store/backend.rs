@@ -40,6 +40,9 @@ pub enum WriteError {
     /// The backend cannot take more now (answered 503; the sender keeps the batch).
     #[error("{0}")]
     Full(String),
+    /// The store is catching up and takes no more for a moment (503 with `Retry-After`).
+    #[error("{0}")]
+    Busy(String),
 }
 
 /// A metric store backend.
@@ -79,7 +82,16 @@ impl MetricBackend for Embedded {
     }
 
     fn write(&self, batch: Batch) -> Written<'_> {
-        Box::pin(async move { Ok(self.store.write(batch).await?) })
+        Box::pin(async move {
+            let held = self.store.head.len();
+            if !batch.samples.is_empty() && held >= self.store.head_max_samples {
+                return Err(WriteError::Busy(format!(
+                    "the metric store holds {held} samples not sealed yet (its limit, \
+                     metrics_head_max_samples); keep the batch and retry shortly"
+                )));
+            }
+            Ok(self.store.write(batch).await?)
+        })
     }
 
     fn range(&self, query: RangeQuery) -> Answer<'_> {

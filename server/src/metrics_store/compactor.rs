@@ -574,6 +574,7 @@ mod tests {
                 background_compaction: false,
                 sink: crate::metrics_store::Sink::Head,
                 series_limits: crate::metrics_store::SeriesLimits::NONE,
+                ..StoreOptions::default()
             },
         )
         .unwrap();

@@ -286,6 +286,8 @@ pub struct StoreOptions {
     /// Where committed samples go.
     pub sink: Sink,
     pub series_limits: SeriesLimits,
+    /// Samples the head may hold before writes are refused as busy.
+    pub head_max_samples: u64,
 }
 
 impl Default for StoreOptions {
@@ -295,6 +297,7 @@ impl Default for StoreOptions {
             background_compaction: true,
             sink: Sink::Head,
             series_limits: SeriesLimits::default(),
+            head_max_samples: 50_000_000,
         }
     }
 }
@@ -336,6 +339,8 @@ pub struct MetricsStore {
     pub hot: Arc<HotWindow>,
     pub stats: Arc<Stats>,
     pub retention: Retention,
+    /// Samples the head may hold before writes are refused as busy.
+    pub head_max_samples: u64,
     path: PathBuf,
     committed_seq: Arc<AtomicI64>,
     compaction: Arc<Mutex<()>>,
@@ -424,6 +429,7 @@ impl MetricsStore {
             hot,
             stats,
             retention: options.retention.clone(),
+            head_max_samples: options.head_max_samples,
             path: path.to_owned(),
             committed_seq,
             compaction: Arc::new(Mutex::new(())),
