@@ -1154,6 +1154,55 @@ mod tests {
         assert_eq!(count(&path), written as i64);
     }
 
+    #[tokio::test]
+    async fn a_file_of_the_one_row_per_sample_head_is_moved_into_the_log_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.db");
+        {
+            // A metrics.db as the release before wrote it.
+            let mut conn = Connection::open(&path).unwrap();
+            crate::db::apply_migrations(&mut conn, "metrics.db", &MIGRATIONS[..3]).unwrap();
+            conn.execute_batch(
+                "INSERT INTO series (id, node_id, metric, tags, kind, created_at)
+                     VALUES (1, 4, 'cpu.usage', '', 'gauge', 0);
+                 INSERT INTO head (series_id, ts, seq, value) VALUES
+                     (1, 2000, 7, 20.0), (1, 1000, 5, 10.0), (1, 2000, 6, 19.0);",
+            )
+            .unwrap();
+        }
+        let options = || StoreOptions {
+            background_compaction: false,
+            ..StoreOptions::default()
+        };
+        let store = MetricsStore::open_with(&path, options()).unwrap();
+        assert_eq!(store.head.len(), 3);
+        assert_eq!(
+            store.head.points(1, 0, 10_000, i64::MAX),
+            [(1_000, 10.0), (2_000, 20.0)]
+        );
+        let conn = Connection::open(&path).unwrap();
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'head'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 0, "the old table is gone");
+        let mode: i64 = conn
+            .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, 2, "converted to give freed pages back");
+        drop(store);
+        // Opened again: the same samples, from the log, not moved twice.
+        let store = MetricsStore::open_with(&path, options()).unwrap();
+        assert_eq!(
+            store.head.points(1, 0, 10_000, i64::MAX),
+            [(1_000, 10.0), (2_000, 20.0)]
+        );
+        assert_eq!(count(&path), 3);
+    }
+
     #[test]
     fn counters_are_named_total() {
         assert_eq!(Kind::of_field("in_octets_total"), Kind::Counter);
