@@ -18,21 +18,34 @@ fn server_bin() -> PathBuf {
     binary_beside(COLLECTOR, "plantwatch-server")
 }
 
-/// Ping lines stored: each ping line has exactly one `ping.sent` sample.
+/// Ping lines stored: each ping line has exactly one `ping.sent` sample. The server's head (as
+/// it reads it back from its log at start; a rewritten timestamp counts once) plus the samples
+/// its compactor sealed into raw chunks (row id: series << 32 | resolution << 28).
 fn stored_lines(data: &Path) -> i64 {
-    let conn = Connection::open(data.join("metrics.db")).unwrap();
+    let Ok(conn) = Connection::open(data.join("metrics.db")) else {
+        return 0;
+    };
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
-    conn.query_row(
-        // The server's head (one row per sample; a rewritten timestamp counts once) plus the
-        // samples its compactor sealed into raw chunks (row id: series << 32 | resolution << 28).
-        "SELECT (SELECT count(*) FROM (SELECT DISTINCT h.series_id, h.ts FROM head h
-                   JOIN series r ON r.id = h.series_id WHERE r.metric = 'ping.sent'))
-              + (SELECT coalesce(sum(c.points), 0) FROM chunks c JOIN series r ON r.id = c.id >> 32
-                  WHERE r.metric = 'ping.sent' AND (c.id >> 28) & 15 = 0)",
-        [],
-        |r| r.get(0),
-    )
-    .unwrap_or(0)
+    let Ok((head, _)) = plantwatch_server::metrics_store::head::replay(&conn) else {
+        return 0;
+    };
+    let ids: Vec<i64> = conn
+        .prepare("SELECT id FROM series WHERE metric = 'ping.sent'")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .unwrap_or_default();
+    let in_head: usize = ids
+        .iter()
+        .map(|&id| head.points(id, 0, i64::MAX, i64::MAX).len())
+        .sum();
+    let sealed: i64 = conn
+        .query_row(
+            "SELECT coalesce(sum(c.points), 0) FROM chunks c JOIN series r ON r.id = c.id >> 32
+              WHERE r.metric = 'ping.sent' AND (c.id >> 28) & 15 = 0",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or(0);
+    in_head as i64 + sealed
 }
 
 /// Lines in the batches waiting in the outbox (their count is in the file name).

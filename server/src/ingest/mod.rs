@@ -406,11 +406,4 @@ mod tests {
         assert!(gunzip_within(&big, &budget).is_ok());
         assert_eq!(budget.available_permits(), 3);
     }
-
-    #[test]
-    fn series_keys_are_shared_within_a_body() {
-        let body = b"cpu,node_id=1 v=1 1\ncpu,node_id=1 v=2 2\n";
-        let out = prepare(body, Precision::Nanoseconds, &collector(&[1]), 0).unwrap();
-        assert!(Arc::ptr_eq(&out.samples[0].key, &out.samples[1].key));
-    }
 }
