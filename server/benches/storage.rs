@@ -292,8 +292,8 @@ fn series_keys(plant: &[SeriesModel]) -> Vec<Arc<SeriesKey>> {
         .map(|s| {
             Arc::new(SeriesKey {
                 node_id: s.node as i64 + 1,
-                metric: s.metric.clone(),
-                tags: s.tags.clone(),
+                metric: s.metric.as_str().into(),
+                tags: s.tags.as_str().into(),
             })
         })
         .collect()

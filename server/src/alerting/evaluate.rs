@@ -210,7 +210,7 @@ impl Evaluator {
                 with_data.insert(key.node_id);
                 last_node = Some(key.node_id);
             }
-            let Some(readers) = by_metric.get(key.metric.as_str()) else {
+            let Some(readers) = by_metric.get(&*key.metric) else {
                 return;
             };
             let Some(node) = cycle.nodes.get(&key.node_id).copied() else {

@@ -152,6 +152,33 @@ fn unsafe_text(line: &lineproto::Line<'_>) -> Option<&'static str> {
     }
 }
 
+/// The metric names (`measurement.field`) of one body, made once each.
+#[derive(Default)]
+struct MetricNames {
+    /// measurement → its fields and their names.
+    by_measurement: rustc_hash::FxHashMap<String, Vec<(String, Arc<str>)>>,
+}
+
+impl MetricNames {
+    fn metric(&mut self, measurement: &str, field: &str) -> Arc<str> {
+        let name = || -> Arc<str> { format!("{measurement}.{field}").into() };
+        if let Some(fields) = self.by_measurement.get_mut(measurement) {
+            if let Some((_, known)) = fields.iter().find(|(f, _)| f == field) {
+                return known.clone();
+            }
+            let made = name();
+            fields.push((field.to_owned(), made.clone()));
+            return made;
+        }
+        let made = name();
+        self.by_measurement.insert(
+            measurement.to_owned(),
+            vec![(field.to_owned(), made.clone())],
+        );
+        made
+    }
+}
+
 /// Parses `body` into samples the sender may write; `now_ms` stamps lines without a time.
 pub fn prepare(
     body: &[u8],
@@ -161,6 +188,7 @@ pub fn prepare(
 ) -> Result<Prepared, BodyError> {
     let text = std::str::from_utf8(body).map_err(|_| BodyError::NotUtf8)?;
     let mut out = Prepared::default();
+    let mut names = MetricNames::default();
     for (number, line) in lineproto::lines(text) {
         out.lines += 1;
         if out.lines > MAX_LINES {
@@ -244,23 +272,25 @@ pub fn prepare(
             out.refuse(number, "timestamp before 1970 or after 9999".into());
             continue;
         }
-        let tags = canonical_tags(
+        let tags: Arc<str> = canonical_tags(
             parsed
                 .tags
                 .iter()
                 .filter(|(k, _)| k != "node_id")
                 .map(|(k, v)| (k.as_ref(), v.as_ref())),
-        );
+        )
+        .into();
         let mut stored = 0;
         for (field, value) in &parsed.fields {
             let Some(value) = value.as_f64() else {
                 continue; // Strings are descriptions, not samples.
             };
-            // A key per sample: interning them here cost two hashes a sample, and a replayed
-            // outbox's body rarely names a series twice; the writer keeps one per series.
+            // A key per sample (interning whole keys cost two hashes a sample, and a replayed
+            // outbox's body rarely names a series twice; the writer keeps one per series), but
+            // the line's tags and the body's metric names are shared, not copied.
             let key = Arc::new(SeriesKey {
                 node_id,
-                metric: format!("{}.{}", parsed.measurement, field),
+                metric: names.metric(&parsed.measurement, field),
                 tags: tags.clone(),
             });
             out.samples.push(Sample { key, ts_ms, value });
@@ -301,7 +331,7 @@ mod tests {
         let lines: Vec<_> = out.errors.iter().map(|e| e.line).collect();
         assert_eq!(lines, [1, 2, 4, 5]);
         assert!(out.errors[0].message.contains("measured by its collector"));
-        assert_eq!(out.samples[0].key.metric, "memory.used_pct");
+        assert_eq!(out.samples[0].key.metric.as_ref(), "memory.used_pct");
     }
 
     fn collector(targets: &[i64]) -> Scope {
@@ -319,7 +349,7 @@ mod tests {
         let out = prepare(body, Precision::Nanoseconds, &collector(&[1]), 42).unwrap();
         assert_eq!((out.lines, out.accepted, out.rejected), (4, 1, 3));
         assert_eq!(out.samples.len(), 2);
-        assert_eq!(out.samples[0].key.metric, "ping.rtt_avg_ms");
+        assert_eq!(out.samples[0].key.metric.as_ref(), "ping.rtt_avg_ms");
         assert_eq!(out.samples[0].ts_ms, 1_000);
         assert_eq!(out.samples[1].value, 1.0);
         let lines: Vec<_> = out.errors.iter().map(|e| e.line).collect();
@@ -335,7 +365,7 @@ mod tests {
         assert_eq!((out.accepted, out.rejected), (2, 1));
         assert!(out.samples.iter().all(|s| s.key.node_id == 3));
         assert_eq!(out.samples[0].ts_ms, 7_000);
-        assert_eq!(out.samples[1].key.tags, "host=a");
+        assert_eq!(out.samples[1].key.tags.as_ref(), "host=a");
         assert!(out.errors[0].message.contains("not this agent's node"));
     }
 

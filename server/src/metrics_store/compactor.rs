@@ -582,7 +582,7 @@ mod tests {
             Arc::new(SeriesKey {
                 node_id: 1,
                 metric: metric.into(),
-                tags: String::new(),
+                tags: "".into(),
             })
         });
         let samples: Vec<Sample> = (0..days * 24 * 60)

@@ -92,7 +92,7 @@ impl HotWindow {
         nodes
             .get(&node_id)?
             .iter()
-            .filter(|(key, _)| key.metric == metric)
+            .filter(|(key, _)| &*key.metric == metric)
             .filter_map(|(_, s)| s.points.back().copied())
             .max_by_key(|(ts, _)| *ts)
     }
@@ -117,7 +117,7 @@ impl HotWindow {
             .map(|series| {
                 series
                     .iter()
-                    .map(|(key, s)| (key.metric.clone(), key.tags.clone(), s.clone()))
+                    .map(|(key, s)| (key.metric.to_string(), key.tags.to_string(), s.clone()))
                     .collect()
             })
             .unwrap_or_default();
@@ -143,8 +143,8 @@ impl HotWindow {
         let nodes = self.nodes.read().ok()?;
         let key = SeriesKey {
             node_id,
-            metric: metric.to_owned(),
-            tags: tags.to_owned(),
+            metric: metric.into(),
+            tags: tags.into(),
         };
         nodes.get(&node_id)?.get(&key)?.points.back().copied()
     }
@@ -213,8 +213,8 @@ mod tests {
             .map(|i| Sample {
                 key: Arc::new(SeriesKey {
                     node_id: i % 3,
-                    metric: format!("junk.v{i}"),
-                    tags: String::new(),
+                    metric: format!("junk.v{i}").into(),
+                    tags: "".into(),
                 }),
                 ts_ms: 1_000,
                 value: 1.0,
@@ -225,7 +225,7 @@ mod tests {
             key: Arc::new(SeriesKey {
                 node_id: 7,
                 metric: "ping.up".into(),
-                tags: String::new(),
+                tags: "".into(),
             }),
             ts_ms: 1_000 + HOT_WINDOW_MS,
             value: 1.0,
@@ -248,7 +248,7 @@ mod tests {
         let key = Arc::new(SeriesKey {
             node_id: 1,
             metric: "ping.rtt_avg".into(),
-            tags: String::new(),
+            tags: "".into(),
         });
         let at = |ts_ms, value| Sample {
             key: key.clone(),

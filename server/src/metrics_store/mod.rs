@@ -99,9 +99,10 @@ impl Kind {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SeriesKey {
     pub node_id: i64,
-    pub metric: String,
+    /// Shared: the samples of one request share their metric names and each line's tags.
+    pub metric: Arc<str>,
     /// `k=v,k=v` sorted by key; `node_id` is not among them.
-    pub tags: String,
+    pub tags: Arc<str>,
 }
 
 /// Series ids by key (the writer's map; hashed fast, keys are the server's own).
@@ -123,8 +124,8 @@ impl Sample {
         Sample {
             key: Arc::new(SeriesKey {
                 node_id,
-                metric: metric.to_owned(),
-                tags: tags.trim_end_matches('}').to_owned(),
+                metric: metric.into(),
+                tags: tags.trim_end_matches('}').into(),
             }),
             ts_ms,
             value,
@@ -976,7 +977,7 @@ mod tests {
             key: Arc::new(SeriesKey {
                 node_id,
                 metric: metric.into(),
-                tags: String::new(),
+                tags: "".into(),
             }),
             ts_ms,
             value,

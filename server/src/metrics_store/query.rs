@@ -665,7 +665,7 @@ mod tests {
                 Arc::new(SeriesKey {
                     node_id: 1,
                     metric: (*metric).into(),
-                    tags: String::new(),
+                    tags: "".into(),
                 })
             })
             .collect();
@@ -789,8 +789,8 @@ mod tests {
             .flat_map(|i| {
                 let key = Arc::new(SeriesKey {
                     node_id: 1,
-                    metric: format!("m.s{i:03}_total"),
-                    tags: String::new(),
+                    metric: format!("m.s{i:03}_total").into(),
+                    tags: "".into(),
                 });
                 (0..60).map(move |k| Sample {
                     key: key.clone(),

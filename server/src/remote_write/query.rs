@@ -194,8 +194,8 @@ fn identity_of(labels: &HashMap<String, String>, named: bool) -> String {
 fn row_identity(node_id: i64, row: &SeriesRow, named: bool) -> String {
     let key = crate::metrics_store::SeriesKey {
         node_id,
-        metric: row.metric.clone(),
-        tags: row.tags.clone(),
+        metric: row.metric.as_str().into(),
+        tags: row.tags.as_str().into(),
     };
     let labels = names::labels(&key, "")
         .into_iter()

@@ -59,7 +59,7 @@ impl<'a> Judge<'a> for InterfaceJudge<'a> {
         if seen_up || open {
             self.ports.push(Port {
                 node_id: key.node_id,
-                tags: key.tags.clone(),
+                tags: key.tags.to_string(),
                 oper_status: newest,
                 seen_up,
             });
