@@ -266,6 +266,43 @@ pub fn replay(conn: &Connection) -> rusqlite::Result<(Head, i64)> {
     Ok((head, last_seq))
 }
 
+/// Moves the rows of the one-row-per-sample `head` table of earlier versions into the head log
+/// (in their arrival order) and drops the table, in one transaction.
+pub(crate) fn adopt_legacy_table(conn: &mut Connection) -> rusqlite::Result<()> {
+    let exists: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'head'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    let mut samples: Vec<Logged> = {
+        let mut statement =
+            tx.prepare("SELECT series_id, ts, value FROM head ORDER BY seq, series_id, ts")?;
+        statement
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    let first: i64 = tx.query_row(
+        "SELECT max(coalesce((SELECT max(seq) FROM head), 0),
+                    coalesce((SELECT max(seq) FROM remote_queue), 0)) + 1",
+        [],
+        |r| r.get(0),
+    )?;
+    log(&tx, first, &mut samples)?;
+    tx.execute_batch("DROP TABLE head")?;
+    tx.commit()?;
+    if !samples.is_empty() {
+        tracing::info!(
+            samples = samples.len(),
+            "Moved the head's rows into the head log."
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

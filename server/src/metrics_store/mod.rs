@@ -370,7 +370,7 @@ impl MetricsStore {
         let series = load_series(&conn)?;
         stats.series.store(series.len() as u64, Ordering::Relaxed);
         prune_batch_ids(&mut conn)?;
-        legacy_head_to_log(&mut conn)?;
+        head::adopt_legacy_table(&mut conn)?;
         let started = Instant::now();
         let (head, logged_seq) = head::replay(&conn)?;
         if !head.is_empty() {
@@ -923,43 +923,6 @@ fn free_pages_returned(path: &Path) -> Result<(), DbError> {
     }
     conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
     conn.execute_batch("VACUUM")?;
-    Ok(())
-}
-
-/// Moves the rows of the one-row-per-sample `head` table of earlier versions into the head log
-/// (in their arrival order) and drops the table, in one transaction.
-fn legacy_head_to_log(conn: &mut Connection) -> rusqlite::Result<()> {
-    let exists: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'head'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !exists {
-        return Ok(());
-    }
-    let tx = conn.transaction()?;
-    let mut samples: Vec<head::Logged> = {
-        let mut statement =
-            tx.prepare("SELECT series_id, ts, value FROM head ORDER BY seq, series_id, ts")?;
-        statement
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<rusqlite::Result<_>>()?
-    };
-    let first: i64 = tx.query_row(
-        "SELECT max(coalesce((SELECT max(seq) FROM head), 0),
-                    coalesce((SELECT max(seq) FROM remote_queue), 0)) + 1",
-        [],
-        |r| r.get(0),
-    )?;
-    head::log(&tx, first, &mut samples)?;
-    tx.execute_batch("DROP TABLE head")?;
-    tx.commit()?;
-    if !samples.is_empty() {
-        tracing::info!(
-            samples = samples.len(),
-            "Moved the head's rows into the head log."
-        );
-    }
     Ok(())
 }
 
