@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{FIELDS, dir_bytes, gzip, interface_lines, post_all, wait_for};
+use common::{
+    FIELDS, dir_bytes, gzip, interface_lines, post_as_collector, post_to_engine, wait_for,
+};
 use plantwatch_server::metrics_store::stats;
 use plantwatch_testkit::engines::{Engine, EngineKind};
 
@@ -54,25 +56,7 @@ fn bodies(node_ids: &[i64], polls: usize, base_ms: i64) -> Vec<Vec<u8>> {
 /// then flushed and merged, and its data directory measured.
 async fn engine_run(bodies: Arc<Vec<Vec<u8>>>, samples: f64, last_s: i64) -> Run {
     let engine = Engine::start(EngineKind::VictoriaMetrics);
-    let url = format!("{}/write", engine.base_url());
-    let http = reqwest::Client::new();
-    let started = Instant::now();
-    post_all(bodies, CONCURRENCY, move |_, body| {
-        let (http, url) = (http.clone(), url.clone());
-        async move {
-            let status = http
-                .post(url)
-                .header("Content-Encoding", "gzip")
-                .body(body)
-                .send()
-                .await
-                .unwrap()
-                .status();
-            assert!(status.is_success(), "{status}");
-        }
-    })
-    .await;
-    let seconds = started.elapsed().as_secs_f64();
+    let seconds = post_to_engine(&engine, bodies, CONCURRENCY).await;
     wait_for(&engine, "{__name__=~\"interface_.*\"}", samples, last_s).await;
     let http = reqwest::Client::new();
     for path in ["/internal/force_flush", "/internal/force_merge"] {
@@ -107,94 +91,89 @@ async fn settled_size(dir: &Path) -> u64 {
     }
 }
 
-/// The bodies posted to a fresh plantwatch server (embedded store, compactor running) with a
-/// collector's key until every batch is acknowledged; then sealed and measured.
-async fn plantwatch_run(polls: usize, base_ms: i64) -> (Run, Arc<Vec<Vec<u8>>>) {
-    let bench = common::start_with(|_| {}).await;
-    let registration = common::approved_collector(&bench, "north").await;
-    let node_ids = common::switches(&bench, NODES, "north").await;
-    let bodies = Arc::new(bodies(&node_ids, polls, base_ms));
-    let samples = (polls * NODES * INTERFACES * FIELDS) as f64;
-    let collector = bench.client.clone().with_api_key(registration.api_key);
-    let started = Instant::now();
-    post_all(bodies.clone(), CONCURRENCY, move |index, body| {
-        let collector = collector.clone();
-        async move {
-            collector
-                .ingest_gzip(&format!("bench-{index}"), body)
-                .await
-                .unwrap();
-        }
-    })
-    .await;
-    let seconds = started.elapsed().as_secs_f64();
+/// A fresh plantwatch server (embedded store, compactor running) with an approved collector
+/// polling the switches.
+struct Plant {
+    bench: common::Bench,
+    collector: plantwatch_shared::Client,
+    node_ids: Vec<i64>,
+}
 
-    // Everything ended 15 minutes ago: one pass seals it all.
-    let store = &bench.server.state.metrics;
-    store
-        .compact(plantwatch_server::clock::unix_ms())
-        .await
-        .unwrap();
-    assert!(store.head.is_empty(), "the head is sealed");
-    let path = bench.dir.path().join("metrics.db");
-    let figures = stats::collect(&path).unwrap();
-    let size = |suffix: &str| {
-        std::fs::metadata(bench.dir.path().join(format!("metrics.db{suffix}")))
-            .map_or(0, |m| m.len()) as f64
-            / 1_048_576.0
-    };
-    let levels: Vec<String> = figures
-        .levels
-        .iter()
-        .map(|l| {
-            format!(
-                "{} {} chunks {:.1} MiB",
-                l.resolution,
-                l.chunks,
-                l.bytes as f64 / 1_048_576.0
-            )
-        })
-        .collect();
-    println!(
-        "    (plantwatch on disk: metrics.db {:.1} MiB, -wal {:.1} MiB; pages in use {:.1} MiB; blobs: {})",
-        size(""),
-        size("-wal"),
-        figures.used_bytes as f64 / 1_048_576.0,
-        levels.join(", ")
-    );
-    assert_eq!(figures.samples as f64, samples, "every sample stored once");
-    let run = Run {
-        samples_per_second: samples / seconds,
-        seconds,
-        file_bytes: figures.disk_bytes as f64 / samples,
-        used_bytes: figures.used_bytes as f64 / samples,
-    };
-    (run, bodies)
+impl Plant {
+    async fn start() -> Plant {
+        let bench = common::start_with(|_| {}).await;
+        let registration = common::approved_collector(&bench, "north").await;
+        let node_ids = common::switches(&bench, NODES, "north").await;
+        let collector = bench.client.clone().with_api_key(registration.api_key);
+        Plant {
+            bench,
+            collector,
+            node_ids,
+        }
+    }
+
+    /// Posts `bodies` as the collector; the seconds until every batch was acknowledged.
+    async fn post(&self, bodies: Arc<Vec<Vec<u8>>>, name: &'static str) -> f64 {
+        post_as_collector(&self.collector, bodies, CONCURRENCY, name).await
+    }
+
+    /// Ingests `bodies` (`samples` of them), then seals everything and measures the file.
+    async fn run(&self, bodies: Arc<Vec<Vec<u8>>>, samples: f64) -> Run {
+        let seconds = self.post(bodies, "bench").await;
+        // Everything ended 15 minutes ago: one pass seals it all.
+        let store = &self.bench.server.state.metrics;
+        store
+            .compact(plantwatch_server::clock::unix_ms())
+            .await
+            .unwrap();
+        assert!(store.head.is_empty(), "the head is sealed");
+        let dir = self.bench.dir.path();
+        let figures = stats::collect(&dir.join("metrics.db")).unwrap();
+        let mib = |bytes: u64| bytes as f64 / 1_048_576.0;
+        let size = |suffix: &str| {
+            mib(std::fs::metadata(dir.join(format!("metrics.db{suffix}"))).map_or(0, |m| m.len()))
+        };
+        let levels: Vec<String> = figures
+            .levels
+            .iter()
+            .map(|l| {
+                format!(
+                    "{} {} chunks {:.1} MiB",
+                    l.resolution,
+                    l.chunks,
+                    mib(l.bytes)
+                )
+            })
+            .collect();
+        println!(
+            "    (plantwatch on disk: metrics.db {:.1} MiB, -wal {:.1} MiB; pages in use {:.1} MiB; blobs: {})",
+            size(""),
+            size("-wal"),
+            mib(figures.used_bytes),
+            levels.join(", ")
+        );
+        assert_eq!(figures.samples as f64, samples, "every sample stored once");
+        Run {
+            samples_per_second: samples / seconds,
+            seconds,
+            file_bytes: figures.disk_bytes as f64 / samples,
+            used_bytes: figures.used_bytes as f64 / samples,
+        }
+    }
 }
 
 /// Ingest of `polls` rounds beside the compactor sealing a backlog of as many rounds (the
 /// hour before), on a fresh server: the rate of the ingest, and how long the sealing took.
 async fn beside_sealing(polls: usize, base_ms: i64) -> (f64, f64) {
-    let bench = common::start_with(|_| {}).await;
-    let registration = common::approved_collector(&bench, "north").await;
-    let node_ids = common::switches(&bench, NODES, "north").await;
-    let backlog = Arc::new(bodies(&node_ids, polls, base_ms - polls as i64 * 10_000));
-    let fresh = Arc::new(bodies(&node_ids, polls, base_ms));
-    let collector = bench.client.clone().with_api_key(registration.api_key);
-    let post = |bodies: Arc<Vec<Vec<u8>>>, name: &'static str| {
-        let collector = collector.clone();
-        post_all(bodies, CONCURRENCY, move |index, body| {
-            let collector = collector.clone();
-            async move {
-                collector
-                    .ingest_gzip(&format!("{name}-{index}"), body)
-                    .await
-                    .unwrap();
-            }
-        })
-    };
-    post(backlog, "backlog").await;
-    let store = bench.server.state.metrics.clone();
+    let plant = Plant::start().await;
+    let backlog = Arc::new(bodies(
+        &plant.node_ids,
+        polls,
+        base_ms - polls as i64 * 10_000,
+    ));
+    let fresh = Arc::new(bodies(&plant.node_ids, polls, base_ms));
+    plant.post(backlog, "backlog").await;
+    let store = plant.bench.server.state.metrics.clone();
     let started = Instant::now();
     let sealing = tokio::spawn(async move {
         let report = store
@@ -203,8 +182,7 @@ async fn beside_sealing(polls: usize, base_ms: i64) -> (f64, f64) {
             .unwrap();
         (report, started.elapsed().as_secs_f64())
     });
-    post(fresh, "fresh").await;
-    let seconds = started.elapsed().as_secs_f64();
+    let seconds = plant.post(fresh, "fresh").await;
     let (report, sealed_after) = sealing.await.unwrap();
     let samples = (polls * NODES * INTERFACES * FIELDS) as f64;
     assert!(report.samples as f64 >= samples, "the backlog was sealed");
@@ -227,18 +205,12 @@ async fn main() {
         let last_ms = (plantwatch_server::clock::unix_ms() / 10_000) * 10_000 - 15 * 60_000;
         let base_ms = last_ms - (polls as i64 - 1) * 10_000;
         // The engine before and after plantwatch (the better run counts): this machine's
-        // rates move by ±15 % from one minute to the next.
-        let engine_before = engine_run(
-            Arc::new(bodies(
-                &(1..=NODES as i64).collect::<Vec<_>>(),
-                polls,
-                base_ms,
-            )),
-            samples,
-            last_ms / 1_000,
-        )
-        .await;
-        let (own, bodies) = plantwatch_run(polls, base_ms).await;
+        // rates move by ±15 % from one minute to the next. The same bodies for all three.
+        let plant = Plant::start().await;
+        let bodies = Arc::new(bodies(&plant.node_ids, polls, base_ms));
+        let engine_before = engine_run(bodies.clone(), samples, last_ms / 1_000).await;
+        let own = plant.run(bodies.clone(), samples).await;
+        drop(plant);
         let engine_after = engine_run(bodies, samples, last_ms / 1_000).await;
         let engine = if engine_after.samples_per_second > engine_before.samples_per_second {
             engine_after

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{FIELDS, gzip, interface_batch, post_all, wait_for};
+use common::{FIELDS, gzip, interface_batch, post_as_collector, post_to_engine, wait_for};
 use plantwatch_server::config::MetricsBackend;
 use plantwatch_testkit::engines::{Engine, EngineKind};
 
@@ -27,25 +27,7 @@ const CONCURRENCY: usize = 4;
 /// gzip), until every post is acknowledged.
 async fn ceiling(bodies: Arc<Vec<Vec<u8>>>, samples: f64, last_s: i64) -> (f64, f64) {
     let engine = Engine::start(EngineKind::VictoriaMetrics);
-    let url = format!("{}/write", engine.base_url());
-    let http = reqwest::Client::new();
-    let started = Instant::now();
-    post_all(bodies, CONCURRENCY, move |_, body| {
-        let (http, url) = (http.clone(), url.clone());
-        async move {
-            let status = http
-                .post(url)
-                .header("Content-Encoding", "gzip")
-                .body(body)
-                .send()
-                .await
-                .unwrap()
-                .status();
-            assert!(status.is_success(), "{status}");
-        }
-    })
-    .await;
-    let rate = samples / started.elapsed().as_secs_f64();
+    let rate = samples / post_to_engine(&engine, bodies, CONCURRENCY).await;
     let cpu = engine.cpu_seconds();
     wait_for(&engine, "{__name__=~\"interface_.*\"}", samples, last_s).await;
     (rate, cpu)
@@ -92,17 +74,7 @@ async fn main() {
     let stats = bench.server.state.metrics.stats.clone();
     let (engine_cpu, own_cpu) = (engine.cpu_seconds(), own_cpu_seconds());
     let started = Instant::now();
-    post_all(bodies.clone(), CONCURRENCY, move |index, body| {
-        let collector = collector.clone();
-        async move {
-            collector
-                .ingest_gzip(&format!("bench-{index}"), body)
-                .await
-                .unwrap();
-        }
-    })
-    .await;
-    let acknowledged = started.elapsed().as_secs_f64();
+    let acknowledged = post_as_collector(&collector, bodies.clone(), CONCURRENCY, "bench").await;
     let mut peak = 0;
     while stats.remote_queued.load(Ordering::Relaxed) > 0 {
         peak = peak.max(stats.remote_queued.load(Ordering::Relaxed));

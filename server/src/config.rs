@@ -454,7 +454,7 @@ settings! {
         env "PLANTWATCH_METRICS_MAX_SIZE_MB", shown "0", check check::any, [value_name = "MB"];
         /// Samples the in-memory head may hold before ingest answers 503 (senders keep their
         /// batches and retry) until the compactor has sealed some: about 30 bytes each.
-        metrics_head_max_samples: u64 = 50_000_000;
+        metrics_head_max_samples: u64 = crate::metrics_store::HEAD_MAX_SAMPLES;
         env "PLANTWATCH_METRICS_HEAD_MAX_SAMPLES", shown "50000000", check check::positive,
             [value_name = "N"];
         /// Series one node may have; samples that would make more are refused (400

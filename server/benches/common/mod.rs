@@ -223,6 +223,57 @@ where
     }
 }
 
+/// Posts every body to `engine`'s own `/write` (InfluxDB line protocol, gzip) with
+/// `concurrency` senders until each is acknowledged; the seconds it took.
+pub async fn post_to_engine(
+    engine: &Engine,
+    bodies: std::sync::Arc<Vec<Vec<u8>>>,
+    concurrency: usize,
+) -> f64 {
+    let url = format!("{}/write", engine.base_url());
+    let http = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    post_all(bodies, concurrency, move |_, body| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let status = http
+                .post(url)
+                .header("Content-Encoding", "gzip")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert!(status.is_success(), "{status}");
+        }
+    })
+    .await;
+    started.elapsed().as_secs_f64()
+}
+
+/// Posts every body to plantwatch's ingest as `collector` (batch ids `{name}-{index}`) with
+/// `concurrency` senders until each is acknowledged; the seconds it took.
+pub async fn post_as_collector(
+    collector: &Client,
+    bodies: std::sync::Arc<Vec<Vec<u8>>>,
+    concurrency: usize,
+    name: &'static str,
+) -> f64 {
+    let collector = collector.clone();
+    let started = std::time::Instant::now();
+    post_all(bodies, concurrency, move |index, body| {
+        let collector = collector.clone();
+        async move {
+            collector
+                .ingest_gzip(&format!("{name}-{index}"), body)
+                .await
+                .unwrap();
+        }
+    })
+    .await;
+    started.elapsed().as_secs_f64()
+}
+
 /// Samples VictoriaMetrics holds under `selector` at `at_s`, once it has flushed them.
 pub async fn held(engine: &Engine, selector: &str, at_s: i64) -> f64 {
     let answer = engine

@@ -567,6 +567,21 @@ mod tests {
 
     const NOW: i64 = 1_800_000_000_000;
 
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_compactor_thread_runs_at_the_lowest_priority_and_leaves_others_alone() {
+        let own = || rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
+        let before = own();
+        let lowered = std::thread::spawn(move || {
+            background_priority();
+            own()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(lowered, COMPACTOR_NICE);
+        assert_eq!(own(), before, "only the compactor's thread is lowered");
+    }
+
     /// A store holding `days` of one gauge and one counter every minute, up to `NOW`.
     fn store_with(retention: Retention, days: i64) -> (tempfile::TempDir, MetricsStore) {
         let dir = tempfile::tempdir().unwrap();

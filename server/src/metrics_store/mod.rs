@@ -59,6 +59,8 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
 const BATCH_IDS_KEPT: Duration = Duration::from_secs(8 * 24 * 3600);
 /// Most samples committed in one transaction when requests queue up.
 const GROUP_COMMIT_SAMPLES: usize = 200_000;
+/// Samples the head holds by default before writes are refused as busy (about 30 bytes each).
+pub const HEAD_MAX_SAMPLES: u64 = 50_000_000;
 /// Requests waiting for the writer before senders wait too (back-pressure).
 const QUEUE: usize = 64;
 
@@ -298,7 +300,7 @@ impl Default for StoreOptions {
             background_compaction: true,
             sink: Sink::Head,
             series_limits: SeriesLimits::default(),
-            head_max_samples: 50_000_000,
+            head_max_samples: HEAD_MAX_SAMPLES,
         }
     }
 }
