@@ -409,6 +409,12 @@ settings! {
         login_window_secs: u64 = 60;
         env "PLANTWATCH_LOGIN_WINDOW_SECS", shown "60", check check::positive,
             [value_name = "SECS"];
+        /// How often the role of every directory (LDAP) user with a live session is checked
+        /// against their groups, in seconds: a user removed from a group loses access within
+        /// this time.
+        ldap_check_interval_secs: u64 = 300;
+        env "PLANTWATCH_LDAP_CHECK_INTERVAL_SECS", shown "300", check check::interval,
+            [value_name = "SECS"];
         /// Largest accepted request body in bytes (1 MiB).
         max_body_bytes: usize = 1024 * 1024;
         env "PLANTWATCH_MAX_BODY_BYTES", shown "1048576", check check::body,
@@ -751,6 +757,10 @@ mod tests {
         );
         assert_eq!(file.login_max_failures, Some(defaults.login_max_failures));
         assert_eq!(file.login_window_secs, Some(defaults.login_window_secs));
+        assert_eq!(
+            file.ldap_check_interval_secs,
+            Some(defaults.ldap_check_interval_secs)
+        );
         assert_eq!(file.max_body_bytes, Some(defaults.max_body_bytes));
         assert_eq!(file.push_interval_secs, Some(defaults.push_interval_secs));
         assert_eq!(file.local_polling, Some(defaults.local_polling));

@@ -267,6 +267,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             shutdown_rx.clone(),
         )),
         tokio::spawn(record_presence(state.clone(), shutdown_rx.clone())),
+        tokio::spawn(auth::directory::check_sessions_every(
+            state.clone(),
+            Duration::from_secs(config.ldap_check_interval_secs),
+            shutdown_rx.clone(),
+        )),
         tokio::spawn(alerting::run(
             state.clone(),
             Duration::from_secs(config.alert_interval_secs),

@@ -95,6 +95,27 @@ async fn role_matrix_of_every_route() {
         ),
         route(Method::GET, "/api/v1/audit", None, [401, 403, 403, 200]),
         route(
+            Method::GET,
+            "/api/v1/settings/ldap",
+            None,
+            [401, 403, 403, 200],
+        ),
+        route(
+            Method::PUT,
+            "/api/v1/settings/ldap",
+            Some(
+                json!({"enabled": false, "urls": [], "bind_dn": "", "user_base_dn": "", "user_filter": "(uid={user})"}),
+            ),
+            [401, 403, 403, 200],
+        ),
+        // No directory set up yet: 409 shows the route was reached.
+        route(
+            Method::POST,
+            "/api/v1/settings/ldap/test",
+            Some(json!({"username": "ana"})),
+            [401, 403, 403, 409],
+        ),
+        route(
             Method::POST,
             "/api/v1/auth/logout",
             None,
@@ -161,6 +182,7 @@ async fn the_last_admin_cannot_be_demoted_or_deleted() {
     let demote = UpdateUserRequest {
         role: Some(Role::Operator),
         password: None,
+        role_pinned: None,
     };
     let err = admin.update_user(me.id, &demote).await.unwrap_err();
     assert_eq!(
@@ -248,6 +270,7 @@ async fn a_password_reset_ends_the_users_sessions() {
     let reset = UpdateUserRequest {
         role: None,
         password: Some("reset-password".into()),
+        role_pinned: None,
     };
     admin.update_user(viewer_id, &reset).await.unwrap();
     assert_eq!(viewer.me().await.unwrap_err().status(), Some(401));
@@ -306,6 +329,7 @@ async fn every_write_is_audited_with_actor_and_source() {
             &UpdateUserRequest {
                 role: Some(Role::Operator),
                 password: None,
+                role_pinned: None,
             },
         )
         .await

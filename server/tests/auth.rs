@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
 mod common;
+#[path = "auth/directory.rs"]
+mod directory;
 
 use plantwatch_shared::api::ErrorCode;
 use std::time::Duration;

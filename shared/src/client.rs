@@ -262,6 +262,33 @@ impl Client {
             .await
     }
 
+    /// `GET /api/v1/settings/ldap` (admin).
+    pub async fn ldap_settings(&self) -> Result<api::LdapSettings> {
+        self.json(self.request(Method::GET, "/api/v1/settings/ldap"))
+            .await
+    }
+
+    /// `PUT /api/v1/settings/ldap` (admin).
+    pub async fn set_ldap_settings(
+        &self,
+        update: &api::LdapSettingsUpdate,
+    ) -> Result<api::LdapSettings> {
+        self.json(
+            self.request(Method::PUT, "/api/v1/settings/ldap")
+                .json(update),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/settings/ldap/test` (admin): the sign-in chain, step by step.
+    pub async fn test_ldap(&self, request: &api::LdapTestRequest) -> Result<api::LdapTestReport> {
+        self.json(
+            self.request(Method::POST, "/api/v1/settings/ldap/test")
+                .json(request),
+        )
+        .await
+    }
+
     /// `GET /api/v1/audit` (admin), newest first.
     pub async fn audit(&self, query: &AuditQuery) -> Result<ListResponse<AuditEntry>> {
         self.json(self.request(Method::GET, "/api/v1/audit").query(query))
@@ -976,6 +1003,22 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     }
     let keep = chain.len().min(2);
     chain[chain.len() - keep..].join(": ")
+}
+
+/// A rustls client configuration that accepts exactly the certificate with fingerprint `pin`,
+/// whoever issued it (handshake signatures still verified): for other TLS services trusted by
+/// fingerprint, such as a directory server.
+pub fn pinned_tls_config(
+    pin: Fingerprint,
+) -> std::result::Result<rustls::ClientConfig, rustls::Error> {
+    let verifier = PinningVerifier::new(Some(pin), Arc::new(Mutex::new(None)));
+    Ok(
+        rustls::ClientConfig::builder_with_provider(verifier.provider.clone())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth(),
+    )
 }
 
 /// Accepts exactly the pinned certificate (or, when probing, any certificate) and records the

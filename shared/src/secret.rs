@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// A password, token or code. Serialises as the plain string (it has to cross the wire), but
 /// `Debug` prints `***`, so a secret in a logged struct or an error never leaks.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
 

@@ -6,6 +6,7 @@
 pub mod daemon;
 pub mod engines;
 pub mod plantnet;
+pub mod slapd;
 pub mod snmp;
 
 use std::io::Write as _;

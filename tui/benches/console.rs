@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use plantwatch_shared::api::{
-    ListResponse, Me, Node, NodeStatus, NodeType, Role, SessionInfo, User,
+    ListResponse, Me, Node, NodeStatus, NodeType, Role, SessionInfo, User, UserSource,
 };
 use plantwatch_tui::app::App;
 use plantwatch_tui::event::{Event, Reply};
@@ -76,6 +76,8 @@ fn bench_user(id: i64, name: String, now: OffsetDateTime) -> User {
         created_at: now,
         updated_at: now,
         last_login_at: (id % 2 == 0).then_some(now),
+        source: UserSource::Local,
+        role_pinned: false,
     }
 }
 

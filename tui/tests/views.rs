@@ -16,7 +16,7 @@ use plantwatch_shared::api::{
     NodeStatus, NodeType, Recurrence, Role, RuleAggregation, RulePreviewRow, RuleSpec, ScanOptions,
     SeriesKind, SessionInfo, Severity, Summary, TokenState, User,
 };
-use plantwatch_shared::api::{AuditAction, ErrorCode};
+use plantwatch_shared::api::{AuditAction, ErrorCode, UserSource};
 use plantwatch_shared::{Error, Fingerprint, Secret};
 use plantwatch_tui::app::App;
 use plantwatch_tui::event::{Event, Failure, Reply};
@@ -41,6 +41,12 @@ fn user(id: i64, username: &str, role: Role, days_ago: i64, login_hours_ago: Opt
         created_at: NOW - time::Duration::days(days_ago),
         updated_at: NOW - time::Duration::days(days_ago),
         last_login_at: login_hours_ago.map(|h| NOW - time::Duration::hours(h)),
+        source: if username.contains('.') {
+            UserSource::Ldap
+        } else {
+            UserSource::Local
+        },
+        role_pinned: false,
     }
 }
 

@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use plantwatch_shared::api::AuditAction;
 use plantwatch_shared::api::{
-    ChangePasswordRequest, LoginRequest, LoginResponse, Me, SessionInfo, User,
+    ChangePasswordRequest, LoginRequest, LoginResponse, Me, SessionInfo, User, UserSource,
 };
 use plantwatch_shared::{SESSION_COOKIE, SESSION_TOKEN_PREFIX, Secret};
 use rusqlite::Connection;
@@ -15,7 +15,11 @@ use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{AnyRole, ApiJson, Authed, ClientAddr};
-use crate::auth::{password_problem, random_token, rate_limit, token_hash, verify_password};
+use crate::auth::directory;
+use crate::auth::ldap::{self, Failure, Outcome};
+use crate::auth::{
+    password_problem, random_token, rate_limit, token_hash, username_problem, verify_password,
+};
 use crate::db::{audit, sessions, to_time, users};
 use crate::state::AppState;
 use plantwatch_shared::api::ErrorCode;
@@ -116,46 +120,47 @@ async fn login(
         tokio::time::sleep(pause).await;
     }
 
-    let lookup = username.clone();
-    let found = state
-        .db
-        .call(move |conn| users::by_username(conn, &lookup).map_err(ApiError::from))
-        .await?;
-    let hash = found
-        .as_ref()
-        .map_or_else(|| state.decoy_hash.clone(), |f| f.password_hash.clone());
-    let valid = verify_password(request.password, hash).await? && found.is_some();
-
     let source = addr.ip();
-    let Some(found) = found.filter(|_| valid) else {
-        state.limiter.record_failure(&keys);
-        state
-            .user_failures
-            .record_failure(std::slice::from_ref(&user_key));
-        let attempted: String = username.chars().take(MAX_LOGGED_USERNAME).collect();
-        state
-            .db
-            .call(move |conn| -> ApiResult<()> {
-                let actor = audit::Actor {
-                    user_id: None,
-                    name: attempted,
-                    source,
-                };
-                audit::record(
-                    conn,
-                    &actor,
-                    AuditAction::AuthLoginFailed,
-                    None,
-                    None,
-                    crate::clock::unix_secs(),
-                )?;
-                Ok(())
-            })
-            .await?;
-        return Err(ApiError::unauthorized(
-            ErrorCode::InvalidCredentials,
-            INVALID_CREDENTIALS,
-        ));
+    let verdict = if request.password.expose().is_empty() {
+        // Refused before any check: to a directory an empty password is an anonymous bind.
+        Err(Refusal::invalid(Some(
+            json!({ "reason": "empty_password" }),
+        )))
+    } else {
+        verify(&state, &username, request.password).await?
+    };
+    let signed_in = match verdict {
+        Ok(signed_in) => signed_in,
+        Err(refusal) => {
+            if refusal.counts {
+                state.limiter.record_failure(&keys);
+                state
+                    .user_failures
+                    .record_failure(std::slice::from_ref(&user_key));
+            }
+            let attempted: String = username.chars().take(MAX_LOGGED_USERNAME).collect();
+            let details = refusal.details;
+            state
+                .db
+                .call(move |conn| -> ApiResult<()> {
+                    let actor = audit::Actor {
+                        user_id: None,
+                        name: attempted,
+                        source,
+                    };
+                    audit::record(
+                        conn,
+                        &actor,
+                        AuditAction::AuthLoginFailed,
+                        None,
+                        details.as_ref(),
+                        crate::clock::unix_secs(),
+                    )?;
+                    Ok(())
+                })
+                .await?;
+            return Err(refusal.error);
+        }
     };
 
     state.limiter.reset(&keys[0]);
@@ -165,32 +170,47 @@ async fn login(
     let (token, session, user) = state
         .db
         .write(move |tx| -> ApiResult<_> {
+            let now = crate::clock::unix_secs();
+            let (user, details) = match signed_in {
+                SignedIn::Local(user) => (user, None),
+                SignedIn::Directory(outcome) => {
+                    let user = directory::record_user(tx, &username, &outcome, now)?
+                        .ok_or_else(invalid_credentials)?;
+                    let details = json!({
+                        "source": "ldap",
+                        "role": user.role,
+                        "role_pinned": user.role_pinned,
+                        "groups": outcome.groups.len(),
+                    });
+                    (user, Some(details))
+                }
+            };
             let (token, session) = open_session(
                 tx,
                 &session_state,
-                &found.user,
+                &user,
                 source.as_deref(),
                 agent.as_deref(),
             )?;
             let actor = audit::Actor {
-                user_id: Some(found.user.id),
-                name: found.user.username.clone(),
+                user_id: Some(user.id),
+                name: user.username.clone(),
                 source,
             };
-            let target = format!("user:{}", found.user.id);
+            let target = format!("user:{}", user.id);
             audit::record(
                 tx,
                 &actor,
                 AuditAction::AuthLogin,
                 Some(&target),
-                None,
-                crate::clock::unix_secs(),
+                details.as_ref(),
+                now,
             )?;
-            let user = users::get(tx, found.user.id)?.unwrap_or(found.user);
+            let user = users::get(tx, user.id)?.unwrap_or(user);
             Ok((token, session, user))
         })
         .await?;
-    tracing::info!(user = %user.username, "Signed in.");
+    tracing::info!(user = %user.username, source = %user.source, "Signed in.");
     Ok(session_response(
         &state,
         StatusCode::OK,
@@ -200,6 +220,98 @@ async fn login(
             session,
         },
     ))
+}
+
+/// Who a sign-in proved to be.
+enum SignedIn {
+    Local(User),
+    Directory(Outcome),
+}
+
+/// A refused sign-in: the answer, what the audit row records, and whether it counts against
+/// the throttle (a guess does; a directory that cannot be reached does not, so that its outage
+/// never locks local admins out of the same address).
+struct Refusal {
+    error: ApiError,
+    details: Option<serde_json::Value>,
+    counts: bool,
+}
+
+impl Refusal {
+    fn invalid(details: Option<serde_json::Value>) -> Self {
+        Refusal {
+            error: invalid_credentials(),
+            details,
+            counts: true,
+        }
+    }
+}
+
+fn invalid_credentials() -> ApiError {
+    ApiError::unauthorized(ErrorCode::InvalidCredentials, INVALID_CREDENTIALS)
+}
+
+/// Checks a password: a local user's against their hash; any other name, when the directory is
+/// on, against the directory. Local users are always tried first and never sent to the
+/// directory, so they stay the way in while it is down.
+async fn verify(
+    state: &AppState,
+    username: &str,
+    password: Secret,
+) -> ApiResult<Result<SignedIn, Refusal>> {
+    let lookup = username.to_owned();
+    let found = state
+        .db
+        .call(move |conn| users::by_username(conn, &lookup).map_err(ApiError::from))
+        .await?;
+    if let Some(found) = found.filter(|f| f.user.source == UserSource::Local) {
+        return Ok(if verify_password(password, found.password_hash).await? {
+            Ok(SignedIn::Local(found.user))
+        } else {
+            Err(Refusal::invalid(None))
+        });
+    }
+    let config = directory::load(state).await.unwrap_or_else(|error| {
+        tracing::error!(%error, "The directory settings cannot be read.");
+        None
+    });
+    let Some(config) = config.filter(|_| username_problem(username).is_none()) else {
+        // Unknown here: as slow as a wrong password.
+        verify_password(password, state.decoy_hash.clone()).await?;
+        return Ok(Err(Refusal::invalid(None)));
+    };
+    let (_, verdict) = ldap::run(&config, username, Some(&password)).await;
+    let failure = match verdict {
+        Ok(outcome) => return Ok(Ok(SignedIn::Directory(outcome))),
+        Err(failure) => failure,
+    };
+    let details = Some(json!({ "source": "ldap", "reason": failure.reason() }));
+    let refusal = match failure {
+        Failure::UnknownUser | Failure::WrongPassword => Refusal::invalid(details),
+        Failure::NoGroup => Refusal {
+            error: ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::NoRole,
+                "your directory account is in no group that plantwatch gives a role; ask an admin",
+            ),
+            details,
+            counts: true,
+        },
+        Failure::Unavailable(problem) | Failure::Misconfigured(problem) => {
+            tracing::warn!(user = %username, %problem, "A directory sign-in could not be checked.");
+            Refusal {
+                error: ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::DirectoryUnavailable,
+                    "the directory cannot be asked right now; local accounts can still sign in \
+                     (an admin can run `plantwatch ldap test`)",
+                ),
+                details,
+                counts: false,
+            }
+        }
+    };
+    Ok(Err(refusal))
 }
 
 async fn logout(State(state): State<AppState>, auth: Authed<AnyRole>) -> ApiResult<Response> {
@@ -241,6 +353,9 @@ async fn change_password(
     auth: Authed<AnyRole>,
     ApiJson(request): ApiJson<ChangePasswordRequest>,
 ) -> ApiResult<StatusCode> {
+    if auth.user.source == UserSource::Ldap {
+        return Err(directory_password());
+    }
     if let Some(problem) = password_problem(request.new_password.expose()) {
         return Err(ApiError::bad_request(ErrorCode::InvalidPassword, problem));
     }
@@ -281,4 +396,12 @@ async fn change_password(
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The refusal to set a directory user's password here.
+pub(super) fn directory_password() -> ApiError {
+    ApiError::conflict(
+        ErrorCode::DirectoryUser,
+        "a directory user's password is the directory's; change it there",
+    )
 }

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod components;
 pub mod credentials;
+pub mod directory;
 pub mod discovery;
 pub mod error;
 pub mod extract;
@@ -38,6 +39,7 @@ pub fn app(state: AppState) -> Router {
         .merge(setup::router())
         .merge(auth::router())
         .merge(users::router())
+        .merge(directory::router())
         .merge(audit::router())
         .merge(nodes::router())
         .merge(credentials::router())

@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use plantwatch_shared::api::AuditAction;
 use plantwatch_shared::api::{
-    CreateUserRequest, ListResponse, Role, UpdateUserRequest, User, UserQuery,
+    CreateUserRequest, ListResponse, Role, UpdateUserRequest, User, UserQuery, UserSource,
 };
 use rusqlite::Connection;
 use serde_json::json;
@@ -118,7 +118,7 @@ async fn update(
     ApiPath(id): ApiPath<i64>,
     ApiJson(request): ApiJson<UpdateUserRequest>,
 ) -> ApiResult<Json<User>> {
-    if request.role.is_none() && request.password.is_none() {
+    if request.role.is_none() && request.password.is_none() && request.role_pinned.is_none() {
         return Err(ApiError::bad_request(
             ErrorCode::NothingToChange,
             "give a role, a password, or both",
@@ -135,12 +135,38 @@ async fn update(
     };
     let actor = auth.actor();
     let new_role = request.role;
+    let pin = request.role_pinned;
     let user = state
         .db
         .write(move |tx| -> ApiResult<User> {
             let user = existing(tx, id)?;
             let now = crate::clock::unix_secs();
             let target = format!("user:{id}");
+            let directory_user = user.source == UserSource::Ldap;
+            if directory_user && new_hash.is_some() {
+                return Err(super::auth::directory_password());
+            }
+            if !directory_user && pin.is_some() {
+                return Err(ApiError::bad_request(
+                    ErrorCode::BadRequest,
+                    "only a directory user's role is pinned; a local user's role is always theirs",
+                ));
+            }
+            // A directory user's role set here is pinned: their groups no longer change it.
+            let pinned = pin.or((directory_user && new_role.is_some()).then_some(true));
+            if let Some(pinned) = pinned.filter(|p| *p != user.role_pinned) {
+                users::set_role_pinned(tx, id, pinned, now)?;
+                let details =
+                    json!({ "role_pinned": pinned, "role": new_role.unwrap_or(user.role) });
+                audit::record(
+                    tx,
+                    &actor,
+                    AuditAction::UserSetRole,
+                    Some(&target),
+                    Some(&details),
+                    now,
+                )?;
+            }
             if let Some(role) = new_role.filter(|role| *role != user.role) {
                 if user.role == Role::Admin && users::count_admins(tx)? <= 1 {
                     return Err(last_admin());

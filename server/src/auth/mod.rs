@@ -1,6 +1,8 @@
 //! Credentials of people: password hashing, session tokens and the login rate limiter.
 
 pub mod api_keys;
+pub mod directory;
+pub mod ldap;
 pub mod rate_limit;
 
 use base64::Engine as _;

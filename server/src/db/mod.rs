@@ -58,6 +58,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_ignored_series",
         include_str!("../../../migrations/0007_ignored_series.sql"),
     ),
+    (
+        "0008_directory_users",
+        include_str!("../../../migrations/0008_directory_users.sql"),
+    ),
 ];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -361,7 +365,8 @@ mod tests {
                 "0004_alerting",
                 "0005_discovery",
                 "0006_credential_networks",
-                "0007_ignored_series"
+                "0007_ignored_series",
+                "0008_directory_users"
             ]
         );
     }

@@ -35,19 +35,20 @@ pub fn insert(
 /// The session with this token hash and its user, if any (expired or not). One indexed lookup:
 /// this runs on every authenticated request.
 pub fn by_token_hash(conn: &Connection, token_hash: &str) -> rusqlite::Result<Option<SessionRow>> {
-    // The first six columns are users::COLUMNS, which users::from_row reads.
-    conn.prepare_cached(
-        "SELECT u.id, u.username, u.role, u.created_at, u.updated_at, u.last_login_at,
-                s.id, s.last_seen_at, s.expires_at
+    // The first columns are the user's, which users::from_row reads.
+    const N: usize = users::COLUMN_COUNT;
+    conn.prepare_cached(&format!(
+        "SELECT {}, s.id, s.last_seen_at, s.expires_at
          FROM sessions s JOIN users u ON u.id = s.user_id
          WHERE s.token_hash = ?1",
-    )?
+        users::JOINED_COLUMNS
+    ))?
     .query_row([token_hash], |row| {
         Ok(SessionRow {
             user: users::from_row(row)?,
-            id: row.get(6)?,
-            last_seen_at: row.get(7)?,
-            expires_at: row.get(8)?,
+            id: row.get(N)?,
+            last_seen_at: row.get(N + 1)?,
+            expires_at: row.get(N + 2)?,
         })
     })
     .optional()

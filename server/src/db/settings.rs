@@ -1,5 +1,6 @@
 //! The `settings` table: the configuration in force, recorded at start.
 
+use plantwatch_shared::api::LdapSettings;
 use rusqlite::{Connection, OptionalExtension as _};
 
 /// Records `settings`, replacing earlier values, and the time of the first start if unset.
@@ -30,4 +31,49 @@ pub fn get(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
         r.get(0)
     })
     .optional()
+}
+
+/// Key of the directory settings (JSON of [`LdapSettings`], without the password).
+const LDAP: &str = "ldap";
+/// Key of the directory service account's password, sealed by the vault.
+const LDAP_BIND_PASSWORD: &str = "ldap_bind_password";
+/// The vault's associated data of the bind password.
+pub const LDAP_BIND_PASSWORD_AAD: &str = "settings:ldap_bind_password";
+
+/// The directory settings (defaults when never set) and the sealed bind password, if any.
+pub fn ldap(conn: &Connection) -> rusqlite::Result<(LdapSettings, Option<String>)> {
+    let settings = match get(conn, LDAP)? {
+        Some(json) => serde_json::from_str(&json).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+        })?,
+        None => LdapSettings::default(),
+    };
+    let sealed = get(conn, LDAP_BIND_PASSWORD)?;
+    Ok((
+        LdapSettings {
+            bind_password_set: sealed.is_some(),
+            ..settings
+        },
+        sealed,
+    ))
+}
+
+/// Stores the directory settings and, when given, the newly sealed bind password.
+pub fn set_ldap(
+    conn: &Connection,
+    settings: &LdapSettings,
+    sealed_password: Option<&str>,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let json = serde_json::to_string(settings)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+    let mut put = conn.prepare_cached(
+        "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+    )?;
+    put.execute((LDAP, json, now))?;
+    if let Some(sealed) = sealed_password {
+        put.execute((LDAP_BIND_PASSWORD, sealed, now))?;
+    }
+    Ok(())
 }

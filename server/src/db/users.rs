@@ -1,12 +1,20 @@
 //! The `users` table.
 
-use plantwatch_shared::api::{Role, User};
+use plantwatch_shared::api::{Role, User, UserSource};
 use rusqlite::{Connection, OptionalExtension as _, Row};
 
 use super::to_time;
 
 /// The columns [`from_row`] reads, in order.
-const COLUMNS: &str = "id, username, role, created_at, updated_at, last_login_at";
+const COLUMNS: &str =
+    "id, username, role, created_at, updated_at, last_login_at, source, role_pinned";
+/// [`COLUMNS`] of the `users` table aliased `u`, for joins.
+pub(super) const JOINED_COLUMNS: &str = "u.id, u.username, u.role, u.created_at, u.updated_at, \
+     u.last_login_at, u.source, u.role_pinned";
+/// How many columns [`from_row`] reads.
+pub(super) const COLUMN_COUNT: usize = 8;
+/// The password hash of a directory user: not a bcrypt hash, so no password ever matches it.
+const NO_LOCAL_PASSWORD: &str = "!directory";
 
 /// A user with their password hash, for login checks only.
 #[derive(Clone)]
@@ -21,10 +29,15 @@ fn role_of(text: &str) -> rusqlite::Result<Role> {
     })
 }
 
-/// A user from the first six columns of `row`, as [`COLUMNS`] lists them.
+/// A user from the first [`COLUMN_COUNT`] columns of `row`, as [`COLUMNS`] lists them.
 pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     let role: String = row.get(2)?;
+    let source: String = row.get(6)?;
     Ok(User {
+        source: source.parse().map_err(|e: String| {
+            rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, e.into())
+        })?,
+        role_pinned: row.get(7)?,
         id: row.get(0)?,
         username: row.get(1)?,
         role: role_of(&role)?,
@@ -81,7 +94,7 @@ pub fn by_username(conn: &Connection, username: &str) -> rusqlite::Result<Option
         |row| {
             Ok(UserWithHash {
                 user: from_row(row)?,
-                password_hash: row.get(6)?,
+                password_hash: row.get(COLUMN_COUNT)?,
             })
         },
     )
@@ -166,4 +179,76 @@ pub fn touch_login(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<usi
 /// Deletes a user (their sessions go with them).
 pub fn delete(conn: &Connection, id: i64) -> rusqlite::Result<usize> {
     conn.execute("DELETE FROM users WHERE id = ?1", [id])
+}
+
+/// A directory user's shadow row after a sign-in or a session check: created on first sign-in
+/// (with `role`), else its DN refreshed and its role set to `role` unless an admin pinned it.
+/// Returns the user and the role it had before (`None` when created). A local user of that name
+/// is never touched: `Ok(None)`.
+pub fn upsert_directory_user(
+    conn: &Connection,
+    username: &str,
+    dn: &str,
+    role: Role,
+    now: i64,
+) -> rusqlite::Result<Option<(User, Option<Role>)>> {
+    let existing = conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM users WHERE username = ?1"),
+            [username],
+            from_row,
+        )
+        .optional()?;
+    match existing {
+        Some(user) if user.source == UserSource::Local => Ok(None),
+        Some(user) => {
+            conn.execute(
+                "UPDATE users SET directory_dn = ?2,
+                        role = CASE WHEN role_pinned THEN role ELSE ?3 END,
+                        updated_at = CASE WHEN role_pinned OR role = ?3 THEN updated_at ELSE ?4 END
+                 WHERE id = ?1",
+                (user.id, dn, role.as_str(), now),
+            )?;
+            let updated = get(conn, user.id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+            Ok(Some((updated, Some(user.role))))
+        }
+        None => {
+            conn.execute(
+                "INSERT INTO users (username, password_hash, role, created_at, updated_at,
+                                    source, directory_dn)
+                 VALUES (?1, ?2, ?3, ?4, ?4, 'ldap', ?5)",
+                (username, NO_LOCAL_PASSWORD, role.as_str(), now, dn),
+            )?;
+            let created =
+                get(conn, conn.last_insert_rowid())?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+            Ok(Some((created, None)))
+        }
+    }
+}
+
+/// Pins a directory user's role (an admin's override) or hands it back to their groups.
+pub fn set_role_pinned(
+    conn: &Connection,
+    id: i64,
+    pinned: bool,
+    now: i64,
+) -> rusqlite::Result<usize> {
+    conn.execute(
+        "UPDATE users SET role_pinned = ?2, updated_at = ?3 WHERE id = ?1",
+        (id, pinned, now),
+    )
+}
+
+/// Directory users with at least one live session: (user, last known DN), for the periodic
+/// role check.
+pub fn directory_users_signed_in(conn: &Connection) -> rusqlite::Result<Vec<User>> {
+    let mut statement = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM users
+         WHERE source = 'ldap' AND id IN (SELECT user_id FROM sessions)
+         ORDER BY id"
+    ))?;
+    let users = statement
+        .query_map([], from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(users)
 }

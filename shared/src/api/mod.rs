@@ -11,6 +11,7 @@ use crate::Secret;
 mod alerts;
 mod components;
 mod credentials;
+mod directory;
 mod discovery;
 mod metrics;
 mod names;
@@ -21,6 +22,7 @@ mod vocabulary;
 pub use alerts::*;
 pub use components::*;
 pub use credentials::*;
+pub use directory::*;
 pub use discovery::*;
 pub use metrics::*;
 pub use names::UnknownName;
@@ -196,6 +198,12 @@ pub struct User {
     pub updated_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub last_login_at: Option<OffsetDateTime>,
+    /// `local`, or `ldap` for a directory user (their shadow row).
+    #[serde(default)]
+    pub source: UserSource,
+    /// A directory user's role set by an admin rather than by their groups.
+    #[serde(default)]
+    pub role_pinned: bool,
 }
 
 /// `POST /api/v1/users`.
@@ -215,6 +223,10 @@ pub struct UpdateUserRequest {
     pub role: Option<Role>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<Secret>,
+    /// For a directory user: `false` hands the role back to their groups (a role given with
+    /// `role` pins it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_pinned: Option<bool>,
 }
 
 /// `POST /api/v1/auth/password`: change one's own password.
@@ -287,6 +299,7 @@ mod tests {
         let update = UpdateUserRequest {
             role: None,
             password: Some("hunter2".into()),
+            role_pinned: None,
         };
         assert!(!format!("{update:?}").contains("hunter2"));
     }

@@ -123,6 +123,7 @@ pub async fn run(session: &Session, command: UsersCommand) -> anyhow::Result<()>
             let request = UpdateUserRequest {
                 role: Some(role),
                 password: None,
+                role_pinned: None,
             };
             let updated = client.update_user(target.id, &request).await?;
             print_user(session, &updated)
@@ -135,6 +136,7 @@ pub async fn run(session: &Session, command: UsersCommand) -> anyhow::Result<()>
             let request = UpdateUserRequest {
                 role: None,
                 password: Some(new_password(password_stdin)?),
+                role_pinned: None,
             };
             let updated = client.update_user(target.id, &request).await?;
             print_user(session, &updated)

@@ -262,6 +262,7 @@ impl View for UsersView {
                     let request = UpdateUserRequest {
                         role: Some(role(form)),
                         password: None,
+                        role_pinned: None,
                     };
                     (request, "role changed")
                 } else {
@@ -271,6 +272,7 @@ impl View for UsersView {
                     let request = UpdateUserRequest {
                         role: None,
                         password: Some(form.secret(FieldId::Password)),
+                        role_pinned: None,
                     };
                     (request, "password reset")
                 };
