@@ -13,6 +13,98 @@ pub fn time_cell(at: Option<time::OffsetDateTime>) -> String {
         .unwrap_or_else(|| "-".to_owned())
 }
 
+/// Where a user comes from: `local`, `ldap`, or `ldap, role pinned` when an admin set a
+/// directory user's role.
+pub fn source_cell(user: &plantwatch_shared::api::User) -> String {
+    match (user.source, user.role_pinned) {
+        (plantwatch_shared::api::UserSource::Ldap, true) => "ldap, role pinned".to_owned(),
+        (source, _) => source.to_string(),
+    }
+}
+
+/// Directory settings as name/value rows (`plantwatch ldap show`, the settings view).
+pub fn ldap_settings_rows(settings: &plantwatch_shared::api::LdapSettings) -> Vec<Vec<String>> {
+    let or_none = |text: &str| {
+        if text.is_empty() {
+            "(none)".to_owned()
+        } else {
+            text.to_owned()
+        }
+    };
+    let mut rows = vec![
+        vec!["enabled".into(), settings.enabled.to_string()],
+        vec!["urls".into(), or_none(&settings.urls.join(" "))],
+        vec!["starttls".into(), settings.starttls.to_string()],
+        vec![
+            "trust".into(),
+            match (&settings.fingerprint, &settings.ca_pem) {
+                (Some(pin), _) => format!("pinned {pin}"),
+                (None, Some(_)) => "the given CA".into(),
+                (None, None) => "the system's trust store".into(),
+            },
+        ],
+        vec!["bind_dn".into(), or_none(&settings.bind_dn)],
+        vec![
+            "bind_password".into(),
+            if settings.bind_password_set {
+                "set"
+            } else {
+                "(none)"
+            }
+            .into(),
+        ],
+        vec!["user_base".into(), or_none(&settings.user_base_dn)],
+        vec!["user_filter".into(), settings.user_filter.clone()],
+        vec!["groups".into(), settings.group_lookup.to_string()],
+        vec!["group_base".into(), or_none(&settings.group_base_dn)],
+        vec!["group_filter".into(), or_none(&settings.group_filter)],
+        vec!["nested".into(), settings.nested.to_string()],
+    ];
+    for mapping in &settings.group_roles {
+        rows.push(vec![
+            "map".into(),
+            format!("{} → {}", mapping.group, mapping.role),
+        ]);
+    }
+    rows.push(vec![
+        "default_role".into(),
+        settings
+            .default_role
+            .map_or_else(|| "none (refused)".to_owned(), |r| r.to_string()),
+    ]);
+    rows.push(vec![
+        "timeout".into(),
+        format!("{} s", settings.timeout_secs),
+    ]);
+    rows
+}
+
+/// A directory test's steps as rows: step, result, time, detail; then the groups found.
+pub fn ldap_report_rows(report: &plantwatch_shared::api::LdapTestReport) -> Vec<Vec<String>> {
+    let mut rows: Vec<Vec<String>> = report
+        .steps
+        .iter()
+        .map(|step| {
+            vec![
+                step.step.label().to_owned(),
+                if step.ok { "ok" } else { "FAILED" }.to_owned(),
+                format!("{} ms", step.elapsed_ms),
+                step.detail.clone(),
+            ]
+        })
+        .collect();
+    for group in &report.groups {
+        let how = if group.nested { "nested" } else { "direct" };
+        rows.push(vec![
+            "  group".into(),
+            how.into(),
+            String::new(),
+            group.dn.clone(),
+        ]);
+    }
+    rows
+}
+
 /// Where a channel delivers.
 pub fn channel_target(c: &Channel) -> String {
     let s = &c.settings;

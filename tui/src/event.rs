@@ -7,8 +7,8 @@ use std::pin::Pin;
 use plantwatch_shared::api::ErrorCode;
 use plantwatch_shared::api::{
     Alert, AlertDetail, AlertRule, AuditEntry, Channel, Component, CreatedToken, Credential,
-    Device, DeviceImport, Health, Job, ListResponse, LoginResponse, MaintenanceWindow, Me,
-    MetricsAnswer, Node, RulePreviewRow, Summary, User,
+    Device, DeviceImport, Health, Job, LdapSettings, LdapTestReport, ListResponse, LoginResponse,
+    MaintenanceWindow, Me, MetricsAnswer, Node, RulePreviewRow, Summary, User,
 };
 use plantwatch_shared::{Error, Fingerprint};
 use ratatui::crossterm::event::KeyEvent;
@@ -155,6 +155,14 @@ pub enum Reply {
     },
     DevicesImported(Box<DeviceImport>),
     DevicesDismissed(u64),
+    /// The directory sign-in settings, loaded or just saved.
+    LdapSettings(Box<LdapSettings>),
+    LdapSaved(Box<LdapSettings>),
+    /// A directory test's steps for `username`.
+    LdapTested {
+        username: String,
+        report: Box<LdapTestReport>,
+    },
     /// The saved contexts (read locally, delivered like a reply).
     Contexts(crate::profile::Profiles),
 }

@@ -352,3 +352,106 @@ fn the_console_without_a_terminal_points_to_the_subcommands() {
         stderr(&output)
     );
 }
+
+#[test]
+fn an_admin_sets_up_the_directory_tests_it_and_a_directory_user_signs_in() {
+    use plantwatch_testkit::slapd::{self, Slapd};
+    let directory = Slapd::start();
+    let server = start_server();
+    let config = tempfile::tempdir().unwrap();
+    let cfg = config.path();
+    ok(&login(&server, cfg));
+    let ca = cfg.join("directory-ca.pem");
+    std::fs::write(&ca, &directory.ca_pem).unwrap();
+
+    // Before any setting, a test says what to do first.
+    let early = plantwatch(cfg, &["ldap", "test", "ana"], "");
+    assert_eq!(early.status.code(), Some(1));
+    assert!(stderr(&early).contains("ldap set"), "{}", stderr(&early));
+
+    let admins = format!("--map={}=admin", slapd::ADMINS);
+    let operators = format!("--map={}=operator", slapd::OPERATORS);
+    let shown = ok(&plantwatch(
+        cfg,
+        &[
+            "ldap",
+            "set",
+            "--enable",
+            "--openldap",
+            "--url",
+            &directory.ldaps_url,
+            "--ca-file",
+            ca.to_str().unwrap(),
+            "--bind-dn",
+            slapd::BIND_DN,
+            "--bind-password-stdin",
+            "--user-base",
+            slapd::PEOPLE,
+            "--group-base",
+            slapd::GROUPS,
+            &admins,
+            &operators,
+        ],
+        &format!("{}\n", slapd::BIND_PASSWORD),
+    ));
+    assert!(
+        shown.contains("bind_password") && shown.contains("set"),
+        "{shown}"
+    );
+    assert!(!shown.contains(slapd::BIND_PASSWORD), "{shown}");
+    assert!(
+        shown.contains(&format!("{} → operator", slapd::OPERATORS)),
+        "{shown}"
+    );
+
+    // The chain, step by step, for a user in a nested group; nobody is signed in.
+    let report = ok(&plantwatch(cfg, &["ldap", "test", "olaf"], ""));
+    for step in ["connect", "TLS", "service bind", "search", "groups", "role"] {
+        assert!(report.contains(step), "{step} missing:\n{report}");
+    }
+    assert!(
+        report.contains("nested") && report.contains("operator"),
+        "{report}"
+    );
+    // A user in no mapped group: the test fails at the role, with exit code 1.
+    let nora = plantwatch(cfg, &["ldap", "test", "nora"], "");
+    assert_eq!(nora.status.code(), Some(1));
+    assert!(
+        stderr(&nora).contains("failed at role"),
+        "{}",
+        stderr(&nora)
+    );
+
+    // olaf signs in with his directory password, in his own client configuration.
+    let olaf_config = tempfile::tempdir().unwrap();
+    let olaf = plantwatch(
+        olaf_config.path(),
+        &[
+            "login",
+            &server.url,
+            "--user",
+            "olaf",
+            "--password-stdin",
+            "--fingerprint",
+            &server.fingerprint,
+        ],
+        &format!("{}\n", slapd::password("olaf")),
+    );
+    assert!(ok(&olaf).contains("Signed in to"));
+    let users = ok(&plantwatch(cfg, &["users", "list"], ""));
+    let line = users.lines().find(|l| l.contains("olaf")).unwrap();
+    assert!(
+        line.contains("operator") && line.contains("ldap"),
+        "{users}"
+    );
+
+    // Pinned by an admin, then handed back to the groups.
+    let pinned = ok(&plantwatch(
+        cfg,
+        &["users", "set-role", "olaf", "viewer"],
+        "",
+    ));
+    assert!(pinned.contains("ldap, role pinned"), "{pinned}");
+    let unpinned = ok(&plantwatch(cfg, &["users", "unpin", "olaf"], ""));
+    assert!(!unpinned.contains("pinned"), "{unpinned}");
+}

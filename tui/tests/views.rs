@@ -2227,3 +2227,123 @@ fn the_discovery_view_follows_scans_and_imports_from_the_inbox() {
     assert!(offered.contains(&Action::Open));
     assert!(!offered.contains(&Action::Create) && !offered.contains(&Action::Delete));
 }
+
+#[test]
+fn settings_view_shows_the_directory_edits_it_and_shows_a_test_step_by_step() {
+    use plantwatch_shared::api::{
+        GroupLookup, GroupRole, LdapGroup, LdapSettings, LdapStep, LdapStepKind, LdapTestReport,
+    };
+    let mut app = on_view(Role::Admin, "settings");
+    let settings = LdapSettings {
+        enabled: true,
+        urls: vec![
+            "ldaps://dc1.plant.local".into(),
+            "ldaps://dc2.plant.local".into(),
+        ],
+        bind_dn: "CN=svc-plantwatch,OU=Service,DC=plant,DC=local".into(),
+        bind_password_set: true,
+        user_base_dn: "OU=People,DC=plant,DC=local".into(),
+        user_filter: "(sAMAccountName={user})".into(),
+        group_lookup: GroupLookup::InChain,
+        group_roles: vec![GroupRole {
+            group: "CN=OT-Admins,OU=Groups,DC=plant,DC=local".into(),
+            role: Role::Admin,
+        }],
+        ..LdapSettings::default()
+    };
+    reply(&mut app, Reply::LdapSettings(Box::new(settings)));
+    snap("settings", &app);
+    let screen = draw(&app, 80, 24);
+    assert!(
+        screen.contains("bind_password") && screen.contains("set"),
+        "{screen}"
+    );
+
+    // Edit: the forms are filled with what is in force; the password field is empty.
+    keys(&mut app, &[KeyCode::Char('e')]);
+    snap("settings_connection", &app);
+    let screen = draw(&app, 120, 30);
+    assert!(
+        screen.contains("ldaps://dc1.plant.local ldaps://dc2.plant.local"),
+        "{screen}"
+    );
+    keys(&mut app, &[KeyCode::Esc, KeyCode::Char('r')]);
+    snap("settings_roles", &app);
+    let screen = draw(&app, 120, 30);
+    assert!(
+        screen.contains("CN=OT-Admins,OU=Groups,DC=plant,DC=local=admin"),
+        "{screen}"
+    );
+    keys(&mut app, &[KeyCode::Esc]);
+
+    // A test's report: each step, the groups (nested marked) and the verdict.
+    let step = |step, ok, detail: &str| LdapStep {
+        step,
+        ok,
+        detail: detail.into(),
+        elapsed_ms: 3,
+    };
+    let report = LdapTestReport {
+        ok: true,
+        steps: vec![
+            step(
+                LdapStepKind::Connect,
+                false,
+                "ldaps://dc1.plant.local: connection refused",
+            ),
+            step(
+                LdapStepKind::Connect,
+                true,
+                "connected to ldaps://dc2.plant.local",
+            ),
+            step(LdapStepKind::Tls, true, "LDAPS; certificate SHA-256 AB:CD"),
+            step(
+                LdapStepKind::ServiceBind,
+                true,
+                "bound as CN=svc-plantwatch",
+            ),
+            step(
+                LdapStepKind::Search,
+                true,
+                "found CN=Ana,OU=People,DC=plant,DC=local",
+            ),
+            step(
+                LdapStepKind::Groups,
+                true,
+                "2 group(s), 1 through nesting (in_chain)",
+            ),
+            step(
+                LdapStepKind::UserBind,
+                true,
+                "not tried (no password given)",
+            ),
+            step(LdapStepKind::Role, true, "admin (from CN=OT-Admins)"),
+        ],
+        url: Some("ldaps://dc2.plant.local".into()),
+        dn: Some("CN=Ana,OU=People,DC=plant,DC=local".into()),
+        groups: vec![
+            LdapGroup {
+                dn: "CN=Shift,OU=Groups,DC=plant,DC=local".into(),
+                nested: false,
+            },
+            LdapGroup {
+                dn: "CN=OT-Admins,OU=Groups,DC=plant,DC=local".into(),
+                nested: true,
+            },
+        ],
+        role: Some(Role::Admin),
+    };
+    reply(
+        &mut app,
+        Reply::LdapTested {
+            username: "ana".into(),
+            report: Box::new(report),
+        },
+    );
+    snap("settings_test", &app);
+    let screen = draw(&app, 80, 24);
+    assert!(
+        screen.contains("FAILED") && screen.contains("ana would sign in as admin"),
+        "{screen}"
+    );
+}

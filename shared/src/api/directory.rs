@@ -104,6 +104,32 @@ pub struct GroupRole {
     pub role: Role,
 }
 
+impl std::str::FromStr for GroupRole {
+    type Err = String;
+
+    /// `GROUP-DN=role`: the role follows the last `=`, since a DN holds `=` itself.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (group, role) = text
+            .trim()
+            .rsplit_once('=')
+            .filter(|(group, _)| !group.trim().is_empty())
+            .ok_or_else(|| {
+                format!("{text:?}: expected GROUP-DN=role, e.g. cn=ot-admins,dc=plant=admin")
+            })?;
+        let role: Role = role.parse().map_err(|e| format!("{text:?}: {e}"))?;
+        Ok(GroupRole {
+            group: group.trim().to_owned(),
+            role,
+        })
+    }
+}
+
+impl std::fmt::Display for GroupRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.group, self.role)
+    }
+}
+
 /// The directory settings, as `GET /api/v1/settings/ldap` shows them (never the bind password).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LdapSettings {

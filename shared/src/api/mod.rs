@@ -277,6 +277,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_group_mapping_splits_at_the_last_equals_sign() {
+        let mapping: GroupRole = "cn=ot-admins,ou=groups,dc=plant=admin".parse().unwrap();
+        assert_eq!(mapping.group, "cn=ot-admins,ou=groups,dc=plant");
+        assert_eq!(mapping.role, Role::Admin);
+        assert_eq!(mapping.to_string(), "cn=ot-admins,ou=groups,dc=plant=admin");
+        assert!("cn=x,dc=plant=root".parse::<GroupRole>().is_err());
+        assert!("no-role".parse::<GroupRole>().is_err());
+        assert!("=admin".parse::<GroupRole>().is_err());
+    }
+
+    #[test]
     fn roles_are_ordered_by_privilege() {
         assert!(Role::Admin > Role::Operator);
         assert!(Role::Operator > Role::Viewer);

@@ -6,6 +6,7 @@ pub mod components;
 pub mod context;
 pub mod credentials;
 pub mod discovery;
+pub mod ldap;
 pub mod nodes;
 pub mod output;
 pub mod users;
@@ -59,6 +60,9 @@ pub enum Command {
     Whoami,
     /// Change your own password.
     Passwd(auth::PasswdArgs),
+    /// Sign-in through the plant's directory, LDAP or Active Directory (admins).
+    #[command(subcommand)]
+    Ldap(ldap::LdapCommand),
     /// List, switch and remove server contexts.
     #[command(subcommand)]
     Context(context::ContextCommand),
@@ -211,6 +215,7 @@ impl Session {
             Command::Passwd(args) => auth::passwd(self, args).await,
             Command::Context(command) => context::run(self, command),
             Command::Users(command) => users::run(self, command).await,
+            Command::Ldap(command) => ldap::run(self, command).await,
             Command::Nodes(command) => nodes::run(self, command).await,
             Command::Credentials(command) => credentials::run(self, command).await,
             Command::Tokens(command) => components::tokens(self, command).await,

@@ -5,7 +5,7 @@ use plantwatch_shared::api::{CreateUserRequest, Role, UpdateUserRequest, User, U
 use plantwatch_shared::{Client, Secret};
 
 use super::{Session, ask_new_secret, confirm, read_stdin_secret};
-use crate::cells::time_cell;
+use crate::cells::{source_cell, time_cell};
 
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
@@ -22,12 +22,18 @@ pub enum UsersCommand {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// Change a user's role.
+    /// Change a user's role (a directory user's role is then pinned: their groups no longer
+    /// change it).
     SetRole {
         /// Username or id.
         user: String,
         /// admin, operator or viewer.
         role: Role,
+    },
+    /// Hand a directory user's role back to their groups.
+    Unpin {
+        /// Username or id.
+        user: String,
     },
     /// Set a new password for a user; their sessions end.
     ResetPassword {
@@ -83,13 +89,14 @@ fn print_user(session: &Session, user: &User) -> anyhow::Result<()> {
     session.print(user, HEADERS, vec![row(user)])
 }
 
-const HEADERS: &[&str] = &["ID", "USERNAME", "ROLE", "CREATED", "LAST LOGIN"];
+const HEADERS: &[&str] = &["ID", "USERNAME", "ROLE", "SOURCE", "CREATED", "LAST LOGIN"];
 
 fn row(user: &User) -> Vec<String> {
     vec![
         user.id.to_string(),
         user.username.clone(),
         user.role.to_string(),
+        source_cell(user),
         time_cell(Some(user.created_at)),
         time_cell(user.last_login_at),
     ]
@@ -124,6 +131,15 @@ pub async fn run(session: &Session, command: UsersCommand) -> anyhow::Result<()>
                 role: Some(role),
                 password: None,
                 role_pinned: None,
+            };
+            let updated = client.update_user(target.id, &request).await?;
+            print_user(session, &updated)
+        }
+        UsersCommand::Unpin { user } => {
+            let target = find(&client, &user).await?;
+            let request = UpdateUserRequest {
+                role_pinned: Some(false),
+                ..UpdateUserRequest::default()
             };
             let updated = client.update_user(target.id, &request).await?;
             print_user(session, &updated)

@@ -41,6 +41,7 @@ views!(
     maintenance,
     channels,
     users,
+    settings,
     contexts,
     audit
 );

@@ -39,6 +39,14 @@ crate::asks!(
     DELETE,
 );
 
+fn source_word(user: &User) -> &'static str {
+    if user.role_pinned {
+        "pinned"
+    } else {
+        user.source.as_str()
+    }
+}
+
 static COLUMNS: &[Column<User>] = &[
     Column {
         title: "USERNAME",
@@ -54,6 +62,14 @@ static COLUMNS: &[Column<User>] = &[
         cell: |u| u.role.to_string(),
         cmp: |a, b| a.role.cmp(&b.role),
     },
+    // `pinned`: a directory user whose role an admin set (their groups no longer change it).
+    Column {
+        title: "SOURCE",
+        sort_key: 'o',
+        width: Constraint::Length(7),
+        cell: |u| source_word(u).to_owned(),
+        cmp: |a, b| source_word(a).cmp(source_word(b)),
+    },
     Column {
         title: "LAST LOGIN",
         sort_key: 'l',
@@ -64,8 +80,9 @@ static COLUMNS: &[Column<User>] = &[
     Column {
         title: "CREATED",
         sort_key: 'c',
-        width: Constraint::Length(20),
-        cell: |u| time_cell(Some(u.created_at)),
+        width: Constraint::Length(10),
+        // The day is enough, and leaves room for names.
+        cell: |u| time_cell(Some(u.created_at)).chars().take(10).collect(),
         cmp: |a, b| a.created_at.cmp(&b.created_at),
     },
     Column {

@@ -57,6 +57,20 @@ impl FieldKind {
     }
 }
 
+/// `text` cut to `width` characters with an ellipsis: its end when `tail`, else its start.
+fn fit(text: &str, width: usize, tail: bool) -> String {
+    let count = text.chars().count();
+    if count <= width || width < 2 {
+        return text.to_owned();
+    }
+    if tail {
+        let skip = count - (width - 1);
+        format!("…{}", text.chars().skip(skip).collect::<String>())
+    } else {
+        format!("{}…", text.chars().take(width - 1).collect::<String>())
+    }
+}
+
 /// A check run on a field's value as it changes.
 pub type Check = fn(&str) -> Result<(), String>;
 
@@ -456,8 +470,10 @@ impl Form {
         for (index, field) in self.fields.iter().enumerate() {
             let focused = index == self.focus;
             let marker = if focused { "›" } else { " " };
-            let shown = field.shown();
             let box_width = usize::from(inner.width).saturating_sub(label_width + 2);
+            // A value longer than its box shows its end while typed in, its start otherwise,
+            // on one line (never wrapping into the next field).
+            let shown = fit(&field.shown(), box_width.saturating_sub(1), focused);
             let padded = format!("{shown:<box_width$}");
             if focused && !field.kind.is_choice() {
                 let x =
@@ -520,6 +536,17 @@ mod tests {
 
     fn press(form: &mut Form, code: KeyCode) -> FormOutcome {
         form.handle_key(KeyEvent::new(code, KeyModifiers::NONE))
+    }
+
+    #[test]
+    fn a_long_value_fits_its_box_on_one_line() {
+        assert_eq!(fit("short", 10, false), "short");
+        assert_eq!(fit("cn=svc,ou=people,dc=plant", 10, false), "cn=svc,ou…");
+        assert_eq!(fit("cn=svc,ou=people,dc=plant", 10, true), "…,dc=plant");
+        assert_eq!(
+            fit("cn=svc,ou=people,dc=plant", 10, true).chars().count(),
+            10
+        );
     }
 
     fn type_text(form: &mut Form, text: &str) {
