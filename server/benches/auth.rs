@@ -1,6 +1,8 @@
 //! Auth benchmark: login throughput and the latency of an authenticated `GET /api/v1/auth/me`,
 //! against the real server over HTTPS on loopback (server and client share this process and the
-//! machine's cores). Run with `cargo bench -p plantwatch-server --bench auth`.
+//! machine's cores); then sign-in through a real directory (slapd on loopback, LDAPS) against
+//! local sign-in, and how the server answers while that directory hangs (SIGSTOP). Run with
+//! `cargo bench -p plantwatch-server --bench auth`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark fails loudly by design.
 
 use std::time::{Duration, Instant};
@@ -107,5 +109,138 @@ async fn main() {
         micros(*samples.last().unwrap()),
     );
     println!("GET /api/v1/auth/me, {ME_CONCURRENCY} concurrent clients: {me_rate:.0} requests/s");
+    directory(&client, &authed).await;
     server.shutdown().await.unwrap();
+}
+
+/// Sequential sign-ins as `user`: their latencies, sorted.
+async fn sign_ins(client: &Client, user: &str, password: &str, count: usize) -> Vec<Duration> {
+    let mut samples = Vec::with_capacity(count);
+    for _ in 0..count {
+        let t = Instant::now();
+        client.login(user, password).await.unwrap();
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    samples
+}
+
+fn millis_line(what: &str, samples: &[Duration]) {
+    println!(
+        "{what}, {} sequential: p50 {:.1} ms, p99 {:.1} ms",
+        samples.len(),
+        micros(percentile(samples, 0.50)) / 1000.0,
+        micros(percentile(samples, 0.99)) / 1000.0,
+    );
+}
+
+const DIRECTORY_LOGINS: usize = 200;
+const LOCAL_LOGINS: usize = 30;
+const HUNG_LOGINS: usize = 32;
+const DIRECTORY_TIMEOUT_SECS: u64 = 2;
+
+/// Directory sign-in against local sign-in, and the server's answers while the directory hangs.
+async fn directory(client: &Client, admin: &Client) {
+    use plantwatch_shared::api::{GroupLookup, GroupRole, LdapSettingsUpdate, Role};
+    use plantwatch_testkit::slapd::{self, Slapd};
+
+    let directory = tokio::task::spawn_blocking(Slapd::start).await.unwrap();
+    admin
+        .set_ldap_settings(&LdapSettingsUpdate {
+            enabled: true,
+            urls: vec![directory.ldaps_url.clone()],
+            starttls: false,
+            ca_pem: Some(directory.ca_pem.clone()),
+            fingerprint: None,
+            bind_dn: slapd::BIND_DN.into(),
+            bind_password: Some(slapd::BIND_PASSWORD.into()),
+            user_base_dn: slapd::PEOPLE.into(),
+            user_filter: "(uid={user})".into(),
+            group_lookup: GroupLookup::MemberOf,
+            group_base_dn: slapd::GROUPS.into(),
+            group_filter: String::new(),
+            nested: true,
+            group_roles: vec![GroupRole {
+                group: slapd::OPERATORS.into(),
+                role: Role::Operator,
+            }],
+            default_role: None,
+            timeout_secs: DIRECTORY_TIMEOUT_SECS,
+        })
+        .await
+        .unwrap();
+    let olaf = slapd::password("olaf");
+    sign_ins(client, "olaf", &olaf, 10).await;
+    let local = sign_ins(client, "admin", "bench-password", LOCAL_LOGINS).await;
+    let remote = sign_ins(client, "olaf", &olaf, DIRECTORY_LOGINS).await;
+    println!(
+        "sign-in (LDAPS to slapd on loopback: connect, TLS, service bind, search, nested groups, user bind)"
+    );
+    millis_line("local user (bcrypt cost 12)", &local);
+    millis_line("directory user (nested group)", &remote);
+    // The chain alone, without the decoy bcrypt verify that a real sign-in runs beside it.
+    let request = plantwatch_shared::api::LdapTestRequest {
+        username: "olaf".into(),
+        password: Some(olaf.clone().into()),
+    };
+    let mut chain = Vec::with_capacity(DIRECTORY_LOGINS);
+    for _ in 0..DIRECTORY_LOGINS {
+        let t = Instant::now();
+        let report = admin.test_ldap(&request).await.unwrap();
+        chain.push(t.elapsed());
+        assert!(report.ok);
+    }
+    chain.sort();
+    millis_line(
+        "the directory chain alone (POST /settings/ldap/test)",
+        &chain,
+    );
+
+    // The directory hangs: every directory sign-in waits for the step timeout; the server's
+    // other answers must not.
+    directory.pause();
+    let started = Instant::now();
+    let hung: Vec<_> = (0..HUNG_LOGINS)
+        .map(|_| {
+            let client = client.clone();
+            let olaf = olaf.clone();
+            tokio::spawn(async move {
+                let t = Instant::now();
+                let refused = client.login("olaf", &olaf).await.unwrap_err();
+                assert_eq!(refused.status(), Some(503));
+                t.elapsed()
+            })
+        })
+        .collect();
+    let mut me = Vec::new();
+    while started.elapsed() < Duration::from_secs(DIRECTORY_TIMEOUT_SECS) {
+        let t = Instant::now();
+        admin.me().await.unwrap();
+        me.push(t.elapsed());
+    }
+    let local_during = {
+        let t = Instant::now();
+        client.login("admin", "bench-password").await.unwrap();
+        t.elapsed()
+    };
+    let mut waited = Vec::new();
+    for task in hung {
+        waited.push(task.await.unwrap());
+    }
+    directory.resume();
+    waited.sort();
+    me.sort();
+    println!(
+        "directory hung (SIGSTOP), {HUNG_LOGINS} concurrent directory sign-ins, step timeout {DIRECTORY_TIMEOUT_SECS} s: \
+         answered 503 after p50 {:.2} s, max {:.2} s",
+        percentile(&waited, 0.5).as_secs_f64(),
+        waited.last().unwrap().as_secs_f64(),
+    );
+    println!(
+        "meanwhile: GET /api/v1/auth/me {} sequential: p50 {:.0} µs, p99 {:.0} µs; a local sign-in {:.0} ms",
+        me.len(),
+        micros(percentile(&me, 0.50)),
+        micros(percentile(&me, 0.99)),
+        micros(local_during) / 1000.0,
+    );
 }

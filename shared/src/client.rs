@@ -1001,24 +1001,21 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         chain.push(cause.to_string());
         source = cause.source();
     }
-    let keep = chain.len().min(2);
-    chain[chain.len() - keep..].join(": ")
+    let inner = chain.pop().unwrap_or_default();
+    match chain.pop() {
+        // An outer error that already quotes its cause ("timeout: deadline has elapsed" over
+        // "deadline has elapsed") says it all.
+        Some(outer) if outer.ends_with(&inner) => outer,
+        Some(outer) => format!("{outer}: {inner}"),
+        None => inner,
+    }
 }
 
-/// A rustls client configuration that accepts exactly the certificate with fingerprint `pin`,
-/// whoever issued it (handshake signatures still verified): for other TLS services trusted by
+/// A certificate verifier that accepts exactly the certificate with fingerprint `pin`, whoever
+/// issued it (handshake signatures still verified): for other TLS services trusted by
 /// fingerprint, such as a directory server.
-pub fn pinned_tls_config(
-    pin: Fingerprint,
-) -> std::result::Result<rustls::ClientConfig, rustls::Error> {
-    let verifier = PinningVerifier::new(Some(pin), Arc::new(Mutex::new(None)));
-    Ok(
-        rustls::ClientConfig::builder_with_provider(verifier.provider.clone())
-            .with_safe_default_protocol_versions()?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth(),
-    )
+pub fn pinned_verifier(pin: Fingerprint) -> Arc<dyn ServerCertVerifier> {
+    Arc::new(PinningVerifier::new(Some(pin), Arc::new(Mutex::new(None))))
 }
 
 /// Accepts exactly the pinned certificate (or, when probing, any certificate) and records the
@@ -1100,6 +1097,36 @@ impl ServerCertVerifier for PinningVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_chains_keep_the_two_innermost_causes_once() {
+        #[derive(Debug)]
+        struct E(&'static str, Option<Box<E>>);
+        impl std::fmt::Display for E {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for E {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|e| e as _)
+            }
+        }
+        let quoting = E(
+            "ldap",
+            Some(Box::new(E(
+                "timeout: deadline has elapsed",
+                Some(Box::new(E("deadline has elapsed", None))),
+            ))),
+        );
+        assert_eq!(error_chain(&quoting), "timeout: deadline has elapsed");
+        let plain = E(
+            "send",
+            Some(Box::new(E("connect", Some(Box::new(E("refused", None)))))),
+        );
+        assert_eq!(error_chain(&plain), "connect: refused");
+        assert_eq!(error_chain(&E("alone", None)), "alone");
+    }
 
     #[test]
     fn urls_are_normalised_and_default_to_https() {

@@ -56,7 +56,14 @@ pub fn ldap_settings_rows(settings: &plantwatch_shared::api::LdapSettings) -> Ve
         vec!["user_base".into(), or_none(&settings.user_base_dn)],
         vec!["user_filter".into(), settings.user_filter.clone()],
         vec!["groups".into(), settings.group_lookup.to_string()],
-        vec!["group_base".into(), or_none(&settings.group_base_dn)],
+        vec![
+            "group_base".into(),
+            if settings.group_base_dn.trim().is_empty() {
+                "(the user base)".into()
+            } else {
+                settings.group_base_dn.clone()
+            },
+        ],
         vec!["group_filter".into(), or_none(&settings.group_filter)],
         vec!["nested".into(), settings.nested.to_string()],
     ];

@@ -316,19 +316,29 @@ impl Overlay {
                     .unwrap_or(0)
                     .max(12);
                 let mut text: Vec<Line> = Vec::new();
+                let mut plain: Vec<String> = Vec::new();
                 for (label, value) in lines {
                     for (index, part) in value.lines().enumerate() {
                         let label = if index == 0 { label.as_str() } else { "" };
+                        let label = format!("{label:<width$}");
+                        plain.push(format!("{label}{part}"));
                         text.push(Line::from(vec![
-                            Span::styled(format!("{label:<width$}"), theme.dim()),
+                            Span::styled(label, theme.dim()),
                             Span::raw(part.to_owned()),
                         ]));
                     }
                 }
-                let height = u16::try_from(text.len())
-                    .unwrap_or(u16::MAX)
-                    .saturating_add(2);
-                let target = centered(area, area.width.saturating_sub(4).min(72), height);
+                // As wide as the longest line wants (up to 110 columns), as high as the lines
+                // take once wrapped: a long detail never pushes the last lines out of the box.
+                let widest = plain.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+                let box_width = area
+                    .width
+                    .saturating_sub(4)
+                    .min(u16::try_from(widest + 2).unwrap_or(u16::MAX).clamp(72, 110));
+                let inner = usize::from(box_width.saturating_sub(2)).max(1);
+                let rows: usize = plain.iter().map(|l| wrapped_rows(l, inner)).sum();
+                let height = u16::try_from(rows).unwrap_or(u16::MAX).saturating_add(2);
+                let target = centered(area, box_width, height);
                 frame.render_widget(Clear, target);
                 frame.render_widget(
                     Paragraph::new(text)
@@ -339,6 +349,28 @@ impl Overlay {
             }
         }
     }
+}
+
+/// How many rows `line` takes when wrapped at word boundaries into `width` columns (words longer
+/// than the width broken), as a wrapping paragraph lays it out.
+fn wrapped_rows(line: &str, width: usize) -> usize {
+    let mut rows = 1;
+    let mut used = 0;
+    for word in line.split(' ') {
+        let len = word.chars().count();
+        let needed = if used == 0 { len } else { used + 1 + len };
+        if needed <= width {
+            used = needed;
+        } else if len <= width {
+            rows += 1;
+            used = len;
+        } else {
+            // A word longer than a row: it starts a row and runs over as many as it needs.
+            rows += usize::from(used > 0) + (len - 1) / width;
+            used = (len - 1) % width + 1;
+        }
+    }
+    rows
 }
 
 #[cfg(test)]
@@ -369,6 +401,15 @@ mod tests {
 
     fn press(overlay: Overlay, code: KeyCode) -> Outcome {
         overlay.on_key(KeyEvent::new(code, KeyModifiers::NONE), &NoConsole)
+    }
+
+    #[test]
+    fn wrapped_rows_counts_rows_as_a_word_wrap_lays_them_out() {
+        assert_eq!(wrapped_rows("", 10), 1);
+        assert_eq!(wrapped_rows("one two", 10), 1);
+        assert_eq!(wrapped_rows("one two three", 10), 2);
+        // A fingerprint longer than the row runs over three rows after its label's row.
+        assert_eq!(wrapped_rows(&format!("TLS {}", "A".repeat(25)), 10), 4);
     }
 
     #[test]

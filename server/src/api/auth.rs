@@ -264,13 +264,20 @@ async fn verify(
         .db
         .call(move |conn| users::by_username(conn, &lookup).map_err(ApiError::from))
         .await?;
-    if let Some(found) = found.filter(|f| f.user.source == UserSource::Local) {
-        return Ok(if verify_password(password, found.password_hash).await? {
-            Ok(SignedIn::Local(found.user))
-        } else {
-            Err(Refusal::invalid(None))
-        });
+    if let Some(found) = found
+        .as_ref()
+        .filter(|f| f.user.source == UserSource::Local)
+    {
+        return Ok(
+            if verify_password(password, found.password_hash.clone()).await? {
+                Ok(SignedIn::Local(found.user.clone()))
+            } else {
+                Err(Refusal::invalid(None))
+            },
+        );
     }
+    // A directory user whose role an admin pinned keeps it without any mapped group.
+    let pinned = found.filter(|f| f.user.role_pinned).map(|f| f.user.role);
     let config = directory::load(state).await.unwrap_or_else(|error| {
         tracing::error!(%error, "The directory settings cannot be read.");
         None
@@ -280,10 +287,22 @@ async fn verify(
         verify_password(password, state.decoy_hash.clone()).await?;
         return Ok(Err(Refusal::invalid(None)));
     };
-    let (_, verdict) = ldap::run(&config, username, Some(&password)).await;
-    let failure = match verdict {
-        Ok(outcome) => return Ok(Ok(SignedIn::Directory(outcome))),
-        Err(failure) => failure,
+    // A local user's check costs a bcrypt verify; a directory's answer comes in milliseconds.
+    // The decoy verify beside it keeps the two alike, so that timing never tells whether a
+    // name is a local account.
+    let decoy = verify_password(password.clone(), state.decoy_hash.clone());
+    let ((report, verdict), _) = tokio::join!(ldap::run(&config, username, Some(&password)), decoy);
+    let failure = match (verdict, pinned, report.dn) {
+        (Ok(outcome), _, _) => return Ok(Ok(SignedIn::Directory(outcome))),
+        // The group step comes after the user's own bind: the password was accepted.
+        (Err(Failure::NoGroup), Some(role), Some(dn)) => {
+            return Ok(Ok(SignedIn::Directory(ldap::Outcome {
+                dn,
+                groups: report.groups,
+                role,
+            })));
+        }
+        (Err(failure), _, _) => failure,
     };
     let details = Some(json!({ "source": "ldap", "reason": failure.reason() }));
     let refusal = match failure {

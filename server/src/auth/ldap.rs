@@ -241,13 +241,18 @@ impl Chain<'_> {
         let since = Instant::now();
         let groups = self.groups(ldap, &entry, username, since).await?;
         let nested = groups.iter().filter(|g| g.nested).count();
-        let detail = match groups.len() {
+        let mut detail = match groups.len() {
             0 => "in no group".to_owned(),
             n => format!(
                 "{n} group(s), {nested} through nesting ({})",
                 settings.group_lookup
             ),
         };
+        // Where groups were searched, when they were: a base that holds none of them is the
+        // usual reason a nested group is missed.
+        if settings.group_lookup != GroupLookup::MemberOf || settings.nested {
+            detail.push_str(&format!("; groups searched under {}", group_base(settings)));
+        }
         self.step(LdapStepKind::Groups, true, detail, since);
         self.report.groups = groups.clone();
 
@@ -305,8 +310,8 @@ impl Chain<'_> {
     /// loopback was chosen.
     async fn connect(&mut self) -> Result<Ldap, Failure> {
         let settings = self.settings;
-        let tls = match tls_config(settings) {
-            Ok(tls) => tls,
+        let (tls, seen) = match tls_config(settings) {
+            Ok(pair) => pair,
             Err(problem) => {
                 self.step(LdapStepKind::Tls, false, problem.clone(), Instant::now());
                 return Err(Failure::Misconfigured(problem));
@@ -344,6 +349,9 @@ impl Chain<'_> {
                     continue;
                 }
             };
+            // Each request is one small write, which Nagle's algorithm would hold for the
+            // directory's delayed ACK.
+            let _ = stream.set_nodelay(true);
             self.step(
                 LdapStepKind::Connect,
                 true,
@@ -380,7 +388,22 @@ impl Chain<'_> {
             let (conn, mut ldap) = match opened {
                 Ok(Ok(pair)) => pair,
                 Ok(Err(error)) => {
-                    last = format!("{url}: {}", plantwatch_shared::error_chain(&error));
+                    let refused = seen.lock().ok().and_then(|mut slot| slot.take());
+                    let why = plantwatch_shared::error_chain(&error);
+                    last = match refused {
+                        Some(fingerprint) if why.contains("invalid peer certificate") => format!(
+                            "{url}: the directory's certificate (SHA-256 {}) is not trusted ({}): \
+                             give the CA that issued it, or pin this fingerprint once you have \
+                             checked it",
+                            fingerprint.to_hex(),
+                            if pinned(settings).is_some() {
+                                "not the pinned certificate"
+                            } else {
+                                why.rsplit(": ").next().unwrap_or(&why)
+                            },
+                        ),
+                        _ => format!("{url}: {why}"),
+                    };
                     self.step(LdapStepKind::Tls, false, last.clone(), since);
                     continue;
                 }
@@ -598,16 +621,91 @@ fn result_text(result: &ldap3::LdapResult) -> String {
 
 /// The rustls configuration: the pinned certificate, else the given CA, else the system's
 /// trust store.
-fn tls_config(settings: &LdapSettings) -> Result<Arc<rustls::ClientConfig>, String> {
-    if let Some(pin) = settings
+fn tls_config(settings: &LdapSettings) -> Result<(Arc<rustls::ClientConfig>, Seen), String> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let seen = Seen::default();
+    let verifier = Recording {
+        inner: verifier(settings, &provider)?,
+        seen: seen.clone(),
+    };
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    // Every sign-in opens its own connection with a configuration built for it, so a session
+    // ticket could never be used: none is asked for.
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok((Arc::new(config), seen))
+}
+
+/// The fingerprint of the last certificate a directory presented.
+type Seen = Arc<std::sync::Mutex<Option<Fingerprint>>>;
+
+/// A verifier that notes the certificate it is shown, then lets `inner` decide: so a refused
+/// certificate can be named by its fingerprint, to be checked and pinned or its CA given.
+#[derive(Debug)]
+struct Recording {
+    inner: Arc<dyn rustls::client::danger::ServerCertVerifier>,
+    seen: Seen,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Recording {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if let Ok(mut slot) = self.seen.lock() {
+            *slot = Some(Fingerprint::of_der(end_entity.as_ref()));
+        }
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// The pinned fingerprint, if one is set.
+fn pinned(settings: &LdapSettings) -> Option<&str> {
+    settings
         .fingerprint
         .as_deref()
         .filter(|f| !f.trim().is_empty())
-    {
+}
+
+/// The certificate verifier the settings ask for.
+fn verifier(
+    settings: &LdapSettings,
+    provider: &Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<dyn rustls::client::danger::ServerCertVerifier>, String> {
+    if let Some(pin) = pinned(settings) {
         let pin: Fingerprint = pin.parse().map_err(|e| format!("{e}"))?;
-        let config =
-            plantwatch_shared::client::pinned_tls_config(pin).map_err(|e| e.to_string())?;
-        return Ok(Arc::new(config));
+        return Ok(plantwatch_shared::client::pinned_verifier(pin));
     }
     let mut roots = rustls::RootCertStore::empty();
     match settings
@@ -628,13 +726,10 @@ fn tls_config(settings: &LdapSettings) -> Result<Arc<rustls::ClientConfig>, Stri
             }
         }
     }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map(|verifier| verifier as Arc<dyn rustls::client::danger::ServerCertVerifier>)
+        .map_err(|e| format!("no CA to trust the directory's certificate with: {e}"))
 }
 
 /// The certificates of a PEM bundle; an error unless there is at least one.
@@ -751,10 +846,7 @@ pub fn settings_problem(settings: &LdapSettings, password_stored: bool) -> Optio
             return Some(problem);
         }
     }
-    if let Some(pin) = settings
-        .fingerprint
-        .as_deref()
-        .filter(|f| !f.trim().is_empty())
+    if let Some(pin) = pinned(settings)
         && let Err(error) = pin.parse::<Fingerprint>()
     {
         return Some(error.to_string());
@@ -815,23 +907,12 @@ pub fn settings_problem(settings: &LdapSettings, password_stored: bool) -> Optio
     None
 }
 
-/// Whether `filter` is one parenthesised filter with balanced parentheses naming `placeholder`.
+/// Whether `filter` is one well-formed LDAP filter naming `placeholder`.
 fn filter_shaped(filter: &str, placeholder: &str) -> bool {
-    let mut depth = 0i32;
-    for (i, c) in filter.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => {
-                depth -= 1;
-                if depth < 0 || (depth == 0 && i + 1 != filter.len()) {
-                    return false;
-                }
-            }
-            _ if depth == 0 => return false,
-            _ => {}
-        }
-    }
-    depth == 0 && filter.starts_with('(') && filter.contains(placeholder)
+    // ldap3's own parser, the one each search uses, on the filter as a sign-in would fill it.
+    let filled = filter.replace("{user}", "x").replace("{dn}", "cn=x");
+    // (It takes a bare `uid=x` too, which other clients and the docs' examples never do.)
+    filter.starts_with('(') && filter.contains(placeholder) && ldap3::parse_filter(filled).is_ok()
 }
 
 #[cfg(test)]
@@ -944,12 +1025,16 @@ mod tests {
     }
 
     #[test]
-    fn filters_must_be_one_balanced_expression() {
+    fn filters_must_be_one_well_formed_expression() {
+        use plantwatch_shared::api::AD_USER_FILTER;
         assert!(filter_shaped("(uid={user})", "{user}"));
         assert!(filter_shaped("(&(a=b)(uid={user}))", "{user}"));
         assert!(!filter_shaped("(uid={user})(x=y)", "{user}"));
         assert!(!filter_shaped("(uid={user}", "{user}"));
         assert!(!filter_shaped("(uid=x)", "{user}"));
+        assert!(!filter_shaped("(|(uid={user})", "{user}"));
+        assert!(filter_shaped(AD_USER_FILTER, "{user}"));
+        assert!(filter_shaped(DEFAULT_GROUP_FILTER, "{dn}"));
     }
 
     #[tokio::test]

@@ -271,11 +271,13 @@ async fn starttls_with_the_group_search_and_certificate_checks() {
     assert!(!report.ok);
     let failed = report.steps.iter().find(|s| !s.ok).unwrap();
     assert_eq!(failed.step, LdapStepKind::Tls);
-    assert!(failed.detail.contains("certificate"), "{failed:?}");
-
-    // Pinned by fingerprint instead of a CA: exactly that certificate is accepted.
+    // It names the certificate it refused, by the fingerprint an admin can check and pin.
     let der = rustls::pki_types::CertificateDer::from_pem_slice(directory.cert_pem.as_bytes());
     let pin = Fingerprint::of_der(der.as_ref().unwrap());
+    assert!(failed.detail.contains("is not trusted"), "{failed:?}");
+    assert!(failed.detail.contains(&pin.to_hex()), "{failed:?}");
+
+    // Pinned by fingerprint instead of a CA: exactly that certificate is accepted.
     settings.ca_pem = None;
     settings.fingerprint = Some(pin.to_hex());
     admin.set_ldap_settings(&settings).await.unwrap();
@@ -392,6 +394,11 @@ async fn a_user_removed_from_a_group_loses_access_within_the_check_interval() {
     assert_eq!(ana.me().await.unwrap_err().status(), Some(401));
     let vera_now = vera.me().await.unwrap();
     assert_eq!(vera_now.user.role, Role::Operator);
+    // And she signs in again with it, in no group at all; with a wrong password she does not.
+    let again = sign_in(&app, "vera").await.unwrap();
+    assert_eq!(again.user.role, Role::Operator);
+    let wrong = app.client().login("vera", "not-her-password").await;
+    assert_eq!(wrong.unwrap_err().status(), Some(401));
     // Nor can ana sign in again.
     assert_eq!(
         sign_in(&app, "ana").await.unwrap_err().code(),

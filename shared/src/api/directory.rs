@@ -12,8 +12,11 @@ pub const DEFAULT_LDAP_TIMEOUT_SECS: u64 = 5;
 pub const MAX_LDAP_TIMEOUT_SECS: u64 = 60;
 /// The user filter of an OpenLDAP directory; `{user}` is the name typed at sign-in, escaped.
 pub const OPENLDAP_USER_FILTER: &str = "(uid={user})";
-/// The user filter of Active Directory.
-pub const AD_USER_FILTER: &str = "(sAMAccountName={user})";
+/// The user filter of Active Directory: the account name, and only accounts not disabled (bit 2
+/// of `userAccountControl`), so a disabled account is refused at sign-in and loses its sessions
+/// at the next check.
+pub const AD_USER_FILTER: &str =
+    "(&(sAMAccountName={user})(!(userAccountControl:1.2.840.113556.1.4.803:=2)))";
 /// The group search filter: groups naming the user (`{dn}`) as a member.
 pub const DEFAULT_GROUP_FILTER: &str = "(|(member={dn})(uniqueMember={dn}))";
 /// Active Directory's LDAP_MATCHING_RULE_IN_CHAIN: membership through any depth of nesting.

@@ -20,6 +20,7 @@ pub enum LdapCommand {
     Set(Box<SetArgs>),
     /// Run the sign-in chain for a user step by step, without signing in.
     Test {
+        /// The name the user would type at sign-in.
         username: String,
         /// Also check the user's password (asked for, or read from standard input).
         #[arg(long)]
@@ -89,7 +90,8 @@ pub struct SetArgs {
     /// (sAMAccountName={user}) for Active Directory.
     #[arg(long, value_name = "FILTER")]
     user_filter: Option<String>,
-    /// Preset for Active Directory: sAMAccountName, memberOf and the in-chain rule.
+    /// Preset for Active Directory: sAMAccountName of an enabled account, groups by the in-chain
+    /// rule (nested to any depth).
     #[arg(long, conflicts_with = "openldap")]
     active_directory: bool,
     /// Preset for OpenLDAP: uid and memberOf, nested groups walked.

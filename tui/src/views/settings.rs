@@ -82,7 +82,7 @@ impl SettingsView {
     pub fn new() -> Self {
         SettingsView {
             // A name may repeat (one `map` row per group): the key is the whole row.
-            table: DataTable::new(COLUMNS, |s| format!("{}={}", s.name, s.value)),
+            table: DataTable::new(COLUMNS, |s| format!("{}={}", s.name, s.value)).uncounted(),
             settings: None,
         }
     }

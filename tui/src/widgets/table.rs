@@ -48,6 +48,8 @@ pub struct DataTable<T: 'static> {
     marked: std::collections::BTreeSet<String>,
     offset: Cell<usize>,
     page: Cell<usize>,
+    /// Whether the title counts the rows (not for a table of settings).
+    counted: bool,
 }
 
 impl<T: 'static> DataTable<T> {
@@ -65,7 +67,14 @@ impl<T: 'static> DataTable<T> {
             marked: Default::default(),
             offset: Cell::new(0),
             page: Cell::new(10),
+            counted: true,
         }
+    }
+
+    /// A table whose title does not count its rows: the lines of one record, such as settings.
+    pub fn uncounted(mut self) -> Self {
+        self.counted = false;
+        self
     }
 
     /// The columns' titles and sort letters, for the keymap.
@@ -214,7 +223,9 @@ impl<T: 'static> DataTable<T> {
 
     /// The title line: what, how many, the filter and the sort.
     pub fn title(&self, what: &str) -> String {
-        let mut title = if self.filter.is_empty() {
+        let mut title = if self.filter.is_empty() && !self.counted {
+            format!(" {what} ")
+        } else if self.filter.is_empty() {
             format!(" {what} ({}) ", self.rows.len())
         } else {
             format!(
