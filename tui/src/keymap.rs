@@ -134,6 +134,8 @@ pub enum Action {
     Dismiss,
     /// Leave a sub-list for the list above it (a job's inbox for the jobs).
     Leave,
+    /// Hand a directory user's role back to their groups.
+    Unpin,
 }
 
 impl Action {
@@ -156,6 +158,7 @@ impl Action {
                 | Action::Test
                 | Action::Import
                 | Action::Dismiss
+                | Action::Unpin
         )
     }
 }

@@ -416,6 +416,25 @@ fn deleting_a_user_asks_first() {
 }
 
 #[test]
+fn a_directory_users_role_is_pinned_and_their_password_is_the_directorys() {
+    let mut app = with_users();
+    // ana.lopez comes from the directory: `p` says where her password lives, no form opens.
+    keys(&mut app, &[KeyCode::Down, KeyCode::Char('p')]);
+    let screen = draw(&app, 120, 40);
+    assert!(
+        screen.contains("ana.lopez's password is the directory's"),
+        "{screen}"
+    );
+    assert!(!screen.contains("New password for"), "{screen}");
+    // Unpinning a role nobody pinned says so.
+    keys(&mut app, &[KeyCode::Char('u')]);
+    assert!(draw(&app, 120, 40).contains("ana.lopez's role is not pinned"));
+    // `r` warns that the role will be pinned.
+    keys(&mut app, &[KeyCode::Char('r')]);
+    snap("users_directory_role_form", &app);
+}
+
+#[test]
 fn user_details_open_with_enter() {
     let mut app = with_users();
     keys(&mut app, &[KeyCode::Down, KeyCode::Enter]);
@@ -831,6 +850,7 @@ fn all_actions() -> Vec<Action> {
         Action::Import,
         Action::Dismiss,
         Action::Leave,
+        Action::Unpin,
     ];
     for action in all {
         match action {
@@ -872,7 +892,8 @@ fn all_actions() -> Vec<Action> {
             | Action::Test
             | Action::Import
             | Action::Dismiss
-            | Action::Leave => {}
+            | Action::Leave
+            | Action::Unpin => {}
         }
     }
     all.to_vec()

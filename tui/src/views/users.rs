@@ -1,6 +1,9 @@
-//! Users (admins only): list, create, change role, reset password, delete.
+//! Users (admins only): list, create, change role (pins a directory user's), unpin, reset
+//! password, delete.
 
-use plantwatch_shared::api::{CreateUserRequest, Role, UpdateUserRequest, User, UserQuery};
+use plantwatch_shared::api::{
+    CreateUserRequest, Role, UpdateUserRequest, User, UserQuery, UserSource,
+};
 use plantwatch_shared::rules::{password_problem, username_problem};
 use ratatui::Frame;
 use ratatui::crossterm::event::KeyCode;
@@ -156,6 +159,12 @@ impl View for UsersView {
                 .footer("password")
                 .role(Role::Admin),
             Binding::new(
+                &[Key::ch('u')],
+                Action::Unpin,
+                "unpin a directory user's role",
+            )
+            .role(Role::Admin),
+            Binding::new(
                 &[
                     Key::ch('d'),
                     Key::new(KeyCode::Delete),
@@ -195,7 +204,7 @@ impl View for UsersView {
         })]
     }
 
-    fn on_action(&mut self, action: Action, _ctx: &Ctx) -> Vec<Effect> {
+    fn on_action(&mut self, action: Action, ctx: &Ctx) -> Vec<Effect> {
         if action == Action::Create {
             let form = Form::new(
                 "New user",
@@ -212,12 +221,52 @@ impl View for UsersView {
         let Some(user) = self.table.selected().cloned() else {
             return vec![Effect::Info("No user selected.".into())];
         };
+        let directory = user.source == UserSource::Ldap;
         let overlay = match action {
-            Action::ChangeRole => Overlay::Form(Form::new(
-                format!("Role of {}", user.username),
-                Purpose::View(SET_ROLE),
-                vec![Field::choice(FieldId::Role, ROLES, &user.role.to_string())],
-            )),
+            Action::ChangeRole => {
+                let form = Form::new(
+                    format!("Role of {}", user.username),
+                    Purpose::View(SET_ROLE),
+                    vec![Field::choice(FieldId::Role, ROLES, &user.role.to_string())],
+                );
+                Overlay::Form(if directory {
+                    form.with_note(
+                        "A directory user: this pins the role, whatever their groups say \
+                         (u unpins it).",
+                    )
+                } else {
+                    form
+                })
+            }
+            Action::ResetPassword if directory => {
+                return vec![Effect::Info(format!(
+                    "{}'s password is the directory's: change it there.",
+                    user.username
+                ))];
+            }
+            Action::Unpin if !user.role_pinned => {
+                return vec![Effect::Info(format!(
+                    "{}'s role is not pinned.",
+                    user.username
+                ))];
+            }
+            Action::Unpin => {
+                let Some(client) = ctx.client.cloned() else {
+                    return Vec::new();
+                };
+                let id = user.id;
+                return vec![Effect::Call(task("unpinning the role", async move {
+                    let request = UpdateUserRequest {
+                        role_pinned: Some(false),
+                        ..UpdateUserRequest::default()
+                    };
+                    let user = client.update_user(id, &request).await?;
+                    Ok(Reply::UserUpdated {
+                        user,
+                        what: "role unpinned (their groups decide it at the next check)",
+                    })
+                }))];
+            }
             Action::ResetPassword => Overlay::Form(
                 Form::new(
                     format!("New password for {}", user.username),
@@ -240,6 +289,7 @@ impl View for UsersView {
                 lines: vec![
                     ("Username".into(), user.username.clone()),
                     ("Role".into(), user.role.to_string()),
+                    ("Source".into(), crate::cells::source_cell(&user)),
                     ("ID".into(), user.id.to_string()),
                     ("Created".into(), time_cell(Some(user.created_at))),
                     ("Updated".into(), time_cell(Some(user.updated_at))),
