@@ -287,11 +287,17 @@ async fn verify(
         verify_password(password, state.decoy_hash.clone()).await?;
         return Ok(Err(Refusal::invalid(None)));
     };
-    // A local user's check costs a bcrypt verify; a directory's answer comes in milliseconds.
-    // The decoy verify beside it keeps the two alike, so that timing never tells whether a
-    // name is a local account.
-    let decoy = verify_password(password.clone(), state.decoy_hash.clone());
-    let ((report, verdict), _) = tokio::join!(ldap::run(&config, username, Some(&password)), decoy);
+    let (report, verdict) = ldap::run(&config, username, Some(&password)).await;
+    // A local user's check costs a bcrypt verify; a directory's answer comes in milliseconds. A
+    // dummy verify after every answer the directory gave keeps the two alike, so that timing
+    // never tells whether a name is a local account. (None when the directory did not answer:
+    // that is told anyway, and an outage must not cost a bcrypt per attempt.)
+    if !matches!(
+        verdict,
+        Err(Failure::Unavailable(_) | Failure::Misconfigured(_))
+    ) {
+        verify_password(password, state.decoy_hash.clone()).await?;
+    }
     let failure = match (verdict, pinned, report.dn) {
         (Ok(outcome), _, _) => return Ok(Ok(SignedIn::Directory(outcome))),
         // The group step comes after the user's own bind: the password was accepted.
