@@ -75,17 +75,22 @@ pub fn record_user(
 }
 
 /// Checks every directory user with a live session once. Returns how many lost their sessions.
+/// With directory sign-in switched off, every directory user loses their sessions: nobody
+/// vouches for them any more.
 pub async fn check_sessions(state: &AppState) -> anyhow::Result<usize> {
-    let Some(config) = load(state).await? else {
-        return Ok(0);
-    };
+    let config = load(state).await?;
     let signed_in = state
         .db
         .call(|conn| users::directory_users_signed_in(conn).map_err(db::DbError::from))
         .await?;
     let mut revoked = 0;
     for user in signed_in {
-        let (_, verdict) = ldap::run(&config, &user.username, None).await;
+        let Some(config) = &config else {
+            revoke(state, &user, "directory_disabled").await?;
+            revoked += 1;
+            continue;
+        };
+        let (_, verdict) = ldap::run(config, &user.username, None).await;
         let reason = match verdict {
             Ok(outcome) => {
                 let username = user.username.clone();
@@ -108,27 +113,33 @@ pub async fn check_sessions(state: &AppState) -> anyhow::Result<usize> {
             }
             Err(Failure::WrongPassword) => continue,
         };
-        let user_id = user.id;
-        let ended = state
-            .db
-            .write(move |tx| -> anyhow::Result<usize> {
-                let now = crate::clock::unix_secs();
-                let ended = sessions::delete_for_user(tx, user_id, None)?;
-                audit::record(
-                    tx,
-                    &system(),
-                    AuditAction::UserDirectoryRevoke,
-                    Some(&format!("user:{user_id}")),
-                    Some(&json!({ "reason": reason, "sessions_ended": ended })),
-                    now,
-                )?;
-                Ok(ended)
-            })
-            .await?;
-        tracing::info!(user = %user.username, reason, ended, "A directory user lost access.");
+        revoke(state, &user, reason).await?;
         revoked += 1;
     }
     Ok(revoked)
+}
+
+/// Ends every session of a directory user, with an audit row saying why.
+async fn revoke(state: &AppState, user: &User, reason: &'static str) -> anyhow::Result<()> {
+    let user_id = user.id;
+    let ended = state
+        .db
+        .write(move |tx| -> anyhow::Result<usize> {
+            let now = crate::clock::unix_secs();
+            let ended = sessions::delete_for_user(tx, user_id, None)?;
+            audit::record(
+                tx,
+                &system(),
+                AuditAction::UserDirectoryRevoke,
+                Some(&format!("user:{user_id}")),
+                Some(&json!({ "reason": reason, "sessions_ended": ended })),
+                now,
+            )?;
+            Ok(ended)
+        })
+        .await?;
+    tracing::info!(user = %user.username, reason, ended, "A directory user lost access.");
+    Ok(())
 }
 
 /// Runs [`check_sessions`] every `every` until shutdown.

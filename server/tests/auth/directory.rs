@@ -434,6 +434,30 @@ async fn a_user_removed_from_a_group_loses_access_within_the_check_interval() {
         assert!(Instant::now() < deadline, "vera kept her session");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // Directory sign-in switched off: olaf, still signed in, is out too; the local admin stays.
+    olaf.me().await.unwrap();
+    let mut off = plant_settings(&directory);
+    off.enabled = false;
+    off.bind_password = None;
+    admin.set_ldap_settings(&off).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while olaf.me().await.is_ok() {
+        assert!(Instant::now() < deadline, "olaf kept his session");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    admin.me().await.unwrap();
+    let revoked = admin
+        .audit(&AuditQuery {
+            action: Some(AuditAction::UserDirectoryRevoke.to_string()),
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        revoked.items[0].details.as_ref().unwrap()["reason"],
+        "directory_disabled"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

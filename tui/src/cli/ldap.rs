@@ -57,7 +57,8 @@ pub struct SetArgs {
     /// Let names that are not local users sign in through the directory.
     #[arg(long, conflicts_with = "disable")]
     enable: bool,
-    /// Stop asking the directory (local users only).
+    /// Stop asking the directory: local users only; directory users lose their sessions at the
+    /// next check.
     #[arg(long)]
     disable: bool,
     /// Directory URL, ldaps://host:636 or ldap://host:389 (repeat for fail-over, tried in
