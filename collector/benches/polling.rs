@@ -65,6 +65,7 @@ fn main() {
                 template: Some("generic".into()),
                 interval_s: INTERVAL_S,
                 credential_ids: vec![1],
+                checks: Vec::new(),
             })
             .collect(),
         templates: BTreeMap::from([("generic".to_owned(), template)]),

@@ -15,6 +15,7 @@ use plantwatch_shared::push::{PushOptions, Pusher};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
+use crate::sources::checks::Checker;
 use crate::sources::{PollOptions, Poller};
 use crate::store::{self, HeldConfig, Status};
 
@@ -59,6 +60,9 @@ impl Options {
     }
 }
 
+/// How often certificate findings are posted to the server (the latest per check).
+const FINDINGS_EVERY: Duration = Duration::from_secs(10);
+
 /// What one pull led to.
 enum Outcome {
     /// Talked to the server; `changed` when a new configuration came.
@@ -79,6 +83,7 @@ struct Daemon {
     report_due: bool,
     last_report: Option<Instant>,
     poller: Poller,
+    checker: Checker,
     outbox: std::sync::Arc<std::sync::Mutex<OutboxStatus>>,
 }
 
@@ -119,9 +124,21 @@ pub async fn run(
         options.discovery.clone(),
         discovery_stop,
     ));
+    let (mut checker, findings) = Checker::new(
+        lines.clone(),
+        crate::sources::checks::tls::system_roots(),
+        options.poll.enabled,
+    );
+    let reporter = tokio::spawn(crate::sources::checks::report_findings(
+        client.clone(),
+        enrollment.component_id,
+        findings,
+        FINDINGS_EVERY,
+    ));
     let mut poller = Poller::new(lines, &options.poll);
     if let Some(held) = &held {
         poller.apply(&held.config);
+        checker.apply(&held.config);
     }
     let status = Status {
         component_id: enrollment.component_id,
@@ -142,6 +159,7 @@ pub async fn run(
         report_due: true,
         last_report: None,
         poller,
+        checker,
         outbox,
     };
     daemon.save_status();
@@ -204,6 +222,8 @@ pub async fn run(
     let _ = stop_discovery.send(true);
     let _ = discovery.await;
     daemon.poller.stop();
+    daemon.checker.stop();
+    reporter.abort();
     pusher.stop().await;
     daemon.status.state = "stopped".into();
     daemon.save_status();
@@ -239,6 +259,7 @@ impl Daemon {
                 }
                 tracing::info!(targets = config.targets.len(), %sha256, "New configuration.");
                 self.poller.apply(&config);
+                self.checker.apply(&config);
                 self.status.config_sha256 = Some(sha256.clone());
                 self.status.target_count = config.targets.len();
                 self.status.config_received_at = Some(OffsetDateTime::now_utc());

@@ -414,3 +414,168 @@ async fn recordings_of_real_devices_and_a_wrapping_counter() {
         "rates around the wrap: {rates:?}"
     );
 }
+
+/// An HTTP server on loopback answering `/` with 200.
+async fn web() -> SocketAddr {
+    let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_checks_run_on_the_nodes_collector_and_expiring_certificates_alert() {
+    use plantwatch_shared::api::{
+        AlertQuery, CertificateQuery, CheckSpec, ErrorCode, NodeType, Role, Severity,
+    };
+    use plantwatch_testkit::tls::{self, Pki};
+
+    let app = polling_app().await;
+    let admin = app.admin().await;
+    let (viewer, _) = app.user_with_role(&admin, "val", Role::Viewer).await;
+    let (operator, _) = app.user_with_role(&admin, "otto", Role::Operator).await;
+
+    // The HMI: a certificate from the plant's CA that expires in 5 days, a web page, and a
+    // Modbus port that is closed.
+    let pki = Pki::new();
+    let soon = pki.leaf(&["localhost"], tls::days(-300), tls::days(5));
+    let tls_port = tls::serve(vec![soon.cert, pki.intermediate_der()], soon.key)
+        .await
+        .port();
+    let web_port = web().await.port();
+    let closed = plantwatch_testkit::free_port();
+    let node = admin
+        .create_node(&NodeSpec {
+            name: "hmi-1".into(),
+            address: "127.0.0.1".into(),
+            node_type: Some(NodeType::Other),
+            ..NodeSpec::default()
+        })
+        .await
+        .unwrap()
+        .id;
+
+    let spec = |text: String| text.parse::<CheckSpec>().unwrap();
+    let tls_check = spec(format!("tls:{tls_port}@localhost"));
+    // Viewers read checks but cannot add them; operators can; bad and duplicate checks are
+    // refused with what is wrong.
+    assert_eq!(
+        viewer
+            .add_check(node, &tls_check)
+            .await
+            .unwrap_err()
+            .status(),
+        Some(403)
+    );
+    let added = operator.add_check(node, &tls_check).await.unwrap();
+    assert_eq!(added.spec.interval_s(), 300);
+    let duplicate = operator.add_check(node, &tls_check).await.unwrap_err();
+    assert_eq!(duplicate.status(), Some(409));
+    let mut bad = CheckSpec::new(plantwatch_shared::api::CheckKind::Tcp);
+    bad.interval_s = Some(1);
+    let refused = operator.add_check(node, &bad).await.unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::InvalidCheck));
+    let mut web_check = spec(format!("http:{web_port}/"));
+    web_check.interval_s = Some(10);
+    operator.add_check(node, &web_check).await.unwrap();
+    let mut port_check = spec(format!("tcp:{closed}"));
+    port_check.interval_s = Some(10);
+    let port_check = operator.add_check(node, &port_check).await.unwrap();
+    assert_eq!(viewer.checks(node).await.unwrap().total, 3);
+
+    // The local collector gets them with its next configuration and runs them.
+    let found = wait_for(&admin, node, "the checks' first runs", |s| {
+        let up = |kind: &str| {
+            s.iter()
+                .find(|x| {
+                    x.metric == "check.up" && x.tags.get("kind").map(String::as_str) == Some(kind)
+                })
+                .and_then(|x| x.latest.map(|(_, v)| v))
+        };
+        up("tls") == Some(1.0) && up("http") == Some(1.0) && up("tcp") == Some(0.0)
+    })
+    .await;
+    let days = latest(&found, "check.cert_days_left").unwrap();
+    assert!((4.9..=5.0).contains(&days), "{days}");
+    assert_eq!(latest(&found, "check.cert_valid"), Some(1.0));
+    // The plant's CA is not in the server's trust store.
+    assert_eq!(latest(&found, "check.cert_trusted"), Some(0.0));
+    assert_eq!(latest(&found, "check.http_status"), Some(200.0));
+
+    // The certificate, listed by what expires first.
+    let started = Instant::now();
+    let certificate = loop {
+        let list = viewer
+            .certificates(&CertificateQuery::default())
+            .await
+            .unwrap();
+        if let Some(found) = list.items.into_iter().next() {
+            break found;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no certificate listed"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(
+        (certificate.node.as_str(), certificate.port),
+        ("hmi-1", tls_port)
+    );
+    assert!(
+        certificate.issuer.contains("Plant Issuing CA"),
+        "{certificate:?}"
+    );
+    assert!(certificate.name_matches && !certificate.trusted);
+    assert_eq!(certificate.chain_length, 2);
+    let expiring = |days| CertificateQuery {
+        expiring_days: Some(days),
+        ..CertificateQuery::default()
+    };
+    assert_eq!(viewer.certificates(&expiring(30)).await.unwrap().total, 1);
+    assert_eq!(viewer.certificates(&expiring(3)).await.unwrap().total, 0);
+
+    // cert_expiring fires, critical: 5 days is within the 7-day threshold.
+    let started = Instant::now();
+    loop {
+        let alerts = admin
+            .list_alerts(&AlertQuery {
+                node_id: Some(node),
+                ..AlertQuery::default()
+            })
+            .await
+            .unwrap();
+        if let Some(alert) = alerts.items.iter().find(|a| a.rule == "cert_expiring") {
+            assert_eq!(alert.severity, Severity::Critical);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no cert_expiring alert: {:?}",
+            alerts.items.iter().map(|a| &a.rule).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // Removing a check stops it; its certificate goes with a removed tls check.
+    operator.remove_check(node, port_check.id).await.unwrap();
+    operator.remove_check(node, added.id).await.unwrap();
+    assert_eq!(viewer.checks(node).await.unwrap().total, 1);
+    assert_eq!(
+        viewer
+            .certificates(&CertificateQuery::default())
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+    assert_eq!(
+        operator
+            .remove_check(node, added.id)
+            .await
+            .unwrap_err()
+            .code(),
+        Some(ErrorCode::CheckNotFound)
+    );
+}

@@ -378,6 +378,48 @@ impl Client {
         self.json(self.request(Method::DELETE, &path)).await
     }
 
+    /// `GET /api/v1/nodes/{id}/checks`.
+    pub async fn checks(&self, node_id: i64) -> Result<ListResponse<api::Check>> {
+        let path = format!("/api/v1/nodes/{node_id}/checks");
+        self.json(self.request(Method::GET, &path)).await
+    }
+
+    /// `POST /api/v1/nodes/{id}/checks` (operator).
+    pub async fn add_check(&self, node_id: i64, spec: &api::CheckSpec) -> Result<api::Check> {
+        let path = format!("/api/v1/nodes/{node_id}/checks");
+        self.json(self.request(Method::POST, &path).json(spec))
+            .await
+    }
+
+    /// `PUT /api/v1/nodes/{id}/checks/{check_id}` (operator).
+    pub async fn replace_check(
+        &self,
+        node_id: i64,
+        check_id: i64,
+        spec: &api::CheckSpec,
+    ) -> Result<api::Check> {
+        let path = format!("/api/v1/nodes/{node_id}/checks/{check_id}");
+        self.json(self.request(Method::PUT, &path).json(spec)).await
+    }
+
+    /// `DELETE /api/v1/nodes/{id}/checks/{check_id}` (operator).
+    pub async fn remove_check(&self, node_id: i64, check_id: i64) -> Result<()> {
+        let path = format!("/api/v1/nodes/{node_id}/checks/{check_id}");
+        self.empty(self.request(Method::DELETE, &path)).await
+    }
+
+    /// `GET /api/v1/certificates`: what the `tls` checks found, soonest expiry first.
+    pub async fn certificates(
+        &self,
+        query: &api::CertificateQuery,
+    ) -> Result<ListResponse<api::CertificateFinding>> {
+        self.json(
+            self.request(Method::GET, "/api/v1/certificates")
+                .query(query),
+        )
+        .await
+    }
+
     /// `DELETE /api/v1/nodes/{id}/credentials/{credential_id}` (operator).
     pub async fn detach_credential(&self, node_id: i64, credential_id: i64) -> Result<Node> {
         let path = format!("/api/v1/nodes/{node_id}/credentials/{credential_id}");
@@ -584,6 +626,17 @@ impl Client {
     /// `POST /api/v1/remote-collectors/{id}/report` with an API key.
     pub async fn report(&self, id: i64, report: &CollectorReport) -> Result<()> {
         let path = format!("/api/v1/remote-collectors/{id}/report");
+        self.empty(self.request(Method::POST, &path).json(report))
+            .await
+    }
+
+    /// `POST /api/v1/remote-collectors/{id}/certificates` with the collector's API key.
+    pub async fn report_certificates(
+        &self,
+        id: i64,
+        report: &api::CertificateReport,
+    ) -> Result<()> {
+        let path = format!("/api/v1/remote-collectors/{id}/certificates");
         self.empty(self.request(Method::POST, &path).json(report))
             .await
     }

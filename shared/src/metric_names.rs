@@ -28,8 +28,10 @@ macro_rules! metrics {
 pub const PING: &str = "ping";
 /// Measurement of a collector's SNMP poll of a node.
 pub const SNMP: &str = "snmp";
+/// Measurement of a collector's service checks.
+pub const CHECK: &str = "check";
 /// Measurements only a collector writes: reachability is the poller's word, not an agent's.
-pub const COLLECTOR_MEASUREMENTS: [&str; 2] = [PING, SNMP];
+pub const COLLECTOR_MEASUREMENTS: [&str; 3] = [PING, SNMP, CHECK];
 
 metrics! {
     /// 1 when the node answered the ping, 0 when not.
@@ -54,6 +56,24 @@ metrics! {
     STORAGE_USED_PCT = "storage"."used_pct";
     /// 1 while a UPS runs on battery.
     UPS_ON_BATTERY = "ups"."on_battery";
+    /// 1 when a service check passed (port open; expected status and text; TLS handshake), 0
+    /// when not. Tags `node_id`, `check_id`, `kind`, `port`.
+    CHECK_UP = "check"."up";
+    /// How long a check took: connect (`tcp`), handshake (`tls`), answer (`http`), ms.
+    CHECK_TIME_MS = "check"."time_ms";
+    /// The HTTP status an `http`/`https` check got.
+    CHECK_HTTP_STATUS = "check"."http_status";
+    /// Days until a `tls` check's leaf certificate expires (negative once it has).
+    CHECK_CERT_DAYS_LEFT = "check"."cert_days_left";
+    /// Days until the first certificate of the chain the server sent expires.
+    CHECK_CERT_CHAIN_DAYS_LEFT = "check"."cert_chain_days_left";
+    /// 1 when the certificate is within its dates and names the server name; 0 when not.
+    CHECK_CERT_VALID = "check"."cert_valid";
+    /// 1 when the certificate chains to a trusted root; 0 when not (self-signed, a private CA,
+    /// an intermediate missing).
+    CHECK_CERT_TRUSTED = "check"."cert_trusted";
+    /// 1 when the server speaks nothing newer than TLS 1.1.
+    CHECK_TLS_LEGACY = "check"."tls_legacy";
 }
 
 /// `a|b|…`: the metrics a rule reading any of them names.

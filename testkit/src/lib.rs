@@ -8,6 +8,7 @@ pub mod engines;
 pub mod plantnet;
 pub mod slapd;
 pub mod snmp;
+pub mod tls;
 
 use std::io::Write as _;
 use std::io::{BufRead as _, BufReader};

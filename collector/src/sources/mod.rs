@@ -3,6 +3,7 @@
 //! dead device only ever delays its own task; SNMP requests of all tasks share one in-flight
 //! limit. A new configuration restarts only the targets whose definition changed.
 
+pub mod checks;
 pub mod icmp;
 pub mod snmp;
 

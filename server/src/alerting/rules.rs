@@ -8,8 +8,9 @@ use plantwatch_shared::api::{
     BuiltinRule, Comparison, RuleAggregation, RuleScope, RuleSpec, Severity, tags_from_canonical,
 };
 use plantwatch_shared::metric_names::{
-    CPU_LOAD_PCT, CPU_TOTAL_USAGE_PCT, DISK_USED_PCT, INTERFACE_OPER_STATUS, MEMORY_USED_PCT,
-    SNMP_UP, STORAGE_USED_PCT, UPS_ON_BATTERY, any_of,
+    CHECK_CERT_DAYS_LEFT, CHECK_CERT_VALID, CHECK_TIME_MS, CHECK_UP, CPU_LOAD_PCT,
+    CPU_TOTAL_USAGE_PCT, DISK_USED_PCT, INTERFACE_OPER_STATUS, MEMORY_USED_PCT, SNMP_UP,
+    STORAGE_USED_PCT, UPS_ON_BATTERY, any_of,
 };
 
 /// The defaults of every built-in rule, as first stored.
@@ -35,6 +36,20 @@ pub fn builtin_defaults() -> Vec<(BuiltinRule, RuleSpec)> {
         clear,
         for_s,
         ..rule(name, description)
+    };
+    // `check.up` below 1 for checks of `kind`, for a minute: two runs at the default interval.
+    let check_down = |name: &str, description: &str, kind: &str| RuleSpec {
+        tags: [("kind".to_owned(), kind.to_owned())].into(),
+        ..threshold(
+            name,
+            description,
+            CHECK_UP.name,
+            RuleAggregation::Last,
+            180,
+            Comparison::Below,
+            (None, Some(1.0), None),
+            60,
+        )
     };
     use BuiltinRule as B;
     use Comparison::{AtLeast, Below};
@@ -156,6 +171,66 @@ pub fn builtin_defaults() -> Vec<(BuiltinRule, RuleSpec)> {
                 ..rule(
                     "collector_outbox_lag",
                     "A collector holding undelivered data older than the thresholds (seconds).",
+                )
+            },
+        ),
+        // The service checks. A `tls` check runs every 300 s: its rules look back 15 minutes.
+        (
+            B::CertExpiring,
+            threshold(
+                "cert_expiring",
+                "A certificate expiring within the thresholds (days left).",
+                CHECK_CERT_DAYS_LEFT.name,
+                Last,
+                900,
+                Below,
+                (Some(30.0), Some(7.0), Some(30.0)),
+                0,
+            ),
+        ),
+        (
+            B::CertInvalid,
+            threshold(
+                "cert_invalid",
+                "A certificate expired, not yet valid, or not naming the server name checked.",
+                CHECK_CERT_VALID.name,
+                Last,
+                900,
+                Below,
+                (None, Some(1.0), None),
+                0,
+            ),
+        ),
+        (
+            B::HttpDown,
+            check_down(
+                "http_down",
+                "An HTTP(S) check failing (no answer, another status, the text missing) for two \
+                 runs.",
+                "http*",
+            ),
+        ),
+        (
+            B::TcpDown,
+            check_down(
+                "tcp_down",
+                "A TCP port check not connecting, for two runs.",
+                "tcp",
+            ),
+        ),
+        (
+            B::HttpSlow,
+            RuleSpec {
+                tags: [("kind".to_owned(), "http*".to_owned())].into(),
+                ..threshold(
+                    "http_slow",
+                    "An HTTP(S) check answering slowly, averaged over the window (ms).",
+                    CHECK_TIME_MS.name,
+                    Avg,
+                    300,
+                    AtLeast,
+                    (Some(2_000.0), Some(5_000.0), Some(1_500.0)),
+                    0,
                 )
             },
         ),

@@ -5,6 +5,7 @@
 pub mod alerts;
 pub mod audit;
 pub mod auth;
+pub mod checks;
 pub mod components;
 pub mod credentials;
 pub mod directory;
@@ -42,6 +43,7 @@ pub fn app(state: AppState) -> Router {
         .merge(directory::router())
         .merge(audit::router())
         .merge(nodes::router())
+        .merge(checks::router())
         .merge(credentials::router())
         .merge(components::router())
         .merge(remote::router())

@@ -84,6 +84,7 @@ pub fn build(
                 template,
                 interval_s,
                 credential_ids: Vec::new(),
+                checks: Vec::new(),
             })
         })
         .collect::<anyhow::Result<_>>()?;
@@ -138,6 +139,11 @@ pub fn build(
                     "A credential attached to an address outside its networks is not sent."
                 );
             }
+        }
+    }
+    for (node_id, check) in db::checks::of_collector(conn, collector_id)? {
+        if let Some(&i) = index.get(&node_id) {
+            targets[i].checks.push(check);
         }
     }
     // A device with an SNMP credential and no template still gets uptime and interfaces.

@@ -8,6 +8,7 @@
 pub mod alerts;
 pub mod audit;
 pub mod catalog;
+pub mod checks;
 pub mod components;
 pub mod config_dirty;
 pub mod credentials;
@@ -61,6 +62,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0008_directory_users",
         include_str!("../../../migrations/0008_directory_users.sql"),
+    ),
+    (
+        "0009_checks",
+        include_str!("../../../migrations/0009_checks.sql"),
     ),
 ];
 
@@ -366,7 +371,8 @@ mod tests {
                 "0005_discovery",
                 "0006_credential_networks",
                 "0007_ignored_series",
-                "0008_directory_users"
+                "0008_directory_users",
+                "0009_checks"
             ]
         );
     }

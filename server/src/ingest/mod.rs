@@ -28,7 +28,7 @@ pub const MAX_TAGS: usize = 32;
 #[derive(Debug, Clone)]
 pub enum Scope {
     /// An agent: its own node; lines without `node_id` are its node's. It never writes what a
-    /// collector measures of that node: `ping` and `snmp` ([`COLLECTOR_MEASUREMENTS`]), and the
+    /// collector measures of that node: `ping`, `snmp` and `check` ([`COLLECTOR_MEASUREMENTS`]), and the
     /// metrics of the node's SNMP template (`collector_metrics`, `measurement.field`).
     Agent {
         node_id: i64,

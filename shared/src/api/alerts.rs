@@ -116,6 +116,16 @@ named_enum! {
         UpsOnBattery = "ups_on_battery",
         /// A collector's outbox holding data older than the thresholds (seconds).
         CollectorOutboxLag = "collector_outbox_lag",
+        /// A certificate a `tls` check found expires within the thresholds (days).
+        CertExpiring = "cert_expiring",
+        /// A certificate expired, not yet valid, or not naming the server name.
+        CertInvalid = "cert_invalid",
+        /// An `http`/`https` check failing.
+        HttpDown = "http_down",
+        /// A `tcp` check's port not accepting.
+        TcpDown = "tcp_down",
+        /// An `http`/`https` check answering slowly (milliseconds).
+        HttpSlow = "http_slow",
     }
 }
 

@@ -327,6 +327,10 @@ pub struct Target {
     /// Ids of its credentials (in [`CollectorConfig::credentials`]), in the order they are
     /// to be tried.
     pub credential_ids: Vec<i64>,
+    /// Its service checks (absent when none, so a configuration without checks hashes as it
+    /// did before there were any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<super::TargetCheck>,
 }
 
 /// A credential with its secrets in clear: only ever sent to the collector that polls with it.

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use crate::Secret;
 
 mod alerts;
+mod checks;
 mod components;
 mod credentials;
 mod directory;
@@ -20,6 +21,7 @@ mod templates;
 mod vocabulary;
 
 pub use alerts::*;
+pub use checks::*;
 pub use components::*;
 pub use credentials::*;
 pub use directory::*;

@@ -2,6 +2,7 @@
 
 pub mod alerts;
 pub mod auth;
+pub mod checks;
 pub mod components;
 pub mod context;
 pub mod credentials;
@@ -72,6 +73,12 @@ pub enum Command {
     /// List, create, change, delete, import and export nodes.
     #[command(subcommand)]
     Nodes(nodes::NodesCommand),
+    /// A node's service checks: TLS certificates, HTTP(S) pages, TCP ports.
+    #[command(subcommand)]
+    Checks(checks::ChecksCommand),
+    /// The certificates the TLS checks found, soonest expiry first.
+    #[command(subcommand)]
+    Certs(checks::CertsCommand),
     /// Manage the credentials vault and attach credentials to nodes.
     #[command(subcommand)]
     Credentials(credentials::CredentialsCommand),
@@ -217,6 +224,8 @@ impl Session {
             Command::Users(command) => users::run(self, command).await,
             Command::Ldap(command) => ldap::run(self, command).await,
             Command::Nodes(command) => nodes::run(self, command).await,
+            Command::Checks(command) => checks::checks(self, command).await,
+            Command::Certs(command) => checks::certs(self, command).await,
             Command::Credentials(command) => credentials::run(self, command).await,
             Command::Tokens(command) => components::tokens(self, command).await,
             Command::Collectors(command) => {

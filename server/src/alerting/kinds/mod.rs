@@ -123,7 +123,12 @@ pub fn kind_of(builtin: Option<BuiltinRule>) -> &'static dyn RuleKind {
             BuiltinRule::CpuHigh
             | BuiltinRule::MemoryHigh
             | BuiltinRule::DiskHigh
-            | BuiltinRule::UpsOnBattery,
+            | BuiltinRule::UpsOnBattery
+            | BuiltinRule::CertExpiring
+            | BuiltinRule::CertInvalid
+            | BuiltinRule::HttpDown
+            | BuiltinRule::TcpDown
+            | BuiltinRule::HttpSlow,
         )
         | None => &threshold::THRESHOLD,
     }

@@ -1,0 +1,261 @@
+//! The checks against real servers on loopback: TLS servers made with a private PKI (valid,
+//! expiring, expired, the wrong name, self-signed, an intermediate missing), `openssl s_server`
+//! speaking only TLS 1.0, an HTTP server (axum) for status, body and slowness, a closed port.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use plantwatch_shared::api::{CheckSpec, TargetCheck};
+use plantwatch_testkit::tls::{self, Pki};
+use rustls::RootCertStore;
+
+use super::*;
+
+const NAME: &str = "hmi.plant.test";
+
+fn roots(pki: &Pki) -> Arc<RootCertStore> {
+    let mut roots = RootCertStore::empty();
+    roots.add(pki.root_der()).unwrap();
+    Arc::new(roots)
+}
+
+async fn tls_run(addr: SocketAddr, name: &str, roots: &Arc<RootCertStore>) -> super::tls::TlsRun {
+    super::tls::run(1, addr, name, Duration::from_secs(5), roots).await
+}
+
+#[tokio::test]
+async fn certificates_are_read_whatever_they_are_and_judged_apart() {
+    let pki = Pki::new();
+    let trust = roots(&pki);
+    let now = OffsetDateTime::now_utc();
+
+    // Valid, served with its intermediate: trusted, the name matches, 90 days left.
+    let good = pki.leaf(&[NAME, "10.0.0.5"], tls::days(-1), tls::days(90));
+    let addr = tls::serve(
+        vec![good.cert.clone(), pki.intermediate_der()],
+        good.key.clone_key(),
+    )
+    .await;
+    let run = tls_run(addr, NAME, &trust).await;
+    let f = &run.finding;
+    assert!(run.up(), "{f:?}");
+    assert!(run.valid(now) && f.trusted && f.name_matches, "{f:?}");
+    assert_eq!(f.chain_length, 2);
+    assert_eq!(f.tls_version.as_deref(), Some("TLSv1.3"));
+    assert!(
+        f.subject.contains(NAME) && f.issuer.contains("Plant Issuing CA"),
+        "{f:?}"
+    );
+    assert_eq!(f.sans, vec![NAME.to_owned(), "10.0.0.5".to_owned()]);
+    assert_eq!(f.key, "EC P-256");
+    assert_eq!(f.signature_algorithm, "ecdsa-with-SHA256");
+    assert_eq!(f.days_left(now), Some(89));
+    // The chain's earliest expiry is the leaf's here (the CAs run for years).
+    assert_eq!(f.chain_not_after, f.not_after);
+    // The same server, untrusted by a collector without the plant's root: a finding, not a
+    // failure, and the certificate is still read.
+    let run = tls_run(addr, NAME, &Arc::new(RootCertStore::empty())).await;
+    assert!(run.up() && run.valid(now) && !run.finding.trusted);
+    assert!(
+        run.finding
+            .trust_problem
+            .as_deref()
+            .unwrap()
+            .contains("trusted root")
+    );
+
+    // Expiring in 5 days: still valid, with its days left.
+    let soon = pki.leaf(&[NAME], tls::days(-300), tls::days(5));
+    let addr = tls::serve(vec![soon.cert, pki.intermediate_der()], soon.key).await;
+    let run = tls_run(addr, NAME, &trust).await;
+    assert!(run.valid(now) && run.finding.trusted);
+    assert_eq!(run.finding.days_left(now), Some(4));
+
+    // Expired: read, invalid, and not trusted (webpki refuses expired chains).
+    let expired = pki.leaf(&[NAME], tls::days(-400), tls::days(-3));
+    let addr = tls::serve(vec![expired.cert, pki.intermediate_der()], expired.key).await;
+    let run = tls_run(addr, NAME, &trust).await;
+    assert!(run.up() && !run.valid(now));
+    assert!(run.finding.days_left(now).unwrap() < 0);
+
+    // The wrong name: the chain is trusted, the name does not match.
+    let run = tls_run(
+        tls::serve(
+            vec![good.cert.clone(), pki.intermediate_der()],
+            good.key.clone_key(),
+        )
+        .await,
+        "historian.plant.test",
+        &trust,
+    )
+    .await;
+    assert!(
+        run.up() && !run.finding.name_matches && run.finding.trusted,
+        "{:?}",
+        run.finding
+    );
+    assert!(!run.valid(now));
+
+    // Self-signed: valid dates and name, untrusted.
+    let own = tls::self_signed(&[NAME]);
+    let run = tls_run(tls::serve(vec![own.cert], own.key).await, NAME, &trust).await;
+    assert!(run.valid(now) && !run.finding.trusted);
+    assert_eq!(run.finding.chain_length, 1);
+
+    // The intermediate missing: the leaf alone does not chain to the root.
+    let run = tls_run(
+        tls::serve(vec![good.cert.clone()], good.key.clone_key()).await,
+        NAME,
+        &trust,
+    )
+    .await;
+    assert!(run.up() && !run.finding.trusted && run.finding.chain_length == 1);
+
+    // Nothing listening: the check fails, with why.
+    let closed: SocketAddr = format!("127.0.0.1:{}", plantwatch_testkit::free_port())
+        .parse()
+        .unwrap();
+    let run = tls_run(closed, NAME, &trust).await;
+    assert!(!run.up());
+    assert!(
+        run.finding
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("no connection")
+    );
+}
+
+#[tokio::test]
+async fn a_server_speaking_only_tls_1_0_is_a_finding() {
+    let own = tls::self_signed(&[NAME]);
+    let legacy = tls::LegacyServer::start(&own);
+    let run = tls_run(legacy.address, NAME, &Arc::new(RootCertStore::empty())).await;
+    assert!(run.legacy, "{:?}", run.finding);
+    assert!(!run.up());
+    assert!(
+        run.finding
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("older than 1.2")
+    );
+    let mut out = Writer::new();
+    let check = TargetCheck {
+        id: 1,
+        spec: "tls:443".parse().unwrap(),
+    };
+    let measured = Measured {
+        up: false,
+        time_ms: None,
+        http_status: None,
+        problem: None,
+    };
+    write(
+        &mut out,
+        7,
+        &check,
+        &measured,
+        Some(&run),
+        OffsetDateTime::now_utc(),
+    );
+    let text = out.take();
+    assert!(text.contains("tls_legacy=1"), "{text}");
+    assert!(text.contains("up=0"), "{text}");
+}
+
+/// An HTTP server: `/` answers ok, `/missing` 404, `/slow` after 1.5 s, `/health` a body.
+async fn web() -> SocketAddr {
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route("/", get(|| async { "ok" }))
+        .route(
+            "/health",
+            get(|| async { "status: RUNNING, historian 4.2" }),
+        )
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(1_500)).await;
+                "late"
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    address
+}
+
+fn check(text: &str) -> TargetCheck {
+    TargetCheck {
+        id: 3,
+        spec: text.parse::<CheckSpec>().unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn http_checks_judge_status_body_and_time() {
+    let addr = web().await;
+    let port = addr.port();
+    let client = http_client();
+    let roots = Arc::new(RootCertStore::empty());
+    let run = |spec: String| {
+        let client = client.clone();
+        let roots = roots.clone();
+        async move {
+            run_once("127.0.0.1", "historian", &check(&spec), &client, &roots)
+                .await
+                .0
+        }
+    };
+    let ok = run(format!("http:{port}/")).await;
+    assert!(ok.up && ok.http_status == Some(200), "{ok:?}");
+    assert!(ok.time_ms.unwrap() < 1_000.0);
+
+    let missing = run(format!("http:{port}/missing")).await;
+    assert!(
+        !missing.up && missing.http_status == Some(404),
+        "{missing:?}"
+    );
+
+    let mut expect = check(&format!("http:{port}/missing"));
+    expect.spec.expect_status = Some(404);
+    let (as_expected, _) = run_once("127.0.0.1", "h", &expect, &client, &roots).await;
+    assert!(as_expected.up, "{as_expected:?}");
+
+    let mut text = check(&format!("http:{port}/health"));
+    text.spec.expect_text = Some("RUNNING".into());
+    assert!(
+        run_once("127.0.0.1", "h", &text, &client, &roots)
+            .await
+            .0
+            .up
+    );
+    text.spec.expect_text = Some("STOPPED".into());
+    let wrong = run_once("127.0.0.1", "h", &text, &client, &roots).await.0;
+    assert!(!wrong.up && wrong.problem.unwrap().contains("does not contain"));
+
+    let slow = run(format!("http:{port}/slow")).await;
+    assert!(slow.up && slow.time_ms.unwrap() >= 1_500.0, "{slow:?}");
+    let mut hurried = check(&format!("http:{port}/slow"));
+    hurried.spec.timeout_ms = Some(300);
+    let late = run_once("127.0.0.1", "h", &hurried, &client, &roots)
+        .await
+        .0;
+    assert!(!late.up && late.problem.unwrap().contains("no answer within"));
+
+    // HTTPS to a server with a self-signed certificate: the page is judged, not the certificate.
+    let own = tls::self_signed(&["127.0.0.1"]);
+    let tls_port = tls::serve(vec![own.cert], own.key).await.port();
+    let secure = run(format!("https:{tls_port}/")).await;
+    assert!(secure.up && secure.http_status == Some(200), "{secure:?}");
+
+    // A closed port, by HTTP and by TCP.
+    let closed = plantwatch_testkit::free_port();
+    assert!(!run(format!("http:{closed}/")).await.up);
+    let tcp_closed = run(format!("tcp:{closed}")).await;
+    assert!(!tcp_closed.up && tcp_closed.problem.is_some());
+    let open = run(format!("tcp:{port}")).await;
+    assert!(open.up && open.time_ms.is_some());
+}

@@ -1,0 +1,432 @@
+//! The `tls` check: a handshake that takes whatever chain the server sends (recording it,
+//! refusing nothing), then the chain judged on its own: dates, the server name, trust in the
+//! roots, the leaf's algorithm and key, the TLS version. A server that speaks nothing newer
+//! than TLS 1.1 (old PLCs and HMIs) is a finding, not a failure of the check.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use plantwatch_shared::Fingerprint;
+use plantwatch_shared::api::CertificateFinding;
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use time::OffsetDateTime;
+use x509_parser::prelude::{FromDer as _, GeneralName, X509Certificate};
+
+/// The roots a chain is judged against: the system's (which honours `SSL_CERT_FILE`).
+pub fn system_roots() -> Arc<RootCertStore> {
+    let mut roots = RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    Arc::new(roots)
+}
+
+/// What one run found, with the handshake's time.
+#[derive(Debug, Clone)]
+pub struct TlsRun {
+    pub finding: CertificateFinding,
+    /// Connect and handshake, milliseconds; `None` when there was no handshake.
+    pub time_ms: Option<f64>,
+    /// Whether the server speaks only TLS older than 1.2.
+    pub legacy: bool,
+}
+
+impl TlsRun {
+    /// Whether a certificate was had.
+    pub fn up(&self) -> bool {
+        self.finding.error.is_none()
+    }
+
+    /// Within its dates and naming the server name.
+    pub fn valid(&self, now: OffsetDateTime) -> bool {
+        let f = &self.finding;
+        f.name_matches
+            && f.not_before.is_some_and(|t| t <= now)
+            && f.not_after.is_some_and(|t| now < t)
+    }
+}
+
+/// The chain the server sent, leaf first.
+type Chain = Arc<Mutex<Vec<CertificateDer<'static>>>>;
+
+/// Accepts any certificate and keeps the chain; handshake signatures are still checked, so the
+/// server holds the leaf's key.
+#[derive(Debug)]
+struct Recorder {
+    chain: Chain,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ServerCertVerifier for Recorder {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Ok(mut chain) = self.chain.lock() {
+            chain.clear();
+            chain.push(end_entity.clone().into_owned());
+            chain.extend(intermediates.iter().map(|c| c.clone().into_owned()));
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Runs the check against `addr`, sending `server_name`.
+pub async fn run(
+    check_id: i64,
+    addr: SocketAddr,
+    server_name: &str,
+    timeout: Duration,
+    roots: &Arc<RootCertStore>,
+) -> TlsRun {
+    let now = OffsetDateTime::now_utc();
+    let mut finding = CertificateFinding {
+        check_id,
+        node_id: 0,
+        node: String::new(),
+        port: addr.port(),
+        server_name: server_name.to_owned(),
+        error: None,
+        tls_version: None,
+        subject: String::new(),
+        issuer: String::new(),
+        sans: Vec::new(),
+        not_before: None,
+        not_after: None,
+        chain_not_after: None,
+        chain_length: 0,
+        name_matches: false,
+        trusted: false,
+        trust_problem: None,
+        signature_algorithm: String::new(),
+        key: String::new(),
+        fingerprint: String::new(),
+        checked_at: now,
+    };
+    let failed = |mut finding: CertificateFinding, error: String, legacy: bool| TlsRun {
+        finding: {
+            finding.error = Some(error);
+            finding
+        },
+        time_ms: None,
+        legacy,
+    };
+    let name = match ServerName::try_from(server_name.to_owned()) {
+        Ok(name) => name,
+        Err(error) => return failed(finding, format!("{server_name:?}: {error}"), false),
+    };
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let chain: Chain = Arc::default();
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map(|builder| {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(Recorder {
+                    chain: chain.clone(),
+                    provider: provider.clone(),
+                }))
+                .with_no_client_auth()
+        });
+    let mut config = match config {
+        Ok(config) => config,
+        Err(error) => return failed(finding, error.to_string(), false),
+    };
+    config.resumption = rustls::client::Resumption::disabled();
+    let started = Instant::now();
+    let handshake = async {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| (format!("no connection to {addr}: {e}"), false))?;
+        let _ = stream.set_nodelay(true);
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name.clone(), stream)
+            .await
+            .map_err(|e| handshake_problem(&e))
+    };
+    let stream = match tokio::time::timeout(timeout, handshake).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err((problem, legacy))) => {
+            if legacy {
+                finding.tls_version = Some("older than TLS 1.2".into());
+            }
+            return failed(finding, problem, legacy);
+        }
+        Err(_) => {
+            return failed(
+                finding,
+                format!("no TLS handshake within {} ms", timeout.as_millis()),
+                false,
+            );
+        }
+    };
+    let time_ms = started.elapsed().as_secs_f64() * 1000.0;
+    finding.tls_version = stream
+        .get_ref()
+        .1
+        .protocol_version()
+        .map(|v| v.as_str().unwrap_or("TLS").replace('_', "."));
+    drop(stream);
+    let chain = chain.lock().map(|c| c.clone()).unwrap_or_default();
+    judge(&mut finding, &chain, &name, roots, now);
+    TlsRun {
+        finding,
+        time_ms: Some(time_ms),
+        legacy: false,
+    }
+}
+
+/// A failed handshake in words, and whether it failed because the server speaks only TLS
+/// older than 1.2 (which rustls does not).
+fn handshake_problem(error: &std::io::Error) -> (String, bool) {
+    let inner = error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>());
+    let legacy = matches!(
+        inner,
+        Some(rustls::Error::AlertReceived(
+            rustls::AlertDescription::ProtocolVersion
+        )) | Some(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::ServerDoesNotSupportTls12Or13
+                | rustls::PeerIncompatible::Tls12NotOffered
+        ))
+    ) || matches!(
+        inner,
+        Some(rustls::Error::InvalidMessage(
+            rustls::InvalidMessage::UnknownProtocolVersion
+        ))
+    );
+    if legacy {
+        (
+            "the server speaks only TLS older than 1.2 (TLS 1.0 or 1.1, or SSL): its certificate \
+             cannot be read with a current TLS stack; plan its upgrade"
+                .into(),
+            true,
+        )
+    } else {
+        (format!("TLS handshake failed: {error}"), false)
+    }
+}
+
+/// Fills in what the chain says: the leaf's fields, the earliest expiry, the name, the trust.
+fn judge(
+    finding: &mut CertificateFinding,
+    chain: &[CertificateDer<'static>],
+    name: &ServerName<'static>,
+    roots: &Arc<RootCertStore>,
+    now: OffsetDateTime,
+) {
+    finding.chain_length = chain.len() as u32;
+    let Some(leaf_der) = chain.first() else {
+        finding.error = Some("the server sent no certificate".into());
+        return;
+    };
+    finding.fingerprint = Fingerprint::of_der(leaf_der.as_ref()).to_hex();
+    let parsed: Vec<X509Certificate> = chain
+        .iter()
+        .filter_map(|der| X509Certificate::from_der(der.as_ref()).ok().map(|(_, c)| c))
+        .collect();
+    finding.chain_not_after = parsed
+        .iter()
+        .filter_map(|c| time_of(c.validity().not_after))
+        .min();
+    let Some(leaf) = parsed.first() else {
+        finding.error = Some("the server's certificate cannot be read".into());
+        return;
+    };
+    finding.subject = leaf.subject().to_string();
+    finding.issuer = leaf.issuer().to_string();
+    finding.not_before = time_of(leaf.validity().not_before);
+    finding.not_after = time_of(leaf.validity().not_after);
+    finding.signature_algorithm =
+        algorithm_name(&leaf.signature_algorithm.algorithm.to_id_string());
+    finding.key = key_description(leaf);
+    if let Ok(Some(sans)) = leaf.subject_alternative_name() {
+        for san in &sans.value.general_names {
+            match san {
+                GeneralName::DNSName(dns) => finding.sans.push((*dns).to_owned()),
+                GeneralName::IPAddress(bytes) => {
+                    if let Some(ip) = ip_of(bytes) {
+                        finding.sans.push(ip.to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    finding.name_matches = name_matches(&finding.server_name, &finding.sans);
+    // Trust, judged apart from the name (which is reported on its own).
+    let verifier = WebPkiServerVerifier::builder_with_provider(
+        roots.clone(),
+        Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+    )
+    .build();
+    let verdict = verifier
+        .map_err(|e| {
+            format!("it does not chain to a trusted root: this collector trusts none ({e})")
+        })
+        .and_then(|verifier| {
+            let at = UnixTime::since_unix_epoch(Duration::from_secs(
+                u64::try_from(now.unix_timestamp()).unwrap_or(0),
+            ));
+            verifier
+                .verify_server_cert(leaf_der, &chain[1..], name, &[], at)
+                .map(|_| ())
+                .map_err(|e| match e {
+                    rustls::Error::InvalidCertificate(
+                        CertificateError::NotValidForName
+                        | CertificateError::NotValidForNameContext { .. },
+                    ) => String::new(),
+                    rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+                        "it does not chain to a trusted root (self-signed, a private CA, or an \
+                     intermediate the server does not send)"
+                            .into()
+                    }
+                    other => other.to_string(),
+                })
+        });
+    match verdict {
+        Ok(()) => finding.trusted = true,
+        Err(problem) if problem.is_empty() => finding.trusted = true,
+        Err(problem) => finding.trust_problem = Some(problem),
+    }
+}
+
+fn time_of(asn1: x509_parser::time::ASN1Time) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp(asn1.timestamp()).ok()
+}
+
+fn ip_of(bytes: &[u8]) -> Option<std::net::IpAddr> {
+    match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes).ok().map(std::net::IpAddr::from),
+        16 => <[u8; 16]>::try_from(bytes).ok().map(std::net::IpAddr::from),
+        _ => None,
+    }
+}
+
+/// Whether `server_name` is one of `sans` (a `*.` wildcard covering one left-most label).
+/// The subject's CN is not looked at, as no current client does.
+pub fn name_matches(server_name: &str, sans: &[String]) -> bool {
+    let name = server_name.trim_end_matches('.').to_ascii_lowercase();
+    if let Ok(ip) = name.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
+        return sans
+            .iter()
+            .any(|san| san.parse::<std::net::IpAddr>().is_ok_and(|s| s == ip));
+    }
+    sans.iter().any(|san| {
+        let san = san.trim_end_matches('.').to_ascii_lowercase();
+        match san.strip_prefix("*.") {
+            Some(parent) => name
+                .split_once('.')
+                .is_some_and(|(label, rest)| !label.is_empty() && rest == parent),
+            None => san == name,
+        }
+    })
+}
+
+fn algorithm_name(oid: &str) -> String {
+    match oid {
+        "1.2.840.113549.1.1.4" => "md5WithRSAEncryption",
+        "1.2.840.113549.1.1.5" => "sha1WithRSAEncryption",
+        "1.2.840.113549.1.1.11" => "sha256WithRSAEncryption",
+        "1.2.840.113549.1.1.12" => "sha384WithRSAEncryption",
+        "1.2.840.113549.1.1.13" => "sha512WithRSAEncryption",
+        "1.2.840.113549.1.1.10" => "rsassa-pss",
+        "1.2.840.10045.4.1" => "ecdsa-with-SHA1",
+        "1.2.840.10045.4.3.2" => "ecdsa-with-SHA256",
+        "1.2.840.10045.4.3.3" => "ecdsa-with-SHA384",
+        "1.2.840.10045.4.3.4" => "ecdsa-with-SHA512",
+        "1.3.101.112" => "Ed25519",
+        other => other,
+    }
+    .to_owned()
+}
+
+fn key_description(cert: &X509Certificate) -> String {
+    use x509_parser::public_key::PublicKey;
+    let spki = cert.public_key();
+    match spki.parsed() {
+        Ok(PublicKey::RSA(rsa)) => format!("RSA {}", rsa.key_size()),
+        Ok(PublicKey::EC(point)) => {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .map(|oid| oid.to_id_string());
+            match curve.as_deref() {
+                Some("1.2.840.10045.3.1.7") => "EC P-256".to_owned(),
+                Some("1.3.132.0.34") => "EC P-384".to_owned(),
+                Some("1.3.132.0.35") => "EC P-521".to_owned(),
+                _ => format!("EC {}", point.key_size()),
+            }
+        }
+        Ok(PublicKey::Unknown(_)) if spki.algorithm.algorithm.to_id_string() == "1.3.101.112" => {
+            "Ed25519".to_owned()
+        }
+        Ok(_) | Err(_) => algorithm_name(&spki.algorithm.algorithm.to_id_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_exactly_or_by_one_wildcard_label() {
+        let sans = vec![
+            "hmi.plant.local".to_owned(),
+            "*.line1.plant.local".to_owned(),
+            "10.0.0.5".to_owned(),
+        ];
+        assert!(name_matches("HMI.plant.local.", &sans));
+        assert!(name_matches("press.line1.plant.local", &sans));
+        assert!(!name_matches("a.press.line1.plant.local", &sans));
+        assert!(!name_matches("line1.plant.local", &sans));
+        assert!(name_matches("10.0.0.5", &sans));
+        assert!(!name_matches("10.0.0.6", &sans));
+        assert!(!name_matches("historian.plant.local", &sans));
+    }
+}
