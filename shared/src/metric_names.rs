@@ -63,7 +63,8 @@ metrics! {
     CHECK_TIME_MS = "check"."time_ms";
     /// The HTTP status an `http`/`https` check got.
     CHECK_HTTP_STATUS = "check"."http_status";
-    /// Days until a `tls` check's leaf certificate expires (negative once it has).
+    /// Whole days until a `tls` check's leaf certificate expires, rounded down (negative once
+    /// it has).
     CHECK_CERT_DAYS_LEFT = "check"."cert_days_left";
     /// Days until the first certificate of the chain the server sent expires.
     CHECK_CERT_CHAIN_DAYS_LEFT = "check"."cert_chain_days_left";

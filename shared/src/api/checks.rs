@@ -335,9 +335,11 @@ pub struct CertificateFinding {
 }
 
 impl CertificateFinding {
-    /// Whole days until the leaf expires (negative once it has), at `now`.
+    /// Whole days until the leaf expires, rounded down (negative once it has: half a day past
+    /// expiry is -1), at `now`: what `check.cert_days_left` says too.
     pub fn days_left(&self, now: OffsetDateTime) -> Option<i64> {
-        self.not_after.map(|t| (t - now).whole_days())
+        self.not_after
+            .map(|t| ((t - now).as_seconds_f64() / 86_400.0).floor() as i64)
     }
 }
 

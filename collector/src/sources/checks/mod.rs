@@ -204,8 +204,9 @@ pub fn write(
         line = line.float(CHECK_HTTP_STATUS.field, f64::from(status));
     }
     if let Some(run) = tls {
+        // Whole days, rounded down: 2.9 days left is 2, and half a day past expiry is -1.
         let days =
-            |t: Option<OffsetDateTime>| t.map(|t| round2((t - now).as_seconds_f64() / 86_400.0));
+            |t: Option<OffsetDateTime>| t.map(|t| ((t - now).as_seconds_f64() / 86_400.0).floor());
         if let Some(days) = days(run.finding.not_after) {
             line = line.float(CHECK_CERT_DAYS_LEFT.field, days);
         }

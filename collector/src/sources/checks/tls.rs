@@ -240,8 +240,8 @@ fn handshake_problem(error: &std::io::Error) -> (String, bool) {
     );
     if legacy {
         (
-            "the server speaks only TLS older than 1.2 (TLS 1.0 or 1.1, or SSL): its certificate \
-             cannot be read with a current TLS stack; plan its upgrade"
+            "the server speaks only TLS older than 1.2 (1.0, 1.1 or SSL); no certificate read: \
+             plan its upgrade"
                 .into(),
             true,
         )
