@@ -20,28 +20,6 @@ const INTERVAL_S: u32 = 10;
 const WARM_UP: Duration = Duration::from_secs(15);
 const MEASURE: Duration = Duration::from_secs(60);
 
-/// (user + system CPU seconds, resident KiB, peak resident KiB) of this process.
-fn usage() -> (f64, u64, u64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kib = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (ticks / 100.0, kib("VmRSS:"), kib("VmHWM:"))
-}
-
 fn main() {
     let agent = snmp::snmpd();
     let template: TemplateDef =
@@ -99,10 +77,10 @@ fn main() {
             marks
         });
         tokio::time::sleep(WARM_UP).await;
-        let (cpu_before, _, _) = usage();
+        let (cpu_before, _, _) = plantwatch_testkit::usage();
         let measured_from = Instant::now();
         tokio::time::sleep(MEASURE).await;
-        let (cpu_after, rss, peak) = usage();
+        let (cpu_after, rss, peak) = plantwatch_testkit::usage();
         let seconds = measured_from.elapsed().as_secs_f64();
         let marks = counts.await.unwrap();
         let at = |t: Duration| {

@@ -143,7 +143,11 @@ pub async fn serve(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'stat
     address
 }
 
-/// `openssl s_server` speaking only TLS 1.0 with `leaf`, killed when dropped.
+/// `openssl s_server` with `leaf`, killed when dropped: speaking only TLS 1.0 ([`start`]), or
+/// TLS 1.2 and 1.3 in a process of its own ([`modern`], for benchmarks).
+///
+/// [`start`]: LegacyServer::start
+/// [`modern`]: LegacyServer::modern
 pub struct LegacyServer {
     child: Child,
     pub address: SocketAddr,
@@ -159,6 +163,14 @@ impl Drop for LegacyServer {
 
 impl LegacyServer {
     pub fn start(leaf: &Leaf) -> LegacyServer {
+        LegacyServer::spawn(leaf, &["-tls1", "-cipher", "DEFAULT@SECLEVEL=0"])
+    }
+
+    pub fn modern(leaf: &Leaf) -> LegacyServer {
+        LegacyServer::spawn(leaf, &[])
+    }
+
+    fn spawn(leaf: &Leaf, protocol: &[&str]) -> LegacyServer {
         let dir = tempfile::tempdir().unwrap();
         let cert = dir.path().join("cert.pem");
         let key = dir.path().join("key.pem");
@@ -166,13 +178,8 @@ impl LegacyServer {
         std::fs::write(&key, &leaf.key_pem).unwrap();
         let port = free_port();
         let child = Command::new("openssl")
-            .args([
-                "s_server",
-                "-quiet",
-                "-tls1",
-                "-cipher",
-                "DEFAULT@SECLEVEL=0",
-            ])
+            .args(["s_server", "-quiet"])
+            .args(protocol)
             .arg("-accept")
             .arg(format!("127.0.0.1:{port}"))
             .arg("-cert")

@@ -38,6 +38,8 @@ pub enum Reply {
     Me(Me),
     Users(ListResponse<User>),
     Audit(ListResponse<AuditEntry>),
+    /// What the `tls` checks found, for the certificates view.
+    Certificates(ListResponse<plantwatch_shared::api::CertificateFinding>),
     UserCreated(User),
     UserUpdated {
         user: User,
@@ -55,6 +57,9 @@ pub enum Reply {
     NodeDetail {
         node: Box<Node>,
         history: Vec<AuditEntry>,
+        /// Its service checks, and what its `tls` checks found.
+        checks: Vec<plantwatch_shared::api::Check>,
+        certificates: Vec<plantwatch_shared::api::CertificateFinding>,
     },
     /// A credential attached to `nodes` nodes.
     Attached {

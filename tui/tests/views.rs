@@ -16,7 +16,7 @@ use plantwatch_shared::api::{
     NodeStatus, NodeType, Recurrence, Role, RuleAggregation, RulePreviewRow, RuleSpec, ScanOptions,
     SeriesKind, SessionInfo, Severity, Summary, TokenState, User,
 };
-use plantwatch_shared::api::{AuditAction, ErrorCode, UserSource};
+use plantwatch_shared::api::{AuditAction, CertificateFinding, Check, ErrorCode, UserSource};
 use plantwatch_shared::{Error, Fingerprint, Secret};
 use plantwatch_tui::app::App;
 use plantwatch_tui::event::{Event, Failure, Reply};
@@ -47,6 +47,42 @@ fn user(id: i64, username: &str, role: Role, days_ago: i64, login_hours_ago: Opt
             UserSource::Local
         },
         role_pinned: false,
+    }
+}
+
+fn node_check(id: i64, spec: &str) -> Check {
+    Check {
+        id,
+        node_id: 2,
+        spec: spec.parse().unwrap(),
+        created_at: NOW,
+    }
+}
+
+/// What a `tls` check found: a certificate with `days` left (and some hours), untrusted.
+fn certificate(check_id: i64, days: i64) -> CertificateFinding {
+    CertificateFinding {
+        check_id,
+        node_id: 2,
+        node: "plc-line1".into(),
+        port: 443,
+        server_name: "hmi.plant.local".into(),
+        error: None,
+        tls_version: Some("TLSv1.2".into()),
+        subject: "CN=hmi.plant.local".into(),
+        issuer: "CN=Plant Issuing CA".into(),
+        sans: vec!["hmi.plant.local".into()],
+        not_before: Some(NOW - time::Duration::days(365)),
+        not_after: Some(time::OffsetDateTime::now_utc() + time::Duration::hours(days * 24 + 6)),
+        chain_not_after: None,
+        chain_length: 2,
+        name_matches: true,
+        trusted: false,
+        trust_problem: Some("it does not chain to a trusted root".into()),
+        signature_algorithm: "sha256WithRSAEncryption".into(),
+        key: "RSA 2048".into(),
+        fingerprint: "AB:CD".into(),
+        checked_at: NOW,
     }
 }
 
@@ -465,6 +501,47 @@ fn contexts_view_marks_the_current_one() {
 }
 
 #[test]
+fn certs_view_lists_the_soonest_expiry_first_and_opens_one_whole() {
+    let mut app = on_view(Role::Viewer, "certs");
+    let mut legacy = certificate(21, 0);
+    legacy.node = "old-hmi".into();
+    legacy.error = Some("the server speaks only TLS older than 1.2".into());
+    legacy.tls_version = Some("older than TLS 1.2".into());
+    legacy.not_after = None;
+    legacy.issuer = String::new();
+    let mut later = certificate(22, 300);
+    later.node = "historian".into();
+    later.trusted = true;
+    let mut wrong = certificate(23, 40);
+    wrong.node = "mes".into();
+    wrong.name_matches = false;
+    reply(
+        &mut app,
+        Reply::Certificates(ListResponse {
+            items: vec![later, wrong, certificate(11, 5), legacy],
+            total: 4,
+        }),
+    );
+    let screen = draw(&app, 120, 40);
+    let order: Vec<usize> = ["old-hmi", "plc-line1", "mes", "historian"]
+        .iter()
+        .map(|name| screen.find(name).unwrap())
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{screen}");
+    snap("certs", &app);
+    keys(&mut app, &[KeyCode::Down, KeyCode::Enter]);
+    let detail = draw(&app, 120, 40);
+    assert!(
+        detail.contains("Certificate of plc-line1 port 443"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("no: it does not chain to a trusted root"),
+        "{detail}"
+    );
+}
+
+#[test]
 fn audit_view_newest_first_and_details() {
     let mut app = on_view(Role::Admin, "audit");
     let entries = (1..=30)
@@ -630,6 +707,12 @@ fn node_details_show_credentials_masked_parent_and_history() {
         Reply::NodeDetail {
             node: Box::new(shown),
             history,
+            checks: vec![
+                node_check(11, "tls:443@hmi.plant.local"),
+                node_check(12, "http:80/health"),
+                node_check(13, "tcp:502"),
+            ],
+            certificates: vec![certificate(11, 5)],
         },
     );
     snap("nodes_detail", &app);
@@ -1077,6 +1160,7 @@ fn viewers_are_offered_no_edit_action_and_no_admin_view() {
             "dashboard",
             "alerts",
             "nodes",
+            "certs",
             "discovery",
             "credentials",
             "collectors",

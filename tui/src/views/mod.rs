@@ -34,6 +34,7 @@ views!(
     dashboard,
     alerts,
     nodes,
+    certs,
     discovery,
     credentials,
     collectors,

@@ -4,8 +4,8 @@
 //! history.
 
 use plantwatch_shared::api::{
-    AuditEntry, Credential, CredentialQuery, ListResponse, MAX_PAGE_LIMIT, Node, NodeQuery,
-    NodeSpec, NodeType, Role, UpdateNodeRequest,
+    AuditEntry, CertificateFinding, CertificateQuery, Check, Credential, CredentialQuery,
+    ListResponse, MAX_PAGE_LIMIT, Node, NodeQuery, NodeSpec, NodeType, Role, UpdateNodeRequest,
 };
 use plantwatch_shared::rules::{
     MAX_NODE_NAME_LEN, address_problem, interval_problem, name_problem, notes_problem, split_list,
@@ -298,6 +298,38 @@ pub async fn all_nodes(client: &Client) -> Result<ListResponse<Node>, Error> {
     Ok(all)
 }
 
+/// A node's checks, one a line, each `tls` check with what it found.
+pub fn checks_text(checks: &[Check], certificates: &[CertificateFinding]) -> String {
+    if checks.is_empty() {
+        return "- (plantwatch checks add NODE tls:443 http:80/ tcp:502)".into();
+    }
+    let now = time::OffsetDateTime::now_utc();
+    checks
+        .iter()
+        .map(|check| {
+            let found = certificates.iter().find(|c| c.check_id == check.id);
+            let what = match found {
+                None => String::new(),
+                Some(cert) => match (&cert.error, cert.days_left(now)) {
+                    (Some(error), _) => format!(" — {error}"),
+                    (None, Some(days)) => format!(
+                        " — {days} days left, {}, {}{}",
+                        if cert.trusted { "trusted" } else { "untrusted" },
+                        if cert.name_matches { "name ok" } else { "WRONG NAME" },
+                        cert.tls_version
+                            .as_deref()
+                            .map(|v| format!(", {v}"))
+                            .unwrap_or_default()
+                    ),
+                    (None, None) => String::new(),
+                },
+            };
+            format!("{} (every {} s){what}", check.spec, check.spec.interval_s())
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The detail overlay's lines of a node.
 pub fn detail_lines(node: &Node, history: &[AuditEntry]) -> Vec<(String, String)> {
     let credentials = if node.credentials.is_empty() {
@@ -552,9 +584,19 @@ impl View for NodesView {
                     Effect::Call(task("loading the node", async move {
                         let node = client.get_node(id).await?;
                         let history = client.node_history(id).await?.items;
+                        let checks = client.checks(id).await?.items;
+                        let certificates = client
+                            .certificates(&CertificateQuery {
+                                node_id: Some(id),
+                                ..CertificateQuery::default()
+                            })
+                            .await?
+                            .items;
                         Ok(Reply::NodeDetail {
                             node: Box::new(node),
                             history,
+                            checks,
+                            certificates,
                         })
                     })),
                     Effect::Info("Loading…".into()),
@@ -680,13 +722,22 @@ impl View for NodesView {
                     Effect::Refresh,
                 ]
             }
-            Reply::NodeDetail { node, history } => vec![
-                Effect::Info(String::new()),
-                Effect::Open(Overlay::Detail {
-                    title: format!("Node {}", node.name),
-                    lines: detail_lines(node, history),
-                }),
-            ],
+            Reply::NodeDetail {
+                node,
+                history,
+                checks,
+                certificates,
+            } => {
+                let mut lines = detail_lines(node, history);
+                lines.push(("Checks".into(), checks_text(checks, certificates)));
+                vec![
+                    Effect::Info(String::new()),
+                    Effect::Open(Overlay::Detail {
+                        title: format!("Node {}", node.name),
+                        lines,
+                    }),
+                ]
+            }
             _ => Vec::new(),
         }
     }
