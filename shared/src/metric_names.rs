@@ -56,8 +56,9 @@ metrics! {
     STORAGE_USED_PCT = "storage"."used_pct";
     /// 1 while a UPS runs on battery.
     UPS_ON_BATTERY = "ups"."on_battery";
-    /// 1 when a service check passed (port open; expected status and text; TLS handshake), 0
-    /// when not. Tags `node_id`, `check_id`, `kind`, `port`.
+    /// 1 when a service check passed (port open; expected status and text; TLS handshake, or a
+    /// server answering in TLS older than 1.2), 0 when not. Tags `node_id`, `check_id`, `kind`,
+    /// `port`.
     CHECK_UP = "check"."up";
     /// How long a check took: connect (`tcp`), handshake (`tls`), answer (`http`), ms.
     CHECK_TIME_MS = "check"."time_ms";

@@ -214,8 +214,9 @@ pub fn builtin_defaults() -> Vec<(BuiltinRule, RuleSpec)> {
             B::TcpDown,
             check_down(
                 "tcp_down",
-                "A TCP port check not connecting, for two runs.",
-                "tcp",
+                "A port not accepting (tcp checks), or no TLS handshake on it (tls checks), for \
+                 two runs.",
+                "t*",
             ),
         ),
         (

@@ -258,8 +258,9 @@ pub async fn run_once(
                 .clone()
                 .unwrap_or_else(|| default_server_name(host, node_name));
             let run = tls::run(check.id, addr, &server_name, timeout, roots).await;
+            // A server speaking only old TLS is up: its age is a finding of its own.
             let measured = Measured {
-                up: run.up(),
+                up: run.up() || run.legacy,
                 time_ms: run.time_ms,
                 http_status: None,
                 problem: run.finding.error.clone(),

@@ -146,23 +146,32 @@ async fn a_server_speaking_only_tls_1_0_is_a_finding() {
         id: 1,
         spec: "tls:443".parse().unwrap(),
     };
-    let measured = Measured {
-        up: false,
-        time_ms: None,
-        http_status: None,
-        problem: None,
+    // As the checker measures it: the port is up, speaking old TLS.
+    let client = http_client();
+    let roots = Arc::new(RootCertStore::empty());
+    let legacy_check = TargetCheck {
+        id: 1,
+        spec: format!("tls:{}@{NAME}", legacy.address.port())
+            .parse()
+            .unwrap(),
     };
+    let (measured, run) = run_once("127.0.0.1", "old-hmi", &legacy_check, &client, &roots).await;
+    assert!(measured.up, "{measured:?}");
     write(
         &mut out,
         7,
         &check,
         &measured,
-        Some(&run),
+        run.as_ref(),
         OffsetDateTime::now_utc(),
     );
     let text = out.take();
     assert!(text.contains("tls_legacy=1"), "{text}");
-    assert!(text.contains("up=0"), "{text}");
+    assert!(text.contains("up=1"), "{text}");
+    assert!(
+        !text.contains("cert_valid"),
+        "no certificate, no verdict on it: {text}"
+    );
 }
 
 /// An HTTP server: `/` answers ok, `/missing` 404, `/slow` after 1.5 s, `/health` a body.
