@@ -354,3 +354,91 @@ fn import_prints_the_plan_exits_3_on_rejected_rows_and_round_trips_through_expor
     let ups = ok(&plantwatch(cfg, &["nodes", "get", "ups-1"], ""));
     assert!(ups.contains("parent       sw1"), "{ups}");
 }
+
+#[test]
+fn service_checks_are_added_listed_removed_and_their_certificates_shown() {
+    use plantwatch_testkit::tls::{self, LegacyServer, Pki};
+    // An HMI on loopback with a certificate from the plant's CA, expiring in 20 days.
+    let pki = Pki::new();
+    let hmi = LegacyServer::modern(&pki.leaf(&["localhost"], tls::days(-10), tls::days(20)));
+    let port = hmi.address.port();
+    let data = tempfile::tempdir().unwrap();
+    // The server's own collector runs the checks (the only address is loopback).
+    let server = plantwatch_testkit::start_server_with(
+        &common::server_bin(),
+        data.path(),
+        "127.0.0.1:0",
+        &[
+            ("PLANTWATCH_LOCAL_POLLING", "true"),
+            ("PLANTWATCH_PUSH_INTERVAL_SECS", "1"),
+        ],
+    );
+    let config = tempfile::tempdir().unwrap();
+    let cfg = config.path();
+    ok(&login(&server, cfg));
+    ok(&plantwatch(
+        cfg,
+        &["nodes", "create", "hmi-1", "-a", "127.0.0.1", "-t", "hmi"],
+        "",
+    ));
+
+    let check = format!("tls:{port}@localhost");
+    let added = ok(&plantwatch(
+        cfg,
+        &["checks", "add", "hmi-1", &check, "--interval", "10"],
+        "",
+    ));
+    assert!(added.contains(&check) && added.contains("10 s"), "{added}");
+    // A check without its port is a usage error, said before anything is sent.
+    let bad = plantwatch(cfg, &["checks", "add", "hmi-1", "tcp"], "");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("needs a port"), "{}", stderr(&bad));
+    let listed: Value = serde_json::from_str(&ok(&plantwatch(
+        cfg,
+        &["checks", "list", "hmi-1", "-o", "json"],
+        "",
+    )))
+    .unwrap();
+    assert_eq!(listed["total"], 1);
+    let id = listed["items"][0]["id"].as_i64().unwrap().to_string();
+
+    // The collector runs it and the certificate is listed, soonest expiry first.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let certificate = loop {
+        let shown: Value = serde_json::from_str(&ok(&plantwatch(
+            cfg,
+            &["certs", "list", "--expiring", "30d", "-o", "json"],
+            "",
+        )))
+        .unwrap();
+        if shown["total"] == 1 {
+            break shown["items"][0].clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no certificate: {shown}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    assert_eq!(certificate["node"], "hmi-1");
+    assert_eq!(certificate["port"], port);
+    assert_eq!(certificate["name_matches"], true);
+    // openssl sends the leaf alone: its intermediate is missing, so it is not trusted.
+    assert_eq!(certificate["trusted"], false);
+    let table = ok(&plantwatch(cfg, &["certs", "list"], ""));
+    assert!(table.contains("hmi-1") && table.contains("19"), "{table}");
+    let later = ok(&plantwatch(
+        cfg,
+        &["certs", "list", "--expiring", "10d", "-o", "json"],
+        "",
+    ));
+    assert!(later.contains("\"total\": 0"), "{later}");
+
+    ok(&plantwatch(cfg, &["checks", "remove", "hmi-1", &id], ""));
+    let listed = ok(&plantwatch(
+        cfg,
+        &["checks", "list", "hmi-1", "-o", "json"],
+        "",
+    ));
+    assert!(listed.contains("\"total\": 0"), "{listed}");
+}
