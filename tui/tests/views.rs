@@ -506,7 +506,7 @@ fn certs_view_lists_the_soonest_expiry_first_and_opens_one_whole() {
     let mut legacy = certificate(21, 0);
     legacy.node = "old-hmi".into();
     legacy.error = Some("the server speaks only TLS older than 1.2".into());
-    legacy.tls_version = Some("older than TLS 1.2".into());
+    legacy.tls_version = Some("TLS <1.2".into());
     legacy.not_after = None;
     legacy.issuer = String::new();
     let mut later = certificate(22, 300);

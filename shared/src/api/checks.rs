@@ -279,7 +279,7 @@ pub struct CertificateFinding {
     /// Why no certificate was had (no connection, no TLS), or `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// `TLSv1.3`, `TLSv1.2`, … or `TLSv1.0` / `TLSv1.1` for a server that speaks nothing newer.
+    /// `TLSv1.3`, `TLSv1.2`, or `TLS <1.2` for a server that speaks nothing newer than TLS 1.1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_version: Option<String>,
     #[serde(default)]

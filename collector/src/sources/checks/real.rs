@@ -133,6 +133,10 @@ async fn a_server_speaking_only_tls_1_0_is_a_finding() {
     let legacy = tls::LegacyServer::start(&own);
     let run = tls_run(legacy.address, NAME, &Arc::new(RootCertStore::empty())).await;
     assert!(run.legacy, "{:?}", run.finding);
+    assert_eq!(
+        run.finding.tls_version.as_deref(),
+        Some(super::tls::LEGACY_VERSION)
+    );
     assert!(!run.up());
     assert!(
         run.finding

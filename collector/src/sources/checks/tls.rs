@@ -16,6 +16,9 @@ use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureSc
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer as _, GeneralName, X509Certificate};
 
+/// The TLS version of a server that speaks nothing newer than TLS 1.1.
+pub const LEGACY_VERSION: &str = "TLS <1.2";
+
 /// The roots a chain is judged against: the system's (which honours `SSL_CERT_FILE`).
 pub fn system_roots() -> Arc<RootCertStore> {
     let mut roots = RootCertStore::empty();
@@ -190,7 +193,7 @@ pub async fn run(
         Ok(Ok(stream)) => stream,
         Ok(Err((problem, legacy))) => {
             if legacy {
-                finding.tls_version = Some("older than TLS 1.2".into());
+                finding.tls_version = Some(LEGACY_VERSION.into());
             }
             return failed(finding, problem, legacy);
         }
