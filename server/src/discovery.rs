@@ -39,7 +39,8 @@ fn free_name(conn: &Connection, suggested: &str, address: &str) -> rusqlite::Res
 }
 
 /// Imports the selected devices of `job` as nodes of the job's collector, with the matched
-/// template and the credential that answered, in the caller's transaction. Devices already
+/// template, the credential that answered and (unless told not to) a `tls` check for each open
+/// TLS port, in the caller's transaction. Devices already
 /// monitored, or imported before, are skipped with the reason.
 pub fn import(
     conn: &Connection,
@@ -106,6 +107,11 @@ pub fn import(
             notes: Some(format!("imported from discovery job {}", job.id)),
         };
         let node_id = nodes::insert(conn, &fields, now)?;
+        if !selection.no_checks {
+            for check in device.suggested_checks() {
+                crate::db::checks::insert(conn, node_id, &check, now)?;
+            }
+        }
         discovery::mark_imported(conn, device.id, node_id)?;
         outcome.created.push(ImportedNode {
             device_id: device.id,

@@ -203,6 +203,7 @@ async fn a_plant_is_swept_probed_fingerprinted_and_imported() {
         devices: vec![cisco, ping],
         all: false,
         tags: vec!["discovered".into()],
+        no_checks: false,
     };
     let imported = admin.import_devices(job.id, &selection).await.unwrap();
     assert_eq!(imported.created.len(), 2, "{imported:?}");
@@ -834,6 +835,7 @@ async fn discovery_routes_check_roles_input_and_ownership() {
             sys_name: Some("rtu-7".into()),
             sys_object_id: Some("1.3.6.1.4.1.9.1.1".into()),
             found_by: Some(FoundBy::Icmp),
+            open_ports: vec![502, 8443],
             ..Found::default()
         }],
         ..ResultBatch::default()
@@ -947,4 +949,20 @@ async fn discovery_routes_check_roles_input_and_ownership() {
     assert_eq!(failed.state, JobState::Failed);
     assert!(failed.error.unwrap().contains("stopped reporting"));
     assert_eq!(failed.hosts_found, 1);
+
+    // The device answered on 8443: imported, its node gets a tls check for that port.
+    let imported = admin
+        .import_devices(
+            silent.id,
+            &DeviceSelection {
+                all: true,
+                ..DeviceSelection::default()
+            },
+        )
+        .await
+        .unwrap();
+    let node = imported.created[0].node_id;
+    let checks = admin.checks(node).await.unwrap().items;
+    let checks: Vec<String> = checks.iter().map(|c| c.spec.to_string()).collect();
+    assert_eq!(checks, vec!["tls:8443".to_owned()]);
 }

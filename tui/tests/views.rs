@@ -2288,8 +2288,16 @@ fn the_discovery_view_follows_scans_and_imports_from_the_inbox() {
     monitored.changes = vec!["sys_descr".into()];
     let mut tcp = device(4, "198.18.3.10", None, None);
     tcp.found_by = FoundBy::Tcp;
-    tcp.open_ports = vec![502];
+    tcp.open_ports = vec![502, 8443];
     tcp.rtt_ms = Some(0.2);
+    // Answering on 8443: a tls check is proposed, to be added at import.
+    let lines = plantwatch_tui::views::discovery::detail_lines(&tcp);
+    assert!(
+        lines
+            .iter()
+            .any(|(label, value)| label == "Checks" && value == "tls:8443 (added at import)"),
+        "{lines:?}"
+    );
     let mut named = device(2, "198.18.0.30", None, None);
     named.dns_name = Some("press-line-3.plant.example".into());
     reply(

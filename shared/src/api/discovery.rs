@@ -292,7 +292,23 @@ pub struct Device {
     pub found_at: OffsetDateTime,
 }
 
+/// Ports whose answer suggests a TLS service worth a certificate check.
+pub const TLS_PORTS: [u16; 4] = [443, 4443, 8443, 9443];
+
 impl Device {
+    /// The checks an import adds to the node: a `tls` check for every open TLS port (443,
+    /// 4443, 8443, 9443), so its certificate is watched from the start.
+    pub fn suggested_checks(&self) -> Vec<super::CheckSpec> {
+        self.open_ports
+            .iter()
+            .filter(|port| TLS_PORTS.contains(port))
+            .map(|port| super::CheckSpec {
+                port: Some(*port),
+                ..super::CheckSpec::new(super::CheckKind::Tls)
+            })
+            .collect()
+    }
+
     /// The name an import gives the node: sysName, else the DNS name's host part, else the
     /// address.
     pub fn suggested_name(&self) -> String {
@@ -344,6 +360,9 @@ pub struct DeviceSelection {
     /// Tags for the imported nodes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// Import without the suggested checks ([`Device::suggested_checks`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_checks: bool,
 }
 
 /// What an import did, device by device.

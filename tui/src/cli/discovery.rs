@@ -117,6 +117,9 @@ pub struct SelectArgs {
     /// Tag for the imported nodes; repeat for several.
     #[arg(long = "tag")]
     pub tags: Vec<String>,
+    /// Import without the suggested checks (a tls check for each open 443, 4443, 8443, 9443).
+    #[arg(long)]
+    pub no_checks: bool,
 }
 
 const JOB_HEADERS: [&str; 9] = [
@@ -390,6 +393,7 @@ pub async fn run(session: &Session, command: DiscoveryCommand) -> anyhow::Result
                         devices: args.devices,
                         all: args.all,
                         tags: args.tags,
+                        no_checks: args.no_checks,
                     },
                 )
                 .await?;
@@ -436,7 +440,7 @@ pub async fn run(session: &Session, command: DiscoveryCommand) -> anyhow::Result
                     &DeviceSelection {
                         devices: args.devices,
                         all: args.all,
-                        tags: vec![],
+                        ..DeviceSelection::default()
                     },
                 )
                 .await?;

@@ -359,6 +359,16 @@ pub fn detail_lines(d: &Device) -> Vec<(String, String)> {
                 .join(", "),
         ),
     );
+    add(
+        "Checks",
+        Some(
+            d.suggested_checks()
+                .iter()
+                .map(|c| format!("{c} (added at import)"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+    );
     add("Monitored", d.node.clone());
     add("Status", Some(d.status.to_string()));
     add(
