@@ -38,6 +38,11 @@ pub enum Reply {
     Me(Me),
     Users(ListResponse<User>),
     Audit(ListResponse<AuditEntry>),
+    /// A check added to node `node`.
+    CheckAdded {
+        node: String,
+        check: plantwatch_shared::api::Check,
+    },
     /// What the `tls` checks found, for the certificates view.
     Certificates(ListResponse<plantwatch_shared::api::CertificateFinding>),
     UserCreated(User),

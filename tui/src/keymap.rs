@@ -136,6 +136,8 @@ pub enum Action {
     Leave,
     /// Hand a directory user's role back to their groups.
     Unpin,
+    /// Add a service check to a node.
+    AddCheck,
 }
 
 impl Action {
@@ -159,6 +161,7 @@ impl Action {
                 | Action::Import
                 | Action::Dismiss
                 | Action::Unpin
+                | Action::AddCheck
         )
     }
 }

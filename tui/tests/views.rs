@@ -719,6 +719,25 @@ fn node_details_show_credentials_masked_parent_and_history() {
 }
 
 #[test]
+fn operators_add_a_check_to_a_node_checked_as_they_type() {
+    let mut app = with_nodes(Role::Operator);
+    keys(&mut app, &[KeyCode::Char('s')]);
+    text(&mut app, "tcp");
+    snap("nodes_add_check", &app);
+    assert!(draw(&app, 120, 40).contains("needs a port"));
+    text(&mut app, ":502");
+    keys(&mut app, &[KeyCode::Enter]);
+    app.handle(Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
+    assert_eq!(app.outbox.len(), 1, "one call adds the check");
+    // Viewers are not offered the key.
+    let viewer = with_nodes(Role::Viewer);
+    assert!(!draw(&viewer, 120, 40).contains("<s>"));
+}
+
+#[test]
 fn marked_nodes_get_a_credential_attached_in_one_go() {
     let mut app = with_nodes(Role::Operator);
     keys(
@@ -934,6 +953,7 @@ fn all_actions() -> Vec<Action> {
         Action::Dismiss,
         Action::Leave,
         Action::Unpin,
+        Action::AddCheck,
     ];
     for action in all {
         match action {
@@ -976,7 +996,8 @@ fn all_actions() -> Vec<Action> {
             | Action::Import
             | Action::Dismiss
             | Action::Leave
-            | Action::Unpin => {}
+            | Action::Unpin
+            | Action::AddCheck => {}
         }
     }
     all.to_vec()

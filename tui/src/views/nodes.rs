@@ -4,7 +4,7 @@
 //! history.
 
 use plantwatch_shared::api::{
-    AuditEntry, CertificateFinding, CertificateQuery, Check, Credential, CredentialQuery,
+    AuditEntry, CertificateFinding, CertificateQuery, Check, CheckSpec, Credential, CredentialQuery,
     ListResponse, MAX_PAGE_LIMIT, Node, NodeQuery, NodeSpec, NodeType, Role, UpdateNodeRequest,
 };
 use plantwatch_shared::rules::{
@@ -40,6 +40,7 @@ crate::field_ids! {
     Template = "Template",
     Parent = "Parent",
     Notes = "Notes",
+    Check = "Check",
 }
 
 pub const SPEC: ViewSpec = ViewSpec {
@@ -55,6 +56,7 @@ crate::asks!(
     EDIT,
     DELETE,
     ATTACH,
+    ADD_CHECK,
 );
 
 const TYPES: &[&str] = &[
@@ -183,6 +185,10 @@ fn interval_check(value: &str) -> Result<(), String> {
 
 fn notes_check(value: &str) -> Result<(), String> {
     notes_problem(value).map_or(Ok(()), Err)
+}
+
+fn check_check(value: &str) -> Result<(), String> {
+    value.parse::<CheckSpec>().map(drop)
 }
 
 fn priority_check(value: &str) -> Result<(), String> {
@@ -430,9 +436,15 @@ impl View for NodesView {
             .footer("attach")
             .role(Role::Operator),
             Binding::new(
+                &[Key::ch('s')],
+                Action::AddCheck,
+                "add a service check: tls:443, http:80/health, tcp:502",
+            )
+            .role(Role::Operator),
+            Binding::new(
                 &[Key::new(KeyCode::Enter)],
                 Action::Open,
-                "details: credentials, parent, history",
+                "details: credentials, parent, history, checks",
             )
             .footer("details"),
             Binding::new(
@@ -560,6 +572,23 @@ impl View for NodesView {
                 );
                 vec![Effect::Open(Overlay::Form(form))]
             }
+            Action::AddCheck => {
+                let form = Form::new(
+                    format!("Add a check to {}", node.name),
+                    Purpose::View(ADD_CHECK),
+                    vec![
+                        Field::text(FieldId::Check).checked(check_check),
+                        Field::text(FieldId::IntervalS)
+                            .optional()
+                            .checked(interval_check),
+                    ],
+                )
+                .with_note(
+                    "tls:443, tls:8443@name, http:80/health, https:8443/login or tcp:502. \
+                     The interval defaults to 300 s for tls, 60 s for the others.",
+                );
+                vec![Effect::Open(Overlay::Form(form))]
+            }
             Action::Delete => self.table.ask_delete(
                 &format!("{} ({})", node.name, node.address),
                 "Its collector stops polling it and its children lose their parent. This cannot \
@@ -643,6 +672,22 @@ impl View for NodesView {
                     })
                 })
             }
+            Purpose::View(ADD_CHECK) => {
+                let Some(node) = self.table.target.clone() else {
+                    return Vec::new();
+                };
+                let Ok(mut spec) = form.value(FieldId::Check).parse::<CheckSpec>() else {
+                    return Vec::new();
+                };
+                spec.interval_s = form.value(FieldId::IntervalS).trim().parse().ok();
+                form.submit("adding the check", async move {
+                    let check = client.add_check(node.id, &spec).await?;
+                    Ok(Reply::CheckAdded {
+                        node: node.name,
+                        check,
+                    })
+                })
+            }
             Purpose::View(ATTACH) => {
                 let name = form.value(FieldId::Credential).trim().to_owned();
                 let Some(credential) = self.credentials.iter().find(|c| c.name == name) else {
@@ -722,6 +767,11 @@ impl View for NodesView {
                     Effect::Refresh,
                 ]
             }
+            Reply::CheckAdded { node, check } => vec![Effect::Info(format!(
+                "✔ {node}: check {} added (every {} s).",
+                check.spec,
+                check.spec.interval_s()
+            ))],
             Reply::NodeDetail {
                 node,
                 history,
