@@ -14,7 +14,7 @@ use plantwatch_shared::daemon::{
     Backoff, Enrollment, Problems, prepare_dir, read_json, write_json,
 };
 use plantwatch_shared::lineproto::Writer;
-use plantwatch_shared::push::{LineSender, Lines, PushOptions, Pusher};
+use plantwatch_shared::push::{LineSender, PushOptions, Pusher};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -192,12 +192,6 @@ async fn collect_metrics(lines: LineSender, every: Duration) {
         let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
         let mut out = Writer::new();
         metrics.collect(now_ms, &mut out);
-        let count = out.len();
-        lines
-            .send(Lines {
-                text: out.take(),
-                count,
-            })
-            .await;
+        lines.send_written(out).await;
     }
 }

@@ -1071,6 +1071,91 @@ pub fn pinned_verifier(pin: Fingerprint) -> Arc<dyn ServerCertVerifier> {
     Arc::new(PinningVerifier::new(Some(pin), Arc::new(Mutex::new(None))))
 }
 
+/// The system's trusted roots (its store, or the file `SSL_CERT_FILE` names), read once per
+/// process: what a certificate is judged against when no CA is given.
+pub fn system_roots() -> Arc<rustls::RootCertStore> {
+    static ROOTS: std::sync::OnceLock<Arc<rustls::RootCertStore>> = std::sync::OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+            Arc::new(roots)
+        })
+        .clone()
+}
+
+/// The certificates a server presented, leaf first, as a [`RecordingVerifier`] saw them.
+pub type PresentedChain = Arc<Mutex<Vec<CertificateDer<'static>>>>;
+
+/// Records the chain a server presents, then lets `inner` decide; without `inner` it accepts
+/// any chain, for a caller that judges the recorded chain itself (a certificate check). Either
+/// way the handshake signatures are verified, so the server holds the leaf's key.
+#[derive(Debug)]
+pub struct RecordingVerifier {
+    /// What decides: the given verifier, else one that accepts any certificate.
+    inner: Arc<dyn ServerCertVerifier>,
+    chain: PresentedChain,
+}
+
+impl RecordingVerifier {
+    /// The verifier, and where it keeps the last chain it was shown.
+    pub fn new(
+        inner: Option<Arc<dyn ServerCertVerifier>>,
+    ) -> (Arc<RecordingVerifier>, PresentedChain) {
+        let chain = PresentedChain::default();
+        let inner = inner
+            .unwrap_or_else(|| Arc::new(PinningVerifier::new(None, Arc::new(Mutex::new(None)))));
+        let verifier = RecordingVerifier {
+            inner,
+            chain: chain.clone(),
+        };
+        (Arc::new(verifier), chain)
+    }
+}
+
+impl ServerCertVerifier for RecordingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        if let Ok(mut chain) = self.chain.lock() {
+            chain.clear();
+            chain.push(end_entity.clone().into_owned());
+            chain.extend(intermediates.iter().map(|c| c.clone().into_owned()));
+        }
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
 /// Accepts exactly the pinned certificate (or, when probing, any certificate) and records the
 /// fingerprint it saw. Handshake signatures are still verified, so the server must hold the
 /// certificate's private key.

@@ -107,6 +107,16 @@ impl LineSender {
             let _ = self.0.send(lines).await;
         }
     }
+
+    /// Queues what `out` holds, as [`send`](Self::send) does.
+    pub async fn send_written(&self, mut out: crate::lineproto::Writer) {
+        let count = out.len();
+        self.send(Lines {
+            text: out.take(),
+            count,
+        })
+        .await;
+    }
 }
 
 /// One batch file in the outbox.

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use plantwatch_shared::api::{CollectorConfig, Target, TemplateDef};
 use plantwatch_shared::lineproto::Writer;
-use plantwatch_shared::push::{LineSender, Lines};
+use plantwatch_shared::push::LineSender;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
@@ -294,15 +294,8 @@ async fn run_target(shared: Arc<Shared>, job: Job) {
     }
 }
 
-async fn send(shared: &Shared, mut out: Writer) {
-    let count = out.len();
-    shared
-        .lines
-        .send(Lines {
-            text: out.take(),
-            count,
-        })
-        .await;
+async fn send(shared: &Shared, out: Writer) {
+    shared.lines.send_written(out).await;
 }
 
 #[cfg(test)]

@@ -30,9 +30,7 @@ pub fn router() -> Router<AppState> {
 }
 
 fn node_name(conn: &Connection, id: i64) -> ApiResult<(String, Option<i64>)> {
-    let node = nodes::get(conn, id)?.ok_or_else(|| {
-        ApiError::not_found(ErrorCode::NodeNotFound, format!("no node has id {id}"))
-    })?;
+    let node = super::nodes::existing(conn, id)?;
     Ok((node.name, node.collector_id))
 }
 

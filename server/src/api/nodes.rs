@@ -50,7 +50,8 @@ fn node_not_found(id: i64) -> ApiError {
     ApiError::not_found(ErrorCode::NodeNotFound, format!("there is no node {id}"))
 }
 
-fn existing(conn: &Connection, id: i64) -> ApiResult<Node> {
+/// Node `id`, or 404 `node_not_found`.
+pub(crate) fn existing(conn: &Connection, id: i64) -> ApiResult<Node> {
     nodes::get(conn, id)?.ok_or_else(|| node_not_found(id))
 }
 

@@ -21,6 +21,7 @@ use plantwatch_shared::api::{
     LdapStepKind, LdapTestReport, MAX_CA_PEM_BYTES, MAX_GROUP_ROLES, MAX_LDAP_TEXT,
     MAX_LDAP_TIMEOUT_SECS, MAX_LDAP_URLS, Role,
 };
+use plantwatch_shared::client::{PresentedChain, RecordingVerifier};
 use plantwatch_shared::{Fingerprint, Secret};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
@@ -388,7 +389,10 @@ impl Chain<'_> {
             let (conn, mut ldap) = match opened {
                 Ok(Ok(pair)) => pair,
                 Ok(Err(error)) => {
-                    let refused = seen.lock().ok().and_then(|mut slot| slot.take());
+                    let refused = seen
+                        .lock()
+                        .ok()
+                        .and_then(|chain| chain.first().map(|der| Fingerprint::of_der(der)));
                     let why = plantwatch_shared::error_chain(&error);
                     last = match refused {
                         Some(fingerprint) if why.contains("invalid peer certificate") => format!(
@@ -621,73 +625,23 @@ fn result_text(result: &ldap3::LdapResult) -> String {
 
 /// The rustls configuration: the pinned certificate, else the given CA, else the system's
 /// trust store.
-fn tls_config(settings: &LdapSettings) -> Result<(Arc<rustls::ClientConfig>, Seen), String> {
+fn tls_config(
+    settings: &LdapSettings,
+) -> Result<(Arc<rustls::ClientConfig>, PresentedChain), String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let seen = Seen::default();
-    let verifier = Recording {
-        inner: verifier(settings, &provider)?,
-        seen: seen.clone(),
-    };
+    // The chain is recorded so that a refused certificate can be named by its fingerprint, to be
+    // checked and pinned or its CA given.
+    let (verifier, seen) = RecordingVerifier::new(Some(verifier(settings, &provider)?));
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     // Every sign-in opens its own connection with a configuration built for it, so a session
     // ticket could never be used: none is asked for.
     config.resumption = rustls::client::Resumption::disabled();
     Ok((Arc::new(config), seen))
-}
-
-/// The fingerprint of the last certificate a directory presented.
-type Seen = Arc<std::sync::Mutex<Option<Fingerprint>>>;
-
-/// A verifier that notes the certificate it is shown, then lets `inner` decide: so a refused
-/// certificate can be named by its fingerprint, to be checked and pinned or its CA given.
-#[derive(Debug)]
-struct Recording {
-    inner: Arc<dyn rustls::client::danger::ServerCertVerifier>,
-    seen: Seen,
-}
-
-impl rustls::client::danger::ServerCertVerifier for Recording {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &rustls::pki_types::ServerName<'_>,
-        ocsp_response: &[u8],
-        now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        if let Ok(mut slot) = self.seen.lock() {
-            *slot = Some(Fingerprint::of_der(end_entity.as_ref()));
-        }
-        self.inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
 }
 
 /// The pinned fingerprint, if one is set.
@@ -707,26 +661,23 @@ fn verifier(
         let pin: Fingerprint = pin.parse().map_err(|e| format!("{e}"))?;
         return Ok(plantwatch_shared::client::pinned_verifier(pin));
     }
-    let mut roots = rustls::RootCertStore::empty();
-    match settings
+    let roots = match settings
         .ca_pem
         .as_deref()
         .filter(|pem| !pem.trim().is_empty())
     {
         Some(pem) => {
+            let mut roots = rustls::RootCertStore::empty();
             for cert in ca_certificates(pem)? {
                 roots
                     .add(cert)
                     .map_err(|e| format!("the CA certificate is not usable: {e}"))?;
             }
+            Arc::new(roots)
         }
-        None => {
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
-            }
-        }
-    }
-    rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        None => plantwatch_shared::client::system_roots(),
+    };
+    rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
         .build()
         .map(|verifier| verifier as Arc<dyn rustls::client::danger::ServerCertVerifier>)
         .map_err(|e| format!("no CA to trust the directory's certificate with: {e}"))

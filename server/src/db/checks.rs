@@ -4,17 +4,13 @@
 use plantwatch_shared::api::{CertificateFinding, Check, CheckSpec, TargetCheck};
 use rusqlite::{Connection, OptionalExtension as _, Row};
 
-use super::to_time;
+use super::{json_column, to_json, to_time};
 
 fn check_row(row: &Row) -> rusqlite::Result<Check> {
-    let spec: String = row.get(2)?;
-    let spec: CheckSpec = serde_json::from_str(&spec).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
-    })?;
     Ok(Check {
         id: row.get(0)?,
         node_id: row.get(1)?,
-        spec,
+        spec: json_column(row, 2)?,
         created_at: to_time(row.get(3)?),
     })
 }
@@ -37,10 +33,6 @@ pub fn get(conn: &Connection, node_id: i64, id: i64) -> rusqlite::Result<Option<
     .optional()
 }
 
-fn spec_json(spec: &CheckSpec) -> String {
-    serde_json::to_string(spec).unwrap_or_default()
-}
-
 pub fn insert(
     conn: &Connection,
     node_id: i64,
@@ -50,7 +42,7 @@ pub fn insert(
     conn.prepare_cached(
         "INSERT INTO checks (node_id, kind, spec, created_at) VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute((node_id, spec.kind.as_str(), spec_json(spec), now))?;
+    .execute((node_id, spec.kind.as_str(), to_json(spec), now))?;
     Ok(Check {
         id: conn.last_insert_rowid(),
         node_id,
@@ -68,7 +60,7 @@ pub fn replace(
 ) -> rusqlite::Result<bool> {
     let changed = conn
         .prepare_cached("UPDATE checks SET kind = ?3, spec = ?4 WHERE node_id = ?1 AND id = ?2")?
-        .execute((node_id, id, spec.kind.as_str(), spec_json(spec)))?;
+        .execute((node_id, id, spec.kind.as_str(), to_json(spec)))?;
     conn.prepare_cached(
         "DELETE FROM certificates WHERE check_id = ?1
             AND NOT EXISTS (SELECT 1 FROM checks WHERE id = ?1 AND kind = 'tls')",
@@ -122,27 +114,13 @@ pub fn tls_check_of_collector(
           WHERE k.id = ?1 AND n.collector_id = ?2 AND k.kind = 'tls'",
     )?
     .query_row((check_id, collector_id), |r| {
-        let spec: String = r.get(2)?;
-        Ok((r.get(0)?, r.get(1)?, spec))
+        Ok((r.get(0)?, r.get(1)?, json_column(r, 2)?))
     })
-    .optional()?
-    .map(|(node_id, node, spec)| {
-        serde_json::from_str(&spec)
-            .map(|spec| (node_id, node, spec))
-            .map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    2,
-                    rusqlite::types::Type::Text,
-                    Box::new(e),
-                )
-            })
-    })
-    .transpose()
+    .optional()
 }
 
 /// Stores what a `tls` check found, replacing what it found before.
 pub fn record_finding(conn: &Connection, finding: &CertificateFinding) -> rusqlite::Result<()> {
-    let json = serde_json::to_string(finding).unwrap_or_default();
     conn.prepare_cached(
         "INSERT INTO certificates (check_id, not_after, finding, checked_at)
          VALUES (?1, ?2, ?3, ?4)
@@ -153,7 +131,7 @@ pub fn record_finding(conn: &Connection, finding: &CertificateFinding) -> rusqli
     .execute((
         finding.check_id,
         finding.not_after.map(|t| t.unix_timestamp()),
-        json,
+        to_json(finding),
         finding.checked_at.unix_timestamp(),
     ))?;
     Ok(())
@@ -174,10 +152,7 @@ pub fn certificates(
           ORDER BY c.not_after IS NOT NULL, c.not_after, n.name COLLATE NOCASE",
     )?
     .query_map((before, node_id), |r| {
-        let json: String = r.get(0)?;
-        let mut finding: CertificateFinding = serde_json::from_str(&json).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-        })?;
+        let mut finding: CertificateFinding = json_column(r, 0)?;
         finding.node_id = r.get(1)?;
         finding.node = r.get(2)?;
         Ok(finding)

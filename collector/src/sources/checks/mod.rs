@@ -20,7 +20,7 @@ use plantwatch_shared::metric_names::{
     CHECK, CHECK_CERT_CHAIN_DAYS_LEFT, CHECK_CERT_DAYS_LEFT, CHECK_CERT_TRUSTED, CHECK_CERT_VALID,
     CHECK_HTTP_STATUS, CHECK_TIME_MS, CHECK_TLS_LEGACY, CHECK_UP,
 };
-use plantwatch_shared::push::{LineSender, Lines};
+use plantwatch_shared::push::LineSender;
 use rustls::RootCertStore;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
@@ -432,13 +432,7 @@ async fn run_check(
             tls.as_ref(),
             OffsetDateTime::now_utc(),
         );
-        let count = out.len();
-        lines
-            .send(Lines {
-                text: out.take(),
-                count,
-            })
-            .await;
+        lines.send_written(out).await;
         if let Some(run) = tls {
             // A full queue drops this finding; the next run brings a fresh one.
             let _ = findings.try_send(run.finding);

@@ -4,29 +4,22 @@
 //! than TLS 1.1 (old PLCs and HMIs) is a finding, not a failure of the check.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use plantwatch_shared::Fingerprint;
 use plantwatch_shared::api::CertificateFinding;
+use plantwatch_shared::client::RecordingVerifier;
+pub use plantwatch_shared::client::system_roots;
 use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{CertificateError, RootCertStore};
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer as _, GeneralName, X509Certificate};
 
 /// The TLS version of a server that speaks nothing newer than TLS 1.1.
 pub const LEGACY_VERSION: &str = "TLS <1.2";
-
-/// The roots a chain is judged against: the system's (which honours `SSL_CERT_FILE`).
-pub fn system_roots() -> Arc<RootCertStore> {
-    let mut roots = RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    Arc::new(roots)
-}
 
 /// What one run found, with the handshake's time.
 #[derive(Debug, Clone)]
@@ -50,69 +43,6 @@ impl TlsRun {
         f.name_matches
             && f.not_before.is_some_and(|t| t <= now)
             && f.not_after.is_some_and(|t| now < t)
-    }
-}
-
-/// The chain the server sent, leaf first.
-type Chain = Arc<Mutex<Vec<CertificateDer<'static>>>>;
-
-/// Accepts any certificate and keeps the chain; handshake signatures are still checked, so the
-/// server holds the leaf's key.
-#[derive(Debug)]
-struct Recorder {
-    chain: Chain,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl ServerCertVerifier for Recorder {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if let Ok(mut chain) = self.chain.lock() {
-            chain.clear();
-            chain.push(end_entity.clone().into_owned());
-            chain.extend(intermediates.iter().map(|c| c.clone().into_owned()));
-        }
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
     }
 }
 
@@ -161,16 +91,14 @@ pub async fn run(
         Err(error) => return failed(finding, format!("{server_name:?}: {error}"), false),
     };
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let chain: Chain = Arc::default();
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+    // Whatever chain the server sends is taken (and recorded), then judged on its own.
+    let (recorder, chain) = RecordingVerifier::new(None);
+    let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map(|builder| {
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(Recorder {
-                    chain: chain.clone(),
-                    provider: provider.clone(),
-                }))
+                .with_custom_certificate_verifier(recorder)
                 .with_no_client_auth()
         });
     let mut config = match config {
