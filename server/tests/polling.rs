@@ -427,7 +427,7 @@ async fn web() -> SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_checks_run_on_the_nodes_collector_and_expiring_certificates_alert() {
     use plantwatch_shared::api::{
-        AlertQuery, CertificateQuery, CheckSpec, ErrorCode, NodeType, Role, Severity,
+        CertificateQuery, CheckSpec, ErrorCode, NodeType, Role, Severity,
     };
     use plantwatch_testkit::tls::{self, Pki};
 
@@ -538,26 +538,8 @@ async fn service_checks_run_on_the_nodes_collector_and_expiring_certificates_ale
     assert_eq!(viewer.certificates(&expiring(3)).await.unwrap().total, 0);
 
     // cert_expiring fires, critical: 5 days is within the 7-day threshold.
-    let started = Instant::now();
-    loop {
-        let alerts = admin
-            .list_alerts(&AlertQuery {
-                node_id: Some(node),
-                ..AlertQuery::default()
-            })
-            .await
-            .unwrap();
-        if let Some(alert) = alerts.items.iter().find(|a| a.rule == "cert_expiring") {
-            assert_eq!(alert.severity, Severity::Critical);
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no cert_expiring alert: {:?}",
-            alerts.items.iter().map(|a| &a.rule).collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let alert = alert_of(&admin, node, "cert_expiring").await;
+    assert_eq!(alert.severity, Severity::Critical);
 
     // Removing a check stops it; its certificate goes with a removed tls check.
     operator.remove_check(node, port_check.id).await.unwrap();
@@ -579,4 +561,67 @@ async fn service_checks_run_on_the_nodes_collector_and_expiring_certificates_ale
             .code(),
         Some(ErrorCode::CheckNotFound)
     );
+
+    // The plant's CA given on a check: the same certificate is trusted now.
+    let mut with_ca = spec(format!("tls:{tls_port}@localhost"));
+    with_ca.ca_pem = Some(pki.root_pem());
+    with_ca.interval_s = Some(10);
+    operator.add_check(node, &with_ca).await.unwrap();
+    let mut not_pem = with_ca.clone();
+    not_pem.ca_pem = Some("-----BEGIN CERTIFICATE-----\nnope\n".into());
+    let refused = operator.add_check(node, &not_pem).await.unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::InvalidCheck), "{refused}");
+
+    // A DNS check: the node is the name server asked. It answers, but not what is expected:
+    // dns_down opens (tuned here to fire at once rather than after two runs).
+    let dns = plantwatch_testkit::dns::Dnsmasq::start(
+        "plant.test",
+        &["--host-record=historian.plant.test,10.0.0.5"],
+    );
+    let mut dns_check = spec(format!(
+        "dns:{}:historian.plant.test=10.0.0.9",
+        dns.address.port()
+    ));
+    dns_check.interval_s = Some(10);
+    operator.add_check(node, &dns_check).await.unwrap();
+    let rule = admin.rule_by_name("dns_down").await.unwrap();
+    let mut tuned = rule.spec.clone();
+    tuned.for_s = 0;
+    admin.update_rule(rule.id, &tuned).await.unwrap();
+    let found = wait_for(&admin, node, "the dns check and the CA's verdict", |s| {
+        let kind_is =
+            |x: &&SeriesInfo, kind: &str| x.tags.get("kind").map(String::as_str) == Some(kind);
+        let dns_down = s.iter().any(|x| {
+            x.metric == "check.up" && kind_is(&x, "dns") && x.latest.map(|(_, v)| v) == Some(0.0)
+        });
+        let trusted = s
+            .iter()
+            .any(|x| x.metric == "check.cert_trusted" && x.latest.map(|(_, v)| v) == Some(1.0));
+        dns_down && trusted
+    })
+    .await;
+    assert!(latest(&found, "check.time_ms").is_some());
+    alert_of(&admin, node, "dns_down").await;
+}
+
+/// Waits (a minute at most) for an alert of `rule` on node `node_id`.
+async fn alert_of(admin: &Client, node_id: i64, rule: &str) -> plantwatch_shared::api::Alert {
+    let started = Instant::now();
+    loop {
+        let alerts = admin
+            .list_alerts(&plantwatch_shared::api::AlertQuery {
+                node_id: Some(node_id),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        if let Some(alert) = alerts.items.into_iter().find(|a| a.rule == rule) {
+            return alert;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no {rule} alert on node {node_id}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

@@ -1086,6 +1086,34 @@ pub fn system_roots() -> Arc<rustls::RootCertStore> {
         .clone()
 }
 
+/// The certificates of a PEM bundle (a CA given to trust a server by); an error unless it
+/// holds at least one.
+pub fn pem_certificates(pem: &str) -> std::result::Result<Vec<CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| format!("the CA is not valid PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("the CA holds no certificate (expected -----BEGIN CERTIFICATE-----)".into());
+    }
+    Ok(certs)
+}
+
+/// `base` (the system's roots) and the certificates of `pem`: what a server with a private CA
+/// is judged against.
+pub fn roots_with(
+    base: &rustls::RootCertStore,
+    pem: &str,
+) -> std::result::Result<Arc<rustls::RootCertStore>, String> {
+    let mut roots = base.clone();
+    for cert in pem_certificates(pem)? {
+        roots
+            .add(cert)
+            .map_err(|e| format!("the CA certificate is not usable: {e}"))?;
+    }
+    Ok(Arc::new(roots))
+}
+
 /// The certificates a server presented, leaf first, as a [`RecordingVerifier`] saw them.
 pub type PresentedChain = Arc<Mutex<Vec<CertificateDer<'static>>>>;
 

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A harness fails loudly by design.
 
 pub mod daemon;
+pub mod dns;
 pub mod engines;
 pub mod plantnet;
 pub mod slapd;

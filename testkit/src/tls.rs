@@ -54,6 +54,11 @@ impl Pki {
         self.root.der().clone()
     }
 
+    /// The root, PEM: what a user gives a check as the plant's CA.
+    pub fn root_pem(&self) -> String {
+        self.root.pem()
+    }
+
     pub fn intermediate_der(&self) -> CertificateDer<'static> {
         self.intermediate.der().clone()
     }

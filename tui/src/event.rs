@@ -41,7 +41,7 @@ pub enum Reply {
     /// A check added to node `node`.
     CheckAdded {
         node: String,
-        check: plantwatch_shared::api::Check,
+        check: Box<plantwatch_shared::api::Check>,
     },
     /// What the `tls` checks found, for the certificates view.
     Certificates(ListResponse<plantwatch_shared::api::CertificateFinding>),

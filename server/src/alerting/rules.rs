@@ -220,6 +220,15 @@ pub fn builtin_defaults() -> Vec<(BuiltinRule, RuleSpec)> {
             ),
         ),
         (
+            B::DnsDown,
+            check_down(
+                "dns_down",
+                "A DNS check failing (no answer, an error, no such name, not the answer \
+                 expected) for two runs.",
+                "dns",
+            ),
+        ),
+        (
             B::HttpSlow,
             RuleSpec {
                 tags: [("kind".to_owned(), "http*".to_owned())].into(),

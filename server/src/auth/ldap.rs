@@ -23,8 +23,6 @@ use plantwatch_shared::api::{
 };
 use plantwatch_shared::client::{PresentedChain, RecordingVerifier};
 use plantwatch_shared::{Fingerprint, Secret};
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject as _;
 
 /// Deepest nesting of groups followed.
 const MAX_NESTING: usize = 10;
@@ -668,7 +666,7 @@ fn verifier(
     {
         Some(pem) => {
             let mut roots = rustls::RootCertStore::empty();
-            for cert in ca_certificates(pem)? {
+            for cert in plantwatch_shared::client::pem_certificates(pem)? {
                 roots
                     .add(cert)
                     .map_err(|e| format!("the CA certificate is not usable: {e}"))?;
@@ -681,17 +679,6 @@ fn verifier(
         .build()
         .map(|verifier| verifier as Arc<dyn rustls::client::danger::ServerCertVerifier>)
         .map_err(|e| format!("no CA to trust the directory's certificate with: {e}"))
-}
-
-/// The certificates of a PEM bundle; an error unless there is at least one.
-fn ca_certificates(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("the CA is not valid PEM: {e}"))?;
-    if certs.is_empty() {
-        return Err("the CA holds no certificate (expected -----BEGIN CERTIFICATE-----)".into());
-    }
-    Ok(certs)
 }
 
 /// A directory URL, checked.
@@ -793,7 +780,7 @@ pub fn settings_problem(settings: &LdapSettings, password_stored: bool) -> Optio
         if pem.len() > MAX_CA_PEM_BYTES {
             return Some(format!("the CA must not exceed {MAX_CA_PEM_BYTES} bytes"));
         }
-        if let Err(problem) = ca_certificates(pem) {
+        if let Err(problem) = plantwatch_shared::client::pem_certificates(pem) {
             return Some(problem);
         }
     }

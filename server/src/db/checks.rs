@@ -159,3 +159,140 @@ pub fn certificates(
     })?
     .collect()
 }
+
+/// Makes node `node_id`'s checks what `change` says: adds, replacements, removals.
+pub fn apply_change(
+    conn: &Connection,
+    node_id: i64,
+    change: &ChecksChange,
+    now: i64,
+) -> rusqlite::Result<()> {
+    for id in &change.remove {
+        delete(conn, node_id, *id)?;
+    }
+    for (id, spec) in &change.replace {
+        replace(conn, node_id, *id, spec)?;
+    }
+    for spec in &change.add {
+        insert(conn, node_id, spec, now)?;
+    }
+    Ok(())
+}
+
+/// What making a node's checks a wanted list does.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChecksChange {
+    pub add: Vec<CheckSpec>,
+    /// Checks whose settings change: (id, new spec).
+    pub replace: Vec<(i64, CheckSpec)>,
+    pub remove: Vec<i64>,
+}
+
+impl ChecksChange {
+    /// The change from `existing` to `wanted`. A wanted check is the existing one with the same
+    /// short form (`tls:443`); `by_short_form` (a CSV cell, which holds only the short form)
+    /// keeps that check's other settings, otherwise (a JSON document) they become the wanted
+    /// ones. Existing checks not wanted are removed.
+    pub fn between(existing: &[Check], wanted: &[CheckSpec], by_short_form: bool) -> ChecksChange {
+        let mut unmatched: Vec<&Check> = existing.iter().collect();
+        let mut change = ChecksChange::default();
+        for spec in wanted {
+            let short = spec.to_string();
+            match unmatched.iter().position(|c| c.spec.to_string() == short) {
+                Some(index) => {
+                    let check = unmatched.remove(index);
+                    if !by_short_form && check.spec != *spec {
+                        change.replace.push((check.id, spec.clone()));
+                    }
+                }
+                None => change.add.push(spec.clone()),
+            }
+        }
+        change.remove = unmatched.iter().map(|c| c.id).collect();
+        change
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.replace.is_empty() && self.remove.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{MIGRATIONS, apply_migrations};
+
+    #[test]
+    fn checks_and_their_certificates_survive_the_dns_migration() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        let before_dns = MIGRATIONS
+            .iter()
+            .position(|(name, _)| *name == "0010_dns_checks")
+            .unwrap();
+        apply_migrations(&mut conn, "mem", &MIGRATIONS[..before_dns]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO nodes (id, name, address, node_type, created_at, updated_at)
+                 VALUES (1, 'hmi', '10.0.0.5', 'server', 0, 0);
+             INSERT INTO checks (id, node_id, kind, spec, created_at)
+                 VALUES (7, 1, 'tls', '{\"kind\":\"tls\"}', 0);
+             INSERT INTO certificates (check_id, not_after, finding, checked_at)
+                 VALUES (7, 100, '{}', 5);",
+        )
+        .unwrap();
+        let refused = conn.execute(
+            "INSERT INTO checks (node_id, kind, spec, created_at) VALUES (1, 'dns', '{}', 0)",
+            [],
+        );
+        assert!(refused.is_err(), "0009 knows no dns checks");
+        apply_migrations(&mut conn, "mem", MIGRATIONS).unwrap();
+        let kept: (i64, i64) = conn
+            .query_row(
+                "SELECT k.id, c.not_after FROM checks k JOIN certificates c ON c.check_id = k.id",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(kept, (7, 100));
+        let dns: CheckSpec = "dns:historian.plant.local".parse().unwrap();
+        insert(&conn, 1, &dns, 0).unwrap();
+        assert_eq!(of_node(&conn, 1).unwrap().len(), 2);
+        // The certificates still follow their check, and their node.
+        delete(&conn, 1, 7).unwrap();
+        let left: i64 = conn
+            .query_row("SELECT count(*) FROM certificates", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
+        conn.execute("DELETE FROM nodes WHERE id = 1", []).unwrap();
+        let left: i64 = conn
+            .query_row("SELECT count(*) FROM checks", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn a_wanted_list_keeps_matching_checks_and_changes_the_rest() {
+        let check = |id: i64, text: &str| Check {
+            id,
+            node_id: 1,
+            spec: text.parse().unwrap(),
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+        };
+        let mut slow = check(2, "http:80/health");
+        slow.spec.interval_s = Some(300);
+        let existing = [check(1, "tls:443"), slow, check(3, "tcp:502")];
+        let wanted: Vec<CheckSpec> = ["tls:443", "http:80/health", "dns:plant.local"]
+            .iter()
+            .map(|t| t.parse().unwrap())
+            .collect();
+        // A CSV cell: the http check keeps its interval; tcp goes, dns comes.
+        let change = ChecksChange::between(&existing, &wanted, true);
+        assert_eq!(change.add, wanted[2..]);
+        assert_eq!((change.replace.len(), change.remove.clone()), (0, vec![3]));
+        // A JSON document says every setting: the interval goes back to the default.
+        let change = ChecksChange::between(&existing, &wanted, false);
+        assert_eq!(change.replace, [(2, wanted[1].clone())]);
+        assert!(ChecksChange::between(&existing, &[], true).remove.len() == 3);
+        assert!(ChecksChange::between(&existing[..1], &wanted[..1], false).is_empty());
+    }
+}

@@ -67,6 +67,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0009_checks",
         include_str!("../../../migrations/0009_checks.sql"),
     ),
+    (
+        "0010_dns_checks",
+        include_str!("../../../migrations/0010_dns_checks.sql"),
+    ),
 ];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -372,7 +376,8 @@ mod tests {
                 "0006_credential_networks",
                 "0007_ignored_series",
                 "0008_directory_users",
-                "0009_checks"
+                "0009_checks",
+                "0010_dns_checks"
             ]
         );
     }

@@ -126,6 +126,8 @@ named_enum! {
         TcpDown = "tcp_down",
         /// An `http`/`https` check answering slowly (milliseconds).
         HttpSlow = "http_slow",
+        /// A `dns` check failing: no answer, an error, or not the answer expected.
+        DnsDown = "dns_down",
     }
 }
 

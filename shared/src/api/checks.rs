@@ -1,5 +1,6 @@
-//! Service checks a collector runs against a node: TLS certificates, HTTP(S), TCP ports
-//! (`/api/v1/nodes/{id}/checks`), and the certificates they found (`/api/v1/certificates`).
+//! Service checks a collector runs against a node: TLS certificates, HTTP(S), TCP ports, DNS
+//! answers (`/api/v1/nodes/{id}/checks`), and the certificates they found
+//! (`/api/v1/certificates`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -20,6 +21,23 @@ named_enum! {
         Https = "https",
         /// A TCP connect: whether the port accepts, and how fast.
         Tcp = "tcp",
+        /// A DNS query to the node as a name server: whether it answers, and with what.
+        Dns = "dns",
+    }
+}
+
+named_enum! {
+    /// The record type a `dns` check asks for.
+    pub enum DnsRecord ("record type") {
+        A = "A",
+        Aaaa = "AAAA",
+        Cname = "CNAME",
+        Mx = "MX",
+        Txt = "TXT",
+        Ptr = "PTR",
+        Ns = "NS",
+        Srv = "SRV",
+        Soa = "SOA",
     }
 }
 
@@ -29,6 +47,7 @@ impl CheckKind {
         match self {
             CheckKind::Tls | CheckKind::Https => Some(443),
             CheckKind::Http => Some(80),
+            CheckKind::Dns => Some(53),
             CheckKind::Tcp => None,
         }
     }
@@ -56,8 +75,10 @@ pub const MAX_CHECK_INTERVAL_S: u32 = 86_400;
 pub const MAX_CHECK_TIMEOUT_MS: u32 = 60_000;
 /// Most checks on one node.
 pub const MAX_CHECKS_PER_NODE: usize = 50;
-/// Longest path, server name or expected text, in characters.
+/// Longest path, server name, name looked up or expected text, in characters.
 pub const MAX_CHECK_TEXT: usize = 512;
+/// Largest CA bundle a `tls` check may carry, bytes.
+pub const MAX_CHECK_CA_BYTES: usize = 64 * 1024;
 /// Most of an HTTP answer's body a check reads (for the expected text), bytes.
 pub const MAX_CHECK_BODY_BYTES: usize = 256 * 1024;
 
@@ -65,7 +86,9 @@ pub const MAX_CHECK_BODY_BYTES: usize = 256 * 1024;
 ///
 /// The short form, for the command line and the CSV import's `checks` column:
 /// `tls:443`, `tls:8443@hmi.plant.local` (the server name sent), `http:80/health`,
-/// `https:8443/login`, `tcp:502`.
+/// `https:8443/login`, `tcp:502`, `dns:historian.plant.local` (a name the node must resolve),
+/// `dns:historian.plant.local=10.0.0.5` (and the answer it must give),
+/// `dns:5353:plant.local/MX` (another port, another record type).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckSpec {
@@ -86,6 +109,24 @@ pub struct CheckSpec {
     /// `http`/`https`: text the body must contain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect_text: Option<String>,
+    /// `dns`: the name looked up (the node is the name server asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// `dns`: the record type asked for, `A` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<DnsRecord>,
+    /// `dns`: an answer that must be among those returned (an address, a name, a text;
+    /// case and a trailing dot do not matter); any answer will do when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_answer: Option<String>,
+    /// `tls`: CA certificates (PEM) trusted besides the collector's system roots, for a plant
+    /// with its own CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
+    /// `tls`: whether a chain that leads to no trusted root makes the certificate invalid
+    /// (`check.cert_valid` 0, the `cert_invalid` rule); when absent, true if a CA is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_trust: Option<bool>,
     /// Seconds between runs; 300 for `tls`, 60 for the others when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval_s: Option<u32>,
@@ -104,6 +145,11 @@ impl CheckSpec {
             server_name: None,
             expect_status: None,
             expect_text: None,
+            query: None,
+            record: None,
+            expect_answer: None,
+            ca_pem: None,
+            require_trust: None,
             interval_s: None,
             timeout_ms: None,
         }
@@ -130,10 +176,21 @@ impl CheckSpec {
         self.path.as_deref().unwrap_or("/")
     }
 
+    /// The record type asked for (`dns`).
+    pub fn record(&self) -> DnsRecord {
+        self.record.unwrap_or(DnsRecord::A)
+    }
+
+    /// Whether an untrusted chain makes the certificate invalid (`tls`).
+    pub fn require_trust(&self) -> bool {
+        self.require_trust.unwrap_or(self.ca_pem.is_some())
+    }
+
     /// What is wrong with the check, if anything: one sentence naming the field.
     pub fn problem(&self) -> Option<String> {
         let web = matches!(self.kind, CheckKind::Http | CheckKind::Https);
         let tls = matches!(self.kind, CheckKind::Tls | CheckKind::Https);
+        let dns = self.kind == CheckKind::Dns;
         if self.port == Some(0) || (self.port.is_none() && self.kind.default_port().is_none()) {
             return Some(format!("a {} check needs a port (1-65535)", self.kind));
         }
@@ -159,6 +216,38 @@ impl CheckSpec {
                 self.kind
             ));
         }
+        if !dns && (self.query.is_some() || self.record.is_some() || self.expect_answer.is_some()) {
+            return Some(format!(
+                "query, record and expect_answer are for dns checks, not {}",
+                self.kind
+            ));
+        }
+        if self.kind != CheckKind::Tls && (self.ca_pem.is_some() || self.require_trust.is_some()) {
+            return Some(format!(
+                "ca_pem and require_trust are for tls checks, not {}",
+                self.kind
+            ));
+        }
+        if dns {
+            match &self.query {
+                None => return Some("a dns check needs the name to look up (query)".into()),
+                Some(query) if !is_dns_name(query) => {
+                    return Some(format!("{query:?} is not a name to look up"));
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(pem) = &self.ca_pem {
+            if pem.len() > MAX_CHECK_CA_BYTES {
+                return Some(format!(
+                    "ca_pem is at most {} KiB",
+                    MAX_CHECK_CA_BYTES / 1024
+                ));
+            }
+            if let Err(problem) = crate::client::pem_certificates(pem) {
+                return Some(format!("ca_pem: {problem}"));
+            }
+        }
         if !tls && self.server_name.is_some() {
             return Some(format!(
                 "server_name is for tls and https checks, not {}",
@@ -183,10 +272,16 @@ impl CheckSpec {
         {
             return Some(format!("{name:?} is not a server name"));
         }
-        let long = [&self.path, &self.server_name, &self.expect_text]
-            .into_iter()
-            .flatten()
-            .any(|text| text.chars().count() > MAX_CHECK_TEXT);
+        let long = [
+            &self.path,
+            &self.server_name,
+            &self.expect_text,
+            &self.query,
+            &self.expect_answer,
+        ]
+        .into_iter()
+        .flatten()
+        .any(|text| text.chars().count() > MAX_CHECK_TEXT);
         if long {
             return Some(format!("texts are at most {MAX_CHECK_TEXT} characters"));
         }
@@ -194,9 +289,38 @@ impl CheckSpec {
     }
 }
 
-/// The short form (`tls:443`, `http:80/health`, `tls:8443@hmi.plant.local`).
+/// Whether `text` is a DNS name (letters, digits, `-`, `_`, dots; labels of at most 63).
+fn is_dns_name(text: &str) -> bool {
+    let name = text.strip_suffix('.').unwrap_or(text);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
+/// The short form (`tls:443`, `http:80/health`, `tls:8443@hmi.plant.local`,
+/// `dns:historian.plant.local=10.0.0.5`).
 impl fmt::Display for CheckSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.kind == CheckKind::Dns {
+            f.write_str("dns:")?;
+            if self.port() != 53 {
+                write!(f, "{}:", self.port())?;
+            }
+            f.write_str(self.query.as_deref().unwrap_or_default())?;
+            if self.record() != DnsRecord::A {
+                write!(f, "/{}", self.record())?;
+            }
+            if let Some(answer) = &self.expect_answer {
+                write!(f, "={answer}")?;
+            }
+            return Ok(());
+        }
         write!(f, "{}:{}", self.kind, self.port())?;
         if matches!(self.kind, CheckKind::Http | CheckKind::Https) {
             f.write_str(self.path())?;
@@ -218,8 +342,15 @@ impl FromStr for CheckSpec {
             .trim()
             .to_ascii_lowercase()
             .parse()
-            .map_err(|_| format!("{text:?}: the kind must be tls, http, https or tcp"))?;
+            .map_err(|_| format!("{text:?}: the kind must be tls, http, https, tcp or dns"))?;
         let mut spec = CheckSpec::new(kind);
+        if kind == CheckKind::Dns {
+            parse_dns(rest, &mut spec).map_err(|problem| format!("{text:?}: {problem}"))?;
+            return match spec.problem() {
+                Some(problem) => Err(format!("{text:?}: {problem}")),
+                None => Ok(spec),
+            };
+        }
         let (rest, name) = match rest.split_once('@') {
             Some((rest, name)) => (rest, Some(name.to_owned())),
             None => (rest, None),
@@ -241,6 +372,36 @@ impl FromStr for CheckSpec {
             None => Ok(spec),
         }
     }
+}
+
+/// Reads the part of a `dns` check after `dns:`: `[PORT:]NAME[/TYPE][=ANSWER]`.
+fn parse_dns(rest: &str, spec: &mut CheckSpec) -> Result<(), String> {
+    let (rest, answer) = match rest.split_once('=') {
+        Some((rest, answer)) => (rest, Some(answer.trim().to_owned())),
+        None => (rest, None),
+    };
+    let (rest, record) = match rest.split_once('/') {
+        Some((rest, record)) => (
+            rest,
+            Some(record.parse::<DnsRecord>().map_err(|e| e.to_string())?),
+        ),
+        None => (rest, None),
+    };
+    let (port, name) = match rest.split_once(':') {
+        Some((port, name)) => (
+            Some(
+                port.parse::<u16>()
+                    .map_err(|_| format!("{port:?} is not a port"))?,
+            ),
+            name,
+        ),
+        None => (None, rest),
+    };
+    spec.port = port;
+    spec.query = Some(name.trim().to_owned()).filter(|n| !n.is_empty());
+    spec.record = record;
+    spec.expect_answer = answer.filter(|a| !a.is_empty());
+    Ok(())
 }
 
 /// A check of a node, as `GET /nodes/{id}/checks` lists it.
@@ -373,6 +534,14 @@ mod tests {
             ("HTTPS:8443/login", "https:8443/login"),
             ("https", "https:443/"),
             ("tcp:502", "tcp:502"),
+            ("dns:historian.plant.local", "dns:historian.plant.local"),
+            ("dns:53:historian.plant.local", "dns:historian.plant.local"),
+            (
+                "dns:hist.plant.local=10.0.0.5",
+                "dns:hist.plant.local=10.0.0.5",
+            ),
+            ("dns:5353:plant.local/mx", "dns:5353:plant.local/MX"),
+            ("dns:plant.local/TXT=v=spf1", "dns:plant.local/TXT=v=spf1"),
         ] {
             let spec: CheckSpec = text.parse().unwrap();
             assert_eq!(spec.to_string(), written, "{text}");
@@ -387,6 +556,41 @@ mod tests {
         assert_eq!((http.port(), http.path()), (8080, "/health"));
         assert_eq!(http.interval_s(), 60);
         assert_eq!("tls:443".parse::<CheckSpec>().unwrap().interval_s(), 300);
+        let dns: CheckSpec = "dns:5353:plant.local/MX=mail.plant.local".parse().unwrap();
+        assert_eq!(
+            (
+                dns.port(),
+                dns.query.as_deref(),
+                dns.record(),
+                dns.expect_answer.as_deref()
+            ),
+            (
+                5353,
+                Some("plant.local"),
+                DnsRecord::Mx,
+                Some("mail.plant.local")
+            )
+        );
+        assert_eq!(dns.interval_s(), 60);
+    }
+
+    #[test]
+    fn trust_is_required_when_a_ca_is_given_unless_told() {
+        let mut tls = CheckSpec::new(CheckKind::Tls);
+        assert!(!tls.require_trust());
+        tls.ca_pem = Some("not a certificate".into());
+        assert!(
+            tls.problem().unwrap().contains("ca_pem"),
+            "{:?}",
+            tls.problem()
+        );
+        assert!(tls.require_trust());
+        tls.require_trust = Some(false);
+        assert!(!tls.require_trust());
+        let mut tcp = CheckSpec::new(CheckKind::Tcp);
+        tcp.port = Some(502);
+        tcp.require_trust = Some(true);
+        assert!(tcp.problem().unwrap().contains("for tls checks"));
     }
 
     #[test]
@@ -399,6 +603,11 @@ mod tests {
             ("tcp:502/x", "are for http and https"),
             ("http:80@name", "server_name is for tls"),
             ("tls:443@bad name", "is not a server name"),
+            ("dns", "needs the name to look up"),
+            ("dns:=10.0.0.1", "needs the name to look up"),
+            ("dns:bad name.plant", "is not a name to look up"),
+            ("dns:plant.local/BOGUS", "record type"),
+            ("dns:x:plant.local", "is not a port"),
         ] {
             let error = text.parse::<CheckSpec>().unwrap_err();
             assert!(error.contains(problem), "{text}: {error}");

@@ -2,7 +2,9 @@
 //! (the certificates the `tls` checks found).
 
 use clap::Subcommand;
-use plantwatch_shared::api::{CertificateFinding, CertificateQuery, Check, CheckSpec};
+use plantwatch_shared::api::{
+    CertificateFinding, CertificateQuery, Check, CheckSpec, MAX_CHECK_CA_BYTES,
+};
 use time::OffsetDateTime;
 
 use super::Session;
@@ -17,7 +19,8 @@ pub enum ChecksCommand {
         node: String,
     },
     /// Add checks to a node (operators): tls:443, tls:8443@hmi.plant.local, http:80/health,
-    /// https:8443/login, tcp:502.
+    /// https:8443/login, tcp:502, dns:historian.plant.local[=10.0.0.5] (the node is the name
+    /// server asked; dns:5353:plant.local/MX for another port and record type).
     Add {
         /// Node name or id.
         node: String,
@@ -36,6 +39,13 @@ pub enum ChecksCommand {
         /// http/https: text the page must contain.
         #[arg(long)]
         expect_text: Option<String>,
+        /// tls: a PEM file of the plant's CA, trusted besides the system's roots (trust is then
+        /// required: a certificate it does not vouch for is invalid).
+        #[arg(long, value_name = "FILE")]
+        ca: Option<std::path::PathBuf>,
+        /// tls: a certificate that chains to no trusted root is invalid (cert_invalid).
+        #[arg(long)]
+        require_trust: bool,
     },
     /// Remove a check from a node (operators), by its id (`checks list` shows it).
     Remove {
@@ -77,6 +87,15 @@ fn check_row(check: &Check) -> Vec<String> {
     }
     if let Some(text) = &spec.expect_text {
         expect.push(format!("text {text:?}"));
+    }
+    if let Some(answer) = &spec.expect_answer {
+        expect.push(format!("answer {answer}"));
+    }
+    if spec.ca_pem.is_some() {
+        expect.push("plant CA".into());
+    }
+    if spec.require_trust() {
+        expect.push("trusted".into());
     }
     vec![
         check.id.to_string(),
@@ -149,7 +168,10 @@ pub async fn checks(session: &Session, command: ChecksCommand) -> anyhow::Result
             timeout_ms,
             expect_status,
             expect_text,
+            ca,
+            require_trust,
         } => {
+            let ca_pem = ca.as_deref().map(read_ca).transpose()?;
             let node = find(&client, &node).await?;
             let mut added = Vec::new();
             for mut spec in checks {
@@ -157,6 +179,10 @@ pub async fn checks(session: &Session, command: ChecksCommand) -> anyhow::Result
                 spec.timeout_ms = timeout_ms.or(spec.timeout_ms);
                 spec.expect_status = expect_status.or(spec.expect_status);
                 spec.expect_text = expect_text.clone().or(spec.expect_text);
+                spec.ca_pem = ca_pem.clone().or(spec.ca_pem);
+                if require_trust {
+                    spec.require_trust = Some(true);
+                }
                 added.push(client.add_check(node.id, &spec).await?);
             }
             let rows = added.iter().map(check_row).collect();
@@ -169,6 +195,23 @@ pub async fn checks(session: &Session, command: ChecksCommand) -> anyhow::Result
             Ok(())
         }
     }
+}
+
+/// The CA file given with `--ca`, read whole unless it is larger than a check may carry.
+fn read_ca(path: &std::path::Path) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("cannot read the CA file {}", path.display()))?
+        .len();
+    if size > MAX_CHECK_CA_BYTES as u64 {
+        anyhow::bail!(
+            "{} is {size} bytes; a check's CA is at most {} KiB",
+            path.display(),
+            MAX_CHECK_CA_BYTES / 1024
+        );
+    }
+    std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the CA file {} as text", path.display()))
 }
 
 pub async fn certs(session: &Session, command: CertsCommand) -> anyhow::Result<()> {

@@ -684,7 +684,7 @@ impl View for NodesView {
                     let check = client.add_check(node.id, &spec).await?;
                     Ok(Reply::CheckAdded {
                         node: node.name,
-                        check,
+                        check: Box::new(check),
                     })
                 })
             }

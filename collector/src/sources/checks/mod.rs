@@ -1,7 +1,8 @@
-//! Service checks: one task per check of each target, on the check's own interval, writing
+//! Service checks (TLS, HTTP(S), TCP, DNS): one task per check of each target, on the check's own interval, writing
 //! `check.*` lines (tags `node_id`, `check_id`, `kind`, `port`) to the pusher; `tls` checks
 //! also hand what they found to the reporter, which posts it to the server.
 
+pub mod dns;
 #[cfg(test)]
 mod real;
 pub mod tls;
@@ -84,7 +85,7 @@ pub async fn tcp(addr: SocketAddr, timeout: Duration) -> Measured {
     }
 }
 
-fn down(problem: String) -> Measured {
+pub(crate) fn down(problem: String) -> Measured {
     Measured {
         up: false,
         time_ms: None,
@@ -245,6 +246,10 @@ pub async fn run_once(
     let timeout = Duration::from_millis(u64::from(spec.timeout_ms()));
     match spec.kind {
         CheckKind::Http | CheckKind::Https => (http_check(http, host, check).await, None),
+        CheckKind::Dns => match address_of(host, spec.port()).await {
+            Ok(server) => (dns::run(server, spec, timeout).await, None),
+            Err(problem) => (down(problem), None),
+        },
         CheckKind::Tcp | CheckKind::Tls => {
             let addr = match address_of(host, spec.port()).await {
                 Ok(addr) => addr,
@@ -257,7 +262,8 @@ pub async fn run_once(
                 .server_name
                 .clone()
                 .unwrap_or_else(|| default_server_name(host, node_name));
-            let run = tls::run(check.id, addr, &server_name, timeout, roots).await;
+            let mut run = tls::run(check.id, addr, &server_name, timeout, roots).await;
+            run.require_trust = spec.require_trust();
             // A server speaking only old TLS is up: its age is a finding of its own.
             let measured = Measured {
                 up: run.up() || run.legacy,
@@ -402,6 +408,18 @@ struct Job {
     check: TargetCheck,
 }
 
+/// The roots a check judges trust by: `base` (the system's), and the CA the check gives.
+pub fn roots_for(check: &TargetCheck, base: Arc<RootCertStore>) -> Arc<RootCertStore> {
+    match &check.spec.ca_pem {
+        None => base,
+        Some(pem) => plantwatch_shared::client::roots_with(&base, pem).unwrap_or_else(|problem| {
+            // The server refuses such a CA; one that still does not load trusts the system's.
+            tracing::warn!(check_id = check.id, %problem, "The check's CA is not usable.");
+            base
+        }),
+    }
+}
+
 async fn run_check(
     job: Job,
     lines: LineSender,
@@ -409,6 +427,7 @@ async fn run_check(
     http: reqwest::Client,
     roots: Arc<RootCertStore>,
 ) {
+    let roots = roots_for(&job.check, roots);
     let every = Duration::from_secs(u64::from(job.check.spec.interval_s().max(1)));
     // Spread the checks over a little of the interval rather than all at once.
     let offset = every

@@ -128,6 +128,63 @@ async fn certificates_are_read_whatever_they_are_and_judged_apart() {
 }
 
 #[tokio::test]
+async fn a_plant_ca_given_on_the_check_is_trusted_and_can_be_required() {
+    let pki = Pki::new();
+    let leaf = pki.leaf(&[NAME], tls::days(-1), tls::days(200));
+    let port = tls::serve(vec![leaf.cert, pki.intermediate_der()], leaf.key)
+        .await
+        .port();
+    // A collector whose system trusts nothing of the plant's.
+    let system = Arc::new(RootCertStore::empty());
+    let client = http_client();
+    let now = OffsetDateTime::now_utc();
+    let measure = |spec: CheckSpec| {
+        let (client, system) = (client.clone(), system.clone());
+        async move {
+            let check = TargetCheck { id: 4, spec };
+            let roots = roots_for(&check, system);
+            let (measured, run) = run_once("127.0.0.1", NAME, &check, &client, &roots).await;
+            let mut out = Writer::new();
+            write(&mut out, 1, &check, &measured, run.as_ref(), now);
+            (run.unwrap(), out.take())
+        }
+    };
+    let plain: CheckSpec = format!("tls:{port}@{NAME}").parse().unwrap();
+    // Untrusted, and not required to be: valid.
+    let (run, lines) = measure(plain.clone()).await;
+    assert!(
+        !run.finding.trusted && lines.contains("cert_valid=1"),
+        "{lines}"
+    );
+    // Required: the same certificate is invalid (what `cert_invalid` alerts on).
+    let mut required = plain.clone();
+    required.require_trust = Some(true);
+    let (run, lines) = measure(required).await;
+    assert!(
+        !run.finding.trusted && lines.contains("cert_valid=0"),
+        "{lines}"
+    );
+    assert!(lines.contains("cert_trusted=0"), "{lines}");
+    // The plant's root given on the check: trusted, and trust is required from then on.
+    let mut with_ca = plain;
+    with_ca.ca_pem = Some(pki.root_pem());
+    assert_eq!(with_ca.problem(), None);
+    let (run, lines) = measure(with_ca.clone()).await;
+    assert!(run.finding.trusted, "{:?}", run.finding);
+    assert!(
+        lines.contains("cert_valid=1") && lines.contains("cert_trusted=1"),
+        "{lines}"
+    );
+    // Another CA given: the plant's certificate does not chain to it, and is invalid.
+    with_ca.ca_pem = Some(Pki::new().root_pem());
+    let (run, lines) = measure(with_ca).await;
+    assert!(
+        !run.finding.trusted && lines.contains("cert_valid=0"),
+        "{lines}"
+    );
+}
+
+#[tokio::test]
 async fn a_server_speaking_only_tls_1_0_is_a_finding() {
     let own = tls::self_signed(&[NAME]);
     let legacy = tls::LegacyServer::start(&own);
@@ -271,4 +328,80 @@ async fn http_checks_judge_status_body_and_time() {
     assert!(!tcp_closed.up && tcp_closed.problem.is_some());
     let open = run(format!("tcp:{port}")).await;
     assert!(open.up && open.time_ms.is_some());
+}
+
+#[tokio::test]
+async fn dns_checks_ask_the_node_and_judge_its_answer() {
+    let server = plantwatch_testkit::dns::Dnsmasq::start(
+        "plant.test",
+        &[
+            "--host-record=historian.plant.test,10.0.0.5",
+            "--mx-host=plant.test,Mail.Plant.Test,10",
+            "--txt-record=plant.test,v=spf1 -all",
+        ],
+    );
+    let port = server.address.port();
+    let client = http_client();
+    let roots = Arc::new(RootCertStore::empty());
+    let run = |spec: String| {
+        let (client, roots) = (client.clone(), roots.clone());
+        async move {
+            run_once("127.0.0.1", "dc-1", &check(&spec), &client, &roots)
+                .await
+                .0
+        }
+    };
+    let found = run(format!("dns:{port}:historian.plant.test")).await;
+    assert!(found.up && found.time_ms.is_some(), "{found:?}");
+    let right = run(format!("dns:{port}:historian.plant.test=10.0.0.5")).await;
+    assert!(right.up, "{right:?}");
+    let wrong = run(format!("dns:{port}:historian.plant.test=10.0.0.6")).await;
+    assert!(!wrong.up, "{wrong:?}");
+    assert!(
+        wrong
+            .problem
+            .as_deref()
+            .unwrap()
+            .contains("answered 10.0.0.5"),
+        "{wrong:?}"
+    );
+    // An MX answer is its mail server, whatever the case and the trailing dot.
+    let mx = run(format!("dns:{port}:plant.test/MX=mail.plant.test.")).await;
+    assert!(mx.up, "{mx:?}");
+    let txt = run(format!("dns:{port}:plant.test/TXT=v=spf1 -all")).await;
+    assert!(txt.up, "{txt:?}");
+    // No such name: the server answered (its time is kept), the check fails and says why.
+    let missing = run(format!("dns:{port}:mes.plant.test")).await;
+    assert!(!missing.up && missing.time_ms.is_some(), "{missing:?}");
+    assert!(
+        missing.problem.as_deref().unwrap().contains("NXDOMAIN"),
+        "{missing:?}"
+    );
+    // The name exists, without that record type.
+    let no_v6 = run(format!("dns:{port}:historian.plant.test/AAAA")).await;
+    assert!(!no_v6.up, "{no_v6:?}");
+    // No name server there: no answer within the timeout.
+    let mut silent = check(&format!(
+        "dns:{}:historian.plant.test",
+        plantwatch_testkit::free_port()
+    ));
+    silent.spec.timeout_ms = Some(500);
+    let started = std::time::Instant::now();
+    let dead = run_once("127.0.0.1", "dc-1", &silent, &client, &roots)
+        .await
+        .0;
+    assert!(!dead.up && dead.time_ms.is_none(), "{dead:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // Written as a metric line like any check.
+    let mut out = Writer::new();
+    write(
+        &mut out,
+        9,
+        &check(&format!("dns:{port}:historian.plant.test")),
+        &found,
+        None,
+        OffsetDateTime::now_utc(),
+    );
+    let text = out.take();
+    assert!(text.contains("kind=dns") && text.contains("up=1"), "{text}");
 }

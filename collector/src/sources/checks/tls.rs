@@ -29,6 +29,8 @@ pub struct TlsRun {
     pub time_ms: Option<f64>,
     /// Whether the server speaks only TLS older than 1.2.
     pub legacy: bool,
+    /// Whether an untrusted chain makes the certificate invalid (the check says so).
+    pub require_trust: bool,
 }
 
 impl TlsRun {
@@ -37,10 +39,11 @@ impl TlsRun {
         self.finding.error.is_none()
     }
 
-    /// Within its dates and naming the server name.
+    /// Within its dates, naming the server name, and trusted when the check requires it.
     pub fn valid(&self, now: OffsetDateTime) -> bool {
         let f = &self.finding;
-        f.name_matches
+        (f.trusted || !self.require_trust)
+            && f.name_matches
             && f.not_before.is_some_and(|t| t <= now)
             && f.not_after.is_some_and(|t| now < t)
     }
@@ -85,6 +88,7 @@ pub async fn run(
         },
         time_ms: None,
         legacy,
+        require_trust: false,
     };
     let name = match ServerName::try_from(server_name.to_owned()) {
         Ok(name) => name,
@@ -146,6 +150,7 @@ pub async fn run(
         finding,
         time_ms: Some(time_ms),
         legacy: false,
+        require_trust: false,
     }
 }
 

@@ -128,7 +128,8 @@ pub fn kind_of(builtin: Option<BuiltinRule>) -> &'static dyn RuleKind {
             | BuiltinRule::CertInvalid
             | BuiltinRule::HttpDown
             | BuiltinRule::TcpDown
-            | BuiltinRule::HttpSlow,
+            | BuiltinRule::HttpSlow
+            | BuiltinRule::DnsDown,
         )
         | None => &threshold::THRESHOLD,
     }
