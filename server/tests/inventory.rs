@@ -971,6 +971,166 @@ async fn a_10000_row_import_round_trips_through_export_unchanged() {
     assert_eq!(report.summary.update, 1);
 }
 
+#[tokio::test]
+async fn checks_travel_in_the_import_and_the_export() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let upsert = ImportQuery {
+        upsert: true,
+        ..Default::default()
+    };
+    let short_forms = |node: i64| {
+        let admin = &admin;
+        async move {
+            let list = admin.checks(node).await.unwrap().items;
+            list.iter().map(|c| c.spec.to_string()).collect::<Vec<_>>()
+        }
+    };
+    let csv = "name,address,checks\n\
+               hmi-1,10.0.0.5,tls:443;http:80/health;tcp:502\n\
+               dc-1,10.0.0.2,dns:historian.plant.local=10.0.0.7\n\
+               plc-1,10.0.0.9,\n";
+    let report = import_csv(&admin, csv, &ImportQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(report.summary.create, 3, "{report:?}");
+    let node = |name: &str| {
+        let admin = &admin;
+        let name = name.to_owned();
+        async move {
+            let page = admin
+                .list_nodes(&NodeQuery {
+                    q: Some(name),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            page.items[0].id
+        }
+    };
+    let hmi = node("hmi-1").await;
+    assert_eq!(
+        short_forms(hmi).await,
+        ["tls:443", "http:80/health", "tcp:502"]
+    );
+    assert_eq!(
+        short_forms(node("dc-1").await).await,
+        ["dns:historian.plant.local=10.0.0.7"]
+    );
+
+    // A setting the short form does not carry, changed through the API, survives a CSV
+    // re-import and its export round trip: the same file is unchanged.
+    let http = admin.checks(hmi).await.unwrap().items[1].clone();
+    let mut slower = http.spec.clone();
+    slower.interval_s = Some(300);
+    admin.replace_check(hmi, http.id, &slower).await.unwrap();
+    let again = import_csv(&admin, csv, &upsert).await.unwrap();
+    assert_eq!(again.summary.unchanged, 3, "{:?}", again.summary);
+    let exported = String::from_utf8(admin.export_nodes(ExportFormat::Csv).await.unwrap()).unwrap();
+    assert!(
+        exported.starts_with(
+            "name,address,type,tags,collector,template,credentials,parent,interval_s,notes,checks\n"
+        ),
+        "{exported}"
+    );
+    assert!(
+        exported.contains(",tls:443;http:80/health;tcp:502\n"),
+        "{exported}"
+    );
+    let round = import_csv(&admin, &exported, &upsert).await.unwrap();
+    assert_eq!(round.summary.unchanged, 3, "{:?}", round.summary);
+    assert_eq!(
+        admin.checks(hmi).await.unwrap().items[1].spec.interval_s,
+        Some(300)
+    );
+    // JSON carries every setting, and round-trips too.
+    let json = admin.export_nodes(ExportFormat::Json).await.unwrap();
+    let specs: Vec<NodeSpec> = serde_json::from_slice(&json).unwrap();
+    let hmi_spec = specs.iter().find(|s| s.name == "hmi-1").unwrap();
+    assert_eq!(hmi_spec.checks.as_ref().unwrap()[1].interval_s, Some(300));
+    assert_eq!(
+        specs.iter().find(|s| s.name == "plc-1").unwrap().checks,
+        None
+    );
+    let round = admin.import_nodes(json, true, &upsert).await.unwrap();
+    assert_eq!(round.summary.unchanged, 3, "{:?}", round.summary);
+
+    // The cell says what the node's checks become: one kept, one added, two removed.
+    let changed = "name,address,checks\nhmi-1,10.0.0.5,https:8443/login;tls:443\n";
+    let plan = import_csv(
+        &admin,
+        changed,
+        &ImportQuery {
+            upsert: true,
+            dry_run: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(plan.summary.update, 1);
+    assert_eq!(short_forms(hmi).await.len(), 3, "a dry run wrote");
+    let tls_id = admin.checks(hmi).await.unwrap().items[0].id;
+    import_csv(&admin, changed, &upsert).await.unwrap();
+    let now = admin.checks(hmi).await.unwrap().items;
+    assert_eq!(
+        now.iter().map(|c| c.spec.to_string()).collect::<Vec<_>>(),
+        ["tls:443", "https:8443/login"]
+    );
+    assert_eq!(now[0].id, tls_id, "the kept check is the same check");
+    // Without the column, the checks stay.
+    import_csv(&admin, "name,address\nhmi-1,10.0.0.5\n", &upsert)
+        .await
+        .unwrap();
+    assert_eq!(short_forms(hmi).await.len(), 2);
+    // An empty cell removes them.
+    import_csv(&admin, "name,address,checks\nhmi-1,10.0.0.5,\n", &upsert)
+        .await
+        .unwrap();
+    assert!(short_forms(hmi).await.is_empty());
+
+    // Bad checks refuse their row, naming the column, and write nothing.
+    let bad = "name,address,checks\n\
+               new-1,10.0.0.20,tls:443;ftp:21\n\
+               new-2,10.0.0.21,tcp:502;tcp:502\n\
+               new-3,10.0.0.22,dns:\n";
+    let report = rejected(&admin, bad.as_bytes().to_vec()).await;
+    let errors = errors_of(&report);
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .all(|(_, column, _)| column.as_deref() == Some("checks"))
+    );
+    assert!(errors[0].2.contains("the kind must be"), "{errors:?}");
+    assert!(errors[1].2.contains("listed twice"), "{errors:?}");
+    assert!(errors[2].2.contains("needs the name"), "{errors:?}");
+    assert_eq!(
+        admin.list_nodes(&NodeQuery::default()).await.unwrap().total,
+        3
+    );
+
+    // POST /nodes takes checks too.
+    let created = admin
+        .create_node(&NodeSpec {
+            checks: Some(vec!["tls:8443".parse().unwrap()]),
+            ..spec("historian", "10.0.0.30")
+        })
+        .await
+        .unwrap();
+    assert_eq!(short_forms(created.id).await, ["tls:8443"]);
+}
+
+async fn import_csv(
+    admin: &Client,
+    csv: &str,
+    query: &ImportQuery,
+) -> plantwatch_shared::Result<plantwatch_shared::api::ImportReport> {
+    admin
+        .import_nodes(csv.as_bytes().to_vec(), false, query)
+        .await
+}
+
 async fn rejected(admin: &Client, body: Vec<u8>) -> plantwatch_shared::api::ImportReport {
     let report = admin
         .import_nodes(body, false, &ImportQuery::default())

@@ -327,7 +327,7 @@ fn import_prints_the_plan_exits_3_on_rejected_rows_and_round_trips_through_expor
     let text = std::fs::read_to_string(&exported).unwrap();
     assert!(
         text.starts_with(
-            "name,address,type,tags,collector,template,credentials,parent,interval_s,notes\n"
+            "name,address,type,tags,collector,template,credentials,parent,interval_s,notes,checks\n"
         ),
         "{text}"
     );
@@ -376,11 +376,64 @@ fn service_checks_are_added_listed_removed_and_their_certificates_shown() {
     let config = tempfile::tempdir().unwrap();
     let cfg = config.path();
     ok(&login(&server, cfg));
+    let port_check = format!("tcp:{port}");
     ok(&plantwatch(
         cfg,
-        &["nodes", "create", "hmi-1", "-a", "127.0.0.1", "-t", "hmi"],
+        &[
+            "nodes",
+            "create",
+            "hmi-1",
+            "-a",
+            "127.0.0.1",
+            "-t",
+            "hmi",
+            "--check",
+            &port_check,
+        ],
         "",
     ));
+    let listed = ok(&plantwatch(cfg, &["checks", "list", "hmi-1"], ""));
+    assert!(listed.contains(&port_check), "{listed}");
+
+    // The plant's CA from a file: trust is then required. A file that is no CA is refused.
+    let ca = config.path().join("plant-ca.pem");
+    std::fs::write(&ca, "not a certificate").unwrap();
+    let ca = ca.to_str().unwrap();
+    let with_ca = format!("tls:{port}@127.0.0.1");
+    let refused = plantwatch(cfg, &["checks", "add", "hmi-1", &with_ca, "--ca", ca], "");
+    assert_ne!(refused.status.code(), Some(0));
+    assert!(stderr(&refused).contains("CA"), "{}", stderr(&refused));
+    std::fs::write(ca, pki.root_pem()).unwrap();
+    let added = ok(&plantwatch(
+        cfg,
+        &["checks", "add", "hmi-1", &with_ca, "--ca", ca],
+        "",
+    ));
+    assert!(
+        added.contains("plant CA") && added.contains("trusted"),
+        "{added}"
+    );
+    let dns = ok(&plantwatch(
+        cfg,
+        &[
+            "checks",
+            "add",
+            "hmi-1",
+            "dns:historian.plant.test=10.0.0.5",
+        ],
+        "",
+    ));
+    assert!(dns.contains("answer 10.0.0.5"), "{dns}");
+    let listed: Value = serde_json::from_str(&ok(&plantwatch(
+        cfg,
+        &["checks", "list", "hmi-1", "-o", "json"],
+        "",
+    )))
+    .unwrap();
+    for check in listed["items"].as_array().unwrap() {
+        let id = check["id"].as_i64().unwrap().to_string();
+        ok(&plantwatch(cfg, &["checks", "remove", "hmi-1", &id], ""));
+    }
 
     let check = format!("tls:{port}@localhost");
     let added = ok(&plantwatch(

@@ -2,6 +2,8 @@
 //! changes what a collector polls marks that collector's configuration dirty in the same
 //! transaction.
 
+use std::collections::HashMap;
+
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
@@ -11,8 +13,8 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use plantwatch_shared::api::AuditAction;
 use plantwatch_shared::api::{
-    AttachRequest, AuditEntry, AuditQuery, ExportFormat, ExportQuery, ImportProblem, ImportQuery,
-    ListResponse, Node, NodeQuery, NodeSpec, Role, UpdateNodeRequest,
+    AttachRequest, AuditEntry, AuditQuery, CheckSpec, ExportFormat, ExportQuery, ImportProblem,
+    ImportQuery, ListResponse, Node, NodeQuery, NodeSpec, Role, UpdateNodeRequest,
 };
 use rusqlite::Connection;
 use serde_json::json;
@@ -20,6 +22,7 @@ use serde_json::json;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Authed, OperatorRole};
 use super::{page_bounds, sort_order};
+use crate::db::checks::{self, ChecksChange};
 use crate::db::{self, audit, config_dirty, credentials, nodes};
 use crate::inventory::import::{self, FileError};
 use crate::inventory::{Catalog, check, patched};
@@ -162,8 +165,14 @@ async fn create(
             fields.parent_id = resolve_parent(tx, checked.parent.as_deref(), None)?;
             let now = crate::clock::unix_secs();
             let id = nodes::insert(tx, &fields, now)?;
+            let wanted = checked.checks.unwrap_or_default();
+            checks::apply_change(tx, id, &ChecksChange::between(&[], &wanted, false), now)?;
             config_dirty::mark(tx, [fields.collector_id], "node created", now)?;
-            let details = json!({ "name": fields.name, "address": fields.address });
+            let mut details = json!({ "name": fields.name, "address": fields.address });
+            if !wanted.is_empty() {
+                details["checks"] =
+                    json!(wanted.iter().map(ToString::to_string).collect::<Vec<_>>());
+            }
             audit::record(
                 tx,
                 &actor,
@@ -587,7 +596,19 @@ async fn export(
 ) -> ApiResult<Response> {
     let specs: Vec<NodeSpec> = state
         .db
-        .call(|conn| -> ApiResult<_> { Ok(nodes::all(conn)?.iter().map(NodeSpec::of).collect()) })
+        .call(|conn| -> ApiResult<_> {
+            let mut checks_of: HashMap<i64, Vec<CheckSpec>> = HashMap::new();
+            for check in checks::all(conn)? {
+                checks_of.entry(check.node_id).or_default().push(check.spec);
+            }
+            Ok(nodes::all(conn)?
+                .iter()
+                .map(|node| NodeSpec {
+                    checks: checks_of.remove(&node.id),
+                    ..NodeSpec::of(node)
+                })
+                .collect())
+        })
         .await?;
     match query.format {
         ExportFormat::Json => Ok(Json(specs).into_response()),
@@ -615,6 +636,13 @@ fn export_csv(specs: &[NodeSpec]) -> anyhow::Result<Vec<u8>> {
     for spec in specs {
         let interval = spec.interval_s.map(|s| s.to_string()).unwrap_or_default();
         let (tags, credentials) = (spec.tags.join(";"), spec.credentials.join(";"));
+        let checks = spec
+            .checks
+            .iter()
+            .flatten()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(";");
         let cells = [
             spec.name.as_str(),
             spec.address.as_str(),
@@ -626,6 +654,7 @@ fn export_csv(specs: &[NodeSpec]) -> anyhow::Result<Vec<u8>> {
             spec.parent.as_deref().unwrap_or_default(),
             interval.as_str(),
             spec.notes.as_deref().unwrap_or_default(),
+            checks.as_str(),
         ]
         .map(crate::inventory::escape_cell);
         writer.write_record(cells.iter().map(|c| c.as_bytes()))?;

@@ -24,6 +24,13 @@ pub fn of_node(conn: &Connection, node_id: i64) -> rusqlite::Result<Vec<Check>> 
     .collect()
 }
 
+/// Every check, by node and id.
+pub fn all(conn: &Connection) -> rusqlite::Result<Vec<Check>> {
+    conn.prepare_cached("SELECT id, node_id, spec, created_at FROM checks ORDER BY node_id, id")?
+        .query_map([], check_row)?
+        .collect()
+}
+
 /// Check `id` of node `node_id`.
 pub fn get(conn: &Connection, node_id: i64, id: i64) -> rusqlite::Result<Option<Check>> {
     conn.prepare_cached(

@@ -5,8 +5,8 @@ use plantwatch_shared::api::AuditAction;
 use std::collections::{BTreeSet, HashMap};
 
 use plantwatch_shared::api::{
-    ImportOutcome, ImportProblem, ImportQuery, ImportReport, ImportRow, ImportSummary, Node,
-    NodeSpec,
+    Check, CheckSpec, ImportOutcome, ImportProblem, ImportQuery, ImportReport, ImportRow,
+    ImportSummary, Node, NodeSpec,
 };
 use plantwatch_shared::rules::split_list;
 use rusqlite::Connection;
@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::{Catalog, Checked, check, fields_of};
 use crate::db::audit::{self, Actor};
+use crate::db::checks::{self, ChecksChange};
 use crate::db::config_dirty;
 use crate::db::nodes::{self, NodeFields};
 
@@ -45,6 +46,9 @@ pub struct ParsedRow {
     /// `None`: the row could not be read at all (wrong field count, invalid JSON object).
     pub spec: Option<NodeSpec>,
     pub problems: Vec<ImportProblem>,
+    /// The row's checks are short forms (a CSV cell): a node's check of the same short form
+    /// keeps its other settings.
+    pub short_form_checks: bool,
 }
 
 /// Longest value an import report echoes back: a 10 MB name is not answered 10 MB long.
@@ -123,6 +127,7 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Vec<ParsedRow>, FileError> {
                     name,
                     spec,
                     problems,
+                    short_form_checks: true,
                 });
             }
             Err(error) => {
@@ -132,6 +137,7 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Vec<ParsedRow>, FileError> {
                     name: None,
                     spec: None,
                     problems: vec![problem(None, format!("unreadable CSV: {error}"))],
+                    short_form_checks: true,
                 });
             }
         }
@@ -206,6 +212,16 @@ fn csv_spec(
                 )),
             },
             "notes" => spec.notes = optional(),
+            "checks" => {
+                let mut checks = Vec::new();
+                for text in split_list(value) {
+                    match text.parse::<CheckSpec>() {
+                        Ok(check) => checks.push(check),
+                        Err(reason) => problems.push(problem(Some(column), echo(&reason))),
+                    }
+                }
+                spec.checks = Some(checks);
+            }
             _ => {}
         }
     }
@@ -236,6 +252,7 @@ pub fn parse_json(bytes: &[u8]) -> Result<Vec<ParsedRow>, FileError> {
                 name,
                 spec,
                 problems,
+                short_form_checks: false,
             }
         })
         .collect())
@@ -244,11 +261,12 @@ pub fn parse_json(bytes: &[u8]) -> Result<Vec<ParsedRow>, FileError> {
 /// What applying a row does.
 #[derive(Debug)]
 enum Action {
-    Create(Checked),
+    Create(Checked, ChecksChange),
     Update {
         id: i64,
         old_collector: Option<i64>,
         checked: Checked,
+        checks: ChecksChange,
     },
     Unchanged,
 }
@@ -300,18 +318,25 @@ pub fn plan(
         .into_iter()
         .map(|node| (node.name.to_lowercase(), node))
         .collect();
+    let mut checks_of: HashMap<i64, Vec<Check>> = HashMap::new();
+    for check in checks::all(conn)? {
+        checks_of.entry(check.node_id).or_default().push(check);
+    }
     let mut first_row_of: HashMap<String, u64> = HashMap::new();
     let mut rows: Vec<(ImportRow, Result<Checked, Vec<ImportProblem>>)> =
         Vec::with_capacity(parsed.len());
     // The parent each refused row names, checked too so its problems come all at once.
     let mut refused_parents: Vec<(usize, String)> = Vec::new();
+    let mut short_form_checks = Vec::with_capacity(parsed.len());
     for ParsedRow {
         row: number,
         name,
         spec,
         mut problems,
+        short_form_checks: short_form,
     } in parsed
     {
+        short_form_checks.push(short_form);
         let mut checked = match spec {
             Some(spec) => {
                 let checked = check(&spec, &catalog);
@@ -421,15 +446,28 @@ pub fn plan(
     }
     let rows = rows
         .into_iter()
-        .map(|(mut row, checked)| match checked {
+        .zip(short_form_checks)
+        .map(|((mut row, checked), short_form)| match checked {
             Err(errors) => {
                 row.errors = errors;
                 (row, None)
             }
             Ok(checked) => {
                 let key = checked.fields.name.to_lowercase();
-                let action = match existing.get(&key) {
-                    None => Action::Create(checked),
+                let node = existing.get(&key);
+                let checks = match &checked.checks {
+                    None => ChecksChange::default(),
+                    Some(wanted) => {
+                        let existing = node.and_then(|n| checks_of.get(&n.id));
+                        ChecksChange::between(
+                            existing.map_or(&[][..], Vec::as_slice),
+                            wanted,
+                            short_form,
+                        )
+                    }
+                };
+                let action = match node {
+                    None => Action::Create(checked, checks),
                     Some(node) => {
                         let mut checked = checked;
                         if !checked.collector_given {
@@ -447,19 +485,20 @@ pub fn plan(
                             .parent
                             .as_ref()
                             .is_some_and(|p| !existing.contains_key(&p.to_lowercase()));
-                        if !parent_is_new && wanted == fields_of(node) {
+                        if !parent_is_new && wanted == fields_of(node) && checks.is_empty() {
                             Action::Unchanged
                         } else {
                             Action::Update {
                                 id: node.id,
                                 old_collector: node.collector_id,
                                 checked,
+                                checks,
                             }
                         }
                     }
                 };
                 row.outcome = match action {
-                    Action::Create(_) => ImportOutcome::Create,
+                    Action::Create(..) => ImportOutcome::Create,
                     Action::Update { .. } => ImportOutcome::Update,
                     Action::Unchanged => ImportOutcome::Unchanged,
                 };
@@ -471,7 +510,7 @@ pub fn plan(
     let mut rows = rows;
     for (row, action) in &mut rows {
         let (fields, already) = match action.as_ref() {
-            Some(Action::Create(checked)) => (&checked.fields, Vec::new()),
+            Some(Action::Create(checked, _)) => (&checked.fields, Vec::new()),
             Some(Action::Update { id, checked, .. }) => {
                 let node = existing.values().find(|n| n.id == *id);
                 let already = node
@@ -520,35 +559,45 @@ pub fn apply(conn: &Connection, plan: &Plan, actor: &Actor, now: i64) -> rusqlit
         .map(|(key, node)| (key.clone(), node.id))
         .collect();
     let mut dirty: BTreeSet<i64> = BTreeSet::new();
-    let mut written: Vec<(i64, &Checked, AuditAction)> = Vec::new();
+    let mut written: Vec<(i64, &Checked, &ChecksChange, AuditAction)> = Vec::new();
     for (_, action) in &plan.rows {
         match action {
-            Some(Action::Create(checked)) => {
+            Some(Action::Create(checked, change)) => {
                 let id = nodes::insert(conn, &without_parent(&checked.fields), now)?;
+                checks::apply_change(conn, id, change, now)?;
                 ids.insert(checked.fields.name.to_lowercase(), id);
                 dirty.extend(checked.fields.collector_id);
-                written.push((id, checked, AuditAction::NodeCreate));
+                written.push((id, checked, change, AuditAction::NodeCreate));
             }
             Some(Action::Update {
                 id,
                 old_collector,
                 checked,
+                checks: change,
             }) => {
                 nodes::update(conn, *id, &without_parent(&checked.fields), now)?;
+                checks::apply_change(conn, *id, change, now)?;
                 dirty.extend(checked.fields.collector_id);
                 dirty.extend(*old_collector);
-                written.push((*id, checked, AuditAction::NodeUpdate));
+                written.push((*id, checked, change, AuditAction::NodeUpdate));
             }
             Some(Action::Unchanged) | None => {}
         }
     }
-    for (id, checked, action) in written {
+    for (id, checked, change, action) in written {
         let parent_id = checked
             .parent
             .as_ref()
             .and_then(|p| ids.get(&p.to_lowercase()).copied());
         nodes::set_parent(conn, id, parent_id)?;
-        let details = json!({ "name": checked.fields.name, "via": "import" });
+        let mut details = json!({ "name": checked.fields.name, "via": "import" });
+        if !change.is_empty() {
+            details["checks"] = json!({
+                "added": change.add.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "changed": change.replace.len(),
+                "removed": change.remove.len(),
+            });
+        }
         audit::record(
             conn,
             actor,

@@ -5,7 +5,9 @@ pub mod import;
 
 use std::collections::HashMap;
 
-use plantwatch_shared::api::{ImportProblem, Node, NodeSpec, NodeType, UpdateNodeRequest};
+use plantwatch_shared::api::{
+    CheckSpec, ImportProblem, MAX_CHECKS_PER_NODE, Node, NodeSpec, NodeType, UpdateNodeRequest,
+};
 use plantwatch_shared::rules::{
     MAX_NODE_NAME_LEN, address_problem, interval_problem, name_problem, notes_problem, tag_problem,
 };
@@ -129,6 +131,8 @@ pub struct Checked {
     /// Whether the document named a collector (blank: the local one for a new node, the one
     /// it has for an existing node in an upsert, so an export imports back unchanged).
     pub collector_given: bool,
+    /// The checks the node is to have, when the document says (each valid, no two alike).
+    pub checks: Option<Vec<CheckSpec>>,
 }
 
 pub use plantwatch_shared::rules::{escape_cell, unescape_cell};
@@ -220,6 +224,9 @@ pub fn check(spec: &NodeSpec, catalog: &Catalog) -> Result<Checked, Vec<ImportPr
     {
         problems.push(problem("parent", "a node cannot be its own parent"));
     }
+    if let Some(checks) = &spec.checks {
+        problems.extend(checks_problem(checks).map(|reason| problem("checks", reason)));
+    }
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -238,6 +245,24 @@ pub fn check(spec: &NodeSpec, catalog: &Catalog) -> Result<Checked, Vec<ImportPr
         },
         parent,
         collector_given: blank_to_none(spec.collector.as_ref()).is_some(),
+        checks: spec.checks.clone(),
+    })
+}
+
+/// What is wrong with a node's list of checks: too many, one invalid, two alike.
+fn checks_problem(checks: &[CheckSpec]) -> Option<String> {
+    if checks.len() > MAX_CHECKS_PER_NODE {
+        return Some(format!(
+            "{} checks; a node has at most {MAX_CHECKS_PER_NODE}",
+            checks.len()
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    checks.iter().find_map(|spec| {
+        if let Some(problem) = spec.problem() {
+            return Some(format!("{spec}: {problem}"));
+        }
+        (!seen.insert(spec.to_string())).then(|| format!("{spec} is listed twice"))
     })
 }
 

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 
-use super::CredentialKind;
+use super::{CheckSpec, CredentialKind};
 use crate::named_enum;
 
 named_enum! {
@@ -117,11 +117,17 @@ pub struct NodeSpec {
     pub interval_s: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
+    /// Service checks (`POST /nodes` and imports). Given, the node's checks become these: one
+    /// with the same short form (`tls:443`) is kept — from a CSV cell, which holds only the
+    /// short form, with its other settings — the others are added, and checks not listed are
+    /// removed. Absent, the node's checks stay as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Vec<CheckSpec>>,
 }
 
 impl NodeSpec {
     /// The columns of an import or export file, in this order.
-    pub const COLUMNS: [&'static str; 10] = [
+    pub const COLUMNS: [&'static str; 11] = [
         "name",
         "address",
         "type",
@@ -132,6 +138,7 @@ impl NodeSpec {
         "parent",
         "interval_s",
         "notes",
+        "checks",
     ];
 
     /// The spec that recreates `node`.
@@ -147,6 +154,7 @@ impl NodeSpec {
             parent: node.parent.clone(),
             interval_s: node.interval_s,
             notes: node.notes.clone(),
+            checks: None,
         }
     }
 }

@@ -68,7 +68,7 @@ pub enum CertsCommand {
     },
 }
 
-fn parse_check(text: &str) -> Result<CheckSpec, String> {
+pub(super) fn parse_check(text: &str) -> Result<CheckSpec, String> {
     text.parse()
 }
 

@@ -7,8 +7,8 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use plantwatch_shared::Client;
 use plantwatch_shared::api::{
-    ExportFormat, ImportQuery, ImportReport, MAX_PAGE_LIMIT, Node, NodeQuery, NodeSpec, NodeStatus,
-    NodeType, UpdateNodeRequest,
+    CheckSpec, ExportFormat, ImportQuery, ImportReport, MAX_PAGE_LIMIT, Node, NodeQuery, NodeSpec,
+    NodeStatus, NodeType, UpdateNodeRequest,
 };
 
 use plantwatch_shared::rules::split_list;
@@ -124,6 +124,10 @@ pub struct CreateArgs {
     pub interval: Option<u32>,
     #[arg(long)]
     pub notes: Option<String>,
+    /// A service check in the short form: tls:443, http:80/health, tcp:502,
+    /// dns:historian.plant.local (repeat for several; `checks add` sets more of their settings).
+    #[arg(long = "check", value_name = "CHECK", value_parser = super::checks::parse_check)]
+    pub checks: Vec<CheckSpec>,
 }
 
 #[derive(Debug, Args)]
@@ -159,7 +163,8 @@ pub struct UpdateArgs {
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// CSV (header: name,address,type,tags,collector,template,credentials,parent,interval_s,
-    /// notes) or JSON file; `-` reads standard input.
+    /// notes,checks; only name and address are required) or JSON file; `-` reads standard
+    /// input. A checks cell (tls:443;http:80/health) makes the node's checks these.
     pub file: PathBuf,
     /// Show the plan; change nothing.
     #[arg(long)]
@@ -429,6 +434,7 @@ pub async fn run(session: &Session, command: NodesCommand) -> anyhow::Result<()>
                 parent: args.parent,
                 interval_s: args.interval,
                 notes: args.notes,
+                checks: (!args.checks.is_empty()).then_some(args.checks),
             };
             print_node(session, &client.create_node(&spec).await?)
         }

@@ -263,6 +263,7 @@ fn spec_of(form: &Form) -> NodeSpec {
         parent: optional(form.value(FieldId::Parent)),
         interval_s: form.value(FieldId::IntervalS).trim().parse().ok(),
         notes: optional(form.value(FieldId::Notes)),
+        checks: None,
     }
 }
 
