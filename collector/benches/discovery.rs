@@ -212,7 +212,7 @@ fn main() {
         );
         let tcp = runtime.block_on(plantwatch(sweep_tcp.clone(), &sockets));
         record(
-            "plantwatch sweep (ICMP + TCP fallback on 6 ports)",
+            "plantwatch sweep (ICMP + TCP on 7 ports)",
             tcp.seconds,
             format!("{} hosts", tcp.hosts.len()),
         );

@@ -190,6 +190,19 @@ async fn a_plant_is_swept_probed_fingerprinted_and_imported() {
         devices["198.18.0.30"].dns_name.as_deref(),
         Some("press-line-3.plant.example")
     );
+    // A host that answered ping has its services asked too: the HMI's web console on 8443
+    // is listed, and a certificate check proposed for it.
+    let (tls_host, tls_port) = plantnet::TLS_PORT_HOST;
+    assert_eq!(devices[tls_host].open_ports, vec![tls_port]);
+    assert_eq!(
+        devices[tls_host]
+            .suggested_checks()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        [format!("tls:{tls_port}")]
+    );
+    assert!(devices["198.18.0.30"].open_ports.is_empty());
     // Hosts dropping ICMP: found by TCP, the open Modbus port listed.
     assert_eq!(devices[TCP_ONLY[0]].found_by, FoundBy::Tcp);
     assert_eq!(devices[TCP_ONLY[0]].open_ports, vec![502]);
@@ -207,6 +220,13 @@ async fn a_plant_is_swept_probed_fingerprinted_and_imported() {
     };
     let imported = admin.import_devices(job.id, &selection).await.unwrap();
     assert_eq!(imported.created.len(), 2, "{imported:?}");
+    let hmi = imported.created[1].node_id;
+    let checks = admin.checks(hmi).await.unwrap().items;
+    assert_eq!(checks.len(), 1, "{checks:?}");
+    assert_eq!(
+        checks[0].spec.to_string(),
+        format!("tls:{}", plantnet::TLS_PORT_HOST.1)
+    );
     assert!(imported.skipped.is_empty());
     let again = admin.import_devices(job.id, &selection).await.unwrap();
     assert!(again.created.is_empty());

@@ -103,6 +103,8 @@ pub const PLANT_PING_ONLY: &[&str] = &[
     "198.18.0.33",
     "198.18.0.34",
 ];
+/// A host of P that answers ping and has a web console on 8443 (an HMI).
+pub const TLS_PORT_HOST: (&str, u16) = ("198.18.0.31", 8443);
 /// Hosts of T that drop ICMP: the first accepts TCP on 502 (Modbus), the second refuses.
 pub const TCP_ONLY: &[&str] = &["198.18.3.10", "198.18.3.11"];
 /// The far plant (Q), reachable from C only: an SNMP device and a ping-only host.
@@ -262,22 +264,27 @@ impl PlantNet {
             )
             .unwrap();
         }
-        let tcp = Command::new("ip")
-            .args(["netns", "exec", &ns("tcp"), "python3", "-c"])
-            .arg(format!(
-                "import socket, time\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('{}', 502))\ns.listen(64)\nwhile True:\n    c, _ = s.accept()\n    c.close()\n",
-                TCP_ONLY[0]
-            ))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        net.children.push(tcp);
+        net.listen(&ns("tcp"), TCP_ONLY[0], 502);
+        net.listen(&ns("plant"), TLS_PORT_HOST.0, TLS_PORT_HOST.1);
         let data = net._dir.path().to_owned();
         net.snmpsim(&ns("plant"), snmp, &data.join("plant"));
         let far: Vec<SnmpDevice<String>> = FAR_SNMP.iter().map(SnmpDevice::owned).collect();
         net.snmpsim(&ns("far"), &far, &data.join("far"));
         net
+    }
+
+    /// A TCP port in `namespace` that accepts (and closes) every connection.
+    fn listen(&mut self, namespace: &str, address: &str, port: u16) {
+        let child = Command::new("ip")
+            .args(["netns", "exec", namespace, "python3", "-c"])
+            .arg(format!(
+                "import socket, time\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('{address}', {port}))\ns.listen(64)\nwhile True:\n    c, _ = s.accept()\n    c.close()\n"
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.children.push(child);
     }
 
     /// One snmpsim process in `namespace` with an engine per device.

@@ -161,10 +161,28 @@ async fn probe(context: Arc<Context>, ip: IpAddr) -> Option<Found> {
         found.rtt_ms = Some(rtt.as_secs_f64() * 1_000.0);
         found.open_ports = open;
     }
+    // A host that answered ping has its ports asked too, for its services (a TLS port gets a
+    // certificate check proposed), at the scan's pace and alongside the SNMP probe.
+    let ask_ports = found.found_by == Some(FoundBy::Icmp) && !options.tcp_ports.is_empty();
+    let services = async {
+        if ask_ports {
+            Some(tcp_sweep(&context, ip).await.0)
+        } else {
+            None
+        }
+    };
     // SNMP is asked of live hosts only, unless the sweep is off altogether.
     let sweep_off = !options.icmp && options.tcp_ports.is_empty();
-    if options.snmp && !context.credentials.is_empty() && (found.found_by.is_some() || sweep_off) {
-        snmp_probe(&context, ip, &mut found).await;
+    let ask_snmp =
+        options.snmp && !context.credentials.is_empty() && (found.found_by.is_some() || sweep_off);
+    let identify = async {
+        if ask_snmp {
+            snmp_probe(&context, ip, &mut found).await;
+        }
+    };
+    let (open, ()) = tokio::join!(services, identify);
+    if let Some(open) = open {
+        found.open_ports = open;
     }
     found.found_by?;
     if let Some(oid) = &found.sys_object_id {
@@ -447,7 +465,8 @@ mod tests {
         let found = probe(context(options.clone()), loopback).await.unwrap();
         assert_eq!(found.found_by, Some(FoundBy::Icmp), "{found:?}");
         assert!(found.rtt_ms.unwrap() < 100.0);
-        assert!(found.open_ports.is_empty(), "no TCP once ICMP answered");
+        // Its services are asked once it answered: the open port listed, the closed one not.
+        assert_eq!(found.open_ports, vec![port]);
         // Without ICMP, the open port is found and the refused one proves the host too.
         let tcp_only = ScanOptions {
             icmp: false,

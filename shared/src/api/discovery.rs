@@ -68,7 +68,7 @@ pub const MAX_JOB_CREDENTIALS: usize = 16;
 pub const MAX_BATCH_DEVICES: usize = 1_000;
 /// Ports tried by TCP connect when a host does not answer ICMP: SSH, HTTP, HTTPS, Modbus/TCP,
 /// Siemens S7 (ISO-TSAP), SNMP over TCP.
-pub const DEFAULT_TCP_PORTS: [u16; 6] = [22, 80, 443, 502, 102, 161];
+pub const DEFAULT_TCP_PORTS: [u16; 7] = [22, 80, 443, 502, 102, 161, 8443];
 
 /// How a job scans. The defaults are gentle on fragile OT gear: every device is asked one
 /// thing at a time, and the whole scan sends at most [`ScanOptions::packets_per_second`].
@@ -77,7 +77,8 @@ pub const DEFAULT_TCP_PORTS: [u16; 6] = [22, 80, 443, 502, 102, 161];
 pub struct ScanOptions {
     /// Phase 1: ICMP echo.
     pub icmp: bool,
-    /// Phase 1 fallback for hosts that drop ICMP: TCP connect to these ports (empty: none).
+    /// TCP connect to these ports (empty: none): phase 1's fallback for hosts that drop ICMP,
+    /// and the services of every host found (a TLS port gets a certificate check proposed).
     pub tcp_ports: Vec<u16>,
     /// Phase 2: SNMP probe of the system group with each credential.
     pub snmp: bool,
