@@ -99,6 +99,17 @@ pub fn self_signed(names: &[&str]) -> Leaf {
     leaf(cert, key)
 }
 
+/// A self-signed certificate for `names` that also says it is a CA, as `openssl req -x509` and
+/// many devices make them.
+pub fn self_signed_ca(names: &[&str]) -> Leaf {
+    let mut params =
+        CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    leaf(cert, key)
+}
+
 fn leaf(cert: rcgen::Certificate, key: KeyPair) -> Leaf {
     Leaf {
         pem: cert.pem(),

@@ -77,6 +77,9 @@ pub struct Inputs {
     pub acked: HashSet<i64>,
     /// (rule, node, series) operators told the rules to leave alone.
     pub ignored: HashSet<(i64, i64, String)>,
+    /// The service checks that exist: an alert on a series of another check (tag `check_id`)
+    /// resolves, and none opens on it, once the check is removed.
+    pub checks: HashSet<i64>,
     /// Judge every matching series, breaching or not (the rule editor's preview).
     pub preview: bool,
 }
@@ -132,6 +135,7 @@ pub fn gather(
         .collect();
     let acked = store::acked_open(conn)?;
     let ignored = store::ignored_series(conn)?;
+    let checks = crate::db::checks::ids(conn)?;
     Ok(Inputs {
         now,
         rules,
@@ -142,6 +146,7 @@ pub fn gather(
         channels,
         acked,
         ignored,
+        checks,
         preview: false,
     })
 }

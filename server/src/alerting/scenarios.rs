@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use plantwatch_shared::api::{AlertRule, AlertState, RuleAggregation, RuleSpec};
+use plantwatch_shared::api::{AlertRule, AlertState, Comparison, RuleAggregation, RuleSpec};
 use serde::Deserialize;
 
 use super::evaluate::{AlertKey, Evaluator, Inputs};
@@ -36,6 +36,7 @@ struct Rule {
     #[serde(default)]
     for_s: u32,
     aggregation: Option<RuleAggregation>,
+    comparison: Option<Comparison>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,6 +47,9 @@ struct Step {
     maintenance: bool,
     #[serde(default)]
     acked: bool,
+    /// The service checks that exist from this step on (default: those of the step before;
+    /// at first, none).
+    checks: Option<Vec<i64>>,
     open: Vec<String>,
     queued: Vec<String>,
 }
@@ -61,6 +65,7 @@ fn run(scenario: &Scenario) {
         window_s: scenario.rule.window_s,
         for_s: scenario.rule.for_s,
         aggregation: scenario.rule.aggregation.unwrap_or(RuleAggregation::Last),
+        comparison: scenario.rule.comparison.unwrap_or(Comparison::AtLeast),
         ..RuleSpec::new("rule", &scenario.rule.metric)
     };
     let rule = AlertRule {
@@ -81,7 +86,11 @@ fn run(scenario: &Scenario) {
     let mut next_id = 1;
     // When each alert was last sent on the one channel (what the writer reads back).
     let mut last_sent: HashMap<i64, i64> = HashMap::new();
+    let mut checks = std::collections::HashSet::new();
     for (i, step) in scenario.step.iter().enumerate() {
+        if let Some(now_there) = &step.checks {
+            checks = now_there.iter().copied().collect();
+        }
         let now = START + step.at;
         let samples: Vec<Sample> = step
             .samples
@@ -94,6 +103,7 @@ fn run(scenario: &Scenario) {
             rules: vec![rule.clone()],
             nodes: vec![node.clone()],
             channels: Vec::new(),
+            checks: checks.clone(),
             ..Inputs::default()
         };
         if step.maintenance {

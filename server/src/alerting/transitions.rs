@@ -105,7 +105,10 @@ impl Memory {
         let nodes: HashSet<i64> = inputs.nodes.iter().map(|n| n.id).collect();
         let collectors: HashSet<i64> = inputs.collectors.iter().map(|c| c.id).collect();
 
-        // Alerts whose rule was disabled or deleted, or whose node or collector is gone.
+        // A series of a service check that was removed: nothing will come of it again.
+        let check_gone =
+            |k: &AlertKey| check_of(&k.series).is_some_and(|id| !inputs.checks.contains(&id));
+        // Alerts whose rule was disabled or deleted, or whose node, collector or check is gone.
         let stale: Vec<AlertKey> = self
             .open
             .keys()
@@ -113,6 +116,7 @@ impl Memory {
                 !rules.contains_key(&k.rule_id)
                     || k.node_id.is_some_and(|id| !nodes.contains(&id))
                     || k.collector_id.is_some_and(|id| !collectors.contains(&id))
+                    || check_gone(k)
             })
             .cloned()
             .collect();
@@ -141,6 +145,10 @@ impl Memory {
             let Some(rule) = rules.get(&key.rule_id) else {
                 continue;
             };
+            if check_gone(key) {
+                // Its last samples are still in the window: they open nothing.
+                continue;
+            }
             match (self.open.get_mut(key), verdict.severity) {
                 (Some(alert), Some(severity)) => {
                     let mut changed =
@@ -509,4 +517,13 @@ fn group_notifications(outgoing: Vec<Outgoing>) -> Vec<Vec<Outgoing>> {
         group.sort_by(|a, b| a.0.series.cmp(&b.0.series));
     }
     groups
+}
+
+/// The service check a series belongs to: its `check_id` tag (`check.up{check_id=5,kind=dns}`).
+fn check_of(series: &str) -> Option<i64> {
+    let tags = series.split_once('{')?.1.strip_suffix('}')?;
+    plantwatch_shared::api::tags_from_canonical(tags)
+        .get("check_id")?
+        .parse()
+        .ok()
 }

@@ -24,6 +24,13 @@ pub fn of_node(conn: &Connection, node_id: i64) -> rusqlite::Result<Vec<Check>> 
     .collect()
 }
 
+/// The id of every check.
+pub fn ids(conn: &Connection) -> rusqlite::Result<std::collections::HashSet<i64>> {
+    conn.prepare_cached("SELECT id FROM checks")?
+        .query_map([], |r| r.get(0))?
+        .collect()
+}
+
 /// Every check, by node and id.
 pub fn all(conn: &Connection) -> rusqlite::Result<Vec<Check>> {
     conn.prepare_cached("SELECT id, node_id, spec, created_at FROM checks ORDER BY node_id, id")?

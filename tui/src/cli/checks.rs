@@ -27,25 +27,19 @@ pub enum ChecksCommand {
         /// One or more checks in the short form.
         #[arg(required = true, value_parser = parse_check)]
         checks: Vec<CheckSpec>,
-        /// Seconds between runs (default: 300 for tls, 60 for the others).
-        #[arg(long)]
-        interval: Option<u32>,
-        /// Milliseconds one run may take (default 10000).
-        #[arg(long)]
-        timeout_ms: Option<u32>,
-        /// http/https: the status expected (default: any 2xx or 3xx).
-        #[arg(long)]
-        expect_status: Option<u16>,
-        /// http/https: text the page must contain.
-        #[arg(long)]
-        expect_text: Option<String>,
-        /// tls: a PEM file of the plant's CA, trusted besides the system's roots (trust is then
-        /// required: a certificate it does not vouch for is invalid).
-        #[arg(long, value_name = "FILE")]
-        ca: Option<std::path::PathBuf>,
-        /// tls: a certificate that chains to no trusted root is invalid (cert_invalid).
-        #[arg(long)]
-        require_trust: bool,
+        #[command(flatten)]
+        settings: CheckSettings,
+    },
+    /// Change the settings of a check (operators), by its id: what the short form does not say.
+    Set {
+        /// Node name or id.
+        node: String,
+        check_id: i64,
+        #[command(flatten)]
+        settings: CheckSettings,
+        /// tls: trust the system's roots only again.
+        #[arg(long, conflicts_with = "ca")]
+        no_ca: bool,
     },
     /// Remove a check from a node (operators), by its id (`checks list` shows it).
     Remove {
@@ -53,6 +47,48 @@ pub enum ChecksCommand {
         node: String,
         check_id: i64,
     },
+}
+
+/// The settings of a check beyond its short form.
+#[derive(Debug, clap::Args)]
+pub struct CheckSettings {
+    /// Seconds between runs (default: 300 for tls, 60 for the others).
+    #[arg(long)]
+    interval: Option<u32>,
+    /// Milliseconds one run may take (default 10000).
+    #[arg(long)]
+    timeout_ms: Option<u32>,
+    /// http/https: the status expected (default: any 2xx or 3xx).
+    #[arg(long)]
+    expect_status: Option<u16>,
+    /// http/https: text the page must contain.
+    #[arg(long)]
+    expect_text: Option<String>,
+    /// tls: a PEM file of the plant's CA, trusted besides the system's roots (trust is then
+    /// required: a certificate it does not vouch for is invalid).
+    #[arg(long, value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
+    /// tls: a certificate that chains to no trusted root is invalid (cert_invalid).
+    #[arg(long)]
+    require_trust: bool,
+}
+
+impl CheckSettings {
+    /// `spec` with the settings given (the CA file read); the others stay.
+    fn apply(&self, spec: &mut CheckSpec, ca_pem: Option<&String>) {
+        spec.interval_s = self.interval.or(spec.interval_s);
+        spec.timeout_ms = self.timeout_ms.or(spec.timeout_ms);
+        spec.expect_status = self.expect_status.or(spec.expect_status);
+        spec.expect_text = self.expect_text.clone().or(spec.expect_text.take());
+        spec.ca_pem = ca_pem.cloned().or(spec.ca_pem.take());
+        if self.require_trust {
+            spec.require_trust = Some(true);
+        }
+    }
+
+    fn ca_pem(&self) -> anyhow::Result<Option<String>> {
+        self.ca.as_deref().map(read_ca).transpose()
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -164,29 +200,41 @@ pub async fn checks(session: &Session, command: ChecksCommand) -> anyhow::Result
         ChecksCommand::Add {
             node,
             checks,
-            interval,
-            timeout_ms,
-            expect_status,
-            expect_text,
-            ca,
-            require_trust,
+            settings,
         } => {
-            let ca_pem = ca.as_deref().map(read_ca).transpose()?;
+            let ca_pem = settings.ca_pem()?;
             let node = find(&client, &node).await?;
             let mut added = Vec::new();
             for mut spec in checks {
-                spec.interval_s = interval.or(spec.interval_s);
-                spec.timeout_ms = timeout_ms.or(spec.timeout_ms);
-                spec.expect_status = expect_status.or(spec.expect_status);
-                spec.expect_text = expect_text.clone().or(spec.expect_text);
-                spec.ca_pem = ca_pem.clone().or(spec.ca_pem);
-                if require_trust {
-                    spec.require_trust = Some(true);
-                }
+                settings.apply(&mut spec, ca_pem.as_ref());
                 added.push(client.add_check(node.id, &spec).await?);
             }
             let rows = added.iter().map(check_row).collect();
             session.print(&added, CHECK_HEADERS, rows)
+        }
+        ChecksCommand::Set {
+            node,
+            check_id,
+            settings,
+            no_ca,
+        } => {
+            let ca_pem = settings.ca_pem()?;
+            let node = find(&client, &node).await?;
+            let list = client.checks(node.id).await?;
+            let Some(check) = list.items.into_iter().find(|c| c.id == check_id) else {
+                anyhow::bail!(
+                    "{} has no check {check_id} (`plantwatch checks list {}` shows its ids)",
+                    node.name,
+                    node.name
+                );
+            };
+            let mut spec = check.spec;
+            settings.apply(&mut spec, ca_pem.as_ref());
+            if no_ca {
+                spec.ca_pem = None;
+            }
+            let changed = client.replace_check(node.id, check_id, &spec).await?;
+            session.print(&changed, CHECK_HEADERS, vec![check_row(&changed)])
         }
         ChecksCommand::Remove { node, check_id } => {
             let node = find(&client, &node).await?;

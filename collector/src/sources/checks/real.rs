@@ -175,6 +175,21 @@ async fn a_plant_ca_given_on_the_check_is_trusted_and_can_be_required() {
         lines.contains("cert_valid=1") && lines.contains("cert_trusted=1"),
         "{lines}"
     );
+    // A device's own self-signed certificate given as the CA (openssl marks such certificates
+    // as CAs, which webpki will not take as a leaf): trusted, as that very key.
+    let own = tls::self_signed_ca(&[NAME]);
+    let own_port = tls::serve(vec![own.cert.clone()], own.key.clone_key())
+        .await
+        .port();
+    let mut pinned: CheckSpec = format!("tls:{own_port}@{NAME}").parse().unwrap();
+    pinned.ca_pem = Some(own.pem.clone());
+    let (run, lines) = measure(pinned.clone()).await;
+    assert!(run.finding.trusted, "{:?}", run.finding);
+    assert!(lines.contains("cert_valid=1"), "{lines}");
+    // Another key under the same name is not.
+    pinned.ca_pem = Some(tls::self_signed_ca(&[NAME]).pem);
+    let (run, _) = measure(pinned).await;
+    assert!(!run.finding.trusted, "{:?}", run.finding);
     // Another CA given: the plant's certificate does not chain to it, and is invalid.
     with_ca.ca_pem = Some(Pki::new().root_pem());
     let (run, lines) = measure(with_ca).await;

@@ -266,8 +266,25 @@ fn judge(
     match verdict {
         Ok(()) => finding.trusted = true,
         Err(problem) if problem.is_empty() => finding.trusted = true,
+        // The certificate given on the check is the one served (a device's self-signed
+        // certificate, often marked as a CA, which webpki will not take as a leaf): trusted as
+        // that key, which the handshake proved the server holds.
+        Err(_) if is_anchor(leaf, roots) => finding.trusted = true,
         Err(problem) => finding.trust_problem = Some(problem),
     }
+}
+
+/// Whether the leaf's public key is that of one of the trusted roots.
+fn is_anchor(leaf: &X509Certificate, roots: &RootCertStore) -> bool {
+    // A trust anchor keeps the SubjectPublicKeyInfo's contents, without its SEQUENCE header.
+    let spki = leaf.public_key().raw;
+    roots.roots.iter().any(|anchor| {
+        let key = anchor.subject_public_key_info.as_ref();
+        !key.is_empty()
+            && spki.len() > key.len()
+            && spki.len() - key.len() <= 4
+            && spki.ends_with(key)
+    })
 }
 
 fn time_of(asn1: x509_parser::time::ASN1Time) -> Option<OffsetDateTime> {
