@@ -413,6 +413,38 @@ fn service_checks_are_added_listed_removed_and_their_certificates_shown() {
         added.contains("plant CA") && added.contains("trusted"),
         "{added}"
     );
+    // Its settings change by id; back to the system's roots with --no-ca.
+    let ca_id = added
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let set = ok(&plantwatch(
+        cfg,
+        &[
+            "checks",
+            "set",
+            "hmi-1",
+            ca_id,
+            "--interval",
+            "30",
+            "--no-ca",
+        ],
+        "",
+    ));
+    assert!(set.contains("30 s") && !set.contains("plant CA"), "{set}");
+    let missing = plantwatch(
+        cfg,
+        &["checks", "set", "hmi-1", "999", "--interval", "30"],
+        "",
+    );
+    assert!(
+        stderr(&missing).contains("has no check 999"),
+        "{}",
+        stderr(&missing)
+    );
     let dns = ok(&plantwatch(
         cfg,
         &[
