@@ -46,6 +46,7 @@ async fn main() {
         credentials: Vec::new(),
         targets,
         templates: Default::default(),
+        receivers: Default::default(),
     };
     let (lines, mut received) = LineSender::channel(4096);
     tokio::spawn(async move { while received.recv().await.is_some() {} });

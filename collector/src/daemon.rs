@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::sources::checks::Checker;
+use crate::sources::events::EventReceivers;
 use crate::sources::{PollOptions, Poller};
 use crate::store::{self, HeldConfig, Status};
 
@@ -84,6 +85,7 @@ struct Daemon {
     last_report: Option<Instant>,
     poller: Poller,
     checker: Checker,
+    receivers: EventReceivers,
     outbox: std::sync::Arc<std::sync::Mutex<OutboxStatus>>,
 }
 
@@ -135,10 +137,12 @@ pub async fn run(
         findings,
         FINDINGS_EVERY,
     ));
+    let mut receivers = EventReceivers::new(lines.clone());
     let mut poller = Poller::new(lines, &options.poll);
     if let Some(held) = &held {
         poller.apply(&held.config);
         checker.apply(&held.config);
+        receivers.apply(&held.config).await;
     }
     let status = Status {
         component_id: enrollment.component_id,
@@ -160,6 +164,7 @@ pub async fn run(
         last_report: None,
         poller,
         checker,
+        receivers,
         outbox,
     };
     daemon.save_status();
@@ -223,6 +228,7 @@ pub async fn run(
     let _ = discovery.await;
     daemon.poller.stop();
     daemon.checker.stop();
+    daemon.receivers.stop();
     reporter.abort();
     pusher.stop().await;
     daemon.status.state = "stopped".into();
@@ -260,6 +266,7 @@ impl Daemon {
                 tracing::info!(targets = config.targets.len(), %sha256, "New configuration.");
                 self.poller.apply(&config);
                 self.checker.apply(&config);
+                self.receivers.apply(&config).await;
                 self.status.config_sha256 = Some(sha256.clone());
                 self.status.target_count = config.targets.len();
                 self.status.config_received_at = Some(OffsetDateTime::now_utc());

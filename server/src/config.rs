@@ -454,6 +454,13 @@ settings! {
         metrics_1h_retention_days: u32 = 5 * 365 + 1;
         env "PLANTWATCH_METRICS_1H_RETENTION_DAYS", shown "1826", check check::retention,
             [value_name = "DAYS"];
+        /// Days the events (SNMP traps, syslog messages) the collectors receive are kept.
+        events_retention_days: u32 = 90;
+        env "PLANTWATCH_EVENTS_RETENTION_DAYS", shown "90", check check::retention,
+            [value_name = "DAYS"];
+        /// Most events kept; over it the oldest go first (a flood cannot fill the disk).
+        events_max_rows: u64 = 2_000_000;
+        env "PLANTWATCH_EVENTS_MAX_ROWS", shown "2000000", check check::any, [value_name = "N"];
         /// Size cap of metrics.db in megabytes (0: none); over it the oldest data goes first,
         /// a day at a time, raw samples before rollups, with a warning in the log.
         metrics_max_size_mb: u64 = 0;

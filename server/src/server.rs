@@ -260,6 +260,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             config.session_idle_timeout_secs as i64,
             shutdown_rx.clone(),
         )),
+        tokio::spawn(crate::api::events::sweep_every(
+            db.clone(),
+            config.events_retention_days,
+            config.events_max_rows,
+            shutdown_rx.clone(),
+        )),
         tokio::spawn(config_delivery::run(
             db.clone(),
             vault.clone(),

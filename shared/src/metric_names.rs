@@ -30,6 +30,9 @@ pub const PING: &str = "ping";
 pub const SNMP: &str = "snmp";
 /// Measurement of a collector's service checks.
 pub const CHECK: &str = "check";
+/// Not a metric: a line of this measurement carries one event a collector received (a trap,
+/// a syslog message) through its outbox, as the JSON of a `CollectedEvent` in the field `doc`.
+pub const EVENT: &str = "event";
 /// Measurements only a collector writes: reachability is the poller's word, not an agent's.
 pub const COLLECTOR_MEASUREMENTS: [&str; 3] = [PING, SNMP, CHECK];
 

@@ -4,6 +4,7 @@
 //! limit. A new configuration restarts only the targets whose definition changed.
 
 pub mod checks;
+pub mod events;
 pub mod icmp;
 pub mod snmp;
 

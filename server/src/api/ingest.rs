@@ -115,7 +115,7 @@ async fn ingest_influx(
         }
     };
     let now_ms = crate::clock::unix_ms();
-    let prepared = tokio::task::spawn_blocking(move || {
+    let mut prepared = tokio::task::spawn_blocking(move || {
         if gzip {
             // The decompressed text is held against the process-wide budget until parsed.
             let (text, _held) = ingest::gunzip_within(&body, ingest::decompress_budget())?;
@@ -162,6 +162,17 @@ async fn ingest_influx(
             first = prepared.errors.first().map(|e| e.message.as_str()).unwrap_or_default(),
             "Refused lines of a metric push."
         );
+    }
+    if !prepared.events.is_empty() {
+        // Stored before the batch is acknowledged; an event sent again is skipped by its uid.
+        let events = std::mem::take(&mut prepared.events);
+        let collector_id = identity.id;
+        state
+            .db
+            .write(move |tx| {
+                crate::db::events::insert(tx, collector_id, &events).map_err(db::DbError::from)
+            })
+            .await?;
     }
     if !prepared.samples.is_empty() || batch_id.is_some() {
         let committed = state

@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod directory;
 pub mod discovery;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod ingest;
@@ -44,6 +45,7 @@ pub fn app(state: AppState) -> Router {
         .merge(audit::router())
         .merge(nodes::router())
         .merge(checks::router())
+        .merge(events::router())
         .merge(credentials::router())
         .merge(components::router())
         .merge(remote::router())

@@ -164,6 +164,7 @@ pub fn build(
         credentials: opened.into_values().collect(),
         targets,
         templates,
+        receivers: crate::db::events::receivers(conn, collector_id)?,
     })
 }
 

@@ -13,6 +13,7 @@ pub mod components;
 pub mod config_dirty;
 pub mod credentials;
 pub mod discovery;
+pub mod events;
 pub mod nodes;
 pub mod notify;
 pub mod sessions;
@@ -70,6 +71,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0010_dns_checks",
         include_str!("../../../migrations/0010_dns_checks.sql"),
+    ),
+    (
+        "0011_events",
+        include_str!("../../../migrations/0011_events.sql"),
     ),
 ];
 
@@ -377,7 +382,8 @@ mod tests {
                 "0007_ignored_series",
                 "0008_directory_users",
                 "0009_checks",
-                "0010_dns_checks"
+                "0010_dns_checks",
+                "0011_events"
             ]
         );
     }

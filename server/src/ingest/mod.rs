@@ -6,8 +6,9 @@ use std::collections::HashSet;
 use std::io::Read as _;
 use std::sync::Arc;
 
-use plantwatch_shared::api::{LineError, canonical_tags};
+use plantwatch_shared::api::{CollectedEvent, LineError, canonical_tags};
 use plantwatch_shared::lineproto::{self, Precision};
+use plantwatch_shared::metric_names::EVENT;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::metrics_store::chunks::MAX_TS_MS;
@@ -49,6 +50,8 @@ pub struct Prepared {
     pub rejected: usize,
     /// The first refused lines.
     pub errors: Vec<LineError>,
+    /// Events (a collector's `event` lines), to be stored apart from the samples.
+    pub events: Vec<CollectedEvent>,
 }
 
 impl Prepared {
@@ -212,6 +215,16 @@ pub fn prepare(
             );
             continue;
         }
+        if parsed.measurement == EVENT {
+            match event_of(&parsed, scope) {
+                Ok(event) => {
+                    out.events.push(event);
+                    out.accepted += 1;
+                }
+                Err(problem) => out.refuse(number, problem),
+            }
+            continue;
+        }
         let node_id = match (scope, parsed.tag("node_id")) {
             (_, Some(text)) => match text.parse::<i64>() {
                 Ok(id) => id,
@@ -303,6 +316,34 @@ pub fn prepare(
         out.accepted += 1;
     }
     Ok(out)
+}
+
+/// The event an `event` line carries (JSON in the field `doc`); only a collector sends them.
+fn event_of(line: &lineproto::Line<'_>, scope: &Scope) -> Result<CollectedEvent, String> {
+    if !matches!(scope, Scope::Collector { .. }) {
+        return Err("only a collector sends events".into());
+    }
+    let doc = line
+        .fields
+        .iter()
+        .find(|(field, _)| field == "doc")
+        .and_then(|(_, value)| match value {
+            lineproto::FieldValue::Str(text) => Some(text),
+            _ => None,
+        })
+        .ok_or("an event line carries its event as JSON in the string field doc")?;
+    let event: CollectedEvent =
+        serde_json::from_str(doc).map_err(|e| format!("the event is not valid: {e}"))?;
+    if event.uid.is_empty() || event.uid.len() > 128 {
+        return Err("the event's uid must be 1 to 128 characters".into());
+    }
+    if event.source.parse::<std::net::IpAddr>().is_err() {
+        return Err(format!(
+            "the event's source {:?} is not an address",
+            event.source
+        ));
+    }
+    Ok(event)
 }
 
 #[cfg(test)]

@@ -296,6 +296,9 @@ pub struct CollectorConfig {
     /// The resolved definitions of the templates the targets use, by name.
     #[serde(default)]
     pub templates: BTreeMap<String, super::TemplateDef>,
+    /// The event receivers the collector runs (none by default).
+    #[serde(default, skip_serializing_if = "super::Receivers::is_empty")]
+    pub receivers: super::Receivers,
 }
 
 impl CollectorConfig {

@@ -1,0 +1,269 @@
+//! Event receivers: SNMP traps and informs ([`traps`]) and syslog ([`syslog`]), on the sockets
+//! the server's configuration names for this collector (none by default). Every event becomes
+//! one `event` line in the outbox — store-and-forward like the metrics, and stored once by the
+//! server whatever is resent, by its uid. A sender over its rate is dropped and counted, never
+//! the collector.
+
+#[cfg(test)]
+mod real;
+pub mod syslog;
+pub mod traps;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use plantwatch_shared::api::{CollectedEvent, CollectorConfig, ListenProtocol, Receivers};
+use plantwatch_shared::lineproto::Writer;
+use plantwatch_shared::metric_names::EVENT;
+use plantwatch_shared::push::LineSender;
+use tokio::task::JoinHandle;
+
+/// Events a sender may send in a burst, and per second after it.
+pub const RATE_BURST: f64 = 500.0;
+pub const RATE_PER_SEC: f64 = 200.0;
+/// Senders the limiter remembers at once (the least recently heard are forgotten first).
+const MAX_SOURCES: usize = 10_000;
+
+/// What the receivers have done since the collector started.
+#[derive(Debug, Default)]
+pub struct Counts {
+    pub received: AtomicU64,
+    /// Dropped by the per-source rate limit.
+    pub rate_limited: AtomicU64,
+    /// Datagrams or frames that were no trap or syslog message at all.
+    pub malformed: AtomicU64,
+    /// Informs acknowledged.
+    pub acknowledged: AtomicU64,
+}
+
+/// A token bucket per sender.
+#[derive(Debug, Default)]
+struct Limiter {
+    buckets: HashMap<IpAddr, (f64, Instant)>,
+    /// Drops per sender since the last report.
+    dropped: HashMap<IpAddr, u64>,
+}
+
+impl Limiter {
+    fn allow(&mut self, source: IpAddr, now: Instant) -> bool {
+        if self.buckets.len() >= MAX_SOURCES && !self.buckets.contains_key(&source) {
+            let oldest = self
+                .buckets
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(ip, _)| *ip);
+            if let Some(ip) = oldest {
+                self.buckets.remove(&ip);
+            }
+        }
+        let (tokens, at) = self.buckets.entry(source).or_insert((RATE_BURST, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * RATE_PER_SEC).min(RATE_BURST);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            *self.dropped.entry(source).or_default() += 1;
+            false
+        }
+    }
+}
+
+/// What every receiver shares: where events go, their uids, the limiter, the counts.
+#[derive(Clone)]
+pub struct Sink {
+    lines: LineSender,
+    /// This run's prefix of every uid (random: a restart never reuses one).
+    run: Arc<str>,
+    next: Arc<AtomicU64>,
+    limiter: Arc<Mutex<Limiter>>,
+    pub counts: Arc<Counts>,
+}
+
+impl Sink {
+    pub fn new(lines: LineSender) -> Sink {
+        Sink {
+            lines,
+            run: format!("{:016x}", rand::random::<u64>()).into(),
+            next: Arc::new(AtomicU64::new(0)),
+            limiter: Arc::new(Mutex::new(Limiter::default())),
+            counts: Arc::new(Counts::default()),
+        }
+    }
+
+    /// Whether `source` is within its rate (counted either way).
+    pub fn admit(&self, source: IpAddr) -> bool {
+        self.counts.received.fetch_add(1, Ordering::Relaxed);
+        let allowed = self
+            .limiter
+            .lock()
+            .map(|mut l| l.allow(source, Instant::now()))
+            .unwrap_or(true);
+        if !allowed {
+            self.counts.rate_limited.fetch_add(1, Ordering::Relaxed);
+        }
+        allowed
+    }
+
+    /// A new uid.
+    pub fn uid(&self) -> String {
+        format!("{}-{}", self.run, self.next.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Hands `event` to the outbox.
+    pub async fn send(&self, event: &CollectedEvent) {
+        let Ok(doc) = serde_json::to_string(event) else {
+            return;
+        };
+        let mut out = Writer::new();
+        out.line(EVENT, &[("kind", event.kind.as_str())])
+            .string("doc", &doc)
+            .finish((event.received_at.unix_timestamp_nanos() / 1_000_000) as i64);
+        self.lines.send_written(out).await;
+    }
+
+    /// Logs the senders dropped since the last call, and forgets them.
+    fn report_drops(&self) {
+        let dropped: Vec<(IpAddr, u64)> = self
+            .limiter
+            .lock()
+            .map(|mut l| l.dropped.drain().collect())
+            .unwrap_or_default();
+        for (source, count) in dropped {
+            tracing::warn!(%source, count, "Events over a sender's rate were dropped.");
+        }
+    }
+}
+
+/// The running receivers.
+pub struct EventReceivers {
+    sink: Sink,
+    running: Receivers,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for EventReceivers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventReceivers")
+            .field("running", &self.running)
+            .finish()
+    }
+}
+
+impl EventReceivers {
+    pub fn new(lines: LineSender) -> EventReceivers {
+        EventReceivers {
+            sink: Sink::new(lines),
+            running: Receivers::default(),
+            tasks: Vec::new(),
+        }
+    }
+
+    pub fn counts(&self) -> Arc<Counts> {
+        self.sink.counts.clone()
+    }
+
+    /// Runs the receivers `config` names: all restart when they changed, none when not.
+    pub async fn apply(&mut self, config: &CollectorConfig) {
+        if config.receivers == self.running && (self.running.is_empty() || !self.tasks.is_empty()) {
+            return;
+        }
+        self.stop();
+        self.running = config.receivers.clone();
+        for listen in &config.receivers.traps {
+            match udp(listen.port).await {
+                Ok(socket) => {
+                    tracing::info!(%listen, "Receiving SNMP traps.");
+                    self.tasks
+                        .push(tokio::spawn(traps::receive(socket, self.sink.clone())));
+                }
+                Err(error) => tracing::error!(%listen, %error, "Cannot receive traps."),
+            }
+        }
+        for listen in &config.receivers.syslog {
+            let task = match listen.protocol {
+                ListenProtocol::Udp => udp(listen.port)
+                    .await
+                    .map(|socket| tokio::spawn(syslog::receive_udp(socket, self.sink.clone()))),
+                ListenProtocol::Tcp => tcp(listen.port)
+                    .await
+                    .map(|listener| tokio::spawn(syslog::receive_tcp(listener, self.sink.clone()))),
+            };
+            match task {
+                Ok(task) => {
+                    tracing::info!(%listen, "Receiving syslog.");
+                    self.tasks.push(task);
+                }
+                Err(error) => tracing::error!(%listen, %error, "Cannot receive syslog."),
+            }
+        }
+        if !self.tasks.is_empty() {
+            let sink = self.sink.clone();
+            self.tasks.push(tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(10));
+                loop {
+                    every.tick().await;
+                    sink.report_drops();
+                }
+            }));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        self.running = Receivers::default();
+    }
+}
+
+impl Drop for EventReceivers {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A UDP socket on `port` of every address: IPv6 and IPv4 at once where the host has IPv6,
+/// IPv4 alone where it has not.
+async fn udp(port: u16) -> std::io::Result<tokio::net::UdpSocket> {
+    match tokio::net::UdpSocket::bind((std::net::Ipv6Addr::UNSPECIFIED, port)).await {
+        Ok(socket) => Ok(socket),
+        Err(_) => tokio::net::UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, port)).await,
+    }
+}
+
+async fn tcp(port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    match tokio::net::TcpListener::bind((std::net::Ipv6Addr::UNSPECIFIED, port)).await {
+        Ok(listener) => Ok(listener),
+        Err(_) => tokio::net::TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, port)).await,
+    }
+}
+
+/// `text` cut to `max` characters.
+pub(crate) fn bounded(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sender_over_its_rate_is_limited_and_counted_others_are_not() {
+        let mut limiter = Limiter::default();
+        let start = Instant::now();
+        let loud: IpAddr = "10.0.0.9".parse().unwrap();
+        let quiet: IpAddr = "10.0.0.10".parse().unwrap();
+        let allowed = (0..1_000).filter(|_| limiter.allow(loud, start)).count();
+        assert_eq!(allowed, RATE_BURST as usize);
+        assert_eq!(limiter.dropped[&loud], 1_000 - RATE_BURST as u64);
+        assert!(limiter.allow(quiet, start));
+        // A second later, the loud one has a second's worth again.
+        let later = start + Duration::from_secs(1);
+        let again = (0..1_000).filter(|_| limiter.allow(loud, later)).count();
+        assert_eq!(again, RATE_PER_SEC as usize);
+    }
+}

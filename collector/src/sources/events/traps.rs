@@ -1,0 +1,268 @@
+//! The SNMP trap receiver: v1 traps (converted to the v2 shape as RFC 3584 says), v2c traps,
+//! and informs, acknowledged with a response. The PDU is read by snmp2's parser. The community
+//! is not checked (a trap receiver that drops what it cannot place loses the one message that
+//! mattered) and never kept: it is a secret.
+
+use std::net::IpAddr;
+
+use plantwatch_shared::api::{CollectedEvent, EventKind, EventSeverity, TrapInfo, Varbind};
+use snmp2::{MessageType, Pdu};
+use time::OffsetDateTime;
+use tokio::net::UdpSocket;
+
+use super::{Sink, bounded};
+use crate::sources::snmp::decode::{Value, format_oid};
+
+/// sysUpTime.0, snmpTrapOID.0, and what RFC 3584 adds to a converted v1 trap.
+const SYS_UPTIME: &str = "1.3.6.1.2.1.1.3.0";
+const SNMP_TRAP_OID: &str = "1.3.6.1.6.3.1.1.4.1.0";
+const SNMP_TRAP_ADDRESS: &str = "1.3.6.1.6.3.18.1.3.0";
+const SNMP_TRAP_ENTERPRISE: &str = "1.3.6.1.6.3.1.1.4.3.0";
+/// The generic traps' OIDs: snmpTraps.(generic + 1).
+const SNMP_TRAPS: &str = "1.3.6.1.6.3.1.1.5";
+/// Most varbinds kept of one trap.
+const MAX_VARBINDS: usize = 128;
+
+/// Traps whose names and severities are known: the standard ones, the UPS-MIB's.
+const KNOWN: &[(&str, &str, EventSeverity)] = &[
+    ("1.3.6.1.6.3.1.1.5.1", "coldStart", EventSeverity::Notice),
+    ("1.3.6.1.6.3.1.1.5.2", "warmStart", EventSeverity::Notice),
+    ("1.3.6.1.6.3.1.1.5.3", "linkDown", EventSeverity::Warning),
+    ("1.3.6.1.6.3.1.1.5.4", "linkUp", EventSeverity::Notice),
+    (
+        "1.3.6.1.6.3.1.1.5.5",
+        "authenticationFailure",
+        EventSeverity::Warning,
+    ),
+    (
+        "1.3.6.1.6.3.1.1.5.6",
+        "egpNeighborLoss",
+        EventSeverity::Warning,
+    ),
+    (
+        "1.3.6.1.2.1.33.2.1",
+        "upsTrapOnBattery",
+        EventSeverity::Critical,
+    ),
+    (
+        "1.3.6.1.2.1.33.2.2",
+        "upsTrapTestCompleted",
+        EventSeverity::Notice,
+    ),
+    (
+        "1.3.6.1.2.1.33.2.3",
+        "upsTrapAlarmEntryAdded",
+        EventSeverity::Warning,
+    ),
+    (
+        "1.3.6.1.2.1.33.2.4",
+        "upsTrapAlarmEntryRemoved",
+        EventSeverity::Notice,
+    ),
+];
+
+/// Receives on `socket` until aborted.
+pub async fn receive(socket: UdpSocket, sink: Sink) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let (len, from) = match socket.recv_from(&mut buf).await {
+            Ok(got) => got,
+            Err(error) => {
+                tracing::debug!(%error, "Trap socket error.");
+                continue;
+            }
+        };
+        if !sink.admit(from.ip().to_canonical()) {
+            continue;
+        }
+        match read(
+            &buf[..len],
+            from.ip().to_canonical(),
+            &sink,
+            OffsetDateTime::now_utc(),
+        ) {
+            Ok((event, ack)) => {
+                if let Some(ack) = ack
+                    && socket.send_to(&ack, from).await.is_ok()
+                {
+                    sink.counts
+                        .acknowledged
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                sink.send(&event).await;
+            }
+            Err(problem) => {
+                sink.counts
+                    .malformed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::debug!(%from, %problem, "Not a trap.");
+            }
+        }
+    }
+}
+
+/// The event a datagram from `from` holds, and the answer an inform wants.
+pub fn read(
+    bytes: &[u8],
+    from: IpAddr,
+    sink: &Sink,
+    now: OffsetDateTime,
+) -> Result<(CollectedEvent, Option<Vec<u8>>), String> {
+    let pdu = Pdu::from_bytes(bytes).map_err(|e| format!("unreadable SNMP message: {e:?}"))?;
+    let varbinds: Vec<Varbind> = pdu
+        .varbinds
+        .clone()
+        .take(MAX_VARBINDS)
+        .map(|(oid, value)| varbind(&oid_text(&oid), &Value::from_snmp(&value)))
+        .collect();
+    let (trap, ack) = match pdu.message_type {
+        MessageType::TrapV1 => {
+            let info = pdu
+                .v1_trap_info
+                .as_ref()
+                .ok_or("a v1 trap without its header")?;
+            (v1(info, varbinds), None)
+        }
+        MessageType::Trap | MessageType::InformRequest => {
+            let inform = pdu.message_type == MessageType::InformRequest;
+            let oid = varbinds
+                .iter()
+                .find(|v| v.oid == SNMP_TRAP_OID)
+                .map(|v| v.value.clone())
+                .ok_or("a trap without snmpTrapOID.0")?;
+            let uptime = varbinds
+                .iter()
+                .find(|v| v.oid == SYS_UPTIME)
+                .and_then(|v| v.value.parse().ok());
+            let ack = if inform {
+                let mut response = pdu.clone();
+                response.message_type = MessageType::Response;
+                Some(response.to_bytes().map_err(|e| format!("{e:?}"))?)
+            } else {
+                None
+            };
+            let trap = TrapInfo {
+                version: "v2c".into(),
+                inform,
+                oid,
+                name: None,
+                uptime,
+                agent_address: None,
+                varbinds,
+            };
+            (trap, ack)
+        }
+        other => return Err(format!("a {other:?}, not a trap")),
+    };
+    Ok((event(trap, from, sink.uid(), now), ack))
+}
+
+/// A v1 trap in the v2 shape (RFC 3584 §3.1): its OID from the generic and specific codes,
+/// sysUpTime and snmpTrapOID first, the agent address and enterprise appended.
+fn v1(info: &snmp2::pdu::V1TrapInfo<'_>, varbinds: Vec<Varbind>) -> TrapInfo {
+    let enterprise = oid_text(&info.enterprise);
+    let oid = if (0..6).contains(&info.generic_trap) {
+        format!("{SNMP_TRAPS}.{}", info.generic_trap + 1)
+    } else {
+        format!("{enterprise}.0.{}", info.specific_trap)
+    };
+    let agent = info.agent_addr.to_string();
+    let mut all = vec![
+        varbind(SYS_UPTIME, &Value::Timeticks(info.timestamp)),
+        varbind(SNMP_TRAP_OID, &Value::Oid(parse(&oid))),
+    ];
+    all.extend(varbinds);
+    all.push(Varbind {
+        oid: SNMP_TRAP_ADDRESS.into(),
+        value_type: "ip-address".into(),
+        value: agent.clone(),
+    });
+    all.push(varbind(
+        SNMP_TRAP_ENTERPRISE,
+        &Value::Oid(parse(&enterprise)),
+    ));
+    TrapInfo {
+        version: "v1".into(),
+        inform: false,
+        oid,
+        name: None,
+        uptime: Some(u64::from(info.timestamp)),
+        agent_address: Some(agent),
+        varbinds: all,
+    }
+}
+
+fn parse(oid: &str) -> Vec<u64> {
+    crate::sources::snmp::decode::parse_oid(oid).unwrap_or_default()
+}
+
+/// The event of `trap`: named and rated when it is a known one, its varbinds in the message.
+fn event(mut trap: TrapInfo, source: IpAddr, uid: String, now: OffsetDateTime) -> CollectedEvent {
+    let known = KNOWN.iter().find(|(oid, _, _)| *oid == trap.oid);
+    trap.name = known.map(|(_, name, _)| (*name).to_owned());
+    let severity = known.map_or(EventSeverity::Notice, |(_, _, severity)| *severity);
+    let mut message = trap.name.clone().unwrap_or_else(|| trap.oid.clone());
+    for varbind in trap
+        .varbinds
+        .iter()
+        .filter(|v| {
+            ![
+                SYS_UPTIME,
+                SNMP_TRAP_OID,
+                SNMP_TRAP_ADDRESS,
+                SNMP_TRAP_ENTERPRISE,
+            ]
+            .contains(&v.oid.as_str())
+        })
+        .take(8)
+    {
+        message.push_str(&format!(
+            " {}={}",
+            varbind.oid,
+            bounded(&varbind.value, 120)
+        ));
+    }
+    CollectedEvent {
+        uid,
+        kind: EventKind::Trap,
+        source: source.to_string(),
+        severity,
+        message,
+        received_at: now,
+        trap: Some(trap),
+        syslog: None,
+    }
+}
+
+fn oid_text(oid: &snmp2::Oid<'_>) -> String {
+    oid.iter()
+        .map(|parts| format_oid(&parts.collect::<Vec<u64>>()))
+        .unwrap_or_default()
+}
+
+fn varbind(oid: &str, value: &Value) -> Varbind {
+    let value_type = match value {
+        Value::Integer(_) => "integer",
+        Value::Unsigned(_) => "gauge32",
+        Value::Counter32(_) => "counter32",
+        Value::Counter64(_) => "counter64",
+        Value::Timeticks(_) => "timeticks",
+        Value::Octets(_) => "octet-string",
+        Value::Oid(_) => "oid",
+        Value::Ip(_) => "ip-address",
+        Value::Null => "null",
+        Value::Missing => "no-such-object",
+        Value::EndOfMibView => "end-of-mib-view",
+    };
+    let text = match value {
+        // Bytes that are no text (a MAC, a binary status) as hex, so nothing is lost.
+        Value::Octets(bytes) if std::str::from_utf8(bytes).is_err() => hex::encode(bytes),
+        Value::Octets(bytes) => bounded(&String::from_utf8_lossy(bytes), 1_024),
+        other => other.as_text().unwrap_or_default(),
+    };
+    Varbind {
+        oid: oid.to_owned(),
+        value_type: value_type.into(),
+        value: text,
+    }
+}

@@ -1,0 +1,228 @@
+//! The `events` table: traps and syslog messages the collectors received, each stored once
+//! (by the collector's own id of it), matched to the node whose address sent it.
+
+use plantwatch_shared::api::{CollectedEvent, Event, EventQuery, MAX_EVENT_PAGE, Receivers};
+use rusqlite::{Connection, OptionalExtension as _, params_from_iter};
+
+use super::{json_column, to_json};
+
+/// Longest message kept, characters (the raw document keeps every varbind, bounded below).
+pub const MAX_MESSAGE_CHARS: usize = 4_096;
+/// Largest event document stored, bytes.
+pub const MAX_DOC_BYTES: usize = 64 * 1024;
+
+/// Stores the events collector `collector_id` sent; those it sent before are skipped. Returns
+/// how many were new.
+pub fn insert(
+    conn: &Connection,
+    collector_id: i64,
+    events: &[CollectedEvent],
+) -> rusqlite::Result<usize> {
+    let mut node_of = conn.prepare_cached(
+        "SELECT id FROM nodes
+          WHERE address = ?1 OR address LIKE ?1 || ':%' OR address = '[' || ?1 || ']'
+             OR address LIKE '[' || ?1 || ']:%'
+          ORDER BY collector_id IS ?2 DESC, id LIMIT 1",
+    )?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO events (collector_id, uid, node_id, source, kind, severity, received_at,
+                             summary, doc)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (collector_id, uid) DO NOTHING",
+    )?;
+    let mut stored = 0;
+    for event in events {
+        let mut event = event.clone();
+        event.message = clean(&event.message);
+        // A v1 trap names its agent in the PDU: the node is the one with that address, when
+        // the sender (a proxy, a NAT) is not a node itself.
+        let agent = event.trap.as_ref().and_then(|t| t.agent_address.clone());
+        let node_id: Option<i64> = node_of
+            .query_row((&event.source, collector_id), |r| r.get(0))
+            .optional()?;
+        let node_id = match (node_id, agent) {
+            (None, Some(agent)) => node_of
+                .query_row((&agent, collector_id), |r| r.get(0))
+                .optional()?,
+            (found, _) => found,
+        };
+        let mut doc = to_json(&event);
+        if doc.len() > MAX_DOC_BYTES {
+            // Thousands of varbinds: keep the message and what the trap was, not all of them.
+            if let Some(trap) = &mut event.trap {
+                trap.varbinds.truncate(64);
+            }
+            doc = to_json(&event);
+        }
+        stored += insert.execute((
+            collector_id,
+            &event.uid,
+            node_id,
+            &event.source,
+            event.kind.as_str(),
+            event.severity.code(),
+            (event.received_at.unix_timestamp_nanos() / 1_000_000) as i64,
+            summary(&event),
+            doc,
+        ))?;
+    }
+    Ok(stored)
+}
+
+/// The message as stored: characters a terminal must not be handed replaced, and bounded.
+fn clean(message: &str) -> String {
+    message
+        .chars()
+        .take(MAX_MESSAGE_CHARS)
+        .map(|c| {
+            if plantwatch_shared::rules::is_unsafe_char(c) {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// What `q` searches: the message, the trap's name and OID, the program, the source.
+fn summary(event: &CollectedEvent) -> String {
+    let mut text = event.message.clone();
+    if let Some(trap) = &event.trap {
+        text.push(' ');
+        text.push_str(&trap.oid);
+        if let Some(name) = &trap.name {
+            text.push(' ');
+            text.push_str(name);
+        }
+    }
+    if let Some(program) = event.syslog.as_ref().and_then(|s| s.program.as_ref()) {
+        text.push(' ');
+        text.push_str(program);
+    }
+    text.push(' ');
+    text.push_str(&event.source);
+    text
+}
+
+/// Events matching `query`: newest first, or oldest first after `after_id`; and how many
+/// match in all (not counted when following).
+pub fn list(conn: &Connection, query: &EventQuery) -> rusqlite::Result<(Vec<Event>, u64)> {
+    let mut filters = Vec::new();
+    let mut values: Vec<rusqlite::types::Value> = Vec::new();
+    let mut bind = |filter: &str, value: rusqlite::types::Value| {
+        values.push(value);
+        filters.push(filter.replace('?', &format!("?{}", values.len())));
+    };
+    if let Some(node_id) = query.node_id {
+        bind("e.node_id = ?", node_id.into());
+    }
+    if let Some(severity) = query.severity {
+        bind("e.severity <= ?", i64::from(severity.code()).into());
+    }
+    if let Some(kind) = query.kind {
+        bind("e.kind = ?", kind.as_str().to_owned().into());
+    }
+    if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        let pattern = format!(
+            "%{}%",
+            q.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        bind("e.summary LIKE ? ESCAPE '\\'", pattern.into());
+    }
+    if let Some(from) = query.from {
+        bind(
+            "e.received_at >= ?",
+            ((from.unix_timestamp_nanos() / 1_000_000) as i64).into(),
+        );
+    }
+    if let Some(to) = query.to {
+        bind(
+            "e.received_at < ?",
+            ((to.unix_timestamp_nanos() / 1_000_000) as i64).into(),
+        );
+    }
+    if let Some(after) = query.after_id {
+        bind("e.id > ?", after.into());
+    }
+    if query.unknown == Some(true) {
+        filters.push("e.node_id IS NULL".into());
+    }
+    let filter = if filters.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", filters.join(" AND "))
+    };
+    let limit = query.limit.unwrap_or(100).clamp(1, MAX_EVENT_PAGE);
+    let order = if query.after_id.is_some() {
+        "e.id ASC"
+    } else {
+        "e.received_at DESC, e.id DESC"
+    };
+    let sql = format!(
+        "SELECT e.id, e.node_id, n.name, e.collector_id, c.name, e.doc FROM events e
+           LEFT JOIN nodes n ON n.id = e.node_id
+           JOIN remote_components c ON c.id = e.collector_id
+         {filter} ORDER BY {order} LIMIT {limit}"
+    );
+    let items = conn
+        .prepare(&sql)?
+        .query_map(params_from_iter(values.iter()), |r| {
+            Ok(Event {
+                id: r.get(0)?,
+                node_id: r.get(1)?,
+                node: r.get(2)?,
+                collector_id: r.get(3)?,
+                collector: r.get(4)?,
+                event: json_column(r, 5)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let total = if query.after_id.is_some() {
+        items.len() as u64
+    } else {
+        conn.prepare(&format!("SELECT count(*) FROM events e {filter}"))?
+            .query_row(params_from_iter(values.iter()), |r| r.get::<_, i64>(0))? as u64
+    };
+    Ok((items, total))
+}
+
+/// Deletes events received before `before_ms`, then the oldest beyond `max_rows`; how many.
+pub fn sweep(conn: &Connection, before_ms: i64, max_rows: u64) -> rusqlite::Result<usize> {
+    let mut deleted = conn.execute("DELETE FROM events WHERE received_at < ?1", [before_ms])?;
+    let count: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+    let over = count - i64::try_from(max_rows).unwrap_or(i64::MAX);
+    if over > 0 {
+        deleted += conn.execute(
+            "DELETE FROM events WHERE id IN
+                (SELECT id FROM events ORDER BY received_at, id LIMIT ?1)",
+            [over],
+        )?;
+    }
+    Ok(deleted)
+}
+
+/// The receivers of collector `id`.
+pub fn receivers(conn: &Connection, id: i64) -> rusqlite::Result<Receivers> {
+    let text: Option<String> = conn
+        .query_row(
+            "SELECT receivers FROM remote_components WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    Ok(text
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default())
+}
+
+/// Sets the receivers of collector `id`; whether it exists.
+pub fn set_receivers(conn: &Connection, id: i64, receivers: &Receivers) -> rusqlite::Result<bool> {
+    let text = (!receivers.is_empty()).then(|| to_json(receivers));
+    Ok(conn.execute(
+        "UPDATE remote_components SET receivers = ?2 WHERE id = ?1 AND kind = 'collector'",
+        (id, text),
+    )? > 0)
+}
