@@ -625,3 +625,195 @@ async fn alert_of(admin: &Client, node_id: i64, rule: &str) -> plantwatch_shared
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_collector_receives_traps_and_syslog_and_the_server_files_them_by_node() {
+    use plantwatch_shared::api::{
+        ComponentKind, ComponentQuery, EventKind, EventQuery, EventSeverity, NodeType, Receivers,
+        Role, parse_listens,
+    };
+
+    let app = polling_app().await;
+    let admin = app.admin().await;
+    let (operator, _) = app.user_with_role(&admin, "otto", Role::Operator).await;
+    let hmi = admin
+        .create_node(&NodeSpec {
+            name: "hmi-1".into(),
+            address: "127.0.0.2".into(),
+            node_type: Some(NodeType::Hmi),
+            ..NodeSpec::default()
+        })
+        .await
+        .unwrap()
+        .id;
+    let local = admin
+        .list_components(&ComponentQuery {
+            kind: Some(ComponentKind::Collector),
+            ..ComponentQuery::default()
+        })
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|c| c.is_local)
+        .unwrap()
+        .id;
+    // Off by default; only admins turn them on; a bad one is refused.
+    assert!(admin.receivers(local).await.unwrap().is_empty());
+    let (trap_port, syslog_port) = (
+        plantwatch_testkit::free_port(),
+        plantwatch_testkit::free_port(),
+    );
+    let receivers = Receivers {
+        traps: parse_listens(&format!("udp:{trap_port}")).unwrap(),
+        syslog: parse_listens(&format!("udp:{syslog_port},tcp:{syslog_port}")).unwrap(),
+    };
+    let refused = operator.set_receivers(local, &receivers).await.unwrap_err();
+    assert_eq!(refused.status(), Some(403));
+    let tcp_traps = Receivers {
+        traps: parse_listens("tcp:1162").unwrap(),
+        syslog: Vec::new(),
+    };
+    let refused = admin.set_receivers(local, &tcp_traps).await.unwrap_err();
+    assert_eq!(refused.status(), Some(400));
+    admin.set_receivers(local, &receivers).await.unwrap();
+
+    // A v1 trap relayed from 127.0.0.1 naming the HMI as its agent, a syslog line from the HMI,
+    // and one from an address no node has; resent until the collector has its receivers.
+    let udp = |from: &str, port: u16, bytes: &[u8]| {
+        let socket = std::net::UdpSocket::bind((from, 0)).unwrap();
+        socket.send_to(bytes, ("127.0.0.1", port)).unwrap();
+    };
+    let started = Instant::now();
+    let events = loop {
+        let trap = std::process::Command::new("snmptrap")
+            .args([
+                "-v",
+                "1",
+                "-c",
+                "plant",
+                &format!("udp:127.0.0.1:{trap_port}"),
+            ])
+            .args([
+                "1.3.6.1.4.1.9",
+                "127.0.0.2",
+                "2",
+                "0",
+                "",
+                "1.3.6.1.2.1.2.2.1.1.3",
+            ])
+            .args(["i", "3"])
+            .status()
+            .unwrap();
+        assert!(trap.success());
+        udp(
+            "127.0.0.2",
+            syslog_port,
+            b"<11>Dec  4 10:00:00 hmi-1 runtime: tag A1 bad quality",
+        );
+        udp("127.0.0.3", syslog_port, b"<14>printer: toner low");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let events = operator.events(&EventQuery::default()).await.unwrap();
+        let kinds = |kind: EventKind| events.items.iter().filter(|e| e.event.kind == kind).count();
+        if kinds(EventKind::Trap) > 0 && kinds(EventKind::Syslog) >= 2 {
+            break events;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no events: {:?}",
+            events.items
+        );
+    };
+    let trap = events
+        .items
+        .iter()
+        .find(|e| e.event.kind == EventKind::Trap)
+        .unwrap();
+    assert_eq!(trap.node_id, Some(hmi), "matched by the v1 agent address");
+    assert_eq!(trap.event.source, "127.0.0.1");
+    assert_eq!(
+        trap.event.trap.as_ref().unwrap().name.as_deref(),
+        Some("linkDown")
+    );
+    assert_eq!(trap.collector, "local");
+    // Filters: by node, severity, unknown senders, text.
+    let of_hmi = operator
+        .events(&EventQuery {
+            node_id: Some(hmi),
+            kind: Some(EventKind::Syslog),
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(!of_hmi.items.is_empty());
+    let line = &of_hmi.items[0].event;
+    assert_eq!(
+        (line.severity, line.message.as_str()),
+        (EventSeverity::Error, "tag A1 bad quality")
+    );
+    let unknown = operator
+        .events(&EventQuery {
+            unknown: Some(true),
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        unknown
+            .items
+            .iter()
+            .all(|e| e.node_id.is_none() && e.event.source == "127.0.0.3")
+    );
+    assert!(!unknown.items.is_empty());
+    let errors = operator
+        .events(&EventQuery {
+            severity: Some(EventSeverity::Error),
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        errors
+            .items
+            .iter()
+            .all(|e| e.event.severity.at_least(EventSeverity::Error))
+    );
+    let toner = operator
+        .events(&EventQuery {
+            q: Some("toner".into()),
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        !toner.items.is_empty()
+            && toner
+                .items
+                .iter()
+                .all(|e| e.event.message.contains("toner"))
+    );
+    // Following: only what came after the newest seen.
+    let newest = events.items[0].id;
+    let after = operator
+        .events(&EventQuery {
+            after_id: Some(newest),
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(after.items.iter().all(|e| e.id > newest));
+
+    // Turned off: the ports close with the next configuration.
+    admin
+        .set_receivers(local, &Receivers::default())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", syslog_port)).is_ok() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the syslog port stays open"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -420,6 +420,37 @@ impl Client {
         .await
     }
 
+    /// `GET /api/v1/events`: newest first, or oldest first after `after_id`.
+    pub async fn events(&self, query: &api::EventQuery) -> Result<ListResponse<api::Event>> {
+        self.json(self.request(Method::GET, "/api/v1/events").query(query))
+            .await
+    }
+
+    /// `GET /api/v1/remote-components/{id}/receivers`.
+    pub async fn receivers(&self, collector_id: i64) -> Result<api::Receivers> {
+        self.json(self.request(
+            Method::GET,
+            &format!("/api/v1/remote-components/{collector_id}/receivers"),
+        ))
+        .await
+    }
+
+    /// `PUT /api/v1/remote-components/{id}/receivers` (admin).
+    pub async fn set_receivers(
+        &self,
+        collector_id: i64,
+        receivers: &api::Receivers,
+    ) -> Result<api::Receivers> {
+        self.json(
+            self.request(
+                Method::PUT,
+                &format!("/api/v1/remote-components/{collector_id}/receivers"),
+            )
+            .json(receivers),
+        )
+        .await
+    }
+
     /// `DELETE /api/v1/nodes/{id}/credentials/{credential_id}` (operator).
     pub async fn detach_credential(&self, node_id: i64, credential_id: i64) -> Result<Node> {
         let path = format!("/api/v1/nodes/{node_id}/credentials/{credential_id}");

@@ -226,3 +226,60 @@ pub fn set_receivers(conn: &Connection, id: i64, receivers: &Receivers) -> rusql
         (id, text),
     )? > 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use plantwatch_shared::api::{EventKind, EventSeverity};
+
+    use super::*;
+
+    fn event(uid: &str, source: &str, message: &str) -> CollectedEvent {
+        CollectedEvent {
+            uid: uid.into(),
+            kind: EventKind::Syslog,
+            source: source.into(),
+            severity: EventSeverity::Warning,
+            message: message.into(),
+            received_at: time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap(),
+            trap: None,
+            syslog: None,
+        }
+    }
+
+    #[test]
+    fn an_event_sent_twice_is_stored_once_and_matched_by_address() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::db::migrate(&mut conn, "mem").unwrap();
+        conn.execute_batch(
+            "INSERT INTO remote_components (id, kind, name, machine_id, api_key_hash, created_at)
+                 VALUES (1, 'collector', 'hall-a', 'm1', 'x', 0);
+             INSERT INTO nodes (id, name, address, node_type, collector_id, created_at, updated_at)
+                 VALUES (5, 'plc-gw', '10.0.0.5:161', 'plc', 1, 0, 0);",
+        )
+        .unwrap();
+        let batch = [
+            event("a-1", "10.0.0.5", "link lost\u{1b}[2J"),
+            event("a-2", "10.0.0.99", "who am I"),
+        ];
+        assert_eq!(insert(&conn, 1, &batch).unwrap(), 2);
+        // The outbox resends the batch: nothing new.
+        assert_eq!(insert(&conn, 1, &batch).unwrap(), 0);
+        let (all, total) = list(&conn, &EventQuery::default()).unwrap();
+        assert_eq!(total, 2);
+        let plc = all.iter().find(|e| e.event.uid == "a-1").unwrap();
+        assert_eq!(
+            (plc.node_id, plc.node.as_deref()),
+            (Some(5), Some("plc-gw"))
+        );
+        assert_eq!(
+            plc.event.message, "link lost\u{FFFD}[2J",
+            "no escape reaches a terminal"
+        );
+        let unknown = all.iter().find(|e| e.event.uid == "a-2").unwrap();
+        assert_eq!(unknown.node_id, None);
+        // Retention: by age, then by count, oldest first.
+        assert_eq!(sweep(&conn, 0, 1).unwrap(), 1);
+        assert_eq!(list(&conn, &EventQuery::default()).unwrap().1, 1);
+        assert_eq!(sweep(&conn, 1_900_000_000_000, 100).unwrap(), 1);
+    }
+}

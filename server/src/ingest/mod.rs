@@ -358,6 +358,30 @@ mod tests {
     }
 
     #[test]
+    fn events_come_from_collectors_as_json_and_are_kept_apart_from_samples() {
+        let doc = r#"{"uid":"r-1","kind":"syslog","source":"10.0.0.5","severity":"error","message":"m","received_at":"2026-12-04T10:00:00Z"}"#;
+        let mut writer = plantwatch_shared::lineproto::Writer::new();
+        writer
+            .line(EVENT, &[("kind", "syslog")])
+            .string("doc", doc)
+            .finish(0);
+        writer.line(EVENT, &[]).string("doc", "{not json").finish(0);
+        writer.line(EVENT, &[]).float("doc", 1.0).finish(0);
+        let body = writer.take();
+        let collector = Scope::Collector {
+            targets: HashSet::new(),
+        };
+        let out = prepare(body.as_bytes(), Precision::Milliseconds, &collector, 0).unwrap();
+        assert_eq!((out.accepted, out.rejected), (1, 2), "{:?}", out.errors);
+        assert_eq!(out.events[0].uid, "r-1");
+        assert!(out.samples.is_empty());
+        let from_agent =
+            prepare(body.as_bytes(), Precision::Milliseconds, &agent(3, &[]), 0).unwrap();
+        assert_eq!(from_agent.accepted, 0);
+        assert!(from_agent.errors[0].message.contains("only a collector"));
+    }
+
+    #[test]
     fn an_agent_never_writes_what_the_collector_measures_of_its_node() {
         let body = b"ping up=1\nsnmp up=1\nmemory used_pct=40\ninterface,ifName=lo oper_status=1\n\
                      memory total_bytes=1000,used_pct=40\n";

@@ -6,7 +6,7 @@ use clap::Subcommand;
 use plantwatch_shared::Client;
 use plantwatch_shared::api::{
     ApproveRequest, Component, ComponentKind, ComponentQuery, ComponentStatus, CreateTokenRequest,
-    EnrollmentToken, MAX_PAGE_LIMIT, TokenQuery,
+    EnrollmentToken, Listen, MAX_PAGE_LIMIT, TokenQuery,
 };
 
 use super::output::Format;
@@ -76,6 +76,19 @@ pub enum ComponentsCommand {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+    /// A collector's event receivers (admins set them): SNMP traps (`--traps udp:162`) and
+    /// syslog (`--syslog udp:514,tcp:601`); `none` turns one off. Without options, shows them.
+    Receivers {
+        name: String,
+        #[arg(long, value_name = "udp:PORT,…", value_parser = parse_listens)]
+        traps: Option<Vec<Listen>>,
+        #[arg(long, value_name = "udp:PORT,tcp:PORT,…", value_parser = parse_listens)]
+        syslog: Option<Vec<Listen>>,
+    },
+}
+
+fn parse_listens(text: &str) -> Result<Vec<Listen>, String> {
+    plantwatch_shared::api::parse_listens(text)
 }
 
 pub async fn tokens(session: &Session, command: TokensCommand) -> anyhow::Result<()> {
@@ -306,6 +319,46 @@ pub async fn components(
             client.delete_component(found.id).await?;
             eprintln!("Deleted {kind} {:?}.", found.name);
             Ok(())
+        }
+        ComponentsCommand::Receivers {
+            name,
+            traps,
+            syslog,
+        } => {
+            if kind != ComponentKind::Collector {
+                super::usage!("receivers are a collector's; agents have none");
+            }
+            let found = find(&client, kind, &name).await?;
+            let mut receivers = client.receivers(found.id).await?;
+            if traps.is_some() || syslog.is_some() {
+                if let Some(traps) = traps {
+                    receivers.traps = traps;
+                }
+                if let Some(syslog) = syslog {
+                    receivers.syslog = syslog;
+                }
+                receivers = client.set_receivers(found.id, &receivers).await?;
+                eprintln!(
+                    "The collector {:?} takes its receivers with its next configuration (10 s).",
+                    found.name
+                );
+            }
+            let list = |l: &[Listen]| {
+                if l.is_empty() {
+                    "off".to_owned()
+                } else {
+                    l.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                }
+            };
+            let rows = vec![vec![
+                found.name.clone(),
+                list(&receivers.traps),
+                list(&receivers.syslog),
+            ]];
+            session.print(&receivers, &["COLLECTOR", "TRAPS", "SYSLOG"], rows)
         }
     }
 }

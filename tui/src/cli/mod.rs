@@ -7,6 +7,7 @@ pub mod components;
 pub mod context;
 pub mod credentials;
 pub mod discovery;
+pub mod events;
 pub mod ldap;
 pub mod nodes;
 pub mod output;
@@ -79,13 +80,16 @@ pub enum Command {
     /// The certificates the TLS checks found, soonest expiry first.
     #[command(subcommand)]
     Certs(checks::CertsCommand),
+    /// The SNMP traps and syslog messages the collectors received.
+    #[command(subcommand)]
+    Events(events::EventsCommand),
     /// Manage the credentials vault and attach credentials to nodes.
     #[command(subcommand)]
     Credentials(credentials::CredentialsCommand),
     /// Create, list and revoke enrollment tokens and their join codes (admins).
     #[command(subcommand)]
     Tokens(components::TokensCommand),
-    /// List, approve, revoke and delete collectors.
+    /// List, approve, revoke and delete collectors; set their event receivers.
     #[command(subcommand)]
     Collectors(components::ComponentsCommand),
     /// List, approve, revoke and delete agents.
@@ -226,6 +230,7 @@ impl Session {
             Command::Nodes(command) => nodes::run(self, command).await,
             Command::Checks(command) => checks::checks(self, command).await,
             Command::Certs(command) => checks::certs(self, command).await,
+            Command::Events(command) => events::run(self, command).await,
             Command::Credentials(command) => credentials::run(self, command).await,
             Command::Tokens(command) => components::tokens(self, command).await,
             Command::Collectors(command) => {
