@@ -114,3 +114,125 @@ fn tokens_collectors_and_agents_from_the_command_line() {
     let bad = cli(&["tokens", "create", "x", "--expires", "5y"]);
     assert_eq!(bad.status.code(), Some(2), "a usage error");
 }
+
+#[test]
+fn events_are_received_listed_and_followed_from_the_command_line() {
+    use std::io::BufRead as _;
+    use std::time::{Duration, Instant};
+
+    let data = tempfile::tempdir().unwrap();
+    let server = plantwatch_testkit::start_server_with(
+        &common::server_bin(),
+        data.path(),
+        "127.0.0.1:0",
+        &[
+            ("PLANTWATCH_LOCAL_POLLING", "true"),
+            ("PLANTWATCH_PUSH_INTERVAL_SECS", "1"),
+        ],
+    );
+    let config = tempfile::tempdir().unwrap();
+    ok(&login(&server, config.path()));
+    let cli = |args: &[&str]| plantwatch(config.path(), args, "");
+    let port = plantwatch_testkit::free_port().to_string();
+
+    let shown = ok(&cli(&["collectors", "receivers", "local"]));
+    assert!(shown.contains("off"), "{shown}");
+    let bad = cli(&["collectors", "receivers", "local", "--traps", "tcp:162"]);
+    assert_ne!(bad.status.code(), Some(0));
+    assert!(stderr(&bad).contains("UDP only"), "{}", stderr(&bad));
+    let set = ok(&cli(&[
+        "collectors",
+        "receivers",
+        "local",
+        "--syslog",
+        &format!("udp:{port}"),
+    ]));
+    assert!(set.contains(&format!("udp:{port}")), "{set}");
+    let agents = cli(&["agents", "receivers", "x"]);
+    assert_eq!(agents.status.code(), Some(2));
+
+    let logger = |message: &str| {
+        let status = Command::new("logger")
+            .args([
+                "--udp",
+                "--server",
+                "127.0.0.1",
+                "--port",
+                &port,
+                "-p",
+                "daemon.err",
+            ])
+            .args(["-t", "historian", message])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    // Resent until the collector has its receiver (it pulls its configuration every 10 s).
+    let started = Instant::now();
+    loop {
+        logger("archive disk 91 % full");
+        let listed: Value = serde_json::from_str(&ok(&cli(&[
+            "events",
+            "list",
+            "--severity",
+            "error",
+            "-o",
+            "json",
+        ])))
+        .unwrap();
+        if listed["total"].as_u64().unwrap() > 0 {
+            let first = &listed["items"][0];
+            assert_eq!(first["message"], "archive disk 91 % full");
+            assert_eq!(first["syslog"]["program"], "historian");
+            assert_eq!(first["node_id"], Value::Null);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no event listed"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let table = ok(&cli(&["events", "list", "--unknown", "-q", "archive"]));
+    assert!(
+        table.contains("unknown 127.0.0.1") && table.contains("historian"),
+        "{table}"
+    );
+    assert!(
+        ok(&cli(&["events", "list", "--severity", "critical"]))
+            .lines()
+            .count()
+            <= 1
+    );
+
+    // tail -f prints what arrives after it started.
+    let mut follow = Command::new(CLI)
+        .args(["events", "tail", "-n", "1", "-f"])
+        .env("XDG_CONFIG_HOME", config.path())
+        .env_remove("PLANTWATCH_CONTEXT")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (sender, lines) = std::sync::mpsc::channel();
+    let stdout = follow.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if sender.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    logger("archive disk 95 % full");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.contains("95 %")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("tail -f showed no new event: {seen:?}"),
+        }
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+}

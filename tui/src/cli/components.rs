@@ -80,15 +80,20 @@ pub enum ComponentsCommand {
     /// syslog (`--syslog udp:514,tcp:601`); `none` turns one off. Without options, shows them.
     Receivers {
         name: String,
-        #[arg(long, value_name = "udp:PORT,…", value_parser = parse_listens)]
-        traps: Option<Vec<Listen>>,
-        #[arg(long, value_name = "udp:PORT,tcp:PORT,…", value_parser = parse_listens)]
-        syslog: Option<Vec<Listen>>,
+        #[arg(long, value_name = "udp:PORT,…")]
+        traps: Option<String>,
+        #[arg(long, value_name = "udp:PORT,tcp:PORT,…")]
+        syslog: Option<String>,
     },
 }
 
-fn parse_listens(text: &str) -> Result<Vec<Listen>, String> {
-    plantwatch_shared::api::parse_listens(text)
+/// A `--traps`/`--syslog` list, or a usage error naming the option.
+fn listens(option: &str, text: Option<&String>) -> anyhow::Result<Option<Vec<Listen>>> {
+    match text.map(|t| plantwatch_shared::api::parse_listens(t)) {
+        None => Ok(None),
+        Some(Ok(list)) => Ok(Some(list)),
+        Some(Err(problem)) => super::usage!("--{option}: {problem}"),
+    }
 }
 
 pub async fn tokens(session: &Session, command: TokensCommand) -> anyhow::Result<()> {
@@ -328,6 +333,10 @@ pub async fn components(
             if kind != ComponentKind::Collector {
                 super::usage!("receivers are a collector's; agents have none");
             }
+            let (traps, syslog) = (
+                listens("traps", traps.as_ref())?,
+                listens("syslog", syslog.as_ref())?,
+            );
             let found = find(&client, kind, &name).await?;
             let mut receivers = client.receivers(found.id).await?;
             if traps.is_some() || syslog.is_some() {

@@ -228,11 +228,17 @@ impl Drop for EventReceivers {
 
 /// A UDP socket on `port` of every address: IPv6 and IPv4 at once where the host has IPv6,
 /// IPv4 alone where it has not.
+/// The receive buffer asked for: a burst (every device trapping after a power dip) waits in it
+/// rather than being lost. The kernel grants at most `net.core.rmem_max`.
+const RECEIVE_BUFFER: usize = 8 * 1024 * 1024;
+
 async fn udp(port: u16) -> std::io::Result<tokio::net::UdpSocket> {
-    match tokio::net::UdpSocket::bind((std::net::Ipv6Addr::UNSPECIFIED, port)).await {
-        Ok(socket) => Ok(socket),
-        Err(_) => tokio::net::UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, port)).await,
-    }
+    let socket = match tokio::net::UdpSocket::bind((std::net::Ipv6Addr::UNSPECIFIED, port)).await {
+        Ok(socket) => socket,
+        Err(_) => tokio::net::UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, port)).await?,
+    };
+    let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(RECEIVE_BUFFER);
+    Ok(socket)
 }
 
 async fn tcp(port: u16) -> std::io::Result<tokio::net::TcpListener> {
