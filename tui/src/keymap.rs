@@ -138,6 +138,8 @@ pub enum Action {
     Unpin,
     /// Add a service check to a node.
     AddCheck,
+    /// Stop or resume following (the events view).
+    Pause,
 }
 
 impl Action {

@@ -500,6 +500,118 @@ fn contexts_view_marks_the_current_one() {
     snap("contexts", &app);
 }
 
+fn event(id: i64, node: Option<&str>, kind: &str, message: &str) -> plantwatch_shared::api::Event {
+    use plantwatch_shared::api::{
+        CollectedEvent, Event, EventSeverity, SyslogInfo, TrapInfo, Varbind,
+    };
+    let trap = (kind == "trap").then(|| TrapInfo {
+        version: "v2c".into(),
+        inform: false,
+        oid: "1.3.6.1.6.3.1.1.5.3".into(),
+        name: Some("linkDown".into()),
+        uptime: Some(12_345),
+        agent_address: None,
+        varbinds: vec![Varbind {
+            oid: "1.3.6.1.2.1.2.2.1.2.7".into(),
+            value_type: "octet-string".into(),
+            value: "Gi0/7".into(),
+        }],
+    });
+    let syslog = (kind == "syslog").then(|| SyslogInfo {
+        format: "rfc3164".into(),
+        facility: "daemon".into(),
+        hostname: None,
+        program: Some("historian".into()),
+        procid: None,
+        msgid: None,
+        sent_at: None,
+    });
+    Event {
+        id,
+        node_id: node.map(|_| id),
+        node: node.map(str::to_owned),
+        collector_id: 1,
+        collector: "local".into(),
+        event: CollectedEvent {
+            uid: format!("u-{id}"),
+            kind: kind.parse().unwrap(),
+            source: format!("10.0.0.{id}"),
+            severity: if kind == "trap" {
+                EventSeverity::Warning
+            } else {
+                EventSeverity::Error
+            },
+            message: message.into(),
+            received_at: time::OffsetDateTime::from_unix_timestamp(1_796_000_000 + id).unwrap(),
+            trap,
+            syslog,
+        },
+    }
+}
+
+#[test]
+fn events_view_follows_newest_first_pauses_and_opens_one_whole() {
+    let mut app = on_view(Role::Viewer, "events");
+    reply(
+        &mut app,
+        Reply::Events(ListResponse {
+            items: vec![
+                event(2, None, "syslog", "archive disk 91 % full"),
+                event(
+                    1,
+                    Some("sw-hall-a"),
+                    "trap",
+                    "linkDown 1.3.6.1.2.1.2.2.1.2.7=Gi0/7",
+                ),
+            ],
+            total: 2,
+        }),
+    );
+    // Following: what came after arrives oldest first and goes on top.
+    reply(
+        &mut app,
+        Reply::Events(ListResponse {
+            items: vec![event(3, Some("ups-1"), "syslog", "On battery")],
+            total: 1,
+        }),
+    );
+    let screen = draw(&app, 120, 30);
+    let order: Vec<usize> = ["On battery", "archive disk", "linkDown"]
+        .iter()
+        .map(|text| screen.find(text).unwrap())
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{screen}");
+    assert!(
+        screen.contains("unknown 10.0.0.2") && screen.contains("following"),
+        "{screen}"
+    );
+    snap("events", &app);
+    // Paused: new events wait until resumed.
+    keys(&mut app, &[KeyCode::Char('p')]);
+    reply(
+        &mut app,
+        Reply::Events(ListResponse {
+            items: vec![event(4, None, "syslog", "should wait")],
+            total: 1,
+        }),
+    );
+    let paused = draw(&app, 120, 30);
+    assert!(
+        paused.contains("paused") && !paused.contains("should wait"),
+        "{paused}"
+    );
+    keys(&mut app, &[KeyCode::Char('p')]);
+    assert!(draw(&app, 120, 30).contains("following"));
+    // The trap, whole: every varbind.
+    keys(&mut app, &[KeyCode::Char('G'), KeyCode::Enter]);
+    let detail = draw(&app, 120, 30);
+    assert!(detail.contains("Event 1 from sw-hall-a"), "{detail}");
+    assert!(
+        detail.contains("1.3.6.1.2.1.2.2.1.2.7") && detail.contains("octet-string: Gi0/7"),
+        "{detail}"
+    );
+}
+
 #[test]
 fn certs_view_lists_the_soonest_expiry_first_and_opens_one_whole() {
     let mut app = on_view(Role::Viewer, "certs");
@@ -954,6 +1066,7 @@ fn all_actions() -> Vec<Action> {
         Action::Leave,
         Action::Unpin,
         Action::AddCheck,
+        Action::Pause,
     ];
     for action in all {
         match action {
@@ -997,7 +1110,8 @@ fn all_actions() -> Vec<Action> {
             | Action::Dismiss
             | Action::Leave
             | Action::Unpin
-            | Action::AddCheck => {}
+            | Action::AddCheck
+            | Action::Pause => {}
         }
     }
     all.to_vec()
@@ -1182,6 +1296,7 @@ fn viewers_are_offered_no_edit_action_and_no_admin_view() {
             "alerts",
             "nodes",
             "certs",
+            "events",
             "discovery",
             "credentials",
             "collectors",

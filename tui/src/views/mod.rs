@@ -35,6 +35,7 @@ views!(
     alerts,
     nodes,
     certs,
+    events,
     discovery,
     credentials,
     collectors,
