@@ -114,7 +114,7 @@ impl EventsView {
     pub fn take(&mut self, events: &[Event]) {
         let mut rows: Vec<Event> = events.to_vec();
         rows.extend(self.table.rows().iter().cloned());
-        rows.sort_by(|a, b| b.id.cmp(&a.id));
+        rows.sort_by_key(|e| std::cmp::Reverse(e.id));
         rows.dedup_by_key(|e| e.id);
         rows.truncate(KEPT);
         self.newest = rows.first().map(|e| e.id).or(self.newest);
