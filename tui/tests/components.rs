@@ -121,15 +121,7 @@ fn events_are_received_listed_and_followed_from_the_command_line() {
     use std::time::{Duration, Instant};
 
     let data = tempfile::tempdir().unwrap();
-    let server = plantwatch_testkit::start_server_with(
-        &common::server_bin(),
-        data.path(),
-        "127.0.0.1:0",
-        &[
-            ("PLANTWATCH_LOCAL_POLLING", "true"),
-            ("PLANTWATCH_PUSH_INTERVAL_SECS", "1"),
-        ],
-    );
+    let server = common::start_polling_server(data.path());
     let config = tempfile::tempdir().unwrap();
     ok(&login(&server, config.path()));
     let cli = |args: &[&str]| plantwatch(config.path(), args, "");

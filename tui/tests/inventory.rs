@@ -364,15 +364,7 @@ fn service_checks_are_added_listed_removed_and_their_certificates_shown() {
     let port = hmi.address.port();
     let data = tempfile::tempdir().unwrap();
     // The server's own collector runs the checks (the only address is loopback).
-    let server = plantwatch_testkit::start_server_with(
-        &common::server_bin(),
-        data.path(),
-        "127.0.0.1:0",
-        &[
-            ("PLANTWATCH_LOCAL_POLLING", "true"),
-            ("PLANTWATCH_PUSH_INTERVAL_SECS", "1"),
-        ],
-    );
+    let server = common::start_polling_server(data.path());
     let config = tempfile::tempdir().unwrap();
     let cfg = config.path();
     ok(&login(&server, cfg));

@@ -233,6 +233,20 @@ pub struct CollectedEvent {
     pub syslog: Option<SyslogInfo>,
 }
 
+impl CollectedEvent {
+    /// What sent it, in a word: the trap's name (or OID), the syslog program (or facility).
+    pub fn what(&self) -> String {
+        match (&self.trap, &self.syslog) {
+            (Some(trap), _) => trap.name.clone().unwrap_or_else(|| trap.oid.clone()),
+            (_, Some(syslog)) => syslog
+                .program
+                .clone()
+                .unwrap_or_else(|| syslog.facility.clone()),
+            _ => "-".into(),
+        }
+    }
+}
+
 /// An event as `GET /api/v1/events` lists it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -246,6 +260,15 @@ pub struct Event {
     pub collector: String,
     #[serde(flatten)]
     pub event: CollectedEvent,
+}
+
+impl Event {
+    /// Its node's name, or `unknown ADDRESS` for a sender no node has.
+    pub fn sender(&self) -> String {
+        self.node
+            .clone()
+            .unwrap_or_else(|| format!("unknown {}", self.event.source))
+    }
 }
 
 /// Query of `GET /api/v1/events`: newest first.

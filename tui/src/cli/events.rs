@@ -76,24 +76,13 @@ const HEADERS: &[&str] = &[
 
 fn row(event: &Event) -> Vec<String> {
     let e = &event.event;
-    let what = match (&e.trap, &e.syslog) {
-        (Some(trap), _) => trap.name.clone().unwrap_or_else(|| trap.oid.clone()),
-        (_, Some(syslog)) => syslog
-            .program
-            .clone()
-            .unwrap_or_else(|| syslog.facility.clone()),
-        _ => "-".into(),
-    };
     vec![
         event.id.to_string(),
         time_cell(Some(e.received_at)),
         e.severity.to_string(),
-        event
-            .node
-            .clone()
-            .unwrap_or_else(|| format!("unknown {}", e.source)),
+        event.sender(),
         e.kind.to_string(),
-        what,
+        e.what(),
         e.message.replace(['\n', '\r'], " "),
     ]
 }

@@ -25,24 +25,6 @@ pub const SPEC: ViewSpec = ViewSpec {
 /// Events the view holds at most (the oldest leave as new ones come).
 pub const KEPT: usize = 1_000;
 
-fn node(e: &Event) -> String {
-    e.node
-        .clone()
-        .unwrap_or_else(|| format!("unknown {}", e.event.source))
-}
-
-/// The trap's name (or OID), or the syslog program (or facility).
-fn what(e: &Event) -> String {
-    match (&e.event.trap, &e.event.syslog) {
-        (Some(trap), _) => trap.name.clone().unwrap_or_else(|| trap.oid.clone()),
-        (_, Some(syslog)) => syslog
-            .program
-            .clone()
-            .unwrap_or_else(|| syslog.facility.clone()),
-        _ => "-".into(),
-    }
-}
-
 static COLUMNS: &[Column<Event>] = &[
     Column {
         title: "RECEIVED",
@@ -62,8 +44,8 @@ static COLUMNS: &[Column<Event>] = &[
         title: "NODE",
         sort_key: 'n',
         width: Constraint::Length(22),
-        cell: node,
-        cmp: |a, b| crate::widgets::table::caseless(&node(a), &node(b)),
+        cell: Event::sender,
+        cmp: |a, b| crate::widgets::table::caseless(&a.sender(), &b.sender()),
     },
     Column {
         title: "KIND",
@@ -76,8 +58,8 @@ static COLUMNS: &[Column<Event>] = &[
         title: "WHAT",
         sort_key: 'w',
         width: Constraint::Length(18),
-        cell: what,
-        cmp: |a, b| what(a).cmp(&what(b)),
+        cell: |e| e.event.what(),
+        cmp: |a, b| a.event.what().cmp(&b.event.what()),
     },
     Column {
         title: "MESSAGE",
@@ -133,7 +115,7 @@ pub fn detail_lines(e: &Event) -> Vec<(String, String)> {
     let ev = &e.event;
     let mut lines = vec![
         ("Received".to_owned(), time_cell(Some(ev.received_at))),
-        ("From".to_owned(), format!("{} ({})", node(e), ev.source)),
+        ("From".to_owned(), format!("{} ({})", e.sender(), ev.source)),
         ("Collector".to_owned(), e.collector.clone()),
         ("Severity".to_owned(), ev.severity.to_string()),
         ("Message".to_owned(), ev.message.clone()),
@@ -245,7 +227,7 @@ impl View for EventsView {
             }
             Action::Open => match self.table.selected() {
                 Some(event) => vec![Effect::Open(Overlay::Detail {
-                    title: format!("Event {} from {}", event.id, node(event)),
+                    title: format!("Event {} from {}", event.id, event.sender()),
                     lines: detail_lines(event),
                 })],
                 None => Vec::new(),

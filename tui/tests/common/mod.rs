@@ -22,6 +22,19 @@ pub fn start_server() -> Server {
     plantwatch_testkit::start_server(&server_bin())
 }
 
+/// `plantwatch-server` in `data` whose own collector polls, and pushes every second.
+pub fn start_polling_server(data: &Path) -> Server {
+    plantwatch_testkit::start_server_with(
+        &server_bin(),
+        data,
+        "127.0.0.1:0",
+        &[
+            ("PLANTWATCH_LOCAL_POLLING", "true"),
+            ("PLANTWATCH_PUSH_INTERVAL_SECS", "1"),
+        ],
+    )
+}
+
 /// Runs `plantwatch` with its own config dir, feeding `stdin`.
 pub fn plantwatch(config: &Path, args: &[&str], stdin: &str) -> Output {
     let mut command = Command::new(CLI);
