@@ -91,6 +91,12 @@ pub enum Reply {
         component: Box<Component>,
         what: &'static str,
     },
+    /// A collector's receivers, to edit.
+    Receivers {
+        id: i64,
+        name: String,
+        receivers: plantwatch_shared::api::Receivers,
+    },
     /// An agent's approval needs its node chosen: `message` names the candidates.
     AgentNodeChoice {
         id: i64,

@@ -1816,6 +1816,50 @@ fn collectors_view_shows_pending_approvals_first() {
 }
 
 #[test]
+fn an_admin_sets_a_collectors_receivers_in_a_form_checked_as_typed() {
+    use plantwatch_shared::api::{Receivers, parse_listens};
+    let mut app = with_components(Role::Admin);
+    // The first row is a pending collector; its receivers are asked for, then the form opens.
+    app.handle(Event::Key(KeyEvent::new(
+        KeyCode::Char('e'),
+        KeyModifiers::NONE,
+    )));
+    assert_eq!(app.outbox.len(), 1, "the receivers are loaded first");
+    app.outbox.clear();
+    reply(
+        &mut app,
+        Reply::Receivers {
+            id: 1,
+            name: "north".into(),
+            receivers: Receivers {
+                traps: parse_listens("udp:162").unwrap(),
+                syslog: Vec::new(),
+            },
+        },
+    );
+    let form = draw(&app, 120, 40);
+    assert!(
+        form.contains("Event receivers of north") && form.contains("udp:162"),
+        "{form}"
+    );
+    keys(&mut app, &[KeyCode::Down]);
+    text(&mut app, "udp:514,sctp:601");
+    assert!(draw(&app, 120, 40).contains("the protocol is udp or tcp"));
+    for _ in 0..8 {
+        keys(&mut app, &[KeyCode::Backspace]);
+    }
+    text(&mut app, "tcp:601");
+    snap("collectors_receivers", &app);
+    app.handle(Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
+    assert_eq!(app.outbox.len(), 1, "one call sets them");
+    // Viewers are not offered the key.
+    assert!(!draw(&with_components(Role::Viewer), 120, 40).contains("receivers"));
+}
+
+#[test]
 fn approving_sends_one_call_and_only_for_pending_ones() {
     let mut app = with_components(Role::Admin);
     app.handle(Event::Key(KeyEvent::new(

@@ -27,6 +27,8 @@ crate::field_ids! {
     ExpiresIn = "Expires in",
     MaxUses = "Max uses",
     Node = "Node",
+    Traps = "Traps",
+    Syslog = "Syslog",
 }
 
 pub const SPEC: ViewSpec = ViewSpec {
@@ -43,6 +45,8 @@ crate::asks!(
     DELETE,
     /// The node an agent reports for, asked when one matches its host.
     AGENT_NODE,
+    /// A collector's event receivers.
+    RECEIVERS,
 );
 /// Width of a join code's lines in the overlay (it fits the 72-column overlay's value column).
 const CODE_LINE: usize = 54;
@@ -121,6 +125,8 @@ pub struct CollectorsView {
     pub table: Resource<Component>,
     /// The agent whose node the open form asks for.
     choosing_node_for: Option<i64>,
+    /// The collector whose receivers the open form sets.
+    editing_receivers: Option<i64>,
 }
 
 impl CollectorsView {
@@ -128,6 +134,7 @@ impl CollectorsView {
         CollectorsView {
             table: Resource::new("component", COLUMNS, |c| c.id.to_string()),
             choosing_node_for: None,
+            editing_receivers: None,
         }
     }
 
@@ -154,6 +161,10 @@ impl Default for CollectorsView {
 
 fn duration_check(value: &str) -> Result<(), String> {
     parse_duration(value).map(drop)
+}
+
+fn listens_check(value: &str) -> Result<(), String> {
+    plantwatch_shared::api::parse_listens(value).map(drop)
 }
 
 fn uses_check(value: &str) -> Result<(), String> {
@@ -230,6 +241,13 @@ impl View for CollectorsView {
                 "new enrollment token and join code",
             )
             .footer("join code")
+            .role(Role::Admin),
+            Binding::new(
+                &[Key::ch('e')],
+                Action::Edit,
+                "a collector's event receivers (traps, syslog)",
+            )
+            .footer("receivers")
             .role(Role::Admin),
             Binding::new(&[Key::new(KeyCode::Enter)], Action::Open, "show details"),
         ]
@@ -347,6 +365,16 @@ impl View for CollectorsView {
                 title: format!("{} {}", component.kind, component.name),
                 lines: detail_lines(&component),
             })],
+            Action::Edit if component.kind != ComponentKind::Collector => vec![Effect::Info(
+                "Receivers are a collector's; agents have none.".into(),
+            )],
+            Action::Edit => {
+                let name = component.name.clone();
+                vec![Effect::Call(task("loading the receivers", async move {
+                    let receivers = client.receivers(id).await?;
+                    Ok(Reply::Receivers { id, name, receivers })
+                }))]
+            }
             _ => Vec::new(),
         }
     }
@@ -376,6 +404,30 @@ impl View for CollectorsView {
                 Ok(Reply::ComponentChanged {
                     component: Box::new(component),
                     what: "approved",
+                })
+            }))];
+        }
+        if form.purpose == Purpose::View(RECEIVERS) {
+            let Some(id) = self.editing_receivers.take() else {
+                return Vec::new();
+            };
+            if !form.validate() {
+                self.editing_receivers = Some(id);
+                return Vec::new();
+            }
+            let listens = |field| {
+                plantwatch_shared::api::parse_listens(form.value(field)).unwrap_or_default()
+            };
+            let receivers = plantwatch_shared::api::Receivers {
+                traps: listens(FieldId::Traps),
+                syslog: listens(FieldId::Syslog),
+            };
+            return vec![Effect::Call(form.submit("setting the receivers", async move {
+                client.set_receivers(id, &receivers).await?;
+                let component = client.get_component(id).await?;
+                Ok(Reply::ComponentChanged {
+                    component: Box::new(component),
+                    what: "receivers set (taken with its next configuration)",
                 })
             }))];
         }
@@ -442,6 +494,36 @@ impl View for CollectorsView {
                         "{message}. Keep the node's name to report for it, or type \"new\" \
                          (or leave it empty) for a node of its own."
                     )),
+                ))]
+            }
+            Reply::Receivers {
+                id,
+                name,
+                receivers,
+            } => {
+                self.editing_receivers = Some(*id);
+                let list = |l: &[plantwatch_shared::api::Listen]| {
+                    l.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+                };
+                vec![Effect::Open(Overlay::Form(
+                    Form::new(
+                        format!("Event receivers of {name}"),
+                        Purpose::View(RECEIVERS),
+                        vec![
+                            Field::text(FieldId::Traps)
+                                .with_value(list(&receivers.traps))
+                                .optional()
+                                .checked(listens_check),
+                            Field::text(FieldId::Syslog)
+                                .with_value(list(&receivers.syslog))
+                                .optional()
+                                .checked(listens_check),
+                        ],
+                    )
+                    .with_note(
+                        "Ports to listen on, e.g. traps udp:162, syslog udp:514,tcp:601; \
+                         empty turns one off.",
+                    ),
                 ))]
             }
             Reply::ComponentChanged { component, what } => vec![
