@@ -299,6 +299,14 @@ impl Daemon {
                 .map_or(0, |h| h.config.targets.len() as u32),
             errors: self.problems.recent(),
             outbox: Some(self.outbox_status()),
+            // Once receivers ran (or run): a collector that never received says nothing.
+            events: Some(self.receivers.counts().snapshot()).filter(|counts| {
+                counts.received > 0
+                    || self
+                        .held
+                        .as_ref()
+                        .is_some_and(|h| !h.config.receivers.is_empty())
+            }),
         };
         match self
             .client

@@ -64,6 +64,7 @@ pub fn view(presence: &Presence, row: ComponentRow, now: i64) -> Component {
         reported_sha256: if collector { row.reported_sha256 } else { None },
         config_in_sync: in_sync,
         outbox: row.report.as_ref().and_then(|r| r.outbox),
+        events: row.report.as_ref().and_then(|r| r.events),
         last_errors: row.report.map(|r| r.errors).unwrap_or_default(),
     }
 }

@@ -816,4 +816,20 @@ async fn the_local_collector_receives_traps_and_syslog_and_the_server_files_them
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // Its report (sent with the new configuration) counts what the receivers did.
+    let started = Instant::now();
+    loop {
+        let local = admin.get_component(local).await.unwrap();
+        if let Some(counts) = local.events
+            && counts.received >= 3
+        {
+            assert_eq!(counts.rate_limited, 0);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no event counts reported"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

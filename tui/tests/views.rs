@@ -1736,6 +1736,12 @@ fn component(
             .then_some(status == ComponentStatus::Online),
         last_errors: Vec::new(),
         outbox: None,
+        events: (name == "hall-b").then_some(plantwatch_shared::api::EventCounts {
+            received: 1_204,
+            rate_limited: 300,
+            malformed: 2,
+            acknowledged: 17,
+        }),
     }
 }
 
@@ -1926,6 +1932,11 @@ fn revoking_asks_first_and_details_show_errors() {
     assert!(screen.contains("Revoke collector hall-b?"), "{screen}");
     assert!(app.outbox.is_empty(), "nothing sent before the answer");
     keys(&mut app, &[KeyCode::Esc, KeyCode::Enter]);
+    let detail = draw(&app, 120, 40);
+    assert!(
+        detail.contains("300 over a sender's rate dropped"),
+        "{detail}"
+    );
     snap("collectors_detail", &app);
 }
 

@@ -252,6 +252,9 @@ pub struct Component {
     /// A collector's outbox as it last reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outbox: Option<OutboxStatus>,
+    /// A collector's event receivers' counts, as it last reported them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<EventCounts>,
 }
 
 /// Filters of `GET /remote-components`.
@@ -362,6 +365,21 @@ pub struct CollectorReport {
     /// Its store-and-forward outbox.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outbox: Option<OutboxStatus>,
+    /// What its event receivers did since it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<EventCounts>,
+}
+
+/// What a collector's event receivers did since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventCounts {
+    pub received: u64,
+    /// Dropped by the per-sender rate limit.
+    pub rate_limited: u64,
+    /// Datagrams or frames that were no trap or syslog message.
+    pub malformed: u64,
+    /// Informs acknowledged.
+    pub acknowledged: u64,
 }
 
 /// What waits in a daemon's on-disk outbox for the server.

@@ -196,6 +196,16 @@ fn detail_lines(c: &Component) -> Vec<(String, String)> {
             if let Some(sha) = &c.config_sha256 {
                 lines.push(("Config hash".into(), sha.chars().take(16).collect()));
             }
+            if let Some(events) = c.events {
+                lines.push((
+                    "Events".into(),
+                    format!(
+                        "{} received, {} over a sender's rate dropped, {} unreadable, {} informs \
+                         acknowledged",
+                        events.received, events.rate_limited, events.malformed, events.acknowledged
+                    ),
+                ));
+            }
             if !c.last_errors.is_empty() {
                 lines.push(("Errors".into(), c.last_errors.join("\n")));
             }

@@ -47,6 +47,18 @@ struct Limiter {
     dropped: HashMap<IpAddr, u64>,
 }
 
+impl Counts {
+    /// The counts as reported to the server.
+    pub fn snapshot(&self) -> plantwatch_shared::api::EventCounts {
+        plantwatch_shared::api::EventCounts {
+            received: self.received.load(Ordering::Relaxed),
+            rate_limited: self.rate_limited.load(Ordering::Relaxed),
+            malformed: self.malformed.load(Ordering::Relaxed),
+            acknowledged: self.acknowledged.load(Ordering::Relaxed),
+        }
+    }
+}
+
 impl Limiter {
     fn allow(&mut self, source: IpAddr, now: Instant) -> bool {
         if self.buckets.len() >= MAX_SOURCES && !self.buckets.contains_key(&source) {
