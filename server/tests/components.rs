@@ -221,6 +221,7 @@ async fn a_collector_waits_for_approval_then_pulls_its_config_with_etag_and_304(
         .report(
             reg.component_id,
             &plantwatch_shared::api::CollectorReport {
+                events: None,
                 version: "0.1.0".into(),
                 config_sha256: Some(sha256.clone()),
                 target_count: 2,
