@@ -174,6 +174,9 @@ pub async fn run(
         let wait = match daemon.pull().await {
             Outcome::Contact { changed } => {
                 backoff.reset();
+                if let Some(problem) = daemon.receivers.retry().await {
+                    daemon.problems.note(problem);
+                }
                 if daemon.problems.recovered() {
                     tracing::info!(server = %daemon.enrollment.server_url, "Connected to the server again.");
                 }

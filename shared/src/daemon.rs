@@ -410,7 +410,32 @@ impl Problems {
 
     /// Records a failure; true when it differs from the one before (worth a log line).
     pub fn failed(&mut self, problem: impl Into<String>) -> bool {
-        let mut problem: String = problem.into();
+        let problem = Self::bounded(problem.into());
+        let new = self.current.as_deref() != Some(problem.as_str());
+        if new {
+            self.remember(problem.clone());
+        }
+        self.current = Some(problem);
+        new
+    }
+
+    /// Records a problem beside the connection's (a receiver's port that cannot be opened):
+    /// kept among the recent ones once, not at every retry.
+    pub fn note(&mut self, problem: impl Into<String>) {
+        let problem = Self::bounded(problem.into());
+        if self.recent.back() != Some(&problem) {
+            self.remember(problem);
+        }
+    }
+
+    fn remember(&mut self, problem: String) {
+        if self.recent.len() == Self::KEEP {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(problem);
+    }
+
+    fn bounded(mut problem: String) -> String {
         if problem.len() > crate::api::MAX_REPORT_ERROR_LEN {
             let mut end = crate::api::MAX_REPORT_ERROR_LEN;
             while !problem.is_char_boundary(end) {
@@ -418,15 +443,7 @@ impl Problems {
             }
             problem.truncate(end);
         }
-        let new = self.current.as_deref() != Some(problem.as_str());
-        if new {
-            if self.recent.len() == Self::KEEP {
-                self.recent.pop_front();
-            }
-            self.recent.push_back(problem.clone());
-        }
-        self.current = Some(problem);
-        new
+        problem
     }
 
     /// Records a success; true when it ends a failure (worth a log line).

@@ -155,6 +155,10 @@ pub struct EventReceivers {
     sink: Sink,
     running: Receivers,
     tasks: Vec<JoinHandle<()>>,
+    /// Sockets the configuration names that could not be opened yet.
+    unopened: Vec<(Source, plantwatch_shared::api::Listen)>,
+    /// Those whose failure was logged (once each, not at every retry).
+    reported: Vec<plantwatch_shared::api::Listen>,
 }
 
 impl std::fmt::Debug for EventReceivers {
@@ -171,6 +175,8 @@ impl EventReceivers {
             sink: Sink::new(lines),
             running: Receivers::default(),
             tasks: Vec::new(),
+            unopened: Vec::new(),
+            reported: Vec::new(),
         }
     }
 
@@ -180,39 +186,20 @@ impl EventReceivers {
 
     /// Runs the receivers `config` names: all restart when they changed, none when not.
     pub async fn apply(&mut self, config: &CollectorConfig) {
-        if config.receivers == self.running && (self.running.is_empty() || !self.tasks.is_empty()) {
+        if config.receivers == self.running {
             return;
         }
         self.stop();
         self.running = config.receivers.clone();
-        for listen in &config.receivers.traps {
-            match udp(listen.port).await {
-                Ok(socket) => {
-                    tracing::info!(%listen, "Receiving SNMP traps.");
-                    self.tasks
-                        .push(tokio::spawn(traps::receive(socket, self.sink.clone())));
-                }
-                Err(error) => tracing::error!(%listen, %error, "Cannot receive traps."),
-            }
-        }
-        for listen in &config.receivers.syslog {
-            let task = match listen.protocol {
-                ListenProtocol::Udp => udp(listen.port)
-                    .await
-                    .map(|socket| tokio::spawn(syslog::receive_udp(socket, self.sink.clone()))),
-                ListenProtocol::Tcp => tcp(listen.port)
-                    .await
-                    .map(|listener| tokio::spawn(syslog::receive_tcp(listener, self.sink.clone()))),
-            };
-            match task {
-                Ok(task) => {
-                    tracing::info!(%listen, "Receiving syslog.");
-                    self.tasks.push(task);
-                }
-                Err(error) => tracing::error!(%listen, %error, "Cannot receive syslog."),
-            }
-        }
-        if !self.tasks.is_empty() {
+        self.unopened = config
+            .receivers
+            .traps
+            .iter()
+            .map(|l| (Source::Traps, *l))
+            .chain(config.receivers.syslog.iter().map(|l| (Source::Syslog, *l)))
+            .collect();
+        self.retry().await;
+        if !self.running.is_empty() {
             let sink = self.sink.clone();
             self.tasks.push(tokio::spawn(async move {
                 let mut every = tokio::time::interval(Duration::from_secs(10));
@@ -224,11 +211,63 @@ impl EventReceivers {
         }
     }
 
+    /// Opens the sockets that could not be opened yet (a port another program held); what
+    /// still fails, in words (the collector's errors carry it to the server).
+    pub async fn retry(&mut self) -> Option<String> {
+        let mut failed = Vec::new();
+        for (source, listen) in std::mem::take(&mut self.unopened) {
+            let task = match (source, listen.protocol) {
+                (Source::Traps, _) => udp(listen.port)
+                    .await
+                    .map(|socket| tokio::spawn(traps::receive(socket, self.sink.clone()))),
+                (Source::Syslog, ListenProtocol::Udp) => udp(listen.port)
+                    .await
+                    .map(|socket| tokio::spawn(syslog::receive_udp(socket, self.sink.clone()))),
+                (Source::Syslog, ListenProtocol::Tcp) => tcp(listen.port)
+                    .await
+                    .map(|listener| tokio::spawn(syslog::receive_tcp(listener, self.sink.clone()))),
+            };
+            match task {
+                Ok(task) => {
+                    tracing::info!(%listen, "Receiving {source}.");
+                    self.tasks.push(task);
+                }
+                Err(error) => {
+                    if !self.reported.contains(&listen) {
+                        tracing::error!(%listen, %error, "Cannot receive {source}; retrying.");
+                        self.reported.push(listen);
+                    }
+                    failed.push(format!("cannot receive {source} on {listen}: {error}"));
+                    self.unopened.push((source, listen));
+                }
+            }
+        }
+        (!failed.is_empty()).then(|| failed.join("; "))
+    }
+
     pub fn stop(&mut self) {
         for task in self.tasks.drain(..) {
             task.abort();
         }
         self.running = Receivers::default();
+        self.unopened.clear();
+        self.reported.clear();
+    }
+}
+
+/// What a socket receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Traps,
+    Syslog,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Source::Traps => "SNMP traps",
+            Source::Syslog => "syslog",
+        })
     }
 }
 

@@ -284,3 +284,47 @@ async fn a_flood_is_limited_per_sender_and_counted_not_fatal() {
     let after = next(&mut received, 1).await;
     assert!(after[0].message.contains("still here"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_held_by_another_program_is_opened_once_it_is_free() {
+    // Another program holds the syslog port (on every address, as the receiver asks).
+    let holder = std::net::UdpSocket::bind("[::]:0")
+        .or_else(|_| std::net::UdpSocket::bind("0.0.0.0:0"))
+        .unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let (lines, mut received) = LineSender::channel(16);
+    let mut receivers = EventReceivers::new(lines);
+    let mut config = CollectorConfig {
+        collector_id: 1,
+        credentials: Vec::new(),
+        targets: Vec::new(),
+        templates: Default::default(),
+        receivers: Receivers::default(),
+    };
+    config.receivers.syslog = parse_listens(&format!("udp:{port}")).unwrap();
+    receivers.apply(&config).await;
+    let problem = receivers.retry().await.expect("the port is taken");
+    assert!(
+        problem.contains(&format!("syslog on udp:{port}")),
+        "{problem}"
+    );
+    // Freed: the next retry (each configuration pull) opens it, and messages come in.
+    drop(holder);
+    assert_eq!(receivers.retry().await, None);
+    run(
+        "logger",
+        &[
+            "--udp",
+            "--server",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "opened late",
+        ],
+    );
+    let events = next(&mut received, 1).await;
+    assert!(events[0].message.contains("opened late"));
+    // The same configuration again changes nothing.
+    receivers.apply(&config).await;
+    assert_eq!(receivers.retry().await, None);
+}
