@@ -54,14 +54,11 @@ async fn main() {
     let mut receivers = EventReceivers::new(lines);
     receivers
         .apply(&CollectorConfig {
-            collector_id: 1,
-            credentials: Vec::new(),
-            targets: Vec::new(),
-            templates: Default::default(),
             receivers: Receivers {
                 traps: parse_listens(&format!("udp:{port}")).unwrap(),
                 syslog: Vec::new(),
             },
+            ..CollectorConfig::default()
         })
         .await;
     let forwarded = Arc::new(AtomicU64::new(0));

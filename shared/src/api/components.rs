@@ -289,7 +289,7 @@ pub struct ComponentSelf {
 
 /// What a collector polls: `GET /remote-collectors/{id}/config`. It holds nothing but the
 /// inventory (no generation time), so an unchanged inventory has an unchanged hash.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CollectorConfig {
     pub collector_id: i64,
     /// Every credential a target uses, once, by id, with its secrets in clear.

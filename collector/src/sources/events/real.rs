@@ -23,14 +23,11 @@ async fn started() -> (u16, u16, mpsc::Receiver<Lines>, EventReceivers) {
     let (lines, received) = LineSender::channel(1_024);
     let mut receivers = EventReceivers::new(lines);
     let config = CollectorConfig {
-        collector_id: 1,
-        credentials: Vec::new(),
-        targets: Vec::new(),
-        templates: Default::default(),
         receivers: Receivers {
             traps: parse_listens(&format!("udp:{traps}")).unwrap(),
             syslog: parse_listens(&format!("udp:{syslog},tcp:{syslog}")).unwrap(),
         },
+        ..CollectorConfig::default()
     };
     receivers.apply(&config).await;
     (traps, syslog, received, receivers)
@@ -294,13 +291,7 @@ async fn a_port_held_by_another_program_is_opened_once_it_is_free() {
     let port = holder.local_addr().unwrap().port();
     let (lines, mut received) = LineSender::channel(16);
     let mut receivers = EventReceivers::new(lines);
-    let mut config = CollectorConfig {
-        collector_id: 1,
-        credentials: Vec::new(),
-        targets: Vec::new(),
-        templates: Default::default(),
-        receivers: Receivers::default(),
-    };
+    let mut config = CollectorConfig::default();
     config.receivers.syslog = parse_listens(&format!("udp:{port}")).unwrap();
     receivers.apply(&config).await;
     let problem = receivers.retry().await.expect("the port is taken");
