@@ -220,7 +220,16 @@ async fn a_plant_is_swept_probed_fingerprinted_and_imported() {
     };
     let imported = admin.import_devices(job.id, &selection).await.unwrap();
     assert_eq!(imported.created.len(), 2, "{imported:?}");
-    let hmi = imported.created[1].node_id;
+    // Created in the order of the devices' ids, which the scan's concurrency decides.
+    let node_of = |device: i64| {
+        imported
+            .created
+            .iter()
+            .find(|c| c.device_id == device)
+            .unwrap()
+            .node_id
+    };
+    let hmi = node_of(ping);
     let checks = admin.checks(hmi).await.unwrap().items;
     assert_eq!(checks.len(), 1, "{checks:?}");
     assert_eq!(
@@ -231,7 +240,7 @@ async fn a_plant_is_swept_probed_fingerprinted_and_imported() {
     let again = admin.import_devices(job.id, &selection).await.unwrap();
     assert!(again.created.is_empty());
     assert_eq!(again.skipped.len(), 2, "{again:?}");
-    let node_id = imported.created[0].node_id;
+    let node_id = node_of(cisco);
     let node = admin.get_node(node_id).await.unwrap();
     assert_eq!(node.name, devices["198.18.0.10"].sys_name.clone().unwrap());
     assert_eq!(node.address, "198.18.0.10");
