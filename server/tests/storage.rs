@@ -246,8 +246,11 @@ async fn killing_the_server_mid_compaction_loses_and_duplicates_nothing() {
         server.child.kill().unwrap();
         server.child.wait().unwrap();
         let sealed = raw_chunks(&data);
+        // The first kill lands mid-compaction for sure; a later one may find it finished on a
+        // fast run (the last third seals within one 200 ms wait): then it still checks that a
+        // kill loses and duplicates nothing.
         assert!(
-            sealed > 0 && sealed < hours,
+            sealed > 0 && (sealed < hours || round > 0),
             "round {round}: killed with {sealed} of {hours} hours sealed"
         );
         check_exactly_once(&data, &truth, acknowledged_until(acked));
