@@ -54,6 +54,15 @@ async fn next(received: &mut mpsc::Receiver<Lines>, n: usize) -> Vec<CollectedEv
     events
 }
 
+/// One syslog line to `port` over UDP, as util-linux's `logger` sends it.
+fn logger_udp(port: u16, message: &str) {
+    let port = port.to_string();
+    run(
+        "logger",
+        &["--udp", "--server", "127.0.0.1", "--port", &port, message],
+    );
+}
+
 fn run(program: &str, args: &[&str]) {
     let out = Command::new(program).args(args).output().unwrap();
     assert!(
@@ -267,17 +276,7 @@ async fn a_flood_is_limited_per_sender_and_counted_not_fatal() {
     }
     assert!(got >= RATE_BURST as usize && got < 2_000, "{got} forwarded");
     // The receiver still takes another sender's message.
-    run(
-        "logger",
-        &[
-            "--udp",
-            "--server",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "still here",
-        ],
-    );
+    logger_udp(port, "still here");
     let after = next(&mut received, 1).await;
     assert!(after[0].message.contains("still here"));
 }
@@ -302,17 +301,7 @@ async fn a_port_held_by_another_program_is_opened_once_it_is_free() {
     // Freed: the next retry (each configuration pull) opens it, and messages come in.
     drop(holder);
     assert_eq!(receivers.retry().await, None);
-    run(
-        "logger",
-        &[
-            "--udp",
-            "--server",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "opened late",
-        ],
-    );
+    logger_udp(port, "opened late");
     let events = next(&mut received, 1).await;
     assert!(events[0].message.contains("opened late"));
     // The same configuration again changes nothing.
