@@ -11,6 +11,7 @@ use plantwatch_shared::api::{
 use rusqlite::Transaction;
 use rustc_hash::FxHashMap;
 
+use super::kinds::events::RuleEvent;
 use super::kinds::{Cycle, Findings, Judge, Series, kind_of};
 use super::maintenance::{self, InMaintenance};
 use super::notify::routes;
@@ -82,7 +83,15 @@ pub struct Inputs {
     pub checks: HashSet<i64>,
     /// Judge every matching series, breaching or not (the rule editor's preview).
     pub preview: bool,
+    /// Events stored since the last cycle, oldest first (read only when event rules exist).
+    pub events: Vec<RuleEvent>,
+    /// Where the next cycle's events begin, stored with this cycle's writes (`None`: as it
+    /// is).
+    pub events_cursor: Option<i64>,
 }
+
+/// Most events one cycle judges; more wait for the next cycle.
+pub const MAX_EVENTS_PER_CYCLE: usize = 20_000;
 
 /// Reads what a cycle needs.
 pub fn gather(
@@ -136,6 +145,8 @@ pub fn gather(
     let acked = store::acked_open(conn)?;
     let ignored = store::ignored_series(conn)?;
     let checks = crate::db::checks::ids(conn)?;
+    let event_rules = rules.iter().any(|r| r.spec.event.is_some());
+    let (events, events_cursor) = db::events::for_rules(conn, event_rules, MAX_EVENTS_PER_CYCLE)?;
     Ok(Inputs {
         now,
         rules,
@@ -148,6 +159,8 @@ pub fn gather(
         ignored,
         checks,
         preview: false,
+        events,
+        events_cursor,
     })
 }
 
@@ -158,6 +171,8 @@ pub struct Verdict {
     pub severity: Option<Severity>,
     pub value: Option<f64>,
     pub message: String,
+    /// An event rule's alert: when the event that opened or refreshed it came.
+    pub event_at: Option<i64>,
 }
 
 /// What judging found.
@@ -195,7 +210,7 @@ impl Evaluator {
         let mut judges: Vec<Box<dyn Judge<'_> + '_>> = Vec::with_capacity(inputs.rules.len());
         let mut by_metric: FxHashMap<&str, Vec<usize>> = FxHashMap::default();
         for rule in &inputs.rules {
-            let kind = kind_of(rule.builtin);
+            let kind = kind_of(rule);
             for metric in kind.reads(rule) {
                 by_metric.entry(metric).or_default().push(judges.len());
             }
@@ -254,6 +269,9 @@ impl Evaluator {
             ..CycleStats::default()
         };
         write(tx, &mut self.memory, inputs, writes, &mut stats)?;
+        if let Some(cursor) = inputs.events_cursor {
+            db::events::set_rules_cursor(tx, cursor, inputs.now)?;
+        }
         Ok(stats)
     }
 }
@@ -648,6 +666,7 @@ mod tests {
             started_at: now,
             fired_at: Some(now),
             notified_at: Some(now),
+            last_event_at: None,
         };
         let evaluator = Evaluator::new(vec![open]);
         let verdicts = evaluator.judge(&inputs, &hot).verdicts;

@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use plantwatch_shared::api::{
-    BuiltinRule, Comparison, RuleAggregation, RuleScope, RuleSpec, Severity, tags_from_canonical,
+    BuiltinRule, Comparison, EventKind, EventMatch, EventRuleSpec, EventSeverity, RuleAggregation,
+    RuleScope, RuleSpec, Severity, tags_from_canonical,
 };
 use plantwatch_shared::metric_names::{
     CHECK_CERT_DAYS_LEFT, CHECK_CERT_VALID, CHECK_TIME_MS, CHECK_UP, CPU_LOAD_PCT,
@@ -244,7 +245,121 @@ pub fn builtin_defaults() -> Vec<(BuiltinRule, RuleSpec)> {
                 )
             },
         ),
+        (
+            B::TrapLinkDown,
+            event_rule(
+                rule(
+                    "trap_link_down",
+                    "A linkDown trap, one alert per port (ifIndex), cleared by the port's \
+                     linkUp (or a day without either).",
+                ),
+                traps(&["linkDown"]),
+                Some(traps(&["linkUp"])),
+                &["ifIndex"],
+                Severity::Warning,
+                86_400,
+            ),
+        ),
+        (
+            B::TrapUpsOnBattery,
+            event_rule(
+                rule(
+                    "trap_ups_on_battery",
+                    "A UPS on battery by trap: UPS-MIB's upsTrapOnBattery (resent every \
+                     minute while on battery) or APC's upsOnBattery; cleared by APC's \
+                     powerRestored or 10 minutes after the last.",
+                ),
+                traps(&["upsTrapOnBattery", "upsOnBattery"]),
+                Some(traps(&["powerRestored"])),
+                &[],
+                Severity::Critical,
+                600,
+            ),
+        ),
+        (
+            B::TrapDeviceRestarted,
+            event_rule(
+                rule(
+                    "trap_device_restarted",
+                    "A device restarted (coldStart or warmStart trap); for 15 minutes.",
+                ),
+                traps(&["coldStart", "warmStart"]),
+                None,
+                &[],
+                Severity::Warning,
+                900,
+            ),
+        ),
+        (
+            B::TrapAuthFailure,
+            RuleSpec {
+                // Off by default: discovery trying the credentials of a network makes
+                // devices that send these traps send them.
+                enabled: false,
+                ..event_rule(
+                    rule(
+                        "trap_auth_failure",
+                        "SNMP requests with a wrong community (authenticationFailure trap); \
+                         for an hour. Off by default: discovery's tries cause them too.",
+                    ),
+                    traps(&["authenticationFailure"]),
+                    None,
+                    &[],
+                    Severity::Warning,
+                    3_600,
+                )
+            },
+        ),
+        (
+            B::SyslogCritical,
+            event_rule(
+                rule(
+                    "syslog_critical",
+                    "A syslog message of severity critical or worse, one alert per program; \
+                     for an hour after the last.",
+                ),
+                EventMatch {
+                    kind: Some(EventKind::Syslog),
+                    severity: Some(EventSeverity::Critical),
+                    ..EventMatch::default()
+                },
+                None,
+                &["program"],
+                Severity::Warning,
+                3_600,
+            ),
+        ),
     ]
+}
+
+/// A match of traps by name.
+fn traps(names: &[&str]) -> EventMatch {
+    EventMatch {
+        traps: names.iter().map(|n| (*n).to_owned()).collect(),
+        ..EventMatch::default()
+    }
+}
+
+/// `base` made an event rule.
+fn event_rule(
+    base: RuleSpec,
+    on: EventMatch,
+    clear: Option<EventMatch>,
+    key: &[&str],
+    severity: Severity,
+    expire_s: u32,
+) -> RuleSpec {
+    RuleSpec {
+        metric: None,
+        event: Some(EventRuleSpec {
+            on,
+            clear,
+            key: key.iter().map(|k| (*k).to_owned()).collect(),
+            severity,
+            expire_s,
+        }),
+        ..base
+    }
 }
 
 /// Whether a rule reads a metric series (the others watch presence and reports).
@@ -256,6 +371,11 @@ pub fn reads_metric(builtin: Option<BuiltinRule>) -> bool {
                 | BuiltinRule::AgentHeartbeat
                 | BuiltinRule::CollectorOffline
                 | BuiltinRule::CollectorOutboxLag
+                | BuiltinRule::TrapLinkDown
+                | BuiltinRule::TrapUpsOnBattery
+                | BuiltinRule::TrapDeviceRestarted
+                | BuiltinRule::TrapAuthFailure
+                | BuiltinRule::SyslogCritical
         )
     )
 }
@@ -269,6 +389,12 @@ pub fn problem(spec: &RuleSpec, builtin: Option<BuiltinRule>) -> Option<String> 
     }
     if spec.description.as_ref().is_some_and(|d| d.len() > 1_000) {
         return Some("description must be at most 1000 characters".into());
+    }
+    if let Some(event) = &spec.event {
+        if spec.metric.is_some() {
+            return Some("an event rule has no metric".into());
+        }
+        return event.problem().or_else(|| scope_problem(spec));
     }
     if spec.window_s == 0 || spec.window_s > 900 {
         return Some("window_s must be between 1 and 900 (the hot window holds 15 minutes)".into());
@@ -308,15 +434,8 @@ pub fn problem(spec: &RuleSpec, builtin: Option<BuiltinRule>) -> Option<String> 
             "at most 16 tag matchers, keys up to 64 and patterns up to 256 characters".into(),
         );
     }
-    match (spec.scope, &spec.scope_value) {
-        (RuleScope::All, _) => {}
-        (_, None) => return Some(format!("scope '{}' needs a scope_value", spec.scope)),
-        (RuleScope::Type, Some(value))
-            if value.parse::<plantwatch_shared::api::NodeType>().is_err() =>
-        {
-            return Some(format!("unknown node type '{value}'"));
-        }
-        _ => {}
+    if let Some(problem) = scope_problem(spec) {
+        return Some(problem);
     }
     if builtin.is_none() || reads_metric(builtin) {
         let Some(metric) = spec.metric.as_deref().filter(|m| !m.trim().is_empty()) else {
@@ -335,6 +454,20 @@ pub fn problem(spec: &RuleSpec, builtin: Option<BuiltinRule>) -> Option<String> 
         }
     }
     None
+}
+
+/// What is wrong with a rule's scope, if anything.
+fn scope_problem(spec: &RuleSpec) -> Option<String> {
+    match (spec.scope, &spec.scope_value) {
+        (RuleScope::All, _) => None,
+        (_, None) => Some(format!("scope '{}' needs a scope_value", spec.scope)),
+        (RuleScope::Type, Some(value))
+            if value.parse::<plantwatch_shared::api::NodeType>().is_err() =>
+        {
+            Some(format!("unknown node type '{value}'"))
+        }
+        _ => None,
+    }
 }
 
 /// The threshold nearest the good side: what clears an alert by default.

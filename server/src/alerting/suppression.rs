@@ -16,7 +16,7 @@ pub fn suppressed(cycle: &Cycle<'_>, findings: &Findings) -> HashMap<i64, String
     let offline_rules: Vec<i64> = inputs
         .rules
         .iter()
-        .filter(|r| kind_of(r.builtin).offline())
+        .filter(|r| kind_of(r).offline())
         .map(|r| r.id)
         .collect();
     // Some(true): down; Some(false): its probes answer (up, whatever is above it); None:

@@ -155,6 +155,10 @@ impl Memory {
                         alert.value != verdict.value || alert.message != verdict.message;
                     alert.value = verdict.value;
                     alert.message.clone_from(&verdict.message);
+                    if verdict.event_at.is_some() && verdict.event_at != alert.last_event_at {
+                        alert.last_event_at = verdict.event_at;
+                        changed = true;
+                    }
                     if alert.state == AlertState::Pending
                         && now - alert.started_at >= i64::from(rule.spec.for_s)
                     {
@@ -243,6 +247,7 @@ impl Memory {
                         started_at: now,
                         fired_at: firing.then_some(now),
                         notified_at: None,
+                        last_event_at: verdict.event_at,
                     };
                     writes.push(Write::Insert(key.clone()));
                     let event = if firing { "firing" } else { "pending" };
@@ -312,13 +317,13 @@ impl Memory {
             let Some(rule) = rules.get(&alert.rule_id) else {
                 continue;
             };
-            let kind = kind_of(rule.builtin);
+            let kind = kind_of(rule);
             let held = match (alert.node_id, alert.collector_id) {
                 (Some(node), _) => inputs.maintenance.nodes.contains_key(&node),
                 (None, Some(c)) => inputs.maintenance.collectors.contains_key(&c),
                 _ => false,
             };
-            let suppressed = kind.reachability()
+            let suppressed = kind.parent_suppressed()
                 && alert
                     .node_id
                     .is_some_and(|n| judgement.suppressed.contains_key(&n))
@@ -410,7 +415,7 @@ impl Memory {
             let (Some(node_id), Some(rule)) = (alert.node_id, rules.get(&alert.rule_id)) else {
                 continue;
             };
-            let kind = kind_of(rule.builtin);
+            let kind = kind_of(rule);
             let w = worst.entry(node_id).or_default();
             if kind.reachability() {
                 w.reachability = true;

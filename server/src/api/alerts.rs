@@ -366,14 +366,20 @@ async fn update_rule(
         .db
         .write(move |tx| -> ApiResult<_> {
             let existing = store::get_rule(tx, id)?.ok_or_else(|| rule_not_found(id))?;
+            let same_events = |a: &RuleSpec, b: &RuleSpec| match (&a.event, &b.event) {
+                (Some(a), Some(b)) => a.on == b.on && a.clear == b.clear && a.key == b.key,
+                (a, b) => a.is_none() && b.is_none(),
+            };
             if existing.builtin.is_some()
-                && (spec.name != existing.spec.name || spec.metric != existing.spec.metric)
+                && (spec.name != existing.spec.name
+                    || spec.metric != existing.spec.metric
+                    || !same_events(&spec, &existing.spec))
             {
                 return Err(ApiError::bad_request(
                     ErrorCode::BuiltinRule,
                     format!(
-                        "{} is built in: its name and metric stay; tune its thresholds, window, \
-                         scope or disable it",
+                        "{} is built in: its name, metric and events stay; tune its \
+                         thresholds, window, severity, expiry, scope or disable it",
                         existing.spec.name
                     ),
                 ));

@@ -14,11 +14,12 @@ use crate::alerting::rules::NodeFacts;
 
 const RULE_SELECT: &str = "SELECT id, name, builtin, enabled, description, metric, tag_matchers,
        scope_kind, scope_value, aggregation, window_secs, comparison, warning, critical, clear,
-       for_secs, created_at, updated_at
+       for_secs, created_at, updated_at, event
   FROM alert_definitions";
 
 fn rule_row(row: &Row<'_>) -> rusqlite::Result<AlertRule> {
     let tags: String = row.get(6)?;
+    let event: Option<String> = row.get(18)?;
     Ok(AlertRule {
         id: row.get(0)?,
         builtin: parsed_opt(row, 2)?,
@@ -37,6 +38,7 @@ fn rule_row(row: &Row<'_>) -> rusqlite::Result<AlertRule> {
             critical: row.get(13)?,
             clear: row.get(14)?,
             for_s: row.get(15)?,
+            event: event.and_then(|e| serde_json::from_str(&e).ok()),
         },
         created_at: to_time(row.get(16)?),
         updated_at: to_time(row.get(17)?),
@@ -104,6 +106,10 @@ fn rule_params(spec: &RuleSpec) -> Vec<Value> {
         opt_real(spec.critical),
         opt_real(spec.clear),
         Value::Integer(i64::from(spec.for_s)),
+        spec.event
+            .as_ref()
+            .and_then(|e| serde_json::to_string(e).ok())
+            .map_or(Value::Null, Value::Text),
     ]
 }
 
@@ -119,8 +125,8 @@ pub fn insert_rule(
     conn.execute(
         "INSERT INTO alert_definitions (name, enabled, description, metric, tag_matchers,
              scope_kind, scope_value, aggregation, window_secs, comparison, warning, critical,
-             clear, for_secs, builtin, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16)",
+             clear, for_secs, event, builtin, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?17)",
         rusqlite::params_from_iter(params),
     )?;
     Ok(conn.last_insert_rowid())
@@ -134,8 +140,8 @@ pub fn update_rule(conn: &Connection, id: i64, spec: &RuleSpec, now: i64) -> rus
         "UPDATE alert_definitions SET name = ?1, enabled = ?2, description = ?3, metric = ?4,
              tag_matchers = ?5, scope_kind = ?6, scope_value = ?7, aggregation = ?8,
              window_secs = ?9, comparison = ?10, warning = ?11, critical = ?12, clear = ?13,
-             for_secs = ?14, updated_at = ?15
-         WHERE id = ?16",
+             for_secs = ?14, event = ?15, updated_at = ?16
+         WHERE id = ?17",
         rusqlite::params_from_iter(params),
     )?;
     Ok(())
@@ -167,6 +173,8 @@ pub struct OpenAlert {
     pub started_at: i64,
     pub fired_at: Option<i64>,
     pub notified_at: Option<i64>,
+    /// An event rule's alert: the last event that opened or refreshed it (UNIX seconds).
+    pub last_event_at: Option<i64>,
 }
 
 /// Every pending or firing alert (read once when the evaluator starts).
@@ -174,7 +182,7 @@ pub fn open_alerts(conn: &Connection) -> rusqlite::Result<Vec<OpenAlert>> {
     conn.prepare(
         "SELECT id, definition_id, node_id, collector_id, series, state, severity, value,
                 message, flapping, held, suppressed, acked_at IS NOT NULL, started_at, fired_at,
-                notified_at
+                notified_at, last_event_at
            FROM alerts WHERE state <> 'resolved'",
     )?
     .query_map([], |row| {
@@ -195,6 +203,7 @@ pub fn open_alerts(conn: &Connection) -> rusqlite::Result<Vec<OpenAlert>> {
             started_at: row.get(13)?,
             fired_at: row.get(14)?,
             notified_at: row.get(15)?,
+            last_event_at: row.get(16)?,
         })
     })?
     .collect()
@@ -204,8 +213,9 @@ pub fn open_alerts(conn: &Connection) -> rusqlite::Result<Vec<OpenAlert>> {
 pub fn insert_alert(conn: &Connection, alert: &OpenAlert, now: i64) -> rusqlite::Result<i64> {
     conn.prepare_cached(
         "INSERT INTO alerts (definition_id, node_id, collector_id, series, state, severity, value,
-             message, flapping, held, suppressed, started_at, fired_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             message, flapping, held, suppressed, started_at, fired_at, updated_at,
+             last_event_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?
     .execute(rusqlite::params![
         alert.rule_id,
@@ -222,6 +232,7 @@ pub fn insert_alert(conn: &Connection, alert: &OpenAlert, now: i64) -> rusqlite:
         alert.started_at,
         alert.fired_at,
         now,
+        alert.last_event_at,
     ])?;
     Ok(conn.last_insert_rowid())
 }
@@ -230,7 +241,8 @@ pub fn insert_alert(conn: &Connection, alert: &OpenAlert, now: i64) -> rusqlite:
 pub fn update_alert(conn: &Connection, alert: &OpenAlert, now: i64) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "UPDATE alerts SET state = ?2, severity = ?3, value = ?4, message = ?5, flapping = ?6,
-             held = ?7, suppressed = ?8, fired_at = ?9, notified_at = ?10, updated_at = ?11
+             held = ?7, suppressed = ?8, fired_at = ?9, notified_at = ?10, updated_at = ?11,
+             last_event_at = ?12
          WHERE id = ?1",
     )?
     .execute(rusqlite::params![
@@ -245,6 +257,7 @@ pub fn update_alert(conn: &Connection, alert: &OpenAlert, now: i64) -> rusqlite:
         alert.fired_at,
         alert.notified_at,
         now,
+        alert.last_event_at,
     ])?;
     Ok(())
 }

@@ -5,6 +5,7 @@ use plantwatch_shared::api::{CollectedEvent, Event, EventQuery, MAX_EVENT_PAGE, 
 use rusqlite::{Connection, OptionalExtension as _, params_from_iter};
 
 use super::{json_column, to_json};
+use crate::alerting::kinds::events::RuleEvent;
 
 /// Longest message kept, characters (the raw document keeps every varbind, bounded below).
 pub const MAX_MESSAGE_CHARS: usize = 4_096;
@@ -186,6 +187,54 @@ pub fn list(conn: &Connection, query: &EventQuery) -> rusqlite::Result<(Vec<Even
             .query_row(params_from_iter(values.iter()), |r| r.get::<_, i64>(0))? as u64
     };
     Ok((items, total))
+}
+
+/// The settings key of the last event the event rules judged.
+const RULES_CURSOR: &str = "event_rules_cursor";
+
+/// The events the event rules have not judged yet, oldest first, at most `limit`, and the
+/// cursor to store once they are (`None`: unchanged). Without event rules none are read and
+/// the cursor moves past them all.
+pub fn for_rules(
+    conn: &Connection,
+    wanted: bool,
+    limit: usize,
+) -> rusqlite::Result<(Vec<RuleEvent>, Option<i64>)> {
+    let stored: i64 = super::settings::get(conn, RULES_CURSOR)?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let newest: i64 =
+        conn.query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))?;
+    // Retention emptied the table and ids began again: judge from the start.
+    let cursor = if newest < stored { 0 } else { stored };
+    if !wanted {
+        return Ok((Vec::new(), (newest != stored).then_some(newest)));
+    }
+    let events = conn
+        .prepare_cached(
+            "SELECT id, node_id, collector_id, doc FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )?
+        .query_map((cursor, limit as i64), |r| {
+            Ok(RuleEvent {
+                id: r.get(0)?,
+                node_id: r.get(1)?,
+                collector_id: r.get(2)?,
+                event: json_column(r, 3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let next = events.last().map_or(cursor, |e| e.id);
+    Ok((events, (next != stored).then_some(next)))
+}
+
+/// Stores the event rules' cursor.
+pub fn set_rules_cursor(conn: &Connection, cursor: i64, now: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        (RULES_CURSOR, cursor.to_string(), now),
+    )?;
+    Ok(())
 }
 
 /// Deletes events received before `before_ms`, then the oldest beyond `max_rows`; how many.

@@ -76,6 +76,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0011_events",
         include_str!("../../../migrations/0011_events.sql"),
     ),
+    (
+        "0012_event_rules",
+        include_str!("../../../migrations/0012_event_rules.sql"),
+    ),
 ];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -383,7 +387,8 @@ mod tests {
                 "0008_directory_users",
                 "0009_checks",
                 "0010_dns_checks",
-                "0011_events"
+                "0011_events",
+                "0012_event_rules"
             ]
         );
     }

@@ -128,6 +128,17 @@ named_enum! {
         HttpSlow = "http_slow",
         /// A `dns` check failing: no answer, an error, or not the answer expected.
         DnsDown = "dns_down",
+        /// A linkDown trap, per port (ifIndex), cleared by the port's linkUp.
+        TrapLinkDown = "trap_link_down",
+        /// A UPS on battery by trap (UPS-MIB, resent every minute; APC's cleared by
+        /// powerRestored).
+        TrapUpsOnBattery = "trap_ups_on_battery",
+        /// A device restarted (coldStart or warmStart trap).
+        TrapDeviceRestarted = "trap_device_restarted",
+        /// SNMP requests with a wrong community (authenticationFailure trap).
+        TrapAuthFailure = "trap_auth_failure",
+        /// A syslog message of severity critical or worse, per program.
+        SyslogCritical = "syslog_critical",
     }
 }
 
@@ -183,6 +194,10 @@ pub struct RuleSpec {
     /// How long the condition must hold before the alert fires.
     #[serde(default)]
     pub for_s: u32,
+    /// An event rule: the traps and syslog messages that open and clear its alert (the
+    /// metric, window and thresholds are not used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<super::EventRuleSpec>,
 }
 
 fn yes() -> bool {
@@ -219,6 +234,7 @@ impl RuleSpec {
             critical: None,
             clear: None,
             for_s: 0,
+            event: None,
         }
     }
 }

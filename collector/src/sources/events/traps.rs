@@ -5,7 +5,9 @@
 
 use std::net::IpAddr;
 
-use plantwatch_shared::api::{CollectedEvent, EventKind, EventSeverity, TrapInfo, Varbind};
+use plantwatch_shared::api::{
+    CollectedEvent, EventKind, EventSeverity, TrapInfo, Varbind, trap_by_oid,
+};
 use snmp2::{MessageType, Pdu};
 use time::OffsetDateTime;
 use tokio::net::UdpSocket;
@@ -22,44 +24,6 @@ const SNMP_TRAP_ENTERPRISE: &str = "1.3.6.1.6.3.1.1.4.3.0";
 const SNMP_TRAPS: &str = "1.3.6.1.6.3.1.1.5";
 /// Most varbinds kept of one trap.
 const MAX_VARBINDS: usize = 128;
-
-/// Traps whose names and severities are known: the standard ones, the UPS-MIB's.
-const KNOWN: &[(&str, &str, EventSeverity)] = &[
-    ("1.3.6.1.6.3.1.1.5.1", "coldStart", EventSeverity::Notice),
-    ("1.3.6.1.6.3.1.1.5.2", "warmStart", EventSeverity::Notice),
-    ("1.3.6.1.6.3.1.1.5.3", "linkDown", EventSeverity::Warning),
-    ("1.3.6.1.6.3.1.1.5.4", "linkUp", EventSeverity::Notice),
-    (
-        "1.3.6.1.6.3.1.1.5.5",
-        "authenticationFailure",
-        EventSeverity::Warning,
-    ),
-    (
-        "1.3.6.1.6.3.1.1.5.6",
-        "egpNeighborLoss",
-        EventSeverity::Warning,
-    ),
-    (
-        "1.3.6.1.2.1.33.2.1",
-        "upsTrapOnBattery",
-        EventSeverity::Critical,
-    ),
-    (
-        "1.3.6.1.2.1.33.2.2",
-        "upsTrapTestCompleted",
-        EventSeverity::Notice,
-    ),
-    (
-        "1.3.6.1.2.1.33.2.3",
-        "upsTrapAlarmEntryAdded",
-        EventSeverity::Warning,
-    ),
-    (
-        "1.3.6.1.2.1.33.2.4",
-        "upsTrapAlarmEntryRemoved",
-        EventSeverity::Notice,
-    ),
-];
 
 /// Receives on `socket` until aborted.
 pub async fn receive(socket: UdpSocket, sink: Sink) {
@@ -198,9 +162,9 @@ fn parse(oid: &str) -> Vec<u64> {
 
 /// The event of `trap`: named and rated when it is a known one, its varbinds in the message.
 fn event(mut trap: TrapInfo, source: IpAddr, uid: String, now: OffsetDateTime) -> CollectedEvent {
-    let known = KNOWN.iter().find(|(oid, _, _)| *oid == trap.oid);
-    trap.name = known.map(|(_, name, _)| (*name).to_owned());
-    let severity = known.map_or(EventSeverity::Notice, |(_, _, severity)| *severity);
+    let known = trap_by_oid(&trap.oid);
+    trap.name = known.map(|(name, _)| name.to_owned());
+    let severity = known.map_or(EventSeverity::Notice, |(_, severity)| severity);
     let mut message = trap.name.clone().unwrap_or_else(|| trap.oid.clone());
     for varbind in trap
         .varbinds

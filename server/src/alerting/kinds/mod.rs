@@ -4,6 +4,7 @@
 //! A new kind is a module here and a line in [`kind_of`]. User rules are threshold rules.
 
 mod collectors;
+pub mod events;
 mod heartbeat;
 mod interface;
 mod threshold;
@@ -92,6 +93,13 @@ pub trait RuleKind: Sync {
     fn offline(&self) -> bool {
         false
     }
+
+    /// Its alerts are suppressed when the node is cut off behind parents that are down
+    /// (reachability alerts, and those of events: what a cut-off node still sent is noise
+    /// beside its parent's alert).
+    fn parent_suppressed(&self) -> bool {
+        self.reachability()
+    }
 }
 
 /// One rule judged in one cycle.
@@ -110,15 +118,26 @@ pub trait Judge<'a> {
     fn finish(self: Box<Self>, cycle: &Cycle<'a>, out: &mut Findings);
 }
 
-/// The kind of a rule: user rules and the threshold built-ins are threshold rules.
-pub fn kind_of(builtin: Option<BuiltinRule>) -> &'static dyn RuleKind {
-    match builtin {
+/// The kind of a rule: event rules judge events; other user rules and the threshold
+/// built-ins are threshold rules.
+pub fn kind_of(rule: &AlertRule) -> &'static dyn RuleKind {
+    if rule.spec.event.is_some() {
+        return &events::EventRule;
+    }
+    match rule.builtin {
         Some(BuiltinRule::NodeUnreachable) => &unreachable::NodeUnreachable,
         Some(BuiltinRule::AgentHeartbeat) => &heartbeat::AgentHeartbeat,
         Some(BuiltinRule::CollectorOffline) => &collectors::CollectorOffline,
         Some(BuiltinRule::CollectorOutboxLag) => &collectors::OutboxLag,
         Some(BuiltinRule::InterfaceDown) => &interface::InterfaceDown,
         Some(BuiltinRule::SnmpUnreachable) => &threshold::SNMP_UNREACHABLE,
+        Some(
+            BuiltinRule::TrapLinkDown
+            | BuiltinRule::TrapUpsOnBattery
+            | BuiltinRule::TrapDeviceRestarted
+            | BuiltinRule::TrapAuthFailure
+            | BuiltinRule::SyslogCritical,
+        ) => &events::EventRule,
         Some(
             BuiltinRule::CpuHigh
             | BuiltinRule::MemoryHigh
@@ -227,6 +246,7 @@ impl Findings {
                 severity,
                 value,
                 message,
+                event_at: None,
             },
         );
     }
