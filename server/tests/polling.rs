@@ -833,3 +833,185 @@ async fn the_local_collector_receives_traps_and_syslog_and_the_server_files_them
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// The local collector's id.
+async fn local_collector(admin: &Client) -> i64 {
+    use plantwatch_shared::api::{ComponentKind, ComponentQuery};
+    admin
+        .list_components(&ComponentQuery {
+            kind: Some(ComponentKind::Collector),
+            ..ComponentQuery::default()
+        })
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|c| c.is_local)
+        .unwrap()
+        .id
+}
+
+/// Sends a v2c trap from net-snmp's `snmptrap`: `oid` with an ifIndex varbind.
+fn v2c_link_trap(port: u16, oid: &str, if_index: u32) {
+    let status = std::process::Command::new("snmptrap")
+        .args([
+            "-v",
+            "2c",
+            "-c",
+            "plant",
+            &format!("udp:127.0.0.1:{port}"),
+            "",
+        ])
+        .arg(oid)
+        .arg(format!("1.3.6.1.2.1.2.2.1.1.{if_index}"))
+        .args(["i", &if_index.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_rules_open_alerts_from_real_traps_and_syslog_and_the_partner_clears_them() {
+    use plantwatch_shared::api::{
+        AlertQuery, AlertState, EventKind, EventMatch, EventRuleSpec, Receivers, RuleSpec,
+        Severity, parse_listens,
+    };
+    let app = spawn_app_with(|config| {
+        config.local_polling = true;
+        config.push_interval_secs = 1;
+        config.alert_interval_secs = 1;
+    })
+    .await;
+    let admin = app.admin().await;
+    let switch = admin
+        .create_node(&NodeSpec {
+            name: "sw-1".into(),
+            address: "127.0.0.1".into(),
+            ..NodeSpec::default()
+        })
+        .await
+        .unwrap()
+        .id;
+    let local = local_collector(&admin).await;
+    let (trap_port, syslog_port) = (
+        plantwatch_testkit::free_port(),
+        plantwatch_testkit::free_port(),
+    );
+    admin
+        .set_receivers(
+            local,
+            &Receivers {
+                traps: parse_listens(&format!("udp:{trap_port}")).unwrap(),
+                syslog: parse_listens(&format!("udp:{syslog_port}")).unwrap(),
+            },
+        )
+        .await
+        .unwrap();
+    // A custom rule: the runtime's bad-quality lines, one alert per program, for 10 minutes.
+    let custom = admin
+        .create_rule(&RuleSpec {
+            metric: None,
+            event: Some(EventRuleSpec {
+                on: EventMatch {
+                    kind: Some(EventKind::Syslog),
+                    program: Some("runtime".into()),
+                    text: Some("bad quality".into()),
+                    ..EventMatch::default()
+                },
+                clear: None,
+                key: vec!["program".into()],
+                severity: Severity::Critical,
+                expire_s: 600,
+            }),
+            ..RuleSpec::new("runtime_bad_quality", "")
+        })
+        .await
+        .unwrap();
+    assert_eq!(custom.spec.event.as_ref().unwrap().expire_s, 600);
+    // One that nothing would clear is refused; a built-in's events stay, its expiry is tuned.
+    let mut never = custom.spec.clone();
+    never.name = "never".into();
+    never.event.as_mut().unwrap().expire_s = 0;
+    assert_eq!(
+        admin.create_rule(&never).await.unwrap_err().status(),
+        Some(400)
+    );
+    let rules = admin.list_rules().await.unwrap().items;
+    let link = rules
+        .iter()
+        .find(|r| r.spec.name == "trap_link_down")
+        .unwrap();
+    let mut changed = link.spec.clone();
+    changed.event.as_mut().unwrap().on.traps = vec!["coldStart".into()];
+    let refused = admin.update_rule(link.id, &changed).await.unwrap_err();
+    assert_eq!(refused.status(), Some(400));
+    let mut tuned = link.spec.clone();
+    tuned.event.as_mut().unwrap().expire_s = 7_200;
+    admin.update_rule(link.id, &tuned).await.unwrap();
+
+    // Port 3 goes down (snmptrap v2c linkDown; resent until the receiver is open): one alert
+    // for that port.
+    let link_down = "1.3.6.1.6.3.1.1.5.3";
+    let started = Instant::now();
+    let alert = loop {
+        v2c_link_trap(trap_port, link_down, 3);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let alerts = admin
+            .list_alerts(&AlertQuery {
+                node_id: Some(switch),
+                ..AlertQuery::default()
+            })
+            .await
+            .unwrap();
+        if let Some(alert) = alerts
+            .items
+            .into_iter()
+            .find(|a| a.rule == "trap_link_down")
+        {
+            break alert;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no trap_link_down alert"
+        );
+    };
+    assert_eq!(alert.series, "event{ifIndex=3}");
+    assert_eq!(alert.severity, Severity::Warning);
+    assert_eq!(alert.state, AlertState::Firing);
+    assert!(alert.message.starts_with("linkDown"), "{}", alert.message);
+    // Port 5's linkUp does not clear port 3; port 3's does.
+    v2c_link_trap(trap_port, "1.3.6.1.6.3.1.1.5.4", 5);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let still = admin.list_alerts(&AlertQuery::default()).await.unwrap();
+    assert!(still.items.iter().any(|a| a.id == alert.id));
+    v2c_link_trap(trap_port, "1.3.6.1.6.3.1.1.5.4", 3);
+    let started = Instant::now();
+    loop {
+        let detail = admin.get_alert(alert.id).await.unwrap();
+        if detail.alert.state == AlertState::Resolved {
+            let resolved = detail.events.last().unwrap();
+            let why = resolved.comment.as_deref().unwrap_or_default();
+            assert!(why.starts_with("cleared by linkUp"), "{detail:?}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the linkUp did not clear it"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // A syslog line from the switch: the custom rule's critical alert.
+    let socket = std::net::UdpSocket::bind(("127.0.0.1", 0)).unwrap();
+    socket
+        .send_to(
+            b"<14>Dec  4 10:00:00 sw-1 runtime: tag A1 bad quality",
+            ("127.0.0.1", syslog_port),
+        )
+        .unwrap();
+    let alert = alert_of(&admin, switch, "runtime_bad_quality").await;
+    assert_eq!(
+        (alert.series.as_str(), alert.severity),
+        ("event{program=runtime}", Severity::Critical)
+    );
+}

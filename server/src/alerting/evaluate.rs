@@ -319,7 +319,7 @@ fn write(
                 checked,
             } => {
                 if !checked || store::exists(tx, alert.id)? {
-                    store::resolve_alert(tx, alert.id, value, why, now)?;
+                    store::resolve_alert(tx, alert.id, value, why.as_deref(), now)?;
                     stats.resolved += 1;
                 }
             }

@@ -32,7 +32,7 @@ pub enum Write {
     Resolve {
         alert: OpenAlert,
         value: Option<f64>,
-        why: Option<&'static str>,
+        why: Option<String>,
         checked: bool,
     },
     /// Store the new alert under this key.
@@ -125,7 +125,7 @@ impl Memory {
                 writes.push(Write::Resolve {
                     alert,
                     value: None,
-                    why: Some("rule disabled or target removed"),
+                    why: Some("rule disabled or target removed".into()),
                     checked: true,
                 });
             }
@@ -219,7 +219,9 @@ impl Memory {
                     writes.push(Write::Resolve {
                         alert,
                         value: verdict.value,
-                        why: None,
+                        // An event rule's alert says what cleared it (the partner, the
+                        // expiry) in its history.
+                        why: rule.spec.event.is_some().then(|| verdict.message.clone()),
                         checked: false,
                     });
                 }
