@@ -227,4 +227,88 @@ fn events_are_received_listed_and_followed_from_the_command_line() {
     }
     let _ = follow.kill();
     let _ = follow.wait();
+
+    // Event rules: names, built-ins, a custom rule that opens an alert from a syslog line.
+    let names = ok(&cli(&["event-rules", "names"]));
+    assert!(
+        names.contains("linkDown") && names.contains("1.3.6.1.6.3.1.1.5.3"),
+        "{names}"
+    );
+    let list = ok(&cli(&["event-rules", "list"]));
+    assert!(
+        list.lines()
+            .any(|l| l.contains("trap_link_down") && l.contains("linkUp") && l.contains("1 d")),
+        "{list}"
+    );
+    assert!(
+        !list.contains("cpu_high"),
+        "metric rules are not listed: {list}"
+    );
+    let bad = cli(&["event-rules", "create", "odd", "--trap", "linkSideways"]);
+    assert_ne!(bad.status.code(), Some(0));
+    assert!(stderr(&bad).contains("linkSideways"), "{}", stderr(&bad));
+    let kept = cli(&[
+        "event-rules",
+        "update",
+        "trap_link_down",
+        "--trap",
+        "coldStart",
+    ]);
+    assert_ne!(kept.status.code(), Some(0));
+    assert!(stderr(&kept).contains("built in"), "{}", stderr(&kept));
+    ok(&cli(&[
+        "event-rules",
+        "update",
+        "trap_link_down",
+        "--expire",
+        "2h",
+    ]));
+    assert!(
+        ok(&cli(&["event-rules", "show", "trap_link_down"])).contains("2 h"),
+        "the expiry tuned"
+    );
+    ok(&cli(&[
+        "event-rules",
+        "create",
+        "archive_full",
+        "--kind",
+        "syslog",
+        "--program",
+        "historian",
+        "--text",
+        "disk * full",
+        "--severity",
+        "critical",
+        "--expire",
+        "30m",
+        "--key",
+        "program",
+    ]));
+    let rules = ok(&cli(&["rules", "list"]));
+    assert!(
+        rules.contains("events: syslog program=historian"),
+        "{rules}"
+    );
+    let started = Instant::now();
+    loop {
+        logger("archive disk 97 % full");
+        let alerts: Value =
+            serde_json::from_str(&ok(&cli(&["alerts", "list", "-o", "json"]))).unwrap();
+        let items = alerts["items"].as_array().unwrap();
+        if let Some(alert) = items.iter().find(|a| a["rule"] == "archive_full") {
+            assert_eq!(alert["severity"], "critical");
+            assert_eq!(alert["message"], "archive disk 97 % full");
+            assert_eq!(alert["series"], "event{program=historian,source=127.0.0.1}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no archive_full alert: {alerts}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let metric = cli(&["event-rules", "delete", "cpu_high", "-y"]);
+    assert_eq!(metric.status.code(), Some(2), "{}", stderr(&metric));
+    ok(&cli(&["event-rules", "delete", "archive_full", "-y"]));
+    assert!(!ok(&cli(&["event-rules", "list"])).contains("archive_full"));
 }

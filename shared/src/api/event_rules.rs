@@ -138,6 +138,36 @@ impl EventMatch {
         *self == EventMatch::default()
     }
 
+    /// In a few words, for lists: `linkDown|linkUp ifIndex=3 ≥warning program=sshd
+    /// "failed"`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(kind) = self.kind
+            && self.traps.is_empty()
+        {
+            parts.push(kind.to_string());
+        }
+        if !self.traps.is_empty() {
+            parts.push(self.traps.join("|"));
+        }
+        for (varbind, pattern) in &self.varbinds {
+            parts.push(format!("{varbind}={pattern}"));
+        }
+        if let Some(severity) = self.severity {
+            parts.push(format!("≥{severity}"));
+        }
+        if let Some(facility) = &self.facility {
+            parts.push(format!("facility={facility}"));
+        }
+        if let Some(program) = &self.program {
+            parts.push(format!("program={program}"));
+        }
+        if let Some(text) = &self.text {
+            parts.push(format!("{text:?}"));
+        }
+        parts.join(" ")
+    }
+
     /// Why it cannot be used, if it cannot.
     pub fn problem(&self) -> Option<String> {
         if self.traps.len() > 32 || self.varbinds.len() > 16 {

@@ -530,6 +530,13 @@ pub async fn alerts(session: &Session, command: AlertsCommand) -> anyhow::Result
 
 fn threshold_cell(rule: &AlertRule) -> String {
     let s = &rule.spec;
+    if let Some(event) = &s.event {
+        return format!(
+            "{} expires {}",
+            event.severity,
+            super::event_rules::expiry_cell(event.expire_s)
+        );
+    }
     let value = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
     format!(
         "{} w:{} c:{} clear:{}",
@@ -564,7 +571,10 @@ fn rule_row(r: &AlertRule) -> Vec<String> {
         }
         .to_owned(),
         if s.enabled { "yes" } else { "no" }.to_owned(),
-        s.metric.clone().unwrap_or_else(|| "-".into()),
+        match &s.event {
+            Some(event) => format!("events: {}", event.on.describe()),
+            None => s.metric.clone().unwrap_or_else(|| "-".into()),
+        },
         match &s.scope_value {
             Some(v) => format!("{} {v}", s.scope),
             None => s.scope.to_string(),

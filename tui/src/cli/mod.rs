@@ -7,6 +7,7 @@ pub mod components;
 pub mod context;
 pub mod credentials;
 pub mod discovery;
+pub mod event_rules;
 pub mod events;
 pub mod ldap;
 pub mod nodes;
@@ -83,6 +84,9 @@ pub enum Command {
     /// The SNMP traps and syslog messages the collectors received.
     #[command(subcommand)]
     Events(events::EventsCommand),
+    /// Which traps and syslog messages open an alert, and what clears it.
+    #[command(subcommand)]
+    EventRules(event_rules::EventRulesCommand),
     /// Manage the credentials vault and attach credentials to nodes.
     #[command(subcommand)]
     Credentials(credentials::CredentialsCommand),
@@ -231,6 +235,7 @@ impl Session {
             Command::Checks(command) => checks::checks(self, command).await,
             Command::Certs(command) => checks::certs(self, command).await,
             Command::Events(command) => events::run(self, command).await,
+            Command::EventRules(command) => event_rules::run(self, command).await,
             Command::Credentials(command) => credentials::run(self, command).await,
             Command::Tokens(command) => components::tokens(self, command).await,
             Command::Collectors(command) => {
