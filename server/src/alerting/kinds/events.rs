@@ -393,7 +393,10 @@ mod tests {
         resolved
     }
 
-    fn open(evaluator: &Evaluator) -> Vec<(i64, Option<i64>, String, Severity, Option<f64>)> {
+    /// An open alert: rule, node, series, severity, value.
+    type Open = (i64, Option<i64>, String, Severity, Option<f64>);
+
+    fn open(evaluator: &Evaluator) -> Vec<Open> {
         let mut open: Vec<_> = evaluator
             .memory
             .open
