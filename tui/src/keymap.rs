@@ -140,6 +140,8 @@ pub enum Action {
     AddCheck,
     /// Stop or resume following (the events view).
     Pause,
+    /// Create an event rule (the rules view).
+    NewEventRule,
 }
 
 impl Action {
@@ -148,6 +150,7 @@ impl Action {
         matches!(
             self,
             Action::Create
+                | Action::NewEventRule
                 | Action::Edit
                 | Action::ChangeRole
                 | Action::ResetPassword

@@ -1067,6 +1067,7 @@ fn all_actions() -> Vec<Action> {
         Action::Unpin,
         Action::AddCheck,
         Action::Pause,
+        Action::NewEventRule,
     ];
     for action in all {
         match action {
@@ -1111,7 +1112,8 @@ fn all_actions() -> Vec<Action> {
             | Action::Leave
             | Action::Unpin
             | Action::AddCheck
-            | Action::Pause => {}
+            | Action::Pause
+            | Action::NewEventRule => {}
         }
     }
     all.to_vec()
@@ -2231,6 +2233,74 @@ fn rules_view_and_the_editor_previews_before_saving() {
         ]),
     );
     snap("rules_preview", &app);
+}
+
+#[test]
+fn event_rules_are_listed_with_their_events_and_edited_in_their_own_form() {
+    use plantwatch_shared::api::{EventMatch, EventRuleSpec};
+    let mut app = on_view(Role::Operator, "event-rules");
+    let traps = |names: &[&str]| EventMatch {
+        traps: names.iter().map(|n| (*n).to_owned()).collect(),
+        ..EventMatch::default()
+    };
+    let mut link = RuleSpec::new("", "");
+    link.metric = None;
+    link.event = Some(EventRuleSpec {
+        on: traps(&["linkDown"]),
+        clear: Some(traps(&["linkUp"])),
+        key: vec!["ifIndex".into()],
+        severity: Severity::Warning,
+        expire_s: 86_400,
+    });
+    let mut quality = link.clone();
+    quality.event = Some(EventRuleSpec {
+        on: EventMatch {
+            program: Some("runtime".into()),
+            text: Some("bad quality".into()),
+            ..EventMatch::default()
+        },
+        clear: None,
+        key: vec![],
+        severity: Severity::Critical,
+        expire_s: 600,
+    });
+    reply(
+        &mut app,
+        Reply::Rules(ListResponse {
+            items: vec![
+                rule(20, "trap_link_down", Some(BuiltinRule::TrapLinkDown), link),
+                rule(30, "runtime_quality", None, quality),
+            ],
+            total: 2,
+        }),
+    );
+    snap("event_rules", &app);
+    // A built-in event rule: only severity, expiry and scope to tune.
+    keys(&mut app, &[KeyCode::Char('e')]);
+    let screen = draw(&app, 120, 40);
+    assert!(
+        screen.contains("Expire s") && !screen.contains("Clear traps"),
+        "{screen}"
+    );
+    keys(&mut app, &[KeyCode::Esc]);
+    // A new one: a name unknown as a trap is refused as typed; a known one saves at once.
+    keys(&mut app, &[KeyCode::Char('E')]);
+    text(&mut app, "ups_alarm");
+    keys(&mut app, &[KeyCode::Enter]);
+    text(&mut app, "upsTrapAlarmEntryAdded, fanFailure");
+    keys(&mut app, &[KeyCode::Enter]);
+    snap("event_rule_form", &app);
+    keys(&mut app, &[KeyCode::Up]);
+    keys(&mut app, &[KeyCode::Backspace; 12]);
+    // Enter moves through the thirteen fields left and saves on the last: no preview.
+    for _ in 0..12 {
+        keys(&mut app, &[KeyCode::Enter]);
+    }
+    app.handle(Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
+    assert_eq!(app.outbox.len(), 1, "{}", draw(&app, 120, 40));
 }
 
 #[test]

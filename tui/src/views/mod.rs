@@ -26,6 +26,7 @@ macro_rules! views {
     };
 }
 
+pub mod event_rule_form;
 pub mod lifecycle;
 pub mod resource;
 

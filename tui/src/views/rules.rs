@@ -1,6 +1,7 @@
 //! Alert rules: built-in ones first. Operators create (`c`) and edit (`e`) a rule in a form
 //! whose first Enter previews which nodes match and their current values, and whose second
-//! Enter saves; `x` disables or enables, `d` deletes a custom rule.
+//! Enter saves; `E` creates an event rule (traps, syslog) in its own form, which `e` opens
+//! for one; `x` disables or enables, `d` deletes a custom rule.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +12,7 @@ use ratatui::Frame;
 use ratatui::crossterm::event::KeyCode;
 use ratatui::layout::{Constraint, Rect};
 
-use super::{Ctx, Effect, Navigate, View, ViewSpec, lifecycle};
+use super::{Ctx, Effect, Navigate, View, ViewSpec, event_rule_form, lifecycle};
 use crate::event::{Reply, Task, task};
 use crate::keymap::{Action, Binding, Key};
 use crate::overlay::Overlay;
@@ -36,8 +37,8 @@ crate::field_ids! {
 
 pub const SPEC: ViewSpec = ViewSpec {
     name: "rules",
-    aliases: &["ru", "alert-rules"],
-    about: "alert rules: thresholds, scopes, built-in tuning",
+    aliases: &["ru", "alert-rules", "event-rules"],
+    about: "alert rules: thresholds, event rules, built-in tuning",
     min_role: Role::Viewer,
     make: || Box::new(RulesView::new()),
 };
@@ -57,6 +58,13 @@ fn number(v: Option<f64>) -> String {
 
 fn thresholds(r: &AlertRule) -> String {
     let s = &r.spec;
+    if let Some(event) = &s.event {
+        return format!(
+            "{} expires {}",
+            event.severity,
+            crate::cli::event_rules::expiry_cell(event.expire_s)
+        );
+    }
     match (r.builtin, &s.metric) {
         (Some(BuiltinRule::CollectorOutboxLag), None) => {
             return format!("lag s w {} c {}", number(s.warning), number(s.critical));
@@ -71,6 +79,15 @@ fn thresholds(r: &AlertRule) -> String {
         number(s.critical),
         number(s.clear)
     )
+}
+
+/// What a rule reads: its metric, or an event rule's events.
+fn metric(r: &AlertRule) -> String {
+    match (&r.spec.event, &r.spec.metric) {
+        (Some(event), _) => format!("events: {}", event.on.describe()),
+        (None, Some(metric)) => metric.clone(),
+        (None, None) => "-".into(),
+    }
 }
 
 static COLUMNS: &[Column<AlertRule>] = &[
@@ -99,8 +116,8 @@ static COLUMNS: &[Column<AlertRule>] = &[
         title: "METRIC",
         sort_key: 'm',
         width: Constraint::Fill(1),
-        cell: |r| r.spec.metric.clone().unwrap_or_else(|| "-".into()),
-        cmp: |a, b| a.spec.metric.cmp(&b.spec.metric),
+        cell: metric,
+        cmp: |a, b| metric(a).cmp(&metric(b)),
     },
     Column {
         title: "OVER",
@@ -141,6 +158,25 @@ impl RulesView {
             previewed: None,
             form: None,
         }
+    }
+}
+
+impl RulesView {
+    /// Saves `spec`: the rule edited, or a new one.
+    fn save(
+        &self,
+        spec: RuleSpec,
+        form: &mut Form,
+        client: plantwatch_shared::Client,
+    ) -> Vec<Effect> {
+        let editing = self.editing.as_ref().map(|r| r.id);
+        vec![Effect::Call(form.submit("saving the rule", async move {
+            let rule = match editing {
+                Some(id) => client.update_rule(id, &spec).await?,
+                None => client.create_rule(&spec).await?,
+            };
+            Ok(Reply::RuleSaved(Box::new(rule)))
+        }))]
     }
 }
 
@@ -272,6 +308,9 @@ impl View for RulesView {
             Binding::new(&[Key::ch('c')], Action::Create, "new rule (previewed before saving)")
                 .footer("new")
                 .role(Role::Operator),
+            Binding::new(&[Key::ch('E')], Action::NewEventRule, "new event rule (traps, syslog)")
+                .footer("event rule")
+                .role(Role::Operator),
             Binding::new(&[Key::ch('e'), Key::new(KeyCode::Enter)], Action::Edit, "edit the rule")
                 .footer("edit")
                 .role(Role::Operator),
@@ -311,6 +350,13 @@ impl View for RulesView {
                 rule_form("New alert rule".into(), &spec, false).focus_first_empty(),
             ))];
         }
+        if action == Action::NewEventRule {
+            self.editing = None;
+            return vec![Effect::Open(Overlay::Form(
+                event_rule_form::form("New event rule".into(), &event_rule_form::new_spec(), false)
+                    .focus_first_empty(),
+            ))];
+        }
         let Some(rule) = self.table.selected().cloned() else {
             return vec![Effect::Info("No rule selected.".into())];
         };
@@ -318,6 +364,13 @@ impl View for RulesView {
             return Vec::new();
         };
         let effects = match action {
+            Action::Edit if rule.spec.event.is_some() => {
+                vec![Effect::Open(Overlay::Form(event_rule_form::form(
+                    format!("Event rule {}", rule.spec.name),
+                    &rule.spec,
+                    rule.builtin.is_some(),
+                )))]
+            }
             Action::Edit => vec![Effect::Open(Overlay::Form(rule_form(
                 format!("Rule {}", rule.spec.name),
                 &rule.spec,
@@ -354,6 +407,14 @@ impl View for RulesView {
         let Some(client) = ctx.client.cloned() else {
             return Vec::new();
         };
+        if form.purpose == event_rule_form::PURPOSE && form.validate() {
+            let base = self
+                .editing
+                .as_ref()
+                .map_or_else(event_rule_form::new_spec, |r| r.spec.clone());
+            let spec = event_rule_form::read(form, &base);
+            return self.save(spec, form, client);
+        }
         if form.purpose != Purpose::View(RULE_FORM) || !form.validate() {
             return Vec::new();
         }
@@ -376,14 +437,7 @@ impl View for RulesView {
                     .map(|list| Reply::RulePreview(list.items))
             }))];
         }
-        let editing = self.editing.as_ref().map(|r| r.id);
-        vec![Effect::Call(form.submit("saving the rule", async move {
-            let rule = match editing {
-                Some(id) => client.update_rule(id, &spec).await?,
-                None => client.create_rule(&spec).await?,
-            };
-            Ok(Reply::RuleSaved(Box::new(rule)))
-        }))]
+        self.save(spec, form, client)
     }
 
     fn on_confirm(&mut self, tag: crate::widgets::form::Ask, ctx: &Ctx) -> Vec<Effect> {
