@@ -153,6 +153,8 @@ impl Sink {
 /// The running receivers.
 pub struct EventReceivers {
     sink: Sink,
+    /// The SNMPv3 users traps may come from.
+    usm: traps::Usm,
     running: Receivers,
     tasks: Vec<JoinHandle<()>>,
     /// Sockets the configuration names that could not be opened yet.
@@ -173,6 +175,7 @@ impl EventReceivers {
     pub fn new(lines: LineSender) -> EventReceivers {
         EventReceivers {
             sink: Sink::new(lines),
+            usm: traps::Usm::default(),
             running: Receivers::default(),
             tasks: Vec::new(),
             unopened: Vec::new(),
@@ -186,6 +189,7 @@ impl EventReceivers {
 
     /// Runs the receivers `config` names: all restart when they changed, none when not.
     pub async fn apply(&mut self, config: &CollectorConfig) {
+        self.usm.set(config);
         if config.receivers == self.running {
             return;
         }
@@ -217,9 +221,9 @@ impl EventReceivers {
         let mut failed = Vec::new();
         for (source, listen) in std::mem::take(&mut self.unopened) {
             let task = match (source, listen.protocol) {
-                (Source::Traps, _) => udp(listen.port)
-                    .await
-                    .map(|socket| tokio::spawn(traps::receive(socket, self.sink.clone()))),
+                (Source::Traps, _) => udp(listen.port).await.map(|socket| {
+                    tokio::spawn(traps::receive(socket, self.sink.clone(), self.usm.clone()))
+                }),
                 (Source::Syslog, ListenProtocol::Udp) => udp(listen.port)
                     .await
                     .map(|socket| tokio::spawn(syslog::receive_udp(socket, self.sink.clone()))),

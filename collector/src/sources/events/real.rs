@@ -308,3 +308,120 @@ async fn a_port_held_by_another_program_is_opened_once_it_is_free() {
     receivers.apply(&config).await;
     assert_eq!(receivers.retry().await, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snmpv3_traps_of_a_known_user_are_read_and_others_kept_as_unreadable() {
+    use plantwatch_shared::api::{
+        AuthProtocol, CredentialKind, CredentialParams, PrivProtocol, TargetCredential,
+    };
+    let (port, syslog, mut received, mut receivers) = started().await;
+    // The collector's configuration carries the v3 credential of one of its nodes.
+    let config = CollectorConfig {
+        credentials: vec![TargetCredential {
+            id: 7,
+            name: "ups-v3".into(),
+            kind: CredentialKind::SnmpV3,
+            params: CredentialParams {
+                username: Some("trapper".into()),
+                auth_protocol: Some(AuthProtocol::Sha256),
+                priv_protocol: Some(PrivProtocol::Aes128),
+                ..CredentialParams::default()
+            },
+            secrets: [
+                ("auth_password".to_owned(), "auth-secret-1".into()),
+                ("priv_password".to_owned(), "priv-secret-1".into()),
+            ]
+            .into(),
+            networks: Vec::new(),
+        }],
+        receivers: Receivers {
+            traps: parse_listens(&format!("udp:{port}")).unwrap(),
+            syslog: parse_listens(&format!("udp:{syslog},tcp:{syslog}")).unwrap(),
+        },
+        ..CollectorConfig::default()
+    };
+    receivers.apply(&config).await;
+    let to = format!("udp:127.0.0.1:{port}");
+    let v3 = |user: &str, auth: &str, engine: &str, oid: &str| {
+        run(
+            "snmptrap",
+            &[
+                "-v",
+                "3",
+                "-u",
+                user,
+                "-l",
+                "authPriv",
+                "-a",
+                "SHA-256",
+                "-A",
+                auth,
+                "-x",
+                "AES",
+                "-X",
+                "priv-secret-1",
+                "-e",
+                engine,
+                &to,
+                "",
+                oid,
+                "1.3.6.1.2.1.2.2.1.1.4",
+                "i",
+                "4",
+            ],
+        );
+    };
+    v3(
+        "trapper",
+        "auth-secret-1",
+        "0x80001f8880aabbccdd01",
+        "1.3.6.1.6.3.1.1.5.3",
+    );
+    let down = next(&mut received, 1).await.remove(0);
+    let trap = down.trap.as_ref().unwrap();
+    assert_eq!(
+        (trap.version.as_str(), trap.name.as_deref()),
+        ("v3", Some("linkDown")),
+        "{down:?}"
+    );
+    assert!(
+        trap.varbinds
+            .iter()
+            .any(|v| v.oid == "1.3.6.1.2.1.2.2.1.1.4" && v.value == "4")
+    );
+    // A second engine (another device) with the same user: its own keys.
+    v3(
+        "trapper",
+        "auth-secret-1",
+        "0x80001f8880aabbccdd02",
+        "1.3.6.1.6.3.1.1.5.4",
+    );
+    let up = next(&mut received, 1).await.remove(0);
+    assert_eq!(up.trap.unwrap().name.as_deref(), Some("linkUp"));
+    // A wrong password and an unknown user are not dropped silently: kept, and say why.
+    v3(
+        "trapper",
+        "wrong-secret",
+        "0x80001f8880aabbccdd01",
+        "1.3.6.1.6.3.1.1.5.3",
+    );
+    let wrong = next(&mut received, 1).await.remove(0);
+    assert!(
+        wrong.message.starts_with("unreadable SNMPv3 trap") && wrong.message.contains("Signature"),
+        "{}",
+        wrong.message
+    );
+    assert_eq!(wrong.severity, EventSeverity::Warning);
+    v3(
+        "stranger",
+        "auth-secret-1",
+        "0x80001f8880aabbccdd01",
+        "1.3.6.1.6.3.1.1.5.3",
+    );
+    let stranger = next(&mut received, 1).await.remove(0);
+    assert!(
+        stranger.message.contains("unknown SNMPv3 user 'stranger'"),
+        "{}",
+        stranger.message
+    );
+}

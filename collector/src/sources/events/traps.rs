@@ -5,15 +5,21 @@
 
 use std::net::IpAddr;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use plantwatch_shared::api::{
-    CollectedEvent, EventKind, EventSeverity, TrapInfo, Varbind, trap_by_oid,
+    CollectedEvent, CollectorConfig, CredentialKind, EventKind, EventSeverity, TargetCredential,
+    TrapInfo, Varbind, trap_by_oid,
 };
-use snmp2::{MessageType, Pdu};
+use snmp2::v3::Security;
+use snmp2::{AsnReader, MessageType, Pdu, asn1};
 use time::OffsetDateTime;
 use tokio::net::UdpSocket;
 
 use super::{Sink, bounded};
 use crate::sources::snmp::decode::{Value, format_oid};
+use crate::sources::snmp::session::Auth;
 
 /// sysUpTime.0, snmpTrapOID.0, and what RFC 3584 adds to a converted v1 trap.
 const SYS_UPTIME: &str = "1.3.6.1.2.1.1.3.0";
@@ -26,7 +32,7 @@ const SNMP_TRAPS: &str = "1.3.6.1.6.3.1.1.5";
 const MAX_VARBINDS: usize = 128;
 
 /// Receives on `socket` until aborted.
-pub async fn receive(socket: UdpSocket, sink: Sink) {
+pub async fn receive(socket: UdpSocket, sink: Sink, usm: Usm) {
     let mut buf = vec![0u8; 65_536];
     loop {
         let (len, from) = match socket.recv_from(&mut buf).await {
@@ -40,9 +46,10 @@ pub async fn receive(socket: UdpSocket, sink: Sink) {
             continue;
         }
         match read(
-            &buf[..len],
+            &mut buf[..len],
             from.ip().to_canonical(),
             &sink,
+            &usm,
             OffsetDateTime::now_utc(),
         ) {
             Ok((event, ack)) => {
@@ -67,12 +74,31 @@ pub async fn receive(socket: UdpSocket, sink: Sink) {
 
 /// The event a datagram from `from` holds, and the answer an inform wants.
 pub fn read(
-    bytes: &[u8],
+    bytes: &mut [u8],
     from: IpAddr,
     sink: &Sink,
+    usm: &Usm,
     now: OffsetDateTime,
 ) -> Result<(CollectedEvent, Option<Vec<u8>>), String> {
-    let pdu = Pdu::from_bytes(bytes).map_err(|e| format!("unreadable SNMP message: {e:?}"))?;
+    let mut security = None;
+    if let Some((engine, user)) = v3_header(bytes) {
+        match usm.security(&engine, &user) {
+            Ok(found) => security = Some(found),
+            Err(problem) => return Ok((unreadable_v3(from, &problem, sink.uid(), now), None)),
+        }
+    }
+    let v3 = security.is_some();
+    let bytes: &[u8] = bytes;
+    let pdu = match security.as_mut() {
+        Some(security) => Pdu::from_bytes_with_security(bytes, Some(security))
+            .map_err(|e| format!("an SNMPv3 trap that does not authenticate or decrypt: {e:?}")),
+        None => Pdu::from_bytes(bytes).map_err(|e| format!("unreadable SNMP message: {e:?}")),
+    };
+    let pdu = match pdu {
+        Ok(pdu) => pdu,
+        Err(problem) if v3 => return Ok((unreadable_v3(from, &problem, sink.uid(), now), None)),
+        Err(problem) => return Err(problem),
+    };
     let varbinds: Vec<Varbind> = pdu
         .varbinds
         .clone()
@@ -86,6 +112,9 @@ pub fn read(
                 .as_ref()
                 .ok_or("a v1 trap without its header")?;
             (v1(info, varbinds), None)
+        }
+        MessageType::InformRequest if v3 => {
+            return Err("an SNMPv3 inform (not supported: send v3 traps)".into());
         }
         MessageType::Trap | MessageType::InformRequest => {
             let inform = pdu.message_type == MessageType::InformRequest;
@@ -106,7 +135,7 @@ pub fn read(
                 None
             };
             let trap = TrapInfo {
-                version: "v2c".into(),
+                version: if v3 { "v3" } else { "v2c" }.into(),
                 inform,
                 oid,
                 name: None,
@@ -119,6 +148,132 @@ pub fn read(
         other => return Err(format!("a {other:?}, not a trap")),
     };
     Ok((event(trap, from, sink.uid(), now), ack))
+}
+
+/// The SNMPv3 users a collector knows: those of the v3 credentials in its configuration
+/// (the credentials of its own nodes), their keys localized once per sending engine.
+#[derive(Clone, Default)]
+pub struct Usm(Arc<Mutex<UsmState>>);
+
+#[derive(Default)]
+struct UsmState {
+    /// What the users were made from (the credentials, as JSON): unchanged, nothing to do.
+    made_of: String,
+    users: Vec<Security>,
+    /// (user, engine id) → the user's security with its keys localized to that engine.
+    localized: HashMap<(Vec<u8>, Vec<u8>), Security>,
+}
+
+/// Most (user, engine) pairs whose keys are kept.
+const MAX_LOCALIZED: usize = 4_096;
+
+impl Usm {
+    /// Takes the v3 users of `config`'s credentials.
+    pub fn set(&self, config: &CollectorConfig) {
+        let v3: Vec<&TargetCredential> = config
+            .credentials
+            .iter()
+            .filter(|c| c.kind == CredentialKind::SnmpV3)
+            .collect();
+        let made_of = serde_json::to_string(&v3).unwrap_or_default();
+        let Ok(mut state) = self.0.lock() else {
+            return;
+        };
+        if state.made_of == made_of {
+            return;
+        }
+        state.users = v3
+            .into_iter()
+            .filter_map(|c| match Auth::from_credential(c) {
+                Ok(Auth::V3(security)) => Some(*security),
+                _ => None,
+            })
+            .collect();
+        state.localized.clear();
+        state.made_of = made_of;
+    }
+
+    /// User `user`'s security for a trap from engine `engine`; why not, when there is none.
+    fn security(&self, engine: &[u8], user: &[u8]) -> Result<Security, String> {
+        let mut state = self.0.lock().map_err(|_| "the user table is unusable")?;
+        let key = (user.to_vec(), engine.to_vec());
+        if let Some(found) = state.localized.get(&key) {
+            return Ok(found.clone());
+        }
+        let name = String::from_utf8_lossy(user).into_owned();
+        let base = state
+            .users
+            .iter()
+            .find(|s| s.username() == user)
+            .ok_or_else(|| {
+                format!(
+                    "unknown SNMPv3 user '{name}' (give a node of this collector a v3 credential \
+                     with that user)"
+                )
+            })?;
+        if engine.is_empty() {
+            return Err(format!(
+                "an SNMPv3 trap of user '{name}' without an engine id"
+            ));
+        }
+        // Traps come from the sender's own engine: its id localizes the keys; its boots and
+        // time are taken as they come (a trap is not checked against a time window).
+        let security = base
+            .clone()
+            .with_engine_id(engine)
+            .map_err(|e| format!("the keys of user '{name}' cannot be made: {e:?}"))?
+            .with_engine_boots_and_time(1, 0);
+        if state.localized.len() >= MAX_LOCALIZED {
+            state.localized.clear();
+        }
+        state.localized.insert(key, security.clone());
+        Ok(security)
+    }
+}
+
+/// The engine id and user name of an SNMPv3 message; `None` for other versions.
+fn v3_header(bytes: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let message = AsnReader::from_bytes(bytes)
+        .read_raw(asn1::TYPE_SEQUENCE)
+        .ok()?;
+    let mut reader = AsnReader::from_bytes(message);
+    if reader.read_asn_integer().ok()? != 3 {
+        return None;
+    }
+    reader.read_raw(asn1::TYPE_SEQUENCE).ok()?;
+    let params = reader.read_asn_octetstring().ok()?;
+    let params = AsnReader::from_bytes(params)
+        .read_raw(asn1::TYPE_SEQUENCE)
+        .ok()?;
+    let mut params = AsnReader::from_bytes(params);
+    let engine = params.read_asn_octetstring().ok()?.to_vec();
+    params.read_asn_integer().ok()?;
+    params.read_asn_integer().ok()?;
+    let user = params.read_asn_octetstring().ok()?.to_vec();
+    Some((engine, user))
+}
+
+/// An SNMPv3 trap that could not be read (unknown user, wrong keys): kept as an event, so a
+/// device configured with the wrong credential is seen rather than ignored.
+fn unreadable_v3(from: IpAddr, problem: &str, uid: String, now: OffsetDateTime) -> CollectedEvent {
+    CollectedEvent {
+        uid,
+        kind: EventKind::Trap,
+        source: from.to_string(),
+        severity: EventSeverity::Warning,
+        message: format!("unreadable SNMPv3 trap: {problem}"),
+        received_at: now,
+        trap: Some(TrapInfo {
+            version: "v3".into(),
+            inform: false,
+            oid: String::new(),
+            name: None,
+            uptime: None,
+            agent_address: None,
+            varbinds: Vec::new(),
+        }),
+        syslog: None,
+    }
 }
 
 /// A v1 trap in the v2 shape (RFC 3584 §3.1): its OID from the generic and specific codes,
