@@ -61,6 +61,31 @@ fn outbox_lines(state: &Path) -> u64 {
         .sum()
 }
 
+/// Syslog messages stored, by message text: how many times each.
+fn stored_events(data: &Path) -> std::collections::BTreeMap<String, i64> {
+    let Ok(conn) = Connection::open(data.join("plantwatch.db")) else {
+        return Default::default();
+    };
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.prepare("SELECT json_extract(doc, '$.message'), count(*) FROM events GROUP BY 1")
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()
+        })
+        .unwrap_or_default()
+}
+
+/// One syslog line over UDP to the collector's receiver.
+fn syslog(port: u16, message: &str) {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .send_to(
+            format!("<13>Dec  4 10:00:00 plc-1 runtime: {message}").as_bytes(),
+            ("127.0.0.1", port),
+        )
+        .unwrap();
+}
+
 fn outbox(state: &Path) -> serde_json::Value {
     status(Path::new(COLLECTOR), state)["status"]["outbox"].clone()
 }
@@ -89,6 +114,19 @@ async fn a_killed_server_loses_nothing_and_duplicates_nothing() {
             .await
             .unwrap();
     }
+    // Its syslog receiver on: events travel through the same outbox.
+    let syslog_port = free_port();
+    admin
+        .set_receivers(
+            id,
+            &plantwatch_shared::api::Receivers {
+                traps: Vec::new(),
+                syslog: plantwatch_shared::api::parse_listens(&format!("udp:{syslog_port}"))
+                    .unwrap(),
+            },
+        )
+        .await
+        .unwrap();
     let log = std::fs::File::create(dir.path().join("collector.log")).unwrap();
     let mut collector = daemon(binary, &state)
         .args(["run", "--push-interval", "1"])
@@ -98,6 +136,11 @@ async fn a_killed_server_loses_nothing_and_duplicates_nothing() {
         .unwrap();
     wait_until(Duration::from_secs(40), "first metrics stored", || {
         (stored_lines(&data) >= 40).then_some(())
+    });
+    wait_until(Duration::from_secs(40), "a first event stored", || {
+        syslog(syslog_port, "before the outage");
+        std::thread::sleep(Duration::from_millis(300));
+        (!stored_events(&data).is_empty()).then_some(())
     });
 
     // SIGKILL: no chance to finish a commit or answer a push in flight.
@@ -111,6 +154,12 @@ async fn a_killed_server_loses_nothing_and_duplicates_nothing() {
     );
     let lag = outbox(&state)["lag_s"].as_u64().unwrap();
     assert!(lag >= 2, "lag {lag}");
+    // Events received while the server is down wait in the outbox with the metrics.
+    for i in 0..30 {
+        syslog(syslog_port, &format!("during the outage {i}"));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_secs(2));
 
     let restarted = start_server_on(&server_bin(), &data, &listen);
     wait_until(Duration::from_secs(60), "the outbox replayed", || {
@@ -120,12 +169,20 @@ async fn a_killed_server_loses_nothing_and_duplicates_nothing() {
     terminate(&mut collector);
     let sealed = outbox(&state)["sealed_lines"].as_u64().unwrap();
     let stored = stored_lines(&data) as u64;
+    let events = stored_events(&data);
     let waiting = outbox_lines(&state);
     assert!(stored > 100, "{stored}");
+    // Every event of the outage arrived once.
+    for i in 0..30 {
+        let message = format!("during the outage {i}");
+        assert_eq!(events.get(&message), Some(&1), "{message}: {events:?}");
+    }
+    let events: u64 = events.values().map(|n| *n as u64).sum();
     assert_eq!(
-        stored + waiting,
+        stored + events + waiting,
         sealed,
-        "produced {sealed} lines: {stored} stored, {waiting} still in the outbox"
+        "produced {sealed} lines: {stored} samples and {events} events stored, {waiting} still \
+         in the outbox"
     );
     drop(restarted);
     assert_eq!(outbox(&state)["dropped_batches"], 0);
