@@ -220,6 +220,179 @@ async fn evaluator_cycle() {
     bench.server.shutdown().await.unwrap();
 }
 
+/// Events judged per cycle in the event rules benchmark.
+const EVENTS: usize = 20_000;
+const EVENT_NODES: usize = 200;
+
+/// `EVENTS` events from the event nodes (and one sender in fifty unknown): link traps of
+/// 48 ports going down and up, UPS traps, syslog lines of a few programs.
+fn event_batch(
+    round: usize,
+    now: time::OffsetDateTime,
+) -> Vec<plantwatch_shared::api::CollectedEvent> {
+    use plantwatch_shared::api::{
+        CollectedEvent, EventKind, EventSeverity, SyslogInfo, TrapInfo, Varbind, trap_by_name,
+    };
+    (0..EVENTS)
+        .map(|i| {
+            let node = i % EVENT_NODES;
+            let source = if i % 50 == 0 {
+                format!("127.9.0.{}", i % 200 + 1)
+            } else {
+                format!("127.2.{}.{}", node / 250, node % 250 + 1)
+            };
+            let uid = format!("bench-{round}-{i}");
+            if i % 3 == 2 {
+                let program = ["runtime", "historian", "sshd", "kernel"][i % 4];
+                let severity = EventSeverity::of_code((i % 8) as u8);
+                return CollectedEvent {
+                    uid,
+                    kind: EventKind::Syslog,
+                    source,
+                    severity,
+                    message: format!("{program}: tag {i} bad quality"),
+                    received_at: now,
+                    trap: None,
+                    syslog: Some(SyslogInfo {
+                        format: "rfc5424".into(),
+                        facility: "local4".into(),
+                        hostname: None,
+                        program: Some(program.into()),
+                        procid: None,
+                        msgid: None,
+                        sent_at: None,
+                    }),
+                };
+            }
+            let name = match i % 7 {
+                0 => "upsTrapOnBattery",
+                1 | 3 => "linkUp",
+                _ => "linkDown",
+            };
+            let (oid, severity) = trap_by_name(name).unwrap();
+            let port = (i / EVENT_NODES + round) % 48;
+            CollectedEvent {
+                uid,
+                kind: EventKind::Trap,
+                source,
+                severity,
+                message: format!("{name} ifIndex={port}"),
+                received_at: now,
+                trap: Some(TrapInfo {
+                    version: "v2c".into(),
+                    inform: false,
+                    oid: oid.into(),
+                    name: Some(name.into()),
+                    uptime: Some(12_345),
+                    agent_address: None,
+                    varbinds: vec![
+                        Varbind {
+                            oid: "1.3.6.1.6.3.1.1.4.1.0".into(),
+                            value_type: "oid".into(),
+                            value: oid.into(),
+                        },
+                        Varbind {
+                            oid: format!("1.3.6.1.2.1.2.2.1.1.{port}"),
+                            value_type: "integer".into(),
+                            value: port.to_string(),
+                        },
+                    ],
+                }),
+                syslog: None,
+            }
+        })
+        .collect()
+}
+
+/// One evaluator cycle judging `EVENTS` new events against the built-in event rules and 20
+/// custom ones (programs, texts, varbind values, scopes).
+async fn event_rules_cycle() {
+    use plantwatch_shared::api::{EventKind, EventMatch, EventRuleSpec};
+    let bench = common::start_with(|c| c.alert_interval_secs = 3_600).await;
+    let registration = common::approved_collector(&bench, "north").await;
+    for i in 0..EVENT_NODES {
+        bench
+            .admin
+            .create_node(&NodeSpec {
+                name: format!("plc-{i:04}"),
+                address: format!("127.2.{}.{}", i / 250, i % 250 + 1),
+                collector: Some("north".into()),
+                tags: if i % 2 == 0 {
+                    vec!["line-1".into()]
+                } else {
+                    Vec::new()
+                },
+                ..NodeSpec::default()
+            })
+            .await
+            .unwrap();
+    }
+    for i in 0..20 {
+        let mut spec = RuleSpec::new(&format!("event_{i:02}"), "");
+        spec.metric = None;
+        spec.event = Some(EventRuleSpec {
+            on: EventMatch {
+                kind: Some(EventKind::Syslog),
+                program: Some(["runtime", "histor*", "ssh*", "kern*"][i % 4].into()),
+                text: Some(format!("tag *{i} bad")),
+                ..EventMatch::default()
+            },
+            clear: (i % 2 == 0).then(|| EventMatch {
+                text: Some("quality good".into()),
+                ..EventMatch::default()
+            }),
+            key: vec!["program".into()],
+            severity: Severity::Warning,
+            expire_s: 600,
+        });
+        if i % 3 == 0 {
+            spec.scope = RuleScope::Tag;
+            spec.scope_value = Some("line-1".into());
+        }
+        bench.admin.create_rule(&spec).await.unwrap();
+    }
+    let state = bench.server.state.clone();
+    let tz = maintenance::time_zone("UTC").unwrap();
+    let mut evaluator = Evaluator::default();
+    let mut insert_times = Vec::new();
+    let mut cycle_times = Vec::new();
+    let mut opened = 0;
+    for round in 0..CYCLES {
+        let now = time::OffsetDateTime::now_utc();
+        let events = event_batch(round, now);
+        let started = Instant::now();
+        {
+            let mut conn = state.db.get().unwrap();
+            let tx = conn.transaction().unwrap();
+            let stored =
+                plantwatch_server::db::events::insert(&tx, registration.component_id, &events)
+                    .unwrap();
+            assert_eq!(stored, EVENTS);
+            tx.commit().unwrap();
+        }
+        insert_times.push(started.elapsed());
+        let started = Instant::now();
+        let stats = alerting::cycle(&state, &mut evaluator, &tz, now.unix_timestamp())
+            .await
+            .unwrap();
+        cycle_times.push(started.elapsed());
+        opened += stats.opened;
+    }
+    let open = evaluator.memory.open.len();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let cycle = median(cycle_times);
+    println!(
+        "event rules: {EVENTS} events a cycle from {EVENT_NODES} nodes, built-in event rules + 20 custom"
+    );
+    println!(
+        "  stored (one transaction): {:.0} ms median; cycle judging them: {:.0} ms median = {:.0} events/s; {opened} alerts opened over {CYCLES} cycles, {open} open",
+        ms(median(insert_times)),
+        ms(cycle),
+        EVENTS as f64 / cycle.as_secs_f64()
+    );
+    bench.server.shutdown().await.unwrap();
+}
+
 /// A webhook receiver that notes when each notification arrived, by node.
 async fn receiver() -> (String, Arc<Mutex<Vec<(String, Instant)>>>) {
     let arrived: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
@@ -337,6 +510,7 @@ async fn crossing_to_webhook() {
 
 #[tokio::main]
 async fn main() {
+    event_rules_cycle().await;
     evaluator_cycle().await;
     crossing_to_webhook().await;
 }
