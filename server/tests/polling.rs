@@ -936,6 +936,20 @@ async fn event_rules_open_alerts_from_real_traps_and_syslog_and_the_partner_clea
         admin.create_rule(&never).await.unwrap_err().status(),
         Some(400)
     );
+    // A trap name a template knows (apc-ups: PowerNet's lowBattery) is accepted; one nobody
+    // knows is refused.
+    let mut low = custom.spec.clone();
+    low.name = "ups_low".into();
+    low.event.as_mut().unwrap().on = EventMatch {
+        traps: vec!["lowBattery".into()],
+        ..EventMatch::default()
+    };
+    admin.create_rule(&low).await.unwrap();
+    low.name = "odd".into();
+    low.event.as_mut().unwrap().on.traps = vec!["noSuchTrap".into()];
+    let odd = admin.create_rule(&low).await.unwrap_err();
+    assert_eq!(odd.status(), Some(400));
+    assert!(odd.to_string().contains("noSuchTrap"), "{odd}");
     let rules = admin.list_rules().await.unwrap().items;
     let link = rules
         .iter()

@@ -382,7 +382,11 @@ pub fn reads_metric(builtin: Option<BuiltinRule>) -> bool {
 
 /// What is wrong with a rule a user submitted, if anything. `builtin` rules keep their
 /// name and metric.
-pub fn problem(spec: &RuleSpec, builtin: Option<BuiltinRule>) -> Option<String> {
+pub fn problem(
+    spec: &RuleSpec,
+    builtin: Option<BuiltinRule>,
+    trap_names: &std::collections::HashSet<String>,
+) -> Option<String> {
     let name = spec.name.trim();
     if name.is_empty() || name.len() > 64 {
         return Some("name must be 1 to 64 characters".into());
@@ -394,7 +398,8 @@ pub fn problem(spec: &RuleSpec, builtin: Option<BuiltinRule>) -> Option<String> 
         if spec.metric.is_some() {
             return Some("an event rule has no metric".into());
         }
-        return event.problem().or_else(|| scope_problem(spec));
+        let named = |name: &str| trap_names.contains(&name.to_lowercase());
+        return event.problem(&named).or_else(|| scope_problem(spec));
     }
     if spec.window_s == 0 || spec.window_s > 900 {
         return Some("window_s must be between 1 and 900 (the hot window holds 15 minutes)".into());
@@ -809,20 +814,24 @@ mod tests {
             critical: Some(90.0),
             ..RuleSpec::new("t", "cpu.load_pct")
         };
-        assert_eq!(problem(&ok, None), None);
+        assert_eq!(problem(&ok, None, &Default::default()), None);
         let swapped = RuleSpec {
             warning: Some(95.0),
             ..ok.clone()
         };
-        assert!(problem(&swapped, None).unwrap().contains("critical"));
+        assert!(
+            problem(&swapped, None, &Default::default())
+                .unwrap()
+                .contains("critical")
+        );
         let no_threshold = RuleSpec::new("t", "cpu.load_pct");
-        assert!(problem(&no_threshold, None).is_some());
+        assert!(problem(&no_threshold, None, &Default::default()).is_some());
         let bad_metric = RuleSpec {
             metric: Some("cpu".into()),
             ..ok.clone()
         };
         assert!(
-            problem(&bad_metric, None)
+            problem(&bad_metric, None, &Default::default())
                 .unwrap()
                 .contains("measurement.field")
         );
@@ -830,9 +839,17 @@ mod tests {
             clear: Some(85.0),
             ..ok.clone()
         };
-        assert!(problem(&bad_clear, None).unwrap().contains("clear"));
+        assert!(
+            problem(&bad_clear, None, &Default::default())
+                .unwrap()
+                .contains("clear")
+        );
         for (builtin, spec) in builtin_defaults() {
-            assert_eq!(problem(&spec, Some(builtin)), None, "{builtin}");
+            assert_eq!(
+                problem(&spec, Some(builtin), &Default::default()),
+                None,
+                "{builtin}"
+            );
         }
     }
 }

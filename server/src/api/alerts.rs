@@ -319,11 +319,21 @@ async fn read_rule(
         .ok_or_else(|| rule_not_found(id))
 }
 
+/// Checks `spec`: trap names may be the built-in ones or the templates' (read from `conn`).
 fn check_rule(
+    conn: &rusqlite::Connection,
     spec: &RuleSpec,
     builtin: Option<plantwatch_shared::api::BuiltinRule>,
 ) -> ApiResult<()> {
-    match rules::problem(spec, builtin) {
+    let trap_names = if spec.event.is_some() {
+        crate::templates::trap_names(conn)?
+            .into_values()
+            .map(|(name, _)| name.to_lowercase())
+            .collect()
+    } else {
+        std::collections::HashSet::new()
+    };
+    match rules::problem(spec, builtin, &trap_names) {
         Some(problem) => Err(ApiError::bad_request(ErrorCode::InvalidRule, problem)),
         None => Ok(()),
     }
@@ -334,11 +344,11 @@ async fn create_rule(
     auth: Authed<OperatorRole>,
     ApiJson(spec): ApiJson<RuleSpec>,
 ) -> ApiResult<(StatusCode, Json<AlertRule>)> {
-    check_rule(&spec, None)?;
     let actor = auth.actor();
     let rule = state
         .db
         .write(move |tx| -> ApiResult<_> {
+            check_rule(tx, &spec, None)?;
             let now = crate::clock::unix_secs();
             let id = store::insert_rule(tx, &spec, None, now)?;
             audit::record(
@@ -384,7 +394,7 @@ async fn update_rule(
                     ),
                 ));
             }
-            check_rule(&spec, existing.builtin)?;
+            check_rule(tx, &spec, existing.builtin)?;
             let now = crate::clock::unix_secs();
             store::update_rule(tx, id, &spec, now)?;
             audit::record(
@@ -441,10 +451,12 @@ async fn preview(
     _auth: Authed,
     ApiJson(spec): ApiJson<RuleSpec>,
 ) -> ApiResult<Json<ListResponse<RulePreviewRow>>> {
-    check_rule(&spec, None)?;
-    let nodes = state
+    let (spec, nodes) = state
         .db
-        .call(|conn| store::node_facts(conn).map_err(db::DbError::from))
+        .call(move |conn| -> ApiResult<_> {
+            check_rule(conn, &spec, None)?;
+            Ok((spec, store::node_facts(conn)?))
+        })
         .await?;
     let names: HashMap<i64, String> = nodes.iter().map(|n| (n.id, n.name.clone())).collect();
     let now = crate::clock::unix_secs();

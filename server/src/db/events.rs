@@ -32,8 +32,26 @@ pub fn insert(
          ON CONFLICT (collector_id, uid) DO NOTHING",
     )?;
     let mut stored = 0;
+    // The templates' trap names, read once if a trap the collector could not name came.
+    let mut template_traps = None;
     for event in events {
         let mut event = event.clone();
+        if let Some(trap) = event.trap.as_mut()
+            && trap.name.is_none()
+            && !trap.oid.is_empty()
+        {
+            let names = match &template_traps {
+                Some(names) => names,
+                None => template_traps.insert(crate::templates::trap_names(conn)?),
+            };
+            if let Some((name, severity)) = names.get(&trap.oid) {
+                trap.name = Some(name.clone());
+                event.severity = *severity;
+                if let Some(rest) = event.message.strip_prefix(trap.oid.as_str()) {
+                    event.message = format!("{name}{rest}");
+                }
+            }
+        }
         event.message = clean(&event.message);
         // A v1 trap names its agent in the PDU: the node is the one with that address, when
         // the sender (a proxy, a NAT) is not a node itself.
@@ -326,6 +344,43 @@ mod tests {
         );
         let unknown = all.iter().find(|e| e.event.uid == "a-2").unwrap();
         assert_eq!(unknown.node_id, None);
+        // A trap the collector could not name gets its template's name and severity.
+        crate::templates::load_at_start(
+            &mut conn,
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"),
+        )
+        .unwrap();
+        let mut low = event("a-3", "10.0.0.5", "1.3.6.1.4.1.318.0.7 battery");
+        low.kind = EventKind::Trap;
+        low.severity = EventSeverity::Notice;
+        low.trap = Some(plantwatch_shared::api::TrapInfo {
+            version: "v1".into(),
+            inform: false,
+            oid: "1.3.6.1.4.1.318.0.7".into(),
+            name: None,
+            uptime: None,
+            agent_address: None,
+            varbinds: Vec::new(),
+        });
+        assert_eq!(insert(&conn, 1, &[low]).unwrap(), 1);
+        let named = list(
+            &conn,
+            &EventQuery {
+                q: Some("lowBattery".into()),
+                ..EventQuery::default()
+            },
+        )
+        .unwrap()
+        .0;
+        assert_eq!(named.len(), 1, "found by its name");
+        let low = &named[0].event;
+        assert_eq!(
+            (low.trap.as_ref().unwrap().name.as_deref(), low.severity),
+            (Some("lowBattery"), EventSeverity::Critical)
+        );
+        assert_eq!(low.message, "lowBattery battery");
+        conn.execute("DELETE FROM events WHERE uid = 'a-3'", [])
+            .unwrap();
         // Retention: by age, then by count, oldest first.
         assert_eq!(sweep(&conn, 0, 1).unwrap(), 1);
         assert_eq!(list(&conn, &EventQuery::default()).unwrap().1, 1);

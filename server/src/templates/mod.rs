@@ -4,12 +4,12 @@
 //! `device_templates` / `device_template_fingerprints` at start and on
 //! `POST /templates/reload`; any change marks every approved collector's configuration dirty.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use plantwatch_shared::api::{
-    DEFAULT_TEMPLATE_INTERVAL_S, MetricDef, MetricKind, ScalarGroup, TableDef, TemplateDef,
-    TemplateProblem,
+    DEFAULT_TEMPLATE_INTERVAL_S, EventSeverity, MetricDef, MetricKind, ScalarGroup, TableDef,
+    TemplateDef, TemplateProblem,
 };
 use rusqlite::{Connection, OptionalExtension as _, params};
 
@@ -196,6 +196,14 @@ pub fn parse(source: &str, text: &str) -> Result<TemplateDef, TemplateProblem> {
             out.push(format!(
                 "fingerprint sys_object_id {:?} is not a numeric OID",
                 fingerprint.sys_object_id
+            ));
+        }
+    }
+    for trap in &def.traps {
+        if !numeric_oid(&trap.oid) || !identifier(&trap.name) {
+            out.push(format!(
+                "trap {:?}: needs a name (letters, digits, _ or -) and a numeric OID",
+                trap.name
             ));
         }
     }
@@ -530,6 +538,27 @@ pub fn fingerprints(conn: &Connection) -> rusqlite::Result<Vec<TemplateDef>> {
             ..def
         })
         .collect())
+}
+
+/// The traps every template names: OID → (name, severity). A built-in name wins over a
+/// template's.
+pub fn trap_names(conn: &Connection) -> rusqlite::Result<HashMap<String, (String, EventSeverity)>> {
+    let mut statement =
+        conn.prepare_cached("SELECT definition FROM device_templates ORDER BY name")?;
+    let texts: Vec<String> = statement
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut names = HashMap::new();
+    for def in texts
+        .iter()
+        .filter(|t| t.contains("\"traps\""))
+        .filter_map(|t| serde_json::from_str::<TemplateDef>(t).ok())
+    {
+        for trap in def.traps {
+            names.entry(trap.oid).or_insert((trap.name, trap.severity));
+        }
+    }
+    Ok(names)
 }
 
 /// The resolved definitions of the named templates, from the database.

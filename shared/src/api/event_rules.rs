@@ -168,12 +168,19 @@ impl EventMatch {
         parts.join(" ")
     }
 
-    /// Why it cannot be used, if it cannot.
-    pub fn problem(&self) -> Option<String> {
+    /// Why it cannot be used, if it cannot; `named` tells the trap names known beside the
+    /// built-in ones (the templates').
+    pub fn problem(&self, named: &dyn Fn(&str) -> bool) -> Option<String> {
         if self.traps.len() > 32 || self.varbinds.len() > 16 {
             return Some("at most 32 traps and 16 varbind conditions".into());
         }
-        for name in self.traps.iter().chain(self.varbinds.keys()) {
+        let trap_known = |name: &String| oid_of(name).is_some() || named(name);
+        if let Some(name) = self.traps.iter().find(|n| n.len() > 128 || !trap_known(n)) {
+            return Some(format!(
+                "'{name}' is neither an OID nor a known trap (plantwatch event-rules names)"
+            ));
+        }
+        for name in self.varbinds.keys() {
             if name.len() > 128 || oid_of(name).is_none() {
                 return Some(format!(
                     "'{name}' is neither an OID nor a known name (plantwatch event-rules names)"
@@ -234,12 +241,13 @@ pub struct EventRuleSpec {
 pub const MAX_EVENT_EXPIRY_S: u32 = 30 * 86_400;
 
 impl EventRuleSpec {
-    /// Why it cannot be used, if it cannot.
-    pub fn problem(&self) -> Option<String> {
+    /// Why it cannot be used, if it cannot; `named` tells the trap names known beside the
+    /// built-in ones (the templates').
+    pub fn problem(&self, named: &dyn Fn(&str) -> bool) -> Option<String> {
         if self.on.is_empty() {
             return Some("an event rule needs at least one condition to open its alert".into());
         }
-        if let Some(problem) = self.on.problem() {
+        if let Some(problem) = self.on.problem(named) {
             return Some(problem);
         }
         match &self.clear {
@@ -247,7 +255,7 @@ impl EventRuleSpec {
                 return Some("a clearing match needs at least one condition".into());
             }
             Some(clear) => {
-                if let Some(problem) = clear.problem() {
+                if let Some(problem) = clear.problem(named) {
                     return Some(format!("clear: {problem}"));
                 }
             }
@@ -307,15 +315,19 @@ mod tests {
             severity: Severity::Warning,
             expire_s: 0,
         };
-        assert!(spec.problem().unwrap().contains("for ever"));
+        assert!(spec.problem(&|_| false).unwrap().contains("for ever"));
         spec.expire_s = 3_600;
-        assert_eq!(spec.problem(), None);
+        assert_eq!(spec.problem(&|_| false), None);
         spec.key.push("ifColour".into());
-        assert!(spec.problem().unwrap().contains("ifColour"));
+        assert!(spec.problem(&|_| false).unwrap().contains("ifColour"));
         spec.key.pop();
         spec.on.traps.push("nonsense".into());
-        assert!(spec.problem().unwrap().contains("nonsense"));
+        assert!(spec.problem(&|_| false).unwrap().contains("nonsense"));
         spec.on = EventMatch::default();
-        assert!(spec.problem().unwrap().contains("at least one condition"));
+        assert!(
+            spec.problem(&|_| false)
+                .unwrap()
+                .contains("at least one condition")
+        );
     }
 }

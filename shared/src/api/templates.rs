@@ -34,6 +34,27 @@ pub struct TemplateDef {
     /// Tables walked with GETBULK; each row is a series tagged by its index.
     #[serde(default, rename = "tables", skip_serializing_if = "Vec::is_empty")]
     pub tables: Vec<TableDef>,
+    /// The traps devices of this template send, by name (from their MIB): events get the
+    /// name and severity, event rules may name them.
+    #[serde(default, rename = "traps", skip_serializing_if = "Vec::is_empty")]
+    pub traps: Vec<TrapDef>,
+}
+
+/// A trap a template knows by name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrapDef {
+    /// snmpTrapOID, numeric (a v1 trap's `enterprise.0.specific`).
+    pub oid: String,
+    /// Its name in the MIB (`upsOnBattery`).
+    pub name: String,
+    /// The severity its events get.
+    #[serde(default = "notice")]
+    pub severity: super::EventSeverity,
+}
+
+fn notice() -> super::EventSeverity {
+    super::EventSeverity::Notice
 }
 
 /// How discovery recognises a device this template fits.
@@ -243,6 +264,7 @@ mod tests {
             }],
             scalars: vec![],
             tables: vec![],
+            traps: vec![],
         }
     }
 

@@ -80,9 +80,19 @@ fn items(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Trap names: known ones, OIDs, or names as a template's MIB writes them (the server knows
+/// the templates' and says when one is unknown).
 fn names(text: &str) -> Result<(), String> {
-    match items(text).into_iter().find(|n| oid_of(n).is_none()) {
-        Some(bad) => Err(format!("{bad}: neither an OID nor a known name")),
+    let name_like = |n: &str| {
+        n.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    match items(text)
+        .into_iter()
+        .find(|n| oid_of(n).is_none() && !name_like(n))
+    {
+        Some(bad) => Err(format!("{bad}: neither an OID nor a trap name")),
         None => Ok(()),
     }
 }
@@ -263,7 +273,8 @@ mod tests {
         );
         assert_eq!(read(&builtin, &spec), spec);
         assert!(names("linkDown, 1.3.6.1.2").is_ok());
-        assert!(names("linkDown, linkSideways").is_err());
+        assert!(names("linkDown, fan failure").is_err());
+        assert!(names("1.3.6.1..2").is_err());
         assert!(keys("ifIndex, program").is_ok() && keys("colour").is_err());
     }
 }
