@@ -237,6 +237,7 @@ impl CollectedEvent {
     /// What sent it, in a word: the trap's name (or OID), the syslog program (or facility).
     pub fn what(&self) -> String {
         match (&self.trap, &self.syslog) {
+            (Some(trap), _) if trap.oid.is_empty() => format!("{} (unreadable)", trap.version),
             (Some(trap), _) => trap.name.clone().unwrap_or_else(|| trap.oid.clone()),
             (_, Some(syslog)) => syslog
                 .program

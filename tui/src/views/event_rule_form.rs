@@ -189,10 +189,22 @@ pub fn form(title: String, spec: &RuleSpec, builtin: bool) -> Form {
             .with_value(spec.scope_value.clone().unwrap_or_default())
             .optional(),
     ]);
-    Form::new(title, PURPOSE, fields).with_note(
+    let note = if builtin {
+        format!(
+            "Built in: opens on {}, cleared by {}; tune its severity, expiry and scope. Enter on \
+             the last field saves.",
+            on.describe(),
+            event
+                .clear
+                .as_ref()
+                .map_or_else(|| "its expiry".to_owned(), EventMatch::describe)
+        )
+    } else {
         "Traps and key: names (linkDown, ifIndex) or OIDs, comma-separated; varbinds: \
-         NAME=PATTERN, ;-separated. Enter on the last field saves.",
-    )
+         NAME=PATTERN, ;-separated. Enter on the last field saves."
+            .to_owned()
+    };
+    Form::new(title, PURPOSE, fields).with_note(note)
 }
 
 /// The spec a filled editor describes, on top of `base`.

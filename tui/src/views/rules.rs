@@ -65,7 +65,7 @@ fn thresholds(r: &AlertRule) -> String {
             crate::cli::event_rules::expiry_cell(event.expire_s)
         );
     }
-    match (r.builtin, &s.metric) {
+    match (r.builtin, s.metric.as_deref().filter(|m| !m.is_empty())) {
         (Some(BuiltinRule::CollectorOutboxLag), None) => {
             return format!("lag s w {} c {}", number(s.warning), number(s.critical));
         }
@@ -85,8 +85,8 @@ fn thresholds(r: &AlertRule) -> String {
 fn metric(r: &AlertRule) -> String {
     match (&r.spec.event, &r.spec.metric) {
         (Some(event), _) => format!("events: {}", event.on.describe()),
-        (None, Some(metric)) => metric.clone(),
-        (None, None) => "-".into(),
+        (None, Some(metric)) if !metric.is_empty() => metric.clone(),
+        (None, _) => "-".into(),
     }
 }
 
@@ -123,7 +123,7 @@ static COLUMNS: &[Column<AlertRule>] = &[
         title: "OVER",
         sort_key: 'w',
         width: Constraint::Length(9),
-        cell: |r| match r.spec.metric {
+        cell: |r| match r.spec.metric.as_deref().filter(|m| !m.is_empty()) {
             Some(_) => format!("{} {}s", r.spec.aggregation, r.spec.window_s),
             None => "-".into(),
         },

@@ -105,15 +105,23 @@ impl<'a> Judge<'a> for EventJudge<'a> {
                 _ => {}
             }
         }
-        if spec.expire_s == 0 {
-            return;
-        }
         for (key, alert) in cycle.open.iter().filter(|(k, _)| k.rule_id == rule.id) {
             if out.verdicts.contains_key(key) {
                 continue;
             }
             let last = alert.last_event_at.unwrap_or(alert.started_at);
-            if now - last >= i64::from(spec.expire_s) {
+            if spec.expire_s == 0 || now - last < i64::from(spec.expire_s) {
+                // The rule's severity was tuned: its open alerts take it now, not at their
+                // next event.
+                if alert.severity != spec.severity {
+                    out.verdict(
+                        key.clone(),
+                        Some(spec.severity),
+                        alert.value,
+                        alert.message.clone(),
+                    );
+                }
+            } else {
                 let message = format!(
                     "expired: no further event for {} ({})",
                     duration_words(spec.expire_s),
@@ -456,6 +464,20 @@ mod tests {
         );
         let alert = ev.memory.open.values().next().unwrap();
         assert_eq!(alert.last_event_at, Some(T0 + 8));
+        // The rule tuned to critical: the open alert takes it at the next cycle, its last
+        // event kept.
+        let mut tuned = inputs(T0 + 20, vec![]);
+        for rule in &mut tuned.rules {
+            if let Some(event) = rule.spec.event.as_mut().filter(|_| rule.id == link) {
+                event.severity = Severity::Critical;
+            }
+        }
+        cycle(&mut ev, &tuned);
+        let alert = ev.memory.open.values().next().unwrap();
+        assert_eq!(
+            (alert.severity, alert.last_event_at, alert.value),
+            (Severity::Critical, Some(T0 + 8), Some(2.0))
+        );
         // Nothing for a day: it expires (linkUp may be lost on UDP).
         assert_eq!(
             cycle(&mut ev, &inputs(T0 + 86_000, vec![])),
