@@ -629,8 +629,7 @@ async fn alert_of(admin: &Client, node_id: i64, rule: &str) -> plantwatch_shared
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_collector_receives_traps_and_syslog_and_the_server_files_them_by_node() {
     use plantwatch_shared::api::{
-        ComponentKind, ComponentQuery, EventKind, EventQuery, EventSeverity, NodeType, Receivers,
-        Role, parse_listens,
+        EventKind, EventQuery, EventSeverity, NodeType, Receivers, Role, parse_listens,
     };
 
     let app = polling_app().await;
@@ -646,18 +645,7 @@ async fn the_local_collector_receives_traps_and_syslog_and_the_server_files_them
         .await
         .unwrap()
         .id;
-    let local = admin
-        .list_components(&ComponentQuery {
-            kind: Some(ComponentKind::Collector),
-            ..ComponentQuery::default()
-        })
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .find(|c| c.is_local)
-        .unwrap()
-        .id;
+    let local = local_collector(&admin).await;
     // Off by default; only admins turn them on; a bad one is refused.
     assert!(admin.receivers(local).await.unwrap().is_empty());
     let (trap_port, syslog_port) = (

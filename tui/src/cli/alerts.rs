@@ -585,6 +585,15 @@ fn rule_row(r: &AlertRule) -> Vec<String> {
     ]
 }
 
+/// A new rule named `name` with nothing set yet (the options fill it).
+pub fn blank_rule(name: &str, enabled: bool) -> RuleSpec {
+    RuleSpec {
+        metric: None,
+        enabled,
+        ..RuleSpec::new(name, "")
+    }
+}
+
 pub async fn rules(session: &Session, command: RulesCommand) -> anyhow::Result<()> {
     let (_, client) = session.client()?;
     let set_enabled = |enabled: bool, name: String| {
@@ -618,9 +627,7 @@ pub async fn rules(session: &Session, command: RulesCommand) -> anyhow::Result<(
             fields,
             disabled,
         } => {
-            let mut spec = RuleSpec::new(&name, "");
-            spec.metric = None;
-            spec.enabled = !disabled;
+            let mut spec = blank_rule(&name, !disabled);
             fields.apply(&mut spec)?;
             let rule = client.create_rule(&spec).await?;
             eprintln!("Created rule {} (id {}).", rule.spec.name, rule.id);

@@ -8,7 +8,7 @@ use plantwatch_shared::api::{
     TRAP_NAMES, VARBIND_NAMES,
 };
 
-use super::alerts::{RulesCommand, rules};
+use super::alerts::{RulesCommand, blank_rule, rules};
 use super::{Session, usage};
 use crate::cells::parse_duration;
 
@@ -260,9 +260,7 @@ pub async fn run(session: &Session, command: EventRulesCommand) -> anyhow::Resul
             fields,
             disabled,
         } => {
-            let mut spec = RuleSpec::new(&name, "");
-            spec.metric = None;
-            spec.enabled = !disabled;
+            let mut spec = blank_rule(&name, !disabled);
             fields.apply(&mut spec)?;
             let rule = client.create_rule(&spec).await?;
             eprintln!("Created event rule {} (id {}).", rule.spec.name, rule.id);
