@@ -652,6 +652,66 @@ mod tests {
     }
 
     #[test]
+    fn an_event_alert_of_a_node_cut_off_behind_a_down_parent_is_suppressed() {
+        // The switch (1) is the UPS's (2) parent; both stop answering ping, the UPS's last
+        // syslog line (sent before) opens an alert: suppressed, the switch's alert stands.
+        let now = T0;
+        let mut plant = inputs(
+            now,
+            vec![syslog(
+                1,
+                "upsd",
+                EventSeverity::Critical,
+                "output overload",
+                now - 5,
+            )],
+        );
+        plant.events[0].node_id = Some(2);
+        plant.nodes[1].parent_id = Some(1);
+        let hot = HotWindow::default();
+        let samples: Vec<_> = [1, 2]
+            .iter()
+            .map(|&node| crate::metrics_store::Sample::of(node, "ping.up", (now - 10) * 1_000, 0.0))
+            .collect();
+        hot.record(&samples, &Default::default(), i64::MIN);
+        let mut ev = Evaluator::default();
+        let judgement = ev.judge(&plant, &hot);
+        ev.memory.transitions(&plant, &judgement);
+        let critical = rule_id(&plant, BuiltinRule::SyslogCritical);
+        let alert = ev
+            .memory
+            .open
+            .values()
+            .find(|a| a.rule_id == critical)
+            .unwrap();
+        assert_eq!((alert.node_id, alert.suppressed), (Some(2), true));
+        assert_eq!(alert.notified_at, None, "suppressed: not notified");
+        // The switch answers again: the UPS's alert is no longer suppressed.
+        let back = Inputs {
+            nodes: plant.nodes.clone(),
+            ..inputs(now + 10, vec![])
+        };
+        let hot = HotWindow::default();
+        let samples: Vec<_> = [1, 2]
+            .iter()
+            .map(|&node| crate::metrics_store::Sample::of(node, "ping.up", now * 1_000, 1.0))
+            .collect();
+        hot.record(&samples, &Default::default(), i64::MIN);
+        let judgement = ev.judge(&back, &hot);
+        ev.memory.transitions(&back, &judgement);
+        let alert = ev
+            .memory
+            .open
+            .values()
+            .find(|a| a.rule_id == critical)
+            .unwrap();
+        assert!(
+            !alert.suppressed && alert.notified_at.is_some(),
+            "{alert:?}"
+        );
+    }
+
+    #[test]
     fn matching_by_varbind_value_text_and_severity() {
         let down = trap(1, Some(1), "linkDown", Some(3), T0).event;
         let m = |f: fn(&mut EventMatch)| {
