@@ -454,6 +454,11 @@ settings! {
         metrics_1h_retention_days: u32 = 5 * 365 + 1;
         env "PLANTWATCH_METRICS_1H_RETENTION_DAYS", shown "1826", check check::retention,
             [value_name = "DAYS"];
+        /// How often the collectors walk the LLDP and CDP neighbour tables of the nodes whose
+        /// templates name them, in seconds.
+        topology_interval_secs: u64 = 900;
+        env "PLANTWATCH_TOPOLOGY_INTERVAL_SECS", shown "900", check check::interval,
+            [value_name = "SECS"];
         /// Days the events (SNMP traps, syslog messages) the collectors receive are kept.
         events_retention_days: u32 = 90;
         env "PLANTWATCH_EVENTS_RETENTION_DAYS", shown "90", check check::retention,

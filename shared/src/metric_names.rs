@@ -33,6 +33,9 @@ pub const CHECK: &str = "check";
 /// Not a metric: a line of this measurement carries one event a collector received (a trap,
 /// a syslog message) through its outbox, as the JSON of a `CollectedEvent` in the field `doc`.
 pub const EVENT: &str = "event";
+/// Not a metric: a line of this measurement carries one node's LLDP/CDP neighbour table, as
+/// the JSON of a `NeighbourReport` in the field `doc`.
+pub const NEIGHBOURS: &str = "neighbours";
 /// Measurements only a collector writes: reachability is the poller's word, not an agent's.
 pub const COLLECTOR_MEASUREMENTS: [&str; 3] = [PING, SNMP, CHECK];
 

@@ -130,9 +130,14 @@ impl Poller {
                 .filter(|c| c.kind.is_snmp())
                 .cloned()
                 .collect();
+            let topology_every = Duration::from_secs(u64::from(match config.topology_interval_s {
+                0 => plantwatch_shared::api::DEFAULT_TOPOLOGY_INTERVAL_S,
+                s => s,
+            }));
             // What the task depends on: any change restarts it.
             let fingerprint =
-                serde_json::to_string(&(target, &credentials, &template)).unwrap_or_default();
+                serde_json::to_string(&(target, &credentials, &template, topology_every.as_secs()))
+                    .unwrap_or_default();
             let candidates = credentials
                 .iter()
                 .filter_map(|c| match Auth::from_credential(c) {
@@ -151,6 +156,7 @@ impl Poller {
                         target: target.clone(),
                         template,
                         candidates,
+                        topology_every,
                     },
                 ),
             );
@@ -191,6 +197,8 @@ struct Job {
     target: Target,
     template: Option<TemplateDef>,
     candidates: Vec<(i64, Auth)>,
+    /// Between walks of the neighbour tables its template names.
+    topology_every: Duration,
 }
 
 /// `host`, `host:port`, an IPv4 or IPv6 address, with port 161 unless given.
@@ -248,13 +256,16 @@ async fn run_target(shared: Arc<Shared>, job: Job) {
                     if let Some(template) = &job.template
                         && !job.candidates.is_empty()
                     {
-                        snmp = Some(SnmpTarget::new(
-                            target.node_id,
-                            addr,
-                            template.clone(),
-                            job.candidates.clone(),
-                            shared.limits.clone(),
-                        ));
+                        snmp = Some(
+                            SnmpTarget::new(
+                                target.node_id,
+                                addr,
+                                template.clone(),
+                                job.candidates.clone(),
+                                shared.limits.clone(),
+                            )
+                            .with_topology_interval(job.topology_every),
+                        );
                     }
                 }
                 Err(problem) => {

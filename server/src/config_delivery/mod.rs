@@ -165,6 +165,10 @@ pub fn build(
         targets,
         templates,
         receivers: crate::db::events::receivers(conn, collector_id)?,
+        // As recorded at start (`--topology-interval-secs`).
+        topology_interval_s: crate::db::settings::get(conn, "topology_interval_secs")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(plantwatch_shared::api::DEFAULT_TOPOLOGY_INTERVAL_S),
     })
 }
 

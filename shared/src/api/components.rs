@@ -302,7 +302,18 @@ pub struct CollectorConfig {
     /// The event receivers the collector runs (none by default).
     #[serde(default, skip_serializing_if = "super::Receivers::is_empty")]
     pub receivers: super::Receivers,
+    /// Seconds between walks of the neighbour tables (LLDP, CDP) of the nodes whose templates
+    /// name them; 0 (an older server): the default, 900.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub topology_interval_s: u32,
 }
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
+}
+
+/// Seconds between neighbour walks when the server names none.
+pub const DEFAULT_TOPOLOGY_INTERVAL_S: u32 = 900;
 
 impl CollectorConfig {
     /// The credentials of `target`, in the order they are to be tried.

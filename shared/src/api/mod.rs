@@ -20,6 +20,7 @@ mod metrics;
 mod names;
 mod nodes;
 mod templates;
+mod topology;
 mod vocabulary;
 
 pub use alerts::*;
@@ -34,6 +35,7 @@ pub use metrics::*;
 pub use names::UnknownName;
 pub use nodes::*;
 pub use templates::*;
+pub use topology::*;
 pub use vocabulary::{AuditAction, ErrorCode};
 
 /// What a signed-in user may do. Ordered: an admin may do all an operator may, and so on.

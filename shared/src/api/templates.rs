@@ -38,6 +38,10 @@ pub struct TemplateDef {
     /// name and severity, event rules may name them.
     #[serde(default, rename = "traps", skip_serializing_if = "Vec::is_empty")]
     pub traps: Vec<TrapDef>,
+    /// The neighbour tables its devices keep (LLDP-MIB, CISCO-CDP-MIB): walked at the
+    /// collector's topology interval.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub neighbours: Vec<super::NeighbourProtocol>,
 }
 
 /// A trap a template knows by name.
@@ -265,6 +269,7 @@ mod tests {
             scalars: vec![],
             tables: vec![],
             traps: vec![],
+            neighbours: vec![],
         }
     }
 

@@ -3,13 +3,14 @@
 //! and the working one is kept for the next polls.
 
 pub mod decode;
+pub mod neighbours;
 pub mod session;
 pub mod walk;
 
-use plantwatch_shared::metric_names::SNMP_UP;
+use plantwatch_shared::metric_names::{NEIGHBOURS, SNMP_UP};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use plantwatch_shared::api::{MetricDef, TableDef, TemplateDef};
 use plantwatch_shared::lineproto::Writer;
@@ -42,6 +43,9 @@ pub struct SnmpTarget {
     working: Option<(i64, Session)>,
     limits: Limits,
     counters: Counters,
+    /// Between walks of the neighbour tables the template names, and when the next is due.
+    topology_every: Duration,
+    topology_due: Option<Instant>,
 }
 
 impl std::fmt::Debug for SnmpTarget {
@@ -69,6 +73,42 @@ impl SnmpTarget {
             working: None,
             limits,
             counters: Counters::default(),
+            topology_every: Duration::from_secs(u64::from(
+                plantwatch_shared::api::DEFAULT_TOPOLOGY_INTERVAL_S,
+            )),
+            topology_due: None,
+        }
+    }
+
+    /// Walks the neighbour tables every `every` (the first time at the first poll).
+    pub fn with_topology_interval(mut self, every: Duration) -> SnmpTarget {
+        self.topology_every = every;
+        self
+    }
+
+    /// Reads the neighbour tables when due, into one `neighbours` line.
+    async fn neighbours(&mut self, now_ms: i64, node: &str, out: &mut Writer) {
+        if self.template.neighbours.is_empty()
+            || self.topology_due.is_some_and(|due| Instant::now() < due)
+        {
+            return;
+        }
+        let Some((_, session)) = &mut self.working else {
+            return;
+        };
+        self.topology_due = Some(Instant::now() + self.topology_every);
+        match neighbours::read(session, self.node_id, &self.template.neighbours).await {
+            Ok(report) => {
+                let doc = serde_json::to_string(&report).unwrap_or_default();
+                out.line(NEIGHBOURS, &[("node_id", node)])
+                    .string("doc", &doc)
+                    .finish(now_ms);
+            }
+            Err(error) => {
+                tracing::debug!(node_id = self.node_id, %error, "Reading the neighbours failed.");
+                // Try again at the next poll rather than in a quarter of an hour.
+                self.topology_due = None;
+            }
         }
     }
 
@@ -90,11 +130,14 @@ impl SnmpTarget {
                         "The device restarted (its uptime went back)."
                     );
                 }
-                if let Err(error) = self.collect(now_ms, &node, out, &mut outcome).await {
-                    outcome.error = Some(error.to_string());
-                    // A timeout mid-poll: next time, find the credential again.
-                    if error == SnmpError::Timeout {
-                        self.working = None;
+                match self.collect(now_ms, &node, out, &mut outcome).await {
+                    Ok(()) => self.neighbours(now_ms, &node, out).await,
+                    Err(error) => {
+                        outcome.error = Some(error.to_string());
+                        // A timeout mid-poll: next time, find the credential again.
+                        if error == SnmpError::Timeout {
+                            self.working = None;
+                        }
                     }
                 }
             }

@@ -1,0 +1,112 @@
+//! Topology: the LLDP and CDP neighbours the collectors read from the devices, and the links
+//! the server resolves from them (`GET /api/v1/topology`).
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::named_enum;
+
+named_enum! {
+    /// How a device learned its neighbour.
+    pub enum NeighbourProtocol ("neighbour protocol") {
+        Lldp = "lldp",
+        Cdp = "cdp",
+    }
+}
+
+/// One row of a device's neighbour table, as read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeighbourRow {
+    pub protocol: NeighbourProtocol,
+    /// The device's own port the neighbour is on (its name or description).
+    pub local_port: String,
+    /// The neighbour's chassis id (a MAC as `aa:bb:cc:dd:ee:ff`, or its text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chassis_id: Option<String>,
+    /// The neighbour's port id (CDP: its port name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_descr: Option<String>,
+    /// The neighbour's system name (CDP: its device id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sys_name: Option<String>,
+    /// Its management address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// CDP: its platform (`cisco WS-C3750G-24PS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+}
+
+/// What a collector sends of one node after walking its neighbour tables (one `neighbours`
+/// line of its outbox, field `doc`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeighbourReport {
+    pub node_id: i64,
+    /// The device's own LLDP chassis id and system name: how its neighbours name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chassis_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sys_name: Option<String>,
+    pub rows: Vec<NeighbourRow>,
+}
+
+/// Most rows one report may carry.
+pub const MAX_NEIGHBOUR_ROWS: usize = 4_096;
+
+/// A node on the map.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopologyNode {
+    pub id: i64,
+    pub name: String,
+    pub address: String,
+    pub health: super::NodeStatus,
+}
+
+/// A link between two monitored nodes, once however many ends report it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopologyLink {
+    pub a: i64,
+    pub a_port: Option<String>,
+    pub b: i64,
+    pub b_port: Option<String>,
+    pub protocols: Vec<NeighbourProtocol>,
+    /// Whether both ends report it.
+    pub both_ends: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub first_seen: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen: OffsetDateTime,
+    /// No longer reported by the last walk of either end: shown as gone, kept a while.
+    pub gone: bool,
+}
+
+/// A neighbour no node matches: a device to import.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnmanagedNeighbour {
+    /// The node that sees it, and on which port.
+    pub seen_by: i64,
+    pub local_port: String,
+    #[serde(flatten)]
+    pub neighbour: NeighbourRow,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen: OffsetDateTime,
+}
+
+/// `GET /api/v1/topology`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Topology {
+    pub nodes: Vec<TopologyNode>,
+    pub links: Vec<TopologyLink>,
+    pub unmanaged: Vec<UnmanagedNeighbour>,
+}
+
+/// Query of `GET /api/v1/topology`: around one node (within `depth` links), or everything.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TopologyQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depth: Option<u32>,
+}
