@@ -45,8 +45,7 @@ async fn main() {
         collector_id: 1,
         credentials: Vec::new(),
         targets,
-        templates: Default::default(),
-        receivers: Default::default(),
+        ..CollectorConfig::default()
     };
     let (lines, mut received) = LineSender::channel(4096);
     tokio::spawn(async move { while received.recv().await.is_some() {} });
