@@ -47,7 +47,7 @@ fn main() {
             })
             .collect(),
         templates: BTreeMap::from([("generic".to_owned(), template)]),
-        receivers: Default::default(),
+        ..CollectorConfig::default()
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
