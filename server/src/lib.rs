@@ -24,6 +24,7 @@ pub mod state;
 pub mod telemetry;
 pub mod templates;
 pub mod tls;
+pub mod topology;
 pub mod vault;
 
 use anyhow::Context as _;

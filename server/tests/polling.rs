@@ -1017,3 +1017,134 @@ async fn event_rules_open_alerts_from_real_traps_and_syslog_and_the_partner_clea
         ("event{program=runtime}", Severity::Critical)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lldp_neighbours_of_real_devices_become_links_seen_once_from_both_ends() {
+    use plantwatch_shared::api::TopologyQuery;
+    // Recordings of real devices (snmpsim-data): four Juniper MX960 cores in a ring by LLDP,
+    // a Nexus 5548 and the ProCurve blade switch on its Ethernet1/19.
+    let devices = [
+        (
+            "yt-core-1",
+            "network/router/juniper-mx960-12-3r6-6",
+            "juniper-junos",
+        ),
+        (
+            "ca-core-1",
+            "network/router/juniper-mx960-13-3r9-13",
+            "juniper-junos",
+        ),
+        (
+            "ca-core-2",
+            "network/router/juniper-mx960-16-1r6-7-a",
+            "juniper-junos",
+        ),
+        (
+            "yt-core-2",
+            "network/router/juniper-mx960-16-1r6-7-b",
+            "juniper-junos",
+        ),
+        ("nx-5548", "network/switch/cisco-n5000", "cisco-nxos"),
+        (
+            "procurve-1",
+            "network/switch/hpe-procurve-516733-b21",
+            "hpe-procurve",
+        ),
+    ];
+    let data = tempfile::tempdir().unwrap();
+    // The parts LLDP needs: the system group, interface names, LLDP-MIB.
+    for (name, recording, _) in devices {
+        snmp::stage_recording_part(
+            recording,
+            data.path(),
+            name,
+            &["1.3.6.1.2.1.1", "1.3.6.1.2.1.31.1.1.1.1", "1.0.8802.1.1.2"],
+        );
+    }
+    let path = data.path().to_owned();
+    let sim = tokio::task::spawn_blocking(move || snmp::snmpsim(&path, "yt-core-1"))
+        .await
+        .unwrap();
+    let app = polling_app().await;
+    let admin = app.admin().await;
+    let mut ids = BTreeMap::new();
+    for (name, _, template) in devices {
+        credential(
+            &admin,
+            name,
+            CredentialKind::SnmpV2c,
+            CredentialParams::default(),
+            &[("community", name)],
+        )
+        .await;
+        ids.insert(
+            name,
+            node(&admin, name, &sim.address, template, &[name]).await,
+        );
+    }
+    let names: BTreeMap<i64, &str> = ids.iter().map(|(n, id)| (*id, *n)).collect();
+    let expected = [
+        "ca-core-1 xe-0/2/0 — ca-core-2 xe-3/0/0",
+        "ca-core-1 xe-1/2/0 — yt-core-1 xe-1/2/0",
+        "ca-core-2 xe-3/1/1 — yt-core-2 xe-1/2/0",
+        "nx-5548 Ethernet1/19 — procurve-1 17",
+        "yt-core-1 xe-0/2/0 — yt-core-2 xe-0/2/0",
+    ];
+    let started = Instant::now();
+    let map = loop {
+        let map = admin.topology(&TopologyQuery::default()).await.unwrap();
+        let mut links: Vec<String> = map
+            .links
+            .iter()
+            .filter(|l| l.both_ends)
+            .map(|l| {
+                let mut ends = [
+                    format!("{} {}", names[&l.a], l.a_port.as_deref().unwrap_or("?")),
+                    format!("{} {}", names[&l.b], l.b_port.as_deref().unwrap_or("?")),
+                ];
+                ends.sort();
+                ends.join(" — ")
+            })
+            .collect();
+        links.sort();
+        if links == expected {
+            break map;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "links {links:#?} of {:#?}",
+            map.links
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    // Each link once, though both ends report it; none reported by one end only between
+    // monitored nodes.
+    assert_eq!(map.links.len(), 5, "{:#?}", map.links);
+    assert!(map.links.iter().all(|l| !l.gone));
+    // The Nexus's peer is no node: an unmanaged neighbour, with where it was seen.
+    let peer = map
+        .unmanaged
+        .iter()
+        .find(|u| u.neighbour.sys_name.as_deref() == Some("NWPU-CA-5548-02"))
+        .expect("the 5548-02 listed as unmanaged");
+    assert_eq!(peer.seen_by, ids["nx-5548"]);
+    // Around one core, one link deep: it and its two ring neighbours.
+    let near = admin
+        .topology(&TopologyQuery {
+            node_id: Some(ids["yt-core-1"]),
+            depth: Some(1),
+        })
+        .await
+        .unwrap();
+    let mut around: Vec<&str> = near.nodes.iter().map(|n| n.name.as_str()).collect();
+    around.sort_unstable();
+    assert_eq!(around, ["ca-core-1", "yt-core-1", "yt-core-2"]);
+    let refused = admin
+        .topology(&TopologyQuery {
+            node_id: Some(ids["yt-core-1"]),
+            depth: Some(99),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status(), Some(400));
+}

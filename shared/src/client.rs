@@ -426,6 +426,12 @@ impl Client {
             .await
     }
 
+    /// `GET /api/v1/topology`: the links around a node, or all of them.
+    pub async fn topology(&self, query: &api::TopologyQuery) -> Result<api::Topology> {
+        self.json(self.request(Method::GET, "/api/v1/topology").query(query))
+            .await
+    }
+
     /// `GET /api/v1/remote-components/{id}/receivers`.
     pub async fn receivers(&self, collector_id: i64) -> Result<api::Receivers> {
         self.json(self.request(

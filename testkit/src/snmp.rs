@@ -160,6 +160,26 @@ pub fn snmpsim(data: &Path, check_community: &str) -> Agent {
     )
 }
 
+/// Copies the part of recording `relative` under the OID `prefixes` into `into` as
+/// `name.snmprec`: snmpsim indexes a recording when it starts, and the biggest (a Juniper
+/// MX960's, 50 MB) take it most of a minute.
+pub fn stage_recording_part(relative: &str, into: &Path, name: &str, prefixes: &[&str]) {
+    stage_recording(relative, into, name);
+    let path = into.join(format!("{name}.snmprec"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let kept: String = text
+        .lines()
+        .filter(|line| {
+            let oid = line.split('|').next().unwrap_or_default();
+            prefixes
+                .iter()
+                .any(|p| oid == *p || oid.starts_with(&format!("{p}.")))
+        })
+        .flat_map(|line| [line, "\n"])
+        .collect();
+    std::fs::write(&path, kept).unwrap();
+}
+
 /// Copies recording `relative` (`network/switch/cisco-c3560`, `.snmprec` or `.snmprec.bz2`)
 /// from snmpsim-data into `into` as `name.snmprec`.
 pub fn stage_recording(relative: &str, into: &Path, name: &str) {

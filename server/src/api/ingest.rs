@@ -174,6 +174,19 @@ async fn ingest_influx(
             })
             .await?;
     }
+    if !prepared.neighbours.is_empty() {
+        let reports = std::mem::take(&mut prepared.neighbours);
+        state
+            .db
+            .write(move |tx| {
+                let now = crate::clock::unix_secs();
+                for report in &reports {
+                    crate::db::topology::store_report(tx, report, now)?;
+                }
+                Ok::<_, db::DbError>(())
+            })
+            .await?;
+    }
     if !prepared.samples.is_empty() || batch_id.is_some() {
         let committed = state
             .backend

@@ -21,6 +21,7 @@ pub mod remote;
 pub mod setup;
 pub mod telemetry;
 pub mod templates;
+pub mod topology;
 pub mod users;
 
 use axum::Router;
@@ -53,7 +54,8 @@ pub fn app(state: AppState) -> Router {
         .merge(metrics::router())
         .merge(templates::router())
         .merge(alerts::router())
-        .merge(discovery::router());
+        .merge(discovery::router())
+        .merge(topology::router());
     Router::new()
         .merge(health::router())
         .merge(telemetry::router())

@@ -20,6 +20,7 @@ pub mod sessions;
 pub mod settings;
 pub mod templates;
 pub mod tokens;
+pub mod topology;
 pub mod users;
 
 use std::os::unix::fs::PermissionsExt as _;
@@ -79,6 +80,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0012_event_rules",
         include_str!("../../../migrations/0012_event_rules.sql"),
+    ),
+    (
+        "0013_topology",
+        include_str!("../../../migrations/0013_topology.sql"),
     ),
 ];
 
@@ -388,7 +393,8 @@ mod tests {
                 "0009_checks",
                 "0010_dns_checks",
                 "0011_events",
-                "0012_event_rules"
+                "0012_event_rules",
+                "0013_topology"
             ]
         );
     }

@@ -6,9 +6,11 @@ use std::collections::HashSet;
 use std::io::Read as _;
 use std::sync::Arc;
 
-use plantwatch_shared::api::{CollectedEvent, LineError, canonical_tags};
+use plantwatch_shared::api::{
+    CollectedEvent, LineError, MAX_NEIGHBOUR_ROWS, NeighbourReport, canonical_tags,
+};
 use plantwatch_shared::lineproto::{self, Precision};
-use plantwatch_shared::metric_names::EVENT;
+use plantwatch_shared::metric_names::{EVENT, NEIGHBOURS};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::metrics_store::chunks::MAX_TS_MS;
@@ -52,6 +54,8 @@ pub struct Prepared {
     pub errors: Vec<LineError>,
     /// Events (a collector's `event` lines), to be stored apart from the samples.
     pub events: Vec<CollectedEvent>,
+    /// Neighbour tables (a collector's `neighbours` lines), likewise.
+    pub neighbours: Vec<NeighbourReport>,
 }
 
 impl Prepared {
@@ -271,6 +275,16 @@ pub fn prepare(
                 continue;
             }
         }
+        if parsed.measurement == NEIGHBOURS {
+            match neighbours_of(&parsed, node_id, scope) {
+                Ok(report) => {
+                    out.neighbours.push(report);
+                    out.accepted += 1;
+                }
+                Err(problem) => out.refuse(number, problem),
+            }
+            continue;
+        }
         let ts_ms = match parsed.timestamp {
             None => now_ms,
             Some(ts) => match precision.to_millis(ts) {
@@ -318,20 +332,47 @@ pub fn prepare(
     Ok(out)
 }
 
+/// The neighbour table a `neighbours` line carries (JSON in the field `doc`), of node
+/// `node_id`; only a collector sends them.
+fn neighbours_of(
+    line: &lineproto::Line<'_>,
+    node_id: i64,
+    scope: &Scope,
+) -> Result<NeighbourReport, String> {
+    if !matches!(scope, Scope::Collector { .. }) {
+        return Err("only a collector sends neighbour tables".into());
+    }
+    let doc = doc_field(line)
+        .ok_or("a neighbours line carries its table as JSON in the string field doc")?;
+    let report: NeighbourReport =
+        serde_json::from_str(doc).map_err(|e| format!("the neighbour table is not valid: {e}"))?;
+    if report.node_id != node_id {
+        return Err("the neighbour table names another node than its line".into());
+    }
+    if report.rows.len() > MAX_NEIGHBOUR_ROWS {
+        return Err(format!("more than {MAX_NEIGHBOUR_ROWS} neighbour rows"));
+    }
+    Ok(report)
+}
+
+/// The string field `doc` of a line.
+fn doc_field<'l>(line: &'l lineproto::Line<'_>) -> Option<&'l str> {
+    line.fields
+        .iter()
+        .find(|(field, _)| field == "doc")
+        .and_then(|(_, value)| match value {
+            lineproto::FieldValue::Str(text) => Some(text.as_ref()),
+            _ => None,
+        })
+}
+
 /// The event an `event` line carries (JSON in the field `doc`); only a collector sends them.
 fn event_of(line: &lineproto::Line<'_>, scope: &Scope) -> Result<CollectedEvent, String> {
     if !matches!(scope, Scope::Collector { .. }) {
         return Err("only a collector sends events".into());
     }
-    let doc = line
-        .fields
-        .iter()
-        .find(|(field, _)| field == "doc")
-        .and_then(|(_, value)| match value {
-            lineproto::FieldValue::Str(text) => Some(text),
-            _ => None,
-        })
-        .ok_or("an event line carries its event as JSON in the string field doc")?;
+    let doc =
+        doc_field(line).ok_or("an event line carries its event as JSON in the string field doc")?;
     let event: CollectedEvent =
         serde_json::from_str(doc).map_err(|e| format!("the event is not valid: {e}"))?;
     if event.uid.is_empty() || event.uid.len() > 128 {

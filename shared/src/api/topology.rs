@@ -85,9 +85,8 @@ pub struct TopologyLink {
 /// A neighbour no node matches: a device to import.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UnmanagedNeighbour {
-    /// The node that sees it, and on which port.
+    /// The node that sees it (on the row's `local_port`).
     pub seen_by: i64,
-    pub local_port: String,
     #[serde(flatten)]
     pub neighbour: NeighbourRow,
     #[serde(with = "time::serde::rfc3339")]

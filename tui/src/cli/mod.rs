@@ -12,6 +12,7 @@ pub mod events;
 pub mod ldap;
 pub mod nodes;
 pub mod output;
+pub mod topology;
 pub mod users;
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
@@ -87,6 +88,9 @@ pub enum Command {
     /// Which traps and syslog messages open an alert, and what clears it.
     #[command(subcommand)]
     EventRules(event_rules::EventRulesCommand),
+    /// The links LLDP and CDP show between the nodes, and the neighbours not monitored.
+    #[command(subcommand)]
+    Topology(topology::TopologyCommand),
     /// Manage the credentials vault and attach credentials to nodes.
     #[command(subcommand)]
     Credentials(credentials::CredentialsCommand),
@@ -236,6 +240,7 @@ impl Session {
             Command::Certs(command) => checks::certs(self, command).await,
             Command::Events(command) => events::run(self, command).await,
             Command::EventRules(command) => event_rules::run(self, command).await,
+            Command::Topology(command) => topology::run(self, command).await,
             Command::Credentials(command) => credentials::run(self, command).await,
             Command::Tokens(command) => components::tokens(self, command).await,
             Command::Collectors(command) => {

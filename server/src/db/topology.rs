@@ -1,0 +1,110 @@
+//! `node_identities` and `neighbours`: what the nodes' neighbour tables said at their walks.
+
+use plantwatch_shared::api::{NeighbourReport, NeighbourRow};
+use rusqlite::{Connection, OptionalExtension as _};
+
+use super::{json_column, to_json};
+
+/// A neighbour row not reported for this long is deleted (until then it shows as gone).
+pub const GONE_KEPT_S: i64 = 7 * 86_400;
+
+/// What a node says of itself.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Identity {
+    pub node_id: i64,
+    pub chassis_id: Option<String>,
+    pub sys_name: Option<String>,
+    pub walked_at: i64,
+}
+
+/// A stored neighbour row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRow {
+    pub node_id: i64,
+    pub row: NeighbourRow,
+    pub first_seen: i64,
+    pub last_seen: i64,
+}
+
+/// What names a neighbour in its node's table.
+fn remote_key(row: &NeighbourRow) -> String {
+    [&row.chassis_id, &row.sys_name, &row.address, &row.port]
+        .into_iter()
+        .flatten()
+        .next()
+        .cloned()
+        .unwrap_or_else(|| "?".into())
+}
+
+/// Stores a walk of `report.node_id`'s neighbour tables at `now`; rows it no longer has keep
+/// their last sighting (gone), those gone for a week are deleted. A node deleted meanwhile is
+/// skipped.
+pub fn store_report(conn: &Connection, report: &NeighbourReport, now: i64) -> rusqlite::Result<()> {
+    let exists = conn
+        .query_row(
+            "SELECT 1 FROM nodes WHERE id = ?1",
+            [report.node_id],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    if !exists {
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "INSERT INTO node_identities (node_id, chassis_id, sys_name, walked_at)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (node_id) DO UPDATE SET chassis_id = excluded.chassis_id,
+             sys_name = excluded.sys_name, walked_at = excluded.walked_at",
+    )?
+    .execute((report.node_id, &report.chassis_id, &report.sys_name, now))?;
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO neighbours (node_id, protocol, local_port, remote_key, doc, first_seen,
+                                 last_seen)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+         ON CONFLICT (node_id, protocol, local_port, remote_key)
+             DO UPDATE SET doc = excluded.doc, last_seen = excluded.last_seen",
+    )?;
+    for row in &report.rows {
+        upsert.execute((
+            report.node_id,
+            row.protocol.as_str(),
+            &row.local_port,
+            remote_key(row),
+            to_json(row),
+            now,
+        ))?;
+    }
+    conn.prepare_cached("DELETE FROM neighbours WHERE node_id = ?1 AND last_seen < ?2")?
+        .execute((report.node_id, now - GONE_KEPT_S))?;
+    Ok(())
+}
+
+/// Every identity and every stored neighbour row.
+pub fn load(conn: &Connection) -> rusqlite::Result<(Vec<Identity>, Vec<StoredRow>)> {
+    let identities = conn
+        .prepare_cached("SELECT node_id, chassis_id, sys_name, walked_at FROM node_identities")?
+        .query_map([], |r| {
+            Ok(Identity {
+                node_id: r.get(0)?,
+                chassis_id: r.get(1)?,
+                sys_name: r.get(2)?,
+                walked_at: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let rows = conn
+        .prepare_cached(
+            "SELECT node_id, doc, first_seen, last_seen FROM neighbours ORDER BY node_id, id",
+        )?
+        .query_map([], |r| {
+            Ok(StoredRow {
+                node_id: r.get(0)?,
+                row: json_column(r, 1)?,
+                first_seen: r.get(2)?,
+                last_seen: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok((identities, rows))
+}

@@ -1,0 +1,401 @@
+//! Links from the neighbour tables: each row is matched to a node (by chassis id, then
+//! management address, then system name), a link reported from both ends is one link, and a
+//! neighbour no node matches is an unmanaged neighbour, listed for import.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use plantwatch_shared::api::{
+    NeighbourProtocol, NeighbourRow, Topology, TopologyLink, TopologyNode, UnmanagedNeighbour,
+};
+
+use crate::db::to_time;
+use crate::db::topology::{Identity, StoredRow};
+
+/// A system name as compared: lowercase, without a serial in parentheses (`NX-01(SSI1837)`)
+/// or a domain (`sw-1.plant.local`).
+fn normalized(name: &str) -> String {
+    let name = name.split('(').next().unwrap_or(name).trim().to_lowercase();
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return name;
+    }
+    name.split('.').next().unwrap_or(&name).to_owned()
+}
+
+/// An address's host: without a port or brackets.
+fn host(address: &str) -> String {
+    if let Ok(socket) = address.parse::<std::net::SocketAddr>() {
+        return socket.ip().to_string();
+    }
+    address.trim_matches(['[', ']']).to_lowercase()
+}
+
+/// Finds the node a neighbour row names.
+struct Matcher {
+    chassis: HashMap<String, i64>,
+    address: HashMap<String, i64>,
+    name: HashMap<String, i64>,
+}
+
+impl Matcher {
+    fn new(nodes: &[TopologyNode], identities: &[Identity]) -> Matcher {
+        let mut matcher = Matcher {
+            chassis: HashMap::new(),
+            address: HashMap::new(),
+            name: HashMap::new(),
+        };
+        let mut ambiguous = HashSet::new();
+        for node in nodes {
+            let host = host(&node.address);
+            if matcher.address.insert(host.clone(), node.id).is_some() {
+                ambiguous.insert(host);
+            }
+            matcher.name.insert(normalized(&node.name), node.id);
+        }
+        // Several nodes behind one address (agents on one host's ports) name none.
+        for host in ambiguous {
+            matcher.address.remove(&host);
+        }
+        for identity in identities {
+            if let Some(chassis) = &identity.chassis_id {
+                matcher
+                    .chassis
+                    .insert(chassis.to_lowercase(), identity.node_id);
+            }
+            if let Some(name) = &identity.sys_name {
+                matcher.name.insert(normalized(name), identity.node_id);
+            }
+        }
+        matcher
+    }
+
+    fn node_of(&self, row: &NeighbourRow) -> Option<i64> {
+        let by_chassis = row
+            .chassis_id
+            .as_ref()
+            .and_then(|c| self.chassis.get(&c.to_lowercase()));
+        let by_address = row
+            .address
+            .as_ref()
+            .and_then(|a| self.address.get(&host(a)));
+        // A neighbour that names itself by its chassis id in its system name (LLDP
+        // subtype local) is found by name too.
+        let by_name = [&row.sys_name, &row.chassis_id]
+            .into_iter()
+            .flatten()
+            .find_map(|n| self.name.get(&normalized(n)));
+        by_chassis.or(by_address).or(by_name).copied()
+    }
+}
+
+/// One end of a link: a node's port and what it says of the other end.
+#[derive(Debug, Clone)]
+struct End {
+    local_port: String,
+    /// The other end's port as this end names it (its id, its description).
+    remote_ports: Vec<String>,
+    protocols: Vec<NeighbourProtocol>,
+    first_seen: i64,
+    last_seen: i64,
+    gone: bool,
+}
+
+impl End {
+    fn names(&self, port: &str) -> bool {
+        self.remote_ports
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(port))
+    }
+}
+
+/// Adds `row` to the ends of one side, merging rows of the same local port.
+fn add_end(ends: &mut Vec<End>, stored: &StoredRow, gone: bool) {
+    let row = &stored.row;
+    let remote: Vec<String> = [&row.port, &row.port_descr]
+        .into_iter()
+        .flatten()
+        .filter(|p| !p.trim().is_empty())
+        .cloned()
+        .collect();
+    match ends.iter_mut().find(|e| e.local_port == row.local_port) {
+        Some(end) => {
+            for port in remote {
+                if !end.remote_ports.contains(&port) {
+                    end.remote_ports.push(port);
+                }
+            }
+            if !end.protocols.contains(&row.protocol) {
+                end.protocols.push(row.protocol);
+            }
+            end.first_seen = end.first_seen.min(stored.first_seen);
+            end.last_seen = end.last_seen.max(stored.last_seen);
+            end.gone &= gone;
+        }
+        None => ends.push(End {
+            local_port: row.local_port.clone(),
+            remote_ports: remote,
+            protocols: vec![row.protocol],
+            first_seen: stored.first_seen,
+            last_seen: stored.last_seen,
+            gone,
+        }),
+    }
+}
+
+/// The links between `a` and `b` from the ends each reported: an end of `a` and one of `b`
+/// that name each other's port are one link; the others pair up in port order; an end left
+/// over is a link only one side reports.
+fn pair(a: i64, mut a_ends: Vec<End>, b: i64, mut b_ends: Vec<End>) -> Vec<TopologyLink> {
+    a_ends.sort_by(|x, y| x.local_port.cmp(&y.local_port));
+    b_ends.sort_by(|x, y| x.local_port.cmp(&y.local_port));
+    let mut links = Vec::new();
+    let mut b_left: Vec<Option<End>> = b_ends.into_iter().map(Some).collect();
+    let mut a_left = Vec::new();
+    for end in a_ends {
+        let found = b_left.iter().position(|b_end| {
+            b_end
+                .as_ref()
+                .is_some_and(|b_end| end.names(&b_end.local_port) || b_end.names(&end.local_port))
+        });
+        match found {
+            Some(at) => {
+                let other = b_left[at].take();
+                links.push(link(a, Some(end), b, other));
+            }
+            None => a_left.push(end),
+        }
+    }
+    let mut b_rest = b_left.into_iter().flatten();
+    for end in a_left {
+        let other = b_rest.next();
+        links.push(link(a, Some(end), b, other));
+    }
+    for end in b_rest {
+        links.push(link(a, None, b, Some(end)));
+    }
+    links
+}
+
+fn link(a: i64, a_end: Option<End>, b: i64, b_end: Option<End>) -> TopologyLink {
+    let ends: Vec<&End> = a_end.iter().chain(b_end.iter()).collect();
+    let mut protocols: Vec<NeighbourProtocol> =
+        ends.iter().flat_map(|e| e.protocols.clone()).collect();
+    protocols.sort_by_key(|p| p.as_str());
+    protocols.dedup();
+    // An end's own port name wins; else what the other end calls it.
+    let a_port = a_end
+        .as_ref()
+        .map(|e| e.local_port.clone())
+        .or_else(|| b_end.as_ref().and_then(|e| e.remote_ports.first().cloned()));
+    let b_port = b_end
+        .as_ref()
+        .map(|e| e.local_port.clone())
+        .or_else(|| a_end.as_ref().and_then(|e| e.remote_ports.first().cloned()));
+    TopologyLink {
+        a,
+        a_port,
+        b,
+        b_port,
+        protocols,
+        both_ends: a_end.is_some() && b_end.is_some(),
+        first_seen: to_time(ends.iter().map(|e| e.first_seen).min().unwrap_or(0)),
+        last_seen: to_time(ends.iter().map(|e| e.last_seen).max().unwrap_or(0)),
+        gone: ends.iter().all(|e| e.gone),
+    }
+}
+
+/// The whole map: every node, the links between them, the neighbours no node matches.
+pub fn resolve(nodes: Vec<TopologyNode>, identities: &[Identity], rows: &[StoredRow]) -> Topology {
+    let matcher = Matcher::new(&nodes, identities);
+    let walked: HashMap<i64, i64> = identities
+        .iter()
+        .map(|i| (i.node_id, i.walked_at))
+        .collect();
+    let mut sides: BTreeMap<(i64, i64), (Vec<End>, Vec<End>)> = BTreeMap::new();
+    let mut unmanaged: BTreeMap<(i64, String, String), UnmanagedNeighbour> = BTreeMap::new();
+    for stored in rows {
+        let gone = walked
+            .get(&stored.node_id)
+            .is_some_and(|&at| stored.last_seen < at);
+        match matcher.node_of(&stored.row) {
+            Some(other) if other == stored.node_id => {}
+            Some(other) => {
+                let key = (stored.node_id.min(other), stored.node_id.max(other));
+                let (low, high) = sides.entry(key).or_default();
+                let side = if stored.node_id == key.0 { low } else { high };
+                add_end(side, stored, gone);
+            }
+            None if gone => {}
+            None => {
+                let key = (
+                    stored.node_id,
+                    stored.row.local_port.clone(),
+                    [
+                        &stored.row.chassis_id,
+                        &stored.row.sys_name,
+                        &stored.row.address,
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .next()
+                    .cloned()
+                    .unwrap_or_default(),
+                );
+                unmanaged.entry(key).or_insert_with(|| UnmanagedNeighbour {
+                    seen_by: stored.node_id,
+                    neighbour: stored.row.clone(),
+                    last_seen: to_time(stored.last_seen),
+                });
+            }
+        }
+    }
+    let links = sides
+        .into_iter()
+        .flat_map(|((a, b), (a_ends, b_ends))| pair(a, a_ends, b, b_ends))
+        .collect();
+    Topology {
+        nodes,
+        links,
+        unmanaged: unmanaged.into_values().collect(),
+    }
+}
+
+/// The part of `map` within `depth` links of `root`.
+pub fn around(map: Topology, root: i64, depth: u32) -> Topology {
+    let mut adjacent: HashMap<i64, Vec<i64>> = HashMap::new();
+    for link in &map.links {
+        adjacent.entry(link.a).or_default().push(link.b);
+        adjacent.entry(link.b).or_default().push(link.a);
+    }
+    let mut within: HashSet<i64> = HashSet::from([root]);
+    let mut queue = VecDeque::from([(root, 0)]);
+    while let Some((node, distance)) = queue.pop_front() {
+        if distance == depth {
+            continue;
+        }
+        for &next in adjacent.get(&node).map_or(&[][..], Vec::as_slice) {
+            if within.insert(next) {
+                queue.push_back((next, distance + 1));
+            }
+        }
+    }
+    Topology {
+        nodes: map
+            .nodes
+            .into_iter()
+            .filter(|n| within.contains(&n.id))
+            .collect(),
+        links: map
+            .links
+            .into_iter()
+            .filter(|l| within.contains(&l.a) && within.contains(&l.b))
+            .collect(),
+        unmanaged: map
+            .unmanaged
+            .into_iter()
+            .filter(|u| within.contains(&u.seen_by))
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use plantwatch_shared::api::NodeStatus;
+
+    use super::*;
+
+    fn node(id: i64, name: &str) -> TopologyNode {
+        TopologyNode {
+            id,
+            name: name.into(),
+            address: format!("127.0.0.1:{}", 1000 + id),
+            health: NodeStatus::Healthy,
+        }
+    }
+
+    fn lldp(node_id: i64, local: &str, sys_name: &str, port: &str, seen: i64) -> StoredRow {
+        StoredRow {
+            node_id,
+            row: NeighbourRow {
+                protocol: NeighbourProtocol::Lldp,
+                local_port: local.into(),
+                chassis_id: None,
+                port: Some(port.into()),
+                port_descr: None,
+                sys_name: Some(sys_name.into()),
+                address: None,
+                platform: None,
+            },
+            first_seen: 100,
+            last_seen: seen,
+        }
+    }
+
+    fn identity(node_id: i64, sys_name: &str) -> Identity {
+        Identity {
+            node_id,
+            chassis_id: None,
+            sys_name: Some(sys_name.into()),
+            walked_at: 200,
+        }
+    }
+
+    #[test]
+    fn a_link_seen_from_both_ends_is_one_and_a_stranger_is_unmanaged() {
+        let nodes = vec![node(1, "core-a"), node(2, "core-b"), node(3, "plc-7")];
+        let identities = [identity(1, "re0-CORE-A"), identity(2, "core-b.plant.local")];
+        let rows = [
+            lldp(1, "xe-0/0/1", "core-b", "xe-0/0/9", 200),
+            lldp(2, "xe-0/0/9", "re0-core-a", "xe-0/0/1", 200),
+            // A second link between them, one end reporting it only.
+            lldp(1, "xe-0/0/2", "CORE-B(SSI1234)", "", 200),
+            // The PLC is a node by name, though it never walks.
+            lldp(2, "ge-1/0/3", "plc-7", "eth0", 200),
+            // A camera nobody monitors.
+            lldp(2, "ge-1/0/4", "cam-22", "1", 200),
+            // A link the last walk did not see any more: gone.
+            lldp(1, "xe-0/0/5", "plc-7", "eth1", 150),
+        ];
+        let map = resolve(nodes, &identities, &rows);
+        let found: Vec<_> = map
+            .links
+            .iter()
+            .map(|l| {
+                (
+                    l.a,
+                    l.a_port.as_deref().unwrap_or("-"),
+                    l.b,
+                    l.b_port.as_deref().unwrap_or("-"),
+                    l.both_ends,
+                    l.gone,
+                )
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (1, "xe-0/0/1", 2, "xe-0/0/9", true, false),
+                (1, "xe-0/0/2", 2, "-", false, false),
+                (1, "xe-0/0/5", 3, "eth1", false, true),
+                (2, "ge-1/0/3", 3, "eth0", false, false),
+            ]
+        );
+        assert_eq!(map.unmanaged.len(), 1);
+        assert_eq!(
+            (
+                map.unmanaged[0].seen_by,
+                map.unmanaged[0].neighbour.local_port.as_str()
+            ),
+            (2, "ge-1/0/4")
+        );
+        // Around the PLC, one link deep: the PLC, both cores and what core-b sees; none deep:
+        // the PLC alone.
+        let near = around(map.clone(), 3, 1);
+        let mut ids: Vec<i64> = near.nodes.iter().map(|n| n.id).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, [1, 2, 3]);
+        assert_eq!(near.links.len(), 4);
+        assert_eq!(near.unmanaged.len(), 1);
+        let alone = around(map, 3, 0);
+        assert_eq!((alone.nodes.len(), alone.links.len()), (1, 0));
+    }
+}

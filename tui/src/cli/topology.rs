@@ -1,0 +1,223 @@
+//! `plantwatch topology show|unmanaged`: the links the LLDP and CDP neighbour tables show, as
+//! an indented tree, a Graphviz graph or JSON, and the neighbours no node matches.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+use clap::{Subcommand, ValueEnum};
+use plantwatch_shared::api::{Topology, TopologyLink, TopologyQuery};
+
+use super::Session;
+use super::nodes::find;
+use super::output::Format;
+
+#[derive(Debug, Subcommand)]
+pub enum TopologyCommand {
+    /// The links from a node (or every node), as a tree: each neighbour under the node it
+    /// hangs off, with the ports on both ends and its health.
+    Show {
+        /// The root (name or id); without one, every group of linked nodes from its
+        /// best-connected node.
+        node: Option<String>,
+        /// Links followed from the root.
+        #[arg(long, default_value_t = 2)]
+        depth: u32,
+        /// tree, or dot for Graphviz (`| dot -Tsvg > map.svg`); `-o json` for the API's
+        /// document.
+        #[arg(long, value_enum, default_value_t = Shape::Tree)]
+        format: Shape,
+    },
+    /// Neighbours no node matches: devices to import, with where they were seen.
+    Unmanaged,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shape {
+    Tree,
+    Dot,
+}
+
+/// `port`, or `?` when the neighbour table did not say.
+fn port(port: Option<&String>) -> &str {
+    port.map_or("?", String::as_str)
+}
+
+/// The tree of `map` from each root, neighbours sorted by name; a node shows once, where it
+/// is first reached.
+pub fn tree(map: &Topology, roots: &[i64]) -> String {
+    let names: HashMap<i64, &str> = map.nodes.iter().map(|n| (n.id, n.name.as_str())).collect();
+    let health: HashMap<i64, String> = map
+        .nodes
+        .iter()
+        .map(|n| (n.id, n.health.to_string()))
+        .collect();
+    // node → (neighbour, its own port, the neighbour's port, link)
+    let mut adjacent: BTreeMap<i64, Vec<(i64, &TopologyLink, bool)>> = BTreeMap::new();
+    for link in &map.links {
+        adjacent
+            .entry(link.a)
+            .or_default()
+            .push((link.b, link, true));
+        adjacent
+            .entry(link.b)
+            .or_default()
+            .push((link.a, link, false));
+    }
+    for list in adjacent.values_mut() {
+        list.sort_by_key(|(other, ..)| names.get(other).copied().unwrap_or_default());
+    }
+    let mut out = String::new();
+    let mut seen: HashSet<i64> = HashSet::new();
+    for &root in roots {
+        if !seen.insert(root) {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "{} ({})",
+            names.get(&root).copied().unwrap_or("?"),
+            health.get(&root).map_or("?", String::as_str)
+        );
+        let mut stack: Vec<(i64, usize)> = vec![(root, 1)];
+        while let Some((node, depth)) = stack.pop() {
+            let mut children = Vec::new();
+            for &(other, link, from_a) in adjacent.get(&node).map_or(&[][..], Vec::as_slice) {
+                if !seen.insert(other) {
+                    continue;
+                }
+                let (mine, theirs) = if from_a {
+                    (&link.a_port, &link.b_port)
+                } else {
+                    (&link.b_port, &link.a_port)
+                };
+                let gone = if link.gone { " [gone]" } else { "" };
+                let one_end = if link.both_ends { "" } else { " (one end)" };
+                let _ = writeln!(
+                    out,
+                    "{}{} → {} [{}] ({}){one_end}{gone}",
+                    "  ".repeat(depth),
+                    port(mine.as_ref()),
+                    names.get(&other).copied().unwrap_or("?"),
+                    port(theirs.as_ref()),
+                    health.get(&other).map_or("?", String::as_str),
+                );
+                children.push((other, depth + 1));
+            }
+            // Depth first, in name order.
+            stack.extend(children.into_iter().rev());
+        }
+    }
+    out
+}
+
+/// Graphviz: nodes by name, links labelled with their ports, gone links dashed.
+pub fn dot(map: &Topology) -> String {
+    let names: HashMap<i64, &str> = map.nodes.iter().map(|n| (n.id, n.name.as_str())).collect();
+    let quote = |text: &str| format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""));
+    let mut out = String::from("graph topology {\n");
+    for node in &map.nodes {
+        let _ = writeln!(
+            out,
+            "  {} [label={}];",
+            quote(&node.name),
+            quote(&format!("{}\n{}", node.name, node.health))
+        );
+    }
+    for link in &map.links {
+        let style = if link.gone { ", style=dashed" } else { "" };
+        let _ = writeln!(
+            out,
+            "  {} -- {} [taillabel={}, headlabel={}{style}];",
+            quote(names.get(&link.a).copied().unwrap_or("?")),
+            quote(names.get(&link.b).copied().unwrap_or("?")),
+            quote(port(link.a_port.as_ref())),
+            quote(port(link.b_port.as_ref())),
+        );
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// Roots for the whole map: the best-connected node of each group first.
+fn roots(map: &Topology) -> Vec<i64> {
+    let mut degree: HashMap<i64, usize> = HashMap::new();
+    for link in &map.links {
+        *degree.entry(link.a).or_default() += 1;
+        *degree.entry(link.b).or_default() += 1;
+    }
+    let mut linked: Vec<&plantwatch_shared::api::TopologyNode> = map
+        .nodes
+        .iter()
+        .filter(|n| degree.contains_key(&n.id))
+        .collect();
+    linked.sort_by(|a, b| degree[&b.id].cmp(&degree[&a.id]).then(a.name.cmp(&b.name)));
+    linked.into_iter().map(|n| n.id).collect()
+}
+
+pub async fn run(session: &Session, command: TopologyCommand) -> anyhow::Result<()> {
+    let (_, client) = session.client()?;
+    match command {
+        TopologyCommand::Show {
+            node,
+            depth,
+            format,
+        } => {
+            let root = match &node {
+                Some(name) => Some(find(&client, name).await?.id),
+                None => None,
+            };
+            let map = client
+                .topology(&TopologyQuery {
+                    node_id: root,
+                    depth: Some(depth),
+                })
+                .await?;
+            let text = match (session.format, format) {
+                (Format::Json, _) => super::output::json::render(&map)?,
+                (_, Shape::Dot) => dot(&map),
+                (_, Shape::Tree) => {
+                    let roots = root.map_or_else(|| roots(&map), |r| vec![r]);
+                    if roots.is_empty() || map.links.is_empty() {
+                        eprintln!(
+                            "No links known yet: the collectors walk the neighbour tables of \
+                             switches and routers every 15 minutes (docs/topology.md)."
+                        );
+                    }
+                    tree(&map, &roots)
+                }
+            };
+            std::io::stdout().lock().write_all(text.as_bytes())?;
+            Ok(())
+        }
+        TopologyCommand::Unmanaged => {
+            let map = client.topology(&TopologyQuery::default()).await?;
+            let names: HashMap<i64, &str> =
+                map.nodes.iter().map(|n| (n.id, n.name.as_str())).collect();
+            let rows = map
+                .unmanaged
+                .iter()
+                .map(|u| {
+                    let n = &u.neighbour;
+                    vec![
+                        names.get(&u.seen_by).copied().unwrap_or("?").to_owned(),
+                        n.local_port.clone(),
+                        n.protocol.to_string(),
+                        n.sys_name.clone().unwrap_or_else(|| "-".into()),
+                        n.address.clone().unwrap_or_else(|| "-".into()),
+                        n.chassis_id.clone().unwrap_or_else(|| "-".into()),
+                        n.port.clone().unwrap_or_else(|| "-".into()),
+                        n.platform.clone().unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect();
+            session.print(
+                &map.unmanaged,
+                &[
+                    "SEEN BY", "PORT", "VIA", "NAME", "ADDRESS", "CHASSIS", "ITS PORT", "PLATFORM",
+                ],
+                rows,
+            )
+        }
+    }
+}
