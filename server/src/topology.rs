@@ -259,6 +259,93 @@ pub fn resolve(nodes: Vec<TopologyNode>, identities: &[Identity], rows: &[Stored
     }
 }
 
+/// Each group of linked nodes' best-connected node (the core), most links first.
+pub fn cores(map: &Topology) -> Vec<i64> {
+    let mut degree: BTreeMap<i64, usize> = BTreeMap::new();
+    for link in map.links.iter().filter(|l| !l.gone) {
+        *degree.entry(link.a).or_default() += 1;
+        *degree.entry(link.b).or_default() += 1;
+    }
+    let mut adjacent: HashMap<i64, Vec<i64>> = HashMap::new();
+    for link in map.links.iter().filter(|l| !l.gone) {
+        adjacent.entry(link.a).or_default().push(link.b);
+        adjacent.entry(link.b).or_default().push(link.a);
+    }
+    let mut by_degree: Vec<(i64, usize)> = degree.into_iter().collect();
+    by_degree.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+    let mut seen = HashSet::new();
+    let mut roots = Vec::new();
+    for (node, _) in by_degree {
+        if !seen.insert(node) {
+            continue;
+        }
+        roots.push(node);
+        let mut stack = vec![node];
+        while let Some(at) = stack.pop() {
+            for &next in adjacent.get(&at).map_or(&[][..], Vec::as_slice) {
+                if seen.insert(next) {
+                    stack.push(next);
+                }
+            }
+        }
+    }
+    roots
+}
+
+/// The parent each node reached from `roots` hangs off (its neighbour one link nearer a
+/// root, through links not gone), where it differs from `current`.
+pub fn suggest_parents(
+    map: &Topology,
+    roots: &[i64],
+    current: &HashMap<i64, Option<i64>>,
+) -> Vec<plantwatch_shared::api::ParentSuggestion> {
+    let names: HashMap<i64, &str> = map.nodes.iter().map(|n| (n.id, n.name.as_str())).collect();
+    // node → (neighbour, the node's port on that link), in port order.
+    let mut adjacent: BTreeMap<i64, Vec<(i64, Option<String>)>> = BTreeMap::new();
+    for link in map.links.iter().filter(|l| !l.gone) {
+        adjacent
+            .entry(link.a)
+            .or_default()
+            .push((link.b, link.a_port.clone()));
+        adjacent
+            .entry(link.b)
+            .or_default()
+            .push((link.a, link.b_port.clone()));
+    }
+    let mut parent: BTreeMap<i64, (i64, Option<String>)> = BTreeMap::new();
+    let mut seen: HashSet<i64> = HashSet::new();
+    for &root in roots {
+        if !seen.insert(root) {
+            continue;
+        }
+        let mut queue = VecDeque::from([root]);
+        while let Some(node) = queue.pop_front() {
+            for (next, port) in adjacent.get(&node).map_or(&[][..], Vec::as_slice) {
+                if seen.insert(*next) {
+                    parent.insert(*next, (node, port.clone()));
+                    queue.push_back(*next);
+                }
+            }
+        }
+    }
+    parent
+        .into_iter()
+        .filter(|(node, (suggested, _))| current.get(node).copied().flatten() != Some(*suggested))
+        .map(|(node, (suggested, via_port))| {
+            let now = current.get(&node).copied().flatten();
+            plantwatch_shared::api::ParentSuggestion {
+                node_id: node,
+                node: names.get(&node).copied().unwrap_or("?").to_owned(),
+                current: now,
+                current_name: now.and_then(|p| names.get(&p).map(|n| (*n).to_owned())),
+                suggested,
+                suggested_name: names.get(&suggested).copied().unwrap_or("?").to_owned(),
+                via_port,
+            }
+        })
+        .collect()
+}
+
 /// The part of `map` within `depth` links of `root`.
 pub fn around(map: Topology, root: i64, depth: u32) -> Topology {
     let mut adjacent: HashMap<i64, Vec<i64>> = HashMap::new();
@@ -395,7 +482,16 @@ mod tests {
         assert_eq!(ids, [1, 2, 3]);
         assert_eq!(near.links.len(), 4);
         assert_eq!(near.unmanaged.len(), 1);
-        let alone = around(map, 3, 0);
+        let alone = around(map.clone(), 3, 0);
         assert_eq!((alone.nodes.len(), alone.links.len()), (1, 0));
+        // Parents from core-a (the best connected, links gone left out): core-b under it,
+        // the PLC under core-b (its link to core-a is gone); core-b's parent already right.
+        assert_eq!(cores(&map), [2]);
+        let current = HashMap::from([(2, Some(1)), (3, None)]);
+        let suggested: Vec<_> = suggest_parents(&map, &[1], &current)
+            .into_iter()
+            .map(|s| (s.node_id, s.suggested, s.via_port))
+            .collect();
+        assert_eq!(suggested, [(3, 2, Some("ge-1/0/3".to_owned()))]);
     }
 }

@@ -1020,7 +1020,7 @@ async fn event_rules_open_alerts_from_real_traps_and_syslog_and_the_partner_clea
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lldp_neighbours_of_real_devices_become_links_seen_once_from_both_ends() {
-    use plantwatch_shared::api::TopologyQuery;
+    use plantwatch_shared::api::{ParentChange, ParentChanges, ParentQuery, TopologyQuery};
     // Recordings of real devices (snmpsim-data): four Juniper MX960 cores in a ring by LLDP,
     // a Nexus 5548 and the ProCurve blade switch on its Ethernet1/19.
     let devices = [
@@ -1147,4 +1147,80 @@ async fn lldp_neighbours_of_real_devices_become_links_seen_once_from_both_ends()
         .await
         .unwrap_err();
     assert_eq!(refused.status(), Some(400));
+
+    // Parents from the links, with yt-core-1 towards the collector: the ring hangs off it.
+    let suggested = admin
+        .suggested_parents(&ParentQuery {
+            root: Some(ids["yt-core-1"]),
+        })
+        .await
+        .unwrap()
+        .items;
+    let found: Vec<(&str, &str, &str)> = suggested
+        .iter()
+        .map(|s| {
+            (
+                s.node.as_str(),
+                s.suggested_name.as_str(),
+                s.via_port.as_deref().unwrap_or("?"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("ca-core-1", "yt-core-1", "xe-1/2/0"),
+            ("ca-core-2", "ca-core-1", "xe-0/2/0"),
+            ("yt-core-2", "yt-core-1", "xe-0/2/0"),
+        ]
+    );
+    // A batch closing a loop is refused whole: nothing of it is set.
+    let looped = ParentChanges {
+        parents: vec![
+            ParentChange {
+                node_id: ids["procurve-1"],
+                parent_id: ids["nx-5548"],
+            },
+            ParentChange {
+                node_id: ids["ca-core-1"],
+                parent_id: ids["ca-core-2"],
+            },
+            ParentChange {
+                node_id: ids["ca-core-2"],
+                parent_id: ids["ca-core-1"],
+            },
+        ],
+    };
+    let refused = admin.set_parents(&looped).await.unwrap_err();
+    assert_eq!(refused.status(), Some(400), "{refused}");
+    assert_eq!(
+        admin.get_node(ids["procurve-1"]).await.unwrap().parent,
+        None
+    );
+    let changes = ParentChanges {
+        parents: suggested
+            .iter()
+            .map(|s| ParentChange {
+                node_id: s.node_id,
+                parent_id: s.suggested,
+            })
+            .collect(),
+    };
+    admin.set_parents(&changes).await.unwrap();
+    assert_eq!(
+        admin
+            .get_node(ids["ca-core-2"])
+            .await
+            .unwrap()
+            .parent
+            .as_deref(),
+        Some("ca-core-1")
+    );
+    let left = admin
+        .suggested_parents(&ParentQuery {
+            root: Some(ids["yt-core-1"]),
+        })
+        .await
+        .unwrap();
+    assert_eq!(left.total, 0, "{:?}", left.items);
 }

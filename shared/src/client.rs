@@ -432,6 +432,27 @@ impl Client {
             .await
     }
 
+    /// `GET /api/v1/topology/parents`: the parents the links suggest, where they differ.
+    pub async fn suggested_parents(
+        &self,
+        query: &api::ParentQuery,
+    ) -> Result<ListResponse<api::ParentSuggestion>> {
+        self.json(
+            self.request(Method::GET, "/api/v1/topology/parents")
+                .query(query),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/topology/parents` (operators): sets them in one transaction.
+    pub async fn set_parents(&self, changes: &api::ParentChanges) -> Result<serde_json::Value> {
+        self.json(
+            self.request(Method::POST, "/api/v1/topology/parents")
+                .json(changes),
+        )
+        .await
+    }
+
     /// `GET /api/v1/remote-components/{id}/receivers`.
     pub async fn receivers(&self, collector_id: i64) -> Result<api::Receivers> {
         self.json(self.request(

@@ -98,6 +98,13 @@ pub fn get(conn: &Connection, id: i64) -> rusqlite::Result<Option<Node>> {
         .optional()
 }
 
+/// The name of node `id`, if it exists.
+pub fn name_of(conn: &Connection, id: i64) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT name FROM nodes WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()
+}
+
 /// The id of the node named `name` (case-insensitive).
 pub fn id_by_name(conn: &Connection, name: &str) -> rusqlite::Result<Option<i64>> {
     conn.prepare_cached("SELECT id FROM nodes WHERE name = ?1")?

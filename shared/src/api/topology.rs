@@ -109,3 +109,41 @@ pub struct TopologyQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub depth: Option<u32>,
 }
+
+/// A parent the links suggest for a node: the neighbour it hangs off, towards the root.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParentSuggestion {
+    pub node_id: i64,
+    pub node: String,
+    /// Its parent today.
+    pub current: Option<i64>,
+    pub current_name: Option<String>,
+    pub suggested: i64,
+    pub suggested_name: String,
+    /// The suggested parent's port the node is on.
+    pub via_port: Option<String>,
+}
+
+/// Query of `GET /api/v1/topology/parents`: the root (the node towards the collector); by
+/// default each group of linked nodes' best-connected node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ParentQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<i64>,
+}
+
+/// One parent to set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParentChange {
+    pub node_id: i64,
+    pub parent_id: i64,
+}
+
+/// `POST /api/v1/topology/parents`: parents set in one transaction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParentChanges {
+    pub parents: Vec<ParentChange>,
+}
+
+/// Most parents set in one request.
+pub const MAX_PARENT_CHANGES: usize = 10_000;

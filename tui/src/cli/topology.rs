@@ -30,6 +30,20 @@ pub enum TopologyCommand {
     },
     /// Neighbours no node matches: devices to import, with where they were seen.
     Unmanaged,
+    /// Each node's parent from the links (the neighbour it hangs off, towards the root), where
+    /// it differs from today's; `--apply` sets them all in one transaction (operators).
+    SuggestParents {
+        /// The node towards the collector (the core); by default each group's best-connected
+        /// node.
+        #[arg(long)]
+        root: Option<String>,
+        /// Set the suggested parents.
+        #[arg(long)]
+        apply: bool,
+        /// Do not ask before applying.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -188,6 +202,57 @@ pub async fn run(session: &Session, command: TopologyCommand) -> anyhow::Result<
                 }
             };
             std::io::stdout().lock().write_all(text.as_bytes())?;
+            Ok(())
+        }
+        TopologyCommand::SuggestParents { root, apply, yes } => {
+            let root = match &root {
+                Some(name) => Some(find(&client, name).await?.id),
+                None => None,
+            };
+            let list = client
+                .suggested_parents(&plantwatch_shared::api::ParentQuery { root })
+                .await?;
+            let rows = list
+                .items
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.node.clone(),
+                        s.current_name.clone().unwrap_or_else(|| "-".into()),
+                        s.suggested_name.clone(),
+                        s.via_port.clone().unwrap_or_else(|| "?".into()),
+                    ]
+                })
+                .collect();
+            session.print(
+                &list,
+                &["NODE", "PARENT NOW", "SUGGESTED", "ON ITS PORT"],
+                rows,
+            )?;
+            if list.items.is_empty() {
+                eprintln!("Every linked node's parent is the one the links suggest.");
+                return Ok(());
+            }
+            if !apply {
+                eprintln!(
+                    "{} parents differ; --apply sets them (one transaction).",
+                    list.items.len()
+                );
+                return Ok(());
+            }
+            super::confirm(yes, &format!("Set {} parents?", list.items.len()))?;
+            let changes = plantwatch_shared::api::ParentChanges {
+                parents: list
+                    .items
+                    .iter()
+                    .map(|s| plantwatch_shared::api::ParentChange {
+                        node_id: s.node_id,
+                        parent_id: s.suggested,
+                    })
+                    .collect(),
+            };
+            client.set_parents(&changes).await?;
+            eprintln!("Set {} parents.", changes.parents.len());
             Ok(())
         }
         TopologyCommand::Unmanaged => {
