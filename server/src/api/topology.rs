@@ -95,7 +95,7 @@ async fn apply(
             let invalid = |reason: String| ApiError::bad_request(ErrorCode::InvalidNode, reason);
             for change in &changes.parents {
                 let name = |id: i64| -> ApiResult<String> {
-                    Ok(nodes::name_of(tx, id)?.ok_or_else(|| node_not_found(id))?)
+                    nodes::name_of(tx, id)?.ok_or_else(|| node_not_found(id))
                 };
                 let (node, parent) = (name(change.node_id)?, name(change.parent_id)?);
                 if change.node_id == change.parent_id {
