@@ -93,33 +93,47 @@ pub fn tree(map: &Topology, roots: &[i64]) -> String {
             names.get(&root).copied().unwrap_or("?"),
             health.get(&root).map_or("?", String::as_str)
         );
-        let mut stack: Vec<(i64, usize)> = vec![(root, 1)];
-        while let Some((node, depth)) = stack.pop() {
-            let mut children = Vec::new();
+        // Each node under the neighbour nearest the root (breadth first, names in order)...
+        let mut children: HashMap<i64, Vec<(i64, &TopologyLink, bool)>> = HashMap::new();
+        let mut queue = std::collections::VecDeque::from([root]);
+        while let Some(node) = queue.pop_front() {
             for &(other, link, from_a) in adjacent.get(&node).map_or(&[][..], Vec::as_slice) {
-                if !seen.insert(other) {
-                    continue;
+                if seen.insert(other) {
+                    children
+                        .entry(node)
+                        .or_default()
+                        .push((other, link, from_a));
+                    queue.push_back(other);
                 }
-                let (mine, theirs) = if from_a {
-                    (&link.a_port, &link.b_port)
-                } else {
-                    (&link.b_port, &link.a_port)
-                };
-                let gone = if link.gone { " [gone]" } else { "" };
-                let one_end = if link.both_ends { "" } else { " (one end)" };
-                let _ = writeln!(
-                    out,
-                    "{}{} → {} [{}] ({}){one_end}{gone}",
-                    "  ".repeat(depth),
-                    port(mine.as_ref()),
-                    names.get(&other).copied().unwrap_or("?"),
-                    port(theirs.as_ref()),
-                    health.get(&other).map_or("?", String::as_str),
-                );
-                children.push((other, depth + 1));
             }
-            // Depth first, in name order.
-            stack.extend(children.into_iter().rev());
+        }
+        // ...printed depth first: (node, its depth, the next child to print).
+        let mut stack: Vec<(i64, usize, usize)> = vec![(root, 1, 0)];
+        while let Some(top) = stack.last_mut() {
+            let (node, depth) = (top.0, top.1);
+            let list = children.get(&node).map_or(&[][..], Vec::as_slice);
+            let Some(&(other, link, from_a)) = list.get(top.2) else {
+                stack.pop();
+                continue;
+            };
+            top.2 += 1;
+            let (mine, theirs) = if from_a {
+                (&link.a_port, &link.b_port)
+            } else {
+                (&link.b_port, &link.a_port)
+            };
+            let gone = if link.gone { " [gone]" } else { "" };
+            let one_end = if link.both_ends { "" } else { " (one end)" };
+            let _ = writeln!(
+                out,
+                "{}{} → {} [{}] ({}){one_end}{gone}",
+                "  ".repeat(depth),
+                port(mine.as_ref()),
+                names.get(&other).copied().unwrap_or("?"),
+                port(theirs.as_ref()),
+                health.get(&other).map_or("?", String::as_str),
+            );
+            stack.push((other, depth + 1, 0));
         }
     }
     out
@@ -284,5 +298,78 @@ pub async fn run(session: &Session, command: TopologyCommand) -> anyhow::Result<
                 rows,
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use plantwatch_shared::api::{NeighbourProtocol, NodeStatus, TopologyNode};
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    fn map() -> Topology {
+        let node = |id, name: &str, health| TopologyNode {
+            id,
+            name: name.into(),
+            address: format!("10.0.0.{id}"),
+            health,
+        };
+        let link = |a, a_port: &str, b, b_port: &str, both_ends, gone| TopologyLink {
+            a,
+            a_port: Some(a_port.into()),
+            b,
+            b_port: Some(b_port.into()),
+            protocols: vec![NeighbourProtocol::Lldp],
+            both_ends,
+            first_seen: OffsetDateTime::UNIX_EPOCH,
+            last_seen: OffsetDateTime::UNIX_EPOCH,
+            gone,
+        };
+        Topology {
+            nodes: vec![
+                node(1, "core", NodeStatus::Healthy),
+                node(2, "hall-a", NodeStatus::Warning),
+                node(3, "plc-1", NodeStatus::Healthy),
+                node(4, "hall-b", NodeStatus::Healthy),
+            ],
+            links: vec![
+                link(1, "Te1/1", 2, "Te0/1", true, false),
+                link(2, "Gi0/7", 3, "eth0", false, false),
+                link(1, "Te1/2", 4, "Te0/1", true, true),
+                // A second path to the PLC: shown once, where it is first reached.
+                link(4, "Gi0/3", 3, "eth1", true, false),
+            ],
+            unmanaged: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_tree_hangs_each_node_once_under_the_port_it_is_on() {
+        assert_eq!(
+            tree(&map(), &[1]),
+            "core (healthy)\n\
+             \x20 Te1/1 → hall-a [Te0/1] (warning)\n\
+             \x20   Gi0/7 → plc-1 [eth0] (healthy) (one end)\n\
+             \x20 Te1/2 → hall-b [Te0/1] (healthy) [gone]\n"
+        );
+        // Without a root: the best connected first, ties by name.
+        assert_eq!(roots(&map()), [1, 2, 4, 3]);
+    }
+
+    #[test]
+    fn dot_names_the_ports_and_dashes_gone_links() {
+        let text = dot(&map());
+        assert!(text.starts_with("graph topology {\n"), "{text}");
+        assert!(
+            text.contains(
+                "  \"core\" -- \"hall-b\" [taillabel=\"Te1/2\", headlabel=\"Te0/1\", style=dashed];"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"plc-1\" [label=\"plc-1\nhealthy\"]"),
+            "{text}"
+        );
     }
 }
