@@ -45,6 +45,7 @@ pub enum Reply {
     },
     /// What the `tls` checks found, for the certificates view.
     Certificates(ListResponse<plantwatch_shared::api::CertificateFinding>),
+    Topology(Box<plantwatch_shared::api::Topology>),
     Events(ListResponse<plantwatch_shared::api::Event>),
     UserCreated(User),
     UserUpdated {

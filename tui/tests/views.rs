@@ -1299,6 +1299,7 @@ fn viewers_are_offered_no_edit_action_and_no_admin_view() {
             "nodes",
             "certs",
             "events",
+            "topology",
             "discovery",
             "credentials",
             "collectors",
@@ -2301,6 +2302,64 @@ fn event_rules_are_listed_with_their_events_and_edited_in_their_own_form() {
         KeyModifiers::NONE,
     )));
     assert_eq!(app.outbox.len(), 1, "{}", draw(&app, 120, 40));
+}
+
+#[test]
+fn topology_view_shows_the_tree_with_ports_and_goes_to_a_node() {
+    use plantwatch_shared::api::{
+        NeighbourProtocol, NeighbourRow, Topology, TopologyLink, TopologyNode,
+        UnmanagedNeighbour,
+    };
+    let mut app = on_view(Role::Viewer, "topology");
+    let node = |id, name: &str, health| TopologyNode {
+        id,
+        name: name.into(),
+        address: format!("10.0.0.{id}"),
+        health,
+    };
+    let link = |a, a_port: &str, b, b_port: &str, both_ends, gone| TopologyLink {
+        a,
+        a_port: Some(a_port.into()),
+        b,
+        b_port: Some(b_port.into()),
+        protocols: vec![NeighbourProtocol::Lldp],
+        both_ends,
+        first_seen: NOW,
+        last_seen: NOW,
+        gone,
+    };
+    let map = Topology {
+        nodes: vec![
+            node(1, "core", NodeStatus::Healthy),
+            node(2, "hall-a", NodeStatus::Warning),
+            node(3, "plc-1", NodeStatus::Healthy),
+            node(4, "hall-b", NodeStatus::Healthy),
+        ],
+        links: vec![
+            link(1, "Te1/1", 2, "Te0/1", true, false),
+            link(2, "Gi0/7", 3, "eth0", false, false),
+            link(1, "Te1/2", 4, "Te0/1", true, true),
+        ],
+        unmanaged: vec![UnmanagedNeighbour {
+            seen_by: 2,
+            neighbour: NeighbourRow {
+                protocol: NeighbourProtocol::Lldp,
+                local_port: "Gi0/9".into(),
+                chassis_id: None,
+                port: None,
+                port_descr: None,
+                sys_name: Some("cam-7".into()),
+                address: None,
+                platform: None,
+            },
+            last_seen: NOW,
+        }],
+    };
+    reply(&mut app, Reply::Topology(Box::new(map)));
+    snap("topology", &app);
+    keys(&mut app, &[KeyCode::Down, KeyCode::Down, KeyCode::Enter]);
+    let title = app.views[app.current].title();
+    assert!(title.contains("Nodes") && title.contains("plc-1"), "{title}");
 }
 
 #[test]

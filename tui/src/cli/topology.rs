@@ -57,16 +57,33 @@ fn port(port: Option<&String>) -> &str {
     port.map_or("?", String::as_str)
 }
 
-/// The tree of `map` from each root, neighbours sorted by name; a node shows once, where it
-/// is first reached.
-pub fn tree(map: &Topology, roots: &[i64]) -> String {
+/// One line of the tree: a node, how deep it hangs, and the link it hangs off.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TreeRow {
+    /// Its place in the tree (rows sort back into tree order by it).
+    pub order: usize,
+    pub node_id: i64,
+    pub name: String,
+    pub health: String,
+    /// 0 for a root.
+    pub depth: usize,
+    /// The parent's port, and the node's own, on the link it hangs off (roots: none).
+    pub parent_port: Option<String>,
+    pub port: Option<String>,
+    pub both_ends: bool,
+    pub gone: bool,
+}
+
+/// The tree of `map` from each root: each node under the neighbour nearest its root
+/// (breadth first, neighbours by name), listed depth first; a node shows once.
+pub fn tree_rows(map: &Topology, roots: &[i64]) -> Vec<TreeRow> {
     let names: HashMap<i64, &str> = map.nodes.iter().map(|n| (n.id, n.name.as_str())).collect();
     let health: HashMap<i64, String> = map
         .nodes
         .iter()
         .map(|n| (n.id, n.health.to_string()))
         .collect();
-    // node → (neighbour, its own port, the neighbour's port, link)
+    // node → (neighbour, link, whether the node is the link's `a` end)
     let mut adjacent: BTreeMap<i64, Vec<(i64, &TopologyLink, bool)>> = BTreeMap::new();
     for link in &map.links {
         adjacent
@@ -81,19 +98,25 @@ pub fn tree(map: &Topology, roots: &[i64]) -> String {
     for list in adjacent.values_mut() {
         list.sort_by_key(|(other, ..)| names.get(other).copied().unwrap_or_default());
     }
-    let mut out = String::new();
+    let row = |order: usize, node: i64, depth: usize| TreeRow {
+        order,
+        node_id: node,
+        name: names.get(&node).copied().unwrap_or("?").to_owned(),
+        health: health.get(&node).cloned().unwrap_or_else(|| "?".into()),
+        depth,
+        parent_port: None,
+        port: None,
+        both_ends: true,
+        gone: false,
+    };
+    let mut out = Vec::new();
     let mut seen: HashSet<i64> = HashSet::new();
     for &root in roots {
         if !seen.insert(root) {
             continue;
         }
-        let _ = writeln!(
-            out,
-            "{} ({})",
-            names.get(&root).copied().unwrap_or("?"),
-            health.get(&root).map_or("?", String::as_str)
-        );
-        // Each node under the neighbour nearest the root (breadth first, names in order)...
+        out.push(row(out.len(), root, 0));
+        // Each node under the neighbour nearest the root...
         let mut children: HashMap<i64, Vec<(i64, &TopologyLink, bool)>> = HashMap::new();
         let mut queue = std::collections::VecDeque::from([root]);
         while let Some(node) = queue.pop_front() {
@@ -107,7 +130,7 @@ pub fn tree(map: &Topology, roots: &[i64]) -> String {
                 }
             }
         }
-        // ...printed depth first: (node, its depth, the next child to print).
+        // ...listed depth first: (node, its depth, the next child to list).
         let mut stack: Vec<(i64, usize, usize)> = vec![(root, 1, 0)];
         while let Some(top) = stack.last_mut() {
             let (node, depth) = (top.0, top.1);
@@ -117,24 +140,43 @@ pub fn tree(map: &Topology, roots: &[i64]) -> String {
                 continue;
             };
             top.2 += 1;
-            let (mine, theirs) = if from_a {
+            let (parent_port, port) = if from_a {
                 (&link.a_port, &link.b_port)
             } else {
                 (&link.b_port, &link.a_port)
             };
-            let gone = if link.gone { " [gone]" } else { "" };
-            let one_end = if link.both_ends { "" } else { " (one end)" };
-            let _ = writeln!(
-                out,
-                "{}{} → {} [{}] ({}){one_end}{gone}",
-                "  ".repeat(depth),
-                port(mine.as_ref()),
-                names.get(&other).copied().unwrap_or("?"),
-                port(theirs.as_ref()),
-                health.get(&other).map_or("?", String::as_str),
-            );
+            out.push(TreeRow {
+                parent_port: parent_port.clone(),
+                port: port.clone(),
+                both_ends: link.both_ends,
+                gone: link.gone,
+                ..row(out.len(), other, depth)
+            });
             stack.push((other, depth + 1, 0));
         }
+    }
+    out
+}
+
+/// The tree as text: `  Te1/1 → hall-a [Te0/1] (warning)`.
+pub fn tree(map: &Topology, roots: &[i64]) -> String {
+    let mut out = String::new();
+    for row in tree_rows(map, roots) {
+        if row.depth == 0 {
+            let _ = writeln!(out, "{} ({})", row.name, row.health);
+            continue;
+        }
+        let one_end = if row.both_ends { "" } else { " (one end)" };
+        let gone = if row.gone { " [gone]" } else { "" };
+        let _ = writeln!(
+            out,
+            "{}{} → {} [{}] ({}){one_end}{gone}",
+            "  ".repeat(row.depth),
+            port(row.parent_port.as_ref()),
+            row.name,
+            port(row.port.as_ref()),
+            row.health,
+        );
     }
     out
 }
@@ -168,7 +210,7 @@ pub fn dot(map: &Topology) -> String {
 }
 
 /// Roots for the whole map: the best-connected node of each group first.
-fn roots(map: &Topology) -> Vec<i64> {
+pub fn roots(map: &Topology) -> Vec<i64> {
     let mut degree: HashMap<i64, usize> = HashMap::new();
     for link in &map.links {
         *degree.entry(link.a).or_default() += 1;

@@ -37,6 +37,7 @@ views!(
     nodes,
     certs,
     events,
+    topology,
     discovery,
     credentials,
     collectors,
