@@ -2307,8 +2307,7 @@ fn event_rules_are_listed_with_their_events_and_edited_in_their_own_form() {
 #[test]
 fn topology_view_shows_the_tree_with_ports_and_goes_to_a_node() {
     use plantwatch_shared::api::{
-        NeighbourProtocol, NeighbourRow, Topology, TopologyLink, TopologyNode,
-        UnmanagedNeighbour,
+        NeighbourProtocol, NeighbourRow, Topology, TopologyLink, TopologyNode, UnmanagedNeighbour,
     };
     let mut app = on_view(Role::Viewer, "topology");
     let node = |id, name: &str, health| TopologyNode {
@@ -2359,7 +2358,10 @@ fn topology_view_shows_the_tree_with_ports_and_goes_to_a_node() {
     snap("topology", &app);
     keys(&mut app, &[KeyCode::Down, KeyCode::Down, KeyCode::Enter]);
     let title = app.views[app.current].title();
-    assert!(title.contains("Nodes") && title.contains("plc-1"), "{title}");
+    assert!(
+        title.contains("Nodes") && title.contains("plc-1"),
+        "{title}"
+    );
 }
 
 #[test]

@@ -28,6 +28,17 @@ pub enum TopologyCommand {
         #[arg(long, value_enum, default_value_t = Shape::Tree)]
         format: Shape,
     },
+    /// The map as an SVG drawing for a report (to standard output): the tree left to right,
+    /// ports on the links, nodes coloured by health, gone links dashed.
+    Export {
+        /// The root (name or id); without one, every group of linked nodes.
+        node: Option<String>,
+        #[arg(long, default_value_t = 2)]
+        depth: u32,
+        /// svg.
+        #[arg(long, value_enum, default_value_t = Drawing::Svg)]
+        format: Drawing,
+    },
     /// Neighbours no node matches: devices to import, with where they were seen.
     Unmanaged,
     /// Each node's parent from the links (the neighbour it hangs off, towards the root), where
@@ -50,6 +61,135 @@ pub enum TopologyCommand {
 pub enum Shape {
     Tree,
     Dot,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Drawing {
+    Svg,
+}
+
+/// Text made safe inside SVG.
+fn xml(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The fill of a node of `health`.
+fn health_colour(health: &str) -> &'static str {
+    match health {
+        "healthy" => "#cdeccd",
+        "warning" => "#fbe7a1",
+        "critical" => "#f5b5b0",
+        "offline" => "#d6d6d6",
+        "maintenance" => "#c9def5",
+        _ => "#eeeeee",
+    }
+}
+
+/// The map drawn as SVG: the tree of [`tree_rows`] left to right (a column per depth, a row
+/// per node), each tree link with the ports at its ends, the links outside the tree (a second
+/// path) as grey curves; gone links dashed. Plain SVG with generic fonts: no system font or
+/// browser needed to make it.
+pub fn svg(map: &Topology, roots: &[i64]) -> String {
+    const COLUMN: usize = 260;
+    const ROW: usize = 44;
+    const BOX_W: usize = 170;
+    const BOX_H: usize = 30;
+    let rows = tree_rows(map, roots);
+    let place: HashMap<i64, (usize, usize)> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.node_id, (20 + r.depth * COLUMN, 20 + i * ROW)))
+        .collect();
+    let depth = rows.iter().map(|r| r.depth).max().unwrap_or(0);
+    let (width, height) = (40 + (depth + 1) * COLUMN, 40 + rows.len().max(1) * ROW);
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
+         viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+    );
+    // The tree's links: from the parent's right edge to the child's left edge.
+    let mut parent_of: HashMap<i64, i64> = HashMap::new();
+    let mut last_at_depth: Vec<i64> = Vec::new();
+    for row in &rows {
+        last_at_depth.truncate(row.depth);
+        if let Some(&parent) = last_at_depth.last() {
+            parent_of.insert(row.node_id, parent);
+            let (px, py) = place[&parent];
+            let (x, y) = place[&row.node_id];
+            let dash = if row.gone {
+                " stroke-dasharray=\"6 4\""
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "<line x1=\"{}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"#555\"{dash}/>",
+                px + BOX_W,
+                py + BOX_H / 2,
+                y + BOX_H / 2
+            );
+            let _ = writeln!(
+                out,
+                "<text x=\"{}\" y=\"{}\" fill=\"#333\">{}</text>",
+                px + BOX_W + 4,
+                py + BOX_H / 2 - 4,
+                xml(port(row.parent_port.as_ref()))
+            );
+            let _ = writeln!(
+                out,
+                "<text x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"#333\">{}</text>",
+                x - 4,
+                y + BOX_H / 2 - 4,
+                xml(port(row.port.as_ref()))
+            );
+        }
+        last_at_depth.push(row.node_id);
+    }
+    // Links outside the tree: a second path, drawn light.
+    for link in &map.links {
+        let in_tree =
+            parent_of.get(&link.b) == Some(&link.a) || parent_of.get(&link.a) == Some(&link.b);
+        let (Some(&(ax, ay)), Some(&(bx, by))) = (place.get(&link.a), place.get(&link.b)) else {
+            continue;
+        };
+        if in_tree {
+            continue;
+        }
+        let dash = if link.gone {
+            " stroke-dasharray=\"6 4\""
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "<path d=\"M {} {} C {} {} {} {} {} {}\" fill=\"none\" stroke=\"#aaa\"{dash}/>",
+            ax + BOX_W / 2,
+            ay + BOX_H,
+            ax + BOX_W / 2 + 60,
+            ay + BOX_H + 40,
+            bx + BOX_W / 2 + 60,
+            by - 40,
+            bx + BOX_W / 2,
+            by
+        );
+    }
+    for row in &rows {
+        let (x, y) = place[&row.node_id];
+        let _ = writeln!(
+            out,
+            "<rect x=\"{x}\" y=\"{y}\" width=\"{BOX_W}\" height=\"{BOX_H}\" rx=\"5\" \
+             fill=\"{}\" stroke=\"#444\"/>\n<text x=\"{}\" y=\"{}\">{}</text>",
+            health_colour(&row.health),
+            x + 8,
+            y + 19,
+            xml(&row.name)
+        );
+    }
+    out.push_str("</svg>\n");
+    out
 }
 
 /// `port`, or `?` when the neighbour table did not say.
@@ -260,6 +400,27 @@ pub async fn run(session: &Session, command: TopologyCommand) -> anyhow::Result<
             std::io::stdout().lock().write_all(text.as_bytes())?;
             Ok(())
         }
+        TopologyCommand::Export {
+            node,
+            depth,
+            format: Drawing::Svg,
+        } => {
+            let root = match &node {
+                Some(name) => Some(find(&client, name).await?.id),
+                None => None,
+            };
+            let map = client
+                .topology(&TopologyQuery {
+                    node_id: root,
+                    depth: Some(depth),
+                })
+                .await?;
+            let roots = root.map_or_else(|| roots(&map), |r| vec![r]);
+            std::io::stdout()
+                .lock()
+                .write_all(svg(&map, &roots).as_bytes())?;
+            Ok(())
+        }
         TopologyCommand::SuggestParents { root, apply, yes } => {
             let root = match &root {
                 Some(name) => Some(find(&client, name).await?.id),
@@ -397,6 +558,37 @@ mod tests {
         );
         // Without a root: the best connected first, ties by name.
         assert_eq!(roots(&map()), [1, 2, 4, 3]);
+    }
+
+    #[test]
+    fn the_svg_draws_every_node_and_port_escaped() {
+        let mut map = map();
+        map.nodes[2].name = "plc <1> & co".into();
+        let drawing = svg(&map, &[1]);
+        assert!(drawing.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+        for text in [
+            "core",
+            "hall-a",
+            "hall-b",
+            "plc &lt;1&gt; &amp; co",
+            "Te1/1",
+            "Gi0/7",
+            "eth0",
+        ] {
+            assert!(
+                drawing.contains(&format!(">{text}</text>")),
+                "{text}: {drawing}"
+            );
+        }
+        // Gone links dashed; the PLC's second path (via hall-b) drawn outside the tree.
+        assert_eq!(drawing.matches("stroke-dasharray").count(), 1, "{drawing}");
+        assert_eq!(drawing.matches("<path ").count(), 1, "{drawing}");
+        // Well formed: every element opened is closed.
+        assert_eq!(
+            drawing.matches("<text").count(),
+            drawing.matches("</text>").count()
+        );
+        assert!(drawing.trim_end().ends_with("</svg>"));
     }
 
     #[test]
