@@ -327,12 +327,10 @@ pub fn dot(map: &Topology) -> String {
     let quote = |text: &str| format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""));
     let mut out = String::from("graph topology {\n");
     for node in &map.nodes {
-        let _ = writeln!(
-            out,
-            "  {} [label={}];",
-            quote(&node.name),
-            quote(&format!("{}\n{}", node.name, node.health))
-        );
+        // Two lines: the name, Graphviz's `\n`, the health.
+        let name = quote(&node.name);
+        let open = &name[..name.len() - 1];
+        let _ = writeln!(out, "  {name} [label={open}\\n{}\"];", node.health);
     }
     for link in &map.links {
         let style = if link.gone { ", style=dashed" } else { "" };
@@ -443,7 +441,7 @@ pub async fn run(session: &Session, command: TopologyCommand) -> anyhow::Result<
                 .collect();
             session.print(
                 &list,
-                &["NODE", "PARENT NOW", "SUGGESTED", "ON ITS PORT"],
+                &["NODE", "PARENT NOW", "SUGGESTED", "ON PARENT'S PORT"],
                 rows,
             )?;
             if list.items.is_empty() {
@@ -602,7 +600,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("\"plc-1\" [label=\"plc-1\nhealthy\"]"),
+            text.contains("  \"plc-1\" [label=\"plc-1\\nhealthy\"];\n"),
             "{text}"
         );
     }
