@@ -31,6 +31,7 @@ fn main() {
             name: format!("sw-{i:05}"),
             address: format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255),
             health: NodeStatus::Healthy,
+            parent_id: None,
         })
         .collect();
     let identities: Vec<Identity> = (0..DEVICES)

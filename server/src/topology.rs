@@ -396,6 +396,7 @@ mod tests {
             name: name.into(),
             address: format!("127.0.0.1:{}", 1000 + id),
             health: NodeStatus::Healthy,
+            parent_id: None,
         }
     }
 

@@ -142,6 +142,8 @@ pub enum Action {
     Pause,
     /// Create an event rule (the rules view).
     NewEventRule,
+    /// Draw the tree from the selected node (the topology view).
+    Reroot,
 }
 
 impl Action {

@@ -1068,6 +1068,7 @@ fn all_actions() -> Vec<Action> {
         Action::AddCheck,
         Action::Pause,
         Action::NewEventRule,
+        Action::Reroot,
     ];
     for action in all {
         match action {
@@ -1113,7 +1114,8 @@ fn all_actions() -> Vec<Action> {
             | Action::Unpin
             | Action::AddCheck
             | Action::Pause
-            | Action::NewEventRule => {}
+            | Action::NewEventRule
+            | Action::Reroot => {}
         }
     }
     all.to_vec()
@@ -2315,6 +2317,7 @@ fn topology_view_shows_the_tree_with_ports_and_goes_to_a_node() {
         name: name.into(),
         address: format!("10.0.0.{id}"),
         health,
+        parent_id: None,
     };
     let link = |a, a_port: &str, b, b_port: &str, both_ends, gone| TopologyLink {
         a,
@@ -2356,7 +2359,25 @@ fn topology_view_shows_the_tree_with_ports_and_goes_to_a_node() {
     };
     reply(&mut app, Reply::Topology(Box::new(map)));
     snap("topology", &app);
-    keys(&mut app, &[KeyCode::Down, KeyCode::Down, KeyCode::Enter]);
+    // From the PLC: it is the root, hall-a under it, the rest behind.
+    keys(
+        &mut app,
+        &[KeyCode::Down, KeyCode::Down, KeyCode::Char('r')],
+    );
+    let screen = draw(&app, 120, 40);
+    assert!(screen.contains("from plc-1"), "{screen}");
+    let rows: Vec<&str> = screen
+        .lines()
+        .filter(|l| l.contains("plc-1") || l.contains("hall-a") || l.contains("core"))
+        .collect();
+    assert!(
+        rows[1].contains("│›plc-1") && rows[2].contains("   hall-a"),
+        "{screen}"
+    );
+    // r again: back to the default roots, the PLC still selected; Enter goes to it.
+    keys(&mut app, &[KeyCode::Char('r')]);
+    assert!(!draw(&app, 120, 40).contains("from plc-1"));
+    keys(&mut app, &[KeyCode::Enter]);
     let title = app.views[app.current].title();
     assert!(
         title.contains("Nodes") && title.contains("plc-1"),

@@ -35,7 +35,7 @@ fn node_not_found(id: i64) -> ApiError {
 /// Every node and every link.
 fn whole_map(conn: &Connection) -> ApiResult<Topology> {
     let nodes: Vec<TopologyNode> = conn
-        .prepare_cached("SELECT id, name, address, health FROM nodes ORDER BY name")?
+        .prepare_cached("SELECT id, name, address, health, parent_id FROM nodes ORDER BY name")?
         .query_map([], |r| {
             let health: String = r.get(3)?;
             Ok(TopologyNode {
@@ -43,6 +43,7 @@ fn whole_map(conn: &Connection) -> ApiResult<Topology> {
                 name: r.get(1)?,
                 address: r.get(2)?,
                 health: health.parse().unwrap_or(NodeStatus::Discovering),
+                parent_id: r.get(4)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;

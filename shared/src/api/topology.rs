@@ -62,6 +62,9 @@ pub struct TopologyNode {
     pub name: String,
     pub address: String,
     pub health: super::NodeStatus,
+    /// Its parent today (maps start from the nodes without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<i64>,
 }
 
 /// A link between two monitored nodes, once however many ends report it.

@@ -347,7 +347,8 @@ pub fn dot(map: &Topology) -> String {
     out
 }
 
-/// Roots for the whole map: the best-connected node of each group first.
+/// Roots for the whole map: the linked nodes without a parent first (once parents are set,
+/// the tree follows them), then by links, best connected first; each group from its first.
 pub fn roots(map: &Topology) -> Vec<i64> {
     let mut degree: HashMap<i64, usize> = HashMap::new();
     for link in &map.links {
@@ -359,7 +360,13 @@ pub fn roots(map: &Topology) -> Vec<i64> {
         .iter()
         .filter(|n| degree.contains_key(&n.id))
         .collect();
-    linked.sort_by(|a, b| degree[&b.id].cmp(&degree[&a.id]).then(a.name.cmp(&b.name)));
+    linked.sort_by(|a, b| {
+        (a.parent_id.is_some(), degree[&b.id], &a.name).cmp(&(
+            b.parent_id.is_some(),
+            degree[&a.id],
+            &b.name,
+        ))
+    });
     linked.into_iter().map(|n| n.id).collect()
 }
 
@@ -515,6 +522,7 @@ mod tests {
             name: name.into(),
             address: format!("10.0.0.{id}"),
             health,
+            parent_id: None,
         };
         let link = |a, a_port: &str, b, b_port: &str, both_ends, gone| TopologyLink {
             a,
@@ -554,8 +562,14 @@ mod tests {
              \x20   Gi0/7 → plc-1 [eth0] (healthy) (one end)\n\
              \x20 Te1/2 → hall-b [Te0/1] (healthy) [gone]\n"
         );
-        // Without a root: the best connected first, ties by name.
+        // Without a root: the best connected first, ties by name; once parents are set, the
+        // nodes without one first.
         assert_eq!(roots(&map()), [1, 2, 4, 3]);
+        let mut parented = map();
+        for node in &mut parented.nodes {
+            node.parent_id = (node.name != "hall-b").then_some(4);
+        }
+        assert_eq!(roots(&parented)[0], 4);
     }
 
     #[test]

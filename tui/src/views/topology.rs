@@ -69,7 +69,10 @@ static COLUMNS: &[Column<TreeRow>] = &[
 
 pub struct TopologyView {
     pub table: DataTable<TreeRow>,
-    unmanaged: usize,
+    /// The last map loaded.
+    map: Option<Topology>,
+    /// The node the tree is drawn from (`r`); `None`: each group's default root.
+    root: Option<(i64, String)>,
 }
 
 impl TopologyView {
@@ -78,14 +81,23 @@ impl TopologyView {
         table.sort_by(0);
         TopologyView {
             table,
-            unmanaged: 0,
+            map: None,
+            root: None,
         }
     }
 
-    /// Shows `map`: a tree from each group's best-connected node.
-    pub fn show(&mut self, map: &Topology) {
-        self.unmanaged = map.unmanaged.len();
-        self.table.set_rows(tree_rows(map, &roots(map)));
+    /// Shows the map loaded: a tree from the chosen root (then the other groups), else from
+    /// each group's default root.
+    fn show(&mut self) {
+        let Some(map) = &self.map else {
+            return;
+        };
+        let mut starts = roots(map);
+        if let Some((root, _)) = &self.root {
+            starts.retain(|r| r != root);
+            starts.insert(0, *root);
+        }
+        self.table.set_rows(tree_rows(map, &starts));
     }
 }
 
@@ -104,6 +116,12 @@ impl View for TopologyView {
         vec![
             Binding::new(&[Key::new(KeyCode::Enter)], Action::Open, "go to the node")
                 .footer("node"),
+            Binding::new(
+                &[Key::ch('r')],
+                Action::Reroot,
+                "tree from the selected node (r again: default)",
+            )
+            .footer("root here"),
         ]
     }
 
@@ -112,10 +130,16 @@ impl View for TopologyView {
     }
 
     fn render(&self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
-        let name = match self.unmanaged {
-            0 => "Topology".to_owned(),
-            n => format!("Topology · {n} unmanaged neighbours (plantwatch topology unmanaged)"),
+        let mut name = match &self.root {
+            Some((_, root)) => format!("Topology from {root}"),
+            None => "Topology".to_owned(),
         };
+        let unmanaged = self.map.as_ref().map_or(0, |m| m.unmanaged.len());
+        if unmanaged > 0 {
+            name.push_str(&format!(
+                " · {unmanaged} unmanaged neighbours (plantwatch topology unmanaged)"
+            ));
+        }
         self.table.render(
             frame,
             area,
@@ -139,18 +163,31 @@ impl View for TopologyView {
     }
 
     fn on_action(&mut self, action: Action, _ctx: &Ctx) -> Vec<Effect> {
-        let (Action::Open, Some(row)) = (action, self.table.selected()) else {
+        let Some(row) = self.table.selected() else {
             return Vec::new();
         };
-        vec![Effect::Goto {
-            view: "nodes",
-            filter: row.name.clone(),
-        }]
+        match action {
+            Action::Open => vec![Effect::Goto {
+                view: "nodes",
+                filter: row.name.clone(),
+            }],
+            Action::Reroot => {
+                let chosen = (row.node_id, row.name.clone());
+                self.root = match &self.root {
+                    Some((id, _)) if *id == chosen.0 => None,
+                    _ => Some(chosen),
+                };
+                self.show();
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
     }
 
     fn on_reply(&mut self, reply: &Reply, _ctx: &Ctx) -> Vec<Effect> {
         if let Reply::Topology(map) = reply {
-            self.show(map);
+            self.map = Some((**map).clone());
+            self.show();
         }
         Vec::new()
     }

@@ -311,7 +311,21 @@ mod real {
         assert_eq!(nexus[0].address.as_deref(), Some("10.40.1.19"));
 
         let catalyst = report_of("network/switch/cisco-c3750", &[NeighbourProtocol::Cdp]).await;
-        assert!(catalyst.rows.len() > 100, "{}", catalyst.rows.len());
+        assert_eq!(catalyst.rows.len(), 125);
+        // The first cache row: an access point on port Gi1/0/1.
+        assert_eq!(
+            catalyst.rows[0],
+            NeighbourRow {
+                protocol: NeighbourProtocol::Cdp,
+                local_port: "Gi1/0/1".into(),
+                chassis_id: None,
+                port: Some("GigabitEthernet0".into()),
+                port_descr: None,
+                sys_name: Some("E-DJ-1F-101indoor".into()),
+                address: Some("172.28.2.68".into()),
+                platform: Some("cisco AIR-CAP1602I-C-K9".into()),
+            }
+        );
         assert!(
             catalyst
                 .rows
