@@ -312,3 +312,114 @@ fn events_are_received_listed_and_followed_from_the_command_line() {
     ok(&cli(&["event-rules", "delete", "archive_full", "-y"]));
     assert!(!ok(&cli(&["event-rules", "list"])).contains("archive_full"));
 }
+
+#[test]
+fn topology_is_shown_drawn_and_turned_into_parents_from_the_command_line() {
+    use std::time::{Duration, Instant};
+
+    // The Nexus 5548 and the ProCurve blade switch of snmpsim-data, which see each other by
+    // LLDP (the parts LLDP needs, so snmpsim starts at once).
+    let sim_data = tempfile::tempdir().unwrap();
+    for (name, recording) in [
+        ("nx-5548", "network/switch/cisco-n5000"),
+        ("procurve-1", "network/switch/hpe-procurve-516733-b21"),
+    ] {
+        plantwatch_testkit::snmp::stage_recording_part(
+            recording,
+            sim_data.path(),
+            name,
+            &["1.3.6.1.2.1.1", "1.3.6.1.2.1.31.1.1.1.1", "1.0.8802.1.1.2"],
+        );
+    }
+    let sim = plantwatch_testkit::snmp::snmpsim(sim_data.path(), "nx-5548");
+    let data = tempfile::tempdir().unwrap();
+    let server = common::start_polling_server(data.path());
+    let config = tempfile::tempdir().unwrap();
+    ok(&login(&server, config.path()));
+    let cli = |args: &[&str], stdin: &str| plantwatch(config.path(), args, stdin);
+    for (name, template) in [("nx-5548", "cisco-nxos"), ("procurve-1", "hpe-procurve")] {
+        ok(&cli(
+            &[
+                "credentials",
+                "create",
+                name,
+                "-k",
+                "snmp_v2c",
+                "--secrets-stdin",
+            ],
+            &format!("{name}\n"),
+        ));
+        ok(&cli(
+            &[
+                "nodes",
+                "create",
+                name,
+                "--address",
+                &sim.address,
+                "--template",
+                template,
+                "--credential",
+                name,
+            ],
+            "",
+        ));
+    }
+    let started = Instant::now();
+    let tree = loop {
+        let tree = ok(&cli(&["topology", "show", "nx-5548"], ""));
+        if tree.contains("procurve-1") {
+            break tree;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no link: {tree}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    assert!(
+        tree.starts_with("nx-5548 (") && tree.contains("\n  Ethernet1/19 → procurve-1 [17] ("),
+        "{tree}"
+    );
+    let dot = ok(&cli(&["topology", "show", "--format", "dot"], ""));
+    assert!(
+        dot.contains(
+            "\"nx-5548\" -- \"procurve-1\" [taillabel=\"Ethernet1/19\", headlabel=\"17\"]"
+        ),
+        "{dot}"
+    );
+    let svg = ok(&cli(
+        &["topology", "export", "nx-5548", "--format", "svg"],
+        "",
+    ));
+    assert!(
+        svg.starts_with("<svg") && svg.contains(">procurve-1</text>"),
+        "{svg}"
+    );
+    let unmanaged = ok(&cli(&["topology", "unmanaged"], ""));
+    assert!(unmanaged.contains("NWPU-CA-5548-02"), "{unmanaged}");
+    // Parents from the wiring: the ProCurve under the Nexus, set in one go.
+    let suggested = ok(&cli(
+        &["topology", "suggest-parents", "--root", "nx-5548"],
+        "",
+    ));
+    assert!(
+        suggested.lines().any(|l| l.starts_with("procurve-1")
+            && l.contains("nx-5548")
+            && l.contains("Ethernet1/19")),
+        "{suggested}"
+    );
+    ok(&cli(
+        &[
+            "topology",
+            "suggest-parents",
+            "--root",
+            "nx-5548",
+            "--apply",
+            "-y",
+        ],
+        "",
+    ));
+    let node: Value =
+        serde_json::from_str(&ok(&cli(&["nodes", "get", "procurve-1", "-o", "json"], ""))).unwrap();
+    assert_eq!(node["parent"], "nx-5548");
+}
