@@ -370,6 +370,25 @@ pub fn roots(map: &Topology) -> Vec<i64> {
     linked.into_iter().map(|n| n.id).collect()
 }
 
+/// The map within `depth` links of `node` (a name or id), or the whole map; and the root.
+async fn map_from(
+    client: &plantwatch_shared::Client,
+    node: Option<&str>,
+    depth: u32,
+) -> anyhow::Result<(Option<i64>, Topology)> {
+    let root = match node {
+        Some(name) => Some(find(client, name).await?.id),
+        None => None,
+    };
+    let map = client
+        .topology(&TopologyQuery {
+            node_id: root,
+            depth: Some(depth),
+        })
+        .await?;
+    Ok((root, map))
+}
+
 pub async fn run(session: &Session, command: TopologyCommand) -> anyhow::Result<()> {
     let (_, client) = session.client()?;
     match command {
@@ -378,16 +397,7 @@ pub async fn run(session: &Session, command: TopologyCommand) -> anyhow::Result<
             depth,
             format,
         } => {
-            let root = match &node {
-                Some(name) => Some(find(&client, name).await?.id),
-                None => None,
-            };
-            let map = client
-                .topology(&TopologyQuery {
-                    node_id: root,
-                    depth: Some(depth),
-                })
-                .await?;
+            let (root, map) = map_from(&client, node.as_deref(), depth).await?;
             let text = match (session.format, format) {
                 (Format::Json, _) => super::output::json::render(&map)?,
                 (_, Shape::Dot) => dot(&map),
@@ -410,16 +420,7 @@ pub async fn run(session: &Session, command: TopologyCommand) -> anyhow::Result<
             depth,
             format: Drawing::Svg,
         } => {
-            let root = match &node {
-                Some(name) => Some(find(&client, name).await?.id),
-                None => None,
-            };
-            let map = client
-                .topology(&TopologyQuery {
-                    node_id: root,
-                    depth: Some(depth),
-                })
-                .await?;
+            let (root, map) = map_from(&client, node.as_deref(), depth).await?;
             let roots = root.map_or_else(|| roots(&map), |r| vec![r]);
             std::io::stdout()
                 .lock()
