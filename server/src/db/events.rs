@@ -247,12 +247,7 @@ pub fn for_rules(
 
 /// Stores the event rules' cursor.
 pub fn set_rules_cursor(conn: &Connection, cursor: i64, now: i64) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-        (RULES_CURSOR, cursor.to_string(), now),
-    )?;
-    Ok(())
+    super::settings::set(conn, RULES_CURSOR, &cursor.to_string(), now)
 }
 
 /// Deletes events received before `before_ms`, then the oldest beyond `max_rows`; how many.

@@ -25,6 +25,16 @@ pub fn record(
     tx.commit()
 }
 
+/// Sets one value (state the server keeps, such as a cursor).
+pub fn set(conn: &Connection, key: &str, value: &str, now: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        (key, value, now),
+    )?;
+    Ok(())
+}
+
 /// One setting's value.
 pub fn get(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
     conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {

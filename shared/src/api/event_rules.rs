@@ -237,6 +237,30 @@ pub struct EventRuleSpec {
     pub expire_s: u32,
 }
 
+impl EventRuleSpec {
+    /// A new rule's starting point: nothing matched yet, a warning that lasts an hour after
+    /// its last event unless told otherwise.
+    pub fn blank() -> EventRuleSpec {
+        EventRuleSpec {
+            on: EventMatch::default(),
+            clear: None,
+            key: Vec::new(),
+            severity: Severity::Warning,
+            expire_s: 3_600,
+        }
+    }
+}
+
+/// A duration in the largest whole unit: "1 d", "2 h", "15 min", "90 s".
+pub fn duration_words(seconds: u32) -> String {
+    match seconds {
+        s if s % 86_400 == 0 && s > 0 => format!("{} d", s / 86_400),
+        s if s % 3_600 == 0 && s > 0 => format!("{} h", s / 3_600),
+        s if s % 60 == 0 && s > 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
 /// Longest expiry, seconds (30 days).
 pub const MAX_EVENT_EXPIRY_S: u32 = 30 * 86_400;
 

@@ -5,7 +5,7 @@
 use clap::{Args, Subcommand};
 use plantwatch_shared::api::{
     AlertRule, EventKind, EventMatch, EventRuleSpec, EventSeverity, RuleScope, RuleSpec, Severity,
-    TRAP_NAMES, VARBIND_NAMES,
+    TRAP_NAMES, VARBIND_NAMES, duration_words,
 };
 
 use super::alerts::{RulesCommand, blank_rule, rules};
@@ -113,14 +113,7 @@ fn parse_expiry(text: &str) -> Result<u32, String> {
 
 impl EventRuleArgs {
     fn apply(self, spec: &mut RuleSpec) -> anyhow::Result<()> {
-        let event = spec.event.get_or_insert_with(|| EventRuleSpec {
-            on: EventMatch::default(),
-            clear: None,
-            key: Vec::new(),
-            severity: Severity::Warning,
-            // A rule nobody clears lasts an hour unless told otherwise.
-            expire_s: 3_600,
-        });
+        let event = spec.event.get_or_insert_with(EventRuleSpec::blank);
         let on = &mut event.on;
         if !self.traps.is_empty() {
             on.traps = self.traps;
@@ -187,10 +180,7 @@ impl EventRuleArgs {
 pub fn expiry_cell(seconds: u32) -> String {
     match seconds {
         0 => "never".into(),
-        s if s % 86_400 == 0 => format!("{} d", s / 86_400),
-        s if s % 3_600 == 0 => format!("{} h", s / 3_600),
-        s if s % 60 == 0 => format!("{} min", s / 60),
-        s => format!("{s} s"),
+        s => duration_words(s),
     }
 }
 

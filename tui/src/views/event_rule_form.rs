@@ -3,8 +3,7 @@
 //! built-in event rule shows only what can be tuned: severity, expiry and scope.
 
 use plantwatch_shared::api::{
-    EventKind, EventMatch, EventRuleSpec, EventSeverity, RuleScope, RuleSpec, SYSLOG_KEYS,
-    Severity, oid_of,
+    EventKind, EventMatch, EventRuleSpec, EventSeverity, RuleScope, RuleSpec, SYSLOG_KEYS, oid_of,
 };
 
 use crate::widgets::form::{Field, FieldKey, Form, Purpose};
@@ -49,22 +48,11 @@ const EVENT_SEVERITIES: &[&str] = &[
 const SEVERITIES: &[&str] = &["warning", "critical"];
 const SCOPES: &[&str] = &["all", "type", "tag", "template", "node"];
 
-/// A new event rule's events: a warning for an hour.
-fn new_event() -> EventRuleSpec {
-    EventRuleSpec {
-        on: EventMatch::default(),
-        clear: None,
-        key: Vec::new(),
-        severity: Severity::Warning,
-        expire_s: 3_600,
-    }
-}
-
 /// A new event rule's starting point.
 pub fn new_spec() -> RuleSpec {
     let mut spec = RuleSpec::new("", "");
     spec.metric = None;
-    spec.event = Some(new_event());
+    spec.event = Some(EventRuleSpec::blank());
     spec
 }
 
@@ -128,7 +116,7 @@ fn seconds(text: &str) -> Result<(), String> {
 
 /// The editor's fields, filled from `spec` (an event rule).
 pub fn form(title: String, spec: &RuleSpec, builtin: bool) -> Form {
-    let event = spec.event.clone().unwrap_or_else(new_event);
+    let event = spec.event.clone().unwrap_or_else(EventRuleSpec::blank);
     let on = &event.on;
     let clear = event.clear.clone().unwrap_or_default();
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
@@ -213,7 +201,7 @@ pub fn read(form: &Form, base: &RuleSpec) -> RuleSpec {
     let has = |id: FieldId| form.fields.iter().any(|f| f.label == id.label());
     let some = |id: FieldId| Some(text(id)).filter(|t| !t.is_empty());
     let mut spec = base.clone();
-    let mut event = spec.event.take().unwrap_or_else(new_event);
+    let mut event = spec.event.take().unwrap_or_else(EventRuleSpec::blank);
     if has(FieldId::Name) {
         spec.name = text(FieldId::Name);
         event.on = EventMatch {
@@ -271,7 +259,7 @@ mod tests {
                 ..EventMatch::default()
             }),
             key: vec!["upsAlarmDescr".into()],
-            severity: Severity::Critical,
+            severity: plantwatch_shared::api::Severity::Critical,
             expire_s: 0,
         });
         let editor = form("x".into(), &spec, false);

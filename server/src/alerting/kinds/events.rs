@@ -8,7 +8,8 @@
 use std::collections::HashMap;
 
 use plantwatch_shared::api::{
-    AlertRule, CollectedEvent, EventMatch, EventRuleSpec, RuleScope, canonical_tags, oid_of,
+    AlertRule, CollectedEvent, EventMatch, EventRuleSpec, RuleScope, canonical_tags,
+    duration_words, oid_of,
 };
 
 use super::{Cycle, Findings, Judge, RuleKind};
@@ -248,16 +249,6 @@ fn key_of(
         collector_id,
         series,
     })
-}
-
-/// "1 h", "15 min", "90 s".
-fn duration_words(seconds: u32) -> String {
-    match seconds {
-        s if s % 86_400 == 0 => format!("{} d", s / 86_400),
-        s if s % 3_600 == 0 => format!("{} h", s / 3_600),
-        s if s % 60 == 0 => format!("{} min", s / 60),
-        s => format!("{s} s"),
-    }
 }
 
 #[cfg(test)]
