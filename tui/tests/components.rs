@@ -132,9 +132,10 @@ fn events_are_received_listed_and_followed_from_the_command_line() {
     let bad = cli(&["collectors", "receivers", "local", "--traps", "tcp:162"]);
     assert_ne!(bad.status.code(), Some(0));
     assert!(stderr(&bad).contains("UDP only"), "{}", stderr(&bad));
+    // `set` is `receivers` too, as the issue wrote it.
     let set = ok(&cli(&[
         "collectors",
-        "receivers",
+        "set",
         "local",
         "--syslog",
         &format!("udp:{port}"),

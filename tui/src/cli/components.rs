@@ -78,6 +78,8 @@ pub enum ComponentsCommand {
     },
     /// A collector's event receivers (admins set them): SNMP traps (`--traps udp:162`) and
     /// syslog (`--syslog udp:514,tcp:601`); `none` turns one off. Without options, shows them.
+    /// Also `collectors set NAME --traps …`.
+    #[command(alias = "set")]
     Receivers {
         name: String,
         #[arg(long, value_name = "udp:PORT,…")]
