@@ -273,6 +273,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             shutdown_rx.clone(),
         )),
         tokio::spawn(record_presence(state.clone(), shutdown_rx.clone())),
+        tokio::spawn(crate::topology::auto_parents_every(
+            db.clone(),
+            shutdown_rx.clone(),
+        )),
         tokio::spawn(auth::directory::check_sessions_every(
             state.clone(),
             Duration::from_secs(config.ldap_check_interval_secs),

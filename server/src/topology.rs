@@ -5,11 +5,14 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use plantwatch_shared::api::{
-    NeighbourProtocol, NeighbourRow, Topology, TopologyLink, TopologyNode, UnmanagedNeighbour,
+    AutoParents, NeighbourProtocol, NeighbourRow, NodeStatus, ParentSuggestion, Topology,
+    TopologyLink, TopologyNode, UnmanagedNeighbour,
 };
+use rusqlite::Connection;
+use serde_json::json;
 
-use crate::db::to_time;
 use crate::db::topology::{Identity, StoredRow};
+use crate::db::{audit, nodes, to_time};
 
 /// A system name as compared: lowercase, without a serial in parentheses (`NX-01(SSI1837)`)
 /// or a domain (`sw-1.plant.local`).
@@ -259,46 +262,13 @@ pub fn resolve(nodes: Vec<TopologyNode>, identities: &[Identity], rows: &[Stored
     }
 }
 
-/// Each group of linked nodes' best-connected node (the core), most links first.
-pub fn cores(map: &Topology) -> Vec<i64> {
-    let mut degree: BTreeMap<i64, usize> = BTreeMap::new();
-    for link in map.links.iter().filter(|l| !l.gone) {
-        *degree.entry(link.a).or_default() += 1;
-        *degree.entry(link.b).or_default() += 1;
-    }
-    let mut adjacent: HashMap<i64, Vec<i64>> = HashMap::new();
-    for link in map.links.iter().filter(|l| !l.gone) {
-        adjacent.entry(link.a).or_default().push(link.b);
-        adjacent.entry(link.b).or_default().push(link.a);
-    }
-    let mut by_degree: Vec<(i64, usize)> = degree.into_iter().collect();
-    by_degree.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
-    let mut seen = HashSet::new();
-    let mut roots = Vec::new();
-    for (node, _) in by_degree {
-        if !seen.insert(node) {
-            continue;
-        }
-        roots.push(node);
-        let mut stack = vec![node];
-        while let Some(at) = stack.pop() {
-            for &next in adjacent.get(&at).map_or(&[][..], Vec::as_slice) {
-                if seen.insert(next) {
-                    stack.push(next);
-                }
-            }
-        }
-    }
-    roots
-}
-
 /// The parent each node reached from `roots` hangs off (its neighbour one link nearer a
 /// root, through links not gone), where it differs from `current`.
 pub fn suggest_parents(
     map: &Topology,
     roots: &[i64],
     current: &HashMap<i64, Option<i64>>,
-) -> Vec<plantwatch_shared::api::ParentSuggestion> {
+) -> Vec<ParentSuggestion> {
     let names: HashMap<i64, &str> = map.nodes.iter().map(|n| (n.id, n.name.as_str())).collect();
     // node → (neighbour, the node's port on that link), in port order.
     let mut adjacent: BTreeMap<i64, Vec<(i64, Option<String>)>> = BTreeMap::new();
@@ -333,7 +303,7 @@ pub fn suggest_parents(
         .filter(|(node, (suggested, _))| current.get(node).copied().flatten() != Some(*suggested))
         .map(|(node, (suggested, via_port))| {
             let now = current.get(&node).copied().flatten();
-            plantwatch_shared::api::ParentSuggestion {
+            ParentSuggestion {
                 node_id: node,
                 node: names.get(&node).copied().unwrap_or("?").to_owned(),
                 current: now,
@@ -345,6 +315,129 @@ pub fn suggest_parents(
         })
         .collect()
 }
+
+/// Every node and every link, from the stored neighbour tables.
+pub fn load(conn: &Connection) -> rusqlite::Result<Topology> {
+    let nodes: Vec<TopologyNode> = conn
+        .prepare_cached("SELECT id, name, address, health, parent_id FROM nodes ORDER BY name")?
+        .query_map([], |r| {
+            let health: String = r.get(3)?;
+            Ok(TopologyNode {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                address: r.get(2)?,
+                health: health.parse().unwrap_or(NodeStatus::Discovering),
+                parent_id: r.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let (identities, rows) = crate::db::topology::load(conn)?;
+    Ok(resolve(nodes, &identities, &rows))
+}
+
+/// Every node's parent today.
+pub fn current_parents(conn: &Connection) -> rusqlite::Result<HashMap<i64, Option<i64>>> {
+    conn.prepare_cached("SELECT id, parent_id FROM nodes")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect()
+}
+
+/// Automatic parents: for each collector that has them (or only `collector_id`), sets the
+/// parents of its nodes that the links from its root suggest. A node's parent set by hand is
+/// replaced; a node the links do not reach keeps its own; a change that would close a loop
+/// through parents set otherwise is skipped. Audited as the system; returns what was set.
+pub fn apply_auto_parents(
+    tx: &Connection,
+    collector_id: Option<i64>,
+    now: i64,
+) -> rusqlite::Result<Vec<AutoParents>> {
+    let mut settings: Vec<AutoParents> = crate::db::topology::auto_parents(tx)?
+        .into_iter()
+        .filter(|a| a.root_id.is_some() && collector_id.is_none_or(|id| id == a.collector_id))
+        .collect();
+    if settings.is_empty() {
+        return Ok(settings);
+    }
+    let map = load(tx)?;
+    let collector_of: HashMap<i64, Option<i64>> = tx
+        .prepare_cached("SELECT id, collector_id FROM nodes")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for setting in &mut settings {
+        let root = setting.root_id.unwrap_or_default();
+        let current = current_parents(tx)?;
+        for change in suggest_parents(&map, &[root], &current) {
+            if collector_of.get(&change.node_id).copied().flatten() != Some(setting.collector_id)
+                || nodes::would_cycle(tx, change.node_id, change.suggested)?
+            {
+                continue;
+            }
+            nodes::set_parent(tx, change.node_id, Some(change.suggested))?;
+            setting.applied.push(change);
+        }
+        if !setting.applied.is_empty() {
+            audit::record(
+                tx,
+                &audit::Actor::system(),
+                plantwatch_shared::api::AuditAction::NodeUpdate,
+                Some(&format!("component:{}", setting.collector_id)),
+                Some(&json!({
+                    "automatic_parents": setting.collector,
+                    "parents": setting.applied.iter().map(|c| json!({
+                        "node": c.node, "parent": c.suggested_name,
+                    })).collect::<Vec<_>>(),
+                })),
+                now,
+            )?;
+        }
+    }
+    Ok(settings)
+}
+
+/// Applies the collectors' automatic parents after each neighbour walk stored (checked every
+/// minute), until `shutdown`.
+pub async fn auto_parents_every(
+    db: crate::db::Db,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval(AUTO_PARENTS_EVERY);
+    let mut judged_walk = 0;
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                let walk = db
+                    .call(|conn| crate::db::topology::last_walk(conn).map_err(crate::db::DbError::from))
+                    .await;
+                if matches!(walk, Ok(walk) if walk == judged_walk) {
+                    continue;
+                }
+                let applied = db
+                    .write(move |tx| -> Result<_, crate::db::DbError> {
+                        let walk = crate::db::topology::last_walk(tx)?;
+                        Ok((walk, apply_auto_parents(tx, None, crate::clock::unix_secs())?))
+                    })
+                    .await;
+                match applied {
+                    Ok((walk, applied)) => {
+                        judged_walk = walk;
+                        for setting in applied.iter().filter(|a| !a.applied.is_empty()) {
+                            tracing::info!(
+                                collector = setting.collector,
+                                count = setting.applied.len(),
+                                "Set parents from the wiring."
+                            );
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "Setting parents from the wiring failed."),
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// How often the automatic parents look for a new neighbour walk.
+const AUTO_PARENTS_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The part of `map` within `depth` links of `root`.
 pub fn around(map: Topology, root: i64, depth: u32) -> Topology {
@@ -386,7 +479,7 @@ pub fn around(map: Topology, root: i64, depth: u32) -> Topology {
 
 #[cfg(test)]
 mod tests {
-    use plantwatch_shared::api::NodeStatus;
+    use plantwatch_shared::api::{NeighbourReport, NodeStatus};
 
     use super::*;
 
@@ -487,12 +580,106 @@ mod tests {
         assert_eq!((alone.nodes.len(), alone.links.len()), (1, 0));
         // Parents from core-a (the best connected, links gone left out): core-b under it,
         // the PLC under core-b (its link to core-a is gone); core-b's parent already right.
-        assert_eq!(cores(&map), [2]);
+        assert_eq!(map.roots()[0], 2);
         let current = HashMap::from([(2, Some(1)), (3, None)]);
         let suggested: Vec<_> = suggest_parents(&map, &[1], &current)
             .into_iter()
             .map(|s| (s.node_id, s.suggested, s.via_port))
             .collect();
         assert_eq!(suggested, [(3, 2, Some("ge-1/0/3".to_owned()))]);
+    }
+
+    #[test]
+    fn automatic_parents_follow_the_wiring_of_their_collectors_nodes_only() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::db::migrate(&mut conn, "mem").unwrap();
+        // Hall A's collector watches core-a, sw-2 and plc-7 (its parent set by hand to core-a);
+        // hall B's watches plc-9, also wired to sw-2. plc-4 hangs off nothing known.
+        conn.execute_batch(
+            "INSERT INTO remote_components (id, kind, name, machine_id, api_key_hash, created_at)
+                 VALUES (1, 'collector', 'hall-a', 'm1', 'x', 0),
+                        (2, 'collector', 'hall-b', 'm2', 'x', 0);
+             INSERT INTO nodes (id, name, address, node_type, collector_id, created_at, updated_at)
+                 VALUES (1, 'core-a', '10.0.0.1', 'network', 1, 0, 0),
+                        (2, 'sw-2', '10.0.0.2', 'network', 1, 0, 0),
+                        (3, 'plc-7', '10.0.0.7', 'plc', 1, 0, 0),
+                        (4, 'plc-4', '10.0.0.4', 'plc', 1, 0, 0),
+                        (9, 'plc-9', '10.0.0.9', 'plc', 2, 0, 0);
+             UPDATE nodes SET parent_id = 1 WHERE id IN (3, 4);",
+        )
+        .unwrap();
+        let report = |node_id: i64, sys_name: &str, rows: Vec<StoredRow>| NeighbourReport {
+            node_id,
+            chassis_id: None,
+            sys_name: Some(sys_name.into()),
+            rows: rows.into_iter().map(|r| r.row).collect(),
+        };
+        let tx = conn.transaction().unwrap();
+        for walk in [
+            report(1, "core-a", vec![lldp(1, "xe-0/0/1", "sw-2", "Te0/1", 0)]),
+            report(
+                2,
+                "sw-2",
+                vec![
+                    lldp(2, "Gi0/7", "plc-7", "eth0", 0),
+                    lldp(2, "Gi0/9", "plc-9", "eth0", 0),
+                ],
+            ),
+        ] {
+            crate::db::topology::store_report(&tx, &walk, 500).unwrap();
+        }
+        // Off: nothing changes.
+        assert!(apply_auto_parents(&tx, None, 600).unwrap().is_empty());
+        crate::db::topology::set_auto_parents(&tx, 1, Some(1)).unwrap();
+        crate::db::topology::set_auto_parents(&tx, 2, None).unwrap();
+        let applied = apply_auto_parents(&tx, None, 600).unwrap();
+        let set: Vec<_> = applied
+            .iter()
+            .flat_map(|a| {
+                a.applied.iter().map(|c| {
+                    (
+                        a.collector.as_str(),
+                        c.node.as_str(),
+                        c.suggested_name.as_str(),
+                        c.via_port.as_deref(),
+                    )
+                })
+            })
+            .collect();
+        assert_eq!(
+            set,
+            [
+                ("hall-a", "sw-2", "core-a", Some("xe-0/0/1")),
+                ("hall-a", "plc-7", "sw-2", Some("Gi0/7")),
+            ]
+        );
+        let parents = current_parents(&tx).unwrap();
+        assert_eq!(
+            parents[&3],
+            Some(2),
+            "the parent set by hand follows the wiring"
+        );
+        assert_eq!(
+            parents[&4],
+            Some(1),
+            "a node the links do not reach keeps its own"
+        );
+        assert_eq!(parents[&9], None, "hall B's node is not hall A's to set");
+        // Applied again: nothing more to do, nothing more audited.
+        let audited = |tx: &Connection| -> i64 {
+            tx.query_row(
+                "SELECT count(*) FROM audit_log WHERE actor = 'system'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(audited(&tx), 1);
+        assert!(
+            apply_auto_parents(&tx, None, 700).unwrap()[0]
+                .applied
+                .is_empty()
+        );
+        assert_eq!(audited(&tx), 1);
     }
 }

@@ -453,6 +453,32 @@ impl Client {
         .await
     }
 
+    /// `GET /api/v1/topology/auto-parents`: every collector's automatic parents.
+    pub async fn auto_parents(&self) -> Result<ListResponse<api::AutoParents>> {
+        self.json(self.request(Method::GET, "/api/v1/topology/auto-parents"))
+            .await
+    }
+
+    /// `PUT /api/v1/topology/auto-parents/{collector_id}` (operators): from `root_id`, or off.
+    pub async fn set_auto_parents(
+        &self,
+        collector_id: i64,
+        root_id: Option<i64>,
+    ) -> Result<api::AutoParents> {
+        let body = api::AutoParents {
+            root_id,
+            ..api::AutoParents::default()
+        };
+        self.json(
+            self.request(
+                Method::PUT,
+                &format!("/api/v1/topology/auto-parents/{collector_id}"),
+            )
+            .json(&body),
+        )
+        .await
+    }
+
     /// `GET /api/v1/remote-components/{id}/receivers`.
     pub async fn receivers(&self, collector_id: i64) -> Result<api::Receivers> {
         self.json(self.request(

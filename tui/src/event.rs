@@ -46,6 +46,10 @@ pub enum Reply {
     /// What the `tls` checks found, for the certificates view.
     Certificates(ListResponse<plantwatch_shared::api::CertificateFinding>),
     Topology(Box<plantwatch_shared::api::Topology>),
+    /// The parents the links suggest (the topology view's `p`).
+    ParentSuggestions(ListResponse<plantwatch_shared::api::ParentSuggestion>),
+    /// Parents set from the suggestions: how many.
+    ParentsSet(usize),
     Events(ListResponse<plantwatch_shared::api::Event>),
     UserCreated(User),
     UserUpdated {

@@ -144,6 +144,10 @@ pub enum Action {
     NewEventRule,
     /// Draw the tree from the selected node (the topology view).
     Reroot,
+    /// Show the parents the links suggest, or the tree again (the topology view).
+    SuggestParents,
+    /// Set the suggested parents (marked ones, else all listed).
+    ApplyParents,
 }
 
 impl Action {
@@ -169,6 +173,7 @@ impl Action {
                 | Action::Dismiss
                 | Action::Unpin
                 | Action::AddCheck
+                | Action::ApplyParents
         )
     }
 }

@@ -416,6 +416,8 @@ fn topology_is_shown_drawn_and_turned_into_parents_from_the_command_line() {
             "--root",
             "nx-5548",
             "--apply",
+            "--only",
+            "procurve-1",
             "-y",
         ],
         "",
@@ -423,4 +425,41 @@ fn topology_is_shown_drawn_and_turned_into_parents_from_the_command_line() {
     let node: Value =
         serde_json::from_str(&ok(&cli(&["nodes", "get", "procurve-1", "-o", "json"], ""))).unwrap();
     assert_eq!(node["parent"], "nx-5548");
+    // Automatic parents: the local collector's nodes follow the wiring from the Nexus; a
+    // parent taken away by hand comes back at once.
+    ok(&cli(&["nodes", "update", "procurve-1", "--parent", ""], ""));
+    let parent = || {
+        let node: Value =
+            serde_json::from_str(&ok(&cli(&["nodes", "get", "procurve-1", "-o", "json"], "")))
+                .unwrap();
+        node["parent"].clone()
+    };
+    assert_eq!(parent(), Value::Null);
+    let applied = ok(&cli(
+        &["topology", "auto-parents", "local", "--root", "nx-5548"],
+        "",
+    ));
+    assert!(
+        applied
+            .lines()
+            .any(|l| l.starts_with("procurve-1") && l.contains(" - ") && l.contains("nx-5548")),
+        "{applied}"
+    );
+    assert_eq!(parent(), "nx-5548");
+    let listed = ok(&cli(&["topology", "auto-parents"], ""));
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("local") && l.ends_with("from nx-5548")),
+        "{listed}"
+    );
+    ok(&cli(&["topology", "auto-parents", "local", "--off"], ""));
+    let listed = ok(&cli(&["topology", "auto-parents"], ""));
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("local") && l.ends_with("off")),
+        "{listed}"
+    );
+    assert_eq!(parent(), "nx-5548", "turning it off keeps the parents");
 }

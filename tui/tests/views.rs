@@ -1069,6 +1069,8 @@ fn all_actions() -> Vec<Action> {
         Action::Pause,
         Action::NewEventRule,
         Action::Reroot,
+        Action::SuggestParents,
+        Action::ApplyParents,
     ];
     for action in all {
         match action {
@@ -1115,7 +1117,9 @@ fn all_actions() -> Vec<Action> {
             | Action::AddCheck
             | Action::Pause
             | Action::NewEventRule
-            | Action::Reroot => {}
+            | Action::Reroot
+            | Action::SuggestParents
+            | Action::ApplyParents => {}
         }
     }
     all.to_vec()
@@ -1169,6 +1173,14 @@ fn every_action_is_reachable_by_some_key() {
     discovery.inbox = Some(job(7, "198.18.0.0/24", JobState::Done, 254, 3));
     bound.extend(
         views::bindings_of(&discovery, Role::Admin)
+            .iter()
+            .map(|b| b.action),
+    );
+    // Setting parents is bound while the suggestions are shown.
+    let mut topology = plantwatch_tui::views::topology::TopologyView::new();
+    topology.show_parents(Vec::new());
+    bound.extend(
+        views::bindings_of(&topology, Role::Operator)
             .iter()
             .map(|b| b.action),
     );
@@ -2362,7 +2374,12 @@ fn topology_view_shows_the_tree_with_ports_and_goes_to_a_node() {
     // From the PLC: it is the root, hall-a under it, the rest behind.
     keys(
         &mut app,
-        &[KeyCode::Down, KeyCode::Down, KeyCode::Char('r')],
+        &[
+            KeyCode::Down,
+            KeyCode::Down,
+            KeyCode::Down,
+            KeyCode::Char('r'),
+        ],
     );
     let screen = draw(&app, 120, 40);
     assert!(screen.contains("from plc-1"), "{screen}");
@@ -2383,6 +2400,57 @@ fn topology_view_shows_the_tree_with_ports_and_goes_to_a_node() {
         title.contains("Nodes") && title.contains("plc-1"),
         "{title}"
     );
+}
+
+#[test]
+fn topology_view_lists_the_parents_the_links_suggest_and_sets_the_marked_ones() {
+    use plantwatch_shared::api::ParentSuggestion;
+    let mut app = on_view(Role::Operator, "topology");
+    let press = |app: &mut App, code: KeyCode| {
+        app.handle(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+    };
+    press(&mut app, KeyCode::Char('p'));
+    assert_eq!(app.outbox.len(), 1, "one call loads the suggestions");
+    app.outbox.clear();
+    let suggestion =
+        |node_id, node: &str, now: Option<&str>, parent: &str, port: &str| ParentSuggestion {
+            node_id,
+            node: node.into(),
+            current: now.map(|_| 1),
+            current_name: now.map(Into::into),
+            suggested: 2,
+            suggested_name: parent.into(),
+            via_port: Some(port.into()),
+        };
+    reply(
+        &mut app,
+        Reply::ParentSuggestions(ListResponse {
+            items: vec![
+                suggestion(3, "plc-1", None, "hall-a", "Gi0/7"),
+                suggestion(5, "plc-2", Some("core"), "hall-a", "Gi0/8"),
+            ],
+            total: 2,
+        }),
+    );
+    snap("topology_parents", &app);
+    // Mark plc-2 only: `a` asks to set that one, `y` sends one request.
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Char(' '));
+    press(&mut app, KeyCode::Char('a'));
+    let screen = draw(&app, 120, 40);
+    assert!(
+        screen.contains("Set 1 parents (plc-2 under hall-a)?"),
+        "{screen}"
+    );
+    assert!(app.outbox.is_empty());
+    press(&mut app, KeyCode::Char('y'));
+    assert_eq!(app.outbox.len(), 1, "one request sets the parents");
+    app.outbox.clear();
+    reply(&mut app, Reply::ParentsSet(1));
+    assert!(draw(&app, 120, 40).contains("Set 1 parents from the links."));
+    // p again: back to the tree.
+    keys(&mut app, &[KeyCode::Char('p')]);
+    assert!(!draw(&app, 120, 40).contains("Parents the links suggest"));
 }
 
 #[test]

@@ -1,20 +1,17 @@
 //! `/topology` (everyone signed in): the links the LLDP and CDP neighbour tables show, around
 //! one node or all of them.
 
-use std::collections::HashMap;
-
 use axum::extract::State;
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::{Json, Router};
 use plantwatch_shared::api::{
-    AuditAction, ErrorCode, ListResponse, MAX_PARENT_CHANGES, NodeStatus, ParentChanges,
-    ParentQuery, ParentSuggestion, Topology, TopologyNode, TopologyQuery,
+    AuditAction, AutoParents, ErrorCode, ListResponse, MAX_PARENT_CHANGES, ParentChanges,
+    ParentQuery, ParentSuggestion, Topology, TopologyQuery,
 };
-use rusqlite::Connection;
 use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{ApiJson, ApiQuery, Authed, OperatorRole};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Authed, OperatorRole};
 use crate::db::{audit, nodes};
 use crate::state::AppState;
 
@@ -26,29 +23,12 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/topology", get(show))
         .route("/topology/parents", get(suggest).post(apply))
+        .route("/topology/auto-parents", get(list_auto))
+        .route("/topology/auto-parents/{collector_id}", put(set_auto))
 }
 
 fn node_not_found(id: i64) -> ApiError {
     ApiError::not_found(ErrorCode::NodeNotFound, format!("there is no node {id}"))
-}
-
-/// Every node and every link.
-fn whole_map(conn: &Connection) -> ApiResult<Topology> {
-    let nodes: Vec<TopologyNode> = conn
-        .prepare_cached("SELECT id, name, address, health, parent_id FROM nodes ORDER BY name")?
-        .query_map([], |r| {
-            let health: String = r.get(3)?;
-            Ok(TopologyNode {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                address: r.get(2)?,
-                health: health.parse().unwrap_or(NodeStatus::Discovering),
-                parent_id: r.get(4)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let (identities, rows) = crate::db::topology::load(conn)?;
-    Ok(crate::topology::resolve(nodes, &identities, &rows))
 }
 
 /// The parents the links suggest, where they differ from today's.
@@ -60,16 +40,13 @@ async fn suggest(
     let items = state
         .db
         .call(move |conn| -> ApiResult<_> {
-            let map = whole_map(conn)?;
+            let map = crate::topology::load(conn)?;
             let roots = match query.root {
                 Some(root) if map.nodes.iter().any(|n| n.id == root) => vec![root],
                 Some(root) => return Err(node_not_found(root)),
-                None => crate::topology::cores(&map),
+                None => map.roots(),
             };
-            let current: HashMap<i64, Option<i64>> = conn
-                .prepare_cached("SELECT id, parent_id FROM nodes")?
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<_>>()?;
+            let current = crate::topology::current_parents(conn)?;
             Ok(crate::topology::suggest_parents(&map, &roots, &current))
         })
         .await?;
@@ -138,7 +115,7 @@ async fn show(
     state
         .db
         .call(move |conn| -> ApiResult<Topology> {
-            let map = whole_map(conn)?;
+            let map = crate::topology::load(conn)?;
             if let Some(id) = query.node_id
                 && !map.nodes.iter().any(|n| n.id == id)
             {
@@ -151,4 +128,65 @@ async fn show(
         })
         .await
         .map(Json)
+}
+
+/// Every collector's automatic parents.
+async fn list_auto(
+    State(state): State<AppState>,
+    _auth: Authed,
+) -> ApiResult<Json<ListResponse<AutoParents>>> {
+    let items = state
+        .db
+        .call(|conn| -> ApiResult<_> { Ok(crate::db::topology::auto_parents(conn)?) })
+        .await?;
+    let total = items.len() as u64;
+    Ok(Json(ListResponse { items, total }))
+}
+
+/// Turns a collector's automatic parents on from a root (applied at once and after each
+/// neighbour walk) or off (`root_id` null; the parents stay as they are).
+async fn set_auto(
+    State(state): State<AppState>,
+    auth: Authed<OperatorRole>,
+    ApiPath(collector_id): ApiPath<i64>,
+    ApiJson(body): ApiJson<AutoParents>,
+) -> ApiResult<Json<AutoParents>> {
+    let actor = auth.actor();
+    state
+        .db
+        .write(move |tx| -> ApiResult<_> {
+            let Some(mut setting) = crate::db::topology::auto_parents(tx)?
+                .into_iter()
+                .find(|a| a.collector_id == collector_id)
+            else {
+                return Err(ApiError::not_found(
+                    ErrorCode::ComponentNotFound,
+                    format!("there is no collector {collector_id}"),
+                ));
+            };
+            if let Some(root) = body.root_id {
+                setting.root = Some(nodes::name_of(tx, root)?.ok_or_else(|| node_not_found(root))?);
+            } else {
+                setting.root = None;
+            }
+            setting.root_id = body.root_id;
+            let now = crate::clock::unix_secs();
+            crate::db::topology::set_auto_parents(tx, collector_id, body.root_id)?;
+            audit::record(
+                tx,
+                &actor,
+                AuditAction::ComponentSetAutoParents,
+                Some(&format!("component:{collector_id}")),
+                Some(&json!({ "collector": setting.collector, "root": setting.root })),
+                now,
+            )?;
+            if body.root_id.is_some() {
+                setting.applied = crate::topology::apply_auto_parents(tx, Some(collector_id), now)?
+                    .into_iter()
+                    .flat_map(|a| a.applied)
+                    .collect();
+            }
+            Ok(Json(setting))
+        })
+        .await
 }

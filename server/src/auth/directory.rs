@@ -38,15 +38,6 @@ pub async fn load_any(state: &AppState) -> anyhow::Result<DirectoryConfig> {
     })
 }
 
-/// The system actor of the session check's audit rows.
-fn system() -> audit::Actor {
-    audit::Actor {
-        user_id: None,
-        name: "system".to_owned(),
-        source: None,
-    }
-}
-
 /// Records a directory user's shadow row after the directory vouched for them (sign-in or
 /// check), and an audit row when their role changed. `None` if a local user holds the name.
 pub fn record_user(
@@ -64,7 +55,7 @@ pub fn record_user(
         let details = json!({ "from": before, "to": user.role, "groups": outcome.groups.len() });
         audit::record(
             conn,
-            &system(),
+            &audit::Actor::system(),
             AuditAction::UserDirectoryRole,
             Some(&format!("user:{}", user.id)),
             Some(&details),
@@ -129,7 +120,7 @@ async fn revoke(state: &AppState, user: &User, reason: &'static str) -> anyhow::
             let ended = sessions::delete_for_user(tx, user_id, None)?;
             audit::record(
                 tx,
-                &system(),
+                &audit::Actor::system(),
                 AuditAction::UserDirectoryRevoke,
                 Some(&format!("user:{user_id}")),
                 Some(&json!({ "reason": reason, "sessions_ended": ended })),

@@ -13,6 +13,17 @@ pub struct Actor {
     pub source: Option<String>,
 }
 
+impl Actor {
+    /// The server itself, for what it does on its own.
+    pub fn system() -> Actor {
+        Actor {
+            user_id: None,
+            name: "system".to_owned(),
+            source: None,
+        }
+    }
+}
+
 /// Appends one entry.
 pub fn record(
     conn: &Connection,

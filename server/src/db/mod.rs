@@ -85,6 +85,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0013_topology",
         include_str!("../../../migrations/0013_topology.sql"),
     ),
+    (
+        "0014_auto_parents",
+        include_str!("../../../migrations/0014_auto_parents.sql"),
+    ),
 ];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -394,7 +398,8 @@ mod tests {
                 "0010_dns_checks",
                 "0011_events",
                 "0012_event_rules",
-                "0013_topology"
+                "0013_topology",
+                "0014_auto_parents"
             ]
         );
     }

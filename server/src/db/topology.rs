@@ -1,6 +1,6 @@
 //! `node_identities` and `neighbours`: what the nodes' neighbour tables said at their walks.
 
-use plantwatch_shared::api::{NeighbourReport, NeighbourRow};
+use plantwatch_shared::api::{AutoParents, NeighbourReport, NeighbourRow};
 use rusqlite::{Connection, OptionalExtension as _};
 
 use super::{json_column, to_json};
@@ -107,4 +107,43 @@ pub fn load(conn: &Connection) -> rusqlite::Result<(Vec<Identity>, Vec<StoredRow
         })?
         .collect::<rusqlite::Result<_>>()?;
     Ok((identities, rows))
+}
+
+/// Every collector's automatic parents (`root_id` None: off).
+pub fn auto_parents(conn: &Connection) -> rusqlite::Result<Vec<AutoParents>> {
+    conn.prepare_cached(
+        "SELECT c.id, c.name, c.parents_root, n.name FROM remote_components c
+         LEFT JOIN nodes n ON n.id = c.parents_root
+         WHERE c.kind = 'collector' ORDER BY c.name",
+    )?
+    .query_map([], |r| {
+        Ok(AutoParents {
+            collector_id: r.get(0)?,
+            collector: r.get(1)?,
+            root_id: r.get(2)?,
+            root: r.get(3)?,
+            applied: Vec::new(),
+        })
+    })?
+    .collect()
+}
+
+/// Sets (or with `None` ends) a collector's automatic parents.
+pub fn set_auto_parents(
+    conn: &Connection,
+    collector_id: i64,
+    root_id: Option<i64>,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE remote_components SET parents_root = ?2 WHERE id = ?1")?
+        .execute((collector_id, root_id))?;
+    Ok(())
+}
+
+/// When the last neighbour walk was stored (0: none yet).
+pub fn last_walk(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT coalesce(max(walked_at), 0) FROM node_identities",
+        [],
+        |r| r.get(0),
+    )
 }

@@ -104,6 +104,33 @@ pub struct Topology {
     pub unmanaged: Vec<UnmanagedNeighbour>,
 }
 
+impl Topology {
+    /// Where trees of the whole map start: the linked nodes without a parent first (once
+    /// parents are set, the tree follows them), then by links not gone, best connected first,
+    /// then by name; a tree from each group's first covers the map.
+    pub fn roots(&self) -> Vec<i64> {
+        let mut degree: std::collections::HashMap<i64, usize> = Default::default();
+        for link in &self.links {
+            for end in [link.a, link.b] {
+                *degree.entry(end).or_default() += usize::from(!link.gone);
+            }
+        }
+        let mut linked: Vec<&TopologyNode> = self
+            .nodes
+            .iter()
+            .filter(|n| degree.contains_key(&n.id))
+            .collect();
+        linked.sort_by(|a, b| {
+            (a.parent_id.is_some(), degree[&b.id], &a.name).cmp(&(
+                b.parent_id.is_some(),
+                degree[&a.id],
+                &b.name,
+            ))
+        });
+        linked.into_iter().map(|n| n.id).collect()
+    }
+}
+
 /// Query of `GET /api/v1/topology`: around one node (within `depth` links), or everything.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TopologyQuery {
@@ -150,3 +177,21 @@ pub struct ParentChanges {
 
 /// Most parents set in one request.
 pub const MAX_PARENT_CHANGES: usize = 10_000;
+
+/// A collector's automatic parents: with a root (the node towards the collector), the server
+/// sets the parents of the collector's nodes from the wiring after each neighbour walk.
+/// `GET /api/v1/topology/auto-parents` lists every collector's;
+/// `PUT /api/v1/topology/auto-parents/{collector_id}` sets one (`root_id` null: off).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AutoParents {
+    #[serde(default)]
+    pub collector_id: i64,
+    #[serde(default)]
+    pub collector: String,
+    pub root_id: Option<i64>,
+    #[serde(default)]
+    pub root: Option<String>,
+    /// What the server set at once, in the answer to a `PUT`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applied: Vec<ParentSuggestion>,
+}

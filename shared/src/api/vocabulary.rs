@@ -213,6 +213,7 @@ wire_enum! {
         ComponentRegister => "component.register",
         ComponentRevoke => "component.revoke",
         ComponentSetReceivers => "component.set_receivers",
+        ComponentSetAutoParents => "component.set_auto_parents",
         CredentialCreate => "credential.create",
         CredentialDelete => "credential.delete",
         CredentialReveal => "credential.reveal",

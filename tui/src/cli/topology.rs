@@ -51,9 +51,25 @@ pub enum TopologyCommand {
         /// Set the suggested parents.
         #[arg(long)]
         apply: bool,
+        /// Only these nodes' (names, comma-separated).
+        #[arg(long, value_name = "NODE,…")]
+        only: Option<String>,
         /// Do not ask before applying.
         #[arg(long, short = 'y')]
         yes: bool,
+    },
+    /// Automatic parents per collector: with `--root`, the server sets the parents of the
+    /// collector's nodes from the links after each neighbour walk (at once too); `--off` ends
+    /// it. Without options, shows every collector's.
+    AutoParents {
+        /// The collector (name or id).
+        collector: Option<String>,
+        /// The node towards the collector that the wiring is followed from (operators).
+        #[arg(long, conflicts_with = "off")]
+        root: Option<String>,
+        /// Stop setting parents from the wiring; the parents stay as they are.
+        #[arg(long)]
+        off: bool,
     },
 }
 
@@ -347,27 +363,27 @@ pub fn dot(map: &Topology) -> String {
     out
 }
 
-/// Roots for the whole map: the linked nodes without a parent first (once parents are set,
-/// the tree follows them), then by links, best connected first; each group from its first.
-pub fn roots(map: &Topology) -> Vec<i64> {
-    let mut degree: HashMap<i64, usize> = HashMap::new();
-    for link in &map.links {
-        *degree.entry(link.a).or_default() += 1;
-        *degree.entry(link.b).or_default() += 1;
-    }
-    let mut linked: Vec<&plantwatch_shared::api::TopologyNode> = map
-        .nodes
+/// Table rows of parent changes: node, parent now, suggested, on the parent's port.
+fn suggestion_rows(items: &[plantwatch_shared::api::ParentSuggestion]) -> Vec<Vec<String>> {
+    items
         .iter()
-        .filter(|n| degree.contains_key(&n.id))
-        .collect();
-    linked.sort_by(|a, b| {
-        (a.parent_id.is_some(), degree[&b.id], &a.name).cmp(&(
-            b.parent_id.is_some(),
-            degree[&a.id],
-            &b.name,
-        ))
-    });
-    linked.into_iter().map(|n| n.id).collect()
+        .map(|s| {
+            vec![
+                s.node.clone(),
+                s.current_name.clone().unwrap_or_else(|| "-".into()),
+                s.suggested_name.clone(),
+                s.via_port.clone().unwrap_or_else(|| "?".into()),
+            ]
+        })
+        .collect()
+}
+
+/// A collector's automatic parents in a word: `off` or `from core-1`.
+fn auto_state(setting: &plantwatch_shared::api::AutoParents) -> String {
+    setting
+        .root
+        .as_deref()
+        .map_or_else(|| "off".into(), |r| format!("from {r}"))
 }
 
 /// The map within `depth` links of `node` (a name or id), or the whole map; and the root.
@@ -402,7 +418,7 @@ pub async fn run(session: &Session, command: TopologyCommand) -> anyhow::Result<
                 (Format::Json, _) => super::output::json::render(&map)?,
                 (_, Shape::Dot) => dot(&map),
                 (_, Shape::Tree) => {
-                    let roots = root.map_or_else(|| roots(&map), |r| vec![r]);
+                    let roots = root.map_or_else(|| map.roots(), |r| vec![r]);
                     if roots.is_empty() || map.links.is_empty() {
                         eprintln!(
                             "No links known yet: the collectors walk the neighbour tables of \
@@ -421,32 +437,38 @@ pub async fn run(session: &Session, command: TopologyCommand) -> anyhow::Result<
             format: Drawing::Svg,
         } => {
             let (root, map) = map_from(&client, node.as_deref(), depth).await?;
-            let roots = root.map_or_else(|| roots(&map), |r| vec![r]);
+            let roots = root.map_or_else(|| map.roots(), |r| vec![r]);
             std::io::stdout()
                 .lock()
                 .write_all(svg(&map, &roots).as_bytes())?;
             Ok(())
         }
-        TopologyCommand::SuggestParents { root, apply, yes } => {
+        TopologyCommand::SuggestParents {
+            root,
+            apply,
+            only,
+            yes,
+        } => {
             let root = match &root {
                 Some(name) => Some(find(&client, name).await?.id),
                 None => None,
             };
-            let list = client
+            let mut list = client
                 .suggested_parents(&plantwatch_shared::api::ParentQuery { root })
                 .await?;
-            let rows = list
-                .items
-                .iter()
-                .map(|s| {
-                    vec![
-                        s.node.clone(),
-                        s.current_name.clone().unwrap_or_else(|| "-".into()),
-                        s.suggested_name.clone(),
-                        s.via_port.clone().unwrap_or_else(|| "?".into()),
-                    ]
-                })
-                .collect();
+            if let Some(only) = only {
+                let names: Vec<&str> = only.split(',').map(str::trim).collect();
+                if let Some(missing) = names
+                    .iter()
+                    .find(|n| !list.items.iter().any(|s| s.node.eq_ignore_ascii_case(n)))
+                {
+                    super::usage!("--only: the links suggest no other parent for {missing:?}");
+                }
+                list.items
+                    .retain(|s| names.iter().any(|n| s.node.eq_ignore_ascii_case(n)));
+                list.total = list.items.len() as u64;
+            }
+            let rows = suggestion_rows(&list.items);
             session.print(
                 &list,
                 &["NODE", "PARENT NOW", "SUGGESTED", "ON PARENT'S PORT"],
@@ -477,6 +499,70 @@ pub async fn run(session: &Session, command: TopologyCommand) -> anyhow::Result<
             client.set_parents(&changes).await?;
             eprintln!("Set {} parents.", changes.parents.len());
             Ok(())
+        }
+        TopologyCommand::AutoParents {
+            collector,
+            root,
+            off,
+        } => {
+            let Some(collector) = collector else {
+                if root.is_some() || off {
+                    super::usage!(
+                        "name the collector: topology auto-parents COLLECTOR --root NODE"
+                    );
+                }
+                let list = client.auto_parents().await?;
+                let rows = list
+                    .items
+                    .iter()
+                    .map(|a| vec![a.collector.clone(), auto_state(a)])
+                    .collect();
+                return session.print(&list, &["COLLECTOR", "AUTOMATIC PARENTS"], rows);
+            };
+            let found = super::components::find(
+                &client,
+                plantwatch_shared::api::ComponentKind::Collector,
+                &collector,
+            )
+            .await?;
+            let setting = match (&root, off) {
+                (Some(root), _) => {
+                    let root = find(&client, root).await?;
+                    client.set_auto_parents(found.id, Some(root.id)).await?
+                }
+                (None, true) => client.set_auto_parents(found.id, None).await?,
+                (None, false) => client
+                    .auto_parents()
+                    .await?
+                    .items
+                    .into_iter()
+                    .find(|a| a.collector_id == found.id)
+                    .unwrap_or_default(),
+            };
+            if root.is_some() {
+                eprintln!(
+                    "Parents of {:?}'s nodes now follow the wiring from {}: {} set now, the rest \
+                     after each neighbour walk.",
+                    found.name,
+                    setting.root.as_deref().unwrap_or("?"),
+                    setting.applied.len()
+                );
+            } else if off {
+                eprintln!(
+                    "Automatic parents off for {:?}; the parents stay as they are.",
+                    found.name
+                );
+            }
+            let rows = suggestion_rows(&setting.applied);
+            if setting.applied.is_empty() {
+                let rows = vec![vec![found.name, auto_state(&setting)]];
+                return session.print(&setting, &["COLLECTOR", "AUTOMATIC PARENTS"], rows);
+            }
+            session.print(
+                &setting,
+                &["NODE", "PARENT BEFORE", "PARENT NOW", "ON PARENT'S PORT"],
+                rows,
+            )
         }
         TopologyCommand::Unmanaged => {
             let map = client.topology(&TopologyQuery::default()).await?;
@@ -563,14 +649,14 @@ mod tests {
              \x20   Gi0/7 → plc-1 [eth0] (healthy) (one end)\n\
              \x20 Te1/2 → hall-b [Te0/1] (healthy) [gone]\n"
         );
-        // Without a root: the best connected first, ties by name; once parents are set, the
-        // nodes without one first.
-        assert_eq!(roots(&map()), [1, 2, 4, 3]);
+        // Without a root: the best connected first (links gone do not count), ties by name;
+        // once parents are set, the nodes without one first.
+        assert_eq!(map().roots(), [2, 3, 1, 4]);
         let mut parented = map();
         for node in &mut parented.nodes {
             node.parent_id = (node.name != "hall-b").then_some(4);
         }
-        assert_eq!(roots(&parented)[0], 4);
+        assert_eq!(parented.roots()[0], 4);
     }
 
     #[test]
