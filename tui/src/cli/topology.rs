@@ -540,11 +540,12 @@ pub async fn run(session: &Session, command: TopologyCommand) -> anyhow::Result<
                     .unwrap_or_default(),
             };
             if root.is_some() {
+                let root = setting.root.as_deref().unwrap_or("?");
                 eprintln!(
-                    "Parents of {:?}'s nodes now follow the wiring from {}: {} set now, the rest \
-                     after each neighbour walk.",
+                    "The parents of collector {:?}'s nodes follow the wiring from {root}: {} set \
+                     now, changes after each neighbour walk; nodes no link from {root} reaches \
+                     keep theirs.",
                     found.name,
-                    setting.root.as_deref().unwrap_or("?"),
                     setting.applied.len()
                 );
             } else if off {
