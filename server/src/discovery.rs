@@ -104,6 +104,7 @@ pub fn import(
             credential_ids: credential_id.into_iter().collect(),
             parent_id: None,
             interval_s: None,
+            modbus_unit: None,
             notes: Some(format!("imported from discovery job {}", job.id)),
         };
         let node_id = nodes::insert(conn, &fields, now)?;

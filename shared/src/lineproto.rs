@@ -354,6 +354,12 @@ impl Writer {
     pub fn as_str(&self) -> &str {
         &self.buf
     }
+
+    /// Adds the lines of `other` after these.
+    pub fn append(&mut self, other: Writer) {
+        self.buf.push_str(&other.buf);
+        self.lines += other.lines;
+    }
 }
 
 /// One line being written; a line without fields is dropped.

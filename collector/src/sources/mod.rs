@@ -6,6 +6,7 @@
 pub mod checks;
 pub mod events;
 pub mod icmp;
+pub mod modbus;
 pub mod snmp;
 
 use plantwatch_shared::metric_names::PING_UP;
@@ -59,6 +60,8 @@ struct Shared {
     lines: LineSender,
     limits: Limits,
     icmp: Option<Icmp>,
+    /// Modbus connections, one per gateway.
+    gateways: modbus::Gateways,
 }
 
 /// The running target tasks.
@@ -99,6 +102,7 @@ impl Poller {
                     in_flight: Arc::new(Semaphore::new(options.max_in_flight.max(1))),
                 },
                 icmp,
+                gateways: modbus::Gateways::default(),
             }),
             tasks: HashMap::new(),
         }
@@ -203,19 +207,24 @@ struct Job {
 
 /// `host`, `host:port`, an IPv4 or IPv6 address, with port 161 unless given.
 pub async fn resolve(address: &str) -> Result<SocketAddr, String> {
+    resolve_on(address, SNMP_PORT).await
+}
+
+/// `host`, `host:port`, an IPv4 or IPv6 address, with `port` unless given.
+pub async fn resolve_on(address: &str, port: u16) -> Result<SocketAddr, String> {
     let address = address.trim();
     if let Ok(addr) = address.parse::<SocketAddr>() {
         return Ok(addr);
     }
     if let Ok(ip) = address.trim_matches(['[', ']']).parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, SNMP_PORT));
+        return Ok(SocketAddr::new(ip, port));
     }
     let lookup = if address.contains(':') {
         tokio::net::lookup_host(address.to_owned())
             .await
             .map(|found| found.collect::<Vec<_>>())
     } else {
-        tokio::net::lookup_host((address.to_owned(), SNMP_PORT))
+        tokio::net::lookup_host((address.to_owned(), port))
             .await
             .map(|found| found.collect::<Vec<_>>())
     };
@@ -242,6 +251,7 @@ async fn run_target(shared: Arc<Shared>, job: Job) {
     let mut resolved: Option<SocketAddr> = None;
     let mut prober = None;
     let mut snmp: Option<SnmpTarget> = None;
+    let mut modbus: Option<modbus::ModbusTarget> = None;
     let mut unresolved_logged = false;
     loop {
         ticker.tick().await;
@@ -252,6 +262,19 @@ async fn run_target(shared: Arc<Shared>, job: Job) {
                     resolved = Some(addr);
                     if let Some(icmp) = &shared.icmp {
                         prober = icmp.prober(addr.ip()).await;
+                    }
+                    if let Some(def) = job.template.as_ref().and_then(|t| t.modbus.clone()) {
+                        let port = plantwatch_shared::api::modbus::MODBUS_PORT;
+                        let gateway = match resolve_on(&target.address, port).await {
+                            Ok(gateway) => gateway,
+                            Err(_) => SocketAddr::new(addr.ip(), port),
+                        };
+                        modbus = Some(modbus::ModbusTarget::new(
+                            target.node_id,
+                            shared.gateways.get(gateway),
+                            def,
+                            target.modbus_unit,
+                        ));
                     }
                     if let Some(template) = &job.template
                         && !job.candidates.is_empty()
@@ -298,7 +321,18 @@ async fn run_target(shared: Arc<Shared>, job: Job) {
             }
             out
         };
-        let (round, mut out) = tokio::join!(ping, poll);
+        let read = async {
+            let mut out = Writer::new();
+            if let Some(modbus) = &mut modbus {
+                let outcome = modbus.poll(now, &mut out).await;
+                if let Some(error) = &outcome.error {
+                    tracing::debug!(node_id = target.node_id, %error, "Modbus poll incomplete.");
+                }
+            }
+            out
+        };
+        let (round, mut out, read) = tokio::join!(ping, poll, read);
+        out.append(read);
         if let Some(round) = round {
             round.write(&node, now, &mut out);
         }

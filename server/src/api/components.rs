@@ -400,6 +400,7 @@ fn agent_node(
         credential_ids: Vec::new(),
         parent_id: None,
         interval_s: None,
+        modbus_unit: None,
         notes: Some(format!("Created when agent {} was approved.", row.name)),
     };
     Ok(nodes::insert(conn, &fields, now)?)

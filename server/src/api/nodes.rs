@@ -635,6 +635,7 @@ fn export_csv(specs: &[NodeSpec]) -> anyhow::Result<Vec<u8>> {
     writer.write_record(NodeSpec::COLUMNS)?;
     for spec in specs {
         let interval = spec.interval_s.map(|s| s.to_string()).unwrap_or_default();
+        let unit = spec.modbus_unit.map(|u| u.to_string()).unwrap_or_default();
         let (tags, credentials) = (spec.tags.join(";"), spec.credentials.join(";"));
         let checks = spec
             .checks
@@ -655,6 +656,7 @@ fn export_csv(specs: &[NodeSpec]) -> anyhow::Result<Vec<u8>> {
             interval.as_str(),
             spec.notes.as_deref().unwrap_or_default(),
             checks.as_str(),
+            unit.as_str(),
         ]
         .map(crate::inventory::escape_cell);
         writer.write_record(cells.iter().map(|c| c.as_bytes()))?;

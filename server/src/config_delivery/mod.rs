@@ -59,7 +59,7 @@ pub fn build(
     let mut targets: Vec<Target> = conn
         .prepare_cached(
             "SELECT n.id, n.name, n.address, n.node_type, t.name,
-                    coalesce(n.interval_secs, t.default_interval, ?2)
+                    coalesce(n.interval_secs, t.default_interval, ?2), n.modbus_unit
                FROM nodes n LEFT JOIN device_templates t ON t.id = n.template_id
               WHERE n.collector_id = ?1 ORDER BY n.id",
         )?
@@ -72,10 +72,11 @@ pub fn build(
                 node_type,
                 r.get(4)?,
                 r.get(5)?,
+                r.get(6)?,
             ))
         })?
         .map(|row| -> anyhow::Result<Target> {
-            let (node_id, name, address, node_type, template, interval_s) = row?;
+            let (node_id, name, address, node_type, template, interval_s, modbus_unit) = row?;
             Ok(Target {
                 node_id,
                 name,
@@ -85,6 +86,7 @@ pub fn build(
                 interval_s,
                 credential_ids: Vec::new(),
                 checks: Vec::new(),
+                modbus_unit,
             })
         })
         .collect::<anyhow::Result<_>>()?;

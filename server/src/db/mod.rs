@@ -89,6 +89,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0014_auto_parents",
         include_str!("../../../migrations/0014_auto_parents.sql"),
     ),
+    (
+        "0015_modbus",
+        include_str!("../../../migrations/0015_modbus.sql"),
+    ),
 ];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -399,7 +403,8 @@ mod tests {
                 "0011_events",
                 "0012_event_rules",
                 "0013_topology",
-                "0014_auto_parents"
+                "0014_auto_parents",
+                "0015_modbus"
             ]
         );
     }

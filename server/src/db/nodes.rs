@@ -20,6 +20,7 @@ pub struct NodeFields {
     pub credential_ids: Vec<i64>,
     pub parent_id: Option<i64>,
     pub interval_s: Option<u32>,
+    pub modbus_unit: Option<u8>,
     pub notes: Option<String>,
 }
 
@@ -35,7 +36,8 @@ SELECT n.id, n.name, n.address, n.node_type, n.collector_id, c.name, n.template_
          WHERE nc.node_id = n.id),
        (SELECT json_group_array(op.name ORDER BY op.name)
           FROM node_parents np JOIN nodes op ON op.id = np.parent_id
-         WHERE np.node_id = n.id)
+         WHERE np.node_id = n.id),
+       n.modbus_unit
   FROM nodes n
   LEFT JOIN remote_components c ON c.id = n.collector_id
   LEFT JOIN device_templates t ON t.id = n.template_id
@@ -86,6 +88,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Node> {
                 })
             })
             .collect::<rusqlite::Result<_>>()?,
+        modbus_unit: row.get(19)?,
         last_sample_at: None,
         rtt_ms: None,
     })
@@ -193,8 +196,9 @@ pub fn list(
 pub fn insert(conn: &Connection, fields: &NodeFields, now: i64) -> rusqlite::Result<i64> {
     conn.prepare_cached(
         "INSERT INTO nodes (name, address, node_type, collector_id, template_id, interval_secs,
-                            parent_id, notes, health, health_changed_at, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'discovering', ?9, ?9, ?9)",
+                            parent_id, notes, health, health_changed_at, created_at, updated_at,
+                            modbus_unit)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'discovering', ?9, ?9, ?9, ?10)",
     )?
     .execute((
         &fields.name,
@@ -206,6 +210,7 @@ pub fn insert(conn: &Connection, fields: &NodeFields, now: i64) -> rusqlite::Res
         fields.parent_id,
         &fields.notes,
         now,
+        fields.modbus_unit,
     ))?;
     let id = conn.last_insert_rowid();
     set_tags(conn, id, &fields.tags)?;
@@ -219,6 +224,7 @@ pub fn update(conn: &Connection, id: i64, fields: &NodeFields, now: i64) -> rusq
     conn.prepare_cached(
         "UPDATE nodes SET name = ?2, address = ?3, node_type = ?4, template_id = ?6,
                 interval_secs = ?7, parent_id = ?8, notes = ?9, updated_at = ?10,
+                modbus_unit = ?11,
                 health = CASE WHEN collector_id IS ?5 THEN health ELSE 'discovering' END,
                 health_reason = CASE WHEN collector_id IS ?5 THEN health_reason ELSE NULL END,
                 health_changed_at = CASE WHEN collector_id IS ?5 THEN health_changed_at ELSE ?10 END,
@@ -236,6 +242,7 @@ pub fn update(conn: &Connection, id: i64, fields: &NodeFields, now: i64) -> rusq
         fields.parent_id,
         &fields.notes,
         now,
+        fields.modbus_unit,
     ))?;
     set_tags(conn, id, &fields.tags)?;
     set_credentials(conn, id, &fields.credential_ids)?;

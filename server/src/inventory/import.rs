@@ -211,6 +211,14 @@ fn csv_spec(
                     format!("{:?} is not a whole number of seconds", echo(value)),
                 )),
             },
+            "modbus_unit" if value.is_empty() => {}
+            "modbus_unit" => match value.parse::<u8>() {
+                Ok(unit) => spec.modbus_unit = Some(unit),
+                Err(_) => problems.push(problem(
+                    Some(column),
+                    format!("{:?} is not a Modbus unit id (0 to 255)", echo(value)),
+                )),
+            },
             "notes" => spec.notes = optional(),
             "checks" => {
                 let mut checks = Vec::new();

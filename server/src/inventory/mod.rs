@@ -241,6 +241,7 @@ pub fn check(spec: &NodeSpec, catalog: &Catalog) -> Result<Checked, Vec<ImportPr
             credential_ids,
             parent_id: None,
             interval_s: spec.interval_s,
+            modbus_unit: spec.modbus_unit,
             notes,
         },
         parent,
@@ -278,6 +279,7 @@ pub fn fields_of(node: &Node) -> NodeFields {
         credential_ids: node.credentials.iter().map(|c| c.id).collect(),
         parent_id: node.parent_id,
         interval_s: node.interval_s,
+        modbus_unit: node.modbus_unit,
         notes: node.notes.clone(),
     }
 }
@@ -311,6 +313,9 @@ pub fn patched(node: &Node, update: UpdateNodeRequest) -> NodeSpec {
     }
     if let Some(interval_s) = update.interval_s {
         spec.interval_s = interval_s;
+    }
+    if let Some(modbus_unit) = update.modbus_unit {
+        spec.modbus_unit = modbus_unit;
     }
     if let Some(notes) = update.notes {
         spec.notes = notes;

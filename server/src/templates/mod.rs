@@ -199,6 +199,13 @@ pub fn parse(source: &str, text: &str) -> Result<TemplateDef, TemplateProblem> {
             ));
         }
     }
+    if let Some(problem) = def
+        .modbus
+        .as_ref()
+        .and_then(plantwatch_shared::api::modbus::problem)
+    {
+        out.push(format!("modbus: {problem}"));
+    }
     for trap in &def.traps {
         if !numeric_oid(&trap.oid) || !identifier(&trap.name) {
             out.push(format!(
@@ -321,6 +328,9 @@ pub fn resolve(raw: &BTreeMap<String, Loaded>) -> (BTreeMap<String, Loaded>, Vec
             merge_scalars(&mut def.scalars, &parent.scalars);
             merge_tables(&mut def.tables, &parent.tables);
             interval = interval.or(parent.interval_s);
+            if def.modbus.is_none() {
+                def.modbus.clone_from(&parent.modbus);
+            }
         }
         merge_scalars(&mut def.scalars, &loaded.def.scalars);
         merge_tables(&mut def.tables, &loaded.def.tables);

@@ -348,6 +348,9 @@ pub struct Target {
     /// did before there were any).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<super::TargetCheck>,
+    /// Its Modbus unit id, when the node names one (absent otherwise, for the same hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modbus_unit: Option<u8>,
 }
 
 /// A credential with its secrets in clear: only ever sent to the collector that polls with it.

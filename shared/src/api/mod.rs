@@ -17,6 +17,7 @@ mod discovery;
 mod event_rules;
 mod events;
 mod metrics;
+pub mod modbus;
 mod names;
 mod nodes;
 mod templates;

@@ -53,6 +53,9 @@ pub struct Node {
     pub template: Option<String>,
     /// Polling interval override in seconds; `None` uses the template's.
     pub interval_s: Option<u32>,
+    /// The Modbus unit id it answers to (its template's profile says when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modbus_unit: Option<u8>,
     pub parent_id: Option<i64>,
     /// Name of the parent node (the switch or collector the node hangs off).
     pub parent: Option<String>,
@@ -115,6 +118,9 @@ pub struct NodeSpec {
     pub parent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval_s: Option<u32>,
+    /// The Modbus unit id (0–255) of a device read over Modbus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modbus_unit: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
     /// Service checks (`POST /nodes` and imports). Given, the node's checks become these: one
@@ -127,7 +133,7 @@ pub struct NodeSpec {
 
 impl NodeSpec {
     /// The columns of an import or export file, in this order.
-    pub const COLUMNS: [&'static str; 11] = [
+    pub const COLUMNS: [&'static str; 12] = [
         "name",
         "address",
         "type",
@@ -139,6 +145,7 @@ impl NodeSpec {
         "interval_s",
         "notes",
         "checks",
+        "modbus_unit",
     ];
 
     /// The spec that recreates `node`.
@@ -153,6 +160,7 @@ impl NodeSpec {
             credentials: node.credentials.iter().map(|c| c.name.clone()).collect(),
             parent: node.parent.clone(),
             interval_s: node.interval_s,
+            modbus_unit: node.modbus_unit,
             notes: node.notes.clone(),
             checks: None,
         }
@@ -199,6 +207,12 @@ pub struct UpdateNodeRequest {
         skip_serializing_if = "Option::is_none"
     )]
     pub interval_s: Option<Option<u32>>,
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub modbus_unit: Option<Option<u8>>,
     #[serde(
         default,
         deserialize_with = "nullable",

@@ -42,6 +42,9 @@ pub struct TemplateDef {
     /// collector's topology interval.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub neighbours: Vec<super::NeighbourProtocol>,
+    /// A Modbus profile: the points its devices are read for over Modbus TCP (read only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modbus: Option<super::modbus::ModbusDef>,
 }
 
 /// A trap a template knows by name.
@@ -270,6 +273,7 @@ mod tests {
             tables: vec![],
             traps: vec![],
             neighbours: vec![],
+            modbus: None,
         }
     }
 

@@ -122,6 +122,9 @@ pub struct CreateArgs {
     /// Polling interval override in seconds.
     #[arg(long, value_name = "SECONDS")]
     pub interval: Option<u32>,
+    /// The Modbus unit id it answers to (0–255; a device behind a gateway has its own).
+    #[arg(long, value_name = "ID")]
+    pub modbus_unit: Option<u8>,
     #[arg(long)]
     pub notes: Option<String>,
     /// A service check in the short form: tls:443, http:80/health, tcp:502,
@@ -156,6 +159,9 @@ pub struct UpdateArgs {
     /// Polling interval override in seconds ("" to use the template's).
     #[arg(long, value_name = "SECONDS")]
     pub interval: Option<String>,
+    /// The Modbus unit id (0–255; "" to use the profile's).
+    #[arg(long, value_name = "ID")]
+    pub modbus_unit: Option<String>,
     #[arg(long)]
     pub notes: Option<String>,
 }
@@ -232,6 +238,10 @@ fn print_node(session: &Session, node: &Node) -> anyhow::Result<()> {
             "interval_s",
             or_dash(node.interval_s.map(|s| s.to_string())),
         ),
+        (
+            "modbus_unit",
+            or_dash(node.modbus_unit.map(|u| u.to_string())),
+        ),
         ("notes", or_dash(node.notes.clone())),
         ("created", time_cell(Some(node.created_at))),
         ("updated", time_cell(Some(node.updated_at))),
@@ -258,6 +268,14 @@ fn update_request(args: UpdateArgs) -> anyhow::Result<UpdateNodeRequest> {
             Err(_) => usage!("--interval {text:?} is not a whole number of seconds"),
         },
     };
+    let modbus_unit = match args.modbus_unit.as_deref().map(str::trim) {
+        None => None,
+        Some("") => Some(None),
+        Some(text) => match text.parse::<u8>() {
+            Ok(unit) => Some(Some(unit)),
+            Err(_) => usage!("--modbus-unit {text:?} is not a unit id (0 to 255)"),
+        },
+    };
     let request = UpdateNodeRequest {
         name: args.name,
         address: args.address,
@@ -268,6 +286,7 @@ fn update_request(args: UpdateArgs) -> anyhow::Result<UpdateNodeRequest> {
         credentials: args.credentials.as_deref().map(split_list),
         parent: nullable(args.parent),
         interval_s,
+        modbus_unit,
         notes: nullable(args.notes),
     };
     if request.is_empty() {
@@ -433,6 +452,7 @@ pub async fn run(session: &Session, command: NodesCommand) -> anyhow::Result<()>
                 credentials: args.credentials,
                 parent: args.parent,
                 interval_s: args.interval,
+                modbus_unit: args.modbus_unit,
                 notes: args.notes,
                 checks: (!args.checks.is_empty()).then_some(args.checks),
             };

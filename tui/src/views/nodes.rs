@@ -262,6 +262,8 @@ fn spec_of(form: &Form) -> NodeSpec {
         credentials: split_list(form.value(FieldId::Credentials)),
         parent: optional(form.value(FieldId::Parent)),
         interval_s: form.value(FieldId::IntervalS).trim().parse().ok(),
+        // Set from the command line (`nodes update --modbus-unit`); the form leaves it be.
+        modbus_unit: None,
         notes: optional(form.value(FieldId::Notes)),
         checks: None,
     }
@@ -282,6 +284,7 @@ fn changes(before: &NodeSpec, after: NodeSpec) -> UpdateNodeRequest {
         credentials: (before.credentials != after.credentials).then_some(after.credentials),
         parent: changed(&before.parent, after.parent),
         interval_s: (before.interval_s != after.interval_s).then_some(after.interval_s),
+        modbus_unit: None,
         notes: changed(&before.notes, after.notes),
     }
 }
