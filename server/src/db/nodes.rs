@@ -414,6 +414,7 @@ mod tests {
             credential_ids: Vec::new(),
             parent_id: None,
             interval_s: None,
+            modbus_unit: None,
             notes: None,
         }
     }

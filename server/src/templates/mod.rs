@@ -17,6 +17,10 @@ use crate::db::{components, config_dirty};
 
 /// The templates compiled into this binary: (file name, TOML text).
 pub const BUILT_IN: &[(&str, &str)] = &[
+    (
+        "abb-drive.toml",
+        include_str!("../../templates/abb-drive.toml"),
+    ),
     ("apc-pdu.toml", include_str!("../../templates/apc-pdu.toml")),
     ("apc-ups.toml", include_str!("../../templates/apc-ups.toml")),
     (
@@ -101,6 +105,14 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     (
         "synology-nas.toml",
         include_str!("../../templates/synology-nas.toml"),
+    ),
+    (
+        "eastron-sdm630.toml",
+        include_str!("../../templates/eastron-sdm630.toml"),
+    ),
+    (
+        "schneider-pm5560.toml",
+        include_str!("../../templates/schneider-pm5560.toml"),
     ),
     ("ups-mib.toml", include_str!("../../templates/ups-mib.toml")),
     ("windows.toml", include_str!("../../templates/windows.toml")),

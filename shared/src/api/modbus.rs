@@ -153,6 +153,9 @@ pub struct PointDef {
     pub data_type: DataType,
     #[serde(default)]
     pub order: ByteOrder,
+    /// A bool from one bit (0–15) of a 16-bit register, as status words pack them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bit: Option<u8>,
     /// A string's length in registers (two characters each).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub length: Option<u16>,
@@ -198,8 +201,17 @@ pub enum PointValue {
     Text(String),
 }
 
-/// Decodes a point's registers (exactly [`PointDef::width`] of them), before scale and
-/// offset. `None` when the count is wrong.
+/// Decodes a point's registers (exactly [`PointDef::width`] of them) as it says (its type,
+/// order and bit), before scale and offset. `None` when the count is wrong.
+pub fn decode_point(words: &[u16], point: &PointDef) -> Option<PointValue> {
+    match (point.bit, words) {
+        (Some(bit), [word]) => Some(PointValue::Number(f64::from((word >> (bit & 15)) & 1))),
+        (Some(_), _) => None,
+        (None, _) => decode(words, point.data_type, point.order),
+    }
+}
+
+/// Decodes registers as a `data_type` laid out in `order`. `None` when the count is wrong.
 pub fn decode(words: &[u16], data_type: DataType, order: ByteOrder) -> Option<PointValue> {
     let mut words = words.to_vec();
     if order.swaps_bytes() {
@@ -363,6 +375,13 @@ pub fn problem(def: &ModbusDef) -> Option<String> {
                 "point {name:?}: scale must be a non-zero number, offset a number"
             ));
         }
+        if let Some(bit) = point.bit
+            && (bit > 15 || point.function.is_bits() || point.data_type != DataType::Bool)
+        {
+            return Some(format!(
+                "point {name:?}: bit {bit} needs a bool read from a register, bit 0 to 15"
+            ));
+        }
         if let Some(bad) = point.tags.keys().find(|k| k.is_empty() || *k == "node_id") {
             return Some(format!("point {name:?}: tag {bad:?} is not allowed"));
         }
@@ -450,6 +469,19 @@ mod tests {
             Some(PointValue::Text("PM5560".into()))
         );
         assert_eq!(decode(&[1], DataType::F32, ByteOrder::Abcd), None);
+        // A status word's bits: 0x0089 has bits 0, 3 and 7 set.
+        let mut tripped = point("drive.tripped", Function::Holding, 3, DataType::Bool);
+        let bit = |p: &PointDef| decode_point(&[0x0089], p);
+        tripped.bit = Some(3);
+        assert_eq!(bit(&tripped), Some(PointValue::Number(1.0)));
+        tripped.bit = Some(2);
+        assert_eq!(bit(&tripped), Some(PointValue::Number(0.0)));
+        tripped.bit = Some(16);
+        let def = ModbusDef {
+            points: vec![tripped],
+            ..ModbusDef::default()
+        };
+        assert!(problem(&def).unwrap().contains("bit 16"));
     }
 
     fn point(name: &str, function: Function, address: u16, data_type: DataType) -> PointDef {
@@ -459,6 +491,7 @@ mod tests {
             address,
             data_type,
             order: ByteOrder::Abcd,
+            bit: None,
             length: None,
             unit_id: None,
             scale: 1.0,

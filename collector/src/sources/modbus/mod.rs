@@ -15,6 +15,9 @@ use plantwatch_shared::lineproto::Writer;
 use tokio_modbus::client::{Context, Reader};
 use tokio_modbus::prelude::{ExceptionCode, Slave, SlaveContext};
 
+#[cfg(test)]
+mod real;
+
 /// Wait for one answer when the profile names none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1_000);
 /// Further tries after a timeout when the profile names none.
@@ -247,7 +250,7 @@ fn write_points(
         };
         let mut tags: Vec<(&str, &str)> = vec![("node_id", node)];
         tags.extend(point.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        match modbus::decode(words, point.data_type, point.order) {
+        match modbus::decode_point(words, point) {
             Some(PointValue::Number(value)) => {
                 let value = value * point.scale + point.offset;
                 if !value.is_finite() {
