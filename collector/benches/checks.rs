@@ -38,6 +38,7 @@ async fn main() {
                 interval_s: 60,
                 credential_ids: Vec::new(),
                 checks: vec![TargetCheck { id: id + 1, spec }],
+                modbus_unit: None,
             }
         })
         .collect();

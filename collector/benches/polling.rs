@@ -44,6 +44,7 @@ fn main() {
                 interval_s: INTERVAL_S,
                 credential_ids: vec![1],
                 checks: Vec::new(),
+                modbus_unit: None,
             })
             .collect(),
         templates: BTreeMap::from([("generic".to_owned(), template)]),

@@ -208,6 +208,7 @@ fn node_frames(rows: usize) {
             template_id: None,
             template: None,
             interval_s: None,
+            modbus_unit: None,
             parent_id: Some(0),
             parent: Some("dev-00000".into()),
             other_parents: Vec::new(),

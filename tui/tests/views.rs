@@ -246,6 +246,7 @@ fn node(id: i64, name: &str, address: &str, node_type: NodeType, status: NodeSta
         template_id: None,
         template: None,
         interval_s: None,
+        modbus_unit: None,
         parent_id: (id > 1).then_some(1),
         parent: (id > 1).then(|| "core-sw-1".into()),
         other_parents: Vec::new(),

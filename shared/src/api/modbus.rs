@@ -58,8 +58,10 @@ impl Function {
 
 named_enum! {
     /// How a point's registers are read as a value.
+    #[derive(Default)]
     pub enum DataType ("Modbus data type") {
         Bool = "bool",
+        #[default]
         U16 = "u16",
         I16 = "i16",
         U32 = "u32",
@@ -76,23 +78,13 @@ named_enum! {
     /// Where the value's bytes (A most significant) sit in the registers: `ABCD` big-endian
     /// as the protocol sends words; `CDAB` words swapped; `BADC` bytes swapped in each word;
     /// `DCBA` little-endian. For 64-bit values the same two swaps apply to four words.
+    #[derive(Default)]
     pub enum ByteOrder ("byte order") {
+        #[default]
         Abcd = "ABCD",
         Cdab = "CDAB",
         Badc = "BADC",
         Dcba = "DCBA",
-    }
-}
-
-impl Default for DataType {
-    fn default() -> Self {
-        DataType::U16
-    }
-}
-
-impl Default for ByteOrder {
-    fn default() -> Self {
-        ByteOrder::Abcd
     }
 }
 

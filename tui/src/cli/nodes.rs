@@ -578,6 +578,7 @@ mod tests {
             credentials: None,
             parent: Some(String::new()),
             interval: Some("30".into()),
+            modbus_unit: None,
             notes: None,
         };
         let request = update_request(args).unwrap();
