@@ -1224,3 +1224,119 @@ async fn lldp_neighbours_of_real_devices_become_links_seen_once_from_both_ends()
         .unwrap();
     assert_eq!(left.total, 0, "{:?}", left.items);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modbus_devices_behind_one_gateway_become_metrics_and_a_tank_level_alerts() {
+    use plantwatch_shared::api::modbus::ByteOrder;
+    use plantwatch_shared::api::{RuleSpec, Severity};
+    use plantwatch_testkit::modbus::{Memory, Plant, laid_out, serve};
+
+    let app = polling_app().await;
+    let admin = app.admin().await;
+    // Unit 3: an Eastron SDM630 (input registers, f32 ABCD) on 230.5 / 231 / 229.5 V, 12 A,
+    // 8.1 kW, 50 Hz; unit 4: a tank level in tenths of a per cent (85.0 %), holding 0.
+    let mut meter = Memory::default();
+    let mut put = |address: u16, value: f32| {
+        for (i, word) in laid_out(&value.to_be_bytes(), ByteOrder::Abcd)
+            .into_iter()
+            .enumerate()
+        {
+            meter.input.insert(address + i as u16, word);
+        }
+    };
+    for (address, value) in [
+        (0, 230.5),
+        (2, 231.0),
+        (4, 229.5),
+        (6, 12.0),
+        (8, 12.0),
+        (10, 12.0),
+        (52, 8_100.0),
+        (62, 0.95),
+        (70, 50.0),
+        (72, 1_234.5),
+        (74, 0.0),
+    ] {
+        put(address, value);
+    }
+    let tank = Memory {
+        holding: BTreeMap::from([(0, 850)]).into_iter().collect(),
+        ..Memory::default()
+    };
+    let gateway = serve(Plant {
+        units: [(3, meter), (4, tank)].into_iter().collect(),
+        ..Plant::default()
+    })
+    .await;
+    // A profile of the plant's own, dropped beside the templates and reloaded.
+    let templates = app.dir.path().join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(
+        templates.join("tank-level.toml"),
+        "name = \"tank-level\"\n\
+         [[modbus.points]]\n\
+         name = \"tank.level_pct\"\n\
+         function = \"holding\"\n\
+         address = 0\n\
+         scale = 0.1\n\
+         unit = \"%\"\n",
+    )
+    .unwrap();
+    admin.reload_templates().await.unwrap();
+    let mut ids = BTreeMap::new();
+    for (name, template, unit) in [
+        ("meter-3", "eastron-sdm630", 3),
+        ("tank-4", "tank-level", 4),
+    ] {
+        let created = admin
+            .create_node(&NodeSpec {
+                name: name.into(),
+                address: gateway.to_string(),
+                template: Some(template.into()),
+                modbus_unit: Some(unit),
+                interval_s: Some(2),
+                ..NodeSpec::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(created.modbus_unit, Some(unit));
+        ids.insert(name, created.id);
+    }
+    let found = wait_for(&admin, ids["meter-3"], "the meter's points", |s| {
+        latest(s, "meter.frequency_hz").is_some() && latest(s, "modbus.up") == Some(1.0)
+    })
+    .await;
+    let voltages: BTreeMap<String, f64> = found
+        .iter()
+        .filter(|s| s.metric == "meter.voltage")
+        .map(|s| (s.tags["phase"].clone(), s.latest.unwrap().1))
+        .collect();
+    assert_eq!(
+        voltages,
+        BTreeMap::from([
+            ("L1".to_owned(), 230.5),
+            ("L2".to_owned(), 231.0),
+            ("L3".to_owned(), 229.5)
+        ])
+    );
+    assert_eq!(latest(&found, "meter.power_w"), Some(8_100.0));
+    assert_eq!(latest(&found, "meter.frequency_hz"), Some(50.0));
+    assert_eq!(latest(&found, "modbus.exceptions_total"), Some(0.0));
+    let tank = wait_for(&admin, ids["tank-4"], "the tank level", |s| {
+        latest(s, "tank.level_pct").is_some()
+    })
+    .await;
+    assert_eq!(latest(&tank, "tank.level_pct"), Some(85.0));
+    // The point alerts like any metric: above 80 % warns.
+    admin
+        .create_rule(&RuleSpec {
+            warning: Some(80.0),
+            critical: Some(95.0),
+            window_s: 10,
+            ..RuleSpec::new("tank_high", "tank.level_pct")
+        })
+        .await
+        .unwrap();
+    let alert = alert_of(&admin, ids["tank-4"], "tank_high").await;
+    assert_eq!(alert.severity, Severity::Warning);
+}

@@ -6,6 +6,7 @@
 pub mod daemon;
 pub mod dns;
 pub mod engines;
+pub mod modbus;
 pub mod plantnet;
 pub mod slapd;
 pub mod snmp;

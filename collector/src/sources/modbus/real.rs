@@ -1,165 +1,17 @@
 //! The Modbus reader against real Modbus TCP servers on loopback (tokio-modbus's server, a
-//! device per unit id behind one gateway), watched on the wire by a proxy that records every
-//! function code the collector sends.
+//! device per unit id behind one gateway: `plantwatch_testkit::modbus`), watched on the wire
+//! by a proxy that records every function code the collector sends.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::future::Future;
-use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use plantwatch_shared::api::modbus::{ByteOrder, DataType, Function, ModbusDef, PointDef};
 use plantwatch_shared::lineproto::{Writer, parse_line};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_modbus::prelude::{ExceptionCode, Request, Response, SlaveRequest};
-use tokio_modbus::server::Service;
-use tokio_modbus::server::tcp::{Server, accept_tcp_connection};
+use plantwatch_testkit::modbus::{Memory, Plant, laid_out, serve, serve_on, watched};
+use tokio::net::TcpListener;
 
 use super::{Gateways, ModbusTarget};
-
-/// One device's memory, by unit id.
-#[derive(Debug, Default, Clone)]
-struct Memory {
-    holding: HashMap<u16, u16>,
-    input: HashMap<u16, u16>,
-    coils: HashMap<u16, bool>,
-    discrete: HashMap<u16, bool>,
-}
-
-/// A gateway: units that answer, units that never do, and a delay before each answer.
-#[derive(Debug, Default)]
-struct Plant {
-    units: HashMap<u8, Memory>,
-    silent: HashSet<u8>,
-    delay: Duration,
-}
-
-struct Device(Arc<Plant>);
-
-fn words(map: &HashMap<u16, u16>, address: u16, count: u16) -> Result<Vec<u16>, ExceptionCode> {
-    (address..address + count)
-        .map(|a| {
-            map.get(&a)
-                .copied()
-                .ok_or(ExceptionCode::IllegalDataAddress)
-        })
-        .collect()
-}
-
-fn bits(map: &HashMap<u16, bool>, address: u16, count: u16) -> Result<Vec<bool>, ExceptionCode> {
-    (address..address + count)
-        .map(|a| {
-            map.get(&a)
-                .copied()
-                .ok_or(ExceptionCode::IllegalDataAddress)
-        })
-        .collect()
-}
-
-impl Service for Device {
-    type Request = SlaveRequest<'static>;
-    type Response = Option<Response>;
-    type Exception = ExceptionCode;
-    type Future = Pin<Box<dyn Future<Output = Result<Option<Response>, ExceptionCode>> + Send>>;
-
-    fn call(&self, req: Self::Request) -> Self::Future {
-        let plant = self.0.clone();
-        Box::pin(async move {
-            tokio::time::sleep(plant.delay).await;
-            if plant.silent.contains(&req.slave) {
-                return Ok(None);
-            }
-            let Some(memory) = plant.units.get(&req.slave) else {
-                return Err(ExceptionCode::GatewayTargetDevice);
-            };
-            let response = match req.request {
-                Request::ReadHoldingRegisters(a, n) => {
-                    Response::ReadHoldingRegisters(words(&memory.holding, a, n)?)
-                }
-                Request::ReadInputRegisters(a, n) => {
-                    Response::ReadInputRegisters(words(&memory.input, a, n)?)
-                }
-                Request::ReadCoils(a, n) => Response::ReadCoils(bits(&memory.coils, a, n)?),
-                Request::ReadDiscreteInputs(a, n) => {
-                    Response::ReadDiscreteInputs(bits(&memory.discrete, a, n)?)
-                }
-                _ => return Err(ExceptionCode::IllegalFunction),
-            };
-            Ok(Some(response))
-        })
-    }
-}
-
-/// Serves `plant` on a loopback port.
-async fn serve(plant: Plant) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let plant = Arc::new(plant);
-    tokio::spawn(async move {
-        let server = Server::new(listener);
-        let on_connected = |stream, socket_addr| {
-            let plant = plant.clone();
-            async move {
-                accept_tcp_connection(stream, socket_addr, move |_| {
-                    Ok(Some(Device(plant.clone())))
-                })
-            }
-        };
-        let _ = server.serve(&on_connected, |_| {}).await;
-    });
-    addr
-}
-
-/// What the proxy saw the collector send: connections opened, function codes by request.
-#[derive(Debug, Default)]
-struct Wire {
-    connections: usize,
-    functions: Vec<u8>,
-}
-
-/// A TCP proxy to `upstream` that reads every request frame (MBAP header, then the function
-/// code) the collector sends.
-async fn watched(upstream: SocketAddr) -> (SocketAddr, Arc<Mutex<Wire>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let wire = Arc::new(Mutex::new(Wire::default()));
-    let seen = wire.clone();
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            seen.lock().unwrap().connections += 1;
-            let Ok(server) = TcpStream::connect(upstream).await else {
-                continue;
-            };
-            let (mut client_rx, mut client_tx) = client.into_split();
-            let (mut server_rx, mut server_tx) = server.into_split();
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut pending = Vec::new();
-                let mut chunk = [0u8; 4096];
-                while let Ok(n) = client_rx.read(&mut chunk).await {
-                    if n == 0 || server_tx.write_all(&chunk[..n]).await.is_err() {
-                        break;
-                    }
-                    pending.extend_from_slice(&chunk[..n]);
-                    while pending.len() >= 8 {
-                        let total = 6 + usize::from(u16::from_be_bytes([pending[4], pending[5]]));
-                        if pending.len() < total {
-                            break;
-                        }
-                        seen.lock().unwrap().functions.push(pending[7]);
-                        pending.drain(..total);
-                    }
-                }
-            });
-            tokio::spawn(async move {
-                let _ = tokio::io::copy(&mut server_rx, &mut client_tx).await;
-            });
-        }
-    });
-    (addr, wire)
-}
 
 fn point(name: &str, function: Function, address: u16, data_type: DataType) -> PointDef {
     PointDef {
@@ -176,21 +28,6 @@ fn point(name: &str, function: Function, address: u16, data_type: DataType) -> P
         unit: None,
         tags: BTreeMap::new(),
     }
-}
-
-/// The registers holding `bytes` (A first) laid out in `order`.
-fn laid_out(bytes: &[u8], order: ByteOrder) -> Vec<u16> {
-    let mut words: Vec<u16> = bytes
-        .chunks(2)
-        .map(|c| u16::from_be_bytes([c[0], c[1]]))
-        .collect();
-    if matches!(order, ByteOrder::Cdab | ByteOrder::Dcba) {
-        words.reverse();
-    }
-    if matches!(order, ByteOrder::Badc | ByteOrder::Dcba) {
-        words = words.into_iter().map(u16::swap_bytes).collect();
-    }
-    words
 }
 
 /// (measurement, tags without node_id, field) → value, from the lines a poll wrote.
@@ -424,18 +261,7 @@ async fn a_dead_gateway_is_down_at_once_and_comes_back() {
         )]),
         ..Plant::default()
     });
-    tokio::spawn(async move {
-        let server = Server::new(listener);
-        let on_connected = |stream, socket_addr| {
-            let plant = plant.clone();
-            async move {
-                accept_tcp_connection(stream, socket_addr, move |_| {
-                    Ok(Some(Device(plant.clone())))
-                })
-            }
-        };
-        let _ = server.serve(&on_connected, |_| {}).await;
-    });
+    tokio::spawn(serve_on(listener, plant));
     let mut out = Writer::new();
     target.poll(2_000, &mut out).await;
     let read = values(&out);
