@@ -2710,6 +2710,12 @@ fn the_discovery_view_follows_scans_and_imports_from_the_inbox() {
             .any(|(label, value)| label == "Checks" && value == "tls:8443 (added at import)"),
         "{lines:?}"
     );
+    // Answering on 502: a Modbus candidate, said so in the template column and the details.
+    assert_eq!(tcp.template_hint(), "modbus?");
+    assert!(
+        lines.iter().any(|(label, _)| label == "Modbus"),
+        "{lines:?}"
+    );
     let mut named = device(2, "198.18.0.30", None, None);
     named.dns_name = Some("press-line-3.plant.example".into());
     reply(

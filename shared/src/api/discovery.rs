@@ -310,6 +310,22 @@ impl Device {
             .collect()
     }
 
+    /// Answers Modbus TCP's port (502): a PLC, meter or gateway to read with a Modbus
+    /// profile (docs/modbus.md).
+    pub fn modbus_candidate(&self) -> bool {
+        self.open_ports.contains(&super::modbus::MODBUS_PORT)
+    }
+
+    /// The inbox's template column: the template that matched, else `modbus?` for a Modbus
+    /// candidate.
+    pub fn template_hint(&self) -> String {
+        match &self.template {
+            Some(template) => template.clone(),
+            None if self.modbus_candidate() => "modbus?".into(),
+            None => String::new(),
+        }
+    }
+
     /// The name an import gives the node: sysName, else the DNS name's host part, else the
     /// address.
     pub fn suggested_name(&self) -> String {

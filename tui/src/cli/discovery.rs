@@ -170,7 +170,7 @@ fn device_row(device: &Device) -> Vec<String> {
         device.address.clone(),
         device_name(device),
         device.vendor.clone().unwrap_or_default(),
-        device.template.clone().unwrap_or_default(),
+        device.template_hint(),
         device.credential.clone().unwrap_or_default(),
         device.found_by.to_string(),
         rtt_cell(device.rtt_ms),

@@ -177,7 +177,7 @@ static DEVICE_COLUMNS: &[Column<Device>] = &[
         title: "TEMPLATE",
         sort_key: 't',
         width: Constraint::Fill(1),
-        cell: |d| d.template.clone().unwrap_or_default(),
+        cell: Device::template_hint,
         cmp: |a, b| a.template.cmp(&b.template),
     },
     Column {
@@ -346,6 +346,12 @@ pub fn detail_lines(d: &Device) -> Vec<(String, String)> {
     );
     add("Vendor", d.vendor.clone());
     add("Template", d.template.clone());
+    if d.modbus_candidate() {
+        add(
+            "Modbus",
+            Some("TCP 502 answers: import, then give it a Modbus profile and unit id".into()),
+        );
+    }
     add("Credential", d.credential.clone());
     add("Found by", Some(d.found_by.to_string()));
     add("RTT", Some(rtt_cell(d.rtt_ms)));
