@@ -64,7 +64,10 @@ impl Service for Device {
     fn call(&self, req: Self::Request) -> Self::Future {
         let plant = self.0.clone();
         Box::pin(async move {
-            tokio::time::sleep(plant.delay).await;
+            if !plant.delay.is_zero() {
+                // (A zero sleep would still wait for the timer's next millisecond tick.)
+                tokio::time::sleep(plant.delay).await;
+            }
             if plant.silent.contains(&req.slave) {
                 return Ok(None);
             }

@@ -1278,6 +1278,53 @@ fn node_charts_show_ping_cpu_memory_traffic_disks_and_interfaces() {
 }
 
 #[test]
+fn node_charts_of_a_meter_show_its_own_values_instead_of_cpu_and_memory() {
+    let mut app = with_nodes(Role::Viewer);
+    app.handle(Event::Key(KeyEvent::new(
+        KeyCode::Char('m'),
+        KeyModifiers::NONE,
+    )));
+    let answer = MetricsAnswer {
+        node_id: nodes()[0].id,
+        from: NOW.unix_timestamp() - 3_600,
+        to: NOW.unix_timestamp(),
+        step: 60,
+        agg: Aggregation::Avg,
+        items: vec![
+            series("ping.rtt_avg_ms", &[], 1.5),
+            series("meter.voltage", &[("phase", "L1")], 230.5),
+            series("meter.power_w", &[], 8_100.0),
+            series("modbus.up", &[], 1.0),
+            series("tank.level_pct", &[("tank", "T-101")], 85.0),
+        ],
+        total: 5,
+        truncated: false,
+    };
+    reply(
+        &mut app,
+        Reply::NodeMetrics {
+            node_id: nodes()[0].id,
+            range: 0,
+            answer: Box::new(answer),
+        },
+    );
+    let screen = draw(&app, 120, 40);
+    // Charts of the first two values by name, and every value's latest in the list; the
+    // Modbus health stays out of it.
+    assert!(
+        screen.contains("meter.power_w") && screen.contains("meter.voltage phase=L1"),
+        "{screen}"
+    );
+    assert!(
+        !screen.contains("CPU (%)") && screen.contains(" values "),
+        "{screen}"
+    );
+    assert!(screen.contains("tank.level_pct tank=T-101"), "{screen}");
+    assert!(!screen.contains("modbus.up"), "{screen}");
+    snap("nodes_charts_meter", &app);
+}
+
+#[test]
 fn help_lists_every_binding_of_every_view() {
     for spec in VIEWS {
         let mut app = on_view(Role::Admin, spec.name);

@@ -76,6 +76,45 @@ fn first(items: &[MetricSeries], metric: &str) -> Vec<(i64, f64)> {
         .unwrap_or_default()
 }
 
+/// Measurements the fixed panels show, or that describe the polling rather than the device.
+const PANEL_MEASUREMENTS: [&str; 12] = [
+    "ping",
+    "cpu",
+    "cpu_total",
+    "memory",
+    "memory_storage",
+    "interface",
+    "storage",
+    "snmp",
+    "modbus",
+    "modbus_info",
+    "check",
+    "agent",
+];
+
+/// A series' name with its tags: `meter.voltage phase=L1`.
+pub fn series_label(series: &MetricSeries) -> String {
+    let mut label = series.metric.clone();
+    for (key, value) in &series.tags {
+        label.push_str(&format!(" {key}={value}"));
+    }
+    label
+}
+
+/// The device's own values that no panel shows (Modbus points, a template's scalars such as a
+/// UPS's battery), by name and tags.
+pub fn other_series(items: &[MetricSeries]) -> Vec<&MetricSeries> {
+    let mut others: Vec<&MetricSeries> = items
+        .iter()
+        .filter(|s| {
+            let measurement = s.metric.split('.').next().unwrap_or_default();
+            !PANEL_MEASUREMENTS.contains(&measurement)
+        })
+        .collect();
+    others.sort_by_key(|s| series_label(s));
+    others
+}
+
 /// Ping round-trip time (ms).
 pub fn rtt(items: &[MetricSeries]) -> Vec<(i64, f64)> {
     first(items, "ping.rtt_avg_ms")
@@ -296,26 +335,44 @@ impl NodeCharts {
             None,
             theme,
         );
-        line_chart(
-            frame,
-            top_right,
-            "CPU (%)",
-            &[("cpu", &cpu(items))],
-            from,
-            to,
-            Some(100.0),
-            theme,
-        );
-        line_chart(
-            frame,
-            middle_left,
-            "memory (%)",
-            &[("memory", &memory(items))],
-            from,
-            to,
-            Some(100.0),
-            theme,
-        );
+        let (cpu, memory) = (cpu(items), memory(items));
+        let others = other_series(items);
+        if cpu.is_empty() && memory.is_empty() && !others.is_empty() {
+            // A meter, a PLC, a UPS: its own values instead of CPU and memory.
+            for (area, series) in [top_right, middle_left].into_iter().zip(&others) {
+                line_chart(
+                    frame,
+                    area,
+                    &series_label(series),
+                    &[("value", &series.points)],
+                    from,
+                    to,
+                    None,
+                    theme,
+                );
+            }
+        } else {
+            line_chart(
+                frame,
+                top_right,
+                "CPU (%)",
+                &[("cpu", &cpu)],
+                from,
+                to,
+                Some(100.0),
+                theme,
+            );
+            line_chart(
+                frame,
+                middle_left,
+                "memory (%)",
+                &[("memory", &memory)],
+                from,
+                to,
+                Some(100.0),
+                theme,
+            );
+        }
         let (rx, tx) = traffic(items);
         let rx_bits: Vec<(i64, f64)> = rx.iter().map(|(t, v)| (*t, v * 8.0 / 1e6)).collect();
         let tx_bits: Vec<(i64, f64)> = tx.iter().map(|(t, v)| (*t, v * 8.0 / 1e6)).collect();
@@ -344,11 +401,32 @@ impl NodeCharts {
                 ])
             })
             .collect();
-        let disk_block = Block::default().borders(Borders::ALL).title(" disks ");
-        let disk_text = if disk_lines.is_empty() {
-            Paragraph::new(Line::styled("no file system reported", theme.dim()))
+        let (disk_block, disk_text) = if disk_lines.is_empty() && !others.is_empty() {
+            // No file systems: the latest of the device's own values instead.
+            let lines: Vec<Line> = others
+                .iter()
+                .map(|series| {
+                    let value = series.points.last().map_or("-".into(), |(_, v)| short(*v));
+                    Line::from(vec![
+                        Span::raw(format!("{value:>10} ")),
+                        Span::styled(series_label(series), theme.dim()),
+                    ])
+                })
+                .collect();
+            (
+                Block::default().borders(Borders::ALL).title(" values "),
+                Paragraph::new(lines),
+            )
+        } else if disk_lines.is_empty() {
+            (
+                Block::default().borders(Borders::ALL).title(" disks "),
+                Paragraph::new(Line::styled("no file system reported", theme.dim())),
+            )
         } else {
-            Paragraph::new(disk_lines)
+            (
+                Block::default().borders(Borders::ALL).title(" disks "),
+                Paragraph::new(disk_lines),
+            )
         };
         frame.render_widget(disk_text.block(disk_block), bottom_left);
         let rows: Vec<Row> = interfaces(items)
