@@ -1284,9 +1284,11 @@ async fn modbus_devices_behind_one_gateway_become_metrics_and_a_tank_level_alert
     .unwrap();
     admin.reload_templates().await.unwrap();
     let mut ids = BTreeMap::new();
+    // Unit 5 is not on the line: the gateway answers for it with exception 0x0B.
     for (name, template, unit) in [
         ("meter-3", "eastron-sdm630", 3),
         ("tank-4", "tank-level", 4),
+        ("meter-5", "eastron-sdm630", 5),
     ] {
         let created = admin
             .create_node(&NodeSpec {
@@ -1338,5 +1340,14 @@ async fn modbus_devices_behind_one_gateway_become_metrics_and_a_tank_level_alert
         .await
         .unwrap();
     let alert = alert_of(&admin, ids["tank-4"], "tank_high").await;
+    assert_eq!(alert.severity, Severity::Warning);
+    // The dead meter: down by Modbus while its gateway answers ping, its own alert.
+    let dead = wait_for(&admin, ids["meter-5"], "the dead meter's state", |s| {
+        latest(s, "modbus.up").is_some()
+    })
+    .await;
+    assert_eq!(latest(&dead, "modbus.up"), Some(0.0));
+    assert!(latest(&dead, "meter.voltage").is_none());
+    let alert = alert_of(&admin, ids["meter-5"], "modbus_unreachable").await;
     assert_eq!(alert.severity, Severity::Warning);
 }

@@ -46,6 +46,8 @@ metrics! {
     PING_RTT_AVG_MS = "ping"."rtt_avg_ms";
     /// 1 when the node answered the SNMP poll, 0 when not.
     SNMP_UP = "snmp"."up";
+    /// 1 when a read of the node's Modbus profile was answered this poll, 0 when none was.
+    MODBUS_UP = "modbus"."up";
     /// ifOperStatus of an interface (1 up).
     INTERFACE_OPER_STATUS = "interface"."oper_status";
     /// ifAdminStatus of an interface (1 up).

@@ -10,7 +10,7 @@ use plantwatch_shared::api::{
 };
 use plantwatch_shared::metric_names::{
     CHECK_CERT_DAYS_LEFT, CHECK_CERT_VALID, CHECK_TIME_MS, CHECK_UP, CPU_LOAD_PCT,
-    CPU_TOTAL_USAGE_PCT, DISK_USED_PCT, INTERFACE_OPER_STATUS, MEMORY_USED_PCT, SNMP_UP,
+    CPU_TOTAL_USAGE_PCT, DISK_USED_PCT, INTERFACE_OPER_STATUS, MEMORY_USED_PCT, MODBUS_UP, SNMP_UP,
     STORAGE_USED_PCT, UPS_ON_BATTERY, any_of,
 };
 
@@ -93,6 +93,19 @@ pub fn builtin_defaults() -> Vec<(BuiltinRule, RuleSpec)> {
                 "snmp_unreachable",
                 "SNMP polls failing while the node may still answer ping.",
                 SNMP_UP.name,
+                Last,
+                60,
+                Below,
+                (Some(1.0), None, None),
+                60,
+            ),
+        ),
+        (
+            B::ModbusUnreachable,
+            threshold(
+                "modbus_unreachable",
+                "Modbus reads unanswered while the node (its gateway) may still answer ping.",
+                MODBUS_UP.name,
                 Last,
                 60,
                 Below,

@@ -108,6 +108,9 @@ named_enum! {
         CollectorOffline = "collector_offline",
         /// SNMP polls failing (`snmp.up` below 1).
         SnmpUnreachable = "snmp_unreachable",
+        /// Modbus reads unanswered (`modbus.up` below 1): the device behind a gateway that
+        /// still answers ping.
+        ModbusUnreachable = "modbus_unreachable",
         /// An interface administratively up and operationally not.
         InterfaceDown = "interface_down",
         CpuHigh = "cpu_high",

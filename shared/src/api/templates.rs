@@ -179,7 +179,7 @@ pub struct Template {
     pub description: Option<String>,
     pub interval_s: u32,
     pub fingerprints: Vec<FingerprintDef>,
-    /// Scalars plus table columns polled (after `extends`).
+    /// Scalars, table columns and Modbus points read (after `extends`).
     pub metric_count: usize,
     /// Built into the server, or the file it came from.
     pub source: String,
@@ -208,10 +208,11 @@ pub struct TemplateReload {
 }
 
 impl TemplateDef {
-    /// Number of values polled: scalars and table columns.
+    /// Number of values polled: scalars, table columns and Modbus points.
     pub fn metric_count(&self) -> usize {
         self.scalars.iter().map(|g| g.fields.len()).sum::<usize>()
             + self.tables.iter().map(|t| t.fields.len()).sum::<usize>()
+            + self.modbus.as_ref().map_or(0, |m| m.points.len())
     }
 
     /// Whether this template's fingerprint fits a device; the length of the matching prefix

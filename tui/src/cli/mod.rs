@@ -12,6 +12,7 @@ pub mod events;
 pub mod ldap;
 pub mod nodes;
 pub mod output;
+pub mod templates;
 pub mod topology;
 pub mod users;
 
@@ -91,6 +92,9 @@ pub enum Command {
     /// The links LLDP and CDP show between the nodes, and the neighbours not monitored.
     #[command(subcommand)]
     Topology(topology::TopologyCommand),
+    /// The device templates and Modbus profiles: list them, load dropped-in files again.
+    #[command(subcommand)]
+    Templates(templates::TemplatesCommand),
     /// Manage the credentials vault and attach credentials to nodes.
     #[command(subcommand)]
     Credentials(credentials::CredentialsCommand),
@@ -241,6 +245,7 @@ impl Session {
             Command::Events(command) => events::run(self, command).await,
             Command::EventRules(command) => event_rules::run(self, command).await,
             Command::Topology(command) => topology::run(self, command).await,
+            Command::Templates(command) => templates::run(self, command).await,
             Command::Credentials(command) => credentials::run(self, command).await,
             Command::Tokens(command) => components::tokens(self, command).await,
             Command::Collectors(command) => {

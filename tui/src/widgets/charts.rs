@@ -406,7 +406,10 @@ impl NodeCharts {
             let lines: Vec<Line> = others
                 .iter()
                 .map(|series| {
-                    let value = series.points.last().map_or("-".into(), |(_, v)| short(*v));
+                    let mut value = series.points.last().map_or("-".into(), |(_, v)| short(*v));
+                    if series.kind == plantwatch_shared::api::SeriesKind::Counter {
+                        value.push_str("/s"); // Counters come as rates.
+                    }
                     Line::from(vec![
                         Span::raw(format!("{value:>10} ")),
                         Span::styled(series_label(series), theme.dim()),

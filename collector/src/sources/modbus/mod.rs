@@ -2,8 +2,9 @@
 //! the four read functions only — nothing here can write. One connection per gateway
 //! (address and port) is shared by every node behind it and its requests go one at a time
 //! (gateways to serial lines answer one at a time); neighbouring points share a read. A read
-//! that times out is tried again on a new connection; a unit that stays silent is skipped for
-//! the rest of that poll, so a dead device costs its own timeouts only.
+//! that times out is tried again on a new connection; a unit that stays silent (or that the
+//! gateway says does not respond) is skipped for the rest of that poll, so a dead device costs
+//! its own timeouts only.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use plantwatch_shared::api::modbus::{self, Function, ModbusDef, PointValue, Read};
 use plantwatch_shared::lineproto::Writer;
+use plantwatch_shared::metric_names::MODBUS_UP;
 use tokio_modbus::client::{Context, Reader};
 use tokio_modbus::prelude::{ExceptionCode, Slave, SlaveContext};
 
@@ -23,8 +25,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1_000);
 /// Further tries after a timeout when the profile names none.
 pub const DEFAULT_RETRIES: u32 = 1;
 
-/// The measurement of a node's Modbus health: `up`, `exceptions_total`, `poll_duration_ms`.
-pub const MEASUREMENT: &str = "modbus";
 /// String points: one series per point, its text in the tag `value`.
 pub const INFO_MEASUREMENT: &str = "modbus_info";
 
@@ -131,6 +131,15 @@ impl ModbusTarget {
                     answered = true;
                     outcome.points += write_points(&self.def, read, &values, &node, now, out);
                 }
+                Answer::Exception(
+                    code @ (ExceptionCode::GatewayPathUnavailable
+                    | ExceptionCode::GatewayTargetDevice),
+                ) => {
+                    // The gateway answers for a device that does not: that device is down.
+                    outcome.exceptions += 1;
+                    silent_units.insert(read.unit);
+                    outcome.error = Some(format!("unit {}: the gateway says {code}", read.unit));
+                }
                 Answer::Exception(code) => {
                     answered = true;
                     outcome.exceptions += 1;
@@ -151,8 +160,8 @@ impl ModbusTarget {
         }
         drop(connection);
         self.exceptions_total += outcome.exceptions as u64;
-        out.line(MEASUREMENT, &[("node_id", &node)])
-            .float("up", if answered { 1.0 } else { 0.0 })
+        out.line(MODBUS_UP.measurement, &[("node_id", &node)])
+            .float(MODBUS_UP.field, if answered { 1.0 } else { 0.0 })
             .float("exceptions_total", self.exceptions_total as f64)
             .float(
                 "poll_duration_ms",

@@ -203,6 +203,18 @@ async fn a_gateway_with_a_silent_unit_and_a_slow_one_costs_only_their_own_time()
         points: vec![point("plc.counter", Function::Holding, 0, DataType::U16)],
         ..ModbusDef::default()
     };
+    // Unit 9 is not on the line: the gateway answers for it with exception 0x0B.
+    let mut missing = ModbusTarget::new(9, gateways.get(addr), def.clone(), Some(9));
+    let (read, outcome) = poll(&mut missing).await;
+    assert_eq!(
+        (read["modbus.up"], read["modbus.exceptions_total"]),
+        (0.0, 1.0)
+    );
+    assert!(
+        outcome.error.unwrap().contains("unit 9: the gateway says"),
+        "a gateway's exception says the device is down"
+    );
+    wire.lock().unwrap().functions.clear();
     let mut targets: Vec<ModbusTarget> = (1..=3)
         .map(|unit| ModbusTarget::new(unit.into(), gateways.get(addr), def.clone(), Some(unit)))
         .collect();

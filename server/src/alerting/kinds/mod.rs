@@ -130,7 +130,9 @@ pub fn kind_of(rule: &AlertRule) -> &'static dyn RuleKind {
         Some(BuiltinRule::CollectorOffline) => &collectors::CollectorOffline,
         Some(BuiltinRule::CollectorOutboxLag) => &collectors::OutboxLag,
         Some(BuiltinRule::InterfaceDown) => &interface::InterfaceDown,
-        Some(BuiltinRule::SnmpUnreachable) => &threshold::SNMP_UNREACHABLE,
+        Some(BuiltinRule::SnmpUnreachable | BuiltinRule::ModbusUnreachable) => {
+            &threshold::UNREACHABLE
+        }
         Some(
             BuiltinRule::TrapLinkDown
             | BuiltinRule::TrapUpsOnBattery

@@ -1,6 +1,6 @@
 //! Threshold rules: an aggregate of each matching series over the window against warning and
 //! critical thresholds, with hysteresis. Every user rule is one, and so are the built-in
-//! cpu_high, memory_high, disk_high, ups_on_battery and snmp_unreachable.
+//! cpu_high, memory_high, disk_high, ups_on_battery, snmp_unreachable and modbus_unreachable.
 
 use plantwatch_shared::api::AlertRule;
 
@@ -16,8 +16,9 @@ pub struct Threshold {
 pub static THRESHOLD: Threshold = Threshold {
     reachability: false,
 };
-/// snmp_unreachable: a threshold on `snmp.up` whose alert says the node cannot be reached.
-pub static SNMP_UNREACHABLE: Threshold = Threshold { reachability: true };
+/// snmp_unreachable and modbus_unreachable: thresholds on `snmp.up` and `modbus.up` whose
+/// alerts say the node cannot be reached.
+pub static UNREACHABLE: Threshold = Threshold { reachability: true };
 
 impl RuleKind for Threshold {
     fn reads<'r>(&self, rule: &'r AlertRule) -> Vec<&'r str> {
