@@ -373,6 +373,9 @@ pub fn detail_lines(node: &Node, history: &[AuditEntry]) -> Vec<(String, String)
         ("Notes", or_dash(node.notes.as_deref())),
         ("Created", time_cell(Some(node.created_at))),
     ];
+    if let Some(unit) = node.modbus_unit {
+        lines.insert(9, ("Modbus unit", unit.to_string()));
+    }
     let history = history
         .iter()
         .take(5)
