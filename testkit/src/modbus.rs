@@ -196,3 +196,54 @@ pub fn laid_out(bytes: &[u8], order: ByteOrder) -> Vec<u16> {
     }
     words
 }
+
+/// A Modbus TCP device served by pymodbus (`scripts/pymodbus_device.py`): a second, independent
+/// implementation, its registers laid out by pymodbus's own converter. Killed when dropped.
+pub struct PyModbus {
+    pub addr: SocketAddr,
+    child: std::process::Child,
+}
+
+impl Drop for PyModbus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts pymodbus serving `points` on unit 1: `[{"address", "type" (pymodbus's DATATYPE:
+/// FLOAT32, UINT16, …), "order" (ABCD, CDAB, BADC, DCBA), "value"}]`.
+pub fn pymodbus(points: &serde_json::Value) -> PyModbus {
+    use std::io::{BufRead as _, Write as _};
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pymodbus_device.py");
+    // Its warnings go to a file, shown only if it fails to start.
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .expect("python3 (pymodbus: scripts/test installs it)");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(points.to_string().as_bytes()).unwrap();
+    drop(stdin);
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line.trim().parse().unwrap_or_else(|_| {
+        let errors = std::fs::read_to_string(log.path()).unwrap_or_default();
+        panic!("pymodbus did not start (is it installed?): {line:?}\n{errors}")
+    });
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "pymodbus is not listening on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    PyModbus { addr, child }
+}

@@ -286,3 +286,52 @@ async fn poll(target: &mut ModbusTarget) -> (BTreeMap<String, f64>, super::Outco
     let outcome = target.poll(1_000, &mut out).await;
     (values(&out), outcome)
 }
+
+#[tokio::test]
+async fn pymodbus_lays_out_every_type_and_order_as_the_reader_reads_them() {
+    // pymodbus (another implementation, its own converter) writes each value in each order;
+    // the reader must read back exactly what was written.
+    let types = [
+        ("UINT16", DataType::U16, 42.0),
+        ("INT16", DataType::I16, -2.0),
+        ("UINT32", DataType::U32, 4e9),
+        ("INT32", DataType::I32, -123_456.0),
+        ("UINT64", DataType::U64, 9e12),
+        ("INT64", DataType::I64, -1_234_567_890_123.0),
+        ("FLOAT32", DataType::F32, 0.15625),
+        ("FLOAT64", DataType::F64, -0.000_125),
+    ];
+    let mut json = Vec::new();
+    let mut def = ModbusDef::default();
+    let mut expected = BTreeMap::new();
+    let mut address = 0;
+    for order in ByteOrder::ALL {
+        for (py_type, data_type, value) in types {
+            let mut p = point(
+                &format!("py.{data_type}_{}", order.as_str().to_lowercase()),
+                Function::Holding,
+                address,
+                data_type,
+            );
+            p.order = *order;
+            json.push(serde_json::json!({
+                "address": address, "type": py_type, "order": order.as_str(), "value": value,
+            }));
+            expected.insert(format!("py.{}", p.metric().1), value);
+            address += p.width();
+            def.points.push(p);
+        }
+    }
+    let device = tokio::task::spawn_blocking(move || {
+        plantwatch_testkit::modbus::pymodbus(&serde_json::Value::Array(json))
+    })
+    .await
+    .unwrap();
+    let gateways = Gateways::default();
+    let mut target = ModbusTarget::new(1, gateways.get(device.addr), def, Some(1));
+    let (mut read, outcome) = poll(&mut target).await;
+    assert_eq!(outcome.error, None);
+    assert_eq!(read.remove("modbus.up"), Some(1.0));
+    read.retain(|name, _| name.starts_with("py."));
+    assert_eq!(read, expected);
+}
