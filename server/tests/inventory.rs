@@ -1029,12 +1029,12 @@ async fn checks_travel_in_the_import_and_the_export() {
     let exported = String::from_utf8(admin.export_nodes(ExportFormat::Csv).await.unwrap()).unwrap();
     assert!(
         exported.starts_with(
-            "name,address,type,tags,collector,template,credentials,parent,interval_s,notes,checks\n"
+            "name,address,type,tags,collector,template,credentials,parent,interval_s,notes,checks,modbus_unit\n"
         ),
         "{exported}"
     );
     assert!(
-        exported.contains(",tls:443;http:80/health;tcp:502\n"),
+        exported.contains(",tls:443;http:80/health;tcp:502,\n"),
         "{exported}"
     );
     let round = import_csv(&admin, &exported, &upsert).await.unwrap();

@@ -327,7 +327,7 @@ fn import_prints_the_plan_exits_3_on_rejected_rows_and_round_trips_through_expor
     let text = std::fs::read_to_string(&exported).unwrap();
     assert!(
         text.starts_with(
-            "name,address,type,tags,collector,template,credentials,parent,interval_s,notes,checks\n"
+            "name,address,type,tags,collector,template,credentials,parent,interval_s,notes,checks,modbus_unit\n"
         ),
         "{text}"
     );

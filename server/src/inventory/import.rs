@@ -640,6 +640,20 @@ mod tests {
     }
 
     #[test]
+    fn a_modbus_unit_id_is_read_and_a_bad_one_named() {
+        let rows =
+            parse_csv(b"name,address,modbus_unit\nmeter-3,10.0.0.5,3\nmeter-x,10.0.0.5,300\n")
+                .unwrap();
+        assert_eq!(rows[0].spec.as_ref().unwrap().modbus_unit, Some(3));
+        assert_eq!(
+            rows[1].problems[0].column.as_deref(),
+            Some("modbus_unit"),
+            "{:?}",
+            rows[1].problems
+        );
+    }
+
+    #[test]
     fn csv_rows_report_column_level_problems() {
         let rows = parse_csv(
             b"\xEF\xBB\xBFName,address,type,interval_s,tags\n\

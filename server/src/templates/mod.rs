@@ -646,6 +646,7 @@ mod tests {
             m::PING_UP,
             m::PING_RTT_AVG_MS,
             m::SNMP_UP,
+            m::MODBUS_UP,
             m::CPU_TOTAL_USAGE_PCT,
             m::DISK_USED_PCT,
             // The agent's only, for now: no SNMP memory table gives a used percentage.
