@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use plantwatch_collector::sources::modbus::{Gateways, ModbusTarget};
 use plantwatch_collector::sources::{PollOptions, Poller};
-use plantwatch_shared::api::modbus::{ByteOrder, DataType, Function, ModbusDef, PointDef};
+use plantwatch_shared::api::modbus::{DataType, Function, ModbusDef, PointDef};
 use plantwatch_shared::api::{CollectorConfig, NodeType, Target, TemplateDef};
 use plantwatch_shared::lineproto::Writer;
 use plantwatch_shared::push::LineSender;
@@ -24,23 +24,6 @@ const UNITS: u8 = 20;
 const INTERVAL_S: u32 = 10;
 const WARM_UP: Duration = Duration::from_secs(12);
 const MEASURE: Duration = Duration::from_secs(40);
-
-fn f32_point(i: u16, address: u16) -> PointDef {
-    PointDef {
-        name: format!("bench.p{i}"),
-        function: Function::Holding,
-        address,
-        data_type: DataType::F32,
-        order: ByteOrder::Abcd,
-        bit: None,
-        length: None,
-        unit_id: None,
-        scale: 1.0,
-        offset: 0.0,
-        unit: None,
-        tags: BTreeMap::new(),
-    }
-}
 
 /// Polls `def` back to back for `for_how_long`; points read per second.
 async fn points_per_second(def: ModbusDef, for_how_long: Duration) -> (f64, usize) {
@@ -70,11 +53,11 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let adjacent = ModbusDef {
-            points: (0..100).map(|i| f32_point(i, i * 2)).collect(),
+            points: (0..100).map(|i| PointDef::new(&format!("bench.p{i}"), Function::Holding, i * 2, DataType::F32)).collect(),
             ..ModbusDef::default()
         };
         let scattered = ModbusDef {
-            points: (0..100).map(|i| f32_point(i, i * 3)).collect(),
+            points: (0..100).map(|i| PointDef::new(&format!("bench.p{i}"), Function::Holding, i * 3, DataType::F32)).collect(),
             ..ModbusDef::default()
         };
         let (rate, polls) = points_per_second(adjacent, Duration::from_secs(5)).await;

@@ -9,7 +9,6 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use plantwatch_shared::api::modbus::ByteOrder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_modbus::prelude::{ExceptionCode, Request, Response, SlaveRequest};
@@ -35,18 +34,9 @@ pub struct Plant {
 
 struct Device(Arc<Plant>);
 
-fn words(map: &HashMap<u16, u16>, address: u16, count: u16) -> Result<Vec<u16>, ExceptionCode> {
-    (address..address + count)
-        .map(|a| {
-            map.get(&a)
-                .copied()
-                .ok_or(ExceptionCode::IllegalDataAddress)
-        })
-        .collect()
-}
-
-fn bits(map: &HashMap<u16, bool>, address: u16, count: u16) -> Result<Vec<bool>, ExceptionCode> {
-    (address..address + count)
+/// `count` items from `address`, or the exception a device gives for an unmapped one.
+fn read<T: Copy>(map: &HashMap<u16, T>, address: u16, count: u16) -> Result<Vec<T>, ExceptionCode> {
+    (address..address.saturating_add(count))
         .map(|a| {
             map.get(&a)
                 .copied()
@@ -76,14 +66,14 @@ impl Service for Device {
             };
             let response = match req.request {
                 Request::ReadHoldingRegisters(a, n) => {
-                    Response::ReadHoldingRegisters(words(&memory.holding, a, n)?)
+                    Response::ReadHoldingRegisters(read(&memory.holding, a, n)?)
                 }
                 Request::ReadInputRegisters(a, n) => {
-                    Response::ReadInputRegisters(words(&memory.input, a, n)?)
+                    Response::ReadInputRegisters(read(&memory.input, a, n)?)
                 }
-                Request::ReadCoils(a, n) => Response::ReadCoils(bits(&memory.coils, a, n)?),
+                Request::ReadCoils(a, n) => Response::ReadCoils(read(&memory.coils, a, n)?),
                 Request::ReadDiscreteInputs(a, n) => {
-                    Response::ReadDiscreteInputs(bits(&memory.discrete, a, n)?)
+                    Response::ReadDiscreteInputs(read(&memory.discrete, a, n)?)
                 }
                 _ => return Err(ExceptionCode::IllegalFunction),
             };
@@ -183,19 +173,7 @@ pub async fn watched(upstream: SocketAddr) -> (SocketAddr, Arc<Mutex<Wire>>) {
 }
 
 /// The registers holding `bytes` (A first) laid out in `order`.
-pub fn laid_out(bytes: &[u8], order: ByteOrder) -> Vec<u16> {
-    let mut words: Vec<u16> = bytes
-        .chunks(2)
-        .map(|c| u16::from_be_bytes([c[0], c[1]]))
-        .collect();
-    if matches!(order, ByteOrder::Cdab | ByteOrder::Dcba) {
-        words.reverse();
-    }
-    if matches!(order, ByteOrder::Badc | ByteOrder::Dcba) {
-        words = words.into_iter().map(u16::swap_bytes).collect();
-    }
-    words
-}
+pub use plantwatch_shared::api::modbus::registers_of as laid_out;
 
 /// A Modbus TCP device served by pymodbus (`scripts/pymodbus_device.py`): a second, independent
 /// implementation, its registers laid out by pymodbus's own converter. Killed when dropped.

@@ -167,6 +167,24 @@ pub struct PointDef {
 }
 
 impl PointDef {
+    /// A point read as `data_type` in the protocol's own order, unscaled, untagged.
+    pub fn new(name: &str, function: Function, address: u16, data_type: DataType) -> PointDef {
+        PointDef {
+            name: name.into(),
+            function,
+            address,
+            data_type,
+            order: ByteOrder::Abcd,
+            bit: None,
+            length: None,
+            unit_id: None,
+            scale: 1.0,
+            offset: 0.0,
+            unit: None,
+            tags: BTreeMap::new(),
+        }
+    }
+
     /// Registers (or bits) it occupies.
     pub fn width(&self) -> u16 {
         if self.function.is_bits() {
@@ -191,6 +209,22 @@ impl PointDef {
 pub enum PointValue {
     Number(f64),
     Text(String),
+}
+
+/// The registers a device holds for a value whose bytes are `bytes` (A first) in `order`:
+/// what [`decode`] reads back. For test devices and documentation.
+pub fn registers_of(bytes: &[u8], order: ByteOrder) -> Vec<u16> {
+    let mut words: Vec<u16> = bytes
+        .chunks(2)
+        .map(|c| u16::from_be_bytes([c[0], c.get(1).copied().unwrap_or(0)]))
+        .collect();
+    if order.swaps_words() {
+        words.reverse();
+    }
+    if order.swaps_bytes() {
+        words = words.into_iter().map(u16::swap_bytes).collect();
+    }
+    words
 }
 
 /// Decodes a point's registers (exactly [`PointDef::width`] of them) as it says (its type,
@@ -392,21 +426,6 @@ mod tests {
         }
     }
 
-    /// The registers holding `bytes` (A first) in `order`, written out by hand per order.
-    fn laid_out(bytes: &[u8], order: ByteOrder) -> Vec<u16> {
-        let mut words: Vec<u16> = bytes
-            .chunks(2)
-            .map(|c| u16::from_be_bytes([c[0], c[1]]))
-            .collect();
-        if matches!(order, ByteOrder::Cdab | ByteOrder::Dcba) {
-            words.reverse();
-        }
-        if matches!(order, ByteOrder::Badc | ByteOrder::Dcba) {
-            words = words.into_iter().map(u16::swap_bytes).collect();
-        }
-        words
-    }
-
     #[test]
     fn every_type_in_every_order_decodes_exactly() {
         // The textbook layouts of 0x12345678 (a u32): ABCD 1234 5678, CDAB 5678 1234,
@@ -418,7 +437,7 @@ mod tests {
             (ByteOrder::Dcba, [0x7856, 0x3412]),
         ];
         for (order, words) in cases {
-            assert_eq!(laid_out(&[0x12, 0x34, 0x56, 0x78], order), words);
+            assert_eq!(registers_of(&[0x12, 0x34, 0x56, 0x78], order), words);
             assert_eq!(
                 number(&words, DataType::U32, order),
                 305_419_896.0,
@@ -426,7 +445,7 @@ mod tests {
             );
         }
         for order in ByteOrder::ALL {
-            let at = |bytes: &[u8], t| number(&laid_out(bytes, *order), t, *order);
+            let at = |bytes: &[u8], t| number(&registers_of(bytes, *order), t, *order);
             assert_eq!(at(&[0x00, 0x2a], DataType::U16), 42.0);
             assert_eq!(at(&[0xff, 0xfe], DataType::I16), -2.0);
             assert_eq!(at(&[0x00, 0x01], DataType::Bool), 1.0);
@@ -462,7 +481,7 @@ mod tests {
         );
         assert_eq!(decode(&[1], DataType::F32, ByteOrder::Abcd), None);
         // A status word's bits: 0x0089 has bits 0, 3 and 7 set.
-        let mut tripped = point("drive.tripped", Function::Holding, 3, DataType::Bool);
+        let mut tripped = PointDef::new("drive.tripped", Function::Holding, 3, DataType::Bool);
         let bit = |p: &PointDef| decode_point(&[0x0089], p);
         tripped.bit = Some(3);
         assert_eq!(bit(&tripped), Some(PointValue::Number(1.0)));
@@ -476,34 +495,17 @@ mod tests {
         assert!(problem(&def).unwrap().contains("bit 16"));
     }
 
-    fn point(name: &str, function: Function, address: u16, data_type: DataType) -> PointDef {
-        PointDef {
-            name: name.into(),
-            function,
-            address,
-            data_type,
-            order: ByteOrder::Abcd,
-            bit: None,
-            length: None,
-            unit_id: None,
-            scale: 1.0,
-            offset: 0.0,
-            unit: None,
-            tags: BTreeMap::new(),
-        }
-    }
-
     #[test]
     fn neighbouring_points_share_a_read_within_the_limits() {
         let mut def = ModbusDef {
             points: vec![
-                point("meter.v1", Function::Holding, 3027, DataType::F32),
-                point("meter.v2", Function::Holding, 3029, DataType::F32),
-                point("meter.energy", Function::Holding, 3203, DataType::I64),
-                point("meter.alarm", Function::Coil, 10, DataType::Bool),
-                point("meter.trip", Function::Coil, 11, DataType::Bool),
-                point("meter.temp", Function::Input, 0, DataType::I16),
-                point("meter.far", Function::Holding, 3031 + 125, DataType::U16),
+                PointDef::new("meter.v1", Function::Holding, 3027, DataType::F32),
+                PointDef::new("meter.v2", Function::Holding, 3029, DataType::F32),
+                PointDef::new("meter.energy", Function::Holding, 3203, DataType::I64),
+                PointDef::new("meter.alarm", Function::Coil, 10, DataType::Bool),
+                PointDef::new("meter.trip", Function::Coil, 11, DataType::Bool),
+                PointDef::new("meter.temp", Function::Input, 0, DataType::I16),
+                PointDef::new("meter.far", Function::Holding, 3031 + 125, DataType::U16),
             ],
             ..ModbusDef::default()
         };
@@ -538,7 +540,7 @@ mod tests {
     #[test]
     fn a_profile_with_a_mistake_says_which_point() {
         let mut def = ModbusDef {
-            points: vec![point("level", Function::Holding, 0, DataType::U16)],
+            points: vec![PointDef::new("level", Function::Holding, 0, DataType::U16)],
             ..ModbusDef::default()
         };
         assert!(problem(&def).unwrap().contains("measurement.field"));

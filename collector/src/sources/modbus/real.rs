@@ -6,29 +6,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use plantwatch_shared::api::modbus::registers_of as laid_out;
 use plantwatch_shared::api::modbus::{ByteOrder, DataType, Function, ModbusDef, PointDef};
 use plantwatch_shared::lineproto::{Writer, parse_line};
-use plantwatch_testkit::modbus::{Memory, Plant, laid_out, serve, serve_on, watched};
+use plantwatch_testkit::modbus::{Memory, Plant, serve, serve_on, watched};
 use tokio::net::TcpListener;
 
 use super::{Gateways, ModbusTarget};
-
-fn point(name: &str, function: Function, address: u16, data_type: DataType) -> PointDef {
-    PointDef {
-        name: name.into(),
-        function,
-        address,
-        data_type,
-        order: ByteOrder::Abcd,
-        bit: None,
-        length: None,
-        unit_id: None,
-        scale: 1.0,
-        offset: 0.0,
-        unit: None,
-        tags: BTreeMap::new(),
-    }
-}
 
 /// (measurement, tags without node_id, field) → value, from the lines a poll wrote.
 fn values(out: &Writer) -> BTreeMap<String, f64> {
@@ -96,7 +80,7 @@ async fn every_type_in_every_order_reads_exactly_and_only_read_functions_go_out(
     let mut address = 100;
     for order in ByteOrder::ALL {
         for (data_type, bytes, value) in &samples {
-            let mut p = point(
+            let mut p = PointDef::new(
                 &format!("t.{data_type}_{}", order.as_str().to_lowercase()),
                 Function::Holding,
                 address,
@@ -115,7 +99,7 @@ async fn every_type_in_every_order_reads_exactly_and_only_read_functions_go_out(
     for (i, word) in [0x4d50, 0x3535, 0x3036, 0x0000].into_iter().enumerate() {
         memory.holding.insert(10 + i as u16, word);
     }
-    let mut model = point("meter.model", Function::Holding, 10, DataType::String);
+    let mut model = PointDef::new("meter.model", Function::Holding, 10, DataType::String);
     model.length = Some(4);
     model.order = ByteOrder::Badc;
     def.points.push(model);
@@ -125,18 +109,26 @@ async fn every_type_in_every_order_reads_exactly_and_only_read_functions_go_out(
     );
     // A tank level in tenths of a per cent, with a tag.
     memory.input.insert(0, 805);
-    let mut level = point("tank.level_pct", Function::Input, 0, DataType::U16);
+    let mut level = PointDef::new("tank.level_pct", Function::Input, 0, DataType::U16);
     level.scale = 0.1;
     level.tags.insert("tank".into(), "T-101".into());
     def.points.push(level);
     expected.insert("tank,tank=T-101.level_pct".into(), 80.5);
     memory.coils.extend([(0, true), (1, false)]);
     memory.discrete.insert(7, true);
-    def.points
-        .push(point("pump.running", Function::Coil, 0, DataType::Bool));
-    def.points
-        .push(point("pump.fault", Function::Coil, 1, DataType::Bool));
-    def.points.push(point(
+    def.points.push(PointDef::new(
+        "pump.running",
+        Function::Coil,
+        0,
+        DataType::Bool,
+    ));
+    def.points.push(PointDef::new(
+        "pump.fault",
+        Function::Coil,
+        1,
+        DataType::Bool,
+    ));
+    def.points.push(PointDef::new(
         "door.open",
         Function::DiscreteInput,
         7,
@@ -146,8 +138,12 @@ async fn every_type_in_every_order_reads_exactly_and_only_read_functions_go_out(
     expected.insert("pump.fault".into(), 0.0);
     expected.insert("door.open".into(), 1.0);
     // Nothing at 9000: an exception answer, counted; the other points still arrive.
-    def.points
-        .push(point("t.missing", Function::Holding, 9000, DataType::U16));
+    def.points.push(PointDef::new(
+        "t.missing",
+        Function::Holding,
+        9000,
+        DataType::U16,
+    ));
     let plant = Plant {
         units: HashMap::from([(5, memory)]),
         ..Plant::default()
@@ -200,7 +196,12 @@ async fn a_gateway_with_a_silent_unit_and_a_slow_one_costs_only_their_own_time()
     let def = ModbusDef {
         timeout_ms: Some(400),
         retries: Some(1),
-        points: vec![point("plc.counter", Function::Holding, 0, DataType::U16)],
+        points: vec![PointDef::new(
+            "plc.counter",
+            Function::Holding,
+            0,
+            DataType::U16,
+        )],
         ..ModbusDef::default()
     };
     // Unit 9 is not on the line: the gateway answers for it with exception 0x0B.
@@ -253,7 +254,12 @@ async fn a_dead_gateway_is_down_at_once_and_comes_back() {
     drop(listener);
     let gateways = Gateways::default();
     let def = ModbusDef {
-        points: vec![point("plc.counter", Function::Holding, 0, DataType::U16)],
+        points: vec![PointDef::new(
+            "plc.counter",
+            Function::Holding,
+            0,
+            DataType::U16,
+        )],
         ..ModbusDef::default()
     };
     let mut target = ModbusTarget::new(9, gateways.get(addr), def, None);
@@ -307,7 +313,7 @@ async fn pymodbus_lays_out_every_type_and_order_as_the_reader_reads_them() {
     let mut address = 0;
     for order in ByteOrder::ALL {
         for (py_type, data_type, value) in types {
-            let mut p = point(
+            let mut p = PointDef::new(
                 &format!("py.{data_type}_{}", order.as_str().to_lowercase()),
                 Function::Holding,
                 address,
