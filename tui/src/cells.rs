@@ -131,6 +131,12 @@ pub fn channel_target(c: &Channel) -> String {
     }
 }
 
+/// An RFC 3339 time (`2026-12-06T02:00:00Z`).
+pub fn parse_time(text: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("{text:?} is not an RFC 3339 time (2026-12-06T02:00:00Z): {e}"))
+}
+
 /// `30m`, `12h`, `7d`, `45s` or plain seconds.
 pub fn parse_duration(text: &str) -> Result<u64, String> {
     let text = text.trim();

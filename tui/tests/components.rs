@@ -398,6 +398,53 @@ fn topology_is_shown_drawn_and_turned_into_parents_from_the_command_line() {
     );
     let unmanaged = ok(&cli(&["topology", "unmanaged"], ""));
     assert!(unmanaged.contains("NWPU-CA-5548-02"), "{unmanaged}");
+    // What the polls stored, for scripts: the series, and one metric over time as CSV.
+    let series = ok(&cli(
+        &["metrics", "list", "procurve-1", "--measurement", "snmp"],
+        "",
+    ));
+    assert!(
+        series
+            .lines()
+            .any(|l| l.starts_with("snmp.up ") && l.contains(" gauge ") && l.contains(" 1 ")),
+        "{series}"
+    );
+    assert!(
+        series.lines().skip(1).all(|l| l.starts_with("snmp.")),
+        "{series}"
+    );
+    let csv = ok(&cli(
+        &[
+            "metrics",
+            "query",
+            "procurve-1",
+            "snmp.up",
+            "--from",
+            "10m",
+            "--step",
+            "1m",
+            "-o",
+            "csv",
+        ],
+        "",
+    ));
+    assert!(csv.starts_with("TIME,METRIC,TAGS,VALUE\n"), "{csv}");
+    assert!(
+        csv.lines().skip(1).any(|l| l.ends_with(",snmp.up,,1")),
+        "{csv}"
+    );
+    let bad = cli(
+        &[
+            "metrics",
+            "query",
+            "procurve-1",
+            "snmp.up",
+            "--from",
+            "yesterday",
+        ],
+        "",
+    );
+    assert_eq!(bad.status.code(), Some(2), "a usage error");
     // Parents from the wiring: the ProCurve under the Nexus, set in one go.
     let suggested = ok(&cli(
         &["topology", "suggest-parents", "--root", "nx-5548"],

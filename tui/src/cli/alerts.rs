@@ -11,7 +11,6 @@ use plantwatch_shared::api::{
     MaintenanceSpec, MaintenanceWindow, Recurrence, RuleAggregation, RuleScope, RuleSpec, Severity,
 };
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::output::Format;
 use super::usage;
@@ -269,10 +268,10 @@ pub enum MaintenanceCommand {
         #[arg(long, value_parser = parse_duration)]
         duration: Option<u64>,
         /// When it starts (RFC 3339, e.g. 2026-12-06T02:00:00+01:00).
-        #[arg(long, value_parser = parse_time)]
+        #[arg(long, value_parser = crate::cells::parse_time)]
         start: Option<OffsetDateTime>,
         /// When it ends (RFC 3339), instead of --duration.
-        #[arg(long, value_parser = parse_time)]
+        #[arg(long, value_parser = crate::cells::parse_time)]
         end: Option<OffsetDateTime>,
         /// Repeat weekly or monthly (in the server's time zone).
         #[arg(long, default_value = "none")]
@@ -306,11 +305,6 @@ pub enum NotifyCommand {
     },
     /// Send a test notification through a channel now (admins).
     Test { channel: String },
-}
-
-fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
-    OffsetDateTime::parse(text.trim(), &Rfc3339)
-        .map_err(|e| format!("{text:?} is not an RFC 3339 time (2026-12-06T02:00:00Z): {e}"))
 }
 
 /// A value rounded to two decimals, `-` when there is none.

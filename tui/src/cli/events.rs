@@ -5,7 +5,6 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use plantwatch_shared::api::{Event, EventKind, EventQuery, EventSeverity, MAX_EVENT_PAGE};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::Session;
 use super::nodes::find;
@@ -22,10 +21,10 @@ pub enum EventsCommand {
         #[arg(long, value_parser = parse_duration, conflicts_with = "from")]
         since: Option<u64>,
         /// Received at or after (RFC 3339).
-        #[arg(long, value_parser = parse_time)]
+        #[arg(long, value_parser = crate::cells::parse_time)]
         from: Option<OffsetDateTime>,
         /// Received before (RFC 3339).
-        #[arg(long, value_parser = parse_time)]
+        #[arg(long, value_parser = crate::cells::parse_time)]
         to: Option<OffsetDateTime>,
         /// How many at most (1-1000).
         #[arg(long, short = 'n', default_value_t = 100)]
@@ -63,11 +62,6 @@ pub struct Filter {
     /// Text in the message, the trap's name or OID, the program or the sender.
     #[arg(long, short = 'q')]
     query: Option<String>,
-}
-
-fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
-    OffsetDateTime::parse(text.trim(), &Rfc3339)
-        .map_err(|e| format!("{text:?} is not an RFC 3339 time (2026-12-06T02:00:00Z): {e}"))
 }
 
 const HEADERS: &[&str] = &[

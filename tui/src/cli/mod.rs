@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod event_rules;
 pub mod events;
 pub mod ldap;
+pub mod metrics;
 pub mod nodes;
 pub mod output;
 pub mod templates;
@@ -92,6 +93,9 @@ pub enum Command {
     /// The links LLDP and CDP show between the nodes, and the neighbours not monitored.
     #[command(subcommand)]
     Topology(topology::TopologyCommand),
+    /// A node's series and their values over time, for scripts.
+    #[command(subcommand)]
+    Metrics(metrics::MetricsCommand),
     /// The device templates and Modbus profiles: list them, load dropped-in files again.
     #[command(subcommand)]
     Templates(templates::TemplatesCommand),
@@ -246,6 +250,7 @@ impl Session {
             Command::EventRules(command) => event_rules::run(self, command).await,
             Command::Topology(command) => topology::run(self, command).await,
             Command::Templates(command) => templates::run(self, command).await,
+            Command::Metrics(command) => metrics::run(self, command).await,
             Command::Credentials(command) => credentials::run(self, command).await,
             Command::Tokens(command) => components::tokens(self, command).await,
             Command::Collectors(command) => {

@@ -1,0 +1,184 @@
+//! `plantwatch metrics list|query`: every series a node has, and one metric of a node over
+//! time, for scripts (table, JSON or CSV).
+
+use clap::Subcommand;
+use plantwatch_shared::api::{Aggregation, MetricQuery, SeriesQuery};
+
+use super::Session;
+use super::nodes::find;
+use crate::cells::{parse_duration, parse_time, time_cell};
+
+#[derive(Debug, Subcommand)]
+pub enum MetricsCommand {
+    /// Every series a node has: metric, tags, kind and its latest value.
+    List {
+        /// The node (name or id).
+        node: String,
+        /// Only this measurement's (`meter`, `interface`).
+        #[arg(long)]
+        measurement: Option<String>,
+    },
+    /// One metric of a node over time, a row per step and series (counters as rates).
+    Query {
+        node: String,
+        /// `measurement.field`, or a prefix ending in `*` (`interface.*`).
+        metric: String,
+        /// Start: a duration ago (`6h`, `7d`) or an RFC 3339 time [default: 1h].
+        #[arg(long, default_value = "1h")]
+        from: String,
+        /// End: a duration ago or an RFC 3339 time [default: now].
+        #[arg(long)]
+        to: Option<String>,
+        /// Seconds per step (`60`, `5m`) [default: about 300 steps over the range].
+        #[arg(long)]
+        step: Option<String>,
+        /// avg, min, max, last or sum within each step.
+        #[arg(long, default_value = "avg")]
+        agg: String,
+    },
+}
+
+/// Most series one listing shows (the API's page limit).
+const SERIES_LIMIT: i64 = 1_000;
+
+/// A point in time from a duration ago or an RFC 3339 time, as UNIX seconds.
+fn instant(option: &str, text: &str, now: i64) -> anyhow::Result<i64> {
+    if let Ok(ago) = parse_duration(text) {
+        return Ok(now - i64::try_from(ago).unwrap_or(i64::MAX));
+    }
+    match parse_time(text) {
+        Ok(at) => Ok(at.unix_timestamp()),
+        Err(_) => super::usage!(
+            "--{option} {text:?}: give a duration ago (6h) or a time (2026-12-04T08:00:00Z)"
+        ),
+    }
+}
+
+fn aggregation(text: &str) -> anyhow::Result<Aggregation> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "avg" => Ok(Aggregation::Avg),
+        "min" => Ok(Aggregation::Min),
+        "max" => Ok(Aggregation::Max),
+        "last" => Ok(Aggregation::Last),
+        "sum" => Ok(Aggregation::Sum),
+        _ => super::usage!("--agg {text:?}: use avg, min, max, last or sum"),
+    }
+}
+
+/// `key=value,…` of a series' tags.
+fn tags_cell(tags: &std::collections::BTreeMap<String, String>) -> String {
+    tags.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub async fn run(session: &Session, command: MetricsCommand) -> anyhow::Result<()> {
+    let (_, client) = session.client()?;
+    match command {
+        MetricsCommand::List { node, measurement } => {
+            let node = find(&client, &node).await?;
+            let mut list = client
+                .series(&SeriesQuery {
+                    node_id: Some(node.id),
+                    q: measurement.as_ref().map(|m| format!("{m}.")),
+                    limit: Some(SERIES_LIMIT),
+                })
+                .await?;
+            if list.total > list.items.len() as u64 {
+                eprintln!(
+                    "Showing {} of {} series; narrow with --measurement.",
+                    list.items.len(),
+                    list.total
+                );
+            }
+            if let Some(measurement) = &measurement {
+                let prefix = format!("{measurement}.");
+                list.items.retain(|s| s.metric.starts_with(&prefix));
+                list.total = list.items.len() as u64;
+            }
+            list.items
+                .sort_by(|a, b| (&a.metric, &a.tags).cmp(&(&b.metric, &b.tags)));
+            let rows = list
+                .items
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.metric.clone(),
+                        tags_cell(&s.tags),
+                        format!("{:?}", s.kind).to_lowercase(),
+                        s.latest
+                            .map_or("-".into(), |(_, v)| super::alerts::value_cell(Some(v))),
+                        s.latest.map_or("-".into(), |(at, _)| {
+                            time_cell(time::OffsetDateTime::from_unix_timestamp(at).ok())
+                        }),
+                    ]
+                })
+                .collect();
+            if list.items.is_empty() {
+                eprintln!(
+                    "{} has no stored series{}.",
+                    node.name,
+                    measurement.map_or(String::new(), |m| format!(" of {m}"))
+                );
+            }
+            session.print(&list, &["METRIC", "TAGS", "KIND", "LATEST", "AT"], rows)
+        }
+        MetricsCommand::Query {
+            node,
+            metric,
+            from,
+            to,
+            step,
+            agg,
+        } => {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let from = instant("from", &from, now)?;
+            let to = match &to {
+                Some(text) => instant("to", text, now)?,
+                None => now,
+            };
+            if from >= to {
+                super::usage!("--from must be before --to");
+            }
+            let step = match &step {
+                Some(text) => match parse_duration(text) {
+                    Ok(secs) => Some(i64::try_from(secs).unwrap_or(i64::MAX)),
+                    Err(problem) => super::usage!("--step: {problem}"),
+                },
+                None => None,
+            };
+            let node = find(&client, &node).await?;
+            let answer = client
+                .node_metrics(
+                    node.id,
+                    &MetricQuery {
+                        metric: Some(metric.clone()),
+                        from: Some(from),
+                        to: Some(to),
+                        step,
+                        agg: Some(aggregation(&agg)?),
+                    },
+                )
+                .await?;
+            if answer.items.is_empty() {
+                eprintln!("{} has no {metric} in that range.", node.name);
+            }
+            let rows = answer
+                .items
+                .iter()
+                .flat_map(|s| {
+                    s.points.iter().map(|(at, value)| {
+                        vec![
+                            time_cell(time::OffsetDateTime::from_unix_timestamp(*at).ok()),
+                            s.metric.clone(),
+                            tags_cell(&s.tags),
+                            super::alerts::value_cell(Some(*value)),
+                        ]
+                    })
+                })
+                .collect();
+            session.print(&answer, &["TIME", "METRIC", "TAGS", "VALUE"], rows)
+        }
+    }
+}
