@@ -455,3 +455,43 @@ fn an_admin_sets_up_the_directory_tests_it_and_a_directory_user_signs_in() {
     let unpinned = ok(&plantwatch(cfg, &["users", "unpin", "olaf"], ""));
     assert!(!unpinned.contains("pinned"), "{unpinned}");
 }
+
+#[test]
+fn completions_load_in_bash_and_the_man_page_lists_every_command() {
+    let config = tempfile::tempdir().unwrap();
+    // bash reads the script and registers it; it offers the subcommands.
+    let script = ok(&plantwatch(config.path(), &["completions", "bash"], ""));
+    let path = config.path().join("plantwatch.bash");
+    std::fs::write(&path, &script).unwrap();
+    let loaded = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {} && complete -p plantwatch",
+            path.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(loaded.status.success(), "{loaded:?}");
+    assert!(
+        String::from_utf8_lossy(&loaded.stdout).contains("_plantwatch plantwatch"),
+        "{loaded:?}"
+    );
+    for word in ["metrics", "topology", "auto-parents", "templates"] {
+        assert!(script.contains(word), "the bash script lacks {word}");
+    }
+    for shell in ["zsh", "fish"] {
+        let text = ok(&plantwatch(config.path(), &["completions", shell], ""));
+        assert!(text.contains("metrics"), "{shell}: {text}");
+    }
+    let bad = plantwatch(config.path(), &["completions", "tcsh"], "");
+    assert_eq!(bad.status.code(), Some(2));
+    let man = ok(&plantwatch(config.path(), &["man"], ""));
+    assert!(man.contains(".TH plantwatch"), "{man}");
+    for line in [
+        "plantwatch metrics query",
+        "plantwatch topology auto-parents",
+        "plantwatch nodes import",
+    ] {
+        assert!(man.contains(line), "the man page lacks {line:?}");
+    }
+}

@@ -128,6 +128,54 @@ pub enum Command {
     Discovery(discovery::DiscoveryCommand),
     /// Start a throwaway local server and open the console on it.
     Demo(crate::demo::DemoArgs),
+    /// Print a completion script for a shell: `plantwatch completions bash >
+    /// /etc/bash_completion.d/plantwatch` (zsh: into a directory of `$fpath` as `_plantwatch`;
+    /// fish: `~/.config/fish/completions/plantwatch.fish`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `plantwatch man > /usr/local/share/man/man1/plantwatch.1`.
+    Man,
+}
+
+/// Writes the manual page: the command, its options, and a section per subcommand.
+fn man_page() -> anyhow::Result<()> {
+    use clap::CommandFactory as _;
+    use std::io::Write as _;
+    let command = Cli::command();
+    let mut out = Vec::new();
+    clap_mangen::Man::new(command.clone()).render(&mut out)?;
+    // A section per subcommand with its about and usage, so the page is the whole reference.
+    out.extend_from_slice(b".SH \"COMMAND REFERENCE\"\n");
+    for sub in command.get_subcommands().filter(|c| c.get_name() != "help") {
+        writeln!(out, ".SS \"plantwatch {}\"", sub.get_name())?;
+        let about = sub.get_about().map(ToString::to_string).unwrap_or_default();
+        writeln!(out, "{}", about.replace('\\', "\\\\"))?;
+        for leaf in sub.get_subcommands().filter(|c| c.get_name() != "help") {
+            let about = leaf
+                .get_about()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            writeln!(
+                out,
+                ".TP\n\\fBplantwatch {} {}\\fR\n{}",
+                sub.get_name(),
+                leaf.get_name(),
+                about.replace('\\', "\\\\")
+            )?;
+        }
+    }
+    write_stdout(&out)
+}
+
+/// Writes `bytes` to standard output; a reader that closed early (`| head`) is no error.
+fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(bytes) {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 /// Runs the command line and returns the process exit code.
@@ -137,6 +185,13 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::Demo(args)) => {
             return exit(crate::demo::run(args, crate::theme::Theme::from_env()));
         }
+        Some(Command::Completions { shell }) => {
+            use clap::CommandFactory as _;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "plantwatch", &mut script);
+            return exit(write_stdout(&script));
+        }
+        Some(Command::Man) => return exit(man_page()),
         Some(command) => command,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -265,7 +320,9 @@ impl Session {
             Command::Notify(command) => alerts::notify(self, command).await,
             Command::Discovery(command) => discovery::run(self, command).await,
             // Started by `run` before any runtime exists: it runs its own.
-            Command::Demo(_) => bail!("the demo cannot run inside another command"),
+            Command::Demo(_) | Command::Completions { .. } | Command::Man => {
+                bail!("this command runs on its own")
+            }
         }
     }
 
