@@ -101,58 +101,21 @@ fn main() {
             templates: BTreeMap::from([("eastron-sdm630".to_owned(), template)]),
             ..CollectorConfig::default()
         };
-        let (lines, mut receiver) = LineSender::channel(1_024);
+        let (lines, receiver) = LineSender::channel(1_024);
         let options = PollOptions {
             icmp: false,
             ..PollOptions::default()
         };
         let mut poller = Poller::new(lines, &options);
         poller.apply(&config);
-        let counts = tokio::spawn(async move {
-            // (polls up, polls down, lines), with when.
-            let mut totals = (0u64, 0u64, 0u64);
-            let mut marks = Vec::new();
-            let started = Instant::now();
-            while let Some(batch) = receiver.recv().await {
-                for line in batch.text.lines() {
-                    totals.2 += 1;
-                    if line.starts_with("modbus,") {
-                        if line.contains(" up=1,") || line.contains(" up=1.0,") {
-                            totals.0 += 1;
-                        } else {
-                            totals.1 += 1;
-                        }
-                    }
-                }
-                marks.push((started.elapsed(), totals));
-                if started.elapsed() > WARM_UP + MEASURE + Duration::from_secs(1) {
-                    break;
-                }
-            }
-            marks
-        });
-        tokio::time::sleep(WARM_UP).await;
-        let (cpu_before, _, _) = plantwatch_testkit::usage();
-        let measured_from = Instant::now();
-        tokio::time::sleep(MEASURE).await;
-        let (cpu_after, rss, peak) = plantwatch_testkit::usage();
-        let seconds = measured_from.elapsed().as_secs_f64();
-        let marks = counts.await.unwrap();
-        let at = |t: Duration| {
-            marks
-                .iter()
-                .take_while(|(when, _)| *when <= t)
-                .last()
-                .map_or((0, 0, 0), |(_, c)| *c)
-        };
-        let (before, after) = (at(WARM_UP), at(WARM_UP + MEASURE));
+        let m = plantwatch_testkit::polling::measure(receiver, "modbus,", WARM_UP, MEASURE).await;
+        let seconds = m.seconds;
         let expected = devices as f64 * seconds / f64::from(INTERVAL_S);
-        let cpu = (cpu_after - cpu_before) / seconds * 100.0;
         println!("{devices} Modbus devices ({GATEWAYS} gateways × {UNITS} units, 11 points each) every {INTERVAL_S} s, {seconds:.0} s measured");
-        println!("  polls completed: {} of {expected:.0} due ({:.1} %), {} down", after.0 - before.0, 100.0 * (after.0 - before.0) as f64 / expected, after.1 - before.1);
-        println!("  lines produced: {} ({:.0}/s)", after.2 - before.2, (after.2 - before.2) as f64 / seconds);
-        println!("  CPU (collector and the simulated devices): {cpu:.1} % of one core");
-        println!("  resident memory: {:.1} MiB (peak {:.1} MiB)", rss as f64 / 1024.0, peak as f64 / 1024.0);
+        println!("  polls completed: {} of {expected:.0} due ({:.1} %), {} down", m.up, 100.0 * m.up as f64 / expected, m.down);
+        println!("  lines produced: {} ({:.0}/s)", m.lines, m.lines as f64 / seconds);
+        println!("  CPU (collector and the simulated devices): {:.1} % of one core", m.cpu_pct);
+        println!("  resident memory: {:.1} MiB (peak {:.1} MiB)", m.rss_kib as f64 / 1024.0, m.peak_kib as f64 / 1024.0);
         poller.stop();
     });
 }

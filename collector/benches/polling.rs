@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark fails loudly by design.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use plantwatch_collector::sources::{PollOptions, Poller};
 use plantwatch_shared::api::{
@@ -52,53 +52,19 @@ fn main() {
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let (lines, mut receiver) = LineSender::channel(1_024);
+        let (lines, receiver) = LineSender::channel(1_024);
         let options = PollOptions {
             icmp: false,
             ..PollOptions::default()
         };
         let mut poller = Poller::new(lines, &options);
         poller.apply(&config);
-        let counts = tokio::spawn(async move {
-            // (polls answered, polls failed, lines) since the last reset.
-            let mut totals = (0u64, 0u64, 0u64);
-            let mut marks = Vec::new();
-            let started = Instant::now();
-            while let Some(batch) = receiver.recv().await {
-                for line in batch.text.lines() {
-                    totals.2 += 1;
-                    if line.starts_with("snmp,") {
-                        if line.contains(" up=1.0,") { totals.0 += 1 } else { totals.1 += 1 }
-                    }
-                }
-                marks.push((started.elapsed(), totals));
-                if started.elapsed() > WARM_UP + MEASURE + Duration::from_secs(1) {
-                    break;
-                }
-            }
-            marks
-        });
-        tokio::time::sleep(WARM_UP).await;
-        let (cpu_before, _, _) = plantwatch_testkit::usage();
-        let measured_from = Instant::now();
-        tokio::time::sleep(MEASURE).await;
-        let (cpu_after, rss, peak) = plantwatch_testkit::usage();
-        let seconds = measured_from.elapsed().as_secs_f64();
-        let marks = counts.await.unwrap();
-        let at = |t: Duration| {
-            marks
-                .iter()
-                .take_while(|(when, _)| *when <= t)
-                .last()
-                .map_or((0, 0, 0), |(_, c)| *c)
-        };
-        let before = at(WARM_UP);
-        let after = at(WARM_UP + MEASURE);
-        let answered = after.0 - before.0;
-        let failed = after.1 - before.1;
-        let lines = after.2 - before.2;
+        let m = plantwatch_testkit::polling::measure(receiver, "snmp,", WARM_UP, MEASURE).await;
+        let seconds = m.seconds;
+        let (answered, failed, lines) = (m.up, m.down, m.lines);
         let expected = DEVICES as f64 * seconds / f64::from(INTERVAL_S);
-        let cpu = (cpu_after - cpu_before) / seconds * 100.0;
+        let cpu = m.cpu_pct;
+        let (rss, peak) = (m.rss_kib, m.peak_kib);
         println!("polling {DEVICES} devices every {INTERVAL_S} s against snmpd on loopback, {seconds:.0} s measured");
         println!("  polls completed: {answered} of {expected:.0} due ({:.1} %), {failed} failed", 100.0 * answered as f64 / expected);
         println!("  lines produced: {lines} ({:.0}/s)", lines as f64 / seconds);

@@ -8,6 +8,7 @@ pub mod dns;
 pub mod engines;
 pub mod modbus;
 pub mod plantnet;
+pub mod polling;
 pub mod slapd;
 pub mod snmp;
 pub mod tls;
