@@ -108,7 +108,7 @@ fn main() {
         };
         let mut poller = Poller::new(lines, &options);
         poller.apply(&config);
-        let m = plantwatch_testkit::polling::measure(receiver, "modbus,", WARM_UP, MEASURE).await;
+        let m = plantwatch_testkit::polling::measure(receiver, |b| &b.text, "modbus,", WARM_UP, MEASURE).await;
         let seconds = m.seconds;
         let expected = devices as f64 * seconds / f64::from(INTERVAL_S);
         println!("{devices} Modbus devices ({GATEWAYS} gateways × {UNITS} units, 11 points each) every {INTERVAL_S} s, {seconds:.0} s measured");

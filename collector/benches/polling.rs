@@ -59,7 +59,7 @@ fn main() {
         };
         let mut poller = Poller::new(lines, &options);
         poller.apply(&config);
-        let m = plantwatch_testkit::polling::measure(receiver, "snmp,", WARM_UP, MEASURE).await;
+        let m = plantwatch_testkit::polling::measure(receiver, |b| &b.text, "snmp,", WARM_UP, MEASURE).await;
         let seconds = m.seconds;
         let (answered, failed, lines) = (m.up, m.down, m.lines);
         let expected = DEVICES as f64 * seconds / f64::from(INTERVAL_S);

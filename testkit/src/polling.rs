@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use plantwatch_shared::push::Lines;
 use tokio::sync::mpsc;
 
 /// What a measured span saw.
@@ -21,10 +20,12 @@ pub struct Measured {
     pub peak_kib: u64,
 }
 
-/// Counts the lines of `receiver` for `warm_up` then `measure`, a line `health` (the prefix
-/// of the poll's health line, `snmp,` or `modbus,`) counting as up when its `up` field is 1.
-pub async fn measure(
-    mut receiver: mpsc::Receiver<Lines>,
+/// Counts the lines of `receiver`'s batches (`text` gives a batch's line-protocol text) for
+/// `warm_up` then `measure`, a line starting with `health` (the poll's health line, `snmp,`
+/// or `modbus,`) counting as up when its `up` field is 1.
+pub async fn measure<B: Send + 'static>(
+    mut receiver: mpsc::Receiver<B>,
+    text: fn(&B) -> &str,
     health: &'static str,
     warm_up: Duration,
     measure: Duration,
@@ -35,7 +36,7 @@ pub async fn measure(
         let mut marks = Vec::new();
         let started = Instant::now();
         while let Some(batch) = receiver.recv().await {
-            for line in batch.text.lines() {
+            for line in text(&batch).lines() {
                 totals.2 += 1;
                 if line.starts_with(health) {
                     if line.contains(" up=1.0,") || line.contains(" up=1,") {

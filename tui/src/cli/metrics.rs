@@ -20,10 +20,11 @@ pub enum MetricsCommand {
     },
     /// One metric of a node over time, a row per step and series (counters as rates).
     Query {
+        /// The node (name or id).
         node: String,
         /// `measurement.field`, or a prefix ending in `*` (`interface.*`).
         metric: String,
-        /// Start: a duration ago (`6h`, `7d`) or an RFC 3339 time [default: 1h].
+        /// Start: a duration ago (`6h`, `7d`) or an RFC 3339 time.
         #[arg(long, default_value = "1h")]
         from: String,
         /// End: a duration ago or an RFC 3339 time [default: now].
