@@ -395,7 +395,8 @@ pub fn apply_auto_parents(
 }
 
 /// Applies the collectors' automatic parents after each neighbour walk stored (checked every
-/// minute), until `shutdown`.
+/// minute by one read; a write only when a collector has them and a walk came), until
+/// `shutdown`.
 pub async fn auto_parents_every(
     db: crate::db::Db,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
@@ -406,19 +407,26 @@ pub async fn auto_parents_every(
         tokio::select! {
             _ = every.tick() => {
                 let walk = db
-                    .call(|conn| crate::db::topology::last_walk(conn).map_err(crate::db::DbError::from))
+                    .call(|conn| {
+                        crate::db::topology::last_walk_to_apply(conn)
+                            .map_err(crate::db::DbError::from)
+                    })
                     .await;
-                if matches!(walk, Ok(walk) if walk == judged_walk) {
-                    continue;
-                }
+                let walk = match walk {
+                    Ok(Some(walk)) if walk != judged_walk => walk,
+                    Ok(_) => continue,
+                    Err(error) => {
+                        tracing::warn!(%error, "Reading the neighbour walks failed.");
+                        continue;
+                    }
+                };
                 let applied = db
                     .write(move |tx| -> Result<_, crate::db::DbError> {
-                        let walk = crate::db::topology::last_walk(tx)?;
-                        Ok((walk, apply_auto_parents(tx, None, crate::clock::unix_secs())?))
+                        Ok(apply_auto_parents(tx, None, crate::clock::unix_secs())?)
                     })
                     .await;
                 match applied {
-                    Ok((walk, applied)) => {
+                    Ok(applied) => {
                         judged_walk = walk;
                         for setting in applied.iter().filter(|a| !a.applied.is_empty()) {
                             tracing::info!(

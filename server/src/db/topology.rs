@@ -139,11 +139,14 @@ pub fn set_auto_parents(
     Ok(())
 }
 
-/// When the last neighbour walk was stored (0: none yet).
-pub fn last_walk(conn: &Connection) -> rusqlite::Result<i64> {
+/// When the last neighbour walk was stored (0: none yet) — `None` when no collector has
+/// automatic parents, so there is nothing to do.
+pub fn last_walk_to_apply(conn: &Connection) -> rusqlite::Result<Option<i64>> {
     conn.query_row(
-        "SELECT coalesce(max(walked_at), 0) FROM node_identities",
+        "SELECT (SELECT coalesce(max(walked_at), 0) FROM node_identities)
+          WHERE EXISTS (SELECT 1 FROM remote_components WHERE parents_root IS NOT NULL)",
         [],
         |r| r.get(0),
     )
+    .optional()
 }

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use plantwatch_shared::api::{Aggregation, MetricQuery, MetricSeries, MetricsAnswer, Node};
+use plantwatch_shared::metric_names as m;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
@@ -78,17 +79,17 @@ fn first(items: &[MetricSeries], metric: &str) -> Vec<(i64, f64)> {
 
 /// Measurements the fixed panels show, or that describe the polling rather than the device.
 const PANEL_MEASUREMENTS: [&str; 12] = [
-    "ping",
-    "cpu",
-    "cpu_total",
-    "memory",
-    "memory_storage",
-    "interface",
-    "storage",
-    "snmp",
-    "modbus",
+    m::PING,
+    m::SNMP,
+    m::CHECK,
+    m::MODBUS_UP.measurement,
     "modbus_info",
-    "check",
+    m::CPU_LOAD_PCT.measurement,
+    m::CPU_TOTAL_USAGE_PCT.measurement,
+    m::MEMORY_USED_PCT.measurement,
+    "memory_storage",
+    m::INTERFACE_OPER_STATUS.measurement,
+    m::STORAGE_USED_PCT.measurement,
     "agent",
 ];
 
