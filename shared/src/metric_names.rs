@@ -91,9 +91,59 @@ pub fn any_of(metrics: &[Metric]) -> String {
     metrics.iter().map(|m| m.name).collect::<Vec<_>>().join("|")
 }
 
+/// The unit of a metric for people, read from its field's name (units are in the name:
+/// `_pct`, `_ms`, `_celsius`, `_bytes`; a meter's `voltage`, `current`): `%`, `ms`, `°C`, `B`,
+/// `V`… A counter is read as a rate, so its unit is per second (`B/s`, `/s`); `""` when the
+/// name says nothing.
+pub fn unit_of(metric: &str, counter: bool) -> &'static str {
+    let field = metric.rsplit('.').next().unwrap_or(metric);
+    let base = field.strip_suffix("_total").unwrap_or(field);
+    const SUFFIXES: [(&str, &str); 14] = [
+        ("_pct", "%"),
+        ("_ms", "ms"),
+        ("_seconds", "s"),
+        ("_s", "s"),
+        ("_celsius", "°C"),
+        ("_bytes", "B"),
+        ("octets", "B"),
+        ("_bps", "b/s"),
+        ("_w", "W"),
+        ("_kwh", "kWh"),
+        ("_hz", "Hz"),
+        ("_rpm", "rpm"),
+        ("voltage", "V"),
+        ("current", "A"),
+    ];
+    let unit = SUFFIXES
+        .iter()
+        .find(|(suffix, _)| base.ends_with(suffix) || base == suffix.trim_start_matches('_'))
+        .map_or("", |(_, unit)| *unit);
+    match (counter, unit) {
+        (false, unit) => unit,
+        (true, "B") => "B/s",
+        (true, "") => "/s",
+        (true, unit) => unit,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn units_come_from_the_field_name() {
+        assert_eq!(unit_of("cpu.load_pct", false), "%");
+        assert_eq!(unit_of("ping.rtt_avg_ms", false), "ms");
+        assert_eq!(unit_of("environment.temperature_celsius", false), "°C");
+        assert_eq!(unit_of("interface.in_octets_total", true), "B/s");
+        assert_eq!(unit_of("net.rx_bytes_total", true), "B/s");
+        assert_eq!(unit_of("disk.used_bytes", false), "B");
+        assert_eq!(unit_of("meter.voltage", false), "V");
+        assert_eq!(unit_of("meter.power_w", false), "W");
+        assert_eq!(unit_of("interface.in_errors_total", true), "/s");
+        assert_eq!(unit_of("snmp.up", false), "");
+        assert_eq!(unit_of("agent.uptime_s", false), "s");
+    }
 
     #[test]
     fn names_are_measurement_dot_field() {

@@ -252,6 +252,27 @@ pub fn notes_problem(notes: &str) -> Option<String> {
     }
 }
 
+/// `*` matches any run of characters; everything else matches itself. Allocates nothing: it
+/// runs for every series a rule with tag patterns looks at.
+pub fn glob_matches(pattern: &str, text: &str) -> bool {
+    let Some((first, after_first)) = pattern.split_once('*') else {
+        return pattern == text;
+    };
+    let last = after_first.rsplit('*').next().unwrap_or_default();
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    let middles = &after_first[..after_first.len() - last.len()];
+    for middle in middles.split('*').filter(|m| !m.is_empty()) {
+        match rest.find(middle) {
+            Some(at) => rest = &rest[at + middle.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
 

@@ -109,10 +109,10 @@ pub enum Reply {
         message: String,
     },
     ComponentDeleted(String),
-    /// A node's metrics over the charts' range.
+    /// A node's metrics over the charts' window (`generation` counts the window's changes).
     NodeMetrics {
         node_id: i64,
-        range: usize,
+        generation: usize,
         answer: Box<MetricsAnswer>,
     },
     /// The dashboard's figures.

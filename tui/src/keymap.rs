@@ -62,6 +62,8 @@ impl fmt::Display for Key {
             KeyCode::Esc => f.write_str("Esc"),
             KeyCode::Up => f.write_str("↑"),
             KeyCode::Down => f.write_str("↓"),
+            KeyCode::Left => f.write_str("←"),
+            KeyCode::Right => f.write_str("→"),
             KeyCode::PageUp => f.write_str("PgUp"),
             KeyCode::PageDown => f.write_str("PgDn"),
             KeyCode::Home => f.write_str("Home"),
@@ -148,6 +150,18 @@ pub enum Action {
     SuggestParents,
     /// Set the suggested parents (marked ones, else all listed).
     ApplyParents,
+    /// Switch between a screen's panes (a node's panels and its every series).
+    NextPane,
+    /// Chart one metric of every series, the highest ones.
+    TopOf,
+    /// Move a chart's cursor by this many steps.
+    Cursor(i8),
+    /// Zoom the time window in (1) or out (-1).
+    Zoom(i8),
+    /// Move the time window later (1) or earlier (-1).
+    Scroll(i8),
+    /// Write the chart as pictures.
+    Export,
 }
 
 impl Action {

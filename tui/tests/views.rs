@@ -24,7 +24,8 @@ use plantwatch_tui::keymap::Action;
 use plantwatch_tui::profile::{Context, Profiles};
 use plantwatch_tui::theme::Theme;
 use plantwatch_tui::views::{self, VIEWS};
-use plantwatch_tui::widgets::charts::NodeCharts;
+use plantwatch_tui::widgets::node_charts::{NodeCharts, Outcome};
+use plantwatch_tui::widgets::plot::Pick;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -1072,6 +1073,12 @@ fn all_actions() -> Vec<Action> {
         Action::Reroot,
         Action::SuggestParents,
         Action::ApplyParents,
+        Action::NextPane,
+        Action::TopOf,
+        Action::Cursor(1),
+        Action::Zoom(1),
+        Action::Scroll(1),
+        Action::Export,
     ];
     for action in all {
         match action {
@@ -1120,7 +1127,13 @@ fn all_actions() -> Vec<Action> {
             | Action::NewEventRule
             | Action::Reroot
             | Action::SuggestParents
-            | Action::ApplyParents => {}
+            | Action::ApplyParents
+            | Action::NextPane
+            | Action::TopOf
+            | Action::Cursor(_)
+            | Action::Zoom(_)
+            | Action::Scroll(_)
+            | Action::Export => {}
         }
     }
     all.to_vec()
@@ -1169,6 +1182,17 @@ fn every_action_is_reachable_by_some_key() {
             .iter()
             .map(|b| b.action),
     );
+    // The cursor and the export are bound while one chart is picked.
+    if let Some(charts) = &mut view.charts {
+        charts.focus = Some(Pick::Top {
+            metric: "cpu.load_pct".into(),
+        });
+    }
+    bound.extend(
+        views::bindings_of(&view, Role::Viewer)
+            .iter()
+            .map(|b| b.action),
+    );
     // Import, dismiss and leave are bound while a job's inbox is open.
     let mut discovery = plantwatch_tui::views::discovery::DiscoveryView::new();
     discovery.inbox = Some(job(7, "198.18.0.0/24", JobState::Done, 254, 3));
@@ -1190,6 +1214,9 @@ fn every_action_is_reachable_by_some_key() {
         .map(|action| match action {
             Action::SortBy(_) => Action::SortBy(0),
             Action::Range(_) => Action::Range(0),
+            Action::Cursor(_) => Action::Cursor(1),
+            Action::Zoom(_) => Action::Zoom(1),
+            Action::Scroll(_) => Action::Scroll(1),
             action => action,
         })
         .collect();
@@ -1229,9 +1256,29 @@ fn node_charts_show_ping_cpu_memory_traffic_disks_and_interfaces() {
     let press =
         |app: &mut App, code| app.handle(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)));
     press(&mut app, KeyCode::Char('m'));
-    assert_eq!(app.outbox.len(), 1, "one metrics call");
+    assert_eq!(app.outbox.len(), 2, "the metrics and the rules");
     let node_id = nodes()[0].id;
-    let answer = MetricsAnswer {
+    let answer = charts_answer(node_id);
+    reply(
+        &mut app,
+        Reply::NodeMetrics {
+            node_id,
+            generation: 0,
+            answer: Box::new(answer),
+        },
+    );
+    snap("nodes_charts", &app);
+    // Another range asks again; Esc goes back to the table.
+    let before = app.outbox.len();
+    press(&mut app, KeyCode::Char('3'));
+    assert_eq!(app.outbox.len(), before + 1, "a call for the 24 h range");
+    keys(&mut app, &[KeyCode::Esc]);
+    assert!(draw(&app, 80, 24).contains("POLLED"));
+}
+
+/// Ping, CPU, memory, disks and two interfaces of a switch over the last hour.
+fn charts_answer(node_id: i64) -> MetricsAnswer {
+    let mut answer = MetricsAnswer {
         node_id,
         from: NOW.unix_timestamp() - 3_600,
         to: NOW.unix_timestamp(),
@@ -1260,21 +1307,151 @@ fn node_charts_show_ping_cpu_memory_traffic_disks_and_interfaces() {
         total: 3,
         truncated: false,
     };
+    // Octets are counters: they come as rates.
+    for series in &mut answer.items {
+        if series.metric.ends_with("octets_total") {
+            series.kind = SeriesKind::Counter;
+        }
+    }
+    answer
+}
+
+fn uplink_rule() -> AlertRule {
+    let spec: RuleSpec = serde_json::from_value(serde_json::json!({
+        "name": "uplink busy", "metric": "interface.in_octets_total",
+        "tags": {"ifName": "Gi0/*"}, "comparison": ">", "warning": 1_500_000.0
+    }))
+    .unwrap();
+    AlertRule {
+        id: 9,
+        spec,
+        builtin: None,
+        created_at: NOW,
+        updated_at: NOW,
+    }
+}
+
+#[test]
+fn every_series_of_a_node_lists_and_one_charts_with_axes_thresholds_and_a_cursor() {
+    let mut app = with_nodes(Role::Viewer);
+    keys(&mut app, &[KeyCode::Char('m')]);
+    let node_id = nodes()[0].id;
     reply(
         &mut app,
         Reply::NodeMetrics {
             node_id,
-            range: 0,
-            answer: Box::new(answer),
+            generation: 0,
+            answer: Box::new(charts_answer(node_id)),
         },
     );
-    snap("nodes_charts", &app);
-    // Another range asks again; Esc goes back to the table.
-    let before = app.outbox.len();
-    press(&mut app, KeyCode::Char('3'));
-    assert_eq!(app.outbox.len(), before + 1, "a call for the 24 h range");
+    reply(
+        &mut app,
+        Reply::Rules(ListResponse {
+            items: vec![uplink_rule()],
+            total: 1,
+        }),
+    );
+    // Tab: every series, grouped by measurement, with its unit and a sparkline.
+    keys(&mut app, &[KeyCode::Tab]);
+    let screen = draw(&app, 120, 40);
+    assert!(screen.contains("Series (10)"), "{screen}");
+    assert!(
+        screen.contains("interface") && screen.contains("ifName=Gi0/1"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("1.20 ms") && screen.contains("963 kB/s"),
+        "{screen}"
+    );
+    snap("nodes_charts_series", &app);
+    // The interfaces come first by measurement; Enter on Gi0/1's in-octets charts in and out.
+    let row = app_screen_row(&screen, "in_octets_total");
+    keys(
+        &mut app,
+        &vec![KeyCode::Down; row]
+            .into_iter()
+            .chain([KeyCode::Enter])
+            .collect::<Vec<_>>(),
+    );
+    let screen = draw(&app, 120, 40);
+    assert!(
+        screen.contains("interface.in_octets_total Gi0/1 (b/s)"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("warning: uplink busy 12.0 Mb/s"),
+        "the threshold in bits: {screen}"
+    );
+    assert!(
+        screen.contains("UTC") && screen.contains("latest"),
+        "{screen}"
+    );
+    // ← puts the cursor on the last step, again one step earlier: its reading is shown.
+    keys(&mut app, &[KeyCode::Left, KeyCode::Left]);
+    let screen = draw(&app, 120, 40);
+    assert!(screen.contains("at 11-29 15:58"), "{screen}");
+    snap("nodes_charts_focus", &app);
+    // Zoom and scroll ask for the new window; Esc leaves the chart, then the charts.
+    app.handle(Event::Key(KeyEvent::new(
+        KeyCode::Char('+'),
+        KeyModifiers::NONE,
+    )));
+    app.handle(Event::Key(KeyEvent::new(
+        KeyCode::Char('['),
+        KeyModifiers::NONE,
+    )));
+    assert_eq!(app.outbox.len(), 2, "a call per window change");
+    keys(&mut app, &[KeyCode::Esc]);
+    assert!(draw(&app, 120, 40).contains("Series (10)"));
     keys(&mut app, &[KeyCode::Esc]);
     assert!(draw(&app, 80, 24).contains("POLLED"));
+}
+
+/// The position of the first list row that mentions `text`, counted from the first row.
+fn app_screen_row(screen: &str, text: &str) -> usize {
+    let lines: Vec<&str> = screen.lines().collect();
+    let header = lines
+        .iter()
+        .position(|l| l.contains("MEASUREMENT"))
+        .expect("a header");
+    lines[header + 1..]
+        .iter()
+        .position(|l| l.contains(text))
+        .expect("a row")
+}
+
+#[test]
+fn a_picked_chart_exports_as_svg_and_png() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut charts = NodeCharts::new(nodes()[0].clone());
+    charts.export_dir = dir.path().to_owned();
+    assert!(
+        matches!(charts.on_action(Action::Export), Outcome::Info(text) if text.contains("Pick a chart"))
+    );
+    charts.set_answer(charts_answer(nodes()[0].id));
+    charts.rules = vec![uplink_rule()];
+    // The panels' interface table: Gi0/1 first (natural order); t charts every in-rate.
+    assert_eq!(charts.on_action(Action::TopOf), Outcome::Done);
+    let Outcome::Info(said) = charts.on_action(Action::Export) else {
+        panic!("no message");
+    };
+    assert!(said.starts_with("✔ wrote"), "{said}");
+    let mut written: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    assert_eq!(written.len(), 2, "{written:?}");
+    assert!(
+        written[0].starts_with("core-sw-1_interface.in_octets_total_")
+            && written[0].ends_with(".png"),
+        "{written:?}"
+    );
+    let svg = std::fs::read_to_string(dir.path().join(&written[1])).unwrap();
+    assert!(
+        svg.contains("Gi0/1") && svg.contains("Gi0/2") && svg.contains("warning: uplink busy"),
+        "{svg}"
+    );
 }
 
 #[test]
@@ -1304,7 +1481,7 @@ fn node_charts_of_a_meter_show_its_own_values_instead_of_cpu_and_memory() {
         &mut app,
         Reply::NodeMetrics {
             node_id: nodes()[0].id,
-            range: 0,
+            generation: 0,
             answer: Box::new(answer),
         },
     );

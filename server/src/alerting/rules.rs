@@ -13,6 +13,7 @@ use plantwatch_shared::metric_names::{
     CPU_TOTAL_USAGE_PCT, DISK_USED_PCT, INTERFACE_OPER_STATUS, MEMORY_USED_PCT, MODBUS_UP, SNMP_UP,
     STORAGE_USED_PCT, UPS_ON_BATTERY, any_of,
 };
+use plantwatch_shared::rules::glob_matches;
 
 /// The defaults of every built-in rule, as first stored.
 pub fn builtin_defaults() -> Vec<(BuiltinRule, RuleSpec)> {
@@ -626,27 +627,6 @@ impl TagMatchers {
     }
 }
 
-/// `*` matches any run of characters; everything else matches itself. Allocates nothing: it
-/// runs for every series a rule with tag patterns looks at.
-pub fn glob_matches(pattern: &str, text: &str) -> bool {
-    let Some((first, after_first)) = pattern.split_once('*') else {
-        return pattern == text;
-    };
-    let last = after_first.rsplit('*').next().unwrap_or_default();
-    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
-        return false;
-    }
-    let mut rest = &text[first.len()..text.len() - last.len()];
-    let middles = &after_first[..after_first.len() - last.len()];
-    for middle in middles.split('*').filter(|m| !m.is_empty()) {
-        match rest.find(middle) {
-            Some(at) => rest = &rest[at + middle.len()..],
-            None => return false,
-        }
-    }
-    true
-}
-
 /// What a node offers to a rule's scope.
 #[derive(Debug, Clone, Default)]
 pub struct NodeFacts {
@@ -666,14 +646,13 @@ pub struct NodeFacts {
 
 /// Whether a rule with this scope applies to `node`.
 pub fn in_scope(scope: RuleScope, value: Option<&str>, node: &NodeFacts) -> bool {
-    let value = value.unwrap_or_default();
-    match scope {
-        RuleScope::All => true,
-        RuleScope::Type => node.node_type == value,
-        RuleScope::Tag => node.tags.iter().any(|t| t == value),
-        RuleScope::Template => node.template.as_deref() == Some(value),
-        RuleScope::Node => node.name.eq_ignore_ascii_case(value),
-    }
+    scope.covers(
+        value,
+        &node.name,
+        &node.node_type,
+        &node.tags,
+        node.template.as_deref(),
+    )
 }
 
 #[cfg(test)]

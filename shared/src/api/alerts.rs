@@ -96,6 +96,28 @@ named_enum! {
     }
 }
 
+impl RuleScope {
+    /// Whether a node (its name, type, tags and template) is in a scope of this kind with
+    /// `value`: what the evaluator and the console's threshold lines both decide by.
+    pub fn covers(
+        self,
+        value: Option<&str>,
+        name: &str,
+        node_type: &str,
+        tags: &[String],
+        template: Option<&str>,
+    ) -> bool {
+        let value = value.unwrap_or_default();
+        match self {
+            RuleScope::All => true,
+            RuleScope::Type => node_type == value,
+            RuleScope::Tag => tags.iter().any(|t| t == value),
+            RuleScope::Template => template == Some(value),
+            RuleScope::Node => name.eq_ignore_ascii_case(value),
+        }
+    }
+}
+
 named_enum! {
     /// The built-in rules: each is a behaviour of the evaluator that can be tuned or
     /// disabled, not deleted.

@@ -22,7 +22,7 @@ use crate::cells::time_cell;
 use crate::event::{Reply, Task, task};
 use crate::keymap::{Action, Binding, Key};
 use crate::overlay::Overlay;
-use crate::widgets::charts::{NodeCharts, RANGES};
+use crate::widgets::node_charts::{NodeCharts, Outcome};
 use crate::widgets::form::{Field, Form, Purpose};
 use crate::widgets::table::{Column, caseless};
 
@@ -395,25 +395,8 @@ impl View for NodesView {
     }
 
     fn bindings(&self) -> Vec<Binding> {
-        if self.charts.is_some() {
-            let mut bindings = vec![
-                Binding::new(
-                    &[Key::new(KeyCode::Esc), Key::ch('m')],
-                    Action::Charts,
-                    "close the charts",
-                )
-                .footer("close"),
-            ];
-            for (index, (label, _)) in RANGES.iter().enumerate() {
-                let key = char::from(b'1' + index as u8);
-                // The chart's header lists the ranges with their keys: not repeated below.
-                bindings.push(Binding::new(
-                    &[Key::ch(key)],
-                    Action::Range(index),
-                    format!("last {label}"),
-                ));
-            }
-            return bindings;
+        if let Some(charts) = &self.charts {
+            return charts.bindings();
         }
         vec![
             Binding::new(&[Key::ch('c')], Action::Create, "add a node")
@@ -511,21 +494,7 @@ impl View for NodesView {
 
     fn on_action(&mut self, action: Action, ctx: &Ctx) -> Vec<Effect> {
         match action {
-            Action::Charts if self.charts.is_some() => {
-                self.charts = None;
-                return Vec::new();
-            }
-            Action::Range(index) => {
-                let Some(charts) = &mut self.charts else {
-                    return Vec::new();
-                };
-                charts.range = index.min(RANGES.len() - 1);
-                charts.answer = None;
-                return match ctx.client {
-                    Some(client) => vec![Effect::Call(load_charts(client, charts, ctx))],
-                    None => Vec::new(),
-                };
-            }
+            _ if self.charts.is_some() => return self.charts_action(action, ctx),
             Action::Create => {
                 let form = node_form(
                     "New node".into(),
@@ -605,7 +574,16 @@ impl View for NodesView {
             Action::Charts => {
                 let charts = NodeCharts::new(node.clone());
                 let effects = match ctx.client {
-                    Some(client) => vec![Effect::Call(load_charts(client, &charts, ctx))],
+                    Some(client) => {
+                        let rules = client.clone();
+                        vec![
+                            Effect::Call(load_charts(client, &charts, ctx)),
+                            // The thresholds a picked chart draws.
+                            Effect::Call(task("loading the rules", async move {
+                                rules.list_rules().await.map(Reply::Rules)
+                            })),
+                        ]
+                    }
                     None => Vec::new(),
                 };
                 self.charts = Some(charts);
@@ -738,14 +716,14 @@ impl View for NodesView {
         match reply {
             Reply::NodeMetrics {
                 node_id,
-                range,
+                generation,
                 answer,
             } => {
                 if let Some(charts) = &mut self.charts
                     && charts.node.id == *node_id
-                    && charts.range == *range
+                    && charts.generation == *generation
                 {
-                    charts.answer = Some((**answer).clone());
+                    charts.set_answer((**answer).clone());
                     if answer.truncated {
                         return vec![Effect::Info(format!(
                             "Charts read the first {} of {} series of this node.",
@@ -753,6 +731,12 @@ impl View for NodesView {
                             answer.total
                         ))];
                     }
+                }
+                Vec::new()
+            }
+            Reply::Rules(list) => {
+                if let Some(charts) = &mut self.charts {
+                    charts.rules = list.items.clone();
                 }
                 Vec::new()
             }
@@ -800,23 +784,44 @@ impl View for NodesView {
     }
 
     fn table(&mut self) -> Option<&mut dyn Navigate> {
-        if self.charts.is_some() {
-            return None;
+        match &mut self.charts {
+            Some(charts) => charts.navigate(),
+            None => Some(&mut *self.table),
         }
-        Some(&mut *self.table)
+    }
+}
+
+impl NodesView {
+    /// An action while a node's charts are open.
+    fn charts_action(&mut self, action: Action, ctx: &Ctx) -> Vec<Effect> {
+        let Some(charts) = &mut self.charts else {
+            return Vec::new();
+        };
+        match charts.on_action(action) {
+            Outcome::Done => Vec::new(),
+            Outcome::Close => {
+                self.charts = None;
+                Vec::new()
+            }
+            Outcome::Info(text) => vec![Effect::Info(text)],
+            Outcome::Reload => match ctx.client {
+                Some(client) => vec![Effect::Call(load_charts(client, charts, ctx))],
+                None => Vec::new(),
+            },
+        }
     }
 }
 
 /// Loads the metrics the charts show.
 fn load_charts(client: &Client, charts: &NodeCharts, ctx: &Ctx) -> Task {
     let client = client.clone();
-    let (node_id, range) = (charts.node.id, charts.range);
+    let (node_id, generation) = (charts.node.id, charts.generation);
     let query = charts.query(ctx.now.unix_timestamp());
     task("loading the node's metrics", async move {
         let answer = client.node_metrics(node_id, &query).await?;
         Ok(Reply::NodeMetrics {
             node_id,
-            range,
+            generation,
             answer: Box::new(answer),
         })
     })

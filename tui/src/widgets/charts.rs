@@ -1,21 +1,22 @@
-//! A node's live charts: ping RTT and loss, CPU, memory, traffic in/out over 1 h, 6 h, 24 h or
-//! 7 d (braille line charts), file systems' use, and a per-interface table with rates and
-//! operational status. The series are picked from whatever the node reports: an agent's
-//! (`cpu_total.usage_pct`, `net.*`) or a template's over SNMP (`cpu.load_pct`,
-//! `interface.*`).
+//! What a node's panels show, picked from whatever the node reports: ping RTT and loss, CPU,
+//! memory, traffic in/out (braille line charts), file systems' use, and one row per interface
+//! with rates and operational status, from an agent's series (`cpu_total.usage_pct`, `net.*`)
+//! or a template's over SNMP (`cpu.load_pct`, `interface.*`). The screen around them is
+//! `node_charts`.
 
 use std::collections::BTreeMap;
 
-use plantwatch_shared::api::{Aggregation, MetricQuery, MetricSeries, MetricsAnswer, Node};
+use plantwatch_shared::api::MetricSeries;
 use plantwatch_shared::metric_names as m;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::symbols::Marker;
-use ratatui::text::{Line, Span};
-use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragraph, Row, Table};
+use ratatui::text::Span;
+use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType};
 
 use crate::theme::Theme;
+use crate::widgets::plot::natural;
 
 /// The ranges offered, with their keys 1–6 (30 days and a year read the rollups).
 pub const RANGES: [(&str, i64); 6] = [
@@ -26,15 +27,6 @@ pub const RANGES: [(&str, i64); 6] = [
     ("30d", 2_592_000),
     ("1y", 31_536_000),
 ];
-
-/// What the charts of one node show.
-#[derive(Debug, Clone)]
-pub struct NodeCharts {
-    pub node: Node,
-    /// Index into [`RANGES`].
-    pub range: usize,
-    pub answer: Option<MetricsAnswer>,
-}
 
 /// A row of the interface table.
 #[derive(Debug, Clone, PartialEq)]
@@ -201,7 +193,7 @@ pub fn traffic(items: &[MetricSeries]) -> (Points, Points) {
     )
 }
 
-/// One row per interface, busiest first.
+/// One row per interface, in natural order of their names (Gi0/2 before Gi0/10).
 pub fn interfaces(items: &[MetricSeries]) -> Vec<InterfaceRow> {
     let mut rows: BTreeMap<String, InterfaceRow> = BTreeMap::new();
     for s in items {
@@ -229,12 +221,7 @@ pub fn interfaces(items: &[MetricSeries]) -> Vec<InterfaceRow> {
         }
     }
     let mut rows: Vec<_> = rows.into_values().collect();
-    rows.sort_by(|a, b| {
-        let load = |r: &InterfaceRow| r.in_rate.unwrap_or(0.0) + r.out_rate.unwrap_or(0.0);
-        load(b)
-            .total_cmp(&load(a))
-            .then_with(|| a.name.cmp(&b.name))
-    });
+    rows.sort_by(|a, b| natural(&a.name, &b.name));
     rows
 }
 
@@ -253,7 +240,7 @@ pub fn bits(bytes_per_second: f64) -> String {
     format!("{value:.1} {unit}")
 }
 
-fn oper(status: Option<f64>) -> &'static str {
+pub fn oper(status: Option<f64>) -> &'static str {
     match status.map(|s| s as i64) {
         Some(1) => "up",
         Some(2) => "down",
@@ -265,205 +252,11 @@ fn oper(status: Option<f64>) -> &'static str {
     }
 }
 
-impl NodeCharts {
-    pub fn new(node: Node) -> NodeCharts {
-        NodeCharts {
-            node,
-            range: 0,
-            answer: None,
-        }
-    }
-
-    /// The query for the current range ending `now` (UNIX seconds).
-    pub fn query(&self, now: i64) -> MetricQuery {
-        let span = RANGES[self.range].1;
-        MetricQuery {
-            metric: None,
-            from: Some(now - span),
-            to: Some(now),
-            // About 120 points: as many as a braille chart of a half screen shows.
-            step: Some((span / 120).max(10)),
-            agg: Some(Aggregation::Avg),
-        }
-    }
-
-    pub fn render(&self, frame: &mut Frame, area: Rect, theme: Theme) {
-        let title = format!(" {} · {} ", self.node.name, self.node.address);
-        let block = Block::default()
-            .borders(Borders::ALL)
-            .title(Span::styled(title, theme.title()));
-        let inner = block.inner(area);
-        frame.render_widget(block, area);
-        let [header, top, middle, bottom] = Layout::vertical([
-            Constraint::Length(1),
-            Constraint::Fill(1),
-            Constraint::Fill(1),
-            Constraint::Fill(1),
-        ])
-        .areas(inner);
-        let items: &[MetricSeries] = self.answer.as_ref().map_or(&[], |a| &a.items);
-        let mut spans = vec![Span::styled("range ", theme.dim())];
-        for (index, (label, _)) in RANGES.iter().enumerate() {
-            let style = if index == self.range {
-                theme.selected()
-            } else {
-                theme.dim()
-            };
-            spans.push(Span::styled(format!("{} {label}", index + 1), style));
-            spans.push(Span::raw("  "));
-        }
-        let loss = loss(items).map_or("-".to_owned(), |l| format!("{l:.0} %"));
-        spans.push(Span::styled(format!("loss {loss}"), theme.dim()));
-        if self.answer.is_none() {
-            spans.push(Span::raw("  loading…"));
-        }
-        frame.render_widget(Paragraph::new(Line::from(spans)), header);
-
-        let (from, to) = self
-            .answer
-            .as_ref()
-            .map_or((0, RANGES[self.range].1), |a| (a.from, a.to));
-        let [top_left, top_right] = halves(top);
-        let [middle_left, middle_right] = halves(middle);
-        let [bottom_left, bottom_right] = halves(bottom);
-        line_chart(
-            frame,
-            top_left,
-            "ping RTT (ms)",
-            &[("rtt", &rtt(items))],
-            from,
-            to,
-            None,
-            theme,
-        );
-        let (cpu, memory) = (cpu(items), memory(items));
-        let others = other_series(items);
-        if cpu.is_empty() && memory.is_empty() && !others.is_empty() {
-            // A meter, a PLC, a UPS: its own values instead of CPU and memory.
-            for (area, series) in [top_right, middle_left].into_iter().zip(&others) {
-                line_chart(
-                    frame,
-                    area,
-                    &series_label(series),
-                    &[("value", &series.points)],
-                    from,
-                    to,
-                    None,
-                    theme,
-                );
-            }
-        } else {
-            line_chart(
-                frame,
-                top_right,
-                "CPU (%)",
-                &[("cpu", &cpu)],
-                from,
-                to,
-                Some(100.0),
-                theme,
-            );
-            line_chart(
-                frame,
-                middle_left,
-                "memory (%)",
-                &[("memory", &memory)],
-                from,
-                to,
-                Some(100.0),
-                theme,
-            );
-        }
-        let (rx, tx) = traffic(items);
-        let rx_bits: Vec<(i64, f64)> = rx.iter().map(|(t, v)| (*t, v * 8.0 / 1e6)).collect();
-        let tx_bits: Vec<(i64, f64)> = tx.iter().map(|(t, v)| (*t, v * 8.0 / 1e6)).collect();
-        line_chart(
-            frame,
-            middle_right,
-            "traffic (Mbit/s) in/out",
-            &[("in", &rx_bits), ("out", &tx_bits)],
-            from,
-            to,
-            None,
-            theme,
-        );
-        let disk_lines: Vec<Line> = disks(items)
-            .into_iter()
-            .map(|(name, pct)| {
-                let width = 10usize;
-                let filled = ((pct / 100.0) * width as f64)
-                    .round()
-                    .clamp(0.0, width as f64) as usize;
-                Line::from(vec![
-                    Span::raw(format!("{:>5.1}% ", pct)),
-                    Span::styled("█".repeat(filled), theme.title()),
-                    Span::styled("░".repeat(width - filled), theme.dim()),
-                    Span::raw(format!(" {name}")),
-                ])
-            })
-            .collect();
-        let (disk_block, disk_text) = if disk_lines.is_empty() && !others.is_empty() {
-            // No file systems: the latest of the device's own values instead.
-            let lines: Vec<Line> = others
-                .iter()
-                .map(|series| {
-                    let mut value = series.points.last().map_or("-".into(), |(_, v)| short(*v));
-                    if series.kind == plantwatch_shared::api::SeriesKind::Counter {
-                        value.push_str("/s"); // Counters come as rates.
-                    }
-                    Line::from(vec![
-                        Span::raw(format!("{value:>10} ")),
-                        Span::styled(series_label(series), theme.dim()),
-                    ])
-                })
-                .collect();
-            (
-                Block::default().borders(Borders::ALL).title(" values "),
-                Paragraph::new(lines),
-            )
-        } else if disk_lines.is_empty() {
-            (
-                Block::default().borders(Borders::ALL).title(" disks "),
-                Paragraph::new(Line::styled("no file system reported", theme.dim())),
-            )
-        } else {
-            (
-                Block::default().borders(Borders::ALL).title(" disks "),
-                Paragraph::new(disk_lines),
-            )
-        };
-        frame.render_widget(disk_text.block(disk_block), bottom_left);
-        let rows: Vec<Row> = interfaces(items)
-            .into_iter()
-            .map(|r| {
-                Row::new(vec![
-                    r.name,
-                    r.in_rate.map_or("-".into(), bits),
-                    r.out_rate.map_or("-".into(), bits),
-                    oper(r.oper_status).to_owned(),
-                ])
-            })
-            .collect();
-        let table = Table::new(
-            rows,
-            [
-                Constraint::Min(6),
-                Constraint::Length(10),
-                Constraint::Length(10),
-                Constraint::Length(5),
-            ],
-        )
-        .header(Row::new(vec!["INTERFACE", "IN", "OUT", "OPER"]).style(theme.column_header()))
-        .block(Block::default().borders(Borders::ALL).title(" interfaces "));
-        frame.render_widget(table, bottom_right);
-    }
-}
-
-fn halves(area: Rect) -> [Rect; 2] {
+pub fn halves(area: Rect) -> [Rect; 2] {
     Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(area)
 }
 
-fn short(value: f64) -> String {
+pub fn short(value: f64) -> String {
     if value >= 100.0 {
         format!("{value:.0}")
     } else if value >= 10.0 {
@@ -475,7 +268,7 @@ fn short(value: f64) -> String {
 
 /// A braille line chart of `series` over `[from, to]`; the y axis from 0 to `max` or the data's
 /// top.
-fn line_chart(
+pub fn line_chart(
     frame: &mut Frame,
     area: Rect,
     title: &str,
@@ -590,6 +383,17 @@ mod tests {
         assert_eq!(rows[0].name, "eth0");
         assert_eq!(rows[0].oper_status, Some(1.0));
         assert_eq!(rows[1].name, "lo");
+        let named = |names: &[&str]| -> Vec<MetricSeries> {
+            names
+                .iter()
+                .map(|n| series("interface.in_octets_total", &[("ifName", n)], &[(0, 1.0)]))
+                .collect()
+        };
+        let order: Vec<String> = interfaces(&named(&["Gi0/10", "Gi0/2", "Gi0/1"]))
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(order, ["Gi0/1", "Gi0/2", "Gi0/10"]);
         assert_eq!(traffic(&items).0, vec![(0, 1_010.0)]);
         assert_eq!(bits(1_500_000.0), "12.0 Mb/s");
     }

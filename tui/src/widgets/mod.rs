@@ -2,6 +2,9 @@
 
 pub mod charts;
 pub mod form;
+pub mod node_charts;
+pub mod picture;
+pub mod plot;
 pub mod table;
 
 use ratatui::layout::{Constraint, Flex, Layout, Rect};

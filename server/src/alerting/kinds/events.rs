@@ -14,7 +14,7 @@ use plantwatch_shared::api::{
 
 use super::{Cycle, Findings, Judge, RuleKind};
 use crate::alerting::evaluate::{AlertKey, Verdict};
-use crate::alerting::rules::glob_matches;
+use plantwatch_shared::rules::glob_matches;
 
 /// An event as the rules see it: stored, matched to its node (or not).
 #[derive(Debug, Clone)]
