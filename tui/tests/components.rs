@@ -445,6 +445,53 @@ fn topology_is_shown_drawn_and_turned_into_parents_from_the_command_line() {
         "",
     );
     assert_eq!(bad.status.code(), Some(2), "a usage error");
+    // A chart of it for a ticket: SVG by default, PNG by the file's extension.
+    let pictures = tempfile::tempdir().unwrap();
+    let svg_path = pictures.path().join("up.svg");
+    let png_path = pictures.path().join("up.png");
+    for path in [&svg_path, &png_path] {
+        let path = path.to_str().unwrap();
+        let said = cli(
+            &[
+                "metrics",
+                "export",
+                "procurve-1",
+                "snmp.up",
+                "--from",
+                "10m",
+                "--file",
+                path,
+            ],
+            "",
+        );
+        ok(&said);
+        let said = String::from_utf8_lossy(&said.stderr).into_owned();
+        assert!(said.starts_with(&format!("Wrote {path} (1 line")), "{said}");
+    }
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("procurve-1 · snmp.up"),
+        "{svg}"
+    );
+    assert!(std::fs::read(&png_path).unwrap().starts_with(b"\x89PNG"));
+    let none = cli(
+        &[
+            "metrics",
+            "export",
+            "procurve-1",
+            "snmp.up",
+            "--tag",
+            "ifName=Gi9/9",
+        ],
+        "",
+    );
+    assert!(!none.status.success());
+    assert!(
+        String::from_utf8_lossy(&none.stderr)
+            .contains("procurve-1 has no snmp.up with ifName=Gi9/9"),
+        "{}",
+        String::from_utf8_lossy(&none.stderr)
+    );
     // Parents from the wiring: the ProCurve under the Nexus, set in one go.
     let suggested = ok(&cli(
         &["topology", "suggest-parents", "--root", "nx-5548"],

@@ -72,8 +72,8 @@ pub struct ParamArgs {
     /// SNMPv3 privacy: des, aes128, aes192, aes256.
     #[arg(long)]
     pub priv_protocol: Option<PrivProtocol>,
-    /// SNMPv3 context name.
-    #[arg(long)]
+    /// SNMPv3 context name (`--context` names the plantwatch context to use).
+    #[arg(long = "snmp-context", id = "snmp_context", value_name = "NAME")]
     pub context: Option<String>,
     /// Windows or SSH domain.
     #[arg(long)]

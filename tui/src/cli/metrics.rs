@@ -43,9 +43,9 @@ pub enum MetricsCommand {
         #[arg(long)]
         top: bool,
         /// The file to write [default: NODE_METRIC_TIME.svg in the working directory].
-        #[arg(short, long)]
-        output: Option<std::path::PathBuf>,
-        /// svg or png [default: the output's extension, else svg].
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+        /// svg or png [default: the file's extension, else svg].
         #[arg(long)]
         format: Option<String>,
         #[command(flatten)]
@@ -217,14 +217,11 @@ pub async fn run(session: &Session, command: MetricsCommand) -> anyhow::Result<(
             metric,
             tags,
             top,
-            output,
+            file,
             format,
             window,
         } => {
-            let format = match (
-                format.as_deref(),
-                output.as_deref().and_then(Format::of_path),
-            ) {
+            let format = match (format.as_deref(), file.as_deref().and_then(Format::of_path)) {
                 (Some("svg"), _) => Format::Svg,
                 (Some("png"), _) => Format::Png,
                 (Some(other), _) => super::usage!("--format {other:?}: use svg or png"),
@@ -293,7 +290,7 @@ pub async fn run(session: &Session, command: MetricsCommand) -> anyhow::Result<(
                 &rules,
                 (answer.from, answer.to),
             );
-            let path = output.unwrap_or_else(|| file_name(&node.name, &plot, format));
+            let path = file.unwrap_or_else(|| file_name(&node.name, &plot, format));
             let bytes = picture::render(&plot, &node.name, format)?;
             picture::write(&path, &bytes)?;
             eprintln!(

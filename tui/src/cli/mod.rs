@@ -438,3 +438,36 @@ pub fn ask_secret(prompt: &str, no_terminal_hint: &str) -> anyhow::Result<Secret
     }
     Ok(secret.into())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        let cli = super::Cli::command();
+        cli.clone().debug_assert();
+        // clap's own check misses an option named like a global one (`--output FILE` beside
+        // `-o json`): that fails only when used.
+        let globals: Vec<String> = cli
+            .get_arguments()
+            .filter(|a| a.is_global_set())
+            .map(|a| a.get_id().to_string())
+            .collect();
+        fn walk(command: &clap::Command, globals: &[String], path: &str) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().to_string();
+                assert!(
+                    !globals.contains(&id),
+                    "{path}: --{id} has the name of a global option"
+                );
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, globals, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        for sub in cli.get_subcommands() {
+            walk(sub, &globals, sub.get_name());
+        }
+    }
+}

@@ -554,7 +554,10 @@ impl NodeCharts {
             spans.push(Span::raw("  "));
         }
         if let Some(answer) = &self.answer {
-            spans.push(Span::raw(format!("{}  ", window_label(answer.from, answer.to))));
+            spans.push(Span::raw(format!(
+                "{}  ",
+                window_label(answer.from, answer.to)
+            )));
         }
         let loss = loss(self.items()).map_or("-".to_owned(), |l| format!("{l:.0} %"));
         spans.push(Span::styled(format!("loss {loss}"), theme.dim()));

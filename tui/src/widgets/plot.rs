@@ -490,7 +490,12 @@ pub fn series_style(theme: Theme, index: usize) -> Style {
 
 fn marker(theme: Theme, index: usize) -> Marker {
     // Dots are the thresholds'.
-    const PLAIN: [Marker; 4] = [Marker::Braille, Marker::Block, Marker::Bar, Marker::HalfBlock];
+    const PLAIN: [Marker; 4] = [
+        Marker::Braille,
+        Marker::Block,
+        Marker::Bar,
+        Marker::HalfBlock,
+    ];
     if theme.color {
         Marker::Braille
     } else {
