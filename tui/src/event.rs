@@ -117,6 +117,13 @@ pub enum Reply {
     },
     /// The dashboard's figures.
     Summary(Box<Summary>),
+    /// One saved site's status, for the sites view.
+    Site(Box<crate::sites::SiteStatus>),
+    /// The active alerts of every site, and the sites that did not answer.
+    SiteAlerts {
+        alerts: Vec<crate::sites::SiteAlert>,
+        unread: Vec<(String, String)>,
+    },
     Alerts(ListResponse<Alert>),
     AlertDetail(Box<AlertDetail>),
     /// Several alerts acknowledged at once; the last one as answered.

@@ -10,6 +10,7 @@ pub mod event;
 pub mod keymap;
 pub mod overlay;
 pub mod profile;
+pub mod sites;
 pub mod theme;
 pub mod ui;
 pub mod views;

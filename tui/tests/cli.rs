@@ -150,6 +150,86 @@ fn contexts_list_switch_and_remove() {
 }
 
 #[test]
+fn sites_status_asks_every_context_at_once_and_names_the_unreachable() {
+    let first = start_server();
+    let second = start_server();
+    let gone = start_server();
+    let config = tempfile::tempdir().unwrap();
+    let cfg = config.path();
+    for server in [&gone, &first, &second] {
+        ok(&login(server, cfg));
+    }
+    let name_of = |s: &Server| s.url.trim_start_matches("https://").to_owned();
+    ok(&plantwatch(
+        cfg,
+        &[
+            "nodes",
+            "create",
+            "plc-1",
+            "--address",
+            "127.0.0.1",
+            "--context",
+            &name_of(&first),
+        ],
+        "",
+    ));
+    let gone_name = name_of(&gone);
+    drop(gone);
+    let out = plantwatch(cfg, &["sites", "status", "-o", "json"], "");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "a site not read: {}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("1 of 3 site(s) not read"),
+        "{}",
+        stderr(&out)
+    );
+    let sites: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sites = sites.as_array().unwrap();
+    assert_eq!(sites.len(), 3);
+    // The unreachable one first, with why; then the others with their figures.
+    assert_eq!(sites[0]["site"], gone_name.as_str());
+    assert_eq!(sites[0]["state"], "unreachable");
+    assert!(
+        sites[0]["problem"].as_str().unwrap().contains("connect"),
+        "{sites:?}"
+    );
+    let first_site = sites
+        .iter()
+        .find(|s| s["site"] == name_of(&first).as_str())
+        .unwrap();
+    assert_eq!(first_site["state"], "ok");
+    let nodes: i64 = first_site["nodes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_i64().unwrap())
+        .sum();
+    assert_eq!(nodes, 1, "{first_site}");
+    let second_site = sites
+        .iter()
+        .find(|s| s["site"] == name_of(&second).as_str())
+        .unwrap();
+    assert_eq!(second_site["current"], true);
+    assert_eq!(second_site["nodes"], serde_json::json!({}));
+    // The table names the site in use with a star; the merged alerts name the one not read.
+    let table = plantwatch(cfg, &["sites", "status"], "");
+    let text = String::from_utf8_lossy(&table.stdout).into_owned();
+    assert!(text.starts_with("SITE"), "{text}");
+    assert!(text.contains(&format!("{} *", name_of(&second))), "{text}");
+    let alerts = plantwatch(cfg, &["sites", "alerts"], "");
+    assert_eq!(alerts.status.code(), Some(3));
+    assert!(
+        stderr(&alerts).contains(&format!("not read: {gone_name} (")),
+        "{}",
+        stderr(&alerts)
+    );
+}
+
+#[test]
 fn a_wrong_fingerprint_is_refused_and_nothing_is_saved() {
     let server = start_server();
     let config = tempfile::tempdir().unwrap();

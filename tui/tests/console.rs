@@ -174,6 +174,60 @@ fn log_in_create_a_user_filter_it_and_quit() {
 }
 
 #[test]
+fn the_sites_view_shows_two_real_servers_side_by_side_and_switches() {
+    let first = start_server();
+    let mut second = start_server();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    for server in [&first, &second] {
+        let out = common::login(server, &config);
+        assert!(out.status.success(), "{out:?}");
+    }
+    let name_of = |s: &common::Server| s.url.trim_start_matches("https://").to_owned();
+    let tmux = Tmux::start(
+        dir.path(),
+        120,
+        30,
+        &format!(
+            "env XDG_CONFIG_HOME={} {}",
+            shell_quote(&config),
+            shell_quote(Path::new(CLI))
+        ),
+    );
+    tmux.wait_for("● online");
+    tmux.type_text(":sites");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("Sites (2)");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut screen = screen;
+    while screen.matches(" ok ").count() < 2 {
+        assert!(Instant::now() < deadline, "both sites answer:\n{screen}");
+        std::thread::sleep(Duration::from_millis(300));
+        screen = tmux.screen();
+    }
+    assert!(
+        screen.contains(&format!("* {}", name_of(&second))),
+        "{screen}"
+    );
+    // The second server stops: the next refresh shows it unreachable, first.
+    second.child.kill().unwrap();
+    second.child.wait().unwrap();
+    tmux.keys(&["C-r"]);
+    let screen = tmux.wait_for("unreachable");
+    let row = |name: &str| screen.lines().position(|l| l.contains(name)).unwrap();
+    assert!(row(&name_of(&second)) < row(&name_of(&first)), "{screen}");
+    // Enter on the first site switches to it.
+    tmux.type_text("/");
+    tmux.type_text(&name_of(&first));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("Sites (1 of 2)");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(&format!("ctx {}", name_of(&first)));
+    tmux.keys(&["C-c"]);
+    tmux.wait_for("EXITED=0");
+}
+
+#[test]
 fn demo_starts_a_server_signs_in_and_cleans_up() {
     let dir = tempfile::tempdir().unwrap();
     let temp = dir.path().join("tmp");
@@ -217,13 +271,16 @@ fn demo_starts_a_server_signs_in_and_cleans_up() {
     assert!(screen.contains(host), "{screen}");
     tmux.type_text("m");
     tmux.wait_for("ping RTT (ms): 0");
-    let screen = tmux.wait_for_within("interfaces", Duration::from_secs(5));
+    let screen = tmux.wait_for_within("Interfaces", Duration::from_secs(5));
     assert!(screen.contains("1 1h"), "{screen}");
     // The agent's CPU, memory and loopback traffic arrive (charts reload every 10 s).
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let screen = tmux.screen();
-        if !screen.contains("CPU (%): -") && screen.contains("│lo ") {
+        if !screen.contains("CPU (%): -")
+            && screen.contains("Interfaces (")
+            && !screen.contains("Interfaces (0)")
+        {
             break;
         }
         assert!(
@@ -232,6 +289,30 @@ fn demo_starts_a_server_signs_in_and_cleans_up() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    // Every series the agent sends, then one of them charted with a cursor that reads it.
+    tmux.keys(&["Tab"]);
+    tmux.wait_for("Series (");
+    tmux.type_text("/");
+    tmux.type_text("usage_pct");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("cpu_total");
+    assert!(screen.contains(" %"), "{screen}");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("cpu_total.usage_pct (%)");
+    assert!(
+        screen.contains("latest") && screen.contains("UTC"),
+        "{screen}"
+    );
+    tmux.keys(&["Left"]);
+    tmux.wait_for("│at ");
+    tmux.keys(&["Left"]);
+    let screen = tmux.screen();
+    assert!(screen.contains("│at ") && screen.contains(" %"), "{screen}");
+    // Esc leaves the chart, Tab the list, Esc the charts.
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("Series (");
+    tmux.keys(&["Tab"]);
+    tmux.wait_for("Interfaces");
     tmux.keys(&["Escape"]);
     tmux.wait_for("POLLED");
     // The demo plant looks healthy: its SNMP devices answer (snmpd on loopback) and the

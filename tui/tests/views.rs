@@ -22,6 +22,7 @@ use plantwatch_tui::app::App;
 use plantwatch_tui::event::{Event, Failure, Reply};
 use plantwatch_tui::keymap::Action;
 use plantwatch_tui::profile::{Context, Profiles};
+use plantwatch_tui::sites::{SiteAlert, SiteStatus};
 use plantwatch_tui::theme::Theme;
 use plantwatch_tui::views::{self, VIEWS};
 use plantwatch_tui::widgets::node_charts::{NodeCharts, Outcome};
@@ -1544,6 +1545,7 @@ fn viewers_are_offered_no_edit_action_and_no_admin_view() {
             "collectors",
             "rules",
             "maintenance",
+            "sites",
             "contexts"
         ]
     );
@@ -2761,6 +2763,7 @@ fn the_dashboard_shows_the_most_urgent_alerts() {
         collectors: vec![],
         ingest: Default::default(),
         active_alerts: 4,
+        alerts_by_severity: Default::default(),
         newest_alerts: alerts(),
         evaluator_cycle_ms: Some(12.4),
         remote_write: None,
@@ -3101,4 +3104,86 @@ fn settings_view_shows_the_directory_edits_it_and_shows_a_test_step_by_step() {
         screen.contains("FAILED") && screen.contains("ana would sign in as admin"),
         "{screen}"
     );
+}
+
+fn site(name: &str, state: &str, nodes: &[(&str, i64)], alerts: &[(&str, u64)]) -> SiteStatus {
+    SiteStatus {
+        site: name.into(),
+        url: format!("https://{name}.example:8443"),
+        current: name == "plant1",
+        state: state.into(),
+        problem: (state != "ok").then(|| "connecting: connection refused".into()),
+        nodes: nodes.iter().map(|(k, v)| ((*k).into(), *v)).collect(),
+        alerts: alerts.iter().map(|(k, v)| ((*k).into(), *v)).collect(),
+        collectors: 2,
+        collectors_offline: usize::from(name == "plant1"),
+        answer_ms: Some(12),
+    }
+}
+
+#[test]
+fn sites_view_shows_every_site_worst_first_and_their_alerts_merged() {
+    let mut app = signed_in(Role::Viewer);
+    app.go_to("sites");
+    assert_eq!(app.outbox.len(), 2, "one call per saved site, in parallel");
+    reply(
+        &mut app,
+        Reply::Site(Box::new(site(
+            "plant1",
+            "ok",
+            &[("healthy", 40), ("critical", 1), ("offline", 2)],
+            &[("critical", 1), ("warning", 3)],
+        ))),
+    );
+    reply(
+        &mut app,
+        Reply::Site(Box::new(site("plant2", "unreachable", &[], &[]))),
+    );
+    let screen = draw(&app, 120, 40);
+    let first = screen.find("plant2").expect("plant2 listed");
+    assert!(
+        first < screen.find("* plant1").expect("plant1 listed"),
+        "unreachable first: {screen}"
+    );
+    assert!(screen.contains("43 (1 critical, 2 offline)"), "{screen}");
+    assert!(screen.contains("connection refused"), "{screen}");
+    snap("sites", &app);
+    // A second answer from the same site replaces its row.
+    reply(
+        &mut app,
+        Reply::Site(Box::new(site("plant1", "ok", &[("healthy", 43)], &[]))),
+    );
+    assert!(draw(&app, 120, 40).contains("Sites (2)"));
+    // Tab: the alerts of every site in one list, critical first, naming the sites not read.
+    app.handle(Event::Key(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE)));
+    assert_eq!(app.outbox.len(), 1, "one call asks every site");
+    let mut merged = vec![
+        SiteAlert {
+            site: "plant1".into(),
+            alert: alert(1, "plc-line1", "cpu_high", Severity::Warning, 5),
+        },
+        SiteAlert {
+            site: "plant3".into(),
+            alert: alert(2, "sw-core-1", "node_unreachable", Severity::Critical, 12),
+        },
+    ];
+    plantwatch_tui::sites::sort_alerts(&mut merged);
+    reply(
+        &mut app,
+        Reply::SiteAlerts {
+            alerts: merged,
+            unread: vec![("plant2".into(), "connection refused".into())],
+        },
+    );
+    let screen = draw(&app, 120, 40);
+    assert!(screen.contains("not read: plant2"), "{screen}");
+    let critical = screen.find("sw-core-1").expect("the critical alert");
+    assert!(
+        critical < screen.find("plc-line1").expect("the warning"),
+        "{screen}"
+    );
+    snap("sites_alerts", &app);
+    // Enter switches to the alert's site (plant3 is not saved here: the login asks).
+    keys(&mut app, &[KeyCode::Enter]);
+    assert_eq!(app.profiles.current.as_deref(), Some("plant1"));
 }

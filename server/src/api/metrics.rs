@@ -145,7 +145,7 @@ async fn series(
 const SUMMARY_ALERTS: u32 = 10;
 
 async fn summary(State(state): State<AppState>, _auth: Authed) -> ApiResult<Json<Summary>> {
-    let (nodes_by_health, collectors, (newest_alerts, active_alerts)) = state
+    let (nodes_by_health, collectors, (newest_alerts, active_alerts), alerts_by_severity) = state
         .db
         .call(|conn| -> Result<_, db::DbError> {
             let by_health = nodes::count_by_health(conn)?;
@@ -157,7 +157,8 @@ async fn summary(State(state): State<AppState>, _auth: Authed) -> ApiResult<Json
                 SUMMARY_ALERTS,
                 0,
             )?;
-            Ok((by_health, collectors, alerts))
+            let by_severity = db::alerts::count_active_by_severity(conn)?;
+            Ok((by_health, collectors, alerts, by_severity))
         })
         .await?;
     let now = crate::clock::unix_secs();
@@ -170,6 +171,7 @@ async fn summary(State(state): State<AppState>, _auth: Authed) -> ApiResult<Json
         nodes_by_health,
         collectors,
         active_alerts,
+        alerts_by_severity,
         newest_alerts,
         evaluator_cycle_ms: (state.evaluator.cycles.load(Ordering::Relaxed) > 0)
             .then(|| state.evaluator.last_cycle_us.load(Ordering::Relaxed) as f64 / 1_000.0),

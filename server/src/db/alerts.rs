@@ -340,6 +340,19 @@ fn alert_row(row: &Row<'_>) -> rusqlite::Result<Alert> {
     })
 }
 
+/// Active (pending and firing) alerts per severity: what the sites view counts.
+pub fn count_active_by_severity(
+    conn: &Connection,
+) -> rusqlite::Result<std::collections::BTreeMap<String, u64>> {
+    conn.prepare_cached(
+        "SELECT severity, count(*) FROM alerts WHERE state <> 'resolved' GROUP BY severity",
+    )?
+    .query_map([], |row| {
+        Ok((row.get(0)?, row.get::<_, i64>(1)?.max(0) as u64))
+    })?
+    .collect()
+}
+
 /// Alerts for the list: active ones first by severity, then newest first.
 pub fn list_alerts(
     conn: &Connection,

@@ -142,6 +142,9 @@ pub struct Summary {
     /// Pending and firing alerts.
     #[serde(default)]
     pub active_alerts: u64,
+    /// Pending and firing alerts per severity (`critical`, `warning`).
+    #[serde(default)]
+    pub alerts_by_severity: BTreeMap<String, u64>,
     /// The most urgent active alerts (critical first, then newest).
     #[serde(default)]
     pub newest_alerts: Vec<super::Alert>,

@@ -338,7 +338,7 @@ pub fn subject(a: &Alert) -> String {
         .unwrap_or_default()
 }
 
-fn alert_row(a: &Alert) -> Vec<String> {
+pub fn alert_row(a: &Alert) -> Vec<String> {
     vec![
         a.id.to_string(),
         a.severity.to_string(),
@@ -352,7 +352,7 @@ fn alert_row(a: &Alert) -> Vec<String> {
     ]
 }
 
-const ALERT_HEADERS: [&str; 9] = [
+pub const ALERT_HEADERS: [&str; 9] = [
     "ID", "SEVERITY", "STATE", "NODE", "RULE", "SERIES", "VALUE", "SINCE", "FLAGS",
 ];
 

@@ -13,6 +13,7 @@ pub mod ldap;
 pub mod metrics;
 pub mod nodes;
 pub mod output;
+pub mod sites;
 pub mod templates;
 pub mod topology;
 pub mod users;
@@ -96,6 +97,9 @@ pub enum Command {
     /// A node's series and their values over time, for scripts.
     #[command(subcommand)]
     Metrics(metrics::MetricsCommand),
+    /// Every saved site at once: status side by side, and their active alerts merged.
+    #[command(subcommand)]
+    Sites(sites::SitesCommand),
     /// The device templates and Modbus profiles: list them, load dropped-in files again.
     #[command(subcommand)]
     Templates(templates::TemplatesCommand),
@@ -304,6 +308,7 @@ impl Session {
             Command::Events(command) => events::run(self, command).await,
             Command::EventRules(command) => event_rules::run(self, command).await,
             Command::Topology(command) => topology::run(self, command).await,
+            Command::Sites(command) => sites::run(self, command).await,
             Command::Templates(command) => templates::run(self, command).await,
             Command::Metrics(command) => metrics::run(self, command).await,
             Command::Credentials(command) => credentials::run(self, command).await,

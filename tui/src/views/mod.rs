@@ -46,6 +46,7 @@ views!(
     channels,
     users,
     settings,
+    sites,
     contexts,
     audit
 );
