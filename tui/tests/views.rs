@@ -275,14 +275,14 @@ fn nodes() -> Vec<Node> {
             "core-sw-1",
             "10.10.0.1",
             NodeType::Network,
-            NodeStatus::Healthy,
+            NodeStatus::Critical,
         ),
         node(
             2,
             "press-plc-2",
             "10.10.2.12",
             NodeType::Plc,
-            NodeStatus::Critical,
+            NodeStatus::Healthy,
         ),
         node(
             3,
@@ -736,11 +736,18 @@ fn nodes_filter_and_sort_by_status() {
     let mut app = with_nodes(Role::Operator);
     keys(&mut app, &[KeyCode::Char('/')]);
     text(&mut app, "10.10");
-    keys(
-        &mut app,
-        &[KeyCode::Enter, KeyCode::Char('S'), KeyCode::Char('S')],
+    // Problems first by default; Shift+S once reverses it.
+    let screen = draw(&app, 120, 40);
+    let row = |name: &str| screen.find(name).unwrap();
+    assert!(
+        row("core-sw-1") < row("ups-hall-a") && row("ups-hall-a") < row("press-plc-2"),
+        "{screen}"
     );
+    keys(&mut app, &[KeyCode::Enter, KeyCode::Char('S')]);
     snap("nodes_filtered_sorted", &app);
+    let screen = draw(&app, 120, 40);
+    let row = |name: &str| screen.find(name).unwrap();
+    assert!(row("press-plc-2") < row("core-sw-1"), "{screen}");
 }
 
 #[test]
@@ -772,7 +779,8 @@ fn node_form_fits_80x24_and_checks_as_you_type() {
 #[test]
 fn editing_a_node_prefills_the_form_and_submits_once() {
     let mut app = with_nodes(Role::Operator);
-    keys(&mut app, &[KeyCode::Down, KeyCode::Char('e')]);
+    // The healthy PLC is last: problems come first.
+    keys(&mut app, &[KeyCode::End, KeyCode::Char('e')]);
     let screen = draw(&app, 80, 24);
     assert!(
         screen.contains("Edit press-plc-2") && screen.contains("core-sw-1"),

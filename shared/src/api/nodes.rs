@@ -35,6 +35,21 @@ named_enum! {
     }
 }
 
+impl NodeStatus {
+    /// How urgent the status is, most first: critical, offline, warning, discovering,
+    /// maintenance, healthy. What "problems first" sorts by.
+    pub fn urgency(self) -> u8 {
+        match self {
+            NodeStatus::Critical => 0,
+            NodeStatus::Offline => 1,
+            NodeStatus::Warning => 2,
+            NodeStatus::Discovering => 3,
+            NodeStatus::Maintenance => 4,
+            NodeStatus::Healthy => 5,
+        }
+    }
+}
+
 /// A node as every endpoint shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Node {

@@ -74,6 +74,9 @@ fn or_dash(value: Option<&str>) -> String {
     value.unwrap_or("-").to_owned()
 }
 
+/// The STATUS column's index: the default sort.
+const STATUS_COLUMN: usize = 1;
+
 static COLUMNS: &[Column<Node>] = &[
     Column {
         title: "NAME",
@@ -87,7 +90,13 @@ static COLUMNS: &[Column<Node>] = &[
         sort_key: 's',
         width: Constraint::Length(11),
         cell: |n| n.status.to_string(),
-        cmp: |a, b| a.status.cmp(&b.status),
+        // Problems first (critical, offline, warning), ties by name.
+        cmp: |a, b| {
+            a.status
+                .urgency()
+                .cmp(&b.status.urgency())
+                .then_with(|| caseless(&a.name, &b.name))
+        },
     },
     Column {
         title: "POLLED",
@@ -145,8 +154,11 @@ pub struct NodesView {
 
 impl NodesView {
     pub fn new() -> Self {
+        let mut table = Resource::new("node", COLUMNS, |n: &Node| n.id.to_string());
+        // Problems first, as an engineer opening the list wants them.
+        table.table.sort_by(STATUS_COLUMN);
         NodesView {
-            table: Resource::new("node", COLUMNS, |n| n.id.to_string()),
+            table,
             credentials: Vec::new(),
             attach_to: Vec::new(),
             charts: None,
