@@ -117,6 +117,9 @@ pub enum Reply {
     },
     /// The dashboard's figures.
     Summary(Box<Summary>),
+    Templates(ListResponse<plantwatch_shared::api::Template>),
+    /// One template with its resolved definition.
+    TemplateDetail(Box<plantwatch_shared::api::Template>),
     /// One saved site's status, for the sites view.
     Site(Box<crate::sites::SiteStatus>),
     /// The active alerts of every site, and the sites that did not answer.

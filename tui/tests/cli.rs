@@ -575,3 +575,72 @@ fn completions_load_in_bash_and_the_man_page_lists_every_command() {
         assert!(man.contains(line), "the man page lacks {line:?}");
     }
 }
+
+#[test]
+fn templates_show_one_whole_and_files_are_checked_before_copying() {
+    let server = start_server();
+    let config = tempfile::tempdir().unwrap();
+    let cfg = config.path();
+    ok(&login(&server, cfg));
+    let shown = ok(&plantwatch(
+        cfg,
+        &["templates", "show", "eastron-sdm630"],
+        "",
+    ));
+    assert!(shown.starts_with("# eastron-sdm630 — "), "{shown}");
+    assert!(
+        shown.contains("name = \"meter.voltage\"") && shown.contains("unit = \"V\""),
+        "{shown}"
+    );
+    let missing = plantwatch(cfg, &["templates", "show", "nope"], "");
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stderr(&missing).contains("no template \"nope\"; the server has "),
+        "{}",
+        stderr(&missing)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("ups.toml");
+    std::fs::write(
+        &good,
+        "name = \"plant-ups\"\nextends = [\"generic\"]\n[[scalars]]\nmeasurement = \"ups\"\n\
+         fields = [{ name = \"load_pct\", oid = \"1.3.6.1.2.1.33.1.4.4.1.5.1\", kind = \"gauge\" }]\n",
+    )
+    .unwrap();
+    let said = ok(&plantwatch(
+        cfg,
+        &["templates", "validate", good.to_str().unwrap()],
+        "",
+    ));
+    assert!(
+        said.contains("template plant-ups is valid (1 value(s), extends generic)"),
+        "{said}"
+    );
+    // The server's own checks, all named; a parent the server lacks is named too.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "name = \"bad one\"\n[[scalars]]\nmeasurement = \"ups\"\n\
+         fields = [{ name = \"load\", oid = \"1.3.x\", kind = \"counter\" }]\n",
+    )
+    .unwrap();
+    let out = plantwatch(cfg, &["templates", "validate", bad.to_str().unwrap()], "");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    for problem in [
+        "name \"bad one\"",
+        "\"1.3.x\" is not a numeric OID",
+        "must end in _total",
+        "(3 problem(s))",
+    ] {
+        assert!(err.contains(problem), "{problem}: {err}");
+    }
+    std::fs::write(&bad, "name = \"orphan\"\nextends = [\"no-such-parent\"]\n").unwrap();
+    let out = plantwatch(cfg, &["templates", "validate", bad.to_str().unwrap()], "");
+    assert!(
+        stderr(&out).contains("extends no-such-parent the server does not have"),
+        "{}",
+        stderr(&out)
+    );
+}

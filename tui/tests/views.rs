@@ -1552,6 +1552,7 @@ fn viewers_are_offered_no_edit_action_and_no_admin_view() {
             "credentials",
             "collectors",
             "rules",
+            "templates",
             "maintenance",
             "sites",
             "contexts"
@@ -3194,4 +3195,50 @@ fn sites_view_shows_every_site_worst_first_and_their_alerts_merged() {
     // Enter switches to the alert's site (plant3 is not saved here: the login asks).
     keys(&mut app, &[KeyCode::Enter]);
     assert_eq!(app.profiles.current.as_deref(), Some("plant1"));
+}
+
+fn template(id: i64, name: &str, nodes: i64) -> plantwatch_shared::api::Template {
+    serde_json::from_value(serde_json::json!({
+        "id": id, "name": name, "vendor": "APC", "interval_s": 30,
+        "fingerprints": [{"sys_object_id": "1.3.6.1.4.1.318.1.3", "priority": 0}],
+        "metric_count": 2, "source": "built-in", "node_count": nodes,
+    }))
+    .unwrap()
+}
+
+#[test]
+fn templates_view_lists_them_and_opens_one_with_what_it_reads() {
+    let mut app = on_view(Role::Viewer, "templates");
+    reply(
+        &mut app,
+        Reply::Templates(ListResponse {
+            items: vec![template(1, "apc-ups", 3), template(2, "generic", 12)],
+            total: 2,
+        }),
+    );
+    snap("templates", &app);
+    app.handle(Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
+    assert_eq!(app.outbox.len(), 1, "the template is loaded whole");
+    let mut whole = template(1, "apc-ups", 3);
+    whole.definition = Some(
+        serde_json::from_value(serde_json::json!({
+            "name": "apc-ups",
+            "scalars": [{"measurement": "ups", "fields": [
+                {"name": "load_pct", "oid": "1.3.6.1.4.1.318.1.1.1.4.2.3.0", "kind": "gauge"},
+                {"name": "on_battery", "oid": "1.3.6.1.4.1.318.1.1.1.4.1.1.0", "kind": "gauge"}
+            ]}]
+        }))
+        .unwrap(),
+    );
+    reply(&mut app, Reply::TemplateDetail(Box::new(whole)));
+    let screen = draw(&app, 120, 40);
+    assert!(screen.contains("Template apc-ups"), "{screen}");
+    assert!(
+        screen.contains("ups.load_pct  1.3.6.1.4.1.318.1.1.1.4.2.3.0")
+            && screen.contains("1.3.6.1.4.1.318.1.3"),
+        "{screen}"
+    );
 }

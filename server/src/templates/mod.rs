@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use plantwatch_shared::api::{
-    DEFAULT_TEMPLATE_INTERVAL_S, EventSeverity, MetricDef, MetricKind, ScalarGroup, TableDef,
-    TemplateDef, TemplateProblem,
+    DEFAULT_TEMPLATE_INTERVAL_S, EventSeverity, MetricDef, ScalarGroup, TableDef, TemplateDef,
+    TemplateProblem,
 };
 use rusqlite::{Connection, OptionalExtension as _, params};
 
@@ -137,129 +137,11 @@ fn problem(source: &str, message: impl Into<String>) -> TemplateProblem {
     }
 }
 
-fn numeric_oid(oid: &str) -> bool {
-    let oid = oid.trim_start_matches('.');
-    !oid.is_empty()
-        && oid.split('.').all(|part| {
-            !part.is_empty() && part.len() <= 10 && part.bytes().all(|b| b.is_ascii_digit())
-        })
-}
-
-fn identifier(text: &str) -> bool {
-    !text.is_empty()
-        && text.len() <= 64
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
-}
-
-fn check_metric(field: &MetricDef, out: &mut Vec<String>) {
-    if !identifier(&field.name) {
-        out.push(format!(
-            "field name {:?} must be letters, digits, _ or -",
-            field.name
-        ));
-    }
-    for (what, oid) in [
-        ("oid", Some(&field.oid)),
-        ("fallback", field.fallback.as_ref()),
-        ("percent_of", field.percent_of.as_ref()),
-        ("times", field.times.as_ref()),
-    ] {
-        if let Some(oid) = oid
-            && !numeric_oid(oid)
-        {
-            out.push(format!(
-                "{}: {what} {oid:?} is not a numeric OID",
-                field.name
-            ));
-        }
-    }
-    let named_counter = field.name.ends_with("_total");
-    match field.kind {
-        MetricKind::Counter if !named_counter => out.push(format!(
-            "{}: a counter's name must end in _total",
-            field.name
-        )),
-        MetricKind::Gauge if named_counter => out.push(format!(
-            "{}: a gauge's name must not end in _total (that marks counters)",
-            field.name
-        )),
-        _ => {}
-    }
-}
-
 /// Parses and checks one template file.
 pub fn parse(source: &str, text: &str) -> Result<TemplateDef, TemplateProblem> {
     let def: TemplateDef =
         toml::from_str(text).map_err(|e| problem(source, e.to_string().trim().to_owned()))?;
-    let mut out = Vec::new();
-    if !identifier(&def.name) {
-        out.push(format!(
-            "name {:?} must be letters, digits, _ or -",
-            def.name
-        ));
-    }
-    if def.interval_s.is_some_and(|s| s == 0 || s > 86_400) {
-        out.push("interval_s must be between 1 and 86400".to_owned());
-    }
-    for fingerprint in &def.fingerprints {
-        if !numeric_oid(&fingerprint.sys_object_id) {
-            out.push(format!(
-                "fingerprint sys_object_id {:?} is not a numeric OID",
-                fingerprint.sys_object_id
-            ));
-        }
-    }
-    if let Some(problem) = def
-        .modbus
-        .as_ref()
-        .and_then(plantwatch_shared::api::modbus::problem)
-    {
-        out.push(format!("modbus: {problem}"));
-    }
-    for trap in &def.traps {
-        if !numeric_oid(&trap.oid) || !identifier(&trap.name) {
-            out.push(format!(
-                "trap {:?}: needs a name (letters, digits, _ or -) and a numeric OID",
-                trap.name
-            ));
-        }
-    }
-    for group in &def.scalars {
-        if !identifier(&group.measurement) || group.fields.is_empty() {
-            out.push(format!(
-                "scalars {:?}: needs a measurement name and fields",
-                group.measurement
-            ));
-        }
-        group.fields.iter().for_each(|f| check_metric(f, &mut out));
-    }
-    for table in &def.tables {
-        if !identifier(&table.measurement) || table.fields.is_empty() {
-            out.push(format!(
-                "tables {:?}: needs a measurement name and fields",
-                table.measurement
-            ));
-        }
-        for tag in &table.tags {
-            if !identifier(&tag.name) || !numeric_oid(&tag.oid) {
-                out.push(format!(
-                    "tag {:?}: needs a name and a numeric OID",
-                    tag.name
-                ));
-            }
-        }
-        if let Some(rows) = &table.rows
-            && (!numeric_oid(&rows.oid) || rows.any_of.is_empty())
-        {
-            out.push(format!(
-                "tables {:?}: rows needs a numeric OID and at least one value in any_of",
-                table.measurement
-            ));
-        }
-        table.fields.iter().for_each(|f| check_metric(f, &mut out));
-    }
+    let out = plantwatch_shared::api::template_problems(&def);
     if out.is_empty() {
         Ok(def)
     } else {

@@ -42,6 +42,7 @@ views!(
     credentials,
     collectors,
     rules,
+    templates,
     maintenance,
     channels,
     users,
