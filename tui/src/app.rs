@@ -688,7 +688,12 @@ impl App {
                         before,
                     });
                 }
-                None => self.info("This view has no table to filter."),
+                // Where there is no table (the dashboard), `/` searches everything.
+                None => {
+                    if self.go_to("search") {
+                        self.perform(Action::Filter);
+                    }
+                }
             },
             Action::Refresh => {
                 self.refresh();

@@ -120,6 +120,8 @@ pub enum Reply {
     Templates(ListResponse<plantwatch_shared::api::Template>),
     /// One template with its resolved definition.
     TemplateDetail(Box<plantwatch_shared::api::Template>),
+    /// Everything the search view searches.
+    SearchHits(Vec<crate::views::search::Hit>),
     /// One saved site's status, for the sites view.
     Site(Box<crate::sites::SiteStatus>),
     /// The active alerts of every site, and the sites that did not answer.

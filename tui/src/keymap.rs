@@ -251,7 +251,7 @@ pub fn global() -> Vec<Binding> {
         Binding::new(
             &[Key::ch('/')],
             Action::Filter,
-            "filter the table (! inverts)",
+            "filter the table (! inverts); without a table, search",
         )
         .footer("filter"),
         Binding::new(

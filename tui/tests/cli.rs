@@ -644,3 +644,61 @@ fn templates_show_one_whole_and_files_are_checked_before_copying() {
         stderr(&out)
     );
 }
+
+#[test]
+fn search_gathers_nodes_tags_credentials_rules_and_collectors_from_the_real_server() {
+    let server = start_server();
+    let config = tempfile::tempdir().unwrap();
+    let cfg = config.path();
+    ok(&login(&server, cfg));
+    ok(&plantwatch(
+        cfg,
+        &[
+            "nodes",
+            "create",
+            "press-plc-2",
+            "--address",
+            "127.0.0.2",
+            "--tag",
+            "line-3",
+        ],
+        "",
+    ));
+    ok(&plantwatch(
+        cfg,
+        &[
+            "credentials",
+            "create",
+            "plant-ro",
+            "-k",
+            "snmp_v2c",
+            "--secrets-stdin",
+        ],
+        "public\n",
+    ));
+    let profiles =
+        plantwatch_tui::profile::Profiles::load(&cfg.join("plantwatch").join("config.toml"))
+            .unwrap();
+    let context = &profiles.contexts[0];
+    let client = plantwatch_shared::Client::new(&context.url, context.fingerprint)
+        .unwrap()
+        .with_token(context.token.clone().unwrap());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let hits = runtime.block_on(plantwatch_tui::views::search::gather(&client));
+    let find = |kind: &str, name: &str| hits.iter().find(|h| h.kind == kind && h.name == name);
+    let node = find("node", "press-plc-2").expect("the node");
+    assert!(
+        node.detail.contains("127.0.0.2") && node.detail.contains("tags line-3"),
+        "{node:?}"
+    );
+    assert_eq!((node.view, node.filter.as_str()), ("nodes", "press-plc-2"));
+    assert!(find("credential", "plant-ro").is_some(), "{hits:?}");
+    assert!(
+        find("rule", "node_unreachable").is_some(),
+        "built-in rules: {hits:?}"
+    );
+    assert!(
+        hits.iter().any(|h| h.kind == "collector"),
+        "the local collector: {hits:?}"
+    );
+}

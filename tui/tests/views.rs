@@ -1543,6 +1543,7 @@ fn viewers_are_offered_no_edit_action_and_no_admin_view() {
         names,
         [
             "dashboard",
+            "search",
             "alerts",
             "nodes",
             "certs",
@@ -3241,4 +3242,72 @@ fn templates_view_lists_them_and_opens_one_with_what_it_reads() {
             && screen.contains("1.3.6.1.4.1.318.1.3"),
         "{screen}"
     );
+}
+
+#[test]
+fn slash_on_the_dashboard_searches_everything_and_enter_goes_to_the_hit() {
+    use plantwatch_tui::views::search::Hit;
+    let mut app = signed_in(Role::Viewer);
+    keys(&mut app, &[KeyCode::Char('/')]);
+    assert_eq!(app.view_name(), "search");
+    let hit = |kind, name: &str, detail: &str, view, filter: &str| Hit {
+        kind,
+        name: name.into(),
+        detail: detail.into(),
+        view,
+        filter: filter.into(),
+    };
+    reply(
+        &mut app,
+        Reply::SearchHits(vec![
+            hit(
+                "node",
+                "press-plc-2",
+                "10.10.2.12 · plc · critical · tags line-3",
+                "nodes",
+                "press-plc-2",
+            ),
+            hit(
+                "node",
+                "core-sw-1",
+                "10.10.0.1 · network · healthy",
+                "nodes",
+                "core-sw-1",
+            ),
+            hit(
+                "alert",
+                "critical node_unreachable",
+                "press-plc-2: no answer for 5 min",
+                "alerts",
+                "press-plc-2",
+            ),
+            hit(
+                "credential",
+                "plant-ro",
+                "snmp_v2c · 12 node(s)",
+                "credentials",
+                "plant-ro",
+            ),
+            hit(
+                "device",
+                "PLC-9",
+                "10.10.2.19 · Siemens",
+                "discovery",
+                "10.10.2.0/24",
+            ),
+        ]),
+    );
+    // The filter is open: an address finds the node and its alert; a tag finds it too.
+    text(&mut app, "10.10.2.1");
+    let screen = draw(&app, 120, 40);
+    assert!(screen.contains("Search (2 of 5)"), "{screen}");
+    assert!(
+        screen.contains("press-plc-2") && !screen.contains("core-sw-1"),
+        "{screen}"
+    );
+    keys(&mut app, &[KeyCode::Enter]);
+    snap("search", &app);
+    keys(&mut app, &[KeyCode::Enter]);
+    assert_eq!(app.view_name(), "nodes");
+    assert!(draw(&app, 120, 40).contains("/press-plc-2"));
 }

@@ -33,6 +33,7 @@ pub mod resource;
 // The view list: a new view is its file in this folder and its name here.
 views!(
     dashboard,
+    search,
     alerts,
     nodes,
     certs,
