@@ -1542,3 +1542,80 @@ async fn a_credential_goes_only_to_addresses_inside_its_networks_and_unscoped_on
         .unwrap_err();
     assert!(narrowed.to_string().contains("plc-in"), "{narrowed}");
 }
+
+#[tokio::test]
+async fn bulk_changes_are_one_transaction_all_or_none_audited_per_node_and_for_operators() {
+    use plantwatch_shared::api::{BulkNodeUpdate, BulkNodesRequest};
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let a = admin.create_node(&spec("plc-a", "10.1.0.1")).await.unwrap();
+    let b = admin.create_node(&spec("plc-b", "10.1.0.2")).await.unwrap();
+    let change = |id: i64, notes: &str, template: Option<&str>| BulkNodeUpdate {
+        id,
+        changes: UpdateNodeRequest {
+            notes: Some(Some(notes.to_owned())),
+            template: template.map(|t| Some(t.to_owned())),
+            ..UpdateNodeRequest::default()
+        },
+    };
+    // The second change is refused: the first is not made either, and the answer names it.
+    let refused = admin
+        .bulk_nodes(&BulkNodesRequest {
+            update: vec![
+                change(a.id, "cabinet 4", None),
+                change(b.id, "x", Some("nope")),
+            ],
+            delete: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status(), Some(400));
+    assert!(
+        refused.to_string().contains(&format!("node {}", b.id)),
+        "{refused}"
+    );
+    assert_eq!(admin.get_node(a.id).await.unwrap().notes, None);
+    // Viewers may not.
+    let (viewer, _) = app.user_with_role(&admin, "watcher", Role::Viewer).await;
+    let request = BulkNodesRequest {
+        update: vec![
+            change(a.id, "cabinet 4", None),
+            change(b.id, "cabinet 5", None),
+        ],
+        delete: vec![],
+    };
+    assert_eq!(
+        viewer.bulk_nodes(&request).await.unwrap_err().status(),
+        Some(403)
+    );
+    let answer = admin.bulk_nodes(&request).await.unwrap();
+    assert_eq!(answer.updated.len(), 2);
+    assert_eq!(
+        admin.get_node(b.id).await.unwrap().notes.as_deref(),
+        Some("cabinet 5")
+    );
+    let deleted = admin
+        .bulk_nodes(&BulkNodesRequest {
+            update: vec![],
+            delete: vec![a.id, b.id],
+        })
+        .await
+        .unwrap();
+    assert_eq!(deleted.deleted, ["plc-a", "plc-b"]);
+    let conn = db(&app);
+    let audited = |action: &str| -> i64 {
+        conn.query_row(
+            "SELECT count(*) FROM audit_log WHERE action = ?1",
+            [action],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!((audited("node.update"), audited("node.delete")), (2, 2));
+    // An empty request is refused, not a silent success.
+    let empty = admin
+        .bulk_nodes(&BulkNodesRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(empty.status(), Some(400));
+}

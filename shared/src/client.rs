@@ -341,6 +341,19 @@ impl Client {
             .await
     }
 
+    /// `POST /api/v1/nodes/bulk` (operator): many nodes changed and deleted in one
+    /// transaction, all or none.
+    pub async fn bulk_nodes(
+        &self,
+        request: &api::BulkNodesRequest,
+    ) -> Result<api::BulkNodesAnswer> {
+        self.json(
+            self.request(Method::POST, "/api/v1/nodes/bulk")
+                .json(request),
+        )
+        .await
+    }
+
     /// `DELETE /api/v1/nodes/{id}` (operator).
     pub async fn delete_node(&self, id: i64) -> Result<()> {
         self.empty(self.request(Method::DELETE, &format!("/api/v1/nodes/{id}")))

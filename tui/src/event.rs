@@ -120,6 +120,8 @@ pub enum Reply {
     Templates(ListResponse<plantwatch_shared::api::Template>),
     /// One template with its resolved definition.
     TemplateDetail(Box<plantwatch_shared::api::Template>),
+    /// Many nodes changed or deleted in one request.
+    NodesChanged(Box<plantwatch_shared::api::BulkNodesAnswer>),
     /// Everything the search view searches.
     SearchHits(Vec<crate::views::search::Hit>),
     /// One saved site's status, for the sites view.

@@ -162,6 +162,10 @@ pub enum Action {
     Scroll(i8),
     /// Write the chart as pictures.
     Export,
+    /// Mark every row shown, or unmark them all.
+    MarkAll,
+    /// Change the marked rows together (one request).
+    BulkEdit,
 }
 
 impl Action {
@@ -188,6 +192,7 @@ impl Action {
                 | Action::Unpin
                 | Action::AddCheck
                 | Action::ApplyParents
+                | Action::BulkEdit
         )
     }
 }

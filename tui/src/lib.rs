@@ -2,6 +2,7 @@
 //! to servers only through `plantwatch_shared::Client`, never through server code.
 
 pub mod app;
+pub mod bulk;
 pub mod cells;
 pub mod cli;
 pub mod console;

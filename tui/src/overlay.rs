@@ -251,17 +251,32 @@ impl Overlay {
                 form.render(frame, centered(area, width, form.height(width)), theme);
             }
             Overlay::Confirm(confirm) => {
-                let lines = vec![
-                    Line::raw(confirm.question.clone()),
-                    Line::default(),
-                    Line::from(vec![
-                        Span::styled("<y>", theme.key()),
-                        Span::raw(format!(" {}    ", confirm.yes)),
-                        Span::styled("<n>", theme.key()),
-                        Span::raw(" cancel"),
-                    ]),
-                ];
-                let target = centered(area, area.width.saturating_sub(4).min(64), 8);
+                // A question of several lines (a preview of changes) gets a wider box.
+                let several = confirm.question.contains('\n');
+                let width = area
+                    .width
+                    .saturating_sub(4)
+                    .min(if several { 96 } else { 64 });
+                let inner = usize::from(width.saturating_sub(2)).max(1);
+                let mut lines: Vec<Line> = confirm.question.lines().map(Line::raw).collect();
+                let rows: usize = confirm
+                    .question
+                    .lines()
+                    .map(|l| {
+                        unicode_width::UnicodeWidthStr::width(l)
+                            .div_ceil(inner)
+                            .max(1)
+                    })
+                    .sum();
+                lines.push(Line::default());
+                lines.push(Line::from(vec![
+                    Span::styled("<y>", theme.key()),
+                    Span::raw(format!(" {}    ", confirm.yes)),
+                    Span::styled("<n>", theme.key()),
+                    Span::raw(" cancel"),
+                ]));
+                let height = u16::try_from(rows + 4).unwrap_or(u16::MAX).max(8);
+                let target = centered(area, width, height);
                 frame.render_widget(Clear, target);
                 frame.render_widget(
                     Paragraph::new(lines)

@@ -7,7 +7,7 @@ mod common;
 use std::io::{Read as _, Write as _};
 use std::sync::mpsc;
 
-use common::{login, ok, plantwatch, server_bin, start_server, stderr};
+use common::{login, ok, plantwatch, start_server, stderr};
 use serde_json::Value;
 
 /// A one-shot webhook receiver on loopback: answers 204 and hands back the request it got.
@@ -221,43 +221,11 @@ fn ok_then(output: &std::process::Output) -> std::process::Output {
 #[test]
 fn alerts_are_acknowledged_in_bulk_by_id_and_by_the_list_filters() {
     let dir = tempfile::tempdir().unwrap();
-    let listen = format!("127.0.0.1:{}", plantwatch_testkit::free_port());
-    let server = plantwatch_testkit::start_server_with(
-        &server_bin(),
-        dir.path(),
-        &listen,
-        // The server's own collector pings the nodes (all on loopback).
-        &[
-            ("PLANTWATCH_ALERT_INTERVAL_SECS", "1"),
-            ("PLANTWATCH_LOCAL_POLLING", "true"),
-        ],
-    );
+    let server = common::start_alerting_server(dir.path());
     let config = tempfile::tempdir().unwrap();
     ok(&login(&server, config.path()));
     let cli = |args: &[&str]| plantwatch(config.path(), args, "");
-    for i in 1..=5 {
-        let address = format!("127.0.77.{i}");
-        ok(&cli(&[
-            "nodes",
-            "create",
-            &format!("plc-{i}"),
-            "--address",
-            &address,
-            "--interval",
-            "5",
-        ]));
-    }
-    ok(&cli(&[
-        "rules",
-        "create",
-        "pinged",
-        "--metric",
-        "ping.up",
-        "--comparison",
-        ">=",
-        "--warning",
-        "1",
-    ]));
+    common::pinged_plcs(config.path(), 77, 5);
     let list = || -> Vec<Value> {
         let text = ok(&cli(&["alerts", "list", "-o", "json"]));
         serde_json::from_str::<Value>(&text).unwrap()["items"]

@@ -702,3 +702,165 @@ fn search_gathers_nodes_tags_credentials_rules_and_collectors_from_the_real_serv
         "the local collector: {hits:?}"
     );
 }
+
+#[test]
+fn nodes_change_and_go_by_the_dozen_in_one_transaction_after_a_preview() {
+    let server = start_server();
+    let config = tempfile::tempdir().unwrap();
+    let cfg = config.path();
+    ok(&login(&server, cfg));
+    for (name, tag) in [
+        ("plc-1", "line-1"),
+        ("plc-2", "line-1"),
+        ("plc-3", "line-2"),
+    ] {
+        let address = format!("127.0.0.{}", &name[4..]);
+        ok(&plantwatch(
+            cfg,
+            &["nodes", "create", name, "--address", &address, "--tag", tag],
+            "",
+        ));
+    }
+    let interval = |name: &str| -> serde_json::Value {
+        let node: serde_json::Value = serde_json::from_str(&ok(&plantwatch(
+            cfg,
+            &["nodes", "get", name, "-o", "json"],
+            "",
+        )))
+        .unwrap();
+        node["interval_s"].clone()
+    };
+    // The preview names each node and field; a dry run changes nothing.
+    let preview = ok(&plantwatch(
+        cfg,
+        &[
+            "nodes",
+            "update",
+            "--where",
+            "tag=line-1",
+            "--set",
+            "interval_s=30",
+            "--add-tag",
+            "audited",
+            "--dry-run",
+        ],
+        "",
+    ));
+    assert!(preview.starts_with("NODE"), "{preview}");
+    assert!(
+        preview
+            .lines()
+            .any(|l| l.starts_with("plc-1") && l.contains("interval_s") && l.contains("30 s")),
+        "{preview}"
+    );
+    assert!(
+        preview
+            .lines()
+            .any(|l| l.starts_with("plc-2") && l.contains("line-1;audited")),
+        "{preview}"
+    );
+    assert!(!preview.contains("plc-3"), "{preview}");
+    assert_eq!(interval("plc-1"), serde_json::Value::Null);
+    // Without a terminal a change to several nodes needs --yes.
+    let unconfirmed = plantwatch(
+        cfg,
+        &[
+            "nodes",
+            "update",
+            "--where",
+            "tag=line-1",
+            "--set",
+            "interval_s=30",
+        ],
+        "",
+    );
+    assert!(!unconfirmed.status.success());
+    assert!(
+        stderr(&unconfirmed).contains("--yes"),
+        "{}",
+        stderr(&unconfirmed)
+    );
+    let done = plantwatch(
+        cfg,
+        &[
+            "nodes",
+            "update",
+            "--where",
+            "tag=line-1",
+            "--set",
+            "interval_s=30",
+            "-y",
+        ],
+        "",
+    );
+    ok(&done);
+    assert!(
+        stderr(&done).contains("Changed 2 node(s) in one transaction."),
+        "{}",
+        stderr(&done)
+    );
+    assert_eq!(
+        (interval("plc-1"), interval("plc-2"), interval("plc-3")),
+        (30.into(), 30.into(), serde_json::Value::Null)
+    );
+    // All or none: a template that does not exist changes no node, and the answer says which.
+    let refused = plantwatch(
+        cfg,
+        &[
+            "nodes",
+            "update",
+            "--where",
+            "name=plc-*",
+            "--set",
+            "interval_s=60",
+            "--set",
+            "template=nope",
+            "-y",
+        ],
+        "",
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("node ") && stderr(&refused).contains("nope"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(interval("plc-3"), serde_json::Value::Null);
+    // Bad conditions and fields are usage errors.
+    let bad = plantwatch(
+        cfg,
+        &[
+            "nodes",
+            "update",
+            "--where",
+            "colour=red",
+            "--set",
+            "interval_s=5",
+        ],
+        "",
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    let bad = plantwatch(
+        cfg,
+        &[
+            "nodes",
+            "update",
+            "--where",
+            "tag=line-1",
+            "--set",
+            "name=x",
+        ],
+        "",
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    // Delete by the dozen.
+    let gone = plantwatch(cfg, &["nodes", "delete", "--where", "tag=line-1", "-y"], "");
+    ok(&gone);
+    assert!(
+        stderr(&gone).contains("Deleted 2 node(s) in one transaction."),
+        "{}",
+        stderr(&gone)
+    );
+    let left = ok(&plantwatch(cfg, &["nodes", "list"], ""));
+    assert!(left.contains("plc-3") && !left.contains("plc-1"), "{left}");
+}

@@ -17,6 +17,16 @@ struct Tmux {
 }
 
 impl Tmux {
+    /// The console on the contexts saved in `config`, in a 120x30 window.
+    fn console(dir: &Path, config: &Path) -> Tmux {
+        let command = format!(
+            "env XDG_CONFIG_HOME={} {}",
+            shell_quote(config),
+            shell_quote(Path::new(CLI))
+        );
+        Tmux::start(dir, 120, 30, &command)
+    }
+
     /// Runs `command` in a `width`x`height` window; the window stays after it ends.
     fn start(dir: &Path, width: u16, height: u16, command: &str) -> Tmux {
         let tmux = Tmux {
@@ -174,6 +184,42 @@ fn log_in_create_a_user_filter_it_and_quit() {
 }
 
 #[test]
+fn every_alert_shown_is_marked_and_acknowledged_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start_alerting_server(&dir.path().join("data"));
+    let config = dir.path().join("config");
+    assert!(common::login(&server, &config).status.success());
+    let cli = |args: &[&str]| common::ok(&common::plantwatch(&config, args, ""));
+    common::pinged_plcs(&config, 78, 3);
+    let tmux = Tmux::console(dir.path(), &config);
+    tmux.wait_for("● online");
+    tmux.type_text(":alerts");
+    tmux.keys(&["Enter"]);
+    // The console reloads every 10 s: the three alerts come.
+    tmux.wait_for_within("Alerts (3)", Duration::from_secs(90));
+    tmux.keys(&["*"]);
+    tmux.wait_for("3 marked");
+    tmux.keys(&["a"]);
+    tmux.wait_for("Acknowledge 3 alerts");
+    tmux.type_text("cabinet work, known");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("acknowledged");
+    assert!(!screen.contains("marked"), "{screen}");
+    let listed: serde_json::Value =
+        serde_json::from_str(&cli(&["alerts", "list", "-o", "json"])).unwrap();
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    assert!(
+        items
+            .iter()
+            .all(|a| a["ack_comment"] == "cabinet work, known"),
+        "{listed}"
+    );
+    tmux.keys(&["C-c"]);
+    tmux.wait_for("EXITED=0");
+}
+
+#[test]
 fn the_sites_view_shows_two_real_servers_side_by_side_and_switches() {
     let first = start_server();
     let mut second = start_server();
@@ -184,16 +230,7 @@ fn the_sites_view_shows_two_real_servers_side_by_side_and_switches() {
         assert!(out.status.success(), "{out:?}");
     }
     let name_of = |s: &common::Server| s.url.trim_start_matches("https://").to_owned();
-    let tmux = Tmux::start(
-        dir.path(),
-        120,
-        30,
-        &format!(
-            "env XDG_CONFIG_HOME={} {}",
-            shell_quote(&config),
-            shell_quote(Path::new(CLI))
-        ),
-    );
+    let tmux = Tmux::console(dir.path(), &config);
     tmux.wait_for("● online");
     tmux.type_text(":sites");
     tmux.keys(&["Enter"]);

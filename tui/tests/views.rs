@@ -1088,6 +1088,8 @@ fn all_actions() -> Vec<Action> {
         Action::Zoom(1),
         Action::Scroll(1),
         Action::Export,
+        Action::MarkAll,
+        Action::BulkEdit,
     ];
     for action in all {
         match action {
@@ -1142,7 +1144,9 @@ fn all_actions() -> Vec<Action> {
             | Action::Cursor(_)
             | Action::Zoom(_)
             | Action::Scroll(_)
-            | Action::Export => {}
+            | Action::Export
+            | Action::MarkAll
+            | Action::BulkEdit => {}
         }
     }
     all.to_vec()
@@ -3310,4 +3314,54 @@ fn slash_on_the_dashboard_searches_everything_and_enter_goes_to_the_hit() {
     keys(&mut app, &[KeyCode::Enter]);
     assert_eq!(app.view_name(), "nodes");
     assert!(draw(&app, 120, 40).contains("/press-plc-2"));
+}
+
+#[test]
+fn marked_nodes_change_together_after_a_preview_in_one_request() {
+    let mut app = with_nodes(Role::Operator);
+    // Nothing marked: b says how to mark.
+    keys(&mut app, &[KeyCode::Char('b')]);
+    assert!(draw(&app, 120, 40).contains("Mark nodes first"));
+    // * marks every node the filter shows.
+    keys(&mut app, &[KeyCode::Char('/')]);
+    text(&mut app, "10.10.");
+    keys(&mut app, &[KeyCode::Enter, KeyCode::Char('*')]);
+    let screen = draw(&app, 120, 40);
+    assert!(screen.contains("· 4 marked"), "{screen}");
+    keys(&mut app, &[KeyCode::Char('b')]);
+    assert!(draw(&app, 120, 40).contains("Change the 4 marked nodes"));
+    text(&mut app, "audited");
+    keys(
+        &mut app,
+        &[KeyCode::Tab, KeyCode::Tab, KeyCode::Tab, KeyCode::Tab],
+    );
+    text(&mut app, "30");
+    // Enter moves to the last field, then submits.
+    keys(&mut app, &[KeyCode::Enter, KeyCode::Enter]);
+    let screen = draw(&app, 120, 40);
+    assert!(screen.contains("Change 4 nodes"), "{screen}");
+    assert!(
+        screen.contains("core-sw-1: tags line-2 → line-2;audited")
+            && screen.contains("interval_s template's → 30 s"),
+        "{screen}"
+    );
+    snap("nodes_bulk_preview", &app);
+    app.handle(Event::Key(KeyEvent::new(
+        KeyCode::Char('y'),
+        KeyModifiers::NONE,
+    )));
+    assert_eq!(app.outbox.len(), 1, "one request for the four");
+    reply(
+        &mut app,
+        Reply::NodesChanged(Box::new(plantwatch_shared::api::BulkNodesAnswer {
+            updated: nodes()[..4].to_vec(),
+            deleted: vec![],
+        })),
+    );
+    let screen = draw(&app, 120, 40);
+    assert!(
+        screen.contains("✔ Nodes 4 changed in one transaction."),
+        "{screen}"
+    );
+    assert!(!screen.contains("marked"), "marks cleared: {screen}");
 }

@@ -95,6 +95,14 @@ impl ApiError {
         self.details = Some(details);
         self
     }
+
+    /// Names what a 4xx is about, for an answer about many things: `node 7: name: taken`.
+    pub fn prefixed(mut self, what: &str) -> Self {
+        if self.status.is_client_error() {
+            self.message = format!("{what}: {}", self.message);
+        }
+        self
+    }
 }
 
 impl IntoResponse for ApiError {

@@ -13,8 +13,9 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use plantwatch_shared::api::AuditAction;
 use plantwatch_shared::api::{
-    AttachRequest, AuditEntry, AuditQuery, CheckSpec, ExportFormat, ExportQuery, ImportProblem,
-    ImportQuery, ListResponse, Node, NodeQuery, NodeSpec, Role, UpdateNodeRequest,
+    AttachRequest, AuditEntry, AuditQuery, BulkNodesAnswer, BulkNodesRequest, CheckSpec,
+    ExportFormat, ExportQuery, ImportProblem, ImportQuery, ListResponse, Node, NodeQuery, NodeSpec,
+    Role, UpdateNodeRequest,
 };
 use rusqlite::Connection;
 use serde_json::json;
@@ -22,6 +23,7 @@ use serde_json::json;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Authed, OperatorRole};
 use super::{page_bounds, sort_order};
+use crate::db::audit::Actor;
 use crate::db::checks::{self, ChecksChange};
 use crate::db::{self, audit, config_dirty, credentials, nodes};
 use crate::inventory::import::{self, FileError};
@@ -37,6 +39,7 @@ pub fn router() -> Router<AppState> {
             post(import_nodes).layer(DefaultBodyLimit::max(import::MAX_BYTES)),
         )
         .route("/nodes/export", get(export))
+        .route("/nodes/bulk", post(bulk))
         .route("/nodes/{id}", get(read).patch(update).delete(remove))
         .route("/nodes/{id}/history", get(history))
         .route(
@@ -203,60 +206,67 @@ async fn update(
     ApiPath(id): ApiPath<i64>,
     ApiJson(request): ApiJson<UpdateNodeRequest>,
 ) -> ApiResult<Json<Node>> {
+    let actor = auth.actor();
+    let admin = auth.user.role == Role::Admin;
+    let node = state
+        .db
+        .write(move |tx| update_in(tx, id, request, &actor, admin, crate::clock::unix_secs()))
+        .await?;
+    Ok(Json(node))
+}
+
+/// Changes node `id` inside `tx` as `request` asks, checked as a single update is, audited.
+fn update_in(
+    tx: &Connection,
+    id: i64,
+    request: UpdateNodeRequest,
+    actor: &Actor,
+    admin: bool,
+    now: i64,
+) -> ApiResult<Node> {
     if request.is_empty() {
         return Err(ApiError::bad_request(
             ErrorCode::NothingToChange,
             "give at least one field to change",
         ));
     }
-    let actor = auth.actor();
-    let admin = auth.user.role == Role::Admin;
-    let node = state
-        .db
-        .write(move |tx| -> ApiResult<Node> {
-            let before = existing(tx, id)?;
-            let changed: Vec<String> = serde_json::to_value(&request)
-                .ok()
-                .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect()))
-                .unwrap_or_default();
-            let spec = patched(&before, request);
-            let catalog = Catalog::load(tx)?;
-            let checked = check(&spec, &catalog).map_err(invalid)?;
-            let mut fields = checked.fields;
-            // At an address change every credential is judged again.
-            let already: Vec<i64> = if fields.address == before.address {
-                before.credentials.iter().map(|c| c.id).collect()
-            } else {
-                Vec::new()
-            };
-            let scope =
-                catalog.credential_scope(&fields.address, &fields.credential_ids, &already, admin);
-            if !scope.is_empty() {
-                return Err(invalid(scope));
-            }
-            fields.parent_id = resolve_parent(tx, checked.parent.as_deref(), Some(id))?;
-            let now = crate::clock::unix_secs();
-            nodes::update(tx, id, &fields, now)?;
-            config_dirty::mark(
-                tx,
-                [before.collector_id, fields.collector_id],
-                "node updated",
-                now,
-            )?;
-            let details = json!({ "name": fields.name, "changed": changed });
-            audit::record(
-                tx,
-                &actor,
-                AuditAction::NodeUpdate,
-                Some(&format!("node:{id}")),
-                Some(&details),
-                now,
-            )?;
-            let node = existing(tx, id)?;
-            Ok(node)
-        })
-        .await?;
-    Ok(Json(node))
+    let before = existing(tx, id)?;
+    let changed: Vec<String> = serde_json::to_value(&request)
+        .ok()
+        .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect()))
+        .unwrap_or_default();
+    let spec = patched(&before, request);
+    let catalog = Catalog::load(tx)?;
+    let checked = check(&spec, &catalog).map_err(invalid)?;
+    let mut fields = checked.fields;
+    // At an address change every credential is judged again.
+    let already: Vec<i64> = if fields.address == before.address {
+        before.credentials.iter().map(|c| c.id).collect()
+    } else {
+        Vec::new()
+    };
+    let scope = catalog.credential_scope(&fields.address, &fields.credential_ids, &already, admin);
+    if !scope.is_empty() {
+        return Err(invalid(scope));
+    }
+    fields.parent_id = resolve_parent(tx, checked.parent.as_deref(), Some(id))?;
+    nodes::update(tx, id, &fields, now)?;
+    config_dirty::mark(
+        tx,
+        [before.collector_id, fields.collector_id],
+        "node updated",
+        now,
+    )?;
+    let details = json!({ "name": fields.name, "changed": changed });
+    audit::record(
+        tx,
+        actor,
+        AuditAction::NodeUpdate,
+        Some(&format!("node:{id}")),
+        Some(&details),
+        now,
+    )?;
+    existing(tx, id)
 }
 
 async fn remove(
@@ -267,31 +277,92 @@ async fn remove(
     let actor = auth.actor();
     let agents = state
         .db
-        .write(move |tx| -> ApiResult<Vec<i64>> {
-            let node = existing(tx, id)?;
-            let now = crate::clock::unix_secs();
-            config_dirty::mark(tx, [node.collector_id], "node deleted", now)?;
-            let agents = db::components::agents_of_node(tx, id)?;
-            nodes::delete(tx, id)?;
-            let details = json!({ "name": node.name, "address": node.address });
-            audit::record(
-                tx,
-                &actor,
-                AuditAction::NodeDelete,
-                Some(&format!("node:{id}")),
-                Some(&details),
-                now,
-            )?;
-            Ok(agents)
-        })
+        .write(move |tx| remove_in(tx, id, &actor, crate::clock::unix_secs()))
         .await?;
-    // An agent that reported for this node has none now: its cached identity says otherwise.
+    forget_removed(&state, id, agents);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes node `id` inside `tx`, audited; the agents that reported for it.
+fn remove_in(tx: &Connection, id: i64, actor: &Actor, now: i64) -> ApiResult<Vec<i64>> {
+    let node = existing(tx, id)?;
+    config_dirty::mark(tx, [node.collector_id], "node deleted", now)?;
+    let agents = db::components::agents_of_node(tx, id)?;
+    nodes::delete(tx, id)?;
+    let details = json!({ "name": node.name, "address": node.address });
+    audit::record(
+        tx,
+        actor,
+        AuditAction::NodeDelete,
+        Some(&format!("node:{id}")),
+        Some(&details),
+        now,
+    )?;
+    Ok(agents)
+}
+
+/// After a delete: an agent that reported for the node has none now (its cached identity
+/// says otherwise), and the node's latest values go.
+fn forget_removed(state: &AppState, id: i64, agents: Vec<i64>) {
     for agent in agents {
         state.keys.forget(agent);
     }
     state.metrics.hot.forget(id);
-    Ok(StatusCode::NO_CONTENT)
 }
+
+/// `POST /nodes/bulk` (operators): many nodes changed or deleted in one transaction — all or
+/// none: the first node at fault is named and nothing is changed.
+async fn bulk(
+    State(state): State<AppState>,
+    auth: Authed<OperatorRole>,
+    ApiJson(request): ApiJson<BulkNodesRequest>,
+) -> ApiResult<Json<BulkNodesAnswer>> {
+    let count = request.update.len() + request.delete.len();
+    if count == 0 {
+        return Err(ApiError::bad_request(
+            ErrorCode::NothingToChange,
+            "give at least one node to update or delete",
+        ));
+    }
+    if count > MAX_BULK {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidNode,
+            format!("at most {MAX_BULK} nodes in one request, not {count}"),
+        ));
+    }
+    let actor = auth.actor();
+    let admin = auth.user.role == Role::Admin;
+    let (answer, removed) = state
+        .db
+        .write(move |tx| -> ApiResult<(BulkNodesAnswer, Vec<Removed>)> {
+            let now = crate::clock::unix_secs();
+            let mut answer = BulkNodesAnswer::default();
+            for item in request.update {
+                let id = item.id;
+                let node = update_in(tx, id, item.changes, &actor, admin, now)
+                    .map_err(|e| e.prefixed(&format!("node {id}")))?;
+                answer.updated.push(node);
+            }
+            let mut removed = Vec::new();
+            for id in request.delete {
+                let name = existing(tx, id)?.name;
+                removed.push((id, remove_in(tx, id, &actor, now)?));
+                answer.deleted.push(name);
+            }
+            Ok((answer, removed))
+        })
+        .await?;
+    for (id, agents) in removed {
+        forget_removed(&state, id, agents);
+    }
+    Ok(Json(answer))
+}
+
+/// A node deleted and the agents that reported for it.
+type Removed = (i64, Vec<i64>);
+
+/// Most nodes one bulk request changes.
+const MAX_BULK: usize = 10_000;
 
 async fn history(
     State(state): State<AppState>,

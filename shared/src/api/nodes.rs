@@ -236,6 +236,32 @@ pub struct UpdateNodeRequest {
     pub notes: Option<Option<String>>,
 }
 
+/// One node's changes in a bulk request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BulkNodeUpdate {
+    pub id: i64,
+    #[serde(flatten)]
+    pub changes: UpdateNodeRequest,
+}
+
+/// Body of `POST /nodes/bulk`: every change and delete in one transaction, all or none.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BulkNodesRequest {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub update: Vec<BulkNodeUpdate>,
+    /// Ids of nodes to delete.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delete: Vec<i64>,
+}
+
+/// Answer of `POST /nodes/bulk`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BulkNodesAnswer {
+    pub updated: Vec<Node>,
+    /// Names of the nodes deleted.
+    pub deleted: Vec<String>,
+}
+
 impl UpdateNodeRequest {
     /// Whether the request changes nothing.
     pub fn is_empty(&self) -> bool {

@@ -7,8 +7,8 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use plantwatch_shared::Client;
 use plantwatch_shared::api::{
-    CheckSpec, ExportFormat, ImportQuery, ImportReport, MAX_PAGE_LIMIT, Node, NodeQuery, NodeSpec,
-    NodeStatus, NodeType, UpdateNodeRequest,
+    BulkNodesRequest, CheckSpec, ExportFormat, ImportQuery, ImportReport, MAX_PAGE_LIMIT, Node,
+    NodeQuery, NodeSpec, NodeStatus, NodeType, UpdateNodeRequest,
 };
 
 use plantwatch_shared::rules::split_list;
@@ -16,6 +16,7 @@ use plantwatch_shared::rules::split_list;
 use super::output::Format;
 use super::usage;
 use super::{Partial, Session, confirm};
+use crate::bulk::{self, BulkEdit, Condition};
 use crate::cells::time_cell;
 
 /// Largest file `nodes import` sends (the server's limit).
@@ -33,13 +34,19 @@ pub enum NodesCommand {
     },
     /// Add a node.
     Create(CreateArgs),
-    /// Change a node. Options not given stay as they are; an empty value ("") clears one.
+    /// Change a node, or every node `--where` chooses in one transaction after a preview.
+    /// Options not given stay as they are; an empty value ("") clears one.
     Update(UpdateArgs),
-    /// Delete a node.
+    /// Delete a node, or every node `--where` chooses in one transaction after a preview.
     #[command(alias = "rm")]
     Delete {
         /// Node name or id.
-        node: String,
+        #[arg(required_unless_present = "conditions")]
+        node: Option<String>,
+        /// Every node with KEY=VALUE (name, address, tag, type, status, collector, template,
+        /// parent; `*` matches anything); repeat: all must hold.
+        #[arg(long = "where", value_name = "KEY=VALUE", conflicts_with = "node")]
+        conditions: Vec<String>,
         /// Do not ask for confirmation.
         #[arg(long, short = 'y')]
         yes: bool,
@@ -136,7 +143,28 @@ pub struct CreateArgs {
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
     /// Node name or id.
-    pub node: String,
+    #[arg(required_unless_present = "conditions")]
+    pub node: Option<String>,
+    /// Every node with KEY=VALUE (name, address, tag, type, status, collector, template,
+    /// parent; `*` matches anything); repeat: all must hold.
+    #[arg(long = "where", value_name = "KEY=VALUE", conflicts_with = "node")]
+    pub conditions: Vec<String>,
+    /// FIELD=VALUE to set (interval_s, template, collector, parent, tags, credentials, type,
+    /// notes, modbus_unit); repeat for several.
+    #[arg(long = "set", value_name = "FIELD=VALUE")]
+    pub set: Vec<String>,
+    /// Add this tag (repeat for several).
+    #[arg(long, value_name = "TAG")]
+    pub add_tag: Vec<String>,
+    /// Remove this tag (repeat for several).
+    #[arg(long, value_name = "TAG")]
+    pub remove_tag: Vec<String>,
+    /// Show what would change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation of a change to several nodes.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
     /// New name.
     #[arg(long)]
     pub name: Option<String>,
@@ -259,7 +287,103 @@ fn nullable(value: Option<String>) -> Option<Option<String>> {
     value.map(|v| Some(v).filter(|v| !v.trim().is_empty()))
 }
 
-fn update_request(args: UpdateArgs) -> anyhow::Result<UpdateNodeRequest> {
+/// The nodes every `--where` condition holds for; none is an error.
+async fn chosen(client: &Client, conditions: &[String]) -> anyhow::Result<Vec<Node>> {
+    let mut parsed = Vec::new();
+    for text in conditions {
+        match Condition::parse(text) {
+            Ok(condition) => parsed.push(condition),
+            Err(problem) => usage!("--where {problem}"),
+        }
+    }
+    let all = crate::views::nodes::all_nodes(client).await?;
+    let chosen: Vec<Node> = all
+        .items
+        .into_iter()
+        .filter(|n| bulk::selected(n, &parsed))
+        .collect();
+    if chosen.is_empty() {
+        bail!("no node has {}", conditions.join(" and "));
+    }
+    Ok(chosen)
+}
+
+/// `nodes update --where …` (or one node with `--set`/`--add-tag`): the plan, a preview, one
+/// request.
+async fn bulk_update(
+    session: &Session,
+    client: &Client,
+    args: &UpdateArgs,
+    request: UpdateNodeRequest,
+) -> anyhow::Result<()> {
+    if !args.conditions.is_empty() && (request.name.is_some() || request.address.is_some()) {
+        usage!("--name and --address are one node's own: not with --where");
+    }
+    let mut edit = BulkEdit {
+        set: request,
+        add_tags: args.add_tag.clone(),
+        remove_tags: args.remove_tag.clone(),
+    };
+    for field in &args.set {
+        if let Err(problem) = edit.set_field(field) {
+            usage!("--set {problem}");
+        }
+    }
+    if edit.is_empty() {
+        usage!("nothing to change: give --set FIELD=VALUE, --add-tag or another option");
+    }
+    let chosen = match &args.node {
+        Some(node) => vec![find(client, node).await?],
+        None => chosen(client, &args.conditions).await?,
+    };
+    let (updates, changes) = bulk::plan(&chosen, &edit);
+    if updates.is_empty() {
+        eprintln!(
+            "Nothing to change: the {} node(s) chosen already have it.",
+            chosen.len()
+        );
+        return Ok(());
+    }
+    let rows = changes
+        .iter()
+        .map(|c| {
+            vec![
+                c.node.clone(),
+                c.field.to_owned(),
+                c.before.clone(),
+                c.after.clone(),
+            ]
+        })
+        .collect();
+    session.print(&changes, &["NODE", "FIELD", "BEFORE", "AFTER"], rows)?;
+    if args.dry_run {
+        eprintln!(
+            "Dry run: {} of {} node(s) would change.",
+            updates.len(),
+            chosen.len()
+        );
+        return Ok(());
+    }
+    if updates.len() > 1 {
+        confirm(
+            args.yes,
+            &format!("Change these {} node(s)?", updates.len()),
+        )?;
+    }
+    let answer = client
+        .bulk_nodes(&BulkNodesRequest {
+            update: updates,
+            ..BulkNodesRequest::default()
+        })
+        .await?;
+    eprintln!(
+        "Changed {} node(s) in one transaction.",
+        answer.updated.len()
+    );
+    Ok(())
+}
+
+fn update_request(args: &UpdateArgs) -> anyhow::Result<UpdateNodeRequest> {
     let interval_s = match args.interval.as_deref().map(str::trim) {
         None => None,
         Some("") => Some(None),
@@ -277,21 +401,18 @@ fn update_request(args: UpdateArgs) -> anyhow::Result<UpdateNodeRequest> {
         },
     };
     let request = UpdateNodeRequest {
-        name: args.name,
-        address: args.address,
+        name: args.name.clone(),
+        address: args.address.clone(),
         node_type: args.node_type,
         tags: args.tags.as_deref().map(split_list),
-        collector: nullable(args.collector),
-        template: nullable(args.template),
+        collector: nullable(args.collector.clone()),
+        template: nullable(args.template.clone()),
         credentials: args.credentials.as_deref().map(split_list),
-        parent: nullable(args.parent),
+        parent: nullable(args.parent.clone()),
         interval_s,
         modbus_unit,
-        notes: nullable(args.notes),
+        notes: nullable(args.notes.clone()),
     };
-    if request.is_empty() {
-        usage!("nothing to change: give at least one option");
-    }
     check_values(
         request.name.as_deref(),
         request.address.as_deref(),
@@ -459,11 +580,48 @@ pub async fn run(session: &Session, command: NodesCommand) -> anyhow::Result<()>
             print_node(session, &client.create_node(&spec).await?)
         }
         NodesCommand::Update(args) => {
-            let target = find(&client, &args.node).await?;
-            let request = update_request(args)?;
+            let request = update_request(&args)?;
+            let many = !(args.conditions.is_empty()
+                && args.set.is_empty()
+                && args.add_tag.is_empty()
+                && args.remove_tag.is_empty());
+            if many {
+                return bulk_update(session, &client, &args, request).await;
+            }
+            if request.is_empty() {
+                usage!("nothing to change: give at least one option");
+            }
+            let target = find(&client, args.node.as_deref().unwrap_or_default()).await?;
             print_node(session, &client.update_node(target.id, &request).await?)
         }
-        NodesCommand::Delete { node, yes } => {
+        NodesCommand::Delete {
+            node,
+            conditions,
+            yes,
+        } => {
+            let Some(node) = node else {
+                let chosen = chosen(&client, &conditions).await?;
+                let names: Vec<&str> = chosen.iter().map(|n| n.name.as_str()).collect();
+                eprintln!("{} node(s) match: {}", names.len(), names.join(", "));
+                confirm(
+                    yes,
+                    &format!(
+                        "Delete these {} node(s)? Their collectors stop polling them; this \
+                         cannot be undone.",
+                        names.len()
+                    ),
+                )?;
+                let request = BulkNodesRequest {
+                    delete: chosen.iter().map(|n| n.id).collect(),
+                    ..BulkNodesRequest::default()
+                };
+                let answer = client.bulk_nodes(&request).await?;
+                eprintln!(
+                    "Deleted {} node(s) in one transaction.",
+                    answer.deleted.len()
+                );
+                return Ok(());
+            };
             let target = find(&client, &node).await?;
             confirm(
                 yes,
@@ -568,7 +726,13 @@ mod tests {
     #[test]
     fn empty_values_clear_and_lists_split_on_semicolons() {
         let args = UpdateArgs {
-            node: "x".into(),
+            node: Some("x".into()),
+            conditions: vec![],
+            set: vec![],
+            add_tag: vec![],
+            remove_tag: vec![],
+            dry_run: false,
+            yes: false,
             name: None,
             address: None,
             node_type: None,
@@ -581,7 +745,7 @@ mod tests {
             modbus_unit: None,
             notes: None,
         };
-        let request = update_request(args).unwrap();
+        let request = update_request(&args).unwrap();
         assert_eq!(request.tags, Some(vec!["a".to_owned(), "b".to_owned()]));
         assert_eq!(request.parent, Some(None));
         assert_eq!(request.interval_s, Some(Some(30)));

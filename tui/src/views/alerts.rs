@@ -189,6 +189,8 @@ impl View for AlertsView {
                 .footer("details"),
             Binding::new(&[Key::ch(' ')], Action::Mark, "mark or unmark for acknowledging several")
                 .role(Role::Operator),
+            Binding::new(&[Key::ch('*')], Action::MarkAll, "mark every alert shown, or unmark them")
+                .role(Role::Operator),
             Binding::new(&[Key::ch('a')], Action::Acknowledge, "acknowledge (marked ones or this one)")
                 .footer("ack")
                 .role(Role::Operator),
@@ -232,6 +234,10 @@ impl View for AlertsView {
         }
         if action == Action::Mark {
             self.table.toggle_mark();
+            return Vec::new();
+        }
+        if action == Action::MarkAll {
+            self.table.toggle_mark_all();
             return Vec::new();
         }
         let marked: Vec<i64> = self.table.marked().iter().map(|a| a.id).collect();

@@ -403,6 +403,8 @@ impl View for DiscoveryView {
                     .footer("details"),
                 Binding::new(&[Key::ch(' ')], Action::Mark, "mark or unmark the device")
                     .role(Role::Operator),
+                Binding::new(&[Key::ch('*')], Action::MarkAll, "mark every device shown, or unmark them")
+                    .role(Role::Operator),
                 Binding::new(
                     &[Key::ch('i')],
                     Action::Import,
@@ -605,6 +607,10 @@ impl View for DiscoveryView {
             }
             Action::Mark => {
                 self.devices.toggle_mark();
+                Vec::new()
+            }
+            Action::MarkAll => {
+                self.devices.toggle_mark_all();
                 Vec::new()
             }
             Action::Delete => {

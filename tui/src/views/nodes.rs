@@ -4,7 +4,7 @@
 //! history.
 
 use plantwatch_shared::api::{
-    AuditEntry, CertificateFinding, CertificateQuery, Check, CheckSpec, Credential, CredentialQuery,
+    AuditEntry, BulkNodesRequest, CertificateFinding, CertificateQuery, Check, CheckSpec, Credential, CredentialQuery,
     ListResponse, MAX_PAGE_LIMIT, Node, NodeQuery, NodeSpec, NodeType, Role, UpdateNodeRequest,
 };
 use plantwatch_shared::rules::{
@@ -21,7 +21,8 @@ use super::{Ctx, Effect, Navigate, View, ViewSpec};
 use crate::cells::time_cell;
 use crate::event::{Reply, Task, task};
 use crate::keymap::{Action, Binding, Key};
-use crate::overlay::Overlay;
+use crate::overlay::{Confirm, Overlay};
+use crate::bulk::{self, BulkEdit};
 use crate::widgets::node_charts::{NodeCharts, Outcome};
 use crate::widgets::form::{Field, Form, Purpose};
 use crate::widgets::table::{Column, caseless};
@@ -41,6 +42,8 @@ crate::field_ids! {
     Parent = "Parent",
     Notes = "Notes",
     Check = "Check",
+    AddTags = "Add tags",
+    RemoveTags = "Remove tags",
 }
 
 pub const SPEC: ViewSpec = ViewSpec {
@@ -57,6 +60,8 @@ crate::asks!(
     DELETE,
     ATTACH,
     ADD_CHECK,
+    BULK_EDIT,
+    BULK_CONFIRM,
 );
 
 const TYPES: &[&str] = &[
@@ -150,6 +155,8 @@ pub struct NodesView {
     attach_to: Vec<Node>,
     /// The charts of one node, shown instead of the table while open.
     pub charts: Option<NodeCharts>,
+    /// The change to many nodes waiting for its confirmation.
+    bulk: Option<BulkNodesRequest>,
 }
 
 impl NodesView {
@@ -162,6 +169,7 @@ impl NodesView {
             credentials: Vec::new(),
             attach_to: Vec::new(),
             charts: None,
+            bulk: None,
         }
     }
 }
@@ -431,6 +439,19 @@ impl View for NodesView {
             )
             .role(Role::Operator),
             Binding::new(
+                &[Key::ch('*')],
+                Action::MarkAll,
+                "mark every node shown (the filter's), or unmark them",
+            )
+            .role(Role::Operator),
+            Binding::new(
+                &[Key::ch('b')],
+                Action::BulkEdit,
+                "change the marked nodes: tags, template, interval…",
+            )
+            .footer("bulk")
+            .role(Role::Operator),
+            Binding::new(
                 &[Key::ch('a')],
                 Action::Attach,
                 "attach a credential to the marked nodes (or this one)",
@@ -518,6 +539,37 @@ impl View for NodesView {
             Action::Mark => {
                 self.table.toggle_mark();
                 return Vec::new();
+            }
+            Action::MarkAll => {
+                self.table.toggle_mark_all();
+                return Vec::new();
+            }
+            Action::BulkEdit => {
+                let count = self.table.marked().len();
+                if count == 0 {
+                    return vec![Effect::Info(
+                        "Mark nodes first: Space marks one, * every node shown.".into(),
+                    )];
+                }
+                return vec![Effect::Open(Overlay::Form(bulk_form(count)))];
+            }
+            Action::Delete if !self.table.marked().is_empty() => {
+                let marked: Vec<&Node> = self.table.marked();
+                let names: Vec<&str> = marked.iter().map(|n| n.name.as_str()).collect();
+                self.bulk = Some(BulkNodesRequest {
+                    delete: marked.iter().map(|n| n.id).collect(),
+                    ..BulkNodesRequest::default()
+                });
+                return vec![Effect::Open(Overlay::Confirm(Confirm {
+                    title: format!("Delete {} marked nodes", names.len()),
+                    question: format!(
+                        "Delete {}? Their collectors stop polling them and their children lose \
+                         their parent. This cannot be undone.",
+                        names.join(", ")
+                    ),
+                    yes: "delete",
+                    tag: BULK_CONFIRM,
+                }))];
             }
             Action::Attach => {
                 let marked: Vec<Node> = self.table.marked().into_iter().cloned().collect();
@@ -685,6 +737,40 @@ impl View for NodesView {
                     })
                 })
             }
+            Purpose::View(BULK_EDIT) => {
+                let edit = match bulk_edit_of(form) {
+                    Ok(edit) => edit,
+                    Err((field, problem)) => {
+                        form.fail(field, problem);
+                        return Vec::new();
+                    }
+                };
+                let marked: Vec<Node> = self.table.marked().into_iter().cloned().collect();
+                let (update, changes) = bulk::plan(&marked, &edit);
+                if update.is_empty() {
+                    return vec![
+                        Effect::CloseOverlay,
+                        Effect::Info(format!(
+                            "Nothing to change: the {} marked node(s) already have it.",
+                            marked.len()
+                        )),
+                    ];
+                }
+                let count = update.len();
+                self.bulk = Some(BulkNodesRequest {
+                    update,
+                    ..BulkNodesRequest::default()
+                });
+                return vec![
+                    Effect::CloseOverlay,
+                    Effect::Open(Overlay::Confirm(Confirm {
+                        title: format!("Change {count} nodes"),
+                        question: preview_text(&changes),
+                        yes: "change",
+                        tag: BULK_CONFIRM,
+                    })),
+                ];
+            }
             Purpose::View(ATTACH) => {
                 let name = form.value(FieldId::Credential).trim().to_owned();
                 let Some(credential) = self.credentials.iter().find(|c| c.name == name) else {
@@ -712,6 +798,20 @@ impl View for NodesView {
     }
 
     fn on_confirm(&mut self, tag: crate::widgets::form::Ask, ctx: &Ctx) -> Vec<Effect> {
+        if tag == BULK_CONFIRM {
+            let (Some(request), Some(client)) = (self.bulk.take(), ctx.client.cloned()) else {
+                return Vec::new();
+            };
+            return vec![
+                Effect::Call(task("changing the nodes", async move {
+                    client
+                        .bulk_nodes(&request)
+                        .await
+                        .map(|answer| Reply::NodesChanged(Box::new(answer)))
+                })),
+                Effect::Info("Changing…".into()),
+            ];
+        }
         match (tag, self.table.target.clone(), ctx.client.cloned()) {
             (DELETE, Some(node), Some(client)) => vec![
                 Effect::Call(task("deleting the node", async move {
@@ -762,6 +862,23 @@ impl View for NodesView {
             }
             Reply::NodeSaved { node, created } => self.table.saved(&node.name, *created),
             Reply::NodeDeleted(name) => self.table.deleted(name),
+            Reply::NodesChanged(answer) => {
+                self.table.clear_marks();
+                let mut done = Vec::new();
+                if !answer.updated.is_empty() {
+                    done.push(format!("{} changed", answer.updated.len()));
+                }
+                if !answer.deleted.is_empty() {
+                    done.push(format!("{} deleted", answer.deleted.len()));
+                }
+                vec![
+                    Effect::Info(format!(
+                        "✔ Nodes {} in one transaction.",
+                        done.join(", ")
+                    )),
+                    Effect::Refresh,
+                ]
+            }
             Reply::Attached { credential, nodes } => {
                 self.table.clear_marks();
                 vec![
@@ -822,6 +939,67 @@ impl NodesView {
             },
         }
     }
+}
+
+/// The form for the marked nodes: what to set on all of them.
+fn bulk_form(count: usize) -> Form {
+    Form::new(
+        format!("Change the {count} marked nodes"),
+        Purpose::View(BULK_EDIT),
+        vec![
+            Field::text(FieldId::AddTags).optional(),
+            Field::text(FieldId::RemoveTags).optional(),
+            Field::text(FieldId::Collector).optional(),
+            Field::text(FieldId::Template).optional(),
+            Field::text(FieldId::IntervalS).optional(),
+            Field::text(FieldId::Parent).optional(),
+        ],
+    )
+    .with_note(
+        "Empty fields change nothing; - clears one (the template's interval, no parent). \
+         You see every change before it is made.",
+    )
+}
+
+/// What the bulk form asks for; the field at fault and why.
+fn bulk_edit_of(form: &Form) -> Result<BulkEdit, (FieldId, String)> {
+    let mut edit = BulkEdit {
+        add_tags: split_tags(form.value(FieldId::AddTags)),
+        remove_tags: split_tags(form.value(FieldId::RemoveTags)),
+        ..BulkEdit::default()
+    };
+    for (id, field) in [
+        (FieldId::Collector, "collector"),
+        (FieldId::Template, "template"),
+        (FieldId::IntervalS, "interval_s"),
+        (FieldId::Parent, "parent"),
+    ] {
+        let value = form.value(id).trim();
+        if value.is_empty() {
+            continue;
+        }
+        let value = if value == "-" { "" } else { value };
+        edit.set_field(&format!("{field}={value}"))
+            .map_err(|problem| (id, problem))?;
+    }
+    if edit.is_empty() {
+        return Err((FieldId::AddTags, "fill in at least one field".into()));
+    }
+    Ok(edit)
+}
+
+/// The changes a confirmation lists: a line per node and field, the first 12.
+fn preview_text(changes: &[bulk::Change]) -> String {
+    const SHOWN: usize = 12;
+    let mut lines: Vec<String> = changes
+        .iter()
+        .take(SHOWN)
+        .map(|c| format!("{}: {} {} → {}", c.node, c.field, c.before, c.after))
+        .collect();
+    if changes.len() > SHOWN {
+        lines.push(format!("… and {} more changes", changes.len() - SHOWN));
+    }
+    lines.join("\n")
 }
 
 /// Loads the metrics the charts show.

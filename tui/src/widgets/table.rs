@@ -105,6 +105,22 @@ impl<T: 'static> DataTable<T> {
         }
     }
 
+    /// Marks every row the filter shows, or unmarks them when all already are.
+    pub fn toggle_mark_all(&mut self) {
+        let ids: Vec<String> = self
+            .visible
+            .iter()
+            .map(|&i| (self.id)(&self.rows[i]))
+            .collect();
+        if ids.iter().all(|id| self.marked.contains(id)) {
+            for id in &ids {
+                self.marked.remove(id);
+            }
+        } else {
+            self.marked.extend(ids);
+        }
+    }
+
     /// The marked rows that still exist, in load order.
     pub fn marked(&self) -> Vec<&T> {
         self.rows

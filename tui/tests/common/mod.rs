@@ -35,6 +35,53 @@ pub fn start_polling_server(data: &Path) -> Server {
     )
 }
 
+/// `plantwatch-server` in `data` whose own collector pings the nodes (all on loopback) and
+/// whose evaluator runs every second.
+pub fn start_alerting_server(data: &Path) -> Server {
+    let listen = format!("127.0.0.1:{}", plantwatch_testkit::free_port());
+    plantwatch_testkit::start_server_with(
+        &server_bin(),
+        data,
+        &listen,
+        &[
+            ("PLANTWATCH_ALERT_INTERVAL_SECS", "1"),
+            ("PLANTWATCH_LOCAL_POLLING", "true"),
+        ],
+    )
+}
+
+/// `count` nodes `plc-1`… on `127.0.N.i`, pinged every 5 s, and a rule `pinged` that holds
+/// for each pinged node: an alert per node.
+#[allow(dead_code)] // Not every test binary uses every helper.
+pub fn pinged_plcs(config: &Path, network: u8, count: u8) {
+    for i in 1..=count {
+        let address = format!("127.0.{network}.{i}");
+        let name = format!("plc-{i}");
+        let args = [
+            "nodes",
+            "create",
+            &name,
+            "--address",
+            &address,
+            "--interval",
+            "5",
+        ];
+        ok(&plantwatch(config, &args, ""));
+    }
+    let rule = [
+        "rules",
+        "create",
+        "pinged",
+        "--metric",
+        "ping.up",
+        "--comparison",
+        ">=",
+        "--warning",
+        "1",
+    ];
+    ok(&plantwatch(config, &rule, ""));
+}
+
 /// Runs `plantwatch` with its own config dir, feeding `stdin`.
 pub fn plantwatch(config: &Path, args: &[&str], stdin: &str) -> Output {
     let mut command = Command::new(CLI);
