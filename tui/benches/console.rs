@@ -424,15 +424,206 @@ fn startup() {
     summary("start to server status shown (HTTPS round trip)", times);
 }
 
+/// 48 interfaces' in and out over 30 days at the console's step (200 points each): the panels,
+/// the series list, the top-8 chart, and the chart as SVG and PNG.
+fn chart_frames(rounds: usize) {
+    use plantwatch_shared::api::{Aggregation, MetricSeries, MetricsAnswer, SeriesKind};
+    use plantwatch_tui::keymap::Action;
+    use plantwatch_tui::widgets::node_charts::NodeCharts;
+    use plantwatch_tui::widgets::picture;
+
+    let now = OffsetDateTime::now_utc();
+    let node = {
+        Node {
+            id: 1,
+            name: "core-sw-1".into(),
+            address: "10.0.0.1".into(),
+            node_type: NodeType::Network,
+            tags: vec![],
+            collector_id: Some(1),
+            collector: Some("plant1-local".into()),
+            template_id: None,
+            template: Some("cisco-ios".into()),
+            interval_s: None,
+            modbus_unit: None,
+            parent_id: None,
+            parent: None,
+            other_parents: Vec::new(),
+            notes: None,
+            status: NodeStatus::Healthy,
+            status_reason: None,
+            credentials: Vec::new(),
+            created_at: now,
+            updated_at: now,
+            last_sample_at: None,
+            rtt_ms: None,
+        }
+    };
+    let to = now.unix_timestamp();
+    let span = 30 * 86_400;
+    let step = span / 200;
+    let mut items = Vec::new();
+    for port in 1..=48 {
+        for (metric, scale) in [
+            ("interface.in_octets_total", 1e6),
+            ("interface.out_octets_total", 2e5),
+        ] {
+            items.push(MetricSeries {
+                metric: metric.into(),
+                tags: [("ifName".to_owned(), format!("Gi1/0/{port}"))].into(),
+                kind: SeriesKind::Counter,
+                points: (0..200)
+                    .map(|i| {
+                        (
+                            to - span + i * step,
+                            scale * (1.0 + ((i + port) as f64 / 9.0).sin()),
+                        )
+                    })
+                    .collect(),
+            });
+        }
+    }
+    let answer = MetricsAnswer {
+        node_id: 1,
+        from: to - span,
+        to,
+        step,
+        agg: Aggregation::Avg,
+        total: items.len() as u64,
+        truncated: false,
+        items,
+    };
+    let mut charts = NodeCharts::new(node);
+    let started = Instant::now();
+    charts.set_answer(answer.clone());
+    println!(
+        "{:<48} {:>9.3?}",
+        "take 96 series x 200 points (30 days)",
+        started.elapsed()
+    );
+    let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    let theme = Theme { color: true };
+    let mut frame_of = |charts: &NodeCharts| {
+        let started = Instant::now();
+        terminal
+            .draw(|frame| charts.render(frame, frame.area(), theme))
+            .unwrap();
+        started.elapsed()
+    };
+    let panels: Vec<Duration> = (0..rounds).map(|_| frame_of(&charts)).collect();
+    summary("frame, panels of 48 interfaces (30 days)", panels);
+    charts.on_action(Action::NextPane);
+    let list: Vec<Duration> = (0..rounds).map(|_| frame_of(&charts)).collect();
+    summary("frame, series list (96 series, sparklines)", list);
+    charts.on_action(Action::TopOf);
+    let top: Vec<Duration> = (0..rounds).map(|_| frame_of(&charts)).collect();
+    summary("frame, top-8 in-rate chart of 48 (axes, legend)", top);
+    let plot = charts.plot().unwrap();
+    let svg: Vec<Duration> = (0..rounds.min(50))
+        .map(|_| {
+            let started = Instant::now();
+            picture::svg(&plot, "core-sw-1").unwrap();
+            started.elapsed()
+        })
+        .collect();
+    summary("export the top-8 chart as SVG (1200x600)", svg);
+    let png: Vec<Duration> = (0..rounds.min(20))
+        .map(|_| {
+            let started = Instant::now();
+            picture::png(&plot, "core-sw-1").unwrap();
+            started.elapsed()
+        })
+        .collect();
+    summary("export the top-8 chart as PNG (1200x600)", png);
+}
+
+/// The sites view's refresh: 20 saved contexts on 4 real servers, each asked in parallel; then
+/// with one context whose server is gone (connection refused).
+fn sites_refresh() {
+    use plantwatch_tui::sites;
+    let dir = tempfile::tempdir().unwrap();
+    let mut servers = Vec::new();
+    for i in 0..4 {
+        let Some(server) = start_server(&dir.path().join(format!("data-{i}"))) else {
+            println!("(plantwatch-server not built next to plantwatch: sites refresh skipped)");
+            return;
+        };
+        servers.push(server);
+    }
+    let mut profiles = Profiles::default();
+    for (i, server) in servers.iter().enumerate() {
+        let config = dir.path().join(format!("config-{i}"));
+        let mut login = Command::new(CLI)
+            .args(["login", &server.url, "--user", "admin", "--password-stdin"])
+            .args(["--fingerprint", &server.fingerprint])
+            .env("XDG_CONFIG_HOME", &config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        login
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"bench-password-1\n")
+            .unwrap();
+        assert!(login.wait().unwrap().success());
+        let saved = Profiles::load(&config.join("plantwatch").join("config.toml")).unwrap();
+        for copy in 0..5 {
+            let mut context = saved.contexts[0].clone();
+            context.name = format!("site-{i}-{copy}");
+            profiles.contexts.push(context);
+        }
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        let all = runtime.block_on(sites::statuses(&profiles));
+        times.push(started.elapsed());
+        assert!(all.iter().all(|s| s.is_ok()), "{all:?}");
+    }
+    summary("sites refresh, 20 contexts on 4 servers", times);
+    let mut gone = profiles.contexts[0].clone();
+    gone.name = "site-gone".into();
+    gone.url = format!("https://127.0.0.1:{}", free_port());
+    profiles.contexts.push(gone);
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        let all = runtime.block_on(sites::statuses(&profiles));
+        times.push(started.elapsed());
+        assert_eq!(all.iter().filter(|s| !s.is_ok()).count(), 1);
+    }
+    summary("sites refresh, 20 + 1 refusing connections", times);
+    let mut times = Vec::new();
+    for _ in 0..10 {
+        let started = Instant::now();
+        runtime.block_on(sites::alerts(&profiles));
+        times.push(started.elapsed());
+    }
+    summary("merged alerts of 21 contexts (1 refusing)", times);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 fn main() {
     // `cargo test --benches` runs benchmarks once as tests; keep that quick.
     if std::env::args().any(|a| a == "--test") {
         table_frames(1000);
         node_frames(1000);
+        chart_frames(3);
         return;
     }
     table_frames(10_000);
     node_frames(10_000);
+    chart_frames(200);
     println!(
         "{:<48} RSS {} KiB, peak {} KiB",
         "bench process after the 10,000-row table",
@@ -440,4 +631,5 @@ fn main() {
         rss_kib(std::process::id(), "VmHWM:").unwrap_or(0)
     );
     startup();
+    sites_refresh();
 }
