@@ -152,6 +152,7 @@ pub enum Reply {
     MaintenanceChanged(Box<MaintenanceWindow>),
     Channels(ListResponse<Channel>),
     ChannelSaved(Box<Channel>),
+    ChannelUpdated(Box<Channel>),
     ChannelDeleted(String),
     /// A test notification sent, or why not.
     ChannelTested {

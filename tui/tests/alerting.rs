@@ -198,6 +198,33 @@ fn rules_maintenance_and_notification_channels_from_the_command_line() {
     );
     let unknown = cli(&["notify", "test", "pager"]);
     assert!(stderr(&unknown).contains("no notification channel named"));
+    // Changed from a document of only what changes: the HMAC key left out is kept.
+    let changes = config.path().join("changes.json");
+    std::fs::write(
+        &changes,
+        r#"{"min_severity": "warning", "tags": ["line-1"]}"#,
+    )
+    .unwrap();
+    let updated = cli(&["notify", "update", "ops", changes.to_str().unwrap()]);
+    assert!(
+        stderr(&ok_then(&updated)).contains("Updated channel ops: min_severity, tags."),
+        "{}",
+        stderr(&updated)
+    );
+    let shown = ok(&cli(&["notify", "show", "ops"]));
+    assert!(
+        shown.contains("takes:    warning+, tag line-1")
+            && shown.contains("secrets:  hmac_key (set, not shown)"),
+        "{shown}"
+    );
+    assert!(!shown.contains("k-123"), "{shown}");
+    std::fs::write(&changes, r#"{"colour": "red"}"#).unwrap();
+    let refused = cli(&["notify", "update", "ops", changes.to_str().unwrap()]);
+    assert!(
+        stderr(&refused).contains("not a channel's fields"),
+        "{}",
+        stderr(&refused)
+    );
 
     // Alerts: none yet; acknowledging an unknown one is an error that says so.
     let alerts = ok(&cli(&["alerts", "list"]));

@@ -2750,7 +2750,7 @@ fn maintenance_and_channels_views() {
                     to: vec!["shift-lead@plant.example".into()],
                     ..ChannelSettings::default()
                 },
-                secrets: vec![],
+                secrets: vec!["password".into()],
                 min_severity: Severity::Critical,
                 tags: vec!["line-1".into()],
                 collectors: vec![],
@@ -2762,6 +2762,36 @@ fn maintenance_and_channels_views() {
         }),
     );
     snap("channels", &app);
+    // Enter: the channel whole, its password named but not shown.
+    keys(&mut app, &[KeyCode::Enter]);
+    let screen = draw(&app, 120, 40);
+    assert!(
+        screen.contains("Channel shift-mail") && screen.contains("password (set, not shown)"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("critical+, tag line-1, repeat 1800s"),
+        "{screen}"
+    );
+    keys(&mut app, &[KeyCode::Esc]);
+    // e: the same form as a new one, filled in; the secret stays empty and is kept.
+    keys(&mut app, &[KeyCode::Char('e')]);
+    let screen = draw(&app, 120, 40);
+    assert!(
+        screen.contains("Edit channel shift-mail")
+            && screen.contains("relay.plant.local")
+            && screen.contains("shift-lead@plant.example")
+            && screen.contains("keeps the one set"),
+        "{screen}"
+    );
+    for _ in 0..8 {
+        keys(&mut app, &[KeyCode::Tab]);
+    }
+    app.handle(Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
+    assert_eq!(app.outbox.len(), 1, "one update call");
 }
 
 #[test]

@@ -296,6 +296,16 @@ pub enum NotifyCommand {
         /// The channel document; `-` reads standard input.
         file: PathBuf,
     },
+    /// One channel whole (operators); its secrets are named, never shown.
+    Show { channel: String },
+    /// Change a channel from a JSON file (admins) holding only what changes, e.g.
+    /// {"min_severity": "critical", "settings": {"url": "https://…"}}; secrets left out keep
+    /// their value; `settings` given replace the channel's whole.
+    Update {
+        channel: String,
+        /// The changes; `-` reads standard input.
+        file: PathBuf,
+    },
     /// Delete a channel (admins).
     #[command(alias = "rm")]
     Delete {
@@ -802,18 +812,81 @@ pub async fn notify(session: &Session, command: NotifyCommand) -> anyhow::Result
             )
         }
         NotifyCommand::Create { file } => {
-            let text = if file.as_os_str() == "-" {
-                std::io::read_to_string(std::io::stdin()).context("reading standard input")?
-            } else {
-                std::fs::read_to_string(&file)
-                    .with_context(|| format!("reading {}", file.display()))?
-            };
+            let text = read_document(&file)?;
             let spec: ChannelSpec = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not a channel document", file.display()))?;
             let channel = client.create_channel(&spec).await?;
             eprintln!(
                 "Created {} channel {} (id {}).",
                 channel.kind, channel.name, channel.id
+            );
+            Ok(())
+        }
+        NotifyCommand::Show { channel } => {
+            let found = client.channel_by_name(&channel).await?;
+            if session.format != Format::Table {
+                return session.print(&found, &[], Vec::new());
+            }
+            println!("Channel {} ({}, id {})", found.name, found.kind, found.id);
+            println!("  sends to: {}", channel_target(&found));
+            println!("  takes:    {}", crate::views::channels::routes(&found));
+            println!(
+                "  resolved: {}",
+                if found.send_resolved {
+                    "sent"
+                } else {
+                    "not sent"
+                }
+            );
+            println!("  enabled:  {}", if found.enabled { "yes" } else { "no" });
+            let secrets = if found.secrets.is_empty() {
+                "-".to_owned()
+            } else {
+                format!("{} (set, not shown)", found.secrets.join(", "))
+            };
+            println!("  secrets:  {secrets}");
+            Ok(())
+        }
+        NotifyCommand::Update { channel, file } => {
+            let found = client.channel_by_name(&channel).await?;
+            let changes: serde_json::Value = serde_json::from_str(&read_document(&file)?)
+                .with_context(|| format!("{} is not a JSON document", file.display()))?;
+            let Some(changes) = changes.as_object() else {
+                usage!(
+                    "{}: give a JSON object of the fields to change",
+                    file.display()
+                );
+            };
+            // The channel as it is (secrets left out: they keep their value), the changes over it.
+            let mut spec = serde_json::to_value(ChannelSpec {
+                name: found.name.clone(),
+                kind: found.kind,
+                settings: found.settings.clone(),
+                secrets: Default::default(),
+                min_severity: found.min_severity,
+                tags: found.tags.clone(),
+                collectors: found.collectors.clone(),
+                repeat_s: found.repeat_s,
+                send_resolved: found.send_resolved,
+                enabled: found.enabled,
+            })?;
+            if let Some(object) = spec.as_object_mut() {
+                for (key, value) in changes {
+                    object.insert(key.clone(), value.clone());
+                }
+            }
+            let spec: ChannelSpec = serde_json::from_value(spec)
+                .with_context(|| format!("{}: not a channel's fields", file.display()))?;
+            let channel = client.update_channel(found.id, &spec).await?;
+            let names: Vec<&String> = changes.keys().collect();
+            eprintln!(
+                "Updated channel {}: {}.",
+                channel.name,
+                names
+                    .iter()
+                    .map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             Ok(())
         }
@@ -838,5 +911,14 @@ pub async fn notify(session: &Session, command: NotifyCommand) -> anyhow::Result
                 Some(error) => bail!("the test through {} failed: {error}", found.name),
             }
         }
+    }
+}
+
+/// A document from a file, or standard input for `-`.
+fn read_document(file: &std::path::Path) -> anyhow::Result<String> {
+    if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("reading standard input")
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))
     }
 }

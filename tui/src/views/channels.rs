@@ -4,6 +4,7 @@
 
 use plantwatch_shared::api::{Channel, ChannelKind, ChannelSettings, ChannelSpec, Role, Severity};
 use ratatui::Frame;
+use ratatui::crossterm::event::KeyCode;
 use ratatui::layout::{Constraint, Rect};
 
 use crate::cells::channel_target as target;
@@ -38,6 +39,7 @@ pub const SPEC: ViewSpec = ViewSpec {
 
 crate::asks!(
     CREATE,
+    EDIT,
     DELETE,
 );
 
@@ -116,6 +118,82 @@ fn list(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The channel form, empty or filled from `channel` (its secrets never: left empty, they keep
+/// their value).
+fn channel_form(title: String, purpose: Purpose, channel: Option<&Channel>) -> Form {
+    let value = |f: &dyn Fn(&Channel) -> String| channel.map(f).unwrap_or_default();
+    let address = value(&|c| {
+        let s = &c.settings;
+        let with_port = |host: &Option<String>, port: Option<u16>| {
+            let host = host.clone().unwrap_or_default();
+            port.map_or(host.clone(), |p| format!("{host}:{p}"))
+        };
+        match c.kind {
+            ChannelKind::Webhook => s.url.clone().unwrap_or_default(),
+            ChannelKind::Email => with_port(&s.smtp_host, s.smtp_port),
+            ChannelKind::Syslog => with_port(&s.host, s.port),
+        }
+    });
+    let kind = channel.map_or("webhook", |c| c.kind.as_str());
+    let tls = channel
+        .and_then(|c| c.settings.tls.clone())
+        .unwrap_or_else(|| "none".into());
+    let severity = channel.map_or("warning", |c| c.min_severity.as_str());
+    let secret_note = if channel.is_some() {
+        " A secret left empty keeps the one set."
+    } else {
+        ""
+    };
+    Form::new(
+        title,
+        purpose,
+        vec![
+            Field::text(FieldId::Name).with_value(value(&|c| c.name.clone())),
+            Field::choice(FieldId::Kind, &["webhook", "email", "syslog"], kind),
+            Field::text(FieldId::Address).with_value(address),
+            Field::text(FieldId::To)
+                .optional()
+                .with_value(value(&|c| c.settings.to.join(", "))),
+            Field::text(FieldId::From)
+                .optional()
+                .with_value(value(&|c| c.settings.from.clone().unwrap_or_default())),
+            Field::choice(FieldId::Tls, &["none", "starttls", "tls"], &tls),
+            Field::secret(FieldId::Secret).optional(),
+            Field::choice(FieldId::Severity, &["warning", "critical"], severity),
+            Field::text(FieldId::Tags)
+                .optional()
+                .with_value(value(&|c| c.tags.join(", "))),
+        ],
+    )
+    .with_note(format!(
+        "Address: webhook URL, SMTP relay host[:port] or syslog host[:port]. \
+         Secret: the webhook's HMAC key or the SMTP password.{secret_note}"
+    ))
+}
+
+/// A channel whole, its secrets named but never shown.
+fn detail_lines(c: &Channel) -> Vec<(String, String)> {
+    let or_dash = |v: String| if v.is_empty() { "-".to_owned() } else { v };
+    vec![
+        ("Name".into(), c.name.clone()),
+        ("Kind".into(), c.kind.to_string()),
+        ("Sends to".into(), crate::cells::channel_target(c)),
+        ("From".into(), or_dash(c.settings.from.clone().unwrap_or_default())),
+        ("TLS".into(), or_dash(c.settings.tls.clone().unwrap_or_default())),
+        ("Takes".into(), routes(c)),
+        ("Resolved".into(), if c.send_resolved { "sent" } else { "not sent" }.into()),
+        ("Enabled".into(), if c.enabled { "yes" } else { "no" }.into()),
+        (
+            "Secrets".into(),
+            if c.secrets.is_empty() {
+                "-".into()
+            } else {
+                format!("{} (set, not shown)", c.secrets.join(", "))
+            },
+        ),
+    ]
+}
+
 /// The channel a filled form describes.
 pub fn read_channel_form(form: &Form) -> ChannelSpec {
     let text = |label: FieldId| Some(form.value(label).trim().to_owned()).filter(|v| !v.is_empty());
@@ -182,6 +260,11 @@ impl View for ChannelsView {
             Binding::new(&[Key::ch('c')], Action::Create, "add a channel")
                 .footer("new")
                 .role(Role::Admin),
+            Binding::new(&[Key::new(KeyCode::Enter)], Action::Open, "the channel whole")
+                .footer("details"),
+            Binding::new(&[Key::ch('e')], Action::Edit, "edit (a secret left empty keeps its value)")
+                .footer("edit")
+                .role(Role::Admin),
             Binding::new(&[Key::ch('t')], Action::Test, "send a test notification now")
                 .footer("test")
                 .role(Role::Admin),
@@ -214,27 +297,11 @@ impl View for ChannelsView {
 
     fn on_action(&mut self, action: Action, ctx: &Ctx) -> Vec<Effect> {
         if action == Action::Create {
-            return vec![Effect::Open(Overlay::Form(
-                Form::new(
-                    "New notification channel",
-                    Purpose::View(CREATE),
-                    vec![
-                        Field::text(FieldId::Name),
-                        Field::choice(FieldId::Kind, &["webhook", "email", "syslog"], "webhook"),
-                        Field::text(FieldId::Address),
-                        Field::text(FieldId::To).optional(),
-                        Field::text(FieldId::From).optional(),
-                        Field::choice(FieldId::Tls, &["none", "starttls", "tls"], "none"),
-                        Field::secret(FieldId::Secret).optional(),
-                        Field::choice(FieldId::Severity, &["warning", "critical"], "warning"),
-                        Field::text(FieldId::Tags).optional(),
-                    ],
-                )
-                .with_note(
-                    "Address: webhook URL, SMTP relay host[:port] or syslog host[:port]. \
-                     Secret: the webhook's HMAC key or the SMTP password.",
-                ),
-            ))];
+            return vec![Effect::Open(Overlay::Form(channel_form(
+                "New notification channel".into(),
+                Purpose::View(CREATE),
+                None,
+            )))];
         }
         let Some(channel) = self.table.selected().cloned() else {
             return vec![Effect::Info("No channel selected.".into())];
@@ -243,6 +310,15 @@ impl View for ChannelsView {
             return Vec::new();
         };
         let effects = match action {
+            Action::Open => vec![Effect::Open(Overlay::Detail {
+                title: format!("Channel {}", channel.name),
+                lines: detail_lines(&channel),
+            })],
+            Action::Edit => vec![Effect::Open(Overlay::Form(channel_form(
+                format!("Edit channel {}", channel.name),
+                Purpose::View(EDIT),
+                Some(&channel),
+            )))],
             Action::Test => {
                 let (id, name) = (channel.id, channel.name.clone());
                 vec![
@@ -268,19 +344,38 @@ impl View for ChannelsView {
     }
 
     fn on_submit(&mut self, form: &mut Form, ctx: &Ctx) -> Vec<Effect> {
-        let (Purpose::View(CREATE), Some(client)) = (form.purpose, ctx.client.cloned()) else {
+        let Some(client) = ctx.client.cloned() else {
             return Vec::new();
         };
         if !form.validate() {
             return Vec::new();
         }
-        let spec = read_channel_form(form);
-        vec![Effect::Call(form.submit("creating the channel", async move {
-            client
-                .create_channel(&spec)
-                .await
-                .map(|c| Reply::ChannelSaved(Box::new(c)))
-        }))]
+        let mut spec = read_channel_form(form);
+        match (form.purpose, self.table.target.clone()) {
+            (Purpose::View(CREATE), _) => {
+                vec![Effect::Call(form.submit("creating the channel", async move {
+                    client
+                        .create_channel(&spec)
+                        .await
+                        .map(|c| Reply::ChannelSaved(Box::new(c)))
+                }))]
+            }
+            (Purpose::View(EDIT), Some(before)) => {
+                // What the form does not show stays as it was.
+                spec.collectors = before.collectors;
+                spec.repeat_s = before.repeat_s;
+                spec.send_resolved = before.send_resolved;
+                spec.enabled = before.enabled;
+                spec.settings.protocol = before.settings.protocol;
+                vec![Effect::Call(form.submit("saving the channel", async move {
+                    client
+                        .update_channel(before.id, &spec)
+                        .await
+                        .map(|c| Reply::ChannelUpdated(Box::new(c)))
+                }))]
+            }
+            _ => Vec::new(),
+        }
     }
 
     fn on_confirm(&mut self, tag: crate::widgets::form::Ask, ctx: &Ctx) -> Vec<Effect> {
@@ -300,6 +395,7 @@ impl View for ChannelsView {
                 Vec::new()
             }
             Reply::ChannelSaved(channel) => self.table.saved(&channel.name, true),
+            Reply::ChannelUpdated(channel) => self.table.saved(&channel.name, false),
             Reply::ChannelDeleted(name) => self.table.deleted(name),
             Reply::ChannelTested { name, error: None } => {
                 vec![Effect::Info(format!("Test sent through {name}."))]
