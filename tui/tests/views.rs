@@ -3395,3 +3395,35 @@ fn marked_nodes_change_together_after_a_preview_in_one_request() {
     );
     assert!(!screen.contains("marked"), "marks cleared: {screen}");
 }
+
+#[test]
+fn the_node_form_completes_parent_template_and_credentials_from_the_real_lists() {
+    let mut app = with_nodes(Role::Operator);
+    reply(
+        &mut app,
+        Reply::Templates(ListResponse {
+            items: vec![template(1, "cisco-ios", 3), template(2, "cisco-nxos", 1)],
+            total: 2,
+        }),
+    );
+    keys(&mut app, &[KeyCode::Char('c')]);
+    // Name, address, type, tags, then the parent: "co" completes to the node core-sw-1.
+    keys(
+        &mut app,
+        &[KeyCode::Tab, KeyCode::Tab, KeyCode::Tab, KeyCode::Tab],
+    );
+    text(&mut app, "co");
+    let screen = draw(&app, 120, 40);
+    assert!(screen.contains("core-sw-1"), "the rest shown: {screen}");
+    assert!(screen.contains("→ completes"), "{screen}");
+    keys(&mut app, &[KeyCode::Right, KeyCode::Tab, KeyCode::Tab]);
+    text(&mut app, "CISCO-N");
+    keys(&mut app, &[KeyCode::Right, KeyCode::Tab]);
+    text(&mut app, "plant");
+    keys(&mut app, &[KeyCode::Right]);
+    let screen = draw(&app, 120, 40);
+    snap("nodes_form_completed", &app);
+    for value in ["core-sw-1", "cisco-nxos", "plant-ro"] {
+        assert!(screen.contains(value), "{value}: {screen}");
+    }
+}

@@ -4,7 +4,7 @@
 //! history.
 
 use plantwatch_shared::api::{
-    AuditEntry, BulkNodesRequest, CertificateFinding, CertificateQuery, Check, CheckSpec, Credential, CredentialQuery,
+    AuditEntry, BulkNodesRequest, ComponentKind, ComponentQuery, CertificateFinding, CertificateQuery, Check, CheckSpec, Credential, CredentialQuery,
     ListResponse, MAX_PAGE_LIMIT, Node, NodeQuery, NodeSpec, NodeType, Role, UpdateNodeRequest,
 };
 use plantwatch_shared::rules::{
@@ -157,6 +157,9 @@ pub struct NodesView {
     pub charts: Option<NodeCharts>,
     /// The change to many nodes waiting for its confirmation.
     bulk: Option<BulkNodesRequest>,
+    /// Template and collector names, for the node form's completion.
+    templates: Vec<String>,
+    collectors: Vec<String>,
 }
 
 impl NodesView {
@@ -170,6 +173,8 @@ impl NodesView {
             attach_to: Vec::new(),
             charts: None,
             bulk: None,
+            templates: Vec::new(),
+            collectors: Vec::new(),
         }
     }
 }
@@ -233,7 +238,17 @@ fn optional(value: &str) -> Option<String> {
 }
 
 /// The node form, filled from `spec`.
-fn node_form(title: String, purpose: Purpose, spec: &NodeSpec) -> Form {
+/// The names the node form's fields complete to: the real nodes, collectors, templates and
+/// credentials.
+#[derive(Debug, Clone, Default)]
+pub struct Names {
+    pub nodes: Vec<String>,
+    pub collectors: Vec<String>,
+    pub templates: Vec<String>,
+    pub credentials: Vec<String>,
+}
+
+fn node_form(title: String, purpose: Purpose, spec: &NodeSpec, names: &Names) -> Form {
     let node_type = spec.node_type.unwrap_or(NodeType::Other).as_str();
     let text = |label: FieldId, value: Option<&String>| {
         Field::text(label)
@@ -255,12 +270,13 @@ fn node_form(title: String, purpose: Purpose, spec: &NodeSpec) -> Form {
                 .with_value(spec.tags.join(";"))
                 .optional()
                 .checked(tags_check),
-            text(FieldId::Parent, spec.parent.as_ref()),
-            text(FieldId::Collector, spec.collector.as_ref()),
-            text(FieldId::Template, spec.template.as_ref()),
+            text(FieldId::Parent, spec.parent.as_ref()).suggest(names.nodes.clone()),
+            text(FieldId::Collector, spec.collector.as_ref()).suggest(names.collectors.clone()),
+            text(FieldId::Template, spec.template.as_ref()).suggest(names.templates.clone()),
             Field::text(FieldId::Credentials)
                 .with_value(spec.credentials.join(";"))
-                .optional(),
+                .optional()
+                .suggest(names.credentials.clone()),
             Field::text(FieldId::IntervalS)
                 .with_value(spec.interval_s.map(|s| s.to_string()).unwrap_or_default())
                 .optional()
@@ -501,6 +517,7 @@ impl View for NodesView {
             return Vec::new();
         };
         let credentials = client.clone();
+        let (templates, collectors) = (client.clone(), client.clone());
         let mut tasks: Vec<Task> = self
             .charts
             .as_ref()
@@ -510,6 +527,16 @@ impl View for NodesView {
         tasks.extend([
             task("loading the nodes", async move {
                 all_nodes(&client).await.map(Reply::Nodes)
+            }),
+            task("loading the templates", async move {
+                templates.list_templates().await.map(Reply::Templates)
+            }),
+            task("loading the collectors", async move {
+                let query = ComponentQuery {
+                    kind: Some(ComponentKind::Collector),
+                    ..ComponentQuery::default()
+                };
+                collectors.list_components(&query).await.map(Reply::Components)
             }),
             task("loading the credentials", async move {
                 let query = CredentialQuery {
@@ -533,6 +560,7 @@ impl View for NodesView {
                     "New node".into(),
                     Purpose::View(CREATE),
                     &NodeSpec::default(),
+                    &self.names(),
                 );
                 return vec![Effect::Open(Overlay::Form(form))];
             }
@@ -551,7 +579,7 @@ impl View for NodesView {
                         "Mark nodes first: Space marks one, * every node shown.".into(),
                     )];
                 }
-                return vec![Effect::Open(Overlay::Form(bulk_form(count)))];
+                return vec![Effect::Open(Overlay::Form(bulk_form(count, &self.names())))];
             }
             Action::Delete if !self.table.marked().is_empty() => {
                 let marked: Vec<&Node> = self.table.marked();
@@ -609,6 +637,7 @@ impl View for NodesView {
                     format!("Edit {}", node.name),
                     Purpose::View(EDIT),
                     &NodeSpec::of(&node),
+                    &self.names(),
                 );
                 vec![Effect::Open(Overlay::Form(form))]
             }
@@ -860,6 +889,19 @@ impl View for NodesView {
                 self.credentials = list.items.clone();
                 Vec::new()
             }
+            Reply::Templates(list) => {
+                self.templates = list.items.iter().map(|t| t.name.clone()).collect();
+                Vec::new()
+            }
+            Reply::Components(list) => {
+                self.collectors = list
+                    .items
+                    .iter()
+                    .filter(|c| c.kind == ComponentKind::Collector)
+                    .map(|c| c.name.clone())
+                    .collect();
+                Vec::new()
+            }
             Reply::NodeSaved { node, created } => self.table.saved(&node.name, *created),
             Reply::NodeDeleted(name) => self.table.deleted(name),
             Reply::NodesChanged(answer) => {
@@ -921,6 +963,16 @@ impl View for NodesView {
 }
 
 impl NodesView {
+    /// What the node form completes to.
+    fn names(&self) -> Names {
+        Names {
+            nodes: self.table.rows().iter().map(|n| n.name.clone()).collect(),
+            collectors: self.collectors.clone(),
+            templates: self.templates.clone(),
+            credentials: self.credentials.iter().map(|c| c.name.clone()).collect(),
+        }
+    }
+
     /// An action while a node's charts are open.
     fn charts_action(&mut self, action: Action, ctx: &Ctx) -> Vec<Effect> {
         let Some(charts) = &mut self.charts else {
@@ -942,17 +994,23 @@ impl NodesView {
 }
 
 /// The form for the marked nodes: what to set on all of them.
-fn bulk_form(count: usize) -> Form {
+fn bulk_form(count: usize, names: &Names) -> Form {
     Form::new(
         format!("Change the {count} marked nodes"),
         Purpose::View(BULK_EDIT),
         vec![
             Field::text(FieldId::AddTags).optional(),
             Field::text(FieldId::RemoveTags).optional(),
-            Field::text(FieldId::Collector).optional(),
-            Field::text(FieldId::Template).optional(),
+            Field::text(FieldId::Collector)
+                .optional()
+                .suggest(names.collectors.clone()),
+            Field::text(FieldId::Template)
+                .optional()
+                .suggest(names.templates.clone()),
             Field::text(FieldId::IntervalS).optional(),
-            Field::text(FieldId::Parent).optional(),
+            Field::text(FieldId::Parent)
+                .optional()
+                .suggest(names.nodes.clone()),
         ],
     )
     .with_note(

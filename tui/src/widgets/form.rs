@@ -111,6 +111,9 @@ pub struct Field {
     pub check: Option<Check>,
     /// Whether an empty value fails validation.
     pub required: bool,
+    /// Values a text field completes to (`→` takes the one shown); in a `;`-separated list,
+    /// the last item completes.
+    pub suggestions: Vec<String>,
 }
 
 impl Field {
@@ -123,6 +126,7 @@ impl Field {
             error: None,
             check: None,
             required: true,
+            suggestions: Vec::new(),
         }
     }
 
@@ -183,6 +187,53 @@ impl Field {
     pub fn checked(mut self, check: Check) -> Self {
         self.check = Some(check);
         self
+    }
+
+    /// Values the field completes to as you type (the real templates, collectors, nodes).
+    pub fn suggest(mut self, mut options: Vec<String>) -> Self {
+        options.sort_by_key(|o| o.to_lowercase());
+        options.dedup();
+        self.suggestions = options;
+        self
+    }
+
+    /// Takes the completion shown: the item being typed becomes the suggestion, spelt as it is.
+    fn complete(&mut self) {
+        let Some((rest, _)) = self.completion() else {
+            return;
+        };
+        let start = self.value.rfind(';').map_or(0, |i| i + 1);
+        let typed = self.value[start..].trim_start().to_owned();
+        let whole = format!("{typed}{rest}");
+        let lower = whole.to_lowercase();
+        if let Some(exact) = self.suggestions.iter().find(|s| s.to_lowercase() == lower) {
+            let keep = self.value.len() - typed.len();
+            self.value.truncate(keep);
+            self.value.push_str(exact);
+        }
+        self.run_check();
+    }
+
+    /// What `→` would add to the value: the rest of the first suggestion the item being typed
+    /// (the last of a `;` list) begins, ignoring case; and how many match.
+    pub fn completion(&self) -> Option<(String, usize)> {
+        if self.kind != FieldKind::Text || self.suggestions.is_empty() {
+            return None;
+        }
+        let typed = self
+            .value
+            .rsplit(';')
+            .next()
+            .unwrap_or_default()
+            .trim_start();
+        let lower = typed.to_lowercase();
+        let mut matching = self
+            .suggestions
+            .iter()
+            .filter(|s| s.to_lowercase().starts_with(&lower) && s.len() > typed.len());
+        let first = matching.next()?;
+        let rest: String = first.chars().skip(typed.chars().count()).collect();
+        Some((rest, 1 + matching.count()))
     }
 
     fn run_check(&mut self) {
@@ -403,6 +454,7 @@ impl Form {
             KeyCode::BackTab | KeyCode::Up => self.focus = self.focus.saturating_sub(1),
             KeyCode::Left if field.kind.is_choice() => field.cycle(false),
             KeyCode::Right if field.kind.is_choice() => field.cycle(true),
+            KeyCode::Right => field.complete(),
             KeyCode::Char(' ') if field.kind.is_choice() => field.toggle(),
             KeyCode::Char('u') if ctrl && !field.kind.is_choice() => {
                 field.value.clear();
@@ -481,6 +533,19 @@ impl Form {
                 let y = inner.y + u16::try_from(lines.len()).unwrap_or(0);
                 cursor = Some(Position::new(x.min(inner.right().saturating_sub(1)), y));
             }
+            // The completion `→` would take, dimmed after what was typed.
+            let completion = field
+                .completion()
+                .filter(|_| focused)
+                .map(|(rest, _)| rest)
+                .filter(|rest| shown.chars().count() + rest.chars().count() < box_width);
+            let (padded, rest) = match completion {
+                Some(rest) => {
+                    let room = box_width.saturating_sub(shown.chars().count());
+                    (shown.clone(), format!("{rest:<room$}"))
+                }
+                None => (padded, String::new()),
+            };
             lines.push(Line::from(vec![
                 Span::raw(format!("{marker}{:<label_width$} ", field.label)),
                 Span::styled(
@@ -491,6 +556,7 @@ impl Form {
                         theme.field()
                     },
                 ),
+                Span::styled(rest, theme.focused_field().patch(theme.dim())),
             ]));
             match &field.error {
                 Some(error) => lines.push(Line::from(vec![
@@ -513,6 +579,12 @@ impl Form {
             "←/→ move · Space takes or drops · Tab next · Enter on the last field submits · Esc cancels"
         } else if focused.is_some_and(FieldKind::is_choice) {
             "←/→ choose · Tab next · Enter on the last field submits · Esc cancels"
+        } else if self
+            .fields
+            .get(self.focus)
+            .is_some_and(|f| f.completion().is_some())
+        {
+            "→ completes · Tab/↓ next · ↑ back · Enter on the last field submits · Esc cancels"
         } else {
             "Tab/↓ next · ↑ back · Enter on the last field submits · Esc cancels"
         };
@@ -597,6 +669,35 @@ mod tests {
         assert_eq!(form.value(FieldId::Username), "an");
         assert_eq!(form.secret(FieldId::Password).expose(), "s3cret pw");
         assert_eq!(press(&mut form, KeyCode::Esc), FormOutcome::Cancel);
+    }
+
+    #[test]
+    fn right_completes_from_the_suggestions_and_the_last_item_of_a_list() {
+        let mut form = Form::new(
+            "New node",
+            Purpose::View(Ask("NEW_NODE")),
+            vec![Field::text(FieldId::Username).suggest(vec![
+                "cisco-nxos".into(),
+                "cisco-ios".into(),
+                "apc-ups".into(),
+            ])],
+        );
+        type_text(&mut form, "Cis");
+        assert_eq!(form.fields[0].completion(), Some(("co-ios".into(), 2)));
+        press(&mut form, KeyCode::Right);
+        assert_eq!(
+            form.value(FieldId::Username),
+            "cisco-ios",
+            "spelt as the template is"
+        );
+        assert_eq!(form.fields[0].completion(), None, "nothing longer matches");
+        type_text(&mut form, ";ap");
+        press(&mut form, KeyCode::Right);
+        assert_eq!(form.value(FieldId::Username), "cisco-ios;apc-ups");
+        // Nothing matches: → does nothing.
+        type_text(&mut form, ";zz");
+        press(&mut form, KeyCode::Right);
+        assert_eq!(form.value(FieldId::Username), "cisco-ios;apc-ups;zz");
     }
 
     #[test]
