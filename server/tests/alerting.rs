@@ -899,8 +899,29 @@ async fn acknowledging_records_who_and_when_and_the_preview_shows_current_values
         .map(|e| e.event)
         .collect();
     assert_eq!(events, ["firing", "acked", "unacked"]);
+    // Several at once: one transaction; an id that is no alert is skipped and named.
+    let answer = p
+        .admin
+        .ack_alerts(&[alert.id, 999_999], Some("shift handover".into()))
+        .await
+        .unwrap();
+    assert_eq!(answer.acked.len(), 1);
+    assert_eq!(
+        answer.acked[0].ack_comment.as_deref(),
+        Some("shift handover")
+    );
+    assert_eq!(answer.skipped.len(), 1);
+    assert_eq!(answer.skipped[0].id, 999_999);
+    assert!(
+        answer.skipped[0].reason.contains("no alert 999999"),
+        "{answer:?}"
+    );
+    let none = p.admin.ack_alerts(&[], None).await.unwrap_err();
+    assert_eq!(none.status(), Some(400));
+    p.admin.unack_alert(alert.id).await.unwrap();
     let summary = p.admin.summary().await.unwrap();
     assert_eq!(summary.active_alerts, 1);
+    assert_eq!(summary.alerts_by_severity.get("warning"), Some(&1));
     assert_eq!(summary.newest_alerts[0].id, alert.id);
     assert_eq!(summary.nodes_by_health.get("warning"), Some(&1));
     assert!(summary.evaluator_cycle_ms.is_some_and(|ms| ms < 1_000.0));
@@ -979,6 +1000,17 @@ async fn every_alerting_route_answers_each_role_as_documented() {
                 Method::POST,
                 &format!("/api/v1/alerts/{alert}/ack"),
                 Some("{}".into()),
+                operate,
+            )
+            .await;
+        p.app
+            .expect_status(
+                f,
+                who,
+                &client,
+                Method::POST,
+                "/api/v1/alerts/ack",
+                Some(format!("{{\"ids\": [{alert}]}}")),
                 operate,
             )
             .await;

@@ -885,6 +885,24 @@ impl Client {
             .await
     }
 
+    /// `POST /api/v1/alerts/ack` (operator): many alerts acknowledged in one transaction;
+    /// those resolved meanwhile are skipped and named.
+    pub async fn ack_alerts(
+        &self,
+        ids: &[i64],
+        comment: Option<String>,
+    ) -> Result<api::BulkAckAnswer> {
+        let request = api::BulkAckRequest {
+            ids: ids.to_vec(),
+            comment,
+        };
+        self.json(
+            self.request(Method::POST, "/api/v1/alerts/ack")
+                .json(&request),
+        )
+        .await
+    }
+
     /// `POST /api/v1/alerts/{id}/ack` (operator).
     pub async fn ack_alert(&self, id: i64, comment: Option<String>) -> Result<Alert> {
         let path = format!("/api/v1/alerts/{id}/ack");

@@ -136,6 +136,8 @@ pub enum Reply {
     /// Several alerts acknowledged at once; the last one as answered.
     AlertsAcked {
         count: usize,
+        /// Resolved (or gone) meanwhile, so left alone.
+        skipped: usize,
         last: Option<Box<Alert>>,
     },
     /// An alert acknowledged or unacknowledged.

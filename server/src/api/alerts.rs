@@ -12,9 +12,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use plantwatch_shared::Secret;
 use plantwatch_shared::api::{
-    AckRequest, Alert, AlertDetail, AlertQuery, AlertRule, Channel, ChannelKind, ChannelSpec,
-    ChannelTest, HealthChange, ListResponse, MaintenanceSpec, MaintenanceWindow, Notification,
-    Recurrence, RulePreviewRow, RuleSpec, Severity,
+    AckRequest, AckSkipped, Alert, AlertDetail, AlertQuery, AlertRule, BulkAckAnswer,
+    BulkAckRequest, Channel, ChannelKind, ChannelSpec, ChannelTest, HealthChange, ListResponse,
+    MaintenanceSpec, MaintenanceWindow, Notification, Recurrence, RulePreviewRow, RuleSpec,
+    Severity,
 };
 use serde_json::json;
 
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/alerts", get(list))
         .route("/alerts/{id}", get(read))
+        .route("/alerts/ack", post(ack_many))
         .route("/alerts/{id}/ack", post(ack))
         .route("/alerts/{id}/unack", post(unack))
         .route("/alerts/{id}/ignore", post(ignore))
@@ -152,43 +154,91 @@ async fn set_ack(
     let actor = auth.actor();
     state
         .db
-        .write(move |tx| -> ApiResult<_> {
+        .write(move |tx| {
             let now = crate::clock::unix_secs();
-            let alert = store::get_alert(tx, id)?.ok_or_else(|| alert_not_found(id))?;
-            let who = acknowledge.then_some(actor.name.as_str());
-            if !store::set_ack(tx, id, who, comment.as_deref(), now)? {
-                return Err(ApiError::conflict(
-                    ErrorCode::AlertResolved,
-                    format!("alert {id} is resolved ({})", alert.rule),
-                ));
-            }
-            let event = if acknowledge { "acked" } else { "unacked" };
-            store::add_event(
-                tx,
-                id,
-                now,
-                event,
-                None,
-                None,
-                Some(&actor.name),
-                comment.as_deref(),
-            )?;
-            audit::record(
-                tx,
-                &actor,
-                if acknowledge {
-                    AuditAction::AlertAck
-                } else {
-                    AuditAction::AlertUnack
-                },
-                Some(&format!("alert:{id}")),
-                comment.as_ref().map(|c| json!({ "comment": c })).as_ref(),
-                now,
-            )?;
-            store::get_alert(tx, id)?.ok_or_else(|| alert_not_found(id))
+            ack_in(tx, id, acknowledge, comment.as_deref(), &actor, now)
         })
         .await
         .map(Json)
+}
+
+/// Acknowledges alert `id` (or takes it back) inside `tx`: its history and the audit log say
+/// who and why.
+fn ack_in(
+    tx: &rusqlite::Connection,
+    id: i64,
+    acknowledge: bool,
+    comment: Option<&str>,
+    actor: &crate::db::audit::Actor,
+    now: i64,
+) -> ApiResult<Alert> {
+    let alert = store::get_alert(tx, id)?.ok_or_else(|| alert_not_found(id))?;
+    let who = acknowledge.then_some(actor.name.as_str());
+    if !store::set_ack(tx, id, who, comment, now)? {
+        return Err(ApiError::conflict(
+            ErrorCode::AlertResolved,
+            format!("alert {id} is resolved ({})", alert.rule),
+        ));
+    }
+    let event = if acknowledge { "acked" } else { "unacked" };
+    store::add_event(tx, id, now, event, None, None, Some(&actor.name), comment)?;
+    audit::record(
+        tx,
+        actor,
+        if acknowledge {
+            AuditAction::AlertAck
+        } else {
+            AuditAction::AlertUnack
+        },
+        Some(&format!("alert:{id}")),
+        comment.map(|c| json!({ "comment": c })).as_ref(),
+        now,
+    )?;
+    store::get_alert(tx, id)?.ok_or_else(|| alert_not_found(id))
+}
+
+/// Most alerts one request acknowledges.
+const MAX_BULK_ACK: usize = 10_000;
+
+/// `POST /alerts/ack` (operators): many alerts acknowledged with one comment in one
+/// transaction; those resolved or gone meanwhile are skipped and named, not an error.
+async fn ack_many(
+    State(state): State<AppState>,
+    auth: Authed<OperatorRole>,
+    ApiJson(request): ApiJson<BulkAckRequest>,
+) -> ApiResult<Json<BulkAckAnswer>> {
+    if request.ids.is_empty() || request.ids.len() > MAX_BULK_ACK {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidBody,
+            format!(
+                "give 1 to {MAX_BULK_ACK} alert ids, not {}",
+                request.ids.len()
+            ),
+        ));
+    }
+    let comment = checked_comment(request.comment)?;
+    let actor = auth.actor();
+    let answer = state
+        .db
+        .write(move |tx| -> ApiResult<BulkAckAnswer> {
+            let now = crate::clock::unix_secs();
+            let mut answer = BulkAckAnswer::default();
+            for id in request.ids {
+                match ack_in(tx, id, true, comment.as_deref(), &actor, now) {
+                    Ok(alert) => answer.acked.push(alert),
+                    Err(error) if error.status.is_client_error() => {
+                        answer.skipped.push(AckSkipped {
+                            id,
+                            reason: error.message,
+                        })
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+            Ok(answer)
+        })
+        .await?;
+    Ok(Json(answer))
 }
 
 /// Tells the alert's rule to leave its series alone on its node (an unused port, a scratch

@@ -377,6 +377,29 @@ pub struct AckRequest {
     pub comment: Option<String>,
 }
 
+/// Body of `POST /alerts/ack`: many alerts, one comment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkAckRequest {
+    pub ids: Vec<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// An alert a bulk acknowledgement left alone, and why (resolved meanwhile, no such alert).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AckSkipped {
+    pub id: i64,
+    pub reason: String,
+}
+
+/// Answer of `POST /alerts/ack`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BulkAckAnswer {
+    pub acked: Vec<Alert>,
+    pub skipped: Vec<AckSkipped>,
+}
+
 /// A change of a node's health (`GET /nodes/{id}/health`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct HealthChange {

@@ -464,26 +464,24 @@ pub async fn alerts(session: &Session, command: AlertsCommand) -> anyhow::Result
                 eprintln!("No unacknowledged alert matches.");
                 return Ok(());
             }
-            let mut failed = 0;
-            for id in &ids {
-                match client.ack_alert(*id, comment.clone()).await {
-                    Ok(alert) => eprintln!(
-                        "Acknowledged alert {} ({} on {}).",
-                        alert.id,
-                        alert.rule,
-                        subject(&alert)
-                    ),
-                    Err(e) => {
-                        failed += 1;
-                        eprintln!("Alert {id}: {e}");
-                    }
-                }
+            // One request and one transaction for all of them.
+            let answer = client.ack_alerts(&ids, comment).await?;
+            for alert in &answer.acked {
+                eprintln!(
+                    "Acknowledged alert {} ({} on {}).",
+                    alert.id,
+                    alert.rule,
+                    subject(alert)
+                );
+            }
+            for skipped in &answer.skipped {
+                eprintln!("Alert {}: {}", skipped.id, skipped.reason);
             }
             if ids.len() > 1 {
-                eprintln!("{} of {} acknowledged.", ids.len() - failed, ids.len());
+                eprintln!("{} of {} acknowledged.", answer.acked.len(), ids.len());
             }
-            if failed > 0 {
-                bail!("{failed} alert(s) not acknowledged");
+            if !answer.skipped.is_empty() {
+                bail!("{} alert(s) not acknowledged", answer.skipped.len());
             }
             Ok(())
         }

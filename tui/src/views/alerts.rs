@@ -312,12 +312,14 @@ impl View for AlertsView {
         {
             let ids = std::mem::take(&mut self.marked_for_ack);
             self.table.clear_marks();
+            // One request, one transaction; alerts resolved meanwhile are skipped and counted.
             return vec![Effect::Call(form.submit("acknowledging the alerts", async move {
-                let mut last = None;
-                for id in &ids {
-                    last = Some(client.ack_alert(*id, comment.clone()).await?);
-                }
-                Ok(Reply::AlertsAcked { count: ids.len(), last: last.map(Box::new) })
+                let answer = client.ack_alerts(&ids, comment).await?;
+                Ok(Reply::AlertsAcked {
+                    count: answer.acked.len(),
+                    skipped: answer.skipped.len(),
+                    last: answer.acked.last().cloned().map(Box::new),
+                })
             }))];
         }
         let (Purpose::View(ACK), Some(target), Some(client)) =
@@ -349,9 +351,13 @@ impl View for AlertsView {
                 Effect::Info(format!("Alert {} {what}.", alert.id)),
                 Effect::Refresh,
             ],
-            Reply::AlertsAcked { count, .. } => vec![
+            Reply::AlertsAcked { count, skipped, .. } => vec![
                 Effect::CloseOverlay,
-                Effect::Info(format!("{count} alerts acknowledged.")),
+                Effect::Info(if *skipped == 0 {
+                    format!("{count} alerts acknowledged.")
+                } else {
+                    format!("{count} alerts acknowledged; {skipped} resolved meanwhile, left alone.")
+                }),
                 Effect::Refresh,
             ],
             _ => Vec::new(),
