@@ -579,7 +579,7 @@ fn sites_refresh() {
     let mut times = Vec::new();
     for _ in 0..20 {
         let started = Instant::now();
-        let all = runtime.block_on(sites::statuses(&profiles));
+        let all = runtime.block_on(sites::statuses(&profiles, None));
         times.push(started.elapsed());
         assert!(all.iter().all(|s| s.is_ok()), "{all:?}");
     }
@@ -591,7 +591,7 @@ fn sites_refresh() {
     let mut times = Vec::new();
     for _ in 0..20 {
         let started = Instant::now();
-        let all = runtime.block_on(sites::statuses(&profiles));
+        let all = runtime.block_on(sites::statuses(&profiles, None));
         times.push(started.elapsed());
         assert_eq!(all.iter().filter(|s| !s.is_ok()).count(), 1);
     }

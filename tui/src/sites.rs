@@ -170,11 +170,13 @@ pub async fn status_of(context: &Context, current: bool) -> SiteStatus {
     }
 }
 
-/// Every saved site, asked in parallel, in the order they are saved.
-pub async fn statuses(profiles: &Profiles) -> Vec<SiteStatus> {
+/// Every saved site, asked in parallel, in the order they are saved; `in_use` (else the saved
+/// current one) is marked current.
+pub async fn statuses(profiles: &Profiles, in_use: Option<&str>) -> Vec<SiteStatus> {
+    let in_use = in_use.or(profiles.current.as_deref());
     let mut tasks = tokio::task::JoinSet::new();
     for (index, context) in profiles.contexts.iter().cloned().enumerate() {
-        let current = profiles.current.as_deref() == Some(context.name.as_str());
+        let current = in_use == Some(context.name.as_str());
         tasks.spawn(async move { (index, status_of(&context, current).await) });
     }
     let mut out: Vec<(usize, SiteStatus)> = tasks.join_all().await;

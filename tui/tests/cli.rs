@@ -214,11 +214,36 @@ fn sites_status_asks_every_context_at_once_and_names_the_unreachable() {
         .find(|s| s["site"] == name_of(&second).as_str())
         .unwrap();
     assert_eq!(second_site["current"], true);
+    // --context names the site in use for this command.
+    let out = plantwatch(
+        cfg,
+        &[
+            "sites",
+            "status",
+            "-o",
+            "json",
+            "--context",
+            &name_of(&first),
+        ],
+        "",
+    );
+    let sites: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let current: Vec<&serde_json::Value> = sites
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["current"] == true)
+        .collect();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0]["site"], name_of(&first).as_str());
     assert_eq!(second_site["nodes"], serde_json::json!({}));
     // The table names the site in use with a star; the merged alerts name the one not read.
     let table = plantwatch(cfg, &["sites", "status"], "");
     let text = String::from_utf8_lossy(&table.stdout).into_owned();
-    assert!(text.starts_with("SITE"), "{text}");
+    assert!(
+        text.starts_with("SITE") && text.lines().next().unwrap().ends_with("PROBLEM"),
+        "{text}"
+    );
     assert!(text.contains(&format!("{} *", name_of(&second))), "{text}");
     let alerts = plantwatch(cfg, &["sites", "alerts"], "");
     assert_eq!(alerts.status.code(), Some(3));

@@ -23,7 +23,7 @@ pub async fn run(session: &Session, command: SitesCommand) -> anyhow::Result<()>
     }
     match command {
         SitesCommand::Status => {
-            let mut all = sites::statuses(&profiles).await;
+            let mut all = sites::statuses(&profiles, session.context.as_deref()).await;
             all.sort_by_key(|s| s.urgency());
             let rows = all
                 .iter()
@@ -31,10 +31,7 @@ pub async fn run(session: &Session, command: SitesCommand) -> anyhow::Result<()>
                     let count = |n: u64| if s.is_ok() { n.to_string() } else { "-".into() };
                     vec![
                         format!("{}{}", s.site, if s.current { " *" } else { "" }),
-                        match &s.problem {
-                            Some(problem) => format!("{}: {problem}", s.state),
-                            None => s.state.clone(),
-                        },
+                        s.state.clone(),
                         s.nodes_cell(),
                         count(s.alerts_of("critical")),
                         count(s.alerts_of("warning")),
@@ -44,6 +41,7 @@ pub async fn run(session: &Session, command: SitesCommand) -> anyhow::Result<()>
                             "-".into()
                         },
                         s.url.clone(),
+                        s.problem.clone().unwrap_or_else(|| "-".into()),
                     ]
                 })
                 .collect();
@@ -57,6 +55,7 @@ pub async fn run(session: &Session, command: SitesCommand) -> anyhow::Result<()>
                     "WARNING",
                     "COLLECTORS_OFFLINE",
                     "URL",
+                    "PROBLEM",
                 ],
                 rows,
             )?;

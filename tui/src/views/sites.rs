@@ -243,7 +243,8 @@ impl View for SitesView {
             .iter()
             .map(|context| {
                 let context = context.clone();
-                let current = profiles.current.as_deref() == Some(context.name.as_str());
+                // The context this console uses (`--context` may differ from the saved one).
+                let current = ctx.context == Some(context.name.as_str());
                 task("asking a site", async move {
                     Ok(Reply::Site(Box::new(
                         sites::status_of(&context, current).await,

@@ -584,7 +584,7 @@ impl Form {
             .get(self.focus)
             .is_some_and(|f| f.completion().is_some())
         {
-            "→ completes · Tab/↓ next · ↑ back · Enter on the last field submits · Esc cancels"
+            "→ completes · Tab next · ↑ back · Enter on the last submits · Esc cancels"
         } else {
             "Tab/↓ next · ↑ back · Enter on the last field submits · Esc cancels"
         };

@@ -190,6 +190,12 @@ pub fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("writing in {}", dir.display()))?;
     std::io::Write::write_all(&mut file, bytes)
         .with_context(|| format!("writing {}", path.display()))?;
+    // A picture for a report is read by others: not the temporary file's 0600.
+    std::fs::set_permissions(
+        file.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .with_context(|| format!("writing {}", path.display()))?;
     file.persist(path)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
@@ -300,5 +306,16 @@ mod tests {
         );
         assert_eq!(Format::of_path(Path::new("a.SVG")), Some(Format::Svg));
         assert_eq!(Format::of_path(Path::new("a.pdf")), None);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chart.svg");
+        write(&path, b"<svg/>").unwrap();
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).unwrap().permissions(),
+        );
+        assert_eq!(
+            mode & 0o777,
+            0o644,
+            "readable by the people the report goes to"
+        );
     }
 }
