@@ -821,6 +821,17 @@ impl App {
                     }));
                 }
             }
+            // The provider's on-call list: every site's active alerts in one (the sites view's
+            // second pane).
+            "alerts --all-sites" | "alerts -a" => {
+                if self.go_to("sites") {
+                    self.history.clear();
+                    let title = self.views[self.current].title();
+                    if !title.trim_start().starts_with("Alerts of all sites") {
+                        self.perform(Action::NextPane);
+                    }
+                }
+            }
             // Views opened from the palette replace each other (k9s habits): `q` on one of
             // them quits rather than walking back through every view visited.
             name => {

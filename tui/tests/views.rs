@@ -3227,6 +3227,19 @@ fn sites_view_shows_every_site_worst_first_and_their_alerts_merged() {
         "{screen}"
     );
     snap("sites_alerts", &app);
+    // `:alerts --all-sites` opens the same list from anywhere, whichever pane was shown last.
+    keys(&mut app, &[KeyCode::Tab]);
+    assert!(draw(&app, 120, 40).contains("Sites (2)"));
+    app.go_to("dashboard");
+    keys(&mut app, &[KeyCode::Char(':')]);
+    text(&mut app, "alerts --all-sites");
+    app.handle(Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
+    assert_eq!(app.view_name(), "sites");
+    let screen = draw(&app, 120, 40);
+    assert!(screen.contains("Alerts of all sites"), "{screen}");
     // Enter switches to the alert's site (plant3 is not saved here: the login asks).
     keys(&mut app, &[KeyCode::Enter]);
     assert_eq!(app.profiles.current.as_deref(), Some("plant1"));
