@@ -191,37 +191,40 @@ fn table_frames(rows: usize) {
 }
 
 /// Frame times of the nodes view holding `rows` nodes, with every seventh marked, at 120x40.
+/// Node `i` of a generated plant: name, address, type and status spread over every kind.
+fn bench_node(i: i64, now: OffsetDateTime) -> Node {
+    Node {
+        id: i,
+        name: format!("dev-{i:05}"),
+        address: format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256),
+        node_type: NodeType::ALL[i as usize % NodeType::ALL.len()],
+        tags: vec![format!("line-{}", i % 7), "plc".into()],
+        collector_id: Some(1),
+        collector: Some("plant1-local".into()),
+        template_id: None,
+        template: None,
+        interval_s: None,
+        modbus_unit: None,
+        parent_id: Some(0),
+        parent: Some("dev-00000".into()),
+        other_parents: Vec::new(),
+        notes: None,
+        status: NodeStatus::ALL[i as usize % NodeStatus::ALL.len()],
+        status_reason: None,
+        credentials: Vec::new(),
+        created_at: now,
+        updated_at: now,
+        last_sample_at: None,
+        rtt_ms: None,
+    }
+}
+
 fn node_frames(rows: usize) {
     let now = OffsetDateTime::now_utc();
     let mut app = signed_in_app(now);
     app.go_to("nodes");
     app.outbox.clear();
-    let nodes: Vec<Node> = (0..rows as i64)
-        .map(|i| Node {
-            id: i,
-            name: format!("dev-{i:05}"),
-            address: format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256),
-            node_type: NodeType::ALL[i as usize % NodeType::ALL.len()],
-            tags: vec![format!("line-{}", i % 7), "plc".into()],
-            collector_id: Some(1),
-            collector: Some("plant1-local".into()),
-            template_id: None,
-            template: None,
-            interval_s: None,
-            modbus_unit: None,
-            parent_id: Some(0),
-            parent: Some("dev-00000".into()),
-            other_parents: Vec::new(),
-            notes: None,
-            status: NodeStatus::ALL[i as usize % NodeStatus::ALL.len()],
-            status_reason: None,
-            credentials: Vec::new(),
-            created_at: now,
-            updated_at: now,
-            last_sample_at: None,
-            rtt_ms: None,
-        })
-        .collect();
+    let nodes: Vec<Node> = (0..rows as i64).map(|i| bench_node(i, now)).collect();
     let started = Instant::now();
     deliver(
         &mut app,
@@ -433,32 +436,8 @@ fn chart_frames(rounds: usize) {
     use plantwatch_tui::widgets::picture;
 
     let now = OffsetDateTime::now_utc();
-    let node = {
-        Node {
-            id: 1,
-            name: "core-sw-1".into(),
-            address: "10.0.0.1".into(),
-            node_type: NodeType::Network,
-            tags: vec![],
-            collector_id: Some(1),
-            collector: Some("plant1-local".into()),
-            template_id: None,
-            template: Some("cisco-ios".into()),
-            interval_s: None,
-            modbus_unit: None,
-            parent_id: None,
-            parent: None,
-            other_parents: Vec::new(),
-            notes: None,
-            status: NodeStatus::Healthy,
-            status_reason: None,
-            credentials: Vec::new(),
-            created_at: now,
-            updated_at: now,
-            last_sample_at: None,
-            rtt_ms: None,
-        }
-    };
+    let mut node = bench_node(1, now);
+    node.name = "core-sw-1".into();
     let to = now.unix_timestamp();
     let span = 30 * 86_400;
     let step = span / 200;
