@@ -1444,7 +1444,7 @@ fn a_picked_chart_exports_as_svg_and_png() {
     charts.set_answer(charts_answer(nodes()[0].id));
     charts.rules = vec![uplink_rule()];
     // The panels' interface table: Gi0/1 first (natural order); t charts every in-rate.
-    assert_eq!(charts.on_action(Action::TopOf), Outcome::Done);
+    assert_eq!(charts.on_action(Action::TopOf), Outcome::Reload);
     let Outcome::Info(said) = charts.on_action(Action::Export) else {
         panic!("no message");
     };

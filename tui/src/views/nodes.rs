@@ -1064,9 +1064,22 @@ fn preview_text(changes: &[bulk::Change]) -> String {
 fn load_charts(client: &Client, charts: &NodeCharts, ctx: &Ctx) -> Task {
     let client = client.clone();
     let (node_id, generation) = (charts.node.id, charts.generation);
-    let query = charts.query(ctx.now.unix_timestamp());
+    let queries = charts.queries(ctx.now.unix_timestamp());
     task("loading the node's metrics", async move {
-        let answer = client.node_metrics(node_id, &query).await?;
+        // A picked chart's metric and its other direction: one answer of both.
+        let mut answer: Option<plantwatch_shared::api::MetricsAnswer> = None;
+        for query in &queries {
+            let part = client.node_metrics(node_id, query).await?;
+            match &mut answer {
+                None => answer = Some(part),
+                Some(whole) => {
+                    whole.items.extend(part.items);
+                    whole.total += part.total;
+                    whole.truncated |= part.truncated;
+                }
+            }
+        }
+        let answer = answer.ok_or_else(|| plantwatch_shared::Error::Decode("no query".into()))?;
         Ok(Reply::NodeMetrics {
             node_id,
             generation,

@@ -22,7 +22,7 @@ use super::charts::{
     other_series, rtt, series_label, short, traffic,
 };
 use super::picture::{self, Format, file_name};
-use super::plot::{Pick, Plot, clock, natural, sparkline, with_unit};
+use super::plot::{Pick, Plot, clock, natural, opposite, sparkline, with_unit};
 use super::table::{Column, DataTable, caseless};
 use crate::keymap::{Action, Binding, Key};
 use crate::theme::Theme;
@@ -222,15 +222,24 @@ impl NodeCharts {
         }
     }
 
-    /// The query for the window ending `end_ago` before `now` (UNIX seconds).
-    pub fn query(&self, now: i64) -> MetricQuery {
+    /// The queries for the window ending `end_ago` before `now` (UNIX seconds): every series
+    /// of the node, or while a chart is picked its metrics alone (and their other direction).
+    pub fn queries(&self, now: i64) -> Vec<MetricQuery> {
         let to = now - self.end_ago;
-        MetricQuery {
-            metric: None,
+        let query = |metric: Option<String>| MetricQuery {
+            metric,
             from: Some(to - self.span),
             to: Some(to),
             step: Some((self.span / STEPS).max(10)),
             agg: Some(Aggregation::Avg),
+        };
+        match &self.focus {
+            None => vec![query(None)],
+            Some(Pick::Top { metric }) => vec![query(Some(metric.clone()))],
+            Some(Pick::One { metric, .. }) => std::iter::once(metric.clone())
+                .chain(opposite(metric))
+                .map(|m| query(Some(m)))
+                .collect(),
         }
     }
 
@@ -404,7 +413,9 @@ impl NodeCharts {
             Action::Leave => {
                 self.focus = None;
                 self.cursor = None;
-                Outcome::Done
+                // Every series again (the picked chart read only its own).
+                self.generation += 1;
+                Outcome::Reload
             }
             Action::NextPane => {
                 self.pane = match self.pane {
@@ -433,7 +444,10 @@ impl NodeCharts {
                     Pick::One { metric, tags }
                 });
                 self.cursor = None;
-                Outcome::Done
+                // Drawn at once from what is loaded, then read again whole: the picked metrics
+                // alone, so no cap on a node's series cuts them.
+                self.generation += 1;
+                Outcome::Reload
             }
             Action::Cursor(delta) => {
                 let steps = self.plot().map(|p| p.steps()).unwrap_or_default();

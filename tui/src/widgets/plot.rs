@@ -54,7 +54,7 @@ pub enum Pick {
 }
 
 /// The metric of the other direction: in ↔ out, rx ↔ tx.
-fn opposite(metric: &str) -> Option<String> {
+pub fn opposite(metric: &str) -> Option<String> {
     const PAIRS: [(&str, &str); 4] = [("in_", "out_"), ("rx_", "tx_"), ("in", "out"), ("rx", "tx")];
     let (measurement, field) = metric.split_once('.')?;
     PAIRS.iter().find_map(|(a, b)| {
