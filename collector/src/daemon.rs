@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use crate::sources::checks::Checker;
 use crate::sources::events::EventReceivers;
+use crate::sources::vsphere::{Reporter as VsphereReporter, Vsphere};
 use crate::sources::{PollOptions, Poller};
 use crate::store::{self, HeldConfig, Status};
 
@@ -86,6 +87,7 @@ struct Daemon {
     poller: Poller,
     checker: Checker,
     receivers: EventReceivers,
+    vsphere: Vsphere,
     outbox: std::sync::Arc<std::sync::Mutex<OutboxStatus>>,
 }
 
@@ -138,9 +140,18 @@ pub async fn run(
         FINDINGS_EVERY,
     ));
     let mut receivers = EventReceivers::new(lines.clone());
+    let mut vsphere = Vsphere::new(
+        lines.clone(),
+        Some(VsphereReporter {
+            client: client.clone(),
+            collector_id: enrollment.component_id,
+        }),
+        options.poll.enabled,
+    );
     let mut poller = Poller::new(lines, &options.poll);
     if let Some(held) = &held {
         poller.apply(&held.config);
+        vsphere.apply(&held.config);
         checker.apply(&held.config);
         receivers.apply(&held.config).await;
     }
@@ -165,6 +176,7 @@ pub async fn run(
         poller,
         checker,
         receivers,
+        vsphere,
         outbox,
     };
     daemon.save_status();
@@ -232,6 +244,7 @@ pub async fn run(
     daemon.poller.stop();
     daemon.checker.stop();
     daemon.receivers.stop();
+    daemon.vsphere.stop();
     reporter.abort();
     pusher.stop().await;
     daemon.status.state = "stopped".into();
@@ -268,6 +281,7 @@ impl Daemon {
                 }
                 tracing::info!(targets = config.targets.len(), %sha256, "New configuration.");
                 self.poller.apply(&config);
+                self.vsphere.apply(&config);
                 self.checker.apply(&config);
                 self.receivers.apply(&config).await;
                 self.status.config_sha256 = Some(sha256.clone());

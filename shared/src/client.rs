@@ -738,6 +738,28 @@ impl Client {
             .await
     }
 
+    /// `POST /api/v1/remote-collectors/{id}/vsphere/{node_id}` with the collector's API key:
+    /// one vCenter node's inventory; the answer names the node of each host and VM.
+    pub async fn report_vsphere(
+        &self,
+        id: i64,
+        node_id: i64,
+        inventory: &api::vsphere::VsphereInventory,
+    ) -> Result<api::vsphere::VsphereSync> {
+        let path = format!("/api/v1/remote-collectors/{id}/vsphere/{node_id}");
+        self.json(self.request(Method::POST, &path).json(inventory))
+            .await
+    }
+
+    /// `GET /api/v1/nodes/{id}/vsphere`: a vCenter node's hosts, VMs and datastores.
+    pub async fn vsphere_objects(
+        &self,
+        node_id: i64,
+    ) -> Result<ListResponse<api::vsphere::VsphereObject>> {
+        let path = format!("/api/v1/nodes/{node_id}/vsphere");
+        self.json(self.request(Method::GET, &path)).await
+    }
+
     /// `POST /api/v1/agents/heartbeat/{node_id}` with an API key.
     pub async fn heartbeat(&self, node_id: i64, heartbeat: &Heartbeat) -> Result<HeartbeatAck> {
         let path = format!("/api/v1/agents/heartbeat/{node_id}");

@@ -84,6 +84,34 @@ metrics! {
     CHECK_CERT_TRUSTED = "check"."cert_trusted";
     /// 1 when the server speaks nothing newer than TLS 1.1.
     CHECK_TLS_LEGACY = "check"."tls_legacy";
+    /// 1 when a vCenter's poll logged in and read its inventory, 0 when not (on the vCenter node).
+    VSPHERE_UP = "vsphere"."up";
+    /// How long a vCenter's poll took, ms.
+    VSPHERE_POLL_MS = "vsphere"."poll_ms";
+    /// Hosts, VMs (powered on or not) and datastores in the vCenter's inventory.
+    VSPHERE_HOSTS = "vsphere"."hosts";
+    VSPHERE_VMS = "vsphere"."vms";
+    VSPHERE_VMS_POWERED_ON = "vsphere"."vms_powered_on";
+    VSPHERE_DATASTORES = "vsphere"."datastores";
+    /// 1 while a host is connected to its vCenter (on the host's node).
+    VSPHERE_HOST_CONNECTED = "vsphere_host"."connected";
+    /// 1 while a host is powered on.
+    VSPHERE_HOST_POWERED_ON = "vsphere_host"."powered_on";
+    /// 1 while a host is in maintenance mode.
+    VSPHERE_HOST_MAINTENANCE = "vsphere_host"."maintenance";
+    /// A host's disk and network throughput (QueryPerf `disk.usage`, `net.usage`), bytes/s.
+    VSPHERE_HOST_DISK_BYTES_PER_S = "vsphere_host"."disk_bytes_per_s";
+    VSPHERE_HOST_NET_BYTES_PER_S = "vsphere_host"."net_bytes_per_s";
+    /// 1 while a VM is powered on (on the VM's node).
+    VSPHERE_VM_POWERED_ON = "vsphere_vm"."powered_on";
+    VSPHERE_VM_DISK_BYTES_PER_S = "vsphere_vm"."disk_bytes_per_s";
+    VSPHERE_VM_NET_BYTES_PER_S = "vsphere_vm"."net_bytes_per_s";
+    /// A datastore's size, free space and fill (on the vCenter node, tag `datastore`).
+    VSPHERE_DATASTORE_CAPACITY_BYTES = "vsphere_datastore"."capacity_bytes";
+    VSPHERE_DATASTORE_FREE_BYTES = "vsphere_datastore"."free_bytes";
+    VSPHERE_DATASTORE_USED_PCT = "vsphere_datastore"."used_pct";
+    /// 1 while a datastore is accessible.
+    VSPHERE_DATASTORE_ACCESSIBLE = "vsphere_datastore"."accessible";
 }
 
 /// `a|b|…`: the metrics a rule reading any of them names.
@@ -98,7 +126,8 @@ pub fn any_of(metrics: &[Metric]) -> String {
 pub fn unit_of(metric: &str, counter: bool) -> &'static str {
     let field = metric.rsplit('.').next().unwrap_or(metric);
     let base = field.strip_suffix("_total").unwrap_or(field);
-    const SUFFIXES: [(&str, &str); 14] = [
+    const SUFFIXES: [(&str, &str); 15] = [
+        ("_bytes_per_s", "B/s"),
         ("_pct", "%"),
         ("_ms", "ms"),
         ("_seconds", "s"),

@@ -12,6 +12,7 @@ pub mod polling;
 pub mod slapd;
 pub mod snmp;
 pub mod tls;
+pub mod vcsim;
 
 use std::io::Write as _;
 use std::io::{BufRead as _, BufReader};

@@ -8,6 +8,7 @@ pub mod events;
 pub mod icmp;
 pub mod modbus;
 pub mod snmp;
+pub mod vsphere;
 
 use plantwatch_shared::metric_names::PING_UP;
 use std::collections::HashMap;
@@ -235,7 +236,7 @@ pub async fn resolve_on(address: &str, port: u16) -> Result<SocketAddr, String> 
         .ok_or_else(|| format!("{address} has no address"))
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 

@@ -11,8 +11,10 @@ use plantwatch_shared::api::{
 use plantwatch_shared::metric_names::{
     CHECK_CERT_DAYS_LEFT, CHECK_CERT_VALID, CHECK_TIME_MS, CHECK_UP, CPU_LOAD_PCT,
     CPU_TOTAL_USAGE_PCT, DISK_USED_PCT, INTERFACE_OPER_STATUS, MEMORY_USED_PCT, MODBUS_UP, SNMP_UP,
-    STORAGE_USED_PCT, UPS_ON_BATTERY, any_of,
+    STORAGE_USED_PCT, UPS_ON_BATTERY, VSPHERE_DATASTORE_USED_PCT, VSPHERE_HOST_CONNECTED,
+    VSPHERE_UP, VSPHERE_VM_POWERED_ON, any_of,
 };
+use plantwatch_shared::api::vsphere::MUST_RUN_TAG;
 use plantwatch_shared::rules::glob_matches;
 
 /// The defaults of every built-in rule, as first stored.
@@ -342,6 +344,64 @@ pub fn builtin_defaults() -> Vec<(BuiltinRule, RuleSpec)> {
                 Severity::Warning,
                 3_600,
             ),
+        ),
+        // vSphere: a vCenter is polled every 300 s, so its rules look back 15 minutes.
+        (
+            B::VsphereUnreachable,
+            threshold(
+                "vsphere_unreachable",
+                "A vCenter not answering its poll, or refusing the login, while it may still \
+                 answer ping.",
+                VSPHERE_UP.name,
+                Last,
+                900,
+                Below,
+                (Some(1.0), None, None),
+                0,
+            ),
+        ),
+        (
+            B::VsphereHostDisconnected,
+            threshold(
+                "vsphere_host_disconnected",
+                "A host disconnected from its vCenter, or not responding to it.",
+                VSPHERE_HOST_CONNECTED.name,
+                Last,
+                900,
+                Below,
+                (None, Some(1.0), None),
+                0,
+            ),
+        ),
+        (
+            B::DatastoreFull,
+            threshold(
+                "datastore_full",
+                "A datastore filling up (percent used): a full one stops its VMs.",
+                VSPHERE_DATASTORE_USED_PCT.name,
+                Last,
+                900,
+                AtLeast,
+                (Some(85.0), Some(95.0), Some(80.0)),
+                0,
+            ),
+        ),
+        (
+            B::VmPoweredOff,
+            RuleSpec {
+                scope: RuleScope::Tag,
+                scope_value: Some(MUST_RUN_TAG.to_owned()),
+                ..threshold(
+                    "vm_powered_off",
+                    "A VM tagged must-run powered off.",
+                    VSPHERE_VM_POWERED_ON.name,
+                    Last,
+                    900,
+                    Below,
+                    (None, Some(1.0), None),
+                    0,
+                )
+            },
         ),
     ]
 }

@@ -114,6 +114,11 @@ fn check(
             params.domain.is_some(),
             matches!(kind, CredentialKind::Windows | CredentialKind::Ssh),
         ),
+        (
+            "fingerprint",
+            params.fingerprint.is_some(),
+            kind == CredentialKind::Vsphere,
+        ),
     ];
     if let Some((field, ..)) = given
         .iter()
@@ -147,6 +152,11 @@ fn check(
                 format!("{field} must have at most 255 characters and no control characters"),
             ));
         }
+    }
+    if let Some(pin) = &params.fingerprint
+        && let Err(error) = pin.parse::<plantwatch_shared::Fingerprint>()
+    {
+        return Err(invalid("fingerprint", error.to_string()));
     }
     if params.priv_protocol.is_some() && params.auth_protocol.is_none() {
         return Err(invalid(

@@ -23,6 +23,7 @@ pub mod telemetry;
 pub mod templates;
 pub mod topology;
 pub mod users;
+pub mod vsphere;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -55,7 +56,8 @@ pub fn app(state: AppState) -> Router {
         .merge(templates::router())
         .merge(alerts::router())
         .merge(discovery::router())
-        .merge(topology::router());
+        .merge(topology::router())
+        .merge(vsphere::router());
     Router::new()
         .merge(health::router())
         .merge(telemetry::router())

@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use plantwatch_shared::api::{CollectorConfig, Target, TargetCredential};
+use plantwatch_shared::api::vsphere::{DEFAULT_VSPHERE_INTERVAL_S, NO_VM_NODES_TAG, VsphereTarget};
+use plantwatch_shared::api::{CollectorConfig, NodeType, Target, TargetCredential};
 use rusqlite::{Connection, OptionalExtension as _};
 use tokio::sync::watch;
 
@@ -59,34 +60,51 @@ pub fn build(
     let mut targets: Vec<Target> = conn
         .prepare_cached(
             "SELECT n.id, n.name, n.address, n.node_type, t.name,
-                    coalesce(n.interval_secs, t.default_interval, ?2), n.modbus_unit
+                    coalesce(n.interval_secs, t.default_interval, ?2), n.modbus_unit,
+                    n.interval_secs, coalesce(t.default_interval, ?2),
+                    EXISTS (SELECT 1 FROM node_tags nt WHERE nt.node_id = n.id AND nt.tag = ?3)
                FROM nodes n LEFT JOIN device_templates t ON t.id = n.template_id
-              WHERE n.collector_id = ?1 ORDER BY n.id",
+              WHERE n.collector_id = ?1
+                -- Hosts and VMs of a vCenter: its poll reads them, nothing else does.
+                AND n.vsphere_owner_id IS NULL
+              ORDER BY n.id",
         )?
-        .query_map((collector_id, DEFAULT_INTERVAL_S), |r| {
+        .query_map((collector_id, DEFAULT_INTERVAL_S, NO_VM_NODES_TAG), |r| {
             let node_type: String = r.get(3)?;
             Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                node_type,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
+                (r.get(0)?, r.get(1)?, r.get(2)?, node_type, r.get(4)?),
+                (r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?),
             ))
         })?
         .map(|row| -> anyhow::Result<Target> {
-            let (node_id, name, address, node_type, template, interval_s, modbus_unit) = row?;
+            let (
+                (node_id, name, address, node_type, template),
+                (interval_s, modbus_unit, own_interval, template_interval, no_vm_nodes),
+            ) = row?;
+            let node_type: NodeType = node_type.parse()?;
+            let own_interval: Option<u32> = own_interval;
+            let no_vm_nodes: bool = no_vm_nodes;
+            // A vCenter's interval is its vSphere poll's; it is pinged as other nodes are.
+            let (interval_s, vsphere) = if node_type.is_vsphere() {
+                let settings = VsphereTarget {
+                    interval_s: own_interval.unwrap_or(DEFAULT_VSPHERE_INTERVAL_S),
+                    vm_nodes: !no_vm_nodes,
+                };
+                (template_interval, Some(settings))
+            } else {
+                (interval_s, None)
+            };
             Ok(Target {
                 node_id,
                 name,
                 address,
-                node_type: node_type.parse()?,
+                node_type,
                 template,
                 interval_s,
                 credential_ids: Vec::new(),
                 checks: Vec::new(),
                 modbus_unit,
+                vsphere,
             })
         })
         .collect::<anyhow::Result<_>>()?;

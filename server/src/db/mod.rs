@@ -22,6 +22,7 @@ pub mod templates;
 pub mod tokens;
 pub mod topology;
 pub mod users;
+pub mod vsphere;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
@@ -92,6 +93,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0015_modbus",
         include_str!("../../../migrations/0015_modbus.sql"),
+    ),
+    (
+        "0016_vsphere",
+        include_str!("../../../migrations/0016_vsphere.sql"),
     ),
 ];
 
@@ -263,6 +268,24 @@ pub fn apply_migrations(
     if found == known {
         return Ok(());
     }
+    // SQLite's way to change a table (a new one, copied, renamed): foreign keys off while the
+    // migrations run, so dropping the old table cascades nothing; checked before the commit.
+    // The setting cannot change inside a transaction, so it is switched here, and back after.
+    let enforced: bool = conn.pragma_query_value(None, "foreign_keys", |row| row.get(0))?;
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let applied = apply_pending(conn, found, known, migrations);
+    if enforced {
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+    }
+    applied
+}
+
+fn apply_pending(
+    conn: &mut Connection,
+    found: i64,
+    known: i64,
+    migrations: &[(&str, &str)],
+) -> Result<(), DbError> {
     let tx = conn.transaction()?;
     tx.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -164,6 +164,14 @@ named_enum! {
         TrapAuthFailure = "trap_auth_failure",
         /// A syslog message of severity critical or worse, per program.
         SyslogCritical = "syslog_critical",
+        /// A vCenter not answering its poll, or refusing the login (`vsphere.up` below 1).
+        VsphereUnreachable = "vsphere_unreachable",
+        /// A host disconnected from (or not responding to) its vCenter.
+        VsphereHostDisconnected = "vsphere_host_disconnected",
+        /// A datastore filling up (percent used).
+        DatastoreFull = "datastore_full",
+        /// A VM tagged `must-run` powered off.
+        VmPoweredOff = "vm_powered_off",
     }
 }
 

@@ -351,6 +351,9 @@ pub struct Target {
     /// Its Modbus unit id, when the node names one (absent otherwise, for the same hash).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modbus_unit: Option<u8>,
+    /// How it is polled through the vSphere API (a `vcenter` or `esxi` node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vsphere: Option<super::vsphere::VsphereTarget>,
 }
 
 /// A credential with its secrets in clear: only ever sent to the collector that polls with it.

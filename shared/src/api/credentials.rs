@@ -17,6 +17,8 @@ named_enum! {
         /// Windows / WMI account.
         Windows = "windows",
         Ssh = "ssh",
+        /// A vCenter or ESXi account for the vSphere API.
+        Vsphere = "vsphere",
     }
 }
 
@@ -26,7 +28,9 @@ impl CredentialKind {
         match self {
             CredentialKind::SnmpV1 | CredentialKind::SnmpV2c => &["community"],
             CredentialKind::SnmpV3 => &["auth_password", "priv_password"],
-            CredentialKind::Windows | CredentialKind::Ssh => &["password"],
+            CredentialKind::Windows | CredentialKind::Ssh | CredentialKind::Vsphere => {
+                &["password"]
+            }
         }
     }
 
@@ -63,7 +67,8 @@ named_enum! {
 
 /// The fields of a credential that are not secret. Which apply depends on the kind: SNMPv3
 /// takes `username`, `auth_protocol`, `priv_protocol` and `context`; Windows and SSH take
-/// `username` and `domain`; SNMP v1 and v2c take none.
+/// `username` and `domain`; vSphere takes `username` and `fingerprint`; SNMP v1 and v2c take
+/// none.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialParams {
@@ -78,6 +83,10 @@ pub struct CredentialParams {
     pub context: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
+    /// vSphere: the SHA-256 fingerprint of the vCenter's certificate, trusted whoever issued
+    /// it; absent, the certificate must chain to a root the collector trusts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 /// A credential as the API shows it.

@@ -23,6 +23,7 @@ mod nodes;
 mod templates;
 mod topology;
 mod vocabulary;
+pub mod vsphere;
 
 pub use alerts::*;
 pub use checks::*;

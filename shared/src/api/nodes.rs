@@ -17,6 +17,17 @@ named_enum! {
         Hmi = "hmi",
         Printer = "printer",
         Other = "other",
+        /// A vCenter Server, polled through the vSphere API with a `vsphere` credential.
+        Vcenter = "vcenter",
+        /// A standalone ESXi host, polled like a vCenter.
+        Esxi = "esxi",
+    }
+}
+
+impl NodeType {
+    /// Whether nodes of this type are polled through the vSphere API.
+    pub fn is_vsphere(self) -> bool {
+        matches!(self, NodeType::Vcenter | NodeType::Esxi)
     }
 }
 

@@ -130,7 +130,11 @@ pub fn kind_of(rule: &AlertRule) -> &'static dyn RuleKind {
         Some(BuiltinRule::CollectorOffline) => &collectors::CollectorOffline,
         Some(BuiltinRule::CollectorOutboxLag) => &collectors::OutboxLag,
         Some(BuiltinRule::InterfaceDown) => &interface::InterfaceDown,
-        Some(BuiltinRule::SnmpUnreachable | BuiltinRule::ModbusUnreachable) => {
+        Some(
+            BuiltinRule::SnmpUnreachable
+            | BuiltinRule::ModbusUnreachable
+            | BuiltinRule::VsphereUnreachable,
+        ) => {
             &threshold::UNREACHABLE
         }
         Some(
@@ -150,7 +154,10 @@ pub fn kind_of(rule: &AlertRule) -> &'static dyn RuleKind {
             | BuiltinRule::HttpDown
             | BuiltinRule::TcpDown
             | BuiltinRule::HttpSlow
-            | BuiltinRule::DnsDown,
+            | BuiltinRule::DnsDown
+            | BuiltinRule::VsphereHostDisconnected
+            | BuiltinRule::DatastoreFull
+            | BuiltinRule::VmPoweredOff,
         )
         | None => &threshold::THRESHOLD,
     }

@@ -1,0 +1,342 @@
+//! A vCenter's inventory kept as nodes: each host and VM is a node owned by the vCenter node,
+//! found again by its managed object id (so a renamed VM keeps its node, history and alerts),
+//! tagged with its cluster and datacenter, and marked (tag `vsphere-gone`), never deleted, when
+//! it leaves the inventory. The last inventory is kept whole for the vCenter's screen.
+
+use std::collections::HashMap;
+
+use plantwatch_shared::api::vsphere::{
+    GONE_TAG, VsphereInventory, VsphereObject, VsphereSync,
+};
+use plantwatch_shared::api::NodeType;
+use rusqlite::{Connection, OptionalExtension as _};
+
+use super::nodes::{self, NodeFields};
+
+/// The tag every host and VM node carries.
+pub const VSPHERE_TAG: &str = "vsphere";
+
+/// The vCenter node `node_id` if collector `collector_id` polls it: (name, collector id).
+pub fn vcenter_of_collector(
+    conn: &Connection,
+    collector_id: i64,
+    node_id: i64,
+) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT name FROM nodes
+          WHERE id = ?1 AND collector_id = ?2 AND node_type IN ('vcenter', 'esxi')",
+        (node_id, collector_id),
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+/// `kind:value` as a tag (spaces, commas and semicolons become `-`), at most 64 characters.
+fn tag(kind: &str, value: &str) -> String {
+    let cleaned: String = value
+        .chars()
+        .map(|c| {
+            if c.is_whitespace() || c == ',' || c == ';' || c.is_control() {
+                '-'
+            } else {
+                c
+            }
+        })
+        .collect();
+    format!("{kind}:{cleaned}").chars().take(64).collect()
+}
+
+/// A name no other node has: `wanted`, else `wanted (vcenter)`, else `wanted (moref)`.
+fn free_name(
+    conn: &Connection,
+    wanted: &str,
+    vcenter: &str,
+    moref: &str,
+    own: Option<i64>,
+) -> rusqlite::Result<String> {
+    let mut find = conn.prepare_cached("SELECT id FROM nodes WHERE name = ?1")?;
+    for candidate in [
+        wanted.to_owned(),
+        format!("{wanted} ({vcenter})"),
+        format!("{wanted} ({vcenter} {moref})"),
+    ] {
+        let holder: Option<i64> = find.query_row([&candidate], |r| r.get(0)).optional()?;
+        if holder.is_none() || holder == own {
+            return Ok(candidate);
+        }
+    }
+    Ok(format!("{wanted} ({vcenter} {moref})"))
+}
+
+struct Known {
+    id: i64,
+    name: String,
+    gone: bool,
+}
+
+/// One object to keep as a node.
+struct Wanted<'a> {
+    moref: &'a str,
+    name: &'a str,
+    address: &'a str,
+    parent: Option<&'a str>,
+    tags: Vec<String>,
+}
+
+/// Makes the inventory's hosts and VMs nodes of the vCenter node `vcenter_id` (polled by
+/// `collector_id`): new ones created, renamed ones renamed, missing ones marked gone, and the
+/// inventory kept for the vCenter's screen.
+pub fn sync(
+    conn: &Connection,
+    vcenter_id: i64,
+    vcenter: &str,
+    collector_id: i64,
+    inventory: &VsphereInventory,
+    now: i64,
+) -> rusqlite::Result<VsphereSync> {
+    let mut known: HashMap<String, Known> = HashMap::new();
+    {
+        let mut rows = conn.prepare_cached(
+            "SELECT vsphere_moref, id, name, vsphere_gone_at IS NOT NULL FROM nodes
+              WHERE vsphere_owner_id = ?1",
+        )?;
+        let mut rows = rows.query([vcenter_id])?;
+        while let Some(row) = rows.next()? {
+            known.insert(
+                row.get(0)?,
+                Known {
+                    id: row.get(1)?,
+                    name: row.get(2)?,
+                    gone: row.get(3)?,
+                },
+            );
+        }
+    }
+    let place = |datacenter: &Option<String>, cluster: &Option<String>| {
+        let mut tags = vec![VSPHERE_TAG.to_owned()];
+        tags.extend(datacenter.as_deref().map(|d| tag("datacenter", d)));
+        tags.extend(cluster.as_deref().map(|c| tag("cluster", c)));
+        tags
+    };
+    let hosts = inventory.hosts.iter().map(|h| Wanted {
+        moref: &h.moref,
+        name: &h.name,
+        address: &h.name,
+        parent: None,
+        tags: place(&h.datacenter, &h.cluster),
+    });
+    let vms = inventory.vms.iter().map(|v| Wanted {
+        moref: &v.moref,
+        name: &v.name,
+        address: v.ip.as_deref().unwrap_or(&v.name),
+        parent: v.host.as_deref(),
+        tags: place(&v.datacenter, &v.cluster),
+    });
+    let mut answer = VsphereSync::default();
+    let mut ids: HashMap<String, i64> = HashMap::new();
+    // Hosts first: a VM's parent is its host's node.
+    for wanted in hosts.chain(vms) {
+        let parent_id = wanted
+            .parent
+            .and_then(|host| ids.get(host).copied())
+            .unwrap_or(vcenter_id);
+        let address: String = wanted.address.chars().take(255).collect();
+        match known.get(wanted.moref) {
+            Some(node) => {
+                if node.name != wanted.name {
+                    let name = free_name(conn, wanted.name, vcenter, wanted.moref, Some(node.id))?;
+                    if name != node.name {
+                        answer.renamed += 1;
+                    }
+                    conn.prepare_cached("UPDATE nodes SET name = ?2, updated_at = ?3 WHERE id = ?1")?
+                        .execute((node.id, &name, now))?;
+                }
+                // Address, parent and placement follow the inventory (a VM moved by vMotion).
+                conn.prepare_cached(
+                    "UPDATE nodes SET address = ?2, parent_id = ?3, vsphere_gone_at = NULL
+                      WHERE id = ?1 AND (address <> ?2 OR parent_id IS NOT ?3 OR vsphere_gone_at IS NOT NULL)",
+                )?
+                .execute((node.id, &address, parent_id))?;
+                set_placement(conn, node.id, &wanted.tags)?;
+                ids.insert(wanted.moref.to_owned(), node.id);
+            }
+            None => {
+                let name = free_name(conn, wanted.name, vcenter, wanted.moref, None)?;
+                let mut tags = wanted.tags.clone();
+                tags.sort();
+                tags.dedup();
+                let id = nodes::insert(
+                    conn,
+                    &NodeFields {
+                        name,
+                        address,
+                        node_type: NodeType::Server,
+                        tags,
+                        collector_id: Some(collector_id),
+                        template_id: None,
+                        credential_ids: Vec::new(),
+                        parent_id: Some(parent_id),
+                        interval_s: None,
+                        modbus_unit: None,
+                        notes: None,
+                    },
+                    now,
+                )?;
+                conn.prepare_cached(
+                    "UPDATE nodes SET vsphere_owner_id = ?2, vsphere_moref = ?3 WHERE id = ?1",
+                )?
+                .execute((id, vcenter_id, wanted.moref))?;
+                answer.created += 1;
+                ids.insert(wanted.moref.to_owned(), id);
+            }
+        }
+    }
+    for (moref, node) in &known {
+        if ids.contains_key(moref) || node.gone {
+            continue;
+        }
+        conn.prepare_cached("UPDATE nodes SET vsphere_gone_at = ?2, updated_at = ?2 WHERE id = ?1")?
+            .execute((node.id, now))?;
+        conn.prepare_cached("INSERT OR IGNORE INTO node_tags (node_id, tag) VALUES (?1, ?2)")?
+            .execute((node.id, GONE_TAG))?;
+        answer.gone += 1;
+    }
+    conn.prepare_cached(
+        "INSERT INTO vsphere_inventories (node_id, doc, received_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (node_id) DO UPDATE SET doc = excluded.doc, received_at = excluded.received_at",
+    )?
+    .execute((
+        vcenter_id,
+        serde_json::to_string(inventory).unwrap_or_default(),
+        now,
+    ))?;
+    answer.nodes = ids.into_iter().collect();
+    answer.nodes.sort();
+    Ok(answer)
+}
+
+/// Replaces a node's `vsphere`, `datacenter:` and `cluster:` tags (and drops `vsphere-gone`),
+/// leaving the tags people gave it.
+fn set_placement(conn: &Connection, node_id: i64, tags: &[String]) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "DELETE FROM node_tags WHERE node_id = ?1
+            AND (tag = ?2 OR tag LIKE 'datacenter:%' OR tag LIKE 'cluster:%')",
+    )?
+    .execute((node_id, GONE_TAG))?;
+    let mut insert =
+        conn.prepare_cached("INSERT OR IGNORE INTO node_tags (node_id, tag) VALUES (?1, ?2)")?;
+    for tag in tags {
+        insert.execute((node_id, tag))?;
+    }
+    Ok(())
+}
+
+/// What a vCenter node's screen lists: its hosts, VMs and datastores from the last inventory,
+/// with their nodes, then the nodes that have left it.
+pub fn objects(conn: &Connection, vcenter_id: i64) -> rusqlite::Result<Vec<VsphereObject>> {
+    let doc: Option<String> = conn
+        .query_row(
+            "SELECT doc FROM vsphere_inventories WHERE node_id = ?1",
+            [vcenter_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let inventory: VsphereInventory = doc
+        .and_then(|d| serde_json::from_str(&d).ok())
+        .unwrap_or_default();
+    let mut nodes: HashMap<String, (i64, bool)> = HashMap::new();
+    {
+        let mut rows = conn.prepare_cached(
+            "SELECT vsphere_moref, id, vsphere_gone_at IS NOT NULL FROM nodes WHERE vsphere_owner_id = ?1",
+        )?;
+        let mut rows = rows.query([vcenter_id])?;
+        while let Some(row) = rows.next()? {
+            nodes.insert(row.get(0)?, (row.get(1)?, row.get(2)?));
+        }
+    }
+    let host_names: HashMap<&str, &str> = inventory
+        .hosts
+        .iter()
+        .map(|h| (h.moref.as_str(), h.name.as_str()))
+        .collect();
+    let mut objects = Vec::new();
+    for host in &inventory.hosts {
+        let state = if host.maintenance {
+            "maintenance".to_owned()
+        } else if host.connection_state != "connected" {
+            host.connection_state.clone()
+        } else {
+            host.power_state.clone()
+        };
+        objects.push(VsphereObject {
+            kind: "host".into(),
+            name: host.name.clone(),
+            moref: host.moref.clone(),
+            node_id: nodes.get(&host.moref).map(|n| n.0),
+            state,
+            detail: host.cluster.clone().unwrap_or_else(|| "standalone".into()),
+        });
+    }
+    for vm in &inventory.vms {
+        objects.push(VsphereObject {
+            kind: "vm".into(),
+            name: vm.name.clone(),
+            moref: vm.moref.clone(),
+            node_id: nodes.get(&vm.moref).map(|n| n.0),
+            state: vm.power_state.clone(),
+            detail: vm
+                .host
+                .as_deref()
+                .map(|h| host_names.get(h).copied().unwrap_or(h).to_owned())
+                .unwrap_or_default(),
+        });
+    }
+    for store in &inventory.datastores {
+        let used = if store.capacity_bytes > 0 {
+            100.0 * store.capacity_bytes.saturating_sub(store.free_bytes) as f64
+                / store.capacity_bytes as f64
+        } else {
+            0.0
+        };
+        objects.push(VsphereObject {
+            kind: "datastore".into(),
+            name: store.name.clone(),
+            moref: store.moref.clone(),
+            node_id: None,
+            state: if store.accessible { "accessible" } else { "inaccessible" }.into(),
+            detail: format!("{used:.0} % of {}", gib(store.capacity_bytes)),
+        });
+    }
+    let mut gone: Vec<VsphereObject> = Vec::new();
+    {
+        let mut rows = conn.prepare_cached(
+            "SELECT name, vsphere_moref, id FROM nodes
+              WHERE vsphere_owner_id = ?1 AND vsphere_gone_at IS NOT NULL ORDER BY name",
+        )?;
+        let mut rows = rows.query([vcenter_id])?;
+        while let Some(row) = rows.next()? {
+            let moref: String = row.get(1)?;
+            gone.push(VsphereObject {
+                kind: if moref.starts_with("host-") { "host" } else { "vm" }.into(),
+                name: row.get(0)?,
+                moref,
+                node_id: Some(row.get(2)?),
+                state: "gone".into(),
+                detail: String::new(),
+            });
+        }
+    }
+    objects.extend(gone);
+    Ok(objects)
+}
+
+fn gib(bytes: u64) -> String {
+    const TIB: f64 = 1024.0 * 1024.0 * 1024.0 * 1024.0;
+    const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+    let b = bytes as f64;
+    if b >= TIB {
+        format!("{:.1} TiB", b / TIB)
+    } else {
+        format!("{:.1} GiB", b / GIB)
+    }
+}
