@@ -1351,3 +1351,89 @@ async fn modbus_devices_behind_one_gateway_become_metrics_and_a_tank_level_alert
     let alert = alert_of(&admin, ids["meter-5"], "modbus_unreachable").await;
     assert_eq!(alert.severity, Severity::Warning);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vcenters_hosts_and_vms_become_nodes_with_metrics_and_a_wrong_password_alerts() {
+    use plantwatch_shared::api::NodeType;
+    use plantwatch_testkit::vcsim::{Model, PASSWORD, USER, Vcsim};
+
+    let sim = Vcsim::start(&Model::default());
+    let app = polling_app().await;
+    let admin = app.admin().await;
+    let params = CredentialParams {
+        username: Some(USER.into()),
+        fingerprint: Some(sim.fingerprint.clone()),
+        ..CredentialParams::default()
+    };
+    credential(&admin, "vc-plant", CredentialKind::Vsphere, params.clone(), &[("password", PASSWORD)]).await;
+    credential(&admin, "vc-wrong", CredentialKind::Vsphere, params, &[("password", "not-it")]).await;
+    let vcenter = |name: &str, credential: &str| NodeSpec {
+        name: name.into(),
+        address: sim.address.clone(),
+        node_type: Some(NodeType::Vcenter),
+        credentials: vec![credential.into()],
+        interval_s: Some(10),
+        ..NodeSpec::default()
+    };
+    let vc = admin.create_node(&vcenter("vc01", "vc-plant")).await.unwrap().id;
+    let wrong = admin.create_node(&vcenter("vc02", "vc-wrong")).await.unwrap().id;
+
+    // Every host and VM of the simulator becomes a node of its own, once.
+    let started = Instant::now();
+    let objects = loop {
+        let objects = admin.vsphere_objects(vc).await.unwrap().items;
+        if objects.iter().filter(|o| o.node_id.is_some()).count() == 8 {
+            break objects;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{objects:#?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let count = |kind: &str| objects.iter().filter(|o| o.kind == kind).count();
+    assert_eq!((count("host"), count("vm"), count("datastore")), (4, 4, 1));
+    let host = objects.iter().find(|o| o.name == "DC0_C0_H0").unwrap();
+    assert_eq!((host.state.as_str(), host.detail.as_str()), ("poweredOn", "DC0_C0"));
+    let host_node = admin.get_node(host.node_id.unwrap()).await.unwrap();
+    assert_eq!(host_node.node_type, NodeType::Server);
+    assert_eq!(host_node.parent_id, Some(vc));
+    assert!(host_node.tags.contains(&"cluster:DC0_C0".to_owned()), "{:?}", host_node.tags);
+    assert!(host_node.tags.contains(&"datacenter:DC0".to_owned()), "{:?}", host_node.tags);
+    let vm = objects.iter().find(|o| o.kind == "vm").unwrap();
+    let vm_node = admin.get_node(vm.node_id.unwrap()).await.unwrap();
+    let its_host = objects.iter().find(|o| o.kind == "host" && o.name == vm.detail).unwrap();
+    assert_eq!(vm_node.parent_id, its_host.node_id, "a VM hangs off its host");
+    // The wrong password's vCenter made no nodes.
+    assert!(admin.vsphere_objects(wrong).await.unwrap().items.is_empty());
+
+    // Metrics: the vCenter's and its datastore's on its node; CPU and memory on each host and
+    // VM, where cpu_high and memory_high read them.
+    let found = wait_for(&admin, vc, "vsphere.up", |s| {
+        latest(s, "vsphere.up") == Some(1.0) && latest(s, "vsphere_datastore.used_pct").is_some()
+    })
+    .await;
+    assert_eq!(latest(&found, "vsphere.hosts"), Some(4.0));
+    assert_eq!(latest(&found, "vsphere.vms_powered_on"), Some(4.0));
+    let found = wait_for(&admin, host_node.id, "host metrics", |s| {
+        latest(s, "cpu.load_pct").is_some() && latest(s, "memory.used_pct").is_some()
+    })
+    .await;
+    assert_eq!(latest(&found, "vsphere_host.connected"), Some(1.0));
+    wait_for(&admin, vm_node.id, "VM metrics", |s| {
+        latest(s, "vsphere_vm.powered_on") == Some(1.0) && latest(s, "cpu.load_pct").is_some()
+    })
+    .await;
+
+    // The refused login: vsphere.up 0 on its node, and an alert saying so.
+    wait_for(&admin, wrong, "vsphere.up 0", |s| latest(s, "vsphere.up") == Some(0.0)).await;
+    let alert = alert_of(&admin, wrong, "vsphere_unreachable").await;
+    assert_eq!(alert.severity, plantwatch_shared::api::Severity::Warning);
+    // No host or VM is pinged (they are read through the vCenter), so none is unreachable.
+    let alerts = admin
+        .list_alerts(&plantwatch_shared::api::AlertQuery::default())
+        .await
+        .unwrap();
+    assert!(
+        alerts.items.iter().all(|a| a.rule != "node_unreachable"),
+        "{:#?}",
+        alerts.items
+    );
+}

@@ -340,3 +340,123 @@ fn gib(bytes: u64) -> String {
         format!("{:.1} GiB", b / GIB)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use plantwatch_shared::api::vsphere::{VsphereHost, VsphereVm};
+
+    use super::*;
+    use crate::db::{MIGRATIONS, apply_migrations};
+
+    fn host(moref: &str, name: &str) -> VsphereHost {
+        VsphereHost {
+            moref: moref.into(),
+            name: name.into(),
+            datacenter: Some("Plant A".into()),
+            cluster: Some("Line 1, Cell 2".into()),
+            connection_state: "connected".into(),
+            power_state: "poweredOn".into(),
+            maintenance: false,
+        }
+    }
+
+    fn vm(moref: &str, name: &str, host: &str) -> VsphereVm {
+        VsphereVm {
+            moref: moref.into(),
+            name: name.into(),
+            host: Some(host.into()),
+            datacenter: None,
+            cluster: None,
+            power_state: "poweredOn".into(),
+            ip: Some("10.1.2.3".into()),
+            guest_os: None,
+        }
+    }
+
+    fn id_of(sync: &VsphereSync, moref: &str) -> i64 {
+        sync.nodes.iter().find(|(m, _)| m == moref).unwrap().1
+    }
+
+    fn tags(conn: &Connection, id: i64) -> Vec<String> {
+        conn.prepare("SELECT tag FROM node_tags WHERE node_id = ?1 ORDER BY tag")
+            .unwrap()
+            .query_map([id], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn renamed_vms_keep_their_node_and_removed_ones_are_marked_not_deleted() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        apply_migrations(&mut conn, "mem", MIGRATIONS).unwrap();
+        conn.execute_batch(
+            "INSERT INTO remote_components (id, kind, name, machine_id, api_key_hash, created_at)
+                 VALUES (5, 'collector', 'plant-a', 'm', 'h', 0);
+             INSERT INTO nodes (id, name, address, node_type, collector_id, created_at, updated_at)
+                 VALUES (1, 'vc01', 'vc01.plant', 'vcenter', 5, 0, 0),
+                        (2, 'historian', '10.9.9.9', 'server', 5, 0, 0);",
+        )
+        .unwrap();
+        assert_eq!(vcenter_of_collector(&conn, 5, 1).unwrap().as_deref(), Some("vc01"));
+        assert_eq!(vcenter_of_collector(&conn, 5, 2).unwrap(), None, "not a vCenter");
+        assert_eq!(vcenter_of_collector(&conn, 6, 1).unwrap(), None, "not its collector");
+
+        let mut inventory = VsphereInventory {
+            hosts: vec![host("host-1", "esx01")],
+            // A VM named like a node that exists already.
+            vms: vec![vm("vm-1", "historian", "host-1"), vm("vm-2", "hmi-01", "host-1")],
+            ..VsphereInventory::default()
+        };
+        let first = sync(&conn, 1, "vc01", 5, &inventory, 100).unwrap();
+        assert_eq!((first.created, first.renamed, first.gone), (3, 0, 0));
+        let (esx, historian, hmi) = (id_of(&first, "host-1"), id_of(&first, "vm-1"), id_of(&first, "vm-2"));
+        let node = |id: i64| {
+            conn.query_row(
+                "SELECT name, address, parent_id, collector_id, vsphere_gone_at FROM nodes WHERE id = ?1",
+                [id],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<i64>>(2)?, r.get::<_, Option<i64>>(3)?, r.get::<_, Option<i64>>(4)?)),
+            )
+            .unwrap()
+        };
+        assert_eq!(node(esx), ("esx01".into(), "esx01".into(), Some(1), Some(5), None));
+        assert_eq!(node(historian).0, "historian (vc01)", "the name in use stays its owner's");
+        assert_eq!(node(hmi), ("hmi-01".into(), "10.1.2.3".into(), Some(esx), Some(5), None));
+        assert_eq!(
+            tags(&conn, esx),
+            ["cluster:Line-1--Cell-2", "datacenter:Plant-A", "vsphere"]
+        );
+
+        // The same again changes nothing.
+        let again = sync(&conn, 1, "vc01", 5, &inventory, 200).unwrap();
+        assert_eq!((again.created, again.renamed, again.gone), (0, 0, 0));
+        assert_eq!(again.nodes, first.nodes);
+
+        // hmi-01 renamed in vCenter, historian removed: one node renamed, one marked.
+        conn.execute("INSERT INTO node_tags (node_id, tag) VALUES (?1, 'must-run')", [hmi]).unwrap();
+        inventory.vms = vec![vm("vm-2", "hmi-01-new", "host-1")];
+        let third = sync(&conn, 1, "vc01", 5, &inventory, 300).unwrap();
+        assert_eq!((third.created, third.renamed, third.gone), (0, 1, 1));
+        assert_eq!(id_of(&third, "vm-2"), hmi, "renamed, same node");
+        assert_eq!(node(hmi).0, "hmi-01-new");
+        assert!(tags(&conn, hmi).contains(&"must-run".to_owned()), "people's tags stay");
+        assert_eq!(node(historian).4, Some(300), "marked, not deleted");
+        assert!(tags(&conn, historian).contains(&GONE_TAG.to_owned()));
+        let listed = objects(&conn, 1).unwrap();
+        let gone: Vec<_> = listed.iter().filter(|o| o.state == "gone").map(|o| o.name.as_str()).collect();
+        assert_eq!(gone, ["historian (vc01)"]);
+
+        // Back in the inventory: no longer gone.
+        inventory.vms.push(vm("vm-1", "historian", "host-1"));
+        let fourth = sync(&conn, 1, "vc01", 5, &inventory, 400).unwrap();
+        assert_eq!((fourth.created, fourth.gone), (0, 0));
+        assert_eq!(node(historian).4, None);
+        assert!(!tags(&conn, historian).contains(&GONE_TAG.to_owned()));
+
+        // Deleting the vCenter node deletes what it owned.
+        conn.execute("DELETE FROM nodes WHERE id = 1", []).unwrap();
+        let left: i64 = conn.query_row("SELECT count(*) FROM nodes", [], |r| r.get(0)).unwrap();
+        assert_eq!(left, 1, "only the historian node of its own is left");
+    }
+}
