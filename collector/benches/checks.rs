@@ -39,6 +39,7 @@ async fn main() {
                 credential_ids: Vec::new(),
                 checks: vec![TargetCheck { id: id + 1, spec }],
                 modbus_unit: None,
+                vsphere: None,
             }
         })
         .collect();

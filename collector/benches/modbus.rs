@@ -91,6 +91,7 @@ fn main() {
                     credential_ids: Vec::new(),
                     checks: Vec::new(),
                     modbus_unit: Some(unit),
+                    vsphere: None,
                 });
             }
         }

@@ -45,6 +45,7 @@ fn main() {
                 credential_ids: vec![1],
                 checks: Vec::new(),
                 modbus_unit: None,
+                vsphere: None,
             })
             .collect(),
         templates: BTreeMap::from([("generic".to_owned(), template)]),

@@ -52,6 +52,7 @@ async fn credentials(admin: &Client) {
                 priv_protocol: Some(PrivProtocol::Des),
                 context: Some("plant-v3".into()),
                 domain: None,
+                fingerprint: None,
             },
             secrets: BTreeMap::from([
                 ("auth_password".to_owned(), "auctoritas".into()),

@@ -1365,8 +1365,22 @@ async fn a_vcenters_hosts_and_vms_become_nodes_with_metrics_and_a_wrong_password
         fingerprint: Some(sim.fingerprint.clone()),
         ..CredentialParams::default()
     };
-    credential(&admin, "vc-plant", CredentialKind::Vsphere, params.clone(), &[("password", PASSWORD)]).await;
-    credential(&admin, "vc-wrong", CredentialKind::Vsphere, params, &[("password", "not-it")]).await;
+    credential(
+        &admin,
+        "vc-plant",
+        CredentialKind::Vsphere,
+        params.clone(),
+        &[("password", PASSWORD)],
+    )
+    .await;
+    credential(
+        &admin,
+        "vc-wrong",
+        CredentialKind::Vsphere,
+        params,
+        &[("password", "not-it")],
+    )
+    .await;
     let vcenter = |name: &str, credential: &str| NodeSpec {
         name: name.into(),
         address: sim.address.clone(),
@@ -1375,8 +1389,16 @@ async fn a_vcenters_hosts_and_vms_become_nodes_with_metrics_and_a_wrong_password
         interval_s: Some(10),
         ..NodeSpec::default()
     };
-    let vc = admin.create_node(&vcenter("vc01", "vc-plant")).await.unwrap().id;
-    let wrong = admin.create_node(&vcenter("vc02", "vc-wrong")).await.unwrap().id;
+    let vc = admin
+        .create_node(&vcenter("vc01", "vc-plant"))
+        .await
+        .unwrap()
+        .id;
+    let wrong = admin
+        .create_node(&vcenter("vc02", "vc-wrong"))
+        .await
+        .unwrap()
+        .id;
 
     // Every host and VM of the simulator becomes a node of its own, once.
     let started = Instant::now();
@@ -1391,16 +1413,33 @@ async fn a_vcenters_hosts_and_vms_become_nodes_with_metrics_and_a_wrong_password
     let count = |kind: &str| objects.iter().filter(|o| o.kind == kind).count();
     assert_eq!((count("host"), count("vm"), count("datastore")), (4, 4, 1));
     let host = objects.iter().find(|o| o.name == "DC0_C0_H0").unwrap();
-    assert_eq!((host.state.as_str(), host.detail.as_str()), ("poweredOn", "DC0_C0"));
+    assert_eq!(
+        (host.state.as_str(), host.detail.as_str()),
+        ("poweredOn", "DC0_C0")
+    );
     let host_node = admin.get_node(host.node_id.unwrap()).await.unwrap();
     assert_eq!(host_node.node_type, NodeType::Server);
     assert_eq!(host_node.parent_id, Some(vc));
-    assert!(host_node.tags.contains(&"cluster:DC0_C0".to_owned()), "{:?}", host_node.tags);
-    assert!(host_node.tags.contains(&"datacenter:DC0".to_owned()), "{:?}", host_node.tags);
+    assert!(
+        host_node.tags.contains(&"cluster:DC0_C0".to_owned()),
+        "{:?}",
+        host_node.tags
+    );
+    assert!(
+        host_node.tags.contains(&"datacenter:DC0".to_owned()),
+        "{:?}",
+        host_node.tags
+    );
     let vm = objects.iter().find(|o| o.kind == "vm").unwrap();
     let vm_node = admin.get_node(vm.node_id.unwrap()).await.unwrap();
-    let its_host = objects.iter().find(|o| o.kind == "host" && o.name == vm.detail).unwrap();
-    assert_eq!(vm_node.parent_id, its_host.node_id, "a VM hangs off its host");
+    let its_host = objects
+        .iter()
+        .find(|o| o.kind == "host" && o.name == vm.detail)
+        .unwrap();
+    assert_eq!(
+        vm_node.parent_id, its_host.node_id,
+        "a VM hangs off its host"
+    );
     // The wrong password's vCenter made no nodes.
     assert!(admin.vsphere_objects(wrong).await.unwrap().items.is_empty());
 
@@ -1423,7 +1462,10 @@ async fn a_vcenters_hosts_and_vms_become_nodes_with_metrics_and_a_wrong_password
     .await;
 
     // The refused login: vsphere.up 0 on its node, and an alert saying so.
-    wait_for(&admin, wrong, "vsphere.up 0", |s| latest(s, "vsphere.up") == Some(0.0)).await;
+    wait_for(&admin, wrong, "vsphere.up 0", |s| {
+        latest(s, "vsphere.up") == Some(0.0)
+    })
+    .await;
     let alert = alert_of(&admin, wrong, "vsphere_unreachable").await;
     assert_eq!(alert.severity, plantwatch_shared::api::Severity::Warning);
     // No host or VM is pinged (they are read through the vCenter), so none is unreachable.

@@ -71,6 +71,8 @@ pub enum Reply {
         /// Its service checks, and what its `tls` checks found.
         checks: Vec<plantwatch_shared::api::Check>,
         certificates: Vec<plantwatch_shared::api::CertificateFinding>,
+        /// A vCenter node's hosts, VMs and datastores (empty for other nodes).
+        vsphere: Vec<plantwatch_shared::api::vsphere::VsphereObject>,
     },
     /// A credential attached to `nodes` nodes.
     Attached {

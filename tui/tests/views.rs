@@ -836,9 +836,64 @@ fn node_details_show_credentials_masked_parent_and_history() {
                 node_check(13, "tcp:502"),
             ],
             certificates: vec![certificate(11, 5)],
+            vsphere: Vec::new(),
         },
     );
     snap("nodes_detail", &app);
+}
+
+#[test]
+fn a_vcenters_details_list_its_hosts_vms_and_datastores_problems_first() {
+    use plantwatch_shared::api::vsphere::VsphereObject;
+    let mut app = with_nodes(Role::Viewer);
+    keys(&mut app, &[KeyCode::Down, KeyCode::Enter]);
+    let mut vcenter = nodes()[1].clone();
+    vcenter.name = "vc01".into();
+    vcenter.node_type = plantwatch_shared::api::NodeType::Vcenter;
+    let object = |kind: &str, name: &str, state: &str, detail: &str| VsphereObject {
+        kind: kind.into(),
+        name: name.into(),
+        moref: format!("{kind}-{name}"),
+        node_id: Some(40),
+        state: state.into(),
+        detail: detail.into(),
+    };
+    reply(
+        &mut app,
+        Reply::NodeDetail {
+            node: Box::new(vcenter),
+            history: Vec::new(),
+            checks: Vec::new(),
+            certificates: Vec::new(),
+            vsphere: vec![
+                object("host", "esx01", "poweredOn", "line-1"),
+                object("host", "esx02", "notResponding", "line-1"),
+                object("vm", "historian", "poweredOn", "esx01"),
+                object("vm", "scada-02", "poweredOff", "esx01"),
+                object("datastore", "ds-ssd", "accessible", "91 % of 2.0 TiB"),
+                object("vm", "old-hmi", "gone", ""),
+            ],
+        },
+    );
+    let screen = draw(&app, 120, 40);
+    assert!(
+        screen.contains("2 hosts, 2 VMs (1 on), 1 datastores, 1 gone"),
+        "{screen}"
+    );
+    let at = |text: &str| {
+        screen
+            .find(text)
+            .unwrap_or_else(|| panic!("{text} in {screen}"))
+    };
+    assert!(
+        at("host      esx02") < at("host      esx01"),
+        "a host not responding comes first"
+    );
+    assert!(
+        at("vm        scada-02") < at("vm        historian"),
+        "a VM powered off first"
+    );
+    snap("nodes_detail_vcenter", &app);
 }
 
 #[test]

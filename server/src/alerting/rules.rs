@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use plantwatch_shared::api::vsphere::MUST_RUN_TAG;
 use plantwatch_shared::api::{
     BuiltinRule, Comparison, EventKind, EventMatch, EventRuleSpec, EventSeverity, RuleAggregation,
     RuleScope, RuleSpec, Severity, tags_from_canonical,
@@ -14,7 +15,6 @@ use plantwatch_shared::metric_names::{
     STORAGE_USED_PCT, UPS_ON_BATTERY, VSPHERE_DATASTORE_USED_PCT, VSPHERE_HOST_CONNECTED,
     VSPHERE_UP, VSPHERE_VM_POWERED_ON, any_of,
 };
-use plantwatch_shared::api::vsphere::MUST_RUN_TAG;
 use plantwatch_shared::rules::glob_matches;
 
 /// The defaults of every built-in rule, as first stored.

@@ -5,10 +5,8 @@
 
 use std::collections::HashMap;
 
-use plantwatch_shared::api::vsphere::{
-    GONE_TAG, VsphereInventory, VsphereObject, VsphereSync,
-};
 use plantwatch_shared::api::NodeType;
+use plantwatch_shared::api::vsphere::{GONE_TAG, VsphereInventory, VsphereObject, VsphereSync};
 use rusqlite::{Connection, OptionalExtension as _};
 
 use super::nodes::{self, NodeFields};
@@ -148,8 +146,10 @@ pub fn sync(
                     if name != node.name {
                         answer.renamed += 1;
                     }
-                    conn.prepare_cached("UPDATE nodes SET name = ?2, updated_at = ?3 WHERE id = ?1")?
-                        .execute((node.id, &name, now))?;
+                    conn.prepare_cached(
+                        "UPDATE nodes SET name = ?2, updated_at = ?3 WHERE id = ?1",
+                    )?
+                    .execute((node.id, &name, now))?;
                 }
                 // Address, parent and placement follow the inventory (a VM moved by vMotion).
                 conn.prepare_cached(
@@ -195,8 +195,10 @@ pub fn sync(
         if ids.contains_key(moref) || node.gone {
             continue;
         }
-        conn.prepare_cached("UPDATE nodes SET vsphere_gone_at = ?2, updated_at = ?2 WHERE id = ?1")?
-            .execute((node.id, now))?;
+        conn.prepare_cached(
+            "UPDATE nodes SET vsphere_gone_at = ?2, updated_at = ?2 WHERE id = ?1",
+        )?
+        .execute((node.id, now))?;
         conn.prepare_cached("INSERT OR IGNORE INTO node_tags (node_id, tag) VALUES (?1, ?2)")?
             .execute((node.id, GONE_TAG))?;
         answer.gone += 1;
@@ -303,7 +305,12 @@ pub fn objects(conn: &Connection, vcenter_id: i64) -> rusqlite::Result<Vec<Vsphe
             name: store.name.clone(),
             moref: store.moref.clone(),
             node_id: None,
-            state: if store.accessible { "accessible" } else { "inaccessible" }.into(),
+            state: if store.accessible {
+                "accessible"
+            } else {
+                "inaccessible"
+            }
+            .into(),
             detail: format!("{used:.0} % of {}", gib(store.capacity_bytes)),
         });
     }
@@ -317,7 +324,12 @@ pub fn objects(conn: &Connection, vcenter_id: i64) -> rusqlite::Result<Vec<Vsphe
         while let Some(row) = rows.next()? {
             let moref: String = row.get(1)?;
             gone.push(VsphereObject {
-                kind: if moref.starts_with("host-") { "host" } else { "vm" }.into(),
+                kind: if moref.starts_with("host-") {
+                    "host"
+                } else {
+                    "vm"
+                }
+                .into(),
                 name: row.get(0)?,
                 moref,
                 node_id: Some(row.get(2)?),
@@ -399,19 +411,37 @@ mod tests {
                         (2, 'historian', '10.9.9.9', 'server', 5, 0, 0);",
         )
         .unwrap();
-        assert_eq!(vcenter_of_collector(&conn, 5, 1).unwrap().as_deref(), Some("vc01"));
-        assert_eq!(vcenter_of_collector(&conn, 5, 2).unwrap(), None, "not a vCenter");
-        assert_eq!(vcenter_of_collector(&conn, 6, 1).unwrap(), None, "not its collector");
+        assert_eq!(
+            vcenter_of_collector(&conn, 5, 1).unwrap().as_deref(),
+            Some("vc01")
+        );
+        assert_eq!(
+            vcenter_of_collector(&conn, 5, 2).unwrap(),
+            None,
+            "not a vCenter"
+        );
+        assert_eq!(
+            vcenter_of_collector(&conn, 6, 1).unwrap(),
+            None,
+            "not its collector"
+        );
 
         let mut inventory = VsphereInventory {
             hosts: vec![host("host-1", "esx01")],
             // A VM named like a node that exists already.
-            vms: vec![vm("vm-1", "historian", "host-1"), vm("vm-2", "hmi-01", "host-1")],
+            vms: vec![
+                vm("vm-1", "historian", "host-1"),
+                vm("vm-2", "hmi-01", "host-1"),
+            ],
             ..VsphereInventory::default()
         };
         let first = sync(&conn, 1, "vc01", 5, &inventory, 100).unwrap();
         assert_eq!((first.created, first.renamed, first.gone), (3, 0, 0));
-        let (esx, historian, hmi) = (id_of(&first, "host-1"), id_of(&first, "vm-1"), id_of(&first, "vm-2"));
+        let (esx, historian, hmi) = (
+            id_of(&first, "host-1"),
+            id_of(&first, "vm-1"),
+            id_of(&first, "vm-2"),
+        );
         let node = |id: i64| {
             conn.query_row(
                 "SELECT name, address, parent_id, collector_id, vsphere_gone_at FROM nodes WHERE id = ?1",
@@ -420,9 +450,19 @@ mod tests {
             )
             .unwrap()
         };
-        assert_eq!(node(esx), ("esx01".into(), "esx01".into(), Some(1), Some(5), None));
-        assert_eq!(node(historian).0, "historian (vc01)", "the name in use stays its owner's");
-        assert_eq!(node(hmi), ("hmi-01".into(), "10.1.2.3".into(), Some(esx), Some(5), None));
+        assert_eq!(
+            node(esx),
+            ("esx01".into(), "esx01".into(), Some(1), Some(5), None)
+        );
+        assert_eq!(
+            node(historian).0,
+            "historian (vc01)",
+            "the name in use stays its owner's"
+        );
+        assert_eq!(
+            node(hmi),
+            ("hmi-01".into(), "10.1.2.3".into(), Some(esx), Some(5), None)
+        );
         assert_eq!(
             tags(&conn, esx),
             ["cluster:Line-1--Cell-2", "datacenter:Plant-A", "vsphere"]
@@ -434,17 +474,28 @@ mod tests {
         assert_eq!(again.nodes, first.nodes);
 
         // hmi-01 renamed in vCenter, historian removed: one node renamed, one marked.
-        conn.execute("INSERT INTO node_tags (node_id, tag) VALUES (?1, 'must-run')", [hmi]).unwrap();
+        conn.execute(
+            "INSERT INTO node_tags (node_id, tag) VALUES (?1, 'must-run')",
+            [hmi],
+        )
+        .unwrap();
         inventory.vms = vec![vm("vm-2", "hmi-01-new", "host-1")];
         let third = sync(&conn, 1, "vc01", 5, &inventory, 300).unwrap();
         assert_eq!((third.created, third.renamed, third.gone), (0, 1, 1));
         assert_eq!(id_of(&third, "vm-2"), hmi, "renamed, same node");
         assert_eq!(node(hmi).0, "hmi-01-new");
-        assert!(tags(&conn, hmi).contains(&"must-run".to_owned()), "people's tags stay");
+        assert!(
+            tags(&conn, hmi).contains(&"must-run".to_owned()),
+            "people's tags stay"
+        );
         assert_eq!(node(historian).4, Some(300), "marked, not deleted");
         assert!(tags(&conn, historian).contains(&GONE_TAG.to_owned()));
         let listed = objects(&conn, 1).unwrap();
-        let gone: Vec<_> = listed.iter().filter(|o| o.state == "gone").map(|o| o.name.as_str()).collect();
+        let gone: Vec<_> = listed
+            .iter()
+            .filter(|o| o.state == "gone")
+            .map(|o| o.name.as_str())
+            .collect();
         assert_eq!(gone, ["historian (vc01)"]);
 
         // Back in the inventory: no longer gone.
@@ -456,7 +507,9 @@ mod tests {
 
         // Deleting the vCenter node deletes what it owned.
         conn.execute("DELETE FROM nodes WHERE id = 1", []).unwrap();
-        let left: i64 = conn.query_row("SELECT count(*) FROM nodes", [], |r| r.get(0)).unwrap();
+        let left: i64 = conn
+            .query_row("SELECT count(*) FROM nodes", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(left, 1, "only the historian node of its own is left");
     }
 }

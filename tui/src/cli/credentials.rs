@@ -63,7 +63,7 @@ pub enum CredentialsCommand {
 /// The non-secret fields, as options.
 #[derive(Debug, Args, Default)]
 pub struct ParamArgs {
-    /// User name (SNMPv3, Windows, SSH).
+    /// User name (SNMPv3, Windows, SSH, vSphere).
     #[arg(long)]
     pub username: Option<String>,
     /// SNMPv3 authentication: md5, sha1, sha224, sha256, sha384, sha512.
@@ -78,12 +78,17 @@ pub struct ParamArgs {
     /// Windows or SSH domain.
     #[arg(long)]
     pub domain: Option<String>,
+    /// vSphere: the vCenter certificate's SHA-256 fingerprint, trusted whoever issued it
+    /// (`SHA256:…` or hex, as `openssl x509 -fingerprint -sha256` prints it). Without it the
+    /// certificate must chain to a root the collector trusts.
+    #[arg(long)]
+    pub fingerprint: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     pub name: String,
-    /// snmp_v1, snmp_v2c, snmp_v3, windows or ssh.
+    /// snmp_v1, snmp_v2c, snmp_v3, windows, ssh or vsphere.
     #[arg(long, short = 'k')]
     pub kind: CredentialKind,
     #[command(flatten)]
@@ -204,6 +209,7 @@ fn params_of(args: ParamArgs) -> CredentialParams {
         priv_protocol: args.priv_protocol,
         context: args.context,
         domain: args.domain,
+        fingerprint: args.fingerprint,
     }
 }
 
@@ -216,6 +222,7 @@ fn merged(base: &CredentialParams, args: ParamArgs, no_priv: bool) -> Credential
     params.priv_protocol = given.priv_protocol.or(params.priv_protocol);
     params.context = given.context.or(params.context);
     params.domain = given.domain.or(params.domain);
+    params.fingerprint = given.fingerprint.or(params.fingerprint);
     if no_priv {
         params.priv_protocol = None;
     }

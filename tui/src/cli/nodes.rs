@@ -32,6 +32,12 @@ pub enum NodesCommand {
         /// Node name or id.
         node: String,
     },
+    /// A vCenter (or ESXi) node's hosts, VMs and datastores as its last poll found them, with
+    /// their state and node; hosts and VMs that left the inventory last, as `gone`.
+    Vsphere {
+        /// Node name or id.
+        node: String,
+    },
     /// Add a node.
     Create(CreateArgs),
     /// Change a node, or every node `--where` chooses in one transaction after a preview.
@@ -74,7 +80,8 @@ pub enum NodesCommand {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only nodes of this type (network, server, storage, ups, plc, hmi, printer, other).
+    /// Only nodes of this type (network, server, storage, ups, plc, hmi, printer, other,
+    /// vcenter, esxi).
     #[arg(long = "type", value_name = "TYPE")]
     pub node_type: Option<NodeType>,
     /// Only nodes with this status (discovering, healthy, warning, critical, offline,
@@ -108,7 +115,8 @@ pub struct CreateArgs {
     /// IPv4 or IPv6 address, or DNS name.
     #[arg(long, short = 'a')]
     pub address: String,
-    /// network, server, storage, ups, plc, hmi, printer or other [default: other].
+    /// network, server, storage, ups, plc, hmi, printer, other, vcenter or esxi (polled
+    /// through the vSphere API with a vsphere credential) [default: other].
     #[arg(long = "type", short = 't', value_name = "TYPE")]
     pub node_type: Option<NodeType>,
     /// A tag (repeat for several).
@@ -556,6 +564,45 @@ pub async fn run(session: &Session, command: NodesCommand) -> anyhow::Result<()>
             Ok(())
         }
         NodesCommand::Get { node } => print_node(session, &find(&client, &node).await?),
+        NodesCommand::Vsphere { node } => {
+            let node = find(&client, &node).await?;
+            if !node.node_type.is_vsphere() {
+                anyhow::bail!(
+                    "{} is a {} node; only vcenter and esxi nodes are polled through vSphere",
+                    node.name,
+                    node.node_type
+                );
+            }
+            let list = client.vsphere_objects(node.id).await?;
+            if list.items.is_empty() && session.format == Format::Table {
+                eprintln!(
+                    "{} has sent no inventory yet (its collector polls it every {} s; see `plantwatch alerts list --node {}`)",
+                    node.name,
+                    node.interval_s
+                        .unwrap_or(plantwatch_shared::api::vsphere::DEFAULT_VSPHERE_INTERVAL_S),
+                    node.name
+                );
+            }
+            let rows = list
+                .items
+                .iter()
+                .map(|o| {
+                    vec![
+                        o.kind.clone(),
+                        o.name.clone(),
+                        o.state.clone(),
+                        o.detail.clone(),
+                        o.moref.clone(),
+                        o.node_id.map_or_else(|| "-".into(), |id| id.to_string()),
+                    ]
+                })
+                .collect();
+            session.print(
+                &list,
+                &["KIND", "NAME", "STATE", "DETAIL", "MOREF", "NODE"],
+                rows,
+            )
+        }
         NodesCommand::Create(args) => {
             check_values(
                 Some(&args.name),

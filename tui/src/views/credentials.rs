@@ -39,6 +39,7 @@ crate::field_ids! {
     AuthPass = "Auth pass",
     PrivPass = "Priv pass",
     Password = "Password",
+    Fingerprint = "Fingerprint",
 }
 
 pub const SPEC: ViewSpec = ViewSpec {
@@ -205,7 +206,25 @@ fn kind_secret_fields(kind: CredentialKind, existing: Option<&Credential>) -> Ve
             text(FieldId::Domain, params.domain).optional(),
             secret(FieldId::Password, "password"),
         ],
+        CredentialKind::Vsphere => vec![
+            text(FieldId::User, params.username),
+            secret(FieldId::Password, "password"),
+            text(FieldId::Fingerprint, params.fingerprint)
+                .optional()
+                .checked(fingerprint_check),
+        ],
     }
+}
+
+fn fingerprint_check(value: &str) -> Result<(), String> {
+    if value.trim().is_empty() {
+        return Ok(());
+    }
+    value
+        .trim()
+        .parse::<plantwatch_shared::Fingerprint>()
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Params and secrets from a filled kind form.
@@ -231,6 +250,7 @@ fn read_form(kind: CredentialKind, form: &Form) -> (CredentialParams, BTreeMap<S
                 priv_protocol: chosen(FieldId::Privacy).and_then(|p| p.parse().ok()),
                 context: optional(FieldId::Context),
                 domain: None,
+                fingerprint: None,
             };
             if params.auth_protocol.is_some() {
                 put("auth_password", FieldId::AuthPass);
@@ -245,6 +265,14 @@ fn read_form(kind: CredentialKind, form: &Form) -> (CredentialParams, BTreeMap<S
             CredentialParams {
                 username: optional(FieldId::User),
                 domain: optional(FieldId::Domain),
+                ..CredentialParams::default()
+            }
+        }
+        CredentialKind::Vsphere => {
+            put("password", FieldId::Password);
+            CredentialParams {
+                username: optional(FieldId::User),
+                fingerprint: optional(FieldId::Fingerprint),
                 ..CredentialParams::default()
             }
         }
@@ -551,6 +579,7 @@ pub fn detail_lines(credential: &Credential) -> Vec<(String, String)> {
         ("Privacy", params.priv_protocol.map(|p| p.to_string())),
         ("Context", params.context.clone()),
         ("Domain", params.domain.clone()),
+        ("Fingerprint", params.fingerprint.clone()),
     ];
     for (label, value) in optional {
         if let Some(value) = value {

@@ -344,6 +344,58 @@ pub async fn all_nodes(client: &Client) -> Result<ListResponse<Node>, Error> {
     Ok(all)
 }
 
+/// Most objects of a vCenter listed in its node's details.
+const MAX_VSPHERE_LINES: usize = 200;
+
+/// A vCenter's inventory: counts, then hosts, VMs and datastores one a line with their state,
+/// problems first (disconnected, powered off, inaccessible, gone).
+pub fn vsphere_text(objects: &[plantwatch_shared::api::vsphere::VsphereObject]) -> String {
+    if objects.is_empty() {
+        return "- no inventory yet (the collector polls every 300 s unless the node's \
+                interval says)"
+            .into();
+    }
+    let count = |kind: &str| objects.iter().filter(|o| o.kind == kind && o.state != "gone").count();
+    let on = objects
+        .iter()
+        .filter(|o| o.kind == "vm" && o.state == "poweredOn")
+        .count();
+    let gone = objects.iter().filter(|o| o.state == "gone").count();
+    let mut lines = vec![format!(
+        "{} hosts, {} VMs ({on} on), {} datastores{}",
+        count("host"),
+        count("vm"),
+        count("datastore"),
+        if gone > 0 { format!(", {gone} gone") } else { String::new() }
+    )];
+    let fine = |o: &&plantwatch_shared::api::vsphere::VsphereObject| {
+        matches!(o.state.as_str(), "poweredOn" | "accessible")
+    };
+    let mut sorted: Vec<_> = objects.iter().collect();
+    // Problems first, then hosts, VMs, datastores, each by name.
+    let rank = |kind: &str| match kind {
+        "host" => 0,
+        "vm" => 1,
+        _ => 2,
+    };
+    sorted.sort_by(|a, b| {
+        (fine(a), rank(&a.kind), &a.name).cmp(&(fine(b), rank(&b.kind), &b.name))
+    });
+    for object in sorted.iter().take(MAX_VSPHERE_LINES) {
+        lines.push(format!(
+            "{:<9} {:<24} {:<12} {}",
+            object.kind, object.name, object.state, object.detail
+        ));
+    }
+    if objects.len() > MAX_VSPHERE_LINES {
+        lines.push(format!(
+            "… and {} more (plantwatch nodes vsphere NODE)",
+            objects.len() - MAX_VSPHERE_LINES
+        ));
+    }
+    lines.join("\n")
+}
+
 /// A node's checks, one a line, each `tls` check with what it found.
 pub fn checks_text(checks: &[Check], certificates: &[CertificateFinding]) -> String {
     if checks.is_empty() {
@@ -699,11 +751,17 @@ impl View for NodesView {
                             })
                             .await?
                             .items;
+                        let vsphere = if node.node_type.is_vsphere() {
+                            client.vsphere_objects(id).await?.items
+                        } else {
+                            Vec::new()
+                        };
                         Ok(Reply::NodeDetail {
                             node: Box::new(node),
                             history,
                             checks,
                             certificates,
+                            vsphere,
                         })
                     })),
                     Effect::Info("Loading…".into()),
@@ -939,9 +997,13 @@ impl View for NodesView {
                 history,
                 checks,
                 certificates,
+                vsphere,
             } => {
                 let mut lines = detail_lines(node, history);
                 lines.push(("Checks".into(), checks_text(checks, certificates)));
+                if node.node_type.is_vsphere() {
+                    lines.push(("vSphere".into(), vsphere_text(vsphere)));
+                }
                 vec![
                     Effect::Info(String::new()),
                     Effect::Open(Overlay::Detail {

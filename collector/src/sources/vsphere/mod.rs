@@ -289,16 +289,13 @@ async fn read_perf(
     let mut perf: HashMap<String, Perf> = HashMap::new();
     for pair in entities.chunks(PERF_BATCH * 2) {
         let (first, second) = pair.split_at(pair.len().min(PERF_BATCH));
-        let (a, b) = tokio::join!(
-            session.query_perf(first, &counters),
-            async {
-                if second.is_empty() {
-                    Ok(Vec::new())
-                } else {
-                    session.query_perf(second, &counters).await
-                }
+        let (a, b) = tokio::join!(session.query_perf(first, &counters), async {
+            if second.is_empty() {
+                Ok(Vec::new())
+            } else {
+                session.query_perf(second, &counters).await
             }
-        );
+        });
         for (entity, counter, value) in a?.into_iter().chain(b?) {
             let entry = perf.entry(entity).or_default();
             let value = value as f64;
@@ -341,7 +338,14 @@ fn flag(on: bool) -> f64 {
 
 /// Writes a poll's metrics: the vCenter's own and its datastores' on `node_id`, each host's
 /// and VM's on its node (those `nodes` names).
-pub fn write(reading: &Reading, node_id: i64, nodes: &HashMap<String, i64>, took_ms: f64, now: i64, out: &mut Writer) {
+pub fn write(
+    reading: &Reading,
+    node_id: i64,
+    nodes: &HashMap<String, i64>,
+    took_ms: f64,
+    now: i64,
+    out: &mut Writer,
+) {
     let node = node_id.to_string();
     let inventory = &reading.inventory;
     let powered_on = inventory
@@ -355,7 +359,10 @@ pub fn write(reading: &Reading, node_id: i64, nodes: &HashMap<String, i64>, took
         .float(m::VSPHERE_HOSTS.field, inventory.hosts.len() as f64)
         .float(m::VSPHERE_VMS.field, inventory.vms.len() as f64)
         .float(m::VSPHERE_VMS_POWERED_ON.field, powered_on as f64)
-        .float(m::VSPHERE_DATASTORES.field, inventory.datastores.len() as f64)
+        .float(
+            m::VSPHERE_DATASTORES.field,
+            inventory.datastores.len() as f64,
+        )
         .finish(now);
     for store in &inventory.datastores {
         let used_pct = if store.capacity_bytes > 0 {
@@ -368,10 +375,19 @@ pub fn write(reading: &Reading, node_id: i64, nodes: &HashMap<String, i64>, took
             m::VSPHERE_DATASTORE_USED_PCT.measurement,
             &[("node_id", &node), ("datastore", &store.name)],
         )
-        .float(m::VSPHERE_DATASTORE_CAPACITY_BYTES.field, store.capacity_bytes as f64)
-        .float(m::VSPHERE_DATASTORE_FREE_BYTES.field, store.free_bytes as f64)
+        .float(
+            m::VSPHERE_DATASTORE_CAPACITY_BYTES.field,
+            store.capacity_bytes as f64,
+        )
+        .float(
+            m::VSPHERE_DATASTORE_FREE_BYTES.field,
+            store.free_bytes as f64,
+        )
         .float(m::VSPHERE_DATASTORE_USED_PCT.field, used_pct)
-        .float(m::VSPHERE_DATASTORE_ACCESSIBLE.field, flag(store.accessible))
+        .float(
+            m::VSPHERE_DATASTORE_ACCESSIBLE.field,
+            flag(store.accessible),
+        )
         .finish(now);
     }
     let none = Perf::default();
@@ -511,7 +527,12 @@ impl Vsphere {
                 );
                 continue;
             };
-            let pin = match credential.params.fingerprint.as_deref().map(str::parse::<Fingerprint>) {
+            let pin = match credential
+                .params
+                .fingerprint
+                .as_deref()
+                .map(str::parse::<Fingerprint>)
+            {
                 None => None,
                 Some(Ok(pin)) => Some(pin),
                 Some(Err(error)) => {
@@ -617,7 +638,9 @@ async fn run(lines: LineSender, reporter: Option<Reporter>, job: Job) {
                         .await
                     {
                         Ok(VsphereSync { nodes: found, .. }) => nodes = found.into_iter().collect(),
-                        Err(error) => tracing::debug!(node_id, %error, "The inventory did not reach the server; its metrics wait in the outbox."),
+                        Err(error) => {
+                            tracing::debug!(node_id, %error, "The inventory did not reach the server; its metrics wait in the outbox.")
+                        }
                     }
                 }
                 let took = started.elapsed().as_secs_f64() * 1_000.0;
@@ -629,9 +652,12 @@ async fn run(lines: LineSender, reporter: Option<Reporter>, job: Job) {
                     tracing::warn!(node_id, "Polling vCenter {name} failed: {text}.");
                 }
                 last_error = Some(text);
-                out.line(m::VSPHERE_UP.measurement, &[("node_id", &node_id.to_string())])
-                    .float(m::VSPHERE_UP.field, 0.0)
-                    .finish(now);
+                out.line(
+                    m::VSPHERE_UP.measurement,
+                    &[("node_id", &node_id.to_string())],
+                )
+                .float(m::VSPHERE_UP.field, 0.0)
+                .finish(now);
             }
         }
         lines.send_written(out).await;

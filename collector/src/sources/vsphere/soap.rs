@@ -130,7 +130,10 @@ pub fn sdk_url(address: &str) -> String {
         } else {
             format!("{address}/sdk")
         }
-    } else if address.contains(':') && !address.starts_with('[') && address.parse::<std::net::Ipv6Addr>().is_ok() {
+    } else if address.contains(':')
+        && !address.starts_with('[')
+        && address.parse::<std::net::Ipv6Addr>().is_ok()
+    {
         format!("https://[{address}]/sdk")
     } else {
         format!("https://{address}/sdk")
@@ -242,9 +245,8 @@ impl Session {
         let text = response.text().await.map_err(|e| {
             SoapError::Transport(format!("reading the answer of {}: {e}", self.endpoint.url))
         })?;
-        let root = xml::parse(&text).map_err(|e| {
-            SoapError::Decode(format!("HTTP {status} and no SOAP answer ({e})"))
-        })?;
+        let root = xml::parse(&text)
+            .map_err(|e| SoapError::Decode(format!("HTTP {status} and no SOAP answer ({e})")))?;
         let body = root
             .find("Body")
             .ok_or_else(|| SoapError::Decode(format!("HTTP {status} and no SOAP body")))?;
@@ -280,7 +282,10 @@ impl Session {
             view_manager: reference("viewManager")?,
             session_manager: reference("sessionManager")?,
             perf_manager: value.child("perfManager").and_then(MoRef::of),
-            about: value.text_at("about/fullName").unwrap_or_default().to_owned(),
+            about: value
+                .text_at("about/fullName")
+                .unwrap_or_default()
+                .to_owned(),
         };
         if let Ok(mut held) = self.content.lock() {
             *held = Some(content.clone());
@@ -343,7 +348,10 @@ impl Session {
 
     /// Destroys a view (best effort).
     pub async fn destroy_view(&self, view: &MoRef) {
-        let body = format!("<DestroyView xmlns=\"urn:vim25\">{}</DestroyView>", view.xml("_this"));
+        let body = format!(
+            "<DestroyView xmlns=\"urn:vim25\">{}</DestroyView>",
+            view.xml("_this")
+        );
         let _ = self.call(&body).await;
     }
 
@@ -368,7 +376,10 @@ impl Session {
         obj: &MoRef,
         paths: &[&str],
     ) -> Result<Option<ObjectContent>, SoapError> {
-        let object_set = format!("<objectSet>{}<skip>false</skip></objectSet>", obj.xml("obj"));
+        let object_set = format!(
+            "<objectSet>{}<skip>false</skip></objectSet>",
+            obj.xml("obj")
+        );
         let mut found = self
             .retrieve(&[(obj.kind.as_str(), paths)], &object_set, 100)
             .await?;
@@ -430,7 +441,9 @@ impl Session {
         };
         let metric_ids: String = counters
             .iter()
-            .map(|c| format!("<metricId><counterId>{c}</counterId><instance></instance></metricId>"))
+            .map(|c| {
+                format!("<metricId><counterId>{c}</counterId><instance></instance></metricId>")
+            })
             .collect();
         let specs: String = entities
             .iter()
@@ -441,7 +454,10 @@ impl Session {
                 )
             })
             .collect();
-        let body = format!("<QueryPerf xmlns=\"urn:vim25\">{}{specs}</QueryPerf>", perf.xml("_this"));
+        let body = format!(
+            "<QueryPerf xmlns=\"urn:vim25\">{}{specs}</QueryPerf>",
+            perf.xml("_this")
+        );
         let answer = self.call(&body).await?;
         let mut values = Vec::new();
         for metric in answer.all("returnval") {
@@ -478,7 +494,11 @@ fn object_content(objects: &Element) -> Option<ObjectContent> {
 }
 
 fn fault_of(fault: &Element) -> SoapError {
-    let text = fault.text_at("faultstring").unwrap_or_default().trim().to_owned();
+    let text = fault
+        .text_at("faultstring")
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
     // The fault's type: the detail's first element, or its xsi:type.
     let detail = fault
         .child("detail")
@@ -488,7 +508,11 @@ fn fault_of(fault: &Element) -> SoapError {
     if detail.contains("NotAuthenticated") {
         SoapError::NotAuthenticated
     } else {
-        SoapError::Fault(format!("{detail}: {text}").trim_start_matches(": ").to_owned())
+        SoapError::Fault(
+            format!("{detail}: {text}")
+                .trim_start_matches(": ")
+                .to_owned(),
+        )
     }
 }
 
@@ -512,7 +536,10 @@ mod tests {
                <detail><NotAuthenticatedFault xmlns:xsi="x" xsi:type="NotAuthenticated"><object type="Folder">group-d1</object></NotAuthenticatedFault></detail></Fault>"#,
         )
         .unwrap();
-        assert_eq!(fault_of(fault.child("Fault").unwrap()), SoapError::NotAuthenticated);
+        assert_eq!(
+            fault_of(fault.child("Fault").unwrap()),
+            SoapError::NotAuthenticated
+        );
         let fault = xml::parse(
             r#"<Fault><faultcode>ServerFaultCode</faultcode><faultstring>Login failure</faultstring>
                <detail><InvalidLoginFault xmlns:xsi="x" xsi:type="InvalidLogin"/></detail></Fault>"#,

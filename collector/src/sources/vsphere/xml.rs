@@ -155,7 +155,10 @@ mod tests {
         .unwrap();
         let objects = root.find("objects").unwrap();
         let obj = objects.child("obj").unwrap();
-        assert_eq!((obj.kind.as_deref(), obj.text.as_str()), (Some("HostSystem"), "host-21"));
+        assert_eq!(
+            (obj.kind.as_deref(), obj.text.as_str()),
+            (Some("HostSystem"), "host-21")
+        );
         let names: Vec<_> = objects
             .all("propSet")
             .map(|p| (p.text_at("name").unwrap(), p.text_at("val").unwrap()))
@@ -169,7 +172,10 @@ mod tests {
         );
         assert_eq!(root.find("token").map(|t| t.text.as_str()), Some(""));
         let reference = parse(r#"<val xmlns:xsi="x" xsi:type="ManagedObjectReference" type="ClusterComputeResource">domain-c7</val>"#).unwrap();
-        assert_eq!(reference.children[0].kind.as_deref(), Some("ClusterComputeResource"));
+        assert_eq!(
+            reference.children[0].kind.as_deref(),
+            Some("ClusterComputeResource")
+        );
         assert!(parse("<a><b></a>").is_err());
         assert!(parse("<a>").is_err());
         assert_eq!(escape("a<b&\"c\""), "a&lt;b&amp;&quot;c&quot;");

@@ -134,9 +134,7 @@ pub fn kind_of(rule: &AlertRule) -> &'static dyn RuleKind {
             BuiltinRule::SnmpUnreachable
             | BuiltinRule::ModbusUnreachable
             | BuiltinRule::VsphereUnreachable,
-        ) => {
-            &threshold::UNREACHABLE
-        }
+        ) => &threshold::UNREACHABLE,
         Some(
             BuiltinRule::TrapLinkDown
             | BuiltinRule::TrapUpsOnBattery
