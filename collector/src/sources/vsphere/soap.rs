@@ -409,10 +409,8 @@ impl Session {
         );
         let mut found = Vec::new();
         let mut answer = self.call(&body).await?;
-        loop {
-            let Some(result) = answer.child("returnval") else {
-                break; // no objects at all
-            };
+        // No `returnval` at all: no objects.
+        while let Some(result) = answer.child("returnval") {
             found.extend(result.all("objects").filter_map(object_content));
             let token = result.text_at("token").map(str::trim).unwrap_or_default();
             if token.is_empty() {
