@@ -65,11 +65,63 @@ struct Shared {
     gateways: modbus::Gateways,
 }
 
+/// Running tasks by id (a node, a check), each with the definition it was started with: what
+/// the poller, the checker and the vCenter poller keep. Dropping it stops them all.
+#[derive(Default)]
+pub(crate) struct Tasks {
+    running: HashMap<i64, (String, JoinHandle<()>)>,
+}
+
+impl Tasks {
+    pub(crate) fn len(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Makes the running tasks those of `wanted` (id → (definition, job)): a task whose
+    /// definition is unchanged goes on, one changed or no longer wanted stops, and `start`
+    /// starts each new or changed job.
+    pub(crate) fn reconcile<J>(
+        &mut self,
+        wanted: HashMap<i64, (String, J)>,
+        mut start: impl FnMut(J) -> JoinHandle<()>,
+    ) {
+        self.running.retain(|id, (definition, task)| {
+            let keep = wanted
+                .get(id)
+                .is_some_and(|(wanted, _)| wanted == definition);
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for (id, (definition, job)) in wanted {
+            if self.running.contains_key(&id) {
+                continue;
+            }
+            let task = start(job);
+            self.running.insert(id, (definition, task));
+        }
+    }
+
+    /// Stops every task.
+    pub(crate) fn stop(&mut self) {
+        for (_, (_, task)) in self.running.drain() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// The running target tasks.
 pub struct Poller {
     shared: Arc<Shared>,
-    /// node id → (what the task was started with, the task).
-    tasks: HashMap<i64, (String, JoinHandle<()>)>,
+    /// By node id.
+    tasks: Tasks,
 }
 
 impl std::fmt::Debug for Poller {
@@ -105,7 +157,7 @@ impl Poller {
                 icmp,
                 gateways: modbus::Gateways::default(),
             }),
-            tasks: HashMap::new(),
+            tasks: Tasks::default(),
         }
     }
 
@@ -115,7 +167,7 @@ impl Poller {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.tasks.is_empty()
+        self.tasks.len() == 0
     }
 
     /// Polls what `config` lists: new and changed targets (re)start, removed ones stop.
@@ -166,35 +218,14 @@ impl Poller {
                 ),
             );
         }
-        self.tasks.retain(|node_id, (fingerprint, task)| {
-            let keep = wanted
-                .get(node_id)
-                .is_some_and(|(wanted, _)| wanted == fingerprint);
-            if !keep {
-                task.abort();
-            }
-            keep
-        });
-        for (node_id, (fingerprint, job)) in wanted {
-            if self.tasks.contains_key(&node_id) {
-                continue;
-            }
-            let task = tokio::spawn(run_target(self.shared.clone(), job));
-            self.tasks.insert(node_id, (fingerprint, task));
-        }
+        let shared = &self.shared;
+        self.tasks
+            .reconcile(wanted, |job| tokio::spawn(run_target(shared.clone(), job)));
     }
 
     /// Stops every task.
     pub fn stop(&mut self) {
-        for (_, (_, task)) in self.tasks.drain() {
-            task.abort();
-        }
-    }
-}
-
-impl Drop for Poller {
-    fn drop(&mut self) {
-        self.stop();
+        self.tasks.stop();
     }
 }
 

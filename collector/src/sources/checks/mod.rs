@@ -25,7 +25,8 @@ use plantwatch_shared::push::LineSender;
 use rustls::RootCertStore;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+
+use super::Tasks;
 
 /// Findings waiting for the reporter, at most (older ones of the same check are replaced).
 const FINDINGS_QUEUE: usize = 1024;
@@ -304,8 +305,8 @@ pub struct Checker {
     http: reqwest::Client,
     roots: Arc<RootCertStore>,
     enabled: bool,
-    /// check id → (what the task was started with, the task).
-    tasks: HashMap<i64, (String, JoinHandle<()>)>,
+    /// By check id.
+    tasks: Tasks,
 }
 
 impl std::fmt::Debug for Checker {
@@ -330,7 +331,7 @@ impl Checker {
             http: http_client(),
             roots,
             enabled,
-            tasks: HashMap::new(),
+            tasks: Tasks::default(),
         };
         (checker, receiver)
     }
@@ -341,7 +342,7 @@ impl Checker {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.tasks.is_empty()
+        self.tasks.len() == 0
     }
 
     /// Runs what `config` lists: new and changed checks (re)start, removed ones stop.
@@ -363,41 +364,21 @@ impl Checker {
                 wanted.insert(check.id, (fingerprint, job));
             }
         }
-        self.tasks.retain(|id, (fingerprint, task)| {
-            let keep = wanted
-                .get(id)
-                .is_some_and(|(wanted, _)| wanted == fingerprint);
-            if !keep {
-                task.abort();
-            }
-            keep
-        });
-        for (id, (fingerprint, job)) in wanted {
-            if self.tasks.contains_key(&id) {
-                continue;
-            }
-            let task = tokio::spawn(run_check(
+        let (lines, findings, http, roots) = (&self.lines, &self.findings, &self.http, &self.roots);
+        self.tasks.reconcile(wanted, |job| {
+            tokio::spawn(run_check(
                 job,
-                self.lines.clone(),
-                self.findings.clone(),
-                self.http.clone(),
-                self.roots.clone(),
-            ));
-            self.tasks.insert(id, (fingerprint, task));
-        }
+                lines.clone(),
+                findings.clone(),
+                http.clone(),
+                roots.clone(),
+            ))
+        });
     }
 
     /// Stops every task.
     pub fn stop(&mut self) {
-        for (_, (_, task)) in self.tasks.drain() {
-            task.abort();
-        }
-    }
-}
-
-impl Drop for Checker {
-    fn drop(&mut self) {
-        self.stop();
+        self.tasks.stop();
     }
 }
 

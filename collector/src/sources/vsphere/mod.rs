@@ -26,9 +26,10 @@ use plantwatch_shared::lineproto::Writer;
 use plantwatch_shared::metric_names as m;
 use plantwatch_shared::push::LineSender;
 use plantwatch_shared::{Fingerprint, Secret};
-use tokio::task::JoinHandle;
 
 pub use soap::{Endpoint, MoRef, Session, SoapError, sdk_url};
+
+use super::Tasks;
 
 /// Wait for one call's answer.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -475,8 +476,8 @@ pub struct Vsphere {
     lines: LineSender,
     reporter: Option<Reporter>,
     enabled: bool,
-    /// node id → (what the task was started with, the task).
-    tasks: HashMap<i64, (String, JoinHandle<()>)>,
+    /// By vCenter node id.
+    tasks: Tasks,
 }
 
 impl std::fmt::Debug for Vsphere {
@@ -493,7 +494,7 @@ impl Vsphere {
             lines,
             reporter,
             enabled,
-            tasks: HashMap::new(),
+            tasks: Tasks::default(),
         }
     }
 
@@ -503,7 +504,7 @@ impl Vsphere {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.tasks.is_empty()
+        self.tasks.len() == 0
     }
 
     /// Polls the vCenters `config` lists: new and changed ones (re)start, removed ones stop.
@@ -565,35 +566,15 @@ impl Vsphere {
                 ),
             );
         }
-        self.tasks.retain(|node_id, (fingerprint, task)| {
-            let keep = wanted
-                .get(node_id)
-                .is_some_and(|(wanted, _)| wanted == fingerprint);
-            if !keep {
-                task.abort();
-            }
-            keep
+        let (lines, reporter) = (&self.lines, &self.reporter);
+        self.tasks.reconcile(wanted, |job| {
+            tokio::spawn(run(lines.clone(), reporter.clone(), job))
         });
-        for (node_id, (fingerprint, job)) in wanted {
-            if self.tasks.contains_key(&node_id) {
-                continue;
-            }
-            let task = tokio::spawn(run(self.lines.clone(), self.reporter.clone(), job));
-            self.tasks.insert(node_id, (fingerprint, task));
-        }
     }
 
     /// Stops every task.
     pub fn stop(&mut self) {
-        for (_, (_, task)) in self.tasks.drain() {
-            task.abort();
-        }
-    }
-}
-
-impl Drop for Vsphere {
-    fn drop(&mut self) {
-        self.stop();
+        self.tasks.stop();
     }
 }
 
