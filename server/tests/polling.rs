@@ -1357,9 +1357,18 @@ async fn a_vcenters_hosts_and_vms_become_nodes_with_metrics_and_a_wrong_password
     use plantwatch_shared::api::NodeType;
     use plantwatch_testkit::vcsim::{Model, PASSWORD, USER, Vcsim};
 
-    let sim = Vcsim::start(&Model::default());
+    let sim = Vcsim::start(&Model {
+        powered_off: Some("DC0_H0_VM0".into()),
+        ..Model::default()
+    });
     let app = polling_app().await;
     let admin = app.admin().await;
+    // datastore_full tuned to fire on any use: the simulator's datastore is a temporary folder.
+    let mut full = admin.rule_by_name("datastore_full").await.unwrap();
+    full.spec.warning = Some(0.01);
+    full.spec.critical = None;
+    full.spec.clear = Some(0.0);
+    admin.update_rule(full.id, &full.spec).await.unwrap();
     let params = CredentialParams {
         username: Some(USER.into()),
         fingerprint: Some(sim.fingerprint.clone()),
@@ -1430,7 +1439,10 @@ async fn a_vcenters_hosts_and_vms_become_nodes_with_metrics_and_a_wrong_password
         "{:?}",
         host_node.tags
     );
-    let vm = objects.iter().find(|o| o.kind == "vm").unwrap();
+    let vm = objects
+        .iter()
+        .find(|o| o.kind == "vm" && o.state == "poweredOn")
+        .unwrap();
     let vm_node = admin.get_node(vm.node_id.unwrap()).await.unwrap();
     let its_host = objects
         .iter()
@@ -1450,7 +1462,10 @@ async fn a_vcenters_hosts_and_vms_become_nodes_with_metrics_and_a_wrong_password
     })
     .await;
     assert_eq!(latest(&found, "vsphere.hosts"), Some(4.0));
-    assert_eq!(latest(&found, "vsphere.vms_powered_on"), Some(4.0));
+    assert_eq!(latest(&found, "vsphere.vms"), Some(4.0));
+    assert_eq!(latest(&found, "vsphere.vms_powered_on"), Some(3.0));
+    let alert = alert_of(&admin, vc, "datastore_full").await;
+    assert!(alert.series.contains("LocalDS_0"), "{alert:?}");
     let found = wait_for(&admin, host_node.id, "host metrics", |s| {
         latest(s, "cpu.load_pct").is_some() && latest(s, "memory.used_pct").is_some()
     })
@@ -1460,6 +1475,36 @@ async fn a_vcenters_hosts_and_vms_become_nodes_with_metrics_and_a_wrong_password
         latest(s, "vsphere_vm.powered_on") == Some(1.0) && latest(s, "cpu.load_pct").is_some()
     })
     .await;
+
+    // The powered-off VM: nothing until it is tagged must-run, then vm_powered_off.
+    let off = objects.iter().find(|o| o.name == "DC0_H0_VM0").unwrap();
+    assert_eq!(off.state, "poweredOff");
+    let off = off.node_id.unwrap();
+    wait_for(&admin, off, "powered off", |s| {
+        latest(s, "vsphere_vm.powered_on") == Some(0.0)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let alerts = admin
+        .list_alerts(&plantwatch_shared::api::AlertQuery {
+            node_id: Some(off),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(alerts.items.is_empty(), "not must-run: {:#?}", alerts.items);
+    admin
+        .update_node(
+            off,
+            &plantwatch_shared::api::UpdateNodeRequest {
+                tags: Some(vec!["must-run".into()]),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let alert = alert_of(&admin, off, "vm_powered_off").await;
+    assert_eq!(alert.severity, plantwatch_shared::api::Severity::Critical);
 
     // The refused login: vsphere.up 0 on its node, and an alert saying so.
     wait_for(&admin, wrong, "vsphere.up 0", |s| {

@@ -26,6 +26,8 @@ pub struct Model {
     pub datastores: u32,
     /// Sessions idle this long expire.
     pub session_idle: Option<Duration>,
+    /// A VM (by name, such as `DC0_H0_VM0`) powered off from the start.
+    pub powered_off: Option<String>,
 }
 
 impl Default for Model {
@@ -40,6 +42,7 @@ impl Default for Model {
             vms: 2,
             datastores: 1,
             session_idle: None,
+            powered_off: None,
         }
     }
 }
@@ -137,6 +140,9 @@ impl Vcsim {
             .args(["-host", &model.standalone_hosts.to_string()])
             .args(["-vm", &model.vms.to_string()])
             .args(["-ds", &model.datastores.to_string()]);
+        if let Some(vm) = &model.powered_off {
+            command.args(["-power-off", vm]);
+        }
         if let Some(idle) = model.session_idle {
             command.args(["-idle", &format!("{}ms", idle.as_millis())]);
         }

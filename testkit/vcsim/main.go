@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25/types"
 )
 
 func main() {
@@ -38,6 +39,7 @@ func main() {
 	certFile := flag.String("cert", "", "PEM certificate (made with -key, for 127.0.0.1 and localhost, when missing)")
 	keyFile := flag.String("key", "", "PEM private key")
 	onlyCert := flag.Bool("only-cert", false, "make the certificate and key, then exit")
+	powerOff := flag.String("power-off", "", "a VM to have powered off, by name")
 	flag.Parse()
 
 	// govmomi's default certificate has a 1024-bit RSA key, which no current TLS client
@@ -67,6 +69,12 @@ func main() {
 	if err := model.Create(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+	for _, entity := range simulator.Map.All("VirtualMachine") {
+		if vm, ok := entity.(*simulator.VirtualMachine); ok && vm.Name == *powerOff {
+			vm.Runtime.PowerState = types.VirtualMachinePowerStatePoweredOff
+			vm.Summary.Runtime.PowerState = types.VirtualMachinePowerStatePoweredOff
+		}
 	}
 	if *idle > 0 {
 		simulator.SessionIdleTimeout = *idle

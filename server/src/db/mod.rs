@@ -427,7 +427,8 @@ mod tests {
                 "0012_event_rules",
                 "0013_topology",
                 "0014_auto_parents",
-                "0015_modbus"
+                "0015_modbus",
+                "0016_vsphere"
             ]
         );
     }

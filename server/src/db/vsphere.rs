@@ -44,6 +44,45 @@ fn tag(kind: &str, value: &str) -> String {
     format!("{kind}:{cleaned}").chars().take(64).collect()
 }
 
+/// An address a node may have (an IP address or a DNS name) for a host or VM: the first of
+/// `candidates` that is one, else the first made one (lower case, other characters `-`:
+/// `DC0_H0_VM0` → `dc0-h0-vm0`), else its moref. Hosts and VMs are read through their vCenter,
+/// never at this address; it is what people see and search for.
+fn usable_address(candidates: &[&str], moref: &str) -> String {
+    if let Some(ok) = candidates
+        .iter()
+        .find(|c| plantwatch_shared::rules::address_problem(c).is_none())
+    {
+        return (*ok).to_owned();
+    }
+    let made = |text: &str| -> String {
+        let label: String = text
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .take(253)
+            .collect();
+        label
+            .split('.')
+            .map(|l| l.trim_matches('-'))
+            .filter(|l| !l.is_empty())
+            .map(|l| l.chars().take(63).collect::<String>())
+            .collect::<Vec<_>>()
+            .join(".")
+    };
+    candidates
+        .iter()
+        .chain([&moref])
+        .map(|c| made(c))
+        .find(|a| plantwatch_shared::rules::address_problem(a).is_none())
+        .unwrap_or_else(|| "vsphere.invalid".to_owned())
+}
+
 /// A name no other node has: `wanted`, else `wanted (vcenter)`, else `wanted (moref)`.
 fn free_name(
     conn: &Connection,
@@ -76,7 +115,7 @@ struct Known {
 struct Wanted<'a> {
     moref: &'a str,
     name: &'a str,
-    address: &'a str,
+    address: String,
     parent: Option<&'a str>,
     tags: Vec<String>,
 }
@@ -119,14 +158,14 @@ pub fn sync(
     let hosts = inventory.hosts.iter().map(|h| Wanted {
         moref: &h.moref,
         name: &h.name,
-        address: &h.name,
+        address: usable_address(&[&h.name], &h.moref),
         parent: None,
         tags: place(&h.datacenter, &h.cluster),
     });
     let vms = inventory.vms.iter().map(|v| Wanted {
         moref: &v.moref,
         name: &v.name,
-        address: v.ip.as_deref().unwrap_or(&v.name),
+        address: usable_address(&[v.ip.as_deref().unwrap_or_default(), &v.name], &v.moref),
         parent: v.host.as_deref(),
         tags: place(&v.datacenter, &v.cluster),
     });
@@ -138,7 +177,7 @@ pub fn sync(
             .parent
             .and_then(|host| ids.get(host).copied())
             .unwrap_or(vcenter_id);
-        let address: String = wanted.address.chars().take(255).collect();
+        let address = wanted.address.clone();
         match known.get(wanted.moref) {
             Some(node) => {
                 if node.name != wanted.name {
@@ -399,6 +438,80 @@ mod tests {
     }
 
     #[test]
+    fn the_vsphere_migration_keeps_every_node_credential_and_reference() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        let before = MIGRATIONS
+            .iter()
+            .position(|(name, _)| *name == "0016_vsphere")
+            .unwrap();
+        apply_migrations(&mut conn, "mem", &MIGRATIONS[..before]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO credentials (id, name, kind, params, secrets, created_at, updated_at, networks)
+                 VALUES (3, 'plant-ro', 'snmp_v2c', '{}', '{\"community\":\"sealed\"}', 1, 2, '[\"10.0.0.0/8\"]');
+             INSERT INTO nodes (id, name, address, node_type, created_at, updated_at, modbus_unit)
+                 VALUES (1, 'sw1', '10.0.0.1', 'network', 1, 1, NULL),
+                        (2, 'plc', '10.0.0.2', 'plc', 1, 1, 7),
+                        (9, 'old', '10.0.0.9', 'other', 1, 1, NULL);
+             UPDATE nodes SET parent_id = 1 WHERE id = 2;
+             DELETE FROM nodes WHERE id = 9;
+             INSERT INTO node_tags (node_id, tag) VALUES (2, 'line-1');
+             INSERT INTO node_credentials (node_id, credential_id, priority) VALUES (2, 3, 0);",
+        )
+        .unwrap();
+        apply_migrations(&mut conn, "mem", MIGRATIONS).unwrap();
+        let foreign_keys: i64 = conn
+            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+            .unwrap();
+        assert_eq!(foreign_keys, 1, "enforced again after the migrations");
+        let plc: (String, Option<i64>, Option<i64>) = conn
+            .query_row(
+                "SELECT name, parent_id, modbus_unit FROM nodes WHERE id = 2",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(plc, ("plc".into(), Some(1), Some(7)));
+        assert_eq!(tags(&conn, 2), ["line-1"]);
+        let attached: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM node_credentials WHERE node_id = 2 AND credential_id = 3",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            attached, 1,
+            "the attachment survived both tables being rebuilt"
+        );
+        let networks: String = conn
+            .query_row("SELECT networks FROM credentials WHERE id = 3", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(networks, "[\"10.0.0.0/8\"]");
+        // Ids go on after the highest ever used (9, deleted), not the highest left (2).
+        conn.execute(
+            "INSERT INTO nodes (name, address, node_type, created_at, updated_at) VALUES ('vc01', 'vc01', 'vcenter', 5, 5)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(conn.last_insert_rowid(), 10);
+        conn.execute(
+            "INSERT INTO credentials (name, kind, created_at, updated_at) VALUES ('vc', 'vsphere', 5, 5)",
+            [],
+        )
+        .unwrap();
+        // Deleting still cascades.
+        conn.execute("DELETE FROM credentials WHERE id = 3", [])
+            .unwrap();
+        let attached: i64 = conn
+            .query_row("SELECT count(*) FROM node_credentials", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(attached, 0);
+    }
+
+    #[test]
     fn renamed_vms_keep_their_node_and_removed_ones_are_marked_not_deleted() {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.pragma_update(None, "foreign_keys", "ON").unwrap();
@@ -504,6 +617,15 @@ mod tests {
         assert_eq!((fourth.created, fourth.gone), (0, 0));
         assert_eq!(node(historian).4, None);
         assert!(!tags(&conn, historian).contains(&GONE_TAG.to_owned()));
+
+        // Names that are no address make one that is.
+        assert_eq!(usable_address(&["", "DC0_H0_VM0"], "vm-1"), "dc0-h0-vm0");
+        assert_eq!(
+            usable_address(&["SCADA Server #1"], "vm-1"),
+            "scada-server--1"
+        );
+        assert_eq!(usable_address(&["fe80::5", "x"], "vm-1"), "fe80::5");
+        assert_eq!(usable_address(&["___"], "vm-57"), "vm-57");
 
         // Deleting the vCenter node deletes what it owned.
         conn.execute("DELETE FROM nodes WHERE id = 1", []).unwrap();
