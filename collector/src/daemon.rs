@@ -307,6 +307,10 @@ impl Daemon {
     }
 
     async fn report(&mut self) {
+        // A vCenter refusing the login says so where the collector's problems are read.
+        for problem in self.vsphere.take_problems() {
+            self.problems.note(problem);
+        }
         let report = CollectorReport {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             config_sha256: self.held.as_ref().map(|h| h.sha256.clone()),

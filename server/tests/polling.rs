@@ -1513,6 +1513,20 @@ async fn a_vcenters_hosts_and_vms_become_nodes_with_metrics_and_a_wrong_password
     .await;
     let alert = alert_of(&admin, wrong, "vsphere_unreachable").await;
     assert_eq!(alert.severity, plantwatch_shared::api::Severity::Warning);
+    // Why, in words, among the collector's reported problems (its next report: 60 s at most).
+    let local = local_collector(&admin).await;
+    let started = Instant::now();
+    loop {
+        let errors = admin.get_component(local).await.unwrap().last_errors;
+        if errors.iter().any(|e| {
+            e == "vCenter vc02: the vCenter refused the login for \"plant\": wrong user name or password"
+        }) {
+            assert!(!errors.iter().any(|e| e.contains("not-it")), "no password in {errors:?}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(90), "{errors:?}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     // No host or VM is pinged (they are read through the vCenter), so none is unreachable.
     let alerts = admin
         .list_alerts(&plantwatch_shared::api::AlertQuery::default())

@@ -575,13 +575,15 @@ pub async fn run(session: &Session, command: NodesCommand) -> anyhow::Result<()>
             }
             let list = client.vsphere_objects(node.id).await?;
             if list.items.is_empty() && session.format == Format::Table {
-                eprintln!(
+                // Said instead of an empty table.
+                println!(
                     "{} has sent no inventory yet (its collector polls it every {} s; see `plantwatch alerts list --node {}`)",
                     node.name,
                     node.interval_s
                         .unwrap_or(plantwatch_shared::api::vsphere::DEFAULT_VSPHERE_INTERVAL_S),
                     node.name
                 );
+                return Ok(());
             }
             let rows = list
                 .items

@@ -476,6 +476,8 @@ pub struct Vsphere {
     lines: LineSender,
     reporter: Option<Reporter>,
     enabled: bool,
+    /// Problems the tasks met since they were last taken, each once as it began.
+    problems: Arc<std::sync::Mutex<Vec<String>>>,
     /// By vCenter node id.
     tasks: Tasks,
 }
@@ -494,6 +496,7 @@ impl Vsphere {
             lines,
             reporter,
             enabled,
+            problems: Arc::default(),
             tasks: Tasks::default(),
         }
     }
@@ -566,9 +569,9 @@ impl Vsphere {
                 ),
             );
         }
-        let (lines, reporter) = (&self.lines, &self.reporter);
+        let (lines, reporter, problems) = (&self.lines, &self.reporter, &self.problems);
         self.tasks.reconcile(wanted, |job| {
-            tokio::spawn(run(lines.clone(), reporter.clone(), job))
+            tokio::spawn(run(lines.clone(), reporter.clone(), problems.clone(), job))
         });
     }
 
@@ -576,9 +579,22 @@ impl Vsphere {
     pub fn stop(&mut self) {
         self.tasks.stop();
     }
+
+    /// The problems met since the last call (a refused login, a vCenter gone), oldest first.
+    pub fn take_problems(&self) -> Vec<String> {
+        self.problems
+            .lock()
+            .map(|mut held| std::mem::take(&mut *held))
+            .unwrap_or_default()
+    }
 }
 
-async fn run(lines: LineSender, reporter: Option<Reporter>, job: Job) {
+async fn run(
+    lines: LineSender,
+    reporter: Option<Reporter>,
+    problems: Arc<std::sync::Mutex<Vec<String>>>,
+    job: Job,
+) {
     let node_id = job.target.node_id;
     let name = job.target.name.clone();
     let session = match Session::new(job.endpoint) {
@@ -631,6 +647,11 @@ async fn run(lines: LineSender, reporter: Option<Reporter>, job: Job) {
                 let text = error.to_string();
                 if last_error.as_deref() != Some(text.as_str()) {
                     tracing::warn!(node_id, "Polling vCenter {name} failed: {text}.");
+                    if let Ok(mut held) = problems.lock() {
+                        held.push(format!("vCenter {name}: {text}"));
+                        let excess = held.len().saturating_sub(10);
+                        held.drain(..excess);
+                    }
                 }
                 last_error = Some(text);
                 out.line(
