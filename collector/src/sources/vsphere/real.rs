@@ -158,12 +158,13 @@ async fn a_certificate_neither_pinned_nor_trusted_is_refused() {
 #[tokio::test]
 async fn an_expired_session_is_renewed() {
     let sim = Vcsim::start(&Model {
-        session_idle: Some(Duration::from_millis(1_000)),
+        session_idle: Some(Duration::from_secs(3)),
         ..Model::default()
     });
     let session = pinned(&sim);
     poll(&session, false).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    // Idle past the timeout and the simulator's next sweep (it sweeps every timeout).
+    tokio::time::sleep(Duration::from_secs(7)).await;
     // The vCenter has dropped the session: a read alone is refused…
     assert_eq!(
         read(&session, false).await.unwrap_err(),
