@@ -4,6 +4,8 @@
 mod common;
 
 use common::{login, ok, plantwatch, start_server, stderr};
+use std::time::Duration;
+
 use serde_json::Value;
 
 #[test]
@@ -518,4 +520,124 @@ fn service_checks_are_added_listed_removed_and_their_certificates_shown() {
         "",
     ));
     assert!(listed.contains("\"total\": 0"), "{listed}");
+}
+
+#[test]
+fn a_vcenter_is_added_from_the_command_line_and_lists_its_hosts_and_vms() {
+    use plantwatch_testkit::vcsim::{Model, PASSWORD, USER, Vcsim};
+    let sim = Vcsim::start(&Model::default());
+    let data = tempfile::tempdir().unwrap();
+    let server = common::start_polling_server(data.path());
+    let config = tempfile::tempdir().unwrap();
+    let cfg = config.path();
+    ok(&login(&server, cfg));
+
+    // A fingerprint that is none is refused with the forms taken.
+    let bad = plantwatch(
+        cfg,
+        &[
+            "credentials",
+            "create",
+            "vc",
+            "-k",
+            "vsphere",
+            "--username",
+            USER,
+            "--fingerprint",
+            "nope",
+            "--secrets-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(
+        stderr(&bad).contains("not a SHA-256 fingerprint"),
+        "{}",
+        stderr(&bad)
+    );
+    ok(&plantwatch(
+        cfg,
+        &[
+            "credentials",
+            "create",
+            "vc",
+            "-k",
+            "vsphere",
+            "--username",
+            USER,
+            "--fingerprint",
+            &sim.fingerprint,
+            "--secrets-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    ));
+    ok(&plantwatch(
+        cfg,
+        &["nodes", "create", "plc-1", "-a", "127.0.0.2"],
+        "",
+    ));
+    let not_vcenter = plantwatch(cfg, &["nodes", "vsphere", "plc-1"], "");
+    assert!(
+        stderr(&not_vcenter).contains("only vcenter and esxi nodes"),
+        "{}",
+        stderr(&not_vcenter)
+    );
+    ok(&plantwatch(
+        cfg,
+        &[
+            "nodes",
+            "create",
+            "vc01",
+            "-a",
+            &sim.address,
+            "-t",
+            "vcenter",
+        ],
+        "",
+    ));
+    let no_credential = plantwatch(cfg, &["nodes", "vsphere", "vc01"], "");
+    assert!(
+        stderr(&no_credential).contains("has no vsphere credential"),
+        "{}",
+        stderr(&no_credential)
+    );
+    ok(&plantwatch(
+        cfg,
+        &["nodes", "update", "vc01", "--credentials", "vc"],
+        "",
+    ));
+
+    // The first poll follows the configuration: hosts, VMs and the datastore with their nodes.
+    let listed = plantwatch_testkit::wait_until(Duration::from_secs(60), "the inventory", || {
+        let out = ok(&plantwatch(cfg, &["nodes", "vsphere", "vc01"], ""));
+        out.contains("DC0_C0_H0").then_some(out)
+    });
+    assert!(
+        listed.contains("LocalDS_0") && listed.contains("DC0_H0_VM0"),
+        "{listed}"
+    );
+    let json: Value = serde_json::from_str(&ok(&plantwatch(
+        cfg,
+        &["nodes", "vsphere", "vc01", "-o", "json"],
+        "",
+    )))
+    .unwrap();
+    let items = json["items"].as_array().unwrap();
+    assert_eq!(
+        items.iter().filter(|o| o["kind"] == "host").count(),
+        4,
+        "{json}"
+    );
+    assert!(
+        items
+            .iter()
+            .filter(|o| o["kind"] != "datastore")
+            .all(|o| o["node_id"].is_i64()),
+        "{json}"
+    );
+    let hosts = ok(&plantwatch(
+        cfg,
+        &["nodes", "list", "--tag", "cluster:DC0_C0"],
+        "",
+    ));
+    assert_eq!(hosts.matches("DC0_C0_H").count(), 3, "{hosts}");
 }

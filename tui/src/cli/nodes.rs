@@ -573,6 +573,19 @@ pub async fn run(session: &Session, command: NodesCommand) -> anyhow::Result<()>
                     node.node_type
                 );
             }
+            if !node
+                .credentials
+                .iter()
+                .any(|c| c.kind == plantwatch_shared::api::CredentialKind::Vsphere)
+            {
+                anyhow::bail!(
+                    "{} has no vsphere credential, so it is not polled: \
+                     plantwatch credentials create NAME -k vsphere --username USER, then \
+                     plantwatch nodes update {} --credentials NAME",
+                    node.name,
+                    node.name
+                );
+            }
             let list = client.vsphere_objects(node.id).await?;
             if list.items.is_empty() && session.format == Format::Table {
                 // Said instead of an empty table.
