@@ -67,7 +67,10 @@ fn main() {
         .unwrap();
     let mut inventory = inventory();
     let json = serde_json::to_vec(&inventory).unwrap().len();
-    println!("inventory of 4 hosts and {VMS} VMs: {:.2} MiB of JSON", json as f64 / 1048576.0);
+    println!(
+        "inventory of 4 hosts and {VMS} VMs: {:.2} MiB of JSON",
+        json as f64 / 1048576.0
+    );
     let (first, counts) = timed(&db, &inventory);
     println!("first sync (every node created): {first:?} {counts:?}");
     let mut steady = Vec::new();
@@ -77,7 +80,10 @@ fn main() {
         steady.push(took);
     }
     steady.sort();
-    println!("unchanged inventory: p50 {:?}, max {:?} over 5", steady[2], steady[4]);
+    println!(
+        "unchanged inventory: p50 {:?}, max {:?} over 5",
+        steady[2], steady[4]
+    );
     for vm in inventory.vms.iter_mut().take(100) {
         vm.name.push_str("-new");
     }
