@@ -377,6 +377,25 @@ fn start_server(data: &Path) -> Option<Server> {
     None
 }
 
+/// `plantwatch login` as the bench admin into the client configuration under `config`.
+fn sign_in(server: &Server, config: &Path) {
+    let mut login = Command::new(CLI)
+        .args(["login", &server.url, "--user", "admin", "--password-stdin"])
+        .args(["--fingerprint", &server.fingerprint])
+        .env("XDG_CONFIG_HOME", config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    login
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"bench-password-1\n")
+        .unwrap();
+    assert!(login.wait().unwrap().success());
+}
+
 fn startup() {
     let dir = tempfile::tempdir().unwrap();
     // No context: the login screen.
@@ -399,21 +418,7 @@ fn startup() {
         return;
     };
     let config = dir.path().join("signed-in");
-    let mut login = Command::new(CLI)
-        .args(["login", &server.url, "--user", "admin", "--password-stdin"])
-        .args(["--fingerprint", &server.fingerprint])
-        .env("XDG_CONFIG_HOME", &config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    login
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"bench-password-1\n")
-        .unwrap();
-    assert!(login.wait().unwrap().success());
+    sign_in(&server, &config);
     let mut times = Vec::new();
     for _ in 0..20 {
         times.push(first_frame(&config, "Dashboard").0);
@@ -532,21 +537,7 @@ fn sites_refresh() {
     let mut profiles = Profiles::default();
     for (i, server) in servers.iter().enumerate() {
         let config = dir.path().join(format!("config-{i}"));
-        let mut login = Command::new(CLI)
-            .args(["login", &server.url, "--user", "admin", "--password-stdin"])
-            .args(["--fingerprint", &server.fingerprint])
-            .env("XDG_CONFIG_HOME", &config)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        login
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"bench-password-1\n")
-            .unwrap();
-        assert!(login.wait().unwrap().success());
+        sign_in(server, &config);
         let saved = Profiles::load(&config.join("plantwatch").join("config.toml")).unwrap();
         for copy in 0..5 {
             let mut context = saved.contexts[0].clone();

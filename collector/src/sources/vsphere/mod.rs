@@ -63,30 +63,8 @@ pub struct Reading {
 
 /// The counter ids of [`COUNTERS`], in that order, as this vCenter numbers them.
 async fn counter_ids(session: &Session) -> Result<[Option<i32>; 4], SoapError> {
-    let content = session.content().await?;
-    let mut ids = [None; 4];
-    let Some(perf) = content.perf_manager else {
-        return Ok(ids);
-    };
-    let Some(found) = session.retrieve_one(&perf, &["perfCounter"]).await? else {
-        return Ok(ids);
-    };
-    for info in found
-        .prop("perfCounter")
-        .map(|v| v.children.as_slice())
-        .unwrap_or_default()
-    {
-        let name = format!(
-            "{}.{}.{}",
-            info.text_at("groupInfo/key").unwrap_or_default(),
-            info.text_at("nameInfo/key").unwrap_or_default(),
-            info.text_at("rollupType").unwrap_or_default()
-        );
-        if let Some(slot) = COUNTERS.iter().position(|c| *c == name) {
-            ids[slot] = info.text_at("key").and_then(|k| k.trim().parse().ok());
-        }
-    }
-    Ok(ids)
+    let known = session.counters().await?;
+    Ok(COUNTERS.map(|name| known.get(name).copied()))
 }
 
 /// Where an object sits: its datacenter and cluster, found by walking up the parents.

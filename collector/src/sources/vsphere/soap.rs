@@ -4,6 +4,7 @@
 //! performance counters and `QueryPerf`. Every call has a timeout; at most two are in flight
 //! to one vCenter.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -148,6 +149,9 @@ pub struct Session {
     /// `vmware_soap_session=…` once logged in.
     cookie: Mutex<Option<String>>,
     content: Mutex<Option<ServiceContent>>,
+    /// The performance counters' keys by `group.name.rollup`, read once: a vCenter numbers
+    /// its counters once and for all, and the list is long (hundreds of counters).
+    counters: Mutex<Option<HashMap<String, i32>>>,
 }
 
 impl Session {
@@ -178,6 +182,7 @@ impl Session {
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             cookie: Mutex::new(None),
             content: Mutex::new(None),
+            counters: Mutex::new(None),
         })
     }
 
@@ -424,6 +429,38 @@ impl Session {
             answer = self.call(&body).await?;
         }
         Ok(found)
+    }
+
+    /// The performance counters' keys by `group.name.rollup` (`cpu.usage.average`), asked for
+    /// once per session object.
+    pub async fn counters(&self) -> Result<HashMap<String, i32>, SoapError> {
+        if let Some(counters) = self.counters.lock().ok().and_then(|c| c.clone()) {
+            return Ok(counters);
+        }
+        let mut counters = HashMap::new();
+        if let Some(perf) = self.content().await?.perf_manager
+            && let Some(found) = self.retrieve_one(&perf, &["perfCounter"]).await?
+        {
+            for info in found
+                .prop("perfCounter")
+                .map(|v| v.children.as_slice())
+                .unwrap_or_default()
+            {
+                let name = format!(
+                    "{}.{}.{}",
+                    info.text_at("groupInfo/key").unwrap_or_default(),
+                    info.text_at("nameInfo/key").unwrap_or_default(),
+                    info.text_at("rollupType").unwrap_or_default()
+                );
+                if let Some(key) = info.text_at("key").and_then(|k| k.trim().parse().ok()) {
+                    counters.insert(name, key);
+                }
+            }
+        }
+        if let Ok(mut held) = self.counters.lock() {
+            *held = Some(counters.clone());
+        }
+        Ok(counters)
     }
 
     /// `QueryPerf` of the latest real-time sample (20 s) of `counters` for `entities`:
