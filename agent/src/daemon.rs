@@ -89,6 +89,11 @@ pub async fn run(
         .client()
         .context("setting up the connection to the server")?;
     let started = std::time::Instant::now();
+    let pair = tokio::spawn(plantwatch_shared::daemon::keep_pair(
+        client.clone(),
+        options.state_dir.clone(),
+        enrollment.clone(),
+    ));
     let (pusher, lines, outbox) =
         Pusher::spawn(client.clone(), options.push.clone()).context("opening the metric outbox")?;
     let collector = tokio::spawn(collect_metrics(lines, options.metrics_every));
@@ -168,6 +173,7 @@ pub async fn run(
         }
     }
     collector.abort();
+    pair.abort();
     pusher.stop().await;
     status.outbox = outbox.lock().ok().map(|o| *o);
     status.state = "stopped".into();

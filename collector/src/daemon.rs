@@ -37,6 +37,9 @@ pub struct Options {
     /// Off for the server's in-process collector: the server is up whenever it runs, and its
     /// disk must not hold the credentials that the vault keeps encrypted.
     pub keep_config: bool,
+    /// Ask the server which servers make up its active/standby pair, and follow them. Off
+    /// for the server's in-process collector, which only ever talks to its own server.
+    pub follow_pair: bool,
     /// Polling: SNMP concurrency, timeouts, ICMP.
     pub poll: PollOptions,
     /// Batching, outbox bounds and replay pace of the metric push.
@@ -55,6 +58,7 @@ impl Options {
             retry_min: Duration::from_secs(1),
             retry_max: Duration::from_secs(30),
             keep_config: true,
+            follow_pair: true,
             poll: PollOptions::default(),
             push: PushOptions::new(state_dir.join("outbox")),
             discovery: crate::discovery::DiscoveryOptions::default(),
@@ -119,6 +123,13 @@ pub async fn run(
         ),
         None => tracing::info!("No saved configuration yet; waiting for the server's."),
     }
+    let pair = options.follow_pair.then(|| {
+        tokio::spawn(plantwatch_shared::daemon::keep_pair(
+            client.clone(),
+            options.state_dir.clone(),
+            enrollment.clone(),
+        ))
+    });
     let (pusher, lines, outbox) =
         Pusher::spawn(client.clone(), options.push.clone()).context("opening the metric outbox")?;
     let (stop_discovery, discovery_stop) = tokio::sync::watch::channel(false);
@@ -246,6 +257,9 @@ pub async fn run(
     daemon.receivers.stop();
     daemon.vsphere.stop();
     reporter.abort();
+    if let Some(pair) = pair {
+        pair.abort();
+    }
     pusher.stop().await;
     daemon.status.state = "stopped".into();
     daemon.save_status();

@@ -44,6 +44,25 @@ pub enum Command {
     /// Inspect the metric store.
     #[command(subcommand)]
     Metrics(MetricsCommand),
+    /// An active/standby pair: its status and planned switch-overs (docs/ha.md).
+    #[command(subcommand)]
+    Ha(HaCommand),
+}
+
+/// `plantwatch-server ha …`: reads and writes the pair's shared directory (`ha_dir`), so it
+/// works beside the running servers.
+#[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
+pub enum HaCommand {
+    /// Who is active, in which term, each member's role and the standby's replication lag.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask the active server to hand over to this one (run on the standby).
+    Promote,
+    /// Ask this server, the active, to hand over to the standby (run on the active).
+    Demote,
 }
 
 /// `plantwatch-server metrics …`.
@@ -322,6 +341,14 @@ impl<T: SettingText> SettingText for Option<T> {
 }
 
 /// Checks of single settings.
+/// The machine's host name, if it has one.
+pub fn host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+}
+
 mod check {
     pub fn any<T>(_: &T) -> Result<(), String> {
         Ok(())
@@ -510,6 +537,10 @@ settings! {
         metrics_remote_queue_max_samples: u64 = 50_000_000;
         env "PLANTWATCH_METRICS_REMOTE_QUEUE_MAX_SAMPLES", shown "50000000",
             check check::queue, [value_name = "N"];
+        /// With `ha_dir`: the Litestream program that replicates the databases (docs/ha.md).
+        ha_litestream: PathBuf = PathBuf::from("litestream");
+        env "PLANTWATCH_HA_LITESTREAM", shown "litestream", check check::any,
+            [value_name = "PROGRAM"];
     }
     optional {
         /// A PEM certificate (chain) to serve instead of the self-signed one generated at
@@ -539,6 +570,16 @@ settings! {
         metrics_remote_ca_file: PathBuf;
         env "PLANTWATCH_METRICS_REMOTE_CA_FILE", example "/etc/plantwatch/engine-ca.pem",
             [value_name = "FILE"];
+        /// A directory both servers of an active/standby pair share (lease, replica): makes
+        /// this server one of the pair (docs/ha.md).
+        ha_dir: PathBuf;
+        env "PLANTWATCH_HA_DIR", example "/mnt/plantwatch-pair", [global = true, value_name = "DIR"];
+        /// This server's name in the pair (default: the host name).
+        ha_name: String;
+        env "PLANTWATCH_HA_NAME", example "plant-a", [global = true, value_name = "NAME"];
+        /// The URL clients reach this server at (default: https://LISTEN).
+        ha_url: String;
+        env "PLANTWATCH_HA_URL", example "https://10.1.0.5:8443", [value_name = "URL"];
     }
     from_environment {
         /// The engine's basic-auth password, from `PLANTWATCH_METRICS_REMOTE_PASSWORD`. Never

@@ -12,6 +12,7 @@ pub mod config;
 pub mod config_delivery;
 pub mod db;
 pub mod discovery;
+pub mod ha;
 pub mod ingest;
 pub mod inventory;
 pub mod listener;
@@ -40,10 +41,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(async {
                 let signals = server::ShutdownSignals::install()?;
+                if config.ha_dir.is_some() {
+                    return ha::serve(config, signals).await;
+                }
                 let running = server::start(config).await?;
                 running.wait_for_signal(signals).await
             })
         }
+        Command::Ha(command) => ha::command(&config, command),
         Command::Fingerprint => {
             let fingerprint = tls::existing_fingerprint(&config)?;
             println!("{fingerprint}");

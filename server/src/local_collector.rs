@@ -86,9 +86,11 @@ pub async fn run(
         fingerprint,
         api_key: local.key,
         enrolled_at: OffsetDateTime::now_utc(),
+        alternates: Vec::new(),
     };
     let mut options = plantwatch_collector::Options {
         keep_config: false,
+        follow_pair: false,
         ..plantwatch_collector::Options::new(state_dir)
     };
     options.push.flush_every = push_every;

@@ -95,8 +95,8 @@ impl Running {
 /// SIGINT and SIGTERM handlers, installed before the server starts so that a signal sent as soon
 /// as it logs `listening on` already means a graceful shutdown.
 pub struct ShutdownSignals {
-    interrupt: tokio::signal::unix::Signal,
-    terminate: tokio::signal::unix::Signal,
+    pub(crate) interrupt: tokio::signal::unix::Signal,
+    pub(crate) terminate: tokio::signal::unix::Signal,
 }
 
 impl ShutdownSignals {
@@ -111,6 +111,11 @@ impl ShutdownSignals {
 
 /// Starts the server described by `config` and returns once it accepts connections.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    start_with(config, crate::ha::Gate::default()).await
+}
+
+/// Starts the server as [`start`] does, acting while `gate` allows (the active of a pair).
+pub async fn start_with(config: Config, gate: crate::ha::Gate) -> anyhow::Result<Running> {
     config.validate()?;
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     prepare_data_dir(&config)?;
@@ -196,6 +201,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         fingerprint,
         delivery.clone(),
         metrics.clone(),
+        gate.clone(),
         match &remote {
             Some(remote) => Arc::new(crate::remote_write::RemoteBackend {
                 remote: remote.clone(),
@@ -292,6 +298,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tokio::spawn(alerting::notify::run(
             db.clone(),
             vault,
+            gate,
             shutdown_rx.clone(),
         )),
         tokio::spawn(crate::discovery::watchdog(
@@ -360,7 +367,7 @@ pub fn lock_data_dir(config: &Config) -> anyhow::Result<std::fs::File> {
     }
 }
 
-fn prepare_data_dir(config: &Config) -> anyhow::Result<()> {
+pub(crate) fn prepare_data_dir(config: &Config) -> anyhow::Result<()> {
     let dir = &config.data_dir;
     if !dir.exists() {
         std::fs::create_dir_all(dir)

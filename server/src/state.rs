@@ -64,6 +64,8 @@ pub struct Inner {
     pub http: crate::telemetry::HttpStats,
     /// Where charts are answered and what ingest may queue: `metrics.db` or a remote engine.
     pub backend: Arc<dyn crate::metrics_store::backend::MetricBackend>,
+    /// Whether this server may act (always, unless it is one of an active/standby pair).
+    pub gate: crate::ha::Gate,
 }
 
 impl std::ops::Deref for AppState {
@@ -83,6 +85,7 @@ impl AppState {
         fingerprint: Option<Fingerprint>,
         delivery: Arc<Stats>,
         metrics: MetricsStore,
+        gate: crate::ha::Gate,
         backend: Arc<dyn crate::metrics_store::backend::MetricBackend>,
     ) -> Self {
         let limiter = LoginLimiter::new(
@@ -112,6 +115,7 @@ impl AppState {
             discovery_wake: Arc::default(),
             http: crate::telemetry::HttpStats::default(),
             backend,
+            gate,
             config,
         }))
     }

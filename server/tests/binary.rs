@@ -239,3 +239,6 @@ fn vault_rotate_refuses_while_the_server_runs_and_rotates_once_it_is_stopped() {
     wait_until_listening(&mut child);
     assert!(stop(&mut child).success());
 }
+
+#[path = "ha/mod.rs"]
+mod ha;

@@ -36,15 +36,31 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest error text from a non-plantwatch answer that is shown to the user.
 const MAX_FOREIGN_ERROR_TEXT: usize = 200;
 
-/// A connection profile to one plantwatch server.
+/// A connection profile to one plantwatch server, or to an active/standby pair: a request
+/// that cannot connect, or that the standby answers `503 standby`, is sent again to the other
+/// server (clones share which server is current, so a daemon's tasks follow together).
 #[derive(Clone)]
 pub struct Client {
-    http: reqwest::Client,
-    base: String,
+    pair: Arc<Mutex<Pair>>,
     token: Option<Secret>,
     api_key: Option<Secret>,
+}
+
+/// One server: its URL, its own pinned HTTP client, and the fingerprint it last presented.
+#[derive(Clone)]
+struct Endpoint {
+    http: reqwest::Client,
+    base: String,
     pin: Option<Fingerprint>,
     seen: Arc<Mutex<Option<Fingerprint>>>,
+}
+
+/// The servers a client knows and which one it talks to.
+struct Pair {
+    endpoints: Vec<Endpoint>,
+    current: usize,
+    /// The term of the last answer that carried one ([`api::ha::TERM_HEADER`]).
+    term: Option<u64>,
 }
 
 /// The answer to a collector's configuration pull.
@@ -62,9 +78,10 @@ pub enum ConfigPull {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let current = self.current();
         f.debug_struct("Client")
-            .field("base", &self.base)
-            .field("pin", &self.pin)
+            .field("base", &current.base)
+            .field("pin", &current.pin)
             .field("token", &self.token)
             .field("api_key", &self.api_key)
             .finish()
@@ -109,9 +126,96 @@ impl Client {
                 "no fingerprint is pinned for {base}; log in once to trust the server"
             )));
         }
-        Self::build(base, pin, false)
+        Ok(Client::over(Endpoint::build(base, pin, false)?))
     }
 
+    fn over(endpoint: Endpoint) -> Client {
+        Client {
+            pair: Arc::new(Mutex::new(Pair {
+                endpoints: vec![endpoint],
+                current: 0,
+                term: None,
+            })),
+            token: None,
+            api_key: None,
+        }
+    }
+
+    /// The same client, also knowing the other servers of a pair (from a join code, an
+    /// enrollment or a console context). Servers it knows already are skipped.
+    pub fn with_alternates(self, alternates: &[api::ha::ServerAddress]) -> Result<Self> {
+        for other in alternates {
+            self.add_server(other)?;
+        }
+        Ok(self)
+    }
+
+    /// Adds a server of the pair unless it is known; an https one needs its fingerprint.
+    fn add_server(&self, address: &api::ha::ServerAddress) -> Result<()> {
+        let base = normalize_url(&address.url)?;
+        if base.starts_with("https://") && address.fingerprint.is_none() {
+            return Err(Error::Tls(format!("no fingerprint is given for {base}")));
+        }
+        let mut pair = self.lock();
+        if pair.endpoints.iter().any(|e| e.base == base) {
+            return Ok(());
+        }
+        pair.endpoints
+            .push(Endpoint::build(base, address.fingerprint, false)?);
+        Ok(())
+    }
+
+    /// Learns the pair from a server's own account of it (`GET /healthz`, a standby's `503`)
+    /// and turns to its active server. The account comes from a server this client already
+    /// trusts by fingerprint, so the fingerprints it names are trusted in turn.
+    pub fn learn(&self, ha: &api::ha::HaHealth) {
+        for server in &ha.servers {
+            if let Err(error) = self.add_server(server) {
+                tracing::warn!(url = %server.url, %error, "Cannot use a server of the pair.");
+            }
+        }
+        if let Some(active) = &ha.active
+            && let Ok(base) = normalize_url(&active.url)
+        {
+            let mut pair = self.lock();
+            if let Some(index) = pair.endpoints.iter().position(|e| e.base == base) {
+                pair.current = index;
+            }
+        }
+    }
+
+    /// Every server this client knows, the current one first.
+    pub fn servers(&self) -> Vec<api::ha::ServerAddress> {
+        let pair = self.lock();
+        let n = pair.endpoints.len();
+        (0..n)
+            .map(|i| &pair.endpoints[(pair.current + i) % n])
+            .map(|e| api::ha::ServerAddress {
+                url: e.base.clone(),
+                fingerprint: e.pin,
+            })
+            .collect()
+    }
+
+    /// The term of the last answer that carried one: it changes when another server of the
+    /// pair has taken over.
+    pub fn term(&self) -> Option<u64> {
+        self.lock().term
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pair> {
+        self.pair
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn current(&self) -> Endpoint {
+        let pair = self.lock();
+        pair.endpoints[pair.current].clone()
+    }
+}
+
+impl Endpoint {
     fn build(base: String, pin: Option<Fingerprint>, accept_any: bool) -> Result<Self> {
         let seen = Arc::new(Mutex::new(None));
         let mut builder = reqwest::Client::builder()
@@ -130,23 +234,38 @@ impl Client {
             builder = builder.tls_backend_preconfigured(config);
         }
         let http = builder.build().map_err(|e| Error::Tls(error_chain(&e)))?;
-        Ok(Client {
+        Ok(Endpoint {
             http,
             base,
-            token: None,
-            api_key: None,
             pin,
             seen,
         })
     }
 
+    fn seen_fingerprint(&self) -> Option<Fingerprint> {
+        self.seen.lock().ok().and_then(|slot| *slot)
+    }
+
+    fn transport_error(&self, error: &reqwest::Error) -> Error {
+        if let (Some(expected), Some(actual)) = (self.pin, self.seen_fingerprint())
+            && expected != actual
+        {
+            return Error::FingerprintMismatch { expected, actual };
+        }
+        Error::Connect {
+            url: self.base.clone(),
+            reason: error_chain(error),
+        }
+    }
+}
+
+impl Client {
     /// Connects to `url` accepting any certificate, and returns the fingerprint the server
     /// presented (`None` for plain HTTP). Only a health check is sent, no credentials.
     pub async fn probe_fingerprint(url: &str) -> Result<Option<Fingerprint>> {
-        let base = normalize_url(url)?;
-        let probe = Self::build(base, None, true)?;
-        probe.health().await?;
-        Ok(probe.seen_fingerprint())
+        let endpoint = Endpoint::build(normalize_url(url)?, None, true)?;
+        Client::over(endpoint.clone()).health().await?;
+        Ok(endpoint.seen_fingerprint())
     }
 
     /// The same client, sending `token` as its bearer token.
@@ -166,18 +285,14 @@ impl Client {
         self.token = token;
     }
 
-    /// The normalised server URL.
-    pub fn base_url(&self) -> &str {
-        &self.base
+    /// The normalised URL of the server currently used.
+    pub fn base_url(&self) -> String {
+        self.current().base
     }
 
-    /// The pinned fingerprint, if any.
+    /// The pinned fingerprint of the server currently used, if any.
     pub fn pinned(&self) -> Option<Fingerprint> {
-        self.pin
-    }
-
-    fn seen_fingerprint(&self) -> Option<Fingerprint> {
-        self.seen.lock().ok().and_then(|slot| *slot)
+        self.current().pin
     }
 
     /// `GET /healthz`.
@@ -689,7 +804,7 @@ impl Client {
         if let Some(sha256) = held {
             request = request.header(reqwest::header::IF_NONE_MATCH, format!("\"{sha256}\""));
         }
-        let response = request.send().await.map_err(|e| self.transport_error(&e))?;
+        let response = self.execute(request).await?;
         let status = response.status();
         if status == StatusCode::NOT_MODIFIED {
             return Ok(ConfigPull::NotModified);
@@ -1097,7 +1212,7 @@ impl Client {
         if let Some(content_type) = content_type {
             request = request.header(reqwest::header::CONTENT_TYPE, content_type);
         }
-        let response = request.send().await.map_err(|e| self.transport_error(&e))?;
+        let response = self.execute(request).await?;
         let status = response.status().as_u16();
         let bytes = response
             .bytes()
@@ -1109,7 +1224,10 @@ impl Client {
     /// A request builder for `path` with the bearer token, for callers that need more than the
     /// typed calls offer.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        let current = self.current();
+        let mut request = current
+            .http
+            .request(method, format!("{}{path}", current.base));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token.expose());
         }
@@ -1135,7 +1253,7 @@ impl Client {
     }
 
     async fn send(&self, request: RequestBuilder) -> Result<reqwest::Response> {
-        let response = request.send().await.map_err(|e| self.transport_error(&e))?;
+        let response = self.execute(request).await?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -1144,17 +1262,125 @@ impl Client {
         Err(api_error(status, &bytes))
     }
 
-    fn transport_error(&self, error: &reqwest::Error) -> Error {
-        if let (Some(expected), Some(actual)) = (self.pin, self.seen_fingerprint())
-            && expected != actual
-        {
-            return Error::FingerprintMismatch { expected, actual };
-        }
-        Error::Connect {
-            url: self.base.clone(),
-            reason: error_chain(error),
+    /// Sends `request` to the current server; when it cannot connect, or the server answers
+    /// that it is the standby, the request goes to the next server of the pair (each once).
+    /// Only a failed connection moves on: a request that reached a server and got no answer
+    /// is not sent twice.
+    async fn execute(&self, request: RequestBuilder) -> Result<reqwest::Response> {
+        let (_, built) = request.build_split();
+        let mut request = built.map_err(|e| Error::InvalidUrl {
+            url: e.url().map(ToString::to_string).unwrap_or_default(),
+            reason: error_chain(&e),
+        })?;
+        let mut tried = 0;
+        loop {
+            tried += 1;
+            // A standby may name an active this client did not know: one more try for it.
+            let more = tried <= self.lock().endpoints.len();
+            let endpoint = self.endpoint_of(&request);
+            let again = request.try_clone().filter(|_| more);
+            match endpoint.http.execute(request).await {
+                Ok(response) => {
+                    let standby = response.status() == StatusCode::SERVICE_UNAVAILABLE
+                        && response
+                            .headers()
+                            .get(ROLE_HEADER)
+                            .and_then(|v| v.to_str().ok())
+                            == Some(api::ha::HaRole::Standby.as_str());
+                    if standby {
+                        let bytes = response.bytes().await.unwrap_or_default();
+                        self.after_standby(&endpoint, &bytes);
+                        match again {
+                            Some(next) => {
+                                request = self.retarget(next, &endpoint);
+                                continue;
+                            }
+                            None => return Err(api_error(StatusCode::SERVICE_UNAVAILABLE, &bytes)),
+                        }
+                    }
+                    if let Some(term) = response
+                        .headers()
+                        .get(api::ha::TERM_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse().ok())
+                    {
+                        self.lock().term = Some(term);
+                    }
+                    return Ok(response);
+                }
+                Err(error) => {
+                    let failed = endpoint.transport_error(&error);
+                    let others = tried < self.lock().endpoints.len();
+                    match (again.filter(|_| others), &failed) {
+                        (Some(next), Error::Connect { .. }) if error.is_connect() => {
+                            tracing::debug!(url = %endpoint.base, %failed, "Trying the other server of the pair.");
+                            self.turn_from(&endpoint);
+                            request = self.retarget(next, &endpoint);
+                        }
+                        _ => return Err(failed),
+                    }
+                }
+            }
         }
     }
+
+    /// The known server `request` is addressed to (the current one if none matches).
+    fn endpoint_of(&self, request: &reqwest::Request) -> Endpoint {
+        let pair = self.lock();
+        pair.endpoints
+            .iter()
+            .find(|e| url_under(request.url().as_str(), &e.base))
+            .unwrap_or(&pair.endpoints[pair.current])
+            .clone()
+    }
+
+    /// Makes the server after `failed` the current one, unless another task already moved on.
+    fn turn_from(&self, failed: &Endpoint) {
+        let mut pair = self.lock();
+        if pair.endpoints[pair.current].base == failed.base {
+            pair.current = (pair.current + 1) % pair.endpoints.len();
+        }
+    }
+
+    /// Learns the pair from a standby's answer and turns to the active it names, or else on.
+    fn after_standby(&self, standby: &Endpoint, body: &[u8]) {
+        let ha = serde_json::from_slice::<ErrorBody>(body)
+            .ok()
+            .and_then(|body| body.error.details)
+            .and_then(|details| serde_json::from_value::<api::ha::HaHealth>(details).ok());
+        if let Some(ha) = ha {
+            self.learn(&ha);
+        }
+        self.turn_from(standby);
+    }
+
+    /// `request` addressed to the current server instead of `from`.
+    fn retarget(&self, mut request: reqwest::Request, from: &Endpoint) -> reqwest::Request {
+        let to = self.current();
+        let rest = request
+            .url()
+            .as_str()
+            .strip_prefix(from.base.as_str())
+            .unwrap_or("")
+            .to_owned();
+        if let Ok(url) = reqwest::Url::parse(&format!("{}{rest}", to.base)) {
+            *request.url_mut() = url;
+        }
+        request
+    }
+
+    fn transport_error(&self, error: &reqwest::Error) -> Error {
+        self.current().transport_error(error)
+    }
+}
+
+/// Response header naming the role of a server of a pair (`standby` on its `503`).
+pub const ROLE_HEADER: &str = "x-plantwatch-role";
+
+/// Whether `url` lies under the server URL `base` (same origin, `base`'s path).
+fn url_under(url: &str, base: &str) -> bool {
+    url.strip_prefix(base)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']))
 }
 
 fn api_error(status: StatusCode, bytes: &[u8]) -> Error {

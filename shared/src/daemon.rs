@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::api::{ComponentKind, JoinCode, RegisterRequest};
+use crate::client::normalize_url;
 use crate::{Client, Fingerprint, Secret};
 
 /// Name of the enrollment state file inside the state directory.
@@ -28,6 +29,9 @@ pub struct Enrollment {
     pub api_key: Secret,
     #[serde(with = "time::serde::rfc3339")]
     pub enrolled_at: OffsetDateTime,
+    /// The other servers of an active/standby pair (from the join code, or learnt since).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternates: Vec<crate::api::ha::ServerAddress>,
 }
 
 /// Failures of the daemon helpers, with the path they concern.
@@ -145,7 +149,9 @@ impl Enrollment {
 
     /// A client of the server this component enrolled with, authenticated by its key.
     pub fn client(&self) -> crate::Result<Client> {
-        Ok(Client::new(&self.server_url, self.fingerprint)?.with_api_key(self.api_key.clone()))
+        Client::new(&self.server_url, self.fingerprint)?
+            .with_alternates(&self.alternates)
+            .map(|client| client.with_api_key(self.api_key.clone()))
     }
 }
 
@@ -158,7 +164,7 @@ pub async fn enroll(
     machine_id: &str,
     version: &str,
 ) -> Result<Enrollment, DaemonError> {
-    let client = Client::new(&code.url, code.fingerprint)?;
+    let client = Client::new(&code.url, code.fingerprint)?.with_alternates(&code.alternates)?;
     let registration = client
         .register(&RegisterRequest {
             token: code.token.clone(),
@@ -174,11 +180,45 @@ pub async fn enroll(
         kind,
         name: name.to_owned(),
         machine_id: machine_id.to_owned(),
-        server_url: client.base_url().to_owned(),
+        server_url: normalize_url(&code.url)?,
         fingerprint: code.fingerprint,
         api_key: registration.api_key,
         enrolled_at: OffsetDateTime::now_utc(),
+        alternates: code.alternates.clone(),
     })
+}
+
+/// How often a daemon asks its server which servers make up its pair.
+const PAIR_CHECK_EVERY: Duration = Duration::from_secs(300);
+
+/// Asks the server (`GET /healthz`) which servers make up its active/standby pair, at start
+/// and every five minutes, so a daemon enrolled before the standby existed learns it, and
+/// saves what it learns into the state file in `dir`. Runs until the runtime stops.
+pub async fn keep_pair(client: Client, dir: PathBuf, mut enrollment: Enrollment) {
+    loop {
+        if let Ok(health) = client.health().await
+            && let Some(ha) = health.ha
+        {
+            client.learn(&ha);
+            let primary = normalize_url(&enrollment.server_url).unwrap_or_default();
+            let alternates: Vec<_> = ha
+                .servers
+                .into_iter()
+                .filter(|server| normalize_url(&server.url).ok().as_ref() != Some(&primary))
+                .collect();
+            if alternates != enrollment.alternates {
+                tracing::info!(
+                    servers = ?alternates.iter().map(|s| s.url.as_str()).collect::<Vec<_>>(),
+                    "Learnt the other servers of the pair."
+                );
+                enrollment.alternates = alternates;
+                if let Err(error) = enrollment.save(&dir) {
+                    tracing::warn!(%error, "Saving the servers of the pair failed.");
+                }
+            }
+        }
+        tokio::time::sleep(PAIR_CHECK_EVERY).await;
+    }
 }
 
 /// This machine's stable id: `/etc/machine-id` (systemd), else D-Bus's, else one generated
@@ -522,6 +562,7 @@ mod tests {
             fingerprint: Some(Fingerprint::of_der(b"x")),
             api_key: Secret::new("pwk_7_secret"),
             enrolled_at: OffsetDateTime::UNIX_EPOCH,
+            alternates: Vec::new(),
         };
         state.save(&state_dir).unwrap();
         let mode = std::fs::metadata(state_dir.join(STATE_FILE))

@@ -8,6 +8,12 @@
 //! when the server has acknowledged it; the server stores a batch id once, so a lost
 //! acknowledgement never duplicates data. The outbox is bounded by size and age: the oldest
 //! batches are dropped first, counted and logged.
+//!
+//! Under an active/standby pair (`docs/ha.md`) an acknowledged batch is kept a while longer
+//! (`resend_grace`, 2 minutes) in `acked/`: the active acknowledges a batch once it is on its
+//! own disk, a moment before its replica has it. When an answer carries a new term (another
+//! server has taken over), the batches acknowledged in the grace period are sent again; the
+//! new active stores each batch id once.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -40,6 +46,9 @@ pub struct PushOptions {
     /// Waits between attempts while the server does not answer.
     pub retry_min: Duration,
     pub retry_max: Duration,
+    /// How long an acknowledged batch is kept to be sent again if another server of an
+    /// active/standby pair takes over (2 minutes; only while the server names a term).
+    pub resend_grace: Duration,
 }
 
 impl PushOptions {
@@ -53,6 +62,7 @@ impl PushOptions {
             replay_per_second: 5,
             retry_min: Duration::from_secs(1),
             retry_max: Duration::from_secs(30),
+            resend_grace: Duration::from_secs(120),
         }
     }
 }
@@ -134,6 +144,8 @@ struct Entry {
 pub struct Outbox {
     dir: PathBuf,
     entries: BTreeMap<u64, Entry>,
+    /// Acknowledged batches kept for the resend grace period (in `acked/`), with when.
+    acked: BTreeMap<u64, (Entry, std::time::Instant)>,
     next_seq: u64,
     /// Random per start, so batch ids never repeat across restarts or reinstalls.
     prefix: String,
@@ -190,10 +202,37 @@ impl Outbox {
                 },
             );
         }
-        let next_seq = entries.keys().next_back().map_or(1, |last| last + 1);
+        // Batches acknowledged before a restart: kept one more grace period from now.
+        let mut acked = BTreeMap::new();
+        let acked_dir = dir.join(ACKED_DIR);
+        if let Ok(listing) = std::fs::read_dir(&acked_dir) {
+            for item in listing.flatten() {
+                let path = item.path();
+                let parsed = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(parse_name);
+                let Some((seq, created_ms, lines, batch_id)) = parsed else {
+                    let _ = std::fs::remove_file(&path);
+                    continue;
+                };
+                let bytes = item.metadata().map_or(0, |m| m.len());
+                let entry = Entry {
+                    path,
+                    batch_id,
+                    bytes,
+                    lines,
+                    created_ms,
+                };
+                acked.insert(seq, (entry, std::time::Instant::now()));
+            }
+        }
+        let last = entries.keys().chain(acked.keys()).max();
+        let next_seq = last.map_or(1, |last| last + 1);
         Ok(Outbox {
             dir: dir.to_owned(),
             entries,
+            acked,
             next_seq,
             prefix: hex::encode(rand::random::<[u8; 6]>()),
             dropped_batches: 0,
@@ -272,6 +311,56 @@ impl Outbox {
         }
     }
 
+    /// An acknowledged batch: kept in `acked/` to be resent after a takeover, or removed.
+    fn acknowledged(&mut self, seq: u64, keep: bool) {
+        let Some(mut entry) = self.entries.remove(&seq) else {
+            return;
+        };
+        if keep {
+            let dir = self.dir.join(ACKED_DIR);
+            let _ = std::fs::create_dir(&dir);
+            if let Some(name) = entry.path.file_name() {
+                let path = dir.join(name);
+                if std::fs::rename(&entry.path, &path).is_ok() {
+                    entry.path = path;
+                    self.acked.insert(seq, (entry, std::time::Instant::now()));
+                    return;
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&entry.path);
+    }
+
+    /// Forgets acknowledged batches older than `grace`.
+    fn expire_acked(&mut self, grace: Duration) {
+        while let Some((&seq, (_, at))) = self.acked.iter().next() {
+            if at.elapsed() < grace {
+                break;
+            }
+            if let Some((entry, _)) = self.acked.remove(&seq) {
+                let _ = std::fs::remove_file(&entry.path);
+            }
+        }
+    }
+
+    /// Puts the acknowledged batches kept back into the outbox, to be sent again (to a server
+    /// that has just taken over); returns how many.
+    pub fn requeue_acked(&mut self) -> usize {
+        let mut count = 0;
+        for (seq, (mut entry, _)) in std::mem::take(&mut self.acked) {
+            let Some(name) = entry.path.file_name() else {
+                continue;
+            };
+            let path = self.dir.join(name);
+            if std::fs::rename(&entry.path, &path).is_ok() {
+                entry.path = path;
+                self.entries.insert(seq, entry);
+                count += 1;
+            }
+        }
+        count
+    }
+
     fn body(&self, seq: u64) -> Option<(String, Vec<u8>)> {
         let entry = self.entries.get(&seq)?;
         let body = std::fs::read(&entry.path).ok()?;
@@ -299,6 +388,9 @@ impl Outbox {
         }
     }
 }
+
+/// Subdirectory of the outbox holding acknowledged batches during the resend grace period.
+const ACKED_DIR: &str = "acked";
 
 /// Result of sending one batch.
 enum Sent {
@@ -330,6 +422,8 @@ pub struct Pusher {
     client: Client,
     status: Arc<Mutex<OutboxStatus>>,
     receiver: mpsc::Receiver<Lines>,
+    /// The term of the active server that acknowledged the last batch.
+    term: Option<u64>,
 }
 
 impl std::fmt::Debug for Pusher {
@@ -363,6 +457,7 @@ impl Pusher {
                 client,
                 status: status.clone(),
                 receiver,
+                term: None,
             },
             LineSender(sender),
             status,
@@ -486,7 +581,22 @@ impl Pusher {
         };
         match self.send(&batch_id, body).await {
             Sent::Done => {
-                self.outbox.remove(seq);
+                let term = self.client.term();
+                self.outbox.expire_acked(self.options.resend_grace);
+                if let (Some(before), Some(now)) = (self.term, term)
+                    && before != now
+                {
+                    let again = self.outbox.requeue_acked();
+                    tracing::info!(
+                        before,
+                        now,
+                        batches = again,
+                        "Another server of the pair has taken over; sending the batches it may \
+                         not have again."
+                    );
+                }
+                self.outbox.acknowledged(seq, term.is_some());
+                self.term = term;
                 if failing.take().is_some() {
                     tracing::info!(
                         waiting = self.outbox.entries.len(),

@@ -90,6 +90,7 @@ fn signed_in_app(now: OffsetDateTime) -> App {
         fingerprint: Some(plantwatch_shared::Fingerprint::of_der(b"bench")),
         username: Some("admin".into()),
         token: Some("pws_bench".into()),
+        alternates: Vec::new(),
     });
     let mut app = App::new(profiles, None, Theme { color: true });
     app.start(None);

@@ -237,7 +237,7 @@ impl App {
             self.show_login(&context, "Sign in again to use this context.");
             return;
         };
-        match Client::new(&context.url, context.fingerprint) {
+        match context.client() {
             Ok(client) => self.begin_session(Session {
                 client: client.with_token(token),
                 context,
@@ -367,7 +367,7 @@ impl App {
             let started = Instant::now();
             let health = client.health().await?;
             Ok(Reply::Health {
-                health,
+                health: Box::new(health),
                 latency: started.elapsed(),
             })
         });
@@ -451,10 +451,25 @@ impl App {
         }
         match &reply {
             Reply::Health { health, latency } => {
+                if let (Some(ha), Some(session)) = (&health.ha, &mut self.session) {
+                    session.client.learn(ha);
+                    if session.context.learn_pair(ha) && session.saved {
+                        let context = session.context.clone();
+                        if let Some(stored) = self
+                            .profiles
+                            .contexts
+                            .iter_mut()
+                            .find(|c| c.name == context.name)
+                        {
+                            stored.alternates = context.alternates;
+                        }
+                        self.save_profiles();
+                    }
+                }
                 let now = self.now;
                 if let Some(server) = &mut self.server {
                     server.skew = health.server_time - now;
-                    server.health = Some(health.clone());
+                    server.health = Some(health.as_ref().clone());
                     server.checked_at = Some(now);
                     server.latency = Some(*latency);
                 }
@@ -562,8 +577,9 @@ impl App {
             fingerprint: pending.pin,
             username: Some(response.user.username.clone()),
             token: Some(response.token.clone()),
+            alternates: existing.map(|c| c.alternates).unwrap_or_default(),
         };
-        let client = match Client::new(&pending.url, pending.pin) {
+        let client = match context.client() {
             Ok(client) => client.with_token(response.token.clone()),
             Err(error) => return self.error(error.to_string()),
         };

@@ -216,6 +216,7 @@ pub fn run(args: DemoArgs, theme: Theme) -> anyhow::Result<()> {
         fingerprint: Some(server.fingerprint),
         username: Some(DEMO_USER.into()),
         token: Some(signed_in.token),
+        alternates: Vec::new(),
     });
     // The demo's contexts live in its folder: the user's own configuration is not touched.
     let config = dir.join("client.toml");

@@ -32,7 +32,7 @@ pub enum Event {
 #[derive(Debug)]
 pub enum Reply {
     Health {
-        health: Health,
+        health: Box<Health>,
         latency: std::time::Duration,
     },
     Me(Me),

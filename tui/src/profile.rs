@@ -8,7 +8,8 @@ use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow, bail};
-use plantwatch_shared::{Fingerprint, Secret};
+use plantwatch_shared::api::ha::ServerAddress;
+use plantwatch_shared::{Client, Fingerprint, Secret};
 use serde::{Deserialize, Serialize};
 
 /// One server profile.
@@ -22,6 +23,31 @@ pub struct Context {
     pub username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<Secret>,
+    /// The other servers of an active/standby pair, learnt from the server: the console
+    /// moves to one of them when this one fails or is the standby.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternates: Vec<ServerAddress>,
+}
+
+impl Context {
+    /// A client for this context's server (and the rest of its pair), without a token.
+    pub fn client(&self) -> plantwatch_shared::Result<Client> {
+        Client::new(&self.url, self.fingerprint)?.with_alternates(&self.alternates)
+    }
+
+    /// Records the pair `ha` describes; whether anything changed.
+    pub fn learn_pair(&mut self, ha: &plantwatch_shared::api::ha::HaHealth) -> bool {
+        let own = plantwatch_shared::client::normalize_url(&self.url).ok();
+        let alternates: Vec<ServerAddress> = ha
+            .servers
+            .iter()
+            .filter(|s| plantwatch_shared::client::normalize_url(&s.url).ok() != own)
+            .cloned()
+            .collect();
+        let changed = alternates != self.alternates;
+        self.alternates = alternates;
+        changed
+    }
 }
 
 /// The whole file.
@@ -159,6 +185,7 @@ mod tests {
             fingerprint: Some(Fingerprint::of_der(name.as_bytes())),
             username: Some("ana".into()),
             token: Some("pws_secret".into()),
+            alternates: Vec::new(),
         }
     }
 

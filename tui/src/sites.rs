@@ -118,7 +118,8 @@ impl SiteStatus {
 
 fn client_of(context: &Context) -> Result<Client, String> {
     let token = context.token.clone().ok_or("not signed in")?;
-    Client::new(&context.url, context.fingerprint)
+    context
+        .client()
         .map(|c| c.with_token(token))
         .map_err(|e| error_chain(&e))
 }
@@ -254,6 +255,7 @@ mod tests {
             fingerprint: None,
             username: None,
             token: None,
+            alternates: Vec::new(),
         };
         SiteStatus {
             nodes: nodes.iter().map(|(k, v)| ((*k).into(), *v)).collect(),

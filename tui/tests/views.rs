@@ -106,6 +106,7 @@ fn context(name: &str, token: bool) -> Context {
         fingerprint: Some(Fingerprint::of_der(name.as_bytes())),
         username: Some("admin".into()),
         token: token.then(|| "pws_secret".into()),
+        alternates: Vec::new(),
     }
 }
 
@@ -152,11 +153,12 @@ fn signed_in(role: Role) -> App {
     reply(
         &mut app,
         Reply::Health {
-            health: Health {
+            health: Box::new(Health {
                 status: "ok".into(),
                 version: "0.1.0".into(),
                 server_time: NOW,
-            },
+                ha: None,
+            }),
             latency: Duration::from_millis(12),
         },
     );
@@ -418,6 +420,47 @@ fn a_server_without_admin_shows_the_setup_screen() {
 fn dashboard_for_an_admin_and_a_viewer() {
     snap("dashboard_admin", &signed_in(Role::Admin));
     snap("dashboard_viewer", &signed_in(Role::Viewer));
+}
+
+/// One of an active/standby pair: the dashboard names this server's role, term and peer, and
+/// the context learns the peer (to move to it by itself).
+#[test]
+fn dashboard_of_a_server_of_a_pair_shows_its_role_and_peer() {
+    use plantwatch_shared::api::ha::{HaHealth, HaRole, ServerAddress};
+    let mut app = signed_in(Role::Admin);
+    let me = ServerAddress {
+        url: "https://plant1.example:8443".into(),
+        fingerprint: Some(Fingerprint::of_der(b"plant1")),
+    };
+    let peer = ServerAddress {
+        url: "https://plant1-b.example:8443".into(),
+        fingerprint: Some(Fingerprint::of_der(b"plant1-b")),
+    };
+    reply(
+        &mut app,
+        Reply::Health {
+            health: Box::new(Health {
+                status: "ok".into(),
+                version: "0.1.0".into(),
+                server_time: NOW,
+                ha: Some(HaHealth {
+                    name: "plant-a".into(),
+                    role: HaRole::Active,
+                    term: 7,
+                    active: Some(me.clone()),
+                    servers: vec![me, peer.clone()],
+                }),
+            }),
+            latency: Duration::from_millis(12),
+        },
+    );
+    let screen = draw(&app, 120, 40);
+    assert!(
+        screen.contains("plant-a active (term 7), peer https://plant1-b.example:8443"),
+        "{screen}"
+    );
+    let context = app.profiles.get("plant1").unwrap();
+    assert_eq!(context.alternates, vec![peer]);
 }
 
 #[test]
@@ -2297,6 +2340,7 @@ fn a_new_token_shows_its_join_code_ready_to_copy() {
         url: "https://plant1.example:8443".into(),
         token: Secret::new(format!("pwe_{}", "A".repeat(43))),
         fingerprint: Some(Fingerprint::of_der(b"plant1")),
+        alternates: Vec::new(),
     }
     .encode();
     reply(

@@ -150,6 +150,7 @@ async fn create_token(
         url,
         token: secret.clone(),
         fingerprint: state.fingerprint,
+        alternates: state.gate.alternates(),
     }
     .encode();
     Ok((

@@ -69,7 +69,33 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             request_context,
         ))
+        .layer(middleware::from_fn_with_state(state.clone(), pair_gate))
         .with_state(state)
+}
+
+/// One of an active/standby pair: while it may act, every answer names its term (and role);
+/// once it may not (it lost or could not renew its lease), everything but `/healthz` is
+/// answered `503 standby`, so no sample is acknowledged that a new active would not have.
+async fn pair_gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(term) = state.gate.term() else {
+        return next.run(request).await;
+    };
+    if !state.gate.may_act()
+        && request.uri().path() != "/healthz"
+        && let Some(health) = state.gate.health()
+    {
+        return crate::ha::standby_response(health);
+    }
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    if let Ok(value) = axum::http::HeaderValue::from_str(&term.to_string()) {
+        headers.insert(plantwatch_shared::api::ha::TERM_HEADER, value);
+    }
+    headers.insert(
+        plantwatch_shared::client::ROLE_HEADER,
+        axum::http::HeaderValue::from_static("active"),
+    );
+    response
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {

@@ -98,6 +98,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0016_vsphere",
         include_str!("../../../migrations/0016_vsphere.sql"),
     ),
+    ("0017_ha", include_str!("../../../migrations/0017_ha.sql")),
 ];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -428,7 +429,8 @@ mod tests {
                 "0013_topology",
                 "0014_auto_parents",
                 "0015_modbus",
-                "0016_vsphere"
+                "0016_vsphere",
+                "0017_ha"
             ]
         );
     }

@@ -123,6 +123,10 @@ pub struct JoinCode {
     pub token: Secret,
     /// `None` only for a plain-HTTP development server.
     pub fingerprint: Option<Fingerprint>,
+    /// The other servers of an active/standby pair, tried when `url` does not answer or is
+    /// the standby.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternates: Vec<super::ha::ServerAddress>,
 }
 
 /// A string that is not a join code.
@@ -168,6 +172,16 @@ impl FromStr for JoinCode {
         }
         if code.url.starts_with("https://") && code.fingerprint.is_none() {
             return Err(JoinCodeError("it has no certificate fingerprint".into()));
+        }
+        for other in &code.alternates {
+            crate::client::normalize_url(&other.url)
+                .map_err(|e| JoinCodeError(format!("an alternate server URL is unusable: {e}")))?;
+            if other.url.starts_with("https://") && other.fingerprint.is_none() {
+                return Err(JoinCodeError(format!(
+                    "the alternate server {} has no certificate fingerprint",
+                    other.url
+                )));
+            }
         }
         Ok(code)
     }
@@ -440,6 +454,7 @@ mod tests {
             url: "https://10.1.2.3:8443".into(),
             token: Secret::new("pwe_abc"),
             fingerprint: Some(Fingerprint::of_der(b"cert")),
+            alternates: Vec::new(),
         }
     }
 

@@ -16,6 +16,7 @@ mod directory;
 mod discovery;
 mod event_rules;
 mod events;
+pub mod ha;
 mod metrics;
 pub mod modbus;
 mod names;
@@ -145,6 +146,9 @@ pub struct Health {
     pub version: String,
     #[serde(with = "time::serde::rfc3339")]
     pub server_time: OffsetDateTime,
+    /// The pair, when the server is one of an active/standby pair.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ha: Option<ha::HaHealth>,
 }
 
 /// `GET /api/v1/setup`: whether the server still waits for its first admin.

@@ -160,6 +160,7 @@ wire_enum! {
         SeriesLimit => "series_limit",
         SessionExpired => "session_expired",
         SetupDone => "setup_done",
+        Standby => "standby",
         TemplateNotFound => "template_not_found",
         TokenExhausted => "token_exhausted",
         TokenExpired => "token_expired",

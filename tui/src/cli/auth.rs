@@ -93,20 +93,42 @@ pub async fn login(session: &Session, args: LoginArgs) -> anyhow::Result<()> {
             "no terminal to ask for the password on; use --password-stdin",
         )?
     };
-    let client = Client::new(&url, fingerprint)?;
+    let client = Client::new(&url, fingerprint)?.with_alternates(
+        &existing
+            .as_ref()
+            .map(|c| c.alternates.clone())
+            .unwrap_or_default(),
+    )?;
     let signed_in = client.login(&username, password.expose()).await?;
 
     let name = args
         .name
         .or_else(|| existing.as_ref().map(|c| c.name.clone()))
         .unwrap_or_else(|| name_for_url(&url));
-    profiles.upsert_current(Context {
+    let mut context = Context {
         name: name.clone(),
         url: url.clone(),
         fingerprint,
         username: Some(signed_in.user.username.clone()),
         token: Some(signed_in.token),
-    });
+        alternates: existing.map(|c| c.alternates).unwrap_or_default(),
+    };
+    // One of an active/standby pair: remember the other server, to move to it by itself.
+    if let Ok(health) = client.health().await
+        && let Some(ha) = &health.ha
+        && context.learn_pair(ha)
+    {
+        println!(
+            "{url} is one of an active/standby pair; the console also knows {}.",
+            context
+                .alternates
+                .iter()
+                .map(|s| s.url.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    profiles.upsert_current(context);
     session.save(&profiles)?;
     println!(
         "Signed in to {url} as {} ({}). Context: {name}",
@@ -122,7 +144,7 @@ pub async fn logout(session: &Session) -> anyhow::Result<()> {
         println!("Not signed in to {}.", context.name);
         return Ok(());
     };
-    let client = Client::new(&context.url, context.fingerprint)?.with_token(token);
+    let client = context.client()?.with_token(token);
     match client.logout().await {
         Ok(()) => {}
         // The session had already ended on the server: forgetting it locally is all that's left.

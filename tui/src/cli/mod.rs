@@ -357,7 +357,7 @@ impl Session {
                 context.url
             )
         })?;
-        let client = Client::new(&context.url, context.fingerprint)?.with_token(token);
+        let client = context.client()?.with_token(token);
         Ok((context, client))
     }
 

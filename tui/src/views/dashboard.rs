@@ -64,6 +64,9 @@ impl View for DashboardView {
                     (None, None) => Span::raw("… checking"),
                 };
                 lines.push(row("Status", state));
+                if let Some(ha) = server.health.as_ref().and_then(|h| h.ha.as_ref()) {
+                    lines.push(row("Pair", Span::raw(pair_line(ha))));
+                }
                 if let Some(latency) = server.latency {
                     lines.push(row(
                         "Response",
@@ -234,4 +237,22 @@ fn remote_backlog(
     } else {
         (text, crate::theme::Theme::ok)
     }
+}
+
+/// One server of an active/standby pair and its peer: `plant-a active (term 3), standby
+/// https://10.1.0.6:8443`.
+fn pair_line(ha: &plantwatch_shared::api::ha::HaHealth) -> String {
+    let own = ha.servers.first().map(|s| s.url.as_str());
+    let others: Vec<&str> = ha
+        .servers
+        .iter()
+        .map(|s| s.url.as_str())
+        .filter(|url| Some(*url) != own)
+        .collect();
+    let peer = if others.is_empty() {
+        "no peer seen".to_owned()
+    } else {
+        format!("peer {}", others.join(", "))
+    };
+    format!("{} {} (term {}), {peer}", ha.name, ha.role, ha.term)
 }

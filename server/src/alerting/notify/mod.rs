@@ -134,9 +134,11 @@ pub fn open_channel(vault: &Vault, row: &notify::ChannelRow) -> Result<OpenedCha
 }
 
 /// The sender: delivers due notifications until shutdown.
-pub async fn run(db: Db, vault: Vault, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(db: Db, vault: Vault, gate: crate::ha::Gate, mut shutdown: watch::Receiver<bool>) {
     loop {
-        if let Err(error) = send_due(&db, &vault).await {
+        if !gate.may_act() {
+            // One of a pair that is not (or no longer surely) active: another server sends.
+        } else if let Err(error) = send_due(&db, &vault, &gate).await {
             tracing::warn!(%error, "Sending notifications failed.");
         }
         tokio::select! {
@@ -150,11 +152,20 @@ pub async fn run(db: Db, vault: Vault, mut shutdown: watch::Receiver<bool>) {
 /// concurrently, each in queue order, so a receiver that hangs until its timeout delays only
 /// its own channel; after a failed attempt the rest of that channel's round waits for the next
 /// round.
-pub async fn send_due(db: &Db, vault: &Vault) -> anyhow::Result<usize> {
+pub async fn send_due(db: &Db, vault: &Vault, gate: &crate::ha::Gate) -> anyhow::Result<usize> {
     let now = crate::clock::unix_secs();
     let due = db
         .call(move |conn| notify::due(conn, now, 100).map_err(db::DbError::from))
         .await?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    // In a pair: once the standby's copy holds these, a server taking over knows they were
+    // decided (and sends them itself only if this one did not mark them sent).
+    gate.replicated().await;
+    if !gate.may_act() {
+        return Ok(0);
+    }
     let mut by_channel: BTreeMap<i64, Vec<notify::Due>> = BTreeMap::new();
     for item in due {
         by_channel.entry(item.channel_id).or_default().push(item);

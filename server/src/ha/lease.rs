@@ -1,0 +1,201 @@
+//! The lease and the members' status files in the pair's shared directory.
+//!
+//! `lease.json` says who is active and in which term. Every change is a read-modify-write
+//! under an exclusive `flock` of `lease.lock`, written to a temporary file, flushed and
+//! renamed, so two servers never both take it and a crash leaves the old lease or the new.
+//! Expiry is judged by the standby's own monotonic clock (the lease has not changed for 15 s),
+//! never by comparing the two servers' wall clocks.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use plantwatch_shared::Fingerprint;
+use plantwatch_shared::api::ha::HaRole;
+use serde::{Deserialize, Serialize};
+
+/// The lease of the pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// Raised by every takeover; a server acts only in the term it took.
+    pub term: u64,
+    /// The active server's name; `None` once it released the lease (a planned switch-over).
+    pub holder: Option<String>,
+    /// How many times the holder renewed it in this term: what the standby watches.
+    pub renewals: u64,
+    /// Wall-clock time of the last renewal (for people reading `ha status`, not for expiry).
+    pub renewed_at_ms: u64,
+    /// A planned switch-over asked for: the name of the server to hand over to, or `*` for
+    /// whichever standby is there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover_to: Option<String>,
+}
+
+/// What a server of the pair writes about itself every second (`members/NAME.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    pub name: String,
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<Fingerprint>,
+    pub role: HaRole,
+    pub term: u64,
+    pub updated_at_ms: u64,
+    /// A standby: the replication beacon its copy holds (the active writes one a second).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beacon_seq: Option<u64>,
+    /// A standby: how old the newest beacon in its copy is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_ms: Option<u64>,
+}
+
+pub const LEASE_FILE: &str = "lease.json";
+const LOCK_FILE: &str = "lease.lock";
+const MEMBERS_DIR: &str = "members";
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Reads the lease; `None` before any server took one.
+pub fn read(dir: &Path) -> anyhow::Result<Option<Lease>> {
+    let path = dir.join(LEASE_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            Ok(Some(serde_json::from_slice(&bytes).map_err(|e| {
+                anyhow::anyhow!("{} is damaged: {e}", path.display())
+            })?))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(anyhow::anyhow!("reading {}: {e}", path.display())),
+    }
+}
+
+/// Reads the lease under the lock and lets `change` decide: `Some(lease)` is written.
+/// Returns what `change` returned besides.
+pub fn update<T>(
+    dir: &Path,
+    change: impl FnOnce(Option<&Lease>) -> (Option<Lease>, T),
+) -> anyhow::Result<T> {
+    let lock_path = dir.join(LOCK_FILE);
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| anyhow::anyhow!("opening {}: {e}", lock_path.display()))?;
+    lock.lock()
+        .map_err(|e| anyhow::anyhow!("locking {}: {e}", lock_path.display()))?;
+    let current = read(dir)?;
+    let (new, answer) = change(current.as_ref());
+    if let Some(new) = new {
+        write_atomically(&dir.join(LEASE_FILE), &serde_json::to_vec_pretty(&new)?)?;
+    }
+    drop(lock);
+    Ok(answer)
+}
+
+/// Writes `bytes` to `path` through a flushed temporary file and a rename (mode 0600).
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let temporary = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", temporary.display()))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", temporary.display()))?;
+    std::fs::rename(&temporary, path)
+        .map_err(|e| anyhow::anyhow!("replacing {}: {e}", path.display()))
+}
+
+/// Writes this server's status file.
+pub fn write_member(dir: &Path, member: &Member) -> anyhow::Result<()> {
+    let members = dir.join(MEMBERS_DIR);
+    std::fs::create_dir_all(&members)
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", members.display()))?;
+    write_atomically(
+        &member_path(dir, &member.name),
+        &serde_json::to_vec_pretty(member)?,
+    )
+}
+
+fn member_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(MEMBERS_DIR).join(format!("{name}.json"))
+}
+
+/// Every member's last status, by name.
+pub fn members(dir: &Path) -> Vec<Member> {
+    let mut members: Vec<Member> = std::fs::read_dir(dir.join(MEMBERS_DIR))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.path().extension().is_some_and(|e| e == "json"))
+        .filter_map(|entry| std::fs::read(entry.path()).ok())
+        .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
+        .collect();
+    members.sort_by(|a, b| a.name.cmp(&b.name));
+    members
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_one_of_two_racing_servers_takes_a_free_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let take = |name: &'static str, dir: PathBuf| {
+            std::thread::spawn(move || {
+                update(&dir, |current| match current {
+                    None => (
+                        Some(Lease {
+                            term: 1,
+                            holder: Some(name.into()),
+                            renewals: 0,
+                            renewed_at_ms: now_ms(),
+                            handover_to: None,
+                        }),
+                        true,
+                    ),
+                    Some(_) => (None, false),
+                })
+                .unwrap()
+            })
+        };
+        let (a, b) = (
+            take("a", dir.path().to_owned()),
+            take("b", dir.path().to_owned()),
+        );
+        let (a, b) = (a.join().unwrap(), b.join().unwrap());
+        assert!(a ^ b, "exactly one took it: a {a}, b {b}");
+        let lease = read(dir.path()).unwrap().unwrap();
+        assert_eq!(lease.holder.as_deref(), Some(if a { "a" } else { "b" }));
+        assert_eq!(lease.term, 1);
+    }
+
+    #[test]
+    fn members_round_trip_and_a_damaged_lease_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let member = Member {
+            name: "plant-b".into(),
+            url: "https://127.0.0.1:8443".into(),
+            fingerprint: None,
+            role: HaRole::Standby,
+            term: 3,
+            updated_at_ms: 5,
+            beacon_seq: Some(9),
+            lag_ms: Some(800),
+        };
+        write_member(dir.path(), &member).unwrap();
+        assert_eq!(members(dir.path()), vec![member]);
+        std::fs::write(dir.path().join(LEASE_FILE), b"{not json").unwrap();
+        let error = read(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("damaged"), "{error}");
+    }
+}
