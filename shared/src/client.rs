@@ -1690,4 +1690,133 @@ mod tests {
         let err = api_error(StatusCode::NOT_FOUND, body);
         assert_eq!(err.code(), Some(ErrorCode::UserNotFound));
     }
+
+    /// A plain-HTTP responder on loopback that answers every request with `status`,
+    /// `headers` and `body`, and counts the requests.
+    async fn responder(
+        status: &'static str,
+        headers: &'static [(&'static str, &'static str)],
+        body: String,
+    ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let mut answer = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+                    body.len()
+                );
+                for (name, value) in headers {
+                    answer.push_str(&format!("{name}: {value}\r\n"));
+                }
+                answer.push_str("\r\n");
+                answer.push_str(&body);
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        (url, count)
+    }
+
+    const HEALTH: &str = r#"{"status":"ok","version":"1","server_time":"2026-12-04T00:00:00Z"}"#;
+
+    #[tokio::test]
+    async fn a_standby_answer_turns_the_client_to_the_active_it_names() {
+        let (active, active_hits) = responder(
+            "200 OK",
+            &[(api::ha::TERM_HEADER, "4")],
+            HEALTH.to_owned(),
+        )
+        .await;
+        let standby_body = serde_json::json!({"error": {
+            "code": "standby",
+            "message": "this server is the standby of its pair",
+            "details": {
+                "name": "plant-b", "role": "standby", "term": 4,
+                "active": {"url": active},
+                "servers": [{"url": "http://127.0.0.1:1"}, {"url": active}],
+            },
+        }})
+        .to_string();
+        let (standby, standby_hits) = responder(
+            "503 Service Unavailable",
+            &[(ROLE_HEADER, "standby")],
+            standby_body,
+        )
+        .await;
+        // The client knows only the standby: it learns the active from the answer.
+        let client = Client::new(&standby, None).unwrap();
+        client.health().await.unwrap();
+        assert_eq!(client.base_url(), active);
+        assert_eq!(client.term(), Some(4));
+        assert_eq!(client.servers().len(), 3, "{:?}", client.servers());
+        client.health().await.unwrap();
+        assert_eq!(
+            (
+                standby_hits.load(std::sync::atomic::Ordering::SeqCst),
+                active_hits.load(std::sync::atomic::Ordering::SeqCst)
+            ),
+            (1, 2),
+            "the second call goes straight to the active"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_moves_to_the_other_server_and_a_foreign_503_does_not() {
+        let dead = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", listener.local_addr().unwrap())
+        };
+        let (alive, _) = responder("200 OK", &[], HEALTH.to_owned()).await;
+        let client = Client::new(&dead, None)
+            .unwrap()
+            .with_alternates(&[api::ha::ServerAddress {
+                url: alive.clone(),
+                fingerprint: None,
+            }])
+            .unwrap();
+        client.health().await.unwrap();
+        assert_eq!(client.base_url(), alive);
+        // Alone, the same dead server is an error naming it.
+        let alone = Client::new(&dead, None).unwrap();
+        let error = alone.health().await.unwrap_err();
+        assert!(matches!(error, Error::Connect { ref url, .. } if *url == dead), "{error}");
+        // A 503 that is not a standby's (a busy ingest) is the caller's to handle.
+        let (busy, busy_hits) =
+            responder("503 Service Unavailable", &[], "{}".to_owned()).await;
+        let client = Client::new(&busy, None)
+            .unwrap()
+            .with_alternates(&[api::ha::ServerAddress {
+                url: alive,
+                fingerprint: None,
+            }])
+            .unwrap();
+        assert_eq!(client.health().await.unwrap_err().status(), Some(503));
+        assert_eq!(busy_hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(client.base_url(), busy);
+        // An https alternate without its fingerprint is refused.
+        let error = Client::new(&dead, None)
+            .unwrap()
+            .with_alternates(&[api::ha::ServerAddress {
+                url: "https://127.0.0.1:9".into(),
+                fingerprint: None,
+            }])
+            .unwrap_err();
+        assert!(error.to_string().contains("fingerprint"), "{error}");
+    }
+
 }

@@ -711,4 +711,34 @@ mod tests {
         assert_eq!(outbox.enforce(u64::MAX, Duration::ZERO).0, 3);
         assert_eq!(outbox.status().batches, 0);
     }
+
+    #[test]
+    fn acknowledged_batches_are_kept_for_the_grace_period_and_can_be_sent_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut outbox = Outbox::open(dir.path()).unwrap();
+        let first = outbox.append("cpu v=1 1\n", 1).unwrap();
+        let second = outbox.append("cpu v=2 2\n", 1).unwrap();
+        let third = outbox.append("cpu v=3 3\n", 1).unwrap();
+        // Kept (a pair's term was seen), kept, and not kept (no pair).
+        outbox.acknowledged(first, true);
+        outbox.acknowledged(second, true);
+        outbox.acknowledged(third, false);
+        assert_eq!(outbox.oldest(), None);
+        assert_eq!(std::fs::read_dir(dir.path().join(ACKED_DIR)).unwrap().count(), 2);
+        // A restart keeps them, and new batches take sequence numbers after theirs.
+        let mut outbox = Outbox::open(dir.path()).unwrap();
+        assert_eq!(outbox.next_seq, second + 1);
+        outbox.expire_acked(Duration::from_secs(120));
+        assert_eq!(outbox.requeue_acked(), 2);
+        assert_eq!(outbox.oldest(), Some(first));
+        let (id, _) = outbox.body(second).unwrap();
+        assert!(id.ends_with(&format!("-{second}")), "same batch id: {id}");
+        // Past the grace period they are gone.
+        outbox.acknowledged(first, true);
+        std::thread::sleep(Duration::from_millis(5));
+        outbox.expire_acked(Duration::ZERO);
+        assert_eq!(outbox.requeue_acked(), 0);
+        assert_eq!(std::fs::read_dir(dir.path().join(ACKED_DIR)).unwrap().count(), 0);
+    }
+
 }

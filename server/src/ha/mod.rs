@@ -109,6 +109,28 @@ struct Peers {
     others: Vec<Member>,
     /// The standby's beacon, and when its status last changed (by this server's clock).
     standby: Option<(u64, Instant, u64)>,
+    /// The standby's delay behind this server, as it last wrote it.
+    lag_ms: Option<u64>,
+}
+
+impl crate::telemetry::registry::Report for Gate {
+    fn report(&self, out: &mut crate::telemetry::registry::Exposition) {
+        use crate::telemetry::registry::figures as f;
+        let Some(state) = &self.0 else {
+            return;
+        };
+        out.declare(&f::HA_TERM);
+        out.value(&f::HA_TERM, state.term as f64);
+        out.declare(&f::HA_ACTING);
+        out.value(&f::HA_ACTING, if self.may_act() { 1.0 } else { 0.0 });
+        let peers = lock(&state.peers);
+        if let (Some(lag), Some((_, changed, _))) = (peers.lag_ms, peers.standby)
+            && changed.elapsed() < MEMBER_STALE
+        {
+            out.declare(&f::HA_REPLICATION_LAG);
+            out.value(&f::HA_REPLICATION_LAG, lag as f64 / 1000.0);
+        }
+    }
 }
 
 impl Gate {
@@ -714,11 +736,12 @@ async fn active_status(settings: &Settings, term: u64, gate: &Gate, db: &Db) {
         .filter(|m| m.name != settings.name)
         .collect();
     let mut peers = lock(&state.peers);
-    let standby = others
+    let freshest = others
         .iter()
-        .filter(|m| m.role == HaRole::Standby && m.term == term)
-        .filter_map(|m| Some((m.beacon_seq?, m.updated_at_ms)))
-        .max_by_key(|(_, updated)| *updated);
+        .filter(|m| m.role == HaRole::Standby && m.term == term && m.beacon_seq.is_some())
+        .max_by_key(|m| m.updated_at_ms);
+    peers.lag_ms = freshest.and_then(|m| m.lag_ms);
+    let standby = freshest.and_then(|m| Some((m.beacon_seq?, m.updated_at_ms)));
     peers.standby = match (standby, peers.standby) {
         (Some((seq, updated)), Some((_, since, before))) if updated == before => {
             Some((seq, since, updated))

@@ -62,6 +62,7 @@ pub async fn render(state: &AppState) -> String {
     crate::listener::CONNECTIONS.report(&mut out);
     state.evaluator.report(&mut out);
     state.backend.report(&mut out);
+    state.gate.report(&mut out);
 
     let collectors = state
         .db

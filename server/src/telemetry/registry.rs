@@ -112,6 +112,12 @@ pub mod figures {
             "Age of the oldest batch waiting in each collector's outbox, as it last reported.";
         COLLECTOR_OUTBOX_BATCHES: Gauge "plantwatch_collector_outbox_batches"
             "Batches waiting in each collector's outbox, as it last reported.";
+        HA_TERM: Gauge "plantwatch_ha_term"
+            "One of an active/standby pair: the term this server is active in.";
+        HA_ACTING: Gauge "plantwatch_ha_acting"
+            "One of a pair: 1 while this server holds a fresh lease and acts, else 0.";
+        HA_REPLICATION_LAG: Gauge "plantwatch_ha_replication_lag_seconds"
+            "One of a pair: how far the standby's copy is behind, as the standby last wrote it.";
         DB_POOL_CONNECTIONS: Gauge "plantwatch_db_pool_connections"
             "Connections of each SQLite pool, by state.";
         HTTP_REQUESTS: Counter "plantwatch_http_requests_total"

@@ -559,6 +559,15 @@ async fn a_planned_switch_over_loses_nothing_and_a_paused_active_returns_as_stan
         (values == expected).then_some(())
     });
     stop_pusher();
+    // The active tells a scraper its term and how far the standby's copy is behind.
+    let (status, body) = admin
+        .send_raw(reqwest::Method::GET, "/metrics", None, Vec::new())
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("plantwatch_ha_acting 1"), "{text}");
+    assert!(text.contains("plantwatch_ha_replication_lag_seconds "), "{text}");
     // Demote refuses on the standby.
     let out = pair.a.ha(&pair.shared(), "demote");
     assert!(!out.status.success());
