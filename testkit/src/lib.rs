@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod dns;
 pub mod engines;
 pub mod modbus;
+pub mod pair;
 pub mod plantnet;
 pub mod polling;
 pub mod slapd;
