@@ -109,7 +109,10 @@ impl Drop for Member {
 fn kill_litestream(data: &Path) {
     if let Ok(pids) = std::fs::read_to_string(data.join("litestream.pids")) {
         for pid in pids.lines() {
-            let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", pid.trim()])
+                .stderr(Stdio::null())
+                .status();
         }
     }
 }

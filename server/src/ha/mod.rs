@@ -259,8 +259,23 @@ pub fn settings(
     let Some(dir) = &config.ha_dir else {
         return Ok(None);
     };
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("creating the pair's shared directory {}", dir.display()))?;
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the pair's shared directory {}", dir.display()))?;
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {}", dir.display()))?;
+    } else if let Ok(meta) = std::fs::metadata(dir) {
+        use std::os::unix::fs::PermissionsExt as _;
+        if meta.permissions().mode() & 0o077 != 0 {
+            // The replicas are whole copies of the databases (password hashes, sealed secrets).
+            tracing::warn!(
+                path = %dir.display(),
+                mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                "The pair's shared directory is accessible to other users; chmod 700 it."
+            );
+        }
+    }
     let dir = dir
         .canonicalize()
         .with_context(|| format!("resolving {}", dir.display()))?;
@@ -315,6 +330,18 @@ pub async fn serve(config: Config, mut signals: ShutdownSignals) -> anyhow::Resu
         anyhow::bail!("ha_dir is not set");
     };
     replication::stop_leftovers(&config.data_dir);
+    // Joining a pair whose active has data: the credentials need its vault key here.
+    if config.vault_key.is_none()
+        && !config.data_dir.join(crate::vault::KEY_FILE).exists()
+        && lease::read(&settings.dir)?.is_some_and(|l| l.holder.as_ref() != Some(&settings.name))
+    {
+        anyhow::bail!(
+            "{} has no vault key: copy vault.key from the active server's data directory (mode \
+             0600), or give both servers the same PLANTWATCH_VAULT_KEY, before starting the \
+             standby (docs/ha.md)",
+            config.data_dir.display()
+        );
+    }
     tracing::info!(
         name = %settings.name,
         dir = %settings.dir.display(),

@@ -24,25 +24,35 @@ fn replica_url(ha_dir: &Path, term: u64, db: &str) -> String {
     format!("file://{}", replica_dir(ha_dir, term).join(db).display())
 }
 
-/// Where Litestream's output goes: `litestream.log` in the data directory.
-fn log_file(data_dir: &Path) -> anyhow::Result<(Stdio, Stdio)> {
-    let path = data_dir.join("litestream.log");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    let err = file.try_clone()?;
-    Ok((Stdio::from(file), Stdio::from(err)))
+/// Passes Litestream's output into this server's log: its warnings and errors as warnings,
+/// the rest (a line per applied change, twice a second) at debug level.
+fn relay(child: &mut Child) {
+    use tokio::io::AsyncBufReadExt as _;
+    fn lines<R: tokio::io::AsyncRead + Unpin + Send + 'static>(from: Option<R>) {
+        let Some(from) = from else {
+            return;
+        };
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(from).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains("level=ERROR") || line.contains("level=WARN") || line.starts_with("Error") {
+                    tracing::warn!(target: "litestream", "{line}");
+                } else {
+                    tracing::debug!(target: "litestream", "{line}");
+                }
+            }
+        });
+    }
+    lines(child.stdout.take());
+    lines(child.stderr.take());
 }
 
 fn spawn(binary: &Path, args: &[String], data_dir: &Path) -> anyhow::Result<Child> {
-    let (out, err) = log_file(data_dir)?;
-    let child = Command::new(binary)
+    let mut child = Command::new(binary)
         .args(args)
         .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .with_context(|| {
@@ -51,6 +61,7 @@ fn spawn(binary: &Path, args: &[String], data_dir: &Path) -> anyhow::Result<Chil
                 binary.display()
             )
         })?;
+    relay(&mut child);
     if let Some(pid) = child.id() {
         let path = data_dir.join(PIDS_FILE);
         let mut pids = std::fs::read_to_string(&path).unwrap_or_default();
@@ -153,19 +164,9 @@ impl Replicator {
 /// server has closed them: a planned switch-over hands over everything.
 pub async fn sync_once(binary: &Path, data_dir: &Path) -> anyhow::Result<()> {
     let config = data_dir.join("litestream.yml");
-    let (out, err) = log_file(data_dir)?;
-    let status = Command::new(binary)
-        .args(["replicate", "-once", "-config"])
-        .arg(&config)
-        .stdout(out)
-        .stderr(err)
-        .status()
-        .await
-        .with_context(|| format!("running {}", binary.display()))?;
-    if !status.success() {
-        bail!("litestream replicate -once failed ({status}); see litestream.log");
-    }
-    Ok(())
+    let mut command = Command::new(binary);
+    command.args(["replicate", "-once", "-config"]).arg(&config);
+    run_once(command, binary, "replicate -once").await
 }
 
 /// `litestream restore -f`: the standby's live copy of each database, in its data directory.
@@ -263,18 +264,25 @@ pub async fn restore(
     term: u64,
     db: &str,
 ) -> anyhow::Result<()> {
-    let (out, err) = log_file(data_dir)?;
-    let status = Command::new(binary)
+    let mut command = Command::new(binary);
+    command
         .args(["restore", "-force", "-o"])
         .arg(data_dir.join(db))
-        .arg(replica_url(ha_dir, term, db))
-        .stdout(out)
-        .stderr(err)
-        .status()
+        .arg(replica_url(ha_dir, term, db));
+    run_once(command, binary, "restore").await
+}
+
+/// Runs a one-shot Litestream command; its output is the error when it fails.
+async fn run_once(mut command: Command, binary: &Path, what: &str) -> anyhow::Result<()> {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
         .await
         .with_context(|| format!("running {}", binary.display()))?;
-    if !status.success() {
-        bail!("litestream restore of {db} failed ({status}); see litestream.log");
+    if !output.status.success() {
+        let text = String::from_utf8_lossy(&output.stderr);
+        let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+        bail!("litestream {what} failed ({}): {last}", output.status);
     }
     Ok(())
 }
