@@ -105,6 +105,11 @@ pub async fn run(
     let client = enrollment
         .client()
         .context("setting up the connection to the server")?;
+    let client = if options.follow_pair {
+        client
+    } else {
+        client.alone()
+    };
     let held = match store::load_config(&options.state_dir) {
         Ok(held) => held,
         Err(error) => {

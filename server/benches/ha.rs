@@ -130,7 +130,10 @@ async fn main() {
                 tokio::time::sleep_until(due.into()).await;
                 let (collector, body) = (collector.clone(), body.clone());
                 sends.spawn(async move {
-                    collector.ingest_gzip(&format!("bench-{i}"), body).await.unwrap();
+                    collector
+                        .ingest_gzip(&format!("bench-{i}"), body)
+                        .await
+                        .unwrap();
                 });
                 while sends.len() > 8 {
                     sends.join_next().await;

@@ -61,6 +61,8 @@ struct Pair {
     current: usize,
     /// The term of the last answer that carried one ([`api::ha::TERM_HEADER`]).
     term: Option<u64>,
+    /// Never learns other servers (a server's own in-process collector).
+    alone: bool,
 }
 
 /// The answer to a collector's configuration pull.
@@ -135,6 +137,7 @@ impl Client {
                 endpoints: vec![endpoint],
                 current: 0,
                 term: None,
+                alone: false,
             })),
             token: None,
             api_key: None,
@@ -165,10 +168,20 @@ impl Client {
         Ok(())
     }
 
+    /// The same client, talking to its one server only: it learns no other server of a pair
+    /// (the server's own in-process collector, which must never leave it).
+    pub fn alone(self) -> Self {
+        self.lock().alone = true;
+        self
+    }
+
     /// Learns the pair from a server's own account of it (`GET /healthz`, a standby's `503`)
     /// and turns to its active server. The account comes from a server this client already
     /// trusts by fingerprint, so the fingerprints it names are trusted in turn.
     pub fn learn(&self, ha: &api::ha::HaHealth) {
+        if self.lock().alone {
+            return;
+        }
         for server in &ha.servers {
             if let Err(error) = self.add_server(server) {
                 tracing::warn!(url = %server.url, %error, "Cannot use a server of the pair.");
@@ -1290,7 +1303,8 @@ impl Client {
                     if standby {
                         let bytes = response.bytes().await.unwrap_or_default();
                         self.after_standby(&endpoint, &bytes);
-                        match again {
+                        let alone = self.lock().alone;
+                        match again.filter(|_| !alone) {
                             Some(next) => {
                                 request = self.retarget(next, &endpoint);
                                 continue;
@@ -1736,12 +1750,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_standby_answer_turns_the_client_to_the_active_it_names() {
-        let (active, active_hits) = responder(
-            "200 OK",
-            &[(api::ha::TERM_HEADER, "4")],
-            HEALTH.to_owned(),
-        )
-        .await;
+        let (active, active_hits) =
+            responder("200 OK", &[(api::ha::TERM_HEADER, "4")], HEALTH.to_owned()).await;
         let standby_body = serde_json::json!({"error": {
             "code": "standby",
             "message": "this server is the standby of its pair",
@@ -1758,6 +1768,13 @@ mod tests {
             standby_body,
         )
         .await;
+        // A client kept alone (a server's own collector) does not leave its server.
+        let alone = Client::new(&standby, None).unwrap().alone();
+        assert_eq!(alone.health().await.unwrap_err().status(), Some(503));
+        assert_eq!(
+            (alone.base_url(), alone.servers().len()),
+            (standby.clone(), 1)
+        );
         // The client knows only the standby: it learns the active from the answer.
         let client = Client::new(&standby, None).unwrap();
         client.health().await.unwrap();
@@ -1770,7 +1787,7 @@ mod tests {
                 standby_hits.load(std::sync::atomic::Ordering::SeqCst),
                 active_hits.load(std::sync::atomic::Ordering::SeqCst)
             ),
-            (1, 2),
+            (2, 2),
             "the second call goes straight to the active"
         );
     }
@@ -1794,10 +1811,12 @@ mod tests {
         // Alone, the same dead server is an error naming it.
         let alone = Client::new(&dead, None).unwrap();
         let error = alone.health().await.unwrap_err();
-        assert!(matches!(error, Error::Connect { ref url, .. } if *url == dead), "{error}");
+        assert!(
+            matches!(error, Error::Connect { ref url, .. } if *url == dead),
+            "{error}"
+        );
         // A 503 that is not a standby's (a busy ingest) is the caller's to handle.
-        let (busy, busy_hits) =
-            responder("503 Service Unavailable", &[], "{}".to_owned()).await;
+        let (busy, busy_hits) = responder("503 Service Unavailable", &[], "{}".to_owned()).await;
         let client = Client::new(&busy, None)
             .unwrap()
             .with_alternates(&[api::ha::ServerAddress {
@@ -1818,5 +1837,4 @@ mod tests {
             .unwrap_err();
         assert!(error.to_string().contains("fingerprint"), "{error}");
     }
-
 }

@@ -724,7 +724,12 @@ mod tests {
         outbox.acknowledged(second, true);
         outbox.acknowledged(third, false);
         assert_eq!(outbox.oldest(), None);
-        assert_eq!(std::fs::read_dir(dir.path().join(ACKED_DIR)).unwrap().count(), 2);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join(ACKED_DIR))
+                .unwrap()
+                .count(),
+            2
+        );
         // A restart keeps them, and new batches take sequence numbers after theirs.
         let mut outbox = Outbox::open(dir.path()).unwrap();
         assert_eq!(outbox.next_seq, second + 1);
@@ -738,7 +743,11 @@ mod tests {
         std::thread::sleep(Duration::from_millis(5));
         outbox.expire_acked(Duration::ZERO);
         assert_eq!(outbox.requeue_acked(), 0);
-        assert_eq!(std::fs::read_dir(dir.path().join(ACKED_DIR)).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join(ACKED_DIR))
+                .unwrap()
+                .count(),
+            0
+        );
     }
-
 }

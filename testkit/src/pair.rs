@@ -230,4 +230,3 @@ pub async fn wait_active(url: &str, fingerprint: Fingerprint, secs: u64) -> Dura
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
-

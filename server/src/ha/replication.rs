@@ -35,7 +35,10 @@ fn relay(child: &mut Child) {
         tokio::spawn(async move {
             let mut lines = tokio::io::BufReader::new(from).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                if line.contains("level=ERROR") || line.contains("level=WARN") || line.starts_with("Error") {
+                if line.contains("level=ERROR")
+                    || line.contains("level=WARN")
+                    || line.starts_with("Error")
+                {
                     tracing::warn!(target: "litestream", "{line}");
                 } else {
                     tracing::debug!(target: "litestream", "{line}");
@@ -281,7 +284,11 @@ async fn run_once(mut command: Command, binary: &Path, what: &str) -> anyhow::Re
         .with_context(|| format!("running {}", binary.display()))?;
     if !output.status.success() {
         let text = String::from_utf8_lossy(&output.stderr);
-        let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+        let last = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
         bail!("litestream {what} failed ({}): {last}", output.status);
     }
     Ok(())

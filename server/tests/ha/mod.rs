@@ -10,12 +10,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use plantwatch_shared::Client;
 use plantwatch_shared::api::{
     Aggregation, ChannelKind, ChannelSettings, ChannelSpec, ComponentKind, JoinCode, MetricQuery,
     Notification, RuleSpec, Severity,
 };
 use plantwatch_shared::push::{Lines, PushOptions, Pusher};
-use plantwatch_shared::Client;
 use plantwatch_testkit::pair::{Pair, role_of, wait_active};
 use plantwatch_testkit::{ADMIN_PASSWORD, binary_beside, ok, wait_until};
 
@@ -351,7 +351,10 @@ async fn a_planned_switch_over_loses_nothing_and_a_paused_active_returns_as_stan
     let text = String::from_utf8_lossy(&body);
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("plantwatch_ha_acting 1"), "{text}");
-    assert!(text.contains("plantwatch_ha_replication_lag_seconds "), "{text}");
+    assert!(
+        text.contains("plantwatch_ha_replication_lag_seconds "),
+        "{text}"
+    );
     // Demote refuses on the standby.
     let out = pair.a.ha(&pair.shared(), "demote");
     assert!(!out.status.success());
