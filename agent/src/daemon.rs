@@ -129,9 +129,10 @@ pub async fn run(
             Ok(()) => {
                 backoff.reset();
                 if problems.recovered() {
-                    tracing::info!(server = %enrollment.server_url, "Connected to the server again.");
+                    tracing::info!(server = %client.base_url(), "Connected to the server again.");
                 }
                 status.state = "connected".into();
+                status.server_url = client.base_url();
                 status.last_error = None;
                 options.heartbeat_every
             }
@@ -155,7 +156,7 @@ pub async fn run(
                 let problem = error.to_string();
                 if problems.failed(problem.clone()) {
                     tracing::warn!(
-                        server = %enrollment.server_url,
+                        server = %client.base_url(),
                         retry_in_ms = wait.as_millis() as u64,
                         "Cannot reach the server: {problem}"
                     );

@@ -206,9 +206,10 @@ pub async fn run(
                     daemon.problems.note(problem);
                 }
                 if daemon.problems.recovered() {
-                    tracing::info!(server = %daemon.enrollment.server_url, "Connected to the server again.");
+                    tracing::info!(server = %daemon.client.base_url(), "Connected to the server again.");
                 }
                 daemon.status.state = "connected".into();
+                daemon.status.server_url = daemon.client.base_url();
                 daemon.status.last_error = None;
                 daemon.status.last_contact_at = Some(OffsetDateTime::now_utc());
                 if changed || daemon.report_is_due() {
@@ -233,7 +234,7 @@ pub async fn run(
                 let wait = backoff.next_delay();
                 if daemon.problems.failed(problem.clone()) {
                     tracing::warn!(
-                        server = %daemon.enrollment.server_url,
+                        server = %daemon.client.base_url(),
                         retry_in_ms = wait.as_millis() as u64,
                         "Cannot get the configuration: {problem}"
                     );

@@ -451,6 +451,10 @@ impl App {
         }
         match &reply {
             Reply::Health { health, latency } => {
+                if let (Some(server), Some(session)) = (&mut self.server, &self.session) {
+                    // One of a pair: the server that answered, which may be the other one.
+                    server.url = session.client.base_url();
+                }
                 if let (Some(ha), Some(session)) = (&health.ha, &mut self.session) {
                     session.client.learn(ha);
                     if session.context.learn_pair(ha) && session.saved {
