@@ -128,7 +128,7 @@ fn median(mut values: Vec<Duration>) -> Duration {
 async fn evaluator_cycle() {
     // The background evaluator waits an hour: the benchmark runs the cycles itself.
     let bench = common::start_with(|c| c.alert_interval_secs = 3_600).await;
-    let registration = common::approved_collector(&bench, "north").await;
+    let registration = common::approved_collector(&bench.admin, "north").await;
     let collector = bench.client.clone().with_api_key(registration.api_key);
     let mut node_ids = Vec::with_capacity(NODES);
     for i in 0..NODES {
@@ -309,7 +309,7 @@ fn event_batch(
 async fn event_rules_cycle() {
     use plantwatch_shared::api::{EventKind, EventMatch, EventRuleSpec};
     let bench = common::start_with(|c| c.alert_interval_secs = 3_600).await;
-    let registration = common::approved_collector(&bench, "north").await;
+    let registration = common::approved_collector(&bench.admin, "north").await;
     for i in 0..EVENT_NODES {
         bench
             .admin
@@ -425,7 +425,7 @@ const CROSSINGS: usize = 8;
 async fn crossing_to_webhook() {
     // The default 10 s evaluator.
     let bench = common::start_with(|_| {}).await;
-    let registration = common::approved_collector(&bench, "north").await;
+    let registration = common::approved_collector(&bench.admin, "north").await;
     let collector = bench.client.clone().with_api_key(registration.api_key);
     let (url, arrived) = receiver().await;
     bench

@@ -88,7 +88,7 @@ async fn main() {
     }
 
     // Pulls over HTTPS by a remote collector that the same 10,000 nodes are moved to.
-    let registration = common::approved_collector(&bench, "north").await;
+    let registration = common::approved_collector(&bench.admin, "north").await;
     let csv_move = "name,address,type,credentials,collector\n".to_owned()
         + &(0..NODES)
             .map(|i| {

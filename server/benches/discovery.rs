@@ -42,7 +42,7 @@ fn ms(d: Duration) -> f64 {
 #[tokio::main]
 async fn main() {
     let bench = common::start_with(|_| {}).await;
-    let registration = common::approved_collector(&bench, "bench").await;
+    let registration = common::approved_collector(&bench.admin, "bench").await;
     let collector = bench
         .client
         .clone()

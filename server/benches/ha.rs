@@ -24,7 +24,6 @@ mod common;
 use common::{gzip, interface_lines, percentile_ms};
 use plantwatch_shared::Client;
 use plantwatch_shared::api::ha::{HaRole, HaStatus};
-use plantwatch_shared::api::{ComponentKind, CreateTokenRequest, NodeSpec, RegisterRequest};
 use plantwatch_testkit::ADMIN_PASSWORD;
 use plantwatch_testkit::pair::{Member, Pair, wait_active};
 
@@ -64,41 +63,8 @@ async fn main() {
     let admin = Client::new(&pair.a.url(), Some(fa)).unwrap();
     let token = admin.login("admin", ADMIN_PASSWORD).await.unwrap().token;
     let admin = admin.with_token(token);
-    let enrollment = admin
-        .create_token(&CreateTokenRequest {
-            name: "bench".into(),
-            ..CreateTokenRequest::default()
-        })
-        .await
-        .unwrap();
-    let registration = admin
-        .register(&RegisterRequest {
-            token: enrollment.secret,
-            kind: ComponentKind::Collector,
-            name: "north".into(),
-            machine_id: "bench-north".into(),
-            version: "bench".into(),
-            hostname: None,
-        })
-        .await
-        .unwrap();
-    admin
-        .approve_component(registration.component_id)
-        .await
-        .unwrap();
-    let mut node_ids = Vec::new();
-    for i in 0..NODES {
-        let node = admin
-            .create_node(&NodeSpec {
-                name: format!("sw-{i}"),
-                address: format!("127.0.1.{}", i + 1),
-                collector: Some("north".into()),
-                ..NodeSpec::default()
-            })
-            .await
-            .unwrap();
-        node_ids.push(node.id);
-    }
+    let registration = common::approved_collector(&admin, "north").await;
+    let node_ids = common::switches(&admin, NODES, "north").await;
     let collector = Client::new(&pair.a.url(), Some(fa))
         .unwrap()
         .with_api_key(registration.api_key);

@@ -102,8 +102,8 @@ struct Plant {
 impl Plant {
     async fn start() -> Plant {
         let bench = common::start_with(|_| {}).await;
-        let registration = common::approved_collector(&bench, "north").await;
-        let node_ids = common::switches(&bench, NODES, "north").await;
+        let registration = common::approved_collector(&bench.admin, "north").await;
+        let node_ids = common::switches(&bench.admin, NODES, "north").await;
         let collector = bench.client.clone().with_api_key(registration.api_key);
         Plant {
             bench,

@@ -52,8 +52,8 @@ async fn main() {
         c.metrics_query_url = Some(engine.base_url());
     })
     .await;
-    let registration = common::approved_collector(&bench, "north").await;
-    let node_ids = common::switches(&bench, NODES, "north").await;
+    let registration = common::approved_collector(&bench.admin, "north").await;
+    let node_ids = common::switches(&bench.admin, NODES, "north").await;
     let bodies: Vec<Vec<u8>> = (0..batches)
         .map(|i| {
             gzip(&interface_batch(

@@ -79,6 +79,14 @@ impl Member {
         std::fs::read_to_string(self.data.with_extension("log")).unwrap_or_default()
     }
 
+    /// Waits until the server has written its certificate and key; their fingerprint.
+    pub fn wait_certificate(&self) -> Fingerprint {
+        wait_until(Duration::from_secs(30), "the server's certificate", || {
+            let files = std::fs::read_dir(self.data.join("tls")).ok()?.count();
+            (files >= 2).then(|| self.fingerprint())
+        })
+    }
+
     pub fn fingerprint(&self) -> Fingerprint {
         let out = Command::new(&self.bin)
             .args(["fingerprint", "--data-dir"])
@@ -152,28 +160,13 @@ impl Pair {
         let mut pair = Pair { a, b, dir };
         let shared = pair.shared();
         pair.a.start(&shared);
-        let fa = wait_until(Duration::from_secs(30), "plant-a's certificate", || {
-            pair.a.data.join("tls").exists().then_some(())?;
-            std::fs::read_dir(pair.a.data.join("tls"))
-                .ok()?
-                .count()
-                .ge(&2)
-                .then_some(())?;
-            Some(pair.a.fingerprint())
-        });
+        let fa = pair.a.wait_certificate();
         wait_active(&pair.a.url(), fa, 30).await;
         // The standby needs the same vault key to open the credentials once it takes over.
         std::fs::create_dir_all(&pair.b.data).unwrap();
         std::fs::copy(pair.a.data.join("vault.key"), pair.b.data.join("vault.key")).unwrap();
         pair.b.start(&shared);
-        let fb = wait_until(Duration::from_secs(30), "plant-b's certificate", || {
-            std::fs::read_dir(pair.b.data.join("tls"))
-                .ok()?
-                .count()
-                .ge(&2)
-                .then_some(())?;
-            Some(pair.b.fingerprint())
-        });
+        let fb = pair.b.wait_certificate();
         pair.wait_following("plant-b").await;
         (pair, fa, fb)
     }

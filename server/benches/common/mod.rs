@@ -60,18 +60,16 @@ pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     sorted[index].as_secs_f64() * 1e3
 }
 
-/// Enrolls a collector called `name` with a new token and approves it.
-pub async fn approved_collector(bench: &Bench, name: &str) -> Registration {
-    let token = bench
-        .admin
+/// Enrolls a collector called `name` with a new token and approves it, as `admin`.
+pub async fn approved_collector(admin: &Client, name: &str) -> Registration {
+    let token = admin
         .create_token(&CreateTokenRequest {
             name: "bench".into(),
             ..CreateTokenRequest::default()
         })
         .await
         .unwrap();
-    let registration = bench
-        .client
+    let registration = admin
         .register(&RegisterRequest {
             token: token.secret,
             kind: ComponentKind::Collector,
@@ -82,8 +80,7 @@ pub async fn approved_collector(bench: &Bench, name: &str) -> Registration {
         })
         .await
         .unwrap();
-    bench
-        .admin
+    admin
         .approve_component(registration.component_id)
         .await
         .unwrap();
@@ -128,11 +125,10 @@ pub fn bare_insert(dir: &std::path::Path, batches: &[Vec<(i64, i64, f64)>]) -> (
 pub const FIELDS: usize = 7;
 
 /// Creates `count` switches polled by the collector `collector`; their ids.
-pub async fn switches(bench: &Bench, count: usize, collector: &str) -> Vec<i64> {
+pub async fn switches(admin: &Client, count: usize, collector: &str) -> Vec<i64> {
     let mut ids = Vec::with_capacity(count);
     for i in 0..count {
-        let node = bench
-            .admin
+        let node = admin
             .create_node(&NodeSpec {
                 name: format!("sw-{i}"),
                 address: format!("127.0.1.{}", i + 1),

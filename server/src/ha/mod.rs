@@ -662,7 +662,7 @@ async fn active_phase(
                     }
                 }
                 if !replicator.alive() {
-                    tracing::error!("Litestream stopped; starting it again (see litestream.log).");
+                    tracing::error!("Litestream stopped; starting it again (its last words are in this log, target litestream).");
                     replicator = replication::Replicator::start(
                         &settings.litestream, &config.data_dir, &settings.dir, term, &dbs,
                     )?;
