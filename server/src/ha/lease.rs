@@ -49,6 +49,10 @@ pub struct Member {
 }
 
 pub const LEASE_FILE: &str = "lease.json";
+/// Marks a directory as a pair's, with the pair's id: written once when the pair is set up.
+pub const PAIR_FILE: &str = "pair.json";
+/// In each server's data directory: the id of the pair it belongs to.
+pub const JOINED_FILE: &str = "ha-pair";
 const LOCK_FILE: &str = "lease.lock";
 const MEMBERS_DIR: &str = "members";
 
@@ -72,12 +76,100 @@ pub fn read(dir: &Path) -> anyhow::Result<Option<Lease>> {
     }
 }
 
+/// The pair's id, or an error when `dir` is not (or no longer) the pair's directory: an
+/// unmounted share shows an empty folder, in which no server may take a lease or write.
+pub fn pair_id(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join(PAIR_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not the pair's shared directory ({}: {e}); is it mounted?",
+            dir.display(),
+            PAIR_FILE
+        )
+    })?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{} is damaged: {e}", path.display()))?;
+    value["id"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("{} names no pair id", path.display()))
+}
+
+/// What [`join`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Joined {
+    /// The shared directory is the pair's this server belongs to (or now joined).
+    Pair(String),
+    /// This server belonged to a pair but the directory does not hold it (not mounted,
+    /// wiped, or another pair's): it must not act until it does.
+    Missing(String),
+}
+
+/// Checks the shared directory against this server's data directory. A server that never
+/// belonged to a pair sets up an empty (or missing) shared directory as a new pair, or joins
+/// the pair it finds; one that did only goes on with that same pair.
+pub fn join(dir: &Path, data_dir: &Path) -> anyhow::Result<Joined> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let joined_path = data_dir.join(JOINED_FILE);
+    let joined = std::fs::read_to_string(&joined_path)
+        .ok()
+        .map(|t| t.trim().to_owned());
+    match (pair_id(dir), joined) {
+        (Ok(id), Some(mine)) if id == mine => Ok(Joined::Pair(id)),
+        (Ok(id), Some(mine)) => Ok(Joined::Missing(format!(
+            "{} belongs to pair {id}, this server to pair {mine}",
+            dir.display()
+        ))),
+        (Ok(id), None) => {
+            write_atomically(&joined_path, format!("{id}\n").as_bytes())?;
+            Ok(Joined::Pair(id))
+        }
+        (Err(error), Some(_)) => Ok(Joined::Missing(format!("{error:#}"))),
+        (Err(_), None) => {
+            if !dir.exists() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                    .map_err(|e| anyhow::anyhow!("restricting {}: {e}", dir.display()))?;
+            }
+            if std::fs::read_dir(dir)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(true)
+            {
+                anyhow::bail!(
+                    "{} is neither empty nor a pair's shared directory (no {PAIR_FILE})",
+                    dir.display()
+                );
+            }
+            // Two servers setting up at once: the one whose marker lands first wins.
+            let id = hex_id();
+            let marker = serde_json::json!({ "id": id, "created_at_ms": now_ms() });
+            let temporary = dir.join(format!("{PAIR_FILE}.{id}"));
+            std::fs::write(&temporary, marker.to_string())
+                .map_err(|e| anyhow::anyhow!("writing {}: {e}", temporary.display()))?;
+            let claimed = std::fs::hard_link(&temporary, dir.join(PAIR_FILE)).is_ok();
+            let _ = std::fs::remove_file(&temporary);
+            let id = if claimed { id } else { pair_id(dir)? };
+            write_atomically(&joined_path, format!("{id}\n").as_bytes())?;
+            Ok(Joined::Pair(id))
+        }
+    }
+}
+
+fn hex_id() -> String {
+    rand::random::<[u8; 8]>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Reads the lease under the lock and lets `change` decide: `Some(lease)` is written.
-/// Returns what `change` returned besides.
+/// Returns what `change` returned besides. Refused when `dir` is not the pair's.
 pub fn update<T>(
     dir: &Path,
     change: impl FnOnce(Option<&Lease>) -> (Option<Lease>, T),
 ) -> anyhow::Result<T> {
+    pair_id(dir)?;
     let lock_path = dir.join(LOCK_FILE);
     let lock = std::fs::OpenOptions::new()
         .create(true)
@@ -114,8 +206,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("replacing {}: {e}", path.display()))
 }
 
-/// Writes this server's status file.
+/// Writes this server's status file (only into the pair's directory).
 pub fn write_member(dir: &Path, member: &Member) -> anyhow::Result<()> {
+    pair_id(dir)?;
     let members = dir.join(MEMBERS_DIR);
     std::fs::create_dir_all(&members)
         .map_err(|e| anyhow::anyhow!("creating {}: {e}", members.display()))?;
@@ -150,6 +243,8 @@ mod tests {
     #[test]
     fn only_one_of_two_racing_servers_takes_a_free_lease() {
         let dir = tempfile::tempdir().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        join(dir.path(), data.path()).unwrap();
         let take = |name: &'static str, dir: PathBuf| {
             std::thread::spawn(move || {
                 update(&dir, |current| match current {
@@ -182,6 +277,8 @@ mod tests {
     #[test]
     fn members_round_trip_and_a_damaged_lease_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        join(dir.path(), data.path()).unwrap();
         let member = Member {
             name: "plant-b".into(),
             url: "https://127.0.0.1:8443".into(),
@@ -197,5 +294,49 @@ mod tests {
         std::fs::write(dir.path().join(LEASE_FILE), b"{not json").unwrap();
         let error = read(dir.path()).unwrap_err().to_string();
         assert!(error.contains("damaged"), "{error}");
+    }
+}
+
+#[cfg(test)]
+mod joining {
+    use super::*;
+
+    #[test]
+    fn an_unmounted_share_is_never_taken_for_a_new_pair() {
+        let share = tempfile::tempdir().unwrap();
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let dir = share.path().join("pair");
+        // The first server sets the pair up; the second joins it.
+        let Joined::Pair(id) = join(&dir, a.path()).unwrap() else {
+            panic!("a new pair")
+        };
+        assert_eq!(join(&dir, b.path()).unwrap(), Joined::Pair(id.clone()));
+        // The share is unmounted: an empty folder. Neither may start a pair in it, and no
+        // lease or status can be written there.
+        std::fs::rename(&dir, share.path().join("elsewhere")).unwrap();
+        std::fs::create_dir(&dir).unwrap();
+        for data in [a.path(), b.path()] {
+            assert!(matches!(join(&dir, data).unwrap(), Joined::Missing(_)));
+        }
+        let refused = update(&dir, |_| (None, ())).unwrap_err().to_string();
+        assert!(refused.contains("is it mounted"), "{refused}");
+        assert!(
+            std::fs::read_dir(&dir).unwrap().next().is_none(),
+            "nothing written"
+        );
+        // Mounted again: both go on with their pair.
+        std::fs::remove_dir(&dir).unwrap();
+        std::fs::rename(share.path().join("elsewhere"), &dir).unwrap();
+        assert_eq!(join(&dir, a.path()).unwrap(), Joined::Pair(id));
+        // Another pair's directory is refused too; a folder with foreign files is no new pair.
+        let other = tempfile::tempdir().unwrap();
+        join(other.path(), tempfile::tempdir().unwrap().path()).unwrap();
+        assert!(matches!(
+            join(other.path(), a.path()).unwrap(),
+            Joined::Missing(_)
+        ));
+        let busy = tempfile::tempdir().unwrap();
+        std::fs::write(busy.path().join("notes.txt"), b"x").unwrap();
+        assert!(join(busy.path(), tempfile::tempdir().unwrap().path()).is_err());
     }
 }

@@ -259,13 +259,7 @@ pub fn settings(
     let Some(dir) = &config.ha_dir else {
         return Ok(None);
     };
-    if !dir.exists() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating the pair's shared directory {}", dir.display()))?;
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("restricting {}", dir.display()))?;
-    } else if let Ok(meta) = std::fs::metadata(dir) {
+    if let Ok(meta) = std::fs::metadata(dir) {
         use std::os::unix::fs::PermissionsExt as _;
         if meta.permissions().mode() & 0o077 != 0 {
             // The replicas are whole copies of the databases (password hashes, sealed secrets).
@@ -276,9 +270,13 @@ pub fn settings(
             );
         }
     }
-    let dir = dir
-        .canonicalize()
-        .with_context(|| format!("resolving {}", dir.display()))?;
+    let dir = if dir.is_absolute() {
+        dir.clone()
+    } else {
+        std::env::current_dir()
+            .context("resolving ha_dir")?
+            .join(dir)
+    };
     let name = match &config.ha_name {
         Some(name) => name.clone(),
         None => crate::config::host_name().context(
@@ -330,6 +328,28 @@ pub async fn serve(config: Config, mut signals: ShutdownSignals) -> anyhow::Resu
         anyhow::bail!("ha_dir is not set");
     };
     replication::stop_leftovers(&config.data_dir);
+    // The shared directory must be this server's pair's (an unmounted share is an empty
+    // folder: taking a lease in it would make a second active).
+    let mut waiting_since: Option<Instant> = None;
+    loop {
+        match lease::join(&settings.dir, &config.data_dir)? {
+            lease::Joined::Pair(id) => {
+                tracing::info!(pair = %id, "The shared directory is this server's pair's.");
+                break;
+            }
+            lease::Joined::Missing(why) => {
+                if waiting_since.is_none_or(|since| since.elapsed() >= Duration::from_secs(60)) {
+                    tracing::error!("Not acting until the pair's shared directory is back: {why}");
+                    waiting_since = Some(Instant::now());
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    _ = signals.interrupt.recv() => return Ok(()),
+                    _ = signals.terminate.recv() => return Ok(()),
+                }
+            }
+        }
+    }
     // Joining a pair whose active has data: the credentials need its vault key here.
     if config.vault_key.is_none()
         && !config.data_dir.join(crate::vault::KEY_FILE).exists()
@@ -400,7 +420,12 @@ async fn standby_phase(
             (Some(next), Some(term))
         }
         _ => (None, None),
-    })?;
+    })
+    .unwrap_or_else(|error| {
+        // The shared directory is unreachable: wait for it as a standby.
+        tracing::warn!(error = format!("{error:#}"), "Reading the lease failed.");
+        None
+    });
     if let Some(term) = resumed {
         tracing::info!(term, "This server still held the lease: active again.");
         return Ok(Some(term));
@@ -420,6 +445,8 @@ async fn standby_phase(
     // The term whose replica this server's copy comes from.
     let mut followed: Option<u64> = None;
     let mut follower_started = Instant::now();
+    // What is wrong with the shared directory, logged once until it changes.
+    let mut shared_problem: Option<String> = None;
     // The lease as last seen, and since when it has not changed.
     let mut watched: Option<(Option<Lease>, Instant)> = None;
     let mut tick = tokio::time::interval(STATUS_EVERY);
@@ -429,10 +456,22 @@ async fn standby_phase(
             _ = signals.interrupt.recv() => break None,
             _ = signals.terminate.recv() => break None,
         }
-        let current = match lease::read(&settings.dir) {
-            Ok(current) => current,
+        let current = match lease::pair_id(&settings.dir).and_then(|_| lease::read(&settings.dir)) {
+            Ok(current) => {
+                if shared_problem.take().is_some() {
+                    tracing::info!("The pair's shared directory is back.");
+                }
+                current
+            }
             Err(error) => {
-                tracing::warn!(error = format!("{error:#}"), "Reading the lease failed.");
+                let error = format!("{error:#}");
+                if shared_problem.as_ref() != Some(&error) {
+                    tracing::error!(%error, "Cannot read the pair's shared directory; not taking over.");
+                    shared_problem = Some(error);
+                }
+                // The lease's silence is counted only while it can be read: when the
+                // directory is back, its holder gets the first chance to renew.
+                watched = None;
                 continue;
             }
         };
@@ -528,6 +567,9 @@ async fn standby_phase(
                                 < MEMBER_STALE.as_millis() as u64
                     })
             }
+            // Still this server's (its shared directory was away for a while): its own
+            // databases are the newest, it goes on in a new term.
+            Some(lease) if lease.holder.as_ref() == Some(&settings.name) => true,
             // Released by a planned switch-over.
             Some(lease) if lease.holder.is_none() => lease
                 .handover_to
@@ -553,11 +595,19 @@ async fn standby_phase(
                 handover_to: None,
             };
             (Some(lease), true)
-        })?;
+        })
+        .unwrap_or_else(|error| {
+            tracing::warn!(error = format!("{error:#}"), "Taking the lease failed.");
+            false
+        });
         if !won {
             continue;
         }
         match &current {
+            Some(old) if old.holder.as_ref() == Some(&settings.name) => tracing::info!(
+                term = next_term,
+                "This server still held the lease: active again."
+            ),
             Some(old) if old.holder.is_some() => tracing::warn!(
                 term = next_term,
                 previous = ?old.holder,
@@ -567,8 +617,12 @@ async fn standby_phase(
             Some(_) => tracing::info!(term = next_term, "Taking over (planned switch-over)."),
             None => tracing::info!(term = next_term, "Taking the pair's first lease."),
         }
-        // Catch up with everything the replica of the last term holds.
-        if let Some(old) = &current {
+        // Catch up with everything the replica of the last term holds (unless that term was
+        // this server's own).
+        if let Some(old) = current
+            .as_ref()
+            .filter(|l| l.holder.as_ref() != Some(&settings.name))
+        {
             if let Some(f) = follower.take() {
                 // Let it apply the last changes before stopping it.
                 tokio::time::sleep(Duration::from_millis(1_200)).await;
@@ -633,7 +687,8 @@ async fn active_phase(
     let leaving = loop {
         tokio::select! {
             _ = renew.tick() => {
-                match renew_lease(settings, term) {
+                let renewing = settings.clone();
+                match on_shared(move || renew_lease(&renewing, term)).await {
                     Ok(Renewal::Renewed) => gate.renewed(),
                     Ok(Renewal::HandOver) => {
                         tracing::info!("A switch-over was asked for: handing over to the standby.");
@@ -704,6 +759,27 @@ async fn active_phase(
     }
 }
 
+/// Longest wait for the shared directory: a hung mount must not stall the loop that renews
+/// (or gives up) the lease.
+const SHARED_PATIENCE: Duration = Duration::from_secs(4);
+
+/// Runs blocking work on the shared directory off the async threads, for at most
+/// [`SHARED_PATIENCE`] (the work itself may stay blocked on its own thread).
+async fn on_shared<T: Send + 'static>(
+    work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    match tokio::time::timeout(SHARED_PATIENCE, tokio::task::spawn_blocking(work)).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(error)) => Err(anyhow::anyhow!(
+            "the shared directory's task failed: {error}"
+        )),
+        Err(_) => Err(anyhow::anyhow!(
+            "the shared directory did not answer within {} s",
+            SHARED_PATIENCE.as_secs()
+        )),
+    }
+}
+
 enum Renewal {
     Renewed,
     HandOver,
@@ -752,16 +828,30 @@ async fn active_status(settings: &Settings, term: u64, gate: &Gate, db: &Db) {
     } else {
         HaRole::Standby
     };
-    if let Err(error) = lease::write_member(&settings.dir, &settings.member(role, term)) {
-        tracing::warn!(
-            error = format!("{error:#}"),
-            "Writing this server's status failed."
-        );
-    }
-    let others: Vec<Member> = lease::members(&settings.dir)
-        .into_iter()
-        .filter(|m| m.name != settings.name)
-        .collect();
+    let (me, name, dir) = (
+        settings.member(role, term),
+        settings.name.clone(),
+        settings.dir.clone(),
+    );
+    let others = on_shared(move || {
+        lease::write_member(&dir, &me)?;
+        Ok(lease::members(&dir)
+            .into_iter()
+            .filter(|m| m.name != name)
+            .collect::<Vec<Member>>())
+    })
+    .await;
+    let others = match others {
+        Ok(others) => others,
+        Err(error) => {
+            // The lease renewal says so, every 5 s, as an error.
+            tracing::debug!(
+                error = format!("{error:#}"),
+                "Writing this server's status failed."
+            );
+            return;
+        }
+    };
     let mut peers = lock(&state.peers);
     let freshest = others
         .iter()
