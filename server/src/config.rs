@@ -341,14 +341,6 @@ impl<T: SettingText> SettingText for Option<T> {
 }
 
 /// Checks of single settings.
-/// The machine's host name, if it has one.
-pub fn host_name() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|name| name.trim().to_owned())
-        .filter(|name| !name.is_empty())
-}
-
 mod check {
     pub fn any<T>(_: &T) -> Result<(), String> {
         Ok(())

@@ -211,53 +211,7 @@ pub async fn start_with(config: Config, gate: crate::ha::Gate) -> anyhow::Result
         },
     );
     let app = api::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let handle: Handle<SocketAddr> = Handle::new();
-    let listener = std::net::TcpListener::bind(config.listen)
-        .with_context(|| format!("listening on {}", config.listen))?;
-    listener.set_nonblocking(true)?;
-    // Connections that hold a place without using it are closed: a TLS handshake gets 10 s,
-    // then the first request, a request's headers and the wait for the next request on a
-    // kept-alive connection get the header timeout each; and at most `cap` are open at once.
-    let cap = crate::listener::connection_cap(
-        config.max_connections,
-        crate::listener::raise_open_files_limit(),
-    );
-    let header_timeout = Duration::from_secs(config.http_header_timeout_secs.max(1));
-    let acceptor = crate::listener::CappedAcceptor::new(
-        cap,
-        Duration::from_secs(config.http_idle_timeout_secs.max(1)),
-    );
-    let mut server = axum_server::from_tcp(listener)?
-        .handle(handle.clone())
-        .first_request_timeout(header_timeout);
-    server
-        .http_builder()
-        .http1()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(header_timeout);
-    let server = match &tls {
-        Some(material) => {
-            let rustls_config =
-                RustlsConfig::from_pem(material.cert_pem.clone(), material.key_pem.clone())
-                    .await
-                    .context("loading the TLS certificate and key")?;
-            let acceptor = RustlsAcceptor::new(rustls_config)
-                .handshake_timeout(Duration::from_secs(10))
-                .acceptor(acceptor);
-            let server = server.acceptor(acceptor);
-            tokio::spawn(async move { server.serve(app).await })
-        }
-        None => {
-            let server = server.acceptor(acceptor);
-            tokio::spawn(async move { server.serve(app).await })
-        }
-    };
-    let Some(addr) = handle.listening().await else {
-        return match server.await {
-            Ok(Err(error)) => Err(error).context("starting the listener"),
-            _ => bail!("the listener stopped before accepting connections"),
-        };
-    };
+    let (addr, handle, server) = listen(&config, tls.as_ref(), app).await?;
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut background = vec![
@@ -344,6 +298,67 @@ pub async fn start_with(config: Config, gate: crate::ha::Gate) -> anyhow::Result
         server,
         background,
     })
+}
+
+/// The listener's task: serves until its handle shuts it down.
+pub(crate) type Serving = JoinHandle<std::io::Result<()>>;
+
+/// Binds `config.listen` and serves `app` over TLS (plain HTTP without `tls`), with the
+/// connection cap and the handshake, header and idle timeouts; returns once it accepts
+/// connections. The server and a standby of a pair listen the same way.
+pub(crate) async fn listen(
+    config: &Config,
+    tls: Option<&tls::TlsMaterial>,
+    app: axum::extract::connect_info::IntoMakeServiceWithConnectInfo<axum::Router, SocketAddr>,
+) -> anyhow::Result<(SocketAddr, Handle<SocketAddr>, Serving)> {
+    let handle: Handle<SocketAddr> = Handle::new();
+    let listener = std::net::TcpListener::bind(config.listen)
+        .with_context(|| format!("listening on {}", config.listen))?;
+    listener.set_nonblocking(true)?;
+    // Connections that hold a place without using it are closed: a TLS handshake gets 10 s,
+    // then the first request, a request's headers and the wait for the next request on a
+    // kept-alive connection get the header timeout each; and at most `cap` are open at once.
+    let cap = crate::listener::connection_cap(
+        config.max_connections,
+        crate::listener::raise_open_files_limit(),
+    );
+    let header_timeout = Duration::from_secs(config.http_header_timeout_secs.max(1));
+    let acceptor = crate::listener::CappedAcceptor::new(
+        cap,
+        Duration::from_secs(config.http_idle_timeout_secs.max(1)),
+    );
+    let mut server = axum_server::from_tcp(listener)?
+        .handle(handle.clone())
+        .first_request_timeout(header_timeout);
+    server
+        .http_builder()
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let server = match tls {
+        Some(material) => {
+            let rustls_config =
+                RustlsConfig::from_pem(material.cert_pem.clone(), material.key_pem.clone())
+                    .await
+                    .context("loading the TLS certificate and key")?;
+            let acceptor = RustlsAcceptor::new(rustls_config)
+                .handshake_timeout(Duration::from_secs(10))
+                .acceptor(acceptor);
+            let server = server.acceptor(acceptor);
+            tokio::spawn(async move { server.serve(app).await })
+        }
+        None => {
+            let server = server.acceptor(acceptor);
+            tokio::spawn(async move { server.serve(app).await })
+        }
+    };
+    let Some(addr) = handle.listening().await else {
+        return match server.await {
+            Ok(Err(error)) => Err(error).context("starting the listener"),
+            _ => bail!("the listener stopped before accepting connections"),
+        };
+    };
+    Ok((addr, handle, server))
 }
 
 /// Takes the data dir's lock file, or says which process holds it.

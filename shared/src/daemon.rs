@@ -200,12 +200,7 @@ pub async fn keep_pair(client: Client, dir: PathBuf, mut enrollment: Enrollment)
             && let Some(ha) = health.ha
         {
             client.learn(&ha);
-            let primary = normalize_url(&enrollment.server_url).unwrap_or_default();
-            let alternates: Vec<_> = ha
-                .servers
-                .into_iter()
-                .filter(|server| normalize_url(&server.url).ok().as_ref() != Some(&primary))
-                .collect();
+            let alternates = ha.others_than(&enrollment.server_url);
             if alternates != enrollment.alternates {
                 tracing::info!(
                     servers = ?alternates.iter().map(|s| s.url.as_str()).collect::<Vec<_>>(),

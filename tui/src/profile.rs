@@ -37,13 +37,7 @@ impl Context {
 
     /// Records the pair `ha` describes; whether anything changed.
     pub fn learn_pair(&mut self, ha: &plantwatch_shared::api::ha::HaHealth) -> bool {
-        let own = plantwatch_shared::client::normalize_url(&self.url).ok();
-        let alternates: Vec<ServerAddress> = ha
-            .servers
-            .iter()
-            .filter(|s| plantwatch_shared::client::normalize_url(&s.url).ok() != own)
-            .cloned()
-            .collect();
+        let alternates = ha.others_than(&self.url);
         let changed = alternates != self.alternates;
         self.alternates = alternates;
         changed

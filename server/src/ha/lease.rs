@@ -6,7 +6,6 @@
 //! Expiry is judged by the standby's own monotonic clock (the lease has not changed for 15 s),
 //! never by comparing the two servers' wall clocks.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use plantwatch_shared::Fingerprint;
@@ -48,6 +47,16 @@ pub struct Member {
     pub lag_ms: Option<u64>,
 }
 
+impl Member {
+    /// Where clients reach this member.
+    pub fn address(&self) -> plantwatch_shared::api::ha::ServerAddress {
+        plantwatch_shared::api::ha::ServerAddress {
+            url: self.url.clone(),
+            fingerprint: self.fingerprint,
+        }
+    }
+}
+
 pub const LEASE_FILE: &str = "lease.json";
 /// Marks a directory as a pair's, with the pair's id: written once when the pair is set up.
 pub const PAIR_FILE: &str = "pair.json";
@@ -57,9 +66,7 @@ const LOCK_FILE: &str = "lease.lock";
 const MEMBERS_DIR: &str = "members";
 
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    crate::clock::unix_ms().max(0) as u64
 }
 
 /// Reads the lease; `None` before any server took one.
@@ -188,22 +195,9 @@ pub fn update<T>(
     Ok(answer)
 }
 
-/// Writes `bytes` to `path` through a flushed temporary file and a rename (mode 0600).
+/// Writes `bytes` to `path` privately (0600) and atomically: the daemons' own writer.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let temporary = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temporary)
-        .map_err(|e| anyhow::anyhow!("writing {}: {e}", temporary.display()))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| anyhow::anyhow!("writing {}: {e}", temporary.display()))?;
-    std::fs::rename(&temporary, path)
-        .map_err(|e| anyhow::anyhow!("replacing {}: {e}", path.display()))
+    Ok(plantwatch_shared::daemon::write_private(path, bytes)?)
 }
 
 /// Writes this server's status file (only into the pair's directory).

@@ -189,10 +189,7 @@ impl Gate {
         lock(&state.peers)
             .others
             .iter()
-            .map(|m| ServerAddress {
-                url: m.url.clone(),
-                fingerprint: m.fingerprint,
-            })
+            .map(Member::address)
             .collect()
     }
 
@@ -279,7 +276,7 @@ pub fn settings(
     };
     let name = match &config.ha_name {
         Some(name) => name.clone(),
-        None => crate::config::host_name().context(
+        None => plantwatch_shared::daemon::hostname().context(
             "the host name is unknown; give this server a name in the pair with ha_name",
         )?,
     };
@@ -533,19 +530,15 @@ async fn standby_phase(
             health.active = members
                 .iter()
                 .find(|m| Some(&m.name) == holder.as_ref())
-                .map(|m| ServerAddress {
-                    url: m.url.clone(),
-                    fingerprint: m.fingerprint,
-                });
-            health.servers =
-                std::iter::once(settings.me())
-                    .chain(members.iter().filter(|m| m.name != settings.name).map(|m| {
-                        ServerAddress {
-                            url: m.url.clone(),
-                            fingerprint: m.fingerprint,
-                        }
-                    }))
-                    .collect();
+                .map(Member::address);
+            health.servers = std::iter::once(settings.me())
+                .chain(
+                    members
+                        .iter()
+                        .filter(|m| m.name != settings.name)
+                        .map(Member::address),
+                )
+                .collect();
         }
         // Whether to take the lease now.
         let unchanged_for = match &watched {

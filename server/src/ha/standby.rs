@@ -5,13 +5,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse as _, Response};
 use axum_server::Handle;
-use axum_server::tls_rustls::RustlsConfig;
 use plantwatch_shared::api::ha::{HaHealth, TERM_HEADER};
 use plantwatch_shared::api::{ErrorBody, ErrorCode, ErrorDetail, Health};
 use plantwatch_shared::client::ROLE_HEADER;
@@ -24,7 +22,7 @@ type Shared = Arc<Mutex<HaHealth>>;
 
 pub struct Listener {
     handle: Handle<SocketAddr>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    task: crate::server::Serving,
 }
 
 impl Listener {
@@ -34,6 +32,7 @@ impl Listener {
     }
 }
 
+/// Serves the standby's answers on the server's address, as the server listens.
 pub async fn listen(
     config: &Config,
     tls: Option<&TlsMaterial>,
@@ -42,26 +41,8 @@ pub async fn listen(
     let app = axum::Router::new()
         .fallback(answer)
         .with_state(health)
-        .into_make_service();
-    let handle: Handle<SocketAddr> = Handle::new();
-    let listener = std::net::TcpListener::bind(config.listen)
-        .with_context(|| format!("listening on {}", config.listen))?;
-    listener.set_nonblocking(true)?;
-    let server = axum_server::from_tcp(listener)?.handle(handle.clone());
-    let task = match tls {
-        Some(material) => {
-            let rustls =
-                RustlsConfig::from_pem(material.cert_pem.clone(), material.key_pem.clone())
-                    .await
-                    .context("loading the TLS certificate and key")?;
-            let server = server.acceptor(axum_server::tls_rustls::RustlsAcceptor::new(rustls));
-            tokio::spawn(async move { server.serve(app).await })
-        }
-        None => tokio::spawn(async move { server.serve(app).await }),
-    };
-    if handle.listening().await.is_none() {
-        anyhow::bail!("the standby's listener on {} did not start", config.listen);
-    }
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let (_, handle, task) = crate::server::listen(config, tls, app).await?;
     Ok(Listener { handle, task })
 }
 

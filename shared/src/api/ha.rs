@@ -57,6 +57,18 @@ pub struct HaHealth {
     pub servers: Vec<ServerAddress>,
 }
 
+impl HaHealth {
+    /// The servers of the pair other than `url` (the one a client was first given).
+    pub fn others_than(&self, url: &str) -> Vec<ServerAddress> {
+        let own = crate::client::normalize_url(url).ok();
+        self.servers
+            .iter()
+            .filter(|s| crate::client::normalize_url(&s.url).ok() != own)
+            .cloned()
+            .collect()
+    }
+}
+
 /// A member of the pair as `plantwatch-server ha status` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HaMember {
