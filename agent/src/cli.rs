@@ -12,12 +12,12 @@ use plantwatch_shared::push::PushArgs;
 #[derive(Debug, Parser)]
 #[command(name = "plantwatch-agent", version)]
 pub struct Cli {
-    /// Directory of the enrollment and the status file.
+    /// Directory of the enrollment and the status file (Windows: %ProgramData%\\plantwatch\\agent).
     #[arg(
         long,
         env = "PLANTWATCH_STATE_DIR",
         global = true,
-        default_value = "/var/lib/plantwatch-agent"
+        default_value_os_t = default_state_dir()
     )]
     pub state_dir: PathBuf,
     /// Log format.
@@ -51,6 +51,63 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print what this machine is (operating system, hardware; on Windows from WMI), as the
+    /// agent sends it to the server; `--wmi` prints WMI's answers themselves.
+    Inventory {
+        /// WMI's answers as JSON (Windows).
+        #[arg(long)]
+        wmi: bool,
+    },
+    /// Print the services the Service Control Manager lists, as the agent reports them
+    /// (Windows).
+    #[cfg(windows)]
+    Services,
+    /// Register the agent as a Windows service (automatic start, restarted on failure) that
+    /// runs with these settings; enroll first.
+    #[cfg(windows)]
+    Install(RunArgs),
+    /// Stop and remove the Windows service.
+    #[cfg(windows)]
+    Uninstall,
+    /// Start the Windows service and wait until it runs.
+    #[cfg(windows)]
+    Start,
+    /// Stop the Windows service and wait until it has stopped.
+    #[cfg(windows)]
+    Stop,
+    /// What the Service Control Manager runs (not for consoles).
+    #[cfg(windows)]
+    #[command(hide = true)]
+    Service(RunArgs),
+}
+
+/// Where the agent keeps its state: `/var/lib/plantwatch-agent`; on Windows
+/// `%ProgramData%\plantwatch\agent` (SYSTEM and Administrators only).
+pub fn default_state_dir() -> PathBuf {
+    if cfg!(windows) {
+        let data = std::env::var_os("ProgramData").unwrap_or_else(|| "C:\\ProgramData".into());
+        PathBuf::from(data).join("plantwatch").join("agent")
+    } else {
+        PathBuf::from("/var/lib/plantwatch-agent")
+    }
+}
+
+/// Runs the agent with `args` until `shutdown` (`run`, and the Windows service).
+pub async fn run_agent(
+    dir: &Path,
+    args: RunArgs,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let enrollment = Enrollment::load(dir, ComponentKind::Agent)?;
+    tracing::info!(
+        component_id = enrollment.component_id,
+        server = %enrollment.server_url,
+        "Agent starting."
+    );
+    let mut options = crate::Options::new(dir.to_owned());
+    args.push.apply(&mut options.push);
+    options.metrics_every = std::time::Duration::from_secs(args.interval);
+    crate::run(enrollment, options, shutdown).await
 }
 
 /// Runs a command.
@@ -61,20 +118,73 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             daemon::enroll_command(dir, ComponentKind::Agent, args).await?;
             Ok(())
         }
-        Command::Run(args) => {
-            let enrollment = Enrollment::load(dir, ComponentKind::Agent)?;
-            tracing::info!(
-                component_id = enrollment.component_id,
-                server = %enrollment.server_url,
-                "Agent starting."
-            );
-            let mut options = crate::Options::new(dir.clone());
-            args.push.apply(&mut options.push);
-            options.metrics_every = std::time::Duration::from_secs(args.interval);
-            crate::run(enrollment, options, shutdown_signal()?).await
-        }
+        Command::Run(args) => run_agent(dir, args, shutdown_signal()?).await,
         Command::Status { json } => status(dir, json),
+        Command::Inventory { wmi } => inventory(wmi),
+        #[cfg(windows)]
+        Command::Services => {
+            let services = crate::windows::scm::services()?;
+            for service in services {
+                println!(
+                    "{:<40} {:<14} {:<8} {}",
+                    service.name,
+                    service.start(),
+                    state_name(service.state),
+                    service.display_name
+                );
+            }
+            Ok(())
+        }
+        #[cfg(windows)]
+        Command::Install(_) => {
+            // The service runs `service` with the same settings: pass them on as given.
+            let run: Vec<std::ffi::OsString> = std::env::args_os()
+                .skip_while(|a| a != "install")
+                .skip(1)
+                .collect();
+            crate::windows::service::install(dir, &run)
+        }
+        #[cfg(windows)]
+        Command::Uninstall => crate::windows::service::uninstall(),
+        #[cfg(windows)]
+        Command::Start => crate::windows::service::start(),
+        #[cfg(windows)]
+        Command::Stop => crate::windows::service::stop(),
+        #[cfg(windows)]
+        Command::Service(_) => crate::windows::service::dispatch(),
     }
+}
+
+#[cfg(windows)]
+fn state_name(state: u32) -> &'static str {
+    match state {
+        1 => "stopped",
+        2 => "starting",
+        3 => "stopping",
+        4 => "running",
+        5 => "resuming",
+        6 => "pausing",
+        7 => "paused",
+        _ => "unknown",
+    }
+}
+
+fn inventory(wmi: bool) -> anyhow::Result<()> {
+    let timeout = crate::daemon::WMI_TIMEOUT;
+    let json = if wmi {
+        #[cfg(windows)]
+        {
+            serde_json::to_string_pretty(
+                &crate::windows::wmi::query(timeout).map_err(anyhow::Error::msg)?,
+            )?
+        }
+        #[cfg(not(windows))]
+        anyhow::bail!("WMI is Windows'")
+    } else {
+        serde_json::to_string_pretty(&crate::inventory::read(timeout))?
+    };
+    println!("{json}");
+    Ok(())
 }
 
 fn status(dir: &Path, json: bool) -> anyhow::Result<()> {

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use plantwatch_shared::api::ErrorCode;
-use plantwatch_shared::api::Heartbeat;
 use plantwatch_shared::api::OutboxStatus;
+use plantwatch_shared::api::{Heartbeat, HostInventory};
 use plantwatch_shared::daemon::{
     Backoff, Enrollment, Problems, prepare_dir, read_json, write_json,
 };
@@ -20,6 +20,10 @@ use time::OffsetDateTime;
 
 /// File of the daemon's status.
 pub const STATUS_FILE: &str = "status.json";
+/// How long the inventory waits for WMI.
+pub const WMI_TIMEOUT: Duration = Duration::from_secs(20);
+/// How often the inventory is read again (sent only when it changed).
+pub const INVENTORY_EVERY: Duration = Duration::from_secs(6 * 3_600);
 
 /// How the daemon paces itself.
 #[derive(Debug, Clone)]
@@ -96,7 +100,13 @@ pub async fn run(
     ));
     let (pusher, lines, outbox) =
         Pusher::spawn(client.clone(), options.push.clone()).context("opening the metric outbox")?;
-    let collector = tokio::spawn(collect_metrics(lines, options.metrics_every));
+    let (watch_tx, watch_rx) = tokio::sync::watch::channel(Vec::<String>::new());
+    let collector = tokio::spawn(collect_metrics(lines, options.metrics_every, watch_rx));
+    let (inventory_tx, mut inventory_rx) = tokio::sync::mpsc::channel(1);
+    let inventory = tokio::spawn(read_inventory(inventory_tx));
+    // The inventory to send with the next heartbeat, and the last one the server took.
+    let mut unsent: Option<HostInventory> = None;
+    let mut sent: Option<HostInventory> = None;
     let mut status = Status {
         component_id: enrollment.component_id,
         server_url: enrollment.server_url.clone(),
@@ -116,12 +126,28 @@ pub async fn run(
                 }
             }),
             Some(node_id) => {
+                while let Ok(read) = inventory_rx.try_recv() {
+                    if sent.as_ref() != Some(&read) {
+                        unsent = Some(read);
+                    }
+                }
                 let heartbeat = Heartbeat {
                     version: env!("CARGO_PKG_VERSION").to_owned(),
                     uptime_s: Some(started.elapsed().as_secs()),
+                    inventory: unsent.clone(),
                 };
-                client.heartbeat(node_id, &heartbeat).await.map(|_| {
+                client.heartbeat(node_id, &heartbeat).await.map(|ack| {
                     status.last_heartbeat_at = Some(OffsetDateTime::now_utc());
+                    if let Some(taken) = unsent.take() {
+                        sent = Some(taken);
+                    }
+                    watch_tx.send_if_modified(|watched| {
+                        let changed = *watched != ack.processes;
+                        if changed {
+                            watched.clone_from(&ack.processes);
+                        }
+                        changed
+                    });
                 })
             }
         };
@@ -148,9 +174,13 @@ pub async fn run(
                 options.heartbeat_every
             }
             Err(error) => {
-                // A refused heartbeat may mean the node changed: ask again which it is.
+                // A refused heartbeat may mean the node changed: ask again which it is, and
+                // tell the new node what this machine is.
                 if error.status() == Some(403) {
                     status.node_id = None;
+                    if unsent.is_none() {
+                        unsent = sent.take();
+                    }
                 }
                 let wait = backoff.next_delay();
                 let problem = error.to_string();
@@ -174,6 +204,7 @@ pub async fn run(
         }
     }
     collector.abort();
+    inventory.abort();
     pair.abort();
     pusher.stop().await;
     status.outbox = outbox.lock().ok().map(|o| *o);
@@ -183,22 +214,68 @@ pub async fn run(
     Ok(())
 }
 
-/// Reads the system every `every` and hands the lines to the pusher.
-async fn collect_metrics(lines: LineSender, every: Duration) {
-    let mut metrics = match crate::metrics::SystemMetrics::new() {
-        Ok(metrics) => metrics,
-        Err(problem) => {
+/// Reads what the machine is now and every [`INVENTORY_EVERY`] (off the async threads: WMI
+/// blocks).
+async fn read_inventory(to: tokio::sync::mpsc::Sender<HostInventory>) {
+    loop {
+        match tokio::task::spawn_blocking(|| crate::inventory::read(WMI_TIMEOUT)).await {
+            Ok(inventory) => {
+                if let Some(problem) = &inventory.problem {
+                    tracing::warn!("Inventory incomplete: {problem}.");
+                }
+                if to.send(inventory).await.is_err() {
+                    return;
+                }
+            }
+            Err(error) => tracing::warn!("Reading the inventory failed: {error}."),
+        }
+        tokio::time::sleep(INVENTORY_EVERY).await;
+    }
+}
+
+/// Reads the system every `every` (with the watched processes and, on Windows, the services)
+/// and hands the lines to the pusher.
+async fn collect_metrics(
+    lines: LineSender,
+    every: Duration,
+    watched: tokio::sync::watch::Receiver<Vec<String>>,
+) {
+    let (mut metrics, mut processes) = match (
+        crate::metrics::SystemMetrics::new(),
+        crate::processes::Processes::new(),
+    ) {
+        (Ok(metrics), Ok(processes)) => (metrics, processes),
+        (Err(problem), _) | (_, Err(problem)) => {
             tracing::error!("No system metrics: {problem}.");
             return;
         }
     };
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    #[cfg(windows)]
+    let mut services_problem = plantwatch_shared::daemon::Problems::default();
     loop {
         ticker.tick().await;
         let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
         let mut out = Writer::new();
         metrics.collect(now_ms, &mut out);
+        let names = watched.borrow().clone();
+        processes.collect(&names, now_ms, &mut out);
+        #[cfg(windows)]
+        match tokio::task::spawn_blocking(crate::windows::scm::services).await {
+            Ok(Ok(services)) => {
+                if services_problem.recovered() {
+                    tracing::info!("Listing the services works again.");
+                }
+                crate::services::write_lines(&services, now_ms, &mut out);
+            }
+            Ok(Err(error)) => {
+                if services_problem.failed(error.to_string()) {
+                    tracing::warn!("Listing the services failed: {error}.");
+                }
+            }
+            Err(_) => {}
+        }
         lines.send_written(out).await;
     }
 }

@@ -4,6 +4,11 @@
 
 pub mod cli;
 pub mod daemon;
+pub mod inventory;
 pub mod metrics;
+pub mod processes;
+pub mod services;
+#[cfg(windows)]
+pub mod windows;
 
 pub use daemon::{Options, run};

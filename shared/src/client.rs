@@ -23,11 +23,12 @@ use crate::api::{
     CollectorConfig, CollectorReport, Component, ComponentQuery, ComponentSelf,
     CreateCredentialRequest, CreateTokenRequest, CreateUserRequest, CreatedToken, Credential,
     CredentialQuery, EnrollmentToken, ErrorBody, ErrorCode, ExportFormat, ExportQuery, Health,
-    HealthChange, Heartbeat, HeartbeatAck, ImportQuery, ImportReport, ListResponse, LoginRequest,
-    LoginResponse, MaintenanceSpec, MaintenanceWindow, Me, MetricQuery, MetricsAnswer, Node,
-    NodeQuery, NodeSpec, RegisterRequest, Registration, RulePreviewRow, RuleSpec, SeriesInfo,
-    SeriesQuery, SetupRequest, SetupStatus, Summary, Template, TemplateReload, TokenQuery,
-    UpdateCredentialRequest, UpdateNodeRequest, UpdateUserRequest, User, UserQuery,
+    HealthChange, Heartbeat, HeartbeatAck, HostWatch, ImportQuery, ImportReport, ListResponse,
+    LoginRequest, LoginResponse, MaintenanceSpec, MaintenanceWindow, Me, MetricQuery,
+    MetricsAnswer, Node, NodeHost, NodeQuery, NodeSpec, RegisterRequest, Registration,
+    RulePreviewRow, RuleSpec, SeriesInfo, SeriesQuery, SetupRequest, SetupStatus, Summary,
+    Template, TemplateReload, TokenQuery, UpdateCredentialRequest, UpdateNodeRequest,
+    UpdateUserRequest, User, UserQuery,
 };
 use crate::{Error, Fingerprint, Result, Secret};
 
@@ -492,6 +493,20 @@ impl Client {
     pub async fn node_history(&self, id: i64) -> Result<ListResponse<AuditEntry>> {
         let path = format!("/api/v1/nodes/{id}/history");
         self.json(self.request(Method::GET, &path)).await
+    }
+
+    /// `GET /api/v1/nodes/{id}/host`: the agent's inventory and what the node must run.
+    pub async fn node_host(&self, id: i64) -> Result<NodeHost> {
+        let path = format!("/api/v1/nodes/{id}/host");
+        self.json(self.request(Method::GET, &path)).await
+    }
+
+    /// `PUT /api/v1/nodes/{id}/host` (operator): the services the node must run and the
+    /// processes it watches.
+    pub async fn set_node_host(&self, id: i64, watch: &HostWatch) -> Result<NodeHost> {
+        let path = format!("/api/v1/nodes/{id}/host");
+        self.json(self.request(Method::PUT, &path).json(watch))
+            .await
     }
 
     /// `PUT /api/v1/nodes/{id}/credentials/{credential_id}` (operator).

@@ -2,7 +2,6 @@
 //! atomically, the machine id, and retry backoff with jitter.
 
 use std::io::{Read as _, Write as _};
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -73,12 +72,12 @@ pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Erro
     }
 }
 
-/// Creates the state directory (mode 0700) if it does not exist.
+/// Creates the state directory if it does not exist, limited to its owner (mode 0700; on
+/// Windows SYSTEM and Administrators only).
 pub fn prepare_dir(dir: &Path) -> Result<(), DaemonError> {
     if !dir.exists() {
         std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(io("restricting", dir))?;
+        crate::private::restrict_dir(dir).map_err(io("restricting", dir))?;
     }
     Ok(())
 }
@@ -88,10 +87,9 @@ pub fn prepare_dir(dir: &Path) -> Result<(), DaemonError> {
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), DaemonError> {
     let temporary = path.with_extension("tmp");
     let _ = std::fs::remove_file(&temporary);
-    let mut file = std::fs::OpenOptions::new()
+    let mut file = crate::private::private_options()
         .write(true)
         .create_new(true)
-        .mode(0o600)
         .open(&temporary)
         .map_err(io("creating", &temporary))?;
     file.write_all(bytes).map_err(io("writing", &temporary))?;
@@ -352,6 +350,7 @@ pub fn identity(
 }
 
 /// Completes on SIGTERM or SIGINT.
+#[cfg(unix)]
 pub fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, DaemonError> {
     use tokio::signal::unix::{SignalKind, signal};
     let signals = Path::new("signal handlers");
@@ -361,6 +360,21 @@ pub fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, Daemon
         tokio::select! {
             _ = terminate.recv() => tracing::info!("SIGTERM received, stopping."),
             _ = interrupt.recv() => tracing::info!("SIGINT received, stopping."),
+        }
+    })
+}
+
+/// Completes on Ctrl+C or Ctrl+Break (a console run; a service stops through the Service
+/// Control Manager instead).
+#[cfg(windows)]
+pub fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, DaemonError> {
+    let signals = Path::new("console handlers");
+    let mut c = tokio::signal::windows::ctrl_c().map_err(io("installing", signals))?;
+    let mut brk = tokio::signal::windows::ctrl_break().map_err(io("installing", signals))?;
+    Ok(async move {
+        tokio::select! {
+            _ = c.recv() => tracing::info!("Ctrl+C received, stopping."),
+            _ = brk.recv() => tracing::info!("Ctrl+Break received, stopping."),
         }
     })
 }
@@ -560,13 +574,21 @@ mod tests {
             alternates: Vec::new(),
         };
         state.save(&state_dir).unwrap();
-        let mode = std::fs::metadata(state_dir.join(STATE_FILE))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
-        let dir_mode = std::fs::metadata(&state_dir).unwrap().permissions().mode();
-        assert_eq!(dir_mode & 0o777, 0o700);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&state_dir.join(STATE_FILE)), 0o600);
+            assert_eq!(mode(&state_dir), 0o700);
+        }
+        #[cfg(windows)]
+        {
+            let dacl = crate::private::windows::dacl_of(&state_dir).unwrap();
+            assert!(
+                dacl.starts_with("D:P") && !dacl.contains(";;;BU)"),
+                "{dacl}"
+            );
+        }
         assert_eq!(
             Enrollment::load(&state_dir, ComponentKind::Collector).unwrap(),
             state

@@ -15,6 +15,8 @@ pub mod fingerprint;
 pub mod lineproto;
 pub mod metric_names;
 #[cfg(feature = "daemon")]
+pub mod private;
+#[cfg(feature = "daemon")]
 pub mod push;
 pub mod rules;
 pub mod secret;

@@ -62,6 +62,17 @@ metrics! {
     DISK_USED_PCT = "disk"."used_pct";
     /// A device's storage area (hrStorage) in use, percent.
     STORAGE_USED_PCT = "storage"."used_pct";
+    /// A Windows service's state as the Service Control Manager reports it: 1 stopped, 2 start
+    /// pending, 3 stop pending, 4 running, 5 continue pending, 6 pause pending, 7 paused. Tags
+    /// `service` (its name), `start` (`auto`, `auto-delayed`, `auto-trigger`, `manual`,
+    /// `disabled`, `boot`, `system`).
+    WINDOWS_SERVICE_STATE = "windows_service"."state";
+    /// A Windows service's start type: 0 boot, 1 system, 2 automatic, 3 manual, 4 disabled.
+    WINDOWS_SERVICE_START_TYPE = "windows_service"."start_type";
+    /// How many processes of a watched name run (tag `name`).
+    PROCESS_COUNT = "process"."count";
+    /// Their CPU use together, percent of one core.
+    PROCESS_CPU_PCT = "process"."cpu_pct";
     /// 1 while a UPS runs on battery.
     UPS_ON_BATTERY = "ups"."on_battery";
     /// 1 when a service check passed (port open; expected status and text; TLS handshake, or a

@@ -17,7 +17,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -260,11 +259,10 @@ impl Outbox {
         let body = encoder.finish().map_err(io("writing", &path))?;
         {
             // Batches hold what devices report: readable by the daemon's user only.
-            let mut file = std::fs::OpenOptions::new()
+            let mut file = crate::private::private_options()
                 .write(true)
                 .create(true)
                 .truncate(true)
-                .mode(0o600)
                 .open(&temp)
                 .map_err(io("writing", &temp))?;
             file.write_all(&body).map_err(io("writing", &temp))?;
@@ -683,6 +681,7 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
         assert_eq!(reopened.status().batches, 2);
         // Batch files are the owner's only, like the rest of the state dir.
+        #[cfg(unix)]
         for entry in std::fs::read_dir(dir.path()).unwrap() {
             use std::os::unix::fs::PermissionsExt as _;
             let mode = entry.unwrap().metadata().unwrap().permissions().mode();

@@ -678,6 +678,92 @@ mod tests {
         assert_eq!(down, ["interface.oper_status{ifIndex=7,ifName=Gi0/7}"]);
     }
 
+    #[test]
+    fn automatic_services_down_warn_required_ones_are_critical_and_missing_ones_too() {
+        let now = 1_000_000;
+        let mut nodes = tree();
+        nodes[2].required_services = vec!["WinCC".into(), "OpcEnum".into()];
+        let inputs = Inputs {
+            now,
+            rules: builtin_rules(),
+            nodes,
+            ..Inputs::default()
+        };
+        let line = |service: &str, start: &str| -> &'static str {
+            leak(&format!(
+                "windows_service.state{{service={service},start={start}}}"
+            ))
+        };
+        let samples = [
+            // A healthy automatic service, a stopped one, one stopped by design (updater),
+            // a trigger-start one stopped (idle), a manual one stopped: one warning.
+            (3, line("Spooler", "auto"), 10, 4.0),
+            (3, line("Eventlog", "auto"), 10, 1.0),
+            (3, line("gupdate", "auto"), 10, 1.0),
+            (3, line("WpnService", "auto-trigger"), 10, 1.0),
+            (3, line("Fax", "manual"), 10, 1.0),
+            // Required, manual start and stopped: critical. OpcEnum is not listed at all.
+            (3, line("WinCC", "manual"), 10, 1.0),
+            // Another node with the same stopped service, nothing required: a warning.
+            (4, line("Eventlog", "auto"), 10, 1.0),
+        ];
+        let hot = window(&samples, now);
+        let verdicts = Evaluator::default().judge(&inputs, &hot).verdicts;
+        let mut firing: Vec<_> = verdicts
+            .iter()
+            .filter_map(|(k, v)| Some((k.node_id?, k.series.as_str(), v.severity?)))
+            .collect();
+        firing.sort_by_key(|f| (f.0, f.1.to_owned()));
+        assert_eq!(
+            firing,
+            [
+                (
+                    3,
+                    "windows_service.state{service=Eventlog}",
+                    Severity::Warning
+                ),
+                (
+                    3,
+                    "windows_service.state{service=OpcEnum}",
+                    Severity::Critical
+                ),
+                (
+                    3,
+                    "windows_service.state{service=WinCC}",
+                    Severity::Critical
+                ),
+                (
+                    4,
+                    "windows_service.state{service=Eventlog}",
+                    Severity::Warning
+                ),
+            ]
+        );
+        let message = |series: &str| {
+            verdicts
+                .iter()
+                .find(|(k, _)| k.node_id == Some(3) && k.series == series)
+                .map(|(_, v)| v.message.clone())
+                .unwrap()
+        };
+        assert_eq!(
+            message("windows_service.state{service=OpcEnum}"),
+            "service OpcEnum required by the node is not installed"
+        );
+        assert_eq!(
+            message("windows_service.state{service=WinCC}"),
+            "service WinCC (manual) stopped, and the node requires it"
+        );
+        // A node whose agent reports no services at all gets no "not installed" alerts (its
+        // agent may be down: agent_heartbeat's word).
+        let hot = window(&[(4, line("Eventlog", "auto"), 10, 4.0)], now);
+        let verdicts = Evaluator::default().judge(&inputs, &hot).verdicts;
+        assert!(
+            verdicts.values().all(|v| v.severity.is_none()),
+            "{verdicts:?}"
+        );
+    }
+
     fn leak(text: &str) -> &'static str {
         Box::leak(text.to_owned().into_boxed_str())
     }

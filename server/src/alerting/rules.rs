@@ -11,9 +11,9 @@ use plantwatch_shared::api::{
 };
 use plantwatch_shared::metric_names::{
     CHECK_CERT_DAYS_LEFT, CHECK_CERT_VALID, CHECK_TIME_MS, CHECK_UP, CPU_LOAD_PCT,
-    CPU_TOTAL_USAGE_PCT, DISK_USED_PCT, INTERFACE_OPER_STATUS, MEMORY_USED_PCT, MODBUS_UP, SNMP_UP,
-    STORAGE_USED_PCT, UPS_ON_BATTERY, VSPHERE_DATASTORE_USED_PCT, VSPHERE_HOST_CONNECTED,
-    VSPHERE_UP, VSPHERE_VM_POWERED_ON, any_of,
+    CPU_TOTAL_USAGE_PCT, DISK_USED_PCT, INTERFACE_OPER_STATUS, MEMORY_USED_PCT, MODBUS_UP,
+    PROCESS_COUNT, SNMP_UP, STORAGE_USED_PCT, UPS_ON_BATTERY, VSPHERE_DATASTORE_USED_PCT,
+    VSPHERE_HOST_CONNECTED, VSPHERE_UP, VSPHERE_VM_POWERED_ON, WINDOWS_SERVICE_STATE, any_of,
 };
 use plantwatch_shared::rules::glob_matches;
 
@@ -403,6 +403,33 @@ pub fn builtin_defaults() -> Vec<(BuiltinRule, RuleSpec)> {
                 )
             },
         ),
+        (
+            B::WindowsServiceStopped,
+            RuleSpec {
+                metric: Some(WINDOWS_SERVICE_STATE.name.to_owned()),
+                window_s: 300,
+                warning: Some(1.0),
+                critical: Some(1.0),
+                for_s: 60,
+                ..rule(
+                    "windows_service_stopped",
+                    "A Windows service of automatic start not running for a minute (warning;                      trigger-start services and those known to stop by design left out), or                      one the node requires not running or not installed (critical).",
+                )
+            },
+        ),
+        (
+            B::ProcessMissing,
+            threshold(
+                "process_missing",
+                "A process the node watches by name running nowhere.",
+                PROCESS_COUNT.name,
+                Last,
+                300,
+                Below,
+                (None, Some(1.0), None),
+                30,
+            ),
+        ),
     ]
 }
 
@@ -702,6 +729,8 @@ pub struct NodeFacts {
     pub other_parents: Vec<i64>,
     pub health: String,
     pub health_reason: Option<String>,
+    /// Windows services the node must have running (`PUT /nodes/{id}/host`).
+    pub required_services: Vec<String>,
 }
 
 /// Whether a rule with this scope applies to `node`.
@@ -776,7 +805,12 @@ mod tests {
     #[test]
     fn every_builtin_rule_resolves_at_its_clear_threshold() {
         for (builtin, spec) in builtin_defaults() {
-            if !reads_metric(Some(builtin)) || builtin == BuiltinRule::InterfaceDown {
+            if !reads_metric(Some(builtin))
+                || matches!(
+                    builtin,
+                    BuiltinRule::InterfaceDown | BuiltinRule::WindowsServiceStopped
+                )
+            {
                 continue;
             }
             let clear = spec.clear.or_else(|| lowest_threshold(&spec)).unwrap();

@@ -11,12 +11,12 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use plantwatch_shared::api::AuditAction;
 use plantwatch_shared::api::{
     AttachRequest, AuditEntry, AuditQuery, BulkNodesAnswer, BulkNodesRequest, CheckSpec,
     ExportFormat, ExportQuery, ImportProblem, ImportQuery, ListResponse, Node, NodeQuery, NodeSpec,
     Role, UpdateNodeRequest,
 };
+use plantwatch_shared::api::{AuditAction, HostWatch, NodeHost};
 use rusqlite::Connection;
 use serde_json::json;
 
@@ -42,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .route("/nodes/bulk", post(bulk))
         .route("/nodes/{id}", get(read).patch(update).delete(remove))
         .route("/nodes/{id}/history", get(history))
+        .route("/nodes/{id}/host", get(read_host).put(set_host))
         .route(
             "/nodes/{id}/credentials/{credential_id}",
             put(attach).delete(detach),
@@ -267,6 +268,59 @@ fn update_in(
         now,
     )?;
     existing(tx, id)
+}
+
+/// `GET /nodes/{id}/host`: the agent's inventory and what the node must run.
+async fn read_host(
+    State(state): State<AppState>,
+    _auth: Authed,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<NodeHost>> {
+    let host = state
+        .db
+        .call(move |conn| -> ApiResult<NodeHost> {
+            existing(conn, id)?;
+            Ok(db::host::get(conn, id)?)
+        })
+        .await?;
+    Ok(Json(host))
+}
+
+/// `PUT /nodes/{id}/host`: the services the node must have running and the processes it
+/// watches (operators).
+async fn set_host(
+    State(state): State<AppState>,
+    auth: Authed<OperatorRole>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(watch): ApiJson<HostWatch>,
+) -> ApiResult<Json<NodeHost>> {
+    let watch = watch
+        .normalized()
+        .map_err(|problem| ApiError::bad_request(ErrorCode::InvalidNode, problem))?;
+    let actor = auth.actor();
+    let host = state
+        .db
+        .write(move |tx| -> ApiResult<NodeHost> {
+            let node = existing(tx, id)?;
+            db::host::set_watch(tx, id, &watch)?;
+            let details = json!({
+                "name": node.name,
+                "changed": ["services", "processes"],
+                "services": watch.services,
+                "processes": watch.processes,
+            });
+            audit::record(
+                tx,
+                &actor,
+                AuditAction::NodeUpdate,
+                Some(&format!("node:{id}")),
+                Some(&details),
+                crate::clock::unix_secs(),
+            )?;
+            Ok(db::host::get(tx, id)?)
+        })
+        .await?;
+    Ok(Json(host))
 }
 
 async fn remove(

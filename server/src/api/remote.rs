@@ -11,8 +11,9 @@ use plantwatch_shared::ENROLLMENT_TOKEN_PREFIX;
 use plantwatch_shared::api::AuditAction;
 use plantwatch_shared::api::{
     CollectorReport, ComponentKind, ComponentSelf, ComponentStatus, Heartbeat, HeartbeatAck,
-    MAX_COMPONENT_NAME_LEN, MAX_HOSTNAME_LEN, MAX_MACHINE_ID_LEN, MAX_REPORT_ERROR_LEN,
-    MAX_REPORT_ERRORS, MAX_VERSION_LEN, RegisterRequest, Registration, TokenState,
+    MAX_COMPONENT_NAME_LEN, MAX_HOSTNAME_LEN, MAX_INVENTORY_TEXT, MAX_MACHINE_ID_LEN,
+    MAX_REPORT_ERROR_LEN, MAX_REPORT_ERRORS, MAX_VERSION_LEN, RegisterRequest, Registration,
+    TokenState,
 };
 use plantwatch_shared::rules::name_problem;
 use serde_json::json;
@@ -369,8 +370,33 @@ async fn heartbeat(
             format!("version {problem}"),
         ));
     }
+    if let Some(inventory) = &heartbeat.inventory
+        && let Some((field, _)) = inventory
+            .texts()
+            .into_iter()
+            .find(|(_, text)| text.is_some_and(|t| t.len() > MAX_INVENTORY_TEXT))
+    {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidHeartbeat,
+            format!("inventory {field} must be at most {MAX_INVENTORY_TEXT} bytes"),
+        ));
+    }
     // An upgraded agent shows its new version without enrolling again; a heartbeat writes
-    // only when the version changed (once per agent after a server start).
+    // only when the version changed (once per agent after a server start), or when it
+    // carries the machine's inventory (its first, and when that changed).
+    if let Some(inventory) = heartbeat.inventory {
+        state
+            .db
+            .write(move |tx| -> ApiResult<()> {
+                Ok(crate::db::host::set_inventory(
+                    tx,
+                    node_id,
+                    &inventory,
+                    crate::clock::unix_secs(),
+                )?)
+            })
+            .await?;
+    }
     let id = auth.identity.id;
     if state.presence.version_changed(id, &heartbeat.version) {
         let version = heartbeat.version.clone();
@@ -379,8 +405,15 @@ async fn heartbeat(
             .write(move |tx| -> ApiResult<()> { Ok(components::set_version(tx, id, &version)?) })
             .await?;
     }
+    let processes = state
+        .db
+        .call(move |conn| -> ApiResult<Vec<String>> {
+            Ok(crate::db::host::watched_processes(conn, node_id)?)
+        })
+        .await?;
     Ok(Json(HeartbeatAck {
         node_id,
         server_time: to_time(crate::clock::unix_secs()),
+        processes,
     }))
 }

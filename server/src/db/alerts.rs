@@ -538,6 +538,7 @@ pub fn unignore(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
 /// What the evaluator needs of every node.
 pub fn node_facts(conn: &Connection) -> rusqlite::Result<Vec<NodeFacts>> {
     let mut other_parents = super::nodes::other_parents(conn)?;
+    let mut required = super::host::required_services(conn)?;
     let mut tags: BTreeMap<i64, Vec<String>> = BTreeMap::new();
     {
         let mut statement = conn.prepare_cached("SELECT node_id, tag FROM node_tags")?;
@@ -566,6 +567,7 @@ pub fn node_facts(conn: &Connection) -> rusqlite::Result<Vec<NodeFacts>> {
             other_parents: other_parents.remove(&id).unwrap_or_default(),
             health: row.get(7)?,
             health_reason: row.get(8)?,
+            required_services: required.remove(&id).unwrap_or_default(),
         })
     })?
     .collect()

@@ -14,6 +14,7 @@ pub mod config_dirty;
 pub mod credentials;
 pub mod discovery;
 pub mod events;
+pub mod host;
 pub mod nodes;
 pub mod notify;
 pub mod sessions;
@@ -99,6 +100,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../../migrations/0016_vsphere.sql"),
     ),
     ("0017_ha", include_str!("../../../migrations/0017_ha.sql")),
+    (
+        "0018_host",
+        include_str!("../../../migrations/0018_host.sql"),
+    ),
 ];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -430,7 +435,8 @@ mod tests {
                 "0014_auto_parents",
                 "0015_modbus",
                 "0016_vsphere",
-                "0017_ha"
+                "0017_ha",
+                "0018_host"
             ]
         );
     }

@@ -172,6 +172,12 @@ named_enum! {
         DatastoreFull = "datastore_full",
         /// A VM tagged `must-run` powered off.
         VmPoweredOff = "vm_powered_off",
+        /// A Windows service of automatic start that is not running (trigger-start services
+        /// and a list of services known to stop by design left out), or a service the node
+        /// requires that is not running or not installed.
+        WindowsServiceStopped = "windows_service_stopped",
+        /// A process the node watches by name that runs nowhere (`process.count` below 1).
+        ProcessMissing = "process_missing",
     }
 }
 

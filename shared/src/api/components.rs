@@ -435,6 +435,10 @@ pub struct Heartbeat {
     /// Seconds since the agent started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uptime_s: Option<u64>,
+    /// What the machine is, sent with the first heartbeat and whenever it changed; the server
+    /// keeps the last one on the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<HostInventory>,
 }
 
 /// The answer to a heartbeat.
@@ -443,6 +447,65 @@ pub struct HeartbeatAck {
     pub node_id: i64,
     #[serde(with = "time::serde::rfc3339")]
     pub server_time: OffsetDateTime,
+    /// Process names the node watches (`process.count`, `process.cpu_pct` by name).
+    #[serde(default)]
+    pub processes: Vec<String>,
+}
+
+/// Longest text of an inventory field the server keeps.
+pub const MAX_INVENTORY_TEXT: usize = 256;
+
+/// What an agent's machine is: its operating system (Windows: from WMI, Linux: os-release and
+/// the kernel) and hardware. Every field is optional: WMI may be slow, partial or missing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostInventory {
+    /// `Microsoft Windows Server 2019 Standard`, `Debian GNU/Linux 12 (bookworm)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    /// `10.0.17763`, `12`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_version: Option<String>,
+    /// Windows build number (`17763`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_build: Option<String>,
+    /// Linux kernel release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manufacturer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    /// Installed updates (Win32_QuickFixEngineering).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hotfixes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_cores: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// What could not be read (`WMI: timed out after 20 s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+impl HostInventory {
+    /// The text fields, named, for checks and display.
+    pub fn texts(&self) -> [(&'static str, Option<&str>); 9] {
+        [
+            ("os", self.os.as_deref()),
+            ("os_version", self.os_version.as_deref()),
+            ("os_build", self.os_build.as_deref()),
+            ("kernel", self.kernel.as_deref()),
+            ("hostname", self.hostname.as_deref()),
+            ("manufacturer", self.manufacturer.as_deref()),
+            ("model", self.model.as_deref()),
+            ("serial", self.serial.as_deref()),
+            ("problem", self.problem.as_deref()),
+        ]
+    }
 }
 
 #[cfg(test)]

@@ -436,3 +436,70 @@ mod tests {
         assert!(err.contains("colour"), "{err}");
     }
 }
+
+/// Most names a node's service or process list holds.
+pub const MAX_HOST_NAMES: usize = 100;
+/// Longest service or process name.
+pub const MAX_HOST_NAME_LEN: usize = 256;
+
+/// What a node's agent must have running: `PUT /nodes/{id}/host`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostWatch {
+    /// Windows services (by service name, `Spooler`) whose stop is a critical alert whatever
+    /// their start type; one not installed is one too.
+    #[serde(default)]
+    pub services: Vec<String>,
+    /// Processes counted by name (`process.count`, `process.cpu_pct`), `.exe` optional.
+    #[serde(default)]
+    pub processes: Vec<String>,
+}
+
+impl HostWatch {
+    /// Trimmed, without duplicates (case-insensitively), sorted; what is wrong with the lists.
+    pub fn normalized(self) -> Result<HostWatch, String> {
+        let clean = |what: &str, names: Vec<String>| -> Result<Vec<String>, String> {
+            let mut out: Vec<String> = Vec::new();
+            for name in names {
+                let name = name.trim().to_owned();
+                if name.is_empty() || name.len() > MAX_HOST_NAME_LEN {
+                    return Err(format!(
+                        "a {what} name must have 1 to {MAX_HOST_NAME_LEN} bytes"
+                    ));
+                }
+                if name.chars().any(char::is_control) {
+                    return Err(format!("the {what} name {name:?} has control characters"));
+                }
+                if !out.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
+                    out.push(name);
+                }
+            }
+            if out.len() > MAX_HOST_NAMES {
+                return Err(format!("at most {MAX_HOST_NAMES} {what} names"));
+            }
+            out.sort_by_key(|n| n.to_lowercase());
+            Ok(out)
+        };
+        Ok(HostWatch {
+            services: clean("service", self.services)?,
+            processes: clean("process", self.processes)?,
+        })
+    }
+}
+
+/// A node's machine as its agent reported it, and what it must run: `GET /nodes/{id}/host`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeHost {
+    pub node_id: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<super::HostInventory>,
+    /// When the agent sent it.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub inventory_at: Option<OffsetDateTime>,
+    #[serde(flatten)]
+    pub watch: HostWatch,
+}

@@ -7,6 +7,7 @@ mod collectors;
 pub mod events;
 mod heartbeat;
 mod interface;
+mod services;
 mod threshold;
 mod unreachable;
 
@@ -130,6 +131,7 @@ pub fn kind_of(rule: &AlertRule) -> &'static dyn RuleKind {
         Some(BuiltinRule::CollectorOffline) => &collectors::CollectorOffline,
         Some(BuiltinRule::CollectorOutboxLag) => &collectors::OutboxLag,
         Some(BuiltinRule::InterfaceDown) => &interface::InterfaceDown,
+        Some(BuiltinRule::WindowsServiceStopped) => &services::ServiceStopped,
         Some(
             BuiltinRule::SnmpUnreachable
             | BuiltinRule::ModbusUnreachable
@@ -155,7 +157,8 @@ pub fn kind_of(rule: &AlertRule) -> &'static dyn RuleKind {
             | BuiltinRule::DnsDown
             | BuiltinRule::VsphereHostDisconnected
             | BuiltinRule::DatastoreFull
-            | BuiltinRule::VmPoweredOff,
+            | BuiltinRule::VmPoweredOff
+            | BuiltinRule::ProcessMissing,
         )
         | None => &threshold::THRESHOLD,
     }
