@@ -35,6 +35,9 @@ const PSEUDO_FILESYSTEMS: &[&str] = &[
 /// Readers kept between collections (CPU usage is measured between two refreshes).
 pub struct SystemMetrics {
     system: System,
+    /// On Windows, CPU busy from the processor time totals, not PDH counters.
+    #[cfg(windows)]
+    cpu: crate::windows::cpu::CpuBusy,
     disks: Disks,
     networks: Networks,
 }
@@ -47,10 +50,18 @@ impl std::fmt::Debug for SystemMetrics {
 
 impl SystemMetrics {
     pub fn new() -> Result<SystemMetrics, String> {
+        #[allow(unused_mut)] // Only Unix measures CPU through sysinfo.
         let mut system = System::new().map_err(|e| format!("reading system information: {e}"))?;
+        #[cfg(not(windows))]
         system.refresh_cpu_usage();
+        #[cfg(windows)]
+        let mut cpu = crate::windows::cpu::CpuBusy::default();
+        #[cfg(windows)]
+        cpu.sample();
         Ok(SystemMetrics {
             system,
+            #[cfg(windows)]
+            cpu,
             disks: Disks::new_with_refreshed_list().map_err(|e| format!("listing disks: {e}"))?,
             networks: Networks::new_with_refreshed_list()
                 .map_err(|e| format!("listing network interfaces: {e}"))?,
@@ -59,18 +70,32 @@ impl SystemMetrics {
 
     /// Reads everything once; lines stamped `now_ms`.
     pub fn collect(&mut self, now_ms: i64, out: &mut Writer) {
-        self.system.refresh_cpu_usage();
         self.system.refresh_memory();
         self.disks.refresh(true);
         self.networks.refresh(true);
 
-        out.line(CPU_TOTAL_USAGE_PCT.measurement, &[])
-            .float(
-                CPU_TOTAL_USAGE_PCT.field,
-                f64::from(self.system.global_cpu_usage()),
+        #[cfg(not(windows))]
+        let (busy, cores) = {
+            self.system.refresh_cpu_usage();
+            (
+                Some(f64::from(self.system.global_cpu_usage())),
+                self.system.cpus().len(),
             )
-            .float("cores", self.system.cpus().len() as f64)
-            .finish(now_ms);
+        };
+        #[cfg(windows)]
+        let (busy, cores) = (
+            self.cpu.sample(),
+            std::thread::available_parallelism().map_or(0, usize::from),
+        );
+        if let Some(busy) = busy {
+            out.line(CPU_TOTAL_USAGE_PCT.measurement, &[])
+                .float(CPU_TOTAL_USAGE_PCT.field, busy)
+                .float("cores", cores as f64)
+                .finish(now_ms);
+        }
+        // Windows has no load average (sysinfo's emulation samples PDH counters, which Wine
+        // lacks): CPU busy stands for it there.
+        #[cfg(not(windows))]
         if let Ok(load) = System::load_average() {
             out.line("load", &[])
                 .float("load1", load.one)
@@ -135,6 +160,8 @@ mod tests {
     #[test]
     fn reads_this_machine() {
         let mut metrics = SystemMetrics::new().unwrap();
+        // CPU busy is measured between two readings.
+        std::thread::sleep(std::time::Duration::from_millis(200));
         let mut out = Writer::new();
         metrics.collect(1_000, &mut out);
         let text = out.take();
@@ -150,12 +177,22 @@ mod tests {
         let cpu = find("cpu_total").expect("cpu line");
         let usage = cpu.fields[0].1.as_f64().unwrap();
         assert!((0.0..=100.0).contains(&usage), "{usage}");
-        assert!(find("load").is_some() && find("system").is_some());
-        // Loopback always exists, and its counters are unsigned totals.
+        assert!(find("system").is_some());
+        assert_eq!(
+            find("load").is_some(),
+            cfg!(unix),
+            "load average only on Unix"
+        );
+        // An interface always exists (Linux: loopback), and its counters are unsigned totals.
+        // Wine lists no interfaces or volumes to sysinfo.
+        #[cfg(windows)]
+        if plantwatch_shared::private::windows::under_wine() {
+            return;
+        }
         let lo = lines
             .iter()
-            .find(|l| l.measurement == "net" && l.tag("interface") == Some("lo"))
-            .expect("lo interface");
+            .find(|l| l.measurement == "net" && (cfg!(windows) || l.tag("interface") == Some("lo")))
+            .expect("an interface");
         assert!(matches!(
             lo.fields[0].1,
             plantwatch_shared::lineproto::FieldValue::UInt(_)

@@ -43,6 +43,7 @@ async fn load(
             let body = Heartbeat {
                 version: "bench".into(),
                 uptime_s: None,
+                inventory: None,
             };
             while started.elapsed() < duration {
                 let agent = &agents[next.fetch_add(1, Ordering::Relaxed) % agents.len()];

@@ -671,6 +671,7 @@ async fn approving_an_agent_asks_which_node_when_one_matches_its_host_or_creates
         .heartbeat(
             existing.id,
             &Heartbeat {
+                inventory: None,
                 version: "0.1.0".into(),
                 uptime_s: Some(5),
             },
@@ -682,6 +683,7 @@ async fn approving_an_agent_asks_which_node_when_one_matches_its_host_or_creates
         .heartbeat(
             existing.id,
             &Heartbeat {
+                inventory: None,
                 version: "0.2.0".into(),
                 uptime_s: None,
             },

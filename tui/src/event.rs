@@ -73,6 +73,8 @@ pub enum Reply {
         certificates: Vec<plantwatch_shared::api::CertificateFinding>,
         /// A vCenter node's hosts, VMs and datastores (empty for other nodes).
         vsphere: Vec<plantwatch_shared::api::vsphere::VsphereObject>,
+        /// An agent's machine and what the node must run.
+        host: Box<plantwatch_shared::api::NodeHost>,
     },
     /// A credential attached to `nodes` nodes.
     Attached {

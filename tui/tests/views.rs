@@ -880,6 +880,23 @@ fn node_details_show_credentials_masked_parent_and_history() {
             ],
             certificates: vec![certificate(11, 5)],
             vsphere: Vec::new(),
+            host: Box::new(plantwatch_shared::api::NodeHost {
+                node_id: 2,
+                inventory: Some(plantwatch_shared::api::HostInventory {
+                    os: Some("Microsoft Windows Server 2019 Standard".into()),
+                    os_build: Some("17763".into()),
+                    manufacturer: Some("Dell Inc.".into()),
+                    model: Some("PowerEdge R640".into()),
+                    serial: Some("7XJ2KQ2".into()),
+                    hotfixes: Some(14),
+                    ..Default::default()
+                }),
+                inventory_at: Some(NOW),
+                watch: plantwatch_shared::api::HostWatch {
+                    services: vec!["OpcEnum".into(), "WinCC".into()],
+                    processes: vec!["pdlrt.exe".into()],
+                },
+            }),
         },
     );
     snap("nodes_detail", &app);
@@ -916,6 +933,7 @@ fn a_vcenters_details_list_its_hosts_vms_and_datastores_problems_first() {
                 object("datastore", "ds-ssd", "accessible", "91 % of 2.0 TiB"),
                 object("vm", "old-hmi", "gone", ""),
             ],
+            host: Box::default(),
         },
     );
     let screen = draw(&app, 120, 40);

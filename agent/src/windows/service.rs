@@ -45,6 +45,9 @@ pub fn install(state_dir: &Path, run: &[OsString]) -> anyhow::Result<()> {
     Enrollment::load(state_dir, ComponentKind::Agent)
         .context("enroll first (plantwatch-agent enroll CODE); the service runs the enrollment")?;
     let exe = std::env::current_exe().context("finding this program")?;
+    // The SCM starts the service in system32: the state directory must not be relative.
+    let state_dir = std::path::absolute(state_dir).context("resolving the state directory")?;
+    let state_dir = state_dir.as_path();
     let mut arguments = vec![
         OsString::from("--state-dir"),
         state_dir.as_os_str().to_owned(),
@@ -85,10 +88,13 @@ pub fn install(state_dir: &Path, run: &[OsString]) -> anyhow::Result<()> {
             actions: Some(vec![restart(10), restart(30), restart(60)]),
         })
         .context("setting the service's recovery (restart on failure)")?;
-    // An exit with an error counts as a failure too, not only a crash.
-    service
-        .set_failure_actions_on_non_crash_failures(true)
-        .context("setting the service's recovery for exits with an error")?;
+    // An exit with an error counts as a failure too, not only a crash (Wine lacks this
+    // setting: there only crashes restart the service).
+    if let Err(error) = service.set_failure_actions_on_non_crash_failures(true) {
+        eprintln!(
+            "warning: the service restarts after a crash, but this system would not restart it              after an exit with an error: {error}"
+        );
+    }
     println!("Installed the service {SERVICE_NAME} (automatic start, restarted on failure).");
     println!("Start it now: plantwatch-agent start");
     Ok(())

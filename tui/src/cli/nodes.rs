@@ -7,8 +7,8 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use plantwatch_shared::Client;
 use plantwatch_shared::api::{
-    BulkNodesRequest, CheckSpec, ExportFormat, ImportQuery, ImportReport, MAX_PAGE_LIMIT, Node,
-    NodeQuery, NodeSpec, NodeStatus, NodeType, UpdateNodeRequest,
+    BulkNodesRequest, CheckSpec, ExportFormat, HostWatch, ImportQuery, ImportReport,
+    MAX_PAGE_LIMIT, Node, NodeHost, NodeQuery, NodeSpec, NodeStatus, NodeType, UpdateNodeRequest,
 };
 
 use plantwatch_shared::rules::split_list;
@@ -37,6 +37,31 @@ pub enum NodesCommand {
     Vsphere {
         /// Node name or id.
         node: String,
+    },
+    /// A server's machine as its agent reported it (OS, build, hardware, serial, hotfixes) and
+    /// what the node must run: required Windows services, watched processes.
+    Host {
+        /// Node name or id.
+        node: String,
+    },
+    /// Set what an agent's node must run: Windows services whose stop is a critical alert
+    /// (`windows_service_stopped`), processes counted by name (`process_missing` when none
+    /// runs). The lists given replace the node's; `--clear` empties both.
+    Watch {
+        /// Node name or id.
+        node: String,
+        /// A Windows service (its service name, e.g. `Spooler`); repeat for more.
+        #[arg(long = "service", value_name = "NAME")]
+        services: Vec<String>,
+        /// A process name (`wincc.exe` or `wincc`); repeat for more.
+        #[arg(long = "process", value_name = "NAME")]
+        processes: Vec<String>,
+        /// Keep the list not given instead of emptying it.
+        #[arg(long)]
+        keep: bool,
+        /// Empty both lists.
+        #[arg(long, conflicts_with_all = ["services", "processes", "keep"])]
+        clear: bool,
     },
     /// Add a node.
     Create(CreateArgs),
@@ -288,6 +313,47 @@ fn print_node(session: &Session, node: &Node) -> anyhow::Result<()> {
     }
     std::io::stdout().lock().write_all(out.as_bytes())?;
     Ok(())
+}
+
+fn print_host(session: &Session, node: &Node, host: &NodeHost) -> anyhow::Result<()> {
+    let list = |names: &[String]| {
+        if names.is_empty() {
+            "-".to_owned()
+        } else {
+            names.join(", ")
+        }
+    };
+    let mut fields = vec![("node", node.name.clone())];
+    match &host.inventory {
+        Some(inventory) => {
+            for (key, value) in inventory.texts() {
+                if let Some(value) = value {
+                    fields.push((key, value.to_owned()));
+                }
+            }
+            if let Some(n) = inventory.hotfixes {
+                fields.push(("hotfixes", n.to_string()));
+            }
+            if let Some(n) = inventory.cpu_cores {
+                fields.push(("cpu_cores", n.to_string()));
+            }
+            if let Some(bytes) = inventory.memory_bytes {
+                fields.push((
+                    "memory",
+                    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64),
+                ));
+            }
+            fields.push(("reported", time_cell(host.inventory_at)));
+        }
+        None => fields.push(("inventory", "none yet (the node's agent sends it)".into())),
+    }
+    fields.push(("services", list(&host.watch.services)));
+    fields.push(("processes", list(&host.watch.processes)));
+    let rows = fields
+        .into_iter()
+        .map(|(key, value)| vec![key.to_owned(), value])
+        .collect();
+    session.print(host, &["FIELD", "VALUE"], rows)
 }
 
 /// `""` means "clear"; anything else is the new value.
@@ -564,6 +630,37 @@ pub async fn run(session: &Session, command: NodesCommand) -> anyhow::Result<()>
             Ok(())
         }
         NodesCommand::Get { node } => print_node(session, &find(&client, &node).await?),
+        NodesCommand::Host { node } => {
+            let node = find(&client, &node).await?;
+            print_host(session, &node, &client.node_host(node.id).await?)
+        }
+        NodesCommand::Watch {
+            node,
+            services,
+            processes,
+            keep,
+            clear,
+        } => {
+            let node = find(&client, &node).await?;
+            if !clear && services.is_empty() && processes.is_empty() {
+                anyhow::bail!("give --service or --process names (or --clear to empty both)");
+            }
+            let mut watch = HostWatch {
+                services,
+                processes,
+            };
+            if keep {
+                let now = client.node_host(node.id).await?.watch;
+                if watch.services.is_empty() {
+                    watch.services = now.services;
+                }
+                if watch.processes.is_empty() {
+                    watch.processes = now.processes;
+                }
+            }
+            let host = client.set_node_host(node.id, &watch).await?;
+            print_host(session, &node, &host)
+        }
         NodesCommand::Vsphere { node } => {
             let node = find(&client, &node).await?;
             if !node.node_type.is_vsphere() {

@@ -349,6 +349,55 @@ const MAX_VSPHERE_LINES: usize = 200;
 
 /// A vCenter's inventory: counts, then hosts, VMs and datastores one a line with their state,
 /// problems first (disconnected, powered off, inaccessible, gone).
+/// An agent's machine (`Host`) and what the node must run (`Must run`), when there is any.
+pub fn host_lines(host: &plantwatch_shared::api::NodeHost) -> Vec<(String, String)> {
+    let mut lines = Vec::new();
+    if let Some(inventory) = &host.inventory {
+        let mut parts: Vec<String> = Vec::new();
+        let os = [&inventory.os, &inventory.os_build]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect::<Vec<_>>();
+        if !os.is_empty() {
+            parts.push(os.join(" build "));
+        }
+        let hardware = [&inventory.manufacturer, &inventory.model]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect::<Vec<_>>();
+        if !hardware.is_empty() {
+            parts.push(hardware.join(" "));
+        }
+        if let Some(serial) = &inventory.serial {
+            parts.push(format!("serial {serial}"));
+        }
+        if let Some(n) = inventory.hotfixes {
+            parts.push(format!("{n} hotfixes"));
+        }
+        if let Some(kernel) = &inventory.kernel {
+            parts.push(format!("kernel {kernel}"));
+        }
+        if let Some(problem) = &inventory.problem {
+            parts.push(format!("({problem})"));
+        }
+        lines.push(("Host".into(), parts.join(" · ")));
+    }
+    let watch = &host.watch;
+    if !watch.services.is_empty() || !watch.processes.is_empty() {
+        let mut parts = Vec::new();
+        if !watch.services.is_empty() {
+            parts.push(format!("services {}", watch.services.join(", ")));
+        }
+        if !watch.processes.is_empty() {
+            parts.push(format!("processes {}", watch.processes.join(", ")));
+        }
+        lines.push(("Must run".into(), parts.join(" · ")));
+    }
+    lines
+}
+
 pub fn vsphere_text(objects: &[plantwatch_shared::api::vsphere::VsphereObject]) -> String {
     if objects.is_empty() {
         return "- no inventory yet (the collector polls every 300 s unless the node's \
@@ -756,12 +805,14 @@ impl View for NodesView {
                         } else {
                             Vec::new()
                         };
+                        let host = Box::new(client.node_host(id).await?);
                         Ok(Reply::NodeDetail {
                             node: Box::new(node),
                             history,
                             checks,
                             certificates,
                             vsphere,
+                            host,
                         })
                     })),
                     Effect::Info("Loading…".into()),
@@ -998,12 +1049,14 @@ impl View for NodesView {
                 checks,
                 certificates,
                 vsphere,
+                host,
             } => {
                 let mut lines = detail_lines(node, history);
                 lines.push(("Checks".into(), checks_text(checks, certificates)));
                 if node.node_type.is_vsphere() {
                     lines.push(("vSphere".into(), vsphere_text(vsphere)));
                 }
+                lines.extend(host_lines(host));
                 vec![
                     Effect::Info(String::new()),
                     Effect::Open(Overlay::Detail {
