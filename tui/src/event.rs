@@ -43,6 +43,12 @@ pub enum Reply {
         node: String,
         check: Box<plantwatch_shared::api::Check>,
     },
+    /// What a node must run, to edit (`loaded`) or as just saved.
+    NodeHost {
+        node: String,
+        host: Box<plantwatch_shared::api::NodeHost>,
+        saved: bool,
+    },
     /// What the `tls` checks found, for the certificates view.
     Certificates(ListResponse<plantwatch_shared::api::CertificateFinding>),
     Topology(Box<plantwatch_shared::api::Topology>),

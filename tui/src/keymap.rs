@@ -166,6 +166,8 @@ pub enum Action {
     MarkAll,
     /// Change the marked rows together (one request).
     BulkEdit,
+    /// Set what a node must run (Windows services, processes).
+    MustRun,
 }
 
 impl Action {
@@ -193,6 +195,7 @@ impl Action {
                 | Action::AddCheck
                 | Action::ApplyParents
                 | Action::BulkEdit
+                | Action::MustRun
         )
     }
 }

@@ -977,6 +977,60 @@ fn operators_add_a_check_to_a_node_checked_as_they_type() {
 }
 
 #[test]
+fn operators_set_what_a_node_must_run_from_what_it_has() {
+    let mut app = with_nodes(Role::Operator);
+    app.handle(Event::Key(KeyEvent::new(
+        KeyCode::Char('w'),
+        KeyModifiers::NONE,
+    )));
+    assert_eq!(app.outbox.len(), 1, "one call loads the node's lists");
+    app.outbox.clear();
+    let host = plantwatch_shared::api::NodeHost {
+        node_id: 1,
+        watch: plantwatch_shared::api::HostWatch {
+            services: vec!["OpcEnum".into(), "WinCC".into()],
+            processes: vec!["pdlrt.exe".into()],
+        },
+        ..Default::default()
+    };
+    reply(
+        &mut app,
+        Reply::NodeHost {
+            node: "core-sw-1".into(),
+            host: Box::new(host.clone()),
+            saved: false,
+        },
+    );
+    let screen = draw(&app, 120, 40);
+    assert!(screen.contains("What core-sw-1 must run"), "{screen}");
+    assert!(screen.contains("OpcEnum; WinCC"), "{screen}");
+    assert!(screen.contains("pdlrt.exe"), "{screen}");
+    // Saved: one call, then the overlay closes with what the node must run now.
+    keys(&mut app, &[KeyCode::Enter]);
+    app.handle(Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
+    assert_eq!(app.outbox.len(), 1, "one call saves both lists");
+    reply(
+        &mut app,
+        Reply::NodeHost {
+            node: "core-sw-1".into(),
+            host: Box::new(host),
+            saved: true,
+        },
+    );
+    let screen = draw(&app, 120, 40);
+    assert!(
+        screen.contains("core-sw-1 must run services: OpcEnum, WinCC; processes: pdlrt.exe"),
+        "{screen}"
+    );
+    // Viewers are not offered the key.
+    let viewer = with_nodes(Role::Viewer);
+    assert!(!draw(&viewer, 120, 40).contains("<w>"));
+}
+
+#[test]
 fn marked_nodes_get_a_credential_attached_in_one_go() {
     let mut app = with_nodes(Role::Operator);
     keys(
@@ -1206,6 +1260,7 @@ fn all_actions() -> Vec<Action> {
         Action::Export,
         Action::MarkAll,
         Action::BulkEdit,
+        Action::MustRun,
     ];
     for action in all {
         match action {
@@ -1262,7 +1317,8 @@ fn all_actions() -> Vec<Action> {
             | Action::Scroll(_)
             | Action::Export
             | Action::MarkAll
-            | Action::BulkEdit => {}
+            | Action::BulkEdit
+            | Action::MustRun => {}
         }
     }
     all.to_vec()

@@ -533,6 +533,11 @@ mod tests {
             m::DISK_USED_PCT,
             // The agent's only, for now: no SNMP memory table gives a used percentage.
             m::MEMORY_USED_PCT,
+            // The agent's: the Service Control Manager and the watched processes.
+            m::WINDOWS_SERVICE_STATE,
+            m::WINDOWS_SERVICE_START_TYPE,
+            m::PROCESS_COUNT,
+            m::PROCESS_CPU_PCT,
         ];
         // The collectors' service checks write `check.*` themselves, their vSphere poller
         // `vsphere*.*`.

@@ -5,7 +5,7 @@
 
 use plantwatch_shared::api::{
     AuditEntry, BulkNodesRequest, ComponentKind, ComponentQuery, CertificateFinding, CertificateQuery, Check, CheckSpec, Credential, CredentialQuery,
-    ListResponse, MAX_PAGE_LIMIT, Node, NodeQuery, NodeSpec, NodeType, Role, UpdateNodeRequest,
+    HostWatch, ListResponse, MAX_PAGE_LIMIT, Node, NodeQuery, NodeSpec, NodeType, Role, UpdateNodeRequest,
 };
 use plantwatch_shared::rules::{
     MAX_NODE_NAME_LEN, address_problem, interval_problem, name_problem, notes_problem, split_list,
@@ -44,6 +44,8 @@ crate::field_ids! {
     Check = "Check",
     AddTags = "Add tags",
     RemoveTags = "Remove tags",
+    Services = "Services",
+    Processes = "Processes",
 }
 
 pub const SPEC: ViewSpec = ViewSpec {
@@ -62,6 +64,7 @@ crate::asks!(
     ADD_CHECK,
     BULK_EDIT,
     BULK_CONFIRM,
+    MUST_RUN,
 );
 
 const TYPES: &[&str] = &[
@@ -582,6 +585,12 @@ impl View for NodesView {
             )
             .role(Role::Operator),
             Binding::new(
+                &[Key::ch('w')],
+                Action::MustRun,
+                "what it must run: Windows services, processes",
+            )
+            .role(Role::Operator),
+            Binding::new(
                 &[Key::new(KeyCode::Enter)],
                 Action::Open,
                 "details: credentials, parent, history, checks",
@@ -759,6 +768,20 @@ impl View for NodesView {
                 );
                 vec![Effect::Open(Overlay::Form(form))]
             }
+            Action::MustRun => {
+                let Some(client) = ctx.client.cloned() else {
+                    return Vec::new();
+                };
+                let (id, name) = (node.id, node.name.clone());
+                vec![Effect::Call(task("loading what the node must run", async move {
+                    let host = client.node_host(id).await?;
+                    Ok(Reply::NodeHost {
+                        node: name,
+                        host: Box::new(host),
+                        saved: false,
+                    })
+                }))]
+            }
             Action::Delete => self.table.ask_delete(
                 &format!("{} ({})", node.name, node.address),
                 "Its collector stops polling it and its children lose their parent. This cannot \
@@ -856,6 +879,23 @@ impl View for NodesView {
                     Ok(Reply::NodeSaved {
                         node: Box::new(node),
                         created: false,
+                    })
+                })
+            }
+            Purpose::View(MUST_RUN) => {
+                let Some(node) = self.table.target.clone() else {
+                    return Vec::new();
+                };
+                let watch = HostWatch {
+                    services: split_list(form.value(FieldId::Services)),
+                    processes: split_list(form.value(FieldId::Processes)),
+                };
+                form.submit("saving what the node must run", async move {
+                    let host = client.set_node_host(node.id, &watch).await?;
+                    Ok(Reply::NodeHost {
+                        node: node.name,
+                        host: Box::new(host),
+                        saved: true,
                     })
                 })
             }
@@ -1043,6 +1083,51 @@ impl View for NodesView {
                 check.spec,
                 check.spec.interval_s()
             ))],
+            Reply::NodeHost {
+                node,
+                host,
+                saved: false,
+            } => {
+                let form = Form::new(
+                    format!("What {node} must run"),
+                    Purpose::View(MUST_RUN),
+                    vec![
+                        Field::text(FieldId::Services)
+                            .optional()
+                            .with_value(host.watch.services.join("; ")),
+                        Field::text(FieldId::Processes)
+                            .optional()
+                            .with_value(host.watch.processes.join("; ")),
+                    ],
+                )
+                .with_note(
+                    "Separated by ';'. Services: Windows service names (Spooler); a required \
+                     one stopped or missing is a critical alert. Processes: names (wincc.exe) \
+                     counted by the node's agent; none running is an alert.",
+                );
+                vec![Effect::Info(String::new()), Effect::Open(Overlay::Form(form))]
+            }
+            Reply::NodeHost {
+                node,
+                host,
+                saved: true,
+            } => {
+                let list = |names: &[String]| {
+                    if names.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        names.join(", ")
+                    }
+                };
+                vec![
+                    Effect::CloseOverlay,
+                    Effect::Info(format!(
+                        "✔ {node} must run services: {}; processes: {}.",
+                        list(&host.watch.services),
+                        list(&host.watch.processes)
+                    )),
+                ]
+            }
             Reply::NodeDetail {
                 node,
                 history,
