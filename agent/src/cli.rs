@@ -124,15 +124,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         #[cfg(windows)]
         Command::Services => {
             let services = crate::windows::scm::services()?;
+            let mut text = String::new();
             for service in services {
-                println!(
-                    "{:<40} {:<14} {:<8} {}",
+                text.push_str(&format!(
+                    "{:<40} {:<14} {:<8} {}\n",
                     service.name,
                     service.start(),
-                    state_name(service.state),
+                    plantwatch_shared::metric_names::windows_service_state_name(service.state)
+                        .unwrap_or("unknown"),
                     service.display_name
-                );
+                ));
             }
+            // A reader that stops early (`| more`) closes the pipe: not an error, not a panic.
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
             Ok(())
         }
         #[cfg(windows)]
@@ -152,20 +156,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stop => crate::windows::service::stop(),
         #[cfg(windows)]
         Command::Service(_) => crate::windows::service::dispatch(),
-    }
-}
-
-#[cfg(windows)]
-fn state_name(state: u32) -> &'static str {
-    match state {
-        1 => "stopped",
-        2 => "starting",
-        3 => "stopping",
-        4 => "running",
-        5 => "resuming",
-        6 => "pausing",
-        7 => "paused",
-        _ => "unknown",
     }
 }
 
@@ -215,9 +205,10 @@ fn status(dir: &Path, json: bool) -> anyhow::Result<()> {
                 });
             println!("node            {node}");
             println!("state           {}", status.state);
-            let at = status
-                .last_heartbeat_at
-                .map_or("never".to_owned(), |t| t.to_string());
+            let at = status.last_heartbeat_at.map_or("never".to_owned(), |t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_else(|_| t.to_string())
+            });
             println!("last heartbeat  {at}");
             if let Some(error) = status.last_error {
                 println!("last error      {error}");

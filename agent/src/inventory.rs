@@ -18,7 +18,7 @@ pub type WmiRow = BTreeMap<String, Value>;
 pub struct WmiAnswers {
     /// `SELECT Caption, Version, BuildNumber, CSName FROM Win32_OperatingSystem`.
     pub operating_system: Vec<WmiRow>,
-    /// `SELECT Manufacturer, Model FROM Win32_ComputerSystem`.
+    /// `SELECT Manufacturer, Model, TotalPhysicalMemory FROM Win32_ComputerSystem`.
     pub computer_system: Vec<WmiRow>,
     /// `SELECT SerialNumber FROM Win32_BIOS`.
     pub bios: Vec<WmiRow>,
@@ -86,6 +86,8 @@ pub fn from_wmi(answers: &WmiAnswers) -> HostInventory {
         model: text(computer, "Model"),
         serial: text(bios, "SerialNumber"),
         hotfixes: answers.hotfixes,
+        // A uint64 property: WMI hands it over as text.
+        memory_bytes: text(computer, "TotalPhysicalMemory").and_then(|t| t.parse().ok()),
         ..HostInventory::default()
     }
     .bounded()
@@ -189,6 +191,7 @@ mod tests {
         assert_eq!(inventory.serial.as_deref(), Some("7XJ2KQ2"));
         assert_eq!(inventory.hotfixes, Some(14));
         assert_eq!(inventory.hostname.as_deref(), Some("HIST-01"));
+        assert_eq!(inventory.memory_bytes, Some(137_071_816_704));
     }
 
     #[test]
@@ -197,6 +200,8 @@ mod tests {
         let inventory = from_wmi(&recorded("wmi-wine-8.json"));
         assert!(inventory.os.as_deref().unwrap().contains("Windows"));
         assert_eq!(inventory.serial, None);
+        // Wine answers the uint64 as a number, Windows as text: both read.
+        assert_eq!(inventory.memory_bytes, Some(25_276_198_912));
         let mut answers = WmiAnswers::default();
         answers.bios.push(
             [(

@@ -5,9 +5,6 @@
 use plantwatch_shared::lineproto::Writer;
 use plantwatch_shared::metric_names::{WINDOWS_SERVICE_START_TYPE, WINDOWS_SERVICE_STATE};
 
-/// `SERVICE_RUNNING`.
-pub const RUNNING: u32 = 4;
-
 /// One service as the Service Control Manager describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceState {

@@ -17,6 +17,21 @@ fn server_bin() -> PathBuf {
     binary_beside(AGENT, "plantwatch-server")
 }
 
+/// The series of node `node_id`, asked from inside a `wait_until` on a multi-thread runtime.
+fn series_of(
+    admin: &plantwatch_shared::Client,
+    node_id: i64,
+) -> plantwatch_shared::api::ListResponse<plantwatch_shared::api::SeriesInfo> {
+    tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current().block_on(admin.series(&SeriesQuery {
+            node_id: Some(node_id),
+            limit: Some(1_000),
+            ..SeriesQuery::default()
+        }))
+    })
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_agent_enrolls_gets_its_node_at_approval_and_sends_heartbeats() {
     let server = start_server(&server_bin());
@@ -54,14 +69,7 @@ async fn an_agent_enrolls_gets_its_node_at_approval_and_sends_heartbeats() {
 
     // Its system metrics land on its node: memory, CPU, file systems, interface counters.
     let series = wait_until(Duration::from_secs(30), "the agent's metrics", || {
-        let series = tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(admin.series(&SeriesQuery {
-                node_id: Some(node_id),
-                limit: Some(1_000),
-                ..SeriesQuery::default()
-            }))
-        })
-        .unwrap();
+        let series = series_of(&admin, node_id);
         let has = |metric: &str| series.items.iter().any(|s| s.metric == metric);
         (has("memory.total_bytes")
             && has("cpu_total.usage_pct")
@@ -207,14 +215,7 @@ async fn the_windows_agent_runs_as_a_service_under_wine_and_reports_services_pro
     );
     assert_eq!(running["status"]["node_id"], node_id);
     let series = wait_until(Duration::from_secs(60), "the service's metrics", || {
-        let series = tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(admin.series(&SeriesQuery {
-                node_id: Some(node_id),
-                limit: Some(1_000),
-                ..SeriesQuery::default()
-            }))
-        })
-        .unwrap();
+        let series = series_of(&admin, node_id);
         let has = |metric: &str, tag: &str, value: &str| {
             series
                 .items

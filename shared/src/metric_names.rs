@@ -24,6 +24,23 @@ macro_rules! metrics {
     };
 }
 
+/// `windows_service.state` of a running service (`SERVICE_RUNNING`).
+pub const WINDOWS_SERVICE_RUNNING: u32 = 4;
+
+/// A `windows_service.state` in words: `stopped`, `starting`, … `paused`.
+pub fn windows_service_state_name(state: u32) -> Option<&'static str> {
+    Some(match state {
+        1 => "stopped",
+        2 => "starting",
+        3 => "stopping",
+        4 => "running",
+        5 => "resuming",
+        6 => "pausing",
+        7 => "paused",
+        _ => return None,
+    })
+}
+
 /// Measurement of a collector's ping of a node.
 pub const PING: &str = "ping";
 /// Measurement of a collector's SNMP poll of a node.

@@ -65,12 +65,21 @@ pub mod windows {
         text.encode_wide().chain(Some(0)).collect()
     }
 
-    /// Replaces the access list of `path` by the one in `sddl` (a `D:` string), protected from
-    /// inheritance.
-    pub fn set_dacl(path: &Path, sddl: &str) -> io::Result<()> {
+    /// A security descriptor Windows allocated, freed with `LocalFree` when dropped.
+    struct Descriptor(PSECURITY_DESCRIPTOR);
+
+    impl Drop for Descriptor {
+        fn drop(&mut self) {
+            // SAFETY: allocated by the Win32 call that made it, freed once.
+            unsafe { LocalFree(self.0) };
+        }
+    }
+
+    /// The descriptor an SDDL string describes.
+    fn parse(sddl: &str) -> io::Result<Descriptor> {
         let sddl = wide(sddl.as_ref());
         let mut descriptor: PSECURITY_DESCRIPTOR = null_mut();
-        // SAFETY: `sddl` is NUL-terminated; the descriptor is freed below with LocalFree.
+        // SAFETY: `sddl` is NUL-terminated; the descriptor is owned by the guard returned.
         let ok = unsafe {
             ConvertStringSecurityDescriptorToSecurityDescriptorW(
                 sddl.as_ptr(),
@@ -82,11 +91,19 @@ pub mod windows {
         if ok == 0 {
             return Err(io::Error::last_os_error());
         }
+        Ok(Descriptor(descriptor))
+    }
+
+    /// Replaces the access list of `path` by the one in `sddl` (a `D:` string), protected from
+    /// inheritance.
+    pub fn set_dacl(path: &Path, sddl: &str) -> io::Result<()> {
+        let descriptor = parse(sddl)?;
         let (mut present, mut defaulted) = (0, 0);
         let mut dacl: *mut ACL = null_mut();
-        // SAFETY: `descriptor` is valid until freed; `dacl` points into it.
-        let result = unsafe {
-            if GetSecurityDescriptorDacl(descriptor, &mut present, &mut dacl, &mut defaulted) == 0 {
+        // SAFETY: `descriptor` lives until the end of this function; `dacl` points into it.
+        unsafe {
+            if GetSecurityDescriptorDacl(descriptor.0, &mut present, &mut dacl, &mut defaulted) == 0
+            {
                 Err(io::Error::last_os_error())
             } else {
                 let path = wide(path.as_os_str());
@@ -105,10 +122,7 @@ pub mod windows {
                     Err(io::Error::from_raw_os_error(code as i32))
                 }
             }
-        };
-        // SAFETY: allocated by ConvertStringSecurityDescriptorToSecurityDescriptorW.
-        unsafe { LocalFree(descriptor) };
-        result
+        }
     }
 
     /// Whether this process runs under Wine (whose `ntdll` names its version): Wine keeps a
@@ -125,24 +139,8 @@ pub mod windows {
 
     /// An SDDL `D:` string as Windows parses and prints it back (the check of a constant).
     pub fn normalized(sddl: &str) -> io::Result<String> {
-        let sddl = wide(sddl.as_ref());
-        let mut descriptor: PSECURITY_DESCRIPTOR = null_mut();
-        // SAFETY: `sddl` is NUL-terminated; the descriptor is freed by `to_sddl`'s caller below.
-        let ok = unsafe {
-            ConvertStringSecurityDescriptorToSecurityDescriptorW(
-                sddl.as_ptr(),
-                SDDL_REVISION_1,
-                &mut descriptor,
-                null_mut(),
-            )
-        };
-        if ok == 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let result = to_sddl(descriptor);
-        // SAFETY: allocated above.
-        unsafe { LocalFree(descriptor) };
-        result
+        let descriptor = parse(sddl)?;
+        to_sddl(descriptor.0)
     }
 
     /// The access list of `path` as an SDDL `D:` string.
@@ -165,10 +163,8 @@ pub mod windows {
         if code != ERROR_SUCCESS {
             return Err(io::Error::from_raw_os_error(code as i32));
         }
-        let result = to_sddl(descriptor);
-        // SAFETY: allocated by GetNamedSecurityInfoW.
-        unsafe { LocalFree(descriptor) };
-        result
+        let descriptor = Descriptor(descriptor);
+        to_sddl(descriptor.0)
     }
 
     fn to_sddl(descriptor: PSECURITY_DESCRIPTOR) -> io::Result<String> {

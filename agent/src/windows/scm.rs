@@ -193,7 +193,10 @@ mod tests {
             .iter()
             .find(|s| s.name.eq_ignore_ascii_case("RpcSs"))
             .unwrap_or_else(|| panic!("RpcSs in {services:?}"));
-        assert_eq!(rpc.state, crate::services::RUNNING);
+        assert_eq!(
+            rpc.state,
+            plantwatch_shared::metric_names::WINDOWS_SERVICE_RUNNING
+        );
         assert!(services.iter().all(|s| s.start_type <= 4), "{services:?}");
         assert!(
             services.iter().any(|s| s.state == 1),

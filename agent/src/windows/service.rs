@@ -92,7 +92,8 @@ pub fn install(state_dir: &Path, run: &[OsString]) -> anyhow::Result<()> {
     // setting: there only crashes restart the service).
     if let Err(error) = service.set_failure_actions_on_non_crash_failures(true) {
         eprintln!(
-            "warning: the service restarts after a crash, but this system would not restart it              after an exit with an error: {error}"
+            "warning: the service restarts after a crash, but this system would not restart it \
+             after an exit with an error: {error}"
         );
     }
     println!("Installed the service {SERVICE_NAME} (automatic start, restarted on failure).");

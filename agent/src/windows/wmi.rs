@@ -44,7 +44,8 @@ fn run() -> Result<WmiAnswers, String> {
         rows("SELECT Caption, Version, BuildNumber, CSName FROM Win32_OperatingSystem")?;
     // The rest is extra: a class Wine (or a stripped image) lacks leaves its fields empty.
     let computer_system =
-        rows("SELECT Manufacturer, Model FROM Win32_ComputerSystem").unwrap_or_default();
+        rows("SELECT Manufacturer, Model, TotalPhysicalMemory FROM Win32_ComputerSystem")
+            .unwrap_or_default();
     let bios = rows("SELECT SerialNumber FROM Win32_BIOS").unwrap_or_default();
     let hotfixes = rows("SELECT HotFixID FROM Win32_QuickFixEngineering")
         .ok()

@@ -7,14 +7,15 @@
 use std::collections::HashSet;
 
 use plantwatch_shared::api::{AlertRule, Severity, tags_from_canonical};
-use plantwatch_shared::metric_names::WINDOWS_SERVICE_STATE;
+use plantwatch_shared::metric_names::{
+    WINDOWS_SERVICE_RUNNING, WINDOWS_SERVICE_STATE, windows_service_state_name,
+};
 
 use super::{Cycle, Findings, Judge, RuleKind, Series, series_key};
 use crate::alerting::messages::series_name;
 use crate::alerting::rules::{NodeFacts, TagMatchers};
 
-/// `SERVICE_RUNNING`.
-const RUNNING: f64 = 4.0;
+const RUNNING: f64 = WINDOWS_SERVICE_RUNNING as f64;
 
 /// Services of automatic start that stop on their own on a healthy Windows (lower case):
 /// updaters that run and exit, licensing and setup services, ones Windows starts on demand
@@ -66,16 +67,7 @@ fn alert_series(service: &str) -> String {
 }
 
 fn state_text(state: f64) -> &'static str {
-    match state as i64 {
-        1 => "stopped",
-        2 => "starting",
-        3 => "stopping",
-        4 => "running",
-        5 => "resuming",
-        6 => "pausing",
-        7 => "paused",
-        _ => "in an unknown state",
-    }
+    windows_service_state_name(state as u32).unwrap_or("in an unknown state")
 }
 
 impl<'a> Judge<'a> for ServiceJudge<'a> {
