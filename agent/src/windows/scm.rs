@@ -18,6 +18,9 @@ use windows_sys::Win32::System::Services::{
 
 use crate::services::ServiceState;
 
+/// `SERVICE_USER_SERVICE`: a per-user service, template or instance.
+const SERVICE_USER_SERVICE: u32 = 0x40;
+
 /// A handle closed when dropped.
 struct Handle(SC_HANDLE);
 
@@ -99,6 +102,11 @@ pub fn services() -> io::Result<Vec<ServiceState>> {
             )
         };
         for entry in entries {
+            // Per-user services (their templates and one instance per signed-in user, named
+            // `…_1a2b3c`) come and go with sessions; a template is "automatic" and never runs.
+            if entry.ServiceStatusProcess.dwServiceType & SERVICE_USER_SERVICE != 0 {
+                continue;
+            }
             let name = wide_to_string(entry.lpServiceName);
             let (start_type, delayed, trigger) =
                 config(&manager, entry.lpServiceName).unwrap_or((u32::MAX, false, false));

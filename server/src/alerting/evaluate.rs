@@ -700,6 +700,8 @@ mod tests {
             (3, line("Spooler", "auto"), 10, 4.0),
             (3, line("Eventlog", "auto"), 10, 1.0),
             (3, line("gupdate", "auto"), 10, 1.0),
+            (3, line("edgeupdatem", "auto-delayed"), 10, 1.0),
+            (3, line("clr_optimization_v4.0.30319_64", "auto"), 10, 1.0),
             (3, line("WpnService", "auto-trigger"), 10, 1.0),
             (3, line("Fax", "manual"), 10, 1.0),
             // Required, manual start and stopped: critical. OpcEnum is not listed at all.

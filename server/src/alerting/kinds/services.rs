@@ -10,6 +10,7 @@ use plantwatch_shared::api::{AlertRule, Severity, tags_from_canonical};
 use plantwatch_shared::metric_names::{
     WINDOWS_SERVICE_RUNNING, WINDOWS_SERVICE_STATE, windows_service_state_name,
 };
+use plantwatch_shared::rules::glob_matches;
 
 use super::{Cycle, Findings, Judge, RuleKind, Series, series_key};
 use crate::alerting::messages::series_name;
@@ -17,16 +18,21 @@ use crate::alerting::rules::{NodeFacts, TagMatchers};
 
 const RUNNING: f64 = WINDOWS_SERVICE_RUNNING as f64;
 
-/// Services of automatic start that stop on their own on a healthy Windows (lower case):
-/// updaters that run and exit, licensing and setup services, ones Windows starts on demand
-/// although marked automatic.
+/// Services of automatic start that stop on their own on a healthy Windows (lower case, `*`
+/// matches any run of characters): updaters that run and exit, licensing and setup services,
+/// ones Windows starts on demand although marked automatic, .NET's native image compilers.
 pub const STOP_BY_DESIGN: &[&str] = &[
-    "clr_optimization_v4.0.30319_32",
-    "clr_optimization_v4.0.30319_64",
-    "edgeupdate",
-    "gupdate",
+    "bits",
+    "cdpsvc",
+    "clr_optimization_*",
+    "dmwappushservice",
+    "edgeupdate*",
+    "googleupdater*",
+    "gupdate*",
     "mapsbroker",
+    "mozillamaintenance",
     "remoteregistry",
+    "shellhwdetection",
     "sppsvc",
     "sysmain",
     "tiledatamodelsvc",
@@ -34,6 +40,12 @@ pub const STOP_BY_DESIGN: &[&str] = &[
     "wbiosrvc",
     "wuauserv",
 ];
+
+/// Whether `service` is one of [`STOP_BY_DESIGN`].
+fn stops_by_design(service: &str) -> bool {
+    let lower = service.to_lowercase();
+    STOP_BY_DESIGN.iter().any(|p| glob_matches(p, &lower))
+}
 
 pub struct ServiceStopped;
 
@@ -101,8 +113,7 @@ impl<'a> Judge<'a> for ServiceJudge<'a> {
             .iter()
             .any(|r| r.eq_ignore_ascii_case(service));
         let start = tags.get("start").map(String::as_str).unwrap_or_default();
-        let automatic = matches!(start, "auto" | "auto-delayed")
-            && !STOP_BY_DESIGN.contains(&service.to_lowercase().as_str());
+        let automatic = matches!(start, "auto" | "auto-delayed") && !stops_by_design(service);
         let down = state != RUNNING && (required || automatic);
         if !down && !series.open_on_node(rule) {
             return;
