@@ -7,12 +7,13 @@ use plantwatch_shared::api::ComponentKind;
 use plantwatch_shared::daemon::{self, EnrollArgs, Enrollment, LogFormat, shutdown_signal};
 use plantwatch_shared::push::PushArgs;
 
-/// The plantwatch agent: runs on a monitored server and reports a heartbeat (and, later, its
-/// system metrics) to the plantwatch server.
+/// The plantwatch agent: runs on a monitored server (Linux, or Windows as a service) and reports
+/// a heartbeat, its system metrics, the processes its node watches and, on Windows, its services
+/// and inventory to the plantwatch server.
 #[derive(Debug, Parser)]
 #[command(name = "plantwatch-agent", version)]
 pub struct Cli {
-    /// Directory of the enrollment and the status file (Windows: %ProgramData%\\plantwatch\\agent).
+    /// Directory of the enrollment and the status file (Windows: %ProgramData%\plantwatch\agent).
     #[arg(
         long,
         env = "PLANTWATCH_STATE_DIR",
@@ -169,7 +170,10 @@ fn inventory(wmi: bool) -> anyhow::Result<()> {
             )?
         }
         #[cfg(not(windows))]
-        anyhow::bail!("WMI is Windows'")
+        anyhow::bail!(
+            "WMI exists on Windows only; this agent runs on {}",
+            std::env::consts::OS
+        )
     } else {
         serde_json::to_string_pretty(&crate::inventory::read(timeout))?
     };
