@@ -36,7 +36,7 @@ pub fn from_system() -> HostInventory {
     if let Some(system) = &mut memory {
         system.refresh_memory();
     }
-    HostInventory {
+    bounded(HostInventory {
         os,
         os_version: System::os_version().ok(),
         kernel: (!cfg!(windows))
@@ -48,8 +48,7 @@ pub fn from_system() -> HostInventory {
             .and_then(|n| u32::try_from(n).ok()),
         memory_bytes: memory.map(|s| s.total_memory()).filter(|bytes| *bytes > 0),
         ..HostInventory::default()
-    }
-    .bounded()
+    })
 }
 
 /// The text of a property, trimmed; `None` when absent, empty or a placeholder some firmware
@@ -77,7 +76,7 @@ pub fn from_wmi(answers: &WmiAnswers) -> HostInventory {
     let os = answers.operating_system.first();
     let computer = answers.computer_system.first();
     let bios = answers.bios.first();
-    HostInventory {
+    bounded(HostInventory {
         os: text(os, "Caption"),
         os_version: text(os, "Version"),
         os_build: text(os, "BuildNumber"),
@@ -89,8 +88,7 @@ pub fn from_wmi(answers: &WmiAnswers) -> HostInventory {
         // A uint64 property: WMI hands it over as text.
         memory_bytes: text(computer, "TotalPhysicalMemory").and_then(|t| t.parse().ok()),
         ..HostInventory::default()
-    }
-    .bounded()
+    })
 }
 
 /// Fills what `base` lacks from `more` (WMI's words win over sysinfo's where both have one).
@@ -111,40 +109,34 @@ pub fn merged(base: HostInventory, wmi: HostInventory) -> HostInventory {
     }
 }
 
-trait Bounded {
-    fn bounded(self) -> Self;
-}
-
-impl Bounded for HostInventory {
-    /// Texts cut to what the server keeps (on a character boundary).
-    fn bounded(mut self) -> Self {
-        for field in [
-            &mut self.os,
-            &mut self.os_version,
-            &mut self.os_build,
-            &mut self.kernel,
-            &mut self.hostname,
-            &mut self.manufacturer,
-            &mut self.model,
-            &mut self.serial,
-            &mut self.problem,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if field.len() > MAX_INVENTORY_TEXT {
-                let mut end = MAX_INVENTORY_TEXT;
-                while !field.is_char_boundary(end) {
-                    end -= 1;
-                }
-                field.truncate(end);
+/// Texts cut to what the server keeps (on a character boundary), without control characters.
+fn bounded(mut inventory: HostInventory) -> HostInventory {
+    for field in [
+        &mut inventory.os,
+        &mut inventory.os_version,
+        &mut inventory.os_build,
+        &mut inventory.kernel,
+        &mut inventory.hostname,
+        &mut inventory.manufacturer,
+        &mut inventory.model,
+        &mut inventory.serial,
+        &mut inventory.problem,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if field.len() > MAX_INVENTORY_TEXT {
+            let mut end = MAX_INVENTORY_TEXT;
+            while !field.is_char_boundary(end) {
+                end -= 1;
             }
-            if field.chars().any(char::is_control) {
-                *field = field.chars().filter(|c| !c.is_control()).collect();
-            }
+            field.truncate(end);
         }
-        self
+        if field.chars().any(char::is_control) {
+            *field = field.chars().filter(|c| !c.is_control()).collect();
+        }
     }
+    inventory
 }
 
 /// Everything this machine says about itself, within `timeout` for WMI.
@@ -154,11 +146,10 @@ pub fn read(timeout: std::time::Duration) -> HostInventory {
     {
         match crate::windows::wmi::query(timeout) {
             Ok(answers) => merged(base, from_wmi(&answers)),
-            Err(problem) => HostInventory {
+            Err(problem) => bounded(HostInventory {
                 problem: Some(format!("WMI: {problem}")),
                 ..base
-            }
-            .bounded(),
+            }),
         }
     }
     #[cfg(not(windows))]
@@ -220,12 +211,11 @@ mod tests {
             cpu_cores: Some(8),
             ..HostInventory::default()
         };
-        let wmi = HostInventory {
+        let wmi = bounded(HostInventory {
             os: Some("Microsoft Windows 10 Enterprise LTSC".into()),
             model: Some("x".repeat(1_000) + "é"),
             ..HostInventory::default()
-        }
-        .bounded();
+        });
         let both = merged(base, wmi);
         assert_eq!(
             both.os.as_deref(),

@@ -97,6 +97,9 @@ async fn an_agent_enrolls_gets_its_node_at_approval_and_sends_heartbeats() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("kind agent, not collector"));
 }
 
+/// `scripts/windows`: builds the Windows agent and runs Windows programs in its Wine prefix.
+const WINDOWS_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/windows");
+
 /// The Windows build (`scripts/windows build`; `scripts/test` builds it and sets
 /// `PLANTWATCH_WINDOWS_AGENT`), run under Wine through `scripts/windows wine`.
 fn windows_agent() -> PathBuf {
@@ -115,7 +118,7 @@ fn windows_agent() -> PathBuf {
 /// Linux helpers drive it like the Linux agent.
 fn wine_wrapper(dir: &std::path::Path) -> PathBuf {
     use std::os::unix::fs::PermissionsExt as _;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/windows");
+    let script = WINDOWS_SCRIPT;
     let wrapper = dir.join("plantwatch-agent-wine");
     std::fs::write(
         &wrapper,
@@ -144,14 +147,13 @@ async fn the_windows_agent_runs_as_a_service_under_wine_and_reports_services_pro
     // Wine ends its services when its last ordinary process exits: a console waiting on its
     // input keeps the session alive for the test. It starts first, so Wine's own background
     // processes (wineserver, services.exe) do not hold the output pipes of a command below.
-    let mut session =
-        std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/windows"))
-            .args(["wine", "cmd.exe"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+    let mut session = std::process::Command::new(WINDOWS_SCRIPT)
+        .args(["wine", "cmd.exe"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_secs(3));
     let admin = admin(&server).await;
     let code = join_code(&admin).await;

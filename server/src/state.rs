@@ -52,6 +52,8 @@ pub struct Inner {
     pub keys: KeyCache,
     /// When components were last heard from.
     pub presence: Presence,
+    /// The processes each node watches, as heartbeats answer them.
+    pub host_watch: crate::db::host::WatchCache,
     /// Counts of config delivery.
     pub delivery: Arc<Stats>,
     /// Samples: `metrics.db`, its writer and the hot window.
@@ -109,6 +111,7 @@ impl AppState {
             fingerprint,
             keys: KeyCache::default(),
             presence: Presence::default(),
+            host_watch: Default::default(),
             delivery,
             metrics,
             evaluator: Arc::default(),

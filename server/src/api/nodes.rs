@@ -320,6 +320,8 @@ async fn set_host(
             Ok(db::host::get(tx, id)?)
         })
         .await?;
+    // The node's agent hears of it with its next heartbeat.
+    state.host_watch.forget(id);
     Ok(Json(host))
 }
 

@@ -405,15 +405,24 @@ async fn heartbeat(
             .write(move |tx| -> ApiResult<()> { Ok(components::set_version(tx, id, &version)?) })
             .await?;
     }
-    let processes = state
-        .db
-        .call(move |conn| -> ApiResult<Vec<String>> {
-            Ok(crate::db::host::watched_processes(conn, node_id)?)
-        })
-        .await?;
+    let now = std::time::Instant::now();
+    let processes = match state.host_watch.get(node_id, now) {
+        Some(names) => names,
+        None => {
+            let names: std::sync::Arc<[String]> = state
+                .db
+                .call(move |conn| -> ApiResult<Vec<String>> {
+                    Ok(crate::db::host::watched_processes(conn, node_id)?)
+                })
+                .await?
+                .into();
+            state.host_watch.put(node_id, names.clone(), now);
+            names
+        }
+    };
     Ok(Json(HeartbeatAck {
         node_id,
         server_time: to_time(crate::clock::unix_secs()),
-        processes,
+        processes: processes.to_vec(),
     }))
 }

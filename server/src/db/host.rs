@@ -1,6 +1,8 @@
 //! The `node_host` table: an agent's inventory and what its node must run.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use plantwatch_shared::api::{HostInventory, HostWatch, NodeHost};
 use rusqlite::{Connection, OptionalExtension as _};
@@ -101,6 +103,45 @@ pub fn required_services(conn: &Connection) -> rusqlite::Result<HashMap<i64, Vec
     Ok(out)
 }
 
+/// Process names, shared between the cache and the answers.
+pub type Names = Arc<[String]>;
+
+/// How long a node's watched processes are answered from memory.
+const WATCH_TTL: Duration = Duration::from_secs(60);
+
+/// The processes each node watches, for the answer to every heartbeat (each agent every 10 s,
+/// on a path otherwise answered from memory): read from the database at most once a minute per
+/// node, and dropped at once when the node's lists are set.
+#[derive(Debug, Default)]
+pub struct WatchCache {
+    /// Node → when read, the names.
+    entries: Mutex<HashMap<i64, (Instant, Names)>>,
+}
+
+impl WatchCache {
+    /// Node `node_id`'s processes if read less than a minute before `now`.
+    pub fn get(&self, node_id: i64, now: Instant) -> Option<Arc<[String]>> {
+        let entries = self.entries.lock().ok()?;
+        let (at, names) = entries.get(&node_id)?;
+        (now.duration_since(*at) < WATCH_TTL).then(|| names.clone())
+    }
+
+    /// Keeps what was read for node `node_id` at `now`.
+    pub fn put(&self, node_id: i64, names: Arc<[String]>, now: Instant) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|_, (at, _)| now.duration_since(*at) < WATCH_TTL);
+            entries.insert(node_id, (now, names));
+        }
+    }
+
+    /// Forgets node `node_id`'s processes (its lists changed).
+    pub fn forget(&self, node_id: i64) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(&node_id);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +176,24 @@ mod tests {
         assert_eq!(required_services(&conn).unwrap()[&5], ["Spooler"]);
         conn.execute("DELETE FROM nodes WHERE id = 5", []).unwrap();
         assert!(required_services(&conn).unwrap().is_empty());
+    }
+
+    #[test]
+    fn watched_processes_are_kept_a_minute_unless_forgotten() {
+        let cache = WatchCache::default();
+        let start = Instant::now();
+        assert!(cache.get(5, start).is_none());
+        cache.put(5, Arc::from(vec!["wincc.exe".to_owned()]), start);
+        let later = start + Duration::from_secs(59);
+        assert_eq!(cache.get(5, later).unwrap().as_ref(), ["wincc.exe"]);
+        assert!(
+            cache.get(5, start + WATCH_TTL).is_none(),
+            "a minute old: read again"
+        );
+        cache.forget(5);
+        assert!(
+            cache.get(5, later).is_none(),
+            "the lists changed: read again"
+        );
     }
 }
