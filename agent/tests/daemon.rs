@@ -246,15 +246,19 @@ async fn the_windows_agent_runs_as_a_service_under_wine_and_reports_services_pro
     assert!(inventory.memory_bytes.unwrap() > 0);
 
     // The required service that is not installed is a critical alert; the running one and
-    // the watched process are not alerts.
+    // the watched process are not alerts. (Only these two rules: a loaded test machine may
+    // rightly raise cpu_high on the agent's node meanwhile.)
     let alerts = wait_until(Duration::from_secs(60), "the service alert", || {
-        let alerts = tokio::task::block_in_place(|| {
+        let mut alerts = tokio::task::block_in_place(|| {
             tokio::runtime::Handle::current().block_on(admin.list_alerts(&AlertQuery {
                 node_id: Some(node_id),
                 ..AlertQuery::default()
             }))
         })
         .unwrap();
+        alerts
+            .items
+            .retain(|a| a.rule == "windows_service_stopped" || a.rule == "process_missing");
         (!alerts.items.is_empty()).then_some(alerts)
     });
     let messages: Vec<&str> = alerts.items.iter().map(|a| a.message.as_str()).collect();
